@@ -1,0 +1,14 @@
+/**
+ * safetensors, read and write, strictly validated. See the README for why this is ours and not the
+ * `safetensors` npm package.
+ */
+export {
+  DEFAULT_MAX_HEADER_BYTES,
+  type DecodeOptions,
+  decodeSafetensors,
+  type SafetensorsFile,
+  type TensorView,
+} from "./decode.ts";
+export { DTYPE_BYTES, DTYPES, type Dtype, type DtypeArrays, isDtype } from "./dtypes.ts";
+export { encodeSafetensors, type TensorInput } from "./encode.ts";
+export { SafetensorsError, type SafetensorsErrorCode } from "./errors.ts";
