@@ -89,7 +89,7 @@ describe("safetensors round trip", () => {
     shifted.set(bytes);
     const r = decodeSafetensors(shifted);
     assert.ok(r.ok);
-    assert.deepEqual(Array.from(r.value.tensors.get("w")?.array() ?? []), [5, 6]);
+    assert.deepEqual(Array.from((r.value.tensors.get("w")?.array() ?? []) as ArrayLike<unknown>), [5, 6]);
   });
 
   it("decodes the PEFT reference adapter written by the Python library", () => {
