@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { parseLoraConfig } from "../peft/index.ts";
+import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../safetensors/index.ts";
+import { buildModelSpec, loadModelSpec, type ModelSpec, parseDecoderDims, verifyAdapter } from "./index.ts";
+
+const FIXTURES = new URL("../../../shared/fixtures/peft-reference/", import.meta.url);
+
+async function spec(name: string): Promise<ModelSpec> {
+  const r = await loadModelSpec(new URL(`${name}/base/config.json`, FIXTURES).pathname);
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+function adapter(name: string) {
+  const config = parseLoraConfig(
+    readFileSync(new URL(`${name}/adapter/adapter_config.json`, FIXTURES), "utf8"),
+  );
+  const file = decodeSafetensors(
+    readFileSync(new URL(`${name}/adapter/adapter_model.safetensors`, FIXTURES)),
+  );
+  if (!config.ok) throw config.error;
+  if (!file.ok) throw file.error;
+  return { config: config.value, file: file.value };
+}
+
+describe("model spec", () => {
+  it("maps every projection of the Llama fixture with the shapes its base checkpoint has", async () => {
+    const s = await spec("llama-tiny");
+    assert.equal(s.modules.size, 2 * 7);
+    const base = decodeSafetensors(readFileSync(new URL("llama-tiny/base/model.safetensors", FIXTURES)));
+    assert.ok(base.ok);
+    for (const m of s.modules.values()) {
+      const w = base.value.tensors.get(`${m.name}.weight`);
+      assert.ok(w, m.name);
+      assert.deepEqual(w.shape, [m.outFeatures, m.inFeatures], m.name);
+    }
+  });
+
+  it("gives equal bases equal fingerprints and different bases different ones", async () => {
+    const a = await spec("llama-tiny");
+    const b = await spec("llama-tiny");
+    const c = await spec("qwen2-tiny");
+    assert.equal(a.fingerprint, b.fingerprint);
+    assert.notEqual(a.fingerprint, c.fingerprint);
+  });
+
+  it("names the field of an unsupported architecture or a bad dimension", () => {
+    const r = parseDecoderDims({ model_type: "gpt2" });
+    assert.equal(r.ok ? "" : r.error.field, "model_type");
+    const g = parseDecoderDims({
+      model_type: "llama",
+      hidden_size: 64,
+      num_attention_heads: 4,
+      num_key_value_heads: 3,
+      intermediate_size: 8,
+      num_hidden_layers: 1,
+      vocab_size: 8,
+    });
+    assert.equal(g.ok ? "" : g.error.field, "num_key_value_heads");
+  });
+});
+
+describe("adapter verification", () => {
+  it("accepts each fixture adapter on its own base, with PEFT's scaling", async () => {
+    const llama = adapter("llama-tiny");
+    const v = verifyAdapter(await spec("llama-tiny"), llama.config, llama.file);
+    assert.ok(v.ok);
+    assert.equal(v.value.modules.length, 14);
+    assert.ok(v.value.modules.every((m) => m.rank === 8 && m.scaling === 2));
+    const qwen = adapter("qwen2-tiny");
+    const q = verifyAdapter(await spec("qwen2-tiny"), qwen.config, qwen.file);
+    assert.ok(q.ok);
+    assert.equal(q.value.modules.length, 6);
+    assert.ok(
+      q.value.modules.every((m) => m.scaling === 4),
+      "rsLoRA: 8/sqrt(4)",
+    );
+  });
+
+  it("refuses the Qwen2 adapter on the Llama base, naming the tensor and both shapes", async () => {
+    const qwen = adapter("qwen2-tiny");
+    const v = verifyAdapter(await spec("llama-tiny"), qwen.config, qwen.file);
+    assert.equal(v.ok, false);
+    if (!v.ok) {
+      assert.match(
+        v.error.message,
+        /^tensor `base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight`: shape \[4, 96\] does not match base \[4, 64\]$/,
+      );
+    }
+  });
+
+  it("refuses keys for layers the base lacks, missing factors and over-limit ranks", async () => {
+    const s = await spec("llama-tiny");
+    const config = parseLoraConfig({ peft_type: "LORA", r: 2, target_modules: ["q_proj"] });
+    assert.ok(config.ok);
+    const t = (shape: number[]): TensorInput => ({
+      dtype: "F32",
+      shape,
+      data: new Float32Array(shape.reduce((a, d) => a * d, 1)),
+    });
+    const decode = (tensors: Record<string, TensorInput>) => {
+      const f = decodeSafetensors(encodeSafetensors(tensors));
+      assert.ok(f.ok);
+      return f.value;
+    };
+    const full: Record<string, TensorInput> = {};
+    for (const layer of [0, 1]) {
+      full[`base_model.model.model.layers.${layer}.self_attn.q_proj.lora_A.weight`] = t([2, 64]);
+      full[`base_model.model.model.layers.${layer}.self_attn.q_proj.lora_B.weight`] = t([64, 2]);
+    }
+    assert.ok(verifyAdapter(s, config.value, decode(full)).ok);
+
+    const extra = decodeSafetensors(
+      encodeSafetensors({
+        ...full,
+        "base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight": t([2, 64]),
+      }),
+    );
+    assert.ok(extra.ok);
+    const e1 = verifyAdapter(s, config.value, extra.value);
+    assert.match(e1.ok ? "" : e1.error.message, /layers\.7.*does not exist in the base \(llama, 2 layers\)/);
+
+    const { "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight": _, ...partial } = full;
+    const e2 = verifyAdapter(s, config.value, decode(partial));
+    assert.match(
+      e2.ok ? "" : e2.error.message,
+      /layers\.1\.self_attn\.q_proj\.lora_B\.weight`: is targeted .* but missing/,
+    );
+
+    const e3 = verifyAdapter(s, config.value, decode(full), { maxRank: 1 });
+    assert.match(e3.ok ? "" : e3.error.message, /rank 2 exceeds the limit of 1/);
+  });
+
+  it("accepts bf16 and f16 factors", async () => {
+    const s = buildModelSpec({
+      modelType: "mistral",
+      hiddenSize: 8,
+      intermediateSize: 16,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 4,
+      vocabSize: 10,
+      tieWordEmbeddings: false,
+    });
+    const config = parseLoraConfig({ peft_type: "LORA", r: 2, target_modules: ["k_proj"] });
+    assert.ok(config.ok);
+    const f = decodeSafetensors(
+      encodeSafetensors({
+        "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight": {
+          dtype: "BF16",
+          shape: [2, 8],
+          data: new Uint16Array(16),
+        },
+        "base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight": {
+          dtype: "F16",
+          shape: [4, 2],
+          data: new Uint16Array(8),
+        },
+      }),
+    );
+    assert.ok(f.ok);
+    assert.ok(verifyAdapter(s, config.value, f.value).ok);
+  });
+});

@@ -1,0 +1,62 @@
+import { createHash } from "node:crypto";
+import type { DecoderDims } from "./hf-config.ts";
+
+/** One Linear a LoRA may target: its HF module path and its weight's in/out features. */
+export interface TargetModule {
+  /** HF module path, e.g. `model.layers.3.self_attn.q_proj`. */
+  name: string;
+  layer: number;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** What a generator checks adapters against: every targetable module of one base, and its fingerprint. */
+export interface ModelSpec {
+  dims: DecoderDims;
+  modules: ReadonlyMap<string, TargetModule>;
+  /** sha256 over the canonical dims and module map; two bases with equal fingerprints take the same adapters. */
+  fingerprint: string;
+}
+
+/** The PEFT state-dict key of a module's LoRA tensor. */
+export function peftKey(module: string, which: "A" | "B"): string {
+  return `base_model.model.${module}.lora_${which}.weight`;
+}
+
+const PEFT_KEY = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/;
+
+/** Splits a PEFT key into its module path and which factor it holds, or null if it is not a LoRA weight. */
+export function parsePeftKey(key: string): { module: string; which: "A" | "B" } | null {
+  const m = PEFT_KEY.exec(key);
+  if (m === null || m[1] === undefined) return null;
+  return { module: m[1], which: m[2] as "A" | "B" };
+}
+
+export function buildModelSpec(dims: DecoderDims): ModelSpec {
+  const d = dims.hiddenSize;
+  const q = dims.numHeads * dims.headDim;
+  const kv = dims.numKvHeads * dims.headDim;
+  const f = dims.intermediateSize;
+  const projections: [string, number, number][] = [
+    ["self_attn.q_proj", d, q],
+    ["self_attn.k_proj", d, kv],
+    ["self_attn.v_proj", d, kv],
+    ["self_attn.o_proj", q, d],
+    ["mlp.gate_proj", d, f],
+    ["mlp.up_proj", d, f],
+    ["mlp.down_proj", f, d],
+  ];
+  const modules = new Map<string, TargetModule>();
+  for (let layer = 0; layer < dims.numLayers; layer++) {
+    for (const [suffix, inFeatures, outFeatures] of projections) {
+      const name = `model.layers.${layer}.${suffix}`;
+      modules.set(name, { name, layer, inFeatures, outFeatures });
+    }
+  }
+  const canonical = JSON.stringify({
+    dims: Object.fromEntries(Object.entries(dims).sort(([a], [b]) => (a < b ? -1 : 1))),
+    modules: [...modules.values()].map((m) => [m.name, m.inFeatures, m.outFeatures]),
+  });
+  const fingerprint = `spec-sha256:${createHash("sha256").update(canonical).digest("hex")}`;
+  return { dims, modules, fingerprint };
+}

@@ -1,0 +1,113 @@
+import { isTargeted, type LoraConfig, moduleLora } from "../peft/index.ts";
+import { err, ok, type Result } from "../result/index.ts";
+import type { SafetensorsFile, TensorView } from "../safetensors/index.ts";
+import { type ModelSpec, parsePeftKey, peftKey } from "./module-map.ts";
+
+/** A LoRA module that fits the base: both factors, its rank and its scaling. */
+export interface AdapterModule {
+  module: string;
+  rank: number;
+  scaling: number;
+  a: TensorView;
+  b: TensorView;
+}
+
+export interface VerifiedAdapter {
+  modules: AdapterModule[];
+  maxRank: number;
+}
+
+/** Why an adapter does not fit a base. `tensor` names the offending PEFT key when there is one. */
+export class AdapterMismatchError extends Error {
+  override readonly name = "AdapterMismatchError";
+  constructor(
+    message: string,
+    readonly tensor?: string,
+  ) {
+    super(tensor === undefined ? message : `tensor \`${tensor}\`: ${message}`);
+  }
+}
+
+const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
+
+export interface VerifyOptions {
+  /** Refuse ranks above this. @default 256 */
+  maxRank?: number;
+}
+
+/**
+ * Checks a decoded PEFT adapter against a base's module map: every key names a targetable module of
+ * this base, each targeted module has both factors, and every shape is what the config's rank and the
+ * base's dimensions demand.
+ */
+export function verifyAdapter(
+  spec: ModelSpec,
+  config: LoraConfig,
+  file: SafetensorsFile,
+  options: VerifyOptions = {},
+): Result<VerifiedAdapter, AdapterMismatchError> {
+  const maxRank = options.maxRank ?? 256;
+  const found = new Map<string, { a?: TensorView; b?: TensorView }>();
+  for (const [key, tensor] of file.tensors) {
+    const parsed = parsePeftKey(key);
+    if (parsed === null) {
+      return err(
+        new AdapterMismatchError(
+          "is not a LoRA weight (expected base_model.model.<module>.lora_A|B.weight)",
+          key,
+        ),
+      );
+    }
+    const target = spec.modules.get(parsed.module);
+    if (target === undefined) {
+      return err(
+        new AdapterMismatchError(
+          `module \`${parsed.module}\` does not exist in the base (${spec.dims.modelType}, ${spec.dims.numLayers} layers)`,
+          key,
+        ),
+      );
+    }
+    if (!isTargeted(config, parsed.module)) {
+      return err(
+        new AdapterMismatchError("its module is not selected by adapter_config.json target_modules", key),
+      );
+    }
+    if (!FLOAT_DTYPES.has(tensor.dtype)) {
+      return err(new AdapterMismatchError(`dtype ${tensor.dtype} is not a float type (F32, F16, BF16)`, key));
+    }
+    const { rank } = moduleLora(config, parsed.module);
+    if (rank > maxRank)
+      return err(new AdapterMismatchError(`rank ${rank} exceeds the limit of ${maxRank}`, key));
+    const expected = parsed.which === "A" ? [rank, target.inFeatures] : [target.outFeatures, rank];
+    if (tensor.shape.length !== 2 || tensor.shape[0] !== expected[0] || tensor.shape[1] !== expected[1]) {
+      return err(
+        new AdapterMismatchError(
+          `shape [${tensor.shape.join(", ")}] does not match base [${expected.join(", ")}]`,
+          key,
+        ),
+      );
+    }
+    const slot = found.get(parsed.module) ?? {};
+    if (parsed.which === "A") slot.a = tensor;
+    else slot.b = tensor;
+    found.set(parsed.module, slot);
+  }
+
+  const modules: AdapterModule[] = [];
+  let highest = 0;
+  for (const target of spec.modules.values()) {
+    if (!isTargeted(config, target.name)) continue;
+    const slot = found.get(target.name);
+    if (slot?.a === undefined || slot.b === undefined) {
+      const missing = peftKey(target.name, slot?.a === undefined ? "A" : "B");
+      return err(
+        new AdapterMismatchError("is targeted by adapter_config.json but missing from the weights", missing),
+      );
+    }
+    const { rank, scaling } = moduleLora(config, target.name);
+    highest = Math.max(highest, rank);
+    modules.push({ module: target.name, rank, scaling, a: slot.a, b: slot.b });
+  }
+  if (modules.length === 0) return err(new AdapterMismatchError("adapter targets no module of this base"));
+  return ok({ modules, maxRank: highest });
+}

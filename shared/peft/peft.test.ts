@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { isTargeted, type LoraConfig, moduleLora, parseLoraConfig } from "./index.ts";
+
+function config(json: Record<string, unknown>): LoraConfig {
+  const r = parseLoraConfig({ peft_type: "LORA", ...json });
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+describe("adapter_config.json", () => {
+  it("applies PEFT defaults", () => {
+    const c = config({});
+    assert.equal(c.r, 8);
+    assert.equal(c.alpha, 8);
+    assert.deepEqual(c.targetModules, ["q_proj", "v_proj"]);
+  });
+
+  it("computes scaling as alpha/r, or alpha/sqrt(r) with rsLoRA", () => {
+    assert.equal(moduleLora(config({ r: 8, lora_alpha: 16 }), "model.layers.0.self_attn.q_proj").scaling, 2);
+    assert.equal(
+      moduleLora(config({ r: 4, lora_alpha: 8, use_rslora: true }), "model.layers.0.self_attn.q_proj")
+        .scaling,
+      4,
+    );
+  });
+
+  it("resolves rank_pattern and alpha_pattern by suffix or regex, first match wins", () => {
+    const c = config({
+      r: 8,
+      lora_alpha: 16,
+      rank_pattern: { "layers\\.1\\.self_attn\\.q_proj": 4, q_proj: 2 },
+      alpha_pattern: { down_proj: 32 },
+    });
+    assert.deepEqual(moduleLora(c, "model.layers.1.self_attn.q_proj"), { rank: 4, alpha: 16, scaling: 4 });
+    assert.deepEqual(moduleLora(c, "model.layers.0.self_attn.q_proj"), { rank: 2, alpha: 16, scaling: 8 });
+    assert.deepEqual(moduleLora(c, "model.layers.0.mlp.down_proj"), { rank: 8, alpha: 32, scaling: 4 });
+    // The pattern must match whole path segments: "proj" alone does not match "q_proj".
+    assert.equal(
+      moduleLora(config({ rank_pattern: { proj: 3 } }), "model.layers.0.self_attn.q_proj").rank,
+      8,
+    );
+  });
+
+  it("matches list targets by suffix and string targets by full regex", () => {
+    const list = config({ target_modules: ["q_proj", "mlp.up_proj"] });
+    assert.ok(isTargeted(list, "model.layers.0.self_attn.q_proj"));
+    assert.ok(isTargeted(list, "model.layers.0.mlp.up_proj"));
+    assert.ok(!isTargeted(list, "model.layers.0.self_attn.k_proj"));
+    const regex = config({ target_modules: ".*\\.1\\.self_attn\\.(q|v)_proj" });
+    assert.ok(isTargeted(regex, "model.layers.1.self_attn.v_proj"));
+    assert.ok(!isTargeted(regex, "model.layers.0.self_attn.v_proj"));
+    const all = config({ target_modules: "all-linear", exclude_modules: ["down_proj"] });
+    assert.ok(isTargeted(all, "model.layers.3.mlp.gate_proj"));
+    assert.ok(!isTargeted(all, "model.layers.3.mlp.down_proj"));
+  });
+
+  it("honours layers_to_transform and layers_pattern", () => {
+    const c = config({ target_modules: ["q_proj"], layers_to_transform: [1], layers_pattern: "layers" });
+    assert.ok(isTargeted(c, "model.layers.1.self_attn.q_proj"));
+    assert.ok(!isTargeted(c, "model.layers.0.self_attn.q_proj"));
+  });
+
+  it("refuses what the engine does not implement, naming the field", () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ use_dora: true }, "use_dora"],
+      [{ modules_to_save: ["lm_head"] }, "modules_to_save"],
+      [{ lora_bias: true }, "lora_bias"],
+      [{ bias: "all" }, "bias"],
+    ];
+    for (const [json, field] of cases) {
+      const r = parseLoraConfig({ peft_type: "LORA", ...json });
+      assert.equal(r.ok, false, field);
+      if (!r.ok) {
+        assert.equal(r.error.field, field);
+        assert.match(r.error.message, new RegExp(`adapter_config.json: ${field}:`));
+      }
+    }
+  });
+
+  it("refuses malformed configs with the field at fault", () => {
+    const bad = [
+      ["{", "(file)"],
+      [{ peft_type: "IA3" }, "peft_type"],
+      [{ peft_type: "LORA", r: 0 }, "r"],
+      [{ peft_type: "LORA", rank_pattern: { q_proj: -1 } }, "rank_pattern.q_proj"],
+    ] as const;
+    for (const [input, field] of bad) {
+      const r = parseLoraConfig(input);
+      assert.equal(r.ok ? "ok" : r.error.field, field);
+    }
+  });
+});
