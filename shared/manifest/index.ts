@@ -1,0 +1,109 @@
+/**
+ * The immutable version manifest, the rollback record and the webhook event payload: one zod schema
+ * each, shared by the trainer (writer) and the generators (readers).
+ */
+import { z } from "zod";
+
+/** Run names appear in store keys and in `model: "<run>@<version>"`, so they exclude `/` and `@`. */
+export const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const runName = z
+  .string()
+  .regex(RUN_NAME, "run names are 1-128 of A-Z a-z 0-9 . _ - and start alphanumeric");
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex sha256");
+
+export const MANIFEST_SCHEMA = "loracast.adapter-version/v1";
+
+export const adapterFileSchema = z.object({
+  /** File name in the PEFT directory, e.g. `adapter_model.safetensors`. */
+  name: z.string().min(1),
+  /** Store key of the content-addressed blob. */
+  blob: z.string().min(1),
+  sha256: sha256Hex,
+  bytes: z.number().int().nonnegative(),
+});
+export type AdapterFile = z.infer<typeof adapterFileSchema>;
+
+export const versionManifestSchema = z.object({
+  schema: z.literal(MANIFEST_SCHEMA),
+  run: runName,
+  version: z.number().int().positive(),
+  parent: z.number().int().positive().nullable(),
+  createdAt: z.iso.datetime(),
+  base: z.object({
+    /** Fingerprint of the base this adapter was trained on; null when the publisher did not say. */
+    fingerprint: z.string().nullable(),
+  }),
+  adapter: z.object({
+    /** The PEFT `adapter_config.json` content, as published. */
+    config: z.record(z.string(), z.unknown()),
+    files: z.array(adapterFileSchema).min(1),
+  }),
+  /** Prompt tokens and the logprobs the trainer computed for them; generators check these once they run the model. */
+  probe: z
+    .object({
+      tokens: z.array(z.array(z.number().int().nonnegative())),
+      logprobs: z.array(z.array(z.number())),
+    })
+    .nullable(),
+  training: z
+    .object({
+      step: z.number().int().nonnegative(),
+      algorithm: z.string(),
+      metrics: z.record(z.string(), z.number()),
+    })
+    .nullable(),
+  publisher: z.object({ service: z.string(), instance: z.string() }),
+});
+export type VersionManifest = z.infer<typeof versionManifestSchema>;
+
+/** The file every adapter has; its sha256 is the one APIs report as the version's sha256. */
+export const WEIGHTS_FILE = "adapter_model.safetensors";
+export const CONFIG_FILE = "adapter_config.json";
+
+export function weightsFile(manifest: VersionManifest): AdapterFile {
+  const f = manifest.adapter.files.find((x) => x.name === WEIGHTS_FILE);
+  if (f === undefined) throw new Error(`manifest ${manifest.run}@${manifest.version} has no ${WEIGHTS_FILE}`);
+  return f;
+}
+
+/**
+ * A rollback revokes the versions `(to, atVersion]`. Records are immutable and only ever add
+ * revocations, so every reader derives the same current version whatever order it sees them in.
+ */
+export const rollbackRecordSchema = z.object({
+  schema: z.literal("loracast.rollback/v1"),
+  run: runName,
+  to: z.number().int().positive(),
+  atVersion: z.number().int().positive(),
+  createdAt: z.iso.datetime(),
+});
+export type RollbackRecord = z.infer<typeof rollbackRecordSchema>;
+
+/** The current version of a run: the highest version no rollback revoked. */
+export function currentVersion(
+  versions: readonly number[],
+  rollbacks: readonly RollbackRecord[],
+): number | null {
+  let best: number | null = null;
+  for (const v of versions) {
+    if (isRevoked(v, rollbacks)) continue;
+    if (best === null || v > best) best = v;
+  }
+  return best;
+}
+
+export function isRevoked(version: number, rollbacks: readonly RollbackRecord[]): boolean {
+  return rollbacks.some((r) => version > r.to && version <= r.atVersion);
+}
+
+export const EVENT_TYPES = ["adapter.published", "adapter.rolled_back", "run.completed"] as const;
+
+export const adapterEventSchema = z.object({
+  type: z.enum(EVENT_TYPES),
+  run: runName,
+  version: z.number().int().positive(),
+  manifestKey: z.string().min(1),
+  manifestSha256: sha256Hex,
+});
+export type AdapterEvent = z.infer<typeof adapterEventSchema>;

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { currentVersion, type RollbackRecord, versionManifestSchema } from "./index.ts";
+
+const rb = (to: number, atVersion: number): RollbackRecord => ({
+  schema: "loracast.rollback/v1",
+  run: "r",
+  to,
+  atVersion,
+  createdAt: "2026-01-01T00:00:00.000Z",
+});
+
+describe("current version", () => {
+  it("is the highest version when nothing was rolled back", () => {
+    assert.equal(currentVersion([1, 3, 2], []), 3);
+    assert.equal(currentVersion([], []), null);
+  });
+
+  it("skips revoked versions and takes newer publishes after a rollback", () => {
+    assert.equal(currentVersion([1, 2, 3, 4], [rb(2, 4)]), 2);
+    assert.equal(currentVersion([1, 2, 3, 4, 5], [rb(2, 4)]), 5);
+    assert.equal(currentVersion([1, 2, 3, 4, 5], [rb(2, 4), rb(1, 5)]), 1);
+  });
+
+  it("does not depend on the order rollbacks are seen in", () => {
+    const a = [rb(3, 6), rb(1, 4)];
+    assert.equal(currentVersion([1, 2, 3, 4, 5, 6], a), currentVersion([1, 2, 3, 4, 5, 6], [...a].reverse()));
+  });
+});
+
+describe("version manifest schema", () => {
+  it("refuses a manifest whose sha256 is not hex", () => {
+    const r = versionManifestSchema.safeParse({
+      schema: "loracast.adapter-version/v1",
+      run: "r",
+      version: 1,
+      parent: null,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      base: { fingerprint: null },
+      adapter: { config: {}, files: [{ name: "a", blob: "b", sha256: "XYZ", bytes: 1 }] },
+      probe: null,
+      training: null,
+      publisher: { service: "trainer", instance: "t1" },
+    });
+    assert.equal(r.success, false);
+    assert.deepEqual(r.error?.issues[0]?.path, ["adapter", "files", 0, "sha256"]);
+  });
+});

@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { WEIGHTS_FILE } from "../manifest/index.ts";
+import { AdapterStore, blobKey, type ManifestDraft, MemoryObjectStore, sha256Hex } from "./index.ts";
+
+const draft = (blob: { blob: string; sha256: string; bytes: number }): ManifestDraft => ({
+  createdAt: "2026-01-01T00:00:00.000Z",
+  base: { fingerprint: null },
+  adapter: { config: { peft_type: "LORA" }, files: [{ name: WEIGHTS_FILE, ...blob }] },
+  probe: null,
+  training: null,
+  publisher: { service: "test", instance: "t" },
+});
+
+describe("adapter store", () => {
+  it("uploads a blob once and skips it when its address already exists", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const bytes = new Uint8Array([1, 2, 3]);
+    const first = await store.putBlob(bytes);
+    const second = await store.putBlob(bytes);
+    assert.equal(first.uploaded, true);
+    assert.equal(second.uploaded, false);
+    assert.equal(objects.traffic.uploaded, 3);
+    assert.equal(first.file.blob, blobKey(sha256Hex(bytes)));
+  });
+
+  it("numbers versions 1, 2, 3 with parents, and reads them back verified", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const { file } = await store.putBlob(new Uint8Array([9]));
+    const v1 = await store.publishVersion("run-a", draft(file));
+    const v2 = await store.publishVersion("run-a", draft(file));
+    assert.deepEqual([v1.manifest.version, v2.manifest.version, v2.manifest.parent], [1, 2, 1]);
+    assert.deepEqual(await store.listVersions("run-a"), [1, 2]);
+    assert.deepEqual(await store.listVersions("run-a", 1), [2]);
+    const back = await store.readManifest(v2.key, v2.sha256);
+    assert.ok(back?.ok);
+    const wrong = await store.readManifest(v2.key, v1.sha256);
+    assert.match(wrong?.ok === false ? wrong.error.reason : "", /does not match the announced/);
+    assert.deepEqual(await store.listRuns(), ["run-a"]);
+  });
+
+  it("takes the next free version when a stale hint collides", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const { file } = await store.putBlob(new Uint8Array([9]));
+    await store.publishVersion("r", draft(file));
+    const v = await store.publishVersion("r", draft(file), 0);
+    assert.equal(v.manifest.version, 2);
+  });
+
+  it("verifies blob size and sha256 while downloading", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const { file } = await store.putBlob(new Uint8Array([1, 2, 3, 4]));
+    const good = await store.downloadBlob({ name: WEIGHTS_FILE, ...file });
+    assert.ok(good.ok);
+    objects.objects.set(file.blob, new Uint8Array([1, 2, 3, 5]));
+    const tampered = await store.downloadBlob({ name: WEIGHTS_FILE, ...file });
+    assert.match(
+      tampered.ok ? "" : tampered.error.reason,
+      /adapter_model\.safetensors .*sha256 .* does not match/,
+    );
+    objects.objects.set(file.blob, new Uint8Array([1, 2, 3, 4, 5]));
+    const long = await store.downloadBlob({ name: WEIGHTS_FILE, ...file });
+    assert.match(long.ok ? "" : long.error.reason, /larger than the 4 bytes announced/);
+  });
+
+  it("derives the current version through rollbacks", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const { file } = await store.putBlob(new Uint8Array([9]));
+    for (let i = 0; i < 3; i++) await store.publishVersion("r", draft(file));
+    await store.writeRollback({
+      schema: "loracast.rollback/v1",
+      run: "r",
+      to: 1,
+      atVersion: 3,
+      createdAt: "2026-01-01T00:00:00.000Z",
+    });
+    assert.equal((await store.currentVersion("r")).current, 1);
+    await store.publishVersion("r", draft(file));
+    assert.equal((await store.currentVersion("r")).current, 4);
+  });
+});

@@ -1,0 +1,13 @@
+/** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
+export {
+  AdapterStore,
+  type IntegrityFailure,
+  type ManifestDraft,
+  type StoredManifest,
+  sha256Hex,
+} from "./adapter-store.ts";
+export { blobKey, manifestKey, versionOfKey } from "./keys.ts";
+export { MemoryObjectStore } from "./memory-object-store.ts";
+export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-store.ts";
+export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
+export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";

@@ -1,0 +1,20 @@
+/** Store layout (docs/architecture.md): every key the system writes, relative to the configured prefix. */
+
+const pad = (n: number): string => n.toString().padStart(12, "0");
+
+export const blobKey = (sha256: string): string => `blobs/sha256/${sha256}`;
+export const runsPrefix = (): string => "runs/";
+export const versionsPrefix = (run: string): string => `runs/${run}/versions/`;
+export const manifestKey = (run: string, version: number): string =>
+  `${versionsPrefix(run)}${pad(version)}.json`;
+export const rollbacksPrefix = (run: string): string => `runs/${run}/rollbacks/`;
+export const rollbackKey = (run: string, atVersion: number, to: number): string =>
+  `${rollbacksPrefix(run)}${pad(atVersion)}-${pad(to)}.json`;
+
+const MANIFEST = /\/versions\/(\d{12})\.json$/;
+
+/** The version number a manifest key names, or null for any other key. */
+export function versionOfKey(key: string): number | null {
+  const m = MANIFEST.exec(key);
+  return m?.[1] === undefined ? null : Number(m[1]);
+}

@@ -1,0 +1,53 @@
+/** The few object-storage operations loracast needs, so the adapter store can run on S3 or in memory. */
+export interface ObjectStore {
+  /**
+   * Writes an object. With `ifNoneMatch`, returns "exists" instead of overwriting, where the server
+   * honours conditional writes (see `conditionalWrites`).
+   */
+  put(
+    key: string,
+    body: Uint8Array,
+    options?: { ifNoneMatch?: boolean; contentType?: string },
+  ): Promise<"written" | "exists">;
+  /** The object's bytes as a stream of chunks, or null if there is no such object. */
+  getStream(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array> | null>;
+  get(key: string): Promise<Uint8Array | null>;
+  head(key: string): Promise<{ bytes: number } | null>;
+  /** Every key under `prefix`, ascending, optionally only those after `startAfter`. */
+  list(prefix: string, startAfter?: string): Promise<string[]>;
+  /** The distinct next path segments under `prefix` (a delimiter listing). */
+  listSegments(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+  /** Whether `put(..., {ifNoneMatch: true})` is enforced by the server; set by `detectConditionalWrites`. */
+  conditionalWrites: boolean;
+  /** Bytes moved by this client so far. */
+  readonly traffic: { uploaded: number; downloaded: number };
+}
+
+export type StoreErrorCode = "unavailable" | "rejected";
+
+/** The store could not be reached, or refused a request in a way retrying will not fix. */
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Finds out whether the server enforces If-None-Match: * on PUT, by writing a probe key twice.
+ * MinIO and AWS S3 do; s3rver accepts the second write.
+ */
+export async function detectConditionalWrites(store: ObjectStore, probeKey: string): Promise<boolean> {
+  const body = new TextEncoder().encode("probe");
+  await store.delete(probeKey);
+  await store.put(probeKey, body, { ifNoneMatch: true });
+  const second = await store.put(probeKey, body, { ifNoneMatch: true });
+  await store.delete(probeKey);
+  store.conditionalWrites = second === "exists";
+  return store.conditionalWrites;
+}
