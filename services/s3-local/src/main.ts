@@ -1,0 +1,28 @@
+/**
+ * The embedded S3-compatible server for local runs and tests: s3rver on loopback, with the bucket
+ * created. Access key and secret are both `S3RVER`. Start it through `node --openssl-legacy-provider`,
+ * which s3rver's ListObjectsV2 continuation tokens (DES) need on Node >= 17.
+ */
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { createLogger, onShutdown } from "@loracast/shared/platform";
+import S3rver from "s3rver";
+import { envSchema } from "./env.ts";
+
+const env = envSchema.parse(process.env);
+const log = createLogger({ service: "s3-local" });
+const directory = resolve(env.S3_LOCAL_DIR);
+mkdirSync(directory, { recursive: true });
+
+const server = new S3rver({
+  address: env.S3_LOCAL_HOST,
+  port: env.S3_LOCAL_PORT,
+  directory,
+  silent: true,
+  configureBuckets: [{ name: env.S3_BUCKET, configs: [] }],
+});
+const address = await server.run();
+const url = `http://${address.address}:${address.port}`;
+log.info("ready", { url, bucket: env.S3_BUCKET, directory, accessKeyId: "S3RVER" });
+
+onShutdown(log, () => server.close());

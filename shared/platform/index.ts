@@ -1,0 +1,4 @@
+/** Process-level plumbing every service shares: clock, structured logging, shutdown. */
+export { type Clock, systemClock } from "./clock.ts";
+export { createLogger, type Logger } from "./logger.ts";
+export { onShutdown } from "./shutdown.ts";

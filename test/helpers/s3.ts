@@ -1,0 +1,32 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Service, startService } from "./processes.ts";
+
+export const BUCKET = "loracast-test";
+
+/** Starts the embedded S3 server on a free port with its own data directory. */
+export async function startS3(
+  dir = mkdtempSync(join(tmpdir(), "loracast-s3-")),
+  port = 0,
+): Promise<Service & { dir: string }> {
+  const s = await startService("s3-local", {
+    S3_LOCAL_PORT: String(port),
+    S3_LOCAL_DIR: dir,
+    S3_BUCKET: BUCKET,
+  });
+  return Object.assign(s, { dir });
+}
+
+/** The S3_* variables that point a service at that server. */
+export function s3Env(url: string, prefix = "loracast"): Record<string, string> {
+  return {
+    S3_ENDPOINT: url,
+    S3_ACCESS_KEY_ID: "S3RVER",
+    S3_SECRET_ACCESS_KEY: "S3RVER",
+    S3_BUCKET: BUCKET,
+    S3_PREFIX: prefix,
+    S3_FORCE_PATH_STYLE: "true",
+    S3_MAX_ATTEMPTS: "2",
+  };
+}
