@@ -15,6 +15,7 @@ export {
   type VerifiedAdapter,
   type VerifyOptions,
   verifyAdapter,
+  verifyAdapterPairs,
 } from "./verify.ts";
 
 /** Loads a model spec from a HF `config.json` on disk. */

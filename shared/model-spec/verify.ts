@@ -111,3 +111,50 @@ export function verifyAdapter(
   if (modules.length === 0) return err(new AdapterMismatchError("adapter targets no module of this base"));
   return ok({ modules, maxRank: highest });
 }
+
+/**
+ * The checks that need no base: every key is a LoRA factor, factors come in A/B pairs, and their
+ * ranks agree with adapter_config.json. Publishers without a configured base run this.
+ */
+export function verifyAdapterPairs(
+  config: LoraConfig,
+  file: SafetensorsFile,
+): Result<{ modules: number }, AdapterMismatchError> {
+  const slots = new Map<string, { a?: TensorView; b?: TensorView }>();
+  for (const [key, tensor] of file.tensors) {
+    const parsed = parsePeftKey(key);
+    if (parsed === null) {
+      return err(
+        new AdapterMismatchError(
+          "is not a LoRA weight (expected base_model.model.<module>.lora_A|B.weight)",
+          key,
+        ),
+      );
+    }
+    if (!FLOAT_DTYPES.has(tensor.dtype)) {
+      return err(new AdapterMismatchError(`dtype ${tensor.dtype} is not a float type (F32, F16, BF16)`, key));
+    }
+    const { rank } = moduleLora(config, parsed.module);
+    const rankDim = parsed.which === "A" ? 0 : 1;
+    if (tensor.shape.length !== 2 || tensor.shape[rankDim] !== rank) {
+      return err(
+        new AdapterMismatchError(
+          `shape [${tensor.shape.join(", ")}] does not have rank ${rank} from adapter_config.json in dimension ${rankDim}`,
+          key,
+        ),
+      );
+    }
+    const slot = slots.get(parsed.module) ?? {};
+    slot[parsed.which === "A" ? "a" : "b"] = tensor;
+    slots.set(parsed.module, slot);
+  }
+  for (const [module, slot] of slots) {
+    if (slot.a === undefined || slot.b === undefined) {
+      return err(
+        new AdapterMismatchError("has no matching factor", peftKey(module, slot.a === undefined ? "B" : "A")),
+      );
+    }
+  }
+  if (slots.size === 0) return err(new AdapterMismatchError("adapter has no LoRA tensors"));
+  return ok({ modules: slots.size });
+}

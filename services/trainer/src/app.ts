@@ -1,0 +1,85 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { Logger } from "@loracast/shared/platform";
+import type { ObjectStore } from "@loracast/shared/store";
+import { StoreError } from "@loracast/shared/store";
+import type { Outbox } from "@loracast/shared/webhooks";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { errorResponse } from "./errors.ts";
+import type { Publisher } from "./publisher.ts";
+import { adapterRoutes } from "./routes/adapters.ts";
+import { subscriptionRoutes } from "./routes/subscriptions.ts";
+import type { TrainerEnv } from "./routes/types.ts";
+import type { SubscriptionRegistry } from "./subscriptions.ts";
+
+export interface AppDeps {
+  publisher: Publisher;
+  subscriptions: SubscriptionRegistry;
+  objects: ObjectStore;
+  outbox: Outbox;
+  log: Logger;
+  apiToken: string;
+  maxUploadBytes: number;
+}
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+export function createApp(d: AppDeps): Hono<TrainerEnv> {
+  const app = new Hono<TrainerEnv>();
+  const token = Buffer.from(d.apiToken);
+
+  app.use("*", async (c, next) => {
+    c.set("requestId", c.req.header("x-request-id") ?? randomUUID());
+    await next();
+    c.header("x-request-id", c.get("requestId"));
+  });
+
+  app.use("*", async (c, next) => {
+    if (!MUTATING.has(c.req.method)) return next();
+    const given = Buffer.from(c.req.header("authorization")?.replace(/^Bearer /, "") ?? "");
+    if (given.byteLength !== token.byteLength || !timingSafeEqual(given, token)) {
+      return errorResponse(c, "unauthorized", "a valid bearer token is required");
+    }
+    return next();
+  });
+
+  app.use(
+    "/v1/runs/:run/adapters",
+    bodyLimit({
+      maxSize: d.maxUploadBytes,
+      onError: (c) =>
+        errorResponse(c, "payload_too_large", `uploads are limited to ${d.maxUploadBytes} bytes`),
+    }),
+  );
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/metrics", async (c) => {
+    const pending = (await d.outbox.pending()).length;
+    const lines = [
+      "# TYPE loracast_store_uploaded_bytes_total counter",
+      `loracast_store_uploaded_bytes_total ${d.objects.traffic.uploaded}`,
+      "# TYPE loracast_webhooks_delivered_total counter",
+      `loracast_webhooks_delivered_total ${d.outbox.stats.delivered}`,
+      "# TYPE loracast_webhook_failed_attempts_total counter",
+      `loracast_webhook_failed_attempts_total ${d.outbox.stats.failedAttempts}`,
+      "# TYPE loracast_webhooks_dead_total counter",
+      `loracast_webhooks_dead_total ${d.outbox.stats.dead}`,
+      "# TYPE loracast_webhooks_pending gauge",
+      `loracast_webhooks_pending ${pending}`,
+    ];
+    return c.text(`${lines.join("\n")}\n`, 200, { "content-type": "text/plain; version=0.0.4" });
+  });
+  app.route("/", adapterRoutes(d.publisher));
+  app.route("/", subscriptionRoutes(d.subscriptions));
+
+  app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((e, c) => {
+    if (e instanceof StoreError) {
+      d.log.error("store error", { error: e, path: c.req.path });
+      return errorResponse(c, e.code === "unavailable" ? "store_unavailable" : "internal", e.message);
+    }
+    d.log.error("unhandled error", { error: e, stack: e.stack, path: c.req.path });
+    return errorResponse(c, "internal", "internal error");
+  });
+  return app;
+}

@@ -1,0 +1,38 @@
+import { s3EnvSchema } from "@loracast/shared/store";
+import { isValidSecret } from "@loracast/shared/webhooks";
+import { z } from "zod";
+
+const list = z
+  .string()
+  .default("")
+  .transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== ""),
+  );
+
+export const envSchema = s3EnvSchema.extend({
+  /** Interface to listen on. */
+  TRAINER_HOST: z.string().default("127.0.0.1"),
+  /** Port; 0 picks a free one, printed on the ready line. */
+  TRAINER_PORT: z.coerce.number().int().min(0).max(65535).default(8700),
+  /** Local state: the webhook outbox and registered subscriptions. Must survive restarts. */
+  TRAINER_DATA_DIR: z.string().default(".data/trainer"),
+  /** Bearer token every mutating request must carry. */
+  TRAINER_API_TOKEN: z.string().min(16, "use at least 16 characters"),
+  /** Identifies this trainer in manifests (`publisher.instance`). */
+  TRAINER_INSTANCE: z.string().default("trainer-0"),
+  /** Standard Webhooks secret (`whsec_…`) that signs events; generators hold the same. */
+  WEBHOOK_SECRET: z.string().refine(isValidSecret, "must be whsec_ followed by at least 24 base64 bytes"),
+  /** Comma-separated webhook URLs notified on every event, besides those registered over the API. */
+  WEBHOOK_SUBSCRIBERS: list,
+  /** Retries per webhook delivery round (p-retry, exponential backoff with jitter). */
+  WEBHOOK_RETRIES: z.coerce.number().int().min(0).default(5),
+  /** Optional HF config.json of the base; when set, adapters are verified against it before publishing. */
+  TRAINER_BASE_CONFIG: z.string().optional(),
+  /** Largest accepted upload, in MiB. */
+  MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
+});
+
+export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,41 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** Every error code the trainer API answers with. */
+export type TrainerErrorCode =
+  | "bad_request"
+  | "invalid_adapter"
+  | "unauthorized"
+  | "not_found"
+  | "conflict"
+  | "payload_too_large"
+  | "store_unavailable"
+  | "internal";
+
+const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
+  bad_request: 400,
+  invalid_adapter: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  store_unavailable: 503,
+  internal: 500,
+};
+
+export class TrainerError extends Error {
+  override readonly name = "TrainerError";
+  constructor(
+    readonly code: TrainerErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The one error envelope: `{error: {code, message, requestId}}`. */
+export function errorResponse(c: Context, code: TrainerErrorCode, message: string): Response {
+  const requestId = c.get("requestId") as string | undefined;
+  return c.json({ error: { code, message, requestId: requestId ?? null } }, STATUS[code]);
+}

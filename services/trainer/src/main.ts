@@ -1,0 +1,88 @@
+/**
+ * Trainer service. Start-up order: config, store (with the conditional-write probe), subscriptions,
+ * outbox (which resends whatever a previous process left pending), HTTP. Shutdown runs in reverse.
+ */
+import { join } from "node:path";
+import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
+import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
+import {
+  AdapterStore,
+  detectConditionalWrites,
+  S3ObjectStore,
+  s3SettingsFromEnv,
+} from "@loracast/shared/store";
+import { Outbox } from "@loracast/shared/webhooks";
+import { createApp } from "./app.ts";
+import { envSchema } from "./env.ts";
+import { Publisher } from "./publisher.ts";
+import { SubscriptionRegistry } from "./subscriptions.ts";
+
+const parsed = envSchema.safeParse(process.env);
+const log = createLogger({ service: "trainer" });
+if (!parsed.success) {
+  for (const i of parsed.error.issues)
+    log.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
+  process.exit(2);
+}
+const env = parsed.data;
+
+let spec: ModelSpec | null = null;
+if (env.TRAINER_BASE_CONFIG !== undefined) {
+  const r = await loadModelSpec(env.TRAINER_BASE_CONFIG);
+  if (!r.ok) {
+    log.error("invalid base config", { error: r.error.message });
+    process.exit(2);
+  }
+  spec = r.value;
+}
+
+const objects = new S3ObjectStore(s3SettingsFromEnv(env));
+const conditional = await detectConditionalWrites(objects, `.probe/conditional-${env.TRAINER_INSTANCE}`);
+log.info("store", {
+  store: objects.describe,
+  conditionalWrites: conditional,
+  mode: conditional
+    ? "server enforces immutable manifests"
+    : "server ignores If-None-Match; one trainer per run serialises writes",
+});
+
+const subscriptions = new SubscriptionRegistry(
+  join(env.TRAINER_DATA_DIR, "subscriptions.json"),
+  env.WEBHOOK_SUBSCRIBERS,
+);
+await subscriptions.load();
+const outbox = new Outbox({
+  dir: join(env.TRAINER_DATA_DIR, "outbox"),
+  secret: env.WEBHOOK_SECRET,
+  clock: systemClock,
+  log,
+  retries: env.WEBHOOK_RETRIES,
+});
+await outbox.start();
+
+const publisher = new Publisher({
+  store: new AdapterStore(objects),
+  outbox,
+  subscriptions,
+  clock: systemClock,
+  log,
+  instance: env.TRAINER_INSTANCE,
+  spec,
+});
+const app = createApp({
+  publisher,
+  subscriptions,
+  objects,
+  outbox,
+  log,
+  apiToken: env.TRAINER_API_TOKEN,
+  maxUploadBytes: env.MAX_UPLOAD_MB * 1024 * 1024,
+});
+const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
+log.info("ready", { url: server.url, subscribers: subscriptions.urls(), base: spec?.fingerprint ?? null });
+
+onShutdown(log, async () => {
+  await server.close();
+  outbox.stop();
+  objects.client.destroy();
+});

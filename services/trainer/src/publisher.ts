@@ -1,0 +1,200 @@
+import {
+  type AdapterEvent,
+  CONFIG_FILE,
+  isRevoked,
+  type VersionManifest,
+  WEIGHTS_FILE,
+  weightsFile,
+} from "@loracast/shared/manifest";
+import { type ModelSpec, verifyAdapter, verifyAdapterPairs } from "@loracast/shared/model-spec";
+import { parseLoraConfig } from "@loracast/shared/peft";
+import type { Clock, Logger } from "@loracast/shared/platform";
+import { err, ok, type Result } from "@loracast/shared/result";
+import { decodeSafetensors } from "@loracast/shared/safetensors";
+import { type AdapterStore, manifestKey, type StoredManifest, StoreError } from "@loracast/shared/store";
+import type { Outbox } from "@loracast/shared/webhooks";
+import { TrainerError } from "./errors.ts";
+import type { SubscriptionRegistry } from "./subscriptions.ts";
+
+export interface PublishResult {
+  run: string;
+  version: number;
+  /** sha256 of adapter_model.safetensors. */
+  sha256: string;
+  manifestKey: string;
+  manifestSha256: string;
+  /** Bytes this publish sent to the store (blobs that already existed cost nothing). */
+  uploadedBytes: number;
+}
+
+export interface VersionInfo {
+  version: number;
+  state: "current" | "superseded" | "revoked";
+  sha256: string;
+  createdAt: string;
+  manifestKey: string;
+}
+
+export interface PublisherDeps {
+  store: AdapterStore;
+  outbox: Outbox;
+  subscriptions: SubscriptionRegistry;
+  clock: Clock;
+  log: Logger;
+  instance: string;
+  /** When set, adapters must fit this base to be published. */
+  spec: ModelSpec | null;
+}
+
+/**
+ * The publish path: validate the PEFT files, upload blobs that are not in the store yet, write the
+ * next immutable manifest, and queue a webhook per subscriber. Publishes to one run are serialised
+ * in-process, which is what keeps version numbers unique on servers without conditional writes.
+ */
+export class Publisher {
+  private readonly runLocks = new Map<string, Promise<unknown>>();
+  private readonly manifests = new Map<string, StoredManifest>();
+
+  constructor(private readonly d: PublisherDeps) {}
+
+  publish(
+    run: string,
+    configBytes: Uint8Array,
+    weights: Uint8Array,
+  ): Promise<Result<PublishResult, TrainerError>> {
+    const checked = this.validate(configBytes, weights);
+    if (!checked.ok) return Promise.resolve(checked);
+    return this.withRunLock(run, async () => {
+      const before = this.d.store.objects.traffic.uploaded;
+      const [configBlob, weightsBlob] = await Promise.all([
+        this.d.store.putBlob(configBytes, "application/json"),
+        this.d.store.putBlob(weights),
+      ]);
+      const stored = await this.d.store.publishVersion(run, {
+        createdAt: new Date(this.d.clock.now()).toISOString(),
+        base: { fingerprint: this.d.spec?.fingerprint ?? null },
+        adapter: {
+          config: checked.value,
+          files: [
+            { name: CONFIG_FILE, ...configBlob.file },
+            { name: WEIGHTS_FILE, ...weightsBlob.file },
+          ],
+        },
+        probe: null,
+        training: null,
+        publisher: { service: "trainer", instance: this.d.instance },
+      });
+      this.manifests.set(stored.key, stored);
+      await this.notify("adapter.published", stored);
+      const result: PublishResult = {
+        run,
+        version: stored.manifest.version,
+        sha256: weightsBlob.file.sha256,
+        manifestKey: stored.key,
+        manifestSha256: stored.sha256,
+        uploadedBytes: this.d.store.objects.traffic.uploaded - before,
+      };
+      this.d.log.info("published", { ...result });
+      return ok(result);
+    });
+  }
+
+  async versions(run: string): Promise<{ current: number | null; versions: VersionInfo[] }> {
+    const { current, versions, rollbacks } = await this.d.store.currentVersion(run);
+    const out: VersionInfo[] = [];
+    for (const v of versions) {
+      const m = await this.manifest(run, v);
+      out.push({
+        version: v,
+        state: v === current ? "current" : isRevoked(v, rollbacks) ? "revoked" : "superseded",
+        sha256: weightsFile(m.manifest).sha256,
+        createdAt: m.manifest.createdAt,
+        manifestKey: m.key,
+      });
+    }
+    return { current, versions: out };
+  }
+
+  /** Revokes every version after `to`; generators move back to `to` and never forward to a revoked one. */
+  rollback(
+    run: string,
+    to: number,
+  ): Promise<Result<{ run: string; current: number; revoked: number[] }, TrainerError>> {
+    return this.withRunLock(run, async () => {
+      const { current, versions, rollbacks } = await this.d.store.currentVersion(run);
+      if (!versions.includes(to))
+        return err(new TrainerError("not_found", `run ${run} has no version ${to}`));
+      if (isRevoked(to, rollbacks))
+        return err(
+          new TrainerError("conflict", `version ${to} of run ${run} was revoked by an earlier rollback`),
+        );
+      if (current === null || to >= current) {
+        return err(
+          new TrainerError("conflict", `version ${to} is not older than the current version ${current}`),
+        );
+      }
+      const atVersion = versions[versions.length - 1] as number;
+      await this.d.store.writeRollback({
+        schema: "loracast.rollback/v1",
+        run,
+        to,
+        atVersion,
+        createdAt: new Date(this.d.clock.now()).toISOString(),
+      });
+      await this.notify("adapter.rolled_back", await this.manifest(run, to));
+      const revoked = versions.filter((v) => v > to && !isRevoked(v, rollbacks));
+      this.d.log.info("rolled back", { run, to, revoked });
+      return ok({ run, current: to, revoked });
+    });
+  }
+
+  private validate(
+    configBytes: Uint8Array,
+    weights: Uint8Array,
+  ): Result<Record<string, unknown>, TrainerError> {
+    const config = parseLoraConfig(new TextDecoder().decode(configBytes));
+    if (!config.ok) return err(new TrainerError("invalid_adapter", config.error.message));
+    const file = decodeSafetensors(weights);
+    if (!file.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${file.error.message}`));
+    const fit =
+      this.d.spec === null
+        ? verifyAdapterPairs(config.value, file.value)
+        : verifyAdapter(this.d.spec, config.value, file.value);
+    if (!fit.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${fit.error.message}`));
+    return ok({ ...config.value.raw });
+  }
+
+  private async manifest(run: string, version: number): Promise<StoredManifest> {
+    const key = manifestKey(run, version);
+    const cached = this.manifests.get(key);
+    if (cached !== undefined) return cached;
+    const read = await this.d.store.readManifest(key);
+    if (read === null) throw new StoreError("rejected", `manifest ${key} disappeared from the store`);
+    if (!read.ok) throw new Error(read.error.reason);
+    this.manifests.set(key, read.value);
+    return read.value;
+  }
+
+  private async notify(type: AdapterEvent["type"], stored: StoredManifest): Promise<void> {
+    const m: VersionManifest = stored.manifest;
+    const event: AdapterEvent = {
+      type,
+      run: m.run,
+      version: m.version,
+      manifestKey: stored.key,
+      manifestSha256: stored.sha256,
+    };
+    await this.d.outbox.enqueue(event, this.d.subscriptions.urls());
+  }
+
+  private withRunLock<T>(run: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.runLocks.get(run) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.runLocks.set(run, settled);
+    void settled.then(() => {
+      if (this.runLocks.get(run) === settled) this.runLocks.delete(run);
+    });
+    return next;
+  }
+}

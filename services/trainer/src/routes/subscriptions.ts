@@ -1,0 +1,24 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { errorResponse } from "../errors.ts";
+import type { SubscriptionRegistry } from "../subscriptions.ts";
+import type { TrainerEnv } from "./types.ts";
+
+const body = z.object({ url: z.url({ protocol: /^https?$/ }) });
+
+export function subscriptionRoutes(registry: SubscriptionRegistry): Hono<TrainerEnv> {
+  const app = new Hono<TrainerEnv>();
+  app.get("/v1/subscriptions", (c) => c.json({ data: registry.list() }));
+  app.post("/v1/subscriptions", async (c) => {
+    const parsed = body.safeParse(await c.req.json().catch(() => null));
+    if (!parsed.success) return errorResponse(c, "bad_request", 'body must be {"url": "http(s)://…"}');
+    return c.json(await registry.add(parsed.data.url), 201);
+  });
+  app.delete("/v1/subscriptions/:id", async (c) => {
+    if (!(await registry.remove(c.req.param("id")))) {
+      return errorResponse(c, "not_found", `no registered subscription ${c.req.param("id")}`);
+    }
+    return c.body(null, 204);
+  });
+  return app;
+}
