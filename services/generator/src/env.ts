@@ -1,0 +1,42 @@
+import { s3EnvSchema } from "@loracast/shared/store";
+import { isValidSecret } from "@loracast/shared/webhooks";
+import { z } from "zod";
+
+const list = z
+  .string()
+  .default("")
+  .transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== ""),
+  );
+
+export const envSchema = s3EnvSchema.extend({
+  /** Interface to listen on. */
+  GENERATOR_HOST: z.string().default("127.0.0.1"),
+  /** Port; 0 picks a free one, printed on the ready line. */
+  GENERATOR_PORT: z.coerce.number().int().min(0).max(65535).default(8800),
+  /** Instance name, shown in logs. */
+  GENERATOR_NAME: z.string().default("generator-0"),
+  /** HF config.json of the base model; adapters are verified against its module map. */
+  GENERATOR_BASE_CONFIG: z.string().min(1),
+  /** The base model's name in /v1/models and in `model` fields. */
+  GENERATOR_MODEL_NAME: z.string().default("base"),
+  /** Comma-separated runs to follow; empty follows every run in the store. */
+  GENERATOR_RUNS: list,
+  /** Comma-separated Standard Webhooks secrets accepted (several during rotation). */
+  WEBHOOK_SECRETS: list.refine((s) => s.length > 0 && s.every(isValidSecret), "one or more whsec_ secrets"),
+  /** Allowed webhook timestamp skew, in seconds. */
+  WEBHOOK_TOLERANCE_S: z.coerce.number().int().positive().default(300),
+  /** How often the store is reconciled, so missed webhooks converge. */
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().positive().default(3000),
+  /** Most adapter versions held in memory (active and pinned ones are always held on top). */
+  CACHE_MAX_VERSIONS: z.coerce.number().int().min(1).default(8),
+  /** Most adapter weight bytes held in memory, in MiB. */
+  CACHE_MAX_MB: z.coerce.number().positive().default(2048),
+  /** Highest LoRA rank accepted. */
+  MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
+});
+
+export type Env = z.infer<typeof envSchema>;

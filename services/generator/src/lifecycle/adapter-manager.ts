@@ -1,0 +1,322 @@
+import {
+  type AdapterEvent,
+  CONFIG_FILE,
+  currentVersion,
+  isRevoked,
+  type RollbackRecord,
+  WEIGHTS_FILE,
+} from "@loracast/shared/manifest";
+import { type ModelSpec, verifyAdapter } from "@loracast/shared/model-spec";
+import { parseLoraConfig } from "@loracast/shared/peft";
+import type { Clock, Logger } from "@loracast/shared/platform";
+import { err, ok, type Result } from "@loracast/shared/result";
+import { decodeSafetensors } from "@loracast/shared/safetensors";
+import { type AdapterStore, manifestKey, StoreError } from "@loracast/shared/store";
+import type { LoadedAdapter, Trigger, VersionRecord } from "./types.ts";
+import { type CacheBounds, VersionCache } from "./version-cache.ts";
+
+export interface ManagerDeps {
+  store: AdapterStore;
+  spec: ModelSpec;
+  clock: Clock;
+  log: Logger;
+  bounds: CacheBounds;
+  maxRank: number;
+  /** Runs to follow; null follows every run in the store. */
+  runs: readonly string[] | null;
+}
+
+/** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
+const CANDIDATES_PER_PASS = 3;
+
+/**
+ * The generator's adapter lifecycle. Webhooks and reconcile both end in `sync`, which pulls a
+ * version, verifies it and activates it if it is newer than the active one (or if a rollback revoked
+ * the active one). Activation is one synchronous pointer swap, so a request either sees the old
+ * version or the new one, never a mixture.
+ */
+export class AdapterManager {
+  readonly cache: VersionCache;
+  private readonly active = new Map<string, VersionRecord>();
+  private readonly inFlight = new Map<string, Promise<Result<VersionRecord, string>>>();
+  private readonly rollbacks = new Map<string, RollbackRecord[]>();
+  private readonly knownVersions = new Map<string, number[]>();
+  readonly stats = { activations: 0, failures: 0, reconciles: 0, reconcileErrors: 0 };
+  private resolvedOnce = false;
+
+  constructor(private readonly d: ManagerDeps) {
+    this.cache = new VersionCache(d.bounds);
+  }
+
+  /** True once a reconcile pass has resolved the latest version of every followed run. */
+  get ready(): boolean {
+    return this.resolvedOnce;
+  }
+
+  follows(run: string): boolean {
+    return this.d.runs === null || this.d.runs.includes(run);
+  }
+
+  activeVersions(): Record<string, { version: number; sha256: string | null }> {
+    const out: Record<string, { version: number; sha256: string | null }> = {};
+    for (const [run, r] of this.active) out[run] = { version: r.version, sha256: r.sha256 };
+    return out;
+  }
+
+  activeRecord(run: string): VersionRecord | undefined {
+    return this.active.get(run);
+  }
+
+  /** Takes a webhook event; the caller has already verified its signature. */
+  async handleEvent(event: AdapterEvent): Promise<void> {
+    if (!this.follows(event.run)) return;
+    if (event.type === "adapter.rolled_back") {
+      await this.reconcileRun(event.run, "rollback");
+      return;
+    }
+    if (event.type !== "adapter.published") return;
+    const current = this.active.get(event.run);
+    if (current !== undefined && event.version <= current.version && !this.isRevoked(current)) {
+      this.d.log.info("stale event ignored", {
+        run: event.run,
+        version: event.version,
+        active: current.version,
+      });
+      return;
+    }
+    await this.sync(event.run, event.version, "webhook", event.manifestSha256);
+  }
+
+  /** Reconciles every followed run against the store. Errors are logged; the next pass retries. */
+  async reconcile(): Promise<void> {
+    this.stats.reconciles++;
+    try {
+      const runs = this.d.runs ?? (await this.d.store.listRuns());
+      await Promise.all(runs.map((run) => this.reconcileRun(run, "reconcile")));
+      this.resolvedOnce = true;
+    } catch (e) {
+      this.stats.reconcileErrors++;
+      this.d.log.warn("reconcile failed", { error: e });
+    }
+  }
+
+  private async reconcileRun(run: string, trigger: Trigger): Promise<void> {
+    const known = this.knownVersions.get(run) ?? [];
+    const fresh = await this.d.store.listVersions(run, known[known.length - 1]);
+    const versions = [...known, ...fresh];
+    this.knownVersions.set(run, versions);
+    const rollbacks = await this.d.store.listRollbacks(run);
+    this.rollbacks.set(run, rollbacks);
+    const target = currentVersion(versions, rollbacks);
+    if (target === null) return;
+    const current = this.active.get(run);
+    const mayReplace = (v: number) => current === undefined || v > current.version || this.isRevoked(current);
+    let tried = 0;
+    for (let i = versions.length - 1; i >= 0 && tried < CANDIDATES_PER_PASS; i--) {
+      const v = versions[i] as number;
+      if (isRevoked(v, rollbacks)) continue;
+      if (!mayReplace(v) || current?.version === v) return;
+      if (this.cache.get(run, v)?.state === "failed") continue;
+      tried++;
+      const r = await this.sync(run, v, trigger);
+      if (r.ok) return;
+    }
+  }
+
+  /**
+   * Makes sure `run@version` is downloaded and verified, for a request that names it. Does not
+   * activate it: serving a pinned older version is not a downgrade of the run.
+   */
+  async ensure(run: string, version: number): Promise<Result<VersionRecord, string>> {
+    const existing = this.cache.get(run, version);
+    if (existing?.adapter != null) return ok(existing);
+    if (existing?.state === "failed") return err(existing.reason ?? "failed");
+    return this.load(run, version, "on-demand");
+  }
+
+  /** Holds a version in memory until the returned release function is called. */
+  pin(record: VersionRecord): () => void {
+    record.pins++;
+    record.lastUsedAt = this.d.clock.now();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      record.pins--;
+      this.cache.evict();
+    };
+  }
+
+  private async sync(
+    run: string,
+    version: number,
+    trigger: Trigger,
+    manifestSha256?: string,
+  ): Promise<Result<VersionRecord, string>> {
+    const loaded = await this.load(run, version, trigger, manifestSha256);
+    if (!loaded.ok) return loaded;
+    const record = loaded.value;
+    // Rollbacks may have arrived while this version downloaded: re-read them before activating.
+    if (trigger === "webhook")
+      this.rollbacks.set(
+        run,
+        await this.d.store.listRollbacks(run).catch(() => this.rollbacks.get(run) ?? []),
+      );
+    if (this.isRevoked(record)) {
+      this.d.log.info("revoked version not activated", { run, version });
+      return err("revoked by a rollback");
+    }
+    const current = this.active.get(run);
+    const isRollback = current !== undefined && version < current.version && this.isRevoked(current);
+    if (current === undefined || version > current.version || isRollback)
+      this.activate(record, current, isRollback);
+    return ok(record);
+  }
+
+  private activate(record: VersionRecord, previous: VersionRecord | undefined, isRollback: boolean): void {
+    const now = this.d.clock.now();
+    record.state = "active";
+    record.activatedAt = now;
+    record.lastUsedAt = now;
+    this.active.set(record.run, record);
+    if (previous !== undefined && previous !== record) {
+      previous.state = "retired";
+      previous.lastUsedAt = now;
+    }
+    this.stats.activations++;
+    this.cache.evict();
+    this.d.log.info(isRollback ? "adapter rolled back" : "adapter activated", {
+      run: record.run,
+      version: record.version,
+      sha256: record.sha256,
+      previous: previous?.version ?? null,
+      ms: now - record.announcedAt,
+    });
+  }
+
+  private isRevoked(record: VersionRecord): boolean {
+    return isRevoked(record.version, this.rollbacks.get(record.run) ?? []);
+  }
+
+  /** One pipeline per version at a time; concurrent callers share it. */
+  private load(
+    run: string,
+    version: number,
+    trigger: Trigger,
+    manifestSha256?: string,
+  ): Promise<Result<VersionRecord, string>> {
+    const key = VersionCache.key(run, version);
+    const running = this.inFlight.get(key);
+    if (running !== undefined) return running;
+    const existing = this.cache.get(run, version);
+    if (existing?.adapter != null) return Promise.resolve(ok(existing));
+    const p = this.pipeline(run, version, trigger, manifestSha256).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, p);
+    return p;
+  }
+
+  private async pipeline(
+    run: string,
+    version: number,
+    trigger: Trigger,
+    manifestSha256?: string,
+  ): Promise<Result<VersionRecord, string>> {
+    const now = this.d.clock.now();
+    const record: VersionRecord = this.cache.get(run, version) ?? {
+      run,
+      version,
+      state: "announced",
+      manifestKey: manifestKey(run, version),
+      sha256: null,
+      manifestSha256: null,
+      bytes: null,
+      reason: null,
+      trigger,
+      announcedAt: now,
+      activatedAt: null,
+      lastUsedAt: now,
+      pins: 0,
+      adapter: null,
+    };
+    record.trigger = trigger;
+    record.announcedAt = now;
+    record.reason = null;
+    this.cache.set(record);
+    try {
+      const adapter = await this.fetchAndVerify(record, manifestSha256);
+      if (!adapter.ok) return this.fail(record, adapter.error);
+      record.adapter = adapter.value;
+      record.state = "staged";
+      return ok(record);
+    } catch (e) {
+      // The store is down or the download broke off: nothing is wrong with the version itself, so
+      // it goes back to announced and the next reconcile pass tries again.
+      record.state = "announced";
+      record.reason = e instanceof StoreError ? e.message : `unexpected: ${(e as Error).message}`;
+      this.d.log.warn("adapter pull interrupted", { run, version, reason: record.reason });
+      if (!(e instanceof StoreError))
+        this.d.log.error("unexpected pipeline error", { error: e, stack: (e as Error).stack });
+      return err(record.reason);
+    }
+  }
+
+  private async fetchAndVerify(
+    record: VersionRecord,
+    manifestSha256?: string,
+  ): Promise<Result<LoadedAdapter, string>> {
+    record.state = "downloading";
+    const read = await this.d.store.readManifest(record.manifestKey, manifestSha256);
+    if (read === null)
+      throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
+    if (!read.ok) return err(read.error.reason);
+    const { manifest } = read.value;
+    record.manifestSha256 = read.value.sha256;
+    const weightsEntry = manifest.adapter.files.find((f) => f.name === WEIGHTS_FILE);
+    const configEntry = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
+    if (weightsEntry === undefined || configEntry === undefined) {
+      return err(`manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`);
+    }
+    record.sha256 = weightsEntry.sha256;
+    record.bytes = weightsEntry.bytes;
+    const fingerprint = manifest.base.fingerprint;
+    if (fingerprint !== null && fingerprint !== this.d.spec.fingerprint) {
+      return err(
+        `base fingerprint ${fingerprint} does not match this generator's base ${this.d.spec.fingerprint}`,
+      );
+    }
+    const [weights, configBytes] = await Promise.all([
+      this.d.store.downloadBlob(weightsEntry),
+      this.d.store.downloadBlob(configEntry),
+    ]);
+    if (!weights.ok) return err(weights.error.reason);
+    if (!configBytes.ok) return err(configBytes.error.reason);
+
+    record.state = "verifying";
+    const config = parseLoraConfig(new TextDecoder().decode(configBytes.value));
+    if (!config.ok) return err(config.error.message);
+    const file = decodeSafetensors(weights.value);
+    if (!file.ok) return err(`${WEIGHTS_FILE}: ${file.error.message}`);
+    const verified = verifyAdapter(this.d.spec, config.value, file.value, { maxRank: this.d.maxRank });
+    if (!verified.ok) return err(`${WEIGHTS_FILE}: ${verified.error.message}`);
+    return ok({
+      weights: weights.value,
+      verified: verified.value,
+      config: config.value.raw as Record<string, unknown>,
+    });
+  }
+
+  private fail(record: VersionRecord, reason: string): Result<VersionRecord, string> {
+    record.state = "failed";
+    record.reason = reason;
+    record.adapter = null;
+    this.stats.failures++;
+    const active = this.active.get(record.run);
+    this.d.log.error("adapter failed verification", {
+      run: record.run,
+      version: record.version,
+      reason,
+      stillServing: active?.version ?? null,
+    });
+    return err(reason);
+  }
+}

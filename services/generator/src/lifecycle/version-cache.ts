@@ -1,0 +1,61 @@
+import type { VersionRecord } from "./types.ts";
+
+export interface CacheBounds {
+  maxVersions: number;
+  maxBytes: number;
+}
+
+/**
+ * Every version this generator knows, and the memory their weights hold. Only staged and retired
+ * versions are evictable: the active version of each run and pinned versions stay, whatever the bound.
+ */
+export class VersionCache {
+  private readonly records = new Map<string, VersionRecord>();
+
+  constructor(private readonly bounds: CacheBounds) {}
+
+  static key(run: string, version: number): string {
+    return `${run}@${version}`;
+  }
+
+  get(run: string, version: number): VersionRecord | undefined {
+    return this.records.get(VersionCache.key(run, version));
+  }
+
+  set(record: VersionRecord): void {
+    this.records.set(VersionCache.key(record.run, record.version), record);
+  }
+
+  all(): VersionRecord[] {
+    return [...this.records.values()].sort((a, b) =>
+      a.run < b.run ? -1 : a.run > b.run ? 1 : a.version - b.version,
+    );
+  }
+
+  /** Bytes of adapter weights held in memory. */
+  heldBytes(): number {
+    let total = 0;
+    for (const r of this.records.values()) if (r.adapter !== null) total += r.adapter.weights.byteLength;
+    return total;
+  }
+
+  /** Drops the weights of least recently used evictable versions until within bounds; returns those evicted. */
+  evict(): VersionRecord[] {
+    const held = [...this.records.values()].filter((r) => r.adapter !== null);
+    let count = held.length;
+    let bytes = this.heldBytes();
+    const evicted: VersionRecord[] = [];
+    const candidates = held
+      .filter((r) => (r.state === "staged" || r.state === "retired") && r.pins === 0)
+      .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+    for (const r of candidates) {
+      if (count <= this.bounds.maxVersions && bytes <= this.bounds.maxBytes) break;
+      bytes -= r.adapter?.weights.byteLength ?? 0;
+      count--;
+      r.adapter = null;
+      r.state = "evicted";
+      evicted.push(r);
+    }
+    return evicted;
+  }
+}

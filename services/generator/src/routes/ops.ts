@@ -1,0 +1,43 @@
+import type { ObjectStore } from "@loracast/shared/store";
+import { Hono } from "hono";
+import { errorResponse } from "../errors.ts";
+import type { AdapterManager } from "../lifecycle/index.ts";
+import type { GeneratorEnv } from "./types.ts";
+
+export function opsRoutes(
+  manager: AdapterManager,
+  objects: ObjectStore,
+  rejected: Map<string, number>,
+): Hono<GeneratorEnv> {
+  const app = new Hono<GeneratorEnv>();
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) =>
+    manager.ready
+      ? c.json({ status: "ready", active: manager.activeVersions() })
+      : errorResponse(c, "not_ready", "the latest adapter versions have not been resolved yet"),
+  );
+  app.get("/metrics", (c) => {
+    const lines = [
+      "# TYPE loracast_adapter_activations_total counter",
+      `loracast_adapter_activations_total ${manager.stats.activations}`,
+      "# TYPE loracast_adapter_failures_total counter",
+      `loracast_adapter_failures_total ${manager.stats.failures}`,
+      "# TYPE loracast_reconciles_total counter",
+      `loracast_reconciles_total ${manager.stats.reconciles}`,
+      "# TYPE loracast_reconcile_errors_total counter",
+      `loracast_reconcile_errors_total ${manager.stats.reconcileErrors}`,
+      "# TYPE loracast_store_downloaded_bytes_total counter",
+      `loracast_store_downloaded_bytes_total ${objects.traffic.downloaded}`,
+      "# TYPE loracast_adapter_cache_bytes gauge",
+      `loracast_adapter_cache_bytes ${manager.cache.heldBytes()}`,
+      "# TYPE loracast_active_adapter_version gauge",
+      ...Object.entries(manager.activeVersions()).map(
+        ([run, a]) => `loracast_active_adapter_version{run="${run}"} ${a.version}`,
+      ),
+      "# TYPE loracast_webhooks_rejected_total counter",
+      ...[...rejected].map(([reason, n]) => `loracast_webhooks_rejected_total{reason="${reason}"} ${n}`),
+    ];
+    return c.text(`${lines.join("\n")}\n`, 200, { "content-type": "text/plain; version=0.0.4" });
+  });
+  return app;
+}

@@ -1,0 +1,2 @@
+/** Hono context variables the generator's middleware sets. */
+export type GeneratorEnv = { Variables: { requestId: string } };
