@@ -1,0 +1,69 @@
+/** Adapters and base configs made on the fly for tests and benchmarks, from a seeded RNG. */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildModelSpec, type DecoderDims, parseDecoderDims } from "@loracast/shared/model-spec";
+import { createRng } from "@loracast/shared/random";
+import { encodeSafetensors, type TensorInput } from "@loracast/shared/safetensors";
+import { ROOT } from "./processes.ts";
+
+export const FIXTURES = join(ROOT, "..", "shared", "fixtures", "peft-reference");
+export const LLAMA_CONFIG = join(FIXTURES, "llama-tiny", "base", "config.json");
+
+export interface AdapterFiles {
+  config: Uint8Array;
+  weights: Uint8Array;
+}
+
+export function fixtureAdapter(name: "llama-tiny" | "qwen2-tiny"): AdapterFiles {
+  const dir = join(FIXTURES, name, "adapter");
+  return {
+    config: readFileSync(join(dir, "adapter_config.json")),
+    weights: readFileSync(join(dir, "adapter_model.safetensors")),
+  };
+}
+
+/** A random LoRA for every module of `targets` in a base, with rank `r`. */
+export function randomAdapter(baseConfigPath: string, seed: number, r: number, targets: string[]): AdapterFiles {
+  const dims = parseDecoderDims(JSON.parse(readFileSync(baseConfigPath, "utf8")));
+  if (!dims.ok) throw dims.error;
+  const spec = buildModelSpec(dims.value);
+  const rng = createRng(seed);
+  const tensors: Record<string, TensorInput> = {};
+  for (const m of spec.modules.values()) {
+    if (!targets.some((t) => m.name.endsWith(`.${t}`))) continue;
+    for (const [which, shape] of [
+      ["A", [r, m.inFeatures]],
+      ["B", [m.outFeatures, r]],
+    ] as const) {
+      const data = new Float32Array(shape[0] * shape[1]);
+      for (let i = 0; i < data.length; i++) data[i] = rng.next() - 0.5;
+      tensors[`base_model.model.${m.name}.lora_${which}.weight`] = { dtype: "F32", shape, data };
+    }
+  }
+  const config = { peft_type: "LORA", r, lora_alpha: 2 * r, target_modules: targets, task_type: "CAUSAL_LM", bias: "none" };
+  return {
+    config: new TextEncoder().encode(JSON.stringify(config)),
+    weights: encodeSafetensors(tensors, { format: "pt" }),
+  };
+}
+
+/** Writes a HF config.json with the given dimensions, for bases larger than the fixtures. */
+export function writeBaseConfig(dir: string, dims: Omit<DecoderDims, "modelType" | "tieWordEmbeddings">): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, "config.json");
+  writeFileSync(
+    path,
+    JSON.stringify({
+      model_type: "llama",
+      hidden_size: dims.hiddenSize,
+      intermediate_size: dims.intermediateSize,
+      num_hidden_layers: dims.numLayers,
+      num_attention_heads: dims.numHeads,
+      num_key_value_heads: dims.numKvHeads,
+      head_dim: dims.headDim,
+      vocab_size: dims.vocabSize,
+      tie_word_embeddings: false,
+    }),
+  );
+  return path;
+}

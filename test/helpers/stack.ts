@@ -1,0 +1,125 @@
+/** A whole local stack of real processes: the embedded S3 server, generators and a trainer. */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AdapterFiles } from "./adapters.ts";
+import { LLAMA_CONFIG } from "./adapters.ts";
+import { eventually, type Service, startService } from "./processes.ts";
+import { s3Env, startS3 } from "./s3.ts";
+
+export const TOKEN = "test-token-0123456789abcdef";
+export const SECRET = `whsec_${Buffer.from("loracast-test-webhook-secret-32b").toString("base64")}`;
+
+export interface AdapterRow {
+  run: string;
+  version: number;
+  state: string;
+  sha256: string | null;
+  reason: string | null;
+  activatedAt: number | null;
+}
+
+export interface Stack {
+  dir: string;
+  s3: Service & { dir: string };
+  trainer: Service;
+  generators: Service[];
+  startGenerator(name: string, env?: Record<string, string>, port?: number): Promise<Service>;
+  startTrainer(env?: Record<string, string>): Promise<Service>;
+  publish(run: string, files: AdapterFiles): Promise<Response>;
+  adapters(g: Service): Promise<{ active: Record<string, { version: number; sha256: string }>; data: AdapterRow[] }>;
+  waitActive(g: Service, run: string, version: number, timeoutMs?: number): Promise<AdapterRow>;
+  waitState(g: Service, run: string, version: number, state: string, timeoutMs?: number): Promise<AdapterRow>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  generators?: number;
+  generatorEnv?: Record<string, string>;
+  trainerEnv?: Record<string, string>;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), "loracast-stack-"));
+  const s3 = await startS3(join(dir, "s3"));
+  const common = s3Env(s3.url);
+  const generators: Service[] = [];
+  let trainer: Service | undefined;
+
+  const startGenerator = async (name: string, env: Record<string, string> = {}, port = 0): Promise<Service> => {
+    const g = await startService(
+      "generator",
+      {
+        ...common,
+        GENERATOR_NAME: name,
+        GENERATOR_PORT: String(port),
+        GENERATOR_BASE_CONFIG: LLAMA_CONFIG,
+        GENERATOR_MODEL_NAME: "llama-tiny",
+        WEBHOOK_SECRETS: SECRET,
+        RECONCILE_INTERVAL_MS: "1000",
+        ...options.generatorEnv,
+        ...env,
+      },
+      { name },
+    );
+    return g;
+  };
+  for (let i = 0; i < (options.generators ?? 0); i++) generators.push(await startGenerator(`g${i}`));
+
+  const startTrainer = async (env: Record<string, string> = {}): Promise<Service> => {
+    trainer = await startService("trainer", {
+      ...common,
+      TRAINER_PORT: "0",
+      TRAINER_DATA_DIR: join(dir, "trainer"),
+      TRAINER_API_TOKEN: TOKEN,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
+      ...options.trainerEnv,
+      ...env,
+    });
+    return trainer;
+  };
+  await startTrainer();
+
+  const adapters: Stack["adapters"] = async (g) => {
+    const r = await fetch(`${g.url}/v1/adapters`);
+    return (await r.json()) as Awaited<ReturnType<Stack["adapters"]>>;
+  };
+  const waitState: Stack["waitState"] = (g, run, version, state, timeoutMs = 20_000) =>
+    eventually(
+      `${g.name}: ${run}@${version} ${state}`,
+      async () => (await adapters(g)).data.find((a) => a.run === run && a.version === version && a.state === state),
+      timeoutMs,
+      20,
+    );
+
+  const stack: Stack = {
+    dir,
+    s3,
+    get trainer() {
+      if (trainer === undefined) throw new Error("trainer not started");
+      return trainer;
+    },
+    generators,
+    startGenerator,
+    startTrainer,
+    publish: (run, files) => {
+      const form = new FormData();
+      form.set("adapter_config.json", new Blob([files.config]), "adapter_config.json");
+      form.set("adapter_model.safetensors", new Blob([files.weights]), "adapter_model.safetensors");
+      return fetch(`${stack.trainer.url}/v1/runs/${run}/adapters`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: form,
+      });
+    },
+    adapters,
+    waitActive: (g, run, version, timeoutMs) => waitState(g, run, version, "active", timeoutMs),
+    waitState,
+    stop: async () => {
+      await Promise.all([trainer?.stop(), ...generators.map((g) => g.stop())]);
+      await s3.stop();
+    },
+  };
+  return stack;
+}
