@@ -22,12 +22,19 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     const body = (await res.json()) as { run: string; version: number; sha256: string; manifestKey: string };
     assert.deepEqual(
       { run: body.run, version: body.version, sha256: body.sha256, manifestKey: body.manifestKey },
-      { run: "e2e", version: 1, sha256: sha(files.weights), manifestKey: "runs/e2e/versions/000000000001.json" },
+      {
+        run: "e2e",
+        version: 1,
+        sha256: sha(files.weights),
+        manifestKey: "runs/e2e/versions/000000000001.json",
+      },
     );
     for (const g of stack.generators) {
       const row = await stack.waitActive(g, "e2e", 1);
       assert.equal(row.sha256, sha(files.weights));
-      const models = (await (await fetch(`${g.url}/v1/models`)).json()) as { data: { id: string; parent: string | null }[] };
+      const models = (await (await fetch(`${g.url}/v1/models`)).json()) as {
+        data: { id: string; parent: string | null }[];
+      };
       assert.ok(models.data.some((m) => m.id === "e2e@1" && m.parent === "llama-tiny"));
       const ready = await fetch(`${g.url}/readyz`);
       assert.equal(ready.status, 200);
@@ -39,7 +46,10 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     assert.equal(res.status, 201, "the trainer has no base configured, so only the generators can tell");
     for (const g of stack.generators) {
       const row = await stack.waitState(g, "e2e", 2, "failed");
-      assert.match(row.reason ?? "", /tensor `base_model\.model\.model\.layers\.\d\.self_attn\.[qv]_proj\.lora_A\.weight`: shape \[4, 96\] does not match base \[4, 64\]/);
+      assert.match(
+        row.reason ?? "",
+        /tensor `base_model\.model\.model\.layers\.\d\.self_attn\.[qv]_proj\.lora_A\.weight`: shape \[4, 96\] does not match base \[4, 64\]/,
+      );
       const { active } = await stack.adapters(g);
       assert.equal(active.e2e?.version, 1);
     }

@@ -23,7 +23,12 @@ export function fixtureAdapter(name: "llama-tiny" | "qwen2-tiny"): AdapterFiles 
 }
 
 /** A random LoRA for every module of `targets` in a base, with rank `r`. */
-export function randomAdapter(baseConfigPath: string, seed: number, r: number, targets: string[]): AdapterFiles {
+export function randomAdapter(
+  baseConfigPath: string,
+  seed: number,
+  r: number,
+  targets: string[],
+): AdapterFiles {
   const dims = parseDecoderDims(JSON.parse(readFileSync(baseConfigPath, "utf8")));
   if (!dims.ok) throw dims.error;
   const spec = buildModelSpec(dims.value);
@@ -40,7 +45,14 @@ export function randomAdapter(baseConfigPath: string, seed: number, r: number, t
       tensors[`base_model.model.${m.name}.lora_${which}.weight`] = { dtype: "F32", shape, data };
     }
   }
-  const config = { peft_type: "LORA", r, lora_alpha: 2 * r, target_modules: targets, task_type: "CAUSAL_LM", bias: "none" };
+  const config = {
+    peft_type: "LORA",
+    r,
+    lora_alpha: 2 * r,
+    target_modules: targets,
+    task_type: "CAUSAL_LM",
+    bias: "none",
+  };
   return {
     config: new TextEncoder().encode(JSON.stringify(config)),
     weights: encodeSafetensors(tensors, { format: "pt" }),
@@ -48,7 +60,10 @@ export function randomAdapter(baseConfigPath: string, seed: number, r: number, t
 }
 
 /** Writes a HF config.json with the given dimensions, for bases larger than the fixtures. */
-export function writeBaseConfig(dir: string, dims: Omit<DecoderDims, "modelType" | "tieWordEmbeddings">): string {
+export function writeBaseConfig(
+  dir: string,
+  dims: Omit<DecoderDims, "modelType" | "tieWordEmbeddings">,
+): string {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, "config.json");
   writeFileSync(

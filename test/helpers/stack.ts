@@ -27,7 +27,9 @@ export interface Stack {
   startGenerator(name: string, env?: Record<string, string>, port?: number): Promise<Service>;
   startTrainer(env?: Record<string, string>): Promise<Service>;
   publish(run: string, files: AdapterFiles): Promise<Response>;
-  adapters(g: Service): Promise<{ active: Record<string, { version: number; sha256: string }>; data: AdapterRow[] }>;
+  adapters(
+    g: Service,
+  ): Promise<{ active: Record<string, { version: number; sha256: string }>; data: AdapterRow[] }>;
   waitActive(g: Service, run: string, version: number, timeoutMs?: number): Promise<AdapterRow>;
   waitState(g: Service, run: string, version: number, state: string, timeoutMs?: number): Promise<AdapterRow>;
   stop(): Promise<void>;
@@ -46,7 +48,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const generators: Service[] = [];
   let trainer: Service | undefined;
 
-  const startGenerator = async (name: string, env: Record<string, string> = {}, port = 0): Promise<Service> => {
+  const startGenerator = async (
+    name: string,
+    env: Record<string, string> = {},
+    port = 0,
+  ): Promise<Service> => {
     const g = await startService(
       "generator",
       {
@@ -88,7 +94,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const waitState: Stack["waitState"] = (g, run, version, state, timeoutMs = 20_000) =>
     eventually(
       `${g.name}: ${run}@${version} ${state}`,
-      async () => (await adapters(g)).data.find((a) => a.run === run && a.version === version && a.state === state),
+      async () =>
+        (await adapters(g)).data.find((a) => a.run === run && a.version === version && a.state === state),
       timeoutMs,
       20,
     );
