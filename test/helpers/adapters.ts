@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { buildModelSpec, type DecoderDims, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createRng } from "@loracast/shared/random";
 import { encodeSafetensors, type TensorInput } from "@loracast/shared/safetensors";
-import { ROOT } from "./processes.ts";
+import { ROOT } from "@loracast/shared/supervisor";
 
 export const FIXTURES = join(ROOT, "..", "shared", "fixtures", "peft-reference");
 export const LLAMA_CONFIG = join(FIXTURES, "llama-tiny", "base", "config.json");

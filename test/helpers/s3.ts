@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Service, startService } from "./processes.ts";
+import { type Service, startService } from "@loracast/shared/supervisor";
 
 export const BUCKET = "loracast-test";
 

@@ -2,9 +2,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eventually, type Service, startService } from "@loracast/shared/supervisor";
 import type { AdapterFiles } from "./adapters.ts";
 import { LLAMA_CONFIG } from "./adapters.ts";
-import { eventually, type Service, startService } from "./processes.ts";
 import { s3Env, startS3 } from "./s3.ts";
 
 export const TOKEN = "test-token-0123456789abcdef";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import type { Service } from "@loracast/shared/supervisor";
 import { LLAMA_CONFIG, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
-import type { Service } from "../helpers/processes.ts";
 import { startS3 } from "../helpers/s3.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { startStack } from "../helpers/stack.ts";
 
 const port = (s: Service) => Number(new URL(s.url).port);
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { AdapterStore, detectConditionalWrites, S3ObjectStore, sha256Hex } from "@loracast/shared/store";
-import type { Service } from "../helpers/processes.ts";
+import type { Service } from "@loracast/shared/supervisor";
 import { BUCKET, startS3 } from "../helpers/s3.ts";
 
 describe("S3 object store against the embedded server", () => {

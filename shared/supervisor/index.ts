@@ -1,12 +1,14 @@
 /**
- * Starts our real services as child processes on loopback, for integration tests and benchmarks.
- * Each service logs JSON lines; the `ready` line carries its URL.
+ * Starts loracast's services as child processes: the local stack (`npm start`), the integration
+ * tests and the benchmarks all run the real processes through this. Each service logs JSON lines;
+ * its `ready` line carries its URL.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
+/** The repository root, where `services/` lives. */
 export const ROOT = join(import.meta.dirname, "..", "..");
 
 export interface LogLine {
@@ -37,21 +39,21 @@ const ENTRIES: Record<string, { script: string; nodeArgs: string[] }> = {
 export async function startService(
   kind: keyof typeof ENTRIES,
   env: Record<string, string>,
-  options: { name?: string; readyTimeoutMs?: number; echo?: boolean } = {},
+  options: { name?: string; readyTimeoutMs?: number; echo?: (line: string) => void } = {},
 ): Promise<Service> {
   const entry = ENTRIES[kind];
   if (entry === undefined) throw new Error(`unknown service ${kind}`);
   const name = options.name ?? kind;
   const proc = spawn(process.execPath, [...entry.nodeArgs, "--import", "tsx", entry.script], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", ...env },
+    env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: LogLine[] = [];
   const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   const stderr: string[] = [];
   const onLine = (line: string): void => {
-    if (options.echo || process.env.LORACAST_TEST_ECHO) process.stderr.write(`[${name}] ${line}\n`);
+    options.echo?.(line);
     let parsed: LogLine;
     try {
       parsed = JSON.parse(line) as LogLine;

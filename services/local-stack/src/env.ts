@@ -1,0 +1,18 @@
+import { z } from "zod";
+
+export const envSchema = z.object({
+  /** Where the stack keeps its data (S3 objects, trainer outbox); reused across starts. */
+  LORACAST_DATA_DIR: z.string().default(".data"),
+  /** First port; S3 takes it, the trainer the next, generators the ones after. */
+  LORACAST_BASE_PORT: z.coerce.number().int().min(1024).max(65000).default(9000),
+  /** Number of generators. */
+  LORACAST_GENERATORS: z.coerce.number().int().min(1).max(16).default(2),
+  /** Publish a demo adapter once everything is up. */
+  LORACAST_DEMO: z.enum(["true", "false"]).default("true"),
+  /** Bearer token for the trainer API. */
+  TRAINER_API_TOKEN: z.string().min(16).default("local-dev-token-change-me"),
+  /** Webhook secret shared by trainer and generators. */
+  WEBHOOK_SECRET: z
+    .string()
+    .default(`whsec_${Buffer.from("loracast-local-dev-secret-32bytes").toString("base64")}`),
+});
