@@ -33,7 +33,8 @@ export interface Service {
 const ENTRIES: Record<string, { script: string; nodeArgs: string[] }> = {
   "s3-local": { script: "services/s3-local/src/main.ts", nodeArgs: ["--openssl-legacy-provider"] },
   trainer: { script: "services/trainer/src/main.ts", nodeArgs: [] },
-  generator: { script: "services/generator/src/main.ts", nodeArgs: [] },
+  // --expose-gc lets the generator hand evicted adapter memory back promptly (see AdapterManager).
+  generator: { script: "services/generator/src/main.ts", nodeArgs: ["--expose-gc"] },
 };
 
 export async function startService(

@@ -143,7 +143,7 @@ export class AdapterManager {
       if (released) return;
       released = true;
       record.pins--;
-      this.cache.evict();
+      this.releaseEvicted(this.cache.evict());
     };
   }
 
@@ -184,14 +184,26 @@ export class AdapterManager {
       previous.lastUsedAt = now;
     }
     this.stats.activations++;
-    this.cache.evict();
+    this.releaseEvicted(this.cache.evict());
     this.d.log.info(isRollback ? "adapter rolled back" : "adapter activated", {
       run: record.run,
       version: record.version,
       sha256: record.sha256,
       previous: previous?.version ?? null,
       ms: now - record.announcedAt,
+      ...record.phases,
     });
+  }
+
+  /**
+   * Evicted weights are large and die all at once; left to the allocator's own pace, they and the
+   * download's socket chunks stay resident for a while. Where the process runs with --expose-gc,
+   * collect right after eviction, off the activation path.
+   */
+  private releaseEvicted(evicted: VersionRecord[]): void {
+    if (evicted.length === 0) return;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) setImmediate(gc);
   }
 
   private isRevoked(record: VersionRecord): boolean {
@@ -237,6 +249,7 @@ export class AdapterManager {
       lastUsedAt: now,
       pins: 0,
       adapter: null,
+      phases: null,
     };
     record.trigger = trigger;
     record.announcedAt = now;
@@ -265,7 +278,9 @@ export class AdapterManager {
     manifestSha256?: string,
   ): Promise<Result<LoadedAdapter, string>> {
     record.state = "downloading";
+    const t0 = this.d.clock.now();
     const read = await this.d.store.readManifest(record.manifestKey, manifestSha256);
+    const tManifest = this.d.clock.now();
     if (read === null)
       throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
     if (!read.ok) return err(read.error.reason);
@@ -278,6 +293,8 @@ export class AdapterManager {
     }
     record.sha256 = weightsEntry.sha256;
     record.bytes = weightsEntry.bytes;
+    // Make room first, so the bound holds while the new weights download, not only after.
+    this.releaseEvicted(this.cache.evict(weightsEntry.bytes));
     const fingerprint = manifest.base.fingerprint;
     if (fingerprint !== null && fingerprint !== this.d.spec.fingerprint) {
       return err(
@@ -292,12 +309,18 @@ export class AdapterManager {
     if (!configBytes.ok) return err(configBytes.error.reason);
 
     record.state = "verifying";
+    const tDownload = this.d.clock.now();
     const config = parseLoraConfig(new TextDecoder().decode(configBytes.value));
     if (!config.ok) return err(config.error.message);
     const file = decodeSafetensors(weights.value);
     if (!file.ok) return err(`${WEIGHTS_FILE}: ${file.error.message}`);
     const verified = verifyAdapter(this.d.spec, config.value, file.value, { maxRank: this.d.maxRank });
     if (!verified.ok) return err(`${WEIGHTS_FILE}: ${verified.error.message}`);
+    record.phases = {
+      manifestMs: tManifest - t0,
+      downloadMs: tDownload - tManifest,
+      verifyMs: this.d.clock.now() - tDownload,
+    };
     return ok({
       weights: weights.value,
       verified: verified.value,

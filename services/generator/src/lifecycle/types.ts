@@ -39,4 +39,6 @@ export interface VersionRecord {
   lastUsedAt: number;
   pins: number;
   adapter: LoadedAdapter | null;
+  /** Where the last pull spent its time. */
+  phases: { manifestMs: number; downloadMs: number; verifyMs: number } | null;
 }

@@ -39,11 +39,14 @@ export class VersionCache {
     return total;
   }
 
-  /** Drops the weights of least recently used evictable versions until within bounds; returns those evicted. */
-  evict(): VersionRecord[] {
+  /**
+   * Drops the weights of least recently used evictable versions until within bounds, leaving room
+   * for `incomingBytes` about to be downloaded; returns those evicted.
+   */
+  evict(incomingBytes = 0): VersionRecord[] {
     const held = [...this.records.values()].filter((r) => r.adapter !== null);
-    let count = held.length;
-    let bytes = this.heldBytes();
+    let count = held.length + (incomingBytes > 0 ? 1 : 0);
+    let bytes = this.heldBytes() + incomingBytes;
     const evicted: VersionRecord[] = [];
     const candidates = held
       .filter((r) => (r.state === "staged" || r.state === "retired") && r.pins === 0)

@@ -1,0 +1,262 @@
+/**
+ * Handoff benchmark (issue: adapter handoff core). For each generator count N and adapter size, it
+ * publishes distinct adapters through the real trainer and measures the time from the publish call's
+ * return to the moment the last generator reports the version active (generators stamp activatedAt).
+ * In the same run it measures the floor: N concurrent plain GetObject downloads of the same bytes from
+ * the same server. It also checks bytes uploaded per version and generator RSS over many publishes.
+ *
+ *   npm run bench:handoff -- [--generators 1,4,8] [--sizes 1,32,256] [--publishes 20] [--rss-publishes 200]
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
+import type { Service } from "@loracast/shared/supervisor";
+import { randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
+import { BUCKET } from "../../helpers/s3.ts";
+import { type Stack, startStack } from "../../helpers/stack.ts";
+
+const { values } = parseArgs({
+  options: {
+    generators: { type: "string", default: "1,4,8" },
+    sizes: { type: "string", default: "1,32,256" },
+    publishes: { type: "string", default: "20" },
+    "rss-publishes": { type: "string", default: "200" },
+  },
+});
+const counts = values.generators.split(",").map(Number);
+const sizesMb = values.sizes.split(",").map(Number);
+const publishes = Number(values.publishes);
+const rssPublishes = Number(values["rss-publishes"]);
+
+/** Llama-2-7B dimensions: a LoRA over all 32 layers at rank 1 on every projection is about 10 MB. */
+const DIMS = {
+  hiddenSize: 4096,
+  intermediateSize: 11008,
+  numLayers: 32,
+  numHeads: 32,
+  numKvHeads: 32,
+  headDim: 128,
+  vocabSize: 32000,
+};
+
+/** Picks rank and targets that come closest to `mb` on the 7B base. */
+function adapterFor(base: string, mb: number, seed: number) {
+  if (mb <= 2) return randomAdapter(base, seed, 1, ["q_proj"]);
+  const all = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+  return randomAdapter(base, seed, Math.max(1, Math.round(mb / 10)), all);
+}
+
+/** Makes publish i distinct by changing its last four bytes. */
+function variant(weights: Uint8Array, i: number): Uint8Array {
+  const out = new Uint8Array(weights);
+  new DataView(out.buffer).setUint32(out.length - 4, 0x3c000000 + i, true);
+  return out;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
+};
+
+/** When `g` activated run@version, from its own log line, so the bench does not poll and steal CPU. */
+async function activeAt(g: Service, run: string, version: number): Promise<number> {
+  const line = await g.waitForLog(
+    (l) =>
+      (l.msg === "adapter activated" || l.msg === "adapter failed verification") &&
+      l.run === run &&
+      l.version === version,
+    120_000,
+  );
+  if (line.msg !== "adapter activated")
+    throw new Error(`${g.name}: ${run}@${version} failed: ${String(line.reason)}`);
+  return Date.parse(String(line.t));
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+async function floor(stack: Stack, n: number, key: string, rounds: number): Promise<number[]> {
+  const workers = Array.from(
+    { length: n },
+    () =>
+      new Worker(join(import.meta.dirname, "floor-worker.mjs"), {
+        workerData: { endpoint: stack.s3.url, bucket: BUCKET },
+      }),
+  );
+  const once = (w: Worker, k: string) =>
+    new Promise<number>((res) => {
+      w.once("message", res);
+      w.postMessage(k);
+    });
+  await Promise.all(workers.map((w) => once(w, key)));
+  const out: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
+    await Promise.all(workers.map((w) => once(w, key)));
+    out.push(performance.now() - t0);
+  }
+  await Promise.all(workers.map((w) => w.terminate()));
+  return out;
+}
+
+interface Row {
+  n: number;
+  mb: number;
+  p50: number;
+  p95: number;
+  floorP50: number;
+  floorP95: number;
+  target: number;
+  pass: boolean;
+  uploadRatio: number;
+}
+const rows: Row[] = [];
+
+for (const n of counts) {
+  const stack = await startStack({ generators: 0 });
+  const base = writeBaseConfig(join(stack.dir, "base"), DIMS);
+  for (let i = 0; i < n; i++) {
+    stack.generators.push(
+      await stack.startGenerator(`g${i}`, {
+        GENERATOR_BASE_CONFIG: base,
+        CACHE_MAX_VERSIONS: "2",
+        RECONCILE_INTERVAL_MS: "3000",
+      }),
+    );
+  }
+  await stack.trainer.stop();
+  await stack.startTrainer({
+    WEBHOOK_SUBSCRIBERS: stack.generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
+  });
+  try {
+    for (const mb of sizesMb) {
+      const run = `bench-${mb}mb`;
+      const adapter = adapterFor(base, mb, mb);
+      const lat: number[] = [];
+      let ratio = 0;
+      let lastKey = "";
+      for (let i = 0; i < publishes; i++) {
+        const weights = variant(adapter.weights, i);
+        const res = await stack.publish(run, { config: adapter.config, weights });
+        const returned = Date.now();
+        if (res.status !== 201) throw new Error(`publish failed: ${res.status} ${await res.text()}`);
+        const body = (await res.json()) as {
+          version: number;
+          uploadedBytes: number;
+          manifestKey: string;
+          sha256: string;
+        };
+        const manifestBytes = (
+          await (await fetch(`${stack.s3.url}/${BUCKET}/loracast/${body.manifestKey}`)).arrayBuffer()
+        ).byteLength;
+        // The config blob is identical every time, so after the first publish only weights + manifest go up.
+        const expected = weights.byteLength + manifestBytes + (i === 0 ? adapter.config.byteLength : 0);
+        ratio = Math.max(ratio, body.uploadedBytes / expected);
+        const times = await Promise.all(stack.generators.map((g) => activeAt(g, run, body.version)));
+        lat.push(Math.max(...times) - returned);
+        lastKey = `loracast/blobs/sha256/${body.sha256}`;
+      }
+      const fl = await floor(stack, n, lastKey, Math.max(5, Math.min(publishes, 20)));
+      const target = 1.5 * pct(fl, 50) + 150;
+      const row = {
+        n,
+        mb: adapter.weights.byteLength / 2 ** 20,
+        p50: pct(lat, 50),
+        p95: pct(lat, 95),
+        floorP50: pct(fl, 50),
+        floorP95: pct(fl, 95),
+        target,
+        pass: pct(lat, 50) <= target,
+        uploadRatio: ratio,
+      };
+      rows.push(row);
+      console.log(JSON.stringify({ bench: "handoff", ...row }));
+    }
+  } finally {
+    await stack.stop();
+  }
+}
+
+// Re-publishing identical bytes uploads only the manifest.
+{
+  const stack = await startStack({ generators: 0 });
+  try {
+    const adapter = adapterFor(writeBaseConfig(join(stack.dir, "base"), DIMS), 32, 1);
+    await stack.publish("dedupe", adapter);
+    const again = (await (await stack.publish("dedupe", adapter)).json()) as {
+      uploadedBytes: number;
+      manifestKey: string;
+    };
+    const manifestBytes = (
+      await (await fetch(`${stack.s3.url}/${BUCKET}/loracast/${again.manifestKey}`)).arrayBuffer()
+    ).byteLength;
+    console.log(
+      JSON.stringify({
+        bench: "dedupe",
+        adapterBytes: adapter.weights.byteLength,
+        republishUploadedBytes: again.uploadedBytes,
+        manifestBytes,
+      }),
+    );
+  } finally {
+    await stack.stop();
+  }
+}
+
+// Generator RSS over many publishes of a 32 MB adapter, against its cache bound.
+if (rssPublishes > 0) {
+  const stack = await startStack({ generators: 0 });
+  try {
+    const base = writeBaseConfig(join(stack.dir, "base"), DIMS);
+    const cacheVersions = 4;
+    const g = await stack.startGenerator("rss", {
+      GENERATOR_BASE_CONFIG: base,
+      CACHE_MAX_VERSIONS: String(cacheVersions),
+    });
+    stack.generators.push(g);
+    await stack.trainer.stop();
+    await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: `${g.url}/v1/webhooks/adapters` });
+    const adapter = adapterFor(base, 32, 32);
+    const pid = g.proc.pid as number;
+    const baseline = rssMb(pid);
+    let peak = 0;
+    for (let i = 0; i < rssPublishes; i++) {
+      const body = (await (
+        await stack.publish("rss", { config: adapter.config, weights: variant(adapter.weights, i) })
+      ).json()) as { version: number };
+      await activeAt(g, "rss", body.version);
+      peak = Math.max(peak, rssMb(pid));
+    }
+    const after = rssMb(pid);
+    const boundMb = (cacheVersions * adapter.weights.byteLength) / 2 ** 20;
+    const limit = (baseline + boundMb) * 1.1;
+    console.log(
+      JSON.stringify({
+        bench: "rss",
+        publishes: rssPublishes,
+        adapterMb: adapter.weights.byteLength / 2 ** 20,
+        baselineMb: baseline,
+        cacheBoundMb: boundMb,
+        afterMb: after,
+        peakMb: peak,
+        limitMb: limit,
+        pass: after <= limit,
+      }),
+    );
+  } finally {
+    await stack.stop();
+  }
+}
+
+console.log(
+  "\n| N | adapter MB | p50 ms | p95 ms | floor p50 ms | floor p95 ms | target (1.5×floor+150) | p50 ≤ target | uploaded / (adapter+manifest) |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|");
+for (const r of rows) {
+  console.log(
+    `| ${r.n} | ${r.mb.toFixed(1)} | ${r.p50.toFixed(0)} | ${r.p95.toFixed(0)} | ${r.floorP50.toFixed(0)} | ${r.floorP95.toFixed(0)} | ${r.target.toFixed(0)} | ${r.pass ? "yes" : "NO"} | ${r.uploadRatio.toFixed(3)} |`,
+  );
+}
