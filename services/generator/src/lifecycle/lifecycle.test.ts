@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { CONFIG_FILE, WEIGHTS_FILE } from "@loracast/shared/manifest";
+import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
+import { createLogger } from "@loracast/shared/platform";
+import { encodeSafetensors } from "@loracast/shared/safetensors";
+import { AdapterStore, MemoryObjectStore } from "@loracast/shared/store";
+import { AdapterManager } from "./adapter-manager.ts";
+import type { VersionRecord } from "./types.ts";
+import { VersionCache } from "./version-cache.ts";
+
+const record = (
+  version: number,
+  state: VersionRecord["state"],
+  bytes: number,
+  lastUsedAt: number,
+  pins = 0,
+): VersionRecord => ({
+  run: "r",
+  version,
+  state,
+  manifestKey: "",
+  sha256: null,
+  manifestSha256: null,
+  bytes,
+  reason: null,
+  trigger: "webhook",
+  announcedAt: 0,
+  activatedAt: null,
+  lastUsedAt,
+  pins,
+  phases: null,
+  adapter: { weights: new Uint8Array(bytes), verified: { modules: [], maxRank: 0 }, config: {} },
+});
+
+describe("version cache", () => {
+  it("evicts least recently used staged or retired versions, never the active or a pinned one", () => {
+    const cache = new VersionCache({ maxVersions: 2, maxBytes: 1e9 });
+    cache.set(record(1, "retired", 10, 1, 1));
+    cache.set(record(2, "retired", 10, 2));
+    cache.set(record(3, "staged", 10, 3));
+    cache.set(record(4, "active", 10, 0));
+    const evicted = cache.evict().map((r) => r.version);
+    assert.deepEqual(evicted, [2, 3]);
+    assert.equal(cache.get("r", 1)?.state, "retired", "pinned survives over the bound");
+    assert.equal(cache.get("r", 4)?.state, "active");
+    assert.equal(cache.get("r", 2)?.adapter, null);
+  });
+
+  it("makes room for a download in progress and honours the byte bound", () => {
+    const cache = new VersionCache({ maxVersions: 10, maxBytes: 25 });
+    cache.set(record(1, "retired", 10, 1));
+    cache.set(record(2, "active", 10, 2));
+    assert.deepEqual(
+      cache.evict().map((r) => r.version),
+      [],
+    );
+    assert.deepEqual(
+      cache.evict(10).map((r) => r.version),
+      [1],
+    );
+    assert.equal(cache.heldBytes(), 10);
+  });
+});
+
+describe("adapter manager", () => {
+  const configJson = readFileSync(
+    new URL("../../../../infra/demo-base/config.json", import.meta.url),
+    "utf8",
+  );
+  const dims = parseDecoderDims(JSON.parse(configJson));
+  if (!dims.ok) throw dims.error;
+  const spec = buildModelSpec(dims.value);
+
+  async function publish(store: AdapterStore, run: string, seed: number) {
+    const tensors = Object.fromEntries(
+      [0, 1].flatMap((l) => [
+        [
+          `base_model.model.model.layers.${l}.self_attn.q_proj.lora_A.weight`,
+          { dtype: "F32" as const, shape: [2, 64], data: new Float32Array(128).fill(seed) },
+        ],
+        [
+          `base_model.model.model.layers.${l}.self_attn.q_proj.lora_B.weight`,
+          { dtype: "F32" as const, shape: [64, 2], data: new Float32Array(128).fill(seed) },
+        ],
+      ]),
+    );
+    const config = new TextEncoder().encode(
+      JSON.stringify({ peft_type: "LORA", r: 2, target_modules: ["q_proj"] }),
+    );
+    const [c, w] = await Promise.all([store.putBlob(config), store.putBlob(encodeSafetensors(tensors))]);
+    return store.publishVersion(run, {
+      createdAt: "2026-01-01T00:00:00.000Z",
+      base: { fingerprint: null },
+      adapter: {
+        config: {},
+        files: [
+          { name: CONFIG_FILE, ...c.file },
+          { name: WEIGHTS_FILE, ...w.file },
+        ],
+      },
+      probe: null,
+      training: null,
+      publisher: { service: "test", instance: "t" },
+    });
+  }
+
+  function manager(store: AdapterStore) {
+    let now = 1_000;
+    return new AdapterManager({
+      store,
+      spec,
+      clock: { now: () => now++ },
+      log: createLogger({}, { write: () => {} }),
+      bounds: { maxVersions: 4, maxBytes: 1e9 },
+      maxRank: 64,
+      runs: null,
+    });
+  }
+
+  it("activates newer versions, ignores stale events, and goes back only on a rollback", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store);
+    const v1 = await publish(store, "r", 1);
+    const v2 = await publish(store, "r", 2);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 2);
+    assert.ok(m.ready);
+
+    await m.handleEvent({
+      type: "adapter.published",
+      run: "r",
+      version: 1,
+      manifestKey: v1.key,
+      manifestSha256: v1.sha256,
+    });
+    assert.equal(m.activeRecord("r")?.version, 2, "a stale event never downgrades");
+
+    await store.writeRollback({
+      schema: "loracast.rollback/v1",
+      run: "r",
+      to: 1,
+      atVersion: 2,
+      createdAt: "2026-01-01T00:00:00.000Z",
+    });
+    await m.handleEvent({
+      type: "adapter.rolled_back",
+      run: "r",
+      version: 1,
+      manifestKey: v1.key,
+      manifestSha256: v1.sha256,
+    });
+    assert.equal(m.activeRecord("r")?.version, 1);
+    assert.equal(m.cache.get("r", 2)?.state, "retired");
+
+    // A late webhook for the revoked version must not bring it back.
+    await m.handleEvent({
+      type: "adapter.published",
+      run: "r",
+      version: 2,
+      manifestKey: v2.key,
+      manifestSha256: v2.sha256,
+    });
+    assert.equal(m.activeRecord("r")?.version, 1);
+  });
+
+  it("refuses a manifest whose bytes do not match the announced sha256", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store);
+    const v1 = await publish(store, "r", 1);
+    await m.handleEvent({
+      type: "adapter.published",
+      run: "r",
+      version: 1,
+      manifestKey: v1.key,
+      manifestSha256: "f".repeat(64),
+    });
+    const rec = m.cache.get("r", 1);
+    assert.equal(rec?.state, "failed");
+    assert.match(rec?.reason ?? "", /does not match the announced/);
+    assert.equal(m.activeRecord("r"), undefined);
+  });
+
+  it("fetches a pinned older version on demand without activating it", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store);
+    await publish(store, "r", 1);
+    await publish(store, "r", 2);
+    await m.reconcile();
+    const r = await m.ensure("r", 1);
+    assert.ok(r.ok);
+    assert.equal(r.value.state, "staged");
+    const release = m.pin(r.value);
+    assert.equal(m.activeRecord("r")?.version, 2);
+    release();
+  });
+});
