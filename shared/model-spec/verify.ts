@@ -30,6 +30,26 @@ export class AdapterMismatchError extends Error {
 
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
 
+/** The checks every key must pass whatever the base: it names a LoRA factor, and holds floats. */
+function checkFactor(
+  key: string,
+  tensor: TensorView,
+): Result<{ module: string; which: "A" | "B" }, AdapterMismatchError> {
+  const parsed = parsePeftKey(key);
+  if (parsed === null) {
+    return err(
+      new AdapterMismatchError(
+        "is not a LoRA weight (expected base_model.model.<module>.lora_A|B.weight)",
+        key,
+      ),
+    );
+  }
+  if (!FLOAT_DTYPES.has(tensor.dtype)) {
+    return err(new AdapterMismatchError(`dtype ${tensor.dtype} is not a float type (F32, F16, BF16)`, key));
+  }
+  return ok(parsed);
+}
+
 export interface VerifyOptions {
   /** Refuse ranks above this. @default 256 */
   maxRank?: number;
@@ -49,15 +69,9 @@ export function verifyAdapter(
   const maxRank = options.maxRank ?? 256;
   const found = new Map<string, { a?: TensorView; b?: TensorView }>();
   for (const [key, tensor] of file.tensors) {
-    const parsed = parsePeftKey(key);
-    if (parsed === null) {
-      return err(
-        new AdapterMismatchError(
-          "is not a LoRA weight (expected base_model.model.<module>.lora_A|B.weight)",
-          key,
-        ),
-      );
-    }
+    const checked = checkFactor(key, tensor);
+    if (!checked.ok) return checked;
+    const parsed = checked.value;
     const target = spec.modules.get(parsed.module);
     if (target === undefined) {
       return err(
@@ -71,9 +85,6 @@ export function verifyAdapter(
       return err(
         new AdapterMismatchError("its module is not selected by adapter_config.json target_modules", key),
       );
-    }
-    if (!FLOAT_DTYPES.has(tensor.dtype)) {
-      return err(new AdapterMismatchError(`dtype ${tensor.dtype} is not a float type (F32, F16, BF16)`, key));
     }
     const { rank } = moduleLora(config, parsed.module);
     if (rank > maxRank)
@@ -122,18 +133,9 @@ export function verifyAdapterPairs(
 ): Result<{ modules: number }, AdapterMismatchError> {
   const slots = new Map<string, { a?: TensorView; b?: TensorView }>();
   for (const [key, tensor] of file.tensors) {
-    const parsed = parsePeftKey(key);
-    if (parsed === null) {
-      return err(
-        new AdapterMismatchError(
-          "is not a LoRA weight (expected base_model.model.<module>.lora_A|B.weight)",
-          key,
-        ),
-      );
-    }
-    if (!FLOAT_DTYPES.has(tensor.dtype)) {
-      return err(new AdapterMismatchError(`dtype ${tensor.dtype} is not a float type (F32, F16, BF16)`, key));
-    }
+    const checked = checkFactor(key, tensor);
+    if (!checked.ok) return checked;
+    const parsed = checked.value;
     const { rank } = moduleLora(config, parsed.module);
     const rankDim = parsed.which === "A" ? 0 : 1;
     if (tensor.shape.length !== 2 || tensor.shape[rankDim] !== rank) {

@@ -59,6 +59,17 @@ export function randomAdapter(
   };
 }
 
+/** Llama-2-7B dimensions: a LoRA over all 32 layers at rank 1 on every projection is about 10 MB. */
+export const LLAMA_7B_DIMS = {
+  hiddenSize: 4096,
+  intermediateSize: 11008,
+  numLayers: 32,
+  numHeads: 32,
+  numKvHeads: 32,
+  headDim: 128,
+  vocabSize: 32000,
+};
+
 /** Writes a HF config.json with the given dimensions, for bases larger than the fixtures. */
 export function writeBaseConfig(
   dir: string,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { Service } from "@loracast/shared/supervisor";
-import { LLAMA_CONFIG, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
+import { LLAMA_7B_DIMS, LLAMA_CONFIG, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { startS3 } from "../helpers/s3.ts";
 import { startStack } from "../helpers/stack.ts";
 
@@ -98,18 +98,10 @@ describe("outages and crashes", () => {
   });
 
   it("converges after a generator is killed mid-download and restarted", async () => {
-    // A 7B-shaped base makes the adapter large enough (about 80 MB) to kill the download midway.
+    // A 7B-shaped base makes the adapter large enough (about 34 MB) to kill the download midway.
     const stack = await startStack({ generators: 0 });
     try {
-      const base = writeBaseConfig(join(stack.dir, "big"), {
-        hiddenSize: 4096,
-        intermediateSize: 11008,
-        numLayers: 32,
-        numHeads: 32,
-        numKvHeads: 32,
-        headDim: 128,
-        vocabSize: 32000,
-      });
+      const base = writeBaseConfig(join(stack.dir, "big"), LLAMA_7B_DIMS);
       const g = await stack.startGenerator("big", { GENERATOR_BASE_CONFIG: base });
       await stack.trainer.stop();
       await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: `${g.url}/v1/webhooks/adapters` });

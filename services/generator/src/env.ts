@@ -1,16 +1,7 @@
+import { commaList as list } from "@loracast/shared/platform";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
-
-const list = z
-  .string()
-  .default("")
-  .transform((s) =>
-    s
-      .split(",")
-      .map((x) => x.trim())
-      .filter((x) => x !== ""),
-  );
 
 export const envSchema = s3EnvSchema.extend({
   /** Interface to listen on. */

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type { Service } from "@loracast/shared/supervisor";
-import { randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
+import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
 import { type Stack, startStack } from "../../helpers/stack.ts";
 
@@ -28,17 +28,6 @@ const counts = values.generators.split(",").map(Number);
 const sizesMb = values.sizes.split(",").map(Number);
 const publishes = Number(values.publishes);
 const rssPublishes = Number(values["rss-publishes"]);
-
-/** Llama-2-7B dimensions: a LoRA over all 32 layers at rank 1 on every projection is about 10 MB. */
-const DIMS = {
-  hiddenSize: 4096,
-  intermediateSize: 11008,
-  numLayers: 32,
-  numHeads: 32,
-  numKvHeads: 32,
-  headDim: 128,
-  vocabSize: 32000,
-};
 
 /** Picks rank and targets that come closest to `mb` on the 7B base. */
 function adapterFor(base: string, mb: number, seed: number) {
@@ -117,7 +106,7 @@ const rows: Row[] = [];
 
 for (const n of counts) {
   const stack = await startStack({ generators: 0 });
-  const base = writeBaseConfig(join(stack.dir, "base"), DIMS);
+  const base = writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS);
   for (let i = 0; i < n; i++) {
     stack.generators.push(
       await stack.startGenerator(`g${i}`, {
@@ -184,7 +173,7 @@ for (const n of counts) {
 {
   const stack = await startStack({ generators: 0 });
   try {
-    const adapter = adapterFor(writeBaseConfig(join(stack.dir, "base"), DIMS), 32, 1);
+    const adapter = adapterFor(writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS), 32, 1);
     await stack.publish("dedupe", adapter);
     const again = (await (await stack.publish("dedupe", adapter)).json()) as {
       uploadedBytes: number;
@@ -210,7 +199,7 @@ for (const n of counts) {
 if (rssPublishes > 0) {
   const stack = await startStack({ generators: 0 });
   try {
-    const base = writeBaseConfig(join(stack.dir, "base"), DIMS);
+    const base = writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS);
     const cacheVersions = 4;
     const g = await stack.startGenerator("rss", {
       GENERATOR_BASE_CONFIG: base,
