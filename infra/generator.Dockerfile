@@ -16,4 +16,5 @@ COPY services/generator services/generator
 COPY infra/demo-base infra/demo-base
 USER node
 EXPOSE 8800
+ENV MALLOC_MMAP_THRESHOLD_=131072
 CMD ["node", "--expose-gc", "--import", "tsx", "services/generator/src/main.ts"]

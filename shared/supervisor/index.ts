@@ -30,11 +30,18 @@ export interface Service {
   waitForLog(match: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
 }
 
-const ENTRIES: Record<string, { script: string; nodeArgs: string[] }> = {
+const ENTRIES: Record<string, { script: string; nodeArgs: string[]; env?: Record<string, string> }> = {
   "s3-local": { script: "services/s3-local/src/main.ts", nodeArgs: ["--openssl-legacy-provider"] },
   trainer: { script: "services/trainer/src/main.ts", nodeArgs: [] },
   // --expose-gc lets the generator hand evicted adapter memory back promptly (see AdapterManager).
-  generator: { script: "services/generator/src/main.ts", nodeArgs: ["--expose-gc"] },
+  generator: {
+    script: "services/generator/src/main.ts",
+    nodeArgs: ["--expose-gc"],
+    // glibc raises its mmap threshold to the size of each large block freed, up to 32 MiB, after which
+    // adapter-sized buffers come from the heap and stay resident once freed. A fixed threshold keeps
+    // them mmapped, so evicted adapters go back to the OS.
+    env: { MALLOC_MMAP_THRESHOLD_: "131072" },
+  },
 };
 
 export async function startService(
@@ -47,7 +54,7 @@ export async function startService(
   const name = options.name ?? kind;
   const proc = spawn(process.execPath, [...entry.nodeArgs, "--import", "tsx", entry.script], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", ...env },
+    env: { PATH: process.env.PATH ?? "", ...entry.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: LogLine[] = [];

@@ -293,8 +293,9 @@ export class AdapterManager {
     }
     record.sha256 = weightsEntry.sha256;
     record.bytes = weightsEntry.bytes;
-    // Make room first, so the bound holds while the new weights download, not only after.
-    this.releaseEvicted(this.cache.evict(weightsEntry.bytes));
+    // Make room first, so the bound holds while the new weights download, not only after. The
+    // collection waits for activation: here it would compete with the download for CPU.
+    this.cache.evict(weightsEntry.bytes);
     const fingerprint = manifest.base.fingerprint;
     if (fingerprint !== null && fingerprint !== this.d.spec.fingerprint) {
       return err(
