@@ -3,4 +3,5 @@ export { type Clock, systemClock } from "./clock.ts";
 export { commaList } from "./env.ts";
 export { type HttpServer, listen } from "./http-server.ts";
 export { createLogger, type Logger } from "./logger.ts";
+export { requestId } from "./request-id.ts";
 export { onShutdown } from "./shutdown.ts";

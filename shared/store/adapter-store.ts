@@ -44,6 +44,8 @@ const MAX_VERSION_RACES = 8;
  * rollback records. The latest version is found by listing, never through a mutable pointer.
  */
 export class AdapterStore {
+  private readonly rollbackRecords = new Map<string, RollbackRecord>();
+
   constructor(readonly objects: ObjectStore) {}
 
   /** Uploads a blob unless an object with its address and size already exists. */
@@ -167,14 +169,21 @@ export class AdapterStore {
     return ok(out);
   }
 
+  /** Rollback records are immutable, so each is fetched once; reconcile then costs one LIST. */
   async listRollbacks(run: string): Promise<RollbackRecord[]> {
     const keys = await this.objects.list(rollbacksPrefix(run));
     const out: RollbackRecord[] = [];
     for (const key of keys) {
-      const bytes = await this.objects.get(key);
-      if (bytes === null) continue;
-      const parsed = rollbackRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-      if (parsed.success) out.push(parsed.data);
+      let record = this.rollbackRecords.get(key);
+      if (record === undefined) {
+        const bytes = await this.objects.get(key);
+        if (bytes === null) continue;
+        const parsed = rollbackRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+        if (!parsed.success) continue;
+        record = parsed.data;
+        this.rollbackRecords.set(key, record);
+      }
+      out.push(record);
     }
     return out;
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Logger } from "@loracast/shared/platform";
+import { type Logger, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { errorResponse } from "./errors.ts";
@@ -19,11 +19,7 @@ export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
 export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   const rejected = new Map<string, number>();
-  app.use("*", async (c, next) => {
-    c.set("requestId", c.req.header("x-request-id") ?? randomUUID());
-    await next();
-    c.header("x-request-id", c.get("requestId"));
-  });
+  app.use("*", requestId(randomUUID));
   app.route("/", webhookRoutes({ ...d, rejected }));
   app.route("/", adapterRoutes(d.manager, d.baseName, Math.floor(d.clock.now() / 1000)));
   app.route("/", opsRoutes(d.manager, d.objects, rejected));

@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import type { Logger } from "@loracast/shared/platform";
+import { type Logger, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
@@ -28,11 +28,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
   const token = Buffer.from(d.apiToken);
 
-  app.use("*", async (c, next) => {
-    c.set("requestId", c.req.header("x-request-id") ?? randomUUID());
-    await next();
-    c.header("x-request-id", c.get("requestId"));
-  });
+  app.use("*", requestId(randomUUID));
 
   app.use("*", async (c, next) => {
     if (!MUTATING.has(c.req.method)) return next();

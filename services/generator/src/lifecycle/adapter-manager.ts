@@ -129,7 +129,6 @@ export class AdapterManager {
    */
   async ensure(run: string, version: number): Promise<Result<VersionRecord, string>> {
     const existing = this.cache.get(run, version);
-    if (existing?.adapter != null) return ok(existing);
     if (existing?.state === "failed") return err(existing.reason ?? "failed");
     return this.load(run, version, "on-demand");
   }
@@ -198,7 +197,7 @@ export class AdapterManager {
   /**
    * Evicted weights are large and die all at once; left to the allocator's own pace, they and the
    * download's socket chunks stay resident for a while. Where the process runs with --expose-gc,
-   * collect right after eviction, off the activation path.
+   * collect once the activation (or release) that evicted them is done.
    */
   private releaseEvicted(evicted: VersionRecord[]): void {
     if (evicted.length === 0) return;
@@ -293,15 +292,15 @@ export class AdapterManager {
     }
     record.sha256 = weightsEntry.sha256;
     record.bytes = weightsEntry.bytes;
-    // Make room first, so the bound holds while the new weights download, not only after. The
-    // collection waits for activation: here it would compete with the download for CPU.
-    this.cache.evict(weightsEntry.bytes);
     const fingerprint = manifest.base.fingerprint;
     if (fingerprint !== null && fingerprint !== this.d.spec.fingerprint) {
       return err(
         `base fingerprint ${fingerprint} does not match this generator's base ${this.d.spec.fingerprint}`,
       );
     }
+    // Make room first, so the bound holds while the new weights download, not only after. The
+    // collection waits for activation: here it would compete with the download for CPU.
+    this.cache.evict(weightsEntry.bytes);
     const [weights, configBytes] = await Promise.all([
       this.d.store.downloadBlob(weightsEntry),
       this.d.store.downloadBlob(configEntry),
