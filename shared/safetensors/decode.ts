@@ -50,26 +50,72 @@ export function decodeSafetensors(
   }
 }
 
-function decodeOrThrow(buffer: Uint8Array, maxHeaderBytes: number): SafetensorsFile {
-  if (buffer.byteLength < 8) {
-    throw new SafetensorsError(
-      "truncated",
-      `file is ${buffer.byteLength} bytes, shorter than the 8-byte header length`,
+/** Where each tensor of a file lies, relative to the start of the data section. */
+export interface TensorEntry {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  begin: number;
+  end: number;
+  size: number;
+}
+
+export interface SafetensorsLayout {
+  entries: TensorEntry[];
+  metadata: Record<string, string>;
+  dataStart: number;
+}
+
+/** The 8-byte length prefix says how long the header is. */
+export function headerLength(
+  prefix: Uint8Array,
+  maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES,
+): Result<number, SafetensorsError> {
+  if (prefix.byteLength < 8) {
+    return err(
+      new SafetensorsError(
+        "truncated",
+        `file is ${prefix.byteLength} bytes, shorter than the 8-byte header length`,
+      ),
     );
   }
-  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  const headerLen = view.getBigUint64(0, true);
+  const headerLen = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (headerLen > BigInt(maxHeaderBytes)) {
-    throw new SafetensorsError(
-      "header_too_large",
-      `header length ${headerLen} exceeds the cap of ${maxHeaderBytes} bytes`,
+    return err(
+      new SafetensorsError(
+        "header_too_large",
+        `header length ${headerLen} exceeds the cap of ${maxHeaderBytes} bytes`,
+      ),
     );
   }
-  const n = Number(headerLen);
-  if (8 + n > buffer.byteLength) {
+  return ok(Number(headerLen));
+}
+
+/**
+ * Validates the header of a file of `fileLength` bytes, given at least its first 8 + header-length
+ * bytes. This is all a reader needs to locate tensors without holding the file in memory.
+ */
+export function decodeLayout(
+  head: Uint8Array,
+  fileLength: number,
+  maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES,
+): Result<SafetensorsLayout, SafetensorsError> {
+  try {
+    return ok(parseLayout(head, fileLength, maxHeaderBytes));
+  } catch (e) {
+    if (e instanceof SafetensorsError) return err(e);
+    throw e;
+  }
+}
+
+function parseLayout(buffer: Uint8Array, fileLength: number, maxHeaderBytes: number): SafetensorsLayout {
+  const len = headerLength(buffer, maxHeaderBytes);
+  if (!len.ok) throw len.error;
+  const n = len.value;
+  if (8 + n > fileLength || 8 + n > buffer.byteLength) {
     throw new SafetensorsError(
       "truncated",
-      `header length ${n} runs past the end of the ${buffer.byteLength}-byte file`,
+      `header length ${n} runs past the end of the ${fileLength}-byte file`,
     );
   }
   let text: string;
@@ -94,10 +140,9 @@ function decodeOrThrow(buffer: Uint8Array, maxHeaderBytes: number): SafetensorsF
   if (!isObject(header)) throw new SafetensorsError("invalid_json", "header must be a JSON object");
 
   const dataStart = 8 + n;
-  const dataLen = buffer.byteLength - dataStart;
+  const dataLen = fileLength - dataStart;
   let metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: Dtype; shape: number[]; begin: number; end: number; size: number }[] =
-    [];
+  const entries: TensorEntry[] = [];
 
   for (const [name, value] of Object.entries(header)) {
     if (name === "__metadata__") {
@@ -135,12 +180,16 @@ function decodeOrThrow(buffer: Uint8Array, maxHeaderBytes: number): SafetensorsF
       `tensors cover ${cursor} bytes but the data section has ${dataLen}`,
     );
   }
+  return { entries, metadata, dataStart };
+}
 
+function decodeOrThrow(buffer: Uint8Array, maxHeaderBytes: number): SafetensorsFile {
+  const layout = parseLayout(buffer, buffer.byteLength, maxHeaderBytes);
   const tensors = new Map<string, TensorView>();
-  for (const e of entries) {
-    tensors.set(e.name, makeView(buffer, dataStart, e));
+  for (const e of layout.entries) {
+    tensors.set(e.name, makeView(buffer, layout.dataStart, e));
   }
-  return { tensors, metadata, dataStart };
+  return { tensors, metadata: layout.metadata, dataStart: layout.dataStart };
 }
 
 function parseEntry(name: string, value: JsonValue) {
@@ -201,11 +250,7 @@ function parseMetadata(value: JsonValue): Record<string, string> {
   return out;
 }
 
-function makeView(
-  buffer: Uint8Array,
-  dataStart: number,
-  e: { name: string; dtype: Dtype; shape: number[]; begin: number; end: number; size: number },
-): TensorView {
+function makeView(buffer: Uint8Array, dataStart: number, e: TensorEntry): TensorView {
   const bytes = buffer.subarray(dataStart + e.begin, dataStart + e.end);
   return {
     name: e.name,

@@ -50,3 +50,39 @@ export const DTYPE_ARRAY: Record<Dtype, ArrayCtor> = {
 export function isDtype(value: unknown): value is Dtype {
   return typeof value === "string" && (DTYPES as readonly string[]).includes(value);
 }
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
+  if (exp === 0x1f) return frac === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
+  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
+}
+
+/** Widens float tensor bytes (F32, F16, BF16, F64) to a fresh Float32Array. */
+export function toFloat32(dtype: Dtype, bytes: Uint8Array): Float32Array {
+  const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
+  switch (dtype) {
+    case "F32":
+      return new Float32Array(
+        aligned.buffer.slice(aligned.byteOffset, aligned.byteOffset + aligned.byteLength),
+      );
+    case "F64":
+      return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8));
+    case "F16": {
+      const src = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+      const out = new Float32Array(src.length);
+      for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i] ?? 0);
+      return out;
+    }
+    case "BF16": {
+      const src = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+      const wide = new Uint32Array(src.length);
+      for (let i = 0; i < src.length; i++) wide[i] = (src[i] ?? 0) << 16;
+      return new Float32Array(wide.buffer);
+    }
+    default:
+      throw new Error(`dtype ${dtype} is not a float type`);
+  }
+}

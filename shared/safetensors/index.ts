@@ -5,10 +5,14 @@
 export {
   DEFAULT_MAX_HEADER_BYTES,
   type DecodeOptions,
+  decodeLayout,
   decodeSafetensors,
   type SafetensorsFile,
+  type SafetensorsLayout,
+  type TensorEntry,
   type TensorView,
 } from "./decode.ts";
-export { DTYPE_BYTES, DTYPES, type Dtype, type DtypeArrays, isDtype } from "./dtypes.ts";
+export { DTYPE_BYTES, DTYPES, type Dtype, type DtypeArrays, isDtype, toFloat32 } from "./dtypes.ts";
 export { encodeSafetensors, type TensorInput } from "./encode.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./errors.ts";
+export { openSafetensors, type SafetensorsReader } from "./file.ts";

@@ -1,0 +1,27 @@
+/**
+ * The model builder: HF checkpoint → ONNX decoder with LoRA inputs, quantized base weights, and
+ * `loracast-model.json` (design §2).
+ */
+export { type Architecture, parseArchitecture } from "./architecture.ts";
+export { type BuildOptions, buildArtifacts } from "./artifacts.ts";
+export { type Checkpoint, CheckpointError, openCheckpoint } from "./checkpoint.ts";
+export { IO } from "./io-names.ts";
+export {
+  DATA_FILE,
+  MODEL_FILE,
+  MODEL_MANIFEST,
+  ModelArtifactsError,
+  type ModelManifest,
+  modelManifestSchema,
+  readModelManifest,
+} from "./model-manifest.ts";
+export {
+  dequantize,
+  type QuantBits,
+  type QuantizedMatrix,
+  type QuantLayout,
+  quantize,
+  quantLayout,
+} from "./quantize.ts";
+export type { RopeSpec } from "./rope.ts";
+export type { BaseQuant } from "./weights.ts";

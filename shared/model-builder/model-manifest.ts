@@ -1,0 +1,76 @@
+/** `loracast-model.json`: what a generator or trainer needs to know about built artifacts. */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { buildModelSpec, type ModelSpec } from "../model-spec/index.ts";
+import { err, ok, type Result } from "../result/index.ts";
+
+export const MODEL_MANIFEST = "loracast-model.json";
+export const MODEL_FILE = "model.onnx";
+export const DATA_FILE = "model.onnx.data";
+
+const positive = z.number().int().positive();
+
+export const modelManifestSchema = z.object({
+  schema: z.literal("loracast-model/1"),
+  /** sha256 over the graph bytes and the external data, in that order. */
+  fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  architecture: z.enum(["llama", "qwen2", "mistral"]),
+  dims: z.object({
+    modelType: z.enum(["llama", "qwen2", "mistral"]),
+    hiddenSize: positive,
+    intermediateSize: positive,
+    numLayers: positive,
+    numHeads: positive,
+    numKvHeads: positive,
+    headDim: positive,
+    vocabSize: positive,
+    tieWordEmbeddings: z.boolean(),
+  }),
+  quant: z.object({
+    kind: z.string(),
+    bits: z.number().int().optional(),
+    blockSize: z.number().int().optional(),
+  }),
+  rope: z.object({ type: z.string(), theta: z.number() }),
+  rmsNormEps: z.number(),
+  maxPositions: positive,
+  bosTokenId: z.number().int().nullable(),
+  eosTokenIds: z.array(z.number().int()),
+  files: z.object({ model: z.string(), data: z.string() }),
+  modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
+});
+
+export type ModelManifest = z.infer<typeof modelManifestSchema>;
+
+export class ModelArtifactsError extends Error {
+  override readonly name = "ModelArtifactsError";
+}
+
+/** Reads and checks `loracast-model.json`; its module map must be the one its dims imply. */
+export async function readModelManifest(
+  dir: string,
+): Promise<Result<{ manifest: ModelManifest; spec: ModelSpec }, ModelArtifactsError>> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(join(dir, MODEL_MANIFEST), "utf8"));
+  } catch (e) {
+    return err(new ModelArtifactsError(`cannot read ${join(dir, MODEL_MANIFEST)}: ${(e as Error).message}`));
+  }
+  const parsed = modelManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return err(
+      new ModelArtifactsError(
+        `${MODEL_MANIFEST}: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+      ),
+    );
+  }
+  const manifest = parsed.data;
+  const spec = buildModelSpec(manifest.dims);
+  const expected = [...spec.modules.values()].map((m) => `${m.name}:${m.inFeatures}:${m.outFeatures}`).join();
+  const got = manifest.modules.map((m) => `${m.name}:${m.inFeatures}:${m.outFeatures}`).join();
+  if (expected !== got)
+    return err(new ModelArtifactsError(`${MODEL_MANIFEST}: module map does not match its dims`));
+  return ok({ manifest, spec: { ...spec, fingerprint: manifest.fingerprint } });
+}
