@@ -1,6 +1,6 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code, `integration` is test/integration and test/e2e,
+ * files: `unit` is every *.test.ts beside the code, `integration` is test/conformance, test/integration and test/e2e,
  * which start real processes and so run one file at a time.
  */
 import { spawnSync } from "node:child_process";
@@ -22,7 +22,11 @@ function find(dir: string): string[] {
 }
 
 const unit = [...find(join(root, "shared")), ...find(join(root, "services"))];
-const integration = [...find(join(root, "test", "integration")), ...find(join(root, "test", "e2e"))];
+const integration = [
+  ...find(join(root, "test", "conformance")),
+  ...find(join(root, "test", "integration")),
+  ...find(join(root, "test", "e2e")),
+];
 
 function run(files: string[], concurrency: number): number {
   if (files.length === 0) return 0;

@@ -1,0 +1,135 @@
+/**
+ * One ORT session over built model artifacts. It is created once per process; adapters change only
+ * the feeds. `sessionsCreated` counts creations so that tests and /metrics can prove it.
+ */
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import {
+  IO,
+  type ModelArtifactsError,
+  type ModelManifest,
+  readModelManifest,
+} from "../model-builder/index.ts";
+import type { ModelSpec } from "../model-spec/index.ts";
+import { err, ok, type Result } from "../result/index.ts";
+import type { LoraFeeds } from "./lora-feeds.ts";
+
+/** Keys and values of every layer, `[batch, kvHeads, length, headDim]` each. */
+export interface KvCache {
+  batch: number;
+  length: number;
+  keys: ort.Tensor[];
+  values: ort.Tensor[];
+}
+
+export interface StepInput {
+  batch: number;
+  /** New tokens per row this step. */
+  seq: number;
+  /** int64 [batch, seq] */
+  inputIds: BigInt64Array;
+  /** int64 [batch, past + seq]: 1 for real tokens, 0 for padding */
+  attentionMask: BigInt64Array;
+  /** int64 [batch, seq] */
+  positionIds: BigInt64Array;
+  /** int64 [batch, k]: positions within this step's tokens whose logits to return */
+  logitsPositions: BigInt64Array;
+  logitsCount: number;
+  past: KvCache | null;
+}
+
+export interface StepOutput {
+  /** [batch, logitsCount, vocab] */
+  logits: Float32Array;
+  present: KvCache;
+}
+
+export interface DecoderSessionOptions {
+  executionProviders?: ("cpu" | "webgpu")[];
+  intraOpThreads?: number;
+}
+
+let created = 0;
+
+/** How many decoder sessions this process has created. */
+export function sessionsCreated(): number {
+  return created;
+}
+
+export class DecoderSession {
+  private constructor(
+    readonly manifest: ModelManifest,
+    readonly spec: ModelSpec,
+    private readonly session: ort.InferenceSession,
+    private readonly emptyPast: KvCache[] = [],
+  ) {}
+
+  static async load(
+    dir: string,
+    options: DecoderSessionOptions = {},
+  ): Promise<Result<DecoderSession, ModelArtifactsError>> {
+    const read = await readModelManifest(dir);
+    if (!read.ok) return read;
+    const { manifest, spec } = read.value;
+    const session = await ort.InferenceSession.create(join(dir, manifest.files.model), {
+      executionProviders: options.executionProviders ?? ["cpu"],
+      ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      graphOptimizationLevel: "all",
+    });
+    created++;
+    return ok(new DecoderSession(manifest, spec, session));
+  }
+
+  private empty(batch: number): KvCache {
+    const found = this.emptyPast.find((c) => c.batch === batch);
+    if (found !== undefined) return found;
+    const { numLayers, numKvHeads, headDim } = this.manifest.dims;
+    const make = () => new ort.Tensor("float32", new Float32Array(0), [batch, numKvHeads, 0, headDim]);
+    const cache: KvCache = {
+      batch,
+      length: 0,
+      keys: Array.from({ length: numLayers }, make),
+      values: Array.from({ length: numLayers }, make),
+    };
+    this.emptyPast.push(cache);
+    return cache;
+  }
+
+  /** One forward pass over `seq` new tokens per row. */
+  async step(input: StepInput, lora: LoraFeeds): Promise<StepOutput> {
+    const { batch, seq } = input;
+    const past = input.past ?? this.empty(batch);
+    const total = past.length + seq;
+    const feeds: Record<string, ort.Tensor> = {
+      ...lora,
+      [IO.inputIds]: new ort.Tensor("int64", input.inputIds, [batch, seq]),
+      [IO.attentionMask]: new ort.Tensor("int64", input.attentionMask, [batch, total]),
+      [IO.positionIds]: new ort.Tensor("int64", input.positionIds, [batch, seq]),
+      [IO.logitsPositions]: new ort.Tensor("int64", input.logitsPositions, [batch, input.logitsCount]),
+    };
+    const layers = this.manifest.dims.numLayers;
+    for (let l = 0; l < layers; l++) {
+      feeds[IO.pastKey(l)] = past.keys[l] as ort.Tensor;
+      feeds[IO.pastValue(l)] = past.values[l] as ort.Tensor;
+    }
+    const out = await this.session.run(feeds);
+    const pick = (name: string): ort.Tensor => {
+      const t = out[name];
+      if (t === undefined) throw new Error(`session output ${name} missing`);
+      return t;
+    };
+    return {
+      logits: pick(IO.logits).data as Float32Array,
+      present: {
+        batch,
+        length: total,
+        keys: Array.from({ length: layers }, (_, l) => pick(IO.presentKey(l))),
+        values: Array.from({ length: layers }, (_, l) => pick(IO.presentValue(l))),
+      },
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The conformance harness as a user runs it (a separate process per fixture), on every fixture in
+ * the handbook's peft-reference folder and on ours, plus one deliberately wrong adapter config to
+ * show that a mismatch fails.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ROOT } from "@loracast/shared/supervisor";
+import { FIXTURES } from "../helpers/adapters.ts";
+
+const OUR_FIXTURES = join(ROOT, "test", "fixtures", "peft-reference");
+
+function fixtureDirs(): string[] {
+  return [FIXTURES, OUR_FIXTURES]
+    .filter((root) => existsSync(root))
+    .flatMap((root) =>
+      readdirSync(root, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && existsSync(join(root, e.name, "reference.safetensors")))
+        .map((e) => join(root, e.name)),
+    );
+}
+
+function conformance(
+  dir: string,
+  ...args: string[]
+): { status: number | null; report: Record<string, unknown> } {
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "test/conformance/main.ts"), dir, ...args],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+    },
+  );
+  const last = r.stdout.trim().split("\n").at(-1) ?? "";
+  try {
+    return { status: r.status, report: JSON.parse(last) as Record<string, unknown> };
+  } catch {
+    throw new Error(`no JSON report (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
+  }
+}
+
+describe("conformance against PyTorch + PEFT references", () => {
+  const dirs = fixtureDirs();
+  it("finds the handbook's fixtures", () => {
+    assert.ok(
+      dirs.some((d) => d.endsWith("llama-tiny")) && dirs.some((d) => d.endsWith("qwen2-tiny")),
+      dirs.join(),
+    );
+  });
+  for (const dir of dirs) {
+    for (const quant of ["fp32", "int8", "int4"]) {
+      it(`${dir.split("/").slice(-2).join("/")} at ${quant}`, () => {
+        const { status, report } = conformance(dir, "--quant", quant);
+        assert.equal(report.pass, true, JSON.stringify(report));
+        assert.equal(status, 0);
+        if (quant === "fp32") {
+          assert.equal(report.greedyMatch, true);
+          assert.ok((report.logitsLoraMaxAbs as number) <= 2e-4);
+        }
+      });
+    }
+  }
+
+  it("fails, exit 1, when the adapter's scaling is wrong", () => {
+    const dir = mkdtempSync(join(tmpdir(), "loracast-bad-fixture-"));
+    try {
+      const src = join(FIXTURES, "llama-tiny");
+      cpSync(src, dir, { recursive: true });
+      const configPath = join(dir, "adapter", "adapter_config.json");
+      const config = JSON.parse(readFileSync(configPath, "utf8")) as { lora_alpha: number };
+      config.lora_alpha *= 1.01;
+      writeFileSync(configPath, JSON.stringify(config));
+      const { status, report } = conformance(dir);
+      assert.equal(status, 1);
+      assert.equal(report.pass, false);
+      assert.ok((report.logitsLoraMaxAbs as number) > 2e-4, JSON.stringify(report));
+      assert.ok((report.logitsBaseMaxAbs as number) <= 2e-4, "the base is unaffected");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

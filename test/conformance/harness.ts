@@ -1,0 +1,151 @@
+/**
+ * Conformance of the built graph against a PEFT reference fixture. fp32: our logits, logprobs and
+ * greedy tokens must equal PyTorch's within tolerance. int8/int4: the quantized graph must equal an
+ * fp32 graph built from the same dequantized weights (proving the kernels are wired right), and its
+ * distance from PyTorch is reported as KL divergence and top-1 agreement.
+ */
+import { basename, join } from "node:path";
+import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import {
+  adapterFeeds,
+  baseFeeds,
+  DecoderSession,
+  greedyDecode,
+  type LoraFeeds,
+  logProbAt,
+} from "@loracast/shared/runtime";
+import { type Reference, readAdapter, readReference } from "./fixture.ts";
+import { distributionAgreement, maxAbsDiff } from "./metrics.ts";
+
+export type QuantChoice = "fp32" | "int8" | "int4";
+
+export interface ConformanceOptions {
+  fixtureDir: string;
+  quant: QuantChoice;
+  blockSize: 32 | 128;
+  /** Scratch directory for built artifacts. */
+  workDir: string;
+}
+
+export const FP32_TOLERANCE = 2e-4;
+export const QUANT_TOLERANCE = 1e-3;
+
+interface Outputs {
+  logitsBase: Float32Array;
+  logitsLora: Float32Array;
+  logprobsLora: Float32Array;
+  greedy: number[];
+}
+
+async function build(opts: ConformanceOptions, name: string, quant: BaseQuant): Promise<DecoderSession> {
+  const outDir = join(opts.workDir, name);
+  const built = await buildArtifacts({ checkpointDir: join(opts.fixtureDir, "base"), outDir, quant });
+  if (!built.ok) throw built.error;
+  const session = await DecoderSession.load(outDir);
+  if (!session.ok) throw session.error;
+  return session.value;
+}
+
+async function evaluate(session: DecoderSession, ref: Reference, fixtureDir: string): Promise<Outputs> {
+  const { batch, seq } = ref;
+  const vocab = session.manifest.dims.vocabSize;
+  const input = {
+    batch,
+    seq,
+    inputIds: ref.inputIds,
+    attentionMask: ref.attentionMask,
+    positionIds: ref.positionIds,
+    logitsPositions: BigInt64Array.from({ length: batch * seq }, (_, i) => BigInt(i % seq)),
+    logitsCount: seq,
+    past: null,
+  };
+  const lora = adapterFeeds(session.spec, await readAdapter(fixtureDir, session.spec));
+  const run = async (feeds: LoraFeeds) => (await session.step(input, feeds)).logits;
+  const logitsBase = await run(baseFeeds(session.spec));
+  const logitsLora = await run(lora);
+  const logprobsLora = new Float32Array(batch * (seq - 1));
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < seq - 1; t++) {
+      const next = Number(ref.inputIds[b * seq + t + 1]);
+      logprobsLora[b * (seq - 1) + t] = logProbAt(logitsLora, b * seq + t, vocab, next);
+    }
+  }
+  const greedy = await greedyDecode(session, lora, ref.greedyPrompt, ref.greedyTokens.length);
+  return { logitsBase, logitsLora, logprobsLora, greedy };
+}
+
+const round = (x: number) => Number(x.toPrecision(4));
+
+export async function runConformance(opts: ConformanceOptions) {
+  const ref = await readReference(opts.fixtureDir);
+  const fixture = basename(opts.fixtureDir);
+  const vsReference = (o: Outputs) => ({
+    logitsBaseMaxAbs: round(maxAbsDiff(o.logitsBase, ref.logitsBase)),
+    logitsLoraMaxAbs: round(maxAbsDiff(o.logitsLora, ref.logitsLora)),
+    logprobsLoraMaxAbs: round(maxAbsDiff(o.logprobsLora, ref.logprobsLora)),
+    greedyMatch: o.greedy.join() === ref.greedyTokens.join(),
+  });
+
+  if (opts.quant === "fp32") {
+    const session = await build(opts, "fp32", { kind: "fp32" });
+    const out = await evaluate(session, ref, opts.fixtureDir);
+    await session.release();
+    const errors = vsReference(out);
+    const pass =
+      errors.logitsBaseMaxAbs <= FP32_TOLERANCE &&
+      errors.logitsLoraMaxAbs <= FP32_TOLERANCE &&
+      errors.logprobsLoraMaxAbs <= FP32_TOLERANCE &&
+      errors.greedyMatch;
+    return {
+      fixture,
+      model: session.manifest.architecture,
+      quant: "fp32",
+      tolerance: FP32_TOLERANCE,
+      ...errors,
+      greedyTokens: out.greedy,
+      expectedGreedyTokens: ref.greedyTokens,
+      pass,
+    };
+  }
+
+  const bits = opts.quant === "int8" ? 8 : 4;
+  const quantized = await build(opts, opts.quant, {
+    kind: "nbits",
+    bits,
+    blockSize: opts.blockSize,
+    emulate: false,
+  });
+  const q = await evaluate(quantized, ref, opts.fixtureDir);
+  await quantized.release();
+  const emulated = await build(opts, `${opts.quant}-dequantized`, {
+    kind: "nbits",
+    bits,
+    blockSize: opts.blockSize,
+    emulate: true,
+  });
+  const e = await evaluate(emulated, ref, opts.fixtureDir);
+  await emulated.release();
+  const vocab = quantized.manifest.dims.vocabSize;
+  const base = distributionAgreement(ref.logitsBase, q.logitsBase, vocab);
+  const lora = distributionAgreement(ref.logitsLora, q.logitsLora, vocab);
+  const kernel = {
+    logitsBaseMaxAbs: round(maxAbsDiff(q.logitsBase, e.logitsBase)),
+    logitsLoraMaxAbs: round(maxAbsDiff(q.logitsLora, e.logitsLora)),
+  };
+  return {
+    fixture,
+    model: quantized.manifest.architecture,
+    quant: opts.quant,
+    blockSize: opts.blockSize,
+    tolerance: QUANT_TOLERANCE,
+    vsDequantizedFp32: kernel,
+    vsPytorchFp32: {
+      ...vsReference(q),
+      klBase: round(base.meanKl),
+      klLora: round(lora.meanKl),
+      top1Base: round(base.top1),
+      top1Lora: round(lora.top1),
+    },
+    pass: kernel.logitsBaseMaxAbs <= QUANT_TOLERANCE && kernel.logitsLoraMaxAbs <= QUANT_TOLERANCE,
+  };
+}

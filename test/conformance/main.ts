@@ -1,0 +1,45 @@
+/**
+ * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128]
+ *
+ * Builds the fixture's base, applies its PEFT adapter, and prints a JSON report as the last line.
+ * Exits 0 when the report says pass, 1 when it does not, 2 on bad usage or a broken fixture.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { type QuantChoice, runConformance } from "./harness.ts";
+
+const usage = "usage: npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128]";
+
+function fail(message: string): never {
+  console.error(`${message}\n${usage}`);
+  process.exit(2);
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { quant: { type: "string", default: "fp32" }, "block-size": { type: "string", default: "32" } },
+});
+const dir = positionals[0];
+if (dir === undefined || positionals.length > 1) fail("expected exactly one fixture directory");
+const quant = values.quant as QuantChoice;
+if (!["fp32", "int8", "int4"].includes(quant)) fail(`--quant must be fp32, int8 or int4, got ${quant}`);
+const blockSize = Number(values["block-size"]);
+if (blockSize !== 32 && blockSize !== 128)
+  fail(`--block-size must be 32 or 128, got ${values["block-size"]}`);
+
+const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
+try {
+  const report = await runConformance({ fixtureDir: resolve(dir), quant, blockSize, workDir });
+  console.log(JSON.stringify(report));
+  process.exitCode = report.pass ? 0 : 1;
+} catch (e) {
+  console.error(e instanceof Error ? e.message : e);
+  console.log(
+    JSON.stringify({ fixture: dir, quant, error: e instanceof Error ? e.message : String(e), pass: false }),
+  );
+  process.exitCode = 2;
+} finally {
+  await rm(workDir, { recursive: true, force: true });
+}
