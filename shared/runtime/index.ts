@@ -7,6 +7,20 @@ export {
   type StepOutput,
   sessionsCreated,
 } from "./decoder-session.ts";
+export {
+  Engine,
+  type EngineOptions,
+  type FinishReason,
+  type GenerationRequest,
+  type GenerationResult,
+} from "./engine.ts";
 export { greedyDecode } from "./greedy.ts";
 export { argmaxRow, logProbAt } from "./logits.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
+export {
+  GREEDY,
+  type SampledToken,
+  type SamplingParams,
+  sampleToken,
+  type TokenLogprob,
+} from "./sampling.ts";

@@ -1,0 +1,256 @@
+/**
+ * Continuous batching over one decoder session. Sequences that pin the same adapter version share
+ * a batch: the graph takes one set of LoRA factors per run, so each adapter group costs one session
+ * run per decode step (docs/architecture.md weighs this against per-row LoRA). New requests are
+ * prefilled together, then merged into their group's running batch between decode steps, so a
+ * long generation never blocks a new one for more than a step.
+ */
+import type { Rng } from "../random/index.ts";
+import type { DecoderSession, KvCache } from "./decoder-session.ts";
+import { relayout } from "./kv-layout.ts";
+import type { LoraFeeds } from "./lora-feeds.ts";
+import { type SampledToken, type SamplingParams, sampleToken } from "./sampling.ts";
+
+export interface GenerationRequest {
+  prompt: readonly number[];
+  /** The adapter version pinned at admission. Requests with the same key share batches. */
+  adapter: { key: string; feeds: LoraFeeds };
+  sampling: SamplingParams;
+  maxTokens: number;
+  stopTokens: ReadonlySet<number>;
+  /** Checked after each token (stop strings); true ends the sequence with reason "stop". */
+  shouldStop?: (tokens: readonly number[]) => boolean;
+  topLogprobs: number;
+  rng: Rng;
+  signal?: AbortSignal;
+  onToken?: (t: SampledToken) => void;
+}
+
+export type FinishReason = "stop" | "length" | "abort";
+
+export interface GenerationResult {
+  tokens: SampledToken[];
+  finishReason: FinishReason;
+}
+
+interface Sequence {
+  req: GenerationRequest;
+  tokens: SampledToken[];
+  ids: number[];
+  /** Tokens in the cache for this row (prompt + generated so far, minus the pending last one). */
+  valid: number;
+  resolve(r: GenerationResult): void;
+  reject(e: unknown): void;
+}
+
+interface Group {
+  key: string;
+  feeds: LoraFeeds;
+  rows: Sequence[];
+  cache: KvCache | null;
+  pads: number[];
+}
+
+export interface EngineOptions {
+  /** Most sequences decoded together in one adapter group. @default 16 */
+  maxBatch?: number;
+}
+
+export class Engine {
+  private readonly waiting: Sequence[] = [];
+  private readonly groups = new Map<string, Group>();
+  private running = false;
+  private readonly maxBatch: number;
+  readonly stats = { prefills: 0, decodeSteps: 0, tokens: 0, maxBatchSeen: 0 };
+
+  constructor(
+    private readonly session: DecoderSession,
+    options: EngineOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 16;
+  }
+
+  /** Sequences waiting for a prefill or being decoded. */
+  get load(): number {
+    let n = this.waiting.length;
+    for (const g of this.groups.values()) n += g.rows.length;
+    return n;
+  }
+
+  generate(req: GenerationRequest): Promise<GenerationResult> {
+    if (req.prompt.length === 0) return Promise.reject(new Error("prompt is empty"));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ req, tokens: [], ids: [...req.prompt], valid: 0, resolve, reject });
+      if (!this.running) void this.loop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length > 0 || this.groups.size > 0) {
+        await this.admit();
+        for (const group of [...this.groups.values()]) await this.decode(group);
+      }
+    } catch (e) {
+      for (const s of [...this.waiting.splice(0), ...[...this.groups.values()].flatMap((g) => g.rows)])
+        s.reject(e);
+      this.groups.clear();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Prefills waiting sequences, one batch per adapter, and merges them into their groups. */
+  private async admit(): Promise<void> {
+    const byKey = new Map<string, Sequence[]>();
+    for (const s of this.waiting.splice(0)) {
+      if (s.req.signal?.aborted) {
+        s.resolve({ tokens: [], finishReason: "abort" });
+        continue;
+      }
+      byKey.set(s.req.adapter.key, [...(byKey.get(s.req.adapter.key) ?? []), s]);
+    }
+    for (const [key, seqs] of byKey) {
+      const group = this.groups.get(key) ?? {
+        key,
+        feeds: seqs[0]?.req.adapter.feeds ?? {},
+        rows: [],
+        cache: null,
+        pads: [],
+      };
+      const room = this.maxBatch - group.rows.length;
+      const now = seqs.slice(0, Math.max(0, room));
+      this.waiting.push(...seqs.slice(now.length));
+      if (now.length === 0) continue;
+      const prefilled = await this.prefill(now, group.feeds);
+      const live = now.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
+      if (live.length > 0) {
+        const sources = [
+          ...group.rows.map((s, i) => ({ cache: group.cache as KvCache, row: i, pad: group.pads[i] ?? 0 })),
+          ...live.map(({ i }) => ({ cache: prefilled.cache, row: i, pad: prefilled.pads[i] ?? 0 })),
+        ];
+        const merged = relayout(sources, this.kvShape());
+        group.cache = merged.cache;
+        group.pads = merged.pads;
+        group.rows.push(...live.map(({ s }) => s));
+        this.groups.set(key, group);
+      }
+    }
+  }
+
+  private kvShape() {
+    const { numLayers, numKvHeads, headDim } = this.session.manifest.dims;
+    return { layers: numLayers, kvHeads: numKvHeads, headDim };
+  }
+
+  private async prefill(seqs: Sequence[], feeds: LoraFeeds): Promise<{ cache: KvCache; pads: number[] }> {
+    const longest = Math.max(...seqs.map((s) => s.ids.length));
+    const batch = seqs.length;
+    const inputIds = new BigInt64Array(batch * longest);
+    const mask = new BigInt64Array(batch * longest);
+    const positions = new BigInt64Array(batch * longest);
+    const pads = seqs.map((s) => longest - s.ids.length);
+    seqs.forEach((s, r) => {
+      const pad = pads[r] ?? 0;
+      s.ids.forEach((id, i) => {
+        inputIds[r * longest + pad + i] = BigInt(id);
+        mask[r * longest + pad + i] = 1n;
+        positions[r * longest + pad + i] = BigInt(i);
+      });
+      s.valid = s.ids.length;
+    });
+    const out = await this.session.step(
+      {
+        batch,
+        seq: longest,
+        inputIds,
+        attentionMask: mask,
+        positionIds: positions,
+        logitsPositions: new BigInt64Array(batch).fill(BigInt(longest - 1)),
+        logitsCount: 1,
+        past: null,
+      },
+      feeds,
+    );
+    this.stats.prefills++;
+    this.take(seqs, out.logits);
+    return { cache: out.present, pads };
+  }
+
+  private async decode(group: Group): Promise<void> {
+    this.dropFinished(group);
+    if (group.rows.length === 0 || group.cache === null) {
+      this.groups.delete(group.key);
+      return;
+    }
+    const batch = group.rows.length;
+    const total = group.cache.length + 1;
+    const mask = new BigInt64Array(batch * total);
+    for (let r = 0; r < batch; r++) mask.fill(1n, r * total + (group.pads[r] ?? 0), (r + 1) * total);
+    const out = await this.session.step(
+      {
+        batch,
+        seq: 1,
+        inputIds: BigInt64Array.from(group.rows, (s) => BigInt(s.ids[s.ids.length - 1] ?? 0)),
+        attentionMask: mask,
+        positionIds: BigInt64Array.from(group.rows, (s) => BigInt(s.valid)),
+        logitsPositions: new BigInt64Array(batch),
+        logitsCount: 1,
+        past: group.cache,
+      },
+      group.feeds,
+    );
+    this.stats.decodeSteps++;
+    this.stats.maxBatchSeen = Math.max(this.stats.maxBatchSeen, batch);
+    group.cache = out.present;
+    for (const s of group.rows) s.valid++;
+    this.take(group.rows, out.logits);
+    this.dropFinished(group);
+    if (group.rows.length === 0) this.groups.delete(group.key);
+  }
+
+  /** Samples one token per row from `[rows, vocab]` logits. */
+  private take(seqs: Sequence[], logits: Float32Array): void {
+    const vocab = this.session.manifest.dims.vocabSize;
+    seqs.forEach((s, r) => {
+      const row = logits.subarray(r * vocab, (r + 1) * vocab);
+      const t = sampleToken(row, s.req.sampling, s.req.rng, s.req.topLogprobs);
+      s.tokens.push(t);
+      s.ids.push(t.token);
+      this.stats.tokens++;
+      s.req.onToken?.(t);
+    });
+  }
+
+  /** Resolves a sequence that has reached a stop condition; true if it did. */
+  private finished(s: Sequence): boolean {
+    const last = s.tokens[s.tokens.length - 1];
+    let reason: FinishReason | null = null;
+    if (s.req.signal?.aborted) reason = "abort";
+    else if (last !== undefined && s.req.stopTokens.has(last.token)) reason = "stop";
+    else if (s.req.shouldStop?.(s.tokens.map((t) => t.token)) === true) reason = "stop";
+    else if (s.tokens.length >= s.req.maxTokens) reason = "length";
+    if (reason === null) return false;
+    s.resolve({ tokens: s.tokens, finishReason: reason });
+    return true;
+  }
+
+  private dropFinished(group: Group): void {
+    const keep = group.rows.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
+    if (keep.length === group.rows.length || group.cache === null) return;
+    if (keep.length > 0) {
+      const cache = group.cache;
+      const merged = relayout(
+        keep.map(({ i }) => ({ cache, row: i, pad: group.pads[i] ?? 0 })),
+        this.kvShape(),
+      );
+      group.cache = merged.cache;
+      group.pads = merged.pads;
+    } else {
+      group.cache = null;
+      group.pads = [];
+    }
+    group.rows = keep.map(({ s }) => s);
+  }
+}

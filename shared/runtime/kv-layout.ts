@@ -1,0 +1,49 @@
+/**
+ * Re-batching KV caches when sequences join or leave a running batch. Rows are left-padded: a row's
+ * valid keys are the last `valid` columns of its cache, and the padding columns are masked out.
+ * Only membership changes copy caches; a decode step feeds the previous step's output back as is.
+ */
+import * as ort from "onnxruntime-node";
+import type { KvCache } from "./decoder-session.ts";
+
+export interface RowSource {
+  cache: KvCache;
+  row: number;
+  /** Leading padding columns of this row in `cache`. */
+  pad: number;
+}
+
+export interface KvShape {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+/** A new cache whose row i is `sources[i]`, right-aligned to the longest row. Returns each row's padding. */
+export function relayout(sources: readonly RowSource[], shape: KvShape): { cache: KvCache; pads: number[] } {
+  const { layers, kvHeads, headDim: d } = shape;
+  const valid = sources.map((s) => s.cache.length - s.pad);
+  const length = Math.max(0, ...valid);
+  const batch = sources.length;
+  const copyLayer = (pick: (c: KvCache) => ort.Tensor[], layer: number): ort.Tensor => {
+    const dst = new Float32Array(batch * kvHeads * length * d);
+    sources.forEach((s, r) => {
+      const src = (pick(s.cache)[layer] as ort.Tensor).data as Float32Array;
+      const srcLen = s.cache.length;
+      const n = valid[r] ?? 0;
+      for (let h = 0; h < kvHeads; h++) {
+        const from = ((s.row * kvHeads + h) * srcLen + s.pad) * d;
+        const to = ((r * kvHeads + h) * length + (length - n)) * d;
+        dst.set(src.subarray(from, from + n * d), to);
+      }
+    });
+    return new ort.Tensor("float32", dst, [batch, kvHeads, length, d]);
+  };
+  const cache: KvCache = {
+    batch,
+    length,
+    keys: Array.from({ length: layers }, (_, l) => copyLayer((c) => c.keys, l)),
+    values: Array.from({ length: layers }, (_, l) => copyLayer((c) => c.values, l)),
+  };
+  return { cache, pads: valid.map((n) => length - n) };
+}

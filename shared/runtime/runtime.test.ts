@@ -1,0 +1,221 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { buildArtifacts } from "../model-builder/index.ts";
+import { verifyAdapter } from "../model-spec/index.ts";
+import { parseLoraConfig } from "../peft/index.ts";
+import { createRng } from "../random/index.ts";
+import { decodeSafetensors } from "../safetensors/index.ts";
+import { ROOT } from "../supervisor/index.ts";
+import {
+  adapterFeeds,
+  baseFeeds,
+  DecoderSession,
+  Engine,
+  type GenerationRequest,
+  GREEDY,
+  greedyDecode,
+  type LoraFeeds,
+  type SamplingParams,
+  sampleToken,
+  sessionsCreated,
+} from "./index.ts";
+
+const FIXTURE = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny");
+
+describe("sampling", () => {
+  const logits = Float32Array.from([2, 1, 0.5, -1, 3]);
+  const params = (p: Partial<SamplingParams>): SamplingParams => ({
+    temperature: 1,
+    topK: 0,
+    topP: 1,
+    minP: 0,
+    ...p,
+  });
+
+  it("greedy, top-k 1, a tiny top-p and min-p 1 all pick the argmax", () => {
+    const rng = createRng(1);
+    for (const p of [GREEDY, params({ topK: 1 }), params({ topP: 1e-6 }), params({ minP: 1 })]) {
+      for (let i = 0; i < 20; i++) assert.equal(sampleToken(logits, p, rng).token, 4);
+    }
+  });
+
+  it("logprobs are those of softmax(logits / T), before truncation", () => {
+    const t = 0.7;
+    const z = [...logits].map((v) => v / t);
+    const lse = Math.log(z.reduce((a, v) => a + Math.exp(v), 0));
+    const s = sampleToken(logits, params({ temperature: t, topK: 2 }), createRng(3), 3);
+    assert.ok(Math.abs(s.logprob - ((z[s.token] ?? 0) - lse)) < 1e-12);
+    assert.deepEqual(
+      s.top.map((x) => x.token),
+      [4, 0, 1],
+    );
+  });
+
+  it("samples in proportion to the truncated, renormalised distribution", () => {
+    const rng = createRng(42);
+    const counts = new Map<number, number>();
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const tok = sampleToken(logits, params({ topK: 3 }), rng).token;
+      counts.set(tok, (counts.get(tok) ?? 0) + 1);
+    }
+    const kept = [4, 0, 1];
+    const mass = kept.reduce((a, j) => a + Math.exp(logits[j] ?? 0), 0);
+    for (const j of kept) {
+      const want = Math.exp(logits[j] ?? 0) / mass;
+      assert.ok(Math.abs((counts.get(j) ?? 0) / n - want) < 0.015, `token ${j}`);
+    }
+    assert.equal(counts.get(2), undefined);
+    assert.equal(counts.get(3), undefined);
+  });
+});
+
+describe("engine on llama-tiny", () => {
+  let work: string;
+  let session: DecoderSession;
+  let lora: LoraFeeds;
+  let base: LoraFeeds;
+  const prompts = [
+    [5, 9, 200, 17, 3, 44, 8, 90],
+    [7, 7],
+    [100, 3, 250, 12, 61],
+  ];
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
+    const built = await buildArtifacts({
+      checkpointDir: join(FIXTURE, "base"),
+      outDir: work,
+      quant: { kind: "fp32" },
+    });
+    assert.ok(built.ok);
+    const loaded = await DecoderSession.load(work);
+    assert.ok(loaded.ok);
+    session = loaded.value;
+    const config = parseLoraConfig(await readFile(join(FIXTURE, "adapter", "adapter_config.json"), "utf8"));
+    const file = decodeSafetensors(await readFile(join(FIXTURE, "adapter", "adapter_model.safetensors")));
+    assert.ok(config.ok && file.ok);
+    const verified = verifyAdapter(session.spec, config.value, file.value);
+    assert.ok(verified.ok);
+    lora = adapterFeeds(session.spec, verified.value);
+    base = baseFeeds(session.spec);
+  });
+  after(async () => {
+    await session.release();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const request = (
+    prompt: number[],
+    feeds: LoraFeeds,
+    key: string,
+    extra: Partial<GenerationRequest> = {},
+  ): GenerationRequest => ({
+    prompt,
+    adapter: { key, feeds },
+    sampling: GREEDY,
+    maxTokens: 10,
+    stopTokens: new Set(),
+    topLogprobs: 0,
+    rng: createRng(0),
+    ...extra,
+  });
+
+  it("concurrent prompts of different lengths and adapters decode as they would alone", async () => {
+    const createdBefore = sessionsCreated();
+    const solo = async (p: number[], feeds: LoraFeeds) => greedyDecode(session, feeds, p, 10);
+    const expected = [
+      ...(await Promise.all(prompts.map((p) => solo(p, lora)))),
+      ...(await Promise.all(prompts.map((p) => solo(p, base)))),
+    ];
+    const engine = new Engine(session);
+    const results = await Promise.all([
+      ...prompts.map((p) => engine.generate(request(p, lora, "lora"))),
+      ...prompts.map((p) => engine.generate(request(p, base, "base"))),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.tokens.map((t) => t.token)),
+      expected,
+    );
+    assert.ok(results.every((r) => r.finishReason === "length"));
+    assert.equal(engine.stats.maxBatchSeen, 3, "each adapter group decoded as one batch");
+    assert.equal(sessionsCreated(), createdBefore, "switching adapters creates no session");
+  });
+
+  it("a request that joins mid-generation is merged into the running batch", async () => {
+    const engine = new Engine(session);
+    const long = engine.generate(request(prompts[0] as number[], lora, "lora", { maxTokens: 12 }));
+    let late: Promise<unknown> | undefined;
+    const first = engine.generate(
+      request(prompts[1] as number[], lora, "lora", {
+        maxTokens: 12,
+        onToken: () => {
+          late ??= engine.generate(request(prompts[2] as number[], lora, "lora", { maxTokens: 4 }));
+        },
+      }),
+    );
+    const [a, b] = await Promise.all([long, first]);
+    const c = (await late) as Awaited<typeof long>;
+    assert.deepEqual(
+      a.tokens.map((t) => t.token),
+      await greedyDecode(session, lora, prompts[0] as number[], 12),
+    );
+    assert.deepEqual(
+      b.tokens.map((t) => t.token),
+      await greedyDecode(session, lora, prompts[1] as number[], 12),
+    );
+    assert.deepEqual(
+      c.tokens.map((t) => t.token),
+      await greedyDecode(session, lora, prompts[2] as number[], 4),
+    );
+  });
+
+  it("stops on a stop token, and a seed replays the same sample", async () => {
+    const engine = new Engine(session);
+    const greedy = await greedyDecode(session, lora, prompts[0] as number[], 10);
+    const stopAt = greedy[3] as number;
+    const stopped = await engine.generate(
+      request(prompts[0] as number[], lora, "lora", { stopTokens: new Set([stopAt]) }),
+    );
+    assert.equal(stopped.finishReason, "stop");
+    assert.equal(stopped.tokens.at(-1)?.token, stopAt);
+    assert.ok(stopped.tokens.length <= 4);
+
+    const sampled = (seed: number) =>
+      engine.generate(
+        request(prompts[2] as number[], lora, "lora", {
+          sampling: { temperature: 1.2, topK: 0, topP: 0.95, minP: 0 },
+          rng: createRng(seed),
+          maxTokens: 16,
+        }),
+      );
+    const [x, y, z] = await Promise.all([sampled(7), sampled(7), sampled(8)]);
+    assert.deepEqual(
+      x.tokens.map((t) => t.token),
+      y.tokens.map((t) => t.token),
+    );
+    assert.notDeepEqual(
+      x.tokens.map((t) => t.token),
+      z.tokens.map((t) => t.token),
+    );
+  });
+
+  it("an aborted request ends with reason abort and frees its slot", async () => {
+    const engine = new Engine(session);
+    const controller = new AbortController();
+    const r = await engine.generate(
+      request(prompts[0] as number[], lora, "lora", {
+        maxTokens: 1000,
+        signal: controller.signal,
+        onToken: () => controller.abort(),
+      }),
+    );
+    assert.equal(r.finishReason, "abort");
+    assert.ok(r.tokens.length <= 2);
+    assert.equal(engine.load, 0);
+  });
+});
