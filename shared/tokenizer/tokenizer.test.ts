@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { byteTokenizer, IncrementalDecoder } from "./index.ts";
+
+describe("byte tokenizer", () => {
+  const tok = byteTokenizer({ vocabSize: 256, specialIds: [0, 1, 2], stopTokenIds: [2] });
+
+  it("round-trips UTF-8 text and drops special ids", () => {
+    const ids = tok.encode("héllo ✓");
+    assert.equal(ids.length, new TextEncoder().encode("héllo ✓").length);
+    assert.equal(tok.decode([1, ...ids, 2]), "héllo ✓");
+  });
+
+  it("renders the chat template through jinja", () => {
+    const prompt = tok.applyChatTemplate(
+      [
+        { role: "system", content: "be brief" },
+        { role: "user", content: "hi" },
+      ],
+      true,
+    );
+    assert.equal(prompt, "<|system|>\nbe brief\n<|user|>\nhi\n<|assistant|>\n");
+  });
+
+  it("streams text without splitting a multi-byte character", () => {
+    const dec = new IncrementalDecoder(tok);
+    const deltas = tok.encode("a✓b").map((id) => dec.push(id));
+    assert.deepEqual(deltas, ["a", "", "", "✓", "b"]);
+    assert.equal(dec.flush(), "");
+  });
+});
