@@ -10,8 +10,24 @@ export const envSchema = s3EnvSchema.extend({
   GENERATOR_PORT: z.coerce.number().int().min(0).max(65535).default(8800),
   /** Instance name, shown in logs. */
   GENERATOR_NAME: z.string().default("generator-0"),
-  /** HF config.json of the base model; adapters are verified against its module map. */
-  GENERATOR_BASE_CONFIG: z.string().min(1),
+  /**
+   * Built model artifacts (`npm run build-model`): the base is loaded once from here and served.
+   * Adapters are verified against its module map and fingerprint.
+   */
+  GENERATOR_MODEL_DIR: z.string().min(1).optional(),
+  /**
+   * Without GENERATOR_MODEL_DIR: a HF config.json whose module map adapters are verified against.
+   * The generator then runs the adapter lifecycle only and answers completions with 503.
+   */
+  GENERATOR_BASE_CONFIG: z.string().min(1).optional(),
+  /** Execution provider for the model session. */
+  GENERATOR_EXECUTION_PROVIDER: z.enum(["cpu", "webgpu"]).default("cpu"),
+  /** ORT intra-op threads; 0 lets ORT choose. */
+  GENERATOR_THREADS: z.coerce.number().int().min(0).default(0),
+  /** Most sequences decoded together per adapter version. */
+  GENERATOR_MAX_BATCH: z.coerce.number().int().positive().default(16),
+  /** Seeds requests that bring no `seed`, so that a whole server run replays. */
+  GENERATOR_SEED: z.coerce.number().int().default(0),
   /** The base model's name in /v1/models and in `model` fields. */
   GENERATOR_MODEL_NAME: z.string().default("base"),
   /** Comma-separated runs to follow; empty follows every run in the store. */
@@ -29,5 +45,13 @@ export const envSchema = s3EnvSchema.extend({
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
 });
+
+export const generatorEnvSchema = envSchema.refine(
+  (e) => e.GENERATOR_MODEL_DIR !== undefined || e.GENERATOR_BASE_CONFIG !== undefined,
+  {
+    message: "set GENERATOR_MODEL_DIR (serve a model) or GENERATOR_BASE_CONFIG (verify adapters only)",
+    path: ["GENERATOR_MODEL_DIR"],
+  },
+);
 
 export type Env = z.infer<typeof envSchema>;

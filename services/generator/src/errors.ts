@@ -2,18 +2,49 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 /** Every error code the generator API answers with. */
-export type GeneratorErrorCode = "bad_request" | "unauthorized" | "not_found" | "not_ready" | "internal";
+export type GeneratorErrorCode =
+  | "bad_request"
+  | "context_length_exceeded"
+  | "unauthorized"
+  | "not_found"
+  | "model_not_found"
+  | "adapter_failed"
+  | "not_ready"
+  | "engine_unavailable"
+  | "internal";
 
 const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
+  context_length_exceeded: 400,
   unauthorized: 401,
   not_found: 404,
+  model_not_found: 404,
+  adapter_failed: 422,
   not_ready: 503,
+  engine_unavailable: 503,
   internal: 500,
 };
 
-/** The one error envelope: `{error: {code, message, requestId}}`. */
-export function errorResponse(c: Context, code: GeneratorErrorCode, message: string): Response {
+/**
+ * The one error envelope: `{error: {code, message, type, param, requestId}}`. `type` and `param`
+ * are there so that OpenAI clients read our errors as they read OpenAI's.
+ */
+export function errorResponse(
+  c: Context,
+  code: GeneratorErrorCode,
+  message: string,
+  param: string | null = null,
+): Response {
   const requestId = c.get("requestId") as string | undefined;
-  return c.json({ error: { code, message, requestId: requestId ?? null } }, STATUS[code]);
+  const status = STATUS[code];
+  const type =
+    status >= 500 ? "server_error" : status === 401 ? "authentication_error" : "invalid_request_error";
+  return c.json({ error: { code, message, type, param, requestId: requestId ?? null } }, status);
+}
+
+/** An expected API failure, carried up to the route as a value. */
+export interface ApiError {
+  code: GeneratorErrorCode;
+  message: string;
+  param?: string;
 }

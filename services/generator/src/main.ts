@@ -1,17 +1,23 @@
 /**
- * Generator service. Start-up order: config, base model spec (loaded once), store, adapter manager,
- * HTTP, then reconcile at once and on an interval. Shutdown: stop reconciling, close HTTP, close the store.
+ * Generator service. Start-up order: config; the base, loaded once (model artifacts and an ORT
+ * session, or only a module map); store; adapter manager; HTTP; then reconcile at once and on an
+ * interval. Shutdown: stop reconciling, close HTTP, release the session, close the store.
  */
-import { loadModelSpec } from "@loracast/shared/model-spec";
+import { readModelManifest } from "@loracast/shared/model-builder";
+import { buildModelSpec, loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
+import { createRng } from "@loracast/shared/random";
+import { adapterFeeds, DecoderSession, Engine, sessionsCreated } from "@loracast/shared/runtime";
 import { AdapterStore, S3ObjectStore, s3SettingsFromEnv } from "@loracast/shared/store";
+import { loadTokenizer } from "@loracast/shared/tokenizer";
 import { ReplayCache } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
-import { envSchema } from "./env.ts";
+import { generatorEnvSchema } from "./env.ts";
+import { InferenceService } from "./inference/inference-service.ts";
 import { AdapterManager } from "./lifecycle/index.ts";
 
 const log0 = createLogger({ service: "generator" });
-const parsed = envSchema.safeParse(process.env);
+const parsed = generatorEnvSchema.safeParse(process.env);
 if (!parsed.success) {
   for (const i of parsed.error.issues)
     log0.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
@@ -20,23 +26,78 @@ if (!parsed.success) {
 const env = parsed.data;
 const log = log0.child({ instance: env.GENERATOR_NAME });
 
-const spec = await loadModelSpec(env.GENERATOR_BASE_CONFIG);
-if (!spec.ok) {
-  log.error("cannot load the base model", { error: spec.error.message });
-  process.exit(2);
+let spec: ModelSpec;
+let session: DecoderSession | null = null;
+let alsoAccept: string[] = [];
+if (env.GENERATOR_MODEL_DIR !== undefined) {
+  const loaded = await DecoderSession.load(env.GENERATOR_MODEL_DIR, {
+    executionProviders: [env.GENERATOR_EXECUTION_PROVIDER],
+    ...(env.GENERATOR_THREADS > 0 ? { intraOpThreads: env.GENERATOR_THREADS } : {}),
+  });
+  if (!loaded.ok) {
+    log.error("cannot load the model", { error: loaded.error.message });
+    process.exit(2);
+  }
+  session = loaded.value;
+  spec = session.spec;
+  // Publishers that know the base only by its config.json name it by the module-map fingerprint.
+  alsoAccept = [buildModelSpec(spec.dims).fingerprint];
+} else {
+  const read = await loadModelSpec(env.GENERATOR_BASE_CONFIG ?? "");
+  if (!read.ok) {
+    log.error("cannot load the base model", { error: read.error.message });
+    process.exit(2);
+  }
+  spec = read.value;
 }
-log.info("base loaded", { fingerprint: spec.value.fingerprint, modules: spec.value.modules.size });
+log.info("base loaded", {
+  fingerprint: spec.fingerprint,
+  modules: spec.modules.size,
+  engine: session !== null,
+});
 
 const objects = new S3ObjectStore(s3SettingsFromEnv(env));
 const manager = new AdapterManager({
   store: new AdapterStore(objects),
-  spec: spec.value,
+  spec,
+  alsoAccept,
   clock: systemClock,
   log,
   bounds: { maxVersions: env.CACHE_MAX_VERSIONS, maxBytes: env.CACHE_MAX_MB * 1024 * 1024 },
   maxRank: env.MAX_LORA_RANK,
   runs: env.GENERATOR_RUNS.length === 0 ? null : env.GENERATOR_RUNS,
+  ...(session !== null ? { prepare: (v) => adapterFeeds(spec, v) } : {}),
 });
+
+let inference = null;
+if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
+  const engine = new Engine(session, { maxBatch: env.GENERATOR_MAX_BATCH });
+  const tokenizer = await loadTokenizer(env.GENERATOR_MODEL_DIR, {
+    vocabSize: spec.dims.vocabSize,
+    bosTokenId: session.manifest.bosTokenId,
+    eosTokenIds: session.manifest.eosTokenIds,
+  });
+  const service = new InferenceService({
+    session,
+    engine,
+    tokenizer,
+    manager,
+    baseName: env.GENERATOR_MODEL_NAME,
+    rng: createRng(env.GENERATOR_SEED),
+    log,
+  });
+  inference = {
+    service,
+    metrics: {
+      sessionsCreated,
+      stats: engine.stats,
+      get load() {
+        return engine.load;
+      },
+    },
+  };
+}
+
 const app = createApp({
   manager,
   objects,
@@ -46,6 +107,7 @@ const app = createApp({
   toleranceSeconds: env.WEBHOOK_TOLERANCE_S,
   replays: new ReplayCache(systemClock, 2 * env.WEBHOOK_TOLERANCE_S * 1000),
   clock: systemClock,
+  inference,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
 log.info("ready", { url: server.url });
@@ -62,5 +124,6 @@ void loop();
 onShutdown(log, async () => {
   stopped = true;
   await server.close();
+  await session?.release();
   objects.client.destroy();
 });

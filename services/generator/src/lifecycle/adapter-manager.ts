@@ -6,10 +6,11 @@ import {
   type RollbackRecord,
   WEIGHTS_FILE,
 } from "@loracast/shared/manifest";
-import { type ModelSpec, verifyAdapter } from "@loracast/shared/model-spec";
+import { type ModelSpec, type VerifiedAdapter, verifyAdapter } from "@loracast/shared/model-spec";
 import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
+import type { LoraFeeds } from "@loracast/shared/runtime";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { type AdapterStore, manifestKey, StoreError } from "@loracast/shared/store";
 import type { LoadedAdapter, Trigger, VersionRecord } from "./types.ts";
@@ -24,6 +25,10 @@ export interface ManagerDeps {
   maxRank: number;
   /** Runs to follow; null follows every run in the store. */
   runs: readonly string[] | null;
+  /** Base fingerprints a manifest may name besides `spec.fingerprint` (the same base described another way). */
+  alsoAccept?: readonly string[];
+  /** Turns a verified adapter into engine feeds at staging; absent when the generator has no engine. */
+  prepare?: (adapter: VerifiedAdapter) => LoraFeeds;
 }
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
@@ -293,7 +298,11 @@ export class AdapterManager {
     record.sha256 = weightsEntry.sha256;
     record.bytes = weightsEntry.bytes;
     const fingerprint = manifest.base.fingerprint;
-    if (fingerprint !== null && fingerprint !== this.d.spec.fingerprint) {
+    if (
+      fingerprint !== null &&
+      fingerprint !== this.d.spec.fingerprint &&
+      !this.d.alsoAccept?.includes(fingerprint)
+    ) {
       return err(
         `base fingerprint ${fingerprint} does not match this generator's base ${this.d.spec.fingerprint}`,
       );
@@ -321,10 +330,13 @@ export class AdapterManager {
       downloadMs: tDownload - tManifest,
       verifyMs: this.d.clock.now() - tDownload,
     };
+    const feeds = this.d.prepare?.(verified.value) ?? null;
+    record.phases = { ...record.phases, verifyMs: this.d.clock.now() - tDownload };
     return ok({
       weights: weights.value,
       verified: verified.value,
       config: config.value.raw as Record<string, unknown>,
+      feeds,
     });
   }
 

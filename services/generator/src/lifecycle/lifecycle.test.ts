@@ -31,7 +31,7 @@ const record = (
   lastUsedAt,
   pins,
   phases: null,
-  adapter: { weights: new Uint8Array(bytes), verified: { modules: [], maxRank: 0 }, config: {} },
+  adapter: { weights: new Uint8Array(bytes), verified: { modules: [], maxRank: 0 }, config: {}, feeds: null },
 });
 
 describe("version cache", () => {

@@ -1,4 +1,5 @@
 import type { VerifiedAdapter } from "@loracast/shared/model-spec";
+import type { LoraFeeds } from "@loracast/shared/runtime";
 
 /** Design §6: announced → downloading → verifying → staged → active → retired/evicted, or failed. */
 export type AdapterState =
@@ -20,6 +21,8 @@ export interface LoadedAdapter {
   weights: Uint8Array;
   verified: VerifiedAdapter;
   config: Record<string, unknown>;
+  /** Session feeds, built at staging so that activation is only a reference swap; null without an engine. */
+  feeds: LoraFeeds | null;
 }
 
 export interface VersionRecord {

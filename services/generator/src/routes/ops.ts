@@ -4,10 +4,18 @@ import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
+/** What the inference engine reports in /metrics. */
+export interface EngineMetrics {
+  sessionsCreated(): number;
+  stats: { prefills: number; decodeSteps: number; tokens: number };
+  load: number;
+}
+
 export function opsRoutes(
   manager: AdapterManager,
   objects: ObjectStore,
   rejected: Map<string, number>,
+  engine: EngineMetrics | null,
 ): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -36,6 +44,20 @@ export function opsRoutes(
       ),
       "# TYPE loracast_webhooks_rejected_total counter",
       ...[...rejected].map(([reason, n]) => `loracast_webhooks_rejected_total{reason="${reason}"} ${n}`),
+      ...(engine === null
+        ? []
+        : [
+            "# TYPE loracast_engine_sessions_created_total counter",
+            `loracast_engine_sessions_created_total ${engine.sessionsCreated()}`,
+            "# TYPE loracast_engine_prefills_total counter",
+            `loracast_engine_prefills_total ${engine.stats.prefills}`,
+            "# TYPE loracast_engine_decode_steps_total counter",
+            `loracast_engine_decode_steps_total ${engine.stats.decodeSteps}`,
+            "# TYPE loracast_engine_generated_tokens_total counter",
+            `loracast_engine_generated_tokens_total ${engine.stats.tokens}`,
+            "# TYPE loracast_engine_sequences gauge",
+            `loracast_engine_sequences ${engine.load}`,
+          ]),
     ];
     return c.text(`${lines.join("\n")}\n`, 200, { "content-type": "text/plain; version=0.0.4" });
   });

@@ -1,0 +1,233 @@
+/**
+ * From an OpenAI request to engine work: which adapter the `model` names (pinned for the request's
+ * whole life), the prompt's token budget, and one engine sequence per choice with text, stop
+ * strings and logprobs assembled as the tokens arrive.
+ */
+import type { Logger } from "@loracast/shared/platform";
+import { createRng, type Rng } from "@loracast/shared/random";
+import { err, ok, type Result } from "@loracast/shared/result";
+import {
+  baseFeeds,
+  type DecoderSession,
+  type Engine,
+  type FinishReason,
+  type LoraFeeds,
+  type SampledToken,
+  type SamplingParams,
+} from "@loracast/shared/runtime";
+import { IncrementalDecoder, type TextTokenizer } from "@loracast/shared/tokenizer";
+import type { ApiError } from "../errors.ts";
+import type { AdapterManager } from "../lifecycle/index.ts";
+import type { SamplingFields } from "./openai-schema.ts";
+import { StopMatcher } from "./stop-matcher.ts";
+
+/** The adapter a request runs on, pinned until `release()`. */
+export interface ResolvedModel {
+  /** What responses name: the base name or `<run>@<version>`. */
+  name: string;
+  version: number | null;
+  sha256: string | null;
+  key: string;
+  feeds: LoraFeeds;
+  release(): void;
+}
+
+export interface Plan {
+  promptIds: number[];
+  sampling: SamplingParams;
+  maxTokens: number;
+  stopTokens: ReadonlySet<number>;
+  stops: readonly string[];
+  n: number;
+  seed: number;
+  topLogprobs: number;
+}
+
+export interface ChoiceDelta {
+  index: number;
+  text: string;
+  tokens: SampledToken[];
+}
+
+export interface ChoiceResult {
+  index: number;
+  text: string;
+  tokens: SampledToken[];
+  finishReason: Exclude<FinishReason, "abort"> | null;
+}
+
+const VERSIONED = /^(.+)@(\d+)$/;
+
+export interface InferenceDeps {
+  session: DecoderSession;
+  engine: Engine;
+  tokenizer: TextTokenizer;
+  manager: AdapterManager;
+  baseName: string;
+  /** Seeds requests that bring no `seed`, so a server run replays. */
+  rng: Rng;
+  log: Logger;
+}
+
+export class InferenceService {
+  constructor(private readonly d: InferenceDeps) {}
+
+  get tokenizer(): TextTokenizer {
+    return this.d.tokenizer;
+  }
+
+  get contextLength(): number {
+    return this.d.session.manifest.maxPositions;
+  }
+
+  /** `<base>`, `<run>` (its active version) or `<run>@<version>` (pulled on demand). */
+  async resolve(model: string): Promise<Result<ResolvedModel, ApiError>> {
+    if (model === this.d.baseName) {
+      return ok({
+        name: model,
+        version: null,
+        sha256: null,
+        key: "base",
+        feeds: baseFeeds(this.d.session.spec),
+        release: () => {},
+      });
+    }
+    const m = VERSIONED.exec(model);
+    const manager = this.d.manager;
+    let record = m === null ? manager.activeRecord(model) : undefined;
+    if (m === null && record === undefined) {
+      return err({
+        code: "model_not_found",
+        message: `no active adapter version for run ${model}`,
+        param: "model",
+      });
+    }
+    if (m !== null) {
+      const [run, version] = [m[1] as string, Number(m[2])];
+      const ensured = await manager.ensure(run, version);
+      if (!ensured.ok) {
+        const failed = manager.cache.get(run, version)?.state === "failed";
+        return err({
+          code: failed ? "adapter_failed" : "model_not_found",
+          message: `${model}: ${ensured.error}`,
+          param: "model",
+        });
+      }
+      record = ensured.value;
+    }
+    const feeds = record?.adapter?.feeds;
+    if (record === undefined || feeds == null) {
+      return err({ code: "model_not_found", message: `${model} is not loaded`, param: "model" });
+    }
+    const release = manager.pin(record);
+    return ok({
+      name: `${record.run}@${record.version}`,
+      version: record.version,
+      sha256: record.sha256,
+      key: `${record.run}@${record.version}`,
+      feeds,
+      release,
+    });
+  }
+
+  /** Checks the request against the context and turns its fields into engine parameters. */
+  plan(promptIds: number[], f: SamplingFields, topLogprobs: number): Result<Plan, ApiError> {
+    const ctx = this.contextLength;
+    const vocab = this.d.session.manifest.dims.vocabSize;
+    if (promptIds.length === 0)
+      return err({ code: "bad_request", message: "the prompt is empty", param: "prompt" });
+    const outOfVocab = promptIds.find((id) => id >= vocab);
+    if (outOfVocab !== undefined)
+      return err({
+        code: "bad_request",
+        message: `token id ${outOfVocab} is outside the vocabulary of ${vocab}`,
+        param: "prompt",
+      });
+    if (promptIds.length >= ctx) {
+      return err({
+        code: "context_length_exceeded",
+        message: `the prompt has ${promptIds.length} tokens; this model's context is ${ctx}`,
+        param: "prompt",
+      });
+    }
+    const maxTokens = f.max_tokens ?? ctx - promptIds.length;
+    if (promptIds.length + maxTokens > ctx) {
+      return err({
+        code: "context_length_exceeded",
+        message: `prompt (${promptIds.length} tokens) plus max_tokens (${maxTokens}) exceeds this model's context of ${ctx}`,
+        param: "max_tokens",
+      });
+    }
+    const stops = f.stop === undefined ? [] : typeof f.stop === "string" ? [f.stop] : f.stop;
+    if (stops.some((s) => s.length === 0))
+      return err({ code: "bad_request", message: "stop strings must not be empty", param: "stop" });
+    return ok({
+      promptIds,
+      sampling: { temperature: f.temperature, topK: Math.max(0, f.top_k), topP: f.top_p, minP: f.min_p },
+      maxTokens,
+      stopTokens: new Set([
+        ...(f.ignore_eos ? [] : this.d.tokenizer.stopTokenIds),
+        ...(f.stop_token_ids ?? []),
+      ]),
+      stops,
+      n: f.n,
+      seed: f.seed ?? this.d.rng.int(2 ** 31),
+      topLogprobs,
+    });
+  }
+
+  /** Runs every choice of a request; `onDelta` sees text as it becomes final. */
+  async run(
+    model: ResolvedModel,
+    plan: Plan,
+    signal: AbortSignal,
+    onDelta?: (d: ChoiceDelta) => void,
+  ): Promise<ChoiceResult[]> {
+    return Promise.all(
+      Array.from({ length: plan.n }, (_, index) => this.choice(model, plan, index, signal, onDelta)),
+    );
+  }
+
+  private async choice(
+    model: ResolvedModel,
+    plan: Plan,
+    index: number,
+    signal: AbortSignal,
+    onDelta?: (d: ChoiceDelta) => void,
+  ): Promise<ChoiceResult> {
+    const decoder = new IncrementalDecoder(this.d.tokenizer);
+    const matcher = new StopMatcher(plan.stops);
+    let text = "";
+    let stopped = false;
+    const r = await this.d.engine.generate({
+      prompt: plan.promptIds,
+      adapter: { key: model.key, feeds: model.feeds },
+      sampling: plan.sampling,
+      maxTokens: plan.maxTokens,
+      stopTokens: plan.stopTokens,
+      topLogprobs: plan.topLogprobs,
+      // Choices of one request must differ, and a seed must replay them all.
+      rng: createRng((plan.seed * 1_000_003 + index) >>> 0),
+      signal,
+      shouldStop: () => stopped,
+      onToken: (t) => {
+        if (stopped) return;
+        const out = matcher.push(decoder.push(t.token));
+        stopped = out.stopped;
+        text += out.emit;
+        onDelta?.({ index, text: out.emit, tokens: [t] });
+      },
+    });
+    if (!stopped) {
+      const tail = matcher.push(decoder.flush()).emit + matcher.flush();
+      text += tail;
+      if (tail.length > 0) onDelta?.({ index, text: tail, tokens: [] });
+    }
+    return {
+      index,
+      text,
+      tokens: r.tokens,
+      finishReason: r.finishReason === "abort" ? null : r.finishReason,
+    };
+  }
+}

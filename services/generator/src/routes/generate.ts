@@ -1,0 +1,237 @@
+/**
+ * POST /v1/completions and /v1/chat/completions in OpenAI shapes, streamed over SSE on request.
+ * Every response (and every stream) names the adapter that produced it in `model` and in the
+ * x-loracast-adapter-version / x-loracast-adapter-sha256 headers.
+ */
+import { randomUUID } from "node:crypto";
+import type { Clock } from "@loracast/shared/platform";
+import { type Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { z } from "zod";
+import { type ApiError, errorResponse } from "../errors.ts";
+import { chatLogprobs, completionLogprobs, usage } from "../inference/format.ts";
+import type {
+  ChoiceDelta,
+  ChoiceResult,
+  InferenceService,
+  Plan,
+  ResolvedModel,
+} from "../inference/inference-service.ts";
+import { chatRequestSchema, completionRequestSchema } from "../inference/openai-schema.ts";
+import type { GeneratorEnv } from "./types.ts";
+
+type Kind = "completion" | "chat";
+
+interface Prepared {
+  model: ResolvedModel;
+  plan: Plan;
+  stream: boolean;
+  includeUsage: boolean;
+  returnTokenIds: boolean;
+  wantLogprobs: boolean;
+}
+
+function fail(c: Context, e: ApiError): Response {
+  return errorResponse(c, e.code, e.message, e.param ?? null);
+}
+
+async function parse<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+): Promise<{ ok: true; value: z.infer<S> } | { ok: false; error: ApiError }> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return { ok: false, error: { code: "bad_request", message: "the body is not valid JSON" } };
+  }
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue = parsed.error.issues[0];
+  const param = issue?.path.join(".") ?? "";
+  return {
+    ok: false,
+    error: { code: "bad_request", message: `${param}: ${issue?.message ?? "invalid"}`, param },
+  };
+}
+
+export function generateRoutes(service: InferenceService | null, clock: Clock): Hono<GeneratorEnv> {
+  const app = new Hono<GeneratorEnv>();
+
+  const handle = async (c: Context<GeneratorEnv>, kind: Kind): Promise<Response> => {
+    if (service === null) {
+      return errorResponse(
+        c,
+        "engine_unavailable",
+        "this generator runs without a model engine (GENERATOR_MODEL_DIR is not set)",
+      );
+    }
+    const prepared = await prepare(c, kind, service);
+    if (!prepared.ok) return fail(c, prepared.error);
+    const p = prepared.value;
+    c.header("x-loracast-adapter-version", p.model.version === null ? "none" : String(p.model.version));
+    c.header("x-loracast-adapter-sha256", p.model.sha256 ?? "none");
+    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
+    const created = Math.floor(clock.now() / 1000);
+    const head = {
+      id,
+      object: kind === "chat" ? "chat.completion" : "text_completion",
+      created,
+      model: p.model.name,
+    };
+    const controller = new AbortController();
+    const signal = AbortSignal.any([controller.signal, c.req.raw.signal]);
+
+    if (!p.stream) {
+      try {
+        const choices = await service.run(p.model, p.plan, signal);
+        return c.json({
+          ...head,
+          choices: choices.map((ch) => formatChoice(kind, ch, p, service)),
+          usage: totals(p, choices),
+        });
+      } finally {
+        p.model.release();
+      }
+    }
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => controller.abort());
+      let chain = Promise.resolve();
+      const send = (data: unknown) => {
+        chain = chain.then(() => stream.writeSSE({ data: JSON.stringify(data) }));
+      };
+      const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
+      if (kind === "chat") {
+        for (let index = 0; index < p.plan.n; index++) {
+          send({
+            ...head,
+            object,
+            choices: [
+              { index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
+            ],
+          });
+        }
+      }
+      try {
+        const choices = await service.run(p.model, p.plan, signal, (d: ChoiceDelta) => {
+          send({ ...head, object, choices: [formatDelta(kind, d, p, service)] });
+        });
+        for (const ch of choices) {
+          const done =
+            kind === "chat"
+              ? { index: ch.index, delta: {}, logprobs: null, finish_reason: ch.finishReason }
+              : { index: ch.index, text: "", logprobs: null, finish_reason: ch.finishReason };
+          send({ ...head, object, choices: [done] });
+        }
+        if (p.includeUsage) send({ ...head, object, choices: [], usage: totals(p, choices) });
+        chain = chain.then(() => stream.writeSSE({ data: "[DONE]" }));
+        await chain;
+      } finally {
+        p.model.release();
+      }
+    });
+  };
+
+  app.post("/v1/completions", (c) => handle(c, "completion"));
+  app.post("/v1/chat/completions", (c) => handle(c, "chat"));
+  return app;
+}
+
+async function prepare(
+  c: Context,
+  kind: Kind,
+  service: InferenceService,
+): Promise<{ ok: true; value: Prepared } | { ok: false; error: ApiError }> {
+  let promptIds: number[];
+  let fields: z.infer<typeof completionRequestSchema> | z.infer<typeof chatRequestSchema>;
+  let topLogprobs: number;
+  let wantLogprobs: boolean;
+  if (kind === "completion") {
+    const body = await parse(c, completionRequestSchema);
+    if (!body.ok) return body;
+    fields = body.value;
+    promptIds =
+      typeof body.value.prompt === "string" ? service.tokenizer.encode(body.value.prompt) : body.value.prompt;
+    wantLogprobs = body.value.logprobs != null;
+    topLogprobs = body.value.logprobs ?? 0;
+  } else {
+    const body = await parse(c, chatRequestSchema);
+    if (!body.ok) return body;
+    fields = { ...body.value, max_tokens: body.value.max_completion_tokens ?? body.value.max_tokens };
+    let text: string;
+    try {
+      text = service.tokenizer.applyChatTemplate(body.value.messages, body.value.add_generation_prompt);
+    } catch (e) {
+      return {
+        ok: false,
+        error: { code: "bad_request", message: `chat template: ${(e as Error).message}`, param: "messages" },
+      };
+    }
+    promptIds = service.tokenizer.encode(text);
+    wantLogprobs = body.value.logprobs;
+    topLogprobs = body.value.logprobs ? (body.value.top_logprobs ?? 0) : 0;
+  }
+  const plan = service.plan(promptIds, fields, topLogprobs);
+  if (!plan.ok) return plan;
+  const model = await service.resolve(fields.model);
+  if (!model.ok) return model;
+  return {
+    ok: true,
+    value: {
+      model: model.value,
+      plan: plan.value,
+      stream: fields.stream,
+      includeUsage: fields.stream_options?.include_usage === true,
+      returnTokenIds: fields.return_token_ids,
+      wantLogprobs,
+    },
+  };
+}
+
+function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: InferenceService) {
+  const ids = p.returnTokenIds ? { token_ids: ch.tokens.map((t) => t.token) } : {};
+  if (kind === "chat") {
+    return {
+      index: ch.index,
+      message: { role: "assistant", content: ch.text },
+      logprobs: p.wantLogprobs ? chatLogprobs(ch.tokens, service.tokenizer) : null,
+      finish_reason: ch.finishReason,
+      ...ids,
+    };
+  }
+  return {
+    index: ch.index,
+    text: ch.text,
+    logprobs: p.wantLogprobs ? completionLogprobs(ch.tokens, service.tokenizer) : null,
+    finish_reason: ch.finishReason,
+    ...ids,
+  };
+}
+
+function formatDelta(kind: Kind, d: ChoiceDelta, p: Prepared, service: InferenceService) {
+  const ids = p.returnTokenIds ? { token_ids: d.tokens.map((t) => t.token) } : {};
+  if (kind === "chat") {
+    return {
+      index: d.index,
+      delta: { content: d.text },
+      logprobs: p.wantLogprobs ? chatLogprobs(d.tokens, service.tokenizer) : null,
+      finish_reason: null,
+      ...ids,
+    };
+  }
+  return {
+    index: d.index,
+    text: d.text,
+    logprobs: p.wantLogprobs ? completionLogprobs(d.tokens, service.tokenizer) : null,
+    finish_reason: null,
+    ...ids,
+  };
+}
+
+function totals(p: Prepared, choices: ChoiceResult[]) {
+  const u = usage(
+    p.plan.promptIds.length,
+    choices.reduce((a, ch) => a + ch.tokens.length, 0),
+  );
+  return p.returnTokenIds ? { ...u, prompt_token_ids: p.plan.promptIds } : u;
+}
