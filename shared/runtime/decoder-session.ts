@@ -11,7 +11,7 @@ import {
   readModelManifest,
 } from "../model-builder/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
-import { err, ok, type Result } from "../result/index.ts";
+import { ok, type Result } from "../result/index.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 
 /** Keys and values of every layer, `[batch, kvHeads, length, headDim]` each. */

@@ -127,7 +127,7 @@ export class Engine {
       const live = now.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
       if (live.length > 0) {
         const sources = [
-          ...group.rows.map((s, i) => ({ cache: group.cache as KvCache, row: i, pad: group.pads[i] ?? 0 })),
+          ...group.rows.map((_, i) => ({ cache: group.cache as KvCache, row: i, pad: group.pads[i] ?? 0 })),
           ...live.map(({ i }) => ({ cache: prefilled.cache, row: i, pad: prefilled.pads[i] ?? 0 })),
         ];
         const merged = relayout(sources, this.kvShape());

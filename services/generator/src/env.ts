@@ -3,6 +3,12 @@ import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
 
+/** An unset or empty variable both mean "not given". */
+const optionalPath = z
+  .string()
+  .optional()
+  .transform((v) => (v === "" ? undefined : v));
+
 export const envSchema = s3EnvSchema.extend({
   /** Interface to listen on. */
   GENERATOR_HOST: z.string().default("127.0.0.1"),
@@ -14,12 +20,12 @@ export const envSchema = s3EnvSchema.extend({
    * Built model artifacts (`npm run build-model`): the base is loaded once from here and served.
    * Adapters are verified against its module map and fingerprint.
    */
-  GENERATOR_MODEL_DIR: z.string().min(1).optional(),
+  GENERATOR_MODEL_DIR: optionalPath,
   /**
    * Without GENERATOR_MODEL_DIR: a HF config.json whose module map adapters are verified against.
    * The generator then runs the adapter lifecycle only and answers completions with 503.
    */
-  GENERATOR_BASE_CONFIG: z.string().min(1).optional(),
+  GENERATOR_BASE_CONFIG: optionalPath,
   /** Execution provider for the model session. */
   GENERATOR_EXECUTION_PROVIDER: z.enum(["cpu", "webgpu"]).default("cpu"),
   /** ORT intra-op threads; 0 lets ORT choose. */

@@ -1,9 +1,3 @@
-/**
- * Generator service. Start-up order: config; the base, loaded once (model artifacts and an ORT
- * session, or only a module map); store; adapter manager; HTTP; then reconcile at once and on an
- * interval. Shutdown: stop reconciling, close HTTP, release the session, close the store.
- */
-import { readModelManifest } from "@loracast/shared/model-builder";
 import { buildModelSpec, loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
