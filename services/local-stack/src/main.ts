@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
 import { eventually, ROOT, type Service, startService } from "@loracast/shared/supervisor";
 import { writeDemoAdapter } from "./demo.ts";
+import { ensureDemoModel } from "./demo-model.ts";
 import { envSchema } from "./env.ts";
 
 const env = envSchema.parse(process.env);
@@ -40,6 +41,7 @@ const s3Env = {
   S3_PREFIX: "loracast",
 };
 
+const modelDir = await ensureDemoModel(data, baseConfig, 20261126);
 const generators: Service[] = [];
 for (let i = 0; i < env.LORACAST_GENERATORS; i++) {
   const name = `generator-${i}`;
@@ -49,8 +51,8 @@ for (let i = 0; i < env.LORACAST_GENERATORS; i++) {
       ...s3Env,
       GENERATOR_NAME: name,
       GENERATOR_PORT: String(env.LORACAST_BASE_PORT + 2 + i),
-      GENERATOR_BASE_CONFIG: baseConfig,
-      GENERATOR_MODEL_NAME: "llama-tiny",
+      GENERATOR_MODEL_DIR: modelDir,
+      GENERATOR_MODEL_NAME: "demo-base",
       WEBHOOK_SECRETS: env.WEBHOOK_SECRET,
     },
     { name, echo: echoErrors(name) },
@@ -66,6 +68,7 @@ const trainer = await startService(
     TRAINER_PORT: String(env.LORACAST_BASE_PORT + 1),
     TRAINER_DATA_DIR: join(data, "trainer"),
     TRAINER_API_TOKEN: env.TRAINER_API_TOKEN,
+    TRAINER_BASE_CONFIG: baseConfig,
     WEBHOOK_SECRET: env.WEBHOOK_SECRET,
     WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
   },
@@ -107,5 +110,19 @@ if (env.LORACAST_DEMO === "true") {
     `  -F adapter_config.json=@${dir}/adapter_config.json -F adapter_model.safetensors=@${dir}/adapter_model.safetensors \\`,
   );
   say(`  ${trainer.url}/v1/runs/demo/adapters`);
+
+  const g0 = generators[0] as Service;
+  const completion = await fetch(`${g0.url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "demo", prompt: "Hello", max_tokens: 8, temperature: 0 }),
+  });
+  const body = (await completion.json()) as { model: string; choices: { text: string }[] };
+  say(
+    `\ndemo: ${g0.name} completed "Hello" on ${body.model} (x-loracast-adapter-sha256 ${completion.headers.get("x-loracast-adapter-sha256")?.slice(0, 16)}…): ${JSON.stringify(body.choices[0]?.text)}`,
+  );
+  say("  (random demo weights, so the text is noise; the point is which adapter produced it)");
+  say(`Ask yourself: curl ${g0.url}/v1/completions -H 'content-type: application/json' \\`);
+  say(`  -d '{"model": "demo", "prompt": "Hello", "max_tokens": 16}'`);
 }
 say("\nCtrl-C stops everything.");
