@@ -18,6 +18,7 @@ import {
 import { IncrementalDecoder, type TextTokenizer } from "@loracast/shared/tokenizer";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
+import { ensureVersion, parseVersionRef } from "./model-ref.ts";
 import type { SamplingFields } from "./openai-schema.ts";
 import { StopMatcher } from "./stop-matcher.ts";
 
@@ -56,8 +57,6 @@ export interface ChoiceResult {
   finishReason: Exclude<FinishReason, "abort"> | null;
 }
 
-const VERSIONED = /^(.+)@(\d+)$/;
-
 export interface InferenceDeps {
   session: DecoderSession;
   engine: Engine;
@@ -92,27 +91,19 @@ export class InferenceService {
         release: () => {},
       });
     }
-    const m = VERSIONED.exec(model);
+    const ref = parseVersionRef(model);
     const manager = this.d.manager;
-    let record = m === null ? manager.activeRecord(model) : undefined;
-    if (m === null && record === undefined) {
+    let record = ref === null ? manager.activeRecord(model) : undefined;
+    if (ref === null && record === undefined) {
       return err({
         code: "model_not_found",
         message: `no active adapter version for run ${model}`,
         param: "model",
       });
     }
-    if (m !== null) {
-      const [run, version] = [m[1] as string, Number(m[2])];
-      const ensured = await manager.ensure(run, version);
-      if (!ensured.ok) {
-        const failed = manager.cache.get(run, version)?.state === "failed";
-        return err({
-          code: failed ? "adapter_failed" : "model_not_found",
-          message: `${model}: ${ensured.error}`,
-          param: "model",
-        });
-      }
+    if (ref !== null) {
+      const ensured = await ensureVersion(manager, ref, "model");
+      if (!ensured.ok) return ensured;
       record = ensured.value;
     }
     const feeds = record?.adapter?.feeds;

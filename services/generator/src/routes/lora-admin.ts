@@ -6,10 +6,10 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse } from "../errors.ts";
+import { ensureVersion, parseVersionRef } from "../inference/model-ref.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
-const VERSIONED = /^(.+)@(\d+)$/;
 const bodySchema = z.object({ lora_name: z.string().min(1), lora_path: z.string().optional() });
 
 export function loraAdminRoutes(manager: AdapterManager): Hono<GeneratorEnv> {
@@ -25,20 +25,12 @@ export function loraAdminRoutes(manager: AdapterManager): Hono<GeneratorEnv> {
     const b = await body(c);
     if (b === null) return errorResponse(c, "bad_request", "body must be {lora_name, lora_path?}");
     const ref = b.lora_path ?? b.lora_name;
-    const m = VERSIONED.exec(ref);
-    if (m === null) return errorResponse(c, "bad_request", `${ref}: expected <run>@<version>`, "lora_name");
+    const parsed = parseVersionRef(ref);
+    if (parsed === null)
+      return errorResponse(c, "bad_request", `${ref}: expected <run>@<version>`, "lora_name");
     if (pinned.has(b.lora_name)) return c.text(`Success: LoRA adapter '${b.lora_name}' is already loaded.`);
-    const [run, version] = [m[1] as string, Number(m[2])];
-    const r = await manager.ensure(run, version);
-    if (!r.ok) {
-      const failed = manager.cache.get(run, version)?.state === "failed";
-      return errorResponse(
-        c,
-        failed ? "adapter_failed" : "model_not_found",
-        `${ref}: ${r.error}`,
-        "lora_name",
-      );
-    }
+    const r = await ensureVersion(manager, parsed, "lora_name");
+    if (!r.ok) return errorResponse(c, r.error.code, r.error.message, r.error.param ?? null);
     pinned.set(b.lora_name, manager.pin(r.value));
     return c.text(`Success: LoRA adapter '${b.lora_name}' added successfully.`);
   });
