@@ -1,0 +1,85 @@
+/**
+ * A HF checkpoint with a real model's dimensions and seeded random weights (no real weights can be
+ * downloaded here). Written tensor by tensor so that a 0.5B model never sits in memory twice.
+ */
+
+import { once } from "node:events";
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
+import { createRng } from "@loracast/shared/random";
+
+/** Qwen2.5-0.5B's config.json, as published. */
+export const QWEN25_05B = {
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  vocab_size: 151936,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  tie_word_embeddings: true,
+  hidden_act: "silu",
+  use_sliding_window: false,
+  bos_token_id: 151643,
+  eos_token_id: 151643,
+};
+
+export async function writeRandomCheckpoint(
+  dir: string,
+  config: Record<string, unknown>,
+  seed: number,
+): Promise<void> {
+  if (existsSync(join(dir, "model.safetensors"))) return;
+  mkdirSync(dir, { recursive: true });
+  const dims = parseDecoderDims(config);
+  if (!dims.ok) throw dims.error;
+  const { hiddenSize: d, vocabSize: v, numLayers, numHeads, numKvHeads, headDim } = dims.value;
+  const shapes: [string, number[], "normal" | "ones" | "zeros"][] = [
+    ["model.embed_tokens.weight", [v, d], "normal"],
+  ];
+  for (const m of buildModelSpec(dims.value).modules.values())
+    shapes.push([`${m.name}.weight`, [m.outFeatures, m.inFeatures], "normal"]);
+  for (let l = 0; l < numLayers; l++) {
+    shapes.push([`model.layers.${l}.input_layernorm.weight`, [d], "ones"]);
+    shapes.push([`model.layers.${l}.post_attention_layernorm.weight`, [d], "ones"]);
+    if (config.model_type === "qwen2") {
+      shapes.push([`model.layers.${l}.self_attn.q_proj.bias`, [numHeads * headDim], "zeros"]);
+      shapes.push([`model.layers.${l}.self_attn.k_proj.bias`, [numKvHeads * headDim], "zeros"]);
+      shapes.push([`model.layers.${l}.self_attn.v_proj.bias`, [numKvHeads * headDim], "zeros"]);
+    }
+  }
+  shapes.push(["model.norm.weight", [d], "ones"]);
+  if (!dims.value.tieWordEmbeddings) shapes.push(["lm_head.weight", [v, d], "normal"]);
+
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    header[name] = { dtype: "F32", shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const out = createWriteStream(join(dir, "model.safetensors"));
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  out.write(prefix);
+  out.write(json);
+  const rng = createRng(seed);
+  for (const [, shape, init] of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    // Uniform with the std of N(0, 0.02): cheap and enough for timing.
+    if (init === "normal") for (let i = 0; i < n; i++) data[i] = (rng.next() - 0.5) * 0.0693;
+    else if (init === "ones") data.fill(1);
+    if (!out.write(Buffer.from(data.buffer))) await once(out, "drain");
+  }
+  out.end();
+  await once(out, "finish");
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
+}
