@@ -117,6 +117,7 @@ function modelManifest(arch: Architecture, quant: BaseQuant, fingerprint: string
             kind: quant.emulate ? "fp32-dequantized" : `int${quant.bits}`,
             bits: quant.bits,
             blockSize: quant.blockSize,
+            accuracyLevel: quant.accuracyLevel ?? 0,
           },
     rope: { type: arch.rope.type, theta: arch.rope.theta },
     rmsNormEps: arch.rmsNormEps,

@@ -76,6 +76,7 @@ export function buildDecoderGraph(
             N: attr.int(outF),
             bits: attr.int(layout.bits),
             block_size: attr.int(layout.blockSize),
+            accuracy_level: attr.int(m.accuracyLevel),
           },
           { domain: "com.microsoft" },
         );

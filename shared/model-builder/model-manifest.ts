@@ -31,6 +31,7 @@ export const modelManifestSchema = z.object({
     kind: z.string(),
     bits: z.number().int().optional(),
     blockSize: z.number().int().optional(),
+    accuracyLevel: z.number().int().optional(),
   }),
   rope: z.object({ type: z.string(), theta: z.number() }),
   rmsNormEps: z.number(),

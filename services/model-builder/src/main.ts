@@ -12,7 +12,11 @@ const usage =
   "usage: npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|int8|int4] [--block-size 32|128]";
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quant: { type: "string", default: "int4" }, "block-size": { type: "string", default: "32" } },
+  options: {
+    quant: { type: "string", default: "int4" },
+    "block-size": { type: "string", default: "32" },
+    "accuracy-level": { type: "string", default: "0" },
+  },
 });
 const [checkpointDir, outDir] = positionals;
 const blockSize = Number(values["block-size"]);
@@ -31,7 +35,13 @@ switch (values.quant) {
     break;
   case "int8":
   case "int4":
-    quant = { kind: "nbits", bits: values.quant === "int8" ? 8 : 4, blockSize, emulate: false };
+    quant = {
+      kind: "nbits",
+      bits: values.quant === "int8" ? 8 : 4,
+      blockSize,
+      emulate: false,
+      accuracyLevel: values["accuracy-level"] === "4" ? 4 : 0,
+    };
     break;
   default:
     console.error(`--quant must be fp32, int8 or int4\n${usage}`);

@@ -14,7 +14,8 @@ import { QWEN25_05B, writeRandomCheckpoint } from "./random-checkpoint.ts";
 
 const work = join(ROOT, ".bench", "engine");
 const checkpoint = join(work, "qwen25-05b-random");
-const modelDir = join(work, "qwen25-05b-int4");
+const accuracyLevel = process.argv.includes("--accuracy-level=4") ? 4 : 0;
+const modelDir = join(work, `qwen25-05b-int4-acc${accuracyLevel}`);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
 let t = performance.now();
@@ -87,7 +88,9 @@ async function run(feeds: LoraFeeds, batch: number): Promise<{ prefill: number; 
   };
 }
 
-say(`\nmodel: Qwen2.5-0.5B dims, int4 b32, CPU EP; prompt ${promptLen}, ${decodeTokens} new tokens`);
+say(
+  `\nmodel: Qwen2.5-0.5B dims, int4 b32 (accuracy_level ${accuracyLevel}), CPU EP; prompt ${promptLen}, ${decodeTokens} new tokens`,
+);
 say("| variant | batch | prefill tok/s | decode tok/s |");
 say("|---|---|---|---|");
 const results: Record<string, number> = {};
