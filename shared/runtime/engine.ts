@@ -18,8 +18,11 @@ export interface GenerationRequest {
   sampling: SamplingParams;
   maxTokens: number;
   stopTokens: ReadonlySet<number>;
-  /** Checked after each token (stop strings); true ends the sequence with reason "stop". */
-  shouldStop?: (tokens: readonly number[]) => boolean;
+  /**
+   * Checked after each token, once `onToken` has seen it; true ends the sequence with reason
+   * "stop". The caller keeps whatever state it needs (stop strings track the decoded text).
+   */
+  shouldStop?: () => boolean;
   topLogprobs: number;
   rng: Rng;
   signal?: AbortSignal;
@@ -229,7 +232,7 @@ export class Engine {
     let reason: FinishReason | null = null;
     if (s.req.signal?.aborted) reason = "abort";
     else if (last !== undefined && s.req.stopTokens.has(last.token)) reason = "stop";
-    else if (s.req.shouldStop?.(s.tokens.map((t) => t.token)) === true) reason = "stop";
+    else if (s.req.shouldStop?.() === true) reason = "stop";
     else if (s.tokens.length >= s.req.maxTokens) reason = "length";
     if (reason === null) return false;
     s.resolve({ tokens: s.tokens, finishReason: reason });

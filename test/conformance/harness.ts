@@ -5,7 +5,7 @@
  * distance from PyTorch is reported as KL divergence and top-1 agreement.
  */
 import { basename, join } from "node:path";
-import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import { type BaseQuant, buildArtifacts, type ModelManifest } from "@loracast/shared/model-builder";
 import {
   adapterFeeds,
   baseFeeds,
@@ -37,13 +37,23 @@ interface Outputs {
   greedy: number[];
 }
 
-async function build(opts: ConformanceOptions, name: string, quant: BaseQuant): Promise<DecoderSession> {
+/** Builds the fixture's base with `quant`, runs it, and releases the session. */
+async function measure(
+  opts: ConformanceOptions,
+  ref: Reference,
+  name: string,
+  quant: BaseQuant,
+): Promise<{ out: Outputs; manifest: ModelManifest }> {
   const outDir = join(opts.workDir, name);
   const built = await buildArtifacts({ checkpointDir: join(opts.fixtureDir, "base"), outDir, quant });
   if (!built.ok) throw built.error;
   const session = await DecoderSession.load(outDir);
   if (!session.ok) throw session.error;
-  return session.value;
+  try {
+    return { out: await evaluate(session.value, ref, opts.fixtureDir), manifest: session.value.manifest };
+  } finally {
+    await session.value.release();
+  }
 }
 
 async function evaluate(session: DecoderSession, ref: Reference, fixtureDir: string): Promise<Outputs> {
@@ -87,9 +97,7 @@ export async function runConformance(opts: ConformanceOptions) {
   });
 
   if (opts.quant === "fp32") {
-    const session = await build(opts, "fp32", { kind: "fp32" });
-    const out = await evaluate(session, ref, opts.fixtureDir);
-    await session.release();
+    const { out, manifest } = await measure(opts, ref, "fp32", { kind: "fp32" });
     const errors = vsReference(out);
     const pass =
       errors.logitsBaseMaxAbs <= FP32_TOLERANCE &&
@@ -98,7 +106,7 @@ export async function runConformance(opts: ConformanceOptions) {
       errors.greedyMatch;
     return {
       fixture,
-      model: session.manifest.architecture,
+      model: manifest.architecture,
       quant: "fp32",
       tolerance: FP32_TOLERANCE,
       ...errors,
@@ -109,23 +117,15 @@ export async function runConformance(opts: ConformanceOptions) {
   }
 
   const bits = opts.quant === "int8" ? 8 : 4;
-  const quantized = await build(opts, opts.quant, {
+  const nbits = (emulate: boolean): BaseQuant => ({
     kind: "nbits",
     bits,
     blockSize: opts.blockSize,
-    emulate: false,
+    emulate,
   });
-  const q = await evaluate(quantized, ref, opts.fixtureDir);
-  await quantized.release();
-  const emulated = await build(opts, `${opts.quant}-dequantized`, {
-    kind: "nbits",
-    bits,
-    blockSize: opts.blockSize,
-    emulate: true,
-  });
-  const e = await evaluate(emulated, ref, opts.fixtureDir);
-  await emulated.release();
-  const vocab = quantized.manifest.dims.vocabSize;
+  const { out: q, manifest } = await measure(opts, ref, opts.quant, nbits(false));
+  const { out: e } = await measure(opts, ref, `${opts.quant}-dequantized`, nbits(true));
+  const vocab = manifest.dims.vocabSize;
   const base = distributionAgreement(ref.logitsBase, q.logitsBase, vocab);
   const lora = distributionAgreement(ref.logitsLora, q.logitsLora, vocab);
   const kernel = {
@@ -134,7 +134,7 @@ export async function runConformance(opts: ConformanceOptions) {
   };
   return {
     fixture,
-    model: quantized.manifest.architecture,
+    model: manifest.architecture,
     quant: opts.quant,
     blockSize: opts.blockSize,
     tolerance: QUANT_TOLERANCE,
