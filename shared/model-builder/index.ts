@@ -23,5 +23,6 @@ export {
   quantize,
   quantLayout,
 } from "./quantize.ts";
+export { writeRandomCheckpoint } from "./random-checkpoint.ts";
 export type { RopeSpec } from "./rope.ts";
 export type { BaseQuant } from "./weights.ts";

@@ -1,16 +1,17 @@
 /**
  * npm run bench:engine: prefill and decode throughput of the engine on a model with Qwen2.5-0.5B's
  * dimensions at int4, base only vs base + LoRA r=16 on all seven projections, in one process.
- * Peers (merged fp16, transformers.js) are not measured yet.
+ * Peers (merged fp16, transformers.js) are not measured yet. The weights are seeded random (no real
+ * weights can be downloaded here).
  */
 import { join } from "node:path";
-import { buildArtifacts, readModelManifest } from "@loracast/shared/model-builder";
+import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
 import { peftKey } from "@loracast/shared/model-spec";
 import { createRng } from "@loracast/shared/random";
 import { baseFeeds, DecoderSession, Engine, GREEDY, type LoraFeeds } from "@loracast/shared/runtime";
 import { ROOT } from "@loracast/shared/supervisor";
 import * as ort from "onnxruntime-node";
-import { QWEN25_05B, writeRandomCheckpoint } from "./random-checkpoint.ts";
+import { QWEN25_05B } from "./configs.ts";
 
 const work = join(ROOT, ".bench", "engine");
 const checkpoint = join(work, "qwen25-05b-random");

@@ -6,29 +6,10 @@
 import { once } from "node:events";
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
-import { createRng } from "@loracast/shared/random";
+import { buildModelSpec, parseDecoderDims } from "../model-spec/index.ts";
+import { createRng } from "../random/index.ts";
 
-/** Qwen2.5-0.5B's config.json, as published. */
-export const QWEN25_05B = {
-  architectures: ["Qwen2ForCausalLM"],
-  model_type: "qwen2",
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  vocab_size: 151936,
-  max_position_embeddings: 32768,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000.0,
-  tie_word_embeddings: true,
-  hidden_act: "silu",
-  use_sliding_window: false,
-  bos_token_id: 151643,
-  eos_token_id: 151643,
-};
-
+/** Writes `config.json` and `model.safetensors` into `dir` unless a checkpoint is already there. */
 export async function writeRandomCheckpoint(
   dir: string,
   config: Record<string, unknown>,
