@@ -7,6 +7,7 @@ import { err, ok, type Result } from "../result/index.ts";
 import { ModelConfigError, parseDecoderDims } from "./hf-config.ts";
 import { buildModelSpec, type ModelSpec } from "./module-map.ts";
 
+export { verifyAdapterFiles } from "./adapter-files.ts";
 export { type DecoderDims, ModelConfigError, parseDecoderDims } from "./hf-config.ts";
 export { buildModelSpec, type ModelSpec, parsePeftKey, peftKey, type TargetModule } from "./module-map.ts";
 export {

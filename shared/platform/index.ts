@@ -3,5 +3,6 @@ export { type Clock, systemClock } from "./clock.ts";
 export { commaList } from "./env.ts";
 export { type HttpServer, listen } from "./http-server.ts";
 export { createLogger, type Logger } from "./logger.ts";
+export { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./metrics.ts";
 export { requestId } from "./request-id.ts";
 export { onShutdown } from "./shutdown.ts";

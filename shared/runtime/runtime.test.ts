@@ -5,10 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildArtifacts } from "../model-builder/index.ts";
-import { verifyAdapter } from "../model-spec/index.ts";
-import { parseLoraConfig } from "../peft/index.ts";
+import { verifyAdapterFiles } from "../model-spec/index.ts";
 import { createRng } from "../random/index.ts";
-import { decodeSafetensors } from "../safetensors/index.ts";
 import { ROOT } from "../supervisor/index.ts";
 import {
   adapterFeeds,
@@ -96,12 +94,13 @@ describe("engine on llama-tiny", () => {
     const loaded = await DecoderSession.load(work);
     assert.ok(loaded.ok);
     session = loaded.value;
-    const config = parseLoraConfig(await readFile(join(FIXTURE, "adapter", "adapter_config.json"), "utf8"));
-    const file = decodeSafetensors(await readFile(join(FIXTURE, "adapter", "adapter_model.safetensors")));
-    assert.ok(config.ok && file.ok);
-    const verified = verifyAdapter(session.spec, config.value, file.value);
-    assert.ok(verified.ok);
-    lora = adapterFeeds(session.spec, verified.value);
+    const checked = verifyAdapterFiles(
+      session.spec,
+      await readFile(join(FIXTURE, "adapter", "adapter_config.json"), "utf8"),
+      await readFile(join(FIXTURE, "adapter", "adapter_model.safetensors")),
+    );
+    assert.ok(checked.ok);
+    lora = adapterFeeds(session.spec, checked.value.verified);
     base = baseFeeds(session.spec);
   });
   after(async () => {

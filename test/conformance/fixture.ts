@@ -4,8 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ModelSpec, type VerifiedAdapter, verifyAdapter } from "@loracast/shared/model-spec";
-import { parseLoraConfig } from "@loracast/shared/peft";
+import { type ModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import {
   decodeSafetensors,
   type SafetensorsFile,
@@ -77,11 +76,11 @@ export async function readReference(dir: string): Promise<Reference> {
 
 /** The fixture's adapter, verified against the built base's module map. */
 export async function readAdapter(dir: string, spec: ModelSpec): Promise<VerifiedAdapter> {
-  const config = parseLoraConfig(await readFile(join(dir, "adapter", "adapter_config.json"), "utf8"));
-  if (!config.ok) throw new FixtureError(`adapter_config.json: ${config.error.message}`);
-  const weights = decodeSafetensors(await readFile(join(dir, "adapter", "adapter_model.safetensors")));
-  if (!weights.ok) throw new FixtureError(`adapter_model.safetensors: ${weights.error.message}`);
-  const verified = verifyAdapter(spec, config.value, weights.value);
-  if (!verified.ok) throw new FixtureError(`adapter does not fit the base: ${verified.error.message}`);
-  return verified.value;
+  const checked = verifyAdapterFiles(
+    spec,
+    await readFile(join(dir, "adapter", "adapter_config.json"), "utf8"),
+    await readFile(join(dir, "adapter", "adapter_model.safetensors")),
+  );
+  if (!checked.ok) throw new FixtureError(`adapter does not fit the base: ${checked.error}`);
+  return checked.value.verified;
 }

@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import { type Logger, requestId } from "@loracast/shared/platform";
+import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
@@ -51,19 +51,18 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/metrics", async (c) => {
     const pending = (await d.outbox.pending()).length;
-    const lines = [
-      "# TYPE loracast_store_uploaded_bytes_total counter",
-      `loracast_store_uploaded_bytes_total ${d.objects.traffic.uploaded}`,
-      "# TYPE loracast_webhooks_delivered_total counter",
-      `loracast_webhooks_delivered_total ${d.outbox.stats.delivered}`,
-      "# TYPE loracast_webhook_failed_attempts_total counter",
-      `loracast_webhook_failed_attempts_total ${d.outbox.stats.failedAttempts}`,
-      "# TYPE loracast_webhooks_dead_total counter",
-      `loracast_webhooks_dead_total ${d.outbox.stats.dead}`,
-      "# TYPE loracast_webhooks_pending gauge",
-      `loracast_webhooks_pending ${pending}`,
-    ];
-    return c.text(`${lines.join("\n")}\n`, 200, { "content-type": "text/plain; version=0.0.4" });
+    const text = prometheusText([
+      { name: "loracast_store_uploaded_bytes_total", type: "counter", value: d.objects.traffic.uploaded },
+      { name: "loracast_webhooks_delivered_total", type: "counter", value: d.outbox.stats.delivered },
+      {
+        name: "loracast_webhook_failed_attempts_total",
+        type: "counter",
+        value: d.outbox.stats.failedAttempts,
+      },
+      { name: "loracast_webhooks_dead_total", type: "counter", value: d.outbox.stats.dead },
+      { name: "loracast_webhooks_pending", type: "gauge", value: pending },
+    ]);
+    return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
   app.route("/", adapterRoutes(d.publisher));
   app.route("/", subscriptionRoutes(d.subscriptions));

@@ -6,12 +6,10 @@ import {
   type RollbackRecord,
   WEIGHTS_FILE,
 } from "@loracast/shared/manifest";
-import { type ModelSpec, type VerifiedAdapter, verifyAdapter } from "@loracast/shared/model-spec";
-import { parseLoraConfig } from "@loracast/shared/peft";
+import { type ModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
-import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { type AdapterStore, manifestKey, StoreError } from "@loracast/shared/store";
 import type { LoadedAdapter, Trigger, VersionRecord } from "./types.ts";
 import { type CacheBounds, VersionCache } from "./version-cache.ts";
@@ -319,25 +317,23 @@ export class AdapterManager {
 
     record.state = "verifying";
     const tDownload = this.d.clock.now();
-    const config = parseLoraConfig(new TextDecoder().decode(configBytes.value));
-    if (!config.ok) return err(config.error.message);
-    const file = decodeSafetensors(weights.value);
-    if (!file.ok) return err(`${WEIGHTS_FILE}: ${file.error.message}`);
-    const verified = verifyAdapter(this.d.spec, config.value, file.value, { maxRank: this.d.maxRank });
-    if (!verified.ok) return err(`${WEIGHTS_FILE}: ${verified.error.message}`);
+    const checked = verifyAdapterFiles(
+      this.d.spec,
+      new TextDecoder().decode(configBytes.value),
+      weights.value,
+      {
+        maxRank: this.d.maxRank,
+      },
+    );
+    if (!checked.ok) return checked;
+    const { verified, config } = checked.value;
+    const feeds = this.d.prepare?.(verified) ?? null;
     record.phases = {
       manifestMs: tManifest - t0,
       downloadMs: tDownload - tManifest,
       verifyMs: this.d.clock.now() - tDownload,
     };
-    const feeds = this.d.prepare?.(verified.value) ?? null;
-    record.phases = { ...record.phases, verifyMs: this.d.clock.now() - tDownload };
-    return ok({
-      weights: weights.value,
-      verified: verified.value,
-      config: config.value.raw as Record<string, unknown>,
-      feeds,
-    });
+    return ok({ weights: weights.value, verified, config: config.raw as Record<string, unknown>, feeds });
   }
 
   private fail(record: VersionRecord, reason: string): Result<VersionRecord, string> {

@@ -1,3 +1,4 @@
+import { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { errorResponse } from "../errors.ts";
@@ -25,41 +26,36 @@ export function opsRoutes(
       : errorResponse(c, "not_ready", "the latest adapter versions have not been resolved yet"),
   );
   app.get("/metrics", (c) => {
-    const lines = [
-      "# TYPE loracast_adapter_activations_total counter",
-      `loracast_adapter_activations_total ${manager.stats.activations}`,
-      "# TYPE loracast_adapter_failures_total counter",
-      `loracast_adapter_failures_total ${manager.stats.failures}`,
-      "# TYPE loracast_reconciles_total counter",
-      `loracast_reconciles_total ${manager.stats.reconciles}`,
-      "# TYPE loracast_reconcile_errors_total counter",
-      `loracast_reconcile_errors_total ${manager.stats.reconcileErrors}`,
-      "# TYPE loracast_store_downloaded_bytes_total counter",
-      `loracast_store_downloaded_bytes_total ${objects.traffic.downloaded}`,
-      "# TYPE loracast_adapter_cache_bytes gauge",
-      `loracast_adapter_cache_bytes ${manager.cache.heldBytes()}`,
-      "# TYPE loracast_active_adapter_version gauge",
-      ...Object.entries(manager.activeVersions()).map(
-        ([run, a]) => `loracast_active_adapter_version{run="${run}"} ${a.version}`,
-      ),
-      "# TYPE loracast_webhooks_rejected_total counter",
-      ...[...rejected].map(([reason, n]) => `loracast_webhooks_rejected_total{reason="${reason}"} ${n}`),
+    const counter = (name: string, value: number): Metric => ({ name, type: "counter", value });
+    const gauge = (name: string, value: number): Metric => ({ name, type: "gauge", value });
+    const text = prometheusText([
+      counter("loracast_adapter_activations_total", manager.stats.activations),
+      counter("loracast_adapter_failures_total", manager.stats.failures),
+      counter("loracast_reconciles_total", manager.stats.reconciles),
+      counter("loracast_reconcile_errors_total", manager.stats.reconcileErrors),
+      counter("loracast_store_downloaded_bytes_total", objects.traffic.downloaded),
+      gauge("loracast_adapter_cache_bytes", manager.cache.heldBytes()),
+      {
+        name: "loracast_active_adapter_version",
+        type: "gauge",
+        samples: Object.entries(manager.activeVersions()).map(([run, a]) => [{ run }, a.version] as const),
+      },
+      {
+        name: "loracast_webhooks_rejected_total",
+        type: "counter",
+        samples: [...rejected].map(([reason, n]) => [{ reason }, n] as const),
+      },
       ...(engine === null
         ? []
         : [
-            "# TYPE loracast_engine_sessions_created_total counter",
-            `loracast_engine_sessions_created_total ${engine.sessionsCreated()}`,
-            "# TYPE loracast_engine_prefills_total counter",
-            `loracast_engine_prefills_total ${engine.stats.prefills}`,
-            "# TYPE loracast_engine_decode_steps_total counter",
-            `loracast_engine_decode_steps_total ${engine.stats.decodeSteps}`,
-            "# TYPE loracast_engine_generated_tokens_total counter",
-            `loracast_engine_generated_tokens_total ${engine.stats.tokens}`,
-            "# TYPE loracast_engine_sequences gauge",
-            `loracast_engine_sequences ${engine.load}`,
+            counter("loracast_engine_sessions_created_total", engine.sessionsCreated()),
+            counter("loracast_engine_prefills_total", engine.stats.prefills),
+            counter("loracast_engine_decode_steps_total", engine.stats.decodeSteps),
+            counter("loracast_engine_generated_tokens_total", engine.stats.tokens),
+            gauge("loracast_engine_sequences", engine.load),
           ]),
-    ];
-    return c.text(`${lines.join("\n")}\n`, 200, { "content-type": "text/plain; version=0.0.4" });
+    ]);
+    return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
   return app;
 }
