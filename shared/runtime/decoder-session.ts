@@ -61,8 +61,10 @@ export class DecoderSession {
     readonly manifest: ModelManifest,
     readonly spec: ModelSpec,
     private readonly session: ort.InferenceSession,
-    private readonly emptyPast: KvCache[] = [],
   ) {}
+
+  /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
+  private readonly emptyPast: KvCache[] = [];
 
   static async load(
     dir: string,
