@@ -84,12 +84,16 @@ export class Engine {
     if (req.prompt.length === 0) return Promise.reject(new Error("prompt is empty"));
     return new Promise((resolve, reject) => {
       this.waiting.push({ req, tokens: [], ids: [...req.prompt], valid: 0, resolve, reject });
-      if (!this.running) void this.loop();
+      if (this.running) return;
+      this.running = true;
+      // Start on the next turn of the event loop, so that requests submitted together (the n
+      // choices of one request, a client's burst) share the first prefill instead of the first
+      // one running alone.
+      setImmediate(() => void this.loop());
     });
   }
 
   private async loop(): Promise<void> {
-    this.running = true;
     try {
       while (this.waiting.length > 0 || this.groups.size > 0) {
         await this.admit();

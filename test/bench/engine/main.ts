@@ -27,7 +27,7 @@ if (!(await readModelManifest(modelDir)).ok) {
   const built = await buildArtifacts({
     checkpointDir: checkpoint,
     outDir: modelDir,
-    quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
+    quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false, accuracyLevel },
   });
   if (!built.ok) throw built.error;
   say(`int4 artifacts built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
