@@ -1,10 +1,11 @@
 /** A whole local stack of real processes: the embedded S3 server, generators and a trainer. */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildArtifacts } from "@loracast/shared/model-builder";
 import { eventually, type Service, startService } from "@loracast/shared/supervisor";
 import type { AdapterFiles } from "./adapters.ts";
-import { LLAMA_CONFIG } from "./adapters.ts";
+import { FIXTURES, LLAMA_CONFIG } from "./adapters.ts";
 import { s3Env, startS3 } from "./s3.ts";
 
 export const TOKEN = "test-token-0123456789abcdef";
@@ -129,4 +130,28 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
   };
   return stack;
+}
+
+/** A stack whose one generator serves llama-tiny artifacts built for it (fp32); `stop` also removes them. */
+export async function startServingStack(
+  generatorEnv: Record<string, string> = {},
+): Promise<{ stack: Stack; generator: Service; modelDir: string }> {
+  const modelDir = mkdtempSync(join(tmpdir(), "loracast-model-"));
+  const built = await buildArtifacts({
+    checkpointDir: join(FIXTURES, "llama-tiny", "base"),
+    outDir: modelDir,
+    quant: { kind: "fp32" },
+  });
+  if (!built.ok) throw built.error;
+  const stack = await startStack({
+    generators: 1,
+    generatorEnv: { GENERATOR_MODEL_DIR: modelDir, GENERATOR_BASE_CONFIG: "", ...generatorEnv },
+    trainerEnv: { TRAINER_BASE_CONFIG: LLAMA_CONFIG },
+  });
+  const stop = stack.stop;
+  stack.stop = async () => {
+    await stop();
+    rmSync(modelDir, { recursive: true, force: true });
+  };
+  return { stack, generator: stack.generators[0] as Service, modelDir };
 }

@@ -3,17 +3,14 @@
  * processes: embedded S3, trainer, and a generator serving llama-tiny artifacts built here.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildArtifacts } from "@loracast/shared/model-builder";
 import type { Service } from "@loracast/shared/supervisor";
 import { eventually } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
 import { readReference } from "../conformance/fixture.ts";
 import { FIXTURES, fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { type Stack, startServingStack } from "../helpers/stack.ts";
 
 const RUN = "api-run";
 
@@ -21,33 +18,17 @@ describe("OpenAI-compatible generation API", () => {
   let stack: Stack;
   let g: Service;
   let client: OpenAI;
-  let modelDir: string;
   let greedyPrompt: number[];
   let greedyTokens: number[];
 
   before(async () => {
-    modelDir = mkdtempSync(join(tmpdir(), "loracast-model-"));
-    const built = await buildArtifacts({
-      checkpointDir: join(FIXTURES, "llama-tiny", "base"),
-      outDir: modelDir,
-      quant: { kind: "fp32" },
-    });
-    assert.ok(built.ok);
     const ref = await readReference(join(FIXTURES, "llama-tiny"));
     greedyPrompt = ref.greedyPrompt;
     greedyTokens = ref.greedyTokens;
-    stack = await startStack({
-      generators: 1,
-      generatorEnv: { GENERATOR_MODEL_DIR: modelDir, GENERATOR_BASE_CONFIG: "" },
-      trainerEnv: { TRAINER_BASE_CONFIG: LLAMA_CONFIG },
-    });
-    g = stack.generators[0] as Service;
+    ({ stack, generator: g } = await startServingStack());
     client = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: "unused", maxRetries: 0 });
   });
-  after(async () => {
-    await stack?.stop();
-    rmSync(modelDir, { recursive: true, force: true });
-  });
+  after(() => stack?.stop());
 
   it("serves the base model, naming no adapter", async () => {
     const { data, response } = await client.completions

@@ -4,15 +4,11 @@
  * version it names produces for its seed, replayed afterwards pinned to that version.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildArtifacts } from "@loracast/shared/model-builder";
 import type { Service } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
-import { FIXTURES, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type Stack, startServingStack } from "../helpers/stack.ts";
 
 const RUN = "swap-run";
 const SWAPS = 10;
@@ -33,28 +29,12 @@ describe("adapter swaps under load", () => {
   let stack: Stack;
   let g: Service;
   let client: OpenAI;
-  let modelDir: string;
 
   before(async () => {
-    modelDir = mkdtempSync(join(tmpdir(), "loracast-model-"));
-    const built = await buildArtifacts({
-      checkpointDir: join(FIXTURES, "llama-tiny", "base"),
-      outDir: modelDir,
-      quant: { kind: "fp32" },
-    });
-    assert.ok(built.ok);
-    stack = await startStack({
-      generators: 1,
-      generatorEnv: { GENERATOR_MODEL_DIR: modelDir, GENERATOR_BASE_CONFIG: "", GENERATOR_MAX_BATCH: "8" },
-      trainerEnv: { TRAINER_BASE_CONFIG: LLAMA_CONFIG },
-    });
-    g = stack.generators[0] as Service;
+    ({ stack, generator: g } = await startServingStack({ GENERATOR_MAX_BATCH: "8" }));
     client = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: "unused", maxRetries: 0 });
   });
-  after(async () => {
-    await stack?.stop();
-    rmSync(modelDir, { recursive: true, force: true });
-  });
+  after(() => stack?.stop());
 
   const params = (seed: number, prompt: string) => ({
     prompt,
