@@ -5,10 +5,16 @@
  */
 import { createHash } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { buildModelSpec, type ModelConfigError } from "../model-spec/index.ts";
+import { basename, dirname, join } from "node:path";
+import {
+  type AdapterModule,
+  buildModelSpec,
+  type ModelConfigError,
+  type VerifiedAdapter,
+} from "../model-spec/index.ts";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
+import { toFloat32 } from "../safetensors/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { CheckpointError, openCheckpoint } from "./checkpoint.ts";
 import { buildDecoderGraph } from "./decoder-graph.ts";
@@ -19,6 +25,42 @@ export interface BuildOptions {
   checkpointDir: string;
   outDir: string;
   quant: BaseQuant;
+  /**
+   * Fold this adapter into the base weights (W + scaling·B·A) before they are stored, as the
+   * merge-and-ship tools do. A merged model has no LoRA inputs, so its module map is empty and
+   * generators refuse adapters for it.
+   */
+  merge?: VerifiedAdapter;
+  /**
+   * `loracast` (default): the generator's artifacts. `transformers.js`: the same decoder without
+   * LoRA inputs and with logits at every position, laid out as transformers.js loads a local model
+   * (`onnx/model_<dtype>.onnx`, config and tokenizer files); no loracast-model.json.
+   */
+  format?: "loracast" | "transformers.js";
+}
+
+/** transformers.js picks the ONNX file by dtype suffix. */
+const TRANSFORMERS_JS_DTYPE = { fp32: "fp32", fp16: "fp16", int8: "q8", int4: "q4" } as const;
+const TRANSFORMERS_JS_SUFFIX = { fp32: "", fp16: "_fp16", q8: "_quantized", q4: "_q4" } as const;
+
+export function transformersJsDtype(quant: BaseQuant): "fp32" | "fp16" | "q8" | "q4" {
+  if (quant.kind !== "nbits" || quant.emulate) return quant.kind === "fp16" ? "fp16" : "fp32";
+  return TRANSFORMERS_JS_DTYPE[quant.bits === 8 ? "int8" : "int4"];
+}
+
+function mergeInto(w: Float32Array, module: AdapterModule, inFeatures: number): Float32Array {
+  const a = toFloat32(module.a.dtype, module.a.bytes);
+  const b = toFloat32(module.b.dtype, module.b.bytes);
+  const r = module.rank;
+  for (let o = 0; o < b.length / r; o++) {
+    for (let j = 0; j < r; j++) {
+      const c = module.scaling * (b[o * r + j] ?? 0);
+      const row = o * inFeatures;
+      const aRow = j * inFeatures;
+      for (let i = 0; i < inFeatures; i++) w[row + i] = (w[row + i] ?? 0) + c * (a[aRow + i] ?? 0);
+    }
+  }
+  return w;
 }
 
 const TOKENIZER_FILES = [
@@ -34,11 +76,21 @@ export async function buildArtifacts(
   const opened = await openCheckpoint(options.checkpointDir);
   if (!opened.ok) return opened;
   const ckpt = opened.value;
+  const format = options.format ?? "loracast";
+  const merged = new Map((options.merge?.modules ?? []).map((m) => [`${m.module}.weight`, m]));
+  const modelFile =
+    format === "loracast"
+      ? MODEL_FILE
+      : `onnx/model${TRANSFORMERS_JS_SUFFIX[transformersJsDtype(options.quant)]}.onnx`;
+  const dataFile = format === "loracast" ? DATA_FILE : `${basename(modelFile)}_data`;
+  const modelPath = join(options.outDir, modelFile);
+  const dataPath = join(dirname(modelPath), dataFile);
   try {
     const { arch } = ckpt;
+    const lora = format === "loracast" && options.merge === undefined;
     const g = new GraphBuilder("loracast-decoder");
-    const plan = new WeightPlan(g, options.quant, DATA_FILE);
-    buildDecoderGraph(g, arch, plan);
+    const plan = new WeightPlan(g, options.quant, dataFile);
+    buildDecoderGraph(g, arch, plan, { lora, logitsPositions: format === "loracast" });
 
     for (const job of plan.jobs) {
       if (!ckpt.has(job.source)) return err(new CheckpointError(`checkpoint has no tensor ${job.source}`));
@@ -52,14 +104,14 @@ export async function buildArtifacts(
       }
     }
 
-    await mkdir(options.outDir, { recursive: true });
+    await mkdir(dirname(modelPath), { recursive: true });
     const model = encodeModel({
       graph: g.build(),
       opsets: { "": 21, "com.microsoft": 1 },
       producer: "loracast",
     });
     const hash = createHash("sha256").update(model);
-    const tmpData = join(options.outDir, `${DATA_FILE}.partial`);
+    const tmpData = `${dataPath}.partial`;
     const out = await open(tmpData, "w");
     try {
       let at = 0;
@@ -70,7 +122,9 @@ export async function buildArtifacts(
           await out.write(pad);
           at = job.offset;
         }
-        for (const part of job.produce(await ckpt.readFloat32(job.source))) {
+        const w = await ckpt.readFloat32(job.source);
+        const m = merged.get(job.source);
+        for (const part of job.produce(m === undefined ? w : mergeInto(w, m, job.dims[1] ?? 0))) {
           hash.update(part);
           await out.write(part);
           at += part.byteLength;
@@ -81,21 +135,22 @@ export async function buildArtifacts(
     } finally {
       await out.close();
     }
-    await rename(tmpData, join(options.outDir, DATA_FILE));
-    await writeFile(join(options.outDir, MODEL_FILE), model);
+    await rename(tmpData, dataPath);
+    await writeFile(modelPath, model);
 
-    for (const file of TOKENIZER_FILES) {
+    for (const file of format === "loracast" ? TOKENIZER_FILES : ["config.json", ...TOKENIZER_FILES]) {
       const text = await readFile(join(options.checkpointDir, file)).catch((e: NodeJS.ErrnoException) => {
         if (e.code === "ENOENT") return null;
         throw e;
       });
       if (text !== null) await writeFile(join(options.outDir, file), text);
     }
-    const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`);
-    await writeFile(join(options.outDir, MODEL_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, lora);
+    if (format === "loracast")
+      await writeFile(join(options.outDir, MODEL_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     return ok(manifest);
   } catch (e) {
-    await rm(join(options.outDir, `${DATA_FILE}.partial`), { force: true });
+    await rm(`${dataPath}.partial`, { force: true });
     if (e instanceof CheckpointError) return err(e);
     throw e;
   } finally {
@@ -103,7 +158,12 @@ export async function buildArtifacts(
   }
 }
 
-function modelManifest(arch: Architecture, quant: BaseQuant, fingerprint: string): ModelManifest {
+function modelManifest(
+  arch: Architecture,
+  quant: BaseQuant,
+  fingerprint: string,
+  lora: boolean,
+): ModelManifest {
   const spec = buildModelSpec(arch.dims);
   return {
     schema: "loracast-model/1",
@@ -111,8 +171,8 @@ function modelManifest(arch: Architecture, quant: BaseQuant, fingerprint: string
     architecture: arch.dims.modelType,
     dims: arch.dims,
     quant:
-      quant.kind === "fp32"
-        ? { kind: "fp32" }
+      quant.kind !== "nbits"
+        ? { kind: quant.kind }
         : {
             kind: quant.emulate ? "fp32-dequantized" : `int${quant.bits}`,
             bits: quant.bits,
@@ -125,10 +185,12 @@ function modelManifest(arch: Architecture, quant: BaseQuant, fingerprint: string
     bosTokenId: arch.bosTokenId,
     eosTokenIds: arch.eosTokenIds,
     files: { model: MODEL_FILE, data: DATA_FILE },
-    modules: [...spec.modules.values()].map((m) => ({
-      name: m.name,
-      inFeatures: m.inFeatures,
-      outFeatures: m.outFeatures,
-    })),
+    modules: [...spec.modules.values()]
+      .filter(() => lora)
+      .map((m) => ({
+        name: m.name,
+        inFeatures: m.inFeatures,
+        outFeatures: m.outFeatures,
+      })),
   };
 }

@@ -28,6 +28,11 @@ interface Shapes {
 export interface DecoderGraphOptions {
   /** Add LoRA inputs for every targetable projection. @default true */
   lora?: boolean;
+  /**
+   * Take a `logits_positions` input and return logits only there. Without it the graph returns
+   * logits for every position, the interface transformers.js and Optimum exports have. @default true
+   */
+  logitsPositions?: boolean;
 }
 
 export function buildDecoderGraph(
@@ -43,7 +48,10 @@ export function buildDecoderGraph(
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
   const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
   const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
-  const logitsPositions = g.input(IO.logitsPositions, "int64", ["batch", "logits_count"]);
+  const logitsPositions =
+    (options.logitsPositions ?? true)
+      ? g.input(IO.logitsPositions, "int64", ["batch", "logits_count"])
+      : null;
 
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const bs = g.op1("Shape", [inputIds]);
@@ -122,15 +130,19 @@ export function buildDecoderGraph(
   }
 
   g.scoped("head", () => {
-    const h3 = g.op1("Reshape", [h, g.op1("Concat", [bs, i64(D)], { axis: attr.int(0) })]);
-    const idx = g.op1("Unsqueeze", [logitsPositions, i64(-1)]);
-    const picked = g.op1("GatherND", [h3, idx], { batch_dims: attr.int(1) });
-    const flat = norm(g.op1("Reshape", [picked, i64(-1, D)]), "model.norm.weight");
+    let rows = h;
+    let outShape = g.op1("Concat", [bs, i64(V)], { axis: attr.int(0) });
+    if (logitsPositions !== null) {
+      const h3 = g.op1("Reshape", [h, g.op1("Concat", [bs, i64(D)], { axis: attr.int(0) })]);
+      const idx = g.op1("Unsqueeze", [logitsPositions, i64(-1)]);
+      rows = g.op1("Reshape", [g.op1("GatherND", [h3, idx], { batch_dims: attr.int(1) }), i64(-1, D)]);
+      outShape = g.op1("Concat", [g.op1("Shape", [logitsPositions]), i64(V)], { axis: attr.int(0) });
+    }
+    const flat = norm(rows, "model.norm.weight");
     const head = dims.tieWordEmbeddings ? "model.embed_tokens" : "lm_head";
     const logits2 = linear(flat, head, D, V, false);
-    const outShape = g.op1("Concat", [g.op1("Shape", [logitsPositions]), i64(V)], { axis: attr.int(0) });
     g.op("Reshape", [logits2, outShape], {}, { names: [IO.logits] });
-    g.output(IO.logits, "float32", ["batch", "logits_count", V]);
+    g.output(IO.logits, "float32", ["batch", logitsPositions === null ? "sequence" : "logits_count", V]);
   });
 }
 

@@ -3,7 +3,7 @@
  * `loracast-model.json` (design §2).
  */
 export { type Architecture, parseArchitecture } from "./architecture.ts";
-export { type BuildOptions, buildArtifacts } from "./artifacts.ts";
+export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifacts.ts";
 export { type Checkpoint, CheckpointError, openCheckpoint } from "./checkpoint.ts";
 export { IO } from "./io-names.ts";
 export {

@@ -48,7 +48,10 @@ export class ModelArtifactsError extends Error {
   override readonly name = "ModelArtifactsError";
 }
 
-/** Reads and checks `loracast-model.json`; its module map must be the one its dims imply. */
+/**
+ * Reads and checks `loracast-model.json`. Its module map is the one its dims imply, or empty for a
+ * graph without LoRA inputs (a merged base), which then accepts no adapter.
+ */
 export async function readModelManifest(
   dir: string,
 ): Promise<Result<{ manifest: ModelManifest; spec: ModelSpec }, ModelArtifactsError>> {
@@ -71,7 +74,8 @@ export async function readModelManifest(
   const spec = buildModelSpec(manifest.dims);
   const expected = [...spec.modules.values()].map((m) => `${m.name}:${m.inFeatures}:${m.outFeatures}`).join();
   const got = manifest.modules.map((m) => `${m.name}:${m.inFeatures}:${m.outFeatures}`).join();
-  if (expected !== got)
+  if (got !== "" && expected !== got)
     return err(new ModelArtifactsError(`${MODEL_MANIFEST}: module map does not match its dims`));
-  return ok({ manifest, spec: { ...spec, fingerprint: manifest.fingerprint } });
+  const modules = got === "" ? new Map() : spec.modules;
+  return ok({ manifest, spec: { ...spec, modules, fingerprint: manifest.fingerprint } });
 }

@@ -3,12 +3,18 @@
  * graph is built against this plan (names, dims, offsets), then the jobs stream the checkpoint
  * through their transform one tensor at a time, so memory stays near the largest single tensor.
  */
-import type { ElemType, GraphBuilder } from "../onnx/index.ts";
+import { attr, type ElemType, type GraphBuilder } from "../onnx/index.ts";
+import { toFloat16 } from "../safetensors/index.ts";
 import { dequantize, type QuantBits, type QuantLayout, quantize, quantLayout } from "./quantize.ts";
 
 /** How the projection matrices (and the LM head) are stored. Norms and embeddings stay float32. */
 export type BaseQuant =
   | { kind: "fp32" }
+  /**
+   * Projections stored as float16 and widened by a `Cast`. ORT folds the cast when the session
+   * loads, so on the CPU EP this halves the file, not the memory: MLAS has no x86 fp16 GEMM.
+   */
+  | { kind: "fp16" }
   /**
    * Blockwise `MatMulNBits`; `emulate` stores the dequantized values as float32 instead (the
    * reference graph). `accuracyLevel` 4 lets ORT quantize activations to int8 inside the kernel:
@@ -92,6 +98,12 @@ export class WeightPlan {
     let m: Matrix;
     if (q.kind === "fp32") {
       m = { kind: "float", name: this.vector(source, [n, k]) };
+    } else if (q.kind === "fp16") {
+      const name = `${source}.f16`;
+      const length = n * k * 2;
+      const offset = this.reserve([{ name, type: "float16", dims: [n, k], length }]);
+      this.jobs.push({ source, dims: [n, k], offset, length, produce: (w) => [bytes(toFloat16(w))] });
+      m = { kind: "float", name: this.g.op1("Cast", [name], { to: attr.int(1) }) };
     } else {
       const layout = quantLayout(n, k, q.bits, q.blockSize);
       if (q.emulate) {

@@ -60,6 +60,43 @@ function halfToFloat(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+
+/** float32 → IEEE half bits, rounding to nearest even, as torch's `.half()` does. */
+function floatToHalf(v: number): number {
+  scratch[0] = v;
+  const x = scratchBits[0] ?? 0;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  let shift = 13;
+  let half = sign | (e << 10);
+  if (e <= 0) {
+    // Subnormal (or zero): the implicit bit joins the mantissa, which shifts further right.
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    shift = 14 - e;
+    half = sign;
+  }
+  const rest = mant & ((1 << shift) - 1);
+  const halfway = 1 << (shift - 1);
+  half += mant >>> shift;
+  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+  if (rest > halfway || (rest === halfway && (half & 1) === 1)) half++;
+  return half;
+}
+
+/** Narrows float32 values to F16 bits (round to nearest even). */
+export function toFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i] ?? 0);
+  return out;
+}
+
 /** Widens float tensor bytes (F32, F16, BF16, F64) to a fresh Float32Array. */
 export function toFloat32(dtype: Dtype, bytes: Uint8Array): Float32Array {
   const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);

@@ -12,7 +12,15 @@ export {
   type TensorEntry,
   type TensorView,
 } from "./decode.ts";
-export { DTYPE_BYTES, DTYPES, type Dtype, type DtypeArrays, isDtype, toFloat32 } from "./dtypes.ts";
+export {
+  DTYPE_BYTES,
+  DTYPES,
+  type Dtype,
+  type DtypeArrays,
+  isDtype,
+  toFloat16,
+  toFloat32,
+} from "./dtypes.ts";
 export { encodeSafetensors, type TensorInput } from "./encode.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./errors.ts";
 export { openSafetensors, type SafetensorsReader } from "./file.ts";

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { decodeSafetensors, encodeSafetensors, type SafetensorsError } from "./index.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafetensorsError,
+  toFloat16,
+  toFloat32,
+} from "./index.ts";
 
 const FIXTURE = new URL(
   "../../../shared/fixtures/peft-reference/llama-tiny/adapter/adapter_model.safetensors",
@@ -217,5 +223,31 @@ describe("safetensors validation", () => {
   it("accepts a header with trailing space padding", () => {
     const r = decodeSafetensors(rawFile(`${JSON.stringify(good)}      `, 8));
     assert.ok(r.ok);
+  });
+});
+
+describe("float conversion", () => {
+  const halves = (bits: number[]) => new Uint8Array(new Uint16Array(bits).buffer);
+
+  it("F16 → float32 → F16 is the identity on every non-NaN half", () => {
+    const all = Array.from({ length: 0x10000 }, (_, i) => i).filter(
+      (h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0,
+    );
+    const back = toFloat16(toFloat32("F16", halves(all)));
+    assert.deepEqual([...back], all);
+  });
+
+  it("rounds to nearest even, overflows to infinity and underflows to signed zero", () => {
+    const cases: [number, number][] = [
+      [1 + 2 ** -11, 0x3c00], // halfway between 1 and the next half: ties to even (1)
+      [1 + 3 * 2 ** -11, 0x3c02], // halfway between 1+2^-10 and 1+2^-9: ties to even (up)
+      [1 + 2 ** -11 + 2 ** -20, 0x3c01], // just above halfway
+      [65520, 0x7c00], // rounds past the largest half
+      [2 ** -25, 0x0000], // half of the smallest subnormal: ties to even (zero)
+      [3 * 2 ** -26, 0x0001], // above that: the smallest subnormal
+      [-(2 ** -30), 0x8000],
+      [Number.NaN, 0x7e00],
+    ];
+    for (const [v, want] of cases) assert.equal(toFloat16(Float32Array.of(v))[0], want, `${v}`);
   });
 });

@@ -13,6 +13,7 @@ import {
   greedyDecode,
   type LoraFeeds,
   logProbAt,
+  type StepInput,
 } from "@loracast/shared/runtime";
 import { type Reference, readAdapter, readReference } from "./fixture.ts";
 import { distributionAgreement, maxAbsDiff } from "./metrics.ts";
@@ -56,10 +57,10 @@ async function measure(
   }
 }
 
-async function evaluate(session: DecoderSession, ref: Reference, fixtureDir: string): Promise<Outputs> {
+/** The reference batch as one step with no past, asking for logits at every position. */
+export function referenceStep(ref: Reference): StepInput {
   const { batch, seq } = ref;
-  const vocab = session.manifest.dims.vocabSize;
-  const input = {
+  return {
     batch,
     seq,
     inputIds: ref.inputIds,
@@ -69,6 +70,12 @@ async function evaluate(session: DecoderSession, ref: Reference, fixtureDir: str
     logitsCount: seq,
     past: null,
   };
+}
+
+async function evaluate(session: DecoderSession, ref: Reference, fixtureDir: string): Promise<Outputs> {
+  const { batch, seq } = ref;
+  const vocab = session.manifest.dims.vocabSize;
+  const input = referenceStep(ref);
   const lora = adapterFeeds(session.spec, await readAdapter(fixtureDir, session.spec));
   const run = async (feeds: LoraFeeds) => (await session.step(input, feeds)).logits;
   const logitsBase = await run(baseFeeds(session.spec));
