@@ -23,7 +23,8 @@ export interface GenerationRequest {
    * "stop". The caller keeps whatever state it needs (stop strings track the decoded text).
    */
   shouldStop?: () => boolean;
-  topLogprobs: number;
+  /** Top alternatives to return with each token; null asks for no logprobs at all. */
+  logprobs: number | null;
   rng: Rng;
   signal?: AbortSignal;
   onToken?: (t: SampledToken) => void;
@@ -222,7 +223,7 @@ export class Engine {
     const vocab = this.session.manifest.dims.vocabSize;
     seqs.forEach((s, r) => {
       const row = logits.subarray(r * vocab, (r + 1) * vocab);
-      const t = sampleToken(row, s.req.sampling, s.req.rng, s.req.topLogprobs);
+      const t = sampleToken(row, s.req.sampling, s.req.rng, s.req.logprobs);
       s.tokens.push(t);
       s.ids.push(t.token);
       this.stats.tokens++;

@@ -37,8 +37,16 @@ describe("sampling", () => {
   it("greedy, top-k 1, a tiny top-p and min-p 1 all pick the argmax", () => {
     const rng = createRng(1);
     for (const p of [GREEDY, params({ topK: 1 }), params({ topP: 1e-6 }), params({ minP: 1 })]) {
-      for (let i = 0; i < 20; i++) assert.equal(sampleToken(logits, p, rng).token, 4);
+      for (let i = 0; i < 20; i++) assert.equal(sampleToken(logits, p, rng, 0).token, 4);
     }
+  });
+
+  it("greedy without logprobs skips them; with logprobs it gives log_softmax at the argmax", () => {
+    const lse = Math.log([...logits].reduce((a, v) => a + Math.exp(v), 0));
+    assert.deepEqual(sampleToken(logits, GREEDY, createRng(1), null), { token: 4, logprob: null, top: [] });
+    const s = sampleToken(logits, GREEDY, createRng(1), 1);
+    assert.ok(Math.abs((s.logprob ?? 0) - ((logits[4] ?? 0) - lse)) < 1e-12);
+    assert.deepEqual(s.top, [{ token: 4, logprob: s.logprob }]);
   });
 
   it("logprobs are those of softmax(logits / T), before truncation", () => {
@@ -46,21 +54,26 @@ describe("sampling", () => {
     const z = [...logits].map((v) => v / t);
     const lse = Math.log(z.reduce((a, v) => a + Math.exp(v), 0));
     const s = sampleToken(logits, params({ temperature: t, topK: 2 }), createRng(3), 3);
-    assert.ok(Math.abs(s.logprob - ((z[s.token] ?? 0) - lse)) < 1e-12);
+    assert.ok(Math.abs((s.logprob ?? 0) - ((z[s.token] ?? 0) - lse)) < 1e-12);
     assert.deepEqual(
       s.top.map((x) => x.token),
       [4, 0, 1],
     );
   });
 
-  it("samples in proportion to the truncated, renormalised distribution", () => {
+  const frequencies = (p: SamplingParams, n: number) => {
     const rng = createRng(42);
     const counts = new Map<number, number>();
-    const n = 20000;
     for (let i = 0; i < n; i++) {
-      const tok = sampleToken(logits, params({ topK: 3 }), rng).token;
+      const tok = sampleToken(logits, p, rng, null).token;
       counts.set(tok, (counts.get(tok) ?? 0) + 1);
     }
+    return counts;
+  };
+
+  it("samples in proportion to the truncated, renormalised distribution", () => {
+    const n = 20000;
+    const counts = frequencies(params({ topK: 3 }), n);
     const kept = [4, 0, 1];
     const mass = kept.reduce((a, j) => a + Math.exp(logits[j] ?? 0), 0);
     for (const j of kept) {
@@ -69,6 +82,17 @@ describe("sampling", () => {
     }
     assert.equal(counts.get(2), undefined);
     assert.equal(counts.get(3), undefined);
+  });
+
+  it("without top-k or top-p, samples the whole tempered distribution (no sorting needed)", () => {
+    const n = 20000;
+    const t = 1.5;
+    const counts = frequencies(params({ temperature: t }), n);
+    const mass = [...logits].reduce((a, v) => a + Math.exp(v / t), 0);
+    for (const [j, v] of [...logits].entries()) {
+      const want = Math.exp(v / t) / mass;
+      assert.ok(Math.abs((counts.get(j) ?? 0) / n - want) < 0.015, `token ${j}: ${counts.get(j)}`);
+    }
   });
 });
 
@@ -119,7 +143,7 @@ describe("engine on llama-tiny", () => {
     sampling: GREEDY,
     maxTokens: 10,
     stopTokens: new Set(),
-    topLogprobs: 0,
+    logprobs: 0,
     rng: createRng(0),
     ...extra,
   });

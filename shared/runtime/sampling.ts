@@ -24,7 +24,10 @@ export interface TokenLogprob {
   logprob: number;
 }
 
-export interface SampledToken extends TokenLogprob {
+export interface SampledToken {
+  token: number;
+  /** log_softmax(logits / temperature) at `token`; null when greedy decoding did not ask for it. */
+  logprob: number | null;
   /** The most likely alternatives, best first (as many as asked for). */
   top: TokenLogprob[];
 }
@@ -32,14 +35,17 @@ export interface SampledToken extends TokenLogprob {
 /** Tokens below this share of the best one are never candidates; their total mass is < V·1e-12. */
 const NEGLIGIBLE = 1e-12;
 
+/**
+ * Samples one token. `logprobs` is null when the caller wants no logprobs: greedy decoding then
+ * costs one pass over the vocabulary instead of three, which is most of the per-token host work.
+ */
 export function sampleToken(
   logits: Float32Array,
   params: SamplingParams,
   rng: Rng,
-  topLogprobs = 0,
+  logprobs: number | null,
 ): SampledToken {
   const vocab = logits.length;
-  const t = params.temperature > 0 ? params.temperature : 1;
   let max = Number.NEGATIVE_INFINITY;
   let argmax = 0;
   for (let j = 0; j < vocab; j++) {
@@ -49,18 +55,34 @@ export function sampleToken(
       argmax = j;
     }
   }
+  if (params.temperature === 0 && logprobs === null) return { token: argmax, logprob: null, top: [] };
+  const t = params.temperature > 0 ? params.temperature : 1;
   let sum = 0;
   for (let j = 0; j < vocab; j++) sum += Math.exp(((logits[j] ?? 0) - max) / t);
   const lse = Math.log(sum);
   const logprob = (j: number) => ((logits[j] ?? 0) - max) / t - lse;
+  const token = params.temperature > 0 ? sample(logits, params, rng, max, logprob) : argmax;
+  return { token, logprob: logprob(token), top: topTokens(logits, logprobs ?? 0, logprob) };
+}
 
-  let token = argmax;
-  if (params.temperature > 0) {
-    const floor = Math.log(Math.max(NEGLIGIBLE, params.minP));
-    const candidates: number[] = [];
-    for (let j = 0; j < vocab; j++) if (((logits[j] ?? 0) - max) / t >= floor) candidates.push(j);
+/**
+ * Inverse-CDF sampling over the candidates that survive min-p, top-k and top-p. Only top-k and
+ * top-p need the candidates in order; without them the walk goes in vocabulary order, which draws
+ * from the same distribution without sorting the whole vocabulary.
+ */
+function sample(
+  logits: Float32Array,
+  params: SamplingParams,
+  rng: Rng,
+  max: number,
+  logprob: (j: number) => number,
+): number {
+  const floor = Math.log(Math.max(NEGLIGIBLE, params.minP)) * params.temperature + max;
+  const candidates: number[] = [];
+  for (let j = 0; j < logits.length; j++) if ((logits[j] ?? 0) >= floor) candidates.push(j);
+  let keep = candidates.length;
+  if (params.topK > 0 || params.topP < 1) {
     candidates.sort((a, b) => (logits[b] ?? 0) - (logits[a] ?? 0) || a - b);
-    let keep = candidates.length;
     if (params.topK > 0) keep = Math.min(keep, params.topK);
     if (params.topP < 1) {
       let cum = 0;
@@ -72,19 +94,15 @@ export function sampleToken(
         }
       }
     }
-    let mass = 0;
-    for (let i = 0; i < keep; i++) mass += Math.exp(logprob(candidates[i] ?? 0));
-    let u = rng.next() * mass;
-    token = candidates[keep - 1] ?? argmax;
-    for (let i = 0; i < keep; i++) {
-      u -= Math.exp(logprob(candidates[i] ?? 0));
-      if (u < 0) {
-        token = candidates[i] ?? argmax;
-        break;
-      }
-    }
   }
-  return { token, logprob: logprob(token), top: topTokens(logits, topLogprobs, logprob) };
+  let mass = 0;
+  for (let i = 0; i < keep; i++) mass += Math.exp(logprob(candidates[i] ?? 0));
+  let u = rng.next() * mass;
+  for (let i = 0; i < keep; i++) {
+    u -= Math.exp(logprob(candidates[i] ?? 0));
+    if (u < 0) return candidates[i] ?? 0;
+  }
+  return candidates[keep - 1] ?? 0;
 }
 
 function topTokens(logits: Float32Array, k: number, logprob: (j: number) => number): TokenLogprob[] {

@@ -9,7 +9,7 @@ export function completionLogprobs(tokens: readonly SampledToken[], tok: TextTok
   const text = (id: number) => tok.decode([id]);
   const out = {
     tokens: [] as string[],
-    token_logprobs: [] as number[],
+    token_logprobs: [] as (number | null)[],
     top_logprobs: [] as Record<string, number>[],
     text_offset: [] as number[],
   };
@@ -25,7 +25,7 @@ export function completionLogprobs(tokens: readonly SampledToken[], tok: TextTok
 }
 
 export function chatLogprobs(tokens: readonly SampledToken[], tok: TextTokenizer) {
-  const entry = (id: number, logprob: number) => {
+  const entry = (id: number, logprob: number | null) => {
     const token = tok.decode([id]);
     return { token, logprob, bytes: [...utf8.encode(token)] };
   };

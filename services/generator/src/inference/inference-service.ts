@@ -41,7 +41,8 @@ export interface Plan {
   stops: readonly string[];
   n: number;
   seed: number;
-  topLogprobs: number;
+  /** Top alternatives per token; null when the request asked for no logprobs. */
+  logprobs: number | null;
 }
 
 export interface ChoiceDelta {
@@ -122,7 +123,7 @@ export class InferenceService {
   }
 
   /** Checks the request against the context and turns its fields into engine parameters. */
-  plan(promptIds: number[], f: SamplingFields, topLogprobs: number): Result<Plan, ApiError> {
+  plan(promptIds: number[], f: SamplingFields, logprobs: number | null): Result<Plan, ApiError> {
     const ctx = this.contextLength;
     const vocab = this.d.session.manifest.dims.vocabSize;
     if (promptIds.length === 0)
@@ -163,7 +164,7 @@ export class InferenceService {
       stops,
       n: f.n,
       seed: f.seed ?? this.d.rng.int(2 ** 31),
-      topLogprobs,
+      logprobs,
     });
   }
 
@@ -196,7 +197,7 @@ export class InferenceService {
       sampling: plan.sampling,
       maxTokens: plan.maxTokens,
       stopTokens: plan.stopTokens,
-      topLogprobs: plan.topLogprobs,
+      logprobs: plan.logprobs,
       // Choices of one request must differ, and a seed must replay them all.
       rng: createRng((plan.seed * 1_000_003 + index) >>> 0),
       signal,

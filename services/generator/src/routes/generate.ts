@@ -171,7 +171,7 @@ async function prepare(
     wantLogprobs = body.value.logprobs;
     topLogprobs = body.value.logprobs ? (body.value.top_logprobs ?? 0) : 0;
   }
-  const plan = service.plan(promptIds, fields, topLogprobs);
+  const plan = service.plan(promptIds, fields, wantLogprobs ? topLogprobs : null);
   if (!plan.ok) return plan;
   const model = await service.resolve(fields.model);
   if (!model.ok) return model;
