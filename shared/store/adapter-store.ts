@@ -1,12 +1,14 @@
 import { createHash } from "node:crypto";
 import {
   type AdapterFile,
+  CONFIG_FILE,
   currentVersion,
   MANIFEST_SCHEMA,
   type RollbackRecord,
   rollbackRecordSchema,
   type VersionManifest,
   versionManifestSchema,
+  WEIGHTS_FILE,
 } from "../manifest/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import {
@@ -31,6 +33,13 @@ export interface StoredManifest {
 
 /** The manifest fields a publisher chooses; the store assigns version, parent and schema. */
 export type ManifestDraft = Omit<VersionManifest, "schema" | "run" | "version" | "parent">;
+
+/** A PEFT adapter's two files, and the manifest fields other than its file list. */
+export interface AdapterUpload {
+  configBytes: Uint8Array;
+  weights: Uint8Array;
+  draft: Omit<ManifestDraft, "adapter"> & { adapterConfig: VersionManifest["adapter"]["config"] };
+}
 
 /** Why reading something back from the store did not give a usable, verified object. */
 export interface IntegrityFailure {
@@ -60,6 +69,28 @@ export class AdapterStore {
     if (existing !== null && existing.bytes === bytes.byteLength) return { file, uploaded: false };
     await this.objects.put(key, bytes, contentType === undefined ? {} : { contentType });
     return { file, uploaded: true };
+  }
+
+  /**
+   * Publishes an adapter as the run's next version: uploads its two blobs (those already in the
+   * store are not sent again), then writes the manifest that names them.
+   */
+  async publishAdapter(run: string, upload: AdapterUpload): Promise<StoredManifest> {
+    const [config, weights] = await Promise.all([
+      this.putBlob(upload.configBytes, "application/json"),
+      this.putBlob(upload.weights),
+    ]);
+    const { adapterConfig, ...draft } = upload.draft;
+    return this.publishVersion(run, {
+      ...draft,
+      adapter: {
+        config: adapterConfig,
+        files: [
+          { name: CONFIG_FILE, ...config.file },
+          { name: WEIGHTS_FILE, ...weights.file },
+        ],
+      },
+    });
   }
 
   /** Every version number of a run, ascending; only those after `after` when given. */

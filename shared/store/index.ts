@@ -1,6 +1,7 @@
 /** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
 export {
   AdapterStore,
+  type AdapterUpload,
   type IntegrityFailure,
   type ManifestDraft,
   type StoredManifest,

@@ -1,6 +1,5 @@
 import {
   type AdapterEvent,
-  CONFIG_FILE,
   isRevoked,
   type VersionManifest,
   WEIGHTS_FILE,
@@ -66,30 +65,24 @@ export class Publisher {
     if (!checked.ok) return Promise.resolve(checked);
     return this.withRunLock(run, async () => {
       const before = this.d.store.objects.traffic.uploaded;
-      const [configBlob, weightsBlob] = await Promise.all([
-        this.d.store.putBlob(configBytes, "application/json"),
-        this.d.store.putBlob(weights),
-      ]);
-      const stored = await this.d.store.publishVersion(run, {
-        createdAt: new Date(this.d.clock.now()).toISOString(),
-        base: { fingerprint: this.d.spec?.fingerprint ?? null },
-        adapter: {
-          config: checked.value,
-          files: [
-            { name: CONFIG_FILE, ...configBlob.file },
-            { name: WEIGHTS_FILE, ...weightsBlob.file },
-          ],
+      const stored = await this.d.store.publishAdapter(run, {
+        configBytes,
+        weights,
+        draft: {
+          createdAt: new Date(this.d.clock.now()).toISOString(),
+          base: { fingerprint: this.d.spec?.fingerprint ?? null },
+          adapterConfig: checked.value,
+          probe: null,
+          training: null,
+          publisher: { service: "trainer", instance: this.d.instance },
         },
-        probe: null,
-        training: null,
-        publisher: { service: "trainer", instance: this.d.instance },
       });
       this.manifests.set(stored.key, stored);
       await this.notify("adapter.published", stored);
       const result: PublishResult = {
         run,
         version: stored.manifest.version,
-        sha256: weightsBlob.file.sha256,
+        sha256: weightsFile(stored.manifest).sha256,
         manifestKey: stored.key,
         manifestSha256: stored.sha256,
         uploadedBytes: this.d.store.objects.traffic.uploaded - before,

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { CONFIG_FILE, WEIGHTS_FILE } from "@loracast/shared/manifest";
 import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createLogger } from "@loracast/shared/platform";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
@@ -89,20 +88,17 @@ describe("adapter manager", () => {
     const config = new TextEncoder().encode(
       JSON.stringify({ peft_type: "LORA", r: 2, target_modules: ["q_proj"] }),
     );
-    const [c, w] = await Promise.all([store.putBlob(config), store.putBlob(encodeSafetensors(tensors))]);
-    return store.publishVersion(run, {
-      createdAt: "2026-01-01T00:00:00.000Z",
-      base: { fingerprint: null },
-      adapter: {
-        config: {},
-        files: [
-          { name: CONFIG_FILE, ...c.file },
-          { name: WEIGHTS_FILE, ...w.file },
-        ],
+    return store.publishAdapter(run, {
+      configBytes: config,
+      weights: encodeSafetensors(tensors),
+      draft: {
+        createdAt: "2026-01-01T00:00:00.000Z",
+        base: { fingerprint: null },
+        adapterConfig: {},
+        probe: null,
+        training: null,
+        publisher: { service: "test", instance: "t" },
       },
-      probe: null,
-      training: null,
-      publisher: { service: "test", instance: "t" },
     });
   }
 
