@@ -22,12 +22,13 @@ export function fixtureAdapter(name: "llama-tiny" | "qwen2-tiny"): AdapterFiles 
   };
 }
 
-/** A random LoRA for every module of `targets` in a base, with rank `r`. */
+/** A random LoRA for every module of `targets` in a base, with rank `r` and entries in ±scale/2. */
 export function randomAdapter(
   baseConfigPath: string,
   seed: number,
   r: number,
   targets: string[],
+  scale = 1,
 ): AdapterFiles {
   const dims = parseDecoderDims(JSON.parse(readFileSync(baseConfigPath, "utf8")));
   if (!dims.ok) throw dims.error;
@@ -41,7 +42,7 @@ export function randomAdapter(
       ["B", [m.outFeatures, r]],
     ] as const) {
       const data = new Float32Array(shape[0] * shape[1]);
-      for (let i = 0; i < data.length; i++) data[i] = rng.next() - 0.5;
+      for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * scale;
       tensors[`base_model.model.${m.name}.lora_${which}.weight`] = { dtype: "F32", shape, data };
     }
   }

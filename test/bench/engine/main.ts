@@ -1,114 +1,181 @@
 /**
- * npm run bench:engine: prefill and decode throughput of the engine on a model with Qwen2.5-0.5B's
- * dimensions at int4, base only vs base + LoRA r=16 on all seven projections, in one process.
- * Peers (merged fp16, transformers.js) are not measured yet. The weights are seeded random (no real
- * weights can be downloaded here).
+ * npm run bench:engine [-- --accuracy-level=0|4 --ep=cpu|webgpu --swaps=1000]
+ *
+ * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
+ * downloaded here), in one process:
+ * - prefill and decode tok/s at batch 1 and 8 for the int4 base alone, the int4 base + LoRA r=16 on
+ *   all seven projections, and the same LoRA merged into fp16 weights (what merge-and-ship does);
+ * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming;
+ * - adapter activation time and RSS over many swaps on one session.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
-import { peftKey } from "@loracast/shared/model-spec";
-import { createRng } from "@loracast/shared/random";
-import { baseFeeds, DecoderSession, Engine, GREEDY, type LoraFeeds } from "@loracast/shared/runtime";
+import { parseArgs } from "node:util";
+import {
+  type BaseQuant,
+  type BuildOptions,
+  buildArtifacts,
+  readModelManifest,
+  transformersJsDtype,
+  writeRandomCheckpoint,
+} from "@loracast/shared/model-builder";
+import { buildModelSpec, parseDecoderDims, verifyAdapterFiles } from "@loracast/shared/model-spec";
+import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
 import { ROOT } from "@loracast/shared/supervisor";
-import * as ort from "onnxruntime-node";
+import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
+import {
+  engineGeneration,
+  greedyTokens,
+  NEW_TOKENS,
+  PROMPT_LEN,
+  type Throughput,
+  throughput,
+} from "./ours.ts";
+import { measureSwaps } from "./swaps.ts";
+import { loadTransformersJs } from "./transformers-js.ts";
 
-const work = join(ROOT, ".bench", "engine");
-const checkpoint = join(work, "qwen25-05b-random");
-const accuracyLevel = process.argv.includes("--accuracy-level=4") ? 4 : 0;
-const modelDir = join(work, `qwen25-05b-int4-acc${accuracyLevel}`);
+const { values } = parseArgs({
+  options: {
+    "accuracy-level": { type: "string", default: "4" },
+    ep: { type: "string", default: "cpu" },
+    swaps: { type: "string", default: "1000" },
+    work: { type: "string", default: join(ROOT, ".bench", "engine") },
+  },
+});
+const accuracyLevel = values["accuracy-level"] === "0" ? 0 : 4;
+const ep = values.ep === "webgpu" ? "webgpu" : "cpu";
+const swaps = Number(values.swaps);
 const say = (s: string) => process.stdout.write(`${s}\n`);
+const ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
-let t = performance.now();
-await writeRandomCheckpoint(checkpoint, QWEN25_05B, 1);
-say(`checkpoint ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-if (!(await readModelManifest(modelDir)).ok) {
-  t = performance.now();
-  const built = await buildArtifacts({
-    checkpointDir: checkpoint,
-    outDir: modelDir,
-    quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false, accuracyLevel },
-  });
+const checkpoint = join(values.work, "qwen25-05b-random");
+const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize: 32, emulate: false, accuracyLevel };
+const dirs = {
+  int4: join(values.work, `qwen25-05b-int4-acc${accuracyLevel}`),
+  merged: join(values.work, "qwen25-05b-merged-fp16"),
+  tjs: join(values.work, `qwen25-05b-tjs-int4-acc${accuracyLevel}`),
+};
+
+async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
+  const t = performance.now();
+  const r = await f();
+  say(`${what}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  return r;
+}
+
+async function buildOnce(what: string, ready: boolean, options: BuildOptions): Promise<void> {
+  if (ready) return;
+  const built = await timed(what, () => buildArtifacts(options));
   if (!built.ok) throw built.error;
-  say(`int4 artifacts built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-}
-const loaded = await DecoderSession.load(modelDir);
-if (!loaded.ok) throw loaded.error;
-const session = loaded.value;
-const spec = session.spec;
-
-const rng = createRng(7);
-const lora: Record<string, ort.Tensor> = { ...baseFeeds(spec) };
-for (const m of spec.modules.values()) {
-  const r = 16;
-  lora[peftKey(m.name, "A")] = new ort.Tensor(
-    "float32",
-    Float32Array.from({ length: r * m.inFeatures }, () => (rng.next() - 0.5) * 0.02),
-    [r, m.inFeatures],
-  );
-  lora[peftKey(m.name, "B")] = new ort.Tensor(
-    "float32",
-    Float32Array.from({ length: m.outFeatures * r }, () => (rng.next() - 0.5) * 0.02),
-    [m.outFeatures, r],
-  );
-}
-const variants: [string, LoraFeeds][] = [
-  ["base", baseFeeds(spec)],
-  ["lora r=16 ×7", Object.freeze(lora)],
-];
-
-const promptLen = 128;
-const decodeTokens = 64;
-const prompt = (i: number) =>
-  Array.from({ length: promptLen }, (_, j) => 1000 + ((i * 7919 + j * 104729) % 100000));
-
-async function run(feeds: LoraFeeds, batch: number): Promise<{ prefill: number; decode: number }> {
-  const engine = new Engine(session, { maxBatch: batch });
-  let firstTokenAt = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: batch }, (_, i) =>
-      engine.generate({
-        prompt: prompt(i),
-        adapter: { key: "k", feeds },
-        sampling: GREEDY,
-        maxTokens: decodeTokens,
-        stopTokens: new Set(),
-        topLogprobs: 0,
-        rng: createRng(i),
-        onToken: () => {
-          if (firstTokenAt === 0) firstTokenAt = performance.now();
-        },
-      }),
-    ),
-  );
-  const end = performance.now();
-  return {
-    prefill: (batch * promptLen) / ((firstTokenAt - t0) / 1000),
-    decode: (batch * (decodeTokens - 1)) / ((end - firstTokenAt) / 1000),
-  };
 }
 
-say(
-  `\nmodel: Qwen2.5-0.5B dims, int4 b32 (accuracy_level ${accuracyLevel}), CPU EP; prompt ${promptLen}, ${decodeTokens} new tokens`,
+await timed("random checkpoint", () => writeRandomCheckpoint(checkpoint, QWEN25_05B, 1));
+const configPath = join(checkpoint, "config.json");
+const dims = parseDecoderDims(JSON.parse(readFileSync(configPath, "utf8")));
+if (!dims.ok) throw dims.error;
+const loraFiles = randomAdapter(configPath, 7, 16, ALL_SEVEN, 0.02);
+const checked = verifyAdapterFiles(
+  buildModelSpec(dims.value),
+  new TextDecoder().decode(loraFiles.config),
+  loraFiles.weights,
 );
+if (!checked.ok) throw new Error(checked.error);
+const lora = checked.value.verified;
+
+await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
+  checkpointDir: checkpoint,
+  outDir: dirs.int4,
+  quant: int4,
+});
+await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).ok, {
+  checkpointDir: checkpoint,
+  outDir: dirs.merged,
+  quant: { kind: "fp16" },
+  merge: lora,
+});
+await buildOnce("transformers.js export", existsSync(join(dirs.tjs, "onnx")), {
+  checkpointDir: checkpoint,
+  outDir: dirs.tjs,
+  quant: int4,
+  format: "transformers.js",
+});
+
+const results = new Map<string, Throughput>();
+const row = (name: string, batch: number, t: Throughput) => {
+  results.set(`${name}@${batch}`, t);
+  say(`| ${name} | ${batch} | ${t.prefill.toFixed(0)} | ${t.decode.toFixed(1)} |`);
+};
+const load = async (dir: string) => {
+  const s = await DecoderSession.load(dir, { executionProviders: [ep] });
+  if (!s.ok) throw s.error;
+  return s.value;
+};
+
+say(`\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
+say(`int4 = MatMulNBits block 32, accuracy_level ${accuracyLevel}`);
 say("| variant | batch | prefill tok/s | decode tok/s |");
 say("|---|---|---|---|");
-const results: Record<string, number> = {};
-for (const batch of [1, 8]) {
-  for (const [name, feeds] of variants) {
-    await run(feeds, batch); // warm-up
-    const r = await run(feeds, batch);
-    results[`${name}@${batch}`] = r.decode;
-    say(`| ${name} | ${batch} | ${r.prefill.toFixed(0)} | ${r.decode.toFixed(1)} |`);
-  }
-}
-const overhead =
-  (results["lora r=16 ×7@1"] ?? 0) > 0
-    ? (results["base@1"] ?? 0) / (results["lora r=16 ×7@1"] ?? 1) - 1
-    : Number.NaN;
-say(`\nLoRA decode overhead at batch 1: ${(overhead * 100).toFixed(1)}% (target ≤ 15%)`);
+
+const session = await load(dirs.int4);
+const variants: [string, LoraFeeds][] = [
+  ["int4 base", baseFeeds(session.spec)],
+  ["int4 + LoRA r=16 ×7", adapterFeeds(session.spec, lora)],
+];
+for (const batch of [1, 8])
+  for (const [name, feeds] of variants)
+    row(name, batch, await throughput(engineGeneration(session, feeds), batch));
+const oursGreedy = await greedyTokens(session, baseFeeds(session.spec), 16);
+
+const merged = await load(dirs.merged);
+for (const batch of [1, 8])
+  row("merged fp16 (LoRA folded in)", batch, await throughput(engineGeneration(merged, {}), batch));
+await merged.release();
+
+const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4) as "q4", ep);
+for (const batch of [1, 8]) row("transformers.js int4 base", batch, await throughput(peer.generation, batch));
+const peerGreedy = await peer.greedy(16);
+await peer.release();
+
+const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 say(
-  `batch 8 / batch 1 aggregate decode (LoRA): ${((results["lora r=16 ×7@8"] ?? 0) / (results["lora r=16 ×7@1"] ?? 1)).toFixed(2)}× (target ≥ 3×)`,
+  `\nLoRA decode overhead at batch 1: ${pct(get("int4 base@1") / get("int4 + LoRA r=16 ×7@1") - 1)} (target ≤ 15%)`,
 );
+say(
+  `decode at batch 1, ours (LoRA) / transformers.js (base): ${(get("int4 + LoRA r=16 ×7@1") / get("transformers.js int4 base@1")).toFixed(2)}× (target ≥ 1)`,
+);
+say(
+  `aggregate decode at batch 8 / batch 1 (LoRA): ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}× (target ≥ 3×)`,
+);
+say(
+  `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
+);
+
+if (swaps > 0) {
+  say(
+    `\n${swaps} swaps (stage, activate on webhook event, serve one request), LoRA r=16 ×7, cache bound 4 versions`,
+  );
+  const payloads = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) =>
+    randomAdapter(configPath, 100 + seed, 16, ALL_SEVEN, 0.02),
+  );
+  const report = await measureSwaps(
+    session,
+    session.spec,
+    payloads,
+    swaps,
+    Math.max(1, Math.floor(swaps / 10)),
+  );
+  const { p50, p99, max } = report.activationMs;
+  say(
+    `activation of a staged version: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${max.toFixed(3)} ms (target < 1 ms)`,
+  );
+  say(`sessions created during the swaps: ${report.sessionsCreated} (target 0)`);
+  say(`RSS after a collection, MB: ${report.rss.map(([v, mb]) => `${v}: ${mb.toFixed(0)}`).join(", ")}`);
+  const first = report.rss[0]?.[1] ?? 0;
+  const last = report.rss.at(-1)?.[1] ?? 0;
+  say(
+    `RSS change from swap ${report.rss[0]?.[0]} to ${report.rss.at(-1)?.[0]}: ${(last - first).toFixed(0)} MB (${pct(last / first - 1)})`,
+  );
+}
 await session.release();

@@ -1,0 +1,83 @@
+/**
+ * Throughput of our engine, and of the transformers.js peer, measured the same way: a batch
+ * generates 64 tokens per row; prefill is the time to the first token, decode the time from there
+ * to the last. Each figure is the median of three runs after a warm-up.
+ */
+import { createRng } from "@loracast/shared/random";
+import { type DecoderSession, Engine, GREEDY, type LoraFeeds } from "@loracast/shared/runtime";
+
+export const PROMPT_LEN = 128;
+export const NEW_TOKENS = 64;
+
+export interface Throughput {
+  prefill: number;
+  decode: number;
+}
+
+/** Prompt `i` of a batch: distinct, deterministic token ids well inside the vocabulary. */
+export const prompt = (i: number): number[] =>
+  Array.from({ length: PROMPT_LEN }, (_, j) => 1000 + ((i * 7919 + j * 104729) % 100000));
+
+/** Wall times, in ms from the start, of a batch's first new token and of its last. */
+export interface GenerationTimes {
+  firstToken: number;
+  end: number;
+}
+
+/** Generates `tokens` new tokens for each of `batch` rows. */
+export type TimedGeneration = (batch: number, tokens: number) => Promise<GenerationTimes>;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+export async function throughput(generate: TimedGeneration, batch: number): Promise<Throughput> {
+  await generate(batch, 4); // warm-up: first-run allocations and kernel selection
+  const runs: Throughput[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = await generate(batch, NEW_TOKENS);
+    runs.push({
+      prefill: (batch * PROMPT_LEN) / (t.firstToken / 1000),
+      decode: (batch * (NEW_TOKENS - 1)) / ((t.end - t.firstToken) / 1000),
+    });
+  }
+  return { prefill: median(runs.map((r) => r.prefill)), decode: median(runs.map((r) => r.decode)) };
+}
+
+export function engineGeneration(session: DecoderSession, feeds: LoraFeeds): TimedGeneration {
+  return async (batch, tokens) => {
+    const engine = new Engine(session, { maxBatch: batch });
+    const t0 = performance.now();
+    let firstToken = 0;
+    await Promise.all(
+      Array.from({ length: batch }, (_, i) =>
+        engine.generate({
+          prompt: prompt(i),
+          adapter: { key: "bench", feeds },
+          sampling: GREEDY,
+          maxTokens: tokens,
+          stopTokens: new Set(),
+          logprobs: null,
+          rng: createRng(i),
+          onToken: () => {
+            firstToken ||= performance.now() - t0;
+          },
+        }),
+      ),
+    );
+    return { firstToken, end: performance.now() - t0 };
+  };
+}
+
+/** Our greedy continuation of prompt 0, for comparing with the peer's. */
+export async function greedyTokens(session: DecoderSession, feeds: LoraFeeds, n: number): Promise<number[]> {
+  const engine = new Engine(session, { maxBatch: 1 });
+  const r = await engine.generate({
+    prompt: prompt(0),
+    adapter: { key: "bench", feeds },
+    sampling: GREEDY,
+    maxTokens: n,
+    stopTokens: new Set(),
+    logprobs: null,
+    rng: createRng(0),
+  });
+  return r.tokens.map((t) => t.token);
+}
