@@ -1,5 +1,5 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --ep=cpu|webgpu --swaps=1000]
+ * npm run bench:engine [-- --accuracy-level=0|4 --ep=cpu|webgpu --swaps=1000 --throughput=true|false]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     "accuracy-level": { type: "string", default: "4" },
     ep: { type: "string", default: "cpu" },
     swaps: { type: "string", default: "1000" },
+    throughput: { type: "string", default: "true" },
     work: { type: "string", default: join(ROOT, ".bench", "engine") },
   },
 });
@@ -112,45 +113,50 @@ const load = async (dir: string) => {
   return s.value;
 };
 
-say(`\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
-say(`int4 = MatMulNBits block 32, accuracy_level ${accuracyLevel}`);
-say("| variant | batch | prefill tok/s | decode tok/s |");
-say("|---|---|---|---|");
-
-const session = await load(dirs.int4);
-const variants: [string, LoraFeeds][] = [
-  ["int4 base", baseFeeds(session.spec)],
-  ["int4 + LoRA r=16 ×7", adapterFeeds(session.spec, lora)],
-];
-for (const batch of [1, 8])
-  for (const [name, feeds] of variants)
-    row(name, batch, await throughput(engineGeneration(session, feeds), batch));
-const oursGreedy = await greedyTokens(session, baseFeeds(session.spec), 16);
-
-const merged = await load(dirs.merged);
-for (const batch of [1, 8])
-  row("merged fp16 (LoRA folded in)", batch, await throughput(engineGeneration(merged, {}), batch));
-await merged.release();
-
-const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4) as "q4", ep);
-for (const batch of [1, 8]) row("transformers.js int4 base", batch, await throughput(peer.generation, batch));
-const peerGreedy = await peer.greedy(16);
-await peer.release();
-
-const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-say(
-  `\nLoRA decode overhead at batch 1: ${pct(get("int4 base@1") / get("int4 + LoRA r=16 ×7@1") - 1)} (target ≤ 15%)`,
-);
-say(
-  `decode at batch 1, ours (LoRA) / transformers.js (base): ${(get("int4 + LoRA r=16 ×7@1") / get("transformers.js int4 base@1")).toFixed(2)}× (target ≥ 1)`,
-);
-say(
-  `aggregate decode at batch 8 / batch 1 (LoRA): ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}× (target ≥ 3×)`,
-);
-say(
-  `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
-);
+const session = await load(dirs.int4);
+if (values.throughput !== "false") {
+  say(
+    `\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`,
+  );
+  say(`int4 = MatMulNBits block 32, accuracy_level ${accuracyLevel}`);
+  say("| variant | batch | prefill tok/s | decode tok/s |");
+  say("|---|---|---|---|");
+
+  const variants: [string, LoraFeeds][] = [
+    ["int4 base", baseFeeds(session.spec)],
+    ["int4 + LoRA r=16 ×7", adapterFeeds(session.spec, lora)],
+  ];
+  for (const batch of [1, 8])
+    for (const [name, feeds] of variants)
+      row(name, batch, await throughput(engineGeneration(session, feeds), batch));
+  const oursGreedy = await greedyTokens(session, baseFeeds(session.spec), 16);
+
+  const merged = await load(dirs.merged);
+  for (const batch of [1, 8])
+    row("merged fp16 (LoRA folded in)", batch, await throughput(engineGeneration(merged, {}), batch));
+  await merged.release();
+
+  const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4) as "q4", ep);
+  for (const batch of [1, 8])
+    row("transformers.js int4 base", batch, await throughput(peer.generation, batch));
+  const peerGreedy = await peer.greedy(16);
+  await peer.release();
+
+  const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
+  say(
+    `\nLoRA decode overhead at batch 1: ${pct(get("int4 base@1") / get("int4 + LoRA r=16 ×7@1") - 1)} (target ≤ 15%)`,
+  );
+  say(
+    `decode at batch 1, ours (LoRA) / transformers.js (base): ${(get("int4 + LoRA r=16 ×7@1") / get("transformers.js int4 base@1")).toFixed(2)}× (target ≥ 1)`,
+  );
+  say(
+    `aggregate decode at batch 8 / batch 1 (LoRA): ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}× (target ≥ 3×)`,
+  );
+  say(
+    `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
+  );
+}
 
 if (swaps > 0) {
   say(

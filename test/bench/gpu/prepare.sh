@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Prepares what the GPU host needs to run `npm run bench:engine -- --ep=webgpu` (../shared/docs/gpu.md):
+# .carry/ (node, linux-x64 onnxruntime-node, the benchmark bundled into one file) and .gl/ (the
+# Vulkan loader). Both are git-ignored; name them in the device call's `carry`.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+mkdir -p .carry .gl
+[ -s .carry/node.xz ] || xz -T2 -c "$(readlink -f "$(command -v node)")" > .carry/node.xz
+[ -s .carry/ortnode.tar.xz ] || tar cJf .carry/ortnode.tar.xz node_modules/onnxruntime-node/package.json \
+  node_modules/onnxruntime-node/dist node_modules/onnxruntime-node/bin/napi-v6/linux/x64 node_modules/onnxruntime-common
+# transformers.js imports sharp for images only; the benchmark never touches one.
+stub=$(mktemp -d)/sharp.mjs
+echo 'export default function sharp() { throw new Error("sharp is not bundled"); }' > "$stub"
+npx esbuild test/bench/engine/main.ts --bundle --platform=node --format=esm --target=node20 \
+  --outfile=.carry/bench-engine.mjs --external:onnxruntime-node --external:onnxruntime-common \
+  --alias:sharp="$stub" --log-level=warning \
+  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+# The NVIDIA Vulkan ICD is libGLX_nvidia, which needs the glvnd libraries besides the loader.
+if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
+  lists=$(mktemp -d); mkdir -p "$lists/partial"
+  o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
+  apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+fi
+du -ch .carry/* .gl/* | tail -1
