@@ -137,7 +137,7 @@ if (values.throughput !== "false") {
     row("merged fp16 (LoRA folded in)", batch, await throughput(engineGeneration(merged, {}), batch));
   await merged.release();
 
-  const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4) as "q4", ep);
+  const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep);
   for (const batch of [1, 8])
     row("transformers.js int4 base", batch, await throughput(peer.generation, batch));
   const peerGreedy = await peer.greedy(16);

@@ -5,6 +5,7 @@
  */
 import { basename, dirname } from "node:path";
 import { AutoModelForCausalLM, env, type PreTrainedModel, Tensor } from "@huggingface/transformers";
+import type { transformersJsDtype } from "@loracast/shared/model-builder";
 import { PROMPT_LEN, prompt, type TimedGeneration } from "./ours.ts";
 
 export interface Peer {
@@ -15,7 +16,7 @@ export interface Peer {
 
 export async function loadTransformersJs(
   dir: string,
-  dtype: "q4" | "q8" | "fp32",
+  dtype: ReturnType<typeof transformersJsDtype>,
   device: "cpu" | "webgpu",
 ): Promise<Peer> {
   env.allowRemoteModels = false;
