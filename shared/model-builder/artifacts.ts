@@ -40,12 +40,12 @@ export interface BuildOptions {
 }
 
 /** transformers.js picks the ONNX file by dtype suffix. */
-const TRANSFORMERS_JS_DTYPE = { fp32: "fp32", fp16: "fp16", int8: "q8", int4: "q4" } as const;
 const TRANSFORMERS_JS_SUFFIX = { fp32: "", fp16: "_fp16", q8: "_quantized", q4: "_q4" } as const;
 
-export function transformersJsDtype(quant: BaseQuant): "fp32" | "fp16" | "q8" | "q4" {
+/** The transformers.js `dtype` under which a model of this storage format loads. */
+export function transformersJsDtype(quant: BaseQuant): keyof typeof TRANSFORMERS_JS_SUFFIX {
   if (quant.kind !== "nbits" || quant.emulate) return quant.kind === "fp16" ? "fp16" : "fp32";
-  return TRANSFORMERS_JS_DTYPE[quant.bits === 8 ? "int8" : "int4"];
+  return quant.bits === 8 ? "q8" : "q4";
 }
 
 function mergeInto(w: Float32Array, module: AdapterModule, inFeatures: number): Float32Array {
@@ -145,7 +145,10 @@ export async function buildArtifacts(
       });
       if (text !== null) await writeFile(join(options.outDir, file), text);
     }
-    const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, lora);
+    const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, {
+      lora,
+      files: { model: modelFile, data: dataFile },
+    });
     if (format === "loracast")
       await writeFile(join(options.outDir, MODEL_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     return ok(manifest);
@@ -162,7 +165,7 @@ function modelManifest(
   arch: Architecture,
   quant: BaseQuant,
   fingerprint: string,
-  lora: boolean,
+  graph: { lora: boolean; files: ModelManifest["files"] },
 ): ModelManifest {
   const spec = buildModelSpec(arch.dims);
   return {
@@ -184,13 +187,13 @@ function modelManifest(
     maxPositions: arch.maxPositions,
     bosTokenId: arch.bosTokenId,
     eosTokenIds: arch.eosTokenIds,
-    files: { model: MODEL_FILE, data: DATA_FILE },
-    modules: [...spec.modules.values()]
-      .filter(() => lora)
-      .map((m) => ({
-        name: m.name,
-        inFeatures: m.inFeatures,
-        outFeatures: m.outFeatures,
-      })),
+    files: graph.files,
+    modules: graph.lora
+      ? [...spec.modules.values()].map((m) => ({
+          name: m.name,
+          inFeatures: m.inFeatures,
+          outFeatures: m.outFeatures,
+        }))
+      : [],
   };
 }

@@ -4,13 +4,12 @@
  * LoRA inputs and returns logits at every position.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BaseQuant, buildArtifacts, IO } from "@loracast/shared/model-builder";
-import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
+import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { DecoderSession } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 import { FIXTURES } from "../helpers/adapters.ts";
@@ -24,15 +23,14 @@ const BASE = join(FIXTURE, "base");
 describe("merged and exported bases", () => {
   let work: string;
   let ref: Reference;
-  const spec = () => {
-    const dims = parseDecoderDims(JSON.parse(readFileSync(join(BASE, "config.json"), "utf8")));
-    if (!dims.ok) throw dims.error;
-    return buildModelSpec(dims.value);
-  };
+  let spec: ModelSpec;
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "loracast-merge-"));
     ref = await readReference(FIXTURE);
+    const loaded = await loadModelSpec(join(BASE, "config.json"));
+    if (!loaded.ok) throw loaded.error;
+    spec = loaded.value;
   });
   after(() => rm(work, { recursive: true, force: true }));
 
@@ -43,7 +41,7 @@ describe("merged and exported bases", () => {
       checkpointDir: BASE,
       outDir,
       quant,
-      merge: await readAdapter(FIXTURE, spec()),
+      merge: await readAdapter(FIXTURE, spec),
     });
     if (!built.ok) throw built.error;
     assert.deepEqual(built.value.modules, [], "a merged base offers no LoRA slots");

@@ -11,12 +11,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
-import {
-  buildModelSpec,
-  parseDecoderDims,
-  type VerifiedAdapter,
-  verifyAdapterFiles,
-} from "@loracast/shared/model-spec";
+import { loadModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 
 const usage =
   "usage: npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128] [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]";
@@ -71,14 +66,13 @@ if (format !== "loracast" && format !== "transformers.js") {
 }
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
-  const checkpointConfig = JSON.parse(await readFile(join(checkpointDir, "config.json"), "utf8"));
-  const dims = parseDecoderDims(checkpointConfig);
-  if (!dims.ok) {
-    console.error(`build failed: ${dims.error.message}`);
+  const spec = await loadModelSpec(join(checkpointDir, "config.json"));
+  if (!spec.ok) {
+    console.error(`build failed: ${spec.error.message}`);
     process.exit(1);
   }
   const checked = verifyAdapterFiles(
-    buildModelSpec(dims.value),
+    spec.value,
     await readFile(join(values.merge, "adapter_config.json"), "utf8"),
     await readFile(join(values.merge, "adapter_model.safetensors")),
   );

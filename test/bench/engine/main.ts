@@ -8,7 +8,7 @@
  * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming;
  * - adapter activation time and RSS over many swaps on one session.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -19,7 +19,7 @@ import {
   transformersJsDtype,
   writeRandomCheckpoint,
 } from "@loracast/shared/model-builder";
-import { buildModelSpec, parseDecoderDims, verifyAdapterFiles } from "@loracast/shared/model-spec";
+import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
 import { ROOT } from "@loracast/shared/supervisor";
 import { randomAdapter } from "../../helpers/adapters.ts";
@@ -73,14 +73,10 @@ async function buildOnce(what: string, ready: boolean, options: BuildOptions): P
 
 await timed("random checkpoint", () => writeRandomCheckpoint(checkpoint, QWEN25_05B, 1));
 const configPath = join(checkpoint, "config.json");
-const dims = parseDecoderDims(JSON.parse(readFileSync(configPath, "utf8")));
-if (!dims.ok) throw dims.error;
+const spec = await loadModelSpec(configPath);
+if (!spec.ok) throw spec.error;
 const loraFiles = randomAdapter(configPath, 7, 16, ALL_SEVEN, 0.02);
-const checked = verifyAdapterFiles(
-  buildModelSpec(dims.value),
-  new TextDecoder().decode(loraFiles.config),
-  loraFiles.weights,
-);
+const checked = verifyAdapterFiles(spec.value, new TextDecoder().decode(loraFiles.config), loraFiles.weights);
 if (!checked.ok) throw new Error(checked.error);
 const lora = checked.value.verified;
 

@@ -28,7 +28,6 @@ interface Prepared {
   stream: boolean;
   includeUsage: boolean;
   returnTokenIds: boolean;
-  wantLogprobs: boolean;
 }
 
 function fail(c: Context, e: ApiError): Response {
@@ -144,16 +143,15 @@ async function prepare(
 ): Promise<{ ok: true; value: Prepared } | { ok: false; error: ApiError }> {
   let promptIds: number[];
   let fields: z.infer<typeof completionRequestSchema> | z.infer<typeof chatRequestSchema>;
-  let topLogprobs: number;
-  let wantLogprobs: boolean;
+  /** Top alternatives per token, or null when the request wants no logprobs. */
+  let logprobs: number | null;
   if (kind === "completion") {
     const body = await parse(c, completionRequestSchema);
     if (!body.ok) return body;
     fields = body.value;
     promptIds =
       typeof body.value.prompt === "string" ? service.tokenizer.encode(body.value.prompt) : body.value.prompt;
-    wantLogprobs = body.value.logprobs != null;
-    topLogprobs = body.value.logprobs ?? 0;
+    logprobs = body.value.logprobs ?? null;
   } else {
     const body = await parse(c, chatRequestSchema);
     if (!body.ok) return body;
@@ -168,10 +166,9 @@ async function prepare(
       };
     }
     promptIds = service.tokenizer.encode(text);
-    wantLogprobs = body.value.logprobs;
-    topLogprobs = body.value.logprobs ? (body.value.top_logprobs ?? 0) : 0;
+    logprobs = body.value.logprobs ? (body.value.top_logprobs ?? 0) : null;
   }
-  const plan = service.plan(promptIds, fields, wantLogprobs ? topLogprobs : null);
+  const plan = service.plan(promptIds, fields, logprobs);
   if (!plan.ok) return plan;
   const model = await service.resolve(fields.model);
   if (!model.ok) return model;
@@ -183,7 +180,6 @@ async function prepare(
       stream: fields.stream,
       includeUsage: fields.stream_options?.include_usage === true,
       returnTokenIds: fields.return_token_ids,
-      wantLogprobs,
     },
   };
 }
@@ -194,7 +190,7 @@ function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: Infere
     return {
       index: ch.index,
       message: { role: "assistant", content: ch.text },
-      logprobs: p.wantLogprobs ? chatLogprobs(ch.tokens, service.tokenizer) : null,
+      logprobs: p.plan.logprobs !== null ? chatLogprobs(ch.tokens, service.tokenizer) : null,
       finish_reason: ch.finishReason,
       ...ids,
     };
@@ -202,7 +198,7 @@ function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: Infere
   return {
     index: ch.index,
     text: ch.text,
-    logprobs: p.wantLogprobs ? completionLogprobs(ch.tokens, service.tokenizer) : null,
+    logprobs: p.plan.logprobs !== null ? completionLogprobs(ch.tokens, service.tokenizer) : null,
     finish_reason: ch.finishReason,
     ...ids,
   };
@@ -214,7 +210,7 @@ function formatDelta(kind: Kind, d: ChoiceDelta, p: Prepared, service: Inference
     return {
       index: d.index,
       delta: { content: d.text },
-      logprobs: p.wantLogprobs ? chatLogprobs(d.tokens, service.tokenizer) : null,
+      logprobs: p.plan.logprobs !== null ? chatLogprobs(d.tokens, service.tokenizer) : null,
       finish_reason: null,
       ...ids,
     };
@@ -222,7 +218,7 @@ function formatDelta(kind: Kind, d: ChoiceDelta, p: Prepared, service: Inference
   return {
     index: d.index,
     text: d.text,
-    logprobs: p.wantLogprobs ? completionLogprobs(d.tokens, service.tokenizer) : null,
+    logprobs: p.plan.logprobs !== null ? completionLogprobs(d.tokens, service.tokenizer) : null,
     finish_reason: null,
     ...ids,
   };
