@@ -78,7 +78,7 @@ export class GraphBuilder {
   }
 
   /** Declares an already-computed value as a graph output. */
-  output(name: string, type: ElemType, shape: readonly Dim[]): void {
+  output(name: string, type: ElemType, shape: readonly Dim[] | null): void {
     this.outputs.push({ name, type, shape });
   }
 

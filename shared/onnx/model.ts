@@ -33,7 +33,8 @@ export type Dim = number | string;
 export interface ValueInfo {
   name: string;
   type: ElemType;
-  shape: readonly Dim[];
+  /** null: unknown rank (an output whose shape the graph computes). */
+  shape: readonly Dim[] | null;
 }
 
 /** Tensor bytes either inline or in the external data file beside the model. */
@@ -106,14 +107,17 @@ function encodeTensor(t: TensorValue): ProtoWriter {
 }
 
 function encodeValueInfo(v: ValueInfo): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of v.shape) {
-    const dim = new ProtoWriter();
-    if (typeof d === "number") dim.int(1, d);
-    else dim.string(2, d);
-    shape.message(1, dim);
+  const tensorType = new ProtoWriter().int(1, ELEM_CODE[v.type]);
+  if (v.shape !== null) {
+    const shape = new ProtoWriter();
+    for (const d of v.shape) {
+      const dim = new ProtoWriter();
+      if (typeof d === "number") dim.int(1, d);
+      else dim.string(2, d);
+      shape.message(1, dim);
+    }
+    tensorType.message(2, shape);
   }
-  const tensorType = new ProtoWriter().int(1, ELEM_CODE[v.type]).message(2, shape);
   return new ProtoWriter().string(1, v.name).message(2, new ProtoWriter().message(1, tensorType));
 }
 
