@@ -300,8 +300,8 @@ describe("autodiff semantics", () => {
       a: new ort.Tensor("float32", Float32Array.from([1, 2, 3]), [3]),
       b: new ort.Tensor("float32", Float32Array.from([2, 2, 1]), [3]),
     });
-    assert.deepEqual([...(out.da?.data as Float32Array)], [1, 0.5, 0]);
-    assert.deepEqual([...(out.db?.data as Float32Array)], [0, 0.5, 1]);
+    assert.deepEqual(Array.from((out.da as ort.Tensor).data as Float32Array), [1, 0.5, 0]);
+    assert.deepEqual(Array.from((out.db as ort.Tensor).data as Float32Array), [0, 0.5, 1]);
     await s.release();
   });
 
