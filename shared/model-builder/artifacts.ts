@@ -18,7 +18,14 @@ import { toFloat32 } from "../safetensors/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { CheckpointError, openCheckpoint } from "./checkpoint.ts";
 import { buildDecoderGraph } from "./decoder-graph.ts";
-import { DATA_FILE, MODEL_FILE, MODEL_MANIFEST, type ModelManifest } from "./model-manifest.ts";
+import {
+  DATA_FILE,
+  MODEL_FILE,
+  MODEL_MANIFEST,
+  type ModelManifest,
+  TRAINING_FILE,
+} from "./model-manifest.ts";
+import { buildTrainingGraph } from "./training-graph.ts";
 import { type BaseQuant, WeightPlan } from "./weights.ts";
 
 export interface BuildOptions {
@@ -91,6 +98,7 @@ export async function buildArtifacts(
     const g = new GraphBuilder("loracast-decoder");
     const plan = new WeightPlan(g, options.quant, dataFile);
     buildDecoderGraph(g, arch, plan, { lora, logitsPositions: format === "loracast" });
+    const training = lora ? trainingGraph(arch, options.quant, dataFile, plan) : null;
 
     for (const job of plan.jobs) {
       if (!ckpt.has(job.source)) return err(new CheckpointError(`checkpoint has no tensor ${job.source}`));
@@ -137,6 +145,7 @@ export async function buildArtifacts(
     }
     await rename(tmpData, dataPath);
     await writeFile(modelPath, model);
+    if (training !== null) await writeFile(join(options.outDir, TRAINING_FILE), training);
 
     for (const file of format === "loracast" ? TOKENIZER_FILES : ["config.json", ...TOKENIZER_FILES]) {
       const text = await readFile(join(options.checkpointDir, file)).catch((e: NodeJS.ErrnoException) => {
@@ -147,7 +156,7 @@ export async function buildArtifacts(
     }
     const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, {
       lora,
-      files: { model: modelFile, data: dataFile },
+      files: { model: modelFile, data: dataFile, ...(training === null ? {} : { training: TRAINING_FILE }) },
     });
     if (format === "loracast")
       await writeFile(join(options.outDir, MODEL_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -159,6 +168,19 @@ export async function buildArtifacts(
   } finally {
     await ckpt.close();
   }
+}
+
+/**
+ * The training graph over the same data file. It must ask for the same weights in the same order
+ * as the inference graph, so both point at the same offsets; a mismatch is a builder bug.
+ */
+function trainingGraph(arch: Architecture, quant: BaseQuant, dataFile: string, inference: WeightPlan) {
+  const g = new GraphBuilder("loracast-training");
+  const plan = new WeightPlan(g, quant, dataFile);
+  buildTrainingGraph(g, arch, plan);
+  const layout = (p: WeightPlan) => p.jobs.map((j) => `${j.source}@${j.offset}+${j.length}`).join();
+  if (layout(plan) !== layout(inference)) throw new Error("training graph weights differ from the decoder's");
+  return encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
 }
 
 function modelManifest(

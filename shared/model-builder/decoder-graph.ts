@@ -35,23 +35,75 @@ export interface DecoderGraphOptions {
   logitsPositions?: boolean;
 }
 
+/** The decoder up to the final hidden state, and the pieces a head builds on. */
+export interface DecoderBody {
+  /** float32 [tokens, hidden]: the last layer's output, before the final norm. */
+  hidden: string;
+  /** int64 [2]: batch, sequence */
+  bs: string;
+  /** LoRA factor inputs by PEFT key, in graph order. */
+  loraInputs: string[];
+  linear(x: string, module: string, inF: number, outF: number, bias: boolean): string;
+  norm(x: string, weight: string): string;
+}
+
+export interface DecoderBodyOptions {
+  lora: boolean;
+  /** Take `past_key_values.*` inputs and return `present.*`; off for the training graph. */
+  kvCache: boolean;
+}
+
 export function buildDecoderGraph(
   g: GraphBuilder,
   arch: Architecture,
   w: WeightPlan,
   options: DecoderGraphOptions = {},
 ): void {
-  const { dims } = arch;
-  const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: V } = dims;
-  const lora = options.lora ?? true;
-
-  const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
-  const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
-  const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
+  const { hiddenSize: D, vocabSize: V } = arch.dims;
+  const body = buildDecoderBody(g, arch, w, { lora: options.lora ?? true, kvCache: true });
+  const { bs, hidden: h } = body;
+  const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const logitsPositions =
     (options.logitsPositions ?? true)
       ? g.input(IO.logitsPositions, "int64", ["batch", "logits_count"])
       : null;
+
+  g.scoped("head", () => {
+    let rows = h;
+    let outShape = g.op1("Concat", [bs, i64(V)], { axis: attr.int(0) });
+    if (logitsPositions !== null) {
+      const h3 = g.op1("Reshape", [h, g.op1("Concat", [bs, i64(D)], { axis: attr.int(0) })]);
+      const idx = g.op1("Unsqueeze", [logitsPositions, i64(-1)]);
+      rows = g.op1("Reshape", [g.op1("GatherND", [h3, idx], { batch_dims: attr.int(1) }), i64(-1, D)]);
+      outShape = g.op1("Concat", [g.op1("Shape", [logitsPositions]), i64(V)], { axis: attr.int(0) });
+    }
+    const logits2 = lmHead(body, arch, rows);
+    g.op("Reshape", [logits2, outShape], {}, { names: [IO.logits] });
+    g.output(IO.logits, "float32", ["batch", logitsPositions === null ? "sequence" : "logits_count", V]);
+  });
+}
+
+/** Final norm and LM head over `[rows, hidden]`: logits `[rows, vocab]`. */
+export function lmHead(body: DecoderBody, arch: Architecture, rows: string): string {
+  const { hiddenSize: D, vocabSize: V, tieWordEmbeddings } = arch.dims;
+  const flat = body.norm(rows, "model.norm.weight");
+  return body.linear(flat, tieWordEmbeddings ? "model.embed_tokens" : "lm_head", D, V, false);
+}
+
+export function buildDecoderBody(
+  g: GraphBuilder,
+  arch: Architecture,
+  w: WeightPlan,
+  options: DecoderBodyOptions,
+): DecoderBody {
+  const { dims } = arch;
+  const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: V } = dims;
+  const { lora } = options;
+  const loraInputs: string[] = [];
+
+  const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
+  const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
+  const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
 
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const bs = g.op1("Shape", [inputIds]);
@@ -93,6 +145,7 @@ export function buildDecoderGraph(
       if (!lora || !module.startsWith("model.layers.")) return y;
       const a = g.input(peftKey(module, "A"), "float32", [`r.${module}`, inF]);
       const bMat = g.input(peftKey(module, "B"), "float32", [outF, `r.${module}`]);
+      loraInputs.push(a, bMat);
       const u = g.op1("Gemm", [x, a], { transB: attr.int(1) });
       return g.op1("Gemm", [u, bMat, y], { transB: attr.int(1) });
     });
@@ -114,7 +167,16 @@ export function buildDecoderGraph(
         const q = linear(a, `${p}.self_attn.q_proj`, D, H * d, arch.qkvBias);
         const k = linear(a, `${p}.self_attn.k_proj`, D, Hkv * d, arch.qkvBias);
         const v = linear(a, `${p}.self_attn.v_proj`, D, Hkv * d, arch.qkvBias);
-        const o = attention(g, arch, layer, { q, k, v }, shapes, rope, masks[layer] ?? masks[0] ?? "");
+        const o = attention(
+          g,
+          arch,
+          layer,
+          { q, k, v },
+          shapes,
+          rope,
+          masks[layer] ?? masks[0] ?? "",
+          options.kvCache,
+        );
         return linear(o, `${p}.self_attn.o_proj`, H * d, D, arch.oBias);
       });
       const h1 = g.op1("Add", [h, attnOut]);
@@ -129,21 +191,7 @@ export function buildDecoderGraph(
     });
   }
 
-  g.scoped("head", () => {
-    let rows = h;
-    let outShape = g.op1("Concat", [bs, i64(V)], { axis: attr.int(0) });
-    if (logitsPositions !== null) {
-      const h3 = g.op1("Reshape", [h, g.op1("Concat", [bs, i64(D)], { axis: attr.int(0) })]);
-      const idx = g.op1("Unsqueeze", [logitsPositions, i64(-1)]);
-      rows = g.op1("Reshape", [g.op1("GatherND", [h3, idx], { batch_dims: attr.int(1) }), i64(-1, D)]);
-      outShape = g.op1("Concat", [g.op1("Shape", [logitsPositions]), i64(V)], { axis: attr.int(0) });
-    }
-    const flat = norm(rows, "model.norm.weight");
-    const head = dims.tieWordEmbeddings ? "model.embed_tokens" : "lm_head";
-    const logits2 = linear(flat, head, D, V, false);
-    g.op("Reshape", [logits2, outShape], {}, { names: [IO.logits] });
-    g.output(IO.logits, "float32", ["batch", logitsPositions === null ? "sequence" : "logits_count", V]);
-  });
+  return { hidden: h, bs, loraInputs, linear, norm };
 }
 
 /** cos/sin rows for every token, with row ids in the shape `RotaryEmbedding` indexes by. */
@@ -212,6 +260,7 @@ function attention(
   s: Shapes,
   rope: { cos: string; sin: string; rows: string },
   mask: string,
+  kvCache: boolean,
 ): string {
   const { numHeads: H, numKvHeads: Hkv, headDim: d } = arch.dims;
   const rotary = (t: string, heads: number) =>
@@ -230,13 +279,15 @@ function attention(
     g.op1("Transpose", [g.op1("Reshape", [t, s.bsKvHeads])], { perm: attr.ints([0, 2, 1, 3]) });
   const k = heads(rotary(g.op1("Reshape", [x.k, s.bsKv]), Hkv));
   const v = heads(x.v);
-  const pastK = g.input(IO.pastKey(layer), "float32", ["batch", Hkv, "past_sequence", d]);
-  const pastV = g.input(IO.pastValue(layer), "float32", ["batch", Hkv, "past_sequence", d]);
-  const [presentK] = g.op("Concat", [pastK, k], { axis: attr.int(2) }, { names: [IO.presentKey(layer)] });
-  const [presentV] = g.op("Concat", [pastV, v], { axis: attr.int(2) }, { names: [IO.presentValue(layer)] });
-  if (presentK === undefined || presentV === undefined) throw new Error("unreachable");
-  g.output(IO.presentKey(layer), "float32", ["batch", Hkv, "total_sequence", d]);
-  g.output(IO.presentValue(layer), "float32", ["batch", Hkv, "total_sequence", d]);
+  let [presentK, presentV] = [k, v];
+  if (kvCache) {
+    const pastK = g.input(IO.pastKey(layer), "float32", ["batch", Hkv, "past_sequence", d]);
+    const pastV = g.input(IO.pastValue(layer), "float32", ["batch", Hkv, "past_sequence", d]);
+    presentK = g.op1("Concat", [pastK, k], { axis: attr.int(2) }, { names: [IO.presentKey(layer)] });
+    presentV = g.op1("Concat", [pastV, v], { axis: attr.int(2) }, { names: [IO.presentValue(layer)] });
+    g.output(IO.presentKey(layer), "float32", ["batch", Hkv, "total_sequence", d]);
+    g.output(IO.presentValue(layer), "float32", ["batch", Hkv, "total_sequence", d]);
+  }
 
   const unsq = g.constant("int64", [1], [2]);
   const kT = g.op1("Transpose", [g.op1("Unsqueeze", [presentK, unsq])], { perm: attr.ints([0, 1, 2, 4, 3]) });

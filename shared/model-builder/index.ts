@@ -5,7 +5,7 @@
 export { type Architecture, parseArchitecture } from "./architecture.ts";
 export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifacts.ts";
 export { type Checkpoint, CheckpointError, openCheckpoint } from "./checkpoint.ts";
-export { IO } from "./io-names.ts";
+export { IO, TRAIN_IO } from "./io-names.ts";
 export {
   DATA_FILE,
   MODEL_FILE,
@@ -14,6 +14,7 @@ export {
   type ModelManifest,
   modelManifestSchema,
   readModelManifest,
+  TRAINING_FILE,
 } from "./model-manifest.ts";
 export {
   dequantize,

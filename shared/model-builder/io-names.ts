@@ -11,3 +11,18 @@ export const IO = {
   presentKey: (layer: number) => `present.${layer}.key`,
   presentValue: (layer: number) => `present.${layer}.value`,
 } as const;
+
+/** The training graph's extra interface (design: the trainer scores and differentiates with it). */
+export const TRAIN_IO = {
+  /** int64 [k]: flat index (row · sequence + position) of each scored position. */
+  scoreRows: "score_rows",
+  /** int64 [k]: the token whose log-probability is taken at each scored position. */
+  scoreTargets: "score_targets",
+  /** float32 scalar: logits are multiplied by this before the softmax (1 / sampling temperature). */
+  invTemperature: "inv_temperature",
+  /** float32 [k]: dLoss/dLogprob per scored position, the seed of the backward pass. */
+  logprobGrads: "logprob_grads",
+  /** float32 [k] */
+  logprobs: "logprobs",
+  grad: (peftKey: string) => `grad.${peftKey}`,
+} as const;

@@ -8,6 +8,7 @@ import { err, ok, type Result } from "../result/index.ts";
 export const MODEL_MANIFEST = "loracast-model.json";
 export const MODEL_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
+export const TRAINING_FILE = "train.onnx";
 
 const positive = z.number().int().positive();
 
@@ -38,7 +39,8 @@ export const modelManifestSchema = z.object({
   maxPositions: positive,
   bosTokenId: z.number().int().nullable(),
   eosTokenIds: z.array(z.number().int()),
-  files: z.object({ model: z.string(), data: z.string() }),
+  /** `training`: the graph with log-probabilities and LoRA gradients, over the same data file. */
+  files: z.object({ model: z.string(), data: z.string(), training: z.string().optional() }),
   modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
 });
 

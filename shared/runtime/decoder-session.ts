@@ -49,6 +49,15 @@ export interface DecoderSessionOptions {
   intraOpThreads?: number;
 }
 
+/** An ORT session with the options every loracast graph runs under. */
+export function createSession(path: string, options: DecoderSessionOptions): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path, {
+    executionProviders: options.executionProviders ?? ["cpu"],
+    ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    graphOptimizationLevel: "all",
+  });
+}
+
 let created = 0;
 
 /** How many decoder sessions this process has created. */
@@ -73,11 +82,7 @@ export class DecoderSession {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
-    const session = await ort.InferenceSession.create(join(dir, manifest.files.model), {
-      executionProviders: options.executionProviders ?? ["cpu"],
-      ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      graphOptimizationLevel: "all",
-    });
+    const session = await createSession(join(dir, manifest.files.model), options);
     created++;
     return ok(new DecoderSession(manifest, spec, session));
   }

@@ -1,5 +1,6 @@
 /** Running built model artifacts with onnxruntime-node: one session, adapters as feeds. */
 export {
+  createSession,
   DecoderSession,
   type DecoderSessionOptions,
   type KvCache,

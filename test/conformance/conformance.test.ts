@@ -61,6 +61,8 @@ describe("conformance against PyTorch + PEFT references", () => {
         if (quant === "fp32") {
           assert.equal(report.greedyMatch, true);
           assert.ok((report.logitsLoraMaxAbs as number) <= 2e-4);
+          const gradients = report.gradients as { tensors: number; maxRelError: number };
+          assert.ok(gradients.tensors > 0 && gradients.maxRelError <= 1e-4, JSON.stringify(gradients));
         }
       });
     }

@@ -28,7 +28,9 @@ export interface Reference {
   logprobsLora: Float32Array;
   greedyPrompt: number[];
   greedyTokens: number[];
-  /** `grad.<peft key>` tensors, for the training graph. */
+  /** [batch, seq - 1]: the objective's weight per next-token log-probability */
+  weights: Float32Array;
+  /** `grad.<peft key>` tensors: d Σ weights·logprobs / d factor. */
   grads: Map<string, Float32Array>;
   file: SafetensorsFile;
 }
@@ -67,6 +69,7 @@ export async function readReference(dir: string): Promise<Reference> {
     logitsBase: floats("logits_base"),
     logitsLora: floats("logits_lora"),
     logprobsLora: floats("logprobs_lora"),
+    weights: floats("weights"),
     greedyPrompt: [...ints(tensor(file, "greedy_prompt"))].map(Number),
     greedyTokens: [...ints(tensor(file, "greedy_tokens"))].map(Number),
     grads,

@@ -6,6 +6,7 @@
  */
 import { basename, join } from "node:path";
 import { type BaseQuant, buildArtifacts, type ModelManifest } from "@loracast/shared/model-builder";
+import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
   baseFeeds,
@@ -15,8 +16,9 @@ import {
   logProbAt,
   type StepInput,
 } from "@loracast/shared/runtime";
+import { type TrainBatch, TrainingSession } from "@loracast/shared/training";
 import { type Reference, readAdapter, readReference } from "./fixture.ts";
-import { distributionAgreement, maxAbsDiff } from "./metrics.ts";
+import { distributionAgreement, maxAbsDiff, relativeL2 } from "./metrics.ts";
 
 export type QuantChoice = "fp32" | "int8" | "int4";
 
@@ -30,12 +32,18 @@ export interface ConformanceOptions {
 
 export const FP32_TOLERANCE = 2e-4;
 export const QUANT_TOLERANCE = 1e-3;
+/** ‖g − g_ref‖ / ‖g_ref‖ per LoRA tensor. */
+export const GRADIENT_TOLERANCE = 1e-4;
 
 interface Outputs {
   logitsBase: Float32Array;
   logitsLora: Float32Array;
   logprobsLora: Float32Array;
   greedy: number[];
+  /** The training graph's d Σ weights·logprobs / d factor, by PEFT key (B unscaled, as PEFT's). */
+  grads: Map<string, Float32Array>;
+  /** The training graph's log-probabilities at the same positions as `logprobsLora`. */
+  trainingLogprobs: Float32Array;
 }
 
 /** Builds the fixture's base with `quant`, runs it, and releases the session. */
@@ -50,11 +58,73 @@ async function measure(
   if (!built.ok) throw built.error;
   const session = await DecoderSession.load(outDir);
   if (!session.ok) throw session.error;
+  let inference: Omit<Outputs, "grads" | "trainingLogprobs">;
   try {
-    return { out: await evaluate(session.value, ref, opts.fixtureDir), manifest: session.value.manifest };
+    inference = await evaluate(session.value, ref, opts.fixtureDir);
   } finally {
     await session.value.release();
   }
+  const training = await TrainingSession.load(outDir);
+  if (!training.ok) throw training.error;
+  try {
+    const grads = await differentiate(training.value, ref, opts.fixtureDir);
+    return { out: { ...inference, ...grads }, manifest: training.value.manifest };
+  } finally {
+    await training.value.release();
+  }
+}
+
+/** The fixture's objective Σ weights·logprobs through the training graph: its seed is `weights`. */
+async function differentiate(session: TrainingSession, ref: Reference, fixtureDir: string) {
+  const { batch, seq } = ref;
+  const adapter = await readAdapter(fixtureDir, session.spec);
+  const rows: bigint[] = [];
+  const targets: bigint[] = [];
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < seq - 1; t++) {
+      rows.push(BigInt(b * seq + t));
+      targets.push(ref.inputIds[b * seq + t + 1] ?? 0n);
+    }
+  }
+  const trainBatch: TrainBatch = {
+    batch,
+    seq,
+    inputIds: ref.inputIds,
+    attentionMask: ref.attentionMask,
+    positionIds: ref.positionIds,
+    rows: BigInt64Array.from(rows),
+    targets: BigInt64Array.from(targets),
+  };
+  const out = await session.backward(trainBatch, adapterFeeds(session.spec, adapter), ref.weights);
+  // The graph's B input is scaling·B, so PEFT's dB is scaling times the graph's.
+  const scaling = new Map(adapter.modules.map((m) => [peftKey(m.module, "B"), m.scaling]));
+  for (const [key, grad] of out.grads) {
+    const s = scaling.get(key);
+    if (s !== undefined) for (let i = 0; i < grad.length; i++) grad[i] = (grad[i] ?? 0) * s;
+  }
+  return { grads: out.grads, trainingLogprobs: out.logprobs };
+}
+
+/**
+ * Worst relative L2 error over the fixture's gradient tensors (the adapter's factors); a missing
+ * tensor counts as infinite.
+ */
+function gradientErrors(
+  ours: Map<string, Float32Array>,
+  reference: Map<string, Float32Array>,
+  keys: Iterable<string> = reference.keys(),
+) {
+  let worst = { key: "", relError: 0 };
+  let tensors = 0;
+  for (const key of keys) {
+    tensors++;
+    const want = reference.get(key) ?? new Float32Array(0);
+    const got = ours.get(key);
+    const rel =
+      got === undefined || got.length !== want.length ? Number.POSITIVE_INFINITY : relativeL2(got, want);
+    if (!(rel <= worst.relError)) worst = { key, relError: rel };
+  }
+  return { tensors, maxRelError: round(worst.relError), worstTensor: worst.key };
 }
 
 /** The reference batch as one step with no past, asking for logits at every position. */
@@ -72,7 +142,11 @@ export function referenceStep(ref: Reference): StepInput {
   };
 }
 
-async function evaluate(session: DecoderSession, ref: Reference, fixtureDir: string): Promise<Outputs> {
+async function evaluate(
+  session: DecoderSession,
+  ref: Reference,
+  fixtureDir: string,
+): Promise<Omit<Outputs, "grads" | "trainingLogprobs">> {
   const { batch, seq } = ref;
   const vocab = session.manifest.dims.vocabSize;
   const input = referenceStep(ref);
@@ -101,6 +175,8 @@ export async function runConformance(opts: ConformanceOptions) {
     logitsLoraMaxAbs: round(maxAbsDiff(o.logitsLora, ref.logitsLora)),
     logprobsLoraMaxAbs: round(maxAbsDiff(o.logprobsLora, ref.logprobsLora)),
     greedyMatch: o.greedy.join() === ref.greedyTokens.join(),
+    trainingLogprobsMaxAbs: round(maxAbsDiff(o.trainingLogprobs, ref.logprobsLora)),
+    gradients: gradientErrors(o.grads, ref.grads),
   });
 
   if (opts.quant === "fp32") {
@@ -110,12 +186,15 @@ export async function runConformance(opts: ConformanceOptions) {
       errors.logitsBaseMaxAbs <= FP32_TOLERANCE &&
       errors.logitsLoraMaxAbs <= FP32_TOLERANCE &&
       errors.logprobsLoraMaxAbs <= FP32_TOLERANCE &&
+      errors.trainingLogprobsMaxAbs <= FP32_TOLERANCE &&
+      errors.gradients.maxRelError <= GRADIENT_TOLERANCE &&
       errors.greedyMatch;
     return {
       fixture,
       model: manifest.architecture,
       quant: "fp32",
       tolerance: FP32_TOLERANCE,
+      gradientTolerance: GRADIENT_TOLERANCE,
       ...errors,
       greedyTokens: out.greedy,
       expectedGreedyTokens: ref.greedyTokens,
@@ -138,6 +217,8 @@ export async function runConformance(opts: ConformanceOptions) {
   const kernel = {
     logitsBaseMaxAbs: round(maxAbsDiff(q.logitsBase, e.logitsBase)),
     logitsLoraMaxAbs: round(maxAbsDiff(q.logitsLora, e.logitsLora)),
+    // The backward rebuilds W from the packed codes; it must see the weights the forward used.
+    gradients: gradientErrors(q.grads, e.grads, ref.grads.keys()),
   };
   return {
     fixture,
@@ -153,6 +234,9 @@ export async function runConformance(opts: ConformanceOptions) {
       top1Base: round(base.top1),
       top1Lora: round(lora.top1),
     },
-    pass: kernel.logitsBaseMaxAbs <= QUANT_TOLERANCE && kernel.logitsLoraMaxAbs <= QUANT_TOLERANCE,
+    pass:
+      kernel.logitsBaseMaxAbs <= QUANT_TOLERANCE &&
+      kernel.logitsLoraMaxAbs <= QUANT_TOLERANCE &&
+      kernel.gradients.maxRelError <= QUANT_TOLERANCE,
   };
 }

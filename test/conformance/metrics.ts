@@ -46,3 +46,16 @@ export function distributionAgreement(
   }
   return { meanKl: kl / rows, top1: agree / rows };
 }
+
+/** ‖a − b‖ / ‖b‖, in float64; NaN anywhere gives NaN. */
+export function relativeL2(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    diff += d * d;
+    norm += (b[i] ?? 0) ** 2;
+  }
+  return Math.sqrt(diff) / Math.sqrt(norm);
+}

@@ -1,0 +1,2 @@
+/** Training on LoRA factors: the training-graph session, optimizer, losses. */
+export { type TrainBatch, TrainingSession } from "./training-session.ts";
