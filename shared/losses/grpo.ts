@@ -1,0 +1,163 @@
+/**
+ * GRPO as TRL computes it (algorithms.md §4.2, §4.4, §4.6): group-normalized advantages, the
+ * clipped importance-ratio surrogate with ε_low/ε_high and optional δ, an optional constant
+ * importance-sampling weight against the sampler's log-probabilities, β·KL (k3) to the reference,
+ * and the four aggregations. The gradient is the exact derivative of the loss computed here,
+ * including torch's rules at the clip bounds (clamp passes at the bounds, min splits ties).
+ */
+import { checkLengths, type LossResult, type ScoredTokens, tokensPerSequence } from "./tokens.ts";
+
+export type GrpoLossType = "grpo" | "bnpo" | "dr_grpo" | "dapo";
+export type ScaleRewards = "group" | "batch" | "none";
+
+export interface GrpoSettings {
+  lossType: GrpoLossType;
+  epsilonLow: number;
+  epsilonHigh: number;
+  /** Upper bound on the unclipped ratio (two-sided clipping), or null. */
+  delta: number | null;
+  beta: number;
+  /** dr_grpo's constant normalizer. */
+  maxCompletionLength: number;
+  gradientAccumulationSteps: number;
+  /** dapo's normalizer: masked tokens in the whole generation batch, not just this micro-batch. */
+  itemsInGenerationBatch: number;
+}
+
+export interface GrpoInput {
+  tokens: ScoredTokens;
+  /** [k] current policy log-probabilities. */
+  logprobs: Float32Array;
+  /** [k] log-probabilities of the policy that sampled (no gradient); null = on-policy, ratio 1. */
+  oldLogprobs: Float32Array | null;
+  /** [k] reference (base) log-probabilities; required when β ≠ 0. */
+  refLogprobs: Float32Array | null;
+  /** [sequences] one advantage per completion. */
+  advantages: Float64Array;
+  /** [k] constant importance-sampling weights (truncated IS against the sampler), or null. */
+  isWeights: Float32Array | null;
+  settings: GrpoSettings;
+}
+
+export interface GrpoResult extends LossResult {
+  /** Share of masked tokens whose ratio was clipped (low with A < 0, or high with A > 0). */
+  clipFraction: number;
+  /** Mean k3 KL over masked tokens (0 when β = 0 and no reference is given). */
+  klMean: number;
+}
+
+/**
+ * One advantage per completion from rewards in consecutive groups of `groupSize`. NaN rewards are
+ * skipped in the means and standard deviations (Bessel-corrected, as torch.std); a NaN advantage
+ * becomes 0.
+ */
+export function groupAdvantages(
+  rewards: ArrayLike<number>,
+  groupSize: number,
+  scale: ScaleRewards,
+): Float64Array {
+  if (!(groupSize >= 1) || rewards.length % groupSize !== 0) {
+    throw new RangeError(`${rewards.length} rewards do not form groups of ${groupSize}`);
+  }
+  const stats = (from: number, to: number) => {
+    let n = 0;
+    let sum = 0;
+    for (let i = from; i < to; i++) {
+      const r = rewards[i] ?? Number.NaN;
+      if (!Number.isNaN(r)) {
+        n++;
+        sum += r;
+      }
+    }
+    const mean = n > 0 ? sum / n : Number.NaN;
+    let ss = 0;
+    for (let i = from; i < to; i++) {
+      const r = rewards[i] ?? Number.NaN;
+      if (!Number.isNaN(r)) ss += (r - mean) ** 2;
+    }
+    return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : Number.NaN };
+  };
+  const batch = stats(0, rewards.length);
+  const out = new Float64Array(rewards.length);
+  for (let g = 0; g < rewards.length; g += groupSize) {
+    const group = stats(g, g + groupSize);
+    for (let i = g; i < g + groupSize; i++) {
+      let a = (rewards[i] ?? Number.NaN) - group.mean;
+      if (scale !== "none") a /= (scale === "group" ? group.std : batch.std) + 1e-4;
+      out[i] = Number.isNaN(a) ? 0 : a;
+    }
+  }
+  return out;
+}
+
+/** torch.clamp's gradient: 1 inside [lo, hi], bounds included, else 0. */
+const passes = (x: number, lo: number, hi: number) => (x >= lo && x <= hi ? 1 : 0);
+
+export function grpoLoss(input: GrpoInput): GrpoResult {
+  const { tokens, logprobs, oldLogprobs, refLogprobs, advantages, isWeights, settings: s } = input;
+  checkLengths(tokens, { logprobs, oldLogprobs, refLogprobs, isWeights });
+  if (advantages.length !== tokens.sequences) {
+    throw new RangeError(`${advantages.length} advantages for ${tokens.sequences} sequences`);
+  }
+  if (s.beta !== 0 && refLogprobs === null) throw new RangeError("β ≠ 0 needs reference log-probabilities");
+  const counts = tokensPerSequence(tokens);
+  const masked = counts.reduce((a, b) => a + b, 0);
+  const B = tokens.sequences;
+  const GA = s.gradientAccumulationSteps;
+  const weight = (seq: number): number => {
+    switch (s.lossType) {
+      case "grpo":
+        return 1 / (B * Math.max(counts[seq] ?? 0, 1) * GA);
+      case "bnpo":
+        return 1 / (Math.max(masked, 1) * GA);
+      case "dr_grpo":
+        return 1 / (B * s.maxCompletionLength * GA);
+      case "dapo":
+        return 1 / Math.max(s.itemsInGenerationBatch, 1);
+    }
+  };
+
+  const k = tokens.seq.length;
+  const grad = new Float32Array(k);
+  let loss = 0;
+  let clipped = 0;
+  let kl = 0;
+  for (let t = 0; t < k; t++) {
+    const m = tokens.mask[t] ?? 0;
+    if (m === 0) continue;
+    const seq = tokens.seq[t] ?? 0;
+    const kappa = m * weight(seq);
+    const A = advantages[seq] ?? 0;
+    const l = logprobs[t] ?? 0;
+    const w = oldLogprobs === null ? 1 : Math.exp(l - (oldLogprobs[t] ?? 0));
+    const [lo, hi] = [1 - s.epsilonLow, 1 + s.epsilonHigh];
+    const c1 = s.delta === null ? w : Math.min(w, s.delta);
+    const dc1 = s.delta === null ? 1 : passes(w, Number.NEGATIVE_INFINITY, s.delta);
+    const c2 = Math.min(Math.max(w, lo), hi);
+    const dc2 = passes(w, lo, hi);
+    const [u, v] = [c1 * A, c2 * A];
+    const [gu, gv] = u < v ? [1, 0] : u > v ? [0, 1] : [0.5, 0.5];
+    const rho = isWeights === null ? 1 : (isWeights[t] ?? 0);
+    let perToken = -Math.min(u, v) * rho;
+    // dw/dℓ = w (also when old = ℓ.detach(), where w ≡ 1).
+    let d = -(gu * A * dc1 + gv * A * dc2) * w * rho;
+    if ((w < lo && A < 0) || (w > hi && A > 0)) clipped += m;
+    if (refLogprobs !== null) {
+      const diff = (refLogprobs[t] ?? 0) - l;
+      const klToken = Math.exp(diff) - diff - 1;
+      kl += m * klToken;
+      if (s.beta !== 0) {
+        perToken += s.beta * klToken;
+        d += s.beta * (1 - Math.exp(diff));
+      }
+    }
+    loss += kappa * perToken;
+    grad[t] = kappa * d;
+  }
+  return {
+    loss,
+    grad,
+    clipFraction: masked > 0 ? clipped / masked : 0,
+    klMean: masked > 0 ? kl / masked : 0,
+  };
+}
