@@ -52,11 +52,13 @@ export async function writeRandomCheckpoint(
   out.write(prefix);
   out.write(json);
   const rng = createRng(seed);
+  // Uniform with the std of N(0, initializer_range), as HF initialises: cheap and enough here.
+  const std = typeof config.initializer_range === "number" ? config.initializer_range : 0.02;
+  const width = 2 * Math.sqrt(3) * std;
   for (const [, shape, init] of shapes) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    // Uniform with the std of N(0, 0.02): cheap and enough for timing.
-    if (init === "normal") for (let i = 0; i < n; i++) data[i] = (rng.next() - 0.5) * 0.0693;
+    if (init === "normal") for (let i = 0; i < n; i++) data[i] = (rng.next() - 0.5) * width;
     else if (init === "ones") data.fill(1);
     if (!out.write(Buffer.from(data.buffer))) await once(out, "drain");
   }
