@@ -7,7 +7,7 @@ export {
   type StoredManifest,
   sha256Hex,
 } from "./adapter-store.ts";
-export { blobKey, manifestKey, versionOfKey } from "./keys.ts";
+export { blobKey, checkpointKey, latestCheckpointKey, manifestKey, versionOfKey } from "./keys.ts";
 export { MemoryObjectStore } from "./memory-object-store.ts";
 export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-store.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";

@@ -79,6 +79,19 @@ export class LoraParams {
     return out;
   }
 
+  /** Overwrites the factors with `values` (a checkpoint's), checking every key and length first. */
+  assign(values: ReadonlyMap<string, Float32Array>): void {
+    const own = this.named();
+    if (values.size !== own.size) throw new RangeError(`${values.size} tensors for ${own.size} parameters`);
+    for (const [key, p] of own) {
+      const v = values.get(key);
+      if (v === undefined || v.length !== p.length) {
+        throw new RangeError(`${key}: ${v?.length ?? "missing"}, parameter has ${p.length}`);
+      }
+    }
+    for (const [key, p] of own) p.set(values.get(key) as Float32Array);
+  }
+
   get count(): number {
     return this.modules.reduce((n, m) => n + m.a.length + m.b.length, 0);
   }

@@ -5,15 +5,19 @@ import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { errorResponse } from "./errors.ts";
+import { errorResponse, TrainerError } from "./errors.ts";
 import type { Publisher } from "./publisher.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
+import { runRoutes } from "./routes/runs.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import type { TrainerEnv } from "./routes/types.ts";
+import type { RunManager } from "./runs/run-manager.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
 export interface AppDeps {
   publisher: Publisher;
+  /** Null when the trainer has no base model loaded: it can publish but not train. */
+  runs: RunManager | null;
   subscriptions: SubscriptionRegistry;
   objects: ObjectStore;
   outbox: Outbox;
@@ -64,11 +68,13 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     ]);
     return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
+  app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher));
   app.route("/", subscriptionRoutes(d.subscriptions));
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
+    if (e instanceof TrainerError) return errorResponse(c, e.code, e.message);
     if (e instanceof StoreError) {
       d.log.error("store error", { error: e, path: c.req.path });
       return errorResponse(c, e.code === "unavailable" ? "store_unavailable" : "internal", e.message);

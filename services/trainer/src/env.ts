@@ -20,7 +20,14 @@ export const envSchema = s3EnvSchema.extend({
   WEBHOOK_SUBSCRIBERS: list,
   /** Retries per webhook delivery round (p-retry, exponential backoff with jitter). */
   WEBHOOK_RETRIES: z.coerce.number().int().min(0).default(5),
-  /** Optional HF config.json of the base; when set, adapters are verified against it before publishing. */
+  /**
+   * Built model artifacts (npm run build-model) with the training graph. When set, the trainer
+   * trains runs on this base and verifies every adapter against its module map and fingerprint.
+   */
+  TRAINER_MODEL_DIR: z.string().optional(),
+  /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
+  TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
+  /** Optional HF config.json of the base (when there is no TRAINER_MODEL_DIR), to verify adapters against. */
   TRAINER_BASE_CONFIG: z.string().optional(),
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),

@@ -4,22 +4,28 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 /** Every error code the trainer API answers with. */
 export type TrainerErrorCode =
   | "bad_request"
+  | "invalid_config"
   | "invalid_adapter"
   | "unauthorized"
   | "not_found"
   | "conflict"
   | "payload_too_large"
   | "store_unavailable"
+  | "reward_failed"
+  | "generators_unavailable"
   | "internal";
 
 const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
+  invalid_config: 400,
   invalid_adapter: 400,
   unauthorized: 401,
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
   store_unavailable: 503,
+  reward_failed: 502,
+  generators_unavailable: 503,
   internal: 500,
 };
 

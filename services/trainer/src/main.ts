@@ -5,16 +5,22 @@
 import { join } from "node:path";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
+import { DecoderSession, Engine } from "@loracast/shared/runtime";
 import {
   AdapterStore,
   detectConditionalWrites,
   S3ObjectStore,
   s3SettingsFromEnv,
 } from "@loracast/shared/store";
+import { loadTokenizer, type TextTokenizer } from "@loracast/shared/tokenizer";
+import { TrainingSession } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
 import { envSchema } from "./env.ts";
 import { Publisher } from "./publisher.ts";
+import { CheckpointStore } from "./runs/checkpoints.ts";
+import { LocalRollouts } from "./runs/rollouts.ts";
+import { RunManager } from "./runs/run-manager.ts";
 import { SubscriptionRegistry } from "./subscriptions.ts";
 
 const parsed = envSchema.safeParse(process.env);
@@ -27,7 +33,32 @@ if (!parsed.success) {
 const env = parsed.data;
 
 let spec: ModelSpec | null = null;
-if (env.TRAINER_BASE_CONFIG !== undefined) {
+let training: { session: TrainingSession; rollouts: LocalRollouts; tokenizer: TextTokenizer } | null = null;
+if (env.TRAINER_MODEL_DIR !== undefined) {
+  const dir = env.TRAINER_MODEL_DIR;
+  const threads = env.TRAINER_THREADS === 0 ? {} : { intraOpThreads: env.TRAINER_THREADS };
+  const [session, decoder] = await Promise.all([
+    TrainingSession.load(dir, threads),
+    DecoderSession.load(dir, threads),
+  ]);
+  if (!session.ok) {
+    log.error("cannot load the training graph", { dir, error: session.error.message });
+    process.exit(2);
+  }
+  if (!decoder.ok) {
+    log.error("cannot load the decoder", { dir, error: decoder.error.message });
+    process.exit(2);
+  }
+  spec = session.value.spec;
+  training = {
+    session: session.value,
+    rollouts: new LocalRollouts(new Engine(decoder.value, { maxBatch: 64 })),
+    tokenizer: await loadTokenizer(dir, {
+      ...session.value.manifest,
+      vocabSize: session.value.manifest.dims.vocabSize,
+    }),
+  };
+} else if (env.TRAINER_BASE_CONFIG !== undefined) {
   const r = await loadModelSpec(env.TRAINER_BASE_CONFIG);
   if (!r.ok) {
     log.error("invalid base config", { error: r.error.message });
@@ -69,8 +100,24 @@ const publisher = new Publisher({
   instance: env.TRAINER_INSTANCE,
   spec,
 });
+const runs =
+  training === null
+    ? null
+    : new RunManager({
+        dataDir: env.TRAINER_DATA_DIR,
+        ...training,
+        publish: async (run, files, extras) => {
+          const r = await publisher.publish(run, files.configBytes, files.weights, extras);
+          if (!r.ok) throw r.error;
+          return r.value;
+        },
+        checkpoints: new CheckpointStore(objects),
+        clock: systemClock,
+        log,
+      });
 const app = createApp({
   publisher,
+  runs,
   subscriptions,
   objects,
   outbox,
@@ -80,6 +127,7 @@ const app = createApp({
 });
 const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
 log.info("ready", { url: server.url, subscribers: subscriptions.urls(), base: spec?.fingerprint ?? null });
+await runs?.resumeAll();
 
 onShutdown(log, async () => {
   await server.close();

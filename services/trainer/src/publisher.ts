@@ -26,6 +26,9 @@ export interface PublishResult {
   uploadedBytes: number;
 }
 
+/** What a training run adds to the manifest (design §4): the probe and the step's training record. */
+export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
+
 export interface VersionInfo {
   version: number;
   state: "current" | "superseded" | "revoked";
@@ -60,6 +63,7 @@ export class Publisher {
     run: string,
     configBytes: Uint8Array,
     weights: Uint8Array,
+    extras: PublishExtras = { probe: null, training: null },
   ): Promise<Result<PublishResult, TrainerError>> {
     const checked = this.validate(configBytes, weights);
     if (!checked.ok) return Promise.resolve(checked);
@@ -72,8 +76,7 @@ export class Publisher {
           createdAt: new Date(this.d.clock.now()).toISOString(),
           base: { fingerprint: this.d.spec?.fingerprint ?? null },
           adapterConfig: checked.value,
-          probe: null,
-          training: null,
+          ...extras,
           publisher: { service: "trainer", instance: this.d.instance },
         },
       });

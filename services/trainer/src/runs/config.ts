@@ -1,0 +1,123 @@
+/**
+ * The run config document `POST /v1/runs` takes, parsed once here. Defaults follow TRL's configs
+ * (algorithms.md §4.1, §4.7) where the field has a TRL counterpart.
+ */
+import { z } from "zod";
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+
+const sampling = z.strictObject({
+  temperature: z.number().positive().default(1),
+  topK: z.number().int().nonnegative().default(0),
+  topP: z.number().gt(0).lte(1).default(1),
+  maxTokens: positiveInt.max(4096).default(64),
+});
+
+const reward = z.discriminatedUnion("type", [
+  /** 1 when the completion (trimmed) equals the sample's `answer`. */
+  z.strictObject({ type: z.literal("exact_match"), weight: z.number().default(1) }),
+  /** `match`: 1 when the pattern matches anywhere; `fraction`: matched characters / characters. */
+  z.strictObject({
+    type: z.literal("regex"),
+    pattern: z.string().min(1),
+    mode: z.enum(["match", "fraction"]).default("match"),
+    weight: z.number().default(1),
+  }),
+  /** 1 when the last number in the completion equals the sample's numeric `answer`. */
+  z.strictObject({
+    type: z.literal("numeric_answer"),
+    tolerance: nonNegative.default(1e-6),
+    weight: z.number().default(1),
+  }),
+  /** −max(0, tokens − target) / target: a penalty for running past `target` tokens. */
+  z.strictObject({ type: z.literal("length_penalty"), target: positiveInt, weight: z.number().default(1) }),
+  /** 1 when the completion parses as JSON. */
+  z.strictObject({ type: z.literal("json_valid"), weight: z.number().default(1) }),
+  /** POST {prompt, completion, answer} → {reward}; bounded time and retries. */
+  z.strictObject({
+    type: z.literal("http"),
+    url: z.url(),
+    timeoutMs: positiveInt.default(5000),
+    retries: z.number().int().min(0).max(10).default(2),
+    /** After the retries: fail the step, or skip the sample (its reward NaN, counted). */
+    onError: z.enum(["fail", "skip"]).default("fail"),
+    weight: z.number().default(1),
+  }),
+]);
+export type RewardSpec = z.infer<typeof reward>;
+
+const grpo = z.strictObject({
+  name: z.literal("grpo"),
+  numGenerations: z.number().int().min(2).default(8),
+  lossType: z.enum(["grpo", "bnpo", "dr_grpo", "dapo"]).default("dapo"),
+  scaleRewards: z.enum(["group", "batch", "none"]).default("group"),
+  epsilon: z.number().positive().default(0.2),
+  epsilonHigh: z.number().positive().nullable().default(null),
+  delta: z.number().gt(1).nullable().default(null),
+  beta: nonNegative.default(0),
+  numIterations: positiveInt.default(1),
+  maskTruncatedCompletions: z.boolean().default(false),
+  /** Truncated importance sampling against the sampler's log-probabilities; null turns it off. */
+  importanceSamplingCap: z.number().gt(1).nullable().default(3),
+});
+
+const dpo = z.strictObject({
+  name: z.literal("online_dpo"),
+  beta: z.number().positive().default(0.1),
+  lossType: z.enum(["sigmoid", "ipo"]).default("sigmoid"),
+});
+
+const sft = z.strictObject({ name: z.literal("sft") });
+
+export const runConfigSchema = z.strictObject({
+  /** Run id: the adapter's name on the generators. */
+  run: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes, at most 63"),
+  seed: z.number().int().nonnegative().default(0),
+  algorithm: z.discriminatedUnion("name", [grpo, dpo, sft]),
+  dataset: z.strictObject({
+    /** JSONL file on the trainer's disk: one `{"prompt": ..., "answer"?: ..., "completion"?: ...}` per line. */
+    path: z.string().min(1),
+  }),
+  rewards: z.array(reward).default([]),
+  lora: z.strictObject({
+    r: positiveInt.max(256).default(8),
+    alpha: z.number().positive().default(16),
+    targetModules: z
+      .union([z.array(z.string().min(1)).min(1), z.literal("all-linear")])
+      .default("all-linear"),
+    rslora: z.boolean().default(false),
+  }),
+  optimizer: z
+    .strictObject({
+      lr: z.number().positive().default(1e-4),
+      weightDecay: nonNegative.default(0),
+      beta1: z.number().min(0).lt(1).default(0.9),
+      beta2: z.number().min(0).lt(1).default(0.999),
+      eps: z.number().positive().default(1e-8),
+      maxGradNorm: z.number().positive().default(1),
+      schedule: z.enum(["constant", "constant_with_warmup", "linear", "cosine"]).default("constant"),
+      warmupSteps: z.number().int().nonnegative().default(0),
+    })
+    .prefault({}),
+  steps: positiveInt.max(1_000_000),
+  /** Prompts per step (each sampled numGenerations times under GRPO, twice under DPO). */
+  promptsPerStep: positiveInt.max(4096).default(4),
+  /** Sequences per forward/backward pass; gradients accumulate over a step's micro-batches. */
+  microBatch: positiveInt.max(4096).default(16),
+  sampling: sampling.prefault({}),
+  publishEvery: positiveInt.default(1),
+  checkpointEvery: positiveInt.default(5),
+  /** Consecutive non-finite steps after which the run fails. */
+  maxNonFiniteSteps: positiveInt.default(3),
+});
+
+export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** The first problem with a config, naming the field: `algorithm.epsilon: expected number`. */
+export function describeConfigError(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return "invalid run config";
+  const field = issue.path.length > 0 ? issue.path.join(".") : "(document)";
+  return `${field}: ${issue.message}`;
+}

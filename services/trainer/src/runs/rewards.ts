@@ -1,0 +1,105 @@
+/**
+ * Reward functions: the built-ins and an HTTP endpoint. A sample's reward is the weighted sum over
+ * the run's functions. An HTTP reward that stays down past its retries either fails the step or,
+ * with `onError: "skip"`, gives NaN, which the advantages skip and the step's metrics count.
+ */
+import pRetry from "p-retry";
+import { TrainerError } from "../errors.ts";
+import type { RewardSpec } from "./config.ts";
+
+export interface ScoredSample {
+  prompt: string;
+  completion: string;
+  completionTokens: number;
+  answer: string | null;
+}
+
+export type RewardFn = (s: ScoredSample, signal: AbortSignal) => Promise<number>;
+
+function lastNumber(text: string): number | null {
+  const all = text.match(/-?\d+(?:\.\d+)?/g);
+  const last = all?.at(-1);
+  return last === undefined ? null : Number(last);
+}
+
+function regexReward(pattern: string, mode: "match" | "fraction"): RewardFn {
+  const once = new RegExp(pattern, "u");
+  const every = new RegExp(pattern, "gu");
+  return async (s) => {
+    if (mode === "match") return once.test(s.completion) ? 1 : 0;
+    const chars = [...s.completion].length;
+    if (chars === 0) return 0;
+    let matched = 0;
+    for (const m of s.completion.matchAll(every)) matched += [...m[0]].length;
+    return matched / chars;
+  };
+}
+
+function httpReward(spec: Extract<RewardSpec, { type: "http" }>): RewardFn {
+  return async (s, signal) => {
+    try {
+      return await pRetry(
+        async () => {
+          const res = await fetch(spec.url, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ prompt: s.prompt, completion: s.completion, answer: s.answer }),
+            signal: AbortSignal.any([signal, AbortSignal.timeout(spec.timeoutMs)]),
+          });
+          if (!res.ok) throw new Error(`HTTP ${res.status}`);
+          const body = (await res.json()) as { reward?: unknown };
+          if (typeof body.reward !== "number") throw new Error("response has no numeric `reward`");
+          return body.reward;
+        },
+        { retries: spec.retries, minTimeout: 100, maxTimeout: 2000, signal },
+      );
+    } catch (e) {
+      if (signal.aborted) throw e;
+      if (spec.onError === "skip") return Number.NaN;
+      throw new TrainerError("reward_failed", `reward endpoint ${spec.url}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  };
+}
+
+function rewardFn(spec: RewardSpec): RewardFn {
+  switch (spec.type) {
+    case "exact_match":
+      return async (s) => (s.answer !== null && s.completion.trim() === s.answer.trim() ? 1 : 0);
+    case "regex":
+      return regexReward(spec.pattern, spec.mode);
+    case "numeric_answer":
+      return async (s) => {
+        const got = lastNumber(s.completion);
+        const want = s.answer === null ? null : Number(s.answer);
+        return got !== null && want !== null && Math.abs(got - want) <= spec.tolerance ? 1 : 0;
+      };
+    case "length_penalty":
+      return async (s) => -Math.max(0, s.completionTokens - spec.target) / spec.target;
+    case "json_valid":
+      return async (s) => {
+        try {
+          JSON.parse(s.completion);
+          return 1;
+        } catch {
+          return 0;
+        }
+      };
+    case "http":
+      return httpReward(spec);
+  }
+}
+
+/** The weighted reward of each sample; NaN where a skipped HTTP reward gave none. */
+export function rewardModel(specs: readonly RewardSpec[]) {
+  const fns = specs.map((s) => ({ fn: rewardFn(s), weight: s.weight }));
+  return async (samples: readonly ScoredSample[], signal: AbortSignal): Promise<number[]> =>
+    Promise.all(
+      samples.map(async (s) => {
+        let total = 0;
+        for (const { fn, weight } of fns) total += weight * (await fn(s, signal));
+        return total;
+      }),
+    );
+}

@@ -1,0 +1,291 @@
+/**
+ * One run's training loop: rollouts from the newest published version, rewards, gradients,
+ * AdamW, then publish and checkpoint on their cadences. Step s draws its prompts and sampling
+ * seed from (seed, s), so a run resumed from a checkpoint replays nothing before it and repeats
+ * exactly what came after it.
+ */
+
+import { AdamW, clipGradNorm, learningRate } from "@loracast/shared/optim";
+import { parseLoraConfig } from "@loracast/shared/peft";
+import type { Clock, Logger } from "@loracast/shared/platform";
+import { createRng } from "@loracast/shared/random";
+import type { TextTokenizer } from "@loracast/shared/tokenizer";
+import { LoraParams, type TrainingSession } from "@loracast/shared/training";
+import { TrainerError } from "../errors.ts";
+import type { PublishExtras, PublishResult } from "../publisher.ts";
+import {
+  dpoGradients,
+  type GradientResult,
+  grpoGradients,
+  type StepSample,
+  sftGradients,
+} from "./algorithms.ts";
+import type { CheckpointStore } from "./checkpoints.ts";
+import type { RunConfig } from "./config.ts";
+import { type Example, examplesForStep } from "./dataset.ts";
+import { rewardModel } from "./rewards.ts";
+import type { RolloutSource } from "./rollouts.ts";
+
+export type RunEvent =
+  | { type: "step"; step: number; metrics: Record<string, number>; phasesMs: Record<string, number> }
+  | { type: "published"; step: number; version: number; sha256: string }
+  | { type: "checkpoint"; step: number; key: string }
+  | { type: "skipped"; step: number; reason: string };
+
+export interface RunLoopDeps {
+  session: TrainingSession;
+  tokenizer: TextTokenizer;
+  rollouts: RolloutSource;
+  publish(
+    run: string,
+    files: { configBytes: Uint8Array; weights: Uint8Array },
+    extras: PublishExtras,
+  ): Promise<PublishResult>;
+  checkpoints: CheckpointStore;
+  data: readonly Example[];
+  clock: Clock;
+  log: Logger;
+  emit(event: RunEvent): void;
+}
+
+export class RunLoop {
+  private readonly params: LoraParams;
+  private readonly optimizer: AdamW;
+  private step = 0;
+  private version = 0;
+  private versionStep = 0;
+  private readonly reward;
+
+  constructor(
+    private readonly config: RunConfig,
+    private readonly d: RunLoopDeps,
+  ) {
+    const lora = parseLoraConfig({
+      peft_type: "LORA",
+      task_type: "CAUSAL_LM",
+      r: config.lora.r,
+      lora_alpha: config.lora.alpha,
+      target_modules: config.lora.targetModules,
+      use_rslora: config.lora.rslora,
+      bias: "none",
+    });
+    if (!lora.ok) throw new TrainerError("invalid_config", `lora: ${lora.error.message}`);
+    try {
+      this.params = LoraParams.init(d.session.spec, lora.value, createRng(config.seed));
+    } catch (e) {
+      throw new TrainerError("invalid_config", `lora.targetModules: ${(e as Error).message}`);
+    }
+    const o = config.optimizer;
+    this.optimizer = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+    this.reward = rewardModel(config.rewards);
+  }
+
+  get completedSteps(): number {
+    return this.step;
+  }
+
+  /** Continues from the run's newest checkpoint, if it has one. Returns the step it resumes after. */
+  async restore(): Promise<number> {
+    const c = await this.d.checkpoints.latest(this.config.run);
+    if (c === null) return 0;
+    this.params.assign(c.params);
+    Object.assign(this.optimizer.state, c.optimizer);
+    this.step = c.state.step;
+    this.version = c.state.version;
+    this.versionStep = c.state.versionStep;
+    this.d.log.info("resumed from checkpoint", {
+      run: this.config.run,
+      step: this.step,
+      version: this.version,
+    });
+    return this.step;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { config } = this;
+    // The rollout policy is always a published version, so samples name what produced them.
+    if (this.version === 0 || this.versionStep !== this.step) await this.publish();
+    this.d.rollouts.offer(this.version, this.params.feeds());
+    let nonFinite = 0;
+    while (this.step < config.steps) {
+      signal.throwIfAborted();
+      const ok = await this.trainStep(signal);
+      nonFinite = ok ? 0 : nonFinite + 1;
+      if (nonFinite >= config.maxNonFiniteSteps) {
+        throw new TrainerError("internal", `${nonFinite} steps in a row had a non-finite loss or gradient`);
+      }
+      this.step++;
+      const last = this.step === config.steps;
+      if (this.step % config.publishEvery === 0 || last) await this.publish();
+      if (this.step % config.checkpointEvery === 0 || last) await this.checkpoint();
+    }
+  }
+
+  private async trainStep(signal: AbortSignal): Promise<boolean> {
+    const { config, d } = this;
+    const now = () => d.clock.now();
+    const stepStart = now();
+    const examples = examplesForStep(d.data, config.seed, this.step, config.promptsPerStep);
+    const alg = config.algorithm;
+    const phases: Record<string, number> = {};
+
+    let samples: StepSample[];
+    let staleness = 0;
+    if (alg.name === "sft") {
+      samples = examples.map((e) => {
+        if (e.completion === null)
+          throw new TrainerError("invalid_config", "dataset.path: SFT needs a completion per line");
+        return {
+          prompt: d.tokenizer.encode(e.prompt),
+          completion: d.tokenizer.encode(e.completion),
+          samplerLogprobs: null,
+          reward: 0,
+        };
+      });
+    } else {
+      const n = alg.name === "grpo" ? alg.numGenerations : 2;
+      const t0 = now();
+      const prompts = examples.map((e) => d.tokenizer.encode(e.prompt));
+      const rollouts = await d.rollouts.generate(
+        {
+          run: config.run,
+          version: this.version,
+          prompts,
+          n,
+          sampling: config.sampling,
+          stopTokens: d.tokenizer.stopTokenIds,
+          seed: config.seed * 1_000_003 + this.step,
+        },
+        signal,
+      );
+      phases.rollout = now() - t0;
+      staleness = this.step - this.versionStep;
+      const stop = new Set(d.tokenizer.stopTokenIds);
+      const t1 = now();
+      const texts = rollouts.map((r) => d.tokenizer.decode(r.completion.filter((t) => !stop.has(t))));
+      const rewards = await this.reward(
+        rollouts.map((r, i) => {
+          const e = examples[r.promptIndex] as Example;
+          return {
+            prompt: e.prompt,
+            completion: texts[i] ?? "",
+            completionTokens: r.completion.length,
+            answer: e.answer,
+          };
+        }),
+        signal,
+      );
+      phases.reward = now() - t1;
+      const maskTruncated = alg.name === "grpo" && alg.maskTruncatedCompletions;
+      samples = rollouts
+        .filter((r) => r.completion.length > 0)
+        .map((r) => ({
+          prompt: prompts[r.promptIndex] ?? [],
+          completion: r.completion,
+          masked: maskTruncated && r.finishReason === "length",
+          samplerLogprobs: r.logprobs,
+          reward: rewards[rollouts.indexOf(r)] ?? Number.NaN,
+        }));
+      if (samples.length !== rollouts.length) {
+        throw new TrainerError(
+          "internal",
+          "a rollout came back empty; generators must return at least one token",
+        );
+      }
+    }
+
+    const ctx = { session: d.session, params: this.params, config, now };
+    const g: GradientResult =
+      alg.name === "grpo"
+        ? await grpoGradients(ctx, samples)
+        : alg.name === "online_dpo"
+          ? await dpoGradients(ctx, samples)
+          : await sftGradients(ctx, samples);
+    Object.assign(phases, g.phases);
+
+    const t2 = now();
+    const gradNorm = clipGradNorm(g.grads, config.optimizer.maxGradNorm);
+    if (!Number.isFinite(g.loss) || !Number.isFinite(gradNorm)) {
+      const reason = `non-finite ${Number.isFinite(g.loss) ? "gradient norm" : "loss"}; step skipped`;
+      d.log.warn("step skipped", { run: config.run, step: this.step + 1, reason });
+      d.emit({ type: "skipped", step: this.step + 1, reason });
+      return false;
+    }
+    const lr = learningRate(
+      {
+        kind: config.optimizer.schedule,
+        lr: config.optimizer.lr,
+        warmupSteps: config.optimizer.warmupSteps,
+        totalSteps: config.steps,
+      },
+      this.step,
+    );
+    this.optimizer.step(this.params.named(), g.grads, lr);
+    phases.optimizer = now() - t2;
+
+    const rewards = samples.map((s) => s.reward).filter((r) => !Number.isNaN(r));
+    const mean = rewards.reduce((a, b) => a + b, 0) / Math.max(rewards.length, 1);
+    const std = Math.sqrt(rewards.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(rewards.length - 1, 1));
+    const trainMs = phases.train ?? 0;
+    d.emit({
+      type: "step",
+      step: this.step + 1,
+      metrics: {
+        reward_mean: mean,
+        reward_std: std,
+        rewards_skipped: samples.length - rewards.length,
+        loss: g.loss,
+        grad_norm: gradNorm,
+        lr,
+        version: this.version,
+        staleness,
+        tokens_per_second: trainMs > 0 ? (g.trainedTokens / trainMs) * 1000 : 0,
+        step_ms: now() - stepStart,
+        ...g.metrics,
+      },
+      phasesMs: phases,
+    });
+    return true;
+  }
+
+  /** A probe: the first example's prompt and this adapter's log-probabilities along it. */
+  private async probe(): Promise<{ tokens: number[][]; logprobs: number[][] }> {
+    const first = this.d.data[0];
+    const ids = this.d.tokenizer.encode(first?.prompt ?? "").slice(0, 16);
+    if (ids.length < 2) return { tokens: [], logprobs: [] };
+    const rows = BigInt64Array.from(ids.slice(0, -1), (_, i) => BigInt(i));
+    const lp = await this.d.session.score(
+      {
+        batch: 1,
+        seq: ids.length,
+        inputIds: BigInt64Array.from(ids, BigInt),
+        attentionMask: new BigInt64Array(ids.length).fill(1n),
+        positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
+        rows,
+        targets: BigInt64Array.from(ids.slice(1), BigInt),
+      },
+      this.params.feeds(),
+    );
+    return { tokens: [ids], logprobs: [[...lp]] };
+  }
+
+  private async publish(): Promise<void> {
+    const result = await this.d.publish(this.config.run, this.params.toPeft(), {
+      probe: await this.probe(),
+      training: { step: this.step, algorithm: this.config.algorithm.name, metrics: {} },
+    });
+    this.version = result.version;
+    this.versionStep = this.step;
+    this.d.rollouts.offer(this.version, this.params.feeds());
+    this.d.emit({ type: "published", step: this.step, version: result.version, sha256: result.sha256 });
+  }
+
+  private async checkpoint(): Promise<void> {
+    const key = await this.d.checkpoints.save(this.config.run, {
+      state: { step: this.step, version: this.version, versionStep: this.versionStep },
+      params: this.params.named(),
+      optimizer: this.optimizer.state,
+    });
+    this.d.emit({ type: "checkpoint", step: this.step, key });
+  }
+}
