@@ -11,7 +11,8 @@ export const rollbacksPrefix = (run: string): string => `runs/${run}/rollbacks/`
 export const rollbackKey = (run: string, atVersion: number, to: number): string =>
   `${rollbacksPrefix(run)}${pad(atVersion)}-${pad(to)}.json`;
 
-export const checkpointKey = (run: string, step: number): string => `runs/${run}/checkpoints/${pad(step)}.safetensors`;
+export const checkpointKey = (run: string, step: number): string =>
+  `runs/${run}/checkpoints/${pad(step)}.safetensors`;
 /** Written after the checkpoint it names, so a reader never follows it to a partial one. */
 export const latestCheckpointKey = (run: string): string => `runs/${run}/checkpoints/latest.json`;
 

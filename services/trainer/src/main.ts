@@ -125,9 +125,10 @@ const app = createApp({
   apiToken: env.TRAINER_API_TOKEN,
   maxUploadBytes: env.MAX_UPLOAD_MB * 1024 * 1024,
 });
+// Before listening, so that every run on disk answers from the first request on.
+await runs?.resumeAll();
 const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
 log.info("ready", { url: server.url, subscribers: subscriptions.urls(), base: spec?.fingerprint ?? null });
-await runs?.resumeAll();
 
 onShutdown(log, async () => {
   await server.close();

@@ -41,12 +41,16 @@ export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
         queue.push(e);
         wake?.();
       });
-      stream.onAbort(unsubscribe);
+      let closed = false;
+      stream.onAbort(() => {
+        closed = true;
+        wake?.();
+      });
       try {
-        for (;;) {
+        while (!closed) {
           const e = queue.shift();
           if (e === undefined) {
-            if (!m.isRunning(id)) break;
+            // Every run's history ends with a status event, so this wait always ends.
             await new Promise<void>((resolve) => {
               wake = resolve;
             });

@@ -91,6 +91,8 @@ export class RunManager {
       if (record.status === "running") {
         this.d.log.info("resuming run", { run: a.info.run });
         this.launch(a);
+      } else {
+        this.emit(a, { type: "status", status: record.status, error: record.error });
       }
     }
   }
@@ -206,9 +208,5 @@ export class RunManager {
     for (const e of a.events) if (e.seq > after) listener(e);
     a.listeners.add(listener);
     return () => a.listeners.delete(listener);
-  }
-
-  isRunning(run: string): boolean {
-    return this.runs.get(run)?.info.status === "running";
   }
 }

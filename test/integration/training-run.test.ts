@@ -1,0 +1,206 @@
+/**
+ * Training runs end to end on real processes: the embedded S3 server, a trainer with the demo base,
+ * two generators on the same artifacts. A GRPO run over REST publishes versions the generators
+ * activate; a second run survives a SIGKILL of the trainer and completes with contiguous versions.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { ROOT } from "@loracast/shared/supervisor";
+import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+
+interface StreamEvent {
+  type: string;
+  seq: number;
+  step?: number;
+  version?: number;
+  status?: string;
+  error?: string | null;
+  metrics?: Record<string, number>;
+}
+
+/** Reads the run's SSE stream until its status event (or the stream ends). */
+async function follow(
+  url: string,
+  onEvent: (e: StreamEvent) => void = () => {},
+  signal?: AbortSignal,
+): Promise<StreamEvent[]> {
+  const res = await fetch(url, { signal: signal ?? null });
+  assert.equal(res.status, 200);
+  const events: StreamEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    for (;;) {
+      const end = buffer.indexOf("\n\n");
+      if (end < 0) break;
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trim())
+        .join("");
+      if (data === "") continue;
+      const e = JSON.parse(data) as StreamEvent;
+      events.push(e);
+      onEvent(e);
+    }
+  }
+  return events;
+}
+
+const post = (url: string, body: unknown) =>
+  fetch(url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+describe("training runs over REST", () => {
+  let stack: Stack;
+  let work: string;
+  let dataset: string;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), "loracast-train-"));
+    const config = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
+    await writeRandomCheckpoint(join(work, "base"), { ...config, initializer_range: 0.3 }, 7);
+    const built = await buildArtifacts({
+      checkpointDir: join(work, "base"),
+      outDir: join(work, "model"),
+      quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
+    });
+    if (!built.ok) throw built.error;
+    dataset = join(work, "prompts.jsonl");
+    writeFileSync(
+      dataset,
+      Array.from({ length: 50 }, (_, i) => JSON.stringify({ prompt: `q${i * 37}:` })).join("\n"),
+    );
+    const model = { GENERATOR_MODEL_DIR: join(work, "model"), GENERATOR_BASE_CONFIG: "" };
+    stack = await startStack({
+      generators: 2,
+      generatorEnv: model,
+      trainerEnv: { TRAINER_MODEL_DIR: join(work, "model"), TRAINER_THREADS: "1" },
+    });
+  });
+  after(async () => {
+    await stack?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const runConfig = (run: string, steps: number) => ({
+    run,
+    seed: 3,
+    algorithm: { name: "grpo", numGenerations: 8, lossType: "dapo" },
+    dataset: { path: dataset },
+    rewards: [{ type: "regex", pattern: "[0-9]", mode: "fraction" }],
+    lora: { r: 8, alpha: 16 },
+    optimizer: { lr: 0.02 },
+    steps,
+    promptsPerStep: 4,
+    microBatch: 16,
+    sampling: { temperature: 1, maxTokens: 16 },
+    publishEvery: 2,
+    checkpointEvery: 2,
+  });
+
+  it("refuses an invalid config with 400 naming the field", async () => {
+    const bad = { ...runConfig("bad", 4), algorithm: { name: "grpo", epsilon: "wide" } };
+    const res = await post(`${stack.trainer.url}/v1/runs`, bad);
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, "invalid_config");
+    assert.match(body.error.message, /^algorithm\.epsilon: /);
+    const missing = await post(`${stack.trainer.url}/v1/runs`, {
+      ...runConfig("bad", 4),
+      dataset: { path: "/nope.jsonl" },
+    });
+    assert.equal(missing.status, 400);
+    assert.match(
+      ((await missing.json()) as { error: { message: string } }).error.message,
+      /^dataset\.path: /,
+    );
+  });
+
+  it("a GRPO run learns, publishes every 2 steps, and both generators activate its versions", async () => {
+    const res = await post(`${stack.trainer.url}/v1/runs`, runConfig("digits", 12));
+    assert.equal(res.status, 201, await res.clone().text());
+    const events = await follow(`${stack.trainer.url}/v1/runs/digits/events`);
+    const status = events.at(-1);
+    assert.equal(status?.type, "status");
+    assert.equal(status?.status, "completed", JSON.stringify(status));
+
+    const steps = events.filter((e) => e.type === "step");
+    assert.deepEqual(
+      steps.map((e) => e.step),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
+    const published = events.filter((e) => e.type === "published").map((e) => e.version);
+    assert.deepEqual(published, [1, 2, 3, 4, 5, 6, 7], "the initial adapter, then one version per 2 steps");
+    // Every step sampled from the newest version, published at most one step before it.
+    for (const e of steps) {
+      assert.equal(e.metrics?.version, Math.floor(((e.step ?? 0) - 1) / 2) + 1);
+      assert.ok((e.metrics?.staleness ?? 9) <= 1);
+    }
+    const reward = (from: number, to: number) =>
+      steps.slice(from, to).reduce((a, e) => a + (e.metrics?.reward_mean ?? 0), 0) / (to - from);
+    assert.ok(reward(9, 12) >= 2 * reward(0, 3), `reward ${reward(0, 3)} → ${reward(9, 12)}`);
+
+    for (const g of stack.generators) await stack.waitActive(g, "digits", 7, 30_000);
+    const info = (await (await fetch(`${stack.trainer.url}/v1/runs/digits`)).json()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(info.status, "completed");
+    assert.equal(info.version, 7);
+  });
+
+  it("resumes after SIGKILL: contiguous versions, no step before the checkpoint repeated", async () => {
+    const res = await post(`${stack.trainer.url}/v1/runs`, runConfig("resume", 10));
+    assert.equal(res.status, 201, await res.clone().text());
+    const controller = new AbortController();
+    let checkpointStep = 0;
+    await follow(
+      `${stack.trainer.url}/v1/runs/resume/events`,
+      (e) => {
+        if (e.type === "checkpoint" && (e.step ?? 0) >= 4 && checkpointStep === 0) {
+          checkpointStep = e.step ?? 0;
+          void stack.trainer.kill();
+          controller.abort();
+        }
+      },
+      controller.signal,
+    ).catch((e: Error) => assert.equal(e.name, "AbortError"));
+    assert.ok(checkpointStep >= 4);
+    await stack.trainer.kill();
+    const trainer = await stack.startTrainer();
+    const events = await follow(`${trainer.url}/v1/runs/resume/events`);
+    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    const steps = events.filter((e) => e.type === "step").map((e) => e.step ?? 0);
+    // Checkpoints come every 2 steps, so the resumed run starts right after an even step it had
+    // checkpointed, at or after the one seen before the kill, and runs to the end without gaps.
+    const first = steps[0] ?? 0;
+    assert.ok(
+      first > checkpointStep && first % 2 === 1,
+      `resumed at step ${first}, checkpoint ${checkpointStep}`,
+    );
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 10 - first + 1 }, (_, i) => first + i),
+    );
+    const versions = (await (await fetch(`${trainer.url}/v1/runs/resume/versions`)).json()) as {
+      versions: { version: number }[];
+    };
+    const numbers = versions.versions.map((v) => v.version);
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: numbers.length }, (_, i) => i + 1),
+      "contiguous from 1",
+    );
+  });
+});
