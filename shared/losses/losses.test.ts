@@ -15,7 +15,7 @@ const close = (got: number, want: number, what: string, tol = 1e-6) =>
   assert.ok(Math.abs(got - want) <= tol, `${what}: got ${got}, want ${want}`);
 const allClose = (got: ArrayLike<number>, want: number[], what: string) => {
   assert.equal(got.length, want.length, `${what}: length`);
-  want.forEach((w, i) => close(got[i] ?? Number.NaN, w, `${what}[${i}]`));
+  for (const [i, w] of want.entries()) close(got[i] ?? Number.NaN, w, `${what}[${i}]`);
 };
 
 /**

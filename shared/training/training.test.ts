@@ -60,7 +60,7 @@ describe("LoraParams", () => {
     assert.ok(m !== undefined);
     m.b.fill(0.5);
     const feeds = p.feeds();
-    assert.equal((feeds[peftKey(m.module, "B")]?.data as Float32Array)[0], 0.5 * m.scaling);
+    assert.equal((feeds[peftKey(m.module, "B")] as { data: Float32Array }).data[0], 0.5 * m.scaling);
     assert.deepEqual(feeds["base_model.model.model.layers.0.mlp.up_proj.lora_A.weight"]?.dims, [0, 64]);
     const graph = new Map<string, Float32Array>();
     for (const mm of p.modules) {
