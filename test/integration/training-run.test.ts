@@ -69,7 +69,7 @@ describe("training runs over REST", () => {
   before(async () => {
     work = mkdtempSync(join(tmpdir(), "loracast-train-"));
     const config = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
-    await writeRandomCheckpoint(join(work, "base"), { ...config, initializer_range: 0.3 }, 7);
+    await writeRandomCheckpoint(join(work, "base"), config, 7);
     const built = await buildArtifacts({
       checkpointDir: join(work, "base"),
       outDir: join(work, "model"),

@@ -7,8 +7,10 @@ export const envSchema = z.object({
   LORACAST_BASE_PORT: z.coerce.number().int().min(1024).max(65000).default(9000),
   /** Number of generators. */
   LORACAST_GENERATORS: z.coerce.number().int().min(1).max(16).default(2),
-  /** Publish a demo adapter once everything is up. */
+  /** Run the demo training run once everything is up. */
   LORACAST_DEMO: z.enum(["true", "false"]).default("true"),
+  /** Steps of the demo run. */
+  LORACAST_DEMO_STEPS: z.coerce.number().int().min(5).max(10_000).default(40),
   /** Bearer token for the trainer API. */
   TRAINER_API_TOKEN: z.string().min(16).default("local-dev-token-change-me"),
   /** Webhook secret shared by trainer and generators. */

@@ -1,15 +1,14 @@
 /**
  * `npm start`: the whole system on loopback. Starts the embedded S3 server, the generators and the
- * trainer as separate processes, prints their URLs, publishes a demo adapter and shows it go active
- * everywhere. Ctrl-C stops the trainer, then the generators, then S3.
+ * trainer as separate processes, prints their URLs, and runs the demo: GRPO on the demo base, with
+ * each generator activating the versions the trainer publishes. Ctrl-C stops the trainer, then the generators, then S3.
  */
-import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
-import { eventually, ROOT, type Service, startService } from "@loracast/shared/supervisor";
-import { writeDemoAdapter } from "./demo.ts";
+import { ROOT, type Service, startService } from "@loracast/shared/supervisor";
 import { ensureDemoModel } from "./demo-model.ts";
 import { envSchema } from "./env.ts";
+import { runTrainingDemo } from "./training-demo.ts";
 
 const env = envSchema.parse(process.env);
 const log = createLogger({ service: "local-stack" }, { quiet: true });
@@ -68,7 +67,7 @@ const trainer = await startService(
     TRAINER_PORT: String(env.LORACAST_BASE_PORT + 1),
     TRAINER_DATA_DIR: join(data, "trainer"),
     TRAINER_API_TOKEN: env.TRAINER_API_TOKEN,
-    TRAINER_BASE_CONFIG: baseConfig,
+    TRAINER_MODEL_DIR: modelDir,
     WEBHOOK_SECRET: env.WEBHOOK_SECRET,
     WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
   },
@@ -82,47 +81,16 @@ say(`  trainer        ${trainer.url}   bearer token: ${env.TRAINER_API_TOKEN}`);
 for (const g of generators) say(`  ${g.name.padEnd(14)} ${g.url}`);
 
 if (env.LORACAST_DEMO === "true") {
-  const dir = writeDemoAdapter(baseConfig, join(data, "demo-adapter"), 20261126);
-  const form = new FormData();
-  for (const f of ["adapter_config.json", "adapter_model.safetensors"])
-    form.set(f, new Blob([readFileSync(join(dir, f))]), f);
-  const t0 = performance.now();
-  const res = await fetch(`${trainer.url}/v1/runs/demo/adapters`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${env.TRAINER_API_TOKEN}` },
-    body: form,
+  await runTrainingDemo({
+    trainer,
+    generators,
+    token: env.TRAINER_API_TOKEN,
+    dataDir: data,
+    steps: env.LORACAST_DEMO_STEPS,
+    say,
   });
-  const published = (await res.json()) as { version: number; sha256: string };
-  say(`\ndemo: published ${dir} as demo@${published.version} (sha256 ${published.sha256.slice(0, 16)}…)`);
-  for (const g of generators) {
-    await eventually(`${g.name} active`, async () => {
-      const a = (await (await fetch(`${g.url}/v1/adapters`)).json()) as {
-        active: Record<string, { version: number }>;
-      };
-      return a.active.demo?.version === published.version ? true : undefined;
-    });
-    say(
-      `demo: ${g.name} serves demo@${published.version} (${(performance.now() - t0).toFixed(0)} ms after publish)`,
-    );
-  }
-  say(`\nPublish your own: curl -H 'authorization: Bearer ${env.TRAINER_API_TOKEN}' \\`);
-  say(
-    `  -F adapter_config.json=@${dir}/adapter_config.json -F adapter_model.safetensors=@${dir}/adapter_model.safetensors \\`,
-  );
-  say(`  ${trainer.url}/v1/runs/demo/adapters`);
-
   const g0 = generators[0] as Service;
-  const completion = await fetch(`${g0.url}/v1/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "demo", prompt: "Hello", max_tokens: 8, temperature: 0 }),
-  });
-  const body = (await completion.json()) as { model: string; choices: { text: string }[] };
-  say(
-    `\ndemo: ${g0.name} completed "Hello" on ${body.model} (x-loracast-adapter-sha256 ${completion.headers.get("x-loracast-adapter-sha256")?.slice(0, 16)}…): ${JSON.stringify(body.choices[0]?.text)}`,
-  );
-  say("  (random demo weights, so the text is noise; the point is which adapter produced it)");
-  say(`Ask yourself: curl ${g0.url}/v1/completions -H 'content-type: application/json' \\`);
-  say(`  -d '{"model": "demo", "prompt": "Hello", "max_tokens": 16}'`);
+  say(`\nAsk a generator: curl ${g0.url}/v1/completions -H 'content-type: application/json' \\`);
+  say(`  -d '{"model": "<run>", "prompt": "q5:", "max_tokens": 16}'`);
 }
 say("\nCtrl-C stops everything.");
