@@ -131,6 +131,13 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
     `  versions         ${versions.length} published (v${versions[0]}…v${versions.at(-1)}), every 2 steps`,
   );
   o.say(`  step time (mean) ${[...phases].map(([k, v]) => `${k} ${mean(v).toFixed(0)} ms`).join(", ")}`);
+  // The last version is published after the last step; give the webhooks a moment to land.
+  const newest = `v${versions.at(-1)}`;
+  for (let i = 0; i < 50; i++) {
+    const now = await Promise.all(o.generators.map((g) => activeVersion(g, run)));
+    if (now.every((v) => v === newest)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const serving = await Promise.all(
     o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run)}`),
   );
