@@ -27,6 +27,11 @@ interface Ctx {
   params: LoraParams;
   config: RunConfig;
   now: () => number;
+  /**
+   * Applies an optimizer step. GRPO with numIterations μ takes μ optimizer steps per generation
+   * batch, as TRL does; all but the last go through here, the last is returned to the caller.
+   */
+  optimize(grads: Map<string, Float32Array>): void;
 }
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
@@ -74,11 +79,16 @@ export async function grpoGradients(ctx: Ctx, samples: StepSample[]): Promise<Gr
     done();
   }
 
-  const grads = new Map<string, Float32Array>();
+  let grads = new Map<string, Float32Array>();
   let loss = 0;
   let clip = 0;
   let kl = 0;
   for (let it = 0; it < alg.numIterations; it++) {
+    if (it > 0) {
+      ctx.optimize(grads);
+      grads = new Map();
+      loss = 0;
+    }
     const current = it === 0 ? feeds : params.feeds();
     for (const [i, m] of micro.entries()) {
       const o = old[i] ?? null;
@@ -109,8 +119,8 @@ export async function grpoGradients(ctx: Ctx, samples: StepSample[]): Promise<Gr
           delta: alg.delta,
           beta: alg.beta,
           maxCompletionLength: config.sampling.maxTokens,
-          gradientAccumulationSteps: micro.length * alg.numIterations,
-          itemsInGenerationBatch: items * alg.numIterations,
+          gradientAccumulationSteps: micro.length,
+          itemsInGenerationBatch: items,
         },
       });
       const done = timed(phases, "train", now);

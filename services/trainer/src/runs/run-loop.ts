@@ -177,24 +177,38 @@ export class RunLoop {
       );
       phases.reward = now() - t1;
       const maskTruncated = alg.name === "grpo" && alg.maskTruncatedCompletions;
-      samples = rollouts
-        .filter((r) => r.completion.length > 0)
-        .map((r) => ({
-          prompt: prompts[r.promptIndex] ?? [],
-          completion: r.completion,
-          masked: maskTruncated && r.finishReason === "length",
-          samplerLogprobs: r.logprobs,
-          reward: rewards[rollouts.indexOf(r)] ?? Number.NaN,
-        }));
-      if (samples.length !== rollouts.length) {
+      if (rollouts.some((r) => r.completion.length === 0)) {
         throw new TrainerError(
           "internal",
-          "a rollout came back empty; generators must return at least one token",
+          "a rollout came back empty; samplers must return at least one token",
         );
       }
+      samples = rollouts.map((r, i) => ({
+        prompt: prompts[r.promptIndex] ?? [],
+        completion: r.completion,
+        masked: maskTruncated && r.finishReason === "length",
+        samplerLogprobs: r.logprobs,
+        reward: rewards[i] ?? Number.NaN,
+      }));
     }
 
-    const ctx = { session: d.session, params: this.params, config, now };
+    const lr = learningRate(
+      {
+        kind: config.optimizer.schedule,
+        lr: config.optimizer.lr,
+        warmupSteps: config.optimizer.warmupSteps,
+        totalSteps: config.steps,
+      },
+      this.step,
+    );
+    // Intermediate optimizer steps (GRPO's numIterations > 1) skip silently on a non-finite norm;
+    // the step's last one is checked and reported below.
+    const optimize = (grads: Map<string, Float32Array>) => {
+      if (Number.isFinite(clipGradNorm(grads, config.optimizer.maxGradNorm))) {
+        this.optimizer.step(this.params.named(), grads, lr);
+      }
+    };
+    const ctx = { session: d.session, params: this.params, config, now, optimize };
     const g: GradientResult =
       alg.name === "grpo"
         ? await grpoGradients(ctx, samples)
@@ -211,15 +225,6 @@ export class RunLoop {
       d.emit({ type: "skipped", step: this.step + 1, reason });
       return false;
     }
-    const lr = learningRate(
-      {
-        kind: config.optimizer.schedule,
-        lr: config.optimizer.lr,
-        warmupSteps: config.optimizer.warmupSteps,
-        totalSteps: config.steps,
-      },
-      this.step,
-    );
     this.optimizer.step(this.params.named(), g.grads, lr);
     phases.optimizer = now() - t2;
 
