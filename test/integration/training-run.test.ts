@@ -160,6 +160,33 @@ describe("training runs over REST", () => {
     assert.equal(info.version, 7);
   });
 
+  it("a run sampling from the two generators gets every rollout from the exact version it names", async () => {
+    const config = {
+      ...runConfig("fleet", 4),
+      publishEvery: 1,
+      generators: { urls: stack.generators.map((g) => g.url), timeoutMs: 30_000, retries: 1 },
+    };
+    const res = await post(`${stack.trainer.url}/v1/runs`, config);
+    assert.equal(res.status, 201, await res.clone().text());
+    const events = await follow(`${stack.trainer.url}/v1/runs/fleet/events`);
+    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    const steps = events.filter((e) => e.type === "step");
+    // Version 1 is the initial adapter; after every step the next one is published and sampled.
+    assert.deepEqual(
+      steps.map((e) => [e.step, e.metrics?.version, e.metrics?.staleness]),
+      [1, 2, 3, 4].map((s) => [s, s, 0]),
+    );
+    // The generators answered for those versions (a mismatch fails the step), so they hold them.
+    const seen = await Promise.all(stack.generators.map((g) => stack.adapters(g)));
+    for (const a of seen) {
+      const versions = a.data.filter((r) => r.run === "fleet").map((r) => r.version);
+      assert.ok(
+        [1, 2, 3, 4].every((v) => versions.includes(v)),
+        `generator knows fleet@${versions}`,
+      );
+    }
+  });
+
   it("resumes after SIGKILL: contiguous versions, no step before the checkpoint repeated", async () => {
     const res = await post(`${stack.trainer.url}/v1/runs`, runConfig("resume", 10));
     assert.equal(res.status, 201, await res.clone().text());

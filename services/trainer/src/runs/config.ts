@@ -106,6 +106,15 @@ export const runConfigSchema = z.strictObject({
   /** Sequences per forward/backward pass; gradients accumulate over a step's micro-batches. */
   microBatch: positiveInt.max(4096).default(16),
   sampling: sampling.prefault({}),
+  /** Generators to sample from, by base URL; null samples from the trainer's in-process engine. */
+  generators: z
+    .strictObject({
+      urls: z.array(z.url()).min(1),
+      timeoutMs: positiveInt.default(60_000),
+      retries: z.number().int().min(0).max(10).default(3),
+    })
+    .nullable()
+    .default(null),
   publishEvery: positiveInt.default(1),
   checkpointEvery: positiveInt.default(5),
   /** Consecutive non-finite steps after which the run fails. */

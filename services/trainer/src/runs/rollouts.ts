@@ -2,10 +2,12 @@
  * Where samples come from. Every request names the exact adapter version it wants, and every
  * rollout reports the version that produced it, so staleness is measured, never assumed.
  * `LocalRollouts` is the embedded default: an in-process engine over the same base, holding the
- * feeds of each version the run published.
+ * feeds of each version the run published. `FleetRollouts` samples from the generators.
  */
 import { createRng } from "@loracast/shared/random";
 import type { Engine, LoraFeeds } from "@loracast/shared/runtime";
+import pRetry, { AbortError } from "p-retry";
+import { TrainerError } from "../errors.ts";
 
 export interface RolloutRequest {
   run: string;
@@ -79,5 +81,102 @@ export class LocalRollouts implements RolloutSource {
       }),
     );
     return Promise.all(jobs);
+  }
+}
+
+export interface FleetOptions {
+  urls: readonly string[];
+  timeoutMs: number;
+  retries: number;
+}
+
+interface CompletionChoice {
+  index: number;
+  token_ids?: number[];
+  logprobs: { token_logprobs: (number | null)[] } | null;
+  finish_reason: string;
+}
+
+/**
+ * Rollouts through the generators' OpenAI API: one `/v1/completions` call per prompt with `n`
+ * samples, spread round-robin over the fleet, naming `<run>@<version>` exactly (a generator pulls
+ * a version it has not loaded yet). A response from any other version is refused, never trained on.
+ */
+export class FleetRollouts implements RolloutSource {
+  readonly kind = "generator fleet";
+
+  constructor(private readonly o: FleetOptions) {}
+
+  offer(): void {
+    // Versions reach the fleet through the store and webhooks, not through the trainer's memory.
+  }
+
+  private async complete(url: string, body: Record<string, unknown>, signal: AbortSignal) {
+    return pRetry(
+      async () => {
+        const res = await fetch(`${url}/v1/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal: AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]),
+        });
+        const text = await res.text();
+        if (res.status >= 500 || res.status === 404)
+          throw new Error(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
+        if (!res.ok) throw new AbortError(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
+        return JSON.parse(text) as { model: string; choices: CompletionChoice[] };
+      },
+      { retries: this.o.retries, minTimeout: 200, maxTimeout: 3000, signal },
+    );
+  }
+
+  async generate(req: RolloutRequest, signal: AbortSignal): Promise<Rollout[]> {
+    const model = `${req.run}@${req.version}`;
+    const perPrompt = await Promise.all(
+      req.prompts.map(async (prompt, promptIndex) => {
+        const url = this.o.urls[promptIndex % this.o.urls.length] as string;
+        let body: { model: string; choices: CompletionChoice[] };
+        try {
+          body = await this.complete(
+            url,
+            {
+              model,
+              prompt,
+              n: req.n,
+              max_tokens: req.sampling.maxTokens,
+              temperature: req.sampling.temperature,
+              top_p: req.sampling.topP,
+              top_k: req.sampling.topK,
+              seed: req.seed * 65_537 + promptIndex,
+              logprobs: 0,
+              return_token_ids: true,
+              stop_token_ids: req.stopTokens,
+            },
+            signal,
+          );
+        } catch (e) {
+          if (signal.aborted) throw e;
+          throw new TrainerError("generators_unavailable", `rollouts for ${model}: ${(e as Error).message}`, {
+            cause: e,
+          });
+        }
+        if (body.model !== model) {
+          throw new TrainerError(
+            "internal",
+            `${url} answered with ${body.model}, not the requested ${model}`,
+          );
+        }
+        return body.choices.map(
+          (c): Rollout => ({
+            promptIndex,
+            completion: c.token_ids ?? [],
+            logprobs: (c.logprobs?.token_logprobs ?? []).map((l) => l ?? Number.NaN),
+            finishReason: c.finish_reason === "length" ? "length" : "stop",
+            version: req.version,
+          }),
+        );
+      }),
+    );
+    return perPrompt.flat();
   }
 }

@@ -14,7 +14,7 @@ import type { PublishExtras, PublishResult } from "../publisher.ts";
 import type { CheckpointStore } from "./checkpoints.ts";
 import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
 import { loadDataset } from "./dataset.ts";
-import type { RolloutSource } from "./rollouts.ts";
+import { FleetRollouts, type RolloutSource } from "./rollouts.ts";
 import { type RunEvent, RunLoop } from "./run-loop.ts";
 
 export type RunStatus = "running" | "completed" | "failed" | "cancelled";
@@ -162,8 +162,10 @@ export class RunManager {
     void (async () => {
       try {
         const data = await loadDataset(a.info.config.dataset.path);
+        const fleet = a.info.config.generators;
         const loop = new RunLoop(a.info.config, {
           ...this.d,
+          rollouts: fleet === null ? this.d.rollouts : new FleetRollouts(fleet),
           data,
           emit: (e) => this.emit(a, e),
         });
