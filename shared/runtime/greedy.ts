@@ -1,5 +1,5 @@
 import type { DecoderSession } from "./decoder-session.ts";
-import { argmaxRow } from "./logits.ts";
+import { argmaxRow, logProbAt } from "./logits.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 
 /**
@@ -47,4 +47,29 @@ export async function greedyDecode(
     );
   }
   return out;
+}
+
+/** log p(tokens[i + 1] | tokens[..i]) along one unpadded sequence, in one forward pass. */
+export async function sequenceLogprobs(
+  session: DecoderSession,
+  lora: LoraFeeds,
+  tokens: readonly number[],
+): Promise<number[]> {
+  const n = tokens.length;
+  if (n < 2) return [];
+  const vocab = session.manifest.dims.vocabSize;
+  const { logits } = await session.step(
+    {
+      batch: 1,
+      seq: n,
+      inputIds: BigInt64Array.from(tokens.map(BigInt)),
+      attentionMask: new BigInt64Array(n).fill(1n),
+      positionIds: BigInt64Array.from(tokens.map((_, i) => BigInt(i))),
+      logitsPositions: BigInt64Array.from({ length: n - 1 }, (_, i) => BigInt(i)),
+      logitsCount: n - 1,
+      past: null,
+    },
+    lora,
+  );
+  return tokens.slice(1).map((t, i) => logProbAt(logits, i, vocab, t));
 }

@@ -15,7 +15,7 @@ export {
   type GenerationRequest,
   type GenerationResult,
 } from "./engine.ts";
-export { greedyDecode } from "./greedy.ts";
+export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { argmaxRow, logProbAt } from "./logits.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
 export {

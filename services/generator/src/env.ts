@@ -50,6 +50,11 @@ export const envSchema = s3EnvSchema.extend({
   CACHE_MAX_MB: z.coerce.number().positive().default(2048),
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
+  /**
+   * Largest |Δ| allowed between a manifest's probe logprobs and this generator's, per token. Same
+   * artifacts on the same EP agree to ~1e-5; the slack is for other EPs and thread counts.
+   */
+  PROBE_TOLERANCE: z.coerce.number().positive().default(0.01),
 });
 
 export const generatorEnvSchema = envSchema.refine(

@@ -1,7 +1,13 @@
 import { buildModelSpec, loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
-import { adapterFeeds, DecoderSession, Engine, sessionsCreated } from "@loracast/shared/runtime";
+import {
+  adapterFeeds,
+  DecoderSession,
+  Engine,
+  sequenceLogprobs,
+  sessionsCreated,
+} from "@loracast/shared/runtime";
 import { AdapterStore, S3ObjectStore, s3SettingsFromEnv } from "@loracast/shared/store";
 import { loadTokenizer } from "@loracast/shared/tokenizer";
 import { ReplayCache } from "@loracast/shared/webhooks";
@@ -60,7 +66,15 @@ const manager = new AdapterManager({
   bounds: { maxVersions: env.CACHE_MAX_VERSIONS, maxBytes: env.CACHE_MAX_MB * 1024 * 1024 },
   maxRank: env.MAX_LORA_RANK,
   runs: env.GENERATOR_RUNS.length === 0 ? null : env.GENERATOR_RUNS,
-  ...(session !== null ? { prepare: (v) => adapterFeeds(spec, v) } : {}),
+  ...(session !== null
+    ? {
+        prepare: (v) => adapterFeeds(spec, v),
+        probe: {
+          score: (feeds, tokens) => sequenceLogprobs(session, feeds, tokens),
+          tolerance: env.PROBE_TOLERANCE,
+        },
+      }
+    : {}),
 });
 
 let inference = null;

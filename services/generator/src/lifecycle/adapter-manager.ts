@@ -27,6 +27,11 @@ export interface ManagerDeps {
   alsoAccept?: readonly string[];
   /** Turns a verified adapter into engine feeds at staging; absent when the generator has no engine. */
   prepare?: (adapter: VerifiedAdapter) => LoraFeeds;
+  /**
+   * Scores a manifest's probe with the staged feeds (next-token log-probabilities along each row),
+   * so a version whose numbers differ from the trainer's beyond `probeTolerance` never activates.
+   */
+  probe?: { score: (feeds: LoraFeeds, tokens: readonly number[]) => Promise<number[]>; tolerance: number };
 }
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
@@ -328,6 +333,22 @@ export class AdapterManager {
     if (!checked.ok) return checked;
     const { verified, config } = checked.value;
     const feeds = this.d.prepare?.(verified) ?? null;
+    if (feeds !== null && manifest.probe !== null && this.d.probe !== undefined) {
+      const { score, tolerance } = this.d.probe;
+      for (const [row, tokens] of manifest.probe.tokens.entries()) {
+        const want = manifest.probe.logprobs[row] ?? [];
+        const got = await score(feeds, tokens);
+        if (got.length !== want.length) {
+          return err(`probe row ${row}: ${want.length} logprobs for ${tokens.length} tokens`);
+        }
+        const diff = got.reduce((m, g, i) => Math.max(m, Math.abs(g - (want[i] ?? Number.NaN))), 0);
+        if (!(diff <= tolerance)) {
+          return err(
+            `probe logprobs differ from the trainer's by ${diff.toPrecision(3)} (tolerance ${tolerance})`,
+          );
+        }
+      }
+    }
     record.phases = {
       manifestMs: tManifest - t0,
       downloadMs: tDownload - tManifest,

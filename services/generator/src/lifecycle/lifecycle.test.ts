@@ -5,6 +5,7 @@ import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createLogger } from "@loracast/shared/platform";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
 import { AdapterStore, MemoryObjectStore } from "@loracast/shared/store";
+import * as ort from "onnxruntime-node";
 import { AdapterManager } from "./adapter-manager.ts";
 import type { VersionRecord } from "./types.ts";
 import { VersionCache } from "./version-cache.ts";
@@ -72,7 +73,12 @@ describe("adapter manager", () => {
   if (!dims.ok) throw dims.error;
   const spec = buildModelSpec(dims.value);
 
-  async function publish(store: AdapterStore, run: string, seed: number) {
+  async function publish(
+    store: AdapterStore,
+    run: string,
+    seed: number,
+    probe: { tokens: number[][]; logprobs: number[][] } | null = null,
+  ) {
     const tensors = Object.fromEntries(
       [0, 1].flatMap((l) => [
         [
@@ -95,7 +101,7 @@ describe("adapter manager", () => {
         createdAt: "2026-01-01T00:00:00.000Z",
         base: { fingerprint: null },
         adapterConfig: {},
-        probe: null,
+        probe,
         training: null,
         publisher: { service: "test", instance: "t" },
       },
@@ -190,5 +196,42 @@ describe("adapter manager", () => {
     const release = m.pin(r.value);
     assert.equal(m.activeRecord("r")?.version, 2);
     release();
+  });
+
+  it("scores the probe before activating, and refuses a version whose probe disagrees", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    // A stand-in engine: every next-token log-probability is −seed/10 for an adapter filled with seed.
+    const scored: number[][] = [];
+    const m = new AdapterManager({
+      store,
+      spec,
+      clock: { now: () => 0 },
+      log: createLogger({}, { write: () => {} }),
+      bounds: { maxVersions: 4, maxBytes: 1e9 },
+      maxRank: 64,
+      runs: null,
+      prepare: (v) => ({
+        seed: new ort.Tensor("float32", Float32Array.of(v.modules[0]?.a.array()[0] as number), [1]),
+      }),
+      probe: {
+        score: async (feeds, tokens) => {
+          scored.push([...tokens]);
+          const seed = (feeds.seed?.data as Float32Array)[0] ?? 0;
+          return tokens.slice(1).map(() => -seed / 10);
+        },
+        tolerance: 0.01,
+      },
+    });
+    await publish(store, "p", 1, { tokens: [[5, 6, 7]], logprobs: [[-0.1, -0.1]] });
+    await m.reconcile();
+    assert.equal(m.activeRecord("p")?.version, 1);
+    assert.deepEqual(scored, [[5, 6, 7]]);
+
+    await publish(store, "p", 2, { tokens: [[5, 6, 7]], logprobs: [[-0.2, -0.25]] });
+    await m.reconcile();
+    assert.equal(m.activeRecord("p")?.version, 1, "the previous version keeps serving");
+    const failed = m.cache.all().find((r) => r.run === "p" && r.version === 2);
+    assert.equal(failed?.state, "failed");
+    assert.match(failed?.reason ?? "", /probe logprobs differ from the trainer's by 0\.0500/);
   });
 });
