@@ -216,7 +216,7 @@ describe("adapter manager", () => {
       probe: {
         score: async (feeds, tokens) => {
           scored.push([...tokens]);
-          const seed = (feeds.seed?.data as Float32Array)[0] ?? 0;
+          const seed = ((feeds.seed as ort.Tensor).data as Float32Array)[0] ?? 0;
           return tokens.slice(1).map(() => -seed / 10);
         },
         tolerance: 0.01,
