@@ -15,7 +15,7 @@ import type { CheckpointStore } from "./checkpoints.ts";
 import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
 import { loadDataset } from "./dataset.ts";
 import { FleetRollouts, type RolloutSource } from "./rollouts.ts";
-import { type RunEvent, RunLoop } from "./run-loop.ts";
+import { type RunEvent, RunLoop, type RunLoopDeps } from "./run-loop.ts";
 
 export type RunStatus = "running" | "completed" | "failed" | "cancelled";
 
@@ -31,20 +31,8 @@ export interface RunInfo {
   config: RunConfig;
 }
 
-export interface RunManagerDeps {
-  dataDir: string;
-  session: TrainingSession;
-  tokenizer: TextTokenizer;
-  rollouts: RolloutSource;
-  publish(
-    run: string,
-    files: { configBytes: Uint8Array; weights: Uint8Array },
-    extras: PublishExtras,
-  ): Promise<PublishResult>;
-  checkpoints: CheckpointStore;
-  clock: Clock;
-  log: Logger;
-}
+/** The loop's dependencies, less the per-run ones the manager supplies (data, events). */
+export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & { dataDir: string };
 
 /** What `GET /v1/runs/:id/events` streams: the loop's events and the run's status changes. */
 export type RunStreamEvent = (RunEvent | { type: "status"; status: RunStatus; error: string | null }) & {
