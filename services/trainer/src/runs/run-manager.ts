@@ -5,16 +5,11 @@
  */
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Clock, Logger } from "@loracast/shared/platform";
-import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import type { TrainingSession } from "@loracast/shared/training";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
-import type { PublishExtras, PublishResult } from "../publisher.ts";
-import type { CheckpointStore } from "./checkpoints.ts";
 import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
 import { loadDataset } from "./dataset.ts";
-import { FleetRollouts, type RolloutSource } from "./rollouts.ts";
+import { FleetRollouts } from "./rollouts.ts";
 import { type RunEvent, RunLoop, type RunLoopDeps } from "./run-loop.ts";
 
 export type RunStatus = "running" | "completed" | "failed" | "cancelled";
