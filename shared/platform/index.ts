@@ -6,3 +6,4 @@ export { createLogger, type Logger } from "./logger.ts";
 export { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./metrics.ts";
 export { requestId } from "./request-id.ts";
 export { onShutdown } from "./shutdown.ts";
+export { readSse } from "./sse-client.ts";

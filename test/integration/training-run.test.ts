@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { readSse } from "@loracast/shared/platform";
 import { ROOT } from "@loracast/shared/supervisor";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
@@ -28,28 +29,11 @@ async function follow(
   onEvent: (e: StreamEvent) => void = () => {},
   signal?: AbortSignal,
 ): Promise<StreamEvent[]> {
-  const res = await fetch(url, { signal: signal ?? null });
-  assert.equal(res.status, 200);
   const events: StreamEvent[] = [];
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    for (;;) {
-      const end = buffer.indexOf("\n\n");
-      if (end < 0) break;
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const data = block
-        .split("\n")
-        .filter((l) => l.startsWith("data:"))
-        .map((l) => l.slice(5).trim())
-        .join("");
-      if (data === "") continue;
-      const e = JSON.parse(data) as StreamEvent;
-      events.push(e);
-      onEvent(e);
-    }
+  for await (const data of readSse(url, signal)) {
+    const e = data as StreamEvent;
+    events.push(e);
+    onEvent(e);
   }
   return events;
 }

@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readSse } from "@loracast/shared/platform";
 import type { Service } from "@loracast/shared/supervisor";
 
 export interface DemoOptions {
@@ -25,26 +26,6 @@ interface StepEvent {
   error?: string | null;
   metrics?: Record<string, number>;
   phasesMs?: Record<string, number>;
-}
-
-async function* events(url: string): AsyncGenerator<StepEvent> {
-  const res = await fetch(url);
-  if (!res.ok || res.body === null) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-      const data = buffer
-        .slice(0, end)
-        .split("\n")
-        .filter((l) => l.startsWith("data:"))
-        .map((l) => l.slice(5).trim())
-        .join("");
-      buffer = buffer.slice(end + 2);
-      if (data !== "") yield JSON.parse(data) as StepEvent;
-    }
-  }
 }
 
 async function activeVersion(g: Service, run: string): Promise<string> {
@@ -99,7 +80,8 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   const phases = new Map<string, number[]>();
   const versions: number[] = [];
   let status: StepEvent | null = null;
-  for await (const e of events(`${o.trainer.url}/v1/runs/${run}/events`)) {
+  for await (const data of readSse(`${o.trainer.url}/v1/runs/${run}/events`)) {
+    const e = data as StepEvent;
     if (e.type === "published" && e.version !== undefined) versions.push(e.version);
     if (e.type === "status") {
       status = e;
