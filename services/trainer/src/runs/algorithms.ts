@@ -199,17 +199,15 @@ export async function sftGradients(ctx: Ctx, samples: StepSample[]): Promise<Gra
   let trained = 0;
   for (const part of micro) {
     const { batch, tokens } = packBatch(part);
-    const r = sftLoss(tokens, new Float32Array(tokens.seq.length), micro.length);
+    // SFT's seed does not depend on the log-probabilities, so one pass gives the gradient and
+    // the log-probabilities the loss is then computed from.
+    const { grad } = sftLoss(tokens, new Float32Array(tokens.seq.length), micro.length);
     const done = timed(phases, "train", now);
-    const out = await session.backward(batch, feeds, r.grad);
+    const out = await session.backward(batch, feeds, grad);
     done();
     params.gradients(out.grads, grads);
-    const n = Math.max(
-      tokens.mask.reduce((a, b) => a + b, 0),
-      1,
-    );
-    loss -= out.logprobs.reduce((a, l, t) => a + (tokens.mask[t] ?? 0) * l, 0) / n / micro.length;
-    trained += n;
+    loss += sftLoss(tokens, out.logprobs, micro.length).loss;
+    trained += tokens.mask.reduce((a, b) => a + b, 0);
   }
   return { loss, grads, trainedTokens: trained, metrics: {}, phases };
 }

@@ -73,11 +73,11 @@ export class CheckpointStore {
     };
     for (const name of file.value.tensors.keys()) {
       if (!name.startsWith("param.")) continue;
-      const key2 = name.slice("param.".length);
-      params.set(key2, floats(name) as Float32Array);
-      const m = floats(`adam_m.${key2}`);
-      const v = floats(`adam_v.${key2}`);
-      if (m !== null && v !== null) moments.set(key2, { m, v });
+      const param = name.slice("param.".length);
+      params.set(param, floats(name) as Float32Array);
+      const m = floats(`adam_m.${param}`);
+      const v = floats(`adam_v.${param}`);
+      if (m !== null && v !== null) moments.set(param, { m, v });
     }
     return {
       state: { step: state.step, version: state.version, versionStep: state.versionStep },

@@ -10,7 +10,7 @@ import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import { LoraParams, type TrainingSession } from "@loracast/shared/training";
+import { LoraParams, packBatch, type TrainingSession } from "@loracast/shared/training";
 import { TrainerError } from "../errors.ts";
 import type { PublishExtras, PublishResult } from "../publisher.ts";
 import {
@@ -258,19 +258,9 @@ export class RunLoop {
     const first = this.d.data[0];
     const ids = this.d.tokenizer.encode(first?.prompt ?? "").slice(0, 16);
     if (ids.length < 2) return { tokens: [], logprobs: [] };
-    const rows = BigInt64Array.from(ids.slice(0, -1), (_, i) => BigInt(i));
-    const lp = await this.d.session.score(
-      {
-        batch: 1,
-        seq: ids.length,
-        inputIds: BigInt64Array.from(ids, BigInt),
-        attentionMask: new BigInt64Array(ids.length).fill(1n),
-        positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
-        rows,
-        targets: BigInt64Array.from(ids.slice(1), BigInt),
-      },
-      this.params.feeds(),
-    );
+    // As a sample: the first token as the prompt scores every later one.
+    const { batch } = packBatch([{ prompt: ids.slice(0, 1), completion: ids.slice(1) }]);
+    const lp = await this.d.session.score(batch, this.params.feeds());
     return { tokens: [ids], logprobs: [[...lp]] };
   }
 

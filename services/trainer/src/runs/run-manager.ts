@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
 import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
-import { loadDataset } from "./dataset.ts";
+import { type Example, loadDataset } from "./dataset.ts";
 import { FleetRollouts } from "./rollouts.ts";
 import { type RunEvent, RunLoop, type RunLoopDeps } from "./run-loop.ts";
 
@@ -113,10 +113,10 @@ export class RunManager {
         `run ${busy.info.run} is running; this trainer trains one run at a time`,
       );
     }
-    await loadDataset(config.dataset.path);
+    const data = await loadDataset(config.dataset.path);
     const a = this.track(config, new Date(this.d.clock.now()).toISOString(), "running", null);
     await this.persist(a);
-    this.launch(a);
+    this.launch(a, data);
     return a.info;
   }
 
@@ -132,7 +132,8 @@ export class RunManager {
     for (const l of a.listeners) l(event);
   }
 
-  private launch(a: Active): void {
+  /** Starts the loop in the background; a resumed run reads its dataset here, a new one already has. */
+  private launch(a: Active, loaded?: Example[]): void {
     const abort = new AbortController();
     a.abort = abort;
     const finish = async (status: RunStatus, error: string | null) => {
@@ -144,7 +145,7 @@ export class RunManager {
     };
     void (async () => {
       try {
-        const data = await loadDataset(a.info.config.dataset.path);
+        const data = loaded ?? (await loadDataset(a.info.config.dataset.path));
         const fleet = a.info.config.generators;
         const loop = new RunLoop(a.info.config, {
           ...this.d,
