@@ -20,6 +20,8 @@ export const TRAIN_IO = {
   scoreTargets: "score_targets",
   /** float32 scalar: logits are multiplied by this before the softmax (1 / sampling temperature). */
   invTemperature: "inv_temperature",
+  /** bool scalar: run the backward pass. False returns empty gradients and costs the forward alone. */
+  computeGrads: "compute_grads",
   /** float32 [k]: dLoss/dLogprob per scored position, the seed of the backward pass. */
   logprobGrads: "logprob_grads",
   /** float32 [k] */

@@ -3,11 +3,12 @@
  * positions, and the gradient of every LoRA factor, derived by `addGradients` from the forward
  * graph rather than written per architecture. The loss stays outside: the trainer turns its
  * algorithm's loss into dLoss/dLogprob per position (the seed), which keeps one graph for GRPO,
- * DPO and SFT. Fetching only `logprobs` runs the forward alone, which is how the trainer scores
- * old and reference log-probabilities (reference = rank-0 LoRA inputs, the base).
+ * DPO and SFT. The backward sits in an `If` on `compute_grads`: ORT runs every node of a graph
+ * whatever outputs are fetched, so without the branch a forward-only scoring (old and reference
+ * log-probabilities; reference = rank-0 LoRA inputs, the base) would cost a whole backward too.
  */
 import { addGradients } from "../autodiff/index.ts";
-import { attr, type GraphBuilder } from "../onnx/index.ts";
+import { attr, type GraphBuilder, type GraphValue, type NodeValue } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { buildDecoderBody, lmHead } from "./decoder-graph.ts";
 import { TRAIN_IO } from "./io-names.ts";
@@ -35,10 +36,46 @@ export function buildTrainingGraph(g: GraphBuilder, arch: Architecture, w: Weigh
   });
   g.output(TRAIN_IO.logprobs, "float32", ["scored"]);
 
-  const grads = addGradients(g, { seeds: [{ value: logprobs, grad: seed }], wrt: body.loraInputs });
-  for (const input of body.loraInputs) {
-    const name = TRAIN_IO.grad(input);
-    g.op("Identity", [grads.get(input) ?? ""], {}, { names: [name] });
-    g.output(name, "float32", null);
-  }
+  const computeGrads = g.input(TRAIN_IO.computeGrads, "bool", []);
+  const branch = (name: string, emit: () => string[]): GraphValue => {
+    const mark = g.mark();
+    const outputs = g.scoped(name, emit);
+    // A forward value the branch reads stays alive until the If runs, after the whole forward.
+    // The backward reads many only for their shape (unbroadcasting), so those Shape nodes move
+    // out, next to the value, which can then be freed as the forward goes on.
+    const inside = new Set<string>();
+    const nodes: NodeValue[] = [];
+    const hoisted: NodeValue[] = [];
+    for (const n of g.takeNodesSince(mark)) {
+      if (n.opType === "Shape" && !inside.has(n.inputs[0] ?? "")) hoisted.push(n);
+      else {
+        nodes.push(n);
+        for (const o of n.outputs) inside.add(o);
+      }
+    }
+    g.insertAfterProducers(hoisted);
+    return {
+      name,
+      nodes,
+      initializers: [],
+      inputs: [],
+      outputs: outputs.map((o) => ({ name: o, type: "float32", shape: null })),
+    };
+  };
+  const backward = branch("backward", () => {
+    const grads = addGradients(g, { seeds: [{ value: logprobs, grad: seed }], wrt: body.loraInputs });
+    return body.loraInputs.map((input) => g.op1("Identity", [grads.get(input) ?? ""]));
+  });
+  const skipped = branch("skipped", () => {
+    const empty = g.op1("ConstantOfShape", [g.constant("int64", [1], [0])]);
+    return body.loraInputs.map(() => g.op1("Identity", [empty]));
+  });
+  const names = body.loraInputs.map((input) => TRAIN_IO.grad(input));
+  g.op(
+    "If",
+    [computeGrads],
+    { then_branch: attr.graph(backward), else_branch: attr.graph(skipped) },
+    { names },
+  );
+  for (const name of names) g.output(name, "float32", null);
 }

@@ -154,6 +154,32 @@ export class GraphBuilder {
     return out;
   }
 
+  /** How many nodes have been emitted; pass it to `takeNodesSince` to move later nodes elsewhere. */
+  mark(): number {
+    return this.nodes.length;
+  }
+
+  /**
+   * Removes and returns the nodes emitted since `mark`, to become the body of a subgraph (an `If`
+   * branch). Their value names stay claimed, so the outer graph cannot reuse them.
+   */
+  takeNodesSince(mark: number): NodeValue[] {
+    return this.nodes.splice(mark);
+  }
+
+  /**
+   * Puts nodes back into the graph, each right after the node that produces its first input (or
+   * first, for a graph input or initializer), so a cheap reader of a large value runs while the
+   * value is live instead of keeping it alive for later.
+   */
+  insertAfterProducers(nodes: readonly NodeValue[]): void {
+    for (const node of nodes) {
+      const source = node.inputs[0];
+      const at = this.nodes.findIndex((n) => n.outputs.includes(source ?? ""));
+      this.nodes.splice(at + 1, 0, node);
+    }
+  }
+
   build(): GraphValue {
     return {
       name: this.graphName,

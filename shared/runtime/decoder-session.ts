@@ -49,12 +49,17 @@ export interface DecoderSessionOptions {
   intraOpThreads?: number;
 }
 
-/** An ORT session with the options every loracast graph runs under. */
-export function createSession(path: string, options: DecoderSessionOptions): Promise<ort.InferenceSession> {
+/** An ORT session with the options every loracast graph runs under, less what `overrides` changes. */
+export function createSession(
+  path: string,
+  options: DecoderSessionOptions,
+  overrides: Pick<ort.InferenceSession.SessionOptions, "graphOptimizationLevel" | "enableMemPattern"> = {},
+): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(path, {
     executionProviders: options.executionProviders ?? ["cpu"],
     ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
     graphOptimizationLevel: "all",
+    ...overrides,
   });
 }
 

@@ -1,6 +1,6 @@
 /**
- * The training graph as one ORT session. `score` fetches only the log-probabilities, so ORT runs
- * the forward alone; `backward` also fetches every LoRA gradient. Both take the factors as feeds,
+ * The training graph as one ORT session. `score` turns the graph's backward branch off and runs
+ * the forward alone; `backward` also returns every LoRA gradient. Both take the factors as feeds,
  * so the policy, the old policy and the reference (rank-0 factors) share one loaded base.
  */
 import { join } from "node:path";
@@ -51,16 +51,23 @@ export class TrainingSession {
     if (file === undefined) {
       return err(new ModelArtifactsError(`${dir} has no training graph; rebuild it with this version`));
     }
-    const session = await createSession(join(dir, file), options);
+    // No graph optimization: constant folding would precompute every dequantized weight of the
+    // backward at load (9 GB for a 0.5B int4 base) instead of one at a time per step. No memory
+    // pattern: it is planned per input shape, training shapes change every step, and the arena
+    // it grows for each kept 5 GB more per shape on that model. (Measured: docs/benchmarks.md.)
+    const session = await createSession(join(dir, file), options, {
+      graphOptimizationLevel: "disabled",
+      enableMemPattern: false,
+    });
     const gradNames = session.outputNames.filter((n) => n.startsWith(TRAIN_IO.grad("")));
     return ok(new TrainingSession(manifest, spec, session, gradNames));
   }
 
-  private feeds(batch: TrainBatch, lora: LoraFeeds, invTemperature: number, seeds: Float32Array) {
+  private feeds(batch: TrainBatch, lora: LoraFeeds, invTemperature: number, seeds: Float32Array | null) {
     const { batch: b, seq } = batch;
     const k = batch.rows.length;
-    if (batch.targets.length !== k || seeds.length !== k) {
-      throw new Error(`scored positions: ${k} rows, ${batch.targets.length} targets, ${seeds.length} seeds`);
+    if (batch.targets.length !== k || (seeds !== null && seeds.length !== k)) {
+      throw new Error(`scored positions: ${k} rows, ${batch.targets.length} targets, ${seeds?.length} seeds`);
     }
     return {
       ...lora,
@@ -70,14 +77,14 @@ export class TrainingSession {
       [TRAIN_IO.scoreRows]: new ort.Tensor("int64", batch.rows, [k]),
       [TRAIN_IO.scoreTargets]: new ort.Tensor("int64", batch.targets, [k]),
       [TRAIN_IO.invTemperature]: new ort.Tensor("float32", Float32Array.of(invTemperature), []),
-      [TRAIN_IO.logprobGrads]: new ort.Tensor("float32", seeds, [k]),
+      [TRAIN_IO.logprobGrads]: new ort.Tensor("float32", seeds ?? new Float32Array(k), [k]),
+      [TRAIN_IO.computeGrads]: new ort.Tensor("bool", Uint8Array.of(seeds === null ? 0 : 1), []),
     };
   }
 
   /** log p(target | prefix) at every scored position, forward only. */
   async score(batch: TrainBatch, lora: LoraFeeds, invTemperature = 1): Promise<Float32Array> {
-    const seeds = new Float32Array(batch.rows.length);
-    const out = await this.session.run(this.feeds(batch, lora, invTemperature, seeds), [TRAIN_IO.logprobs]);
+    const out = await this.session.run(this.feeds(batch, lora, invTemperature, null), [TRAIN_IO.logprobs]);
     return out[TRAIN_IO.logprobs]?.data as Float32Array;
   }
 

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { buildArtifacts, writeRandomCheckpoint } from "../model-builder/index.ts";
 import { buildModelSpec, parseDecoderDims, peftKey, verifyAdapterFiles } from "../model-spec/index.ts";
 import { parseLoraConfig } from "../peft/index.ts";
 import { createRng } from "../random/index.ts";
 import { ROOT } from "../supervisor/index.ts";
-import { LoraParams, packBatch } from "./index.ts";
+import { LoraParams, packBatch, TrainingSession } from "./index.ts";
 
 const dims = parseDecoderDims(JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8")));
 assert.ok(dims.ok);
@@ -92,5 +94,45 @@ describe("LoraParams", () => {
       () => LoraParams.init(spec, config({ target_modules: ["nope"] }), createRng(1)),
       /targets no module/,
     );
+  });
+});
+
+describe("TrainingSession", () => {
+  it("scores with the backward branch off: the same log-probabilities, no gradients fetched", async () => {
+    const work = mkdtempSync(join(tmpdir(), "loracast-session-"));
+    try {
+      const base = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
+      await writeRandomCheckpoint(join(work, "base"), base, 5);
+      const built = await buildArtifacts({
+        checkpointDir: join(work, "base"),
+        outDir: join(work, "model"),
+        quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
+      });
+      assert.ok(built.ok);
+      const session = await TrainingSession.load(join(work, "model"));
+      assert.ok(session.ok);
+      const p = LoraParams.init(
+        spec,
+        config({ r: 4, lora_alpha: 8, target_modules: "all-linear" }),
+        createRng(4),
+      );
+      const { batch, tokens } = packBatch([
+        { prompt: [5, 6, 7], completion: [8, 9] },
+        { prompt: [10], completion: [11, 12, 13] },
+      ]);
+      const scored = await session.value.score(batch, p.feeds());
+      const seeds = Float32Array.from(tokens.seq, (_, i) => 0.1 * (i + 1));
+      const out = await session.value.backward(batch, p.feeds(), seeds);
+      assert.deepEqual([...scored], [...out.logprobs]);
+      assert.equal(out.grads.size, p.named().size);
+      for (const [key, grad] of out.grads) {
+        assert.equal(grad.length, p.named().get(key)?.length, key);
+      }
+      // B starts at zero, so dA is zero and dB is not: the gradient flows.
+      assert.ok([...out.grads].some(([k, g]) => k.includes("lora_B") && g.some((v) => v !== 0)));
+      await session.value.release();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
