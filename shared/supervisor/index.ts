@@ -52,8 +52,12 @@ export async function startService(
   const entry = ENTRIES[kind];
   if (entry === undefined) throw new Error(`unknown service ${kind}`);
   const name = options.name ?? kind;
-  const proc = spawn(process.execPath, [...entry.nodeArgs, "--import", "tsx", entry.script], {
-    cwd: ROOT,
+  // Hosts without node_modules (the GPU bench host) run each service from an esbuild bundle
+  // named after it, made by test/bench/gpu/prepare.sh.
+  const bundles = process.env.LORACAST_SERVICE_BUNDLES;
+  const script = bundles === undefined ? ["--import", "tsx", entry.script] : [join(bundles, `${kind}.mjs`)];
+  const proc = spawn(process.execPath, [...entry.nodeArgs, ...script], {
+    cwd: bundles === undefined ? ROOT : process.cwd(),
     env: { PATH: process.env.PATH ?? "", ...entry.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

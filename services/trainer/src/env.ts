@@ -25,6 +25,8 @@ export const envSchema = s3EnvSchema.extend({
    * trains runs on this base and verifies every adapter against its module map and fingerprint.
    */
   TRAINER_MODEL_DIR: z.string().optional(),
+  /** Execution provider for the training graph and in-process rollouts. */
+  TRAINER_EXECUTION_PROVIDER: z.enum(["cpu", "webgpu"]).default("cpu"),
   /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
   /** Optional HF config.json of the base (when there is no TRAINER_MODEL_DIR), to verify adapters against. */

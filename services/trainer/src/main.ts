@@ -36,10 +36,13 @@ let spec: ModelSpec | null = null;
 let training: { session: TrainingSession; rollouts: LocalRollouts; tokenizer: TextTokenizer } | null = null;
 if (env.TRAINER_MODEL_DIR !== undefined) {
   const dir = env.TRAINER_MODEL_DIR;
-  const threads = env.TRAINER_THREADS === 0 ? {} : { intraOpThreads: env.TRAINER_THREADS };
+  const options = {
+    executionProviders: [env.TRAINER_EXECUTION_PROVIDER],
+    ...(env.TRAINER_THREADS === 0 ? {} : { intraOpThreads: env.TRAINER_THREADS }),
+  };
   const [session, decoder] = await Promise.all([
-    TrainingSession.load(dir, threads),
-    DecoderSession.load(dir, threads),
+    TrainingSession.load(dir, options),
+    DecoderSession.load(dir, options),
   ]);
   if (!session.ok) {
     log.error("cannot load the training graph", { dir, error: session.error.message });

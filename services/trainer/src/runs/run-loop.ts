@@ -28,8 +28,8 @@ import type { RolloutSource } from "./rollouts.ts";
 
 export type RunEvent =
   | { type: "step"; step: number; metrics: Record<string, number>; phasesMs: Record<string, number> }
-  | { type: "published"; step: number; version: number; sha256: string }
-  | { type: "checkpoint"; step: number; key: string }
+  | { type: "published"; step: number; version: number; sha256: string; ms: number }
+  | { type: "checkpoint"; step: number; key: string; ms: number }
   | { type: "skipped"; step: number; reason: string };
 
 export interface RunLoopDeps {
@@ -265,6 +265,7 @@ export class RunLoop {
   }
 
   private async publish(): Promise<void> {
+    const start = this.d.clock.now();
     const result = await this.d.publish(this.config.run, this.params.toPeft(), {
       probe: await this.probe(),
       training: { step: this.step, algorithm: this.config.algorithm.name, metrics: {} },
@@ -272,15 +273,22 @@ export class RunLoop {
     this.version = result.version;
     this.versionStep = this.step;
     this.d.rollouts.offer(this.version, this.params.feeds());
-    this.d.emit({ type: "published", step: this.step, version: result.version, sha256: result.sha256 });
+    this.d.emit({
+      type: "published",
+      step: this.step,
+      version: result.version,
+      sha256: result.sha256,
+      ms: this.d.clock.now() - start,
+    });
   }
 
   private async checkpoint(): Promise<void> {
+    const start = this.d.clock.now();
     const key = await this.d.checkpoints.save(this.config.run, {
       state: { step: this.step, version: this.version, versionStep: this.versionStep },
       params: this.params.named(),
       optimizer: this.optimizer.state,
     });
-    this.d.emit({ type: "checkpoint", step: this.step, key });
+    this.d.emit({ type: "checkpoint", step: this.step, key, ms: this.d.clock.now() - start });
   }
 }

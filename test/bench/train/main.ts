@@ -1,0 +1,188 @@
+/**
+ * npm run bench:train [-- --ep=cpu|webgpu --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
+ *   --max-tokens=64 --threads=0]
+ *
+ * The trainer as it runs in production: the embedded S3 server and a trainer service, each its own
+ * process, on a model with Qwen2.5-0.5B's dimensions (seeded random weights, int4 block 32). One
+ * GRPO run over REST with β > 0, so every step has all of its phases: rollouts from the in-process
+ * engine, the reference forward (rank-0 factors), the old-policy forward, the training
+ * forward+backward, AdamW, and a publish through the handoff path. The step events' phase times
+ * are what the trainer itself measured; the peak RSS is the trainer process's VmHWM.
+ */
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { readSse } from "@loracast/shared/platform";
+import { createRng } from "@loracast/shared/random";
+import { ROOT, startService } from "@loracast/shared/supervisor";
+import { s3Env, startS3 } from "../../helpers/s3.ts";
+import { SECRET, TOKEN } from "../../helpers/stack.ts";
+import { QWEN25_05B } from "../engine/configs.ts";
+
+const { values } = parseArgs({
+  options: {
+    ep: { type: "string", default: "cpu" },
+    steps: { type: "string", default: "4" },
+    prompts: { type: "string", default: "2" },
+    generations: { type: "string", default: "4" },
+    "prompt-tokens": { type: "string", default: "64" },
+    "max-tokens": { type: "string", default: "64" },
+    threads: { type: "string", default: "0" },
+    // Shares the engine benchmark's random checkpoint, which takes minutes to write.
+    work: { type: "string", default: join(ROOT, ".bench", "engine") },
+  },
+});
+const ep = values.ep === "webgpu" ? "webgpu" : "cpu";
+const steps = Number(values.steps);
+const prompts = Number(values.prompts);
+const generations = Number(values.generations);
+const promptTokens = Number(values["prompt-tokens"]);
+const maxTokens = Number(values["max-tokens"]);
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+const checkpoint = join(values.work, "qwen25-05b-random");
+const modelDir = join(values.work, "qwen25-05b-int4-train");
+await writeRandomCheckpoint(checkpoint, QWEN25_05B, 1);
+const existing = await readModelManifest(modelDir);
+if (!existing.ok || existing.value.manifest.files.training === undefined) {
+  const t = performance.now();
+  const built = await buildArtifacts({
+    checkpointDir: checkpoint,
+    outDir: modelDir,
+    quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false, accuracyLevel: 4 },
+  });
+  if (!built.ok) throw built.error;
+  say(`int4 artifacts with the training graph: ${seconds(performance.now() - t)}`);
+}
+const manifest = await readModelManifest(modelDir);
+if (!manifest.ok) throw manifest.error;
+const weightBytes = statSync(join(modelDir, manifest.value.manifest.files.data)).size;
+
+// Prompts of exactly `promptTokens` bytes: the byte tokenizer makes each one token.
+const rng = createRng(7);
+const dataset = join(values.work, "train-prompts.jsonl");
+writeFileSync(
+  dataset,
+  Array.from({ length: 64 }, () =>
+    JSON.stringify({
+      prompt: Array.from({ length: promptTokens }, () =>
+        String.fromCharCode(97 + Math.floor(rng.next() * 26)),
+      ).join(""),
+    }),
+  ).join("\n"),
+);
+
+const s3 = await startS3();
+const loadStart = performance.now();
+const trainer = await startService(
+  "trainer",
+  {
+    ...s3Env(s3.url),
+    TRAINER_PORT: "0",
+    TRAINER_DATA_DIR: join(s3.dir, "..", `trainer-${process.pid}`),
+    TRAINER_API_TOKEN: TOKEN,
+    WEBHOOK_SECRET: SECRET,
+    WEBHOOK_SUBSCRIBERS: "",
+    TRAINER_MODEL_DIR: modelDir,
+    TRAINER_EXECUTION_PROVIDER: ep,
+    TRAINER_THREADS: values.threads,
+  },
+  { readyTimeoutMs: 600_000 },
+);
+const loadMs = performance.now() - loadStart;
+
+const run = `bench-${Date.now().toString(36)}`;
+const res = await fetch(`${trainer.url}/v1/runs`, {
+  method: "POST",
+  headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+  body: JSON.stringify({
+    run,
+    seed: 1,
+    algorithm: { name: "grpo", numGenerations: generations, lossType: "dapo", beta: 0.04 },
+    dataset: { path: dataset },
+    rewards: [{ type: "regex", pattern: "[a-m]", mode: "fraction" }],
+    lora: { r: 16, alpha: 32, targetModules: "all-linear" },
+    steps,
+    promptsPerStep: prompts,
+    microBatch: prompts * generations,
+    // Completions run to maxTokens: the stop token is one of 151,936 under random weights.
+    sampling: { temperature: 1, maxTokens },
+    publishEvery: 1,
+    checkpointEvery: steps,
+  }),
+});
+if (res.status !== 201) throw new Error(`POST /v1/runs: HTTP ${res.status} ${await res.text()}`);
+
+interface Event {
+  type: string;
+  step?: number;
+  ms?: number;
+  status?: string;
+  error?: string | null;
+  metrics?: Record<string, number>;
+  phasesMs?: Record<string, number>;
+}
+const events: Event[] = [];
+for await (const data of readSse(`${trainer.url}/v1/runs/${run}/events`)) {
+  const e = data as Event;
+  events.push(e);
+  if (e.type === "step") say(`step ${e.step}: ${seconds(e.metrics?.step_ms ?? 0)}`);
+}
+const status = (/VmHWM:\s+(\d+) kB[\s\S]*VmRSS:\s+(\d+) kB/.exec(
+  readFileSync(`/proc/${trainer.proc.pid}/status`, "utf8"),
+) ?? []) as string[];
+await trainer.stop();
+await s3.stop();
+const last = events.at(-1);
+if (last?.status !== "completed") throw new Error(`run ended ${last?.status}: ${last?.error}`);
+
+const stepEvents = events.filter((e) => e.type === "step");
+const publishes = events.filter((e) => e.type === "published").map((e) => e.ms ?? 0);
+const warm = stepEvents.slice(1);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+const phase = (e: Event, name: string) => e.phasesMs?.[name] ?? 0;
+const scored = (e: Event) => ((e.metrics?.tokens_per_second ?? 0) * phase(e, "train")) / 1000;
+const sequences = prompts * generations;
+
+say(
+  `\nQwen2.5-0.5B dims, random weights, int4 block 32 (accuracy_level 4); ${ep} EP; GRPO β=0.04, ` +
+    `${prompts} prompts × ${generations} generations, prompt ${promptTokens} + completion ≤ ${maxTokens} tokens, ` +
+    `LoRA r=16 on all 7 projections; ${steps} steps`,
+);
+say(`trainer start-up (both sessions loaded): ${seconds(loadMs)}`);
+say("| phase | step 1 (cold) | steps 2.. (mean) |");
+say("|---|---|---|");
+const first = stepEvents[0];
+const rows: [string, (e: Event) => number][] = [
+  ["rollout (in-process engine)", (e) => phase(e, "rollout")],
+  ["reward", (e) => phase(e, "reward")],
+  ["reference forward", (e) => phase(e, "reference")],
+  ["old-policy forward", (e) => phase(e, "old_logprobs")],
+  ["training forward+backward", (e) => phase(e, "train")],
+  ["optimizer (clip + AdamW)", (e) => phase(e, "optimizer")],
+];
+for (const [name, f] of rows) {
+  say(`| ${name} | ${first === undefined ? "-" : seconds(f(first))} | ${seconds(mean(warm.map(f)))} |`);
+}
+say(
+  `| publish (probe + PEFT safetensors + S3 + webhooks) | ${seconds(publishes[1] ?? 0)} | ${seconds(mean(publishes.slice(2)))} |`,
+);
+say(
+  `| whole step | ${first === undefined ? "-" : seconds(first.metrics?.step_ms ?? 0)} | ${seconds(mean(warm.map((e) => e.metrics?.step_ms ?? 0)))} |`,
+);
+const trainMs = mean(warm.map((e) => phase(e, "train")));
+const scoredTokens = mean(warm.map(scored));
+const processed = scoredTokens + sequences * promptTokens;
+say(
+  `training forward+backward: ${((scoredTokens / trainMs) * 1000).toFixed(1)} completion tokens/s ` +
+    `(${scoredTokens.toFixed(0)} scored per step), ${((processed / trainMs) * 1000).toFixed(1)} tokens/s counting prompts`,
+);
+const stepMs = mean(warm.map((e) => e.metrics?.step_ms ?? 0));
+say(`whole step: ${((scoredTokens / stepMs) * 1000).toFixed(1)} completion tokens/s`);
+const mb = (kb: string | undefined) => Number(kb ?? Number.NaN) / 1024;
+say(
+  `trainer peak RSS (VmHWM): ${mb(status[1]).toFixed(0)} MB; RSS at the end ${mb(status[2]).toFixed(0)} MB; ` +
+    `int4 weights file ${(weightBytes / 2 ** 20).toFixed(0)} MB (peak = ${((mb(status[1]) * 2 ** 20) / weightBytes).toFixed(2)}× the weights)`,
+);
