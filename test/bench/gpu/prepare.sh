@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepares what the GPU host needs to run `npm run bench:engine -- --ep=webgpu` (../shared/docs/gpu.md):
-# .carry/ (node, linux-x64 onnxruntime-node, the benchmark bundled into one file) and .gl/ (the
+# Prepares what the GPU host needs to run `npm run bench:engine -- --ep=webgpu` and
+# `npm run bench:train -- --ep=webgpu` (../shared/docs/gpu.md): .carry/ (node, linux-x64
+# onnxruntime-node, each benchmark and the services it starts bundled into one file) and .gl/ (the
 # Vulkan loader). Both are git-ignored; name them in the device call's `carry`.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -11,10 +12,16 @@ mkdir -p .carry .gl
 # transformers.js imports sharp for images only; the benchmark never touches one.
 stub=$(mktemp -d)/sharp.mjs
 echo 'export default function sharp() { throw new Error("sharp is not bundled"); }' > "$stub"
-npx esbuild test/bench/engine/main.ts --bundle --platform=node --format=esm --target=node20 \
-  --outfile=.carry/bench-engine.mjs --external:onnxruntime-node --external:onnxruntime-common \
-  --alias:sharp="$stub" --log-level=warning \
-  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+bundle() {
+  npx esbuild "$1" --bundle --platform=node --format=esm --target=node20 --outfile="$2" \
+    --external:onnxruntime-node --external:onnxruntime-common --alias:sharp="$stub" --log-level=warning \
+    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+}
+bundle test/bench/engine/main.ts .carry/bench-engine.mjs
+bundle test/bench/train/main.ts .carry/bench-train.mjs
+# The training benchmark starts these as processes (LORACAST_SERVICE_BUNDLES=.carry).
+bundle services/trainer/src/main.ts .carry/trainer.mjs
+bundle services/s3-local/src/main.ts .carry/s3-local.mjs
 # The NVIDIA Vulkan ICD is libGLX_nvidia, which needs the glvnd libraries besides the loader.
 if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
   lists=$(mktemp -d); mkdir -p "$lists/partial"

@@ -1,6 +1,6 @@
 /**
  * npm run bench:train [-- --ep=cpu|webgpu --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
- *   --max-tokens=64 --threads=0]
+ *   --max-tokens=64 --threads=0 --build-only]
  *
  * The trainer as it runs in production: the embedded S3 server and a trainer service, each its own
  * process, on a model with Qwen2.5-0.5B's dimensions (seeded random weights, int4 block 32). One
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     "prompt-tokens": { type: "string", default: "64" },
     "max-tokens": { type: "string", default: "64" },
     threads: { type: "string", default: "0" },
+    // Write the checkpoint and build the artifacts, then stop (the GPU script does this untimed).
+    "build-only": { type: "boolean", default: false },
     // Shares the engine benchmark's random checkpoint, which takes minutes to write.
     work: { type: "string", default: join(ROOT, ".bench", "engine") },
   },
@@ -58,6 +60,7 @@ if (!existing.ok || existing.value.manifest.files.training === undefined) {
 }
 const manifest = await readModelManifest(modelDir);
 if (!manifest.ok) throw manifest.error;
+if (values["build-only"]) process.exit(0);
 const weightBytes = statSync(join(modelDir, manifest.value.manifest.files.data)).size;
 
 // Prompts of exactly `promptTokens` bytes: the byte tokenizer makes each one token.
