@@ -208,6 +208,11 @@ const CASES: Case[] = [
     feeds: { a: x(2, 3, 4, 5), b: x(2, 1, 5, 6) },
     build: op("MatMul")("a", "b"),
   },
+  {
+    name: "MatMul with a 2-D right operand",
+    feeds: { a: x(2, 3, 4), b: x(4, 5) },
+    build: op("MatMul")("a", "b"),
+  },
   ...[0, 1].flatMap((ta) =>
     [0, 1].map(
       (tb): Case => ({

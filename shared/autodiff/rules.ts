@@ -194,15 +194,23 @@ export const RULES: Readonly<Record<string, Rule>> = {
     return [g.op1("Sub", [dy, g.op1("Mul", [p, total])])];
   }),
   MatMul: unary((dy, { ctx, node, wants }) => {
-    // Einsum's ellipsis broadcasts batch axes the way MatMul does, so no rank is needed here.
+    // Einsum's ellipsis takes the batch axes whatever the rank, so no rank is needed here. The
+    // other operand is first expanded to dy's batch axes: WebGPU's Einsum refuses ellipses that
+    // differ (a broadcast), and unbroadcast sums the expanded axes back either way.
     // Both operands must be at least 2-D, which every MatMul the builders emit is.
     const g = ctx.g;
     const [a, b] = [input(node, 0), input(node, 1)];
     const einsum = (eq: string, x: string, y: string) =>
       g.op1("Einsum", [x, y], { equation: attr.string(eq) });
+    const batchOfDy = g.op1("Shape", [dy], { end: attr.int(-2) });
+    const expanded = (x: string) =>
+      g.op1("Expand", [
+        x,
+        g.op1("Concat", [batchOfDy, g.op1("Shape", [x], { start: attr.int(-2) })], { axis: attr.int(0) }),
+      ]);
     return [
-      wants[0] ? ctx.unbroadcast(einsum("...ik,...jk->...ij", dy, b), a) : null,
-      wants[1] ? ctx.unbroadcast(einsum("...ki,...kj->...ij", a, dy), b) : null,
+      wants[0] ? ctx.unbroadcast(einsum("...ik,...jk->...ij", dy, expanded(b)), a) : null,
+      wants[1] ? ctx.unbroadcast(einsum("...ki,...kj->...ij", expanded(a), dy), b) : null,
     ];
   }),
   Gemm: unary((dy, { ctx, node, wants }) => {
