@@ -165,7 +165,9 @@ export function addGradients(g: GraphBuilder, request: GradientRequest): Map<str
   const total = (value: string): string | null => {
     const list = parts.get(value);
     if (list === undefined || list.length === 0) return null;
-    const sum = list.length === 1 ? (list[0] as string) : g.op1("Sum", list);
+    // A chain of Adds, not one Sum: WebGPU has no Sum kernel, and ORT would copy each addend to
+    // the CPU and back.
+    const sum = list.slice(1).reduce((acc, x) => g.op1("Add", [acc, x]), list[0] as string);
     parts.set(value, [sum]);
     return sum;
   };

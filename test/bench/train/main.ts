@@ -1,6 +1,6 @@
 /**
  * npm run bench:train [-- --ep=cpu|webgpu --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
- *   --max-tokens=64 --threads=0 --build-only]
+ *   --max-tokens=64 --micro-batch=8 --threads=0 --build-only]
  *
  * The trainer as it runs in production: the embedded S3 server and a trainer service, each its own
  * process, on a model with Qwen2.5-0.5B's dimensions (seeded random weights, int4 block 32). One
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     "prompt-tokens": { type: "string", default: "64" },
     "max-tokens": { type: "string", default: "64" },
     threads: { type: "string", default: "0" },
+    // Sequences per forward/backward pass; the default is all of a step's.
+    "micro-batch": { type: "string" },
     // Write the checkpoint and build the artifacts, then stop (the GPU script does this untimed).
     "build-only": { type: "boolean", default: false },
     // Shares the engine benchmark's random checkpoint, which takes minutes to write.
@@ -41,6 +43,7 @@ const prompts = Number(values.prompts);
 const generations = Number(values.generations);
 const promptTokens = Number(values["prompt-tokens"]);
 const maxTokens = Number(values["max-tokens"]);
+const microBatch = Number(values["micro-batch"] ?? prompts * generations);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
@@ -109,7 +112,7 @@ const res = await fetch(`${trainer.url}/v1/runs`, {
     lora: { r: 16, alpha: 32, targetModules: "all-linear" },
     steps,
     promptsPerStep: prompts,
-    microBatch: prompts * generations,
+    microBatch,
     // Completions run to maxTokens: the stop token is one of 151,936 under random weights.
     sampling: { temperature: 1, maxTokens },
     publishEvery: 1,
@@ -151,7 +154,8 @@ const sequences = prompts * generations;
 
 say(
   `\nQwen2.5-0.5B dims, random weights, int4 block 32 (accuracy_level 4); ${ep} EP; GRPO β=0.04, ` +
-    `${prompts} prompts × ${generations} generations, prompt ${promptTokens} + completion ≤ ${maxTokens} tokens, ` +
+    `${prompts} prompts × ${generations} generations in micro-batches of ${microBatch}, ` +
+    `prompt ${promptTokens} + completion ≤ ${maxTokens} tokens, ` +
     `LoRA r=16 on all 7 projections; ${steps} steps`,
 );
 say(`trainer start-up (both sessions loaded): ${seconds(loadMs)}`);
