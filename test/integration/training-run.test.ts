@@ -144,6 +144,44 @@ describe("training runs over REST", () => {
     assert.equal(info.version, 7);
   });
 
+  it("online DPO and SFT runs complete over REST, publish, and move their objectives", async () => {
+    const dpo = {
+      ...runConfig("pairs", 8),
+      algorithm: { name: "online_dpo", beta: 0.1 },
+      microBatch: 8,
+    };
+    let res = await post(`${stack.trainer.url}/v1/runs`, dpo);
+    assert.equal(res.status, 201, await res.clone().text());
+    let events = await follow(`${stack.trainer.url}/v1/runs/pairs/events`);
+    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    assert.deepEqual(
+      events.filter((e) => e.type === "published").map((e) => e.version),
+      [1, 2, 3, 4, 5],
+    );
+    const margins = events.filter((e) => e.type === "step").map((e) => e.metrics?.margin ?? Number.NaN);
+    // Step 1's policy is the reference (B = 0), so every implicit reward margin is exactly zero;
+    // trained on pairs ranked by reward, the policy then favours the chosen samples.
+    assert.equal(margins[0], 0);
+    const late = margins.slice(4).reduce((a, b) => a + b, 0) / 4;
+    assert.ok(late > 0, `DPO margins ${margins}`);
+
+    const sftData = join(work, "sft.jsonl");
+    writeFileSync(
+      sftData,
+      Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `q${i}:`, completion: "12345" })).join(
+        "\n",
+      ),
+    );
+    const sft = { ...runConfig("copy", 6), algorithm: { name: "sft" }, dataset: { path: sftData } };
+    res = await post(`${stack.trainer.url}/v1/runs`, sft);
+    assert.equal(res.status, 201, await res.clone().text());
+    events = await follow(`${stack.trainer.url}/v1/runs/copy/events`);
+    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    const losses = events.filter((e) => e.type === "step").map((e) => e.metrics?.loss ?? Number.NaN);
+    assert.equal(losses.length, 6);
+    assert.ok((losses.at(-1) ?? 0) < 0.5 * (losses[0] ?? 0), `SFT losses ${losses}`);
+  });
+
   it("a run sampling from the two generators gets every rollout from the exact version it names", async () => {
     const config = {
       ...runConfig("fleet", 4),
