@@ -9,7 +9,8 @@
  * forward+backward, AdamW, and a publish through the handoff path. The step events' phase times
  * are what the trainer itself measured; the peak RSS is the trainer process's VmHWM.
  */
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
@@ -80,14 +81,16 @@ writeFileSync(
   ).join("\n"),
 );
 
-const s3 = await startS3();
+// The store's objects and the trainer's state live for this run only.
+const scratch = mkdtempSync(join(tmpdir(), "loracast-bench-train-"));
+const s3 = await startS3(join(scratch, "s3"));
 const loadStart = performance.now();
 const trainer = await startService(
   "trainer",
   {
     ...s3Env(s3.url),
     TRAINER_PORT: "0",
-    TRAINER_DATA_DIR: join(s3.dir, "..", `trainer-${process.pid}`),
+    TRAINER_DATA_DIR: join(scratch, "trainer"),
     TRAINER_API_TOKEN: TOKEN,
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_SUBSCRIBERS: "",
@@ -141,6 +144,7 @@ const status = (/VmHWM:\s+(\d+) kB[\s\S]*VmRSS:\s+(\d+) kB/.exec(
 ) ?? []) as string[];
 await trainer.stop();
 await s3.stop();
+rmSync(scratch, { recursive: true, force: true });
 const last = events.at(-1);
 if (last?.status !== "completed") throw new Error(`run ended ${last?.status}: ${last?.error}`);
 
