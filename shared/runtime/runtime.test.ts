@@ -10,6 +10,7 @@ import { createRng } from "../random/index.ts";
 import { ROOT } from "../supervisor/index.ts";
 import {
   adapterFeeds,
+  argmaxRow,
   baseFeeds,
   DecoderSession,
   Engine,
@@ -23,6 +24,50 @@ import {
 } from "./index.ts";
 
 const FIXTURE = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny");
+
+describe("argmax", () => {
+  /** The one-lane scan the four-lane argmax must agree with. */
+  const reference = (xs: Float32Array): number => {
+    let best = 0;
+    let value = Number.NEGATIVE_INFINITY;
+    xs.forEach((v, j) => {
+      if (v > value) [best, value] = [j, v];
+    });
+    return best;
+  };
+
+  it("returns the first maximum whichever lane and tail it sits in", () => {
+    for (let n = 0; n <= 11; n++) {
+      for (let at = 0; at < n; at++) {
+        const xs = new Float32Array(n).fill(-1);
+        xs[at] = 5;
+        assert.equal(argmaxRow(xs, 0, n), at, `n=${n} at=${at}`);
+        for (let tie = at + 1; tie < n; tie++) {
+          const tied = Float32Array.from(xs);
+          tied[tie] = 5;
+          assert.equal(argmaxRow(tied, 0, n), at, `n=${n} first=${at} tie=${tie}`);
+        }
+      }
+    }
+  });
+
+  it("agrees with a plain scan on random rows with NaN, infinities and ties", () => {
+    const rng = createRng(7);
+    const specials = [Number.NaN, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, 0];
+    for (let trial = 0; trial < 300; trial++) {
+      const n = 1 + Math.floor(rng.next() * 40);
+      const xs = Float32Array.from({ length: n }, () =>
+        rng.next() < 0.2 ? (specials[Math.floor(rng.next() * 4)] ?? 0) : Math.round(rng.next() * 6),
+      );
+      assert.equal(argmaxRow(xs, 0, n), reference(xs), `row ${Array.from(xs)}`);
+    }
+  });
+
+  it("reads only its row of a batch", () => {
+    const rows = Float32Array.from([9, 0, 0, 0, 0, 1, 7, 1, 9, 0]);
+    assert.deepEqual([argmaxRow(rows, 0, 5), argmaxRow(rows, 1, 5)], [0, 3]);
+  });
+});
 
 describe("sampling", () => {
   const logits = Float32Array.from([2, 1, 0.5, -1, 3]);

@@ -5,6 +5,7 @@
  * Temperature 0 is greedy, with logprobs of the untempered distribution.
  */
 import type { Rng } from "../random/index.ts";
+import { argmax } from "./logits.ts";
 
 export interface SamplingParams {
   /** 0 means greedy. */
@@ -46,22 +47,15 @@ export function sampleToken(
   logprobs: number | null,
 ): SampledToken {
   const vocab = logits.length;
-  let max = Number.NEGATIVE_INFINITY;
-  let argmax = 0;
-  for (let j = 0; j < vocab; j++) {
-    const v = logits[j] ?? Number.NEGATIVE_INFINITY;
-    if (v > max) {
-      max = v;
-      argmax = j;
-    }
-  }
-  if (params.temperature === 0 && logprobs === null) return { token: argmax, logprob: null, top: [] };
+  const best = argmax(logits);
+  const max = logits[best] ?? Number.NEGATIVE_INFINITY;
+  if (params.temperature === 0 && logprobs === null) return { token: best, logprob: null, top: [] };
   const t = params.temperature > 0 ? params.temperature : 1;
   let sum = 0;
   for (let j = 0; j < vocab; j++) sum += Math.exp(((logits[j] ?? 0) - max) / t);
   const lse = Math.log(sum);
   const logprob = (j: number) => ((logits[j] ?? 0) - max) / t - lse;
-  const token = params.temperature > 0 ? sample(logits, params, rng, max, logprob) : argmax;
+  const token = params.temperature > 0 ? sample(logits, params, rng, max, logprob) : best;
   return { token, logprob: logprob(token), top: topTokens(logits, logprobs ?? 0, logprob) };
 }
 

@@ -160,11 +160,15 @@ export class AdapterManager {
     trigger: Trigger,
     manifestSha256?: string,
   ): Promise<Result<VersionRecord, string>> {
+    const pulls = this.cache.get(run, version)?.adapter == null;
     const loaded = await this.load(run, version, trigger, manifestSha256);
     if (!loaded.ok) return loaded;
     const record = loaded.value;
-    // Rollbacks may have arrived while this version downloaded: re-read them before activating.
-    if (trigger === "webhook")
+    // A rollback may have been written while this webhook's version downloaded, its own event not
+    // yet here: re-read the records as the last step of the pull. A version that was already
+    // staged activates without a store round trip (the activation stays an in-memory swap); the
+    // rollback events and reconcile passes keep the records it is checked against current.
+    if (trigger === "webhook" && pulls)
       this.rollbacks.set(
         run,
         await this.d.store.listRollbacks(run).catch(() => this.rollbacks.get(run) ?? []),

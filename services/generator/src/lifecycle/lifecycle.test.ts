@@ -167,6 +167,46 @@ describe("adapter manager", () => {
     assert.equal(m.activeRecord("r")?.version, 1);
   });
 
+  it("re-reads rollbacks after a webhook's pull, and activates an already staged version without the store", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const m = manager(store);
+    await publish(store, "r", 1);
+    await m.reconcile();
+    const event = (v: { key: string; sha256: string }, version: number) => ({
+      type: "adapter.published" as const,
+      run: "r",
+      version,
+      manifestKey: v.key,
+      manifestSha256: v.sha256,
+    });
+
+    // Revoked while its webhook was in flight, the rollback's own event not yet delivered.
+    const v2 = await publish(store, "r", 2);
+    await store.writeRollback({
+      schema: "loracast.rollback/v1",
+      run: "r",
+      to: 1,
+      atVersion: 2,
+      createdAt: "2026-01-01T00:00:00.000Z",
+    });
+    await m.handleEvent(event(v2, 2));
+    assert.equal(m.activeRecord("r")?.version, 1, "the pull's rollback re-read keeps v2 out");
+
+    const v3 = await publish(store, "r", 3);
+    assert.ok((await m.ensure("r", 3)).ok);
+    assert.equal(m.cache.get("r", 3)?.state, "staged");
+    const list = objects.list.bind(objects);
+    let lists = 0;
+    objects.list = (...args) => {
+      lists++;
+      return list(...args);
+    };
+    await m.handleEvent(event(v3, 3));
+    assert.equal(m.activeRecord("r")?.version, 3);
+    assert.equal(lists, 0, "activating a staged version lists nothing");
+  });
+
   it("refuses a manifest whose bytes do not match the announced sha256", async () => {
     const store = new AdapterStore(new MemoryObjectStore());
     const m = manager(store);
