@@ -14,7 +14,12 @@ import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 
-/** Keys and values of every layer, `[batch, kvHeads, length, headDim]` each. */
+/**
+ * Keys and values of every layer, `[batch, kvHeads, length, headDim]` each. On the WebGPU EP a
+ * step's present stays in GPU memory (`location: "gpu-buffer"`): feeding it back as the next past
+ * costs no copy. Such a cache must be given to `DecoderSession.free` once dropped, or copied to
+ * the host with `toHost` (which frees it) before its data is read.
+ */
 export interface KvCache {
   batch: number;
   length: number;
@@ -53,7 +58,10 @@ export interface DecoderSessionOptions {
 export function createSession(
   path: string,
   options: DecoderSessionOptions,
-  overrides: Pick<ort.InferenceSession.SessionOptions, "graphOptimizationLevel" | "enableMemPattern"> = {},
+  overrides: Pick<
+    ort.InferenceSession.SessionOptions,
+    "graphOptimizationLevel" | "enableMemPattern" | "preferredOutputLocation"
+  > = {},
 ): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(path, {
     executionProviders: options.executionProviders ?? ["cpu"],
@@ -87,7 +95,18 @@ export class DecoderSession {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
-    const session = await createSession(join(dir, manifest.files.model), options);
+    // Every decode step's present is the next step's past: on a GPU, leave it there. Without
+    // this, each step copied the whole cache to the host and back (docs/benchmarks.md).
+    const onGpu = (options.executionProviders ?? ["cpu"])[0] === "webgpu";
+    const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
+      IO.presentKey(l),
+      IO.presentValue(l),
+    ]).flat();
+    const session = await createSession(
+      join(dir, manifest.files.model),
+      options,
+      onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
+    );
     created++;
     return ok(new DecoderSession(manifest, spec, session));
   }
@@ -138,6 +157,25 @@ export class DecoderSession {
         keys: Array.from({ length: layers }, (_, l) => pick(IO.presentKey(l))),
         values: Array.from({ length: layers }, (_, l) => pick(IO.presentValue(l))),
       },
+    };
+  }
+
+  /** Frees the GPU memory of a cache that is no longer needed; host caches need nothing. */
+  free(cache: KvCache | null): void {
+    if (cache === null || cache.length === 0) return;
+    for (const t of [...cache.keys, ...cache.values]) if (t.location === "gpu-buffer") t.dispose();
+  }
+
+  /** The cache with its data on the host, readable by `relayout`; a GPU cache is copied and freed. */
+  async toHost(cache: KvCache): Promise<KvCache> {
+    if (cache.keys.every((t) => t.location === "cpu") && cache.values.every((t) => t.location === "cpu"))
+      return cache;
+    const host = async (t: ort.Tensor) =>
+      t.location === "cpu" ? t : new ort.Tensor("float32", (await t.getData(true)) as Float32Array, t.dims);
+    return {
+      ...cache,
+      keys: await Promise.all(cache.keys.map(host)),
+      values: await Promise.all(cache.values.map(host)),
     };
   }
 

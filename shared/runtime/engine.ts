@@ -103,6 +103,7 @@ export class Engine {
     } catch (e) {
       for (const s of [...this.waiting.splice(0), ...[...this.groups.values()].flatMap((g) => g.rows)])
         s.reject(e);
+      for (const g of this.groups.values()) this.session.free(g.cache);
       this.groups.clear();
     } finally {
       this.running = false;
@@ -133,16 +134,27 @@ export class Engine {
       if (now.length === 0) continue;
       const prefilled = await this.prefill(now, group.feeds);
       const live = now.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
-      if (live.length > 0) {
+      if (live.length === now.length && group.rows.length === 0) {
+        // A new group of prefilled rows is already laid out as a batch: no copy, and on a GPU
+        // the cache stays there.
+        group.cache = prefilled.cache;
+        group.pads = prefilled.pads;
+        group.rows.push(...now);
+        this.groups.set(key, group);
+      } else if (live.length > 0) {
+        const running = group.cache === null ? null : await this.session.toHost(group.cache);
+        const fresh = await this.session.toHost(prefilled.cache);
         const sources = [
-          ...group.rows.map((_, i) => ({ cache: group.cache as KvCache, row: i, pad: group.pads[i] ?? 0 })),
-          ...live.map(({ i }) => ({ cache: prefilled.cache, row: i, pad: prefilled.pads[i] ?? 0 })),
+          ...group.rows.map((_, i) => ({ cache: running as KvCache, row: i, pad: group.pads[i] ?? 0 })),
+          ...live.map(({ i }) => ({ cache: fresh, row: i, pad: prefilled.pads[i] ?? 0 })),
         ];
         const merged = relayout(sources, this.kvShape());
         group.cache = merged.cache;
         group.pads = merged.pads;
         group.rows.push(...live.map(({ s }) => s));
         this.groups.set(key, group);
+      } else {
+        this.session.free(prefilled.cache);
       }
     }
   }
@@ -187,7 +199,7 @@ export class Engine {
   }
 
   private async decode(group: Group): Promise<void> {
-    this.dropFinished(group);
+    await this.dropFinished(group);
     if (group.rows.length === 0 || group.cache === null) {
       this.groups.delete(group.key);
       return;
@@ -211,10 +223,11 @@ export class Engine {
     );
     this.stats.decodeSteps++;
     this.stats.maxBatchSeen = Math.max(this.stats.maxBatchSeen, batch);
+    this.session.free(group.cache);
     group.cache = out.present;
     for (const s of group.rows) s.valid++;
     this.take(group.rows, out.logits);
-    this.dropFinished(group);
+    await this.dropFinished(group);
     if (group.rows.length === 0) this.groups.delete(group.key);
   }
 
@@ -244,11 +257,11 @@ export class Engine {
     return true;
   }
 
-  private dropFinished(group: Group): void {
+  private async dropFinished(group: Group): Promise<void> {
     const keep = group.rows.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
     if (keep.length === group.rows.length || group.cache === null) return;
     if (keep.length > 0) {
-      const cache = group.cache;
+      const cache = await this.session.toHost(group.cache);
       const merged = relayout(
         keep.map(({ i }) => ({ cache, row: i, pad: group.pads[i] ?? 0 })),
         this.kvShape(),
@@ -256,6 +269,7 @@ export class Engine {
       group.cache = merged.cache;
       group.pads = merged.pads;
     } else {
+      this.session.free(group.cache);
       group.cache = null;
       group.pads = [];
     }

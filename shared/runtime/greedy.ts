@@ -32,6 +32,7 @@ export async function greedyDecode(
     out.push(next);
     if (i === maxTokens - 1) break;
     const total = step.present.length + 1;
+    const past = step.present;
     step = await session.step(
       {
         batch: 1,
@@ -41,11 +42,13 @@ export async function greedyDecode(
         positionIds: BigInt64Array.of(BigInt(total - 1)),
         logitsPositions: BigInt64Array.of(0n),
         logitsCount: 1,
-        past: step.present,
+        past,
       },
       lora,
     );
+    session.free(past);
   }
+  session.free(step.present);
   return out;
 }
 
@@ -58,7 +61,7 @@ export async function sequenceLogprobs(
   const n = tokens.length;
   if (n < 2) return [];
   const vocab = session.manifest.dims.vocabSize;
-  const { logits } = await session.step(
+  const { logits, present } = await session.step(
     {
       batch: 1,
       seq: n,
@@ -71,5 +74,6 @@ export async function sequenceLogprobs(
     },
     lora,
   );
+  session.free(present);
   return tokens.slice(1).map((t, i) => logProbAt(logits, i, vocab, t));
 }
