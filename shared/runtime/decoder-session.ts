@@ -12,6 +12,7 @@ import {
 } from "../model-builder/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
+import { GpuFeeds } from "./gpu-feeds.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 
 /**
@@ -73,7 +74,7 @@ export function createSession(
 
 let created = 0;
 
-/** How many decoder sessions this process has created. */
+/** How many ORT sessions the decoders of this process have created (with the WebGPU uploader). */
 export function sessionsCreated(): number {
   return created;
 }
@@ -83,6 +84,8 @@ export class DecoderSession {
     readonly manifest: ModelManifest,
     readonly spec: ModelSpec,
     private readonly session: ort.InferenceSession,
+    /** Present on the WebGPU EP: where LoRA factors are moved before a step reads them. */
+    private readonly gpuFeeds: GpuFeeds | null,
   ) {}
 
   /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
@@ -108,7 +111,10 @@ export class DecoderSession {
       onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
     );
     created++;
-    return ok(new DecoderSession(manifest, spec, session));
+    const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
+    const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;
+    if (gpuFeeds !== null) created++;
+    return ok(new DecoderSession(manifest, spec, session, gpuFeeds));
   }
 
   private empty(batch: number): KvCache {
@@ -132,7 +138,7 @@ export class DecoderSession {
     const past = input.past ?? this.empty(batch);
     const total = past.length + seq;
     const feeds: Record<string, ort.Tensor> = {
-      ...lora,
+      ...(this.gpuFeeds === null ? lora : await this.gpuFeeds.place(lora)),
       [IO.inputIds]: new ort.Tensor("int64", input.inputIds, [batch, seq]),
       [IO.attentionMask]: new ort.Tensor("int64", input.attentionMask, [batch, total]),
       [IO.positionIds]: new ort.Tensor("int64", input.positionIds, [batch, seq]),
@@ -181,5 +187,6 @@ export class DecoderSession {
 
   async release(): Promise<void> {
     await this.session.release();
+    await this.gpuFeeds?.release();
   }
 }
