@@ -12,7 +12,7 @@ import {
 } from "../model-builder/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
-import { GpuFeeds } from "./gpu-feeds.ts";
+import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 
 /**
@@ -86,6 +86,8 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     /** Present on the WebGPU EP: where LoRA factors are moved before a step reads them. */
     private readonly gpuFeeds: GpuFeeds | null,
+    /** Present on the WebGPU EP: how caches come back to the host when a batch changes. */
+    private readonly downloader: GpuDownloader | null,
   ) {}
 
   /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
@@ -114,7 +116,9 @@ export class DecoderSession {
     const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
     const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;
     if (gpuFeeds !== null) created++;
-    return ok(new DecoderSession(manifest, spec, session, gpuFeeds));
+    const downloader = onGpu ? await GpuDownloader.create(presents.length) : null;
+    if (downloader !== null) created++;
+    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader));
   }
 
   private empty(batch: number): KvCache {
@@ -174,19 +178,17 @@ export class DecoderSession {
 
   /** The cache with its data on the host, readable by `relayout`; a GPU cache is copied and freed. */
   async toHost(cache: KvCache): Promise<KvCache> {
-    if (cache.keys.every((t) => t.location === "cpu") && cache.values.every((t) => t.location === "cpu"))
-      return cache;
-    const host = async (t: ort.Tensor) =>
-      t.location === "cpu" ? t : new ort.Tensor("float32", (await t.getData(true)) as Float32Array, t.dims);
-    return {
-      ...cache,
-      keys: await Promise.all(cache.keys.map(host)),
-      values: await Promise.all(cache.values.map(host)),
-    };
+    const all = [...cache.keys, ...cache.values];
+    if (this.downloader === null || all.every((t) => t.location === "cpu")) return cache;
+    const host = await this.downloader.toHost(all);
+    this.free(cache);
+    const layers = cache.keys.length;
+    return { ...cache, keys: host.slice(0, layers), values: host.slice(layers) };
   }
 
   async release(): Promise<void> {
     await this.session.release();
     await this.gpuFeeds?.release();
+    await this.downloader?.release();
   }
 }

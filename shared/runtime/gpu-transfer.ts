@@ -81,3 +81,45 @@ export class GpuFeeds {
     await this.uploader.release();
   }
 }
+
+/**
+ * Copies tensors from GPU memory to the host through an Identity session with host outputs.
+ * `Tensor.getData()` on a gpu-buffer tensor that onnxruntime-node returned aborts the process
+ * (`terminate called after throwing an instance of 'char const*'`, H100, ORT 1.30); a session
+ * reading it as an input does not.
+ */
+export class GpuDownloader {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly count: number,
+  ) {}
+
+  /** A downloader for `count` float32 tensors of rank 4 (a KV cache's keys and values). */
+  static async create(count: number): Promise<GpuDownloader> {
+    const g = new GraphBuilder("download");
+    for (let i = 0; i < count; i++) {
+      const dims = [0, 1, 2, 3].map((a) => `t${i}.${a}`);
+      g.input(`t${i}`, "float32", dims);
+      g.op("Identity", [`t${i}`], {}, { names: [`host${i}`] });
+      g.output(`host${i}`, "float32", dims);
+    }
+    const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
+    const session = await ort.InferenceSession.create(model, { executionProviders: ["webgpu"] });
+    return new GpuDownloader(session, count);
+  }
+
+  /** Host copies of `tensors`, in order; the GPU originals are left to the caller. */
+  async toHost(tensors: readonly ort.Tensor[]): Promise<ort.Tensor[]> {
+    if (tensors.length !== this.count) throw new RangeError(`expected ${this.count} tensors`);
+    const out = await this.session.run(Object.fromEntries(tensors.map((t, i) => [`t${i}`, t])));
+    return tensors.map((_, i) => {
+      const t = out[`host${i}`];
+      if (t === undefined) throw new Error(`downloader output ${i} missing`);
+      return t;
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
