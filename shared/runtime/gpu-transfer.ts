@@ -1,14 +1,8 @@
 /**
- * LoRA factors kept in GPU memory. onnxruntime-node copies every host input to the GPU on every
- * run, one synchronous transfer per tensor: with an adapter on all seven projections of a 24-layer
- * model that was 336 uploads per decode step, about 1 ms each on an H100 whatever their size.
- * The only way to hold a tensor on the GPU from Node is as a session output with location
- * "gpu-buffer", so a second, trivial session (one Identity per factor) uploads an adapter's
- * factors once, on the first step that uses them, and the decoder reads them from there.
- *
- * Placed factors live as long as the host feeds they were made from: they are found through a
- * WeakMap keyed by that object and freed by a FinalizationRegistry once it is collected. A
- * generator collects right after an eviction, so an evicted version's GPU memory goes with it.
+ * Moving tensors between host and GPU memory on the WebGPU EP, around what onnxruntime-node allows.
+ * It copies every host input to the GPU on every run, one synchronous transfer per tensor (about
+ * 1 ms each on an H100 whatever the size), and the only GPU-resident tensors it gives JS are session
+ * outputs with location "gpu-buffer". So both directions are small Identity sessions, created once.
  */
 import * as ort from "onnxruntime-node";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
@@ -16,6 +10,30 @@ import type { LoraFeeds } from "./lora-feeds.ts";
 
 const ON_GPU = (name: string) => `gpu/${name}`;
 
+/** A session that copies each input to an output: `pairs` are [input, output, symbolic dims]. */
+function identitySession(
+  pairs: readonly [string, string, readonly string[]][],
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  const g = new GraphBuilder("identity");
+  for (const [input, output, dims] of pairs) {
+    g.input(input, "float32", dims);
+    g.op("Identity", [input], {}, { names: [output] });
+    g.output(output, "float32", dims);
+  }
+  const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
+  return ort.InferenceSession.create(model, { executionProviders: ["webgpu"], ...options });
+}
+
+/**
+ * LoRA factors kept in GPU memory: with an adapter on all seven projections of a 24-layer model,
+ * feeding them from the host was 336 uploads per decode step. They are uploaded once, on the first
+ * step that uses them, and the decoder reads them from there.
+ *
+ * Placed factors live as long as the host feeds they were made from: they are found through a
+ * WeakMap keyed by that object and freed by a FinalizationRegistry once it is collected. A
+ * generator collects right after an eviction, so an evicted version's GPU memory goes with it.
+ */
 export class GpuFeeds {
   private readonly placed = new WeakMap<LoraFeeds, LoraFeeds>();
   private readonly pending = new WeakMap<LoraFeeds, Promise<LoraFeeds>>();
@@ -30,17 +48,10 @@ export class GpuFeeds {
 
   /** An uploader for the float32 inputs `names` (the decoder's LoRA factors). */
   static async create(names: readonly string[]): Promise<GpuFeeds> {
-    const g = new GraphBuilder("upload");
-    for (const name of names) {
-      g.input(name, "float32", [`${name}.rows`, `${name}.cols`]);
-      g.op("Identity", [name], {}, { names: [ON_GPU(name)] });
-      g.output(ON_GPU(name), "float32", [`${name}.rows`, `${name}.cols`]);
-    }
-    const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
-    const uploader = await ort.InferenceSession.create(model, {
-      executionProviders: ["webgpu"],
-      preferredOutputLocation: "gpu-buffer",
-    });
+    const uploader = await identitySession(
+      names.map((n) => [n, ON_GPU(n), [`${n}.rows`, `${n}.cols`]]),
+      { preferredOutputLocation: "gpu-buffer" },
+    );
     return new GpuFeeds(uploader, names);
   }
 
@@ -96,16 +107,12 @@ export class GpuDownloader {
 
   /** A downloader for `count` float32 tensors of rank 4 (a KV cache's keys and values). */
   static async create(count: number): Promise<GpuDownloader> {
-    const g = new GraphBuilder("download");
-    for (let i = 0; i < count; i++) {
-      const dims = [0, 1, 2, 3].map((a) => `t${i}.${a}`);
-      g.input(`t${i}`, "float32", dims);
-      g.op("Identity", [`t${i}`], {}, { names: [`host${i}`] });
-      g.output(`host${i}`, "float32", dims);
-    }
-    const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
-    const session = await ort.InferenceSession.create(model, { executionProviders: ["webgpu"] });
-    return new GpuDownloader(session, count);
+    const pairs = Array.from({ length: count }, (_, i): [string, string, string[]] => [
+      `t${i}`,
+      `host${i}`,
+      [0, 1, 2, 3].map((a) => `t${i}.${a}`),
+    ]);
+    return new GpuDownloader(await identitySession(pairs, {}), count);
   }
 
   /** Host copies of `tensors`, in order; the GPU originals are left to the caller. */
