@@ -108,6 +108,25 @@ describe("adapter manager", () => {
     });
   }
 
+  /** The webhook event announcing version `version` of run "r", as published to `v`. */
+  const published = (v: { key: string; sha256: string }, version: number) => ({
+    type: "adapter.published" as const,
+    run: "r",
+    version,
+    manifestKey: v.key,
+    manifestSha256: v.sha256,
+  });
+
+  /** A rollback record of run "r" from `atVersion` back to `to`, as the trainer writes it. */
+  const rollback = (store: AdapterStore, to: number, atVersion: number) =>
+    store.writeRollback({
+      schema: "loracast.rollback/v1",
+      run: "r",
+      to,
+      atVersion,
+      createdAt: "2026-01-01T00:00:00.000Z",
+    });
+
   function manager(store: AdapterStore) {
     let now = 1_000;
     return new AdapterManager({
@@ -130,22 +149,10 @@ describe("adapter manager", () => {
     assert.equal(m.activeRecord("r")?.version, 2);
     assert.ok(m.ready);
 
-    await m.handleEvent({
-      type: "adapter.published",
-      run: "r",
-      version: 1,
-      manifestKey: v1.key,
-      manifestSha256: v1.sha256,
-    });
+    await m.handleEvent(published(v1, 1));
     assert.equal(m.activeRecord("r")?.version, 2, "a stale event never downgrades");
 
-    await store.writeRollback({
-      schema: "loracast.rollback/v1",
-      run: "r",
-      to: 1,
-      atVersion: 2,
-      createdAt: "2026-01-01T00:00:00.000Z",
-    });
+    await rollback(store, 1, 2);
     await m.handleEvent({
       type: "adapter.rolled_back",
       run: "r",
@@ -157,13 +164,7 @@ describe("adapter manager", () => {
     assert.equal(m.cache.get("r", 2)?.state, "retired");
 
     // A late webhook for the revoked version must not bring it back.
-    await m.handleEvent({
-      type: "adapter.published",
-      run: "r",
-      version: 2,
-      manifestKey: v2.key,
-      manifestSha256: v2.sha256,
-    });
+    await m.handleEvent(published(v2, 2));
     assert.equal(m.activeRecord("r")?.version, 1);
   });
 
@@ -173,24 +174,10 @@ describe("adapter manager", () => {
     const m = manager(store);
     await publish(store, "r", 1);
     await m.reconcile();
-    const event = (v: { key: string; sha256: string }, version: number) => ({
-      type: "adapter.published" as const,
-      run: "r",
-      version,
-      manifestKey: v.key,
-      manifestSha256: v.sha256,
-    });
-
     // Revoked while its webhook was in flight, the rollback's own event not yet delivered.
     const v2 = await publish(store, "r", 2);
-    await store.writeRollback({
-      schema: "loracast.rollback/v1",
-      run: "r",
-      to: 1,
-      atVersion: 2,
-      createdAt: "2026-01-01T00:00:00.000Z",
-    });
-    await m.handleEvent(event(v2, 2));
+    await rollback(store, 1, 2);
+    await m.handleEvent(published(v2, 2));
     assert.equal(m.activeRecord("r")?.version, 1, "the pull's rollback re-read keeps v2 out");
 
     const v3 = await publish(store, "r", 3);
@@ -202,7 +189,7 @@ describe("adapter manager", () => {
       lists++;
       return list(...args);
     };
-    await m.handleEvent(event(v3, 3));
+    await m.handleEvent(published(v3, 3));
     assert.equal(m.activeRecord("r")?.version, 3);
     assert.equal(lists, 0, "activating a staged version lists nothing");
   });
