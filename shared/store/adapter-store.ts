@@ -169,27 +169,21 @@ export class AdapterStore {
   }
 
   /**
-   * Streams a blob into one buffer of the announced size, hashing as it goes, so verification costs
-   * no second pass and a wrong-sized or tampered blob is caught without buffering more than announced.
+   * Reads a blob into one buffer of the announced size, hashing each region as it lands, so
+   * verification costs no second pass and a wrong-sized blob is refused before its bytes are read.
    */
   async downloadBlob(file: AdapterFile, signal?: AbortSignal): Promise<Result<Uint8Array, IntegrityFailure>> {
-    const stream = await this.objects.getStream(file.blob, signal);
-    if (stream === null) return err({ reason: `blob ${file.name} (${file.blob}) is missing from the store` });
     const out = Buffer.allocUnsafeSlow(file.bytes);
     const hash = createHash("sha256");
-    let filled = 0;
-    for await (const chunk of stream) {
-      if (filled + chunk.byteLength > file.bytes) {
-        return err({
-          reason: `blob ${file.name} (${file.blob}) is larger than the ${file.bytes} bytes announced`,
-        });
-      }
-      out.set(chunk, filled);
-      hash.update(chunk);
-      filled += chunk.byteLength;
+    const size = await this.objects.readInto(file.blob, out, (region) => hash.update(region), signal);
+    if (size === null) return err({ reason: `blob ${file.name} (${file.blob}) is missing from the store` });
+    if (size > file.bytes) {
+      return err({
+        reason: `blob ${file.name} (${file.blob}) is larger than the ${file.bytes} bytes announced (${size})`,
+      });
     }
-    if (filled !== file.bytes) {
-      return err({ reason: `blob ${file.name} (${file.blob}) has ${filled} bytes, ${file.bytes} announced` });
+    if (size !== file.bytes) {
+      return err({ reason: `blob ${file.name} (${file.blob}) has ${size} bytes, ${file.bytes} announced` });
     }
     const actual = hash.digest("hex");
     if (actual !== file.sha256) {

@@ -24,12 +24,18 @@ export class MemoryObjectStore implements ObjectStore {
     return new Uint8Array(v);
   }
 
-  async getStream(key: string): Promise<AsyncIterable<Uint8Array> | null> {
-    const v = await this.get(key);
-    if (v === null) return null;
-    return (async function* () {
-      yield v;
-    })();
+  async readInto(
+    key: string,
+    into: Uint8Array,
+    onData: (region: Uint8Array) => void,
+  ): Promise<number | null> {
+    const v = this.objects.get(key);
+    if (v === undefined) return null;
+    if (v.byteLength !== into.byteLength) return v.byteLength;
+    into.set(v);
+    onData(into);
+    this.traffic.downloaded += v.byteLength;
+    return v.byteLength;
   }
 
   async head(key: string): Promise<{ bytes: number } | null> {

@@ -9,8 +9,17 @@ export interface ObjectStore {
     body: Uint8Array,
     options?: { ifNoneMatch?: boolean; contentType?: string },
   ): Promise<"written" | "exists">;
-  /** The object's bytes as a stream of chunks, or null if there is no such object. */
-  getStream(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array> | null>;
+  /**
+   * Reads an object into `into` when its size is exactly `into.byteLength`, calling `onData` with
+   * each region of `into` as it is filled. Returns the object's size (when it differs from the
+   * buffer's, the buffer's content is unspecified), or null if there is no such object.
+   */
+  readInto(
+    key: string,
+    into: Uint8Array,
+    onData: (region: Uint8Array) => void,
+    signal?: AbortSignal,
+  ): Promise<number | null>;
   get(key: string): Promise<Uint8Array | null>;
   head(key: string): Promise<{ bytes: number } | null>;
   /** Every key under `prefix`, ascending, optionally only those after `startAfter`. */

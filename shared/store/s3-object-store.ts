@@ -13,6 +13,9 @@ import {
   S3ServiceException,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import pRetry, { AbortError } from "p-retry";
+import { DirectReadError, type DirectResponse, directRead } from "./direct-read.ts";
 import type { ObjectStore } from "./object-store.ts";
 import { StoreError } from "./object-store.ts";
 
@@ -31,9 +34,17 @@ export interface S3Settings {
   /** Blobs at least this large go up as multipart uploads. */
   multipartThresholdBytes: number;
   partSizeBytes: number;
+  /**
+   * Read blobs over a raw socket straight into their buffers (see direct-read.ts) where the
+   * endpoint is plain http; otherwise, and always for https, through the SDK's body stream.
+   */
+  directReads: boolean;
 }
 
 const PART_CONCURRENCY = 4;
+/** Presigned GETs are used at once; the margin covers clock skew between client and server. */
+const PRESIGN_SECONDS = 300;
+const IDLE_TIMEOUT_MS = 30_000;
 
 /** ObjectStore on @aws-sdk/client-s3; works with AWS S3, MinIO and s3rver. */
 export class S3ObjectStore implements ObjectStore {
@@ -41,9 +52,12 @@ export class S3ObjectStore implements ObjectStore {
   conditionalWrites = false;
   readonly traffic = { uploaded: 0, downloaded: 0 };
   private readonly root: string;
+  /** Blob reads bypass the SDK's body stream where the endpoint speaks plain http. */
+  private readonly directReads: boolean;
 
   constructor(private readonly settings: S3Settings) {
     this.root = settings.prefix === "" ? "" : `${settings.prefix.replace(/\/+$/, "")}/`;
+    this.directReads = settings.directReads && (settings.endpoint?.startsWith("http:") ?? false);
     const agentOptions = { keepAlive: true, maxSockets: 64 };
     this.client = new S3Client({
       ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
@@ -153,37 +167,121 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async getStream(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array> | null> {
+  /**
+   * Reads a blob straight into `into` when its size is `into.byteLength`. Over plain http this is a
+   * presigned GET on a socket that reads into `into` (see direct-read.ts); https goes through the SDK.
+   */
+  async readInto(
+    key: string,
+    into: Uint8Array,
+    onData: (region: Uint8Array) => void,
+    signal?: AbortSignal,
+  ): Promise<number | null> {
+    if (this.directReads) {
+      const r = await pRetry(() => this.readDirect(key, into, onData, signal), {
+        retries: this.settings.maxAttempts - 1,
+        minTimeout: 100,
+        ...(signal === undefined ? {} : { signal }),
+      });
+      if (r !== "unframed") return r;
+    }
+    return this.readViaSdk(key, into, onData, signal);
+  }
+
+  /** One presigned GET. Failures before the body are retried (through pRetry); those within it are not. */
+  private async readDirect(
+    key: string,
+    into: Uint8Array,
+    onData: (region: Uint8Array) => void,
+    signal?: AbortSignal,
+  ): Promise<number | null | "unframed"> {
+    const url = new URL(
+      await getSignedUrl(this.client, this.getCommand(key), { expiresIn: PRESIGN_SECONDS }),
+    );
+    let r: DirectResponse;
     try {
-      const r = await this.client.send(
-        new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.k(key) }),
+      r = await directRead(url, into, onData, {
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (e) {
+      const delivered = e instanceof DirectReadError ? e.delivered : 0;
+      this.traffic.downloaded += delivered;
+      const error = new StoreError("unavailable", `object store GET ${key} failed: ${(e as Error).message}`, {
+        cause: e,
+      });
+      // A body that broke off is not fetched again here: the caller's next pass starts over.
+      throw delivered === 0 ? error : new AbortError(error);
+    }
+    if (r.kind === "body") {
+      this.traffic.downloaded += into.byteLength;
+      return into.byteLength;
+    }
+    if (r.kind !== "status") return r.kind === "size" ? r.size : "unframed";
+    if (r.status === 404) return null;
+    const message = `object store GET ${key} failed: HTTP ${r.status} ${r.detail}`;
+    // As in wrap(): throttling and server errors are retried, other client errors are not.
+    if (r.status >= 400 && r.status < 500 && r.status !== 429) {
+      throw new AbortError(new StoreError("rejected", message));
+    }
+    throw new StoreError("unavailable", message);
+  }
+
+  private async readViaSdk(
+    key: string,
+    into: Uint8Array,
+    onData: (region: Uint8Array) => void,
+    signal?: AbortSignal,
+  ): Promise<number | null> {
+    const body = (await this.sendGet(key, signal))?.Body as
+      | (AsyncIterable<Uint8Array> & { destroy(): void })
+      | undefined;
+    if (body === undefined) return null;
+    let filled = 0;
+    try {
+      for await (const chunk of body) {
+        if (filled + chunk.byteLength > into.byteLength) {
+          body.destroy();
+          return filled + chunk.byteLength;
+        }
+        into.set(chunk, filled);
+        onData(into.subarray(filled, filled + chunk.byteLength));
+        filled += chunk.byteLength;
+        this.traffic.downloaded += chunk.byteLength;
+      }
+    } catch (e) {
+      throw wrap(e, `GET ${key} (body)`);
+    }
+    return filled;
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    const body = (await this.sendGet(key))?.Body;
+    if (body === undefined) return null;
+    try {
+      const bytes = await body.transformToByteArray();
+      this.traffic.downloaded += bytes.byteLength;
+      return bytes;
+    } catch (e) {
+      throw wrap(e, `GET ${key} (body)`);
+    }
+  }
+
+  private getCommand(key: string): GetObjectCommand {
+    return new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.k(key) });
+  }
+
+  /** The GET's response, or null when there is no such object. */
+  private async sendGet(key: string, signal?: AbortSignal) {
+    try {
+      return await this.client.send(
+        this.getCommand(key),
         signal === undefined ? {} : { abortSignal: signal },
       );
-      const body = r.Body as AsyncIterable<Uint8Array> | undefined;
-      if (body === undefined) return null;
-      const traffic = this.traffic;
-      return (async function* () {
-        try {
-          for await (const chunk of body) {
-            traffic.downloaded += chunk.byteLength;
-            yield chunk;
-          }
-        } catch (e) {
-          throw wrap(e, `GET ${key} (body)`);
-        }
-      })();
     } catch (e) {
       if (statusOf(e) === 404) return null;
       throw wrap(e, `GET ${key}`);
     }
-  }
-
-  async get(key: string): Promise<Uint8Array | null> {
-    const stream = await this.getStream(key);
-    if (stream === null) return null;
-    const chunks: Uint8Array[] = [];
-    for await (const c of stream) chunks.push(c);
-    return Buffer.concat(chunks);
   }
 
   async head(key: string): Promise<{ bytes: number } | null> {

@@ -22,6 +22,8 @@ export const s3EnvSchema = z.object({
   S3_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   S3_MULTIPART_THRESHOLD_MB: z.coerce.number().positive().default(64),
   S3_PART_SIZE_MB: z.coerce.number().min(5).default(16),
+  /** Blob downloads from an http:// endpoint read the socket straight into their buffer. */
+  S3_DIRECT_READS: bool.default(true),
 });
 
 export function s3SettingsFromEnv(env: z.infer<typeof s3EnvSchema>): S3Settings {
@@ -36,5 +38,6 @@ export function s3SettingsFromEnv(env: z.infer<typeof s3EnvSchema>): S3Settings 
     maxAttempts: env.S3_MAX_ATTEMPTS,
     multipartThresholdBytes: Math.round(env.S3_MULTIPART_THRESHOLD_MB * 1024 * 1024),
     partSizeBytes: Math.round(env.S3_PART_SIZE_MB * 1024 * 1024),
+    directReads: env.S3_DIRECT_READS,
   };
 }

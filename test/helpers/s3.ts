@@ -1,6 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type S3Settings, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { type Service, startService } from "@loracast/shared/supervisor";
 
 export const BUCKET = "loracast-test";
@@ -29,4 +30,9 @@ export function s3Env(url: string, prefix = "loracast"): Record<string, string> 
     S3_FORCE_PATH_STYLE: "true",
     S3_MAX_ATTEMPTS: "2",
   };
+}
+
+/** Settings for a store client of that server, as the services parse them, with test overrides. */
+export function s3Settings(url: string, prefix: string, overrides: Partial<S3Settings> = {}): S3Settings {
+  return { ...s3SettingsFromEnv(s3EnvSchema.parse(s3Env(url, prefix))), ...overrides };
 }

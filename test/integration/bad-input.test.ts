@@ -5,7 +5,7 @@ import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { blobKey, sha256Hex } from "@loracast/shared/store";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
-import { BUCKET } from "../helpers/s3.ts";
+import { BUCKET, s3Settings } from "../helpers/s3.ts";
 import { SECRET, type Stack, startStack } from "../helpers/stack.ts";
 
 describe("bad input gets a clear error and loses nothing", () => {
@@ -22,18 +22,7 @@ describe("bad input gets a clear error and loses nothing", () => {
 
   async function storeKeys(): Promise<string[]> {
     const { S3ObjectStore } = await import("@loracast/shared/store");
-    const objects = new S3ObjectStore({
-      endpoint: stack.s3.url,
-      region: "us-east-1",
-      accessKeyId: "S3RVER",
-      secretAccessKey: "S3RVER",
-      bucket: BUCKET,
-      prefix: "loracast",
-      forcePathStyle: true,
-      maxAttempts: 1,
-      multipartThresholdBytes: 1e9,
-      partSizeBytes: 5e6,
-    });
+    const objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast", { maxAttempts: 1 }));
     const keys = (await objects.list("")).filter((k) => !k.startsWith(".probe"));
     objects.client.destroy();
     return keys;

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import type { Service } from "@loracast/shared/supervisor";
+import type { LogLine, Service } from "@loracast/shared/supervisor";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
 import { type Stack, startStack } from "../../helpers/stack.ts";
@@ -48,8 +48,8 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
 };
 
-/** When `g` activated run@version, from its own log line, so the bench does not poll and steal CPU. */
-async function activeAt(g: Service, run: string, version: number): Promise<number> {
+/** `g`'s log line for activating run@version, so the bench does not poll and steal CPU. */
+async function activation(g: Service, run: string, version: number): Promise<LogLine> {
   const line = await g.waitForLog(
     (l) =>
       (l.msg === "adapter activated" || l.msg === "adapter failed verification") &&
@@ -59,7 +59,19 @@ async function activeAt(g: Service, run: string, version: number): Promise<numbe
   );
   if (line.msg !== "adapter activated")
     throw new Error(`${g.name}: ${run}@${version} failed: ${String(line.reason)}`);
-  return Date.parse(String(line.t));
+  return line;
+}
+
+/**
+ * Where the slowest generator's time went: webhook arrival after the publish returned, then its
+ * own manifest, download and verify phases, and the rest (the rollback re-read and activation).
+ */
+function phases(line: LogLine, returned: number): number[] {
+  const [manifest, download, verify, total] = [line.manifestMs, line.downloadMs, line.verifyMs, line.ms].map(
+    Number,
+  ) as [number, number, number, number];
+  const arrived = Date.parse(String(line.t)) - total - returned;
+  return [arrived, manifest, download, verify, total - manifest - download - verify];
 }
 
 function rssMb(pid: number): number {
@@ -125,6 +137,7 @@ for (const n of counts) {
       const run = `bench-${mb}mb`;
       const adapter = adapterFor(base, mb, mb);
       const lat: number[] = [];
+      const slowest: number[][] = [];
       let ratio = 0;
       let lastKey = "";
       for (let i = 0; i < publishes; i++) {
@@ -144,8 +157,10 @@ for (const n of counts) {
         // The config blob is identical every time, so after the first publish only weights + manifest go up.
         const expected = weights.byteLength + manifestBytes + (i === 0 ? adapter.config.byteLength : 0);
         ratio = Math.max(ratio, body.uploadedBytes / expected);
-        const times = await Promise.all(stack.generators.map((g) => activeAt(g, run, body.version)));
-        lat.push(Math.max(...times) - returned);
+        const lines = await Promise.all(stack.generators.map((g) => activation(g, run, body.version)));
+        const last = lines.reduce((a, b) => (Date.parse(String(b.t)) > Date.parse(String(a.t)) ? b : a));
+        lat.push(Date.parse(String(last.t)) - returned);
+        slowest.push(phases(last, returned));
         lastKey = `loracast/blobs/sha256/${body.sha256}`;
       }
       const fl = await floor(stack, n, lastKey, Math.max(5, Math.min(publishes, 20)));
@@ -160,6 +175,15 @@ for (const n of counts) {
         target,
         pass: pct(lat, 50) <= target,
         uploadRatio: ratio,
+        slowestPhasesP50: Object.fromEntries(
+          ["arrived", "manifest", "download", "verify", "rest"].map((name, i) => [
+            name,
+            pct(
+              slowest.map((p) => p[i] as number),
+              50,
+            ),
+          ]),
+        ),
       };
       rows.push(row);
       console.log(JSON.stringify({ bench: "handoff", ...row }));
@@ -216,7 +240,7 @@ if (rssPublishes > 0) {
       const body = (await (
         await stack.publish("rss", { config: adapter.config, weights: variant(adapter.weights, i) })
       ).json()) as { version: number };
-      await activeAt(g, "rss", body.version);
+      await activation(g, "rss", body.version);
       peak = Math.max(peak, rssMb(pid));
     }
     const after = rssMb(pid);
