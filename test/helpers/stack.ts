@@ -127,6 +127,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     stop: async () => {
       await Promise.all([trainer?.stop(), ...generators.map((g) => g.stop())]);
       await s3.stop();
+      // The bucket holds every published blob: a handoff bench leaves gigabytes behind otherwise.
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   return stack;

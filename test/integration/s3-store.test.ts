@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import {
   AdapterStore,
   detectConditionalWrites,
@@ -9,7 +10,7 @@ import {
   sha256Hex,
 } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
-import { s3Settings, startS3 } from "../helpers/s3.ts";
+import { BUCKET, s3Settings, startS3 } from "../helpers/s3.ts";
 
 describe("S3 object store against the embedded server", () => {
   let s3: Service;
@@ -93,6 +94,19 @@ describe("S3 object store against the embedded server", () => {
       (e: unknown) => e instanceof StoreError && e.code === "rejected" && /HTTP 403/.test(e.message),
     );
     wrong.client.destroy();
+  });
+
+  it("serves whole objects and byte ranges from its 1 MiB disk reads", async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 5);
+    await objects.put("ranged/x", bytes);
+    const get = async (range?: string) => {
+      const r = await objects.client.send(
+        new GetObjectCommand({ Bucket: BUCKET, Key: "it/ranged/x", ...(range ? { Range: range } : {}) }),
+      );
+      return Buffer.from((await r.Body?.transformToByteArray()) ?? []);
+    };
+    assert.ok((await get()).equals(bytes));
+    assert.ok((await get("bytes=1048570-2097160")).equals(bytes.subarray(1048570, 2097161)));
   });
 
   it("lists past one page of 1000 keys", async () => {

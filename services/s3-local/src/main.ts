@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
 import S3rver from "s3rver";
 import { envSchema } from "./env.ts";
+import { readInLargeChunks } from "./large-reads.ts";
 
 const env = envSchema.parse(process.env);
 const log = createLogger({ service: "s3-local" });
@@ -21,6 +22,7 @@ const server = new S3rver({
   silent: true,
   configureBuckets: [{ name: env.S3_BUCKET, configs: [] }],
 });
+readInLargeChunks(server);
 const address = await server.run();
 const url = `http://${address.address}:${address.port}`;
 log.info("ready", { url, bucket: env.S3_BUCKET, directory, accessKeyId: "S3RVER" });

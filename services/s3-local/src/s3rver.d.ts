@@ -9,8 +9,21 @@ declare module "s3rver" {
     silent?: boolean;
     configureBuckets?: { name: string; configs: (string | Buffer)[] }[];
   }
+  /** What the filesystem store returns for a GET: the body stream, and the byte range when one was asked for. */
+  interface StoredObject {
+    content: import("node:stream").Readable | null;
+    range?: { start: number; end: number };
+  }
+  interface ObjectStore {
+    getObject(
+      bucket: string,
+      key: string,
+      options?: { start?: number; end?: number },
+    ): Promise<StoredObject | null>;
+  }
   export default class S3rver {
     constructor(options: S3rverOptions);
+    readonly store: ObjectStore;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }
