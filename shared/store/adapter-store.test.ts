@@ -54,6 +54,12 @@ describe("adapter store", () => {
     const { file } = await store.putBlob(new Uint8Array([1, 2, 3, 4]));
     const good = await store.downloadBlob({ name: WEIGHTS_FILE, ...file });
     assert.ok(good.ok);
+    const reused = new Uint8Array(4);
+    const into = await store.downloadBlob({ name: WEIGHTS_FILE, ...file }, { into: reused });
+    assert.ok(
+      into.ok && into.value === reused && reused.join() === "1,2,3,4",
+      "a buffer of the right size is filled",
+    );
     objects.objects.set(file.blob, new Uint8Array([1, 2, 3, 5]));
     const tampered = await store.downloadBlob({ name: WEIGHTS_FILE, ...file });
     assert.match(

@@ -171,9 +171,14 @@ export class AdapterStore {
   /**
    * Reads a blob into one buffer of the announced size, hashing each region as it lands, so
    * verification costs no second pass and a wrong-sized blob is refused before its bytes are read.
+   * `into`, when it has that size, is the buffer (its previous content is overwritten).
    */
-  async downloadBlob(file: AdapterFile, signal?: AbortSignal): Promise<Result<Uint8Array, IntegrityFailure>> {
-    const out = Buffer.allocUnsafeSlow(file.bytes);
+  async downloadBlob(
+    file: AdapterFile,
+    options: { into?: Uint8Array; signal?: AbortSignal } = {},
+  ): Promise<Result<Uint8Array, IntegrityFailure>> {
+    const { into, signal } = options;
+    const out = into?.byteLength === file.bytes ? into : Buffer.allocUnsafeSlow(file.bytes);
     const hash = createHash("sha256");
     const size = await this.objects.readInto(file.blob, out, (region) => hash.update(region), signal);
     if (size === null) return err({ reason: `blob ${file.name} (${file.blob}) is missing from the store` });

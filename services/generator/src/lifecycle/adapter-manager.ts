@@ -12,7 +12,7 @@ import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import { type AdapterStore, manifestKey, StoreError } from "@loracast/shared/store";
 import type { LoadedAdapter, Trigger, VersionRecord } from "./types.ts";
-import { type CacheBounds, VersionCache } from "./version-cache.ts";
+import { type CacheBounds, type Evicted, VersionCache } from "./version-cache.ts";
 
 export interface ManagerDeps {
   store: AdapterStore;
@@ -160,19 +160,18 @@ export class AdapterManager {
     trigger: Trigger,
     manifestSha256?: string,
   ): Promise<Result<VersionRecord, string>> {
+    // A rollback may have been written while this webhook was in flight, its own event not yet
+    // here: a webhook that pulls re-reads the records alongside the pull, so the read costs no time.
+    // A rollback written after that read arrives as its own event. A version that was already
+    // staged activates without a store round trip (the activation stays an in-memory swap); the
+    // rollback events and reconcile passes keep the records it is checked against current.
     const pulls = this.cache.get(run, version)?.adapter == null;
+    const reread = trigger === "webhook" && pulls ? this.d.store.listRollbacks(run).catch(() => null) : null;
     const loaded = await this.load(run, version, trigger, manifestSha256);
     if (!loaded.ok) return loaded;
     const record = loaded.value;
-    // A rollback may have been written while this webhook's version downloaded, its own event not
-    // yet here: re-read the records as the last step of the pull. A version that was already
-    // staged activates without a store round trip (the activation stays an in-memory swap); the
-    // rollback events and reconcile passes keep the records it is checked against current.
-    if (trigger === "webhook" && pulls)
-      this.rollbacks.set(
-        run,
-        await this.d.store.listRollbacks(run).catch(() => this.rollbacks.get(run) ?? []),
-      );
+    const records = await reread;
+    if (records != null) this.rollbacks.set(run, records);
     if (this.isRevoked(record)) {
       this.d.log.info("revoked version not activated", { run, version });
       return err("revoked by a rollback");
@@ -211,7 +210,7 @@ export class AdapterManager {
    * download's socket chunks stay resident for a while. Where the process runs with --expose-gc,
    * collect once the activation (or release) that evicted them is done.
    */
-  private releaseEvicted(evicted: VersionRecord[]): void {
+  private releaseEvicted(evicted: Evicted[]): void {
     if (evicted.length === 0) return;
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc !== undefined) setImmediate(gc);
@@ -314,11 +313,14 @@ export class AdapterManager {
         `base fingerprint ${fingerprint} does not match this generator's base ${this.d.spec.fingerprint}`,
       );
     }
-    // Make room first, so the bound holds while the new weights download, not only after. The
-    // collection waits for activation: here it would compete with the download for CPU.
-    this.cache.evict(weightsEntry.bytes);
+    // Make room first, so the bound holds while the new weights download, not only after. Versions
+    // of a run are usually all the same size: an evicted buffer of that size receives the download,
+    // so there is no fresh memory to page in and no garbage for the collector.
+    const into = this.cache
+      .evict(weightsEntry.bytes)
+      .find((e) => e.weights.byteLength === weightsEntry.bytes);
     const [weights, configBytes] = await Promise.all([
-      this.d.store.downloadBlob(weightsEntry),
+      this.d.store.downloadBlob(weightsEntry, into === undefined ? {} : { into: into.weights }),
       this.d.store.downloadBlob(configEntry),
     ]);
     if (!weights.ok) return err(weights.error.reason);

@@ -41,7 +41,7 @@ describe("version cache", () => {
     cache.set(record(2, "retired", 10, 2));
     cache.set(record(3, "staged", 10, 3));
     cache.set(record(4, "active", 10, 0));
-    const evicted = cache.evict().map((r) => r.version);
+    const evicted = cache.evict().map((e) => e.record.version);
     assert.deepEqual(evicted, [2, 3]);
     assert.equal(cache.get("r", 1)?.state, "retired", "pinned survives over the bound");
     assert.equal(cache.get("r", 4)?.state, "active");
@@ -53,11 +53,11 @@ describe("version cache", () => {
     cache.set(record(1, "retired", 10, 1));
     cache.set(record(2, "active", 10, 2));
     assert.deepEqual(
-      cache.evict().map((r) => r.version),
+      cache.evict().map((e) => e.record.version),
       [],
     );
     assert.deepEqual(
-      cache.evict(10).map((r) => r.version),
+      cache.evict(10).map((e) => e.record.version),
       [1],
     );
     assert.equal(cache.heldBytes(), 10);
@@ -127,14 +127,14 @@ describe("adapter manager", () => {
       createdAt: "2026-01-01T00:00:00.000Z",
     });
 
-  function manager(store: AdapterStore) {
+  function manager(store: AdapterStore, maxVersions = 4) {
     let now = 1_000;
     return new AdapterManager({
       store,
       spec,
       clock: { now: () => now++ },
       log: createLogger({}, { write: () => {} }),
-      bounds: { maxVersions: 4, maxBytes: 1e9 },
+      bounds: { maxVersions, maxBytes: 1e9 },
       maxRank: 64,
       runs: null,
     });
@@ -168,7 +168,7 @@ describe("adapter manager", () => {
     assert.equal(m.activeRecord("r")?.version, 1);
   });
 
-  it("re-reads rollbacks after a webhook's pull, and activates an already staged version without the store", async () => {
+  it("re-reads rollbacks alongside a webhook's pull, and activates an already staged version without the store", async () => {
     const objects = new MemoryObjectStore();
     const store = new AdapterStore(objects);
     const m = manager(store);
@@ -192,6 +192,26 @@ describe("adapter manager", () => {
     await m.handleEvent(published(v3, 3));
     assert.equal(m.activeRecord("r")?.version, 3);
     assert.equal(lists, 0, "activating a staged version lists nothing");
+  });
+
+  it("downloads a version into the buffer of the version evicted to make room for it", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store, 2);
+    for (const version of [1, 2]) await m.handleEvent(published(await publish(store, "r", version), version));
+    const oldest = m.cache.get("r", 1)?.adapter?.weights;
+    assert.ok(oldest !== undefined);
+    await m.handleEvent(published(await publish(store, "r", 3), 3));
+    assert.equal(m.cache.get("r", 1)?.state, "evicted");
+    const v3 = m.cache.get("r", 3)?.adapter;
+    assert.equal(v3?.weights, oldest, "the evicted buffer received the download");
+    const a = v3?.verified.modules[0]?.a;
+    assert.ok(a !== undefined);
+    const values = new Float32Array(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength / 4);
+    assert.ok(
+      values.every((x) => x === 3),
+      "and holds the new version's values",
+    );
+    assert.equal(m.activeRecord("r")?.version, 3);
   });
 
   it("refuses a manifest whose bytes do not match the announced sha256", async () => {

@@ -17,7 +17,11 @@ export type Trigger = "webhook" | "reconcile" | "on-demand" | "rollback";
 
 /** A verified adapter held in memory, ready to be fed to the engine. */
 export interface LoadedAdapter {
-  /** The raw adapter_model.safetensors bytes; `verified` holds zero-copy views into them. */
+  /**
+   * The raw adapter_model.safetensors bytes; `verified` holds zero-copy views into them. Once the
+   * version is evicted the buffer may receive a later download, so nothing may keep views into it
+   * beyond this record (the feeds are copies).
+   */
   weights: Uint8Array;
   verified: VerifiedAdapter;
   config: Record<string, unknown>;

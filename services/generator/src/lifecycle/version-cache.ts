@@ -1,5 +1,11 @@
 import type { VersionRecord } from "./types.ts";
 
+/** A version whose weights were dropped, and the buffer that held them (nothing else refers to it). */
+export interface Evicted {
+  record: VersionRecord;
+  weights: Uint8Array;
+}
+
 export interface CacheBounds {
   maxVersions: number;
   maxBytes: number;
@@ -41,23 +47,24 @@ export class VersionCache {
 
   /**
    * Drops the weights of least recently used evictable versions until within bounds, leaving room
-   * for `incomingBytes` about to be downloaded; returns those evicted.
+   * for `incomingBytes` about to be downloaded; returns those evicted, with the weights they held.
    */
-  evict(incomingBytes = 0): VersionRecord[] {
+  evict(incomingBytes = 0): Evicted[] {
     const held = [...this.records.values()].filter((r) => r.adapter !== null);
     let count = held.length + (incomingBytes > 0 ? 1 : 0);
     let bytes = this.heldBytes() + incomingBytes;
-    const evicted: VersionRecord[] = [];
+    const evicted: Evicted[] = [];
     const candidates = held
       .filter((r) => (r.state === "staged" || r.state === "retired") && r.pins === 0)
       .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
     for (const r of candidates) {
       if (count <= this.bounds.maxVersions && bytes <= this.bounds.maxBytes) break;
-      bytes -= r.adapter?.weights.byteLength ?? 0;
+      if (r.adapter === null) continue;
+      bytes -= r.adapter.weights.byteLength;
       count--;
+      evicted.push({ record: r, weights: r.adapter.weights });
       r.adapter = null;
       r.state = "evicted";
-      evicted.push(r);
     }
     return evicted;
   }
