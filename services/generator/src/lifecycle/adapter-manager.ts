@@ -206,9 +206,9 @@ export class AdapterManager {
   }
 
   /**
-   * Evicted weights are large and die all at once; left to the allocator's own pace, they and the
-   * download's socket chunks stay resident for a while. Where the process runs with --expose-gc,
-   * collect once the activation (or release) that evicted them is done.
+   * Weights evicted by an activation or a released pin (not those a download reuses) are large and
+   * die all at once; left to the collector's own pace, they stay resident for a while. Where the
+   * process runs with --expose-gc, collect once the activation (or release) that evicted them is done.
    */
   private releaseEvicted(evicted: Evicted[]): void {
     if (evicted.length === 0) return;
