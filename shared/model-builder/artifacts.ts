@@ -19,6 +19,7 @@ import type { Architecture } from "./architecture.ts";
 import { CheckpointError, openCheckpoint } from "./checkpoint.ts";
 import { buildDecoderGraph } from "./decoder-graph.ts";
 import {
+  APPEND_FILE,
   DATA_FILE,
   MODEL_FILE,
   MODEL_MANIFEST,
@@ -99,6 +100,7 @@ export async function buildArtifacts(
     const plan = new WeightPlan(g, options.quant, dataFile);
     buildDecoderGraph(g, arch, plan, { lora, logitsPositions: format === "loracast" });
     const training = lora ? trainingGraph(arch, options.quant, dataFile, plan) : null;
+    const appending = format === "loracast" ? appendGraph(arch, options.quant, dataFile, plan, lora) : null;
 
     for (const job of plan.jobs) {
       if (!ckpt.has(job.source)) return err(new CheckpointError(`checkpoint has no tensor ${job.source}`));
@@ -119,6 +121,7 @@ export async function buildArtifacts(
       producer: "loracast",
     });
     const hash = createHash("sha256").update(model);
+    if (appending !== null) hash.update(appending);
     const tmpData = `${dataPath}.partial`;
     const out = await open(tmpData, "w");
     try {
@@ -145,6 +148,7 @@ export async function buildArtifacts(
     }
     await rename(tmpData, dataPath);
     await writeFile(modelPath, model);
+    if (appending !== null) await writeFile(join(options.outDir, APPEND_FILE), appending);
     if (training !== null) await writeFile(join(options.outDir, TRAINING_FILE), training);
 
     for (const file of format === "loracast" ? TOKENIZER_FILES : ["config.json", ...TOKENIZER_FILES]) {
@@ -156,7 +160,12 @@ export async function buildArtifacts(
     }
     const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, {
       lora,
-      files: { model: modelFile, data: dataFile, ...(training === null ? {} : { training: TRAINING_FILE }) },
+      files: {
+        model: modelFile,
+        data: dataFile,
+        ...(appending === null ? {} : { append: APPEND_FILE }),
+        ...(training === null ? {} : { training: TRAINING_FILE }),
+      },
     });
     if (format === "loracast")
       await writeFile(join(options.outDir, MODEL_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -170,6 +179,23 @@ export async function buildArtifacts(
   }
 }
 
+/** The decoder with the `append` cache interface, over the same data file. */
+function appendGraph(
+  arch: Architecture,
+  quant: BaseQuant,
+  dataFile: string,
+  present: WeightPlan,
+  lora: boolean,
+) {
+  const g = new GraphBuilder("loracast-decoder-append");
+  const plan = new WeightPlan(g, quant, dataFile);
+  buildDecoderGraph(g, arch, plan, { lora, kvOutput: "append" });
+  if (layoutOf(plan) !== layoutOf(present)) throw new Error("append graph weights differ from the decoder's");
+  return encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
+}
+
+const layoutOf = (p: WeightPlan) => p.jobs.map((j) => `${j.source}@${j.offset}+${j.length}`).join();
+
 /**
  * The training graph over the same data file. It must ask for the same weights in the same order
  * as the inference graph, so both point at the same offsets; a mismatch is a builder bug.
@@ -178,8 +204,8 @@ function trainingGraph(arch: Architecture, quant: BaseQuant, dataFile: string, i
   const g = new GraphBuilder("loracast-training");
   const plan = new WeightPlan(g, quant, dataFile);
   buildTrainingGraph(g, arch, plan);
-  const layout = (p: WeightPlan) => p.jobs.map((j) => `${j.source}@${j.offset}+${j.length}`).join();
-  if (layout(plan) !== layout(inference)) throw new Error("training graph weights differ from the decoder's");
+  if (layoutOf(plan) !== layoutOf(inference))
+    throw new Error("training graph weights differ from the decoder's");
   return encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
 }
 

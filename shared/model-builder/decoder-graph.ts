@@ -4,6 +4,12 @@
  * (or one `MatMulNBits`), and each LoRA is two more `Gemm`s whose factors are graph inputs named by
  * their PEFT keys. The adapter's scaling is folded into `lora_B` by the runtime; untargeted modules
  * get rank-0 factors, which cost two empty Gemms.
+ *
+ * The KV cache has two interfaces. `present`: each step returns the whole cache, past and new
+ * (what HF exports do, and what keeps a cache in GPU memory between steps). `append`: each step
+ * returns only the keys and values it adds, and the runtime keeps the cache in its own buffers,
+ * with spare columns masked out. On the CPU that is the cheaper one: onnxruntime-node copies every
+ * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
@@ -33,7 +39,11 @@ export interface DecoderGraphOptions {
    * logits for every position, the interface transformers.js and Optimum exports have. @default true
    */
   logitsPositions?: boolean;
+  /** How the KV cache leaves a step (see the file comment). @default "present" */
+  kvOutput?: KvOutput;
 }
+
+export type KvOutput = "present" | "append";
 
 /** The decoder up to the final hidden state, and the pieces a head builds on. */
 export interface DecoderBody {
@@ -49,8 +59,8 @@ export interface DecoderBody {
 
 export interface DecoderBodyOptions {
   lora: boolean;
-  /** Take `past_key_values.*` inputs and return `present.*`; off for the training graph. */
-  kvCache: boolean;
+  /** Take `past_key_values.*` inputs and return the cache as `kvOutput` says; null for the training graph. */
+  kvCache: KvOutput | null;
 }
 
 export function buildDecoderGraph(
@@ -60,7 +70,10 @@ export function buildDecoderGraph(
   options: DecoderGraphOptions = {},
 ): void {
   const { hiddenSize: D, vocabSize: V } = arch.dims;
-  const body = buildDecoderBody(g, arch, w, { lora: options.lora ?? true, kvCache: true });
+  const body = buildDecoderBody(g, arch, w, {
+    lora: options.lora ?? true,
+    kvCache: options.kvOutput ?? "present",
+  });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const logitsPositions =
@@ -117,7 +130,7 @@ export function buildDecoderBody(
   };
 
   const rope = g.scoped("rope", () => ropeCaches(g, arch, positionIds, bs));
-  const masks = g.scoped("mask", () => attentionMasks(g, arch, mask, bs));
+  const masks = g.scoped("mask", () => attentionMasks(g, arch, mask, positionIds, bs));
 
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean): string =>
     g.scoped(module.split(".").slice(-1)[0] ?? module, () => {
@@ -218,18 +231,29 @@ function ropeCaches(g: GraphBuilder, arch: Architecture, positionIds: string, bs
   return { cos, sin, rows };
 }
 
-/** Additive masks `[batch, 1, 1, seq, total]`: causal, padding, and the sliding window where set. */
-function attentionMasks(g: GraphBuilder, arch: Architecture, mask: string, bs: string): string[] {
+/**
+ * Additive masks `[batch, 1, 1, seq, total]`: causal, padding, and the sliding window where set.
+ * Causality goes by column (a step's new keys are the last columns); the window goes by position,
+ * a key's being the count of real keys before it, so that masked columns inside a row (padding, or
+ * the spare columns of a host cache) do not count as distance.
+ */
+function attentionMasks(
+  g: GraphBuilder,
+  arch: Architecture,
+  mask: string,
+  positionIds: string,
+  bs: string,
+): string[] {
   const scalar = (v: number) => g.constant("int64", [], [v]);
   const total = g.op1("Gather", [g.op1("Shape", [mask]), scalar(1)], { axis: attr.int(0) });
   const seq = g.op1("Gather", [bs, scalar(1)], { axis: attr.int(0) });
   const past = g.op1("Sub", [total, seq]);
-  const qpos = g.op1("Unsqueeze", [g.op1("Range", [past, total, scalar(1)]), g.constant("int64", [1], [1])]);
-  const kpos = g.op1("Unsqueeze", [
+  const qcol = g.op1("Unsqueeze", [g.op1("Range", [past, total, scalar(1)]), g.constant("int64", [1], [1])]);
+  const kcol = g.op1("Unsqueeze", [
     g.op1("Range", [scalar(0), total, scalar(1)]),
     g.constant("int64", [1], [0]),
   ]);
-  const causal = g.op1("LessOrEqual", [kpos, qpos]);
+  const causal = g.op1("LessOrEqual", [kcol, qcol]);
   const padding = g.op1("Unsqueeze", [
     g.op1("Cast", [mask], { to: attr.int(9) }),
     g.constant("int64", [1], [1]),
@@ -241,12 +265,20 @@ function attentionMasks(g: GraphBuilder, arch: Architecture, mask: string, bs: s
     g.op1("Unsqueeze", [g.op1("Where", [allow, zero, min]), g.constant("int64", [2], [1, 2])]);
   const full = additive(allowed);
   const byWindow = new Map<number, string>();
+  let distance: string | null = null;
   return arch.slidingWindow.map((window) => {
     if (window === null) return full;
     const cached = byWindow.get(window);
     if (cached !== undefined) return cached;
-    const inWindow = g.op1("Less", [g.op1("Sub", [qpos, kpos]), scalar(window)]);
-    const m = additive(g.op1("And", [allowed, inWindow]));
+    distance ??= (() => {
+      const kpos = g.op1("Sub", [g.op1("CumSum", [mask, scalar(1)]), scalar(1)]);
+      // [batch, seq, 1] − [batch, 1, total]
+      return g.op1("Sub", [
+        g.op1("Unsqueeze", [positionIds, g.constant("int64", [1], [2])]),
+        g.op1("Unsqueeze", [kpos, g.constant("int64", [1], [1])]),
+      ]);
+    })();
+    const m = additive(g.op1("And", [allowed, g.op1("Less", [distance, scalar(window)])]));
     byWindow.set(window, m);
     return m;
   });
@@ -260,7 +292,7 @@ function attention(
   s: Shapes,
   rope: { cos: string; sin: string; rows: string },
   mask: string,
-  kvCache: boolean,
+  kvCache: KvOutput | null,
 ): string {
   const { numHeads: H, numKvHeads: Hkv, headDim: d } = arch.dims;
   const rotary = (t: string, heads: number) =>
@@ -275,18 +307,28 @@ function attention(
   // [B,S,Hkv,g,d] → [B,Hkv,g,S,d]: each query head sits beside the KV head it shares (⌊h/g⌋).
   const qg = g.op1("Transpose", [g.op1("Reshape", [q, s.bsGroups])], { perm: attr.ints([0, 2, 3, 1, 4]) });
 
-  const heads = (t: string) =>
-    g.op1("Transpose", [g.op1("Reshape", [t, s.bsKvHeads])], { perm: attr.ints([0, 2, 1, 3]) });
-  const k = heads(rotary(g.op1("Reshape", [x.k, s.bsKv]), Hkv));
-  const v = heads(x.v);
+  const appended = kvCache === "append";
+  const heads = (t: string, name: string) =>
+    g.op1(
+      "Transpose",
+      [g.op1("Reshape", [t, s.bsKvHeads])],
+      { perm: attr.ints([0, 2, 1, 3]) },
+      appended ? { names: [name] } : {},
+    );
+  const k = heads(rotary(g.op1("Reshape", [x.k, s.bsKv]), Hkv), IO.appendedKey(layer));
+  const v = heads(x.v, IO.appendedValue(layer));
   let [presentK, presentV] = [k, v];
-  if (kvCache) {
+  if (kvCache !== null) {
     const pastK = g.input(IO.pastKey(layer), "float32", ["batch", Hkv, "past_sequence", d]);
     const pastV = g.input(IO.pastValue(layer), "float32", ["batch", Hkv, "past_sequence", d]);
-    presentK = g.op1("Concat", [pastK, k], { axis: attr.int(2) }, { names: [IO.presentKey(layer)] });
-    presentV = g.op1("Concat", [pastV, v], { axis: attr.int(2) }, { names: [IO.presentValue(layer)] });
-    g.output(IO.presentKey(layer), "float32", ["batch", Hkv, "total_sequence", d]);
-    g.output(IO.presentValue(layer), "float32", ["batch", Hkv, "total_sequence", d]);
+    const named = (name: string) => (appended ? {} : { names: [name] });
+    presentK = g.op1("Concat", [pastK, k], { axis: attr.int(2) }, named(IO.presentKey(layer)));
+    presentV = g.op1("Concat", [pastV, v], { axis: attr.int(2) }, named(IO.presentValue(layer)));
+    const [outK, outV, length] = appended
+      ? [IO.appendedKey(layer), IO.appendedValue(layer), "sequence"]
+      : [IO.presentKey(layer), IO.presentValue(layer), "total_sequence"];
+    g.output(outK, "float32", ["batch", Hkv, length, d]);
+    g.output(outV, "float32", ["batch", Hkv, length, d]);
   }
 
   const unsq = g.constant("int64", [1], [2]);

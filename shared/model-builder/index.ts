@@ -7,6 +7,7 @@ export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifa
 export { type Checkpoint, CheckpointError, openCheckpoint } from "./checkpoint.ts";
 export { IO, TRAIN_IO } from "./io-names.ts";
 export {
+  APPEND_FILE,
   DATA_FILE,
   MODEL_FILE,
   MODEL_MANIFEST,

@@ -10,6 +10,9 @@ export const IO = {
   pastValue: (layer: number) => `past_key_values.${layer}.value`,
   presentKey: (layer: number) => `present.${layer}.key`,
   presentValue: (layer: number) => `present.${layer}.value`,
+  /** The keys and values a step adds, `[batch, kvHeads, sequence, headDim]` (the host-cache graph). */
+  appendedKey: (layer: number) => `appended.${layer}.key`,
+  appendedValue: (layer: number) => `appended.${layer}.value`,
 } as const;
 
 /** The training graph's extra interface (design: the trainer scores and differentiates with it). */

@@ -9,12 +9,13 @@ export const MODEL_MANIFEST = "loracast-model.json";
 export const MODEL_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
 export const TRAINING_FILE = "train.onnx";
+export const APPEND_FILE = "model.append.onnx";
 
 const positive = z.number().int().positive();
 
 export const modelManifestSchema = z.object({
   schema: z.literal("loracast-model/1"),
-  /** sha256 over the graph bytes and the external data, in that order. */
+  /** sha256 over the decoder graph, the append graph (where built) and the external data, in that order. */
   fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   architecture: z.enum(["llama", "qwen2", "mistral"]),
   dims: z.object({
@@ -39,8 +40,17 @@ export const modelManifestSchema = z.object({
   maxPositions: positive,
   bosTokenId: z.number().int().nullable(),
   eosTokenIds: z.array(z.number().int()),
-  /** `training`: the graph with log-probabilities and LoRA gradients, over the same data file. */
-  files: z.object({ model: z.string(), data: z.string(), training: z.string().optional() }),
+  /**
+   * `model`: the decoder that returns the whole KV cache each step (`present.*`). `append`: the same
+   * decoder returning only each step's new keys and values, for a cache the runtime keeps.
+   * `training`: the graph with log-probabilities and LoRA gradients. All read the same data file.
+   */
+  files: z.object({
+    model: z.string(),
+    data: z.string(),
+    append: z.string().optional(),
+    training: z.string().optional(),
+  }),
   modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
 });
 

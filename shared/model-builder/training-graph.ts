@@ -15,7 +15,7 @@ import { TRAIN_IO } from "./io-names.ts";
 import type { WeightPlan } from "./weights.ts";
 
 export function buildTrainingGraph(g: GraphBuilder, arch: Architecture, w: WeightPlan): void {
-  const body = buildDecoderBody(g, arch, w, { lora: true, kvCache: false });
+  const body = buildDecoderBody(g, arch, w, { lora: true, kvCache: null });
   const rows = g.input(TRAIN_IO.scoreRows, "int64", ["scored"]);
   const targets = g.input(TRAIN_IO.scoreTargets, "int64", ["scored"]);
   const invTemperature = g.input(TRAIN_IO.invTemperature, "float32", []);

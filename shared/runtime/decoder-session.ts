@@ -13,20 +13,33 @@ import {
 import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
+import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 
 /**
- * Keys and values of every layer, `[batch, kvHeads, length, headDim]` each. On the WebGPU EP a
- * step's present stays in GPU memory (`location: "gpu-buffer"`): feeding it back as the next past
- * costs no copy. Such a cache must be given to `DecoderSession.free` once dropped, or copied to
- * the host with `toHost` (which frees it) before its data is read.
+ * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are left-padded:
+ * every row's keys end at column `length`.
+ *
+ * Two kinds, by the graph the session runs (docs/architecture.md, "The KV cache"):
+ * - On the CPU, the session owns the cache in host buffers with spare columns (`capacity` >
+ *   `length`), which the graph sees masked out. A step writes its new keys and values into the
+ *   spare columns of the cache it was given and returns that same cache, longer; when the spare
+ *   columns run out it moves to larger buffers.
+ * - On the WebGPU EP, each step returns a new cache of exactly `length` columns that stays in GPU
+ *   memory (`location: "gpu-buffer"`): feeding it back as the next past costs no copy. Such a cache
+ *   must be given to `DecoderSession.free` once dropped, or copied to the host with `toHost` (which
+ *   frees it) before its data is read.
  */
 export interface KvCache {
   batch: number;
   length: number;
+  capacity: number;
   keys: ort.Tensor[];
   values: ort.Tensor[];
 }
+
+/** Spare columns a host cache gets when it is made or outgrows its buffers. */
+const SPARE_COLUMNS = 64;
 
 export interface StepInput {
   batch: number;
@@ -88,6 +101,8 @@ export class DecoderSession {
     private readonly gpuFeeds: GpuFeeds | null,
     /** Present on the WebGPU EP: how caches come back to the host when a batch changes. */
     private readonly downloader: GpuDownloader | null,
+    /** The graph returns only each step's new keys and values; the cache lives in host buffers. */
+    private readonly appending: boolean,
   ) {}
 
   /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
@@ -103,12 +118,13 @@ export class DecoderSession {
     // Every decode step's present is the next step's past: on a GPU, leave it there. Without
     // this, each step copied the whole cache to the host and back (docs/benchmarks.md).
     const onGpu = (options.executionProviders ?? ["cpu"])[0] === "webgpu";
+    const appending = !onGpu && manifest.files.append !== undefined;
     const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
       IO.presentKey(l),
       IO.presentValue(l),
     ]).flat();
     const session = await createSession(
-      join(dir, manifest.files.model),
+      join(dir, appending ? (manifest.files.append ?? "") : manifest.files.model),
       options,
       onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
     );
@@ -118,7 +134,7 @@ export class DecoderSession {
     if (gpuFeeds !== null) created++;
     const downloader = onGpu ? await GpuDownloader.create(presents.length) : null;
     if (downloader !== null) created++;
-    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader));
+    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending));
   }
 
   private empty(batch: number): KvCache {
@@ -129,11 +145,17 @@ export class DecoderSession {
     const cache: KvCache = {
       batch,
       length: 0,
+      capacity: 0,
       keys: Array.from({ length: numLayers }, make),
       values: Array.from({ length: numLayers }, make),
     };
     this.emptyPast.push(cache);
     return cache;
+  }
+
+  get kvShape(): KvShape {
+    const { numLayers, numKvHeads, headDim } = this.manifest.dims;
+    return { layers: numLayers, kvHeads: numKvHeads, headDim };
   }
 
   /** One forward pass over `seq` new tokens per row. */
@@ -144,7 +166,7 @@ export class DecoderSession {
     const feeds: Record<string, ort.Tensor> = {
       ...(this.gpuFeeds === null ? lora : await this.gpuFeeds.place(lora)),
       [IO.inputIds]: new ort.Tensor("int64", input.inputIds, [batch, seq]),
-      [IO.attentionMask]: new ort.Tensor("int64", input.attentionMask, [batch, total]),
+      [IO.attentionMask]: this.maskTensor(input.attentionMask, past, seq),
       [IO.positionIds]: new ort.Tensor("int64", input.positionIds, [batch, seq]),
       [IO.logitsPositions]: new ort.Tensor("int64", input.logitsPositions, [batch, input.logitsCount]),
     };
@@ -159,15 +181,64 @@ export class DecoderSession {
       if (t === undefined) throw new Error(`session output ${name} missing`);
       return t;
     };
-    return {
-      logits: pick(IO.logits).data as Float32Array,
-      present: {
-        batch,
-        length: total,
-        keys: Array.from({ length: layers }, (_, l) => pick(IO.presentKey(l))),
-        values: Array.from({ length: layers }, (_, l) => pick(IO.presentValue(l))),
-      },
+    const logits = pick(IO.logits).data as Float32Array;
+    if (!this.appending) {
+      return {
+        logits,
+        present: {
+          batch,
+          length: total,
+          capacity: total,
+          keys: Array.from({ length: layers }, (_, l) => pick(IO.presentKey(l))),
+          values: Array.from({ length: layers }, (_, l) => pick(IO.presentValue(l))),
+        },
+      };
+    }
+    const cache = total <= past.capacity ? past : this.grow(past, total + SPARE_COLUMNS);
+    const { kvHeads, headDim: d } = this.kvShape;
+    const write = (dst: ort.Tensor, src: ort.Tensor) => {
+      const to = dst.data as Float32Array;
+      const from = src.data as Float32Array;
+      for (let row = 0; row < batch * kvHeads; row++)
+        to.set(from.subarray(row * seq * d, (row + 1) * seq * d), (row * cache.capacity + past.length) * d);
     };
+    for (let l = 0; l < layers; l++) {
+      write(cache.keys[l] as ort.Tensor, pick(IO.appendedKey(l)));
+      write(cache.values[l] as ort.Tensor, pick(IO.appendedValue(l)));
+    }
+    cache.length = total;
+    return { logits, present: cache };
+  }
+
+  /**
+   * The caller's mask covers `past.length + seq` columns; a host cache has spare columns between
+   * its keys and the new ones, which the graph must see masked out.
+   */
+  private maskTensor(mask: BigInt64Array, past: KvCache, seq: number): ort.Tensor {
+    const batch = past.batch;
+    const given = past.length + seq;
+    const wide = past.capacity + seq;
+    if (wide === given) return new ort.Tensor("int64", mask, [batch, given]);
+    const out = new BigInt64Array(batch * wide);
+    for (let r = 0; r < batch; r++) {
+      out.set(mask.subarray(r * given, r * given + past.length), r * wide);
+      out.set(mask.subarray(r * given + past.length, (r + 1) * given), r * wide + past.capacity);
+    }
+    return new ort.Tensor("int64", out, [batch, wide]);
+  }
+
+  /** A host cache with the rows of `cache` and room for `capacity` columns. */
+  private grow(cache: KvCache, capacity: number): KvCache {
+    const rows = Array.from({ length: cache.batch }, (_, row) => ({ cache, row, pad: 0 }));
+    return relayout(rows, this.kvShape, capacity - cache.length).cache;
+  }
+
+  /**
+   * A new cache whose row i is `sources[i]`, right-aligned to the longest; with spare columns on
+   * the CPU. Sources must be on the host (`toHost`).
+   */
+  regroup(sources: readonly RowSource[]): { cache: KvCache; pads: number[] } {
+    return relayout(sources, this.kvShape, this.appending ? SPARE_COLUMNS : 0);
   }
 
   /** Frees the GPU memory of a cache that is no longer needed; host caches need nothing. */

@@ -7,7 +7,6 @@
  */
 import type { Rng } from "../random/index.ts";
 import type { DecoderSession, KvCache } from "./decoder-session.ts";
-import { relayout } from "./kv-layout.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import { type SampledToken, type SamplingParams, sampleToken } from "./sampling.ts";
 
@@ -148,7 +147,7 @@ export class Engine {
           ...group.rows.map((_, i) => ({ cache: running as KvCache, row: i, pad: group.pads[i] ?? 0 })),
           ...live.map(({ i }) => ({ cache: fresh, row: i, pad: prefilled.pads[i] ?? 0 })),
         ];
-        const merged = relayout(sources, this.kvShape());
+        const merged = this.session.regroup(sources);
         group.cache = merged.cache;
         group.pads = merged.pads;
         group.rows.push(...live.map(({ s }) => s));
@@ -157,11 +156,6 @@ export class Engine {
         this.session.free(prefilled.cache);
       }
     }
-  }
-
-  private kvShape() {
-    const { numLayers, numKvHeads, headDim } = this.session.manifest.dims;
-    return { layers: numLayers, kvHeads: numKvHeads, headDim };
   }
 
   private async prefill(seqs: Sequence[], feeds: LoraFeeds): Promise<{ cache: KvCache; pads: number[] }> {
@@ -262,10 +256,7 @@ export class Engine {
     if (keep.length === group.rows.length || group.cache === null) return;
     if (keep.length > 0) {
       const cache = await this.session.toHost(group.cache);
-      const merged = relayout(
-        keep.map(({ i }) => ({ cache, row: i, pad: group.pads[i] ?? 0 })),
-        this.kvShape(),
-      );
+      const merged = this.session.regroup(keep.map(({ i }) => ({ cache, row: i, pad: group.pads[i] ?? 0 })));
       group.cache = merged.cache;
       group.pads = merged.pads;
     } else {

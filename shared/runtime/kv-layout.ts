@@ -19,29 +19,38 @@ export interface KvShape {
   headDim: number;
 }
 
-/** A new cache whose row i is `sources[i]`, right-aligned to the longest row. Returns each row's padding. */
-export function relayout(sources: readonly RowSource[], shape: KvShape): { cache: KvCache; pads: number[] } {
+/**
+ * A new cache whose row i is `sources[i]`, right-aligned to the longest row, with `spare` unused
+ * columns after the keys. Returns each row's padding.
+ */
+export function relayout(
+  sources: readonly RowSource[],
+  shape: KvShape,
+  spare = 0,
+): { cache: KvCache; pads: number[] } {
   const { layers, kvHeads, headDim: d } = shape;
   const valid = sources.map((s) => s.cache.length - s.pad);
   const length = Math.max(0, ...valid);
+  const capacity = length + spare;
   const batch = sources.length;
   const copyLayer = (pick: (c: KvCache) => ort.Tensor[], layer: number): ort.Tensor => {
-    const dst = new Float32Array(batch * kvHeads * length * d);
+    const dst = new Float32Array(batch * kvHeads * capacity * d);
     sources.forEach((s, r) => {
       const src = (pick(s.cache)[layer] as ort.Tensor).data as Float32Array;
-      const srcLen = s.cache.length;
+      const stride = s.cache.capacity;
       const n = valid[r] ?? 0;
       for (let h = 0; h < kvHeads; h++) {
-        const from = ((s.row * kvHeads + h) * srcLen + s.pad) * d;
-        const to = ((r * kvHeads + h) * length + (length - n)) * d;
+        const from = ((s.row * kvHeads + h) * stride + s.pad) * d;
+        const to = ((r * kvHeads + h) * capacity + (length - n)) * d;
         dst.set(src.subarray(from, from + n * d), to);
       }
     });
-    return new ort.Tensor("float32", dst, [batch, kvHeads, length, d]);
+    return new ort.Tensor("float32", dst, [batch, kvHeads, capacity, d]);
   };
   const cache: KvCache = {
     batch,
     length,
+    capacity,
     keys: Array.from({ length: layers }, (_, l) => copyLayer((c) => c.keys, l)),
     values: Array.from({ length: layers }, (_, l) => copyLayer((c) => c.values, l)),
   };
