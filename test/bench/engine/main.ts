@@ -1,5 +1,5 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --swaps=1000 --throughput=true|false]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --rounds=5 --swaps=1000 --throughput=true|false]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -20,7 +20,7 @@ import {
   writeRandomCheckpoint,
 } from "@loracast/shared/model-builder";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
+import { adapterFeeds, baseFeeds, DecoderSession } from "@loracast/shared/runtime";
 import { ROOT } from "@loracast/shared/supervisor";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
@@ -30,7 +30,8 @@ import {
   NEW_TOKENS,
   PROMPT_LEN,
   type Throughput,
-  throughput,
+  type TimedGeneration,
+  throughputs,
 } from "./ours.ts";
 import { measureSwaps } from "./swaps.ts";
 import { loadTransformersJs } from "./transformers-js.ts";
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     "accuracy-level": { type: "string", default: "4" },
     "block-size": { type: "string", default: "32" },
     ep: { type: "string", default: "cpu" },
+    rounds: { type: "string", default: "5" },
     swaps: { type: "string", default: "1000" },
     throughput: { type: "string", default: "true" },
     work: { type: "string", default: join(ROOT, ".bench", "engine") },
@@ -120,27 +122,26 @@ if (values.throughput !== "false") {
     `\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`,
   );
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}`);
+  say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
 
-  const variants: [string, LoraFeeds][] = [
-    ["int4 base", baseFeeds(session.spec)],
-    ["int4 + LoRA r=16 ×7", adapterFeeds(session.spec, lora)],
-  ];
-  for (const batch of [1, 8])
-    for (const [name, feeds] of variants)
-      row(name, batch, await throughput(engineGeneration(session, feeds), batch));
-  const oursGreedy = await greedyTokens(session, baseFeeds(session.spec), 16);
-
+  const base = baseFeeds(session.spec);
   const merged = await load(dirs.merged);
-  for (const batch of [1, 8])
-    row("merged fp16 (LoRA folded in)", batch, await throughput(engineGeneration(merged, {}), batch));
-  await merged.release();
-
   const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep);
-  for (const batch of [1, 8])
-    row("transformers.js int4 base", batch, await throughput(peer.generation, batch));
+  const variants = new Map<string, TimedGeneration>([
+    ["int4 base", engineGeneration(session, base)],
+    ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
+    ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
+    ["transformers.js int4 base", peer.generation],
+  ]);
+  for (const batch of [1, 8]) {
+    const measured = await throughputs(variants, batch, Number(values.rounds));
+    for (const [name, t] of measured) row(name, batch, t);
+  }
+  const oursGreedy = await greedyTokens(session, base, 16);
   const peerGreedy = await peer.greedy(16);
+  await merged.release();
   await peer.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;

@@ -1,7 +1,8 @@
 /**
  * Throughput of our engine, and of the transformers.js peer, measured the same way: a batch
  * generates 64 tokens per row; prefill is the time to the first token, decode the time from there
- * to the last. Each figure is the median of three runs after a warm-up.
+ * to the last. The variants take turns, one generation each per round, so that a slow minute of
+ * this shared machine lands on all of them; each figure is the median over the rounds.
  */
 import { createRng } from "@loracast/shared/random";
 import { type DecoderSession, Engine, GREEDY, type LoraFeeds } from "@loracast/shared/runtime";
@@ -29,17 +30,30 @@ export type TimedGeneration = (batch: number, tokens: number) => Promise<Generat
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
-export async function throughput(generate: TimedGeneration, batch: number): Promise<Throughput> {
-  await generate(batch, 4); // warm-up: first-run allocations and kernel selection
-  const runs: Throughput[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t = await generate(batch, NEW_TOKENS);
-    runs.push({
-      prefill: (batch * PROMPT_LEN) / (t.firstToken / 1000),
-      decode: (batch * (NEW_TOKENS - 1)) / ((t.end - t.firstToken) / 1000),
-    });
+/** Throughput of each variant at `batch`, measured in `rounds` interleaved rounds. */
+export async function throughputs(
+  variants: ReadonlyMap<string, TimedGeneration>,
+  batch: number,
+  rounds: number,
+): Promise<Map<string, Throughput>> {
+  // warm-up: first-run allocations and kernel selection
+  for (const generate of variants.values()) await generate(batch, 4);
+  const runs = new Map<string, Throughput[]>([...variants.keys()].map((k) => [k, []]));
+  for (let i = 0; i < rounds; i++) {
+    for (const [name, generate] of variants) {
+      const t = await generate(batch, NEW_TOKENS);
+      runs.get(name)?.push({
+        prefill: (batch * PROMPT_LEN) / (t.firstToken / 1000),
+        decode: (batch * (NEW_TOKENS - 1)) / ((t.end - t.firstToken) / 1000),
+      });
+    }
   }
-  return { prefill: median(runs.map((r) => r.prefill)), decode: median(runs.map((r) => r.decode)) };
+  return new Map(
+    [...runs].map(([name, rs]) => [
+      name,
+      { prefill: median(rs.map((r) => r.prefill)), decode: median(rs.map((r) => r.decode)) },
+    ]),
+  );
 }
 
 export function engineGeneration(session: DecoderSession, feeds: LoraFeeds): TimedGeneration {
