@@ -193,6 +193,68 @@ describe("engine on llama-tiny", () => {
     ...extra,
   });
 
+  it("a cache that outgrows its spare columns gives the logits of one pass without a cache", async () => {
+    const vocab = session.manifest.dims.vocabSize;
+    const prompt = prompts[0] as number[];
+    // Past the 64 spare columns the first cache gets, so the rows move to larger buffers once.
+    const tokens = [...prompt, ...Array.from({ length: 90 }, (_, i) => (i * 37 + 11) % vocab)];
+    const n = tokens.length;
+    const ids = (xs: readonly number[]) => BigInt64Array.from(xs.map(BigInt));
+    const whole = await session.step(
+      {
+        batch: 1,
+        seq: n,
+        inputIds: ids(tokens),
+        attentionMask: new BigInt64Array(n).fill(1n),
+        positionIds: ids(tokens.map((_, i) => i)),
+        logitsPositions: ids(tokens.map((_, i) => i)),
+        logitsCount: n,
+        past: null,
+      },
+      lora,
+    );
+    let step = await session.step(
+      {
+        batch: 1,
+        seq: prompt.length,
+        inputIds: ids(prompt),
+        attentionMask: new BigInt64Array(prompt.length).fill(1n),
+        positionIds: ids(prompt.map((_, i) => i)),
+        logitsPositions: ids([prompt.length - 1]),
+        logitsCount: 1,
+        past: null,
+      },
+      lora,
+    );
+    let worst = 0;
+    let grew = false;
+    for (let t = prompt.length; ; t++) {
+      const expected = whole.logits.subarray((t - 1) * vocab, t * vocab);
+      step.logits.forEach((v, j) => {
+        worst = Math.max(worst, Math.abs(v - (expected[j] ?? 0)));
+      });
+      if (t === n) break;
+      const capacity = step.present.capacity;
+      step = await session.step(
+        {
+          batch: 1,
+          seq: 1,
+          inputIds: ids([tokens[t] ?? 0]),
+          attentionMask: new BigInt64Array(t + 1).fill(1n),
+          positionIds: ids([t]),
+          logitsPositions: ids([0]),
+          logitsCount: 1,
+          past: step.present,
+        },
+        lora,
+      );
+      grew ||= step.present.capacity > capacity;
+    }
+    assert.ok(grew, "the cache never outgrew its buffers");
+    assert.equal(step.present.length, n);
+    assert.ok(worst < 1e-4, `cached logits differ from one pass by ${worst}`);
+  });
+
   it("concurrent prompts of different lengths and adapters decode as they would alone", async () => {
     const createdBefore = sessionsCreated();
     const solo = async (p: number[], feeds: LoraFeeds) => greedyDecode(session, feeds, p, 10);
