@@ -99,8 +99,18 @@ export async function buildArtifacts(
     const g = new GraphBuilder("loracast-decoder");
     const plan = new WeightPlan(g, options.quant, dataFile);
     buildDecoderGraph(g, arch, plan, { lora, logitsPositions: format === "loracast" });
-    const training = lora ? trainingGraph(arch, options.quant, dataFile, plan) : null;
-    const appending = format === "loracast" ? appendGraph(arch, options.quant, dataFile, plan, lora) : null;
+    // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
+    const appending =
+      format === "loracast"
+        ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
+            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append" }),
+          )
+        : null;
+    const training = lora
+      ? graphOverSameData("training", options.quant, dataFile, plan, (gt, pt) =>
+          buildTrainingGraph(gt, arch, pt),
+        )
+      : null;
 
     for (const job of plan.jobs) {
       if (!ckpt.has(job.source)) return err(new CheckpointError(`checkpoint has no tensor ${job.source}`));
@@ -115,11 +125,7 @@ export async function buildArtifacts(
     }
 
     await mkdir(dirname(modelPath), { recursive: true });
-    const model = encodeModel({
-      graph: g.build(),
-      opsets: { "": 21, "com.microsoft": 1 },
-      producer: "loracast",
-    });
+    const model = encodeGraph(g);
     const hash = createHash("sha256").update(model);
     if (appending !== null) hash.update(appending);
     const tmpData = `${dataPath}.partial`;
@@ -179,35 +185,28 @@ export async function buildArtifacts(
   }
 }
 
-/** The decoder with the `append` cache interface, over the same data file. */
-function appendGraph(
-  arch: Architecture,
+/**
+ * Another graph over the decoder's data file. It must ask for the same weights in the same order as
+ * the decoder, so both point at the same offsets; a mismatch is a builder bug.
+ */
+function graphOverSameData(
+  what: string,
   quant: BaseQuant,
   dataFile: string,
-  present: WeightPlan,
-  lora: boolean,
-) {
-  const g = new GraphBuilder("loracast-decoder-append");
+  decoder: WeightPlan,
+  build: (g: GraphBuilder, plan: WeightPlan) => void,
+): Uint8Array {
+  const g = new GraphBuilder(`loracast-${what}`);
   const plan = new WeightPlan(g, quant, dataFile);
-  buildDecoderGraph(g, arch, plan, { lora, kvOutput: "append" });
-  if (layoutOf(plan) !== layoutOf(present)) throw new Error("append graph weights differ from the decoder's");
-  return encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
+  build(g, plan);
+  const layoutOf = (p: WeightPlan) => p.jobs.map((j) => `${j.source}@${j.offset}+${j.length}`).join();
+  if (layoutOf(plan) !== layoutOf(decoder))
+    throw new Error(`${what} graph weights differ from the decoder's`);
+  return encodeGraph(g);
 }
 
-const layoutOf = (p: WeightPlan) => p.jobs.map((j) => `${j.source}@${j.offset}+${j.length}`).join();
-
-/**
- * The training graph over the same data file. It must ask for the same weights in the same order
- * as the inference graph, so both point at the same offsets; a mismatch is a builder bug.
- */
-function trainingGraph(arch: Architecture, quant: BaseQuant, dataFile: string, inference: WeightPlan) {
-  const g = new GraphBuilder("loracast-training");
-  const plan = new WeightPlan(g, quant, dataFile);
-  buildTrainingGraph(g, arch, plan);
-  if (layoutOf(plan) !== layoutOf(inference))
-    throw new Error("training graph weights differ from the decoder's");
-  return encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
-}
+const encodeGraph = (g: GraphBuilder): Uint8Array =>
+  encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
 
 function modelManifest(
   arch: Architecture,
