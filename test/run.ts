@@ -1,6 +1,6 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code, `integration` is test/conformance, test/integration and test/e2e,
+ * files: `unit` is every *.test.ts beside the code, `integration` is test/conformance, test/integration, test/e2e and test/journeys,
  * which start real processes and so run one file at a time.
  */
 import { spawnSync } from "node:child_process";
@@ -26,6 +26,7 @@ const integration = [
   ...find(join(root, "test", "conformance")),
   ...find(join(root, "test", "integration")),
   ...find(join(root, "test", "e2e")),
+  ...find(join(root, "test", "journeys")),
 ];
 
 function run(files: string[], concurrency: number): number {
