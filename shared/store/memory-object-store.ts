@@ -54,8 +54,9 @@ export class MemoryObjectStore implements ObjectStore {
     for (const k of this.objects.keys()) {
       if (!k.startsWith(prefix)) continue;
       const rest = k.slice(prefix.length);
+      // As in S3, a delimiter right at the end of the prefix rolls up too, into the segment "".
       const slash = rest.indexOf("/");
-      if (slash > 0) out.add(rest.slice(0, slash));
+      if (slash >= 0) out.add(rest.slice(0, slash));
     }
     return [...out].sort();
   }

@@ -31,7 +31,7 @@ export interface Service {
 }
 
 const ENTRIES: Record<string, { script: string; nodeArgs: string[]; env?: Record<string, string> }> = {
-  "s3-local": { script: "services/s3-local/src/main.ts", nodeArgs: ["--openssl-legacy-provider"] },
+  "s3-local": { script: "services/s3-local/src/main.ts", nodeArgs: [] },
   trainer: { script: "services/trainer/src/main.ts", nodeArgs: [] },
   // --expose-gc lets the generator hand evicted adapter memory back promptly (see AdapterManager).
   generator: {

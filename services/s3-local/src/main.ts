@@ -1,7 +1,7 @@
 /**
  * The embedded S3-compatible server for local runs and tests: s3rver on loopback, with the bucket
- * created. Access key and secret are both `S3RVER`. Start it through `node --openssl-legacy-provider`,
- * which s3rver's ListObjectsV2 continuation tokens (DES) need on Node >= 17.
+ * created. Access key and secret are both `S3RVER`. Listings are served by ./listing (s3rver's own
+ * loses common prefixes and mis-pages), reads by ./large-reads.
  */
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -9,6 +9,7 @@ import { createLogger, onShutdown } from "@loracast/shared/platform";
 import S3rver from "s3rver";
 import { envSchema } from "./env.ts";
 import { readInLargeChunks } from "./large-reads.ts";
+import { listLikeS3 } from "./listing/index.ts";
 
 const env = envSchema.parse(process.env);
 const log = createLogger({ service: "s3-local" });
@@ -23,6 +24,7 @@ const server = new S3rver({
   configureBuckets: [{ name: env.S3_BUCKET, configs: [] }],
 });
 readInLargeChunks(server);
+listLikeS3();
 const address = await server.run();
 const url = `http://${address.address}:${address.port}`;
 log.info("ready", { url, bucket: env.S3_BUCKET, directory, accessKeyId: "S3RVER" });
