@@ -127,13 +127,15 @@ export function startLocalStack(env: Record<string, string>): LocalStackRun {
     exited,
     interrupt: async (signal = "SIGINT", timeoutMs = 30_000) => {
       if (!done) process.kill(-pgid, signal);
-      const timer = new Promise<never>((_, reject) =>
-        setTimeout(
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
           () => reject(new Error(`npm start did not exit within ${timeoutMs} ms of ${signal}`)),
           timeoutMs,
-        ),
-      );
-      return Promise.race([exited, timer]);
+        );
+      });
+      // A pending timer would hold the test process open for the rest of timeoutMs.
+      return Promise.race([exited, late]).finally(() => clearTimeout(timer));
     },
     killGroup,
   };
