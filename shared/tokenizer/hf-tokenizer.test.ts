@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { IncrementalDecoder, loadTokenizer } from "./index.ts";
 
 /** GPT-2's byte-level alphabet: the character each byte is written as in a byte-level BPE vocab. */
@@ -80,6 +80,7 @@ const id = (c: string) => c.codePointAt(0) as number;
 describe("HF tokenizer.json", () => {
   const dir = mkdtempSync(join(tmpdir(), "loracast-tokenizer-"));
   writeQwenStyleTokenizer(dir);
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it("applies the BPE merges in rank order and decodes back to the text", async () => {
     const tok = await loadTokenizer(dir, MODEL);
@@ -116,7 +117,8 @@ describe("HF tokenizer.json", () => {
     assert.equal(tok.encode(prompt).filter((t) => t === 262).length, 3, "each <|im_start|> is one token");
     assert.ok(!tok.applyChatTemplate(messages, false).endsWith("assistant\n"));
 
-    const other = mkdtempSync(join(tmpdir(), "loracast-tokenizer-"));
+    const other = join(dir, "with-template-file");
+    mkdirSync(other);
     writeQwenStyleTokenizer(other, {
       templateFile: "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}",
     });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import type { AdapterEvent } from "../manifest/index.ts";
 import { createLogger } from "../platform/index.ts";
 import { Outbox, ReplayCache, signWebhook, verifyWebhook } from "./index.ts";
@@ -78,9 +78,11 @@ describe("replay cache", () => {
 
 describe("outbox", () => {
   const log = createLogger({}, { write: () => {} });
+  const root = mkdtempSync(join(tmpdir(), "outbox-"));
+  after(() => rmSync(root, { recursive: true, force: true }));
 
   it("keeps failed deliveries on disk and sends them from a new outbox on the same directory", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "outbox-"));
+    const dir = mkdtempSync(join(root, "restart-"));
     let up = false;
     const received: { headers: Headers; body: string }[] = [];
     const fakeFetch = (async (_url: string, init: RequestInit) => {
@@ -127,7 +129,7 @@ describe("outbox", () => {
   });
 
   it("gives up on a subscriber that answers 4xx", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "outbox-"));
+    const dir = mkdtempSync(join(root, "4xx-"));
     const fakeFetch = (async () => new Response(null, { status: 401 })) as unknown as typeof fetch;
     const outbox = new Outbox({ dir, secret: SECRET, clock: clockAt(T0), log, fetch: fakeFetch });
     await outbox.start();

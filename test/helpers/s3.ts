@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type S3Settings, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
@@ -6,17 +6,27 @@ import { type Service, startService } from "@loracast/shared/supervisor";
 
 export const BUCKET = "loracast-test";
 
-/** Starts the embedded S3 server on a free port with its own data directory. */
-export async function startS3(
-  dir = mkdtempSync(join(tmpdir(), "loracast-s3-")),
-  port = 0,
-): Promise<Service & { dir: string }> {
+/**
+ * Starts the embedded S3 server on a free port. Without `dir` it keeps its objects in a temp dir of
+ * its own, which `stop()` removes; a given `dir` is the caller's to keep or remove (a test that
+ * restarts the server on the same data passes it again).
+ */
+export async function startS3(dir?: string, port = 0): Promise<Service & { dir: string }> {
+  const own = dir === undefined;
+  const data = dir ?? mkdtempSync(join(tmpdir(), "loracast-s3-"));
   const s = await startService("s3-local", {
     S3_LOCAL_PORT: String(port),
-    S3_LOCAL_DIR: dir,
+    S3_LOCAL_DIR: data,
     S3_BUCKET: BUCKET,
   });
-  return Object.assign(s, { dir });
+  if (own) {
+    const stop = s.stop.bind(s);
+    s.stop = async () => {
+      await stop();
+      rmSync(data, { recursive: true, force: true });
+    };
+  }
+  return Object.assign(s, { dir: data });
 }
 
 /** The S3_* variables that point a service at that server. */

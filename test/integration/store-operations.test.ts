@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { ListObjectsCommand, ListObjectsV2Command, S3ServiceException } from "@aws-sdk/client-s3";
 import { WEIGHTS_FILE } from "@loracast/shared/manifest";
@@ -103,7 +102,6 @@ describe("store operations on the embedded server with realistic contents", () =
   after(async () => {
     remote.client.destroy();
     await s3.stop();
-    rmSync(s3.dir, { recursive: true, force: true });
   });
 
   /** Every prefix the services list, every directory-like prefix in the store, and a few mid-segment ones. */
