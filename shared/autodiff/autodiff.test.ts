@@ -4,7 +4,11 @@ import * as ort from "onnxruntime-node";
 import { quantize, quantLayout } from "../model-builder/index.ts";
 import { attr, encodeModel, GraphBuilder } from "../onnx/index.ts";
 import { createRng } from "../random/index.ts";
+import { disableOrtTelemetry } from "../runtime/index.ts";
 import { AutodiffError, addGradients } from "./index.ts";
+
+// These tests create ORT sessions themselves, not through createSession.
+disableOrtTelemetry();
 
 type Feed = { shape: number[]; data?: Float32Array | BigInt64Array; wrt?: boolean };
 

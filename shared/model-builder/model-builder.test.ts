@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import * as ort from "onnxruntime-node";
 import { attr, encodeModel, GraphBuilder } from "../onnx/index.ts";
 import { createRng } from "../random/index.ts";
+import { disableOrtTelemetry } from "../runtime/index.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../safetensors/index.ts";
 import { ROOT } from "../supervisor/index.ts";
 import { buildDecoderGraph } from "./decoder-graph.ts";
@@ -18,6 +19,9 @@ import {
   readModelManifest,
 } from "./index.ts";
 import { WeightPlan } from "./weights.ts";
+
+// These tests create ORT sessions themselves, not through createSession.
+disableOrtTelemetry();
 
 const LLAMA = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny", "base");
 const llamaConfig = () =>

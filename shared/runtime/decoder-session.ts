@@ -15,6 +15,7 @@ import { ok, type Result } from "../result/index.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
+import { disableOrtTelemetry } from "./ort-telemetry.ts";
 
 /**
  * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are left-padded:
@@ -77,6 +78,7 @@ export function createSession(
     "graphOptimizationLevel" | "enableMemPattern" | "preferredOutputLocation"
   > = {},
 ): Promise<ort.InferenceSession> {
+  disableOrtTelemetry();
   return ort.InferenceSession.create(path, {
     executionProviders: options.executionProviders ?? ["cpu"],
     ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),

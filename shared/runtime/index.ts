@@ -18,6 +18,7 @@ export {
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { argmaxRow, logProbAt } from "./logits.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
+export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {
   GREEDY,
   type SampledToken,

@@ -10,12 +10,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BaseQuant, buildArtifacts, IO } from "@loracast/shared/model-builder";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
-import { DecoderSession } from "@loracast/shared/runtime";
+import { DecoderSession, disableOrtTelemetry } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 import { FIXTURES } from "../helpers/adapters.ts";
 import { type Reference, readAdapter, readReference } from "./fixture.ts";
 import { FP32_TOLERANCE, referenceStep } from "./harness.ts";
 import { maxAbsDiff } from "./metrics.ts";
+
+// One session here is created directly, not through createSession.
+disableOrtTelemetry();
 
 const FIXTURE = join(FIXTURES, "llama-tiny");
 const BASE = join(FIXTURE, "base");
