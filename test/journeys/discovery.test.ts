@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { eventually, type Service, startService } from "@loracast/shared/supervisor";
 import {
   freePortRange,
@@ -90,6 +91,27 @@ describe("journey: generators discover the runs already in the store", () => {
         assert.equal(res.headers.get("x-loracast-adapter-version"), String(newest));
         assert.equal(res.headers.get("x-loracast-adapter-sha256"), adapters.active[RUN]?.sha256);
         assert.equal(((await res.json()) as { model: string }).model, `${RUN}@${newest}`);
+      }
+
+      // The store as the demo left it, read through the services' own client.
+      const objects = new S3ObjectStore(
+        s3SettingsFromEnv(
+          s3EnvSchema.parse({
+            S3_ENDPOINT: `http://127.0.0.1:${ports.s3}`,
+            S3_ACCESS_KEY_ID: "S3RVER",
+            S3_SECRET_ACCESS_KEY: "S3RVER",
+            S3_BUCKET: "loracast",
+          }),
+        ),
+      );
+      try {
+        const store = new AdapterStore(objects);
+        assert.deepEqual(await store.listRuns(), [RUN]);
+        assert.equal(await store.latestVersion(RUN), newest);
+        assert.equal((await store.currentVersion(RUN)).current, newest);
+        assert.ok((await objects.listSegments(`runs/${RUN}/`)).includes("versions"));
+      } finally {
+        objects.client.destroy();
       }
 
       standalone = await startService(
