@@ -123,7 +123,7 @@ async function listObjects(ctx: ListContext): Promise<void> {
           startAfter,
           maxKeys,
         });
-  const objects = await Promise.all(
+  const found = await Promise.all(
     page.keys.map((key) =>
       ctx.store.getMetadata(bucket, key).then(
         (metadata) => ({ key, metadata }),
@@ -135,6 +135,7 @@ async function listObjects(ctx: ListContext): Promise<void> {
       ),
     ),
   );
+  const objects = found.filter((o) => o !== null);
   const token = one(query["continuation-token"]);
   const next = page.isTruncated ? page.next : undefined;
   ctx.body = {
@@ -147,7 +148,7 @@ async function listObjects(ctx: ListContext): Promise<void> {
             StartAfter: token ? undefined : one(query["start-after"]),
             ContinuationToken: token || undefined,
             NextContinuationToken: next === undefined ? undefined : encodeToken(next),
-            KeyCount: page.keys.length + page.commonPrefixes.length,
+            KeyCount: objects.length + page.commonPrefixes.length,
           }
         : {
             Marker: startAfter,
@@ -157,19 +158,17 @@ async function listObjects(ctx: ListContext): Promise<void> {
       MaxKeys: one(query["max-keys"]) || PAGE_LIMIT,
       Delimiter: delimiter || undefined,
       IsTruncated: page.isTruncated,
-      Contents: objects
-        .filter((o) => o !== null)
-        .map(({ key, metadata }) => ({
-          Key: key,
-          LastModified: new Date(String(metadata["last-modified"])).toISOString(),
-          ETag: metadata.etag,
-          Size: Number(metadata["content-length"]),
-          Owner:
-            v2 && one(query["fetch-owner"]) !== "true"
-              ? undefined
-              : { ID: DUMMY_ACCOUNT.id, DisplayName: DUMMY_ACCOUNT.displayName },
-          StorageClass: "STANDARD",
-        })),
+      Contents: objects.map(({ key, metadata }) => ({
+        Key: key,
+        LastModified: new Date(String(metadata["last-modified"])).toISOString(),
+        ETag: metadata.etag,
+        Size: Number(metadata["content-length"]),
+        Owner:
+          v2 && one(query["fetch-owner"]) !== "true"
+            ? undefined
+            : { ID: DUMMY_ACCOUNT.id, DisplayName: DUMMY_ACCOUNT.displayName },
+        StorageClass: "STANDARD",
+      })),
       CommonPrefixes: page.commonPrefixes.map((p) => ({ Prefix: p })),
     },
   };
