@@ -88,6 +88,16 @@ const UNSUPPORTED: { field: string; isSet: (v: unknown) => boolean; why: string 
   { field: "layer_replication", isSet: (v) => v != null, why: "layer_replication is not supported" },
   { field: "trainable_token_indices", isSet: (v) => v != null, why: "trainable tokens are not supported" },
   {
+    field: "alora_invocation_tokens",
+    isSet: (v) => v != null,
+    why: "Activated LoRA (applied only after the invocation tokens) is not supported",
+  },
+  {
+    field: "kasa_config",
+    isSet: (v) => v != null,
+    why: "KaSA truncates the base weights' singular values, which a generator does not serve",
+  },
+  {
     field: "target_parameters",
     isSet: (v) => Array.isArray(v) && v.length > 0,
     why: "target_parameters is not supported",

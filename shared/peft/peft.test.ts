@@ -67,6 +67,8 @@ describe("adapter_config.json", () => {
       [{ modules_to_save: ["lm_head"] }, "modules_to_save"],
       [{ lora_bias: true }, "lora_bias"],
       [{ bias: "all" }, "bias"],
+      [{ alora_invocation_tokens: [5, 6] }, "alora_invocation_tokens"],
+      [{ kasa_config: {} }, "kasa_config"],
     ];
     for (const [json, field] of cases) {
       const r = parseLoraConfig({ peft_type: "LORA", ...json });
