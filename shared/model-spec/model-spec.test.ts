@@ -3,7 +3,14 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parseLoraConfig } from "../peft/index.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../safetensors/index.ts";
-import { buildModelSpec, loadModelSpec, type ModelSpec, parseDecoderDims, verifyAdapter } from "./index.ts";
+import {
+  buildModelSpec,
+  loadModelSpec,
+  type ModelSpec,
+  parseDecoderDims,
+  verifyAdapter,
+  verifyAdapterPairs,
+} from "./index.ts";
 
 const FIXTURES = new URL("../../../shared/fixtures/peft-reference/", import.meta.url);
 
@@ -11,6 +18,21 @@ async function spec(name: string): Promise<ModelSpec> {
   const r = await loadModelSpec(new URL(`${name}/base/config.json`, FIXTURES).pathname);
   if (!r.ok) throw r.error;
   return r.value;
+}
+
+/** A one-layer base with hidden size 8, for factors small enough to write out. */
+function tinySpec(modelType: "llama" | "mistral"): ModelSpec {
+  return buildModelSpec({
+    modelType,
+    hiddenSize: 8,
+    intermediateSize: 16,
+    numLayers: 1,
+    numHeads: 2,
+    numKvHeads: 1,
+    headDim: 4,
+    vocabSize: 10,
+    tieWordEmbeddings: false,
+  });
 }
 
 function adapter(name: string) {
@@ -134,17 +156,7 @@ describe("adapter verification", () => {
   });
 
   it("accepts bf16 and f16 factors", async () => {
-    const s = buildModelSpec({
-      modelType: "mistral",
-      hiddenSize: 8,
-      intermediateSize: 16,
-      numLayers: 1,
-      numHeads: 2,
-      numKvHeads: 1,
-      headDim: 4,
-      vocabSize: 10,
-      tieWordEmbeddings: false,
-    });
+    const s = tinySpec("mistral");
     const config = parseLoraConfig({ peft_type: "LORA", r: 2, target_modules: ["k_proj"] });
     assert.ok(config.ok);
     const f = decodeSafetensors(
@@ -163,5 +175,34 @@ describe("adapter verification", () => {
     );
     assert.ok(f.ok);
     assert.ok(verifyAdapter(s, config.value, f.value).ok);
+  });
+
+  it("refuses a non-finite factor, naming the first such tensor, with or without a base", () => {
+    const s = tinySpec("llama");
+    const config = parseLoraConfig({ peft_type: "LORA", r: 2, target_modules: ["q_proj"] });
+    assert.ok(config.ok);
+    const b = new Float32Array(16);
+    b[5] = Number.NEGATIVE_INFINITY;
+    const f = decodeSafetensors(
+      encodeSafetensors({
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": {
+          dtype: "F32",
+          shape: [2, 8],
+          data: new Float32Array(16),
+        },
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": {
+          dtype: "F32",
+          shape: [8, 2],
+          data: b,
+        },
+      }),
+    );
+    assert.ok(f.ok);
+    const want =
+      /^tensor `base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_B\.weight`: contains -Inf \(element 5\)/;
+    const withBase = verifyAdapter(s, config.value, f.value);
+    assert.match(withBase.ok ? "" : withBase.error.message, want);
+    const pairs = verifyAdapterPairs(config.value, f.value);
+    assert.match(pairs.ok ? "" : pairs.error.message, want);
   });
 });

@@ -1,6 +1,6 @@
 import { isTargeted, type LoraConfig, moduleLora } from "../peft/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import type { SafetensorsFile, TensorView } from "../safetensors/index.ts";
+import { firstNonFinite, type SafetensorsFile, type TensorView } from "../safetensors/index.ts";
 import { type ModelSpec, parsePeftKey, peftKey } from "./module-map.ts";
 
 /** A LoRA module that fits the base: both factors, its rank and its scaling. */
@@ -30,7 +30,10 @@ export class AdapterMismatchError extends Error {
 
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
 
-/** The checks every key must pass whatever the base: it names a LoRA factor, and holds floats. */
+/**
+ * The checks every key must pass whatever the base: it names a LoRA factor and holds finite floats.
+ * A NaN or Inf factor (a diverged run) would serve empty text with null log-probabilities.
+ */
 function checkFactor(
   key: string,
   tensor: TensorView,
@@ -46,6 +49,12 @@ function checkFactor(
   }
   if (!FLOAT_DTYPES.has(tensor.dtype)) {
     return err(new AdapterMismatchError(`dtype ${tensor.dtype} is not a float type (F32, F16, BF16)`, key));
+  }
+  const bad = firstNonFinite(tensor);
+  if (bad !== null) {
+    return err(
+      new AdapterMismatchError(`contains ${bad.value} (element ${bad.index}); factors must be finite`, key),
+    );
   }
   return ok(parsed);
 }

@@ -1,18 +1,35 @@
+import type { RE2JS } from "re2js";
 import { z } from "zod";
 import { err, ok, type Result } from "../result/index.ts";
+import { compilePythonRegex } from "./python-regex.ts";
+
+/**
+ * Which modules a PEFT setting selects: a list of names (a module matches one exactly or ends with
+ * `.<name>`), or one Python regex (`re.fullmatch` on the module path), compiled at parse time.
+ */
+export type ModuleSelector =
+  | { kind: "names"; names: readonly string[] }
+  | { kind: "regex"; source: string; regex: RE2JS };
+
+/** One `rank_pattern` / `alpha_pattern` entry: PEFT's `re.match(rf"(.*\.)?({key})$", name)`. */
+export interface PatternEntry {
+  key: string;
+  regex: RE2JS;
+  value: number;
+}
 
 /** PEFT LoRA settings we act on, in our naming. `raw` keeps the file's own JSON for republishing. */
 export interface LoraConfig {
   r: number;
   alpha: number;
   useRslora: boolean;
-  /** A list (suffix match), a regex string (full match), or "all-linear". */
-  targetModules: readonly string[] | string;
-  excludeModules: readonly string[] | string | null;
+  targetModules: ModuleSelector | "all-linear";
+  excludeModules: ModuleSelector | null;
   layersToTransform: readonly number[] | null;
-  layersPattern: readonly string[] | null;
-  rankPattern: Readonly<Record<string, number>>;
-  alphaPattern: Readonly<Record<string, number>>;
+  /** PEFT's `re.match(rf".*?\.{pattern}\.(\d+)\.", name)` per `layers_pattern` entry; the last group is the index. */
+  layersPattern: readonly RE2JS[] | null;
+  rankPattern: readonly PatternEntry[];
+  alphaPattern: readonly PatternEntry[];
   raw: Readonly<Record<string, unknown>>;
 }
 
@@ -49,6 +66,7 @@ const schema = z.looseObject({
   lora_bias: z.boolean().default(false),
   use_dora: z.boolean().default(false),
   modules_to_save: z.array(z.string()).nullable().default(null),
+  init_lora_weights: z.union([z.boolean(), z.string()]).default(true),
 });
 
 /** Settings that change the math or the saved tensors in ways the engine does not implement yet. */
@@ -70,11 +88,81 @@ const UNSUPPORTED: { field: string; isSet: (v: unknown) => boolean; why: string 
   { field: "layer_replication", isSet: (v) => v != null, why: "layer_replication is not supported" },
   { field: "trainable_token_indices", isSet: (v) => v != null, why: "trainable tokens are not supported" },
   {
+    field: "alora_invocation_tokens",
+    isSet: (v) => v != null,
+    why: "Activated LoRA (applied only after the invocation tokens) is not supported",
+  },
+  {
+    field: "kasa_config",
+    isSet: (v) => v != null,
+    why: "KaSA truncates the base weights' singular values, which a generator does not serve",
+  },
+  {
     field: "target_parameters",
     isSet: (v) => Array.isArray(v) && v.length > 0,
     why: "target_parameters is not supported",
   },
 ];
+
+/**
+ * `init_lora_weights` values whose adapters PEFT serves on a rewritten base: PiSSA, CorDA, OLoRA and
+ * LoRA-GA subtract scaling·B₀A₀ from each targeted weight when the adapter is created, and LoftQ
+ * replaces it with its own quantization (peft/tuners/lora/layer.py, `update_layer`). The saved factors
+ * are only right on that residual base, which no generator holds. PEFT's `save_pretrained(...,
+ * path_initial_model_for_weight_conversion=<initial adapter>)` turns them into plain LoRA; converting
+ * here would need that initial adapter, which an upload does not carry.
+ */
+const REWRITES_BASE = [/^pissa(_niter_\d+)?$/, /^corda$/, /^olora$/, /^loftq$/, /^lora_ga$/];
+/** Values that only choose the initial factors; the trained adapter is plain LoRA on the base. */
+const FACTORS_ONLY = new Set(["gaussian", "eva", "orthogonal", "mica"]);
+
+function checkInit(value: boolean | string): PeftConfigError | null {
+  if (typeof value === "boolean") return null;
+  const v = value.toLowerCase();
+  if (FACTORS_ONLY.has(v)) return null;
+  if (REWRITES_BASE.some((re) => re.test(v))) {
+    return new PeftConfigError(
+      "init_lora_weights",
+      `${JSON.stringify(value)} adapters are trained against a base PEFT rewrites when it loads them, which a generator does not serve; convert the adapter to plain LoRA first (PEFT save_pretrained with path_initial_model_for_weight_conversion)`,
+    );
+  }
+  return new PeftConfigError("init_lora_weights", `unknown PEFT initialisation ${JSON.stringify(value)}`);
+}
+
+/** A selector from `target_modules` / `exclude_modules`: a string is a regex, a list is names. */
+function selector(field: string, v: string | string[]): Result<ModuleSelector, PeftConfigError> {
+  if (typeof v !== "string") return ok({ kind: "names", names: v });
+  const regex = compilePythonRegex(v);
+  return regex.ok
+    ? ok({ kind: "regex", source: v, regex: regex.value })
+    : err(new PeftConfigError(field, regex.error));
+}
+
+function patternEntries(
+  field: string,
+  pattern: Readonly<Record<string, number>> | null,
+): Result<PatternEntry[], PeftConfigError> {
+  const out: PatternEntry[] = [];
+  for (const [key, value] of Object.entries(pattern ?? {})) {
+    const regex = compilePythonRegex(key, (k) => `(.*\\.)?(${k})`);
+    if (!regex.ok) return err(new PeftConfigError(`${field}.${key}`, regex.error));
+    out.push({ key, regex: regex.value, value });
+  }
+  return ok(out);
+}
+
+function layerPatterns(v: string | string[] | null): Result<RE2JS[] | null, PeftConfigError> {
+  // PEFT: an empty layers_pattern ("" or []) means the default, any `<name>.<index>.` segment.
+  if (v === null || v.length === 0) return ok(null);
+  const out: RE2JS[] = [];
+  for (const p of typeof v === "string" ? [v] : v) {
+    // PEFT splices the pattern in ungrouped; wrapping it would change what an alternation means.
+    const regex = compilePythonRegex(p, (q) => `.*?\\.${q}\\.(\\d+)\\.`);
+    if (!regex.ok) return err(new PeftConfigError("layers_pattern", regex.error));
+    out.push(regex.value);
+  }
+  return ok(out);
+}
 
 /** Default targets PEFT uses for Llama, Mistral and Qwen2 when target_modules is null. */
 const DEFAULT_TARGETS = ["q_proj", "v_proj"];
@@ -105,19 +193,37 @@ export function parseLoraConfig(input: string | unknown): Result<LoraConfig, Pef
     if (u.isSet(value)) return err(new PeftConfigError(u.field, `${u.why} (got ${JSON.stringify(value)})`));
   }
   const c = parsed.data;
-  const asList = (v: string | string[] | null): string[] | null =>
-    v === null ? null : typeof v === "string" ? [v] : v;
+  const init = checkInit(c.init_lora_weights);
+  if (init !== null) return err(init);
+  const target =
+    c.target_modules === "all-linear"
+      ? ok("all-linear" as const)
+      : selector("target_modules", c.target_modules ?? DEFAULT_TARGETS);
+  if (!target.ok) return target;
+  const exclude = c.exclude_modules === null ? ok(null) : selector("exclude_modules", c.exclude_modules);
+  if (!exclude.ok) return exclude;
+  const layers = layerPatterns(c.layers_pattern);
+  if (!layers.ok) return layers;
+  const ranks = patternEntries("rank_pattern", c.rank_pattern);
+  if (!ranks.ok) return ranks;
+  const alphas = patternEntries("alpha_pattern", c.alpha_pattern);
+  if (!alphas.ok) return alphas;
   return ok({
     r: c.r,
     alpha: c.lora_alpha,
     useRslora: c.use_rslora,
-    targetModules: c.target_modules ?? DEFAULT_TARGETS,
-    excludeModules: c.exclude_modules,
+    targetModules: target.value,
+    excludeModules: exclude.value,
+    // PEFT ignores an empty layers_to_transform list.
     layersToTransform:
-      typeof c.layers_to_transform === "number" ? [c.layers_to_transform] : c.layers_to_transform,
-    layersPattern: asList(c.layers_pattern),
-    rankPattern: c.rank_pattern ?? {},
-    alphaPattern: c.alpha_pattern ?? {},
+      typeof c.layers_to_transform === "number"
+        ? [c.layers_to_transform]
+        : c.layers_to_transform?.length
+          ? c.layers_to_transform
+          : null,
+    layersPattern: layers.value,
+    rankPattern: ranks.value,
+    alphaPattern: alphas.value,
     raw,
   });
 }

@@ -13,7 +13,7 @@ describe("adapter_config.json", () => {
     const c = config({});
     assert.equal(c.r, 8);
     assert.equal(c.alpha, 8);
-    assert.deepEqual(c.targetModules, ["q_proj", "v_proj"]);
+    assert.deepEqual(c.targetModules, { kind: "names", names: ["q_proj", "v_proj"] });
   });
 
   it("computes scaling as alpha/r, or alpha/sqrt(r) with rsLoRA", () => {
@@ -67,6 +67,8 @@ describe("adapter_config.json", () => {
       [{ modules_to_save: ["lm_head"] }, "modules_to_save"],
       [{ lora_bias: true }, "lora_bias"],
       [{ bias: "all" }, "bias"],
+      [{ alora_invocation_tokens: [5, 6] }, "alora_invocation_tokens"],
+      [{ kasa_config: {} }, "kasa_config"],
     ];
     for (const [json, field] of cases) {
       const r = parseLoraConfig({ peft_type: "LORA", ...json });
@@ -89,5 +91,62 @@ describe("adapter_config.json", () => {
       const r = parseLoraConfig(input);
       assert.equal(r.ok ? "ok" : r.error.field, field);
     }
+  });
+});
+
+describe("adapter_config.json patterns (Python regexes)", () => {
+  it("selects modules with Python-only syntax as PEFT does", () => {
+    const c = config({ target_modules: "(?P<proj>.*\\.(q_proj|v_proj))" });
+    assert.ok(isTargeted(c, "model.layers.0.self_attn.q_proj"));
+    assert.ok(isTargeted(c, "model.layers.1.self_attn.v_proj"));
+    assert.ok(!isTargeted(c, "model.layers.1.self_attn.k_proj"));
+    const ranks = config({ r: 8, rank_pattern: { "layers\\.(?P<i>1)\\.self_attn\\.q_proj": 2 } });
+    assert.equal(moduleLora(ranks, "model.layers.1.self_attn.q_proj").rank, 2);
+    assert.equal(moduleLora(ranks, "model.layers.0.self_attn.q_proj").rank, 8);
+  });
+
+  it("refuses a pattern RE2 cannot run as a typed error naming the field", () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ target_modules: "(?P<p>.*_proj)(?P=p)" }, "target_modules"],
+      [{ exclude_modules: ".*(?!q_proj)" }, "exclude_modules"],
+      [{ rank_pattern: { "(q)\\1": 4 } }, "rank_pattern.(q)\\1"],
+      [{ alpha_pattern: { "(?<=self_attn\\.)q_proj": 4 } }, "alpha_pattern.(?<=self_attn\\.)q_proj"],
+      [{ target_modules: ["q_proj"], layers_to_transform: [0], layers_pattern: "lay(ers" }, "layers_pattern"],
+    ];
+    for (const [json, field] of cases) {
+      const r = parseLoraConfig({ peft_type: "LORA", ...json });
+      assert.equal(r.ok ? "ok" : r.error.field, field);
+      if (!r.ok) assert.match(r.error.message, /not a supported regular expression: /);
+    }
+  });
+
+  it("applies layers_to_transform to all-linear, which PEFT expands to a list", () => {
+    const c = config({ target_modules: "all-linear", layers_to_transform: 1 });
+    assert.ok(isTargeted(c, "model.layers.1.mlp.up_proj"));
+    assert.ok(!isTargeted(c, "model.layers.0.mlp.up_proj"));
+  });
+});
+
+describe("init_lora_weights", () => {
+  it("accepts initialisations that only choose the starting factors", () => {
+    for (const init of [true, false, "gaussian", "eva", "orthogonal", "mica"]) {
+      assert.equal(parseLoraConfig({ peft_type: "LORA", init_lora_weights: init }).ok, true, String(init));
+    }
+  });
+
+  it("refuses initialisations that rewrite the base, saying to convert to plain LoRA", () => {
+    for (const init of ["pissa", "pissa_niter_16", "olora", "corda", "loftq", "lora_ga", "PiSSA"]) {
+      const r = parseLoraConfig({ peft_type: "LORA", init_lora_weights: init });
+      assert.equal(r.ok ? "ok" : r.error.field, "init_lora_weights", init);
+      if (!r.ok) {
+        assert.match(r.error.message, /rewrites/);
+        assert.match(r.error.message, /path_initial_model_for_weight_conversion/);
+      }
+    }
+    const unknown = parseLoraConfig({ peft_type: "LORA", init_lora_weights: "magic" });
+    assert.equal(
+      unknown.ok ? "ok" : unknown.error.message,
+      'adapter_config.json: init_lora_weights: unknown PEFT initialisation "magic"',
+    );
   });
 });

@@ -1,55 +1,50 @@
-import type { LoraConfig } from "./config.ts";
+import type { LoraConfig, ModuleSelector, PatternEntry } from "./config.ts";
 
 /**
  * PEFT's module selection and per-module rank/alpha, over HF module paths such as
- * `model.layers.3.self_attn.q_proj`. Python regexes in configs are evaluated as JS regexes; the
- * patterns PEFT users write (names, alternations, `.*`) mean the same in both.
+ * `model.layers.3.self_attn.q_proj` (peft/tuners/tuners_utils.py `check_target_module_exists`,
+ * peft/utils/other.py `get_pattern_key`). The Python regexes were compiled for RE2 when the config
+ * was parsed (python-regex.ts), so nothing here can throw on a user's pattern.
  */
 
 /** The last path segment of every Linear a LoRA may target in the Llama family, minus lm_head. */
 const ALL_LINEAR = new Set(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]);
 
-function matchesSpec(spec: readonly string[] | string, name: string): boolean {
-  if (typeof spec === "string") return fullMatch(spec, name);
-  return spec.some((entry) => name === entry || name.endsWith(`.${entry}`));
+function selects(selector: ModuleSelector, name: string): boolean {
+  if (selector.kind === "regex") return selector.regex.matches(name);
+  return selector.names.some((entry) => name === entry || name.endsWith(`.${entry}`));
 }
 
-function fullMatch(pattern: string, name: string): boolean {
-  return new RegExp(`^(?:${pattern})$`).test(name);
-}
-
-function layerIndex(name: string, layersPattern: readonly string[] | null): number | null {
-  const patterns = layersPattern === null ? [null] : layersPattern;
-  for (const p of patterns) {
-    const re = p === null ? /^.*?\.[^.]*\.(\d+)\./ : new RegExp(`^.*?\\.(?:${p})\\.(\\d+)\\.`);
-    const m = re.exec(name);
-    if (m?.[1] !== undefined) return Number(m[1]);
+function layerIndex(name: string, layersPattern: LoraConfig["layersPattern"]): number | null {
+  if (layersPattern === null) {
+    const m = /^.*?\.[^.]*\.(\d+)\./.exec(name);
+    return m?.[1] === undefined ? null : Number(m[1]);
+  }
+  for (const re of layersPattern) {
+    // re.match: anchored at the start only. The index is the last group, after any in the pattern.
+    const m = re.matcher(name);
+    if (m.lookingAt()) return Number(m.group(m.groupCount()));
   }
   return null;
 }
 
 /** Whether PEFT would wrap the module `name` with a LoRA layer under this config. */
 export function isTargeted(config: LoraConfig, name: string): boolean {
-  if (config.excludeModules !== null && matchesSpec(config.excludeModules, name)) return false;
+  if (config.excludeModules !== null && selects(config.excludeModules, name)) return false;
   const target = config.targetModules;
   const hit =
-    target === "all-linear"
-      ? ALL_LINEAR.has(name.slice(name.lastIndexOf(".") + 1))
-      : matchesSpec(target, name);
+    target === "all-linear" ? ALL_LINEAR.has(name.slice(name.lastIndexOf(".") + 1)) : selects(target, name);
   if (!hit) return false;
-  // PEFT applies layers_to_transform only to list-typed target_modules.
-  if (config.layersToTransform !== null && typeof target !== "string") {
+  // PEFT applies layers_to_transform only to list-typed target_modules ("all-linear" becomes one).
+  if (config.layersToTransform !== null && (target === "all-linear" || target.kind === "names")) {
     const idx = layerIndex(name, config.layersPattern);
     return idx !== null && config.layersToTransform.includes(idx);
   }
   return true;
 }
 
-function patternValue(pattern: Readonly<Record<string, number>>, name: string): number | undefined {
-  for (const [key, value] of Object.entries(pattern)) {
-    if (new RegExp(`^(.*\\.)?(?:${key})$`).test(name)) return value;
-  }
-  return undefined;
+function patternValue(pattern: readonly PatternEntry[], name: string): number | undefined {
+  return pattern.find((p) => p.regex.matches(name))?.value;
 }
 
 /** Rank and LoRA scaling factor of one module, after rank_pattern, alpha_pattern and rsLoRA. */

@@ -24,3 +24,4 @@ export {
 export { encodeSafetensors, type TensorInput } from "./encode.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./errors.ts";
 export { openSafetensors, type SafetensorsReader } from "./file.ts";
+export { firstNonFinite, type NonFinite } from "./finite.ts";

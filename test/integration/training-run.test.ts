@@ -4,14 +4,12 @@
  * activate; a second run survives a SIGKILL of the trainer and completes with contiguous versions.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
 import { readSse } from "@loracast/shared/platform";
-import { ROOT } from "@loracast/shared/supervisor";
-import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { buildDemoModel, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 interface StreamEvent {
   type: string;
@@ -52,14 +50,7 @@ describe("training runs over REST", () => {
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), "loracast-train-"));
-    const config = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
-    await writeRandomCheckpoint(join(work, "base"), config, 7);
-    const built = await buildArtifacts({
-      checkpointDir: join(work, "base"),
-      outDir: join(work, "model"),
-      quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
-    });
-    if (!built.ok) throw built.error;
+    await buildDemoModel(work, 7);
     dataset = join(work, "prompts.jsonl");
     writeFileSync(
       dataset,

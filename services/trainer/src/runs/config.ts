@@ -20,7 +20,17 @@ const reward = z.discriminatedUnion("type", [
   /** `match`: 1 when the pattern matches anywhere; `fraction`: matched characters / characters. */
   z.strictObject({
     type: z.literal("regex"),
-    pattern: z.string().min(1),
+    /** A JavaScript regular expression (flag `u`), checked when the run is created. */
+    pattern: z
+      .string()
+      .min(1)
+      .check((ctx) => {
+        try {
+          new RegExp(ctx.value, "u");
+        } catch (e) {
+          ctx.issues.push({ code: "custom", input: ctx.value, message: (e as Error).message });
+        }
+      }),
     mode: z.enum(["match", "fraction"]).default("match"),
     weight: z.number().default(1),
   }),
@@ -80,14 +90,17 @@ export const runConfigSchema = z.strictObject({
     path: z.string().min(1),
   }),
   rewards: z.array(reward).default([]),
-  lora: z.strictObject({
-    r: positiveInt.max(256).default(8),
-    alpha: z.number().positive().default(16),
-    targetModules: z
-      .union([z.array(z.string().min(1)).min(1), z.literal("all-linear")])
-      .default("all-linear"),
-    rslora: z.boolean().default(false),
-  }),
+  /** Omitted: rank 8, alpha 16, every linear projection ("all-linear"), no rsLoRA. */
+  lora: z
+    .strictObject({
+      r: positiveInt.max(256).default(8),
+      alpha: z.number().positive().default(16),
+      targetModules: z
+        .union([z.array(z.string().min(1)).min(1), z.literal("all-linear")])
+        .default("all-linear"),
+      rslora: z.boolean().default(false),
+    })
+    .prefault({}),
   optimizer: z
     .strictObject({
       lr: z.number().positive().default(1e-4),

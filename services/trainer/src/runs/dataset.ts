@@ -4,8 +4,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { createRng } from "@loracast/shared/random";
+import { err, ok, type Result } from "@loracast/shared/result";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
+import type { RunConfig } from "./config.ts";
 
 const rowSchema = z.object({
   prompt: z.string().min(1),
@@ -19,12 +21,49 @@ export interface Example {
   completion: string | null;
 }
 
-export async function loadDataset(path: string): Promise<Example[]> {
+/** What every line must carry for a run: its algorithm's and its reward functions' inputs. */
+export interface DatasetNeeds {
+  /** SFT trains on `completion`: a non-empty string on every line. */
+  completion: boolean;
+  /** `exact_match` compares with `answer` (any); `numeric_answer` needs a number (or numeric string). */
+  answer: "any" | "numeric" | null;
+}
+
+/** The dataset fields a run config depends on; every line is checked for them before the run starts. */
+export function datasetNeeds(config: RunConfig): DatasetNeeds {
+  const types = new Set(config.rewards.map((r) => r.type));
+  return {
+    completion: config.algorithm.name === "sft",
+    answer: types.has("numeric_answer") ? "numeric" : types.has("exact_match") ? "any" : null,
+  };
+}
+
+function missing(row: Example, needs: DatasetNeeds): string | null {
+  if (needs.completion && !row.completion)
+    return "completion: SFT needs a non-empty completion on every line";
+  if (needs.answer !== null && row.answer === null) {
+    return "answer: the run's exact_match or numeric_answer reward needs an answer on every line";
+  }
+  if (needs.answer === "numeric" && (row.answer?.trim() === "" || !Number.isFinite(Number(row.answer)))) {
+    return `answer: numeric_answer needs a number, got ${JSON.stringify(row.answer)}`;
+  }
+  return null;
+}
+
+/**
+ * Reads a JSONL dataset and checks every line against `needs`. Fails with `invalid_config` naming
+ * `dataset.path` and the line (1-based) at fault.
+ */
+export async function loadDataset(
+  path: string,
+  needs: DatasetNeeds,
+): Promise<Result<Example[], TrainerError>> {
+  const invalid = (message: string) => err(new TrainerError("invalid_config", `dataset.path: ${message}`));
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    throw new TrainerError("invalid_config", `dataset.path: cannot read ${path}: ${(e as Error).message}`);
+    return invalid(`cannot read ${path}: ${(e as Error).message}`);
   }
   const rows: Example[] = [];
   for (const [i, line] of text.split("\n").entries()) {
@@ -33,24 +72,24 @@ export async function loadDataset(path: string): Promise<Example[]> {
     try {
       json = JSON.parse(line);
     } catch {
-      throw new TrainerError("invalid_config", `dataset.path: line ${i + 1} is not JSON`);
+      return invalid(`line ${i + 1} is not JSON`);
     }
     const row = rowSchema.safeParse(json);
     if (!row.success) {
       const issue = row.error.issues[0];
-      throw new TrainerError(
-        "invalid_config",
-        `dataset.path: line ${i + 1}: ${issue?.path.join(".")}: ${issue?.message}`,
-      );
+      return invalid(`line ${i + 1}: ${issue?.path.join(".")}: ${issue?.message}`);
     }
-    rows.push({
+    const example: Example = {
       prompt: row.data.prompt,
       answer: row.data.answer === undefined ? null : String(row.data.answer),
       completion: row.data.completion ?? null,
-    });
+    };
+    const problem = missing(example, needs);
+    if (problem !== null) return invalid(`line ${i + 1}: ${problem}`);
+    rows.push(example);
   }
-  if (rows.length === 0) throw new TrainerError("invalid_config", `dataset.path: ${path} has no examples`);
-  return rows;
+  if (rows.length === 0) return invalid(`${path} has no examples`);
+  return ok(rows);
 }
 
 /** The examples of step `step` (0-based): `count` consecutive draws from the epoch permutations. */

@@ -6,7 +6,6 @@
  */
 
 import { AdamW, clipGradNorm, learningRate } from "@loracast/shared/optim";
-import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
@@ -25,6 +24,7 @@ import type { RunConfig } from "./config.ts";
 import { type Example, examplesForStep } from "./dataset.ts";
 import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
+import { runLora } from "./run-plan.ts";
 
 export type RunEvent =
   | { type: "step"; step: number; metrics: Record<string, number>; phasesMs: Record<string, number> }
@@ -60,21 +60,10 @@ export class RunLoop {
     private readonly config: RunConfig,
     private readonly d: RunLoopDeps,
   ) {
-    const lora = parseLoraConfig({
-      peft_type: "LORA",
-      task_type: "CAUSAL_LM",
-      r: config.lora.r,
-      lora_alpha: config.lora.alpha,
-      target_modules: config.lora.targetModules,
-      use_rslora: config.lora.rslora,
-      bias: "none",
-    });
-    if (!lora.ok) throw new TrainerError("invalid_config", `lora: ${lora.error.message}`);
-    try {
-      this.params = LoraParams.init(d.session.spec, lora.value, createRng(config.seed));
-    } catch (e) {
-      throw new TrainerError("invalid_config", `lora.targetModules: ${(e as Error).message}`);
-    }
+    // Checked before the run was accepted (run-plan.ts); a resumed run checks again.
+    const lora = runLora(config, d.session.spec);
+    if (!lora.ok) throw lora.error;
+    this.params = LoraParams.init(d.session.spec, lora.value, createRng(config.seed));
     const o = config.optimizer;
     this.optimizer = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
     this.reward = rewardModel(config.rewards);

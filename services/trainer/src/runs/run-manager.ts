@@ -7,10 +7,11 @@ import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
-import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
-import { type Example, loadDataset } from "./dataset.ts";
+import { type RunConfig, runConfigSchema } from "./config.ts";
+import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
 import { FleetRollouts } from "./rollouts.ts";
 import { type RunEvent, RunLoop, type RunLoopDeps } from "./run-loop.ts";
+import { planRun } from "./run-plan.ts";
 
 export type RunStatus = "running" | "completed" | "failed" | "cancelled";
 
@@ -101,10 +102,12 @@ export class RunManager {
     return a;
   }
 
+  /** Checks the whole config (run-plan.ts) before answering, then starts the run in the background. */
   async create(body: unknown): Promise<RunInfo> {
-    const parsed = runConfigSchema.safeParse(body);
-    if (!parsed.success) throw new TrainerError("invalid_config", describeConfigError(parsed.error));
-    const config = parsed.data;
+    const plan = await planRun(body, this.d.session.spec);
+    if (!plan.ok) throw plan.error;
+    const { config, data } = plan.value;
+    // After the checks' awaits, so two creates cannot both pass these and both start.
     if (this.runs.has(config.run)) throw new TrainerError("conflict", `run ${config.run} already exists`);
     const busy = [...this.runs.values()].find((r) => r.info.status === "running");
     if (busy !== undefined) {
@@ -113,7 +116,6 @@ export class RunManager {
         `run ${busy.info.run} is running; this trainer trains one run at a time`,
       );
     }
-    const data = await loadDataset(config.dataset.path);
     const a = this.track(config, new Date(this.d.clock.now()).toISOString(), "running", null);
     await this.persist(a);
     this.launch(a, data);
@@ -145,7 +147,12 @@ export class RunManager {
     };
     void (async () => {
       try {
-        const data = loaded ?? (await loadDataset(a.info.config.dataset.path));
+        let data = loaded;
+        if (data === undefined) {
+          const read = await loadDataset(a.info.config.dataset.path, datasetNeeds(a.info.config));
+          if (!read.ok) throw read.error;
+          data = read.value;
+        }
         const fleet = a.info.config.generators;
         const loop = new RunLoop(a.info.config, {
           ...this.d,

@@ -1,0 +1,76 @@
+/**
+ * Everything about a run that can fail on the user's config, checked before `POST /v1/runs`
+ * answers: the schema, the reward functions the algorithm needs, the LoRA targets against this
+ * base's module map, and every dataset line against what the algorithm and rewards read. The
+ * background launch then only does work that cannot fail on input.
+ */
+import type { ModelSpec } from "@loracast/shared/model-spec";
+import { isTargeted, type LoraConfig, parseLoraConfig } from "@loracast/shared/peft";
+import { err, ok, type Result } from "@loracast/shared/result";
+import { TrainerError } from "../errors.ts";
+import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
+import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
+
+/** A run config that passed every input check, with what the checks produced. */
+export interface RunPlan {
+  config: RunConfig;
+  lora: LoraConfig;
+  data: Example[];
+}
+
+const invalid = (message: string) => err(new TrainerError("invalid_config", message));
+
+/**
+ * The run's LoRA as PEFT config, checked against the base: every `lora.targetModules` entry must
+ * select at least one module (a typo would otherwise train fewer modules than asked, silently).
+ */
+export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, TrainerError> {
+  const { lora } = config;
+  const parsed = parseLoraConfig({
+    peft_type: "LORA",
+    task_type: "CAUSAL_LM",
+    r: lora.r,
+    lora_alpha: lora.alpha,
+    target_modules: lora.targetModules,
+    use_rslora: lora.rslora,
+    bias: "none",
+  });
+  if (!parsed.ok) return invalid(`lora: ${parsed.error.message}`);
+  const modules = [...spec.modules.keys()];
+  const suffixes = [...new Set(modules.map((m) => m.slice(m.lastIndexOf(".") + 1)))];
+  const entries = lora.targetModules === "all-linear" ? [] : lora.targetModules;
+  for (const [i, entry] of entries.entries()) {
+    if (!modules.some((m) => m === entry || m.endsWith(`.${entry}`))) {
+      return invalid(
+        `lora.targetModules.${i}: "${entry}" selects no module of this base (its modules end in ${suffixes.join(", ")})`,
+      );
+    }
+  }
+  if (!modules.some((m) => isTargeted(parsed.value, m))) {
+    return invalid("lora.targetModules: selects no module of this base");
+  }
+  return ok(parsed.value);
+}
+
+/** GRPO's advantages and online DPO's chosen/rejected pairs both come from rewards. */
+function checkRewards(config: RunConfig): Result<null, TrainerError> {
+  const alg = config.algorithm.name;
+  if (alg !== "sft" && config.rewards.length === 0) {
+    const why = alg === "grpo" ? "GRPO's advantages" : "online DPO's chosen/rejected pairs";
+    return invalid(`rewards: ${why} come from reward functions; give at least one`);
+  }
+  return ok(null);
+}
+
+/** Checks a `POST /v1/runs` body completely; a failure is `invalid_config` naming the field path. */
+export async function planRun(body: unknown, spec: ModelSpec): Promise<Result<RunPlan, TrainerError>> {
+  const parsed = runConfigSchema.safeParse(body);
+  if (!parsed.success) return invalid(describeConfigError(parsed.error));
+  const config = parsed.data;
+  const rewards = checkRewards(config);
+  if (!rewards.ok) return rewards;
+  const lora = runLora(config, spec);
+  if (!lora.ok) return lora;
+  const data = await loadDataset(config.dataset.path, datasetNeeds(config));
+  return data.ok ? ok({ config, lora: lora.value, data: data.value }) : data;
+}

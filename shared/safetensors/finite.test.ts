@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { decodeSafetensors, encodeSafetensors, firstNonFinite, type TensorView, toFloat16 } from "./index.ts";
+
+function tensor(dtype: "F32" | "F16" | "BF16", data: Float32Array | Uint16Array, pad = false): TensorView {
+  const tensors = {
+    // An odd-sized first tensor leaves the second unaligned for its words.
+    ...(pad ? { pad: { dtype: "U8" as const, shape: [3], data: new Uint8Array(3) } } : {}),
+    t: { dtype, shape: [data.length], data },
+  };
+  const f = decodeSafetensors(encodeSafetensors(tensors));
+  if (!f.ok) throw f.error;
+  return f.value.tensors.get("t") as TensorView;
+}
+
+/** float32 → bfloat16 bits by truncation (exact for the values below). */
+const bf16 = (values: number[]) =>
+  Uint16Array.from(new Uint32Array(Float32Array.from(values).buffer), (w) => w >>> 16);
+
+describe("firstNonFinite", () => {
+  const finite = [0, -0, 1.5, -2, 65504, 1e-7, 3e38, -3e38];
+
+  it("passes finite F32, F16 and BF16 tensors, extremes and subnormals included", () => {
+    assert.equal(firstNonFinite(tensor("F32", Float32Array.from([...finite, 1e-45]))), null);
+    assert.equal(
+      firstNonFinite(tensor("F16", toFloat16(Float32Array.from([0, -0, 65504, -65504, 6e-8])))),
+      null,
+    );
+    assert.equal(firstNonFinite(tensor("BF16", bf16(finite))), null);
+  });
+
+  it("finds the first NaN, +Inf or -Inf in each float dtype, aligned or not", () => {
+    for (const pad of [false, true]) {
+      for (const [value, name] of [
+        [Number.NaN, "NaN"],
+        [Number.POSITIVE_INFINITY, "+Inf"],
+        [Number.NEGATIVE_INFINITY, "-Inf"],
+      ] as const) {
+        const values = [...finite, value, Number.NaN];
+        const want = { index: finite.length, value: name };
+        assert.deepEqual(firstNonFinite(tensor("F32", Float32Array.from(values), pad)), want, `F32 ${name}`);
+        assert.deepEqual(firstNonFinite(tensor("BF16", bf16(values), pad)), want, `BF16 ${name}`);
+        const half = toFloat16(Float32Array.from([1, 2, value, 0]));
+        assert.deepEqual(firstNonFinite(tensor("F16", half, pad)), { index: 2, value: name }, `F16 ${name}`);
+        // An odd element count: the last element has no partner in a 32-bit word.
+        const odd = tensor("BF16", bf16([1, 2, value]), pad);
+        assert.deepEqual(firstNonFinite(odd), { index: 2, value: name }, `BF16 odd ${name}`);
+      }
+    }
+  });
+
+  it("treats every NaN payload as NaN, not as an infinity", () => {
+    // Signalling NaN and a negative quiet NaN with a payload.
+    const words = Uint32Array.from([0x7f800001, 0xffc00123]);
+    const f32 = tensor("F32", new Float32Array(words.buffer));
+    assert.deepEqual(firstNonFinite(f32), { index: 0, value: "NaN" });
+    assert.deepEqual(firstNonFinite(tensor("F16", Uint16Array.from([0, 0xfc01]))), {
+      index: 1,
+      value: "NaN",
+    });
+  });
+});

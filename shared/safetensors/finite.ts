@@ -1,0 +1,63 @@
+import type { TensorView } from "./decode.ts";
+
+/** Where a float tensor first holds a value that is not finite, and which value it is. */
+export interface NonFinite {
+  /** Element index (row-major). */
+  index: number;
+  value: "NaN" | "+Inf" | "-Inf";
+}
+
+/**
+ * The first NaN or ±Inf in an F32, F16 or BF16 tensor, or null when every element is finite (or
+ * the dtype is not one of those). Runs on every adapter every generator verifies, so it is one tight
+ * loop over the raw bits, no conversion: an element is non-finite exactly when its exponent bits are
+ * all ones (IEEE 754), and a non-zero mantissa then makes it NaN.
+ */
+export function firstNonFinite(tensor: TensorView): NonFinite | null {
+  // Aligned for 32-bit words whatever the dtype (a copy only when the view is not).
+  const bytes = tensor.bytes.byteOffset % 4 === 0 ? tensor.bytes : tensor.bytes.slice();
+  switch (tensor.dtype) {
+    case "F32":
+      return scan32(bytes);
+    case "F16":
+      return scan16(bytes, 0x7c00, 0x03ff);
+    case "BF16":
+      return scan16(bytes, 0x7f80, 0x007f);
+    default:
+      return null;
+  }
+}
+
+// Int32 words, not Uint32: high Uint32 values leave V8's small integers and slow the loop severalfold.
+function scan32(bytes: Uint8Array): NonFinite | null {
+  const w = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i] as number;
+    if ((x & 0x7f800000) === 0x7f800000) {
+      return { index: i, value: (x & 0x007fffff) !== 0 ? "NaN" : x < 0 ? "-Inf" : "+Inf" };
+    }
+  }
+  return null;
+}
+
+/** Two halves per 32-bit word until a word holds a non-finite one, then half by half from there. */
+function scan16(bytes: Uint8Array, exponent: number, mantissa: number): NonFinite | null {
+  const pairs = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  const both = exponent | (exponent << 16);
+  let from = pairs.length * 2;
+  for (let i = 0; i < pairs.length; i++) {
+    const t = (pairs[i] as number) & both;
+    if ((t & 0xffff) === exponent || t >>> 16 === exponent) {
+      from = 2 * i;
+      break;
+    }
+  }
+  const w = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
+  for (let i = from; i < w.length; i++) {
+    const x = w[i] as number;
+    if ((x & exponent) === exponent) {
+      return { index: i, value: (x & mantissa) !== 0 ? "NaN" : (x & 0x8000) !== 0 ? "-Inf" : "+Inf" };
+    }
+  }
+  return null;
+}

@@ -1,0 +1,158 @@
+/**
+ * Run configs are checked completely before `POST /v1/runs` answers, on a real trainer with a base:
+ * each config that cannot train gets 400 `invalid_config` naming its field (and the dataset line),
+ * and no run is created for it. A config without `lora` trains with the documented default.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
+import { eventually } from "@loracast/shared/supervisor";
+import { s3Settings } from "../helpers/s3.ts";
+import { buildDemoModel, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+
+const post = (url: string, body: unknown) =>
+  fetch(url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+interface RunInfo {
+  run: string;
+  status: string;
+  error: string | null;
+  version: number | null;
+  config: { lora: unknown };
+}
+
+describe("run configs are checked before the run is accepted", () => {
+  let stack: Stack;
+  let work: string;
+  const data = (name: string, lines: unknown[]): string => {
+    const path = join(work, `${name}.jsonl`);
+    writeFileSync(path, lines.map((l) => JSON.stringify(l)).join("\n"));
+    return path;
+  };
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), "loracast-run-config-"));
+    await buildDemoModel(work, 5);
+    stack = await startStack({
+      trainerEnv: { TRAINER_MODEL_DIR: join(work, "model"), TRAINER_THREADS: "1" },
+    });
+  });
+  after(async () => {
+    await stack?.stop();
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  const grpo = (run: string, dataset: string) => ({
+    run,
+    algorithm: { name: "grpo", numGenerations: 2 },
+    dataset: { path: dataset },
+    rewards: [{ type: "regex", pattern: "[0-9]" }],
+    steps: 2,
+    promptsPerStep: 2,
+    sampling: { maxTokens: 4 },
+  });
+
+  it("answers 400 naming the field for each config that cannot train, and creates no run", async () => {
+    const prompts = data("prompts", [{ prompt: "q1:" }, { prompt: "q2:" }]);
+    const sftData = data("sft", [{ prompt: "a", completion: "1" }, { prompt: "b" }]);
+    const answers = data("answers", [
+      { prompt: "a", answer: 3 },
+      { prompt: "b", answer: "three" },
+    ]);
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      [
+        "typo-target",
+        { ...grpo("typo-target", prompts), lora: { targetModules: ["q_proj", "qq_proj"] } },
+        /^lora\.targetModules\.1: "qq_proj" selects no module of this base/,
+      ],
+      [
+        "sft-no-completion",
+        { ...grpo("sft-no-completion", sftData), algorithm: { name: "sft" } },
+        /^dataset\.path: line 2: completion: /,
+      ],
+      ["grpo-no-rewards", { ...grpo("grpo-no-rewards", prompts), rewards: [] }, /^rewards: GRPO/],
+      [
+        "dpo-no-rewards",
+        { ...grpo("dpo-no-rewards", prompts), algorithm: { name: "online_dpo" }, rewards: [] },
+        /^rewards: online DPO/,
+      ],
+      [
+        "numeric-no-answer",
+        { ...grpo("numeric-no-answer", prompts), rewards: [{ type: "numeric_answer" }] },
+        /^dataset\.path: line 1: answer: /,
+      ],
+      [
+        "numeric-word",
+        { ...grpo("numeric-word", answers), rewards: [{ type: "numeric_answer" }] },
+        /^dataset\.path: line 2: answer: numeric_answer needs a number, got "three"/,
+      ],
+      [
+        "bad-pattern",
+        { ...grpo("bad-pattern", prompts), rewards: [{ type: "regex", pattern: "(?P<d>[0-9])" }] },
+        /^rewards\.0\.pattern: /,
+      ],
+    ];
+    for (const [run, body, field] of cases) {
+      const res = await post(`${stack.trainer.url}/v1/runs`, body);
+      const text = await res.text();
+      assert.equal(res.status, 400, `${run}: ${text}`);
+      const error = (JSON.parse(text) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, "invalid_config", run);
+      assert.match(error.message, field, run);
+    }
+    const { runs } = (await (await fetch(`${stack.trainer.url}/v1/runs`)).json()) as { runs: RunInfo[] };
+    assert.deepEqual(
+      runs.map((r) => r.run),
+      [],
+      "no run was created for a refused config",
+    );
+  });
+
+  it("a config without lora trains with the documented default (r 8, alpha 16, all-linear)", async () => {
+    const res = await post(
+      `${stack.trainer.url}/v1/runs`,
+      grpo("default-lora", data("p", [{ prompt: "q:" }])),
+    );
+    assert.equal(res.status, 201, await res.clone().text());
+    const created = (await res.json()) as RunInfo;
+    assert.deepEqual(created.config.lora, { r: 8, alpha: 16, targetModules: "all-linear", rslora: false });
+    const done = await eventually(
+      "default-lora completes",
+      async () => {
+        const info = (await (await fetch(`${stack.trainer.url}/v1/runs/default-lora`)).json()) as RunInfo;
+        return info.status === "running" ? undefined : info;
+      },
+      120_000,
+      200,
+    );
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/default-lora/versions`)).json()) as {
+      versions: { manifestKey: string }[];
+    };
+    const newest = versions.versions.at(-1);
+    assert.ok(newest !== undefined && versions.versions.length >= 2, JSON.stringify(versions));
+    // What was published is that LoRA: the trainer verified it against the base before publishing.
+    const objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast"));
+    try {
+      const read = await new AdapterStore(objects).readManifest(newest.manifestKey);
+      assert.ok(read?.ok, JSON.stringify(read));
+      assert.deepEqual(
+        {
+          r: read.value.manifest.adapter.config.r,
+          lora_alpha: read.value.manifest.adapter.config.lora_alpha,
+          target_modules: read.value.manifest.adapter.config.target_modules,
+        },
+        { r: 8, lora_alpha: 16, target_modules: "all-linear" },
+      );
+    } finally {
+      objects.client.destroy();
+    }
+  });
+});
