@@ -11,6 +11,7 @@
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
+import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { ROOT, type Service, ServiceGroup } from "@loracast/shared/supervisor";
 import { ensureDemoModel } from "./demo-model.ts";
 import { envSchema } from "./env.ts";
@@ -26,6 +27,9 @@ if (!parsed.success) {
   process.exit(2);
 }
 const env = parsed.data;
+// The stack's own S3 client (it saves the demo's adapter) would print the AWS SDK's notice that its
+// releases from 2027 on need Node 22 into the user's terminal; it concerns SDK upgrades, not this run.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const log = createLogger({ service: "local-stack" }, { quiet: true });
 const data = resolve(env.LORACAST_DATA_DIR);
 const baseConfig = join(ROOT, "infra", "demo-base", "config.json");
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
       token: env.TRAINER_API_TOKEN,
       dataDir: data,
       steps: env.LORACAST_DEMO_STEPS,
+      store: new AdapterStore(new S3ObjectStore(s3SettingsFromEnv(s3EnvSchema.parse(s3Env)))),
       signal: stopping.signal,
       say,
     });

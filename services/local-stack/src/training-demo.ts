@@ -4,8 +4,11 @@
  * produce them in a few dozen steps. A progress line per step shows the reward and which version
  * each generator serves; a summary closes it.
  */
+import { isAbsolute, join, relative } from "node:path";
 import { readSse } from "@loracast/shared/platform";
+import type { AdapterStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
+import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 
 export { DemoError } from "./demo-run.ts";
@@ -13,6 +16,8 @@ export { DemoError } from "./demo-run.ts";
 /** What the demo needs: the running services, where the data lives, and how to talk to the user. */
 export interface DemoOptions extends DemoRunOptions {
   generators: readonly Service[];
+  /** The stack's store, to save the final adapter from. */
+  store: AdapterStore;
   say(line: string): void;
 }
 
@@ -117,6 +122,13 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
     o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run, o.signal)}`),
   );
   o.say(`  serving now      ${serving.join(", ")}`);
+  const newest = versions.at(-1);
+  if (newest !== undefined) {
+    const dir = join(o.dataDir, "adapters", run);
+    await saveAdapter(o.store, run, newest, dir);
+    const rel = relative(process.cwd(), dir);
+    o.say(`  saved as PEFT    v${newest} in ${rel.startsWith("..") || isAbsolute(rel) ? dir : rel}`);
+  }
   o.say(`  events           curl -N ${o.trainer.url}/v1/runs/${run}/events`);
   const g0 = o.generators[0];
   if (g0 !== undefined) {
