@@ -3,7 +3,7 @@
  * to do, instead of a stack trace.
  */
 import { type ServiceExit, ServiceStartError } from "@loracast/shared/supervisor";
-import { DemoError } from "./training-demo.ts";
+import { DemoError } from "./demo-run.ts";
 
 /** The stack's ports: S3 takes the base port, the trainer the next, generators the ones after. */
 export interface StackPorts {

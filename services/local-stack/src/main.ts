@@ -11,12 +11,9 @@
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
-import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { ROOT, type Service, ServiceGroup } from "@loracast/shared/supervisor";
-import { ensureDemoModel } from "./demo-model.ts";
 import { envSchema } from "./env.ts";
 import { describeExit, describeFailure, stackPorts } from "./failures.ts";
-import { runTrainingDemo } from "./training-demo.ts";
 
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -62,6 +59,13 @@ const echoErrors = (name: string) => (line: string) => {
 };
 
 async function main(): Promise<void> {
+  // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
+  // the signal handlers above are installed a Ctrl-C ends the process without `stopped.`.
+  const { ensureDemoModel } = await import("./demo-model.ts");
+  const { runTrainingDemo } = await import("./training-demo.ts");
+  const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
+    "@loracast/shared/store"
+  );
   const s3 = await group.start(
     "s3-local",
     { S3_LOCAL_PORT: String(ports.s3), S3_LOCAL_DIR: join(data, "s3"), S3_BUCKET: "loracast" },
