@@ -5,7 +5,7 @@
  * printed (set JOURNEY_SEED to replay one).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,6 +125,24 @@ describe("npm start as a user runs it", () => {
       );
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  it("a service that refuses to start: one line naming it and why, exit 1, nothing left running", async () => {
+    const broken = mkdtempSync(join(tmpdir(), "loracast-journey-"));
+    try {
+      mkdirSync(join(broken, "trainer", "runs"), { recursive: true });
+      writeFileSync(join(broken, "trainer", "runs", "torn.json"), '{"status": "running"');
+      const run = start({ LORACAST_DATA_DIR: broken, LORACAST_DEMO: "false" });
+      const exit = await run.exited;
+      assert.equal(exit.code, 1);
+      const said = run.lines.filter((l) => l.startsWith("trainer"));
+      assert.deepEqual(said.length, 1, run.text());
+      assert.match(said[0] as string, /^trainer did not start: SyntaxError: .*JSON/);
+      assert.doesNotMatch(run.text(), CRASH);
+      await assertAllGone(run, ports);
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
     }
   });
 
