@@ -4,7 +4,6 @@
  * its `ready` line carries its URL.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
@@ -17,12 +16,24 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-export interface Service {
+/** How a child process ended: its exit code, or the signal that ended it. */
+export interface ServiceExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A child process as soon as it is spawned, before it is ready. */
+export interface Child {
   readonly name: string;
-  readonly url: string;
   readonly proc: ChildProcess;
+  /** Resolves when the process has exited (never rejects). */
+  readonly exited: Promise<ServiceExit>;
+}
+
+export interface Service extends Child {
+  readonly url: string;
   readonly logs: LogLine[];
-  /** SIGTERM, then wait for exit. */
+  /** SIGTERM, then wait for exit; SIGKILL if it has not exited after `STOP_GRACE_MS`. */
   stop(): Promise<void>;
   /** SIGKILL, then wait for exit. */
   kill(): Promise<void>;
@@ -44,10 +55,55 @@ const ENTRIES: Record<string, { script: string; nodeArgs: string[]; env?: Record
   },
 };
 
+/** How long `stop()` waits after SIGTERM before it sends SIGKILL. */
+export const STOP_GRACE_MS = 10_000;
+
+/** Why a service never became ready: it exited, took too long, or its start was aborted. */
+export class ServiceStartError extends Error {
+  override readonly name = "ServiceStartError";
+  constructor(
+    /** The service's name (`generator-1`). */
+    readonly service: string,
+    readonly reason: "exited" | "timeout" | "aborted",
+    /** How the process ended (it is always ended by the time this is thrown). */
+    readonly exit: ServiceExit,
+    /** The last lines it wrote to stderr. */
+    readonly stderr: readonly string[],
+    /** Its last `error` log line's message and `error` field, if it logged one. */
+    readonly lastError: string | null,
+  ) {
+    const why =
+      reason === "exited"
+        ? `exited before it was ready (${exit.signal ?? `code ${exit.code}`})`
+        : reason === "timeout"
+          ? "was not ready in time"
+          : "was stopped before it was ready";
+    super(`${service} ${why}${stderr.length > 0 ? `; stderr:\n${stderr.join("\n")}` : ""}`);
+  }
+}
+
+/** Options of `startService`. */
+export interface StartOptions {
+  /** The name in errors and `Service.name`; defaults to the kind. */
+  name?: string;
+  /** How long to wait for the `ready` line. @default 30000 */
+  readyTimeoutMs?: number;
+  /** Called with every line the service writes (stdout and stderr). */
+  echo?: (line: string) => void;
+  /** Aborting it before the service is ready stops the process and rejects with reason `aborted`. */
+  signal?: AbortSignal;
+  /** Called once the process is spawned, before it is ready (to track it from its first moment). */
+  onSpawn?: (child: Child) => void;
+}
+
+/**
+ * Spawns a service and resolves once it logs its `ready` line. A service that never gets ready is
+ * stopped before this rejects with a `ServiceStartError`, so a failed start leaves no process.
+ */
 export async function startService(
   kind: keyof typeof ENTRIES,
   env: Record<string, string>,
-  options: { name?: string; readyTimeoutMs?: number; echo?: (line: string) => void } = {},
+  options: StartOptions = {},
 ): Promise<Service> {
   const entry = ENTRIES[kind];
   if (entry === undefined) throw new Error(`unknown service ${kind}`);
@@ -85,7 +141,10 @@ export async function startService(
     stderr.push(l);
     onLine(l);
   });
-  const exited = once(proc, "exit");
+  // "close" comes after "exit" once stdout and stderr are drained, so the last lines are in `logs`.
+  const exited = new Promise<ServiceExit>((resolve) =>
+    proc.once("close", (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal })),
+  );
 
   const waitForLog = (match: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> => {
     const past = logs.find(match);
@@ -110,25 +169,123 @@ export async function startService(
     });
   };
 
-  const ready = await Promise.race([
-    waitForLog((l) => l.msg === "ready", options.readyTimeoutMs ?? 30_000),
-    exited.then(() => {
-      throw new Error(`${name} exited before it was ready; stderr:\n${stderr.slice(-30).join("\n")}`);
-    }),
-  ]);
-  const signal = async (sig: NodeJS.Signals): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
-    await exited;
-  };
+  const child: Child = { name, proc, exited };
+  options.onSpawn?.(child);
+  const stop = () => terminate(child);
+
+  // The first of: the ready line, the process's exit, the timeout, an abort. Whichever wins, the
+  // others are disarmed so nothing keeps the event loop alive afterwards.
+  const outcome = await new Promise<LogLine | ServiceStartError["reason"]>((resolve) => {
+    const readyWaiter = { match: (l: LogLine) => l.msg === "ready", resolve: (l: LogLine) => settle(l) };
+    const timer = setTimeout(() => settle("timeout"), options.readyTimeoutMs ?? 30_000);
+    const onAbort = (): void => settle("aborted");
+    const settle = (result: LogLine | ServiceStartError["reason"]): void => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      const i = waiters.indexOf(readyWaiter);
+      if (i >= 0) waiters.splice(i, 1);
+      resolve(result);
+    };
+    const past = logs.find(readyWaiter.match);
+    if (past !== undefined) return settle(past);
+    if (options.signal?.aborted) return settle("aborted");
+    waiters.push(readyWaiter);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    void exited.then(() => settle("exited"));
+  });
+  if (typeof outcome === "string") {
+    await stop();
+    const exit = await exited;
+    const lastError = logs.findLast((l) => l.level === "error");
+    throw new ServiceStartError(
+      name,
+      outcome,
+      exit,
+      stderr.slice(-30),
+      lastError === undefined
+        ? null
+        : `${lastError.msg}${lastError.error === undefined ? "" : `: ${describe(lastError.error)}`}`,
+    );
+  }
   return {
     name,
-    url: String(ready.url),
+    url: String(outcome.url),
     proc,
+    exited,
     logs,
-    stop: () => signal("SIGTERM"),
-    kill: () => signal("SIGKILL"),
+    stop,
+    kill: () => sendAndWait(child, "SIGKILL"),
     waitForLog,
   };
+}
+
+async function sendAndWait(child: Child, signal: NodeJS.Signals): Promise<void> {
+  if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill(signal);
+  await child.exited;
+}
+
+/** SIGTERM, then SIGKILL if the process is still there after `STOP_GRACE_MS`; resolves once it has exited. */
+async function terminate(child: Child): Promise<void> {
+  const timer = setTimeout(() => void sendAndWait(child, "SIGKILL"), STOP_GRACE_MS);
+  await sendAndWait(child, "SIGTERM");
+  clearTimeout(timer);
+}
+
+/**
+ * Services started together and stopped together (the local stack). Every child is tracked from the
+ * moment it is spawned, so a stop during start-up leaves no process behind, and `stop()` ends them in
+ * reverse start order. A child that exits on its own after it was ready, while the group is not
+ * stopping, is reported to `onUnexpectedExit`; one that fails to start is the caller's
+ * `ServiceStartError` instead.
+ */
+export class ServiceGroup {
+  private readonly children: Child[] = [];
+  private readonly aborter = new AbortController();
+  private stopped: Promise<void> | null = null;
+
+  constructor(private readonly onUnexpectedExit: (child: Child, exit: ServiceExit) => void) {}
+
+  /** `startService` within the group. Rejects with reason `aborted` once the group is stopping. */
+  start(
+    kind: keyof typeof ENTRIES,
+    env: Record<string, string>,
+    options: Omit<StartOptions, "signal" | "onSpawn"> = {},
+  ): Promise<Service> {
+    if (this.stopped !== null) {
+      const none = { code: null, signal: null };
+      return Promise.reject(new ServiceStartError(options.name ?? kind, "aborted", none, [], null));
+    }
+    const started: Promise<Service> = startService(kind, env, {
+      ...options,
+      signal: this.aborter.signal,
+      onSpawn: (child) => {
+        this.children.push(child);
+        void child.exited.then(async (exit) => {
+          const wasReady = await started.then(
+            () => true,
+            () => false,
+          );
+          if (wasReady && this.stopped === null) this.onUnexpectedExit(child, exit);
+        });
+      },
+    });
+    return started;
+  }
+
+  /** Aborts the starts under way and stops every child, newest first. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.aborter.abort();
+      for (const child of [...this.children].reverse()) await terminate(child);
+    })();
+    return this.stopped;
+  }
+}
+
+/** A log line's `error` field as text (the logger writes errors as `{name, message}`). */
+function describe(error: unknown): string {
+  if (typeof error === "object" && error !== null && "message" in error) return String(error.message);
+  return typeof error === "string" ? error : JSON.stringify(error);
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

@@ -4,17 +4,20 @@
  * produce them in a few dozen steps. A progress line per step shows the reward and which version
  * each generator serves; a summary closes it.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { readSse } from "@loracast/shared/platform";
+import type { AdapterStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
+import { saveAdapter } from "./demo-adapter.ts";
+import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 
-export interface DemoOptions {
-  trainer: Service;
+export { DemoError } from "./demo-run.ts";
+
+/** What the demo needs: the running services, where the data lives, and how to talk to the user. */
+export interface DemoOptions extends DemoRunOptions {
   generators: readonly Service[];
-  token: string;
-  dataDir: string;
-  steps: number;
+  /** The stack's store, to save the final adapter from. */
+  store: AdapterStore;
   say(line: string): void;
 }
 
@@ -28,9 +31,9 @@ interface StepEvent {
   phasesMs?: Record<string, number>;
 }
 
-async function activeVersion(g: Service, run: string): Promise<string> {
+async function activeVersion(g: Service, run: string, signal: AbortSignal): Promise<string> {
   try {
-    const a = (await (await fetch(`${g.url}/v1/adapters`)).json()) as {
+    const a = (await (await fetch(`${g.url}/v1/adapters`, { signal })).json()) as {
       active: Record<string, { version: number }>;
     };
     const v = a.active[run]?.version;
@@ -42,37 +45,26 @@ async function activeVersion(g: Service, run: string): Promise<string> {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
 
+/**
+ * Runs the demo to its end: continues the demo's own unfinished run if the trainer resumed one,
+ * otherwise starts a fresh one; prints a progress line per step and a summary. Throws `DemoError` when
+ * the trainer refuses the run or the run does not complete; aborting `signal` ends it early (the
+ * rejection is then the abort's).
+ */
 export async function runTrainingDemo(o: DemoOptions): Promise<void> {
-  const dataset = join(o.dataDir, "demo-prompts.jsonl");
-  writeFileSync(
-    dataset,
-    Array.from({ length: 64 }, (_, i) => JSON.stringify({ prompt: `q${i * 37}:` })).join("\n"),
-  );
-  const existing = (await (await fetch(`${o.trainer.url}/v1/runs`)).json()) as { runs: unknown[] };
-  const run = `digits-${existing.runs.length + 1}`;
-  const config = {
-    run,
-    seed: 1,
-    algorithm: { name: "grpo", numGenerations: 8, lossType: "dapo" },
-    dataset: { path: dataset },
-    rewards: [{ type: "regex", pattern: "[0-9]", mode: "fraction" }],
-    lora: { r: 8, alpha: 16 },
-    optimizer: { lr: 0.02 },
-    steps: o.steps,
-    promptsPerStep: 4,
-    microBatch: 32,
-    sampling: { temperature: 1, maxTokens: 16 },
-    publishEvery: 2,
-    checkpointEvery: 10,
-  };
-  const res = await fetch(`${o.trainer.url}/v1/runs`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${o.token}`, "content-type": "application/json" },
-    body: JSON.stringify(config),
-  });
-  if (res.status !== 201) throw new Error(`POST /v1/runs: HTTP ${res.status} ${await res.text()}`);
+  const chosen = await chooseDemoRun(o);
+  if (chosen.kind === "busy") {
+    o.say(
+      `\ndemo: skipped, run ${chosen.run} is training (the trainer trains one run at a time); follow it:`,
+    );
+    o.say(`  curl -N ${o.trainer.url}/v1/runs/${chosen.run}/events`);
+    return;
+  }
+  const { run, steps } = chosen;
   o.say(
-    `\ndemo: GRPO run ${run}: ${o.steps} steps, 4 prompts × 8 samples, reward = share of digits in the completion`,
+    chosen.kind === "continued"
+      ? `\ndemo: continuing GRPO run ${run}, which the last stop interrupted (the trainer resumes it from its newest checkpoint)`
+      : `\ndemo: GRPO run ${run}: ${steps} steps, 4 prompts × 8 samples, reward = share of digits in the completion`,
   );
 
   const t0 = performance.now();
@@ -80,7 +72,7 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   const phases = new Map<string, number[]>();
   const versions: number[] = [];
   let status: StepEvent | null = null;
-  for await (const data of readSse(`${o.trainer.url}/v1/runs/${run}/events`)) {
+  for await (const data of readSse(`${o.trainer.url}/v1/runs/${run}/events`, o.signal)) {
     const e = data as StepEvent;
     if (e.type === "published" && e.version !== undefined) versions.push(e.version);
     if (e.type === "status") {
@@ -92,37 +84,55 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
     rewards.push(r);
     for (const [k, v] of Object.entries(e.phasesMs ?? {})) phases.set(k, [...(phases.get(k) ?? []), v]);
     const width = 24;
-    const done = Math.round(((e.step ?? 0) / o.steps) * width);
+    const done = Math.round(((e.step ?? 0) / steps) * width);
     const serving = await Promise.all(
-      o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run)}`),
+      o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run, o.signal)}`),
     );
     o.say(
-      `  step ${String(e.step).padStart(3)}/${o.steps} [${"#".repeat(done)}${".".repeat(width - done)}] reward ${r.toFixed(3)}  trainer v${e.metrics.version}  ${serving.join("  ")}`,
+      `  step ${String(e.step).padStart(3)}/${steps} [${"#".repeat(done)}${".".repeat(width - done)}] reward ${r.toFixed(3)}  trainer v${e.metrics.version}  ${serving.join("  ")}`,
     );
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (status?.status !== "completed") throw new Error(`run ${run} ended ${status?.status}: ${status?.error}`);
-  const first = mean(rewards.slice(0, 5));
-  const last = mean(rewards.slice(-5));
+  if (status === null)
+    throw new DemoError(`the trainer closed run ${run}'s event stream before the run ended`);
+  if (status.status !== "completed") throw new DemoError(`run ${run} ${status.status}: ${status.error}`);
   o.say(`\ndemo summary (${run})`);
   o.say(`  steps            ${rewards.length} in ${seconds.toFixed(1)} s`);
-  o.say(
-    `  reward           first 5 steps ${first.toFixed(3)} → last 5 steps ${last.toFixed(3)} (${(last / first).toFixed(1)}×)`,
-  );
-  o.say(
-    `  versions         ${versions.length} published (v${versions[0]}…v${versions.at(-1)}), every 2 steps`,
-  );
-  o.say(`  step time (mean) ${[...phases].map(([k, v]) => `${k} ${mean(v).toFixed(0)} ms`).join(", ")}`);
-  // The last version is published after the last step; give the webhooks a moment to land.
-  const newest = `v${versions.at(-1)}`;
-  for (let i = 0; i < 50; i++) {
-    const now = await Promise.all(o.generators.map((g) => activeVersion(g, run)));
-    if (now.every((v) => v === newest)) break;
-    await new Promise((r) => setTimeout(r, 100));
+  if (rewards.length > 0) {
+    const first = mean(rewards.slice(0, 5));
+    const last = mean(rewards.slice(-5));
+    o.say(
+      `  reward           first 5 steps ${first.toFixed(3)} → last 5 steps ${last.toFixed(3)} (${(last / first).toFixed(1)}×)`,
+    );
+    o.say(`  step time (mean) ${[...phases].map(([k, v]) => `${k} ${mean(v).toFixed(0)} ms`).join(", ")}`);
+  }
+  if (versions.length > 0) {
+    o.say(
+      `  versions         ${versions.length} published (v${versions[0]}…v${versions.at(-1)}), every 2 steps`,
+    );
+    // The last version is published after the last step; give the webhooks a moment to land.
+    const newest = `v${versions.at(-1)}`;
+    for (let i = 0; i < 50; i++) {
+      const now = await Promise.all(o.generators.map((g) => activeVersion(g, run, o.signal)));
+      if (now.every((v) => v === newest)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   const serving = await Promise.all(
-    o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run)}`),
+    o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run, o.signal)}`),
   );
   o.say(`  serving now      ${serving.join(", ")}`);
-  o.say(`  events           curl ${o.trainer.url}/v1/runs/${run}/events`);
+  const newest = versions.at(-1);
+  if (newest !== undefined) {
+    const dir = join(o.dataDir, "adapters", run);
+    await saveAdapter(o.store, run, newest, dir);
+    const rel = relative(process.cwd(), dir);
+    o.say(`  saved as PEFT    v${newest} in ${rel.startsWith("..") || isAbsolute(rel) ? dir : rel}`);
+  }
+  o.say(`  events           curl -N ${o.trainer.url}/v1/runs/${run}/events`);
+  const g0 = o.generators[0];
+  if (g0 !== undefined) {
+    o.say(`\nAsk a generator: curl ${g0.url}/v1/completions -H 'content-type: application/json' \\`);
+    o.say(`  -d '{"model": "${run}", "prompt": "q5:", "max_tokens": 16}'`);
+  }
 }
