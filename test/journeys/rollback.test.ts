@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunVersions, runVersionsSchema } from "@loracast/shared/manifest";
+import { runVersionsSchema } from "@loracast/shared/manifest";
 import type { Service } from "@loracast/shared/supervisor";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
@@ -38,7 +38,8 @@ describe("rollback: a revoked version is refused by name on every generator", ()
   let hooked: Service;
   let polled: Service;
   const late: Service[] = [];
-  let versions: RunVersions;
+  const trainerVersions = async () =>
+    runVersionsSchema.parse(await (await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`)).json());
 
   before(async () => {
     ({ stack, generator: hooked } = await startServingStack());
@@ -72,9 +73,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
     assert.equal(rb.status, 200);
     assert.deepEqual(await rb.json(), { run: RUN, current: 1, revoked: [2] });
 
-    versions = runVersionsSchema.parse(
-      await (await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`)).json(),
-    );
+    const versions = await trainerVersions();
     assert.equal(versions.current, 1);
     assert.deepEqual(
       versions.versions.map((v) => [v.version, v.state]),
@@ -100,7 +99,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
   });
 
   it("refuses `<run>@2` with 410 adapter_revoked naming the rollback; `<run>` answers on v1", async () => {
-    const reason = versions.versions[1]?.reason;
+    const reason = (await trainerVersions()).versions[1]?.reason;
     for (const g of [hooked, polled, ...late]) {
       const res = await complete(g, `${RUN}@2`);
       assert.equal(res.status, 410, `${g.name}: ${RUN}@2`);
