@@ -99,11 +99,11 @@ describe("rollback: a revoked version is refused by name on every generator", ()
   });
 
   it("refuses `<run>@2` with 410 adapter_revoked naming the rollback; `<run>` answers on v1", async () => {
-    const reason = (await trainerVersions()).versions[1]?.reason;
     for (const g of [hooked, polled, ...late]) {
       const res = await complete(g, `${RUN}@2`);
       assert.equal(res.status, 410, `${g.name}: ${RUN}@2`);
       const body = (await res.json()) as ApiErrorBody;
+      const reason = (await trainerVersions()).versions[1]?.reason;
       assert.deepEqual(
         {
           code: body.error.code,
@@ -124,6 +124,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
       assert.equal(ids.find((m) => m.id === RUN)?.root, `${RUN}@1`);
     }
 
+    const reason = (await trainerVersions()).versions[1]?.reason;
     const chat = await post(hooked, "chat/completions", {
       model: `${RUN}@2`,
       messages: [{ role: "user", content: "hi" }],
