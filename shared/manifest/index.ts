@@ -1,16 +1,34 @@
 /**
  * The immutable version manifest, the rollback record and the webhook event payload: one zod schema
- * each, shared by the trainer (writer) and the generators (readers).
+ * each, shared by the trainer (writer) and the generators (readers); and the version states both
+ * sides report (`version-state.ts`).
  */
 import { z } from "zod";
+import { sha256Hex } from "./sha256.ts";
+import { isRevoked } from "./version-state.ts";
+
+export {
+  type AdapterList,
+  type AdapterRow,
+  adapterListSchema,
+  adapterRowSchema,
+  isRevoked,
+  type RunVersion,
+  type RunVersions,
+  revocationMessage,
+  revokedBy,
+  runVersionSchema,
+  runVersionsSchema,
+  VERSION_STATES,
+  type VersionState,
+  versionStateSchema,
+} from "./version-state.ts";
 
 /** Run names appear in store keys and in `model: "<run>@<version>"`, so they exclude `/` and `@`. */
 export const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const runName = z
   .string()
   .regex(RUN_NAME, "run names are 1-128 of A-Z a-z 0-9 . _ - and start alphanumeric");
-
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex sha256");
 
 export const MANIFEST_SCHEMA = "loracast.adapter-version/v1";
 
@@ -91,10 +109,6 @@ export function currentVersion(
     if (best === null || v > best) best = v;
   }
   return best;
-}
-
-export function isRevoked(version: number, rollbacks: readonly RollbackRecord[]): boolean {
-  return rollbacks.some((r) => version > r.to && version <= r.atVersion);
 }
 
 export const EVENT_TYPES = ["adapter.published", "adapter.rolled_back", "run.completed"] as const;

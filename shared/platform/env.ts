@@ -10,3 +10,6 @@ export const commaList = z
       .map((x) => x.trim())
       .filter((x) => x !== ""),
   );
+
+/** A boolean environment variable: `true`/`1` or `false`/`0`. */
+export const envBool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");

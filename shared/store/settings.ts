@@ -1,7 +1,6 @@
 import { z } from "zod";
+import { envBool as bool } from "../platform/index.ts";
 import type { S3Settings } from "./s3-object-store.ts";
-
-const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 /**
  * The S3 variables every service reads, so one set of settings points the whole system at s3rver,

@@ -69,7 +69,13 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     assert.deepEqual(await rb.json(), { run: "e2e", current: 1, revoked: [2, 3] });
     for (const g of stack.generators) {
       await stack.waitActive(g, "e2e", 1);
-      assert.equal((await stack.adapters(g)).data.find((a) => a.version === 3)?.state, "retired");
+      const rows = (await stack.adapters(g)).data.filter((a) => a.run === "e2e");
+      assert.equal(rows.find((a) => a.version === 3)?.state, "revoked");
+      assert.equal(
+        rows.find((a) => a.version === 2)?.state,
+        "failed",
+        "a version that failed here stays failed",
+      );
     }
     const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/e2e/versions`)).json()) as {
       current: number;
@@ -78,7 +84,7 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     assert.equal(versions.current, 1);
     assert.deepEqual(
       versions.versions.map((v) => v.state),
-      ["current", "revoked", "revoked"],
+      ["active", "revoked", "revoked"],
     );
 
     const v4 = randomAdapter(LLAMA_CONFIG, 4, 4, ["q_proj", "v_proj"]);

@@ -2,6 +2,12 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  type AdapterList,
+  type AdapterRow,
+  adapterListSchema,
+  type VersionState,
+} from "@loracast/shared/manifest";
 import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
 import { eventually, ROOT, type Service, startService } from "@loracast/shared/supervisor";
 import type { AdapterFiles } from "./adapters.ts";
@@ -11,14 +17,7 @@ import { s3Env, startS3 } from "./s3.ts";
 export const TOKEN = "test-token-0123456789abcdef";
 export const SECRET = `whsec_${Buffer.from("loracast-test-webhook-secret-32b").toString("base64")}`;
 
-export interface AdapterRow {
-  run: string;
-  version: number;
-  state: string;
-  sha256: string | null;
-  reason: string | null;
-  activatedAt: number | null;
-}
+export type { AdapterRow };
 
 export interface Stack {
   dir: string;
@@ -28,11 +27,16 @@ export interface Stack {
   startGenerator(name: string, env?: Record<string, string>, port?: number): Promise<Service>;
   startTrainer(env?: Record<string, string>): Promise<Service>;
   publish(run: string, files: AdapterFiles): Promise<Response>;
-  adapters(
-    g: Service,
-  ): Promise<{ active: Record<string, { version: number; sha256: string }>; data: AdapterRow[] }>;
+  /** The generator's `GET /v1/adapters`, parsed with the shared schema. */
+  adapters(g: Service): Promise<AdapterList>;
   waitActive(g: Service, run: string, version: number, timeoutMs?: number): Promise<AdapterRow>;
-  waitState(g: Service, run: string, version: number, state: string, timeoutMs?: number): Promise<AdapterRow>;
+  waitState(
+    g: Service,
+    run: string,
+    version: number,
+    state: VersionState,
+    timeoutMs?: number,
+  ): Promise<AdapterRow>;
   stop(): Promise<void>;
 }
 
@@ -90,7 +94,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   const adapters: Stack["adapters"] = async (g) => {
     const r = await fetch(`${g.url}/v1/adapters`);
-    return (await r.json()) as Awaited<ReturnType<Stack["adapters"]>>;
+    return adapterListSchema.parse(await r.json());
   };
   const waitState: Stack["waitState"] = (g, run, version, state, timeoutMs = 20_000) =>
     eventually(

@@ -1,4 +1,4 @@
-import { commaList as list } from "@loracast/shared/platform";
+import { envBool, commaList as list } from "@loracast/shared/platform";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
@@ -48,6 +48,13 @@ export const envSchema = s3EnvSchema.extend({
   CACHE_MAX_VERSIONS: z.coerce.number().int().min(1).default(8),
   /** Most adapter weight bytes held in memory, in MiB. */
   CACHE_MAX_MB: z.coerce.number().positive().default(2048),
+  /**
+   * Serve a version that a rollback revoked when a request (or `load_lora_adapter`) names it exactly
+   * as `<run>@<version>`. Off: such requests get 410 `adapter_revoked` naming the rollback. Either
+   * way a revoked version is never activated, never listed in /v1/models, and `<run>` means the
+   * rollback's target. For replaying or comparing against a withdrawn version on purpose.
+   */
+  GENERATOR_SERVE_REVOKED: envBool.default(false),
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
   /**

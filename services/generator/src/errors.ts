@@ -9,6 +9,7 @@ export type GeneratorErrorCode =
   | "not_found"
   | "model_not_found"
   | "adapter_failed"
+  | "adapter_revoked"
   | "not_ready"
   | "engine_unavailable"
   | "internal";
@@ -20,6 +21,9 @@ const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   not_found: 404,
   model_not_found: 404,
   adapter_failed: 422,
+  // Gone: the version existed and was withdrawn on purpose, for good (rollback records are immutable
+  // and only add revocations), so a client must not retry it; 404 would read as "not published yet".
+  adapter_revoked: 410,
   not_ready: 503,
   engine_unavailable: 503,
   internal: 500,

@@ -66,6 +66,7 @@ const manager = new AdapterManager({
   bounds: { maxVersions: env.CACHE_MAX_VERSIONS, maxBytes: env.CACHE_MAX_MB * 1024 * 1024 },
   maxRank: env.MAX_LORA_RANK,
   runs: env.GENERATOR_RUNS.length === 0 ? null : env.GENERATOR_RUNS,
+  serveRevoked: env.GENERATOR_SERVE_REVOKED,
   ...(session !== null
     ? {
         prepare: (v) => adapterFeeds(spec, v),

@@ -1,6 +1,9 @@
 import {
   type AdapterEvent,
   isRevoked,
+  type RunVersion,
+  revocationMessage,
+  revokedBy,
   type VersionManifest,
   WEIGHTS_FILE,
   weightsFile,
@@ -28,14 +31,6 @@ export interface PublishResult {
 
 /** What a training run adds to the manifest (design §4): the probe and the step's training record. */
 export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
-
-export interface VersionInfo {
-  version: number;
-  state: "current" | "superseded" | "revoked";
-  sha256: string;
-  createdAt: string;
-  manifestKey: string;
-}
 
 export interface PublisherDeps {
   store: AdapterStore;
@@ -95,17 +90,23 @@ export class Publisher {
     });
   }
 
-  async versions(run: string): Promise<{ current: number | null; versions: VersionInfo[] }> {
+  /**
+   * Every published version of a run in the store's terms: the current one `active`, older ones
+   * `retired`, those a rollback record revoked `revoked` (with the rollback named in `reason`).
+   */
+  async versions(run: string): Promise<{ current: number | null; versions: RunVersion[] }> {
     const { current, versions, rollbacks } = await this.d.store.currentVersion(run);
-    const out: VersionInfo[] = [];
+    const out: RunVersion[] = [];
     for (const v of versions) {
       const m = await this.manifest(run, v);
+      const revoker = revokedBy(v, rollbacks);
       out.push({
         version: v,
-        state: v === current ? "current" : isRevoked(v, rollbacks) ? "revoked" : "superseded",
+        state: v === current ? "active" : revoker !== null ? "revoked" : "retired",
         sha256: weightsFile(m.manifest).sha256,
         createdAt: m.manifest.createdAt,
         manifestKey: m.key,
+        reason: revoker === null ? null : revocationMessage(v, revoker),
       });
     }
     return { current, versions: out };

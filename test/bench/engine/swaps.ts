@@ -63,7 +63,7 @@ export async function measureSwaps(
       },
     });
     const staged = await manager.ensure(RUN, v);
-    if (!staged.ok) throw new Error(`version ${v} did not stage: ${staged.error}`);
+    if (!staged.ok) throw new Error(`version ${v} did not stage: ${staged.error.message}`);
     const t0 = performance.now();
     await manager.handleEvent({
       type: "adapter.published",

@@ -17,8 +17,8 @@ import {
 } from "@loracast/shared/runtime";
 import { IncrementalDecoder, type TextTokenizer } from "@loracast/shared/tokenizer";
 import type { ApiError } from "../errors.ts";
-import type { AdapterManager } from "../lifecycle/index.ts";
-import { ensureVersion, parseVersionRef } from "./model-ref.ts";
+import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
+import { ensureErrorToApi, ensureVersion, parseVersionRef } from "./model-ref.ts";
 import type { SamplingFields } from "./openai-schema.ts";
 import { StopMatcher } from "./stop-matcher.ts";
 
@@ -80,7 +80,10 @@ export class InferenceService {
     return this.d.session.manifest.maxPositions;
   }
 
-  /** `<base>`, `<run>` (its active version) or `<run>@<version>` (pulled on demand). */
+  /**
+   * `<base>`, `<run>` (its active version; the rollback's target once a rollback revoked that) or
+   * `<run>@<version>` (pulled on demand; refused with `adapter_revoked` if a rollback revoked it).
+   */
   async resolve(model: string): Promise<Result<ResolvedModel, ApiError>> {
     if (model === this.d.baseName) {
       return ok({
@@ -94,21 +97,25 @@ export class InferenceService {
     }
     const ref = parseVersionRef(model);
     const manager = this.d.manager;
-    let record = ref === null ? manager.activeRecord(model) : undefined;
-    if (ref === null && record === undefined) {
-      return err({
-        code: "model_not_found",
-        message: `no active adapter version for run ${model}`,
-        param: "model",
-      });
-    }
-    if (ref !== null) {
+    let record: VersionRecord;
+    if (ref === null) {
+      const current = await manager.current(model);
+      if (current === null) {
+        return err({
+          code: "model_not_found",
+          message: `no active adapter version for run ${model}`,
+          param: "model",
+        });
+      }
+      if (!current.ok) return err(ensureErrorToApi(current.error, model, "model"));
+      record = current.value;
+    } else {
       const ensured = await ensureVersion(manager, ref, "model");
       if (!ensured.ok) return ensured;
       record = ensured.value;
     }
-    const feeds = record?.adapter?.feeds;
-    if (record === undefined || feeds == null) {
+    const feeds = record.adapter?.feeds;
+    if (feeds == null) {
       return err({ code: "model_not_found", message: `${model} is not loaded`, param: "model" });
     }
     const release = manager.pin(record);

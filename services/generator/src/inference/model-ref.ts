@@ -1,6 +1,6 @@
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { ApiError } from "../errors.ts";
-import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
+import type { AdapterManager, EnsureError, VersionRecord } from "../lifecycle/index.ts";
 
 const VERSIONED = /^(.+)@(\d+)$/;
 
@@ -11,20 +11,25 @@ export function parseVersionRef(ref: string): { run: string; version: number } |
 }
 
 /**
- * Pulls and verifies an exact version if it is not held yet. A version that failed verification is
- * `adapter_failed`; one the store does not have (yet) is `model_not_found`.
+ * Why a named version cannot be served, as the API says it: `adapter_failed` (422) for a version that
+ * failed verification, `adapter_revoked` (410) for one a rollback revoked (the message names the
+ * rollback), `model_not_found` (404) for one the store does not have (yet).
  */
+export function ensureErrorToApi(e: EnsureError, name: string, param: string): ApiError {
+  if (e.kind === "revoked") return { code: "adapter_revoked", message: e.message, param };
+  return {
+    code: e.kind === "failed" ? "adapter_failed" : "model_not_found",
+    message: `${name}: ${e.message}`,
+    param,
+  };
+}
+
+/** Pulls and verifies an exact version if it is not held yet (see `AdapterManager.ensure`). */
 export async function ensureVersion(
   manager: AdapterManager,
   ref: { run: string; version: number },
   param: string,
 ): Promise<Result<VersionRecord, ApiError>> {
   const r = await manager.ensure(ref.run, ref.version);
-  if (r.ok) return ok(r.value);
-  const failed = manager.cache.get(ref.run, ref.version)?.state === "failed";
-  return err({
-    code: failed ? "adapter_failed" : "model_not_found",
-    message: `${ref.run}@${ref.version}: ${r.error}`,
-    param,
-  });
+  return r.ok ? ok(r.value) : err(ensureErrorToApi(r.error, `${ref.run}@${ref.version}`, param));
 }

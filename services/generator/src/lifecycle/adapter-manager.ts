@@ -1,18 +1,18 @@
 import {
   type AdapterEvent,
-  CONFIG_FILE,
   currentVersion,
-  isRevoked,
   type RollbackRecord,
-  WEIGHTS_FILE,
+  revocationMessage,
+  revokedBy,
 } from "@loracast/shared/manifest";
-import { type ModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
+import type { ModelSpec, VerifiedAdapter } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
-import { type AdapterStore, manifestKey, StoreError } from "@loracast/shared/store";
-import type { LoadedAdapter, Trigger, VersionRecord } from "./types.ts";
-import { type CacheBounds, type Evicted, VersionCache } from "./version-cache.ts";
+import { type AdapterStore, StoreError } from "@loracast/shared/store";
+import { fetchAndVerify } from "./pull.ts";
+import type { EnsureError, Trigger, VersionRecord } from "./types.ts";
+import { type CacheBounds, type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
 
 export interface ManagerDeps {
   store: AdapterStore;
@@ -32,6 +32,11 @@ export interface ManagerDeps {
    * so a version whose numbers differ from the trainer's beyond `probeTolerance` never activates.
    */
   probe?: { score: (feeds: LoraFeeds, tokens: readonly number[]) => Promise<number[]>; tolerance: number };
+  /**
+   * Serve a revoked version when a request names it exactly (`GENERATOR_SERVE_REVOKED`). It is still
+   * never activated and never listed in /v1/models; `<run>` still means the rollback's target.
+   */
+  serveRevoked?: boolean;
 }
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
@@ -49,7 +54,14 @@ export class AdapterManager {
   private readonly inFlight = new Map<string, Promise<Result<VersionRecord, string>>>();
   private readonly rollbacks = new Map<string, RollbackRecord[]>();
   private readonly knownVersions = new Map<string, number[]>();
-  readonly stats = { activations: 0, failures: 0, reconciles: 0, reconcileErrors: 0 };
+  readonly stats = {
+    activations: 0,
+    failures: 0,
+    reconciles: 0,
+    reconcileErrors: 0,
+    /** Requests (and `load_lora_adapter` calls) that named a revoked version, by run and outcome. */
+    revokedRequests: new Map<string, { refused: number; served: number }>(),
+  };
   private resolvedOnce = false;
 
   constructor(private readonly d: ManagerDeps) {
@@ -114,7 +126,7 @@ export class AdapterManager {
     const versions = [...known, ...fresh];
     this.knownVersions.set(run, versions);
     const rollbacks = await this.d.store.listRollbacks(run);
-    this.rollbacks.set(run, rollbacks);
+    this.setRollbacks(run, rollbacks, trigger);
     const target = currentVersion(versions, rollbacks);
     if (target === null) return;
     const current = this.active.get(run);
@@ -122,7 +134,7 @@ export class AdapterManager {
     let tried = 0;
     for (let i = versions.length - 1; i >= 0 && tried < CANDIDATES_PER_PASS; i--) {
       const v = versions[i] as number;
-      if (isRevoked(v, rollbacks)) continue;
+      if (revokedBy(v, rollbacks) !== null) continue;
       if (!mayReplace(v) || current?.version === v) return;
       if (this.cache.get(run, v)?.state === "failed") continue;
       tried++;
@@ -133,12 +145,78 @@ export class AdapterManager {
 
   /**
    * Makes sure `run@version` is downloaded and verified, for a request that names it. Does not
-   * activate it: serving a pinned older version is not a downgrade of the run.
+   * activate it: serving a pinned older version is not a downgrade of the run. A revoked version is
+   * refused (before any download when the records already say so) unless `serveRevoked`. When it
+   * pulls, or has never read the run's rollback records, it reads them alongside the pull, so a
+   * generator that has not reconciled yet cannot serve a revoked version either.
    */
-  async ensure(run: string, version: number): Promise<Result<VersionRecord, string>> {
+  async ensure(run: string, version: number): Promise<Result<VersionRecord, EnsureError>> {
     const existing = this.cache.get(run, version);
-    if (existing?.state === "failed") return err(existing.reason ?? "failed");
-    return this.load(run, version, "on-demand");
+    if (existing?.state === "failed") return err({ kind: "failed", message: existing.reason ?? "failed" });
+    const known = this.rollbacks.get(run);
+    const before = known === undefined ? null : revokedBy(version, known);
+    if (before !== null && this.d.serveRevoked !== true) return this.refuse(version, before);
+    const reread =
+      existing?.adapter == null || known === undefined
+        ? this.d.store.listRollbacks(run).catch(() => null)
+        : null;
+    const [loaded, records] = await Promise.all([this.load(run, version, "on-demand"), reread]);
+    if (records !== null) this.setRollbacks(run, records, "on-demand");
+    if (!loaded.ok) {
+      const failed = this.cache.get(run, version)?.state === "failed";
+      return err({ kind: failed ? "failed" : "unavailable", message: loaded.error });
+    }
+    if (!this.rollbacks.has(run)) {
+      return err({ kind: "unavailable", message: `the rollback records of run ${run} could not be read` });
+    }
+    const revoker = revokedBy(version, this.rollbacks.get(run) ?? []);
+    if (revoker === null) return ok(loaded.value);
+    if (this.d.serveRevoked !== true) return this.refuse(version, revoker);
+    this.countRevoked(run, "served");
+    this.d.log.warn("serving a revoked version (GENERATOR_SERVE_REVOKED)", {
+      run,
+      version,
+      reason: revocationMessage(version, revoker),
+    });
+    return ok(loaded.value);
+  }
+
+  /**
+   * The version `model: "<run>"` runs on: the active one; or, when a rollback revoked the active one
+   * and its target is still being pulled here, that target (the request waits for the pull rather
+   * than run on a revoked version). Null when the run has no active version here.
+   */
+  async current(run: string): Promise<Result<VersionRecord, EnsureError> | null> {
+    const active = this.active.get(run);
+    if (active === undefined) return null;
+    const rollbacks = this.rollbacks.get(run) ?? [];
+    const revoker = revokedBy(active.version, rollbacks);
+    if (revoker === null) return ok(active);
+    const target = currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
+    if (target === null) return this.refuse(active.version, revoker);
+    return this.ensure(run, target);
+  }
+
+  /** The version `model: "<run>"` names now (see `current`); null when the run has no active version. */
+  servingVersion(run: string): number | null {
+    const active = this.active.get(run);
+    if (active === undefined) return null;
+    const rollbacks = this.rollbacks.get(run) ?? [];
+    if (revokedBy(active.version, rollbacks) === null) return active.version;
+    return currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
+  }
+
+  private refuse(version: number, rollback: RollbackRecord): Result<never, EnsureError> {
+    const message = revocationMessage(version, rollback);
+    this.countRevoked(rollback.run, "refused");
+    this.d.log.warn("revoked version refused", { run: rollback.run, version, reason: message });
+    return err({ kind: "revoked", message, rollback });
+  }
+
+  private countRevoked(run: string, outcome: "refused" | "served"): void {
+    const counts = this.stats.revokedRequests.get(run) ?? { refused: 0, served: 0 };
+    counts[outcome]++;
+    this.stats.revokedRequests.set(run, counts);
   }
 
   /** Holds a version in memory until the returned release function is called. */
@@ -171,10 +249,10 @@ export class AdapterManager {
     if (!loaded.ok) return loaded;
     const record = loaded.value;
     const records = await reread;
-    if (records != null) this.rollbacks.set(run, records);
+    if (records != null) this.setRollbacks(run, records, trigger);
     if (this.isRevoked(record)) {
       this.d.log.info("revoked version not activated", { run, version });
-      return err("revoked by a rollback");
+      return err(record.reason ?? "revoked by a rollback");
     }
     const current = this.active.get(run);
     const isRollback = current !== undefined && version < current.version && this.isRevoked(current);
@@ -189,9 +267,12 @@ export class AdapterManager {
     record.activatedAt = now;
     record.lastUsedAt = now;
     this.active.set(record.run, record);
-    if (previous !== undefined && previous !== record) {
-      previous.state = "retired";
-      previous.lastUsedAt = now;
+    if (previous !== undefined && previous !== record) previous.lastUsedAt = now;
+    // The previous version, and versions staged on demand that this one supersedes, become retired
+    // (or revoked, on a rollback).
+    for (const r of this.cache.all()) {
+      if (r.run === record.run && r !== record && (r.state === "active" || r.state === "staged"))
+        this.settle(r);
     }
     this.stats.activations++;
     this.releaseEvicted(this.cache.evict());
@@ -217,7 +298,44 @@ export class AdapterManager {
   }
 
   private isRevoked(record: VersionRecord): boolean {
-    return isRevoked(record.version, this.rollbacks.get(record.run) ?? []);
+    return revokedBy(record.version, this.rollbacks.get(record.run) ?? []) !== null;
+  }
+
+  /**
+   * Takes the run's rollback records as last read, and marks every version they revoke `revoked`
+   * (the active one once the rollback's target replaces it), including versions known only from the
+   * store's listing, so /v1/adapters shows what this generator will refuse.
+   */
+  private setRollbacks(run: string, records: RollbackRecord[], trigger: Trigger): void {
+    this.rollbacks.set(run, records);
+    const now = this.d.clock.now();
+    for (const version of this.knownVersions.get(run) ?? []) {
+      if (this.cache.get(run, version) !== undefined || revokedBy(version, records) === null) continue;
+      this.cache.set(newVersionRecord(run, version, trigger, now));
+    }
+    // A version that failed verification here stays failed: it is never served either way.
+    for (const r of this.cache.all()) {
+      if (r.run !== run || r.state === "active" || r.state === "failed" || r.state === "revoked") continue;
+      if (this.isRevoked(r)) this.settle(r);
+    }
+  }
+
+  /**
+   * The state of a version that is neither active nor failed: `revoked` if a known rollback revoked
+   * it, `retired` if an active version supersedes it, else `staged` (pulled) or `announced` (not yet).
+   */
+  private settle(record: VersionRecord): void {
+    const revoker = revokedBy(record.version, this.rollbacks.get(record.run) ?? []);
+    if (revoker !== null) {
+      if (record.state !== "revoked")
+        this.d.log.info("version revoked", { run: record.run, version: record.version, to: revoker.to });
+      record.state = "revoked";
+      record.reason = revocationMessage(record.version, revoker);
+      return;
+    }
+    const active = this.active.get(record.run);
+    if (active !== undefined && active.version > record.version) record.state = "retired";
+    else record.state = record.adapter === null ? "announced" : "staged";
   }
 
   /** One pipeline per version at a time; concurrent callers share it. */
@@ -244,123 +362,29 @@ export class AdapterManager {
     manifestSha256?: string,
   ): Promise<Result<VersionRecord, string>> {
     const now = this.d.clock.now();
-    const record: VersionRecord = this.cache.get(run, version) ?? {
-      run,
-      version,
-      state: "announced",
-      manifestKey: manifestKey(run, version),
-      sha256: null,
-      manifestSha256: null,
-      bytes: null,
-      reason: null,
-      trigger,
-      announcedAt: now,
-      activatedAt: null,
-      lastUsedAt: now,
-      pins: 0,
-      adapter: null,
-      phases: null,
-    };
+    const record = this.cache.get(run, version) ?? newVersionRecord(run, version, trigger, now);
     record.trigger = trigger;
     record.announcedAt = now;
-    record.reason = null;
     this.cache.set(record);
     try {
-      const adapter = await this.fetchAndVerify(record, manifestSha256);
+      const adapter = await fetchAndVerify(this.d, this.cache, record, manifestSha256);
       if (!adapter.ok) return this.fail(record, adapter.error);
       record.adapter = adapter.value;
-      record.state = "staged";
+      record.reason = null;
+      this.settle(record);
       return ok(record);
     } catch (e) {
       // The store is down or the download broke off: nothing is wrong with the version itself, so
-      // it goes back to announced and the next reconcile pass tries again.
-      record.state = "announced";
-      record.reason = e instanceof StoreError ? e.message : `unexpected: ${(e as Error).message}`;
-      this.d.log.warn("adapter pull interrupted", { run, version, reason: record.reason });
+      // its state stays as it was (announced, for a first pull) and the next reconcile pass retries.
+      const reason = e instanceof StoreError ? e.message : `unexpected: ${(e as Error).message}`;
+      if (record.state !== "revoked") record.reason = reason;
+      this.d.log.warn("adapter pull interrupted", { run, version, reason });
       if (!(e instanceof StoreError))
         this.d.log.error("unexpected pipeline error", { error: e, stack: (e as Error).stack });
-      return err(record.reason);
+      return err(reason);
+    } finally {
+      record.pulling = null;
     }
-  }
-
-  private async fetchAndVerify(
-    record: VersionRecord,
-    manifestSha256?: string,
-  ): Promise<Result<LoadedAdapter, string>> {
-    record.state = "downloading";
-    const t0 = this.d.clock.now();
-    const read = await this.d.store.readManifest(record.manifestKey, manifestSha256);
-    const tManifest = this.d.clock.now();
-    if (read === null)
-      throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
-    if (!read.ok) return err(read.error.reason);
-    const { manifest } = read.value;
-    record.manifestSha256 = read.value.sha256;
-    const weightsEntry = manifest.adapter.files.find((f) => f.name === WEIGHTS_FILE);
-    const configEntry = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
-    if (weightsEntry === undefined || configEntry === undefined) {
-      return err(`manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`);
-    }
-    record.sha256 = weightsEntry.sha256;
-    record.bytes = weightsEntry.bytes;
-    const fingerprint = manifest.base.fingerprint;
-    if (
-      fingerprint !== null &&
-      fingerprint !== this.d.spec.fingerprint &&
-      !this.d.alsoAccept?.includes(fingerprint)
-    ) {
-      return err(
-        `base fingerprint ${fingerprint} does not match this generator's base ${this.d.spec.fingerprint}`,
-      );
-    }
-    // Make room first, so the bound holds while the new weights download, not only after. Versions
-    // of a run are usually all the same size: an evicted buffer of that size receives the download,
-    // so there is no fresh memory to page in and no garbage for the collector.
-    const into = this.cache
-      .evict(weightsEntry.bytes)
-      .find((e) => e.weights.byteLength === weightsEntry.bytes);
-    const [weights, configBytes] = await Promise.all([
-      this.d.store.downloadBlob(weightsEntry, into === undefined ? {} : { into: into.weights }),
-      this.d.store.downloadBlob(configEntry),
-    ]);
-    if (!weights.ok) return err(weights.error.reason);
-    if (!configBytes.ok) return err(configBytes.error.reason);
-
-    record.state = "verifying";
-    const tDownload = this.d.clock.now();
-    const checked = verifyAdapterFiles(
-      this.d.spec,
-      new TextDecoder().decode(configBytes.value),
-      weights.value,
-      {
-        maxRank: this.d.maxRank,
-      },
-    );
-    if (!checked.ok) return checked;
-    const { verified, config } = checked.value;
-    const feeds = this.d.prepare?.(verified) ?? null;
-    if (feeds !== null && manifest.probe !== null && this.d.probe !== undefined) {
-      const { score, tolerance } = this.d.probe;
-      for (const [row, tokens] of manifest.probe.tokens.entries()) {
-        const want = manifest.probe.logprobs[row] ?? [];
-        const got = await score(feeds, tokens);
-        if (got.length !== want.length) {
-          return err(`probe row ${row}: ${want.length} logprobs for ${tokens.length} tokens`);
-        }
-        const diff = got.reduce((m, g, i) => Math.max(m, Math.abs(g - (want[i] ?? Number.NaN))), 0);
-        if (!(diff <= tolerance)) {
-          return err(
-            `probe logprobs differ from the trainer's by ${diff.toPrecision(3)} (tolerance ${tolerance})`,
-          );
-        }
-      }
-    }
-    record.phases = {
-      manifestMs: tManifest - t0,
-      downloadMs: tDownload - tManifest,
-      verifyMs: this.d.clock.now() - tDownload,
-    };
-    return ok({ weights: weights.value, verified, config: config.raw as Record<string, unknown>, feeds });
   }
 
   private fail(record: VersionRecord, reason: string): Result<VersionRecord, string> {

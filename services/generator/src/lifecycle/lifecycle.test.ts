@@ -20,6 +20,7 @@ const record = (
   run: "r",
   version,
   state,
+  pulling: null,
   manifestKey: "",
   sha256: null,
   manifestSha256: null,
@@ -46,6 +47,7 @@ describe("version cache", () => {
     assert.equal(cache.get("r", 1)?.state, "retired", "pinned survives over the bound");
     assert.equal(cache.get("r", 4)?.state, "active");
     assert.equal(cache.get("r", 2)?.adapter, null);
+    assert.equal(cache.get("r", 2)?.state, "retired", "eviction drops the weights, not the state");
   });
 
   it("makes room for a download in progress and honours the byte bound", () => {
@@ -127,7 +129,7 @@ describe("adapter manager", () => {
       createdAt: "2026-01-01T00:00:00.000Z",
     });
 
-  function manager(store: AdapterStore, maxVersions = 4) {
+  function manager(store: AdapterStore, maxVersions = 4, serveRevoked = false) {
     let now = 1_000;
     return new AdapterManager({
       store,
@@ -137,6 +139,7 @@ describe("adapter manager", () => {
       bounds: { maxVersions, maxBytes: 1e9 },
       maxRank: 64,
       runs: null,
+      serveRevoked,
     });
   }
 
@@ -161,7 +164,11 @@ describe("adapter manager", () => {
       manifestSha256: v1.sha256,
     });
     assert.equal(m.activeRecord("r")?.version, 1);
-    assert.equal(m.cache.get("r", 2)?.state, "retired");
+    assert.equal(m.cache.get("r", 2)?.state, "revoked");
+    assert.match(
+      m.cache.get("r", 2)?.reason ?? "",
+      /^r@2 was revoked by rollback to v1 at 2026-01-01T00:00:00\.000Z$/,
+    );
 
     // A late webhook for the revoked version must not bring it back.
     await m.handleEvent(published(v2, 2));
@@ -201,7 +208,8 @@ describe("adapter manager", () => {
     const oldest = m.cache.get("r", 1)?.adapter?.weights;
     assert.ok(oldest !== undefined);
     await m.handleEvent(published(await publish(store, "r", 3), 3));
-    assert.equal(m.cache.get("r", 1)?.state, "evicted");
+    assert.equal(m.cache.get("r", 1)?.state, "retired");
+    assert.equal(m.cache.get("r", 1)?.adapter, null, "evicted");
     const v3 = m.cache.get("r", 3)?.adapter;
     assert.equal(v3?.weights, oldest, "the evicted buffer received the download");
     const a = v3?.verified.modules[0]?.a;
@@ -239,10 +247,99 @@ describe("adapter manager", () => {
     await m.reconcile();
     const r = await m.ensure("r", 1);
     assert.ok(r.ok);
-    assert.equal(r.value.state, "staged");
+    assert.equal(r.value.state, "retired", "older than the active version, as the trainer says");
     const release = m.pin(r.value);
     assert.equal(m.activeRecord("r")?.version, 2);
     release();
+  });
+
+  it("refuses a revoked version by name, naming the rollback, and counts the refusal", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store);
+    await publish(store, "r", 1);
+    await publish(store, "r", 2);
+    await m.reconcile();
+    await rollback(store, 1, 2);
+    // Before this generator hears of the rollback: a pull of an unloaded version re-reads the records.
+    const fresh = manager(store);
+    const early = await fresh.ensure("r", 2);
+    assert.ok(!early.ok);
+    assert.equal(early.error.kind, "revoked");
+    assert.equal(early.error.message, "r@2 was revoked by rollback to v1 at 2026-01-01T00:00:00.000Z");
+    assert.equal(fresh.activeRecord("r"), undefined, "nothing activated by a request");
+
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1);
+    const named = await m.ensure("r", 2);
+    assert.ok(!named.ok && named.error.kind === "revoked");
+    assert.deepEqual(m.stats.revokedRequests.get("r"), { refused: 1, served: 0 });
+    const current = await m.current("r");
+    assert.ok(current?.ok);
+    assert.equal(current.value.version, 1);
+  });
+
+  it("serves a revoked version by name when the operator allows it, and still never activates it", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    await publish(store, "r", 1);
+    await publish(store, "r", 2);
+    await rollback(store, 1, 2);
+    const m = manager(store, 4, true);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1);
+    assert.equal(m.cache.get("r", 2)?.state, "revoked", "listed as revoked without a pull");
+    assert.equal(m.cache.get("r", 2)?.adapter, null);
+    const r = await m.ensure("r", 2);
+    assert.ok(r.ok);
+    assert.equal(r.value.state, "revoked");
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1);
+    assert.deepEqual(m.stats.revokedRequests.get("r"), { refused: 0, served: 1 });
+  });
+
+  it("runs `<run>` on the rollback's target while that target is still being pulled", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const m = manager(store, 1);
+    const v1 = await publish(store, "r", 1);
+    await m.reconcile();
+    await publish(store, "r", 2);
+    await m.reconcile();
+    assert.equal(m.cache.get("r", 1)?.adapter, null, "v1 was evicted");
+    await rollback(store, 1, 2);
+    let opened!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    let reached!: () => void;
+    const atGate = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const get = objects.get.bind(objects);
+    objects.get = async (key) => {
+      if (key === v1.key) {
+        reached();
+        await gate;
+      }
+      return get(key);
+    };
+    const handled = m.handleEvent({ ...published(v1, 1), type: "adapter.rolled_back" });
+    await atGate;
+    assert.equal(m.activeRecord("r")?.version, 2, "v2 is still the active record");
+    assert.equal(m.servingVersion("r"), 1);
+    let settled = false;
+    const current = m.current("r").then((r) => {
+      settled = true;
+      return r;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, "the request waits for v1 rather than run on revoked v2");
+    opened();
+    const r = await current;
+    assert.ok(r?.ok);
+    assert.equal(r.value.version, 1);
+    await handled;
+    assert.equal(m.activeRecord("r")?.version, 1);
+    assert.equal(m.cache.get("r", 2)?.state, "revoked");
   });
 
   it("scores the probe before activating, and refuses a version whose probe disagrees", async () => {

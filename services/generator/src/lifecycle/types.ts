@@ -1,19 +1,14 @@
+import type { AdapterRow, RollbackRecord, VersionState } from "@loracast/shared/manifest";
 import type { VerifiedAdapter } from "@loracast/shared/model-spec";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 
-/** Design §6: announced → downloading → verifying → staged → active → retired/evicted, or failed. */
-export type AdapterState =
-  | "announced"
-  | "downloading"
-  | "verifying"
-  | "staged"
-  | "active"
-  | "retired"
-  | "evicted"
-  | "failed";
+export type { VersionState };
 
 /** How the generator learned of a version. */
-export type Trigger = "webhook" | "reconcile" | "on-demand" | "rollback";
+export type Trigger = AdapterRow["trigger"];
+
+/** The part of a pull under way; the version's state stays what it was until the pull ends. */
+export type PullPhase = NonNullable<AdapterRow["pulling"]>;
 
 /** A verified adapter held in memory, ready to be fed to the engine. */
 export interface LoadedAdapter {
@@ -32,12 +27,15 @@ export interface LoadedAdapter {
 export interface VersionRecord {
   run: string;
   version: number;
-  state: AdapterState;
+  /** One of the shared version states (`@loracast/shared/manifest`); eviction does not change it. */
+  state: VersionState;
+  pulling: PullPhase | null;
   manifestKey: string;
   /** sha256 of adapter_model.safetensors, once the manifest is read. */
   sha256: string | null;
   manifestSha256: string | null;
   bytes: number | null;
+  /** Why it failed, which rollback revoked it, or why the last pull broke off. */
   reason: string | null;
   trigger: Trigger;
   announcedAt: number;
@@ -45,7 +43,17 @@ export interface VersionRecord {
   /** Last time this version was activated or served; drives LRU eviction. */
   lastUsedAt: number;
   pins: number;
+  /** The weights; null until pulled, and again once evicted or failed. */
   adapter: LoadedAdapter | null;
   /** Where the last pull spent its time. */
   phases: { manifestMs: number; downloadMs: number; verifyMs: number } | null;
 }
+
+/** Why a version named exactly (`<run>@<version>`) cannot be served; the routes map `kind` to an HTTP code. */
+export type EnsureError =
+  /** Verification failed on this generator: permanent for that immutable version. */
+  | { kind: "failed"; message: string }
+  /** A rollback record revoked it, and this generator does not serve revoked versions. */
+  | { kind: "revoked"; message: string; rollback: RollbackRecord }
+  /** Not in the store (yet), or the store could not be read. */
+  | { kind: "unavailable"; message: string };

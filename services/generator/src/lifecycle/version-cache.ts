@@ -1,4 +1,5 @@
-import type { VersionRecord } from "./types.ts";
+import { manifestKey } from "@loracast/shared/store";
+import type { Trigger, VersionRecord } from "./types.ts";
 
 /** A version whose weights were dropped, and the buffer that held them (nothing else refers to it). */
 export interface Evicted {
@@ -12,8 +13,9 @@ export interface CacheBounds {
 }
 
 /**
- * Every version this generator knows, and the memory their weights hold. Only staged and retired
- * versions are evictable: the active version of each run and pinned versions stay, whatever the bound.
+ * Every version this generator knows, and the memory their weights hold. Only the weights of
+ * staged, retired and revoked versions are evictable (their state stays; a request that names one
+ * pulls it again): the active version of each run and pinned versions stay, whatever the bound.
  */
 export class VersionCache {
   private readonly records = new Map<string, VersionRecord>();
@@ -55,7 +57,7 @@ export class VersionCache {
     let bytes = this.heldBytes() + incomingBytes;
     const evicted: Evicted[] = [];
     const candidates = held
-      .filter((r) => (r.state === "staged" || r.state === "retired") && r.pins === 0)
+      .filter((r) => (r.state === "staged" || r.state === "retired" || r.state === "revoked") && r.pins === 0)
       .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
     for (const r of candidates) {
       if (count <= this.bounds.maxVersions && bytes <= this.bounds.maxBytes) break;
@@ -64,8 +66,29 @@ export class VersionCache {
       count--;
       evicted.push({ record: r, weights: r.adapter.weights });
       r.adapter = null;
-      r.state = "evicted";
     }
     return evicted;
   }
+}
+
+/** A version known by number only: `announced`, nothing read yet. */
+export function newVersionRecord(run: string, version: number, trigger: Trigger, now: number): VersionRecord {
+  return {
+    run,
+    version,
+    state: "announced",
+    pulling: null,
+    manifestKey: manifestKey(run, version),
+    sha256: null,
+    manifestSha256: null,
+    bytes: null,
+    reason: null,
+    trigger,
+    announcedAt: now,
+    activatedAt: null,
+    lastUsedAt: now,
+    pins: 0,
+    adapter: null,
+    phases: null,
+  };
 }

@@ -1,8 +1,12 @@
+import type { AdapterList } from "@loracast/shared/manifest";
 import { Hono } from "hono";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
-/** Adapter state as operators and tests see it, and the vLLM-style model list. */
+/**
+ * Adapter state as operators and tests see it (the shared `adapterListSchema`, in the shared version
+ * states), and the vLLM-style model list, which names servable versions only.
+ */
 export function adapterRoutes(
   manager: AdapterManager,
   baseName: string,
@@ -10,13 +14,15 @@ export function adapterRoutes(
 ): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
 
-  app.get("/v1/adapters", (c) =>
-    c.json({
+  app.get("/v1/adapters", (c) => {
+    const body: AdapterList = {
       active: manager.activeVersions(),
       data: manager.cache.all().map((r) => ({
         run: r.run,
         version: r.version,
         state: r.state,
+        pulling: r.pulling,
+        loaded: r.adapter !== null,
         sha256: r.sha256,
         manifestSha256: r.manifestSha256,
         bytes: r.bytes,
@@ -26,8 +32,9 @@ export function adapterRoutes(
         activatedAt: r.activatedAt,
         pinned: r.pins > 0,
       })),
-    }),
-  );
+    };
+    return c.json(body);
+  });
 
   app.get("/v1/models", (c) => {
     const base = {
@@ -38,9 +45,10 @@ export function adapterRoutes(
       root: baseName,
       parent: null,
     };
+    // Servable versions only: a revoked one is never listed, even where the operator serves it.
     const adapters = manager.cache
       .all()
-      .filter((r) => r.adapter !== null)
+      .filter((r) => r.adapter !== null && r.state !== "revoked")
       .map((r) => ({
         id: `${r.run}@${r.version}`,
         object: "model",
@@ -51,16 +59,24 @@ export function adapterRoutes(
         state: r.state,
         sha256: r.sha256,
       }));
-    const aliases = Object.entries(manager.activeVersions()).map(([run, a]) => ({
-      id: run,
-      object: "model",
-      created,
-      owned_by: "loracast",
-      root: `${run}@${a.version}`,
-      parent: baseName,
-      state: "active",
-      sha256: a.sha256,
-    }));
+    // `<run>` names what a request for it runs on: the active version, or the rollback's target
+    // while it is pulled in to replace an active version that a rollback revoked.
+    const aliases = Object.keys(manager.activeVersions()).flatMap((run) => {
+      const version = manager.servingVersion(run);
+      if (version === null) return [];
+      return [
+        {
+          id: run,
+          object: "model",
+          created,
+          owned_by: "loracast",
+          root: `${run}@${version}`,
+          parent: baseName,
+          state: "active",
+          sha256: manager.cache.get(run, version)?.sha256 ?? null,
+        },
+      ];
+    });
     return c.json({ object: "list", data: [base, ...aliases, ...adapters] });
   });
 

@@ -1,7 +1,8 @@
 /**
  * vLLM-compatible POST /v1/load_lora_adapter and /v1/unload_lora_adapter. `lora_name` (or
  * `lora_path`) is `<run>@<version>`: loading pulls and verifies that version from the store and pins
- * it in the cache until it is unloaded.
+ * it in the cache until it is unloaded. A revoked version is refused (410 `adapter_revoked`) unless
+ * the operator allows it; a pin taken before the rollback holds the weights until it is unloaded.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -28,9 +29,10 @@ export function loraAdminRoutes(manager: AdapterManager): Hono<GeneratorEnv> {
     const parsed = parseVersionRef(ref);
     if (parsed === null)
       return errorResponse(c, "bad_request", `${ref}: expected <run>@<version>`, "lora_name");
-    if (pinned.has(b.lora_name)) return c.text(`Success: LoRA adapter '${b.lora_name}' is already loaded.`);
+    // Checked before "already loaded": a version revoked since it was loaded is refused like any other.
     const r = await ensureVersion(manager, parsed, "lora_name");
     if (!r.ok) return errorResponse(c, r.error.code, r.error.message, r.error.param ?? null);
+    if (pinned.has(b.lora_name)) return c.text(`Success: LoRA adapter '${b.lora_name}' is already loaded.`);
     pinned.set(b.lora_name, manager.pin(r.value));
     return c.text(`Success: LoRA adapter '${b.lora_name}' added successfully.`);
   });

@@ -41,6 +41,14 @@ export function opsRoutes(
         samples: Object.entries(manager.activeVersions()).map(([run, a]) => [{ run }, a.version] as const),
       },
       {
+        name: "loracast_revoked_requests_total",
+        type: "counter",
+        samples: [...manager.stats.revokedRequests].flatMap(([run, n]) => [
+          [{ run, outcome: "refused" }, n.refused] as const,
+          [{ run, outcome: "served" }, n.served] as const,
+        ]),
+      },
+      {
         name: "loracast_webhooks_rejected_total",
         type: "counter",
         samples: [...rejected].map(([reason, n]) => [{ reason }, n] as const),

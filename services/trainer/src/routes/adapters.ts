@@ -1,4 +1,4 @@
-import { runName } from "@loracast/shared/manifest";
+import { type RunVersions, runName } from "@loracast/shared/manifest";
 import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse } from "../errors.ts";
@@ -37,7 +37,8 @@ export function adapterRoutes(publisher: Publisher): Hono<TrainerEnv> {
   app.get("/v1/runs/:run/versions", async (c) => {
     const run = runName.safeParse(c.req.param("run"));
     if (!run.success) return errorResponse(c, "bad_request", `run: ${run.error.issues[0]?.message}`);
-    return c.json({ run: run.data, ...(await publisher.versions(run.data)) });
+    const body: RunVersions = { run: run.data, ...(await publisher.versions(run.data)) };
+    return c.json(body);
   });
 
   app.post("/v1/runs/:run/rollback", async (c) => {

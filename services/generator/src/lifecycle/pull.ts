@@ -1,0 +1,83 @@
+/** One pull of a version: manifest, blobs into a (possibly reused) buffer, verification, feeds, probe. */
+import { CONFIG_FILE, WEIGHTS_FILE } from "@loracast/shared/manifest";
+import { verifyAdapterFiles } from "@loracast/shared/model-spec";
+import { err, ok, type Result } from "@loracast/shared/result";
+import { StoreError } from "@loracast/shared/store";
+import type { ManagerDeps } from "./adapter-manager.ts";
+import type { LoadedAdapter, VersionRecord } from "./types.ts";
+import type { VersionCache } from "./version-cache.ts";
+
+/**
+ * Reads `record`'s manifest (checked against `manifestSha256` when a webhook announced one), downloads
+ * and verifies its files, and scores the manifest's probe. An `err` is a fault of the version itself
+ * (permanent for that immutable version); a thrown `StoreError` is the store's (transient). Sets
+ * `record.pulling`, `sha256`, `bytes`, `manifestSha256` and `phases` as it goes.
+ */
+export async function fetchAndVerify(
+  d: ManagerDeps,
+  cache: VersionCache,
+  record: VersionRecord,
+  manifestSha256?: string,
+): Promise<Result<LoadedAdapter, string>> {
+  record.pulling = "downloading";
+  const t0 = d.clock.now();
+  const read = await d.store.readManifest(record.manifestKey, manifestSha256);
+  const tManifest = d.clock.now();
+  if (read === null)
+    throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
+  if (!read.ok) return err(read.error.reason);
+  const { manifest } = read.value;
+  record.manifestSha256 = read.value.sha256;
+  const weightsEntry = manifest.adapter.files.find((f) => f.name === WEIGHTS_FILE);
+  const configEntry = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
+  if (weightsEntry === undefined || configEntry === undefined) {
+    return err(`manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`);
+  }
+  record.sha256 = weightsEntry.sha256;
+  record.bytes = weightsEntry.bytes;
+  const fingerprint = manifest.base.fingerprint;
+  if (fingerprint !== null && fingerprint !== d.spec.fingerprint && !d.alsoAccept?.includes(fingerprint)) {
+    return err(`base fingerprint ${fingerprint} does not match this generator's base ${d.spec.fingerprint}`);
+  }
+  // Make room first, so the bound holds while the new weights download, not only after. Versions
+  // of a run are usually all the same size: an evicted buffer of that size receives the download,
+  // so there is no fresh memory to page in and no garbage for the collector.
+  const into = cache.evict(weightsEntry.bytes).find((e) => e.weights.byteLength === weightsEntry.bytes);
+  const [weights, configBytes] = await Promise.all([
+    d.store.downloadBlob(weightsEntry, into === undefined ? {} : { into: into.weights }),
+    d.store.downloadBlob(configEntry),
+  ]);
+  if (!weights.ok) return err(weights.error.reason);
+  if (!configBytes.ok) return err(configBytes.error.reason);
+
+  record.pulling = "verifying";
+  const tDownload = d.clock.now();
+  const checked = verifyAdapterFiles(d.spec, new TextDecoder().decode(configBytes.value), weights.value, {
+    maxRank: d.maxRank,
+  });
+  if (!checked.ok) return checked;
+  const { verified, config } = checked.value;
+  const feeds = d.prepare?.(verified) ?? null;
+  if (feeds !== null && manifest.probe !== null && d.probe !== undefined) {
+    const { score, tolerance } = d.probe;
+    for (const [row, tokens] of manifest.probe.tokens.entries()) {
+      const want = manifest.probe.logprobs[row] ?? [];
+      const got = await score(feeds, tokens);
+      if (got.length !== want.length) {
+        return err(`probe row ${row}: ${want.length} logprobs for ${tokens.length} tokens`);
+      }
+      const diff = got.reduce((m, g, i) => Math.max(m, Math.abs(g - (want[i] ?? Number.NaN))), 0);
+      if (!(diff <= tolerance)) {
+        return err(
+          `probe logprobs differ from the trainer's by ${diff.toPrecision(3)} (tolerance ${tolerance})`,
+        );
+      }
+    }
+  }
+  record.phases = {
+    manifestMs: tManifest - t0,
+    downloadMs: tDownload - tManifest,
+    verifyMs: d.clock.now() - tDownload,
+  };
+  return ok({ weights: weights.value, verified, config: config.raw as Record<string, unknown>, feeds });
+}

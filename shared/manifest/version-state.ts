@@ -1,0 +1,87 @@
+/**
+ * The one vocabulary for the state of an adapter version, shared by the trainer's
+ * `GET /v1/runs/:run/versions`, the generator's `GET /v1/adapters`, the docs and the tests, and the
+ * wire shapes of those two lists. docs/architecture.md ("Version states") has the transition table.
+ */
+import { z } from "zod";
+import type { RollbackRecord } from "./index.ts";
+import { sha256Hex } from "./sha256.ts";
+
+/**
+ * - `announced`: known to exist (webhook or listing), not yet pulled and verified here;
+ * - `staged`: pulled and verified, not active (e.g. a newer version pulled on demand before its webhook);
+ * - `active`: what `model: "<run>"` serves (trainer: the run's current version);
+ * - `retired`: superseded by a newer active version; still servable when named exactly (`<run>@<v>`);
+ * - `revoked`: a rollback record revoked it; refused when named, unless the operator allows it;
+ * - `failed`: verification failed on this generator (with a reason); never served.
+ */
+export const VERSION_STATES = ["announced", "staged", "active", "retired", "revoked", "failed"] as const;
+export const versionStateSchema = z.enum(VERSION_STATES);
+export type VersionState = z.infer<typeof versionStateSchema>;
+
+/** The rollback record that revoked `version`, the earliest listed one if several did; null if none did. */
+export function revokedBy(version: number, rollbacks: readonly RollbackRecord[]): RollbackRecord | null {
+  return rollbacks.find((r) => version > r.to && version <= r.atVersion) ?? null;
+}
+
+/** True when some rollback record revokes `version`. */
+export function isRevoked(version: number, rollbacks: readonly RollbackRecord[]): boolean {
+  return revokedBy(version, rollbacks) !== null;
+}
+
+/** How APIs and logs name a revocation, e.g. "demo@2 was revoked by rollback to v1 at 2026-…Z". */
+export function revocationMessage(version: number, rollback: RollbackRecord): string {
+  return `${rollback.run}@${version} was revoked by rollback to v${rollback.to} at ${rollback.createdAt}`;
+}
+
+/** One row of the trainer's `GET /v1/runs/:run/versions`: the store's view (active, retired or revoked). */
+export const runVersionSchema = z.object({
+  version: z.number().int().positive(),
+  state: versionStateSchema,
+  sha256: sha256Hex,
+  createdAt: z.iso.datetime(),
+  manifestKey: z.string(),
+  /** For a revoked version, `revocationMessage`; otherwise null. */
+  reason: z.string().nullable(),
+});
+export type RunVersion = z.infer<typeof runVersionSchema>;
+
+/** The trainer's `GET /v1/runs/:run/versions`; `current` is the active version (null before any publish). */
+export const runVersionsSchema = z.object({
+  run: z.string(),
+  current: z.number().int().positive().nullable(),
+  versions: z.array(runVersionSchema),
+});
+export type RunVersions = z.infer<typeof runVersionsSchema>;
+
+/** One row of the generator's `GET /v1/adapters`: this generator's view of a version. */
+export const adapterRowSchema = z.object({
+  run: z.string(),
+  version: z.number().int().positive(),
+  state: versionStateSchema,
+  /** While a pull is under way, which part of it; null otherwise. A pull leaves the state as it was. */
+  pulling: z.enum(["downloading", "verifying"]).nullable(),
+  /** Whether the weights are in memory; the cache drops those of staged, retired and revoked versions. */
+  loaded: z.boolean(),
+  sha256: sha256Hex.nullable(),
+  manifestSha256: sha256Hex.nullable(),
+  bytes: z.number().int().nonnegative().nullable(),
+  /** Why it failed, why it was revoked, or why the last pull broke off; null otherwise. */
+  reason: z.string().nullable(),
+  trigger: z.enum(["webhook", "reconcile", "on-demand", "rollback"]),
+  /** Epoch milliseconds. */
+  announcedAt: z.number(),
+  activatedAt: z.number().nullable(),
+  pinned: z.boolean(),
+});
+export type AdapterRow = z.infer<typeof adapterRowSchema>;
+
+/** The generator's `GET /v1/adapters`: the active version of each run, and every version it knows. */
+export const adapterListSchema = z.object({
+  active: z.record(
+    z.string(),
+    z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
+  ),
+  data: z.array(adapterRowSchema),
+});
+export type AdapterList = z.infer<typeof adapterListSchema>;
