@@ -50,10 +50,10 @@ export function describeFailure(e: unknown, ports: StackPorts): string {
         `choose others with LORACAST_BASE_PORT, e.g. LORACAST_BASE_PORT=${ports.s3 + 100} npm start`
       );
     }
-    const why = e.lastError ?? errorLine(e.stderr) ?? describeExit(e.exit);
-    return e.reason === "timeout"
-      ? `${e.service} did not get ready in time (${why}); stopping the stack.`
-      : `${e.service} did not start: ${why}`;
+    if (e.reason === "timeout") {
+      return `${e.service} did not get ready in time${e.lastError === null ? "" : ` (${e.lastError})`}`;
+    }
+    return `${e.service} did not start: ${e.lastError ?? errorLine(e.stderr) ?? describeExit(e.exit)}`;
   }
   if (e instanceof DemoError) return `demo: ${e.message}`;
   return `local stack: ${e instanceof Error ? e.message : String(e)}`;
