@@ -4,14 +4,13 @@
  * activate; a second run survives a SIGKILL of the trainer and completes with contiguous versions.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
 import { readSse } from "@loracast/shared/platform";
-import { ROOT } from "@loracast/shared/supervisor";
-import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
 
 interface StreamEvent {
   type: string;
@@ -38,13 +37,6 @@ async function follow(
   return events;
 }
 
-const post = (url: string, body: unknown) =>
-  fetch(url, {
-    method: "POST",
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-
 describe("training runs over REST", () => {
   let stack: Stack;
   let work: string;
@@ -52,24 +44,13 @@ describe("training runs over REST", () => {
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), "loracast-train-"));
-    const config = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
-    await writeRandomCheckpoint(join(work, "base"), config, 7);
-    const built = await buildArtifacts({
-      checkpointDir: join(work, "base"),
-      outDir: join(work, "model"),
-      quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
-    });
-    if (!built.ok) throw built.error;
-    dataset = join(work, "prompts.jsonl");
-    writeFileSync(
-      dataset,
-      Array.from({ length: 50 }, (_, i) => JSON.stringify({ prompt: `q${i * 37}:` })).join("\n"),
-    );
-    const model = { GENERATOR_MODEL_DIR: join(work, "model"), GENERATOR_BASE_CONFIG: "" };
+    const fixture = await buildTrainingFixture(work);
+    dataset = fixture.dataset;
+    const model = { GENERATOR_MODEL_DIR: fixture.modelDir, GENERATOR_BASE_CONFIG: "" };
     stack = await startStack({
       generators: 2,
       generatorEnv: model,
-      trainerEnv: { TRAINER_MODEL_DIR: join(work, "model"), TRAINER_THREADS: "1" },
+      trainerEnv: { TRAINER_MODEL_DIR: fixture.modelDir, TRAINER_THREADS: "1" },
     });
   });
   after(async () => {
@@ -77,30 +58,16 @@ describe("training runs over REST", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  const runConfig = (run: string, steps: number) => ({
-    run,
-    seed: 3,
-    algorithm: { name: "grpo", numGenerations: 8, lossType: "dapo" },
-    dataset: { path: dataset },
-    rewards: [{ type: "regex", pattern: "[0-9]", mode: "fraction" }],
-    lora: { r: 8, alpha: 16 },
-    optimizer: { lr: 0.02 },
-    steps,
-    promptsPerStep: 4,
-    microBatch: 16,
-    sampling: { temperature: 1, maxTokens: 16 },
-    publishEvery: 2,
-    checkpointEvery: 2,
-  });
+  const runConfig = (run: string, steps: number) => grpoRun(run, dataset, steps);
 
   it("refuses an invalid config with 400 naming the field", async () => {
     const bad = { ...runConfig("bad", 4), algorithm: { name: "grpo", epsilon: "wide" } };
-    const res = await post(`${stack.trainer.url}/v1/runs`, bad);
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, bad);
     assert.equal(res.status, 400);
     const body = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, "invalid_config");
     assert.match(body.error.message, /^algorithm\.epsilon: /);
-    const missing = await post(`${stack.trainer.url}/v1/runs`, {
+    const missing = await postJson(`${stack.trainer.url}/v1/runs`, {
       ...runConfig("bad", 4),
       dataset: { path: "/nope.jsonl" },
     });
@@ -112,7 +79,7 @@ describe("training runs over REST", () => {
   });
 
   it("a GRPO run learns, publishes every 2 steps, and both generators activate its versions", async () => {
-    const res = await post(`${stack.trainer.url}/v1/runs`, runConfig("digits", 12));
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, runConfig("digits", 12));
     assert.equal(res.status, 201, await res.clone().text());
     const events = await follow(`${stack.trainer.url}/v1/runs/digits/events`);
     const status = events.at(-1);
@@ -150,7 +117,7 @@ describe("training runs over REST", () => {
       algorithm: { name: "online_dpo", beta: 0.1 },
       microBatch: 8,
     };
-    let res = await post(`${stack.trainer.url}/v1/runs`, dpo);
+    let res = await postJson(`${stack.trainer.url}/v1/runs`, dpo);
     assert.equal(res.status, 201, await res.clone().text());
     let events = await follow(`${stack.trainer.url}/v1/runs/pairs/events`);
     assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
@@ -173,7 +140,7 @@ describe("training runs over REST", () => {
       ),
     );
     const sft = { ...runConfig("copy", 6), algorithm: { name: "sft" }, dataset: { path: sftData } };
-    res = await post(`${stack.trainer.url}/v1/runs`, sft);
+    res = await postJson(`${stack.trainer.url}/v1/runs`, sft);
     assert.equal(res.status, 201, await res.clone().text());
     events = await follow(`${stack.trainer.url}/v1/runs/copy/events`);
     assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
@@ -188,7 +155,7 @@ describe("training runs over REST", () => {
       publishEvery: 1,
       generators: { urls: stack.generators.map((g) => g.url), timeoutMs: 30_000, retries: 1 },
     };
-    const res = await post(`${stack.trainer.url}/v1/runs`, config);
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, config);
     assert.equal(res.status, 201, await res.clone().text());
     const events = await follow(`${stack.trainer.url}/v1/runs/fleet/events`);
     assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
@@ -210,7 +177,7 @@ describe("training runs over REST", () => {
   });
 
   it("resumes after SIGKILL: contiguous versions, no step before the checkpoint repeated", async () => {
-    const res = await post(`${stack.trainer.url}/v1/runs`, runConfig("resume", 10));
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, runConfig("resume", 10));
     assert.equal(res.status, 201, await res.clone().text());
     const controller = new AbortController();
     let checkpointStep = 0;
