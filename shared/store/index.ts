@@ -12,3 +12,9 @@ export { MemoryObjectStore } from "./memory-object-store.ts";
 export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-store.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
 export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";
+export {
+  type StoreStartupFailure,
+  type WaitForStoreOptions,
+  waitForStore,
+  waitForStoreOrExit,
+} from "./startup.ts";

@@ -38,12 +38,18 @@ export type StoreErrorCode = "unavailable" | "rejected";
 /** The store could not be reached, or refused a request in a way retrying will not fix. */
 export class StoreError extends Error {
   override readonly name = "StoreError";
+  /**
+   * Why, in the server's or the network's words where known: the S3 error code (`NoSuchBucket`,
+   * `InvalidAccessKeyId`, `AccessDenied`, …) or the socket error code (`ECONNREFUSED`, `ENOTFOUND`, …).
+   */
+  readonly reason: string | undefined;
   constructor(
     readonly code: StoreErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reason?: string },
   ) {
     super(message, options);
+    this.reason = options?.reason;
   }
 }
 

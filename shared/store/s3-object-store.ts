@@ -358,5 +358,12 @@ function wrap(e: unknown, what: string): StoreError {
   // 4xx other than throttling means the request itself is wrong; everything else is an outage.
   const code =
     status !== undefined && status >= 400 && status < 500 && status !== 429 ? "rejected" : "unavailable";
-  return new StoreError(code, `object store ${what} failed: ${detail}`, { cause: e });
+  return new StoreError(code, `object store ${what} failed: ${detail}`, { cause: e, reason: reasonOf(e) });
+}
+
+/** The S3 error code of a service exception, or the error code of a network failure. */
+function reasonOf(e: unknown): string | undefined {
+  if (e instanceof S3ServiceException) return e.name;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }

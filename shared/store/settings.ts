@@ -23,6 +23,12 @@ export const s3EnvSchema = z.object({
   S3_PART_SIZE_MB: z.coerce.number().min(5).default(16),
   /** Blob downloads from an http:// endpoint read the socket straight into their buffer. */
   S3_DIRECT_READS: bool.default(true),
+  /**
+   * Seconds a starting service waits for an unreachable store (connection refused, no answer, 5xx),
+   * retrying with backoff and logging each attempt, before it exits 1. A missing bucket or rejected
+   * credentials exit 2 at once. 0: one attempt.
+   */
+  S3_STARTUP_TIMEOUT_S: z.coerce.number().min(0).default(60),
 });
 
 export function s3SettingsFromEnv(env: z.infer<typeof s3EnvSchema>): S3Settings {

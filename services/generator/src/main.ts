@@ -8,7 +8,7 @@ import {
   sequenceLogprobs,
   sessionsCreated,
 } from "@loracast/shared/runtime";
-import { AdapterStore, S3ObjectStore, s3SettingsFromEnv } from "@loracast/shared/store";
+import { AdapterStore, S3ObjectStore, s3SettingsFromEnv, waitForStoreOrExit } from "@loracast/shared/store";
 import { loadTokenizer } from "@loracast/shared/tokenizer";
 import { ReplayCache } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
@@ -56,7 +56,15 @@ log.info("base loaded", {
   engine: session !== null,
 });
 
-const objects = new S3ObjectStore(s3SettingsFromEnv(env));
+const settings = s3SettingsFromEnv(env);
+const objects = new S3ObjectStore(settings);
+// One cheap listing before serving: a wrong setting or an outage shows now, not as reconcile warnings.
+await waitForStoreOrExit({
+  probe: () => objects.list(".probe/"),
+  target: settings,
+  log,
+  timeoutMs: env.S3_STARTUP_TIMEOUT_S * 1000,
+});
 const manager = new AdapterManager({
   store: new AdapterStore(objects),
   spec,
@@ -119,7 +127,6 @@ const app = createApp({
   inference,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
-log.info("ready", { url: server.url });
 
 let stopped = false;
 const loop = async (): Promise<void> => {
@@ -136,3 +143,5 @@ onShutdown(log, async () => {
   await session?.release();
   objects.client.destroy();
 });
+// Only once SIGTERM is handled: whoever waits for this line may stop the generator at once.
+log.info("ready", { url: server.url });

@@ -6,6 +6,7 @@
  */
 import { isAbsolute, join, relative } from "node:path";
 import { readSse } from "@loracast/shared/platform";
+import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
 import type { AdapterStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
 import { saveAdapter } from "./demo-adapter.ts";
@@ -19,16 +20,6 @@ export interface DemoOptions extends DemoRunOptions {
   /** The stack's store, to save the final adapter from. */
   store: AdapterStore;
   say(line: string): void;
-}
-
-interface StepEvent {
-  type: string;
-  step?: number;
-  version?: number;
-  status?: string;
-  error?: string | null;
-  metrics?: Record<string, number>;
-  phasesMs?: Record<string, number>;
 }
 
 async function activeVersion(g: Service, run: string, signal: AbortSignal): Promise<string> {
@@ -71,20 +62,20 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   const rewards: number[] = [];
   const phases = new Map<string, number[]>();
   const versions: number[] = [];
-  let status: StepEvent | null = null;
+  let status: Extract<RunStreamEvent, { type: "status" }> | null = null;
   for await (const data of readSse(`${o.trainer.url}/v1/runs/${run}/events`, o.signal)) {
-    const e = data as StepEvent;
-    if (e.type === "published" && e.version !== undefined) versions.push(e.version);
+    const e = runStreamEventSchema.parse(data);
+    if (e.type === "published") versions.push(e.version);
     if (e.type === "status") {
       status = e;
       break;
     }
-    if (e.type !== "step" || e.metrics === undefined) continue;
+    if (e.type !== "step") continue;
     const r = e.metrics.reward_mean ?? 0;
     rewards.push(r);
-    for (const [k, v] of Object.entries(e.phasesMs ?? {})) phases.set(k, [...(phases.get(k) ?? []), v]);
+    for (const [k, v] of Object.entries(e.phasesMs)) phases.set(k, [...(phases.get(k) ?? []), v ?? 0]);
     const width = 24;
-    const done = Math.round(((e.step ?? 0) / steps) * width);
+    const done = Math.round((e.step / steps) * width);
     const serving = await Promise.all(
       o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run, o.signal)}`),
     );

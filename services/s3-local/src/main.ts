@@ -27,6 +27,6 @@ readInLargeChunks(server);
 listLikeS3();
 const address = await server.run();
 const url = `http://${address.address}:${address.port}`;
-log.info("ready", { url, bucket: env.S3_BUCKET, directory, accessKeyId: "S3RVER" });
-
 onShutdown(log, () => server.close());
+// Only once SIGTERM is handled: whoever waits for this line may stop the server at once.
+log.info("ready", { url, bucket: env.S3_BUCKET, directory, accessKeyId: "S3RVER" });

@@ -8,7 +8,10 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_HOST: z.string().default("127.0.0.1"),
   /** Port; 0 picks a free one, printed on the ready line. */
   TRAINER_PORT: z.coerce.number().int().min(0).max(65535).default(8700),
-  /** Local state: the webhook outbox and registered subscriptions. Must survive restarts. */
+  /**
+   * Local state: the webhook outbox, registered subscriptions, and each run's status record and
+   * event history (`runs/<run>.json`, `runs/<run>.events.jsonl`). Must survive restarts.
+   */
   TRAINER_DATA_DIR: z.string().default(".data/trainer"),
   /** Bearer token every mutating request must carry. */
   TRAINER_API_TOKEN: z.string().min(16, "use at least 16 characters"),

@@ -11,6 +11,7 @@ import {
   detectConditionalWrites,
   S3ObjectStore,
   s3SettingsFromEnv,
+  waitForStoreOrExit,
 } from "@loracast/shared/store";
 import { loadTokenizer, type TextTokenizer } from "@loracast/shared/tokenizer";
 import { TrainingSession } from "@loracast/shared/training";
@@ -70,8 +71,15 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
   spec = r.value;
 }
 
-const objects = new S3ObjectStore(s3SettingsFromEnv(env));
-const conditional = await detectConditionalWrites(objects, `.probe/conditional-${env.TRAINER_INSTANCE}`);
+const settings = s3SettingsFromEnv(env);
+const objects = new S3ObjectStore(settings);
+// The conditional-write probe is the trainer's first request: it also finds a wrong setting or an outage.
+const conditional = await waitForStoreOrExit({
+  probe: () => detectConditionalWrites(objects, `.probe/conditional-${env.TRAINER_INSTANCE}`),
+  target: settings,
+  log,
+  timeoutMs: env.S3_STARTUP_TIMEOUT_S * 1000,
+});
 log.info("store", {
   store: objects.describe,
   conditionalWrites: conditional,
@@ -131,10 +139,10 @@ const app = createApp({
 // Before listening, so that every run on disk answers from the first request on.
 await runs?.resumeAll();
 const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
-log.info("ready", { url: server.url, subscribers: subscriptions.urls(), base: spec?.fingerprint ?? null });
-
 onShutdown(log, async () => {
   await server.close();
   outbox.stop();
   objects.client.destroy();
 });
+// Only once SIGTERM is handled: whoever waits for this line may stop the trainer at once.
+log.info("ready", { url: server.url, subscribers: subscriptions.urls(), base: spec?.fingerprint ?? null });

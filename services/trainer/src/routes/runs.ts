@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { errorResponse, TrainerError } from "../errors.ts";
-import type { RunManager, RunStreamEvent } from "../runs/run-manager.ts";
+import type { RunManager } from "../runs/run-manager.ts";
 import type { TrainerEnv } from "./types.ts";
 
 /** Training runs: create, list, inspect, cancel, and follow their events over SSE. */
@@ -33,35 +33,17 @@ export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
     const id = c.req.param("id");
     const m = manager();
     m.get(id);
-    const after = Number(c.req.header("last-event-id") ?? 0) || 0;
+    // EventSource sends the id of the last event it saw when it reconnects.
+    const lastEventId = c.req.header("last-event-id")?.trim() ?? "";
+    if (lastEventId !== "" && !/^\d{1,15}$/.test(lastEventId)) {
+      return errorResponse(c, "bad_request", "Last-Event-ID: must be an event id (a non-negative integer)");
+    }
+    const after = Number(lastEventId);
     return streamSSE(c, async (stream) => {
-      const queue: RunStreamEvent[] = [];
-      let wake: (() => void) | null = null;
-      const unsubscribe = m.subscribe(id, after, (e) => {
-        queue.push(e);
-        wake?.();
-      });
-      let closed = false;
-      stream.onAbort(() => {
-        closed = true;
-        wake?.();
-      });
-      try {
-        while (!closed) {
-          const e = queue.shift();
-          if (e === undefined) {
-            // Every run's history ends with a status event, so this wait always ends.
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-            });
-            wake = null;
-            continue;
-          }
-          await stream.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(e) });
-          if (e.type === "status") break;
-        }
-      } finally {
-        unsubscribe();
+      const closed = new AbortController();
+      stream.onAbort(() => closed.abort());
+      for await (const e of m.events(id, after, closed.signal)) {
+        await stream.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(e) });
       }
     });
   });

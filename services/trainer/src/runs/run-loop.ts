@@ -8,6 +8,7 @@
 import { AdamW, clipGradNorm, learningRate } from "@loracast/shared/optim";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
+import type { RunEvent } from "@loracast/shared/run-events";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
 import { LoraParams, packBatch, type TrainingSession } from "@loracast/shared/training";
 import { TrainerError } from "../errors.ts";
@@ -26,11 +27,8 @@ import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
 import { runLora } from "./run-plan.ts";
 
-export type RunEvent =
-  | { type: "step"; step: number; metrics: Record<string, number>; phasesMs: Record<string, number> }
-  | { type: "published"; step: number; version: number; sha256: string; ms: number }
-  | { type: "checkpoint"; step: number; key: string; ms: number }
-  | { type: "skipped"; step: number; reason: string };
+/** What the loop reports as it goes; the run manager adds the final status event. */
+export type RunLoopEvent = Exclude<RunEvent, { type: "status" }>;
 
 export interface RunLoopDeps {
   session: TrainingSession;
@@ -45,7 +43,7 @@ export interface RunLoopDeps {
   data: readonly Example[];
   clock: Clock;
   log: Logger;
-  emit(event: RunEvent): void;
+  emit(event: RunLoopEvent): void;
 }
 
 export class RunLoop {

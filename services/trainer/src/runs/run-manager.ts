@@ -1,28 +1,31 @@
 /**
  * Runs over REST: validation, one active run at a time (they share the loaded base), status kept
  * on disk so a restarted trainer resumes every run that was running from its newest checkpoint,
- * and per-run event history for SSE subscribers.
+ * and per-run event history (run-history.ts) for SSE subscribers, which survives restarts.
  */
-import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { RunEvent, RunMetrics, RunStatus, RunStreamEvent } from "@loracast/shared/run-events";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
 import { type RunConfig, runConfigSchema } from "./config.ts";
 import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
 import { FleetRollouts } from "./rollouts.ts";
-import { type RunEvent, RunLoop, type RunLoopDeps } from "./run-loop.ts";
+import { type HistorySummary, RunHistory } from "./run-history.ts";
+import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
 import { planRun } from "./run-plan.ts";
-
-export type RunStatus = "running" | "completed" | "failed" | "cancelled";
 
 export interface RunInfo {
   run: string;
   status: RunStatus;
   error: string | null;
+  /** Steps completed. */
   step: number;
   steps: number;
+  /** The newest version this run published. */
   version: number | null;
-  metrics: Record<string, number> | null;
+  /** The newest step's metrics. */
+  metrics: RunMetrics | null;
   createdAt: string;
   config: RunConfig;
 }
@@ -30,14 +33,9 @@ export interface RunInfo {
 /** The loop's dependencies, less the per-run ones the manager supplies (data, events). */
 export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & { dataDir: string };
 
-/** What `GET /v1/runs/:id/events` streams: the loop's events and the run's status changes. */
-export type RunStreamEvent = (RunEvent | { type: "status"; status: RunStatus; error: string | null }) & {
-  seq: number;
-};
-
 interface Active {
   info: RunInfo;
-  events: RunStreamEvent[];
+  history: RunHistory;
   listeners: Set<(e: RunStreamEvent) => void>;
   abort: AbortController | null;
 }
@@ -51,6 +49,8 @@ const recordSchema = z.object({
 
 export class RunManager {
   private readonly runs = new Map<string, Active>();
+  /** The run whose create() is between its checks and its registration, if any. */
+  private creating: string | null = null;
 
   constructor(private readonly d: RunManagerDeps) {}
 
@@ -66,27 +66,42 @@ export class RunManager {
     await rename(`${path}.tmp`, path);
   }
 
-  /** Loads every run on disk and resumes those that were running when the process stopped. */
+  private historyPath(run: string): string {
+    return join(this.dir, `${run}.events.jsonl`);
+  }
+
+  /**
+   * Loads every run on disk with its history, and resumes those that were running when the process
+   * stopped (each from its newest checkpoint, its history cut back to match) before returning, so
+   * that no subscriber ever replays events a resumed run is about to redo.
+   */
   async resumeAll(): Promise<void> {
     const files = await readdir(this.dir).catch(() => [] as string[]);
     for (const f of files.filter((x) => x.endsWith(".json"))) {
       const record = recordSchema.parse(JSON.parse(await readFile(join(this.dir, f), "utf8")));
-      const a = this.track(record.config, record.createdAt, record.status, record.error);
-      if (record.status === "running") {
-        this.d.log.info("resuming run", { run: a.info.run });
-        this.launch(a);
+      const { history, summary } = await RunHistory.open(this.historyPath(record.config.run), this.d.log);
+      const a = this.track(record.config, record.createdAt, history);
+      applySummary(a.info, summary);
+      if (summary.status !== null) {
+        // The history's final event is written first; a record still "running" missed its update.
+        if (record.status === "running") await this.persist(a);
+      } else if (record.status === "running") {
+        this.d.log.info("resuming run", { run: a.info.run, step: a.info.step, events: history.lastSeq });
+        await this.launch(a);
       } else {
+        // A history from before histories were kept, or cut short by damage: give it its end.
         this.emit(a, { type: "status", status: record.status, error: record.error });
+        history.close();
       }
     }
   }
 
-  private track(config: RunConfig, createdAt: string, status: RunStatus, error: string | null): Active {
+  private track(config: RunConfig, createdAt: string, history: RunHistory): Active {
     const a: Active = {
       info: {
         run: config.run,
-        status,
-        error,
+        status: "running",
+        error: null,
         step: 0,
         steps: config.steps,
         version: null,
@@ -94,7 +109,7 @@ export class RunManager {
         createdAt,
         config,
       },
-      events: [],
+      history,
       listeners: new Set(),
       abort: null,
     };
@@ -108,70 +123,95 @@ export class RunManager {
     if (!plan.ok) throw plan.error;
     const { config, data } = plan.value;
     // After the checks' awaits, so two creates cannot both pass these and both start.
-    if (this.runs.has(config.run)) throw new TrainerError("conflict", `run ${config.run} already exists`);
-    const busy = [...this.runs.values()].find((r) => r.info.status === "running");
-    if (busy !== undefined) {
-      throw new TrainerError(
-        "conflict",
-        `run ${busy.info.run} is running; this trainer trains one run at a time`,
-      );
+    if (this.runs.has(config.run) || this.creating === config.run) {
+      throw new TrainerError("conflict", `run ${config.run} already exists`);
     }
-    const a = this.track(config, new Date(this.d.clock.now()).toISOString(), "running", null);
+    const busy = this.creating ?? [...this.runs.values()].find((r) => r.info.status === "running")?.info.run;
+    if (busy !== undefined) {
+      throw new TrainerError("conflict", `run ${busy} is running; this trainer trains one run at a time`);
+    }
+    // Claimed before the awaits below, so a second create cannot pass the checks above meanwhile.
+    this.creating = config.run;
+    let a: Active;
+    try {
+      await mkdir(this.dir, { recursive: true });
+      // A history left by a run of this name whose record is gone belongs to no run now.
+      await rm(this.historyPath(config.run), { force: true });
+      const { history } = await RunHistory.open(this.historyPath(config.run), this.d.log);
+      a = this.track(config, new Date(this.d.clock.now()).toISOString(), history);
+    } finally {
+      this.creating = null;
+    }
     await this.persist(a);
-    this.launch(a, data);
+    await this.launch(a, data);
     return a.info;
   }
 
-  private emit(a: Active, e: RunEvent | { type: "status"; status: RunStatus; error: string | null }): void {
-    const event = { ...e, seq: a.events.length + 1 };
-    a.events.push(event);
+  /** Appends to the run's history (before anyone sees it), updates its summary, tells subscribers. */
+  private emit(a: Active, e: RunEvent): void {
+    const event = a.history.append(e);
     if (e.type === "step") {
       a.info.step = e.step;
       a.info.metrics = e.metrics;
     } else if (e.type === "published") {
       a.info.version = e.version;
+    } else if (e.type === "status") {
+      a.info.status = e.status;
+      a.info.error = e.error;
     }
     for (const l of a.listeners) l(event);
   }
 
-  /** Starts the loop in the background; a resumed run reads its dataset here, a new one already has. */
-  private launch(a: Active, loaded?: Example[]): void {
+  /**
+   * Prepares the run (dataset, loop, newest checkpoint; the history cut back to that checkpoint),
+   * then trains in the background. A run that cannot start fails with the reason. A resumed run
+   * reads its dataset here, a new one already has.
+   */
+  private async launch(a: Active, loaded?: Example[]): Promise<void> {
     const abort = new AbortController();
     a.abort = abort;
     const finish = async (status: RunStatus, error: string | null) => {
-      a.info.status = status;
-      a.info.error = error;
       a.abort = null;
-      await this.persist(a);
       this.emit(a, { type: "status", status, error });
+      a.history.close();
+      await this.persist(a);
     };
+    const fail = async (e: unknown) => {
+      if (abort.signal.aborted) {
+        await finish("cancelled", "cancelled over the API");
+        return;
+      }
+      const message = e instanceof Error ? e.message : String(e);
+      this.d.log.error("run failed", { run: a.info.run, step: a.info.step, error: message });
+      await finish("failed", message);
+    };
+    let loop: RunLoop;
+    try {
+      let data = loaded;
+      if (data === undefined) {
+        const read = await loadDataset(a.info.config.dataset.path, datasetNeeds(a.info.config));
+        if (!read.ok) throw read.error;
+        data = read.value;
+      }
+      const fleet = a.info.config.generators;
+      loop = new RunLoop(a.info.config, {
+        ...this.d,
+        rollouts: fleet === null ? this.d.rollouts : new FleetRollouts(fleet),
+        data,
+        emit: (e) => this.emit(a, e),
+      });
+      applySummary(a.info, await a.history.rewind(await loop.restore()));
+    } catch (e) {
+      await fail(e);
+      return;
+    }
     void (async () => {
       try {
-        let data = loaded;
-        if (data === undefined) {
-          const read = await loadDataset(a.info.config.dataset.path, datasetNeeds(a.info.config));
-          if (!read.ok) throw read.error;
-          data = read.value;
-        }
-        const fleet = a.info.config.generators;
-        const loop = new RunLoop(a.info.config, {
-          ...this.d,
-          rollouts: fleet === null ? this.d.rollouts : new FleetRollouts(fleet),
-          data,
-          emit: (e) => this.emit(a, e),
-        });
-        a.info.step = await loop.restore();
         await loop.run(abort.signal);
         await finish("completed", null);
         this.d.log.info("run completed", { run: a.info.run, steps: a.info.step, version: a.info.version });
       } catch (e) {
-        if (abort.signal.aborted) {
-          await finish("cancelled", "cancelled over the API");
-          return;
-        }
-        const message = e instanceof Error ? e.message : String(e);
-        this.d.log.error("run failed", { run: a.info.run, step: a.info.step, error: message });
-        await finish("failed", message);
+        await fail(e);
       }
     })();
   }
@@ -194,12 +234,57 @@ export class RunManager {
     return a.info;
   }
 
-  /** Past events after `after`, then live ones; returns the unsubscribe function. */
-  subscribe(run: string, after: number, listener: (e: RunStreamEvent) => void): () => void {
+  /**
+   * The run's events with ids after `after`: its history read from disk, then live ones, ending
+   * with the final status event (at once if the run stopped and `after` is past it) or when
+   * `signal` aborts. Throws not_found for an unknown run.
+   */
+  async *events(run: string, after: number, signal: AbortSignal): AsyncGenerator<RunStreamEvent> {
     const a = this.runs.get(run);
     if (a === undefined) throw new TrainerError("not_found", `no run ${run}`);
-    for (const e of a.events) if (e.seq > after) listener(e);
+    // Events up to upTo are on disk already; later ones arrive through the listener.
+    const upTo = a.history.lastSeq;
+    const live: RunStreamEvent[] = [];
+    let wake: (() => void) | null = null;
+    const listener = (e: RunStreamEvent) => {
+      live.push(e);
+      wake?.();
+    };
+    const onAbort = () => wake?.();
     a.listeners.add(listener);
-    return () => a.listeners.delete(listener);
+    signal.addEventListener("abort", onAbort);
+    try {
+      for await (const e of a.history.replay(after, upTo)) {
+        if (signal.aborted) return;
+        yield e;
+      }
+      if (a.info.status !== "running" && live.length === 0) return;
+      while (!signal.aborted) {
+        const e = live.shift();
+        if (e === undefined) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = null;
+          continue;
+        }
+        if (e.seq <= after) continue;
+        yield e;
+        if (e.type === "status") return;
+      }
+    } finally {
+      a.listeners.delete(listener);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+function applySummary(info: RunInfo, s: HistorySummary): void {
+  info.step = s.step;
+  info.metrics = s.metrics;
+  info.version = s.version;
+  if (s.status !== null) {
+    info.status = s.status.status;
+    info.error = s.status.error;
   }
 }

@@ -1,0 +1,214 @@
+/**
+ * Start-up against a store that is down or misconfigured (issue 14, item 8), on real processes:
+ * the trainer and a generator started as `npm -w … start` would, against (a) a closed port, where
+ * they retry with one line per attempt naming S3_ENDPOINT and exit 1 when S3_STARTUP_TIMEOUT_S runs
+ * out, or come up once S3 appears on that port in time; (b) the embedded S3 server with a missing
+ * bucket or a wrong key, where they exit 2 at once with one line naming S3_BUCKET or
+ * S3_ACCESS_KEY_ID. Never a stack trace.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { ROOT, type Service } from "@loracast/shared/supervisor";
+import { LLAMA_CONFIG } from "../helpers/adapters.ts";
+import { freePortRange } from "../helpers/local-stack.ts";
+import { s3Env, startS3 } from "../helpers/s3.ts";
+import { SECRET, TOKEN } from "../helpers/stack.ts";
+
+type Kind = "trainer" | "generator";
+
+interface Started {
+  proc: ChildProcess;
+  /** stdout and stderr, one entry per line. */
+  lines: string[];
+  /** The exit code, or null when it was ended by a signal. */
+  exited: Promise<number | null>;
+  /** Resolves with the first line (past or future) that matches. */
+  waitForLine(match: RegExp, timeoutMs: number): Promise<string>;
+}
+
+const work = mkdtempSync(join(tmpdir(), "loracast-startup-"));
+const running: Started[] = [];
+
+/** Starts a service as its package's start script does, with only `env` (plus PATH) set. */
+function start(kind: Kind, env: Record<string, string>): Started {
+  const own: Record<Kind, Record<string, string>> = {
+    trainer: {
+      TRAINER_PORT: "0",
+      TRAINER_DATA_DIR: mkdtempSync(join(work, "trainer-")),
+      TRAINER_API_TOKEN: TOKEN,
+      WEBHOOK_SECRET: SECRET,
+    },
+    generator: { GENERATOR_PORT: "0", GENERATOR_BASE_CONFIG: LLAMA_CONFIG, WEBHOOK_SECRETS: SECRET },
+  };
+  const proc = spawn(process.execPath, ["--import", "tsx", `services/${kind}/src/main.ts`], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", ...own[kind], ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const waiters: { match: RegExp; resolve: (l: string) => void }[] = [];
+  const onLine = (l: string) => {
+    lines.push(l);
+    for (const w of [...waiters]) {
+      if (w.match.test(l)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
+    }
+  };
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", onLine);
+  createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", onLine);
+  const exited = once(proc, "exit").then(([code]) => code as number | null);
+  const started: Started = {
+    proc,
+    lines,
+    exited,
+    waitForLine: (match, timeoutMs) => {
+      const past = lines.find((l) => match.test(l));
+      if (past !== undefined) return Promise.resolve(past);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${kind}: no line ${match} in ${timeoutMs} ms:\n${lines.join("\n")}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          match,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+      });
+    },
+  };
+  running.push(started);
+  return started;
+}
+
+function kill(s: Started): void {
+  if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill("SIGKILL");
+}
+
+/** Waits for the exit, failing (and killing it) if it takes longer than `timeoutMs`. */
+async function exitCode(s: Started, timeoutMs: number): Promise<number | null> {
+  const timer = setTimeout(() => s.proc.kill("SIGKILL"), timeoutMs);
+  const code = await s.exited;
+  clearTimeout(timer);
+  assert.notEqual(
+    s.proc.signalCode,
+    "SIGKILL",
+    `still running after ${timeoutMs} ms:\n${s.lines.join("\n")}`,
+  );
+  return code;
+}
+
+interface LogLine {
+  level: string;
+  msg: string;
+  variable?: string;
+}
+
+const logLines = (s: Started): LogLine[] =>
+  s.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as LogLine);
+
+/** No line of a stack trace anywhere in the output. */
+function assertNoStack(s: Started): void {
+  const stack = s.lines.filter((l) => /^\s+at /.test(l));
+  assert.deepEqual(stack, [], `stack trace in the output:\n${s.lines.join("\n")}`);
+}
+
+/** Exactly one error line, and it names `variable` in words and in its `variable` field. */
+function assertOneErrorNaming(s: Started, variable: string): LogLine {
+  const errors = logLines(s).filter((l) => l.level === "error");
+  assert.equal(errors.length, 1, `one error line:\n${s.lines.join("\n")}`);
+  const line = errors[0] as LogLine;
+  assert.equal(line.variable, variable);
+  assert.ok(line.msg.includes(variable), line.msg);
+  return line;
+}
+
+describe("start-up against a store that is down or misconfigured", () => {
+  let s3: Service & { dir: string };
+  after(async () => {
+    for (const s of running) kill(s);
+    await s3?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+  before(async () => {
+    s3 = await startS3(join(work, "s3"));
+  });
+
+  it("(a) a closed port: a line per attempt naming S3_ENDPOINT, then exit 1 with one line", async () => {
+    const port = await freePortRange(1);
+    const env = { ...s3Env(`http://127.0.0.1:${port}`), S3_STARTUP_TIMEOUT_S: "3" };
+    const services = [start("trainer", env), start("generator", env)];
+    for (const s of services) {
+      assert.equal(await exitCode(s, 60_000), 1, s.lines.join("\n"));
+      assertNoStack(s);
+      const error = assertOneErrorNaming(s, "S3_ENDPOINT");
+      assert.match(error.msg, /unreachable .*S3_STARTUP_TIMEOUT_S/);
+      const attempts = logLines(s).filter((l) => l.level === "warn");
+      assert.ok(attempts.length >= 1, "at least one retry was logged");
+      for (const a of attempts) {
+        assert.equal(a.variable, "S3_ENDPOINT");
+        assert.match(a.msg, /S3_ENDPOINT http:\/\/127\.0\.0\.1:\d+ is unreachable .*retrying/);
+      }
+    }
+  });
+
+  it("(a) a closed port where S3 comes up within the timeout: both connect and start", async () => {
+    const port = await freePortRange(1, process.pid + 1);
+    const env = { ...s3Env(`http://127.0.0.1:${port}`), S3_STARTUP_TIMEOUT_S: "120" };
+    const services = [start("trainer", env), start("generator", env)];
+    for (const s of services) await s.waitForLine(/S3_ENDPOINT .* is unreachable/, 60_000);
+    const late = await startS3(join(work, "late-s3"), port);
+    try {
+      for (const s of services) {
+        await s.waitForLine(/"msg":"ready"/, 90_000);
+        assertNoStack(s);
+        assert.deepEqual(
+          logLines(s).filter((l) => l.level === "error"),
+          [],
+        );
+        s.proc.kill("SIGTERM");
+        assert.equal(await exitCode(s, 30_000), 0);
+      }
+    } finally {
+      // A service still connected would keep the server's close waiting.
+      for (const s of services) kill(s);
+      await late.stop();
+    }
+  });
+
+  it("(b) a missing bucket: exit 2 at once, one line naming S3_BUCKET", async () => {
+    const env = { ...s3Env(s3.url), S3_BUCKET: "no-such-bucket" };
+    const services = [start("trainer", env), start("generator", env)];
+    for (const s of services) {
+      assert.equal(await exitCode(s, 60_000), 2, s.lines.join("\n"));
+      assertNoStack(s);
+      const error = assertOneErrorNaming(s, "S3_BUCKET");
+      assert.match(error.msg, /no-such-bucket does not exist/);
+      assert.deepEqual(
+        logLines(s).filter((l) => l.level === "warn"),
+        [],
+        "a missing bucket is not retried",
+      );
+    }
+  });
+
+  it("(b) a rejected key: exit 2 at once, one line naming S3_ACCESS_KEY_ID", async () => {
+    const env = { ...s3Env(s3.url), S3_ACCESS_KEY_ID: "NOT-A-KEY" };
+    const services = [start("trainer", env), start("generator", env)];
+    for (const s of services) {
+      assert.equal(await exitCode(s, 60_000), 2, s.lines.join("\n"));
+      assertNoStack(s);
+      assertOneErrorNaming(s, "S3_ACCESS_KEY_ID");
+    }
+  });
+});
