@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { currentVersion, type RollbackRecord, versionManifestSchema } from "./index.ts";
+import {
+  currentVersion,
+  type RollbackRecord,
+  revocationMessage,
+  revokedBy,
+  versionManifestSchema,
+} from "./index.ts";
 
 const rb = (to: number, atVersion: number): RollbackRecord => ({
   schema: "loracast.rollback/v1",
@@ -25,6 +31,20 @@ describe("current version", () => {
   it("does not depend on the order rollbacks are seen in", () => {
     const a = [rb(3, 6), rb(1, 4)];
     assert.equal(currentVersion([1, 2, 3, 4, 5, 6], a), currentVersion([1, 2, 3, 4, 5, 6], [...a].reverse()));
+  });
+});
+
+describe("revocations", () => {
+  it("names the record that revoked a version, in (to, atVersion], and says so in one sentence", () => {
+    const records = [rb(3, 6), rb(1, 4)];
+    assert.equal(revokedBy(4, records)?.to, 3, "the first listed record that covers it");
+    assert.equal(revokedBy(2, records)?.to, 1);
+    assert.equal(revokedBy(1, records), null, "a rollback's target stays");
+    assert.equal(revokedBy(7, records), null, "a later publish is not revoked");
+    assert.equal(
+      revocationMessage(5, rb(3, 6)),
+      "r@5 was revoked by rollback to v3 at 2026-01-01T00:00:00.000Z",
+    );
   });
 });
 

@@ -13,7 +13,10 @@ import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 
 const RUN = "rollback-journey";
 const WAIT_MS = 60_000;
-/** Generators that learn only from the store follow the run by name (see the report on s3rver listing). */
+/**
+ * The generators that learn only from the store follow the run by name, so this journey does not
+ * also depend on discovering runs by listing the store.
+ */
 const FOLLOW = { GENERATOR_RUNS: RUN };
 
 interface ApiErrorBody {

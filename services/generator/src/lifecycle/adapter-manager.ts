@@ -193,11 +193,10 @@ export class AdapterManager {
     const revoker = revokedBy(active.version, rollbacks);
     if (revoker === null) return ok(active);
     const target = currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
-    if (target === null) return this.refuse(active.version, revoker);
-    return this.ensure(run, target);
+    return target === null ? this.refuse(active.version, revoker) : this.ensure(run, target);
   }
 
-  /** The version `model: "<run>"` names now (see `current`); null when the run has no active version. */
+  /** The version `model: "<run>"` names now (see `current`); null when there is none. */
   servingVersion(run: string): number | null {
     const active = this.active.get(run);
     if (active === undefined) return null;
