@@ -13,11 +13,6 @@ import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 
 const RUN = "rollback-journey";
 const WAIT_MS = 60_000;
-/**
- * The generators that learn only from the store follow the run by name, so this journey does not
- * also depend on discovering runs by listing the store.
- */
-const FOLLOW = { GENERATOR_RUNS: RUN };
 
 interface ApiErrorBody {
   error: { code: string; message: string; type: string; param: string | null };
@@ -47,7 +42,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
   before(async () => {
     ({ stack, generator: hooked } = await startServingStack());
     // Started after the trainer, so not among its webhook subscribers: it learns by reconcile only.
-    polled = await stack.startGenerator("polled", FOLLOW);
+    polled = await stack.startGenerator("polled");
   });
   after(async () => {
     await Promise.all([polled, ...late].map((g) => g?.stop()));
@@ -88,7 +83,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
     const reason = versions.versions[1]?.reason ?? "";
     assert.match(reason, new RegExp(`^${RUN}@2 was revoked by rollback to v1 at \\d{4}-\\d\\d-\\d\\dT`));
 
-    late.push(await stack.startGenerator("fresh", FOLLOW));
+    late.push(await stack.startGenerator("fresh"));
     for (const g of [hooked, polled, ...late]) {
       await stack.waitActive(g, RUN, 1, WAIT_MS);
       const v2 = (await stack.adapters(g)).data.find((a) => a.run === RUN && a.version === 2);
@@ -149,7 +144,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
   });
 
   it("serves `<run>@2` by name where the operator allows it, still never as `<run>` nor in /v1/models", async () => {
-    const allowing = await stack.startGenerator("allowing", { ...FOLLOW, GENERATOR_SERVE_REVOKED: "true" });
+    const allowing = await stack.startGenerator("allowing", { GENERATOR_SERVE_REVOKED: "true" });
     late.push(allowing);
     await stack.waitActive(allowing, RUN, 1, WAIT_MS);
     const res = await complete(allowing, `${RUN}@2`);
