@@ -39,6 +39,20 @@ export const runEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("checkpoint"), step: stepNumber, key: z.string(), ms: z.number() }),
   /** Step `step` had a non-finite loss or gradient norm and changed nothing. */
   z.object({ type: z.literal("skipped"), step: stepNumber, reason: z.string() }),
+  /**
+   * The trainer restarted a run that was running (after a crash or a stop) from its newest
+   * checkpoint, taken after `step` steps. The run had reached `lastStep` (its newest `step` or
+   * `skipped` event) before; the steps after `step` are lost and the events that follow redo them
+   * under new ids. Versions published from the lost steps stay in the store and in the history
+   * before this event; the redone steps sample from `version` (the newest version the checkpoint
+   * had published, 0 for none) until the run publishes again, under new version numbers.
+   */
+  z.object({
+    type: z.literal("resumed"),
+    step: stepNumber,
+    lastStep: stepNumber,
+    version: z.number().int().nonnegative(),
+  }),
   /** The run stopped; `error` says why when it failed or was cancelled. Always the last event. */
   z.object({ type: z.literal("status"), status: runStatusSchema, error: z.string().nullable() }),
 ]);
@@ -46,8 +60,9 @@ export type RunEvent = z.infer<typeof runEventSchema>;
 
 /**
  * An event as streamed: `seq` is its id (also the SSE `id:` field), 1 for a run's first event and
- * one more for each after it. Ids are stable across trainer restarts, so `Last-Event-ID: <seq>`
- * resumes right after that event.
+ * one more for each after it. The history only grows: an id, once sent, names the same event
+ * forever, across trainer restarts (a resumed run appends a `resumed` event and redoes its lost
+ * steps under new ids), so `Last-Event-ID: <seq>` resumes right after that event.
  */
 export const runStreamEventSchema = runEventSchema.and(z.object({ seq: z.number().int().positive() }));
 export type RunStreamEvent = z.infer<typeof runStreamEventSchema>;

@@ -85,27 +85,52 @@ describe("run history", () => {
     assert.equal(JSON.parse(lines[4] ?? "").step, 3);
   });
 
-  it("rewinds to a checkpoint's step: later steps, their versions and a status go; ids continue", async () => {
-    const path = join(dir, "rewind.events.jsonl");
+  it("a resume appends: earlier ids keep their events, redone steps get new ids, progress follows", async () => {
+    const path = join(dir, "resume.events.jsonl");
     const { history } = await RunHistory.open(path, log);
     history.append(published(0, 1));
-    run(history, 1, 6, 2); // v2 at 2, v3 at 4, v4 at 6; checkpoints at 2, 4, 6
-    history.append({ type: "status", status: "failed", error: "x" });
-    const summary = await history.rewind(4);
-    // Kept: published v1, step 1, step 2, v2, ckpt 2, step 3, step 4, v3, ckpt 4.
-    assert.deepEqual(
-      { lastSeq: summary.lastSeq, step: summary.step, version: summary.version, status: summary.status },
-      { lastSeq: 9, step: 4, version: 3, status: null },
-    );
-    assert.equal(history.append(step(5)).seq, 10);
+    run(history, 1, 5, 2); // v2 at 2, v3 at 4; checkpoints at 2, 4; step 5 is lost
     history.close();
+    const before = await collect(history, 0);
     const reopened = await RunHistory.open(path, log);
-    assert.equal(reopened.summary.lastSeq, 10);
     assert.deepEqual(
-      (await collect(reopened.history, 0)).filter((e) => e.type === "step").map((e) => e.step),
-      [1, 2, 3, 4, 5],
+      { lastSeq: reopened.summary.lastSeq, step: reopened.summary.step, version: reopened.summary.version },
+      { lastSeq: 10, step: 5, version: 3 },
     );
-    // Nothing past the step: nothing to cut.
-    assert.equal((await reopened.history.rewind(5)).lastSeq, 10);
+    const resumed = reopened.history.append({ type: "resumed", step: 4, lastStep: 5, version: 3 });
+    assert.equal(resumed.seq, 11);
+    run(reopened.history, 5, 6, 4);
+    reopened.history.close();
+    const after = await RunHistory.open(path, log);
+    const whole = await collect(after.history, 0);
+    assert.deepEqual(whole.slice(0, before.length), before, "every id names the event it named");
+    assert.deepEqual(
+      whole.map((e) => e.seq),
+      Array.from({ length: 15 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(
+      whole.filter((e) => e.type === "step").map((e) => e.step),
+      [1, 2, 3, 4, 5, 5, 6],
+      "the redone step follows the resume under a new id",
+    );
+    assert.deepEqual(
+      { step: after.summary.step, version: after.summary.version, metrics: after.summary.metrics },
+      { step: 6, version: 4, metrics: { loss: 6 } },
+    );
+    after.history.close();
+  });
+
+  it("right after a resume, progress is the checkpoint's step with no metrics and the newest version", async () => {
+    const path = join(dir, "resumed-only.events.jsonl");
+    const { history } = await RunHistory.open(path, log);
+    history.append(published(0, 1));
+    run(history, 1, 3, 2);
+    history.append({ type: "resumed", step: 2, lastStep: 3, version: 2 });
+    history.close();
+    const { summary } = await RunHistory.open(path, log);
+    assert.deepEqual(
+      { lastSeq: summary.lastSeq, step: summary.step, version: summary.version, metrics: summary.metrics },
+      { lastSeq: 7, step: 2, version: 2, metrics: null },
+    );
   });
 });

@@ -5,10 +5,11 @@
  * store: S3 cannot append, a PUT per step would cost a round trip a step and stall training during
  * an outage, and resuming a run needs the record and its history together anyway.
  *
- * Ids are line numbers and are never reused for another event once a subscriber could have seen
- * it, with one exception that keeps a resumed run's history truthful: events after the checkpoint
- * a run resumes from describe steps whose training state was lost, so `rewind` drops them and the
- * run re-emits those steps (same prompts, same seeds, hence the same sequence of events and ids).
+ * Append-only: ids are line numbers, and an id once written names the same event for good. A
+ * run resumed from a checkpoint does not cut the history back; the manager appends a `resumed`
+ * event and the redone steps follow it under new ids, so a client that saw the lost steps (and
+ * the versions published from them, which stay in the store) never sees an id change meaning.
+ * The only lines ever cut are a damaged tail, which no subscriber can have seen (see `open`).
  *
  * Memory stays bounded however long the run: only counters are kept; replays read the file.
  */
@@ -21,15 +22,23 @@ import {
   runStreamEventSchema,
 } from "@loracast/shared/run-events";
 
+/** How far a run got, as its events tell it: kept in `GET /v1/runs/:id` (see `foldProgress`). */
+export interface RunProgress {
+  /**
+   * Steps completed: the newest `step` or `skipped` event's step, or the checkpoint step of a
+   * `resumed` event after them; 0 when there is none.
+   */
+  step: number;
+  /** The newest `step` event's metrics; null before the first, and after a `resumed` event until the next. */
+  metrics: RunMetrics | null;
+  /** The newest published version (a resume does not unpublish any), or null. */
+  version: number | null;
+}
+
 /** What a run's history says about it: the basis of `GET /v1/runs/:id` after a restart. */
-export interface HistorySummary {
+export interface HistorySummary extends RunProgress {
   /** Id of the newest event; 0 when there is none. */
   lastSeq: number;
-  /** The newest `step` event's step, or 0. */
-  step: number;
-  metrics: RunMetrics | null;
-  /** The newest published version, or null. */
-  version: number | null;
   /** The final status event, when the run stopped. */
   status: Extract<RunEvent, { type: "status" }> | null;
 }
@@ -92,28 +101,6 @@ export class RunHistory {
     this.fd = null;
   }
 
-  /**
-   * Cuts the history back to what a run restored at `step` completed steps had emitted: everything
-   * from the first step after it (and any status event) on. Returns the summary of what is left.
-   */
-  async rewind(step: number): Promise<HistorySummary> {
-    const summary = emptySummary();
-    let end = 0;
-    await scan(this.path, (l) => {
-      const e = l.event;
-      if (e.type === "status" || ((e.type === "step" || e.type === "skipped") && e.step > step)) return false;
-      summarise(summary, e);
-      end = l.end;
-      return true;
-    });
-    if (summary.lastSeq < this.seq) {
-      this.close();
-      truncate(this.path, end);
-      this.seq = summary.lastSeq;
-    }
-    return summary;
-  }
-
   /** The events with `after` < id ≤ `upTo`, read from disk in order. */
   async *replay(after: number, upTo: number): AsyncGenerator<RunStreamEvent> {
     if (after >= upTo) return;
@@ -130,13 +117,23 @@ function emptySummary(): HistorySummary {
 
 function summarise(s: HistorySummary, e: RunStreamEvent): void {
   s.lastSeq = e.seq;
+  foldProgress(s, e);
+  if (e.type === "status") s.status = e;
+}
+
+/** Moves `p` past event `e`: the one reading of events into progress, for the history and live runs. */
+export function foldProgress(s: RunProgress, e: RunEvent): void {
   if (e.type === "step") {
     s.step = e.step;
     s.metrics = e.metrics;
+  } else if (e.type === "skipped") {
+    s.step = e.step;
+  } else if (e.type === "resumed") {
+    // The steps after the checkpoint are lost; their metrics describe state that no longer exists.
+    s.step = e.step;
+    s.metrics = null;
   } else if (e.type === "published") {
     s.version = e.version;
-  } else if (e.type === "status") {
-    s.status = e;
   }
 }
 

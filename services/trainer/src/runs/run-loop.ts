@@ -27,8 +27,8 @@ import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
 import { runLora } from "./run-plan.ts";
 
-/** What the loop reports as it goes; the run manager adds the final status event. */
-export type RunLoopEvent = Exclude<RunEvent, { type: "status" }>;
+/** What the loop reports as it goes; the run manager adds the `resumed` and final status events. */
+export type RunLoopEvent = Exclude<RunEvent, { type: "status" | "resumed" }>;
 
 export interface RunLoopDeps {
   session: TrainingSession;
@@ -71,10 +71,13 @@ export class RunLoop {
     return this.step;
   }
 
-  /** Continues from the run's newest checkpoint, if it has one. Returns the step it resumes after. */
-  async restore(): Promise<number> {
+  /**
+   * Continues from the run's newest checkpoint, if it has one. Returns the step it resumes after
+   * and the newest version published by then (0 for none; both 0 without a checkpoint).
+   */
+  async restore(): Promise<{ step: number; version: number }> {
     const c = await this.d.checkpoints.latest(this.config.run);
-    if (c === null) return 0;
+    if (c === null) return { step: 0, version: 0 };
     this.params.assign(c.params);
     Object.assign(this.optimizer.state, c.optimizer);
     this.step = c.state.step;
@@ -85,7 +88,7 @@ export class RunLoop {
       step: this.step,
       version: this.version,
     });
-    return this.step;
+    return { step: this.step, version: this.version };
   }
 
   async run(signal: AbortSignal): Promise<void> {

@@ -11,7 +11,7 @@ import { TrainerError } from "../errors.ts";
 import { type RunConfig, runConfigSchema } from "./config.ts";
 import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
 import { FleetRollouts } from "./rollouts.ts";
-import { type HistorySummary, RunHistory } from "./run-history.ts";
+import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts";
 import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
 import { planRun } from "./run-plan.ts";
 
@@ -19,12 +19,12 @@ export interface RunInfo {
   run: string;
   status: RunStatus;
   error: string | null;
-  /** Steps completed. */
+  /** Steps completed; after a resume, the checkpoint's step until the run passes it. */
   step: number;
   steps: number;
-  /** The newest version this run published. */
+  /** The newest version this run published (versions from steps a resume redid included). */
   version: number | null;
-  /** The newest step's metrics. */
+  /** The newest step's metrics; null after a resume until its first step. */
   metrics: RunMetrics | null;
   createdAt: string;
   config: RunConfig;
@@ -72,8 +72,9 @@ export class RunManager {
 
   /**
    * Loads every run on disk with its history, and resumes those that were running when the process
-   * stopped (each from its newest checkpoint, its history cut back to match) before returning, so
-   * that no subscriber ever replays events a resumed run is about to redo.
+   * stopped, each from its newest checkpoint: its history gets a `resumed` event before this
+   * returns (so every subscriber learns of the resume before any redone step), then the redone
+   * steps under new ids.
    */
   async resumeAll(): Promise<void> {
     const files = await readdir(this.dir).catch(() => [] as string[]);
@@ -150,12 +151,8 @@ export class RunManager {
   /** Appends to the run's history (before anyone sees it), updates its summary, tells subscribers. */
   private emit(a: Active, e: RunEvent): void {
     const event = a.history.append(e);
-    if (e.type === "step") {
-      a.info.step = e.step;
-      a.info.metrics = e.metrics;
-    } else if (e.type === "published") {
-      a.info.version = e.version;
-    } else if (e.type === "status") {
+    foldProgress(a.info, e);
+    if (e.type === "status") {
       a.info.status = e.status;
       a.info.error = e.error;
     }
@@ -163,9 +160,9 @@ export class RunManager {
   }
 
   /**
-   * Prepares the run (dataset, loop, newest checkpoint; the history cut back to that checkpoint),
-   * then trains in the background. A run that cannot start fails with the reason. A resumed run
-   * reads its dataset here, a new one already has.
+   * Prepares the run (dataset, loop, newest checkpoint), then trains in the background. A run that
+   * cannot start fails with the reason. A resumed run reads its dataset here (a new one already
+   * has) and gets its `resumed` event once its checkpoint is restored.
    */
   private async launch(a: Active, loaded?: Example[]): Promise<void> {
     const abort = new AbortController();
@@ -200,7 +197,10 @@ export class RunManager {
         data,
         emit: (e) => this.emit(a, e),
       });
-      applySummary(a.info, await a.history.rewind(await loop.restore()));
+      const restored = await loop.restore();
+      if (loaded === undefined) {
+        this.emit(a, { type: "resumed", step: restored.step, lastStep: a.info.step, version: restored.version });
+      }
     } catch (e) {
       await fail(e);
       return;
