@@ -199,7 +199,12 @@ export class RunManager {
       });
       const restored = await loop.restore();
       if (loaded === undefined) {
-        this.emit(a, { type: "resumed", step: restored.step, lastStep: a.info.step, version: restored.version });
+        this.emit(a, {
+          type: "resumed",
+          step: restored.step,
+          lastStep: a.info.step,
+          version: restored.version,
+        });
       }
     } catch (e) {
       await fail(e);
