@@ -1,7 +1,8 @@
 /**
  * Training runs end to end on real processes: the embedded S3 server, a trainer with the demo base,
  * two generators on the same artifacts. A GRPO run over REST publishes versions the generators
- * activate; a second run survives a SIGKILL of the trainer and completes with contiguous versions.
+ * activate; a second run survives a SIGKILL of the trainer and completes with contiguous versions,
+ * every one of them in its history.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -176,7 +177,7 @@ describe("training runs over REST", () => {
     }
   });
 
-  it("resumes after SIGKILL: contiguous versions, no step before the checkpoint repeated", async () => {
+  it("resumes after SIGKILL: contiguous versions, all in the history, the lost steps redone after a resumed event", async () => {
     const res = await postJson(`${stack.trainer.url}/v1/runs`, runConfig("resume", 10));
     assert.equal(res.status, 201, await res.clone().text());
     const controller = new AbortController();
@@ -198,16 +199,27 @@ describe("training runs over REST", () => {
     const events = await follow(`${trainer.url}/v1/runs/resume/events`);
     assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
     // Checkpoints come every 2 steps, so the resumed run starts right after an even step it had
-    // checkpointed, at or after the one seen before the kill; the history shows every step once.
+    // checkpointed, at or after the one seen before the kill. The history keeps the steps before
+    // the kill, then says so with a `resumed` event, then redoes the lost steps under new ids.
     const resumed = await trainer.waitForLog((l) => l.msg === "resumed from checkpoint");
     const from = Number(resumed.step);
     assert.ok(
       from >= checkpointStep && from % 2 === 0,
       `resumed after step ${from}, checkpoint ${checkpointStep}`,
     );
+    const mark = events.findIndex((e) => e.type === "resumed");
+    assert.ok(mark > 0, "the history records the resume");
+    assert.equal(events[mark]?.step, from);
+    const kept = events.slice(0, mark).filter((e) => e.type === "step" && (e.step ?? 0) <= from);
     assert.deepEqual(
-      events.filter((e) => e.type === "step").map((e) => e.step),
+      [...kept, ...events.slice(mark).filter((e) => e.type === "step")].map((e) => e.step),
       Array.from({ length: 10 }, (_, i) => i + 1),
+      "every step up to the checkpoint, then every step after it once",
+    );
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      Array.from({ length: events.length }, (_, i) => i + 1),
+      "ids contiguous from 1",
     );
     const versions = (await (await fetch(`${trainer.url}/v1/runs/resume/versions`)).json()) as {
       versions: { version: number }[];
@@ -217,6 +229,11 @@ describe("training runs over REST", () => {
       numbers,
       Array.from({ length: numbers.length }, (_, i) => i + 1),
       "contiguous from 1",
+    );
+    assert.deepEqual(
+      events.flatMap((e) => (e.type === "published" ? [e.version] : [])),
+      numbers,
+      "the history names every version the store lists, those of the lost steps included",
     );
   });
 });

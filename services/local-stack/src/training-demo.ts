@@ -6,7 +6,7 @@
  */
 import { isAbsolute, join, relative } from "node:path";
 import { readSse } from "@loracast/shared/platform";
-import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
+import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
 import type { AdapterStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
 import { saveAdapter } from "./demo-adapter.ts";
@@ -59,21 +59,35 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   );
 
   const t0 = performance.now();
-  const rewards: number[] = [];
-  const phases = new Map<string, number[]>();
-  const versions: number[] = [];
+  // The history from its start: a `resumed` event drops the steps it redoes (their redone events
+  // follow), while every `published` version stays, as it does in the store.
+  const kept = new Map<number, { reward: number; phasesMs: RunMetrics }>();
+  const versions: { version: number; step: number }[] = [];
+  /** The newest resume's checkpoint step, and the versions published from steps a resume redid. */
+  let resumedAt: number | null = null;
+  const redone = new Set<number>();
   let status: Extract<RunStreamEvent, { type: "status" }> | null = null;
   for await (const data of readSse(`${o.trainer.url}/v1/runs/${run}/events`, o.signal)) {
     const e = runStreamEventSchema.parse(data);
-    if (e.type === "published") versions.push(e.version);
+    if (e.type === "published") versions.push({ version: e.version, step: e.step });
     if (e.type === "status") {
       status = e;
       break;
     }
+    if (e.type === "resumed") {
+      for (const s of [...kept.keys()]) if (s > e.step) kept.delete(s);
+      for (const v of versions) if (v.step > e.step) redone.add(v.version);
+      resumedAt = e.step;
+      o.say(
+        e.lastStep > e.step
+          ? `  resumed from the checkpoint at step ${e.step}: steps ${e.step + 1}–${e.lastStep} are redone`
+          : `  resumed from the checkpoint at step ${e.step}`,
+      );
+      continue;
+    }
     if (e.type !== "step") continue;
     const r = e.metrics.reward_mean ?? 0;
-    rewards.push(r);
-    for (const [k, v] of Object.entries(e.phasesMs)) phases.set(k, [...(phases.get(k) ?? []), v ?? 0]);
+    kept.set(e.step, { reward: r, phasesMs: e.phasesMs });
     const width = 24;
     const done = Math.round((e.step / steps) * width);
     const serving = await Promise.all(
@@ -88,24 +102,38 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
     throw new DemoError(`the trainer closed run ${run}'s event stream before the run ended`);
   if (status.status !== "completed") throw new DemoError(`run ${run} ${status.status}: ${status.error}`);
   o.say(`\ndemo summary (${run})`);
-  o.say(`  steps            ${rewards.length} in ${seconds.toFixed(1)} s`);
+  const last = [...kept.keys()].at(-1) ?? 0;
+  o.say(
+    resumedAt === null
+      ? `  steps            ${kept.size} in ${seconds.toFixed(1)} s`
+      : // The demo attached as the trainer resumed; its clock saw only the steps after the checkpoint.
+        `  steps            ${kept.size}; resumed after step ${resumedAt}, steps ${resumedAt + 1}–${last} took ${seconds.toFixed(1)} s since the demo attached`,
+  );
+  const rewards = [...kept.values()].map((k) => k.reward);
   if (rewards.length > 0) {
     const first = mean(rewards.slice(0, 5));
-    const last = mean(rewards.slice(-5));
+    const lastFive = mean(rewards.slice(-5));
     o.say(
-      `  reward           first 5 steps ${first.toFixed(3)} → last 5 steps ${last.toFixed(3)} (${(last / first).toFixed(1)}×)`,
+      `  reward           first 5 steps ${first.toFixed(3)} → last 5 steps ${lastFive.toFixed(3)} (${(lastFive / first).toFixed(1)}×)`,
     );
+    const phases = new Map<string, number[]>();
+    for (const k of kept.values()) {
+      for (const [p, v] of Object.entries(k.phasesMs)) phases.set(p, [...(phases.get(p) ?? []), v ?? 0]);
+    }
     o.say(`  step time (mean) ${[...phases].map(([k, v]) => `${k} ${mean(v).toFixed(0)} ms`).join(", ")}`);
   }
-  if (versions.length > 0) {
+  const newest = versions.at(-1)?.version;
+  if (newest !== undefined) {
+    const lost = [...redone].sort((a, b) => a - b);
+    const note =
+      lost.length === 0 ? "" : `; ${lost.map((v) => `v${v}`).join(", ")} from steps a resume redid`;
     o.say(
-      `  versions         ${versions.length} published (v${versions[0]}…v${versions.at(-1)}), every 2 steps`,
+      `  versions         ${versions.length} published (v${versions[0]?.version}…v${newest}), every 2 steps${note}`,
     );
     // The last version is published after the last step; give the webhooks a moment to land.
-    const newest = `v${versions.at(-1)}`;
     for (let i = 0; i < 50; i++) {
       const now = await Promise.all(o.generators.map((g) => activeVersion(g, run, o.signal)));
-      if (now.every((v) => v === newest)) break;
+      if (now.every((v) => v === `v${newest}`)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -113,7 +141,6 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
     o.generators.map(async (g) => `${g.name} ${await activeVersion(g, run, o.signal)}`),
   );
   o.say(`  serving now      ${serving.join(", ")}`);
-  const newest = versions.at(-1);
   if (newest !== undefined) {
     const dir = join(o.dataDir, "adapters", run);
     await saveAdapter(o.store, run, newest, dir);
