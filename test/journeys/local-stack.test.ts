@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { runVersionsSchema } from "@loracast/shared/manifest";
 import { createRng } from "@loracast/shared/random";
 import {
   freePortRange,
@@ -93,6 +94,25 @@ describe("npm start as a user runs it", () => {
       // Interrupted mid-run: the trainer resumed it, and the demo follows it instead of a new one.
       assert.match(run.text(), /demo: continuing GRPO run digits-1\b/);
       assert.equal(summary, "demo summary (digits-1)");
+      assert.match(run.text(), /^ {2}resumed from the checkpoint at step \d+/m);
+      // The summary counts the run's steps once and every version it published, as the store does.
+      const steps = await run.waitForLine(/^ {2}steps +/);
+      assert.match(
+        steps,
+        new RegExp(`^ {2}steps +${STEPS}; resumed after step \\d+, .* since the demo attached$`),
+      );
+      const line = await run.waitForLine(/^ {2}versions +/);
+      const m = /^ {2}versions +(\d+) published \(v(\d+)…v(\d+)\)/.exec(line);
+      assert.ok(m !== null, line);
+      const listed = runVersionsSchema.parse(
+        await (await fetch(`http://127.0.0.1:${stackPorts(base).trainer}/v1/runs/digits-1/versions`)).json(),
+      );
+      const numbers = listed.versions.map((v) => v.version).sort((a, b) => a - b);
+      assert.deepEqual(
+        [Number(m[1]), Number(m[2]), Number(m[3])],
+        [numbers.length, numbers[0], numbers.at(-1)],
+        `the summary's versions are the store's: ${line}`,
+      );
     } else {
       // The run had finished just before the Ctrl-C: a fresh one.
       assert.equal(summary, "demo summary (digits-2)");
