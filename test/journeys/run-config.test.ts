@@ -155,4 +155,36 @@ describe("run configs are checked before the run is accepted", () => {
       objects.client.destroy();
     }
   });
+
+  it("a run whose optimizer step makes the parameters non-finite skips those steps, then fails naming the cause", async () => {
+    const run = "diverging";
+    const res = await post(`${stack.trainer.url}/v1/runs`, {
+      ...grpo(run, data("d", [{ prompt: "q:" }])),
+      steps: 5,
+      optimizer: { lr: 1e308, schedule: "constant" },
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const done = await eventually(
+      "diverging ends",
+      async () => {
+        const info = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}`)).json()) as RunInfo;
+        return info.status === "running" ? undefined : info;
+      },
+      120_000,
+      200,
+    );
+    assert.equal(done.status, "failed", JSON.stringify(done));
+    assert.match(
+      done.error ?? "",
+      /parameters became non-finite after the optimizer step at step 3 \(base_model\.model\..*lora_[AB]\.weight element \d+ is (NaN|-?Infinity); optimizer\.lr = 1e\+308\); 3 consecutive non-finite steps/,
+    );
+    // Only the initial (finite) adapter was published: every skipped step was undone.
+    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json()) as {
+      versions: { version: number }[];
+    };
+    assert.deepEqual(
+      versions.versions.map((v) => v.version),
+      [1],
+    );
+  });
 });
