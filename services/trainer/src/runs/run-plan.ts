@@ -35,10 +35,14 @@ export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, 
     use_rslora: lora.rslora,
     bias: "none",
   });
-  if (!parsed.ok) return invalid(`lora: ${parsed.error.message}`);
+  if (!parsed.ok) {
+    // Only target_modules can fail here (the schema checked r and alpha): a string is a Python regex.
+    const e = parsed.error;
+    return invalid(e.field === "target_modules" ? `lora.targetModules: ${e.reason}` : `lora: ${e.message}`);
+  }
   const modules = [...spec.modules.keys()];
   const suffixes = [...new Set(modules.map((m) => m.slice(m.lastIndexOf(".") + 1)))];
-  const entries = lora.targetModules === "all-linear" ? [] : lora.targetModules;
+  const entries = typeof lora.targetModules === "string" ? [] : lora.targetModules;
   for (const [i, entry] of entries.entries()) {
     if (!modules.some((m) => m === entry || m.endsWith(`.${entry}`))) {
       return invalid(
@@ -47,7 +51,10 @@ export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, 
     }
   }
   if (!modules.some((m) => isTargeted(parsed.value, m))) {
-    return invalid("lora.targetModules: selects no module of this base");
+    const example = modules[0] ?? "";
+    return invalid(
+      `lora.targetModules: ${JSON.stringify(lora.targetModules)} selects no module of this base (a string other than "all-linear" is a Python regex that must match a whole module path, such as ${example})`,
+    );
   }
   return ok(parsed.value);
 }
