@@ -108,6 +108,11 @@ describe("run configs are checked before the run is accepted", () => {
         /^lora\.targetModules: not a supported regular expression: .*missing closing \]/,
       ],
       [
+        "alpha-overflow",
+        { ...grpo("alpha-overflow", prompts), lora: { alpha: 1e40 } },
+        /^lora\.alpha: the LoRA scaling alpha \/ r = 1\.25e\+39 is not finite in float32$/,
+      ],
+      [
         "sft-no-completion",
         { ...grpo("sft-no-completion", sftData), algorithm: { name: "sft" } },
         /^dataset\.path: line 2: completion: /,

@@ -22,7 +22,8 @@ const invalid = (message: string) => err(new TrainerError("invalid_config", mess
 
 /**
  * The run's LoRA as PEFT config, checked against the base: every `lora.targetModules` entry must
- * select at least one module (a typo would otherwise train fewer modules than asked, silently).
+ * select at least one module (a typo would otherwise train fewer modules than asked, silently),
+ * and the scaling must fit float32.
  */
 export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, TrainerError> {
   const { lora } = config;
@@ -39,6 +40,13 @@ export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, 
     // Only target_modules can fail here (the schema checked r and alpha): a string is a Python regex.
     const e = parsed.error;
     return invalid(e.field === "target_modules" ? `lora.targetModules: ${e.reason}` : `lora: ${e.message}`);
+  }
+  // The engine folds the scaling into B as float32; past that range every published version would
+  // be refused (verify.ts), the first one before any step.
+  const scaling = lora.rslora ? lora.alpha / Math.sqrt(lora.r) : lora.alpha / lora.r;
+  if (!Number.isFinite(Math.fround(scaling))) {
+    const rule = lora.rslora ? "alpha / sqrt(r)" : "alpha / r";
+    return invalid(`lora.alpha: the LoRA scaling ${rule} = ${scaling} is not finite in float32`);
   }
   const modules = [...spec.modules.keys()];
   const suffixes = [...new Set(modules.map((m) => m.slice(m.lastIndexOf(".") + 1)))];
