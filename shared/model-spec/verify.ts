@@ -1,6 +1,6 @@
 import { isTargeted, type LoraConfig, moduleLora } from "../peft/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import { firstNonFinite, type SafetensorsFile, type TensorView } from "../safetensors/index.ts";
+import { firstNonFinite, type SafetensorsFile, type TensorView, toFloat32 } from "../safetensors/index.ts";
 import { type ModelSpec, parsePeftKey, peftKey } from "./module-map.ts";
 
 /** A LoRA module that fits the base: both factors, its rank and its scaling. */
@@ -57,6 +57,34 @@ function checkFactor(
     );
   }
   return ok(parsed);
+}
+
+/**
+ * The engine folds the PEFT scaling into B as float32 (lora-feeds.ts), so finite factors can still
+ * serve NaN: `lora_alpha: 1e39` makes the scaling itself overflow float32, and a finite scaling
+ * times a large B element can too. Both are refused here, naming the config field the alpha came
+ * from; `b` is the module's lora_B factor, already known to be finite.
+ */
+function checkScaling(config: LoraConfig, module: string, b: TensorView): AdapterMismatchError | null {
+  const { rank, alpha, alphaField, scaling } = moduleLora(config, module);
+  const rule = config.useRslora
+    ? `${alphaField} / sqrt(r) = ${alpha} / sqrt(${rank})`
+    : `${alphaField} / r = ${alpha} / ${rank}`;
+  const scaling32 = Math.fround(scaling);
+  if (!Number.isFinite(scaling32)) {
+    return new AdapterMismatchError(
+      `module \`${module}\`: LoRA scaling ${rule} = ${scaling} is not finite in float32 (${alphaField} is too large)`,
+    );
+  }
+  const data = toFloat32(b.dtype, b.bytes);
+  let largest = 0;
+  for (let i = 0; i < data.length; i++) largest = Math.max(largest, Math.abs(data[i] ?? 0));
+  if (!Number.isFinite(Math.fround(largest * scaling32))) {
+    return new AdapterMismatchError(
+      `module \`${module}\`: lora_B scaled by ${rule} overflows float32 (largest |B| element ${largest} × scaling ${scaling32}); lower ${alphaField}`,
+    );
+  }
+  return null;
 }
 
 export interface VerifyOptions {
@@ -124,6 +152,8 @@ export function verifyAdapter(
         new AdapterMismatchError("is targeted by adapter_config.json but missing from the weights", missing),
       );
     }
+    const scaled = checkScaling(config, target.name, slot.b);
+    if (scaled !== null) return err(scaled);
     const { rank, scaling } = moduleLora(config, target.name);
     highest = Math.max(highest, rank);
     modules.push({ module: target.name, rank, scaling, a: slot.a, b: slot.b });
@@ -165,6 +195,8 @@ export function verifyAdapterPairs(
         new AdapterMismatchError("has no matching factor", peftKey(module, slot.a === undefined ? "B" : "A")),
       );
     }
+    const scaled = checkScaling(config, module, slot.b);
+    if (scaled !== null) return err(scaled);
   }
   if (slots.size === 0) return err(new AdapterMismatchError("adapter has no LoRA tensors"));
   return ok({ modules: slots.size });

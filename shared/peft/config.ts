@@ -33,13 +33,14 @@ export interface LoraConfig {
   raw: Readonly<Record<string, unknown>>;
 }
 
+/** A field of adapter_config.json PEFT would not load as we serve it; `reason` is the message without the field. */
 export class PeftConfigError extends Error {
   override readonly name = "PeftConfigError";
   constructor(
     readonly field: string,
-    message: string,
+    readonly reason: string,
   ) {
-    super(`adapter_config.json: ${field}: ${message}`);
+    super(`adapter_config.json: ${field}: ${reason}`);
   }
 }
 

@@ -32,9 +32,24 @@ describe("adapter_config.json", () => {
       rank_pattern: { "layers\\.1\\.self_attn\\.q_proj": 4, q_proj: 2 },
       alpha_pattern: { down_proj: 32 },
     });
-    assert.deepEqual(moduleLora(c, "model.layers.1.self_attn.q_proj"), { rank: 4, alpha: 16, scaling: 4 });
-    assert.deepEqual(moduleLora(c, "model.layers.0.self_attn.q_proj"), { rank: 2, alpha: 16, scaling: 8 });
-    assert.deepEqual(moduleLora(c, "model.layers.0.mlp.down_proj"), { rank: 8, alpha: 32, scaling: 4 });
+    assert.deepEqual(moduleLora(c, "model.layers.1.self_attn.q_proj"), {
+      rank: 4,
+      alpha: 16,
+      alphaField: "lora_alpha",
+      scaling: 4,
+    });
+    assert.deepEqual(moduleLora(c, "model.layers.0.self_attn.q_proj"), {
+      rank: 2,
+      alpha: 16,
+      alphaField: "lora_alpha",
+      scaling: 8,
+    });
+    assert.deepEqual(moduleLora(c, "model.layers.0.mlp.down_proj"), {
+      rank: 8,
+      alpha: 32,
+      alphaField: "alpha_pattern",
+      scaling: 4,
+    });
     // The pattern must match whole path segments: "proj" alone does not match "q_proj".
     assert.equal(
       moduleLora(config({ rank_pattern: { proj: 3 } }), "model.layers.0.self_attn.q_proj").rank,

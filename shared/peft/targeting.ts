@@ -47,13 +47,17 @@ function patternValue(pattern: readonly PatternEntry[], name: string): number | 
   return pattern.find((p) => p.regex.matches(name))?.value;
 }
 
-/** Rank and LoRA scaling factor of one module, after rank_pattern, alpha_pattern and rsLoRA. */
+/**
+ * Rank and LoRA scaling factor of one module, after rank_pattern, alpha_pattern and rsLoRA.
+ * `alphaField` names the adapter_config.json field the alpha came from, for error messages.
+ */
 export function moduleLora(
   config: LoraConfig,
   name: string,
-): { rank: number; alpha: number; scaling: number } {
+): { rank: number; alpha: number; alphaField: "lora_alpha" | "alpha_pattern"; scaling: number } {
   const rank = patternValue(config.rankPattern, name) ?? config.r;
-  const alpha = patternValue(config.alphaPattern, name) ?? config.alpha;
+  const patterned = patternValue(config.alphaPattern, name);
+  const alpha = patterned ?? config.alpha;
   const scaling = config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
-  return { rank, alpha, scaling };
+  return { rank, alpha, alphaField: patterned === undefined ? "lora_alpha" : "alpha_pattern", scaling };
 }

@@ -37,7 +37,10 @@ export const runEventSchema = z.discriminatedUnion("type", [
   }),
   /** A checkpoint written to the store under `key` after `step` steps. */
   z.object({ type: z.literal("checkpoint"), step: stepNumber, key: z.string(), ms: z.number() }),
-  /** Step `step` had a non-finite loss or gradient norm and changed nothing. */
+  /**
+   * Step `step` had a non-finite loss or gradient norm, or its optimizer step left a parameter
+   * non-finite; it was undone and changed nothing. `reason` says which, in training terms.
+   */
   z.object({ type: z.literal("skipped"), step: stepNumber, reason: z.string() }),
   /**
    * The trainer restarted a run that was running (after a crash or a stop) from its newest

@@ -36,8 +36,28 @@ export interface GenerationResult {
   finishReason: FinishReason;
 }
 
+/**
+ * A step's logits for a sequence were NaN or infinite: the adapter's factors are finite but its
+ * effect overflows float32 (say `lora_alpha: 1e20`). Sampling from such a row would answer empty
+ * text with null logprobs as if nothing were wrong, so the sequence fails instead. `adapter` is the
+ * request's adapter key (`run@version`, or `base`).
+ */
+export class NonFiniteLogitsError extends Error {
+  override readonly name = "NonFiniteLogitsError";
+  constructor(
+    readonly adapter: string,
+    readonly step: number,
+  ) {
+    super(
+      `adapter ${adapter} produced non-finite logits at generated token ${step}: its LoRA effect overflows float32 (check lora_alpha / alpha_pattern and the factor magnitudes)`,
+    );
+  }
+}
+
 interface Sequence {
   req: GenerationRequest;
+  /** Set when a step's logits were non-finite; the sequence is rejected with it at the next check. */
+  failure?: NonFiniteLogitsError;
   tokens: SampledToken[];
   ids: number[];
   /** Tokens in the cache for this row (prompt + generated so far, minus the pending last one). */
@@ -230,6 +250,10 @@ export class Engine {
     const vocab = this.session.manifest.dims.vocabSize;
     seqs.forEach((s, r) => {
       const row = logits.subarray(r * vocab, (r + 1) * vocab);
+      if (!allFinite(row)) {
+        s.failure = new NonFiniteLogitsError(s.req.adapter.key, s.tokens.length);
+        return;
+      }
       const t = sampleToken(row, s.req.sampling, s.req.rng, s.req.logprobs);
       s.tokens.push(t);
       s.ids.push(t.token);
@@ -241,6 +265,10 @@ export class Engine {
   /** Resolves a sequence that has reached a stop condition; true if it did. */
   private finished(s: Sequence): boolean {
     const last = s.tokens[s.tokens.length - 1];
+    if (s.failure !== undefined) {
+      s.reject(s.failure);
+      return true;
+    }
     let reason: FinishReason | null = null;
     if (s.req.signal?.aborted) reason = "abort";
     else if (last !== undefined && s.req.stopTokens.has(last.token)) reason = "stop";
@@ -266,4 +294,10 @@ export class Engine {
     }
     group.rows = keep.map(({ s }) => s);
   }
+}
+
+/** Whether every logit is finite: one pass over the vocabulary, small next to the step that made it. */
+function allFinite(row: Float32Array): boolean {
+  for (let i = 0; i < row.length; i++) if (!Number.isFinite(row[i] as number)) return false;
+  return true;
 }

@@ -14,6 +14,7 @@ export {
   type FinishReason,
   type GenerationRequest,
   type GenerationResult,
+  NonFiniteLogitsError,
 } from "./engine.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { argmaxRow, logProbAt } from "./logits.ts";

@@ -23,7 +23,7 @@ import { type Service, startService } from "@loracast/shared/supervisor";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { s3Env, s3Settings } from "../helpers/s3.ts";
-import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { SECRET, type Stack, startServingStack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const good = (seed: number) => randomAdapter(LLAMA_CONFIG, seed, 2, ["q_proj", "v_proj"], 0.1);
 
@@ -69,6 +69,26 @@ const REFUSED: { name: string; files: AdapterFiles; reason: RegExp }[] = [
     name: "olora",
     files: withConfig(good(14), { init_lora_weights: "olora" }),
     reason: /init_lora_weights: "olora" .*convert the adapter to plain LoRA/,
+  },
+  {
+    name: "alpha",
+    // Finite factors, but alpha / r = 5e38 is beyond float32, where the engine folds it into B.
+    files: withConfig(good(16), { lora_alpha: 1e39 }),
+    reason:
+      /module `model\.layers\.\d\.self_attn\.[qv]_proj`: LoRA scaling lora_alpha \/ r = 1e\+39 \/ 2 = 5e\+38 is not finite in float32/,
+  },
+  {
+    name: "alpha-pattern",
+    files: withConfig(good(17), { alpha_pattern: { v_proj: 1e308 } }),
+    reason:
+      /module `model\.layers\.\d\.self_attn\.v_proj`: LoRA scaling alpha_pattern \/ r = 1e\+308 \/ 2 .*not finite in float32/,
+  },
+  {
+    name: "scaled-b",
+    // A finite scaling (5e9) times a finite B element (1e30) overflows float32 once folded.
+    files: withConfig(poisoned(good(18), "F32", Q0_B, 1e30), { lora_alpha: 1e10 }),
+    reason:
+      /module `model\.layers\.0\.self_attn\.q_proj`: lora_B scaled by lora_alpha \/ r = 10000000000 \/ 2 overflows float32/,
   },
   {
     name: "lookahead",
@@ -196,5 +216,61 @@ describe("adapters the base cannot serve are refused at publish and at verificat
       ((await partial.json()) as { error: { message: string } }).error.message,
       /v_proj\.lora_A\.weight`: is targeted by adapter_config\.json but missing/,
     );
+  });
+});
+
+describe("an adapter whose effect overflows float32 fails its requests instead of answering empty text", () => {
+  const RUN = "overflow-serve";
+  let stack: Stack;
+  let generator: Service;
+
+  before(async () => {
+    ({ stack, generator } = await startServingStack());
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  const complete = (stream: boolean) =>
+    fetch(`${generator.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: `${RUN}@1`,
+        prompt: "q5:",
+        max_tokens: 3,
+        temperature: 0,
+        logprobs: 1,
+        stream,
+      }),
+    });
+
+  it("publishes lora_alpha 1.2e39 (every factor and the folded B are finite) and answers 422 naming the version", async () => {
+    // alpha / r = 3e38 fits float32, as does B (|B| < 0.5) times it; the activations do not.
+    const files = withConfig(randomAdapter(LLAMA_CONFIG, 31, 4, ["q_proj", "v_proj"]), {
+      lora_alpha: 1.2e39,
+    });
+    const res = await stack.publish(RUN, files);
+    assert.equal(res.status, 201, await res.clone().text());
+    await stack.waitActive(generator, RUN, 1, 60_000);
+
+    const plain = await complete(false);
+    const body = (await plain.json()) as { error?: { code: string; message: string; param: string | null } };
+    assert.equal(plain.status, 422, JSON.stringify(body));
+    assert.equal(body.error?.code, "adapter_failed");
+    assert.equal(body.error?.param, "model");
+    assert.match(body.error?.message ?? "", /adapter overflow-serve@1 produced non-finite logits/);
+
+    // Streamed: the 200 is already sent, so the error is the stream's last event and no [DONE] follows.
+    const streamed = await complete(true);
+    assert.equal(streamed.status, 200);
+    const events = (await streamed.text())
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => l.slice(6));
+    assert.notEqual(events.at(-1), "[DONE]");
+    const last = JSON.parse(events.at(-1) ?? "{}") as { error?: { code: string; message: string } };
+    assert.equal(last.error?.code, "adapter_failed");
+    assert.match(last.error?.message ?? "", /adapter overflow-serve@1 produced non-finite logits/);
   });
 });

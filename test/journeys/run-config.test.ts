@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { weightsFile } from "@loracast/shared/manifest";
+import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import { eventually } from "@loracast/shared/supervisor";
 import { s3Settings } from "../helpers/s3.ts";
@@ -49,6 +51,18 @@ describe("run configs are checked before the run is accepted", () => {
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
   });
 
+  /** The run's info once it is no longer running. */
+  const ended = (run: string) =>
+    eventually(
+      `${run} ends`,
+      async () => {
+        const info = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}`)).json()) as RunInfo;
+        return info.status === "running" ? undefined : info;
+      },
+      120_000,
+      200,
+    );
+
   const grpo = (run: string, dataset: string) => ({
     run,
     algorithm: { name: "grpo", numGenerations: 2 },
@@ -71,6 +85,32 @@ describe("run configs are checked before the run is accepted", () => {
         "typo-target",
         { ...grpo("typo-target", prompts), lora: { targetModules: ["q_proj", "qq_proj"] } },
         /^lora\.targetModules\.1: "qq_proj" selects no module of this base/,
+      ],
+      [
+        "mixed-targets",
+        { ...grpo("mixed-targets", prompts), lora: { targetModules: ["q_proj", 5] } },
+        /^lora\.targetModules\.1: Invalid input: expected string, received number$/,
+      ],
+      [
+        "number-targets",
+        { ...grpo("number-targets", prompts), lora: { targetModules: 5 } },
+        /^lora\.targetModules: Invalid input: expected array, received number; or Invalid input: expected string, received number$/,
+      ],
+      [
+        "regex-selects-nothing",
+        // A valid Python regex, but re.fullmatch needs it to match the whole module path.
+        { ...grpo("regex-selects-nothing", prompts), lora: { targetModules: "(?P<x>q)_proj" } },
+        /^lora\.targetModules: "\(\?P<x>q\)_proj" selects no module of this base \(a string other than "all-linear" is a Python regex that must match a whole module path, such as model\.layers\.0\./,
+      ],
+      [
+        "regex-invalid",
+        { ...grpo("regex-invalid", prompts), lora: { targetModules: "[" } },
+        /^lora\.targetModules: not a supported regular expression: .*missing closing \]/,
+      ],
+      [
+        "alpha-overflow",
+        { ...grpo("alpha-overflow", prompts), lora: { alpha: 1e40 } },
+        /^lora\.alpha: the LoRA scaling alpha \/ r = 1\.25e\+39 is not finite in float32$/,
       ],
       [
         "sft-no-completion",
@@ -123,15 +163,7 @@ describe("run configs are checked before the run is accepted", () => {
     assert.equal(res.status, 201, await res.clone().text());
     const created = (await res.json()) as RunInfo;
     assert.deepEqual(created.config.lora, { r: 8, alpha: 16, targetModules: "all-linear", rslora: false });
-    const done = await eventually(
-      "default-lora completes",
-      async () => {
-        const info = (await (await fetch(`${stack.trainer.url}/v1/runs/default-lora`)).json()) as RunInfo;
-        return info.status === "running" ? undefined : info;
-      },
-      120_000,
-      200,
-    );
+    const done = await ended("default-lora");
     assert.equal(done.status, "completed", JSON.stringify(done));
     const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/default-lora/versions`)).json()) as {
       versions: { manifestKey: string }[];
@@ -154,5 +186,66 @@ describe("run configs are checked before the run is accepted", () => {
     } finally {
       objects.client.destroy();
     }
+  });
+
+  it("a string targetModules is a Python regex over whole module paths, as PEFT reads it", async () => {
+    const run = "regex-targets";
+    const res = await post(`${stack.trainer.url}/v1/runs`, {
+      ...grpo(run, data("r", [{ prompt: "q:" }])),
+      steps: 1,
+      lora: { targetModules: ".*q_proj" },
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const done = await ended(run);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json()) as {
+      versions: { manifestKey: string }[];
+    };
+    const newest = versions.versions.at(-1);
+    assert.ok(newest !== undefined, JSON.stringify(versions));
+    const objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast"));
+    try {
+      const store = new AdapterStore(objects);
+      const read = await store.readManifest(newest.manifestKey);
+      assert.ok(read?.ok, JSON.stringify(read));
+      assert.equal(read.value.manifest.adapter.config.target_modules, ".*q_proj");
+      const weights = await store.downloadBlob(weightsFile(read.value.manifest));
+      assert.ok(weights.ok);
+      const file = decodeSafetensors(weights.value);
+      assert.ok(file.ok);
+      const keys = [...file.value.tensors.keys()];
+      assert.ok(keys.length > 0);
+      // Exactly the q_proj factors: what PEFT's re.fullmatch(".*q_proj", name) selects.
+      assert.deepEqual(
+        keys.filter((k) => !/\.self_attn\.q_proj\.lora_[AB]\.weight$/.test(k)),
+        [],
+      );
+    } finally {
+      objects.client.destroy();
+    }
+  });
+
+  it("a run whose optimizer step makes the parameters non-finite skips those steps, then fails naming the cause", async () => {
+    const run = "diverging";
+    const res = await post(`${stack.trainer.url}/v1/runs`, {
+      ...grpo(run, data("d", [{ prompt: "q:" }])),
+      steps: 5,
+      optimizer: { lr: 1e308, schedule: "constant" },
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const done = await ended(run);
+    assert.equal(done.status, "failed", JSON.stringify(done));
+    assert.match(
+      done.error ?? "",
+      /parameters became non-finite after the optimizer step at step 3 \(base_model\.model\..*lora_[AB]\.weight element \d+ is (NaN|-?Infinity); optimizer\.lr = 1e\+308\); 3 consecutive non-finite steps/,
+    );
+    // Only the initial (finite) adapter was published: every skipped step was undone.
+    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json()) as {
+      versions: { version: number }[];
+    };
+    assert.deepEqual(
+      versions.versions.map((v) => v.version),
+      [1],
+    );
   });
 });

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Clock } from "@loracast/shared/platform";
+import { NonFiniteLogitsError } from "@loracast/shared/runtime";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
@@ -89,6 +90,9 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
           choices: choices.map((ch) => formatChoice(kind, ch, p, service)),
           usage: totals(p, choices),
         });
+      } catch (e) {
+        if (e instanceof NonFiniteLogitsError) return errorResponse(c, "adapter_failed", e.message, "model");
+        throw e;
       } finally {
         p.model.release();
       }
@@ -125,6 +129,20 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
         if (p.includeUsage) send({ ...head, object, choices: [], usage: totals(p, choices) });
         chain = chain.then(() => stream.writeSSE({ data: "[DONE]" }));
         await chain;
+      } catch (e) {
+        if (!(e instanceof NonFiniteLogitsError)) throw e;
+        // The 200 is already sent: the error goes in the stream, as vLLM reports mid-stream
+        // failures, and no [DONE] follows.
+        const requestId = (c.get("requestId") as string | undefined) ?? null;
+        const error = {
+          code: "adapter_failed",
+          message: e.message,
+          type: "invalid_request_error",
+          param: "model",
+          requestId,
+        };
+        await chain;
+        await stream.writeSSE({ data: JSON.stringify({ error }) });
       } finally {
         p.model.release();
       }

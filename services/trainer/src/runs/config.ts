@@ -95,9 +95,9 @@ export const runConfigSchema = z.strictObject({
     .strictObject({
       r: positiveInt.max(256).default(8),
       alpha: z.number().positive().default(16),
-      targetModules: z
-        .union([z.array(z.string().min(1)).min(1), z.literal("all-linear")])
-        .default("all-linear"),
+      // PEFT's target_modules: module names (each matches a module or its last path segments),
+      // "all-linear", or one Python regex that must match a whole module path (re.fullmatch).
+      targetModules: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).default("all-linear"),
       rslora: z.boolean().default(false),
     })
     .prefault({}),
@@ -136,10 +136,32 @@ export const runConfigSchema = z.strictObject({
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
-/** The first problem with a config, naming the field: `algorithm.epsilon: expected number`. */
+/**
+ * The first problem with a config, naming the deepest field: `algorithm.epsilon: expected number`,
+ * `lora.targetModules.1: Invalid input: expected string, received number`.
+ */
 export function describeConfigError(error: z.ZodError): string {
   const issue = error.issues[0];
   if (issue === undefined) return "invalid run config";
-  const field = issue.path.length > 0 ? issue.path.join(".") : "(document)";
-  return `${field}: ${issue.message}`;
+  const { path, message } = deepest(issue, []);
+  return `${path.length > 0 ? path.join(".") : "(document)"}: ${message}`;
+}
+
+/**
+ * A union's own issue only says "Invalid input"; its branches say why (zod v4 keeps each branch's
+ * issues, with paths relative to the union). The branch that got furthest into the value is the
+ * one the user meant, so its first issue is reported at its full path. When no branch got past the
+ * union's own value (a number where a list or a string goes), the branches' expectations are joined.
+ */
+function deepest(issue: z.core.$ZodIssue, prefix: PropertyKey[]): { path: PropertyKey[]; message: string } {
+  const path = [...prefix, ...issue.path];
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return { path, message: issue.message };
+  const branches = issue.errors.flatMap((b) => (b[0] === undefined ? [] : [deepest(b[0], path)]));
+  const best = branches.reduce<{ path: PropertyKey[]; message: string } | undefined>(
+    (a, b) => (a === undefined || b.path.length > a.path.length ? b : a),
+    undefined,
+  );
+  if (best === undefined) return { path, message: issue.message };
+  if (best.path.length > path.length) return best;
+  return { path, message: [...new Set(branches.map((b) => b.message))].join("; or ") };
 }

@@ -52,6 +52,8 @@ export class RunLoop {
   private step = 0;
   private version = 0;
   private versionStep = 0;
+  /** Whether a step changed the parameters since the last publish; skipped steps change nothing. */
+  private changed = false;
   private readonly reward;
 
   constructor(
@@ -99,19 +101,35 @@ export class RunLoop {
     let nonFinite = 0;
     while (this.step < config.steps) {
       signal.throwIfAborted();
-      const ok = await this.trainStep(signal);
-      nonFinite = ok ? 0 : nonFinite + 1;
-      if (nonFinite >= config.maxNonFiniteSteps) {
-        throw new TrainerError("internal", `${nonFinite} steps in a row had a non-finite loss or gradient`);
+      const before = this.snapshot();
+      const skipped = await this.trainStep(signal);
+      if (skipped !== null) {
+        // Nothing of a skipped step survives: intermediate optimizer steps (GRPO's numIterations)
+        // or the last one may already have written NaN into the parameters or the moments.
+        this.restoreSnapshot(before);
+        nonFinite++;
+        this.d.log.warn("step skipped", { run: config.run, step: this.step + 1, reason: skipped });
+        this.d.emit({ type: "skipped", step: this.step + 1, reason: `${skipped}; step skipped` });
+        if (nonFinite >= config.maxNonFiniteSteps) {
+          throw new TrainerError(
+            "internal",
+            `${skipped}; ${nonFinite} consecutive non-finite steps (maxNonFiniteSteps = ${config.maxNonFiniteSteps})`,
+          );
+        }
+      } else {
+        nonFinite = 0;
+        this.changed = true;
       }
       this.step++;
       const last = this.step === config.steps;
-      if (this.step % config.publishEvery === 0 || last) await this.publish();
+      // A copy of the previous version is no new version (after skipped steps, say).
+      if ((this.step % config.publishEvery === 0 || last) && this.changed) await this.publish();
       if (this.step % config.checkpointEvery === 0 || last) await this.checkpoint();
     }
   }
 
-  private async trainStep(signal: AbortSignal): Promise<boolean> {
+  /** Trains one step: null when it was applied, else why it was skipped (in training terms). */
+  private async trainStep(signal: AbortSignal): Promise<string | null> {
     const { config, d } = this;
     const now = () => d.clock.now();
     const stepStart = now();
@@ -210,13 +228,14 @@ export class RunLoop {
     const t2 = now();
     const gradNorm = clipGradNorm(g.grads, config.optimizer.maxGradNorm);
     if (!Number.isFinite(g.loss) || !Number.isFinite(gradNorm)) {
-      const reason = `non-finite ${Number.isFinite(g.loss) ? "gradient norm" : "loss"}; step skipped`;
-      d.log.warn("step skipped", { run: config.run, step: this.step + 1, reason });
-      d.emit({ type: "skipped", step: this.step + 1, reason });
-      return false;
+      return `non-finite ${Number.isFinite(g.loss) ? "gradient norm" : "loss"} at step ${this.step + 1}`;
     }
     this.optimizer.step(this.params.named(), g.grads, lr);
     phases.optimizer = now() - t2;
+    const broken = firstNonFiniteParam(this.params.named());
+    if (broken !== null) {
+      return `parameters became non-finite after the optimizer step at step ${this.step + 1} (${broken}; optimizer.lr = ${lr})`;
+    }
 
     const rewards = samples.map((s) => s.reward).filter((r) => !Number.isNaN(r));
     const mean = rewards.reduce((a, b) => a + b, 0) / Math.max(rewards.length, 1);
@@ -240,7 +259,25 @@ export class RunLoop {
       },
       phasesMs: phases,
     });
-    return true;
+    return null;
+  }
+
+  /** Copies of the parameters and the optimizer state, to undo a step that went non-finite. */
+  private snapshot(): Snapshot {
+    const copy = (m: ReadonlyMap<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, v.slice()]));
+    const { state } = this.optimizer;
+    return {
+      params: copy(this.params.named()),
+      step: state.step,
+      moments: new Map([...state.moments].map(([k, mv]) => [k, { m: mv.m.slice(), v: mv.v.slice() }])),
+    };
+  }
+
+  private restoreSnapshot(s: Snapshot): void {
+    this.params.assign(s.params);
+    this.optimizer.state.step = s.step;
+    this.optimizer.state.moments.clear();
+    for (const [k, mv] of s.moments) this.optimizer.state.moments.set(k, mv);
   }
 
   /** A probe: the first example's prompt and this adapter's log-probabilities along it. */
@@ -262,6 +299,7 @@ export class RunLoop {
     });
     this.version = result.version;
     this.versionStep = this.step;
+    this.changed = false;
     this.d.rollouts.offer(this.version, this.params.feeds());
     this.d.emit({
       type: "published",
@@ -281,4 +319,21 @@ export class RunLoop {
     });
     this.d.emit({ type: "checkpoint", step: this.step, key, ms: this.d.clock.now() - start });
   }
+}
+
+interface Snapshot {
+  params: Map<string, Float32Array>;
+  step: number;
+  moments: Map<string, { m: Float32Array; v: Float32Array }>;
+}
+
+/** The first parameter holding a NaN or ±Inf, as `<PEFT key> element <i> is <value>`, or null. */
+function firstNonFiniteParam(params: ReadonlyMap<string, Float32Array>): string | null {
+  for (const [key, p] of params) {
+    for (let i = 0; i < p.length; i++) {
+      const x = p[i] as number;
+      if (!Number.isFinite(x)) return `${key} element ${i} is ${x}`;
+    }
+  }
+  return null;
 }

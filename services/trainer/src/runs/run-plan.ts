@@ -22,7 +22,8 @@ const invalid = (message: string) => err(new TrainerError("invalid_config", mess
 
 /**
  * The run's LoRA as PEFT config, checked against the base: every `lora.targetModules` entry must
- * select at least one module (a typo would otherwise train fewer modules than asked, silently).
+ * select at least one module (a typo would otherwise train fewer modules than asked, silently),
+ * and the scaling must fit float32.
  */
 export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, TrainerError> {
   const { lora } = config;
@@ -35,10 +36,21 @@ export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, 
     use_rslora: lora.rslora,
     bias: "none",
   });
-  if (!parsed.ok) return invalid(`lora: ${parsed.error.message}`);
+  if (!parsed.ok) {
+    // Only target_modules can fail here (the schema checked r and alpha): a string is a Python regex.
+    const e = parsed.error;
+    return invalid(e.field === "target_modules" ? `lora.targetModules: ${e.reason}` : `lora: ${e.message}`);
+  }
+  // The engine folds the scaling into B as float32; past that range every published version would
+  // be refused (verify.ts), the first one before any step.
+  const scaling = lora.rslora ? lora.alpha / Math.sqrt(lora.r) : lora.alpha / lora.r;
+  if (!Number.isFinite(Math.fround(scaling))) {
+    const rule = lora.rslora ? "alpha / sqrt(r)" : "alpha / r";
+    return invalid(`lora.alpha: the LoRA scaling ${rule} = ${scaling} is not finite in float32`);
+  }
   const modules = [...spec.modules.keys()];
   const suffixes = [...new Set(modules.map((m) => m.slice(m.lastIndexOf(".") + 1)))];
-  const entries = lora.targetModules === "all-linear" ? [] : lora.targetModules;
+  const entries = typeof lora.targetModules === "string" ? [] : lora.targetModules;
   for (const [i, entry] of entries.entries()) {
     if (!modules.some((m) => m === entry || m.endsWith(`.${entry}`))) {
       return invalid(
@@ -47,7 +59,10 @@ export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, 
     }
   }
   if (!modules.some((m) => isTargeted(parsed.value, m))) {
-    return invalid("lora.targetModules: selects no module of this base");
+    const example = modules[0] ?? "";
+    return invalid(
+      `lora.targetModules: ${JSON.stringify(lora.targetModules)} selects no module of this base (a string other than "all-linear" is a Python regex that must match a whole module path, such as ${example})`,
+    );
   }
   return ok(parsed.value);
 }
