@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { access, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import pRetry, { AbortError } from "p-retry";
 import type { AdapterEvent } from "../manifest/index.ts";
@@ -117,6 +117,15 @@ export class Outbox {
     this.inFlight.add(d.id);
     const path = join(this.o.dir, `${d.id}.json`);
     try {
+      // A sweep that listed this delivery before another attempt sent it and removed its file
+      // must not send it again.
+      if (
+        !(await access(path).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
       if (this.o.clock.now() - d.createdAt > (this.o.maxAgeMs ?? 86_400_000)) {
         await rename(path, join(this.o.dir, "dead", `${d.id}.json`));
         this.stats.dead++;
