@@ -7,8 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { ROOT } from "@loracast/shared/supervisor";
+import { captureLines } from "./output-lines.ts";
 
 /** How a process ended: its exit code, or the signal that ended it. */
 export interface Exit {
@@ -59,19 +59,7 @@ export function startLocalStack(env: Record<string, string>): LocalStackRun {
     detached: true,
   });
   const pgid = proc.pid as number;
-  const lines: string[] = [];
-  const waiters: { match: RegExp; resolve: (l: string) => void }[] = [];
-  const onLine = (line: string): void => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.match.test(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  };
-  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", onLine);
-  createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", onLine);
+  const { lines, waitForLine: waitWithin } = captureLines(proc, "npm start");
   const exited = new Promise<Exit>((resolve) =>
     proc.once("exit", (code, signal) => resolve({ code, signal })),
   );
@@ -80,35 +68,7 @@ export function startLocalStack(env: Record<string, string>): LocalStackRun {
     done = true;
   });
 
-  const waitForLine = (match: RegExp, timeoutMs = 120_000): Promise<string> => {
-    const past = lines.find((l) => match.test(l));
-    if (past !== undefined) return Promise.resolve(past);
-    return new Promise((resolve, reject) => {
-      const fail = (why: string) => {
-        const i = waiters.indexOf(w);
-        if (i >= 0) waiters.splice(i, 1);
-        reject(new Error(`npm start: ${why} waiting for ${match}; output:\n${lines.slice(-40).join("\n")}`));
-      };
-      const timer = setTimeout(() => fail(`no line within ${timeoutMs} ms`), timeoutMs);
-      const w = {
-        match,
-        resolve: (l: string) => {
-          clearTimeout(timer);
-          resolve(l);
-        },
-      };
-      waiters.push(w);
-      void exited.then(() => {
-        // Give readline a turn to deliver the last lines before giving up.
-        setTimeout(() => {
-          if (waiters.includes(w)) {
-            clearTimeout(timer);
-            fail("exited");
-          }
-        }, 50);
-      });
-    });
-  };
+  const waitForLine = (match: RegExp, timeoutMs = 120_000): Promise<string> => waitWithin(match, timeoutMs);
 
   const killGroup = (): void => {
     try {

@@ -12,11 +12,11 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { ROOT, type Service } from "@loracast/shared/supervisor";
 import { LLAMA_CONFIG } from "../helpers/adapters.ts";
 import { freePortRange } from "../helpers/local-stack.ts";
+import { captureLines } from "../helpers/output-lines.ts";
 import { s3Env, startS3 } from "../helpers/s3.ts";
 import { SECRET, TOKEN } from "../helpers/stack.ts";
 
@@ -51,41 +51,13 @@ function start(kind: Kind, env: Record<string, string>): Started {
     env: { PATH: process.env.PATH ?? "", ...own[kind], ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const lines: string[] = [];
-  const waiters: { match: RegExp; resolve: (l: string) => void }[] = [];
-  const onLine = (l: string) => {
-    lines.push(l);
-    for (const w of [...waiters]) {
-      if (w.match.test(l)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(l);
-      }
-    }
-  };
-  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", onLine);
-  createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", onLine);
+  const { lines, waitForLine } = captureLines(proc, kind);
   const exited = once(proc, "exit").then(([code]) => code as number | null);
   const started: Started = {
     proc,
     lines,
     exited,
-    waitForLine: (match, timeoutMs) => {
-      const past = lines.find((l) => match.test(l));
-      if (past !== undefined) return Promise.resolve(past);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${kind}: no line ${match} in ${timeoutMs} ms:\n${lines.join("\n")}`)),
-          timeoutMs,
-        );
-        waiters.push({
-          match,
-          resolve: (l) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        });
-      });
-    },
+    waitForLine,
   };
   running.push(started);
   return started;
