@@ -17,7 +17,7 @@ export {
   NonFiniteLogitsError,
 } from "./engine.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
-export { argmaxRow, logProbAt } from "./logits.ts";
+export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
 export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {

@@ -73,3 +73,31 @@ export function argmax(values: Float32Array): number {
   }
   return Math.max(0, index);
 }
+
+/**
+ * Whether every logit is finite. `x - x` is 0 for a finite x and NaN for NaN or ±Inf, so four
+ * branch-free sums over the row tell (the same four-lane shape as the greedy argmax): this runs on
+ * every row of every decode step, beside the sampling passes. -0 counts as finite.
+ */
+export function allFinite(row: Float32Array): boolean {
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  const n = row.length - (row.length % 4);
+  for (let i = 0; i < n; i += 4) {
+    const x0 = row[i] as number;
+    const x1 = row[i + 1] as number;
+    const x2 = row[i + 2] as number;
+    const x3 = row[i + 3] as number;
+    a += x0 - x0;
+    b += x1 - x1;
+    c += x2 - x2;
+    d += x3 - x3;
+  }
+  for (let i = n; i < row.length; i++) {
+    const x = row[i] as number;
+    a += x - x;
+  }
+  return a + b + c + d === 0;
+}

@@ -10,6 +10,7 @@ import { createRng } from "../random/index.ts";
 import { ROOT } from "../supervisor/index.ts";
 import {
   adapterFeeds,
+  allFinite,
   argmaxRow,
   baseFeeds,
   DecoderSession,
@@ -24,6 +25,23 @@ import {
 } from "./index.ts";
 
 const FIXTURE = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny");
+
+describe("allFinite", () => {
+  it("is false for one NaN or infinity anywhere in the row, in every lane and the tail", () => {
+    for (const n of [1, 3, 4, 7, 8, 1001]) {
+      const row = Float32Array.from({ length: n }, (_, j) => ((j * 37) % 11) - 5 - 0.25);
+      assert.equal(allFinite(row), true, `n=${n}`);
+      for (const at of [0, n - 1, Math.floor(n / 2)]) {
+        for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+          const copy = row.slice();
+          copy[at] = bad;
+          assert.equal(allFinite(copy), false, `n=${n} at=${at} ${bad}`);
+        }
+      }
+    }
+    assert.equal(allFinite(Float32Array.of(-0, 0, 3.4e38, -3.4e38, 1e-45)), true);
+  });
+});
 
 describe("argmax", () => {
   /** The one-lane scan the four-lane argmax must agree with. */
