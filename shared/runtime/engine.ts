@@ -8,23 +8,43 @@
 import type { Rng } from "../random/index.ts";
 import type { DecoderSession, KvCache } from "./decoder-session.ts";
 import { allFinite } from "./logits.ts";
+import { invalidProcessorParams, LogitsProcessors } from "./logits-processors.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
-import { type SampledToken, type SamplingParams, sampleToken } from "./sampling.ts";
+import { type SampledToken, type SamplingParams, sampleToken, scoreToken } from "./sampling.ts";
 
 export interface GenerationRequest {
   prompt: readonly number[];
   /** The adapter version pinned at admission. Requests with the same key share batches. */
   adapter: { key: string; feeds: LoraFeeds };
+  /** Temperature, truncation and logits processors; `generate` rejects with a RangeError naming a bad field. */
   sampling: SamplingParams;
+  /** Most tokens to generate; it ends the sequence with reason "length" even before `minTokens`. */
   maxTokens: number;
+  /** Tokens that end the sequence with reason "stop" (EOS and the request's stop token ids). */
   stopTokens: ReadonlySet<number>;
   /**
+   * vLLM min_tokens (default 0): while fewer tokens are generated, the stop tokens' logits are
+   * -inf, and neither a stop token nor `shouldStop` ends the sequence until more than this many
+   * tokens exist (vLLM checks stop strings only then too), so at least `minTokens` tokens precede
+   * whatever stops it. `maxTokens` still wins.
+   */
+  minTokens?: number;
+  /**
    * Checked after each token, once `onToken` has seen it; true ends the sequence with reason
-   * "stop". The caller keeps whatever state it needs (stop strings track the decoded text).
+   * "stop", once more than `minTokens` tokens exist. The caller keeps whatever state it needs
+   * (stop strings track the decoded text); with `minTokens`, it should not match stop strings in
+   * the first `minTokens` tokens, whose text the sequence keeps.
    */
   shouldStop?: () => boolean;
   /** Top alternatives to return with each token; null asks for no logprobs at all. */
   logprobs: number | null;
+  /**
+   * vLLM prompt_logprobs (OpenAI echo with logprobs): the top alternatives to return at each
+   * prompt position in `GenerationResult.promptTokens`; 0 returns only each prompt token's own
+   * logprob; null or absent computes nothing. Costs the logits of every prompt position in the
+   * prefill, which only the requests that ask for it pay (they are prefilled apart).
+   */
+  promptLogprobs?: number | null;
   rng: Rng;
   signal?: AbortSignal;
   onToken?: (t: SampledToken) => void;
@@ -35,6 +55,13 @@ export type FinishReason = "stop" | "length" | "abort";
 export interface GenerationResult {
   tokens: SampledToken[];
   finishReason: FinishReason;
+  /**
+   * One entry per prompt token when `promptLogprobs` was asked (absent otherwise, and for a
+   * request aborted before its prefill): the token, log p(token | the tokens before it) from the
+   * raw model logits (log_softmax without processors or temperature, as vLLM's prompt_logprobs),
+   * and the `promptLogprobs` best alternatives. The first token has no prefix: logprob null, top [].
+   */
+  promptTokens?: SampledToken[];
 }
 
 /**
@@ -47,10 +74,12 @@ export class NonFiniteLogitsError extends Error {
   override readonly name = "NonFiniteLogitsError";
   constructor(
     readonly adapter: string,
+    /** Index of the token whose logits were non-finite, among the generated or the prompt tokens. */
     readonly step: number,
+    readonly where: "generated" | "prompt" = "generated",
   ) {
     super(
-      `adapter ${adapter} produced non-finite logits at generated token ${step}: its LoRA effect overflows float32 (check lora_alpha / alpha_pattern and the factor magnitudes)`,
+      `adapter ${adapter} produced non-finite logits at ${where} token ${step}: its LoRA effect overflows float32 (check lora_alpha / alpha_pattern and the factor magnitudes)`,
     );
   }
 }
@@ -60,6 +89,10 @@ interface Sequence {
   /** Set when a step's logits were non-finite; the sequence is rejected with it at the next check. */
   failure?: NonFiniteLogitsError;
   tokens: SampledToken[];
+  /** The request's logits processors; null when it has none, and its rows are sampled as they come. */
+  processors: LogitsProcessors | null;
+  /** Set by the prefill when the request asked for prompt logprobs. */
+  promptTokens?: SampledToken[];
   ids: number[];
   /** Tokens in the cache for this row (prompt + generated so far, minus the pending last one). */
   valid: number;
@@ -103,8 +136,21 @@ export class Engine {
 
   generate(req: GenerationRequest): Promise<GenerationResult> {
     if (req.prompt.length === 0) return Promise.reject(new Error("prompt is empty"));
+    const invalid = invalidProcessorParams(
+      req.sampling,
+      req.minTokens ?? 0,
+      this.session.manifest.dims.vocabSize,
+    );
+    if (invalid !== null) return Promise.reject(new RangeError(invalid));
+    const k = req.promptLogprobs;
+    if (k != null && !(Number.isInteger(k) && k >= 0))
+      return Promise.reject(new RangeError(`promptLogprobs must be an integer ≥ 0 or null, got ${k}`));
+    const processors = LogitsProcessors.create(req.sampling, req.prompt, {
+      minTokens: req.minTokens ?? 0,
+      stopTokens: req.stopTokens,
+    });
     return new Promise((resolve, reject) => {
-      this.waiting.push({ req, tokens: [], ids: [...req.prompt], valid: 0, resolve, reject });
+      this.waiting.push({ req, tokens: [], processors, ids: [...req.prompt], valid: 0, resolve, reject });
       if (this.running) return;
       this.running = true;
       // Start on the next turn of the event loop, so that requests submitted together (the n
@@ -151,35 +197,52 @@ export class Engine {
       const room = this.maxBatch - group.rows.length;
       const now = seqs.slice(0, Math.max(0, room));
       this.waiting.push(...seqs.slice(now.length));
-      if (now.length === 0) continue;
-      const prefilled = await this.prefill(now, group.feeds);
-      const live = now.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
-      if (live.length === now.length && group.rows.length === 0) {
-        // A new group of prefilled rows is already laid out as a batch: no copy, and on a GPU
-        // the cache stays there.
-        group.cache = prefilled.cache;
-        group.pads = prefilled.pads;
-        group.rows.push(...now);
-        this.groups.set(key, group);
-      } else if (live.length > 0) {
-        const running = group.cache === null ? null : await this.session.toHost(group.cache);
-        const fresh = await this.session.toHost(prefilled.cache);
-        const sources = [
-          ...group.rows.map((_, i) => ({ cache: running as KvCache, row: i, pad: group.pads[i] ?? 0 })),
-          ...live.map(({ i }) => ({ cache: fresh, row: i, pad: prefilled.pads[i] ?? 0 })),
-        ];
-        const merged = this.session.regroup(sources);
-        group.cache = merged.cache;
-        group.pads = merged.pads;
-        group.rows.push(...live.map(({ s }) => s));
-        this.groups.set(key, group);
-      } else {
-        this.session.free(prefilled.cache);
-      }
+      // Prompt logprobs need the logits of every prompt position, a vocabulary-wide projection
+      // each: those requests are prefilled apart, so that the others keep paying for one.
+      const scored = now.filter((s) => s.req.promptLogprobs != null);
+      const plain = now.filter((s) => s.req.promptLogprobs == null);
+      if (plain.length > 0) await this.join(group, plain, false);
+      if (scored.length > 0) await this.join(group, scored, true);
     }
   }
 
-  private async prefill(seqs: Sequence[], feeds: LoraFeeds): Promise<{ cache: KvCache; pads: number[] }> {
+  /** Prefills `now` and merges the rows still running into `group`. */
+  private async join(group: Group, now: Sequence[], scored: boolean): Promise<void> {
+    const prefilled = await this.prefill(now, group.feeds, scored);
+    const live = now.map((s, i) => ({ s, i })).filter(({ s }) => !this.finished(s));
+    if (live.length === now.length && group.rows.length === 0) {
+      // A new group of prefilled rows is already laid out as a batch: no copy, and on a GPU
+      // the cache stays there.
+      group.cache = prefilled.cache;
+      group.pads = prefilled.pads;
+      group.rows.push(...now);
+      this.groups.set(group.key, group);
+    } else if (live.length > 0) {
+      const running = group.cache === null ? null : await this.session.toHost(group.cache);
+      const fresh = await this.session.toHost(prefilled.cache);
+      const sources = [
+        ...group.rows.map((_, i) => ({ cache: running as KvCache, row: i, pad: group.pads[i] ?? 0 })),
+        ...live.map(({ i }) => ({ cache: fresh, row: i, pad: prefilled.pads[i] ?? 0 })),
+      ];
+      const merged = this.session.regroup(sources);
+      group.cache = merged.cache;
+      group.pads = merged.pads;
+      group.rows.push(...live.map(({ s }) => s));
+      this.groups.set(group.key, group);
+    } else {
+      this.session.free(prefilled.cache);
+    }
+  }
+
+  /**
+   * One forward pass over the prompts of `seqs`, left-padded to the longest, and their first
+   * token. `scored` returns the logits of every position (prompt logprobs), not only the last.
+   */
+  private async prefill(
+    seqs: Sequence[],
+    feeds: LoraFeeds,
+    scored: boolean,
+  ): Promise<{ cache: KvCache; pads: number[] }> {
     const longest = Math.max(...seqs.map((s) => s.ids.length));
     const batch = seqs.length;
     const inputIds = new BigInt64Array(batch * longest);
@@ -202,15 +265,36 @@ export class Engine {
         inputIds,
         attentionMask: mask,
         positionIds: positions,
-        logitsPositions: new BigInt64Array(batch).fill(BigInt(longest - 1)),
-        logitsCount: 1,
+        logitsPositions: scored
+          ? BigInt64Array.from({ length: batch * longest }, (_, i) => BigInt(i % longest))
+          : new BigInt64Array(batch).fill(BigInt(longest - 1)),
+        logitsCount: scored ? longest : 1,
         past: null,
       },
       feeds,
     );
     this.stats.prefills++;
-    this.take(seqs, out.logits);
+    if (scored) this.scorePrompts(seqs, out.logits, pads, longest);
+    this.take(seqs, out.logits, scored ? longest : 1);
     return { cache: out.present, pads };
+  }
+
+  /**
+   * Sets each sequence's `promptTokens` from `[rows, longest, vocab]` logits of left-padded
+   * prompts: prompt token i is scored by the logits at the position of token i - 1.
+   */
+  private scorePrompts(seqs: Sequence[], logits: Float32Array, pads: number[], longest: number): void {
+    const vocab = this.session.manifest.dims.vocabSize;
+    seqs.forEach((s, r) => {
+      const top = s.req.promptLogprobs ?? 0;
+      s.promptTokens = s.req.prompt.map((token, i) => {
+        if (i === 0) return { token, logprob: null, top: [] };
+        const at = (r * longest + (pads[r] ?? 0) + i - 1) * vocab;
+        const row = logits.subarray(at, at + vocab);
+        if (!allFinite(row)) s.failure ??= new NonFiniteLogitsError(s.req.adapter.key, i, "prompt");
+        return scoreToken(row, token, top);
+      });
+    });
   }
 
   private async decode(group: Group): Promise<void> {
@@ -246,16 +330,23 @@ export class Engine {
     if (group.rows.length === 0) this.groups.delete(group.key);
   }
 
-  /** Samples one token per row from `[rows, vocab]` logits. */
-  private take(seqs: Sequence[], logits: Float32Array): void {
+  /**
+   * Samples one token per row from `[rows, positions, vocab]` logits, from each row's last
+   * position, after the row's logits processors.
+   */
+  private take(seqs: Sequence[], logits: Float32Array, positions = 1): void {
     const vocab = this.session.manifest.dims.vocabSize;
     seqs.forEach((s, r) => {
-      const row = logits.subarray(r * vocab, (r + 1) * vocab);
+      if (s.failure !== undefined) return;
+      const at = ((r + 1) * positions - 1) * vocab;
+      const row = logits.subarray(at, at + vocab);
       if (!allFinite(row)) {
         s.failure = new NonFiniteLogitsError(s.req.adapter.key, s.tokens.length);
         return;
       }
-      const t = sampleToken(row, s.req.sampling, s.req.rng, s.req.logprobs);
+      const processed = s.processors === null ? row : s.processors.apply(row);
+      const t = sampleToken(processed, s.req.sampling, s.req.rng, s.req.logprobs);
+      s.processors?.record(t.token);
       s.tokens.push(t);
       s.ids.push(t.token);
       this.stats.tokens++;
@@ -270,13 +361,17 @@ export class Engine {
       s.reject(s.failure);
       return true;
     }
+    // vLLM min_tokens: a stop condition counts once more than minTokens tokens exist.
+    const mayStop = s.tokens.length > (s.req.minTokens ?? 0);
     let reason: FinishReason | null = null;
     if (s.req.signal?.aborted) reason = "abort";
-    else if (last !== undefined && s.req.stopTokens.has(last.token)) reason = "stop";
-    else if (s.req.shouldStop?.() === true) reason = "stop";
+    else if (mayStop && last !== undefined && s.req.stopTokens.has(last.token)) reason = "stop";
+    else if (mayStop && s.req.shouldStop?.() === true) reason = "stop";
     else if (s.tokens.length >= s.req.maxTokens) reason = "length";
     if (reason === null) return false;
-    s.resolve({ tokens: s.tokens, finishReason: reason });
+    const result: GenerationResult = { tokens: s.tokens, finishReason: reason };
+    if (s.promptTokens !== undefined) result.promptTokens = s.promptTokens;
+    s.resolve(result);
     return true;
   }
 

@@ -18,6 +18,7 @@ export {
 } from "./engine.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
+export { LogitsProcessors, type StopConditions } from "./logits-processors.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
 export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {
@@ -25,5 +26,6 @@ export {
   type SampledToken,
   type SamplingParams,
   sampleToken,
+  scoreToken,
   type TokenLogprob,
 } from "./sampling.ts";

@@ -1,19 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildArtifacts } from "../model-builder/index.ts";
-import { verifyAdapterFiles } from "../model-spec/index.ts";
 import { createRng } from "../random/index.ts";
-import { ROOT } from "../supervisor/index.ts";
 import {
-  adapterFeeds,
   allFinite,
   argmaxRow,
-  baseFeeds,
-  DecoderSession,
+  type DecoderSession,
   Engine,
   type GenerationRequest,
   GREEDY,
@@ -23,8 +14,7 @@ import {
   sampleToken,
   sessionsCreated,
 } from "./index.ts";
-
-const FIXTURE = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny");
+import { loadTinyModel, type TinyModel } from "./tiny-model.ts";
 
 describe("allFinite", () => {
   it("is false for one NaN or infinity anywhere in the row, in every lane and the tail", () => {
@@ -160,7 +150,7 @@ describe("sampling", () => {
 });
 
 describe("engine on llama-tiny", () => {
-  let work: string;
+  let model: TinyModel;
   let session: DecoderSession;
   let lora: LoraFeeds;
   let base: LoraFeeds;
@@ -171,29 +161,10 @@ describe("engine on llama-tiny", () => {
   ];
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
-    const built = await buildArtifacts({
-      checkpointDir: join(FIXTURE, "base"),
-      outDir: work,
-      quant: { kind: "fp32" },
-    });
-    assert.ok(built.ok);
-    const loaded = await DecoderSession.load(work);
-    assert.ok(loaded.ok);
-    session = loaded.value;
-    const checked = verifyAdapterFiles(
-      session.spec,
-      await readFile(join(FIXTURE, "adapter", "adapter_config.json"), "utf8"),
-      await readFile(join(FIXTURE, "adapter", "adapter_model.safetensors")),
-    );
-    assert.ok(checked.ok);
-    lora = adapterFeeds(session.spec, checked.value.verified);
-    base = baseFeeds(session.spec);
+    model = await loadTinyModel();
+    ({ session, lora, base } = model);
   });
-  after(async () => {
-    await session.release();
-    rmSync(work, { recursive: true, force: true });
-  });
+  after(() => model.dispose());
 
   const request = (
     prompt: number[],

@@ -1,12 +1,24 @@
 /**
- * Turning one row of logits into a token. Logprobs are those of the tempered distribution,
- * log_softmax(logits / temperature), before top-k/top-p/min-p truncation: the quantity a GRPO
- * trainer recomputes (TRL divides logits by the temperature too), so sampler and trainer agree.
- * Temperature 0 is greedy, with logprobs of the untempered distribution.
+ * Turning one row of logits into a token, in vLLM's order (vllm/v1/sample/sampler.py,
+ * `Sampler.forward`): the logits processors of `logits-processors.ts` first (min_tokens,
+ * logit_bias, then the repetition, frequency and presence penalties), then the temperature, then
+ * min-p, top-k and top-p truncation.
+ *
+ * Returned logprobs are those of the processed, tempered distribution,
+ * log_softmax(processed logits / temperature), before top-k/top-p/min-p truncation: without
+ * processors that is the quantity a GRPO trainer recomputes (TRL divides logits by the
+ * temperature too), so sampler and trainer agree; with them, it is the distribution the token
+ * was drawn from before truncation. Temperature 0 is greedy, with logprobs of the processed,
+ * untempered distribution. Prompt logprobs (`scoreToken`) are of the raw logits instead.
  */
 import type { Rng } from "../random/index.ts";
 import { argmax } from "./logits.ts";
 
+/**
+ * How one sequence turns logits into tokens. The optional fields are the logits processors
+ * (`createLogitsProcessors` applies them, in the order listed, before the temperature); absent
+ * ones, and their neutral values, leave the logits untouched at no cost.
+ */
 export interface SamplingParams {
   /** 0 means greedy. */
   temperature: number;
@@ -16,6 +28,28 @@ export interface SamplingParams {
   topP: number;
   /** Drop tokens less likely than minP × the most likely one; 0 disables. */
   minP: number;
+  /**
+   * OpenAI logit_bias: token id → value added to that token's logit before everything else,
+   * [-100, 100] in the API (-100 bans the token, +100 all but forces it). Ids must be in the
+   * vocabulary.
+   */
+  logitBias?: ReadonlyMap<number, number>;
+  /**
+   * OpenAI presence_penalty, [-2, 2] in the API; 0 disables. Subtracted once from the logit of
+   * every token generated so far (generated tokens only, as OpenAI and vLLM count them).
+   */
+  presencePenalty?: number;
+  /**
+   * OpenAI frequency_penalty, [-2, 2] in the API; 0 disables. Subtracted from each token's logit
+   * as many times as the token was generated so far (generated tokens only).
+   */
+  frequencyPenalty?: number;
+  /**
+   * vLLM repetition_penalty (> 0; 1 disables), CTRL-style (Keskar et al. 2019): the logit of a
+   * token seen in the prompt or generated so far is divided by it when positive, multiplied by it
+   * otherwise.
+   */
+  repetitionPenalty?: number;
 }
 
 export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0 };
@@ -27,7 +61,10 @@ export interface TokenLogprob {
 
 export interface SampledToken {
   token: number;
-  /** log_softmax(logits / temperature) at `token`; null when greedy decoding did not ask for it. */
+  /**
+   * log_softmax(processed logits / temperature) at `token` (the raw logits for a prompt token);
+   * null when greedy decoding did not ask for it, and for the first prompt token.
+   */
   logprob: number | null;
   /** The most likely alternatives, best first (as many as asked for). */
   top: TokenLogprob[];
@@ -37,8 +74,11 @@ export interface SampledToken {
 const NEGLIGIBLE = 1e-12;
 
 /**
- * Samples one token. `logprobs` is null when the caller wants no logprobs: greedy decoding then
- * costs one pass over the vocabulary instead of three, which is most of the per-token host work.
+ * Samples one token from `logits`, which the caller has already run through the sequence's
+ * logits processors (`LogitsProcessors.apply`): this reads only the temperature and the
+ * truncation fields of `params`. `logprobs` is null when the caller wants no logprobs: greedy
+ * decoding then costs one pass over the vocabulary instead of three, which is most of the
+ * per-token host work.
  */
 export function sampleToken(
   logits: Float32Array,
@@ -46,17 +86,31 @@ export function sampleToken(
   rng: Rng,
   logprobs: number | null,
 ): SampledToken {
-  const vocab = logits.length;
   const best = argmax(logits);
-  const max = logits[best] ?? Number.NEGATIVE_INFINITY;
   if (params.temperature === 0 && logprobs === null) return { token: best, logprob: null, top: [] };
   const t = params.temperature > 0 ? params.temperature : 1;
-  let sum = 0;
-  for (let j = 0; j < vocab; j++) sum += Math.exp(((logits[j] ?? 0) - max) / t);
-  const lse = Math.log(sum);
-  const logprob = (j: number) => ((logits[j] ?? 0) - max) / t - lse;
+  const max = logits[best] ?? Number.NEGATIVE_INFINITY;
+  const logprob = logSoftmax(logits, max, t);
   const token = params.temperature > 0 ? sample(logits, params, rng, max, logprob) : best;
   return { token, logprob: logprob(token), top: topTokens(logits, logprobs ?? 0, logprob) };
+}
+
+/**
+ * `token` scored by one row of raw logits: log_softmax(logits) at `token`, and the `top` most
+ * likely alternatives, best first. No processor and no temperature: what vLLM's prompt_logprobs
+ * report for each prompt token given its prefix.
+ */
+export function scoreToken(logits: Float32Array, token: number, top: number): SampledToken {
+  const logprob = logSoftmax(logits, logits[argmax(logits)] ?? Number.NEGATIVE_INFINITY, 1);
+  return { token, logprob: logprob(token), top: topTokens(logits, top, logprob) };
+}
+
+/** j ↦ log_softmax(logits / t)[j], given the largest logit; the sum is accumulated in float64. */
+function logSoftmax(logits: Float32Array, max: number, t: number): (j: number) => number {
+  let sum = 0;
+  for (let j = 0; j < logits.length; j++) sum += Math.exp(((logits[j] ?? 0) - max) / t);
+  const lse = Math.log(sum);
+  return (j) => ((logits[j] ?? 0) - max) / t - lse;
 }
 
 /**

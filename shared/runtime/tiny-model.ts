@@ -1,0 +1,56 @@
+/**
+ * The llama-tiny reference fixture (256-token vocabulary) built to fp32 artifacts in a temp dir,
+ * with its PEFT adapter as feeds: the model the runtime's tests decode with. Test support only;
+ * not exported from the package.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildArtifacts } from "../model-builder/index.ts";
+import { verifyAdapterFiles } from "../model-spec/index.ts";
+import { ROOT } from "../supervisor/index.ts";
+import { DecoderSession } from "./decoder-session.ts";
+import { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
+
+const FIXTURE = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny");
+
+export interface TinyModel {
+  session: DecoderSession;
+  /** The fixture's adapter. */
+  lora: LoraFeeds;
+  /** No adapter (zero factors). */
+  base: LoraFeeds;
+  /** Releases the session and removes the artifacts. */
+  dispose(): Promise<void>;
+}
+
+/** Builds and loads llama-tiny; the caller must `dispose()` it (the test runner checks the temp dir). */
+export async function loadTinyModel(): Promise<TinyModel> {
+  const work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
+  const built = await buildArtifacts({
+    checkpointDir: join(FIXTURE, "base"),
+    outDir: work,
+    quant: { kind: "fp32" },
+  });
+  assert.ok(built.ok);
+  const loaded = await DecoderSession.load(work);
+  assert.ok(loaded.ok);
+  const session = loaded.value;
+  const checked = verifyAdapterFiles(
+    session.spec,
+    await readFile(join(FIXTURE, "adapter", "adapter_config.json"), "utf8"),
+    await readFile(join(FIXTURE, "adapter", "adapter_model.safetensors")),
+  );
+  assert.ok(checked.ok);
+  return {
+    session,
+    lora: adapterFeeds(session.spec, checked.value.verified),
+    base: baseFeeds(session.spec),
+    dispose: async () => {
+      await session.release();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
