@@ -5,84 +5,17 @@
  * prefilled together, then merged into their group's running batch between decode steps, so a
  * long generation never blocks a new one for more than a step.
  */
-import type { Rng } from "../random/index.ts";
 import type { DecoderSession, KvCache } from "./decoder-session.ts";
+import {
+  type FinishReason,
+  type GenerationRequest,
+  type GenerationResult,
+  NonFiniteLogitsError,
+} from "./generation.ts";
 import { allFinite } from "./logits.ts";
 import { invalidProcessorParams, LogitsProcessors } from "./logits-processors.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
-import { type SampledToken, type SamplingParams, sampleToken, scoreToken } from "./sampling.ts";
-
-export interface GenerationRequest {
-  prompt: readonly number[];
-  /** The adapter version pinned at admission. Requests with the same key share batches. */
-  adapter: { key: string; feeds: LoraFeeds };
-  /** Temperature, truncation and logits processors; `generate` rejects with a RangeError naming a bad field. */
-  sampling: SamplingParams;
-  /** Most tokens to generate; it ends the sequence with reason "length" even before `minTokens`. */
-  maxTokens: number;
-  /** Tokens that end the sequence with reason "stop" (EOS and the request's stop token ids). */
-  stopTokens: ReadonlySet<number>;
-  /**
-   * vLLM min_tokens (default 0): while fewer tokens are generated, the stop tokens' logits are
-   * -inf, and neither a stop token nor `shouldStop` ends the sequence until more than this many
-   * tokens exist (vLLM checks stop strings only then too), so at least `minTokens` tokens precede
-   * whatever stops it. `maxTokens` still wins.
-   */
-  minTokens?: number;
-  /**
-   * Checked after each token, once `onToken` has seen it; true ends the sequence with reason
-   * "stop", once more than `minTokens` tokens exist. The caller keeps whatever state it needs
-   * (stop strings track the decoded text); with `minTokens`, it should not match stop strings in
-   * the first `minTokens` tokens, whose text the sequence keeps.
-   */
-  shouldStop?: () => boolean;
-  /** Top alternatives to return with each token; null asks for no logprobs at all. */
-  logprobs: number | null;
-  /**
-   * vLLM prompt_logprobs (OpenAI echo with logprobs): the top alternatives to return at each
-   * prompt position in `GenerationResult.promptTokens`; 0 returns only each prompt token's own
-   * logprob; null or absent computes nothing. Costs the logits of every prompt position in the
-   * prefill, which only the requests that ask for it pay (they are prefilled apart).
-   */
-  promptLogprobs?: number | null;
-  rng: Rng;
-  signal?: AbortSignal;
-  onToken?: (t: SampledToken) => void;
-}
-
-export type FinishReason = "stop" | "length" | "abort";
-
-export interface GenerationResult {
-  tokens: SampledToken[];
-  finishReason: FinishReason;
-  /**
-   * One entry per prompt token when `promptLogprobs` was asked (absent otherwise, and for a
-   * request aborted before its prefill): the token, log p(token | the tokens before it) from the
-   * raw model logits (log_softmax without processors or temperature, as vLLM's prompt_logprobs),
-   * and the `promptLogprobs` best alternatives. The first token has no prefix: logprob null, top [].
-   */
-  promptTokens?: SampledToken[];
-}
-
-/**
- * A step's logits for a sequence were NaN or infinite: the adapter's factors are finite but its
- * effect overflows float32 (say `lora_alpha: 1e20`). Sampling from such a row would answer empty
- * text with null logprobs as if nothing were wrong, so the sequence fails instead. `adapter` is the
- * request's adapter key (`run@version`, or `base`).
- */
-export class NonFiniteLogitsError extends Error {
-  override readonly name = "NonFiniteLogitsError";
-  constructor(
-    readonly adapter: string,
-    /** Index of the token whose logits were non-finite, among the generated or the prompt tokens. */
-    readonly step: number,
-    readonly where: "generated" | "prompt" = "generated",
-  ) {
-    super(
-      `adapter ${adapter} produced non-finite logits at ${where} token ${step}: its LoRA effect overflows float32 (check lora_alpha / alpha_pattern and the factor magnitudes)`,
-    );
-  }
-}
+import { type SampledToken, sampleToken, scoreToken } from "./sampling.ts";
 
 interface Sequence {
   req: GenerationRequest;

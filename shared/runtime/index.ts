@@ -8,14 +8,13 @@ export {
   type StepOutput,
   sessionsCreated,
 } from "./decoder-session.ts";
+export { Engine, type EngineOptions } from "./engine.ts";
 export {
-  Engine,
-  type EngineOptions,
   type FinishReason,
   type GenerationRequest,
   type GenerationResult,
   NonFiniteLogitsError,
-} from "./engine.ts";
+} from "./generation.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
 export { LogitsProcessors, type StopConditions } from "./logits-processors.ts";
