@@ -17,7 +17,7 @@ export {
 } from "./generation.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
-export { LogitsProcessors, type StopConditions } from "./logits-processors.ts";
+export { invalidProcessorParams, LogitsProcessors, type StopConditions } from "./logits-processors.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
 export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createRng } from "../random/index.ts";
-import { GREEDY, LogitsProcessors, type SamplingParams, type StopConditions, sampleToken } from "./index.ts";
-import { invalidProcessorParams } from "./logits-processors.ts";
+import {
+  GREEDY,
+  invalidProcessorParams,
+  LogitsProcessors,
+  type SamplingParams,
+  type StopConditions,
+  sampleToken,
+} from "./index.ts";
 
 const params = (p: Partial<SamplingParams>): SamplingParams => ({ ...GREEDY, ...p });
 const NO_STOP: StopConditions = { minTokens: 0, stopTokens: new Set() };
