@@ -165,6 +165,7 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
       ["latest", RUN, `${RUN}@2`],
       ["by-uri", `s3://${BUCKET}/loracast/runs/${RUN}/versions/000000000001.json`, `${RUN}@1`],
       [`${RUN}@1`, null, `${RUN}@1`],
+      ["org/latest", RUN, `${RUN}@2`],
     ];
     for (const [name, path, root] of cases) {
       const res = await post(g, "load_lora_adapter", { lora_name: name, lora_path: path });
@@ -178,7 +179,7 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
         root,
       );
     }
-    for (const name of ["latest", "by-uri", `${RUN}@1`])
+    for (const name of ["latest", "by-uri", `${RUN}@1`, "org/latest"])
       assert.equal((await post(g, "unload_lora_adapter", { lora_name: name })).status, 200);
   });
 

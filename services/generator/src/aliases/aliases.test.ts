@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { VersionRecord } from "../lifecycle/index.ts";
 import { decideAdmin, isLoopbackHost } from "./admin-policy.ts";
 import { parseLoraPath } from "./lora-path.ts";
+import { AliasRegistry } from "./registry.ts";
 
 const TOKEN = "admin-token-0123456789abcdef";
 
@@ -68,5 +70,48 @@ describe("lora_path", () => {
       "r@1@2",
     ])
       assert.equal(parseLoraPath(p, store).ok, false, p);
+  });
+});
+
+describe("alias registry", () => {
+  const record = (version: number) => ({ run: "r", version, pins: 0 }) as unknown as VersionRecord;
+  const pin = (r: VersionRecord) => {
+    r.pins++;
+    return () => {
+      r.pins--;
+    };
+  };
+
+  it("replaces a name in one step: the new version pinned, then the old one released", () => {
+    const registry = new AliasRegistry(pin, 2);
+    const [v1, v2] = [record(1), record(2)];
+    assert.deepEqual(registry.set("p", { kind: "store", record: v1 }, 0), {
+      ok: true,
+      value: { replaced: false },
+    });
+    assert.deepEqual([v1.pins, v2.pins], [1, 0]);
+    assert.deepEqual(registry.set("p", { kind: "store", record: v2 }, 1), {
+      ok: true,
+      value: { replaced: true },
+    });
+    assert.deepEqual([v1.pins, v2.pins], [0, 1]);
+    const now = registry.get("p")?.target;
+    assert.ok(now?.kind === "store" && now.record === v2);
+    assert.equal(registry.remove("p"), true);
+    assert.equal(registry.remove("p"), false);
+    assert.deepEqual([v1.pins, v2.pins], [0, 0]);
+  });
+
+  it("refuses a new name past its bound, but still replaces a loaded one", () => {
+    const registry = new AliasRegistry(pin, 1);
+    const [v1, v2] = [record(1), record(2)];
+    assert.equal(registry.set("a", { kind: "store", record: v1 }, 0).ok, true);
+    assert.deepEqual(registry.set("b", { kind: "store", record: v2 }, 0), {
+      ok: false,
+      error: { kind: "full", max: 1 },
+    });
+    assert.equal(v2.pins, 0, "a refused name pins nothing");
+    assert.equal(registry.set("a", { kind: "store", record: v2 }, 0).ok, true);
+    assert.deepEqual([v1.pins, v2.pins], [0, 1]);
   });
 });

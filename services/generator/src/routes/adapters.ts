@@ -69,9 +69,11 @@ export function adapterRoutes(
       }));
     // `<run>` names what a request for it runs on: the active version, or the rollback's target
     // while it is pulled in to replace an active version that a rollback revoked.
+    // A run published after an alias took its name is reached through the alias (resolve looks
+    // aliases up first), so only the alias is listed under that id.
     const runs = Object.keys(manager.activeVersions()).flatMap((run) => {
       const version = manager.servingVersion(run);
-      if (version === null) return [];
+      if (version === null || aliases.get(run) !== undefined) return [];
       return [
         {
           id: run,
