@@ -184,7 +184,10 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
   });
 
   it("refuses bad names and paths with 4xx naming the field", async () => {
-    const cases: [unknown, number, string][] = [
+    const cases: [unknown, number, string | null][] = [
+      [[], 400, null],
+      [{ lora_name: "a", lora_path: 5 }, 400, "lora_path"],
+      [{ lora_name: "a", lora_path: `${RUN}@1`, load_inplace: "yes" }, 400, "load_inplace"],
       [{ lora_name: "a", lora_path: "not a path!" }, 400, "lora_path"],
       [
         { lora_name: "a", lora_path: `s3://other-bucket/loracast/runs/${RUN}/versions/000000000001.json` },
@@ -211,6 +214,8 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
       const r = await refusal(await post(g, "load_lora_adapter", body));
       assert.deepEqual([r.status, r.param], [status, param], `${JSON.stringify(body)}: ${r.message}`);
     }
+    const intId = await refusal(await post(g, "unload_lora_adapter", { lora_name: "a", lora_int_id: 3 }));
+    assert.deepEqual([intId.status, intId.param], [400, "lora_int_id"]);
     const unknown = await refusal(await post(g, "unload_lora_adapter", { lora_name: "never-loaded" }));
     assert.deepEqual(unknown, {
       status: 404,

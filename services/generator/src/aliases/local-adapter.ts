@@ -65,23 +65,22 @@ export async function loadLocalAdapter(
     if (file === null) return err(notFound(`No adapter found at ${path}: ${name} is missing`));
     if (!isInside(file, root))
       return err(refused(`${path}/${name} leads outside the directories allowed by GENERATOR_LORA_DIRS`));
-    const info = await stat(file);
-    if (!info.isFile()) return err(refused(`${path}/${name} is not a file`));
+    const info = await stat(file).catch(() => null);
+    if (info === null || !info.isFile()) return err(refused(`${path}/${name} is not a readable file`));
     if (info.size > limit) return err(refused(`${path}/${name} has ${info.size} bytes; at most ${limit}`));
     files.push(file);
   }
-  const [configBytes, weights] = await Promise.all(files.map((f) => readFile(f)));
-  const checked = verifyAdapterFiles(
-    d.spec,
-    new TextDecoder().decode(configBytes),
-    new Uint8Array(weights as Buffer),
-    { maxRank: d.maxRank },
-  );
+  const read = await Promise.all(files.map((f) => readFile(f).catch(() => null)));
+  const [configBytes, weights] = read;
+  if (configBytes == null || weights == null) return err(refused(`${path}: its files cannot be read`));
+  const checked = verifyAdapterFiles(d.spec, new TextDecoder().decode(configBytes), new Uint8Array(weights), {
+    maxRank: d.maxRank,
+  });
   if (!checked.ok)
     return err({ code: "adapter_failed", message: `${path}: ${checked.error}`, param: "lora_path" });
   return ok({
     path: dir,
-    sha256: sha256Hex(weights as Buffer),
+    sha256: sha256Hex(weights),
     feeds: d.prepare?.(checked.value.verified) ?? null,
   });
 }

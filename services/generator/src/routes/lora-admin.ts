@@ -54,6 +54,7 @@ async function body<S extends z.ZodType>(c: Context, schema: S): Promise<Result<
   if (parsed.success) return ok(parsed.data);
   const issue = parsed.error.issues[0];
   const param = issue?.path.join(".") ?? "";
+  if (param === "") return err({ code: "bad_request", message: "the body must be a JSON object" });
   return err({ code: "bad_request", message: `${param}: ${issue?.message ?? "invalid"}`, param });
 }
 
