@@ -49,6 +49,7 @@ interface Held extends AliasEntry {
 /** Why `set` refused. */
 export type SetRefusal = { kind: "full"; max: number };
 
+/** The loaded aliases by name, each holding the pin of its store version until replaced or removed. */
 export class AliasRegistry {
   private readonly entries = new Map<string, Held>();
 
@@ -61,10 +62,12 @@ export class AliasRegistry {
     readonly max: number,
   ) {}
 
+  /** The alias `name` as it is now; undefined when none is loaded under that name. */
   get(name: string): AliasEntry | undefined {
     return this.entries.get(name);
   }
 
+  /** Every loaded alias, in load order. */
   list(): AliasEntry[] {
     return [...this.entries.values()];
   }

@@ -31,6 +31,7 @@ import { ensureErrorToApi, ensureVersion, parseVersionRef } from "../inference/m
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
+/** What the admin routes read and change: the lifecycle, the aliases, and the operator's settings. */
 export interface LoraAdminDeps {
   manager: AdapterManager;
   aliases: AliasRegistry;
@@ -58,6 +59,7 @@ async function body<S extends z.ZodType>(c: Context, schema: S): Promise<Result<
   return err({ code: "bad_request", message: `${param}: ${issue?.message ?? "invalid"}`, param });
 }
 
+/** The two admin routes, behind the admin policy (`decideAdmin`). */
 export function loraAdminRoutes(d: LoraAdminDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
 
