@@ -67,7 +67,7 @@ export class AliasRegistry {
     return this.entries.get(name);
   }
 
-  /** Every loaded alias, in load order. */
+  /** Every loaded alias, in the order its name was first loaded. */
   list(): AliasEntry[] {
     return [...this.entries.values()];
   }
