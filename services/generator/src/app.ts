@@ -2,18 +2,23 @@ import { randomUUID } from "node:crypto";
 import { type Logger, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
+import type { AliasRegistry } from "./aliases/index.ts";
 import { errorResponse } from "./errors.ts";
 import type { InferenceService } from "./inference/inference-service.ts";
 import type { AdapterManager } from "./lifecycle/index.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { generateRoutes } from "./routes/generate.ts";
-import { loraAdminRoutes } from "./routes/lora-admin.ts";
+import { type LoraAdminDeps, loraAdminRoutes } from "./routes/lora-admin.ts";
 import { type EngineMetrics, opsRoutes } from "./routes/ops.ts";
 import type { GeneratorEnv } from "./routes/types.ts";
 import { type WebhookDeps, webhookRoutes } from "./routes/webhooks.ts";
 
 export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   manager: AdapterManager;
+  /** Names loaded through `load_lora_adapter`, shared with the inference service. */
+  aliases: AliasRegistry;
+  /** The admin API's settings: token, bind address, store location, local directories. */
+  admin: Pick<LoraAdminDeps, "adminToken" | "host" | "store" | "local">;
   objects: ObjectStore;
   log: Logger;
   baseName: string;
@@ -26,9 +31,18 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const rejected = new Map<string, number>();
   app.use("*", requestId(randomUUID));
   app.route("/", webhookRoutes({ ...d, rejected }));
-  app.route("/", adapterRoutes(d.manager, d.baseName, Math.floor(d.clock.now() / 1000)));
+  app.route(
+    "/",
+    adapterRoutes(
+      d.manager,
+      d.aliases,
+      d.baseName,
+      Math.floor(d.clock.now() / 1000),
+      d.inference?.service.contextLength ?? null,
+    ),
+  );
   app.route("/", generateRoutes(d.inference?.service ?? null, d.clock));
-  app.route("/", loraAdminRoutes(d.manager));
+  app.route("/", loraAdminRoutes({ ...d.admin, ...d, log: d.log }));
   app.route("/", opsRoutes(d.manager, d.objects, rejected, d.inference?.metrics ?? null));
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

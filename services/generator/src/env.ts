@@ -55,6 +55,22 @@ export const envSchema = s3EnvSchema.extend({
    * rollback's target. For replaying or comparing against a withdrawn version on purpose.
    */
   GENERATOR_SERVE_REVOKED: envBool.default(false),
+  /**
+   * Bearer token of the LoRA admin API (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`). Unset:
+   * that API is enabled only when GENERATOR_HOST is a loopback address, and answers 403 otherwise.
+   */
+  GENERATOR_ADMIN_TOKEN: z
+    .string()
+    .optional()
+    .transform((v) => (v === "" ? undefined : v))
+    .pipe(z.string().min(16, "at least 16 characters").max(512, "at most 512 characters").optional()),
+  /**
+   * Comma-separated directories whose PEFT adapter directories `load_lora_adapter` may read as
+   * `lora_path` (real paths: a symlink out of them is refused). Empty: local directories are refused.
+   */
+  GENERATOR_LORA_DIRS: list,
+  /** Most names loaded through `load_lora_adapter` at once; each pins its version in memory. */
+  GENERATOR_MAX_LORA_ALIASES: z.coerce.number().int().min(1).max(4096).default(64),
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
   /**

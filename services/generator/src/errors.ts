@@ -6,6 +6,7 @@ export type GeneratorErrorCode =
   | "bad_request"
   | "context_length_exceeded"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
   | "model_not_found"
   | "adapter_failed"
@@ -18,6 +19,7 @@ const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   context_length_exceeded: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   model_not_found: 404,
   adapter_failed: 422,
@@ -42,7 +44,13 @@ export function errorResponse(
   const requestId = c.get("requestId") as string | undefined;
   const status = STATUS[code];
   const type =
-    status >= 500 ? "server_error" : status === 401 ? "authentication_error" : "invalid_request_error";
+    status >= 500
+      ? "server_error"
+      : status === 401
+        ? "authentication_error"
+        : status === 403
+          ? "permission_error"
+          : "invalid_request_error";
   return c.json({ error: { code, message, type, param, requestId: requestId ?? null } }, status);
 }
 

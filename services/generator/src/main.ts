@@ -1,4 +1,9 @@
-import { buildModelSpec, loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
+import {
+  buildModelSpec,
+  loadModelSpec,
+  type ModelSpec,
+  type VerifiedAdapter,
+} from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import {
@@ -11,6 +16,7 @@ import {
 import { AdapterStore, S3ObjectStore, s3SettingsFromEnv, waitForStoreOrExit } from "@loracast/shared/store";
 import { loadTokenizer } from "@loracast/shared/tokenizer";
 import { ReplayCache } from "@loracast/shared/webhooks";
+import { AliasRegistry } from "./aliases/index.ts";
 import { createApp } from "./app.ts";
 import { generatorEnvSchema } from "./env.ts";
 import { InferenceService } from "./inference/inference-service.ts";
@@ -86,6 +92,8 @@ const manager = new AdapterManager({
     : {}),
 });
 
+const aliases = new AliasRegistry((r) => manager.pin(r), env.GENERATOR_MAX_LORA_ALIASES);
+
 let inference = null;
 if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
   const engine = new Engine(session, { maxBatch: env.GENERATOR_MAX_BATCH });
@@ -99,6 +107,7 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
     engine,
     tokenizer,
     manager,
+    aliases,
     baseName: env.GENERATOR_MODEL_NAME,
     rng: createRng(env.GENERATOR_SEED),
     log,
@@ -117,6 +126,19 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
 
 const app = createApp({
   manager,
+  aliases,
+  admin: {
+    adminToken: env.GENERATOR_ADMIN_TOKEN,
+    host: env.GENERATOR_HOST,
+    store: { bucket: settings.bucket, prefix: settings.prefix },
+    local: {
+      spec,
+      allowedDirs: env.GENERATOR_LORA_DIRS,
+      maxRank: env.MAX_LORA_RANK,
+      maxBytes: env.CACHE_MAX_MB * 1024 * 1024,
+      ...(session !== null ? { prepare: (v: VerifiedAdapter) => adapterFeeds(spec, v) } : {}),
+    },
+  },
   objects,
   log,
   baseName: env.GENERATOR_MODEL_NAME,

@@ -16,6 +16,7 @@ import {
   type SamplingParams,
 } from "@loracast/shared/runtime";
 import { IncrementalDecoder, type TextTokenizer } from "@loracast/shared/tokenizer";
+import type { AliasEntry, AliasRegistry } from "../aliases/index.ts";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
 import { ensureErrorToApi, ensureVersion, parseVersionRef } from "./model-ref.ts";
@@ -24,8 +25,12 @@ import { StopMatcher } from "./stop-matcher.ts";
 
 /** The adapter a request runs on, pinned until `release()`. */
 export interface ResolvedModel {
-  /** What responses name: the base name or `<run>@<version>`. */
+  /** What responses name: the base name, `<run>@<version>`, or the alias the request named (as vLLM). */
   name: string;
+  /** The `load_lora_adapter` name the request used; null when it named the base, a run or a version. */
+  alias: string | null;
+  /** The run behind the adapter; null for the base and for a local directory. */
+  run: string | null;
   version: number | null;
   sha256: string | null;
   key: string;
@@ -63,6 +68,8 @@ export interface InferenceDeps {
   engine: Engine;
   tokenizer: TextTokenizer;
   manager: AdapterManager;
+  /** Names loaded through `load_lora_adapter`; looked up before runs. */
+  aliases: AliasRegistry;
   baseName: string;
   /** Seeds requests that bring no `seed`, so a server run replays. */
   rng: Rng;
@@ -81,13 +88,17 @@ export class InferenceService {
   }
 
   /**
-   * `<base>`, `<run>` (its active version; the rollback's target once a rollback revoked that) or
-   * `<run>@<version>` (pulled on demand; refused with `adapter_revoked` if a rollback revoked it).
+   * `<base>`, an alias (`load_lora_adapter`'s `lora_name`: the version or directory it serves now;
+   * 410 `adapter_revoked` once a rollback revoked that version), `<run>` (its active version; the
+   * rollback's target once a rollback revoked that) or `<run>@<version>` (pulled on demand; refused
+   * with `adapter_revoked` if a rollback revoked it).
    */
   async resolve(model: string): Promise<Result<ResolvedModel, ApiError>> {
     if (model === this.d.baseName) {
       return ok({
         name: model,
+        alias: null,
+        run: null,
         version: null,
         sha256: null,
         key: "base",
@@ -95,6 +106,8 @@ export class InferenceService {
         release: () => {},
       });
     }
+    const alias = this.d.aliases.get(model);
+    if (alias !== undefined) return this.resolveAlias(alias);
     const ref = parseVersionRef(model);
     const manager = this.d.manager;
     let record: VersionRecord;
@@ -114,16 +127,58 @@ export class InferenceService {
       if (!ensured.ok) return ensured;
       record = ensured.value;
     }
+    return this.pinned(record, model, null, manager.pin(record));
+  }
+
+  /**
+   * The alias's target as it is at this instant: its version is pinned for the request before any
+   * await, so a `load_lora_adapter` that replaces the alias meanwhile cannot release it under us.
+   */
+  private async resolveAlias(alias: AliasEntry): Promise<Result<ResolvedModel, ApiError>> {
+    const t = alias.target;
+    if (t.kind === "local") {
+      if (t.adapter.feeds === null)
+        return err({ code: "model_not_found", message: `${alias.name} is not loaded`, param: "model" });
+      return ok({
+        name: alias.name,
+        alias: alias.name,
+        run: null,
+        version: null,
+        sha256: t.adapter.sha256,
+        key: `local:${t.adapter.sha256}`,
+        feeds: t.adapter.feeds,
+        release: () => {},
+      });
+    }
+    const release = this.d.manager.pin(t.record);
+    // Refuses a version that a rollback revoked since the alias was loaded (unless the operator serves them).
+    const ensured = await ensureVersion(this.d.manager, t.record, "model");
+    if (!ensured.ok) {
+      release();
+      return ensured;
+    }
+    return this.pinned(t.record, alias.name, alias.name, release);
+  }
+
+  private pinned(
+    record: VersionRecord,
+    model: string,
+    alias: string | null,
+    release: () => void,
+  ): Result<ResolvedModel, ApiError> {
     const feeds = record.adapter?.feeds;
     if (feeds == null) {
+      release();
       return err({ code: "model_not_found", message: `${model} is not loaded`, param: "model" });
     }
-    const release = manager.pin(record);
+    const key = `${record.run}@${record.version}`;
     return ok({
-      name: `${record.run}@${record.version}`,
+      name: alias ?? key,
+      alias,
+      run: record.run,
       version: record.version,
       sha256: record.sha256,
-      key: `${record.run}@${record.version}`,
+      key,
       feeds,
       release,
     });

@@ -1,16 +1,22 @@
 import type { AdapterList } from "@loracast/shared/manifest";
 import { Hono } from "hono";
+import { type AliasRegistry, aliasSource } from "../aliases/index.ts";
+import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
 /**
  * Adapter state as operators and tests see it (the shared `adapterListSchema`, in the shared version
- * states), and the vLLM-style model list, which names servable versions only.
+ * states), and the vLLM-style model list and retrieve (OpenAI's `models.retrieve`), which name
+ * servable models only: the base, runs, aliases and loaded versions.
  */
 export function adapterRoutes(
   manager: AdapterManager,
+  aliases: AliasRegistry,
   baseName: string,
   created: number,
+  /** The base's context length (vLLM's `max_model_len`); null without an engine. */
+  maxModelLen: number | null,
 ): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
 
@@ -36,7 +42,8 @@ export function adapterRoutes(
     return c.json(body);
   });
 
-  app.get("/v1/models", (c) => {
+  /** vLLM's ModelCards: the base, each run (its serving version), aliases, loaded versions. */
+  const models = () => {
     const base = {
       id: baseName,
       object: "model",
@@ -44,6 +51,7 @@ export function adapterRoutes(
       owned_by: "loracast",
       root: baseName,
       parent: null,
+      max_model_len: maxModelLen,
     };
     // Servable versions only: a revoked one is never listed, even where the operator serves it.
     const adapters = manager.cache
@@ -61,9 +69,11 @@ export function adapterRoutes(
       }));
     // `<run>` names what a request for it runs on: the active version, or the rollback's target
     // while it is pulled in to replace an active version that a rollback revoked.
-    const aliases = Object.keys(manager.activeVersions()).flatMap((run) => {
+    // A run published after an alias took its name is reached through the alias (resolve looks
+    // aliases up first), so only the alias is listed under that id.
+    const runs = Object.keys(manager.activeVersions()).flatMap((run) => {
       const version = manager.servingVersion(run);
-      if (version === null) return [];
+      if (version === null || aliases.get(run) !== undefined) return [];
       return [
         {
           id: run,
@@ -77,7 +87,37 @@ export function adapterRoutes(
         },
       ];
     });
-    return c.json({ object: "list", data: [base, ...aliases, ...adapters] });
+    // Aliases as vLLM lists LoRA modules (`root` = what was loaded, `parent` = the base). One whose
+    // version a rollback revoked is not listed (requests through it get 410); a `<run>@<version>`
+    // loaded under its own name is listed once, as that version.
+    const aliasCards = aliases.list().flatMap((a) => {
+      const t = a.target;
+      if (t.kind === "store" && (t.record.state === "revoked" || a.name === aliasSource(t))) return [];
+      return [
+        {
+          id: a.name,
+          object: "model",
+          created: Math.floor(a.loadedAt / 1000),
+          owned_by: "loracast",
+          root: aliasSource(t),
+          parent: baseName,
+          state: t.kind === "store" ? t.record.state : "active",
+          sha256: t.kind === "store" ? t.record.sha256 : t.adapter.sha256,
+        },
+      ];
+    });
+    return [base, ...runs, ...aliasCards, ...adapters];
+  };
+
+  app.get("/v1/models", (c) => c.json({ object: "list", data: models() }));
+
+  // OpenAI's models.retrieve; ids may hold `/` (aliases such as `org/policy`), sent URL-encoded.
+  app.get("/v1/models/:id{.+}", (c) => {
+    const id = c.req.param("id");
+    const card = models().find((m) => m.id === id);
+    if (card === undefined)
+      return errorResponse(c, "model_not_found", `The model '${id}' does not exist`, "model");
+    return c.json(card);
   });
 
   return app;

@@ -1,7 +1,8 @@
 /**
  * POST /v1/completions and /v1/chat/completions in OpenAI shapes, streamed over SSE on request.
- * Every response (and every stream) names the adapter that produced it in `model` and in the
- * x-loracast-adapter-version / x-loracast-adapter-sha256 headers.
+ * Every response (and every stream) names the adapter that produced it in `model` (the alias, when
+ * the request named one, as vLLM answers with the lora name) and in the x-loracast-adapter-run /
+ * -version / -sha256 headers (the real run, version and sha256 behind an alias).
  */
 import { randomUUID } from "node:crypto";
 import type { Clock } from "@loracast/shared/platform";
@@ -71,6 +72,7 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
     const p = prepared.value;
     c.header("x-loracast-adapter-version", p.model.version === null ? "none" : String(p.model.version));
     c.header("x-loracast-adapter-sha256", p.model.sha256 ?? "none");
+    c.header("x-loracast-adapter-run", p.model.run ?? "none");
     const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
     const created = Math.floor(clock.now() / 1000);
     const head = {

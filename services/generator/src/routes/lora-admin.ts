@@ -1,51 +1,183 @@
 /**
- * vLLM-compatible POST /v1/load_lora_adapter and /v1/unload_lora_adapter. `lora_name` (or
- * `lora_path`) is `<run>@<version>`: loading pulls and verifies that version from the store and pins
- * it in the cache until it is unloaded. A revoked version is refused (410 `adapter_revoked`) unless
- * the operator allows it; a pin taken before the rollback holds the weights until it is unloaded.
+ * vLLM's adapter admin API: POST /v1/load_lora_adapter `{lora_name, lora_path}` serves an adapter
+ * under the name `lora_name` (an alias, usable as `model` and listed in /v1/models); loading a loaded
+ * name with another path replaces it in place, atomically (requests already running keep the version
+ * they pinned). POST /v1/unload_lora_adapter `{lora_name}` removes the alias and releases its pin.
+ * Answers are vLLM's plain-text success strings; errors use the generator's envelope. Both need the
+ * admin token when one is configured, and are disabled on non-loopback binds without one.
  */
-import { Hono } from "hono";
-import { z } from "zod";
-import { errorResponse } from "../errors.ts";
-import { ensureVersion, parseVersionRef } from "../inference/model-ref.ts";
+import { RUN_NAME } from "@loracast/shared/manifest";
+import type { Clock, Logger } from "@loracast/shared/platform";
+import { err, ok, type Result } from "@loracast/shared/result";
+import { type Context, Hono } from "hono";
+import type { z } from "zod";
+
+import {
+  type AliasRegistry,
+  type AliasTarget,
+  aliasSource,
+  decideAdmin,
+  type LocalAdapterDeps,
+  type LoraSource,
+  loadLocalAdapter,
+  loadLoraRequestSchema,
+  parseLoraPath,
+  type StoreLocation,
+  sameTarget,
+  unloadLoraRequestSchema,
+} from "../aliases/index.ts";
+import { type ApiError, errorResponse } from "../errors.ts";
+import { ensureErrorToApi, ensureVersion, parseVersionRef } from "../inference/model-ref.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
-const bodySchema = z.object({ lora_name: z.string().min(1), lora_path: z.string().optional() });
+/** What the admin routes read and change: the lifecycle, the aliases, and the operator's settings. */
+export interface LoraAdminDeps {
+  manager: AdapterManager;
+  aliases: AliasRegistry;
+  baseName: string;
+  store: StoreLocation;
+  local: LocalAdapterDeps;
+  /** GENERATOR_ADMIN_TOKEN; undefined when unset. */
+  adminToken: string | undefined;
+  /** GENERATOR_HOST, to allow a token-less admin API on loopback binds only. */
+  host: string;
+  clock: Clock;
+  log: Logger;
+}
 
-export function loraAdminRoutes(manager: AdapterManager): Hono<GeneratorEnv> {
+const fail = (c: Context, e: ApiError): Response => errorResponse(c, e.code, e.message, e.param ?? null);
+
+async function body<S extends z.ZodType>(c: Context, schema: S): Promise<Result<z.infer<S>, ApiError>> {
+  const raw = await c.req.json().catch(() => undefined);
+  if (raw === undefined) return err({ code: "bad_request", message: "the body is not valid JSON" });
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return ok(parsed.data);
+  const issue = parsed.error.issues[0];
+  const param = issue?.path.join(".") ?? "";
+  if (param === "") return err({ code: "bad_request", message: "the body must be a JSON object" });
+  return err({ code: "bad_request", message: `${param}: ${issue?.message ?? "invalid"}`, param });
+}
+
+/** The two admin routes, behind the admin policy (`decideAdmin`). */
+export function loraAdminRoutes(d: LoraAdminDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
-  const pinned = new Map<string, () => void>();
 
-  const body = async (c: { req: { json(): Promise<unknown> } }) => {
-    const parsed = bodySchema.safeParse(await c.req.json().catch(() => null));
-    return parsed.success ? parsed.data : null;
-  };
+  app.use("/v1/load_lora_adapter", admin(d));
+  app.use("/v1/unload_lora_adapter", admin(d));
 
   app.post("/v1/load_lora_adapter", async (c) => {
-    const b = await body(c);
-    if (b === null) return errorResponse(c, "bad_request", "body must be {lora_name, lora_path?}");
-    const ref = b.lora_path ?? b.lora_name;
-    const parsed = parseVersionRef(ref);
-    if (parsed === null)
-      return errorResponse(c, "bad_request", `${ref}: expected <run>@<version>`, "lora_name");
-    // Checked before "already loaded": a version revoked since it was loaded is refused like any other.
-    const r = await ensureVersion(manager, parsed, "lora_name");
-    if (!r.ok) return errorResponse(c, r.error.code, r.error.message, r.error.param ?? null);
-    if (pinned.has(b.lora_name)) return c.text(`Success: LoRA adapter '${b.lora_name}' is already loaded.`);
-    pinned.set(b.lora_name, manager.pin(r.value));
-    return c.text(`Success: LoRA adapter '${b.lora_name}' added successfully.`);
+    const b = await body(c, loadLoraRequestSchema);
+    if (!b.ok) return fail(c, b.error);
+    const name = b.value.lora_name;
+    // Without lora_path the name is the path too (`<run>@<version>`, the form of earlier releases).
+    const pathParam = b.value.lora_path == null ? "lora_name" : "lora_path";
+    const path = b.value.lora_path ?? name;
+    if (name === d.baseName)
+      return fail(c, badName(`The lora adapter name '${name}' conflicts with a served base model.`));
+    const source = parseLoraPath(path, d.store);
+    if (!source.ok) return fail(c, { code: "bad_request", message: source.error, param: pathParam });
+    const target = await resolveSource(d, source.value, pathParam);
+    if (!target.ok) return fail(c, target.error);
+    const refusal = nameRefusal(d, name, target.value);
+    if (refusal !== null) return fail(c, refusal);
+    const existing = d.aliases.get(name);
+    if (existing !== undefined && sameTarget(existing.target, target.value))
+      return c.text(`The lora adapter '${name}' has already been loaded.`);
+    if (existing !== undefined && b.value.load_inplace === false) {
+      return fail(
+        c,
+        badName(
+          `The lora adapter '${name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`,
+        ),
+      );
+    }
+    const set = d.aliases.set(name, target.value, d.clock.now());
+    if (!set.ok) {
+      return fail(
+        c,
+        badName(
+          `${set.error.max} LoRA adapters are loaded, the most this generator holds (GENERATOR_MAX_LORA_ALIASES); unload one first`,
+        ),
+      );
+    }
+    d.log.info(set.value.replaced ? "lora alias replaced" : "lora alias loaded", {
+      name,
+      source: aliasSource(target.value),
+      previous: existing === undefined ? null : aliasSource(existing.target),
+    });
+    return c.text(`Success: LoRA adapter '${name}' added successfully.`);
   });
 
   app.post("/v1/unload_lora_adapter", async (c) => {
-    const b = await body(c);
-    if (b === null) return errorResponse(c, "bad_request", "body must be {lora_name}");
-    const release = pinned.get(b.lora_name);
-    if (release === undefined)
-      return errorResponse(c, "model_not_found", `${b.lora_name} was not loaded`, "lora_name");
-    pinned.delete(b.lora_name);
-    release();
-    return c.text(`Success: LoRA adapter '${b.lora_name}' removed successfully.`);
+    const b = await body(c, unloadLoraRequestSchema);
+    if (!b.ok) return fail(c, b.error);
+    const name = b.value.lora_name;
+    if (!d.aliases.remove(name))
+      return errorResponse(c, "model_not_found", `The lora adapter '${name}' cannot be found.`, "lora_name");
+    d.log.info("lora alias unloaded", { name });
+    return c.text(`Success: LoRA adapter '${name}' removed successfully.`);
   });
   return app;
+}
+
+function admin(d: LoraAdminDeps) {
+  return async (c: Context<GeneratorEnv>, next: () => Promise<void>): Promise<Response | undefined> => {
+    const decision = decideAdmin(d.adminToken, d.host, c.req.header("authorization"));
+    if (decision.allowed) {
+      await next();
+      return undefined;
+    }
+    return errorResponse(c, decision.status === 401 ? "unauthorized" : "forbidden", decision.message);
+  };
+}
+
+const badName = (message: string): ApiError => ({ code: "bad_request", message, param: "lora_name" });
+
+/** Pulls and verifies what `lora_path` names; errors name `param`. */
+async function resolveSource(
+  d: LoraAdminDeps,
+  source: LoraSource,
+  param: string,
+): Promise<Result<AliasTarget, ApiError>> {
+  if (source.kind === "local") {
+    const local = await loadLocalAdapter(source.path, d.local);
+    return local.ok ? ok({ kind: "local", adapter: local.value }) : local;
+  }
+  if (source.kind === "version") {
+    const r = await ensureVersion(d.manager, source, param);
+    return r.ok ? ok({ kind: "store", record: r.value }) : r;
+  }
+  const current = await d.manager.current(source.run);
+  if (current === null)
+    return err({
+      code: "model_not_found",
+      message: `No adapter found: run ${source.run} has no active version on this generator`,
+      param,
+    });
+  if (!current.ok) return err(ensureErrorToApi(current.error, source.run, param));
+  return ok({ kind: "store", record: current.value });
+}
+
+/**
+ * Names that would make `model` ambiguous are refused: a run this generator knows (`model: "<run>"`
+ * already means its active version), and any `<run>@<version>` other than the version it serves.
+ */
+function nameRefusal(d: LoraAdminDeps, name: string, target: AliasTarget): ApiError | null {
+  if (name.includes("@")) {
+    const ref = parseVersionRef(name);
+    if (ref === null || target.kind !== "store" || aliasSource(target) !== `${ref.run}@${ref.version}`)
+      return badName(
+        `'${name}': a name with @ must be the <run>@<version> it serves; choose a name without @ for an alias`,
+      );
+    return null;
+  }
+  const isRun =
+    RUN_NAME.test(name) &&
+    (d.manager.activeRecord(name) !== undefined || d.manager.cache.all().some((r) => r.run === name));
+  if (isRun)
+    return badName(
+      `'${name}' is a run on this generator (model "${name}" serves its active version); choose another lora_name`,
+    );
+  return null;
 }
