@@ -28,4 +28,10 @@ describe("byte tokenizer", () => {
     assert.deepEqual(deltas, ["a", "", "", "✓", "b"]);
     assert.equal(dec.flush(), "");
   });
+
+  it("gives a token's true byte, a lone continuation byte included, and none for a special id", () => {
+    assert.deepEqual([...tok.tokenBytes(0x9c)], [0x9c]);
+    assert.deepEqual([...tok.tokenBytes(0x61)], [0x61]);
+    assert.deepEqual([...tok.tokenBytes(2)], []);
+  });
 });

@@ -12,15 +12,14 @@ import {
   type Engine,
   type FinishReason,
   type LoraFeeds,
-  type SampledToken,
   type SamplingParams,
 } from "@loracast/shared/runtime";
-import { IncrementalDecoder, type TextTokenizer } from "@loracast/shared/tokenizer";
+import type { TextTokenizer } from "@loracast/shared/tokenizer";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
+import { ChoiceText, type GeneratedToken } from "./choice-text.ts";
 import { ensureErrorToApi, ensureVersion, parseVersionRef } from "./model-ref.ts";
 import type { SamplingFields } from "./openai-schema.ts";
-import { StopMatcher } from "./stop-matcher.ts";
 
 /** The adapter a request runs on, pinned until `release()`. */
 export interface ResolvedModel {
@@ -45,16 +44,20 @@ export interface Plan {
   logprobs: number | null;
 }
 
+/** What one step of a choice adds; a stream's deltas concatenate to the choice's result. */
 export interface ChoiceDelta {
   index: number;
+  /** Text that became final (may be empty while a partial character or stop prefix is held back). */
   text: string;
-  tokens: SampledToken[];
+  /** The tokens sampled in this step, each exactly once (none in the closing delta). */
+  tokens: GeneratedToken[];
 }
 
 export interface ChoiceResult {
   index: number;
   text: string;
-  tokens: SampledToken[];
+  /** Every sampled token, stop strings' and EOS included (as vLLM's `token_ids`). */
+  tokens: GeneratedToken[];
   finishReason: Exclude<FinishReason, "abort"> | null;
 }
 
@@ -74,6 +77,11 @@ export class InferenceService {
 
   get tokenizer(): TextTokenizer {
     return this.d.tokenizer;
+  }
+
+  /** The base artifacts' fingerprint (`sha256:…` over graphs and weights), for `system_fingerprint`. */
+  get baseFingerprint(): string {
+    return this.d.session.manifest.fingerprint;
   }
 
   get contextLength(): number {
@@ -194,10 +202,8 @@ export class InferenceService {
     signal: AbortSignal,
     onDelta?: (d: ChoiceDelta) => void,
   ): Promise<ChoiceResult> {
-    const decoder = new IncrementalDecoder(this.d.tokenizer);
-    const matcher = new StopMatcher(plan.stops);
-    let text = "";
-    let stopped = false;
+    const text = new ChoiceText(this.d.tokenizer, plan.stops);
+    const tokens: GeneratedToken[] = [];
     const r = await this.d.engine.generate({
       prompt: plan.promptIds,
       adapter: { key: model.key, feeds: model.feeds },
@@ -208,24 +214,19 @@ export class InferenceService {
       // Choices of one request must differ, and a seed must replay them all.
       rng: createRng((plan.seed * 1_000_003 + index) >>> 0),
       signal,
-      shouldStop: () => stopped,
+      shouldStop: () => text.isStopped,
       onToken: (t) => {
-        if (stopped) return;
-        const out = matcher.push(decoder.push(t.token));
-        stopped = out.stopped;
-        text += out.emit;
-        onDelta?.({ index, text: out.emit, tokens: [t] });
+        const step = text.push(t);
+        tokens.push(step.token);
+        onDelta?.({ index, text: step.emit, tokens: [step.token] });
       },
     });
-    if (!stopped) {
-      const tail = matcher.push(decoder.flush()).emit + matcher.flush();
-      text += tail;
-      if (tail.length > 0) onDelta?.({ index, text: tail, tokens: [] });
-    }
+    const tail = text.finish();
+    if (tail.length > 0) onDelta?.({ index, text: tail, tokens: [] });
     return {
       index,
-      text,
-      tokens: r.tokens,
+      text: text.text,
+      tokens,
       finishReason: r.finishReason === "abort" ? null : r.finishReason,
     };
   }

@@ -10,18 +10,11 @@ import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { type ApiError, errorResponse } from "../errors.ts";
-import { chatLogprobs, completionLogprobs, usage } from "../inference/format.ts";
-import type {
-  ChoiceDelta,
-  ChoiceResult,
-  InferenceService,
-  Plan,
-  ResolvedModel,
-} from "../inference/inference-service.ts";
+import { systemFingerprint } from "../inference/format.ts";
+import type { ChoiceDelta, InferenceService, Plan, ResolvedModel } from "../inference/inference-service.ts";
 import { chatRequestSchema, completionRequestSchema } from "../inference/openai-schema.ts";
+import { type Kind, ResponseBuilder } from "../inference/response-builder.ts";
 import type { GeneratorEnv } from "./types.ts";
-
-type Kind = "completion" | "chat";
 
 interface Prepared {
   model: ResolvedModel;
@@ -71,25 +64,25 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
     const p = prepared.value;
     c.header("x-loracast-adapter-version", p.model.version === null ? "none" : String(p.model.version));
     c.header("x-loracast-adapter-sha256", p.model.sha256 ?? "none");
-    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
-    const created = Math.floor(clock.now() / 1000);
-    const head = {
-      id,
-      object: kind === "chat" ? "chat.completion" : "text_completion",
-      created,
+    const builder = new ResponseBuilder({
+      kind,
+      id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`,
+      created: Math.floor(clock.now() / 1000),
       model: p.model.name,
-    };
+      systemFingerprint: systemFingerprint(service.baseFingerprint, p.model.sha256),
+      promptIds: p.plan.promptIds,
+      logprobs: p.plan.logprobs,
+      returnTokenIds: p.returnTokenIds,
+      includeUsage: p.stream && p.includeUsage,
+      n: p.plan.n,
+      tokenizer: service.tokenizer,
+    });
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, c.req.raw.signal]);
 
     if (!p.stream) {
       try {
-        const choices = await service.run(p.model, p.plan, signal);
-        return c.json({
-          ...head,
-          choices: choices.map((ch) => formatChoice(kind, ch, p, service)),
-          usage: totals(p, choices),
-        });
+        return c.json(builder.whole(await service.run(p.model, p.plan, signal)));
       } catch (e) {
         if (e instanceof NonFiniteLogitsError) return errorResponse(c, "adapter_failed", e.message, "model");
         throw e;
@@ -103,30 +96,12 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
       const send = (data: unknown) => {
         chain = chain.then(() => stream.writeSSE({ data: JSON.stringify(data) }));
       };
-      const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
-      if (kind === "chat") {
-        for (let index = 0; index < p.plan.n; index++) {
-          send({
-            ...head,
-            object,
-            choices: [
-              { index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
-            ],
-          });
-        }
-      }
+      for (const chunk of builder.opening()) send(chunk);
       try {
-        const choices = await service.run(p.model, p.plan, signal, (d: ChoiceDelta) => {
-          send({ ...head, object, choices: [formatDelta(kind, d, p, service)] });
-        });
-        for (const ch of choices) {
-          const done =
-            kind === "chat"
-              ? { index: ch.index, delta: {}, logprobs: null, finish_reason: ch.finishReason }
-              : { index: ch.index, text: "", logprobs: null, finish_reason: ch.finishReason };
-          send({ ...head, object, choices: [done] });
-        }
-        if (p.includeUsage) send({ ...head, object, choices: [], usage: totals(p, choices) });
+        const choices = await service.run(p.model, p.plan, signal, (d: ChoiceDelta) =>
+          send(builder.delta(d)),
+        );
+        for (const chunk of builder.closing(choices)) send(chunk);
         chain = chain.then(() => stream.writeSSE({ data: "[DONE]" }));
         await chain;
       } catch (e) {
@@ -200,52 +175,4 @@ async function prepare(
       returnTokenIds: fields.return_token_ids,
     },
   };
-}
-
-function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: InferenceService) {
-  const ids = p.returnTokenIds ? { token_ids: ch.tokens.map((t) => t.token) } : {};
-  if (kind === "chat") {
-    return {
-      index: ch.index,
-      message: { role: "assistant", content: ch.text },
-      logprobs: p.plan.logprobs !== null ? chatLogprobs(ch.tokens, service.tokenizer) : null,
-      finish_reason: ch.finishReason,
-      ...ids,
-    };
-  }
-  return {
-    index: ch.index,
-    text: ch.text,
-    logprobs: p.plan.logprobs !== null ? completionLogprobs(ch.tokens, service.tokenizer) : null,
-    finish_reason: ch.finishReason,
-    ...ids,
-  };
-}
-
-function formatDelta(kind: Kind, d: ChoiceDelta, p: Prepared, service: InferenceService) {
-  const ids = p.returnTokenIds ? { token_ids: d.tokens.map((t) => t.token) } : {};
-  if (kind === "chat") {
-    return {
-      index: d.index,
-      delta: { content: d.text },
-      logprobs: p.plan.logprobs !== null ? chatLogprobs(d.tokens, service.tokenizer) : null,
-      finish_reason: null,
-      ...ids,
-    };
-  }
-  return {
-    index: d.index,
-    text: d.text,
-    logprobs: p.plan.logprobs !== null ? completionLogprobs(d.tokens, service.tokenizer) : null,
-    finish_reason: null,
-    ...ids,
-  };
-}
-
-function totals(p: Prepared, choices: ChoiceResult[]) {
-  const u = usage(
-    p.plan.promptIds.length,
-    choices.reduce((a, ch) => a + ch.tokens.length, 0),
-  );
-  return p.returnTokenIds ? { ...u, prompt_token_ids: p.plan.promptIds } : u;
 }
