@@ -74,3 +74,17 @@ export class ChoiceText {
     return tail;
   }
 }
+
+/**
+ * A prompt as `echo` returns it: its text and each token with its offset in that text (and the
+ * prompt logprobs the engine computed, when asked: the first token has none, as in OpenAI).
+ */
+export function promptText(
+  tokenizer: TextTokenizer,
+  tokens: readonly SampledToken[],
+): { text: string; tokens: GeneratedToken[] } {
+  const text = new ChoiceText(tokenizer, []);
+  const out = tokens.map((t) => text.push(t).token);
+  text.finish();
+  return { text: text.text, tokens: out };
+}

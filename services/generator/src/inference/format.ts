@@ -59,6 +59,8 @@ export function tokenText(bytes: Uint8Array): string {
  * Completions `choices[].logprobs` (OpenAI legacy completions, as vLLM fills it):
  * - `tokens[i]`: the token's text ({@link tokenText});
  * - `token_logprobs[i]`: its logprob (log_softmax of the processed logits over the temperature);
+ *   null for an echoed prompt's first token, which nothing predicts (OpenAI), whose
+ *   `top_logprobs[i]` is null too;
  * - `top_logprobs[i]`: the `logprobs` most likely tokens plus the sampled one when it is not
  *   among them (OpenAI: "up to logprobs+1 elements"), keyed by token text. Two tokens with the
  *   same text (special tokens all show as "") would share a key: the first, more likely, one
@@ -71,22 +73,26 @@ export function completionLogprobs(tokens: readonly GeneratedToken[], tok: TextT
   const out = {
     tokens: [] as string[],
     token_logprobs: [] as (number | null)[],
-    top_logprobs: [] as Record<string, number>[],
+    top_logprobs: [] as (Record<string, number> | null)[],
     text_offset: [] as number[],
   };
   for (const t of tokens) {
     out.tokens.push(text(t.token));
-    out.token_logprobs.push(t.logprob === null ? null : clamp(t.logprob));
+    out.text_offset.push(t.offset);
+    if (t.logprob === null) {
+      out.token_logprobs.push(null);
+      out.top_logprobs.push(null);
+      continue;
+    }
+    out.token_logprobs.push(clamp(t.logprob));
     const top: Record<string, number> = {};
     const alternatives = [...t.top];
-    if (t.logprob !== null && !t.top.some((a) => a.token === t.token))
-      alternatives.push({ token: t.token, logprob: t.logprob });
+    if (!t.top.some((a) => a.token === t.token)) alternatives.push({ token: t.token, logprob: t.logprob });
     for (const a of alternatives) {
       const key = text(a.token);
       if (!Object.hasOwn(top, key)) top[key] = clamp(a.logprob);
     }
     out.top_logprobs.push(top);
-    out.text_offset.push(t.offset);
   }
   return out;
 }

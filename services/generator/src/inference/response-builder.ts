@@ -6,7 +6,7 @@
  * reasons, usage).
  */
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import type { GeneratedToken } from "./choice-text.ts";
+import { codePoints, type GeneratedToken } from "./choice-text.ts";
 import { chatLogprobs, completionLogprobs, usage } from "./format.ts";
 import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
 
@@ -31,6 +31,11 @@ export interface ResponseContext {
   includeUsage: boolean;
   n: number;
   tokenizer: TextTokenizer;
+  /**
+   * Completions `echo`: the prompt (see `promptText` in choice-text.ts) goes before each choice's
+   * text and logprobs, and the generated tokens' offsets move past it. Null without echo.
+   */
+  echo?: { text: string; tokens: readonly GeneratedToken[] } | null;
 }
 
 type Json = Record<string, unknown>;
@@ -39,7 +44,19 @@ export class ResponseBuilder {
   /** Choices whose `prompt_token_ids` a completions stream has sent (vLLM: first chunk of each). */
   private readonly promptSent = new Set<number>();
 
-  constructor(private readonly c: ResponseContext) {}
+  /** Code points of the echoed prompt, which the generated tokens' offsets move past. */
+  private readonly shift: number;
+
+  constructor(private readonly c: ResponseContext) {
+    this.shift = c.echo ? codePoints(c.echo.text) : 0;
+  }
+
+  /** A completion choice's tokens for logprobs: the echoed prompt's first when `withEcho`. */
+  private completionTokens(tokens: readonly GeneratedToken[], withEcho: boolean): GeneratedToken[] {
+    const moved =
+      this.shift === 0 ? [...tokens] : tokens.map((t) => ({ ...t, offset: t.offset + this.shift }));
+    return withEcho && this.c.echo ? [...this.c.echo.tokens, ...moved] : moved;
+  }
 
   private head(object: string): Json {
     const { id, created, model, systemFingerprint } = this.c;
@@ -87,8 +104,8 @@ export class ResponseBuilder {
       ...this.head("text_completion"),
       choices: choices.map((ch) => ({
         index: ch.index,
-        text: ch.text,
-        logprobs: this.logprobs(ch.tokens),
+        text: (this.c.echo?.text ?? "") + ch.text,
+        logprobs: this.logprobs(this.completionTokens(ch.tokens, true)),
         finish_reason: ch.finishReason,
         ...this.tokenIds(ch.tokens),
         ...prompt,
@@ -108,9 +125,27 @@ export class ResponseBuilder {
     };
   }
 
-  /** Chunks before any token: chat's `role` chunk per choice (the first carries vLLM's `prompt_token_ids`). */
+  /**
+   * Chunks before any token: chat's `role` chunk per choice (the first carries vLLM's
+   * `prompt_token_ids`); for completions with echo, each choice's echoed prompt.
+   */
   opening(): Json[] {
-    if (this.c.kind !== "chat") return [];
+    const echo = this.c.echo;
+    if (this.c.kind !== "chat") {
+      if (!echo) return [];
+      return Array.from({ length: this.c.n }, (_, index) =>
+        this.chunk([
+          {
+            index,
+            text: echo.text,
+            logprobs: this.logprobs(echo.tokens),
+            finish_reason: null,
+            ...this.tokenIds([]),
+            ...this.promptOnce(index),
+          },
+        ]),
+      );
+    }
     return Array.from({ length: this.c.n }, (_, index) =>
       this.chunk(
         [
@@ -144,7 +179,7 @@ export class ResponseBuilder {
       {
         index: d.index,
         text: d.text,
-        logprobs: this.logprobs(d.tokens),
+        logprobs: this.logprobs(this.completionTokens(d.tokens, false)),
         finish_reason: null,
         ...this.tokenIds(d.tokens),
         ...this.promptOnce(d.index),

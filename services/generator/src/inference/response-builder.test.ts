@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { SampledToken } from "@loracast/shared/runtime";
+import { byteTokenizer } from "@loracast/shared/tokenizer";
+import { ChoiceText, promptText } from "./choice-text.ts";
+import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
+import { ResponseBuilder, type ResponseContext } from "./response-builder.ts";
+
+const tok = byteTokenizer({ vocabSize: 256, specialIds: [0, 1, 2], stopTokenIds: [2] });
+const sampled = (token: number, i: number): SampledToken => ({
+  token,
+  logprob: -0.5 - i,
+  top: [{ token: 0x61, logprob: -0.25 }],
+});
+
+/** One choice generated the way InferenceService.choice does it: deltas as tokens arrive, then the result. */
+function generate(index: number, text: string): { deltas: ChoiceDelta[]; result: ChoiceResult } {
+  const choice = new ChoiceText(tok, []);
+  const deltas: ChoiceDelta[] = [];
+  const tokens = tok.encode(text).map((id, i) => {
+    const step = choice.push(sampled(id, i));
+    deltas.push({ index, text: step.emit, tokens: [step.token] });
+    return step.token;
+  });
+  choice.finish();
+  return { deltas, result: { index, text: choice.text, tokens, finishReason: "length" } };
+}
+
+type Json = Record<string, unknown>;
+
+describe("ResponseBuilder", () => {
+  const prompt = tok.encode("é✓ ");
+  const context: ResponseContext = {
+    kind: "completion",
+    id: "cmpl-1",
+    created: 1,
+    model: "m",
+    systemFingerprint: "fp_0",
+    promptIds: prompt,
+    logprobs: 1,
+    returnTokenIds: true,
+    includeUsage: true,
+    n: 2,
+    tokenizer: tok,
+    echo: promptText(
+      tok,
+      prompt.map((id, i) => (i === 0 ? { token: id, logprob: null, top: [] } : sampled(id, i))),
+    ),
+  };
+  const runs = [generate(0, "ab"), generate(1, "中x")];
+
+  it("echoes the prompt before the text and the logprobs, offsets continuing past it", () => {
+    const whole = new ResponseBuilder(context).whole(runs.map((r) => r.result));
+    const ch = (whole.choices as Json[])[1] as Json;
+    assert.equal(ch.text, "é✓ 中x");
+    const lp = ch.logprobs as Json;
+    assert.deepEqual(lp.text_offset, [0, 0, 1, 1, 1, 2, 3, 3, 3, 4]);
+    assert.deepEqual((lp.token_logprobs as unknown[])[0], null, "the prompt's first token has no logprob");
+    assert.deepEqual((lp.top_logprobs as unknown[])[0], null);
+    assert.deepEqual(ch.token_ids, tok.encode("中x"), "token_ids are the generated tokens");
+    assert.deepEqual(ch.prompt_token_ids, prompt);
+  });
+
+  it("streams chunks that join to the whole response", () => {
+    const b = new ResponseBuilder(context);
+    const chunks = [
+      ...b.opening(),
+      ...runs.flatMap((r) => r.deltas.map((d) => b.delta(d))),
+      ...b.closing(runs.map((r) => r.result)),
+    ];
+    const whole = new ResponseBuilder(context).whole(runs.map((r) => r.result));
+    const usageChunk = chunks.pop() as Json;
+    assert.deepEqual(usageChunk.usage, whole.usage);
+    for (const [index, expected] of (whole.choices as Json[]).entries()) {
+      const mine = chunks.flatMap((c) => (c.choices as Json[]).filter((ch) => ch.index === index));
+      assert.equal(mine.map((ch) => ch.text).join(""), expected.text);
+      const lp = expected.logprobs as Record<string, unknown[]>;
+      for (const field of ["tokens", "token_logprobs", "top_logprobs", "text_offset"]) {
+        const joined = mine.flatMap((ch) => (ch.logprobs as Record<string, unknown[]> | null)?.[field] ?? []);
+        assert.deepEqual(joined, lp[field], field);
+      }
+      assert.deepEqual(
+        mine.flatMap((ch) => ch.token_ids as number[]),
+        expected.token_ids,
+      );
+      assert.deepEqual(
+        mine.filter((ch) => ch.prompt_token_ids !== undefined).map((ch) => ch.prompt_token_ids),
+        [prompt],
+        "prompt_token_ids once per choice",
+      );
+    }
+  });
+});
