@@ -36,6 +36,7 @@ export function codePoints(s: string): number {
   return n;
 }
 
+/** The text of one choice, token by token (one per choice; see the module comment). */
 export class ChoiceText {
   private readonly decoder: IncrementalDecoder;
   private readonly matcher: StopMatcher;
@@ -55,6 +56,7 @@ export class ChoiceText {
     return this.stopped;
   }
 
+  /** Adds a sampled token; after a stop string it still gets its offset but emits nothing. */
   push(t: SampledToken): TextStep {
     const token: GeneratedToken = { ...t, offset: this.decoded };
     const delta = this.decoder.push(t.token);

@@ -10,8 +10,10 @@ import { codePoints, type GeneratedToken } from "./choice-text.ts";
 import { chatLogprobs, completionLogprobs, usage } from "./format.ts";
 import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
 
+/** Which endpoint: /v1/completions or /v1/chat/completions. */
 export type Kind = "completion" | "chat";
 
+/** What a request's responses say besides its choices, fixed when the request is admitted. */
 export interface ResponseContext {
   kind: Kind;
   /** `cmpl-…` or `chatcmpl-…`, shared by every chunk of a stream. */
@@ -40,6 +42,7 @@ export interface ResponseContext {
 
 type Json = Record<string, unknown>;
 
+/** The bodies of one request's response: `whole`, or `opening`, a `delta` per step and `closing` for a stream. */
 export class ResponseBuilder {
   /** Choices whose `prompt_token_ids` a completions stream has sent (vLLM: first chunk of each). */
   private readonly promptSent = new Set<number>();
