@@ -44,3 +44,27 @@ export function usage(promptTokens: number, completionTokens: number) {
     total_tokens: promptTokens + completionTokens,
   };
 }
+
+/**
+ * vLLM's `prompt_logprobs`: one entry per prompt token, null for the first (nothing precedes it),
+ * else token id → `{logprob, rank, decoded_token}` for the prompt's token and the top alternatives.
+ * `rank` is 1-based among the alternatives, null for a prompt token outside them.
+ */
+export function promptLogprobs(tokens: readonly SampledToken[], tok: TextTokenizer) {
+  return tokens.map((t, i) => {
+    if (i === 0 || t.logprob === null) return null;
+    const entries: Record<string, { logprob: number; rank: number | null; decoded_token: string }> = {};
+    entries[String(t.token)] = {
+      logprob: t.logprob,
+      rank: (() => {
+        const at = t.top.findIndex((a) => a.token === t.token);
+        return at < 0 ? null : at + 1;
+      })(),
+      decoded_token: tok.decode([t.token]),
+    };
+    t.top.forEach((a, r) => {
+      entries[String(a.token)] = { logprob: a.logprob, rank: r + 1, decoded_token: tok.decode([a.token]) };
+    });
+    return entries;
+  });
+}

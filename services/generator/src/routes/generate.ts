@@ -8,9 +8,8 @@ import type { Clock } from "@loracast/shared/platform";
 import { NonFiniteLogitsError } from "@loracast/shared/runtime";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { z } from "zod";
 import { type ApiError, errorResponse } from "../errors.ts";
-import { chatLogprobs, completionLogprobs, usage } from "../inference/format.ts";
+import { chatLogprobs, completionLogprobs, promptLogprobs, usage } from "../inference/format.ts";
 import type {
   ChoiceDelta,
   ChoiceResult,
@@ -18,7 +17,12 @@ import type {
   Plan,
   ResolvedModel,
 } from "../inference/inference-service.ts";
-import { chatRequestSchema, completionRequestSchema } from "../inference/openai-schema.ts";
+import {
+  type ChatRequest,
+  type Endpoint,
+  parseRequest,
+  type SamplingFields,
+} from "../inference/params/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
 type Kind = "completion" | "chat";
@@ -35,24 +39,18 @@ function fail(c: Context, e: ApiError): Response {
   return errorResponse(c, e.code, e.message, e.param ?? null);
 }
 
-async function parse<S extends z.ZodType>(
-  c: Context,
-  schema: S,
-): Promise<{ ok: true; value: z.infer<S> } | { ok: false; error: ApiError }> {
+/** The body as JSON, checked against the endpoint's request contract. */
+async function parse<E extends Endpoint>(c: Context, endpoint: E) {
   let body: unknown;
   try {
     body = await c.req.json();
   } catch {
-    return { ok: false, error: { code: "bad_request", message: "the body is not valid JSON" } };
+    return {
+      ok: false as const,
+      error: { code: "bad_request" as const, message: "the body is not valid JSON" },
+    };
   }
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return { ok: true, value: parsed.data };
-  const issue = parsed.error.issues[0];
-  const param = issue?.path.join(".") ?? "";
-  return {
-    ok: false,
-    error: { code: "bad_request", message: `${param}: ${issue?.message ?? "invalid"}`, param },
-  };
+  return parseRequest(body, endpoint);
 }
 
 export function generateRoutes(service: InferenceService | null, clock: Clock): Hono<GeneratorEnv> {
@@ -85,10 +83,16 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
     if (!p.stream) {
       try {
         const choices = await service.run(p.model, p.plan, signal);
+        // vLLM puts a chat request's prompt_logprobs beside `choices` (one prompt for them all).
+        const chatPromptLogprobs =
+          kind === "chat" && p.plan.returnPromptLogprobs
+            ? { prompt_logprobs: promptLogprobs(choices[0]?.promptTokens ?? [], service.tokenizer) }
+            : {};
         return c.json({
           ...head,
           choices: choices.map((ch) => formatChoice(kind, ch, p, service)),
           usage: totals(p, choices),
+          ...chatPromptLogprobs,
         });
       } catch (e) {
         if (e instanceof NonFiniteLogitsError) return errorResponse(c, "adapter_failed", e.message, "model");
@@ -159,34 +163,56 @@ async function prepare(
   kind: Kind,
   service: InferenceService,
 ): Promise<{ ok: true; value: Prepared } | { ok: false; error: ApiError }> {
-  let promptIds: number[];
-  let fields: z.infer<typeof completionRequestSchema> | z.infer<typeof chatRequestSchema>;
+  const tok = service.tokenizer;
+  let prompts: { ids: number[]; text: string }[];
+  let fields: SamplingFields & Pick<ChatRequest, "model" | "stream" | "stream_options" | "return_token_ids">;
   /** Top alternatives per token, or null when the request wants no logprobs. */
   let logprobs: number | null;
+  let echo = false;
   if (kind === "completion") {
-    const body = await parse(c, completionRequestSchema);
+    const body = await parse(c, "completions");
     if (!body.ok) return body;
     fields = body.value;
-    promptIds =
-      typeof body.value.prompt === "string" ? service.tokenizer.encode(body.value.prompt) : body.value.prompt;
+    const p = body.value.prompt;
+    // OpenAI's four prompt shapes: a string, strings, token ids, lists of token ids.
+    const list: (string | number[])[] =
+      typeof p === "string"
+        ? [p]
+        : p.every((x) => typeof x === "number")
+          ? [p as number[]]
+          : (p as (string | number[])[]);
+    prompts = list.map((x) =>
+      typeof x === "string" ? { ids: tok.encode(x), text: x } : { ids: x, text: tok.decode(x) },
+    );
     logprobs = body.value.logprobs ?? null;
+    echo = body.value.echo;
+    if (echo && logprobs !== null && body.value.stream)
+      return {
+        ok: false,
+        error: {
+          code: "bad_request",
+          message:
+            "echo with logprobs is not available when streaming (the prompt's logprobs come at the end)",
+          param: "echo",
+        },
+      };
   } else {
-    const body = await parse(c, chatRequestSchema);
+    const body = await parse(c, "chat");
     if (!body.ok) return body;
     fields = { ...body.value, max_tokens: body.value.max_completion_tokens ?? body.value.max_tokens };
     let text: string;
     try {
-      text = service.tokenizer.applyChatTemplate(body.value.messages, body.value.add_generation_prompt);
+      text = tok.applyChatTemplate(body.value.messages, body.value.add_generation_prompt);
     } catch (e) {
       return {
         ok: false,
         error: { code: "bad_request", message: `chat template: ${(e as Error).message}`, param: "messages" },
       };
     }
-    promptIds = service.tokenizer.encode(text);
+    prompts = [{ ids: tok.encode(text), text }];
     logprobs = body.value.logprobs ? (body.value.top_logprobs ?? 0) : null;
   }
-  const plan = service.plan(promptIds, fields, logprobs);
+  const plan = service.plan(prompts, fields, logprobs, echo);
   if (!plan.ok) return plan;
   const model = await service.resolve(fields.model);
   if (!model.ok) return model;
@@ -213,12 +239,18 @@ function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: Infere
       ...ids,
     };
   }
+  // echo: the prompt's tokens (the first without a logprob) come before the generated ones.
+  const scored = p.plan.echo && ch.promptTokens !== null ? [...ch.promptTokens, ...ch.tokens] : ch.tokens;
   return {
     index: ch.index,
     text: ch.text,
-    logprobs: p.plan.logprobs !== null ? completionLogprobs(ch.tokens, service.tokenizer) : null,
+    logprobs: p.plan.logprobs !== null ? completionLogprobs(scored, service.tokenizer) : null,
     finish_reason: ch.finishReason,
     ...ids,
+    ...(p.returnTokenIds ? { prompt_token_ids: p.plan.prompts[ch.promptIndex]?.ids } : {}),
+    ...(p.plan.returnPromptLogprobs
+      ? { prompt_logprobs: promptLogprobs(ch.promptTokens ?? [], service.tokenizer) }
+      : {}),
   };
 }
 
@@ -243,9 +275,12 @@ function formatDelta(kind: Kind, d: ChoiceDelta, p: Prepared, service: Inference
 }
 
 function totals(p: Prepared, choices: ChoiceResult[]) {
+  // OpenAI counts each prompt once, however many choices continue it.
   const u = usage(
-    p.plan.promptIds.length,
+    p.plan.prompts.reduce((a, prompt) => a + prompt.ids.length, 0),
     choices.reduce((a, ch) => a + ch.tokens.length, 0),
   );
-  return p.returnTokenIds ? { ...u, prompt_token_ids: p.plan.promptIds } : u;
+  return p.returnTokenIds && p.plan.prompts.length === 1
+    ? { ...u, prompt_token_ids: p.plan.prompts[0]?.ids }
+    : u;
 }
