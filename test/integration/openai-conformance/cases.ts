@@ -48,13 +48,6 @@ export const CASES: Case[] = [
           [120, 121, 122],
         ],
       ];
-        ["ab", "xyz"],
-        [
-          [97, 98],
-          [120, 121, 122],
-        ],
-        ["ab", [120, 121, 122]],
-      ];
       for (const prompt of shapes) {
         const r = await ctx.complete({
           prompt,
