@@ -26,6 +26,10 @@ export interface GenerationRequest {
   /** Top alternatives to return with each token; null asks for no logprobs at all. */
   logprobs: number | null;
   rng: Rng;
+  /** vLLM min_tokens: stop tokens (and shouldStop) cannot end the sequence before this many tokens. */
+  minTokens?: number;
+  /** vLLM prompt_logprobs / OpenAI echo+logprobs: top alternatives at each prompt position; null = none. */
+  promptLogprobs?: number | null;
   signal?: AbortSignal;
   onToken?: (t: SampledToken) => void;
 }
@@ -34,6 +38,8 @@ export type FinishReason = "stop" | "length" | "abort";
 
 export interface GenerationResult {
   tokens: SampledToken[];
+  /** One entry per prompt token when promptLogprobs was asked (the first has logprob null, top []). */
+  promptTokens?: SampledToken[];
   finishReason: FinishReason;
 }
 

@@ -16,6 +16,14 @@ export interface SamplingParams {
   topP: number;
   /** Drop tokens less likely than minP × the most likely one; 0 disables. */
   minP: number;
+  /** OpenAI logit_bias: token id → value added to that token's logit before everything else, [-100, 100]. */
+  logitBias?: ReadonlyMap<number, number>;
+  /** OpenAI presence_penalty, [-2, 2]; 0 disables. Over generated tokens only (OpenAI, vLLM). */
+  presencePenalty?: number;
+  /** OpenAI frequency_penalty, [-2, 2]; 0 disables. Over generated tokens only. */
+  frequencyPenalty?: number;
+  /** vLLM repetition_penalty (> 0, 1 disables), CTRL-style, over prompt and generated tokens. */
+  repetitionPenalty?: number;
 }
 
 export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0 };

@@ -56,13 +56,16 @@ export class ChoiceText {
     return this.stopped;
   }
 
-  /** Adds a sampled token; after a stop string it still gets its offset but emits nothing. */
-  push(t: SampledToken): TextStep {
+  /**
+   * Adds a sampled token; after a stop string it still gets its offset but emits nothing.
+   * Unarmed (vLLM's min_tokens not reached yet), stop strings are not looked for.
+   */
+  push(t: SampledToken, armed = true): TextStep {
     const token: GeneratedToken = { ...t, offset: this.decoded };
     const delta = this.decoder.push(t.token);
     this.decoded += codePoints(delta);
     if (this.stopped) return { emit: "", token, stopped: true };
-    const out = this.matcher.push(delta);
+    const out = this.matcher.push(delta, armed);
     this.stopped = out.stopped;
     this.text += out.emit;
     return { emit: out.emit, token, stopped: out.stopped };

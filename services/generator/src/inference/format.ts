@@ -4,6 +4,7 @@
  * them gives exactly the whole response's fields.
  */
 import { createHash } from "node:crypto";
+import type { SampledToken } from "@loracast/shared/runtime";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
 import type { GeneratedToken } from "./choice-text.ts";
 
@@ -138,4 +139,33 @@ export function systemFingerprint(baseFingerprint: string, adapterSha256: string
     .update(`${baseFingerprint}\n${adapterSha256 ?? "base"}`)
     .digest("hex");
   return `fp_${digest.slice(0, 16)}`;
+}
+
+/**
+ * vLLM's `prompt_logprobs`: one entry per prompt token, null for the first (nothing precedes it),
+ * else token id → `{logprob, rank, decoded_token}` for the prompt's token and the top alternatives.
+ * `rank` is 1-based among the alternatives, null for a prompt token outside them; `decoded_token`
+ * is the token's text as in {@link tokenText}.
+ */
+export function promptLogprobs(tokens: readonly SampledToken[], tok: TextTokenizer) {
+  return tokens.map((t, i) => {
+    if (i === 0 || t.logprob === null) return null;
+    const entries: Record<string, { logprob: number; rank: number | null; decoded_token: string }> = {};
+    entries[String(t.token)] = {
+      logprob: clamp(t.logprob),
+      rank: (() => {
+        const at = t.top.findIndex((a) => a.token === t.token);
+        return at < 0 ? null : at + 1;
+      })(),
+      decoded_token: tokenText(tok.tokenBytes(t.token)),
+    };
+    t.top.forEach((a, r) => {
+      entries[String(a.token)] = {
+        logprob: clamp(a.logprob),
+        rank: r + 1,
+        decoded_token: tokenText(tok.tokenBytes(a.token)),
+      };
+    });
+    return entries;
+  });
 }

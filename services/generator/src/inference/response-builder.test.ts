@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { SampledToken } from "@loracast/shared/runtime";
 import { byteTokenizer } from "@loracast/shared/tokenizer";
-import { ChoiceText, promptText } from "./choice-text.ts";
+import { ChoiceText, codePoints } from "./choice-text.ts";
 import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
 import { ResponseBuilder, type ResponseContext } from "./response-builder.ts";
 
@@ -13,39 +13,52 @@ const sampled = (token: number, i: number): SampledToken => ({
   top: [{ token: 0x61, logprob: -0.25 }],
 });
 
-/** One choice generated the way InferenceService.choice does it: deltas as tokens arrive, then the result. */
+const prompt = tok.encode("é✓ ");
+const promptTokens = prompt.map((id, i) =>
+  i === 0 ? { token: id, logprob: null, top: [] } : sampled(id, i),
+);
+
+/** One echoing choice generated the way InferenceService.choice does it: deltas as tokens arrive, then the result. */
 function generate(index: number, text: string): { deltas: ChoiceDelta[]; result: ChoiceResult } {
-  const choice = new ChoiceText(tok, []);
-  const deltas: ChoiceDelta[] = [];
+  const echoed = tok.decode(prompt);
+  const choice = new ChoiceText(tok, [], codePoints(echoed));
+  const deltas: ChoiceDelta[] = [{ index, text: echoed, tokens: [] }];
   const tokens = tok.encode(text).map((id, i) => {
     const step = choice.push(sampled(id, i));
     deltas.push({ index, text: step.emit, tokens: [step.token] });
     return step.token;
   });
   choice.finish();
-  return { deltas, result: { index, text: choice.text, tokens, finishReason: "length" } };
+  return {
+    deltas,
+    result: {
+      index,
+      promptIndex: 0,
+      text: echoed + choice.text,
+      tokens,
+      promptTokens,
+      finishReason: "length",
+    },
+  };
 }
 
 type Json = Record<string, unknown>;
 
 describe("ResponseBuilder", () => {
-  const prompt = tok.encode("é✓ ");
   const context: ResponseContext = {
     kind: "completion",
     id: "cmpl-1",
     created: 1,
     model: "m",
     systemFingerprint: "fp_0",
-    promptIds: prompt,
+    prompts: [{ ids: prompt }],
     logprobs: 1,
+    echo: true,
+    returnPromptLogprobs: false,
     returnTokenIds: true,
     includeUsage: true,
     n: 2,
     tokenizer: tok,
-    echo: promptText(
-      tok,
-      prompt.map((id, i) => (i === 0 ? { token: id, logprob: null, top: [] } : sampled(id, i))),
-    ),
   };
   const runs = [generate(0, "ab"), generate(1, "中x")];
 
@@ -61,24 +74,22 @@ describe("ResponseBuilder", () => {
     assert.deepEqual(ch.prompt_token_ids, prompt);
   });
 
-  it("streams chunks that join to the whole response", () => {
-    const b = new ResponseBuilder(context);
+  it("streams echo (without logprobs, which params refuses to stream) in chunks that join to the whole response", () => {
+    const streamed = { ...context, logprobs: null };
+    const b = new ResponseBuilder(streamed);
     const chunks = [
       ...b.opening(),
       ...runs.flatMap((r) => r.deltas.map((d) => b.delta(d))),
       ...b.closing(runs.map((r) => r.result)),
     ];
-    const whole = new ResponseBuilder(context).whole(runs.map((r) => r.result));
+    const whole = new ResponseBuilder(streamed).whole(runs.map((r) => r.result));
     const usageChunk = chunks.pop() as Json;
     assert.deepEqual(usageChunk.usage, whole.usage);
     for (const [index, expected] of (whole.choices as Json[]).entries()) {
       const mine = chunks.flatMap((c) => (c.choices as Json[]).filter((ch) => ch.index === index));
       assert.equal(mine.map((ch) => ch.text).join(""), expected.text);
-      const lp = expected.logprobs as Record<string, unknown[]>;
-      for (const field of ["tokens", "token_logprobs", "top_logprobs", "text_offset"]) {
-        const joined = mine.flatMap((ch) => (ch.logprobs as Record<string, unknown[]> | null)?.[field] ?? []);
-        assert.deepEqual(joined, lp[field], field);
-      }
+      assert.equal(expected.logprobs, null);
+      assert.ok(mine.every((ch) => ch.logprobs === null));
       assert.deepEqual(
         mine.flatMap((ch) => ch.token_ids as number[]),
         expected.token_ids,

@@ -6,8 +6,8 @@
  * reasons, usage).
  */
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import { codePoints, type GeneratedToken } from "./choice-text.ts";
-import { chatLogprobs, completionLogprobs, usage } from "./format.ts";
+import { type GeneratedToken, promptText } from "./choice-text.ts";
+import { chatLogprobs, completionLogprobs, promptLogprobs, usage } from "./format.ts";
 import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
 
 /** Which endpoint: /v1/completions or /v1/chat/completions. */
@@ -24,20 +24,24 @@ export interface ResponseContext {
   model: string;
   /** See `systemFingerprint` in format.ts. */
   systemFingerprint: string;
-  promptIds: readonly number[];
+  /** The request's prompts (completions may batch several; choice `index` is `prompt * n + i`). */
+  prompts: readonly { ids: readonly number[] }[];
   /** Top alternatives per token; null when the request asked for no logprobs. */
   logprobs: number | null;
+  /**
+   * Completions `echo`: each choice's text already starts with its prompt's (InferenceService puts
+   * it there, and moves the generated tokens' offsets past it); with logprobs the prompt's tokens
+   * (`ChoiceResult.promptTokens`) come first in the logprobs.
+   */
+  echo: boolean;
+  /** vLLM `prompt_logprobs` was asked for. */
+  returnPromptLogprobs: boolean;
   /** vLLM `return_token_ids`. */
   returnTokenIds: boolean;
   /** OpenAI `stream_options.include_usage`. */
   includeUsage: boolean;
   n: number;
   tokenizer: TextTokenizer;
-  /**
-   * Completions `echo`: the prompt (see `promptText` in choice-text.ts) goes before each choice's
-   * text and logprobs, and the generated tokens' offsets move past it. Null without echo.
-   */
-  echo?: { text: string; tokens: readonly GeneratedToken[] } | null;
 }
 
 type Json = Record<string, unknown>;
@@ -47,18 +51,16 @@ export class ResponseBuilder {
   /** Choices whose `prompt_token_ids` a completions stream has sent (vLLM: first chunk of each). */
   private readonly promptSent = new Set<number>();
 
-  /** Code points of the echoed prompt, which the generated tokens' offsets move past. */
-  private readonly shift: number;
+  constructor(private readonly c: ResponseContext) {}
 
-  constructor(private readonly c: ResponseContext) {
-    this.shift = c.echo ? codePoints(c.echo.text) : 0;
+  private promptIds(choiceIndex: number): number[] {
+    return [...(this.c.prompts[Math.floor(choiceIndex / this.c.n)]?.ids ?? [])];
   }
 
-  /** A completion choice's tokens for logprobs: the echoed prompt's first when `withEcho`. */
-  private completionTokens(tokens: readonly GeneratedToken[], withEcho: boolean): GeneratedToken[] {
-    const moved =
-      this.shift === 0 ? [...tokens] : tokens.map((t) => ({ ...t, offset: t.offset + this.shift }));
-    return withEcho && this.c.echo ? [...this.c.echo.tokens, ...moved] : moved;
+  /** A completion choice's tokens for logprobs: with echo, the prompt's first (the first without a logprob). */
+  private completionTokens(ch: ChoiceResult): GeneratedToken[] {
+    if (!this.c.echo || ch.promptTokens === null) return ch.tokens;
+    return [...promptText(this.c.tokenizer, ch.promptTokens).tokens, ...ch.tokens];
   }
 
   private head(object: string): Json {
@@ -77,17 +79,21 @@ export class ResponseBuilder {
     return this.c.returnTokenIds ? { token_ids: tokens.map((t) => t.token) } : {};
   }
 
-  /** OpenAI counts the prompt once and the completion tokens of every choice. */
+  /** OpenAI counts each prompt once, however many choices continue it, and every choice's tokens. */
   usage(choices: readonly ChoiceResult[]) {
     return usage(
-      this.c.promptIds.length,
+      this.c.prompts.reduce((a, p) => a + p.ids.length, 0),
       choices.reduce((a, ch) => a + ch.tokens.length, 0),
     );
   }
 
+  private promptLogprobs(ch: ChoiceResult | undefined): Json {
+    if (!this.c.returnPromptLogprobs) return {};
+    return { prompt_logprobs: promptLogprobs(ch?.promptTokens ?? [], this.c.tokenizer) };
+  }
+
   /** The non-streamed response. */
   whole(choices: readonly ChoiceResult[]): Json {
-    const prompt = this.c.returnTokenIds ? { prompt_token_ids: [...this.c.promptIds] } : {};
     if (this.c.kind === "chat") {
       return {
         ...this.head("chat.completion"),
@@ -99,19 +105,22 @@ export class ResponseBuilder {
           ...this.tokenIds(ch.tokens),
         })),
         usage: this.usage(choices),
-        // vLLM puts chat's prompt ids beside `choices`, and completions' in each choice.
-        ...prompt,
+        // vLLM puts chat's prompt ids and prompt logprobs beside `choices` (one prompt for all),
+        // and completions' in each choice.
+        ...(this.c.returnTokenIds ? { prompt_token_ids: this.promptIds(0) } : {}),
+        ...this.promptLogprobs(choices[0]),
       };
     }
     return {
       ...this.head("text_completion"),
       choices: choices.map((ch) => ({
         index: ch.index,
-        text: (this.c.echo?.text ?? "") + ch.text,
-        logprobs: this.logprobs(this.completionTokens(ch.tokens, true)),
+        text: ch.text,
+        logprobs: this.logprobs(this.completionTokens(ch)),
         finish_reason: ch.finishReason,
         ...this.tokenIds(ch.tokens),
-        ...prompt,
+        ...(this.c.returnTokenIds ? { prompt_token_ids: this.promptIds(ch.index) } : {}),
+        ...this.promptLogprobs(ch),
       })),
       usage: this.usage(choices),
     };
@@ -128,27 +137,9 @@ export class ResponseBuilder {
     };
   }
 
-  /**
-   * Chunks before any token: chat's `role` chunk per choice (the first carries vLLM's
-   * `prompt_token_ids`); for completions with echo, each choice's echoed prompt.
-   */
+  /** Chunks before any token: chat's `role` chunk per choice (the first carries vLLM's `prompt_token_ids`). */
   opening(): Json[] {
-    const echo = this.c.echo;
-    if (this.c.kind !== "chat") {
-      if (!echo) return [];
-      return Array.from({ length: this.c.n }, (_, index) =>
-        this.chunk([
-          {
-            index,
-            text: echo.text,
-            logprobs: this.logprobs(echo.tokens),
-            finish_reason: null,
-            ...this.tokenIds([]),
-            ...this.promptOnce(index),
-          },
-        ]),
-      );
-    }
+    if (this.c.kind !== "chat") return [];
     return Array.from({ length: this.c.n }, (_, index) =>
       this.chunk(
         [
@@ -160,7 +151,7 @@ export class ResponseBuilder {
             ...this.tokenIds([]),
           },
         ],
-        index === 0 && this.c.returnTokenIds ? { prompt_token_ids: [...this.c.promptIds] } : {},
+        index === 0 && this.c.returnTokenIds ? { prompt_token_ids: this.promptIds(0) } : {},
       ),
     );
   }
@@ -182,7 +173,7 @@ export class ResponseBuilder {
       {
         index: d.index,
         text: d.text,
-        logprobs: this.logprobs(this.completionTokens(d.tokens, false)),
+        logprobs: this.logprobs(d.tokens),
         finish_reason: null,
         ...this.tokenIds(d.tokens),
         ...this.promptOnce(d.index),
@@ -193,30 +184,40 @@ export class ResponseBuilder {
   private promptOnce(index: number): Json {
     if (!this.c.returnTokenIds || this.promptSent.has(index)) return {};
     this.promptSent.add(index);
-    return { prompt_token_ids: [...this.c.promptIds] };
+    return { prompt_token_ids: this.promptIds(index) };
   }
 
-  /** Chunks after the last token: each choice's `finish_reason`, then the usage chunk if asked for. */
+  /**
+   * Chunks after the last token: each choice's `finish_reason` (with vLLM's `prompt_logprobs`,
+   * known only once the choice is done: per choice for completions, on the first for chat), then
+   * the usage chunk if asked for.
+   */
   closing(choices: readonly ChoiceResult[]): Json[] {
-    const out = choices.map((ch) =>
-      this.chunk([
-        this.c.kind === "chat"
-          ? {
-              index: ch.index,
-              delta: {},
-              logprobs: null,
-              finish_reason: ch.finishReason,
-              ...this.tokenIds([]),
-            }
-          : {
+    const out = choices.map((ch, i) =>
+      this.c.kind === "chat"
+        ? this.chunk(
+            [
+              {
+                index: ch.index,
+                delta: {},
+                logprobs: null,
+                finish_reason: ch.finishReason,
+                ...this.tokenIds([]),
+              },
+            ],
+            i === 0 ? this.promptLogprobs(ch) : {},
+          )
+        : this.chunk([
+            {
               index: ch.index,
               text: "",
               logprobs: null,
               finish_reason: ch.finishReason,
               ...this.tokenIds([]),
               ...this.promptOnce(ch.index),
+              ...this.promptLogprobs(ch),
             },
-      ]),
+          ]),
     );
     if (this.c.includeUsage) out.push(this.chunk([], { usage: this.usage(choices) }));
     return out;
