@@ -38,8 +38,10 @@ function randomRequest(rng: Rng, kind: Kind): Json {
     return_token_ids: logprobs !== null || rng.next() < 0.5,
   };
   if (kind === "completion") {
-    body.prompt = randomText(rng, 1, 12);
+    // A batch of prompts now and then; echo where it can stream (without logprobs).
+    body.prompt = rng.next() < 0.3 ? [randomText(rng, 1, 8), randomText(rng, 1, 8)] : randomText(rng, 1, 12);
     if (logprobs !== null) body.logprobs = logprobs;
+    else if (rng.next() < 0.7) body.echo = true;
   } else {
     body.messages = [{ role: "user", content: randomText(rng, 1, 12) }];
     if (logprobs !== null) Object.assign(body, { logprobs: true, top_logprobs: logprobs });
@@ -158,11 +160,22 @@ function completeChars(bytes: number[]): number {
 function checkSemantics(kind: Kind, whole: Json, body: Json): void {
   const usage = whole.usage as Json;
   const choices = whole.choices as Json[];
-  assert.equal(choices.length, body.n);
+  const prompts = Array.isArray(body.prompt) ? body.prompt.length : 1;
+  assert.equal(choices.length, (body.n as number) * prompts);
   let generated = 0;
+  let promptTokens = 0;
   for (const ch of choices) {
     const ids = ch.token_ids as number[] | undefined;
-    const text = kind === "chat" ? ((ch.message as Json).content as string) : (ch.text as string);
+    let text = kind === "chat" ? ((ch.message as Json).content as string) : (ch.text as string);
+    if (kind === "completion" && body.return_token_ids === true) {
+      const promptIds = ch.prompt_token_ids as number[];
+      if ((ch.index as number) % (body.n as number) === 0) promptTokens += promptIds.length;
+      if (body.echo === true) {
+        const echoed = new TextDecoder().decode(Uint8Array.from(promptIds));
+        assert.ok(text.startsWith(echoed), "echo: the text starts with the prompt");
+        text = text.slice(echoed.length);
+      }
+    }
     assert.ok(ch.finish_reason === "stop" || ch.finish_reason === "length", String(ch.finish_reason));
     if (ids === undefined) continue;
     generated += ids.length;
@@ -207,13 +220,10 @@ function checkSemantics(kind: Kind, whole: Json, body: Json): void {
     }
   }
   if (body.return_token_ids === true) {
-    const promptIds =
-      kind === "chat"
-        ? (whole.prompt_token_ids as number[])
-        : ((choices[0] as Json).prompt_token_ids as number[]);
-    assert.equal(usage.prompt_tokens, promptIds.length);
+    if (kind === "chat") promptTokens = (whole.prompt_token_ids as number[]).length;
+    assert.equal(usage.prompt_tokens, promptTokens, "each prompt counted once");
     assert.equal(usage.completion_tokens, generated);
-    assert.equal(usage.total_tokens, promptIds.length + generated);
+    assert.equal(usage.total_tokens, promptTokens + generated);
     assert.equal("prompt_token_ids" in usage, false, "prompt ids are not under usage");
   }
   assert.match(whole.system_fingerprint as string, /^fp_[0-9a-f]{16}$/);
@@ -230,6 +240,7 @@ describe("streamed == non-streamed, field by field, for random requests", () => 
 
   it(`holds for ${SEEDS} seeds over completions and chat`, { timeout: 240_000 }, async () => {
     let stopsHit = 0;
+    const covered = new Set<string>();
     for (let seed = 1; seed <= SEEDS; seed++) {
       const rng = createRng(seed);
       const kind: Kind = seed % 2 === 0 ? "chat" : "completion";
@@ -263,7 +274,18 @@ describe("streamed == non-streamed, field by field, for random requests", () => 
       assert.deepEqual(joined, expected, context);
       if (body.stop !== undefined && (whole.choices as Json[]).some((c) => c.finish_reason === "stop"))
         stopsHit++;
+      if (body.echo === true) covered.add("echo");
+      if (Array.isArray(body.prompt)) covered.add("batched prompts");
+      if ((body.n as number) > 1) covered.add("n > 1");
+      if (body.logprobs !== undefined) covered.add(`${kind} logprobs`);
     }
     assert.ok(stopsHit >= 3, `stop strings were hit in ${stopsHit} requests`);
+    assert.deepEqual([...covered].sort(), [
+      "batched prompts",
+      "chat logprobs",
+      "completion logprobs",
+      "echo",
+      "n > 1",
+    ]);
   });
 });
