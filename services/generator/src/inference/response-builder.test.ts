@@ -101,4 +101,31 @@ describe("ResponseBuilder", () => {
       );
     }
   });
+
+  it("puts vLLM's prompt_logprobs per choice for completions and beside the choices for chat, whole and streamed", () => {
+    const results = runs.map((r) => r.result);
+    const completion = { ...context, returnPromptLogprobs: true };
+    const whole = new ResponseBuilder(completion).whole(results);
+    // The first prompt token has nothing before it; the second is 0xA9 ("é"'s last byte), not in the top-1 ("a").
+    const expected = [
+      null,
+      {
+        [String(prompt[1])]: { logprob: -1.5, rank: null, decoded_token: "\\xa9" },
+        "97": { logprob: -0.25, rank: 1, decoded_token: "a" },
+      },
+    ];
+    for (const ch of whole.choices as Json[])
+      assert.deepEqual((ch.prompt_logprobs as unknown[]).slice(0, 2), expected);
+    const closing = new ResponseBuilder(completion).closing(results);
+    assert.deepEqual(
+      closing.slice(0, 2).map((c) => ((c.choices as Json[])[0] as Json).prompt_logprobs),
+      (whole.choices as Json[]).map((ch) => ch.prompt_logprobs),
+    );
+    const chat: ResponseContext = { ...completion, kind: "chat", echo: false, n: 2 };
+    const chatWhole = new ResponseBuilder(chat).whole(results);
+    assert.deepEqual(chatWhole.prompt_logprobs, (whole.choices as Json[])[0]?.prompt_logprobs);
+    const chatClosing = new ResponseBuilder(chat).closing(results);
+    assert.deepEqual(chatClosing[0]?.prompt_logprobs, chatWhole.prompt_logprobs);
+    assert.equal(chatClosing[1]?.prompt_logprobs, undefined, "once per stream");
+  });
 });
