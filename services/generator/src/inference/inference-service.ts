@@ -61,7 +61,7 @@ export interface Plan {
   promptLogprobs: number | null;
   /** vLLM prompt_logprobs was asked: responses carry a `prompt_logprobs` field. */
   returnPromptLogprobs: boolean;
-  /** OpenAI echo: each choice's text starts with its prompt's, and with logprobs its prompt tokens come first. */
+  /** OpenAI echo: responses put each choice's prompt text (and, with logprobs, its prompt tokens) first. */
   echo: boolean;
 }
 
@@ -75,7 +75,7 @@ export interface ChoiceResult {
   index: number;
   /** The prompt this choice continues (its index in `Plan.prompts`). */
   promptIndex: number;
-  /** The generated text, after the prompt's text when `echo` is set. */
+  /** The generated text (without the prompt's, which the response puts first when `echo` is set). */
   text: string;
   tokens: SampledToken[];
   /** The prompt's tokens with their logprobs, when `Plan.promptLogprobs` asked for them; else null. */
@@ -294,8 +294,7 @@ export class InferenceService {
     const prompt = plan.prompts[promptIndex] as PromptPlan;
     const decoder = new IncrementalDecoder(this.d.tokenizer);
     const matcher = new StopMatcher(plan.stops);
-    let text = plan.echo ? prompt.text : "";
-    if (plan.echo) onDelta?.({ index, text, tokens: [] });
+    let text = "";
     let stopped = false;
     let generated = 0;
     const r = await this.d.engine.generate({

@@ -119,6 +119,19 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
           });
         }
       }
+      // echo (never with logprobs in a stream): each choice opens with its prompt's text.
+      if (p.plan.echo) {
+        p.plan.prompts.forEach((prompt, at) => {
+          for (let i = 0; i < p.plan.n; i++)
+            send({
+              ...head,
+              object,
+              choices: [
+                formatDelta(kind, { index: at * p.plan.n + i, text: prompt.text, tokens: [] }, p, service),
+              ],
+            });
+        });
+      }
       try {
         const choices = await service.run(p.model, p.plan, signal, (d: ChoiceDelta) => {
           send({ ...head, object, choices: [formatDelta(kind, d, p, service)] });
@@ -243,7 +256,7 @@ function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: Infere
   const scored = p.plan.echo && ch.promptTokens !== null ? [...ch.promptTokens, ...ch.tokens] : ch.tokens;
   return {
     index: ch.index,
-    text: ch.text,
+    text: (p.plan.echo ? (p.plan.prompts[ch.promptIndex]?.text ?? "") : "") + ch.text,
     logprobs: p.plan.logprobs !== null ? completionLogprobs(scored, service.tokenizer) : null,
     finish_reason: ch.finishReason,
     ...ids,
