@@ -46,10 +46,9 @@ export class ChoiceText {
   /** The text emitted so far. */
   text = "";
 
-  constructor(tokenizer: TextTokenizer, stops: readonly string[], startOffset = 0) {
+  constructor(tokenizer: TextTokenizer, stops: readonly string[]) {
     this.decoder = new IncrementalDecoder(tokenizer);
     this.matcher = new StopMatcher(stops);
-    this.decoded = startOffset;
   }
 
   get isStopped(): boolean {

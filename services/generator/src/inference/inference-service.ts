@@ -18,7 +18,7 @@ import {
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
-import { ChoiceText, codePoints, type GeneratedToken } from "./choice-text.ts";
+import { ChoiceText, type GeneratedToken } from "./choice-text.ts";
 import { ensureErrorToApi, ensureVersion, parseVersionRef } from "./model-ref.ts";
 import type { SamplingFields } from "./params/index.ts";
 
@@ -61,7 +61,7 @@ export interface Plan {
   promptLogprobs: number | null;
   /** vLLM prompt_logprobs was asked: responses carry a `prompt_logprobs` field. */
   returnPromptLogprobs: boolean;
-  /** OpenAI echo: each choice's text starts with its prompt's, and with logprobs its prompt tokens come first. */
+  /** OpenAI echo: responses put each choice's prompt text (and, with logprobs, its prompt tokens) first. */
   echo: boolean;
 }
 
@@ -78,7 +78,7 @@ export interface ChoiceResult {
   index: number;
   /** The prompt this choice continues (its index in `Plan.prompts`). */
   promptIndex: number;
-  /** The generated text, after the prompt's text when `echo` is set. */
+  /** The generated text (without the prompt's, which the response puts first when `echo` is set). */
   text: string;
   /** Every sampled token, stop strings' and EOS included (as vLLM's `token_ids`). */
   tokens: GeneratedToken[];
@@ -301,10 +301,7 @@ export class InferenceService {
     onDelta?: (d: ChoiceDelta) => void,
   ): Promise<{ result: ChoiceResult; cumulativeLogprob: number }> {
     const prompt = plan.prompts[promptIndex] as PromptPlan;
-    // echo: the text starts with the prompt's, and the generated tokens' offsets follow it.
-    const echoed = plan.echo ? prompt.text : "";
-    if (plan.echo) onDelta?.({ index, text: echoed, tokens: [] });
-    const text = new ChoiceText(this.d.tokenizer, plan.stops, codePoints(echoed));
+    const text = new ChoiceText(this.d.tokenizer, plan.stops);
     const tokens: GeneratedToken[] = [];
     const r = await this.d.engine.generate({
       prompt: prompt.ids,
@@ -333,7 +330,7 @@ export class InferenceService {
       result: {
         index,
         promptIndex,
-        text: echoed + text.text,
+        text: text.text,
         tokens,
         promptTokens: plan.promptLogprobs === null ? null : (r.promptTokens ?? []),
         finishReason: r.finishReason === "abort" ? null : r.finishReason,

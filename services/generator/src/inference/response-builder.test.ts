@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { SampledToken } from "@loracast/shared/runtime";
 import { byteTokenizer } from "@loracast/shared/tokenizer";
-import { ChoiceText, codePoints } from "./choice-text.ts";
+import { ChoiceText } from "./choice-text.ts";
 import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
 import { ResponseBuilder, type ResponseContext } from "./response-builder.ts";
 
@@ -18,11 +18,10 @@ const promptTokens = prompt.map((id, i) =>
   i === 0 ? { token: id, logprob: null, top: [] } : sampled(id, i),
 );
 
-/** One echoing choice generated the way InferenceService.choice does it: deltas as tokens arrive, then the result. */
+/** One choice generated the way InferenceService.choice does it: deltas as tokens arrive, then the result. */
 function generate(index: number, text: string): { deltas: ChoiceDelta[]; result: ChoiceResult } {
-  const echoed = tok.decode(prompt);
-  const choice = new ChoiceText(tok, [], codePoints(echoed));
-  const deltas: ChoiceDelta[] = [{ index, text: echoed, tokens: [] }];
+  const choice = new ChoiceText(tok, []);
+  const deltas: ChoiceDelta[] = [];
   const tokens = tok.encode(text).map((id, i) => {
     const step = choice.push(sampled(id, i));
     deltas.push({ index, text: step.emit, tokens: [step.token] });
@@ -34,7 +33,7 @@ function generate(index: number, text: string): { deltas: ChoiceDelta[]; result:
     result: {
       index,
       promptIndex: 0,
-      text: echoed + choice.text,
+      text: choice.text,
       tokens,
       promptTokens,
       finishReason: "length",
@@ -51,7 +50,7 @@ describe("ResponseBuilder", () => {
     created: 1,
     model: "m",
     systemFingerprint: "fp_0",
-    prompts: [{ ids: prompt }],
+    prompts: [{ ids: prompt, text: "é✓ " }],
     logprobs: 1,
     echo: true,
     returnPromptLogprobs: false,

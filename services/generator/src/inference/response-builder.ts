@@ -6,7 +6,7 @@
  * reasons, usage).
  */
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import { type GeneratedToken, promptText } from "./choice-text.ts";
+import { codePoints, type GeneratedToken, promptText } from "./choice-text.ts";
 import { chatLogprobs, completionLogprobs, promptLogprobs, usage } from "./format.ts";
 import type { ChoiceDelta, ChoiceResult } from "./inference-service.ts";
 
@@ -25,12 +25,12 @@ export interface ResponseContext {
   /** See `systemFingerprint` in format.ts. */
   systemFingerprint: string;
   /** The request's prompts (completions may batch several; choice `index` is `prompt * n + i`). */
-  prompts: readonly { ids: readonly number[] }[];
+  prompts: readonly { ids: readonly number[]; text: string }[];
   /** Top alternatives per token; null when the request asked for no logprobs. */
   logprobs: number | null;
   /**
-   * Completions `echo`: each choice's text already starts with its prompt's (InferenceService puts
-   * it there, and moves the generated tokens' offsets past it); with logprobs the prompt's tokens
+   * Completions `echo`: each choice's text starts with its prompt's (a stream opens each choice
+   * with it), the generated tokens' offsets move past it, and with logprobs the prompt's tokens
    * (`ChoiceResult.promptTokens`) come first in the logprobs.
    */
   echo: boolean;
@@ -53,14 +53,30 @@ export class ResponseBuilder {
 
   constructor(private readonly c: ResponseContext) {}
 
+  private prompt(choiceIndex: number): { ids: readonly number[]; text: string } | undefined {
+    return this.c.prompts[Math.floor(choiceIndex / this.c.n)];
+  }
+
   private promptIds(choiceIndex: number): number[] {
-    return [...(this.c.prompts[Math.floor(choiceIndex / this.c.n)]?.ids ?? [])];
+    return [...(this.prompt(choiceIndex)?.ids ?? [])];
+  }
+
+  /** What echo puts before a completion choice's text ("" without echo). */
+  private echoed(choiceIndex: number): string {
+    return this.c.kind === "completion" && this.c.echo ? (this.prompt(choiceIndex)?.text ?? "") : "";
+  }
+
+  /** Generated tokens with their offsets moved past the echoed prompt. */
+  private afterEcho(choiceIndex: number, tokens: readonly GeneratedToken[]): GeneratedToken[] {
+    const shift = codePoints(this.echoed(choiceIndex));
+    return shift === 0 ? [...tokens] : tokens.map((t) => ({ ...t, offset: t.offset + shift }));
   }
 
   /** A completion choice's tokens for logprobs: with echo, the prompt's first (the first without a logprob). */
   private completionTokens(ch: ChoiceResult): GeneratedToken[] {
-    if (!this.c.echo || ch.promptTokens === null) return ch.tokens;
-    return [...promptText(this.c.tokenizer, ch.promptTokens).tokens, ...ch.tokens];
+    const generated = this.afterEcho(ch.index, ch.tokens);
+    if (!this.c.echo || ch.promptTokens === null) return generated;
+    return [...promptText(this.c.tokenizer, ch.promptTokens).tokens, ...generated];
   }
 
   private head(object: string): Json {
@@ -115,7 +131,7 @@ export class ResponseBuilder {
       ...this.head("text_completion"),
       choices: choices.map((ch) => ({
         index: ch.index,
-        text: ch.text,
+        text: this.echoed(ch.index) + ch.text,
         logprobs: this.logprobs(this.completionTokens(ch)),
         finish_reason: ch.finishReason,
         ...this.tokenIds(ch.tokens),
@@ -137,9 +153,27 @@ export class ResponseBuilder {
     };
   }
 
-  /** Chunks before any token: chat's `role` chunk per choice (the first carries vLLM's `prompt_token_ids`). */
+  /**
+   * Chunks before any token: chat's `role` chunk per choice (the first carries vLLM's
+   * `prompt_token_ids`); with completions `echo`, each choice's prompt text (echo with logprobs is
+   * refused when streaming, as the prompt's logprobs come with the result).
+   */
   opening(): Json[] {
-    if (this.c.kind !== "chat") return [];
+    if (this.c.kind !== "chat") {
+      if (!this.c.echo) return [];
+      return Array.from({ length: this.c.prompts.length * this.c.n }, (_, index) =>
+        this.chunk([
+          {
+            index,
+            text: this.echoed(index),
+            logprobs: this.logprobs([]),
+            finish_reason: null,
+            ...this.tokenIds([]),
+            ...this.promptOnce(index),
+          },
+        ]),
+      );
+    }
     return Array.from({ length: this.c.n }, (_, index) =>
       this.chunk(
         [
@@ -173,7 +207,7 @@ export class ResponseBuilder {
       {
         index: d.index,
         text: d.text,
-        logprobs: this.logprobs(d.tokens),
+        logprobs: this.logprobs(this.afterEcho(d.index, d.tokens)),
         finish_reason: null,
         ...this.tokenIds(d.tokens),
         ...this.promptOnce(d.index),
