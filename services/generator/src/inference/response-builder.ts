@@ -96,7 +96,7 @@ export class ResponseBuilder {
   }
 
   /** OpenAI counts each prompt once, however many choices continue it, and every choice's tokens. */
-  usage(choices: readonly ChoiceResult[]) {
+  private usage(choices: readonly ChoiceResult[]) {
     return usage(
       this.c.prompts.reduce((a, p) => a + p.ids.length, 0),
       choices.reduce((a, ch) => a + ch.tokens.length, 0),
