@@ -21,10 +21,12 @@ export function byteTokenizer(options: {
   const chat = compileChatTemplate(BYTE_CHAT_TEMPLATE, {});
   const utf8 = new TextEncoder();
   const text = new TextDecoder("utf-8");
+  const isByte = (id: number) => id < 256 && !specials.has(id);
   return {
     kind: "byte",
     encode: (s) => [...utf8.encode(s)],
-    decode: (ids) => text.decode(Uint8Array.from(ids.filter((id) => id < 256 && !specials.has(id)))),
+    decode: (ids) => text.decode(Uint8Array.from(ids.filter(isByte))),
+    tokenBytes: (id) => (isByte(id) ? Uint8Array.of(id) : new Uint8Array(0)),
     applyChatTemplate: chat,
     stopTokenIds: options.stopTokenIds,
   };

@@ -1,11 +1,26 @@
 import type { TextTokenizer } from "./types.ts";
 
 /**
+ * Whether these bytes (the stream's last few) end inside a UTF-8 character that more bytes could
+ * still complete. A decoder in streaming mode holds such a tail back; at the end it decodes to
+ * U+FFFD. Three bytes decide it: no incomplete character is longer, and a lead byte starts a
+ * sequence whatever came before it.
+ */
+function endsIncomplete(tail: readonly number[]): boolean {
+  const bytes = Uint8Array.from(tail);
+  return new TextDecoder().decode(bytes, { stream: true }).length < new TextDecoder().decode(bytes).length;
+}
+
+/**
  * Turns a growing token sequence into text deltas for streaming. A token may end inside a UTF-8
- * character; such a tail decodes to U+FFFD and is held back until the next token completes it.
+ * character; its U+FFFD is held back until the next token completes the character (or shows it
+ * broken). A byte that can never be part of a character (a stray continuation byte, 0xFF) is
+ * emitted as U+FFFD at once, as a streaming UTF-8 decoder does.
  */
 export class IncrementalDecoder {
   private readonly ids: number[] = [];
+  /** The last (up to) three bytes of the stream, to tell an unfinished character. */
+  private tail: number[] = [];
   private emitted = 0;
 
   constructor(private readonly tokenizer: TextTokenizer) {}
@@ -15,8 +30,9 @@ export class IncrementalDecoder {
 
   push(id: number): string {
     this.ids.push(id);
+    this.tail = [...this.tail, ...this.tokenizer.tokenBytes(id)].slice(-3);
     const full = this.tokenizer.decode(this.ids);
-    const stable = full.endsWith("\uFFFD") ? full.slice(0, full.lastIndexOf("\uFFFD")) : full;
+    const stable = endsIncomplete(this.tail) && full.endsWith("\uFFFD") ? full.slice(0, -1) : full;
     if (stable.length <= this.emitted) return "";
     const delta = stable.slice(this.emitted);
     this.emitted = stable.length;

@@ -138,4 +138,16 @@ describe("HF tokenizer.json", () => {
       ["a", "", "", "✓", "b"],
     );
   });
+
+  it("gives each token's true bytes: a byte-level piece of a character, a merged piece, none for a special", async () => {
+    const tok = await loadTokenizer(dir, MODEL);
+    const [lead, mid, last] = tok.encode("✓");
+    assert.deepEqual([...tok.tokenBytes(lead as number)], [0xe2]);
+    assert.deepEqual([...tok.tokenBytes(mid as number)], [0x9c]);
+    assert.deepEqual([...tok.tokenBytes(last as number)], [0x93]);
+    const [hello] = tok.encode("hello");
+    assert.equal(Buffer.from(tok.tokenBytes(hello as number)).toString(), "hello");
+    assert.deepEqual([...tok.tokenBytes(tok.encode(" w")[0] as number)], [0x20, 0x77]);
+    assert.deepEqual([...tok.tokenBytes(261)], []);
+  });
 });

@@ -1,5 +1,6 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { compileChatTemplate } from "./chat-template.ts";
+import { hfTokenBytes } from "./token-bytes.ts";
 import type { TextTokenizer } from "./types.ts";
 
 type Json = Record<string, unknown>;
@@ -32,11 +33,17 @@ export function hfTokenizer(options: {
     const id = tok.encode(eos, { add_special_tokens: false }).ids;
     if (id.length === 1 && id[0] !== undefined) stop.add(id[0]);
   }
+  const decode = (ids: readonly number[]) => tok.decode([...ids], { skip_special_tokens: true });
   return {
     kind: "huggingface",
     // Chat templates already insert BOS where the model wants it.
     encode: (s) => tok.encode(s, { add_special_tokens: false }).ids,
-    decode: (ids) => tok.decode([...ids], { skip_special_tokens: true }),
+    decode,
+    tokenBytes: hfTokenBytes(
+      options.tokenizerJson,
+      (id) => tok.id_to_token(id),
+      (id) => decode([id]),
+    ),
     applyChatTemplate: (messages, addGenerationPrompt) => {
       if (chat === null) throw new Error("this tokenizer has no chat template; use /v1/completions");
       return chat(messages, addGenerationPrompt);

@@ -28,4 +28,19 @@ describe("byte tokenizer", () => {
     assert.deepEqual(deltas, ["a", "", "", "✓", "b"]);
     assert.equal(dec.flush(), "");
   });
+
+  it("gives a token's true byte, a lone continuation byte included, and none for a special id", () => {
+    assert.deepEqual([...tok.tokenBytes(0x9c)], [0x9c]);
+    assert.deepEqual([...tok.tokenBytes(0x61)], [0x61]);
+    assert.deepEqual([...tok.tokenBytes(2)], []);
+  });
+
+  it("holds back only a character more bytes could finish; a byte that can never be one comes out as U+FFFD at once", () => {
+    const dec = new IncrementalDecoder(tok);
+    // 0x80 is a stray continuation byte, 0xE2 0x9C starts "✓", 0x61 ("a") shows it broken.
+    assert.deepEqual(
+      [0x80, 0xe2, 0x9c, 0x61].map((id) => dec.push(id)),
+      ["\uFFFD", "", "", "\uFFFDa"],
+    );
+  });
 });

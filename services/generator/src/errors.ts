@@ -4,6 +4,8 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 /** Every error code the generator API answers with. */
 export type GeneratorErrorCode =
   | "bad_request"
+  /** A known OpenAI or vLLM parameter this server does not implement (OpenAI's code for it). */
+  | "unsupported_parameter"
   | "context_length_exceeded"
   | "unauthorized"
   | "forbidden"
@@ -17,6 +19,7 @@ export type GeneratorErrorCode =
 
 const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
+  unsupported_parameter: 400,
   context_length_exceeded: 400,
   unauthorized: 401,
   forbidden: 403,

@@ -10,9 +10,14 @@ export class StopMatcher {
     this.hold = Math.max(0, ...stops.map((s) => s.length - 1));
   }
 
-  /** Text safe to emit now, and whether a stop string was seen (then the text ends before it). */
-  push(delta: string): { emit: string; stopped: boolean } {
+  /**
+   * Text safe to emit now, and whether a stop string was seen (then the text ends before it).
+   * Unarmed (vLLM's min_tokens not reached yet), stop strings are not looked for: everything is
+   * emitted, and the search starts in the text that follows.
+   */
+  push(delta: string, armed = true): { emit: string; stopped: boolean } {
     this.pending += delta;
+    if (!armed) return { emit: this.flush(), stopped: false };
     let cut = -1;
     for (const s of this.stops) {
       const at = this.pending.indexOf(s);

@@ -9,20 +9,17 @@ import type { Clock } from "@loracast/shared/platform";
 import { NonFiniteLogitsError } from "@loracast/shared/runtime";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { z } from "zod";
 import { type ApiError, errorResponse } from "../errors.ts";
-import { chatLogprobs, completionLogprobs, usage } from "../inference/format.ts";
-import type {
-  ChoiceDelta,
-  ChoiceResult,
-  InferenceService,
-  Plan,
-  ResolvedModel,
-} from "../inference/inference-service.ts";
-import { chatRequestSchema, completionRequestSchema } from "../inference/openai-schema.ts";
+import { systemFingerprint } from "../inference/format.ts";
+import type { ChoiceDelta, InferenceService, Plan, ResolvedModel } from "../inference/inference-service.ts";
+import {
+  type ChatRequest,
+  type Endpoint,
+  parseRequest,
+  type SamplingFields,
+} from "../inference/params/index.ts";
+import { type Kind, ResponseBuilder } from "../inference/response-builder.ts";
 import type { GeneratorEnv } from "./types.ts";
-
-type Kind = "completion" | "chat";
 
 interface Prepared {
   model: ResolvedModel;
@@ -36,24 +33,18 @@ function fail(c: Context, e: ApiError): Response {
   return errorResponse(c, e.code, e.message, e.param ?? null);
 }
 
-async function parse<S extends z.ZodType>(
-  c: Context,
-  schema: S,
-): Promise<{ ok: true; value: z.infer<S> } | { ok: false; error: ApiError }> {
+/** The body as JSON, checked against the endpoint's request contract. */
+async function parse<E extends Endpoint>(c: Context, endpoint: E) {
   let body: unknown;
   try {
     body = await c.req.json();
   } catch {
-    return { ok: false, error: { code: "bad_request", message: "the body is not valid JSON" } };
+    return {
+      ok: false as const,
+      error: { code: "bad_request" as const, message: "the body is not valid JSON" },
+    };
   }
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return { ok: true, value: parsed.data };
-  const issue = parsed.error.issues[0];
-  const param = issue?.path.join(".") ?? "";
-  return {
-    ok: false,
-    error: { code: "bad_request", message: `${param}: ${issue?.message ?? "invalid"}`, param },
-  };
+  return parseRequest(body, endpoint);
 }
 
 export function generateRoutes(service: InferenceService | null, clock: Clock): Hono<GeneratorEnv> {
@@ -73,25 +64,27 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
     c.header("x-loracast-adapter-version", p.model.version === null ? "none" : String(p.model.version));
     c.header("x-loracast-adapter-sha256", p.model.sha256 ?? "none");
     c.header("x-loracast-adapter-run", p.model.run ?? "none");
-    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
-    const created = Math.floor(clock.now() / 1000);
-    const head = {
-      id,
-      object: kind === "chat" ? "chat.completion" : "text_completion",
-      created,
+    const builder = new ResponseBuilder({
+      kind,
+      id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`,
+      created: Math.floor(clock.now() / 1000),
       model: p.model.name,
-    };
+      systemFingerprint: systemFingerprint(service.baseFingerprint, p.model.sha256),
+      prompts: p.plan.prompts,
+      logprobs: p.plan.logprobs,
+      echo: p.plan.echo,
+      returnPromptLogprobs: p.plan.returnPromptLogprobs,
+      returnTokenIds: p.returnTokenIds,
+      includeUsage: p.stream && p.includeUsage,
+      n: p.plan.n,
+      tokenizer: service.tokenizer,
+    });
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, c.req.raw.signal]);
 
     if (!p.stream) {
       try {
-        const choices = await service.run(p.model, p.plan, signal);
-        return c.json({
-          ...head,
-          choices: choices.map((ch) => formatChoice(kind, ch, p, service)),
-          usage: totals(p, choices),
-        });
+        return c.json(builder.whole(await service.run(p.model, p.plan, signal)));
       } catch (e) {
         if (e instanceof NonFiniteLogitsError) return errorResponse(c, "adapter_failed", e.message, "model");
         throw e;
@@ -105,30 +98,12 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
       const send = (data: unknown) => {
         chain = chain.then(() => stream.writeSSE({ data: JSON.stringify(data) }));
       };
-      const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
-      if (kind === "chat") {
-        for (let index = 0; index < p.plan.n; index++) {
-          send({
-            ...head,
-            object,
-            choices: [
-              { index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
-            ],
-          });
-        }
-      }
+      for (const chunk of builder.opening()) send(chunk);
       try {
-        const choices = await service.run(p.model, p.plan, signal, (d: ChoiceDelta) => {
-          send({ ...head, object, choices: [formatDelta(kind, d, p, service)] });
-        });
-        for (const ch of choices) {
-          const done =
-            kind === "chat"
-              ? { index: ch.index, delta: {}, logprobs: null, finish_reason: ch.finishReason }
-              : { index: ch.index, text: "", logprobs: null, finish_reason: ch.finishReason };
-          send({ ...head, object, choices: [done] });
-        }
-        if (p.includeUsage) send({ ...head, object, choices: [], usage: totals(p, choices) });
+        const choices = await service.run(p.model, p.plan, signal, (d: ChoiceDelta) =>
+          send(builder.delta(d)),
+        );
+        for (const chunk of builder.closing(choices)) send(chunk);
         chain = chain.then(() => stream.writeSSE({ data: "[DONE]" }));
         await chain;
       } catch (e) {
@@ -161,34 +136,56 @@ async function prepare(
   kind: Kind,
   service: InferenceService,
 ): Promise<{ ok: true; value: Prepared } | { ok: false; error: ApiError }> {
-  let promptIds: number[];
-  let fields: z.infer<typeof completionRequestSchema> | z.infer<typeof chatRequestSchema>;
+  const tok = service.tokenizer;
+  let prompts: { ids: number[]; text: string }[];
+  let fields: SamplingFields & Pick<ChatRequest, "model" | "stream" | "stream_options" | "return_token_ids">;
   /** Top alternatives per token, or null when the request wants no logprobs. */
   let logprobs: number | null;
+  let echo = false;
   if (kind === "completion") {
-    const body = await parse(c, completionRequestSchema);
+    const body = await parse(c, "completions");
     if (!body.ok) return body;
     fields = body.value;
-    promptIds =
-      typeof body.value.prompt === "string" ? service.tokenizer.encode(body.value.prompt) : body.value.prompt;
+    const p = body.value.prompt;
+    // OpenAI's four prompt shapes: a string, strings, token ids, lists of token ids.
+    const list: (string | number[])[] =
+      typeof p === "string"
+        ? [p]
+        : p.every((x) => typeof x === "number")
+          ? [p as number[]]
+          : (p as (string | number[])[]);
+    prompts = list.map((x) =>
+      typeof x === "string" ? { ids: tok.encode(x), text: x } : { ids: x, text: tok.decode(x) },
+    );
     logprobs = body.value.logprobs ?? null;
+    echo = body.value.echo;
+    if (echo && logprobs !== null && body.value.stream)
+      return {
+        ok: false,
+        error: {
+          code: "bad_request",
+          message:
+            "echo with logprobs is not available when streaming (the prompt's logprobs come at the end)",
+          param: "echo",
+        },
+      };
   } else {
-    const body = await parse(c, chatRequestSchema);
+    const body = await parse(c, "chat");
     if (!body.ok) return body;
     fields = { ...body.value, max_tokens: body.value.max_completion_tokens ?? body.value.max_tokens };
     let text: string;
     try {
-      text = service.tokenizer.applyChatTemplate(body.value.messages, body.value.add_generation_prompt);
+      text = tok.applyChatTemplate(body.value.messages, body.value.add_generation_prompt);
     } catch (e) {
       return {
         ok: false,
         error: { code: "bad_request", message: `chat template: ${(e as Error).message}`, param: "messages" },
       };
     }
-    promptIds = service.tokenizer.encode(text);
+    prompts = [{ ids: tok.encode(text), text }];
     logprobs = body.value.logprobs ? (body.value.top_logprobs ?? 0) : null;
   }
-  const plan = service.plan(promptIds, fields, logprobs);
+  const plan = service.plan(prompts, fields, logprobs, echo);
   if (!plan.ok) return plan;
   const model = await service.resolve(fields.model);
   if (!model.ok) return model;
@@ -202,52 +199,4 @@ async function prepare(
       returnTokenIds: fields.return_token_ids,
     },
   };
-}
-
-function formatChoice(kind: Kind, ch: ChoiceResult, p: Prepared, service: InferenceService) {
-  const ids = p.returnTokenIds ? { token_ids: ch.tokens.map((t) => t.token) } : {};
-  if (kind === "chat") {
-    return {
-      index: ch.index,
-      message: { role: "assistant", content: ch.text },
-      logprobs: p.plan.logprobs !== null ? chatLogprobs(ch.tokens, service.tokenizer) : null,
-      finish_reason: ch.finishReason,
-      ...ids,
-    };
-  }
-  return {
-    index: ch.index,
-    text: ch.text,
-    logprobs: p.plan.logprobs !== null ? completionLogprobs(ch.tokens, service.tokenizer) : null,
-    finish_reason: ch.finishReason,
-    ...ids,
-  };
-}
-
-function formatDelta(kind: Kind, d: ChoiceDelta, p: Prepared, service: InferenceService) {
-  const ids = p.returnTokenIds ? { token_ids: d.tokens.map((t) => t.token) } : {};
-  if (kind === "chat") {
-    return {
-      index: d.index,
-      delta: { content: d.text },
-      logprobs: p.plan.logprobs !== null ? chatLogprobs(d.tokens, service.tokenizer) : null,
-      finish_reason: null,
-      ...ids,
-    };
-  }
-  return {
-    index: d.index,
-    text: d.text,
-    logprobs: p.plan.logprobs !== null ? completionLogprobs(d.tokens, service.tokenizer) : null,
-    finish_reason: null,
-    ...ids,
-  };
-}
-
-function totals(p: Prepared, choices: ChoiceResult[]) {
-  const u = usage(
-    p.plan.promptIds.length,
-    choices.reduce((a, ch) => a + ch.tokens.length, 0),
-  );
-  return p.returnTokenIds ? { ...u, prompt_token_ids: p.plan.promptIds } : u;
 }
