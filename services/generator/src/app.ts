@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type Logger, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { AliasRegistry } from "./aliases/index.ts";
 import { errorResponse } from "./errors.ts";
 import type { InferenceService } from "./inference/inference-service.ts";
@@ -24,12 +25,36 @@ export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   baseName: string;
   /** The model engine; null runs the adapter lifecycle only (verification without serving). */
   inference: { service: InferenceService; metrics: EngineMetrics } | null;
+  /** Largest completions / chat request body, in bytes (`GENERATOR_MAX_REQUEST_BYTES`). */
+  maxRequestBytes: number;
 }
+
+/**
+ * Webhook events and admin calls are small JSON objects by contract (a manifest's key and sha256, a
+ * name and a path), so their bound is fixed well above any honest one.
+ */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   const rejected = new Map<string, number>();
   app.use("*", requestId(randomUUID));
+  // Bounded while the body streams in (hono counts the bytes as it reads, and checks Content-Length
+  // first), so an oversize request costs neither memory nor a parse.
+  const limit = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      onError: (c) =>
+        errorResponse(
+          c,
+          "payload_too_large",
+          `request bodies on ${c.req.path} are limited to ${maxSize} bytes`,
+        ),
+    });
+  app.use("/v1/completions", limit(d.maxRequestBytes));
+  app.use("/v1/chat/completions", limit(d.maxRequestBytes));
+  for (const path of ["/v1/webhooks/*", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"])
+    app.use(path, limit(SMALL_BODY_BYTES));
   app.route("/", webhookRoutes({ ...d, rejected }));
   app.route(
     "/",

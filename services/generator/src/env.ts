@@ -71,6 +71,21 @@ export const envSchema = s3EnvSchema.extend({
   GENERATOR_LORA_DIRS: list,
   /** Most names loaded through `load_lora_adapter` at once; each pins its version in memory. */
   GENERATOR_MAX_LORA_ALIASES: z.coerce.number().int().min(1).max(4096).default(64),
+  /**
+   * Largest body of a completions or chat request, in bytes; longer ones are refused with 413 while
+   * they stream in, before any parsing. Webhook and admin bodies have fixed, smaller bounds.
+   */
+  GENERATOR_MAX_REQUEST_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
+  /**
+   * Most float32 logits, in MiB, that one request's prompt logprobs (vLLM `prompt_logprobs`, or
+   * `echo` with `logprobs`) may hold: scoring a prompt keeps `[sequences, prompt tokens, vocab]` of
+   * them at once. A request past it is refused with 400 naming the parameter.
+   */
+  GENERATOR_PROMPT_LOGPROBS_MAX_MB: z.coerce.number().positive().default(256),
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
   /**

@@ -13,6 +13,8 @@ export type GeneratorErrorCode =
   | "model_not_found"
   | "adapter_failed"
   | "adapter_revoked"
+  /** A request body over the route's bound (413), refused while it streams in. */
+  | "payload_too_large"
   | "not_ready"
   | "engine_unavailable"
   | "internal";
@@ -29,6 +31,7 @@ const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   // Gone: the version existed and was withdrawn on purpose, for good (rollback records are immutable
   // and only add revocations), so a client must not retry it; 404 would read as "not published yet".
   adapter_revoked: 410,
+  payload_too_large: 413,
   not_ready: 503,
   engine_unavailable: 503,
   internal: 500,

@@ -111,6 +111,7 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
     baseName: env.GENERATOR_MODEL_NAME,
     rng: createRng(env.GENERATOR_SEED),
     log,
+    promptLogprobsMaxBytes: env.GENERATOR_PROMPT_LOGPROBS_MAX_MB * 1024 * 1024,
   });
   inference = {
     service,
@@ -147,6 +148,7 @@ const app = createApp({
   replays: new ReplayCache(systemClock, 2 * env.WEBHOOK_TOLERANCE_S * 1000),
   clock: systemClock,
   inference,
+  maxRequestBytes: env.GENERATOR_MAX_REQUEST_BYTES,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
 

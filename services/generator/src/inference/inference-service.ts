@@ -103,6 +103,12 @@ export interface InferenceDeps {
   /** Seeds requests that bring no `seed`, so a server run replays. */
   rng: Rng;
   log: Logger;
+  /**
+   * Most bytes of float32 logits one request's prompt scoring may hold: the engine prefills every
+   * sequence that asks for prompt logprobs with logits at every position, `[sequences, longest
+   * prompt, vocab]` at once (a 1k-token prompt over a 152k vocabulary is ~600 MB per sequence).
+   */
+  promptLogprobsMaxBytes: number;
 }
 
 export class InferenceService {
@@ -292,6 +298,17 @@ export class InferenceService {
       f.prompt_logprobs === undefined && echoLogprobs === null
         ? null
         : Math.max(f.prompt_logprobs ?? 0, echoLogprobs ?? 0);
+    if (promptLogprobs !== null) {
+      const sequences = planned.length * (f.best_of ?? f.n);
+      const longest = Math.max(...planned.map((p) => p.ids.length));
+      const bytes = sequences * longest * vocab * 4;
+      if (bytes > this.d.promptLogprobsMaxBytes)
+        return err({
+          code: "bad_request",
+          message: `scoring the prompt${planned.length > 1 ? "s" : ""} (${sequences} sequences × ${longest} tokens × ${vocab} vocabulary) needs ${Math.ceil(bytes / 2 ** 20)} MiB of logits; this generator allows ${Math.floor(this.d.promptLogprobsMaxBytes / 2 ** 20)} MiB (GENERATOR_PROMPT_LOGPROBS_MAX_MB): send fewer or shorter prompts, or a smaller n`,
+          param: f.prompt_logprobs !== undefined ? "prompt_logprobs" : "echo",
+        });
+    }
     return ok({
       prompts: planned,
       sampling: {
