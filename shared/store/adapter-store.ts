@@ -11,6 +11,7 @@ import {
   WEIGHTS_FILE,
 } from "../manifest/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
+import { type SignatureFailure, type Signer, signatureKey, type TrustedKeys } from "../signing/index.ts";
 import {
   blobKey,
   manifestKey,
@@ -44,6 +45,29 @@ export interface AdapterUpload {
 /** Why reading something back from the store did not give a usable, verified object. */
 export interface IntegrityFailure {
   reason: string;
+  /** Set when the object was refused for its signature (unsigned, foreign key, altered bytes). */
+  signature?: SignatureFailure["code"];
+}
+
+/** A store record refused on read: its kind, key, and why (`code` labels the /metrics counter). */
+export interface RefusedRecord {
+  record: "manifest" | "rollback";
+  key: string;
+  code: SignatureFailure["code"] | "malformed";
+  reason: string;
+}
+
+/** Who signs what this store writes, and whose signatures its reads require. */
+export interface SigningOptions {
+  /** Signs every manifest and rollback record written; without it they are written unsigned. */
+  signer?: Signer;
+  /**
+   * Keys a manifest or rollback record read back must be signed by; null or absent reads
+   * unsigned metadata as it is (a generator with no `MANIFEST_PUBLIC_KEYS`: no protection).
+   */
+  trusted?: TrustedKeys | null;
+  /** Called for each refused record (a rollback record once per key), to log it. */
+  onRefused?: (refused: RefusedRecord) => void;
 }
 
 const MAX_VERSION_RACES = 8;
@@ -54,8 +78,57 @@ const MAX_VERSION_RACES = 8;
  */
 export class AdapterStore {
   private readonly rollbackRecords = new Map<string, RollbackRecord>();
+  /** Rollback records refused, by key; immutable like the accepted ones, so each is read once. */
+  private readonly refusedRollbacks = new Map<string, RefusedRecord>();
+  /** Refusals so far, by `record` and `code` (a re-read manifest counts each time). */
+  readonly refusals = new Map<
+    string,
+    { record: RefusedRecord["record"]; code: RefusedRecord["code"]; count: number }
+  >();
 
-  constructor(readonly objects: ObjectStore) {}
+  constructor(
+    readonly objects: ObjectStore,
+    private readonly signing: SigningOptions = {},
+  ) {}
+
+  /** Whether reads require signatures by trusted keys. */
+  get verifiesSignatures(): boolean {
+    return this.signing.trusted != null;
+  }
+
+  private refuse(refused: RefusedRecord): void {
+    const id = `${refused.record}/${refused.code}`;
+    const entry = this.refusals.get(id) ?? { record: refused.record, code: refused.code, count: 0 };
+    entry.count++;
+    this.refusals.set(id, entry);
+    this.signing.onRefused?.(refused);
+  }
+
+  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
+  private async putSigned(
+    key: string,
+    bytes: Uint8Array,
+    ifNoneMatch: boolean,
+  ): Promise<"written" | "exists"> {
+    // The envelope lives under the sha256 of the bytes it signs, so it can go first: a reader that
+    // finds the object finds its signature, and a publisher that loses a version race leaves only
+    // an envelope nothing refers to.
+    if (this.signing.signer !== undefined) {
+      const envelope = this.signing.signer.envelope(bytes);
+      await this.objects.put(signatureKey(envelope.sha256), envelope.bytes, {
+        contentType: "application/json",
+      });
+    }
+    return this.objects.put(key, bytes, { ifNoneMatch, contentType: "application/json" });
+  }
+
+  /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
+  private async signatureFailure(bytes: Uint8Array, sha256: string): Promise<SignatureFailure | null> {
+    const trusted = this.signing.trusted;
+    if (trusted == null) return null;
+    const verdict = trusted.verify(bytes, await this.objects.get(signatureKey(sha256)));
+    return verdict.ok ? null : verdict.error;
+  }
 
   /** Uploads a blob unless an object with its address and size already exists. */
   async putBlob(
@@ -126,10 +199,7 @@ export class AdapterStore {
         latest = await this.latestVersion(run);
         continue;
       }
-      const outcome = await this.objects.put(key, bytes, {
-        ifNoneMatch: true,
-        contentType: "application/json",
-      });
+      const outcome = await this.putSigned(key, bytes, true);
       if (outcome === "written") return { manifest, key, sha256: sha256Hex(bytes) };
       latest = await this.latestVersion(run);
     }
@@ -148,6 +218,12 @@ export class AdapterStore {
       return err({
         reason: `manifest ${key}: sha256 ${sha256} does not match the announced ${expectedSha256}`,
       });
+    }
+    const unsigned = await this.signatureFailure(bytes, sha256);
+    if (unsigned !== null) {
+      const reason = `manifest ${key} refused: ${unsigned.reason}`;
+      this.refuse({ record: "manifest", key, code: unsigned.code, reason });
+      return err({ reason, signature: unsigned.code });
     }
     let json: unknown;
     try {
@@ -199,18 +275,28 @@ export class AdapterStore {
     return ok(out);
   }
 
-  /** Rollback records are immutable, so each is fetched once; reconcile then costs one LIST. */
+  /**
+   * The run's rollback records. Records are immutable, so each is fetched once; reconcile then
+   * costs one LIST. A record that is malformed, belongs to another key, or (when signatures are
+   * required) is not signed by a trusted key is skipped, counted and reported once: it revokes
+   * nothing, and never stops the run's other records from being read.
+   */
   async listRollbacks(run: string): Promise<RollbackRecord[]> {
     const keys = await this.objects.list(rollbacksPrefix(run));
     const out: RollbackRecord[] = [];
     for (const key of keys) {
+      if (this.refusedRollbacks.has(key)) continue;
       let record = this.rollbackRecords.get(key);
       if (record === undefined) {
         const bytes = await this.objects.get(key);
         if (bytes === null) continue;
-        const parsed = rollbackRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-        if (!parsed.success) continue;
-        record = parsed.data;
+        const read = await this.readRollback(key, bytes);
+        if (!read.ok) {
+          this.refusedRollbacks.set(key, read.error);
+          this.refuse(read.error);
+          continue;
+        }
+        record = read.value;
         this.rollbackRecords.set(key, record);
       }
       out.push(record);
@@ -218,10 +304,38 @@ export class AdapterStore {
     return out;
   }
 
+  private async readRollback(key: string, bytes: Uint8Array): Promise<Result<RollbackRecord, RefusedRecord>> {
+    const refused = (code: RefusedRecord["code"], why: string) =>
+      err({ record: "rollback" as const, key, code, reason: `rollback record ${key} refused: ${why}` });
+    const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
+    if (unsigned !== null) return refused(unsigned.code, unsigned.reason);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return refused("malformed", "not valid JSON");
+    }
+    const parsed = rollbackRecordSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return refused("malformed", `${issue?.path.join(".")}: ${issue?.message}`);
+    }
+    const r = parsed.data;
+    if (rollbackKey(r.run, r.atVersion, r.to) !== key)
+      return refused("malformed", `it names ${r.run} ${r.atVersion}→${r.to}, which belongs elsewhere`);
+    return ok(r);
+  }
+
+  /** Rollback records refused so far for `run` (see `listRollbacks`). */
+  refusedRollbackRecords(run: string): RefusedRecord[] {
+    const prefix = rollbacksPrefix(run);
+    return [...this.refusedRollbacks.values()].filter((r) => r.key.startsWith(prefix));
+  }
+
   async writeRollback(record: RollbackRecord): Promise<{ key: string; sha256: string }> {
     const bytes = new TextEncoder().encode(`${JSON.stringify(record, null, 2)}\n`);
     const key = rollbackKey(record.run, record.atVersion, record.to);
-    await this.objects.put(key, bytes, { ifNoneMatch: true, contentType: "application/json" });
+    await this.putSigned(key, bytes, true);
     return { key, sha256: sha256Hex(bytes) };
   }
 

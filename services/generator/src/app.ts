@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Logger, requestId } from "@loracast/shared/platform";
-import type { ObjectStore } from "@loracast/shared/store";
+import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { errorResponse } from "./errors.ts";
 import type { InferenceService } from "./inference/inference-service.ts";
@@ -15,6 +15,8 @@ import { type WebhookDeps, webhookRoutes } from "./routes/webhooks.ts";
 export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   manager: AdapterManager;
   objects: ObjectStore;
+  /** The adapter store, for its counts of refused records. */
+  store: AdapterStore;
   log: Logger;
   baseName: string;
   /** The model engine; null runs the adapter lifecycle only (verification without serving). */
@@ -29,7 +31,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   app.route("/", adapterRoutes(d.manager, d.baseName, Math.floor(d.clock.now() / 1000)));
   app.route("/", generateRoutes(d.inference?.service ?? null, d.clock));
   app.route("/", loraAdminRoutes(d.manager));
-  app.route("/", opsRoutes(d.manager, d.objects, rejected, d.inference?.metrics ?? null));
+  app.route("/", opsRoutes(d.manager, d.objects, d.store, rejected, d.inference?.metrics ?? null));
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
     d.log.error("unhandled error", { error: e, stack: e.stack, path: c.req.path });

@@ -1,5 +1,5 @@
 import { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "@loracast/shared/platform";
-import type { ObjectStore } from "@loracast/shared/store";
+import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
@@ -15,6 +15,7 @@ export interface EngineMetrics {
 export function opsRoutes(
   manager: AdapterManager,
   objects: ObjectStore,
+  store: AdapterStore,
   rejected: Map<string, number>,
   engine: EngineMetrics | null,
 ): Hono<GeneratorEnv> {
@@ -47,6 +48,15 @@ export function opsRoutes(
           [{ run, outcome: "refused" }, n.refused] as const,
           [{ run, outcome: "served" }, n.served] as const,
         ]),
+      },
+      gauge("loracast_manifest_signatures_required", store.verifiesSignatures ? 1 : 0),
+      {
+        // Manifests and rollback records refused on read: unsigned, foreign key, altered, malformed.
+        name: "loracast_store_records_refused_total",
+        type: "counter",
+        samples: [...store.refusals.values()].map(
+          (r) => [{ record: r.record, reason: r.code }, r.count] as const,
+        ),
       },
       {
         name: "loracast_webhooks_rejected_total",
