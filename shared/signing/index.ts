@@ -44,7 +44,7 @@ const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").update(byt
 
 /** The raw 32-byte Ed25519 public key of `key` (a public or private key object). */
 function rawPublicKey(key: KeyObject): Buffer {
-  const jwk = createPublicKey(key).export({ format: "jwk" });
+  const jwk = (key.type === "public" ? key : createPublicKey(key)).export({ format: "jwk" });
   return Buffer.from(jwk.x ?? "", "base64url");
 }
 

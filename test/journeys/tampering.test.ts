@@ -1,0 +1,206 @@
+/**
+ * Issue 15, items 1 and 3: the store is a shared medium, and whoever can write to it must not choose
+ * what the fleet serves. Real processes: the embedded S3 server, the trainer (which signs), and
+ * verify-only generators that trust the trainer's public key, one for each way a generator reads
+ * the store: by webhook (`hooked`, subscribed), by reconcile (`polled`, running, not subscribed) and
+ * by starting after the attack (`fresh`). The attacker writes to the bucket directly: an unsigned
+ * manifest, one signed by its own key, a published manifest substituted with another adapter's files
+ * (re-labelled with the trainer's envelope), and rollback records that are malformed or unsigned.
+ * In every case no generator activates a version the trainer did not publish, and every generator's
+ * active version and sha256 are the trainer's record.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { type RunVersions, runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
+import { Signer, signatureKey } from "@loracast/shared/signing";
+import { AdapterStore, manifestKey, S3ObjectStore, sha256Hex } from "@loracast/shared/store";
+import type { Service } from "@loracast/shared/supervisor";
+import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { s3Settings } from "../helpers/s3.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+
+const RUN = "tamper";
+const WAIT_MS = 60_000;
+const encode = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
+const decode = (b: Uint8Array | null) => JSON.parse(new TextDecoder().decode(b ?? new Uint8Array()));
+
+describe("tampering: only what the trainer signed is served", () => {
+  let stack: Stack;
+  let hooked: Service;
+  let polled: Service;
+  let fresh: Service | undefined;
+  /** The attacker's handle on the bucket: plain writes, no key. */
+  let bucket: AdapterStore;
+  /** sha256 of adapter_model.safetensors of each version the trainer published, from its answers. */
+  const published = new Map<number, string>();
+
+  const trainerVersions = async (): Promise<RunVersions> =>
+    runVersionsSchema.parse(await (await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`)).json());
+  const metrics = async (g: Service) => (await fetch(`${g.url}/metrics`)).text();
+  const publish = async (seed: number) => {
+    const res = await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, seed, 4, ["q_proj", "v_proj"]));
+    const body = (await res.json()) as { version: number; sha256: string };
+    assert.equal(res.status, 201, JSON.stringify(body));
+    published.set(body.version, body.sha256);
+    return body.version;
+  };
+  /** A manifest for `RUN@version` naming another adapter's files, uploaded as blobs by the attacker. */
+  const forged = async (version: number, seed: number): Promise<Uint8Array> => {
+    const files = randomAdapter(LLAMA_CONFIG, seed, 4, ["q_proj", "v_proj"]);
+    const template = decode(await bucket.objects.get(manifestKey(RUN, 1))) as VersionManifest;
+    const [config, weights] = await Promise.all([
+      bucket.putBlob(files.config),
+      bucket.putBlob(files.weights),
+    ]);
+    return encode({
+      ...template,
+      version,
+      parent: version - 1,
+      adapter: {
+        config: template.adapter.config,
+        files: [
+          { name: "adapter_config.json", ...config.file },
+          { name: "adapter_model.safetensors", ...weights.file },
+        ],
+      },
+    });
+  };
+  /** Every generator given: nothing active but what the trainer published, and the trainer's current version. */
+  const agree = async (generators: Service[], version: number) => {
+    const record = await trainerVersions();
+    assert.equal(record.current, version, JSON.stringify(record));
+    const row = record.versions.find((v) => v.version === version);
+    assert.equal(row?.sha256, published.get(version));
+    for (const g of generators) {
+      const list = await stack.adapters(g);
+      assert.deepEqual(list.active[RUN], { version, sha256: published.get(version) }, g.name);
+      for (const a of list.data) {
+        if (a.state === "active" || a.state === "staged" || a.state === "retired")
+          assert.equal(a.sha256, published.get(a.version), `${g.name}: ${RUN}@${a.version} is the trainer's`);
+      }
+    }
+  };
+
+  before(async () => {
+    stack = await startStack({ generators: 1 });
+    hooked = stack.generators[0] as Service;
+    // Started after the trainer, so not among its webhook subscribers: it learns by reconcile only.
+    polled = await stack.startGenerator("polled");
+    bucket = new AdapterStore(new S3ObjectStore(s3Settings(stack.s3.url, "loracast")));
+  });
+  after(async () => {
+    await Promise.all([polled?.stop(), fresh?.stop()]);
+    await stack?.stop();
+  });
+
+  it("publishes a signed v1 that every generator verifies and activates", async () => {
+    assert.equal(await publish(1), 1);
+    for (const g of [hooked, polled]) await stack.waitActive(g, RUN, 1, WAIT_MS);
+    assert.match(await metrics(hooked), /^loracast_manifest_signatures_required 1$/m);
+    const bytes = await bucket.objects.get(manifestKey(RUN, 1));
+    assert.ok(bytes !== null);
+    const envelope = decode(await bucket.objects.get(signatureKey(sha256Hex(bytes))));
+    assert.equal(envelope.signatures[0].keyid, stack.signer.keyId);
+    await agree([hooked, polled], 1);
+  });
+
+  it("refuses an unsigned manifest, and one signed by a foreign key, on the reconcile path", async () => {
+    await bucket.objects.put(manifestKey(RUN, 2), await forged(2, 102));
+    const foreign = await forged(3, 103);
+    const envelope = Signer.generate().envelope(foreign);
+    await bucket.objects.put(signatureKey(envelope.sha256), envelope.bytes);
+    await bucket.objects.put(manifestKey(RUN, 3), foreign);
+    for (const g of [hooked, polled]) {
+      const unsigned = await stack.waitState(g, RUN, 2, "failed", WAIT_MS);
+      assert.match(unsigned.reason ?? "", /refused: it has no signature/);
+      const other = await stack.waitState(g, RUN, 3, "failed", WAIT_MS);
+      assert.match(other.reason ?? "", /refused: it is signed only by keys this reader does not trust/);
+      const text = await metrics(g);
+      assert.match(
+        text,
+        /^loracast_store_records_refused_total\{record="manifest",reason="unsigned"\} [1-9]/m,
+      );
+      assert.match(
+        text,
+        /^loracast_store_records_refused_total\{record="manifest",reason="foreign_key"\} [1-9]/m,
+      );
+    }
+    const record = await trainerVersions();
+    assert.deepEqual(
+      record.versions.map((v) => [v.version, v.state]),
+      [
+        [1, "active"],
+        [2, "failed"],
+        [3, "failed"],
+      ],
+    );
+    assert.ok(hooked.logs.some((l) => l.msg === "store record refused" && l.code === "unsigned"));
+    await agree([hooked, polled], 1);
+  });
+
+  it("refuses a published manifest substituted before it was read, on the webhook, reconcile and fresh-start paths", async () => {
+    // Both generators are paused while the trainer publishes v4 and the attacker swaps its manifest,
+    // so neither can have read the genuine one first: the webhook waits in the socket, the reconcile
+    // timer in the paused process.
+    for (const g of [hooked, polled]) g.proc.kill("SIGSTOP");
+    try {
+      assert.equal(await publish(4), 4);
+      const genuine = await bucket.objects.get(manifestKey(RUN, 4));
+      assert.ok(genuine !== null);
+      const substitute = await forged(4, 104);
+      // The trainer's envelope re-labelled as signing the substitute: the signature cannot match.
+      const envelope = decode(await bucket.objects.get(signatureKey(sha256Hex(genuine))));
+      envelope.signed.sha256 = sha256Hex(substitute);
+      await bucket.objects.put(signatureKey(sha256Hex(substitute)), encode(envelope));
+      await bucket.objects.put(manifestKey(RUN, 4), substitute);
+    } finally {
+      for (const g of [hooked, polled]) g.proc.kill("SIGCONT");
+    }
+    fresh = await stack.startGenerator("fresh");
+    for (const g of [hooked, polled, fresh]) {
+      const row = await stack.waitState(g, RUN, 4, "failed", WAIT_MS);
+      assert.match(row.reason ?? "", /refused|does not match the announced/);
+    }
+    const record = await trainerVersions();
+    assert.equal(record.versions.find((v) => v.version === 4)?.state, "failed");
+    assert.match(record.versions.find((v) => v.version === 4)?.reason ?? "", /does not verify/);
+    await agree([hooked, polled, fresh], 1);
+  });
+
+  it("activates the trainer's next signed version everywhere", async () => {
+    assert.equal(await publish(5), 5);
+    for (const g of [hooked, polled, fresh as Service]) await stack.waitActive(g, RUN, 5, WAIT_MS);
+    await agree([hooked, polled, fresh as Service], 5);
+  });
+
+  it("skips malformed and unsigned rollback records: no 500, reconcile goes on, a fresh generator gets ready", async () => {
+    await bucket.objects.put(
+      `runs/${RUN}/rollbacks/000000000099-000000000001.json`,
+      new TextEncoder().encode("{not json"),
+    );
+    // A well-formed rollback that would revoke v5, written without the trainer's key.
+    await bucket.writeRollback({
+      schema: "loracast.rollback/v1",
+      run: RUN,
+      to: 1,
+      atVersion: 5,
+      createdAt: new Date().toISOString(),
+    });
+    const res = await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(runVersionsSchema.parse(await res.json()).current, 5);
+    assert.equal(await publish(6), 6);
+    for (const g of [hooked, polled, fresh as Service]) await stack.waitActive(g, RUN, 6, WAIT_MS);
+    const late = await stack.startGenerator("late");
+    try {
+      await stack.waitActive(late, RUN, 6, WAIT_MS);
+      assert.equal((await fetch(`${late.url}/readyz`)).status, 200);
+      const text = await metrics(late);
+      assert.match(text, /^loracast_store_records_refused_total\{record="rollback",reason="malformed"\} 1$/m);
+      assert.match(text, /^loracast_store_records_refused_total\{record="rollback",reason="unsigned"\} 1$/m);
+      await agree([hooked, polled, fresh as Service, late], 6);
+    } finally {
+      await late.stop();
+    }
+  });
+});
