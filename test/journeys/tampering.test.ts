@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { type RunVersions, runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
 import { Signer, signatureKey } from "@loracast/shared/signing";
 import { AdapterStore, manifestKey, S3ObjectStore, sha256Hex } from "@loracast/shared/store";
-import type { Service } from "@loracast/shared/supervisor";
+import { eventually, type Service } from "@loracast/shared/supervisor";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { s3Settings } from "../helpers/s3.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
@@ -157,6 +157,20 @@ describe("tampering: only what the trainer signed is served", () => {
       for (const g of [hooked, polled]) g.proc.kill("SIGCONT");
     }
     fresh = await stack.startGenerator("fresh");
+    // Three forged versions are newer than v1; the first reconcile pass (the one readiness waits
+    // for) still reaches it, as forged manifests cost that pass no download and no budget.
+    const ready = await eventually(
+      "fresh ready",
+      async () => {
+        const r = await fetch(`${(fresh as Service).url}/readyz`);
+        return r.status === 200
+          ? ((await r.json()) as { active: Record<string, { version: number }> })
+          : undefined;
+      },
+      WAIT_MS,
+      20,
+    );
+    assert.equal(ready.active[RUN]?.version, 1);
     for (const g of [hooked, polled, fresh]) {
       const row = await stack.waitState(g, RUN, 4, "failed", WAIT_MS);
       assert.match(row.reason ?? "", /refused|does not match the announced/);
@@ -174,10 +188,11 @@ describe("tampering: only what the trainer signed is served", () => {
   });
 
   it("skips malformed and unsigned rollback records: no 500, reconcile goes on, a fresh generator gets ready", async () => {
-    await bucket.objects.put(
-      `runs/${RUN}/rollbacks/000000000099-000000000001.json`,
-      new TextEncoder().encode("{not json"),
-    );
+    // A record that is not JSON, signed with the trainer's own key (a publisher's bug, not an attack).
+    const garbage = new TextEncoder().encode("{not json");
+    const signed = stack.signer.envelope(garbage);
+    await bucket.objects.put(signatureKey(signed.sha256), signed.bytes);
+    await bucket.objects.put(`runs/${RUN}/rollbacks/000000000099-000000000001.json`, garbage);
     // A well-formed rollback that would revoke v5, written without the trainer's key.
     await bucket.writeRollback({
       schema: "loracast.rollback/v1",
@@ -196,7 +211,12 @@ describe("tampering: only what the trainer signed is served", () => {
       await stack.waitActive(late, RUN, 6, WAIT_MS);
       assert.equal((await fetch(`${late.url}/readyz`)).status, 200);
       const text = await metrics(late);
-      assert.match(text, /^loracast_store_records_refused_total\{record="rollback",reason="malformed"\} 1$/m);
+      const refusals = late.logs.filter((l) => l.msg === "store record refused");
+      assert.match(
+        text,
+        /^loracast_store_records_refused_total\{record="rollback",reason="malformed"\} 1$/m,
+        JSON.stringify(refusals),
+      );
       assert.match(text, /^loracast_store_records_refused_total\{record="rollback",reason="unsigned"\} 1$/m);
       await agree([hooked, polled, fresh as Service, late], 6);
     } finally {

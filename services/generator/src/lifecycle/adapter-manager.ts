@@ -137,9 +137,9 @@ export class AdapterManager {
       if (revokedBy(v, rollbacks) !== null) continue;
       if (!mayReplace(v) || current?.version === v) return;
       if (this.cache.get(run, v)?.state === "failed") continue;
-      tried++;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
+      if (this.cache.get(run, v)?.untrusted !== true) tried++;
     }
   }
 

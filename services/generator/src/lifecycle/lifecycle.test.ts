@@ -26,6 +26,7 @@ const record = (
   manifestSha256: null,
   bytes,
   reason: null,
+  untrusted: false,
   trigger: "webhook",
   announcedAt: 0,
   activatedAt: null,

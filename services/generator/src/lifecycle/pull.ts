@@ -25,6 +25,7 @@ export async function fetchAndVerify(
   const tManifest = d.clock.now();
   if (read === null)
     throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
+  record.untrusted = read.ok ? false : read.error.signature !== undefined;
   if (!read.ok) return err(read.error.reason);
   const { manifest } = read.value;
   record.manifestSha256 = read.value.sha256;

@@ -37,6 +37,13 @@ export interface VersionRecord {
   bytes: number | null;
   /** Why it failed, which rollback revoked it, or why the last pull broke off. */
   reason: string | null;
+  /**
+   * True when its manifest was refused for its signature (unsigned, foreign key, altered): such a
+   * refusal costs two small reads and no download, so reconcile does not count it against its
+   * per-pass budget, and a bucket full of forged versions cannot hold a generator off the newest
+   * genuine one.
+   */
+  untrusted: boolean;
   trigger: Trigger;
   announcedAt: number;
   activatedAt: number | null;
