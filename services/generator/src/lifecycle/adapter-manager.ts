@@ -41,6 +41,9 @@ export interface ManagerDeps {
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;
+/** Backoff of a version failed for what the store holds: 2 s, doubling, at most 5 minutes. */
+const RETRY_BASE_MS = 2000;
+const RETRY_MAX_MS = 5 * 60_000;
 
 /**
  * The generator's adapter lifecycle. Webhooks and reconcile both end in `sync`, which pulls a
@@ -57,6 +60,8 @@ export class AdapterManager {
   readonly stats = {
     activations: 0,
     failures: 0,
+    /** Webhook events that announced other manifest bytes than the store holds (refused; the version is untouched). */
+    badEvents: 0,
     reconciles: 0,
     reconcileErrors: 0,
     /** Requests (and `load_lora_adapter` calls) that named a revoked version, by run and outcome. */
@@ -136,7 +141,7 @@ export class AdapterManager {
       const v = versions[i] as number;
       if (revokedBy(v, rollbacks) !== null) continue;
       if (!mayReplace(v) || current?.version === v) return;
-      if (this.cache.get(run, v)?.state === "failed") continue;
+      if (this.settledFailure(this.cache.get(run, v))) continue;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
       if (this.cache.get(run, v)?.untrusted !== true) tried++;
@@ -152,7 +157,8 @@ export class AdapterManager {
    */
   async ensure(run: string, version: number): Promise<Result<VersionRecord, EnsureError>> {
     const existing = this.cache.get(run, version);
-    if (existing?.state === "failed") return err({ kind: "failed", message: existing.reason ?? "failed" });
+    if (existing !== undefined && this.settledFailure(existing))
+      return err({ kind: "failed", message: existing.reason ?? "failed" });
     const known = this.rollbacks.get(run);
     const before = known === undefined ? null : revokedBy(version, known);
     if (before !== null && this.d.serveRevoked !== true) return this.refuse(version, before);
@@ -367,9 +373,16 @@ export class AdapterManager {
     this.cache.set(record);
     try {
       const adapter = await fetchAndVerify(this.d, this.cache, record, manifestSha256);
-      if (!adapter.ok) return this.fail(record, adapter.error);
+      if (!adapter.ok) {
+        if (adapter.error.kind !== "event")
+          return this.fail(record, adapter.error.reason, adapter.error.kind);
+        this.stats.badEvents++;
+        this.d.log.warn("webhook event refused", { run, version, reason: adapter.error.reason });
+        return err(`event refused: ${adapter.error.reason}`);
+      }
       record.adapter = adapter.value;
       record.reason = null;
+      record.retry = null;
       this.settle(record);
       return ok(record);
     } catch (e) {
@@ -386,16 +399,33 @@ export class AdapterManager {
     }
   }
 
-  private fail(record: VersionRecord, reason: string): Result<VersionRecord, string> {
+  /** True for a failed version that stays failed for now: for good, or until its retry is due. */
+  private settledFailure(record: VersionRecord | undefined): boolean {
+    if (record?.state !== "failed") return false;
+    return record.retry === null || record.retry.at > this.d.clock.now();
+  }
+
+  private fail(
+    record: VersionRecord,
+    reason: string,
+    kind: "version" | "store",
+  ): Result<VersionRecord, string> {
     record.state = "failed";
-    record.reason = reason;
     record.adapter = null;
+    let retryInMs: number | null = null;
+    if (kind === "store") {
+      const failures = (record.retry?.failures ?? 0) + 1;
+      retryInMs = Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS);
+      record.retry = { failures, at: this.d.clock.now() + retryInMs };
+    } else record.retry = null;
+    record.reason = retryInMs === null ? reason : `${reason} (retried in ${Math.round(retryInMs / 1000)} s)`;
     this.stats.failures++;
     const active = this.active.get(record.run);
     this.d.log.error("adapter failed verification", {
       run: record.run,
       version: record.version,
       reason,
+      retryInMs,
       stillServing: active?.version ?? null,
     });
     return err(reason);

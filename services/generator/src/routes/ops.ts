@@ -32,6 +32,7 @@ export function opsRoutes(
     const text = prometheusText([
       counter("loracast_adapter_activations_total", manager.stats.activations),
       counter("loracast_adapter_failures_total", manager.stats.failures),
+      counter("loracast_webhook_events_refused_total", manager.stats.badEvents),
       counter("loracast_reconciles_total", manager.stats.reconciles),
       counter("loracast_reconcile_errors_total", manager.stats.reconcileErrors),
       counter("loracast_store_downloaded_bytes_total", objects.traffic.downloaded),
