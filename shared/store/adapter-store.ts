@@ -5,7 +5,9 @@ import {
   currentVersion,
   MANIFEST_SCHEMA,
   type RollbackRecord,
+  type RunHead,
   rollbackRecordSchema,
+  runHeadSchema,
   type VersionManifest,
   versionManifestSchema,
   WEIGHTS_FILE,
@@ -14,6 +16,7 @@ import { err, ok, type Result } from "../result/index.ts";
 import { type SignatureFailure, type Signer, signatureKey, type TrustedKeys } from "../signing/index.ts";
 import {
   blobKey,
+  headKey,
   manifestKey,
   rollbackKey,
   rollbacksPrefix,
@@ -51,7 +54,7 @@ export interface IntegrityFailure {
 
 /** A store record refused on read: its kind, key, and why (`code` labels the /metrics counter). */
 export interface RefusedRecord {
-  record: "manifest" | "rollback";
+  record: "manifest" | "rollback" | "head";
   key: string;
   code: SignatureFailure["code"] | "malformed";
   reason: string;
@@ -337,6 +340,46 @@ export class AdapterStore {
     const key = rollbackKey(record.run, record.atVersion, record.to);
     await this.putSigned(key, bytes, true);
     return { key, sha256: sha256Hex(bytes) };
+  }
+
+  /** Writes (replaces) the run's signed head. */
+  async writeHead(head: RunHead): Promise<void> {
+    await this.putSigned(
+      headKey(head.run),
+      new TextEncoder().encode(`${JSON.stringify(head, null, 2)}\n`),
+      false,
+    );
+  }
+
+  /**
+   * Reads the run's head; null when there is none. A head that is unsigned (when signatures are
+   * required), malformed or names another run is refused and counted.
+   */
+  async readHead(run: string): Promise<Result<RunHead, RefusedRecord> | null> {
+    const key = headKey(run);
+    const bytes = await this.objects.get(key);
+    if (bytes === null) return null;
+    const refused = (code: RefusedRecord["code"], why: string) => {
+      const r: RefusedRecord = { record: "head", key, code, reason: `head ${key} refused: ${why}` };
+      this.refuse(r);
+      return err(r);
+    };
+    const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
+    if (unsigned !== null) return refused(unsigned.code, unsigned.reason);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return refused("malformed", "not valid JSON");
+    }
+    const parsed = runHeadSchema.safeParse(json);
+    if (!parsed.success)
+      return refused(
+        "malformed",
+        `${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}`,
+      );
+    if (parsed.data.run !== run) return refused("malformed", `it names run ${parsed.data.run}`);
+    return ok(parsed.data);
   }
 
   /** The run's current version: the highest one that no rollback revoked. */

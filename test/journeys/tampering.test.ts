@@ -15,9 +15,10 @@ import { type RunVersions, runVersionsSchema, type VersionManifest } from "@lora
 import { Signer, signatureKey } from "@loracast/shared/signing";
 import { AdapterStore, manifestKey, S3ObjectStore, sha256Hex } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
+import { signWebhook } from "@loracast/shared/webhooks";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { s3Settings } from "../helpers/s3.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { SECRET, type Stack, startStack } from "../helpers/stack.ts";
 
 const RUN = "tamper";
 const WAIT_MS = 60_000;
@@ -181,8 +182,13 @@ describe("tampering: only what the trainer signed is served", () => {
     await agree([hooked, polled, fresh], 1);
   });
 
+  /** The signed head as the store held it right after v5: what an attacker replays later. */
+  let headAt5: Uint8Array | null = null;
+
   it("activates the trainer's next signed version everywhere", async () => {
     assert.equal(await publish(5), 5);
+    headAt5 = await bucket.objects.get(`runs/${RUN}/head.json`);
+    assert.ok(headAt5 !== null, "the trainer signs a head with each publish");
     for (const g of [hooked, polled, fresh as Service]) await stack.waitActive(g, RUN, 5, WAIT_MS);
     await agree([hooked, polled, fresh as Service], 5);
   });
@@ -222,5 +228,116 @@ describe("tampering: only what the trainer signed is served", () => {
     } finally {
       await late.stop();
     }
+  });
+
+  it("detects a stale signed latest: hidden newest versions, and an older head put back", async () => {
+    const key6 = manifestKey(RUN, 6);
+    const manifest6 = await bucket.objects.get(key6);
+    assert.ok(manifest6 !== null && headAt5 !== null);
+    await bucket.objects.delete(key6);
+    const frozen = await stack.startGenerator("frozen");
+    try {
+      // It can only serve v5, a validly signed but stale latest; the signed head says so.
+      await stack.waitActive(frozen, RUN, 5, WAIT_MS);
+      await eventually(
+        "frozen reports hidden versions",
+        async () =>
+          /^loracast_store_stale_state\{run="tamper",finding="hidden_versions"\} 1$/m.test(
+            await metrics(frozen),
+          )
+            ? true
+            : undefined,
+        WAIT_MS,
+        20,
+      );
+      const record = await trainerVersions();
+      assert.equal(record.current, 5);
+      assert.equal(record.versions.find((v) => v.version === 6)?.state, "failed");
+      assert.match(record.versions.find((v) => v.version === 6)?.reason ?? "", /missing from the store/);
+      await agree([frozen], 5);
+
+      await bucket.objects.put(`runs/${RUN}/head.json`, headAt5);
+      for (const g of [polled, frozen])
+        await eventually(
+          `${g.name} reports the replayed head`,
+          async () =>
+            /^loracast_store_stale_state\{run="tamper",finding="stale_head"\} 1$/m.test(await metrics(g))
+              ? true
+              : undefined,
+          WAIT_MS,
+          20,
+        );
+
+      // The operator restores the manifest: the fleet converges on the trainer's record again.
+      await bucket.objects.put(key6, manifest6);
+      await stack.waitActive(frozen, RUN, 6, WAIT_MS);
+      await agree([hooked, polled, fresh as Service, frozen], 6);
+    } finally {
+      await frozen.stop();
+    }
+  });
+
+  it("refuses a signed event that names another manifest, without failing the version", async () => {
+    // Reconciles once at start, then not within the test: it learns of v7 only from events.
+    const slow = await stack.startGenerator("slow", { RECONCILE_INTERVAL_MS: "600000" });
+    try {
+      await stack.waitActive(slow, RUN, 6, WAIT_MS);
+      const v7 = await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, 7, 4, ["q_proj", "v_proj"]));
+      const body7 = (await v7.json()) as { version: number; sha256: string; manifestSha256: string };
+      published.set(body7.version, body7.sha256);
+      const event = (manifestSha256: string, id: string) => {
+        const body = JSON.stringify({
+          type: "adapter.published",
+          run: RUN,
+          version: 7,
+          manifestKey: manifestKey(RUN, 7),
+          manifestSha256,
+        });
+        const headers = signWebhook({ secret: SECRET, id, clock: { now: () => Date.now() }, body });
+        return fetch(`${slow.url}/v1/webhooks/adapters`, {
+          method: "POST",
+          headers: { ...headers, "content-type": "application/json" },
+          body,
+        });
+      };
+      const other = await bucket.objects.get(manifestKey(RUN, 6));
+      assert.equal((await event(sha256Hex(other ?? new Uint8Array()), "msg_misdirected")).status, 202);
+      await eventually(
+        "the bad event is counted",
+        async () =>
+          /^loracast_webhook_events_refused_total 1$/m.test(await metrics(slow)) ? true : undefined,
+        WAIT_MS,
+        20,
+      );
+      const row = (await stack.adapters(slow)).data.find((a) => a.version === 7);
+      assert.notEqual(row?.state, "failed", "a bad event is not a bad version");
+      assert.equal((await event(body7.manifestSha256, "msg_genuine")).status, 202);
+      await stack.waitActive(slow, RUN, 7, WAIT_MS);
+      assert.equal((await stack.adapters(slow)).active[RUN]?.sha256, body7.sha256);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it("fails a signed manifest announcing 2^40 bytes at once, naming the blob", async () => {
+    const template = decode(await bucket.objects.get(manifestKey(RUN, 7))) as VersionManifest;
+    const [config, weights] = template.adapter.files;
+    assert.ok(config !== undefined && weights !== undefined);
+    // Signed with the trainer's key: a publisher's bug, which signatures do not catch.
+    const huge = encode({
+      ...template,
+      version: 8,
+      parent: 7,
+      adapter: { ...template.adapter, files: [config, { ...weights, bytes: 2 ** 40 }] },
+    });
+    const envelope = stack.signer.envelope(huge);
+    await bucket.objects.put(signatureKey(envelope.sha256), envelope.bytes);
+    await bucket.objects.put(manifestKey(RUN, 8), huge);
+    const row = await stack.waitState(polled, RUN, 8, "failed", WAIT_MS);
+    assert.match(
+      row.reason ?? "",
+      /^blob adapter_model\.safetensors \(blobs\/sha256\/[0-9a-f]{64}\) announces 1099511627776 bytes, more than the adapter cache holds/,
+    );
+    assert.equal((await stack.adapters(polled)).active[RUN]?.version, 7);
   });
 });

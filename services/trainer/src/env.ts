@@ -28,6 +28,11 @@ export const envSchema = s3EnvSchema.extend({
    * reads manifests and rollback records back: the keys of earlier trainers, during a rotation.
    */
   MANIFEST_PUBLIC_KEYS: publicKeyList,
+  /**
+   * How long each run's signed head is valid, in seconds; the trainer re-signs every head at a
+   * quarter of it, so generators that see an expired head know the store (or the trainer) is frozen.
+   */
+  TRAINER_HEAD_TTL_S: z.coerce.number().int().min(60).default(86_400),
   /** Standard Webhooks secret (`whsec_…`) that signs events; generators hold the same. */
   WEBHOOK_SECRET: z.string().refine(isValidSecret, "must be whsec_ followed by at least 24 base64 bytes"),
   /** Comma-separated webhook URLs notified on every event, besides those registered over the API. */

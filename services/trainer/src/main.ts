@@ -124,7 +124,12 @@ const publisher = new Publisher({
   log,
   instance: env.TRAINER_INSTANCE,
   spec,
+  headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
 });
+const headRefresh = setInterval(
+  () => void publisher.refreshHeads().catch((e: unknown) => log.warn("head refresh failed", { error: e })),
+  (env.TRAINER_HEAD_TTL_S * 1000) / 4,
+);
 const runs =
   training === null
     ? null
@@ -154,6 +159,7 @@ const app = createApp({
 await runs?.resumeAll();
 const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
 onShutdown(log, async () => {
+  clearInterval(headRefresh);
   await server.close();
   outbox.stop();
   objects.client.destroy();

@@ -43,6 +43,8 @@ export interface PublisherDeps {
   instance: string;
   /** When set, adapters must fit this base to be published. */
   spec: ModelSpec | null;
+  /** How long a signed run head is valid; `refreshHeads` re-signs them well before (TRAINER_HEAD_TTL_S). */
+  headTtlMs: number;
 }
 
 /**
@@ -76,6 +78,7 @@ export class Publisher {
           publisher: { service: "trainer", instance: this.d.instance },
         },
       });
+      await this.signHead(run, stored.manifest.version);
       await this.notify("adapter.published", stored);
       const result: PublishResult = {
         run,
@@ -125,6 +128,36 @@ export class Publisher {
     return { current, versions: out };
   }
 
+  /**
+   * Re-signs the head of every run in the store with a fresh expiry, never naming fewer versions or
+   * rollback records than the head it replaces (so a refresh cannot sign a state an attacker hid).
+   */
+  async refreshHeads(): Promise<void> {
+    for (const run of await this.d.store.listRuns()) {
+      await this.withRunLock(run, () => this.signHead(run, null));
+    }
+  }
+
+  /** Signs `run`'s head: its newest version (at least `version`) and its rollback record count. */
+  private async signHead(run: string, version: number | null): Promise<void> {
+    const [previous, latest, rollbacks] = await Promise.all([
+      this.d.store.readHead(run),
+      this.d.store.latestVersion(run),
+      this.d.store.listRollbacks(run),
+    ]);
+    const before = previous?.ok === true ? previous.value : null;
+    const newest = Math.max(version ?? 0, latest ?? 0, before?.version ?? 0);
+    const now = this.d.clock.now();
+    await this.d.store.writeHead({
+      schema: "loracast.head/v1",
+      run,
+      version: newest === 0 ? null : newest,
+      rollbacks: Math.max(rollbacks.length, before?.rollbacks ?? 0),
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.d.headTtlMs).toISOString(),
+    });
+  }
+
   /** Versions, rollback records, each version's manifest read back and verified, and the current version. */
   private async storeState(run: string): Promise<{
     current: number | null;
@@ -132,10 +165,15 @@ export class Publisher {
     rollbacks: RollbackRecord[];
     manifests: Result<StoredManifest, string>[];
   }> {
-    const [versions, rollbacks] = await Promise.all([
+    const [listed, rollbacks, head] = await Promise.all([
       this.d.store.listVersions(run),
       this.d.store.listRollbacks(run),
+      this.d.store.readHead(run),
     ]);
+    // Versions the signed head names but the store no longer lists are reported, as missing.
+    const versions = [...listed];
+    const named = head?.ok === true ? (head.value.version ?? 0) : 0;
+    for (let v = (listed.at(-1) ?? 0) + 1; v <= named; v++) versions.push(v);
     const manifests = await Promise.all(versions.map((v) => this.readBack(run, v)));
     const current = currentVersion(
       versions.filter((_, i) => manifests[i]?.ok === true),
@@ -175,6 +213,7 @@ export class Publisher {
         atVersion,
         createdAt: new Date(this.d.clock.now()).toISOString(),
       });
+      await this.signHead(run, atVersion);
       await this.notify("adapter.rolled_back", target.value);
       const revoked = versions.filter((v) => v > to && !isRevoked(v, rollbacks));
       this.d.log.info("rolled back", { run, to, revoked });

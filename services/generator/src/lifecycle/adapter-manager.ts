@@ -10,6 +10,7 @@ import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import { type AdapterStore, StoreError } from "@loracast/shared/store";
+import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
 import type { EnsureError, Trigger, VersionRecord } from "./types.ts";
 import { type CacheBounds, type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
@@ -53,6 +54,8 @@ const RETRY_MAX_MS = 5 * 60_000;
  */
 export class AdapterManager {
   readonly cache: VersionCache;
+  /** Freeze and rollback detection against each run's signed head. */
+  readonly heads: HeadWatch;
   private readonly active = new Map<string, VersionRecord>();
   private readonly inFlight = new Map<string, Promise<Result<VersionRecord, string>>>();
   private readonly rollbacks = new Map<string, RollbackRecord[]>();
@@ -71,6 +74,7 @@ export class AdapterManager {
 
   constructor(private readonly d: ManagerDeps) {
     this.cache = new VersionCache(d.bounds);
+    this.heads = new HeadWatch(d.store, d.clock, d.log);
   }
 
   /** True once a reconcile pass has resolved the latest version of every followed run. */
@@ -132,6 +136,7 @@ export class AdapterManager {
     this.knownVersions.set(run, versions);
     const rollbacks = await this.d.store.listRollbacks(run);
     this.setRollbacks(run, rollbacks, trigger);
+    await this.heads.check(run, versions, rollbacks.length);
     const target = currentVersion(versions, rollbacks);
     if (target === null) return;
     const current = this.active.get(run);

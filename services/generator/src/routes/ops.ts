@@ -60,6 +60,12 @@ export function opsRoutes(
         ),
       },
       {
+        // 1 per run and finding while its store state is staler than its newest signed head.
+        name: "loracast_store_stale_state",
+        type: "gauge",
+        samples: manager.heads.all().map((f) => [{ run: f.run, finding: f.finding }, 1] as const),
+      },
+      {
         name: "loracast_webhooks_rejected_total",
         type: "counter",
         samples: [...rejected].map(([reason, n]) => [{ reason }, n] as const),
