@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { z } from "zod";
 import {
   type AdapterFile,
   CONFIG_FILE,
@@ -293,7 +294,11 @@ export class AdapterStore {
       if (record === undefined) {
         const bytes = await this.objects.get(key);
         if (bytes === null) continue;
-        const read = await this.readRollback(key, bytes);
+        const read = await this.readRecord("rollback", key, bytes, rollbackRecordSchema, (r) =>
+          rollbackKey(r.run, r.atVersion, r.to) === key
+            ? null
+            : `it names ${r.run} ${r.atVersion}→${r.to}, which belongs elsewhere`,
+        );
         if (!read.ok) {
           this.refusedRollbacks.set(key, read.error);
           this.refuse(read.error);
@@ -307,9 +312,19 @@ export class AdapterStore {
     return out;
   }
 
-  private async readRollback(key: string, bytes: Uint8Array): Promise<Result<RollbackRecord, RefusedRecord>> {
+  /**
+   * Verifies and parses a small signed record: its signature (when required), strict JSON, the
+   * schema, and `misplaced` (why the record does not belong under `key`, or null).
+   */
+  private async readRecord<T>(
+    record: "rollback" | "head",
+    key: string,
+    bytes: Uint8Array,
+    schema: z.ZodType<T>,
+    misplaced: (value: T) => string | null,
+  ): Promise<Result<T, RefusedRecord>> {
     const refused = (code: RefusedRecord["code"], why: string) =>
-      err({ record: "rollback" as const, key, code, reason: `rollback record ${key} refused: ${why}` });
+      err({ record, key, code, reason: `${record} record ${key} refused: ${why}` });
     const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
     if (unsigned !== null) return refused(unsigned.code, unsigned.reason);
     let json: unknown;
@@ -318,21 +333,13 @@ export class AdapterStore {
     } catch {
       return refused("malformed", "not valid JSON");
     }
-    const parsed = rollbackRecordSchema.safeParse(json);
+    const parsed = schema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       return refused("malformed", `${issue?.path.join(".")}: ${issue?.message}`);
     }
-    const r = parsed.data;
-    if (rollbackKey(r.run, r.atVersion, r.to) !== key)
-      return refused("malformed", `it names ${r.run} ${r.atVersion}→${r.to}, which belongs elsewhere`);
-    return ok(r);
-  }
-
-  /** Rollback records refused so far for `run` (see `listRollbacks`). */
-  refusedRollbackRecords(run: string): RefusedRecord[] {
-    const prefix = rollbacksPrefix(run);
-    return [...this.refusedRollbacks.values()].filter((r) => r.key.startsWith(prefix));
+    const elsewhere = misplaced(parsed.data);
+    return elsewhere === null ? ok(parsed.data) : refused("malformed", elsewhere);
   }
 
   async writeRollback(record: RollbackRecord): Promise<{ key: string; sha256: string }> {
@@ -359,27 +366,11 @@ export class AdapterStore {
     const key = headKey(run);
     const bytes = await this.objects.get(key);
     if (bytes === null) return null;
-    const refused = (code: RefusedRecord["code"], why: string) => {
-      const r: RefusedRecord = { record: "head", key, code, reason: `head ${key} refused: ${why}` };
-      this.refuse(r);
-      return err(r);
-    };
-    const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
-    if (unsigned !== null) return refused(unsigned.code, unsigned.reason);
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      return refused("malformed", "not valid JSON");
-    }
-    const parsed = runHeadSchema.safeParse(json);
-    if (!parsed.success)
-      return refused(
-        "malformed",
-        `${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}`,
-      );
-    if (parsed.data.run !== run) return refused("malformed", `it names run ${parsed.data.run}`);
-    return ok(parsed.data);
+    const read = await this.readRecord("head", key, bytes, runHeadSchema, (h) =>
+      h.run === run ? null : `it names run ${h.run}`,
+    );
+    if (!read.ok) this.refuse(read.error);
+    return read;
   }
 
   /** The run's current version: the highest one that no rollback revoked. */
