@@ -382,8 +382,10 @@ export class AdapterManager {
         if (adapter.error.kind !== "event")
           return this.fail(record, adapter.error.reason, adapter.error.kind);
         this.stats.badEvents++;
-        this.d.log.warn("webhook event refused", { run, version, reason: adapter.error.reason });
-        return err(`event refused: ${adapter.error.reason}`);
+        const reason = `event refused: ${adapter.error.reason}`;
+        if (record.state !== "revoked" && record.state !== "failed") record.reason = reason;
+        this.d.log.warn("webhook event refused", { run, version, reason });
+        return err(reason);
       }
       record.adapter = adapter.value;
       record.reason = null;
