@@ -27,6 +27,8 @@ export interface Stack {
    * public key (`MANIFEST_PUBLIC_KEYS`) unless `generatorEnv` says otherwise.
    */
   signer: Signer;
+  /** Where that key's PEM is, for another trainer that signs as this stack's trainer. */
+  signingKeyFile: string;
   s3: Service & { dir: string };
   trainer: Service;
   generators: Service[];
@@ -121,6 +123,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     dir,
     signer,
+    signingKeyFile: keyFile,
     s3,
     get trainer() {
       if (trainer === undefined) throw new Error("trainer not started");
