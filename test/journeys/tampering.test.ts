@@ -320,6 +320,7 @@ describe("tampering: only what the trainer signed is served", () => {
   });
 
   it("fails a signed manifest announcing 2^40 bytes at once, naming the blob", async () => {
+    await stack.waitActive(polled, RUN, 7, WAIT_MS);
     const template = decode(await bucket.objects.get(manifestKey(RUN, 7))) as VersionManifest;
     const [config, weights] = template.adapter.files;
     assert.ok(config !== undefined && weights !== undefined);
