@@ -134,7 +134,12 @@ export class AdapterStore {
     return verdict.ok ? null : verdict.error;
   }
 
-  /** Uploads a blob unless an object with its address and size already exists. */
+  /**
+   * Uploads a blob unless an object with its address already holds exactly these bytes. An
+   * existing object is read back and hashed (one GET of its size) rather than trusted by its size,
+   * so a corrupt blob (a flipped bit keeps the size) is rewritten by the next publish that uses it,
+   * which also heals the older versions that share it.
+   */
   async putBlob(
     bytes: Uint8Array,
     contentType?: string,
@@ -142,8 +147,10 @@ export class AdapterStore {
     const sha256 = sha256Hex(bytes);
     const key = blobKey(sha256);
     const file = { blob: key, sha256, bytes: bytes.byteLength };
-    const existing = await this.objects.head(key);
-    if (existing !== null && existing.bytes === bytes.byteLength) return { file, uploaded: false };
+    const hash = createHash("sha256");
+    const scratch = Buffer.allocUnsafeSlow(bytes.byteLength);
+    const size = await this.objects.readInto(key, scratch, (region) => hash.update(region));
+    if (size === bytes.byteLength && hash.digest("hex") === sha256) return { file, uploaded: false };
     await this.objects.put(key, bytes, contentType === undefined ? {} : { contentType });
     return { file, uploaded: true };
   }

@@ -341,4 +341,33 @@ describe("tampering: only what the trainer signed is served", () => {
     );
     assert.equal((await stack.adapters(polled)).active[RUN]?.version, 7);
   });
+
+  it("rewrites a corrupt blob that a publish reuses, so the new version and older ones sharing it load", async () => {
+    const manifest = decode(await bucket.objects.get(manifestKey(RUN, 7))) as VersionManifest;
+    const config = manifest.adapter.files.find((f) => f.name === "adapter_config.json");
+    assert.ok(config !== undefined);
+    const bytes = await bucket.objects.get(config.blob);
+    assert.ok(bytes !== null);
+    const corrupt = Uint8Array.from(bytes);
+    corrupt[0] = (corrupt[0] ?? 0) ^ 1;
+    await bucket.objects.put(config.blob, corrupt);
+    // Same adapter_config.json as every version of the run: the publish reuses that blob.
+    assert.equal(await publish(9), 9);
+    for (const g of [hooked, polled]) await stack.waitActive(g, RUN, 9, WAIT_MS);
+    assert.deepEqual(await bucket.objects.get(config.blob), bytes);
+    const healed = await stack.startGenerator("healed");
+    try {
+      await stack.waitActive(healed, RUN, 9, WAIT_MS);
+      const res = await fetch(`${healed.url}/v1/load_lora_adapter`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lora_name: `${RUN}@7` }),
+      });
+      // An older version that shares the blob loads on a generator that never held it.
+      assert.equal(res.status, 200, await res.text());
+      assert.equal((await stack.adapters(healed)).data.find((a) => a.version === 7)?.state, "retired");
+    } finally {
+      await healed.stop();
+    }
+  });
 });
