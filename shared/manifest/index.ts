@@ -98,6 +98,24 @@ export const rollbackRecordSchema = z.object({
 });
 export type RollbackRecord = z.infer<typeof rollbackRecordSchema>;
 
+/**
+ * A run's signed head (TUF's timestamp role): the newest version and the number of rollback records
+ * the trainer has written, re-signed with a fresh expiry before the old one ends. Readers keep the
+ * newest head they have seen, so a stale but validly signed state of the store (newest manifests or
+ * rollback records hidden, an older head replayed) is detected: `runs/<run>/head.json`.
+ */
+export const runHeadSchema = z.object({
+  schema: z.literal("loracast.head/v1"),
+  run: runName,
+  /** The newest version published; null before the first. */
+  version: z.number().int().positive().nullable(),
+  /** How many rollback records the run has. */
+  rollbacks: z.number().int().nonnegative(),
+  issuedAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+});
+export type RunHead = z.infer<typeof runHeadSchema>;
+
 /** The current version of a run: the highest version no rollback revoked. */
 export function currentVersion(
   versions: readonly number[],

@@ -34,14 +34,17 @@ export function revocationMessage(version: number, rollback: RollbackRecord): st
   return `${rollback.run}@${version} was revoked by rollback to v${rollback.to} at ${rollback.createdAt}`;
 }
 
-/** One row of the trainer's `GET /v1/runs/:run/versions`: the store's view (active, retired or revoked). */
+/**
+ * One row of the trainer's `GET /v1/runs/:run/versions`: the store's view (active, retired, revoked,
+ * or failed when its manifest is missing or fails verification; `sha256` and `createdAt` are then null).
+ */
 export const runVersionSchema = z.object({
   version: z.number().int().positive(),
   state: versionStateSchema,
-  sha256: sha256Hex,
-  createdAt: z.iso.datetime(),
+  sha256: sha256Hex.nullable(),
+  createdAt: z.iso.datetime().nullable(),
   manifestKey: z.string(),
-  /** For a revoked version, `revocationMessage`; otherwise null. */
+  /** For a revoked version, `revocationMessage`; for a failed one, why; otherwise null. */
   reason: z.string().nullable(),
 });
 export type RunVersion = z.infer<typeof runVersionSchema>;

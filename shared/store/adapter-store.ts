@@ -1,18 +1,23 @@
 import { createHash } from "node:crypto";
+import type { z } from "zod";
 import {
   type AdapterFile,
   CONFIG_FILE,
   currentVersion,
   MANIFEST_SCHEMA,
   type RollbackRecord,
+  type RunHead,
   rollbackRecordSchema,
+  runHeadSchema,
   type VersionManifest,
   versionManifestSchema,
   WEIGHTS_FILE,
 } from "../manifest/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
+import { type SignatureFailure, type Signer, signatureKey, type TrustedKeys } from "../signing/index.ts";
 import {
   blobKey,
+  headKey,
   manifestKey,
   rollbackKey,
   rollbacksPrefix,
@@ -44,6 +49,29 @@ export interface AdapterUpload {
 /** Why reading something back from the store did not give a usable, verified object. */
 export interface IntegrityFailure {
   reason: string;
+  /** Set when the object was refused for its signature (unsigned, foreign key, altered bytes). */
+  signature?: SignatureFailure["code"];
+}
+
+/** A store record refused on read: its kind, key, and why (`code` labels the /metrics counter). */
+export interface RefusedRecord {
+  record: "manifest" | "rollback" | "head";
+  key: string;
+  code: SignatureFailure["code"] | "malformed";
+  reason: string;
+}
+
+/** Who signs what this store writes, and whose signatures its reads require. */
+export interface SigningOptions {
+  /** Signs every manifest and rollback record written; without it they are written unsigned. */
+  signer?: Signer;
+  /**
+   * Keys a manifest or rollback record read back must be signed by; null or absent reads
+   * unsigned metadata as it is (a generator with no `MANIFEST_PUBLIC_KEYS`: no protection).
+   */
+  trusted?: TrustedKeys | null;
+  /** Called for each refused record (a rollback record once per key), to log it. */
+  onRefused?: (refused: RefusedRecord) => void;
 }
 
 const MAX_VERSION_RACES = 8;
@@ -54,10 +82,64 @@ const MAX_VERSION_RACES = 8;
  */
 export class AdapterStore {
   private readonly rollbackRecords = new Map<string, RollbackRecord>();
+  /** Rollback records refused, by key; immutable like the accepted ones, so each is read once. */
+  private readonly refusedRollbacks = new Map<string, RefusedRecord>();
+  /** Refusals so far, by `record` and `code` (a re-read manifest counts each time). */
+  readonly refusals = new Map<
+    string,
+    { record: RefusedRecord["record"]; code: RefusedRecord["code"]; count: number }
+  >();
 
-  constructor(readonly objects: ObjectStore) {}
+  constructor(
+    readonly objects: ObjectStore,
+    private readonly signing: SigningOptions = {},
+  ) {}
 
-  /** Uploads a blob unless an object with its address and size already exists. */
+  /** Whether reads require signatures by trusted keys. */
+  get verifiesSignatures(): boolean {
+    return this.signing.trusted != null;
+  }
+
+  private refuse(refused: RefusedRecord): void {
+    const id = `${refused.record}/${refused.code}`;
+    const entry = this.refusals.get(id) ?? { record: refused.record, code: refused.code, count: 0 };
+    entry.count++;
+    this.refusals.set(id, entry);
+    this.signing.onRefused?.(refused);
+  }
+
+  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
+  private async putSigned(
+    key: string,
+    bytes: Uint8Array,
+    ifNoneMatch: boolean,
+  ): Promise<"written" | "exists"> {
+    // The envelope lives under the sha256 of the bytes it signs, so it can go first: a reader that
+    // finds the object finds its signature, and a publisher that loses a version race leaves only
+    // an envelope nothing refers to.
+    if (this.signing.signer !== undefined) {
+      const envelope = this.signing.signer.envelope(bytes);
+      await this.objects.put(signatureKey(envelope.sha256), envelope.bytes, {
+        contentType: "application/json",
+      });
+    }
+    return this.objects.put(key, bytes, { ifNoneMatch, contentType: "application/json" });
+  }
+
+  /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
+  private async signatureFailure(bytes: Uint8Array, sha256: string): Promise<SignatureFailure | null> {
+    const trusted = this.signing.trusted;
+    if (trusted == null) return null;
+    const verdict = trusted.verify(bytes, await this.objects.get(signatureKey(sha256)));
+    return verdict.ok ? null : verdict.error;
+  }
+
+  /**
+   * Uploads a blob unless an object with its address already holds exactly these bytes. An
+   * existing object is read back and hashed (one GET of its size) rather than trusted by its size,
+   * so a corrupt blob (a flipped bit keeps the size) is rewritten by the next publish that uses it,
+   * which also heals the older versions that share it.
+   */
   async putBlob(
     bytes: Uint8Array,
     contentType?: string,
@@ -65,8 +147,10 @@ export class AdapterStore {
     const sha256 = sha256Hex(bytes);
     const key = blobKey(sha256);
     const file = { blob: key, sha256, bytes: bytes.byteLength };
-    const existing = await this.objects.head(key);
-    if (existing !== null && existing.bytes === bytes.byteLength) return { file, uploaded: false };
+    const hash = createHash("sha256");
+    const scratch = Buffer.allocUnsafeSlow(bytes.byteLength);
+    const size = await this.objects.readInto(key, scratch, (region) => hash.update(region));
+    if (size === bytes.byteLength && hash.digest("hex") === sha256) return { file, uploaded: false };
     await this.objects.put(key, bytes, contentType === undefined ? {} : { contentType });
     return { file, uploaded: true };
   }
@@ -126,10 +210,7 @@ export class AdapterStore {
         latest = await this.latestVersion(run);
         continue;
       }
-      const outcome = await this.objects.put(key, bytes, {
-        ifNoneMatch: true,
-        contentType: "application/json",
-      });
+      const outcome = await this.putSigned(key, bytes, true);
       if (outcome === "written") return { manifest, key, sha256: sha256Hex(bytes) };
       latest = await this.latestVersion(run);
     }
@@ -148,6 +229,12 @@ export class AdapterStore {
       return err({
         reason: `manifest ${key}: sha256 ${sha256} does not match the announced ${expectedSha256}`,
       });
+    }
+    const unsigned = await this.signatureFailure(bytes, sha256);
+    if (unsigned !== null) {
+      const reason = `manifest ${key} refused: ${unsigned.reason}`;
+      this.refuse({ record: "manifest", key, code: unsigned.code, reason });
+      return err({ reason, signature: unsigned.code });
     }
     let json: unknown;
     try {
@@ -199,18 +286,32 @@ export class AdapterStore {
     return ok(out);
   }
 
-  /** Rollback records are immutable, so each is fetched once; reconcile then costs one LIST. */
+  /**
+   * The run's rollback records. Records are immutable, so each is fetched once; reconcile then
+   * costs one LIST. A record that is malformed, belongs to another key, or (when signatures are
+   * required) is not signed by a trusted key is skipped, counted and reported once: it revokes
+   * nothing, and never stops the run's other records from being read.
+   */
   async listRollbacks(run: string): Promise<RollbackRecord[]> {
     const keys = await this.objects.list(rollbacksPrefix(run));
     const out: RollbackRecord[] = [];
     for (const key of keys) {
+      if (this.refusedRollbacks.has(key)) continue;
       let record = this.rollbackRecords.get(key);
       if (record === undefined) {
         const bytes = await this.objects.get(key);
         if (bytes === null) continue;
-        const parsed = rollbackRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-        if (!parsed.success) continue;
-        record = parsed.data;
+        const read = await this.readRecord("rollback", key, bytes, rollbackRecordSchema, (r) =>
+          rollbackKey(r.run, r.atVersion, r.to) === key
+            ? null
+            : `it names ${r.run} ${r.atVersion}→${r.to}, which belongs elsewhere`,
+        );
+        if (!read.ok) {
+          this.refusedRollbacks.set(key, read.error);
+          this.refuse(read.error);
+          continue;
+        }
+        record = read.value;
         this.rollbackRecords.set(key, record);
       }
       out.push(record);
@@ -218,11 +319,65 @@ export class AdapterStore {
     return out;
   }
 
+  /**
+   * Verifies and parses a small signed record: its signature (when required), strict JSON, the
+   * schema, and `misplaced` (why the record does not belong under `key`, or null).
+   */
+  private async readRecord<T>(
+    record: "rollback" | "head",
+    key: string,
+    bytes: Uint8Array,
+    schema: z.ZodType<T>,
+    misplaced: (value: T) => string | null,
+  ): Promise<Result<T, RefusedRecord>> {
+    const refused = (code: RefusedRecord["code"], why: string) =>
+      err({ record, key, code, reason: `${record} record ${key} refused: ${why}` });
+    const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
+    if (unsigned !== null) return refused(unsigned.code, unsigned.reason);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return refused("malformed", "not valid JSON");
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return refused("malformed", `${issue?.path.join(".")}: ${issue?.message}`);
+    }
+    const elsewhere = misplaced(parsed.data);
+    return elsewhere === null ? ok(parsed.data) : refused("malformed", elsewhere);
+  }
+
   async writeRollback(record: RollbackRecord): Promise<{ key: string; sha256: string }> {
     const bytes = new TextEncoder().encode(`${JSON.stringify(record, null, 2)}\n`);
     const key = rollbackKey(record.run, record.atVersion, record.to);
-    await this.objects.put(key, bytes, { ifNoneMatch: true, contentType: "application/json" });
+    await this.putSigned(key, bytes, true);
     return { key, sha256: sha256Hex(bytes) };
+  }
+
+  /** Writes (replaces) the run's signed head. */
+  async writeHead(head: RunHead): Promise<void> {
+    await this.putSigned(
+      headKey(head.run),
+      new TextEncoder().encode(`${JSON.stringify(head, null, 2)}\n`),
+      false,
+    );
+  }
+
+  /**
+   * Reads the run's head; null when there is none. A head that is unsigned (when signatures are
+   * required), malformed or names another run is refused and counted.
+   */
+  async readHead(run: string): Promise<Result<RunHead, RefusedRecord> | null> {
+    const key = headKey(run);
+    const bytes = await this.objects.get(key);
+    if (bytes === null) return null;
+    const read = await this.readRecord("head", key, bytes, runHeadSchema, (h) =>
+      h.run === run ? null : `it names run ${h.run}`,
+    );
+    if (!read.ok) this.refuse(read.error);
+    return read;
   }
 
   /** The run's current version: the highest one that no rollback revoked. */

@@ -4,6 +4,8 @@ export {
   type AdapterUpload,
   type IntegrityFailure,
   type ManifestDraft,
+  type RefusedRecord,
+  type SigningOptions,
   type StoredManifest,
   sha256Hex,
 } from "./adapter-store.ts";

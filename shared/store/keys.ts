@@ -11,6 +11,9 @@ export const rollbacksPrefix = (run: string): string => `runs/${run}/rollbacks/`
 export const rollbackKey = (run: string, atVersion: number, to: number): string =>
   `${rollbacksPrefix(run)}${pad(atVersion)}-${pad(to)}.json`;
 
+/** The run's signed head (mutable: rewritten on every publish, rollback and refresh). */
+export const headKey = (run: string): string => `runs/${run}/head.json`;
+
 export const checkpointKey = (run: string, step: number): string =>
   `runs/${run}/checkpoints/${pad(step)}.safetensors`;
 /** Written after the checkpoint it names, so a reader never follows it to a partial one. */

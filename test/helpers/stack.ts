@@ -1,5 +1,5 @@
 /** A whole local stack of real processes: the embedded S3 server, generators and a trainer. */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -9,6 +9,7 @@ import {
   type VersionState,
 } from "@loracast/shared/manifest";
 import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { Signer } from "@loracast/shared/signing";
 import { eventually, ROOT, type Service, startService } from "@loracast/shared/supervisor";
 import type { AdapterFiles } from "./adapters.ts";
 import { FIXTURES, LLAMA_CONFIG } from "./adapters.ts";
@@ -21,6 +22,13 @@ export type { AdapterRow };
 
 export interface Stack {
   dir: string;
+  /**
+   * The trainer's manifest signing key (its PEM under `dir/keys/trainer.pem`); generators trust its
+   * public key (`MANIFEST_PUBLIC_KEYS`) unless `generatorEnv` says otherwise.
+   */
+  signer: Signer;
+  /** Where that key's PEM is, for another trainer that signs as this stack's trainer. */
+  signingKeyFile: string;
   s3: Service & { dir: string };
   trainer: Service;
   generators: Service[];
@@ -50,6 +58,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), "loracast-stack-"));
   const s3 = await startS3(join(dir, "s3"));
   const common = s3Env(s3.url);
+  // Like `npm start`: the stack makes the trainer's key pair and hands generators the public key.
+  const signer = Signer.generate();
+  const keyFile = join(dir, "keys", "trainer.pem");
+  mkdirSync(join(dir, "keys"));
+  writeFileSync(keyFile, signer.toPem(), { mode: 0o600 });
   const generators: Service[] = [];
   let trainer: Service | undefined;
 
@@ -67,6 +80,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         GENERATOR_BASE_CONFIG: LLAMA_CONFIG,
         GENERATOR_MODEL_NAME: "llama-tiny",
         WEBHOOK_SECRETS: SECRET,
+        MANIFEST_PUBLIC_KEYS: signer.publicKey,
         RECONCILE_INTERVAL_MS: "1000",
         ...options.generatorEnv,
         ...env,
@@ -83,6 +97,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       TRAINER_PORT: "0",
       TRAINER_DATA_DIR: join(dir, "trainer"),
       TRAINER_API_TOKEN: TOKEN,
+      TRAINER_SIGNING_KEY_FILE: keyFile,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
       ...options.trainerEnv,
@@ -107,6 +122,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   const stack: Stack = {
     dir,
+    signer,
+    signingKeyFile: keyFile,
     s3,
     get trainer() {
       if (trainer === undefined) throw new Error("trainer not started");

@@ -113,12 +113,14 @@ describe("adapters the base cannot serve are refused at publish and at verificat
       TRAINER_PORT: "0",
       TRAINER_DATA_DIR: join(stack.dir, "trainer-with-base"),
       TRAINER_API_TOKEN: TOKEN,
+      TRAINER_SIGNING_KEY_FILE: stack.signingKeyFile,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_SUBSCRIBERS: stack.generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
       TRAINER_BASE_CONFIG: LLAMA_CONFIG,
     });
     objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast"));
-    store = new AdapterStore(objects);
+    // Signs as the trainer does: these versions must pass the signature and fail on their content.
+    store = new AdapterStore(objects, { signer: stack.signer });
   });
   after(async () => {
     objects?.client.destroy();
@@ -156,8 +158,8 @@ describe("adapters the base cannot serve are refused at publish and at verificat
         const run = `gen-${name}`;
         assert.equal((await publish(baseless, run, good(100 + i))).status, 201);
         for (const g of stack.generators) await stack.waitActive(g, run, 1);
-        // Past every trainer check: the adapter goes straight to the store and its webhook to the
-        // generators, as an older trainer would publish it.
+        // Past every trainer check: the adapter goes straight to the store (signed with the trainer's
+        // key) and its webhook to the generators, as an older trainer would publish it.
         const stored = await store.publishAdapter(run, {
           configBytes: files.config,
           weights: files.weights,

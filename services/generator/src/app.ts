@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Logger, requestId } from "@loracast/shared/platform";
-import type { ObjectStore } from "@loracast/shared/store";
+import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AliasRegistry } from "./aliases/index.ts";
@@ -21,6 +21,8 @@ export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   /** The admin API's settings: token, bind address, store location, local directories. */
   admin: Pick<LoraAdminDeps, "adminToken" | "host" | "store" | "local">;
   objects: ObjectStore;
+  /** The adapter store, for its counts of refused records. */
+  store: AdapterStore;
   log: Logger;
   baseName: string;
   /** The model engine; null runs the adapter lifecycle only (verification without serving). */
@@ -67,8 +69,18 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
     ),
   );
   app.route("/", generateRoutes(d.inference?.service ?? null, d.clock));
-  app.route("/", loraAdminRoutes({ ...d.admin, ...d, log: d.log }));
-  app.route("/", opsRoutes(d.manager, d.objects, rejected, d.inference?.metrics ?? null));
+  app.route(
+    "/",
+    loraAdminRoutes({
+      ...d.admin,
+      manager: d.manager,
+      aliases: d.aliases,
+      baseName: d.baseName,
+      clock: d.clock,
+      log: d.log,
+    }),
+  );
+  app.route("/", opsRoutes(d.manager, d.objects, d.store, rejected, d.inference?.metrics ?? null));
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
     d.log.error("unhandled error", { error: e, stack: e.stack, path: c.req.path });

@@ -1,4 +1,5 @@
 import { envBool, commaList as list } from "@loracast/shared/platform";
+import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
@@ -40,6 +41,13 @@ export const envSchema = s3EnvSchema.extend({
   GENERATOR_RUNS: list,
   /** Comma-separated Standard Webhooks secrets accepted (several during rotation). */
   WEBHOOK_SECRETS: list.refine((s) => s.length > 0 && s.every(isValidSecret), "one or more whsec_ secrets"),
+  /**
+   * Comma-separated Ed25519 public keys (base64 of the raw 32 bytes; the trainer logs its own as
+   * `publicKey`) whose signatures make a manifest or rollback record trusted; several during a key
+   * rotation. Unset: metadata is read unsigned, and anyone who can write to the bucket chooses what
+   * this generator serves (it warns at start).
+   */
+  MANIFEST_PUBLIC_KEYS: publicKeyList,
   /** Allowed webhook timestamp skew, in seconds. */
   WEBHOOK_TOLERANCE_S: z.coerce.number().int().positive().default(300),
   /** How often the store is reconciled, so missed webhooks converge. */

@@ -13,6 +13,7 @@ import {
   sequenceLogprobs,
   sessionsCreated,
 } from "@loracast/shared/runtime";
+import { TrustedKeys } from "@loracast/shared/signing";
 import { AdapterStore, S3ObjectStore, s3SettingsFromEnv, waitForStoreOrExit } from "@loracast/shared/store";
 import { loadTokenizer } from "@loracast/shared/tokenizer";
 import { ReplayCache } from "@loracast/shared/webhooks";
@@ -71,8 +72,18 @@ await waitForStoreOrExit({
   log,
   timeoutMs: env.S3_STARTUP_TIMEOUT_S * 1000,
 });
+const trusted = env.MANIFEST_PUBLIC_KEYS.length === 0 ? null : new TrustedKeys(env.MANIFEST_PUBLIC_KEYS);
+if (trusted === null) {
+  log.warn("MANIFEST_PUBLIC_KEYS is not set: manifests and rollback records are not signature-checked", {
+    risk: "anyone who can write to the bucket chooses what this generator serves",
+  });
+} else log.info("manifest signatures required", { keyIds: trusted.ids });
+const store = new AdapterStore(objects, {
+  trusted,
+  onRefused: (r) => log.warn("store record refused", { ...r }),
+});
 const manager = new AdapterManager({
-  store: new AdapterStore(objects),
+  store,
   spec,
   alsoAccept,
   clock: systemClock,
@@ -141,6 +152,7 @@ const app = createApp({
     },
   },
   objects,
+  store,
   log,
   baseName: env.GENERATOR_MODEL_NAME,
   secrets: env.WEBHOOK_SECRETS,

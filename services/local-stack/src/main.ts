@@ -66,6 +66,13 @@ async function main(): Promise<void> {
   const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
     "@loracast/shared/store"
   );
+  const { loadOrCreateSigner, TrustedKeys } = await import("@loracast/shared/signing");
+  // The trainer signs every manifest and rollback record with this key, kept in the data dir across
+  // starts; the generators trust only its public key.
+  const keyFile = join(data, "keys", "manifest-signing.pem");
+  const signer = await loadOrCreateSigner(keyFile);
+  if (!signer.ok) throw new Error(`signing key: ${signer.error}`);
+  const publicKey = signer.value.publicKey;
   const s3 = await group.start(
     "s3-local",
     { S3_LOCAL_PORT: String(ports.s3), S3_LOCAL_DIR: join(data, "s3"), S3_BUCKET: "loracast" },
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
         GENERATOR_MODEL_DIR: modelDir,
         GENERATOR_MODEL_NAME: "demo-base",
         WEBHOOK_SECRETS: env.WEBHOOK_SECRET,
+        MANIFEST_PUBLIC_KEYS: publicKey,
       },
       { name, echo: echoErrors(name) },
     );
@@ -106,6 +114,7 @@ async function main(): Promise<void> {
       TRAINER_DATA_DIR: join(data, "trainer"),
       TRAINER_API_TOKEN: env.TRAINER_API_TOKEN,
       TRAINER_MODEL_DIR: modelDir,
+      TRAINER_SIGNING_KEY_FILE: keyFile,
       WEBHOOK_SECRET: env.WEBHOOK_SECRET,
       WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
     },
@@ -124,7 +133,9 @@ async function main(): Promise<void> {
       token: env.TRAINER_API_TOKEN,
       dataDir: data,
       steps: env.LORACAST_DEMO_STEPS,
-      store: new AdapterStore(new S3ObjectStore(s3SettingsFromEnv(s3EnvSchema.parse(s3Env)))),
+      store: new AdapterStore(new S3ObjectStore(s3SettingsFromEnv(s3EnvSchema.parse(s3Env))), {
+        trusted: new TrustedKeys([publicKey]),
+      }),
       signal: stopping.signal,
       say,
     });

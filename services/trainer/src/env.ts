@@ -1,4 +1,5 @@
 import { commaList as list } from "@loracast/shared/platform";
+import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
@@ -17,6 +18,21 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_API_TOKEN: z.string().min(16, "use at least 16 characters"),
   /** Identifies this trainer in manifests (`publisher.instance`). */
   TRAINER_INSTANCE: z.string().default("trainer-0"),
+  /**
+   * PEM (PKCS#8) Ed25519 private key that signs every manifest and rollback record; created there
+   * when the file does not exist. Default: `signing-key.pem` in TRAINER_DATA_DIR.
+   */
+  TRAINER_SIGNING_KEY_FILE: z.string().optional(),
+  /**
+   * Public keys (base64 raw Ed25519, comma-separated) the trainer accepts besides its own when it
+   * reads manifests and rollback records back: the keys of earlier trainers, during a rotation.
+   */
+  MANIFEST_PUBLIC_KEYS: publicKeyList,
+  /**
+   * How long each run's signed head is valid, in seconds; the trainer re-signs every head at a
+   * quarter of it, so generators that see an expired head know the store (or the trainer) is frozen.
+   */
+  TRAINER_HEAD_TTL_S: z.coerce.number().int().min(60).default(86_400),
   /** Standard Webhooks secret (`whsec_…`) that signs events; generators hold the same. */
   WEBHOOK_SECRET: z.string().refine(isValidSecret, "must be whsec_ followed by at least 24 base64 bytes"),
   /** Comma-separated webhook URLs notified on every event, besides those registered over the API. */

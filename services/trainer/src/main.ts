@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
 import { DecoderSession, Engine } from "@loracast/shared/runtime";
+import { loadOrCreateSigner, TrustedKeys } from "@loracast/shared/signing";
 import {
   AdapterStore,
   detectConditionalWrites,
@@ -71,6 +72,15 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
   spec = r.value;
 }
 
+const keyFile = env.TRAINER_SIGNING_KEY_FILE ?? join(env.TRAINER_DATA_DIR, "signing-key.pem");
+const signer = await loadOrCreateSigner(keyFile);
+if (!signer.ok) {
+  log.error("cannot load the signing key", { variable: "TRAINER_SIGNING_KEY_FILE", error: signer.error });
+  process.exit(2);
+}
+// Generators list this key in MANIFEST_PUBLIC_KEYS; earlier keys stay accepted during a rotation.
+log.info("signing", { keyFile, keyId: signer.value.keyId, publicKey: signer.value.publicKey });
+
 const settings = s3SettingsFromEnv(env);
 const objects = new S3ObjectStore(settings);
 // The conditional-write probe is the trainer's first request: it also finds a wrong setting or an outage.
@@ -103,14 +113,23 @@ const outbox = new Outbox({
 await outbox.start();
 
 const publisher = new Publisher({
-  store: new AdapterStore(objects),
+  store: new AdapterStore(objects, {
+    signer: signer.value,
+    trusted: new TrustedKeys([signer.value.publicKey, ...env.MANIFEST_PUBLIC_KEYS]),
+    onRefused: (r) => log.warn("store record refused", { ...r }),
+  }),
   outbox,
   subscriptions,
   clock: systemClock,
   log,
   instance: env.TRAINER_INSTANCE,
   spec,
+  headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
 });
+const headRefresh = setInterval(
+  () => void publisher.refreshHeads().catch((e: unknown) => log.warn("head refresh failed", { error: e })),
+  (env.TRAINER_HEAD_TTL_S * 1000) / 4,
+);
 const runs =
   training === null
     ? null
@@ -140,6 +159,7 @@ const app = createApp({
 await runs?.resumeAll();
 const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
 onShutdown(log, async () => {
+  clearInterval(headRefresh);
   await server.close();
   outbox.stop();
   objects.client.destroy();

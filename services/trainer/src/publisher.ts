@@ -1,6 +1,8 @@
 import {
   type AdapterEvent,
+  currentVersion,
   isRevoked,
+  type RollbackRecord,
   type RunVersion,
   revocationMessage,
   revokedBy,
@@ -13,7 +15,7 @@ import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
-import { type AdapterStore, manifestKey, type StoredManifest, StoreError } from "@loracast/shared/store";
+import { type AdapterStore, manifestKey, type StoredManifest } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
@@ -41,6 +43,8 @@ export interface PublisherDeps {
   instance: string;
   /** When set, adapters must fit this base to be published. */
   spec: ModelSpec | null;
+  /** How long a signed run head is valid; `refreshHeads` re-signs them well before (TRAINER_HEAD_TTL_S). */
+  headTtlMs: number;
 }
 
 /**
@@ -50,7 +54,6 @@ export interface PublisherDeps {
  */
 export class Publisher {
   private readonly runLocks = new Map<string, Promise<unknown>>();
-  private readonly manifests = new Map<string, StoredManifest>();
 
   constructor(private readonly d: PublisherDeps) {}
 
@@ -75,7 +78,7 @@ export class Publisher {
           publisher: { service: "trainer", instance: this.d.instance },
         },
       });
-      this.manifests.set(stored.key, stored);
+      await this.signHead(run, stored.manifest.version);
       await this.notify("adapter.published", stored);
       const result: PublishResult = {
         run,
@@ -91,25 +94,92 @@ export class Publisher {
   }
 
   /**
-   * Every published version of a run in the store's terms: the current one `active`, older ones
-   * `retired`, those a rollback record revoked `revoked` (with the rollback named in `reason`).
+   * Every published version of a run as the store holds it now: the current one `active`, older
+   * ones `retired`, those a rollback record revoked `revoked` (the rollback named in `reason`), and
+   * those whose manifest is missing or fails verification (unsigned, foreign key, altered) `failed`
+   * with the reason. Manifests are read back on every call, so a manifest tampered with after it
+   * was published shows here as it shows on every generator; `current` is the newest version that
+   * verifies and no rollback revoked, the version generators converge on.
    */
   async versions(run: string): Promise<{ current: number | null; versions: RunVersion[] }> {
-    const { current, versions, rollbacks } = await this.d.store.currentVersion(run);
-    const out: RunVersion[] = [];
-    for (const v of versions) {
-      const m = await this.manifest(run, v);
+    const { current, versions, rollbacks, manifests } = await this.storeState(run);
+    const out: RunVersion[] = versions.map((v, i) => {
+      const m = manifests[i] as Result<StoredManifest, string>;
       const revoker = revokedBy(v, rollbacks);
-      out.push({
+      if (!m.ok) {
+        return {
+          version: v,
+          state: "failed",
+          sha256: null,
+          createdAt: null,
+          manifestKey: manifestKey(run, v),
+          reason: m.error,
+        };
+      }
+      return {
         version: v,
         state: v === current ? "active" : revoker !== null ? "revoked" : "retired",
-        sha256: weightsFile(m.manifest).sha256,
-        createdAt: m.manifest.createdAt,
-        manifestKey: m.key,
+        sha256: weightsFile(m.value.manifest).sha256,
+        createdAt: m.value.manifest.createdAt,
+        manifestKey: m.value.key,
         reason: revoker === null ? null : revocationMessage(v, revoker),
-      });
-    }
+      };
+    });
     return { current, versions: out };
+  }
+
+  /**
+   * Re-signs the head of every run in the store with a fresh expiry, never naming fewer versions or
+   * rollback records than the head it replaces (so a refresh cannot sign a state an attacker hid).
+   */
+  async refreshHeads(): Promise<void> {
+    for (const run of await this.d.store.listRuns()) {
+      await this.withRunLock(run, () => this.signHead(run, null));
+    }
+  }
+
+  /** Signs `run`'s head: its newest version (at least `version`) and its rollback record count. */
+  private async signHead(run: string, version: number | null): Promise<void> {
+    const [previous, latest, rollbacks] = await Promise.all([
+      this.d.store.readHead(run),
+      this.d.store.latestVersion(run),
+      this.d.store.listRollbacks(run),
+    ]);
+    const before = previous?.ok === true ? previous.value : null;
+    const newest = Math.max(version ?? 0, latest ?? 0, before?.version ?? 0);
+    const now = this.d.clock.now();
+    await this.d.store.writeHead({
+      schema: "loracast.head/v1",
+      run,
+      version: newest === 0 ? null : newest,
+      rollbacks: Math.max(rollbacks.length, before?.rollbacks ?? 0),
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.d.headTtlMs).toISOString(),
+    });
+  }
+
+  /** Versions, rollback records, each version's manifest read back and verified, and the current version. */
+  private async storeState(run: string): Promise<{
+    current: number | null;
+    versions: number[];
+    rollbacks: RollbackRecord[];
+    manifests: Result<StoredManifest, string>[];
+  }> {
+    const [listed, rollbacks, head] = await Promise.all([
+      this.d.store.listVersions(run),
+      this.d.store.listRollbacks(run),
+      this.d.store.readHead(run),
+    ]);
+    // Versions the signed head names but the store no longer lists are reported, as missing.
+    const versions = [...listed];
+    const named = head?.ok === true ? (head.value.version ?? 0) : 0;
+    for (let v = (listed.at(-1) ?? 0) + 1; v <= named; v++) versions.push(v);
+    const manifests = await Promise.all(versions.map((v) => this.readBack(run, v)));
+    const current = currentVersion(
+      versions.filter((_, i) => manifests[i]?.ok === true),
+      rollbacks,
+    );
+    return { current, versions, rollbacks, manifests };
   }
 
   /** Revokes every version after `to`; generators move back to `to` and never forward to a revoked one. */
@@ -118,9 +188,14 @@ export class Publisher {
     to: number,
   ): Promise<Result<{ run: string; current: number; revoked: number[] }, TrainerError>> {
     return this.withRunLock(run, async () => {
-      const { current, versions, rollbacks } = await this.d.store.currentVersion(run);
-      if (!versions.includes(to))
-        return err(new TrainerError("not_found", `run ${run} has no version ${to}`));
+      const { current, versions, rollbacks, manifests } = await this.storeState(run);
+      const index = versions.indexOf(to);
+      if (index < 0) return err(new TrainerError("not_found", `run ${run} has no version ${to}`));
+      const target = manifests[index] as Result<StoredManifest, string>;
+      if (!target.ok)
+        return err(
+          new TrainerError("conflict", `version ${to} of run ${run} cannot be served: ${target.error}`),
+        );
       if (isRevoked(to, rollbacks))
         return err(
           new TrainerError("conflict", `version ${to} of run ${run} was revoked by an earlier rollback`),
@@ -138,7 +213,8 @@ export class Publisher {
         atVersion,
         createdAt: new Date(this.d.clock.now()).toISOString(),
       });
-      await this.notify("adapter.rolled_back", await this.manifest(run, to));
+      await this.signHead(run, atVersion);
+      await this.notify("adapter.rolled_back", target.value);
       const revoked = versions.filter((v) => v > to && !isRevoked(v, rollbacks));
       this.d.log.info("rolled back", { run, to, revoked });
       return ok({ run, current: to, revoked });
@@ -161,15 +237,12 @@ export class Publisher {
     return ok({ ...config.value.raw });
   }
 
-  private async manifest(run: string, version: number): Promise<StoredManifest> {
+  /** Reads a manifest back from the store and verifies it; an error says why it cannot be served. */
+  private async readBack(run: string, version: number): Promise<Result<StoredManifest, string>> {
     const key = manifestKey(run, version);
-    const cached = this.manifests.get(key);
-    if (cached !== undefined) return cached;
     const read = await this.d.store.readManifest(key);
-    if (read === null) throw new StoreError("rejected", `manifest ${key} disappeared from the store`);
-    if (!read.ok) throw new Error(read.error.reason);
-    this.manifests.set(key, read.value);
-    return read.value;
+    if (read === null) return err(`manifest ${key} is missing from the store`);
+    return read.ok ? read : err(read.error.reason);
   }
 
   private async notify(type: AdapterEvent["type"], stored: StoredManifest): Promise<void> {

@@ -10,6 +10,7 @@ import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import { type AdapterStore, StoreError } from "@loracast/shared/store";
+import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
 import type { EnsureError, Trigger, VersionRecord } from "./types.ts";
 import { type CacheBounds, type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
@@ -41,6 +42,9 @@ export interface ManagerDeps {
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;
+/** Backoff of a version failed for what the store holds: 2 s, doubling, at most 5 minutes. */
+const RETRY_BASE_MS = 2000;
+const RETRY_MAX_MS = 5 * 60_000;
 
 /**
  * The generator's adapter lifecycle. Webhooks and reconcile both end in `sync`, which pulls a
@@ -50,6 +54,8 @@ const CANDIDATES_PER_PASS = 3;
  */
 export class AdapterManager {
   readonly cache: VersionCache;
+  /** Freeze and rollback detection against each run's signed head. */
+  readonly heads: HeadWatch;
   private readonly active = new Map<string, VersionRecord>();
   private readonly inFlight = new Map<string, Promise<Result<VersionRecord, string>>>();
   private readonly rollbacks = new Map<string, RollbackRecord[]>();
@@ -57,6 +63,8 @@ export class AdapterManager {
   readonly stats = {
     activations: 0,
     failures: 0,
+    /** Webhook events that announced other manifest bytes than the store holds (refused; the version is untouched). */
+    badEvents: 0,
     reconciles: 0,
     reconcileErrors: 0,
     /** Requests (and `load_lora_adapter` calls) that named a revoked version, by run and outcome. */
@@ -66,6 +74,7 @@ export class AdapterManager {
 
   constructor(private readonly d: ManagerDeps) {
     this.cache = new VersionCache(d.bounds);
+    this.heads = new HeadWatch(d.store, d.clock, d.log);
   }
 
   /** True once a reconcile pass has resolved the latest version of every followed run. */
@@ -127,6 +136,7 @@ export class AdapterManager {
     this.knownVersions.set(run, versions);
     const rollbacks = await this.d.store.listRollbacks(run);
     this.setRollbacks(run, rollbacks, trigger);
+    await this.heads.check(run, versions, rollbacks.length);
     const target = currentVersion(versions, rollbacks);
     if (target === null) return;
     const current = this.active.get(run);
@@ -136,10 +146,10 @@ export class AdapterManager {
       const v = versions[i] as number;
       if (revokedBy(v, rollbacks) !== null) continue;
       if (!mayReplace(v) || current?.version === v) return;
-      if (this.cache.get(run, v)?.state === "failed") continue;
-      tried++;
+      if (this.settledFailure(this.cache.get(run, v))) continue;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
+      if (this.cache.get(run, v)?.untrusted !== true) tried++;
     }
   }
 
@@ -152,7 +162,8 @@ export class AdapterManager {
    */
   async ensure(run: string, version: number): Promise<Result<VersionRecord, EnsureError>> {
     const existing = this.cache.get(run, version);
-    if (existing?.state === "failed") return err({ kind: "failed", message: existing.reason ?? "failed" });
+    if (existing !== undefined && this.settledFailure(existing))
+      return err({ kind: "failed", message: existing.reason ?? "failed" });
     const known = this.rollbacks.get(run);
     const before = known === undefined ? null : revokedBy(version, known);
     if (before !== null && this.d.serveRevoked !== true) return this.refuse(version, before);
@@ -367,9 +378,18 @@ export class AdapterManager {
     this.cache.set(record);
     try {
       const adapter = await fetchAndVerify(this.d, this.cache, record, manifestSha256);
-      if (!adapter.ok) return this.fail(record, adapter.error);
+      if (!adapter.ok) {
+        if (adapter.error.kind !== "event")
+          return this.fail(record, adapter.error.reason, adapter.error.kind);
+        this.stats.badEvents++;
+        const reason = `event refused: ${adapter.error.reason}`;
+        if (record.state !== "revoked" && record.state !== "failed") record.reason = reason;
+        this.d.log.warn("webhook event refused", { run, version, reason });
+        return err(reason);
+      }
       record.adapter = adapter.value;
       record.reason = null;
+      record.retry = null;
       this.settle(record);
       return ok(record);
     } catch (e) {
@@ -386,16 +406,33 @@ export class AdapterManager {
     }
   }
 
-  private fail(record: VersionRecord, reason: string): Result<VersionRecord, string> {
+  /** True for a failed version that stays failed for now: for good, or until its retry is due. */
+  private settledFailure(record: VersionRecord | undefined): boolean {
+    if (record?.state !== "failed") return false;
+    return record.retry === null || record.retry.at > this.d.clock.now();
+  }
+
+  private fail(
+    record: VersionRecord,
+    reason: string,
+    kind: "version" | "store",
+  ): Result<VersionRecord, string> {
     record.state = "failed";
-    record.reason = reason;
     record.adapter = null;
+    let retryInMs: number | null = null;
+    if (kind === "store") {
+      const failures = (record.retry?.failures ?? 0) + 1;
+      retryInMs = Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS);
+      record.retry = { failures, at: this.d.clock.now() + retryInMs };
+    } else record.retry = null;
+    record.reason = retryInMs === null ? reason : `${reason} (retried in ${Math.round(retryInMs / 1000)} s)`;
     this.stats.failures++;
     const active = this.active.get(record.run);
     this.d.log.error("adapter failed verification", {
       run: record.run,
       version: record.version,
       reason,
+      retryInMs,
       stillServing: active?.version ?? null,
     });
     return err(reason);

@@ -26,6 +26,8 @@ const record = (
   manifestSha256: null,
   bytes,
   reason: null,
+  untrusted: false,
+  retry: null,
   trigger: "webhook",
   announcedAt: 0,
   activatedAt: null,
@@ -222,23 +224,6 @@ describe("adapter manager", () => {
     assert.equal(m.activeRecord("r")?.version, 3);
   });
 
-  it("refuses a manifest whose bytes do not match the announced sha256", async () => {
-    const store = new AdapterStore(new MemoryObjectStore());
-    const m = manager(store);
-    const v1 = await publish(store, "r", 1);
-    await m.handleEvent({
-      type: "adapter.published",
-      run: "r",
-      version: 1,
-      manifestKey: v1.key,
-      manifestSha256: "f".repeat(64),
-    });
-    const rec = m.cache.get("r", 1);
-    assert.equal(rec?.state, "failed");
-    assert.match(rec?.reason ?? "", /does not match the announced/);
-    assert.equal(m.activeRecord("r"), undefined);
-  });
-
   it("fetches a pinned older version on demand without activating it", async () => {
     const store = new AdapterStore(new MemoryObjectStore());
     const m = manager(store);
@@ -377,5 +362,82 @@ describe("adapter manager", () => {
     const failed = m.cache.all().find((r) => r.run === "p" && r.version === 2);
     assert.equal(failed?.state, "failed");
     assert.match(failed?.reason ?? "", /probe logprobs differ from the trainer's by 0\.0500/);
+  });
+
+  /** A manager on `store` whose clock the test moves (`clock.now = …`). */
+  function clocked(store: AdapterStore) {
+    const clock = { t: 10_000, now: () => clock.t };
+    const m = new AdapterManager({
+      store,
+      spec,
+      clock,
+      log: createLogger({}, { write: () => {} }),
+      bounds: { maxVersions: 4, maxBytes: 1e6 },
+      maxRank: 64,
+      runs: null,
+    });
+    return { m, clock };
+  }
+
+  it("refuses an event that announces other manifest bytes, without failing the version", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const { m } = clocked(store);
+    const v1 = await publish(store, "r", 1);
+    const v2 = await publish(store, "r", 2);
+    await m.handleEvent({ ...published(v2, 2), manifestSha256: v1.sha256 });
+    assert.equal(m.stats.badEvents, 1);
+    assert.notEqual(m.cache.get("r", 2)?.state, "failed", "a bad event is not a bad version");
+    assert.equal(m.stats.failures, 0);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 2);
+  });
+
+  it("retries a version whose blob went missing, with backoff, and activates it once restored", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const { m, clock } = clocked(store);
+    await publish(store, "r", 1);
+    const v2 = await publish(store, "r", 2);
+    const blob = v2.manifest.adapter.files.find((f) => f.name === "adapter_model.safetensors")?.blob ?? "";
+    const bytes = await objects.get(blob);
+    assert.ok(bytes !== null);
+    await objects.delete(blob);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1);
+    assert.equal(m.cache.get("r", 2)?.state, "failed");
+    assert.match(m.cache.get("r", 2)?.reason ?? "", /is missing from the store \(retried in 2 s\)$/);
+
+    await objects.put(blob, bytes);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1, "not before its backoff");
+    clock.t += 2_000;
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 2);
+    assert.equal(m.cache.get("r", 2)?.retry, null);
+  });
+
+  it("fails a manifest that announces 2^40 bytes at once, naming the blob, for good", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const { m, clock } = clocked(store);
+    const v1 = await publish(store, "r", 1);
+    const [config, weights] = v1.manifest.adapter.files;
+    assert.ok(config !== undefined && weights !== undefined);
+    const { schema: _s, run: _r, version: _v, parent: _p, ...draft } = v1.manifest;
+    await store.publishVersion("r", {
+      ...draft,
+      adapter: { config: {}, files: [config, { ...weights, bytes: 2 ** 40 }] },
+    });
+    await m.reconcile();
+    const failed = m.cache.get("r", 2);
+    assert.equal(failed?.state, "failed");
+    assert.match(
+      failed?.reason ?? "",
+      /^blob adapter_model\.safetensors \(blobs\/sha256\/[0-9a-f]{64}\) announces 1099511627776 bytes, more than the adapter cache holds/,
+    );
+    assert.equal(failed?.retry, null);
+    assert.equal(m.activeRecord("r")?.version, 1);
+    clock.t += 3_600_000;
+    await m.reconcile();
+    assert.equal(m.stats.failures, 1, "not pulled again");
   });
 });

@@ -4,40 +4,61 @@ import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { StoreError } from "@loracast/shared/store";
 import type { ManagerDeps } from "./adapter-manager.ts";
-import type { LoadedAdapter, VersionRecord } from "./types.ts";
+import type { LoadedAdapter, PullFailure, VersionRecord } from "./types.ts";
 import type { VersionCache } from "./version-cache.ts";
 
 /**
  * Reads `record`'s manifest (checked against `manifestSha256` when a webhook announced one), downloads
- * and verifies its files, and scores the manifest's probe. An `err` is a fault of the version itself
- * (permanent for that immutable version); a thrown `StoreError` is the store's (transient). Sets
- * `record.pulling`, `sha256`, `bytes`, `manifestSha256` and `phases` as it goes.
+ * and verifies its files, and scores the manifest's probe. An `err` says whose fault it is (see
+ * `PullFailure`); a thrown `StoreError` is the store's availability (transient). Sets
+ * `record.pulling`, `sha256`, `bytes`, `manifestSha256`, `untrusted` and `phases` as it goes.
  */
 export async function fetchAndVerify(
   d: ManagerDeps,
   cache: VersionCache,
   record: VersionRecord,
   manifestSha256?: string,
-): Promise<Result<LoadedAdapter, string>> {
+): Promise<Result<LoadedAdapter, PullFailure>> {
+  const version = (reason: string) => err({ kind: "version" as const, reason });
+  const stored = (reason: string) => err({ kind: "store" as const, reason });
   record.pulling = "downloading";
   const t0 = d.clock.now();
-  const read = await d.store.readManifest(record.manifestKey, manifestSha256);
+  const read = await d.store.readManifest(record.manifestKey);
   const tManifest = d.clock.now();
   if (read === null)
     throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
-  if (!read.ok) return err(read.error.reason);
+  record.untrusted = read.ok ? false : read.error.signature !== undefined;
+  if (!read.ok) return stored(read.error.reason);
+  // A webhook that announces other bytes than the store holds is a bad event, not a bad version:
+  // the version keeps its state and is judged on what the store holds (reconcile pulls it).
+  if (manifestSha256 !== undefined && read.value.sha256 !== manifestSha256) {
+    return err({
+      kind: "event",
+      reason: `the event announced manifest sha256 ${manifestSha256}, the store holds ${read.value.sha256}`,
+    });
+  }
   const { manifest } = read.value;
   record.manifestSha256 = read.value.sha256;
   const weightsEntry = manifest.adapter.files.find((f) => f.name === WEIGHTS_FILE);
   const configEntry = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
   if (weightsEntry === undefined || configEntry === undefined) {
-    return err(`manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`);
+    return version(`manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`);
+  }
+  // A size no cache bound admits fails now, naming the blob, before anything is allocated.
+  for (const f of [weightsEntry, configEntry]) {
+    if (f.bytes > d.bounds.maxBytes) {
+      return version(
+        `blob ${f.name} (${f.blob}) announces ${f.bytes} bytes, more than the adapter cache holds (${d.bounds.maxBytes} bytes, CACHE_MAX_MB)`,
+      );
+    }
   }
   record.sha256 = weightsEntry.sha256;
   record.bytes = weightsEntry.bytes;
   const fingerprint = manifest.base.fingerprint;
   if (fingerprint !== null && fingerprint !== d.spec.fingerprint && !d.alsoAccept?.includes(fingerprint)) {
-    return err(`base fingerprint ${fingerprint} does not match this generator's base ${d.spec.fingerprint}`);
+    return version(
+      `base fingerprint ${fingerprint} does not match this generator's base ${d.spec.fingerprint}`,
+    );
   }
   // Make room first, so the bound holds while the new weights download, not only after. Versions
   // of a run are usually all the same size: an evicted buffer of that size receives the download,
@@ -47,15 +68,16 @@ export async function fetchAndVerify(
     d.store.downloadBlob(weightsEntry, into === undefined ? {} : { into: into.weights }),
     d.store.downloadBlob(configEntry),
   ]);
-  if (!weights.ok) return err(weights.error.reason);
-  if (!configBytes.ok) return err(configBytes.error.reason);
+  // A missing or corrupt blob may be restored or rewritten (a later publish heals a corrupt one).
+  if (!weights.ok) return stored(weights.error.reason);
+  if (!configBytes.ok) return stored(configBytes.error.reason);
 
   record.pulling = "verifying";
   const tDownload = d.clock.now();
   const checked = verifyAdapterFiles(d.spec, new TextDecoder().decode(configBytes.value), weights.value, {
     maxRank: d.maxRank,
   });
-  if (!checked.ok) return checked;
+  if (!checked.ok) return version(checked.error);
   const { verified, config } = checked.value;
   const feeds = d.prepare?.(verified) ?? null;
   if (feeds !== null && manifest.probe !== null && d.probe !== undefined) {
@@ -64,11 +86,11 @@ export async function fetchAndVerify(
       const want = manifest.probe.logprobs[row] ?? [];
       const got = await score(feeds, tokens);
       if (got.length !== want.length) {
-        return err(`probe row ${row}: ${want.length} logprobs for ${tokens.length} tokens`);
+        return version(`probe row ${row}: ${want.length} logprobs for ${tokens.length} tokens`);
       }
       const diff = got.reduce((m, g, i) => Math.max(m, Math.abs(g - (want[i] ?? Number.NaN))), 0);
       if (!(diff <= tolerance)) {
-        return err(
+        return version(
           `probe logprobs differ from the trainer's by ${diff.toPrecision(3)} (tolerance ${tolerance})`,
         );
       }

@@ -37,6 +37,15 @@ export interface VersionRecord {
   bytes: number | null;
   /** Why it failed, which rollback revoked it, or why the last pull broke off. */
   reason: string | null;
+  /**
+   * True when its manifest was refused for its signature (unsigned, foreign key, altered): such a
+   * refusal costs two small reads and no download, so reconcile does not count it against its
+   * per-pass budget, and a bucket full of forged versions cannot hold a generator off the newest
+   * genuine one.
+   */
+  untrusted: boolean;
+  /** Consecutive `store` failures, and when reconcile or a request may pull it again (epoch ms). */
+  retry: { failures: number; at: number } | null;
   trigger: Trigger;
   announcedAt: number;
   activatedAt: number | null;
@@ -47,6 +56,19 @@ export interface VersionRecord {
   adapter: LoadedAdapter | null;
   /** Where the last pull spent its time. */
   phases: { manifestMs: number; downloadMs: number; verifyMs: number } | null;
+}
+
+/**
+ * Why a pull gave no adapter, by whose fault:
+ * - `version`: the adapter itself (verification, base, size bound): permanent for that immutable version;
+ * - `store`: what the store holds (a manifest refused or malformed, a blob missing or corrupt), which
+ *   an operator or a later publish may repair: failed, and retried with backoff;
+ * - `event`: the webhook announced other manifest bytes than the store holds: the event is refused,
+ *   the version keeps its state.
+ */
+export interface PullFailure {
+  kind: "version" | "store" | "event";
+  reason: string;
 }
 
 /** Why a version named exactly (`<run>@<version>`) cannot be served; the routes map `kind` to an HTTP code. */

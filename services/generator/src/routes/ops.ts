@@ -1,5 +1,5 @@
 import { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "@loracast/shared/platform";
-import type { ObjectStore } from "@loracast/shared/store";
+import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
@@ -15,6 +15,7 @@ export interface EngineMetrics {
 export function opsRoutes(
   manager: AdapterManager,
   objects: ObjectStore,
+  store: AdapterStore,
   rejected: Map<string, number>,
   engine: EngineMetrics | null,
 ): Hono<GeneratorEnv> {
@@ -31,6 +32,7 @@ export function opsRoutes(
     const text = prometheusText([
       counter("loracast_adapter_activations_total", manager.stats.activations),
       counter("loracast_adapter_failures_total", manager.stats.failures),
+      counter("loracast_webhook_events_refused_total", manager.stats.badEvents),
       counter("loracast_reconciles_total", manager.stats.reconciles),
       counter("loracast_reconcile_errors_total", manager.stats.reconcileErrors),
       counter("loracast_store_downloaded_bytes_total", objects.traffic.downloaded),
@@ -47,6 +49,21 @@ export function opsRoutes(
           [{ run, outcome: "refused" }, n.refused] as const,
           [{ run, outcome: "served" }, n.served] as const,
         ]),
+      },
+      gauge("loracast_manifest_signatures_required", store.verifiesSignatures ? 1 : 0),
+      {
+        // Manifests and rollback records refused on read: unsigned, foreign key, altered, malformed.
+        name: "loracast_store_records_refused_total",
+        type: "counter",
+        samples: [...store.refusals.values()].map(
+          (r) => [{ record: r.record, reason: r.code }, r.count] as const,
+        ),
+      },
+      {
+        // 1 per run and finding while its store state is staler than its newest signed head.
+        name: "loracast_store_stale_state",
+        type: "gauge",
+        samples: manager.heads.all().map((f) => [{ run: f.run, finding: f.finding }, 1] as const),
       },
       {
         name: "loracast_webhooks_rejected_total",

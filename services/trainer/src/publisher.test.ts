@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { runHeadSchema } from "@loracast/shared/manifest";
+import { createLogger } from "@loracast/shared/platform";
+import { encodeSafetensors } from "@loracast/shared/safetensors";
+import { Signer, TrustedKeys } from "@loracast/shared/signing";
+import { AdapterStore, MemoryObjectStore, manifestKey } from "@loracast/shared/store";
+import type { Outbox } from "@loracast/shared/webhooks";
+import { Publisher } from "./publisher.ts";
+import { SubscriptionRegistry } from "./subscriptions.ts";
+
+const HOUR = 3_600_000;
+
+function adapter(seed: number) {
+  const tensors = {
+    "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": {
+      dtype: "F32" as const,
+      shape: [2, 8],
+      data: new Float32Array(16).fill(seed),
+    },
+    "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": {
+      dtype: "F32" as const,
+      shape: [8, 2],
+      data: new Float32Array(16).fill(seed),
+    },
+  };
+  const config = { peft_type: "LORA", r: 2, lora_alpha: 4, target_modules: ["q_proj"] };
+  return { config: new TextEncoder().encode(JSON.stringify(config)), weights: encodeSafetensors(tensors) };
+}
+
+describe("publisher: signed heads", () => {
+  it("signs a head per publish, re-signs it with a fresh expiry, and never lowers it below what it published", async () => {
+    const objects = new MemoryObjectStore();
+    const signer = Signer.generate();
+    const store = new AdapterStore(objects, { signer, trusted: new TrustedKeys([signer.publicKey]) });
+    const clock = { t: Date.parse("2026-01-01T00:00:00Z"), now: () => clock.t };
+    const publisher = new Publisher({
+      store,
+      // The outbox is not under test here: events are dropped.
+      outbox: { enqueue: async () => {} } as unknown as Outbox,
+      subscriptions: new SubscriptionRegistry("/nonexistent/subscriptions.json", []),
+      clock,
+      log: createLogger({}, { write: () => {} }),
+      instance: "t",
+      spec: null,
+      headTtlMs: 4 * HOUR,
+    });
+    for (const seed of [1, 2]) {
+      const files = adapter(seed);
+      assert.ok((await publisher.publish("r", files.config, files.weights)).ok);
+    }
+    const head = async () => {
+      const read = await store.readHead("r");
+      assert.ok(read?.ok);
+      return runHeadSchema.parse(read.value);
+    };
+    assert.deepEqual(await head(), {
+      schema: "loracast.head/v1",
+      run: "r",
+      version: 2,
+      rollbacks: 0,
+      issuedAt: "2026-01-01T00:00:00.000Z",
+      expiresAt: "2026-01-01T04:00:00.000Z",
+    });
+
+    // A bucket writer hides v2; the refresh re-signs, still naming v2, and the trainer reports it missing.
+    await objects.delete(manifestKey("r", 2));
+    clock.t += HOUR;
+    await publisher.refreshHeads();
+    assert.equal((await head()).version, 2);
+    assert.equal((await head()).expiresAt, "2026-01-01T05:00:00.000Z");
+    const listed = await publisher.versions("r");
+    assert.equal(listed.current, 1);
+    assert.deepEqual(
+      listed.versions.map((v) => [v.version, v.state]),
+      [
+        [1, "active"],
+        [2, "failed"],
+      ],
+    );
+    assert.match(
+      listed.versions[1]?.reason ?? "",
+      /runs\/r\/versions\/000000000002\.json is missing from the store/,
+    );
+  });
+});
