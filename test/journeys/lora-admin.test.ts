@@ -292,6 +292,27 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
     );
   });
 
+  it("a request naming a version the store lacks leaves nothing behind, so it cannot reserve a name", async () => {
+    for (let v = 5; v < 25; v++) {
+      const res = await fetch(`${g.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: `ghostrun@${v}`, prompt: "x", max_tokens: 1 }),
+      });
+      assert.equal(res.status, 404);
+    }
+    const ghost = await post(g, "load_lora_adapter", { lora_name: "ghostrun", lora_path: `ghostrun@5` });
+    assert.equal(ghost.status, 404);
+    assert.deepEqual(
+      (await stack.adapters(g)).data.filter((r) => r.run === "ghostrun"),
+      [],
+      "no records of made-up versions",
+    );
+    const load = await post(g, "load_lora_adapter", { lora_name: "ghostrun", lora_path: `${RUN}@1` });
+    assert.equal(load.status, 200, await load.text());
+    assert.equal((await post(g, "unload_lora_adapter", { lora_name: "ghostrun" })).status, 200);
+  });
+
   it("needs the admin token when one is set, and is disabled on a non-loopback bind without one", async () => {
     // Lifecycle-only generators (no engine): the admin API pins store versions without one.
     const lifecycleOnly = { GENERATOR_MODEL_DIR: "", GENERATOR_BASE_CONFIG: LLAMA_CONFIG };

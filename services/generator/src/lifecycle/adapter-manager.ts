@@ -372,17 +372,27 @@ export class AdapterManager {
     manifestSha256?: string,
   ): Promise<Result<VersionRecord, string>> {
     const now = this.d.clock.now();
-    const record = this.cache.get(run, version) ?? newVersionRecord(run, version, trigger, now);
+    const known = this.cache.get(run, version);
+    const record = known ?? newVersionRecord(run, version, trigger, now);
     record.trigger = trigger;
     record.announcedAt = now;
     this.cache.set(record);
     try {
       const adapter = await fetchAndVerify(this.d, this.cache, record, manifestSha256);
       if (!adapter.ok) {
-        if (adapter.error.kind !== "event")
-          return this.fail(record, adapter.error.reason, adapter.error.kind);
+        const error = adapter.error;
+        if (error.kind === "absent") {
+          // Anyone may name `<run>@<version>` in a request: a version the store does not have leaves
+          // no record behind (records would grow without bound, and would make a made-up run look
+          // known). A version seen before keeps its record and state; reconcile finds it when it lands.
+          if (known === undefined) this.cache.delete(record);
+          else if (record.state !== "revoked") record.reason = error.reason;
+          this.d.log.info("adapter not in the store", { run, version, trigger });
+          return err(error.reason);
+        }
+        if (error.kind !== "event") return this.fail(record, error.reason, error.kind);
         this.stats.badEvents++;
-        const reason = `event refused: ${adapter.error.reason}`;
+        const reason = `event refused: ${error.reason}`;
         if (record.state !== "revoked" && record.state !== "failed") record.reason = reason;
         this.d.log.warn("webhook event refused", { run, version, reason });
         return err(reason);

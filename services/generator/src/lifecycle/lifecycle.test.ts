@@ -238,6 +238,25 @@ describe("adapter manager", () => {
     release();
   });
 
+  it("keeps no record of a version the store does not have, so made-up names cannot pile up", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store);
+    await publish(store, "r", 1);
+    await m.reconcile();
+    for (let v = 2; v < 50; v++) {
+      const r = await m.ensure("ghost", v);
+      assert.ok(!r.ok && r.error.kind === "unavailable");
+      assert.ok(!(await m.ensure("r", v)).ok);
+    }
+    assert.deepEqual(
+      m.cache.all().map((x) => `${x.run}@${x.version}`),
+      ["r@1"],
+    );
+    // Once the version lands, naming it pulls it.
+    await publish(store, "r", 2);
+    assert.ok((await m.ensure("r", 2)).ok);
+  });
+
   it("refuses a revoked version by name, naming the rollback, and counts the refusal", async () => {
     const store = new AdapterStore(new MemoryObjectStore());
     const m = manager(store);

@@ -2,7 +2,6 @@
 import { CONFIG_FILE, WEIGHTS_FILE } from "@loracast/shared/manifest";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { err, ok, type Result } from "@loracast/shared/result";
-import { StoreError } from "@loracast/shared/store";
 import type { ManagerDeps } from "./adapter-manager.ts";
 import type { LoadedAdapter, PullFailure, VersionRecord } from "./types.ts";
 import type { VersionCache } from "./version-cache.ts";
@@ -26,7 +25,7 @@ export async function fetchAndVerify(
   const read = await d.store.readManifest(record.manifestKey);
   const tManifest = d.clock.now();
   if (read === null)
-    throw new StoreError("unavailable", `manifest ${record.manifestKey} is not in the store (yet)`);
+    return err({ kind: "absent", reason: `manifest ${record.manifestKey} is not in the store (yet)` });
   record.untrusted = read.ok ? false : read.error.signature !== undefined;
   if (!read.ok) return stored(read.error.reason);
   // A webhook that announces other bytes than the store holds is a bad event, not a bad version:

@@ -67,7 +67,13 @@ export interface VersionRecord {
  *   the version keeps its state.
  */
 export interface PullFailure {
-  kind: "version" | "store" | "event";
+  /**
+   * `version`: what the version holds is bad, for good. `store`: what the store holds now is bad or
+   * missing (a blob), retried with backoff. `event`: the webhook named other bytes. `absent`: the
+   * store has no manifest for that version (yet): nothing to judge, so nothing is recorded for a
+   * version this generator had not heard of (a request or event naming a made-up version).
+   */
+  kind: "version" | "store" | "event" | "absent";
   reason: string;
 }
 

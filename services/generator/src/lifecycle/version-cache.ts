@@ -34,6 +34,11 @@ export class VersionCache {
     this.records.set(VersionCache.key(record.run, record.version), record);
   }
 
+  /** Forgets a record (one for a version the store turned out not to have). */
+  delete(record: VersionRecord): void {
+    this.records.delete(VersionCache.key(record.run, record.version));
+  }
+
   all(): VersionRecord[] {
     return [...this.records.values()].sort((a, b) =>
       a.run < b.run ? -1 : a.run > b.run ? 1 : a.version - b.version,
