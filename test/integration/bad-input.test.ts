@@ -151,26 +151,33 @@ describe("bad input gets a clear error and loses nothing", () => {
     const next = randomAdapter(LLAMA_CONFIG, 3, 2, ["q_proj"]);
     const tampered = new Uint8Array(next.weights);
     tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 0xff;
-    // Plant the tampered bytes at the blob's address first: the trainer sees an object of the right
-    // size there and, content-addressing being what it is, does not upload it again.
-    const s3 = new S3Client({
-      endpoint: stack.s3.url,
-      region: "us-east-1",
-      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-      forcePathStyle: true,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-    });
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: BUCKET,
-        Key: `loracast/${blobKey(sha256Hex(next.weights))}`,
-        Body: tampered,
-      }),
-    );
-    s3.destroy();
-    const res = await stack.publish("bad", next);
-    assert.equal(res.status, 201);
-    const { version } = (await res.json()) as { version: number };
+    // The generator is paused while the version is published and its blob then altered in the
+    // bucket (a publish heals a corrupt blob it reuses, so the bytes change after it).
+    const paused = g().proc;
+    paused.kill("SIGSTOP");
+    let version: number;
+    try {
+      const res = await stack.publish("bad", next);
+      assert.equal(res.status, 201);
+      ({ version } = (await res.json()) as { version: number });
+      const s3 = new S3Client({
+        endpoint: stack.s3.url,
+        region: "us-east-1",
+        credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+        forcePathStyle: true,
+        requestChecksumCalculation: "WHEN_REQUIRED",
+      });
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: `loracast/${blobKey(sha256Hex(next.weights))}`,
+          Body: tampered,
+        }),
+      );
+      s3.destroy();
+    } finally {
+      paused.kill("SIGCONT");
+    }
     const row = await stack.waitState(g(), "bad", version, "failed");
     assert.match(
       row.reason ?? "",
