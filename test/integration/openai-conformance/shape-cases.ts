@@ -39,6 +39,78 @@ export const SHAPE_CASES: Case[] = [
     },
   },
   {
+    title:
+      "message fields: name and tool_call_id reach the template, tool calls and non-text parts are refused by path",
+    covers: ["messages"],
+    async run(ctx) {
+      const call = [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }];
+      for (const [messages, param] of [
+        [
+          [
+            { role: "user", content: "hi" },
+            { role: "assistant", content: "x", tool_calls: call },
+          ],
+          "messages.1.tool_calls",
+        ],
+        [
+          [
+            { role: "user", content: "hi" },
+            { role: "assistant", content: null, tool_calls: call },
+          ],
+          "messages.1.tool_calls",
+        ],
+        [
+          [{ role: "user", content: [{ type: "image_url", image_url: { url: "http://x/y.png" } }] }],
+          "messages.0.content.0.type",
+        ],
+      ] as const) {
+        const r = await ctx.post("chat/completions", { model: ctx.model, messages, max_tokens: 1 });
+        assert.equal(r.status, 400, JSON.stringify(r.body));
+        assert.deepEqual([r.body.error.code, r.body.error.param], ["unsupported_parameter", param]);
+      }
+      const r = await ctx.post("chat/completions", {
+        model: ctx.model,
+        messages: [
+          { role: "user", content: "hi", name: "ann", tool_calls: null },
+          { role: "assistant", content: null, tool_calls: [] },
+          { role: "tool", content: "42", tool_call_id: "c1" },
+        ],
+        max_tokens: 1,
+        return_token_ids: true,
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const prompt = new TextDecoder().decode(Uint8Array.from(r.body.prompt_token_ids as number[]));
+      assert.equal(prompt, "<|user name=ann|>\nhi\n<|assistant|>\n\n<|tool id=c1|>\n42\n<|assistant|>\n");
+    },
+  },
+  {
+    title: "a malformed union field says what it accepts and the bound",
+    covers: ["prompt", "stop"],
+    async run(ctx) {
+      for (const [path, body, param, message] of [
+        [
+          "completions",
+          { prompt: Array.from({ length: 65 }, () => "a") },
+          "prompt",
+          /list of at most 64 strings/,
+        ],
+        ["completions", { prompt: [] }, "prompt", /must be a string, a list of at most 64 strings/],
+        ["completions", { prompt: "a", stop: 1 }, "stop", /a list of at most 16 strings/],
+        [
+          "chat/completions",
+          { messages: [{ role: "user", content: 1 }] },
+          "messages.0.content",
+          /at most 1024/,
+        ],
+      ] as const) {
+        const r = await ctx.post(path, { model: ctx.model, max_tokens: 1, ...body });
+        assert.equal(r.status, 400);
+        assert.equal(r.body.error.param, param);
+        assert.match(r.body.error.message, message);
+      }
+    },
+  },
+  {
     title: "prompt: a string, strings, token ids and lists of token ids; index = prompt × n + i",
     covers: ["prompt", "n"],
     async run(ctx) {

@@ -74,7 +74,7 @@ export const PARAMETERS: readonly ParamSpec[] = [
     "messages",
     CHAT,
     "OpenAI",
-    "Rendered with the model's chat template; text content parts are joined. At most 1024 messages.",
+    "Rendered with the model's chat template; text content parts are joined. At most 1024 messages; their fields are in the table below.",
   ),
   implemented(
     "max_tokens",

@@ -24,7 +24,11 @@ const common = {
   n: z.number().int().min(1).max(64).default(1),
   best_of: z.number().int().min(1).max(64).optional(),
   seed: z.number().int().optional(),
-  stop: z.union([z.string().max(256), z.array(z.string().max(256)).max(16)]).optional(),
+  stop: z
+    .union([z.string().max(256), z.array(z.string().max(256)).max(16)], {
+      error: "must be a string or a list of at most 16 strings, each at most 256 characters",
+    })
+    .optional(),
   stream: z.boolean().default(false),
   stream_options: z
     .object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.literal(false).nullish() })
@@ -46,16 +50,43 @@ const common = {
   prompt_logprobs: z.number().int().min(0).max(20).optional(),
 };
 
-const message = z.object({
-  role: z.enum(["system", "user", "assistant", "developer", "tool"]),
-  content: z.union([
+/** Text content: a string, or text parts joined (other part types are refused before parsing). */
+const content = z.union(
+  [
     text,
     z
       .array(z.object({ type: z.literal("text"), text }))
       .max(1024)
       .transform((parts) => parts.map((p) => p.text).join("")),
-  ]),
-});
+  ],
+  { error: 'must be a string or a list of at most 1024 {"type": "text", "text": …} parts' },
+);
+
+/**
+ * One chat message: the implemented fields of message-fields.ts, null read as absent. Content may
+ * be absent (or null) on an assistant message only, and is "" there, as OpenAI allows.
+ */
+const message = z
+  .object({
+    role: z.enum(["system", "user", "assistant", "developer", "tool"]),
+    content: content.nullish(),
+    name: z.string().max(256).nullish(),
+    tool_call_id: z.string().max(256).nullish(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.content == null && m.role !== "assistant")
+      ctx.addIssue({
+        code: "custom",
+        message: `is required on a ${m.role} message (only an assistant message may omit it)`,
+        path: ["content"],
+      });
+  })
+  .transform((m) => ({
+    role: m.role,
+    content: m.content ?? "",
+    ...(m.name == null ? {} : { name: m.name }),
+    ...(m.tool_call_id == null ? {} : { tool_call_id: m.tool_call_id }),
+  }));
 
 /** `null` is absent: top-level nulls are removed before parsing. */
 function withoutNulls(body: unknown): unknown {
@@ -94,12 +125,13 @@ function crossChecks(
 /** The parameters of POST /v1/completions, before the rules between them. */
 export const completionFields = z.object({
   ...common,
-  prompt: z.union([
-    text,
-    z.array(text).min(1).max(MAX_PROMPTS),
-    tokenIds,
-    z.array(tokenIds).min(1).max(MAX_PROMPTS),
-  ]),
+  prompt: z.union(
+    [text, z.array(text).min(1).max(MAX_PROMPTS), tokenIds, z.array(tokenIds).min(1).max(MAX_PROMPTS)],
+    {
+      error: (issue) =>
+        `${issue.input === undefined ? "is required; it " : ""}must be a string, a list of at most ${MAX_PROMPTS} strings, a list of at most 65536 token ids, or a list of at most ${MAX_PROMPTS} lists of token ids (none empty)`,
+    },
+  ),
   logprobs: z.number().int().min(0).max(20).optional(),
   echo: z.boolean().default(false),
 });
