@@ -142,6 +142,11 @@ describe("request parameter registry", () => {
       ["completions", { prompt: Array.from({ length: 8 }, () => "a"), n: 8, best_of: 40 }, "best_of"],
       ["chat", { top_logprobs: 2 }, "top_logprobs"],
       ["chat", { stream_options: { include_usage: true } }, "stream_options"],
+      [
+        "chat",
+        { stream: true, stream_options: { continuous_usage_stats: true } },
+        "stream_options.continuous_usage_stats",
+      ],
       ["chat", { max_tokens: 4, max_completion_tokens: 5 }, "max_tokens"],
       ["completions", { max_tokens: 4, min_tokens: 5 }, "min_tokens"],
       ["completions", { prompt_logprobs: 1, stream: true }, "prompt_logprobs"],

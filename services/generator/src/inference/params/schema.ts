@@ -31,7 +31,7 @@ const common = {
     .optional(),
   stream: z.boolean().default(false),
   stream_options: z
-    .object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.literal(false).nullish() })
+    .object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() })
     .optional(),
   logit_bias: z
     .record(z.string().regex(/^\d{1,9}$/, "keys must be token ids"), z.number().min(-100).max(100))
@@ -98,7 +98,7 @@ interface Shared {
   n: number;
   best_of?: number | undefined;
   stream: boolean;
-  stream_options?: object | undefined;
+  stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | undefined;
   max_tokens?: number | undefined;
   min_tokens: number;
   prompt_logprobs?: number | undefined;
@@ -117,6 +117,9 @@ function crossChecks(
     issue("best_of", "cannot be greater than n when streaming (the best are known only at the end)");
   if (v.stream_options !== undefined && !v.stream)
     issue("stream_options", "only allowed when stream is true");
+  // vLLM reads continuous_usage_stats only with include_usage; alone it would be ignored, so it is refused.
+  if (v.stream_options?.continuous_usage_stats === true && v.stream_options.include_usage !== true)
+    issue("stream_options.continuous_usage_stats", "needs stream_options.include_usage: true");
   if (maxTokens !== undefined && v.min_tokens > maxTokens)
     issue("min_tokens", `must be at most ${maxTokensName} (${maxTokens})`);
   if (v.prompt_logprobs !== undefined && v.stream) issue("prompt_logprobs", "not available when streaming");
