@@ -9,7 +9,8 @@ export function compileChatTemplate(
   const template = new Template(source);
   return (messages, addGenerationPrompt) =>
     template.render({
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      // The whole message, as vLLM and transformers hand it to the template (name, tool_call_id…).
+      messages: messages.map((m) => ({ ...m })),
       add_generation_prompt: addGenerationPrompt,
       bos_token: specials.bos_token ?? "",
       eos_token: specials.eos_token ?? "",

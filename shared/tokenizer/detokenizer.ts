@@ -28,6 +28,20 @@ export class IncrementalDecoder {
   /** All text so far, completed characters only. */
   text = "";
 
+  /**
+   * Whether a token starting with `byte` would break the character held back so far, so that the
+   * held bytes become one U+FFFD before the token's own character (a streaming UTF-8 decoder
+   * emits one U+FFFD for an interrupted sequence and reprocesses the byte). False when nothing is
+   * held back or when the byte continues the held character. Characters are counted as code
+   * points, so a completed 4-byte character and its U+FFFD placeholder count the same.
+   */
+  breaksHeld(byte: number): boolean {
+    if (!endsIncomplete(this.tail)) return false;
+    const chars = (bytes: readonly number[]) =>
+      Array.from(new TextDecoder().decode(Uint8Array.from(bytes))).length;
+    return chars([...this.tail, byte]) > chars(this.tail);
+  }
+
   push(id: number): string {
     this.ids.push(id);
     this.tail = [...this.tail, ...this.tokenizer.tokenBytes(id)].slice(-3);

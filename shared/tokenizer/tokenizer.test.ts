@@ -22,6 +22,17 @@ describe("byte tokenizer", () => {
     assert.equal(prompt, "<|system|>\nbe brief\n<|user|>\nhi\n<|assistant|>\n");
   });
 
+  it("hands the template the whole message: name and tool_call_id too, as vLLM does", () => {
+    const prompt = tok.applyChatTemplate(
+      [
+        { role: "user", content: "hi", name: "ann" },
+        { role: "tool", content: "42", tool_call_id: "c1" },
+      ],
+      false,
+    );
+    assert.equal(prompt, "<|user name=ann|>\nhi\n<|tool id=c1|>\n42\n");
+  });
+
   it("streams text without splitting a multi-byte character", () => {
     const dec = new IncrementalDecoder(tok);
     const deltas = tok.encode("a✓b").map((id) => dec.push(id));

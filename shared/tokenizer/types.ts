@@ -1,6 +1,11 @@
+/** One chat message as the chat template sees it (OpenAI's fields; vLLM passes them by name). */
 export interface ChatMessage {
   role: string;
   content: string;
+  /** OpenAI's participant name. */
+  name?: string;
+  /** The tool call a `tool` message answers. */
+  tool_call_id?: string;
 }
 
 /** Text ↔ token ids for one model, plus its chat template. */

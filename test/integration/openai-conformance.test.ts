@@ -11,6 +11,7 @@ import OpenAI from "openai";
 import { PARAMETERS } from "../../services/generator/src/inference/params/index.ts";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 import type { Choice, Ctx, Raw } from "./openai-conformance/context.ts";
+import { CONTRACT_CASES } from "./openai-conformance/contract-cases.ts";
 import { SAMPLING_CASES } from "./openai-conformance/sampling-cases.ts";
 import { SHAPE_CASES } from "./openai-conformance/shape-cases.ts";
 
@@ -105,7 +106,7 @@ describe("OpenAI and vLLM request conformance (table-driven, official client)", 
   });
   after(() => stack?.stop());
 
-  for (const c of [...SHAPE_CASES, ...SAMPLING_CASES]) {
+  for (const c of [...SHAPE_CASES, ...CONTRACT_CASES, ...SAMPLING_CASES]) {
     it(c.title, async () => {
       await c.run(ctx);
       for (const name of c.covers) covered.add(name);

@@ -15,6 +15,10 @@ const SEEDS = 40;
 /** llama-tiny's byte tokenizer: pad, BOS and EOS decode to nothing. */
 const SPECIALS = new Set([0, 1, 2]);
 const ALPHABET = ["a", "b", " ", "é", "✓", "中", "😀", "\n", "q", "7"];
+/** Bytes for token-id prompts: ASCII, lead bytes, stray continuation bytes, bytes never valid. */
+const BYTES = [
+  0x61, 0x3a, 0x20, 0xc3, 0xa9, 0xcb, 0xa0, 0xe2, 0x9c, 0x93, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xc0,
+];
 
 type Json = Record<string, unknown>;
 type Kind = "completion" | "chat";
@@ -39,7 +43,14 @@ function randomRequest(rng: Rng, kind: Kind): Json {
   };
   if (kind === "completion") {
     // A batch of prompts now and then; echo where it can stream (without logprobs).
-    body.prompt = rng.next() < 0.3 ? [randomText(rng, 1, 8), randomText(rng, 1, 8)] : randomText(rng, 1, 12);
+    const r = rng.next();
+    body.prompt =
+      r < 0.3
+        ? [randomText(rng, 1, 8), randomText(rng, 1, 8)]
+        : r < 0.5
+          ? // Token ids (llama-tiny's are bytes), often not valid UTF-8.
+            Array.from({ length: 1 + rng.int(10) }, () => pick(rng, BYTES))
+          : randomText(rng, 1, 12);
     if (logprobs !== null) body.logprobs = logprobs;
     else if (rng.next() < 0.7) body.echo = true;
   } else {
@@ -151,16 +162,35 @@ function byteTokenText(id: number): string {
   return id < 0x80 ? String.fromCharCode(id) : `\\x${id.toString(16).padStart(2, "0")}`;
 }
 
-/** Code points of the complete characters in these bytes (an unfinished tail left out). */
-function completeChars(bytes: number[]): number {
-  return [...new TextDecoder().decode(Uint8Array.from(bytes), { stream: true })].length;
+/**
+ * The reference for `text_offset`: for each byte, the index (in code points) of the character of
+ * `TextDecoder().decode(bytes)` it belongs to, from whole-prefix decodes alone. A byte that adds no
+ * character to the prefix's decoding continues the one before (a U+FFFD placeholder or not);
+ * otherwise it starts a new one, after any U+FFFD its arrival turned a broken partial into.
+ */
+function byteOffsets(bytes: number[]): number[] {
+  const chars = (n: number) => [...new TextDecoder().decode(Uint8Array.from(bytes.slice(0, n)))].length;
+  return bytes.map((_, p) => (chars(p + 1) === chars(p) ? chars(p) - 1 : chars(p)));
+}
+
+/** Each token's offset: its first byte's; a special (no bytes) counts the complete characters before it. */
+function tokenOffsets(ids: number[]): number[] {
+  const bytes = ids.filter((id) => !SPECIALS.has(id));
+  const offsets = byteOffsets(bytes);
+  let b = 0;
+  return ids.map((id) => {
+    if (SPECIALS.has(id))
+      return [...new TextDecoder().decode(Uint8Array.from(bytes.slice(0, b)), { stream: true })].length;
+    return offsets[b++] as number;
+  });
 }
 
 /** What the non-streamed response must mean, independently of the stream. */
 function checkSemantics(kind: Kind, whole: Json, body: Json): void {
   const usage = whole.usage as Json;
   const choices = whole.choices as Json[];
-  const prompts = Array.isArray(body.prompt) ? body.prompt.length : 1;
+  const batch = Array.isArray(body.prompt) && typeof body.prompt[0] === "string";
+  const prompts = batch ? (body.prompt as string[]).length : 1;
   assert.equal(choices.length, (body.n as number) * prompts);
   let generated = 0;
   let promptTokens = 0;
@@ -203,11 +233,10 @@ function checkSemantics(kind: Kind, whole: Json, body: Json): void {
       });
     } else {
       assert.deepEqual(lp.tokens, ids.map(byteTokenText));
-      const offsets = ids.map((_, i) => completeChars(ids.slice(0, i).filter((id) => !SPECIALS.has(id))));
       assert.deepEqual(
         lp.text_offset,
-        offsets,
-        "text_offset: code points of the complete characters before each token",
+        tokenOffsets(ids),
+        "text_offset: the index of the character each token's first byte belongs to",
       );
       (lp.top_logprobs as Record<string, number>[]).forEach((t, i) => {
         assert.ok(Object.keys(t).length <= top + 1, "at most logprobs + 1 alternatives");
@@ -227,6 +256,23 @@ function checkSemantics(kind: Kind, whole: Json, body: Json): void {
     assert.equal("prompt_token_ids" in usage, false, "prompt ids are not under usage");
   }
   assert.match(whole.system_fingerprint as string, /^fp_[0-9a-f]{16}$/);
+}
+
+/**
+ * Echo with logprobs (not streamable) over a token-id prompt: the prompt's tokens and the generated
+ * ones get the reference offsets, the generated ones past the echoed prompt's characters.
+ */
+async function checkEchoOffsets(url: string, body: Json): Promise<void> {
+  const req = { ...body, n: 1, echo: true, logprobs: 0, return_token_ids: true };
+  const ch = ((await (await post(url, req)).json()) as { choices: Json[] }).choices[0] as Json;
+  const promptIds = ch.prompt_token_ids as number[];
+  const ids = ch.token_ids as number[];
+  const echoed = [...new TextDecoder().decode(Uint8Array.from(promptIds.filter((id) => !SPECIALS.has(id))))];
+  assert.deepEqual(
+    (ch.logprobs as Json).text_offset,
+    [...tokenOffsets(promptIds), ...tokenOffsets(ids).map((o) => o + echoed.length)],
+    `echo offsets: ${JSON.stringify(req)}`,
+  );
 }
 
 describe("streamed == non-streamed, field by field, for random requests", () => {
@@ -274,8 +320,12 @@ describe("streamed == non-streamed, field by field, for random requests", () => 
       assert.deepEqual(joined, expected, context);
       if (body.stop !== undefined && (whole.choices as Json[]).some((c) => c.finish_reason === "stop"))
         stopsHit++;
+      if (kind === "completion" && typeof (body.prompt as unknown[])[0] === "number") {
+        await checkEchoOffsets(url, body);
+        covered.add("token-id prompts");
+      }
       if (body.echo === true) covered.add("echo");
-      if (Array.isArray(body.prompt)) covered.add("batched prompts");
+      if (Array.isArray(body.prompt) && typeof body.prompt[0] === "string") covered.add("batched prompts");
       if ((body.n as number) > 1) covered.add("n > 1");
       if (body.logprobs !== undefined) covered.add(`${kind} logprobs`);
     }
@@ -286,6 +336,7 @@ describe("streamed == non-streamed, field by field, for random requests", () => 
       "completion logprobs",
       "echo",
       "n > 1",
+      "token-id prompts",
     ]);
   });
 });

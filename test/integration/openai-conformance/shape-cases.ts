@@ -12,9 +12,30 @@ export const SHAPE_CASES: Case[] = [
     async run(ctx) {
       const r = await ctx.client.completions.create({ model: ctx.model, prompt: "ab", max_tokens: 1 });
       assert.equal(r.model, ctx.model);
-      const bad = await ctx.post("completions", { model: "no-such-model", prompt: "ab", max_tokens: 1 });
-      assert.equal(bad.status, 404);
-      assert.equal(bad.body.error.param, "model");
+      // One wording for an unknown model, OpenAI's, on completions, chat and models.retrieve.
+      const message = "The model `no-such-model` does not exist or you do not have access to it.";
+      for (const bad of [
+        await ctx.post("completions", { model: "no-such-model", prompt: "ab", max_tokens: 1 }),
+        await ctx.post("chat/completions", {
+          model: "no-such-model",
+          messages: [{ role: "user", content: "hi" }],
+        }),
+      ]) {
+        assert.equal(bad.status, 404);
+        assert.deepEqual(
+          [bad.body.error.code, bad.body.error.param, bad.body.error.message],
+          ["model_not_found", "model", message],
+        );
+      }
+      await assert.rejects(ctx.client.models.retrieve("no-such-model"), (e: unknown) => {
+        assert.ok(e instanceof Error && "status" in e && e.status === 404);
+        assert.deepEqual(
+          ["code", "param"].map((k) => (e as unknown as Record<string, unknown>)[k]),
+          ["model_not_found", "model"],
+        );
+        assert.match(e.message, /The model `no-such-model` does not exist or you do not have access to it\./);
+        return true;
+      });
     },
   },
   {

@@ -11,7 +11,8 @@ import { StopMatcher } from "./stop-matcher.ts";
  * A sampled token with its place in the choice's text. `offset` counts Unicode code points (what
  * Python's `len` counts, as in vLLM) of the complete characters decoded before this token: the
  * index of the character this token's first byte belongs to. The bytes of one multi-byte
- * character, split over several tokens, all get that character's index. Tokens of a stop string
+ * character, split over several tokens, all get that character's index; a token whose first byte
+ * breaks a held-back partial character starts after that character's U+FFFD. Tokens of a stop string
  * (which the text leaves out) get offsets at or past the end of the text.
  */
 export interface GeneratedToken extends SampledToken {
@@ -46,7 +47,10 @@ export class ChoiceText {
   /** The text emitted so far. */
   text = "";
 
-  constructor(tokenizer: TextTokenizer, stops: readonly string[]) {
+  constructor(
+    private readonly tokenizer: TextTokenizer,
+    stops: readonly string[],
+  ) {
     this.decoder = new IncrementalDecoder(tokenizer);
     this.matcher = new StopMatcher(stops);
   }
@@ -60,7 +64,9 @@ export class ChoiceText {
    * Unarmed (vLLM's min_tokens not reached yet), stop strings are not looked for.
    */
   push(t: SampledToken, armed = true): TextStep {
-    const token: GeneratedToken = { ...t, offset: this.decoded };
+    const first = this.tokenizer.tokenBytes(t.token)[0];
+    const broken = first !== undefined && this.decoder.breaksHeld(first);
+    const token: GeneratedToken = { ...t, offset: this.decoded + (broken ? 1 : 0) };
     const delta = this.decoder.push(t.token);
     this.decoded += codePoints(delta);
     if (this.stopped) return { emit: "", token, stopped: true };

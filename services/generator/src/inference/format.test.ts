@@ -96,6 +96,34 @@ describe("ChoiceText", () => {
     );
   });
 
+  it("starts a token after the U+FFFD of a partial character its first byte breaks", () => {
+    // An independent reference: the character index of byte p, from whole-prefix decodes alone.
+    const chars = (b: number[]) => Array.from(new TextDecoder().decode(Uint8Array.from(b))).length;
+    const reference = (b: number[]) =>
+      b.map((_, p) =>
+        chars(b.slice(0, p + 1)) === chars(b.slice(0, p)) ? chars(b.slice(0, p)) - 1 : chars(b.slice(0, p)),
+      );
+    for (const ids of [
+      [97, 203, 58, 98, 160, 99], // lead byte broken by ':', stray continuation byte
+      [0x78, 0xa0, 0xcb, 0x3a], // the generated-text case: offsets 1, 2, 3 for \xa0 \xcb :
+      [0xe2, 0xe2, 0x9c, 0x93], // a lead byte broken by another lead byte
+      [0xf0, 0x9f, 0x41, 0xf0, 0x9f, 0x98, 0x80], // truncated 4-byte character, then a whole one
+      [0xc3, 0xa9, 0xff, 0x80, 0xed, 0xa0, 0x80], // é, invalid bytes, an encoded surrogate
+    ]) {
+      const { steps, text } = run(ids, []);
+      assert.equal(text, new TextDecoder().decode(Uint8Array.from(ids)));
+      assert.deepEqual(
+        steps.map((s) => s.token.offset),
+        reference(ids),
+        `offsets of ${ids}`,
+      );
+    }
+    assert.deepEqual(
+      run([97, 203, 58, 98, 160, 99], []).steps.map((s) => s.token.offset),
+      [0, 1, 2, 3, 4, 5],
+    );
+  });
+
   it("holds back a stop string's prefix, drops the stop string and keeps its tokens", () => {
     const { steps, tail, text } = run([...tok.encode("xy-end!")], ["-en", "zz"]);
     assert.equal(text, "xy");

@@ -20,7 +20,7 @@ import type { AliasEntry, AliasRegistry } from "../aliases/index.ts";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
 import { ChoiceText, type GeneratedToken } from "./choice-text.ts";
-import { ensureErrorToApi, ensureVersion, parseVersionRef } from "./model-ref.ts";
+import { ensureErrorToApi, ensureVersion, modelNotFound, parseVersionRef } from "./model-ref.ts";
 import type { SamplingFields } from "./params/index.ts";
 
 /** The adapter a request runs on, pinned until `release()`. */
@@ -154,9 +154,11 @@ export class InferenceService {
     if (ref === null) {
       const current = await manager.current(model);
       if (current === null) {
+        // A run the store has versions of, none active here yet, says so; any other name gets OpenAI's 404.
+        if (!manager.hasVersions(model)) return err(modelNotFound(model));
         return err({
           code: "model_not_found",
-          message: `no active adapter version for run ${model}`,
+          message: `The model \`${model}\` is a run with no active adapter version on this generator yet.`,
           param: "model",
         });
       }

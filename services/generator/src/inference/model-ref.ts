@@ -11,6 +11,18 @@ export function parseVersionRef(ref: string): { run: string; version: number } |
 }
 
 /**
+ * The 404 for a model name this server does not serve, in OpenAI's words (clients and users match
+ * on them), for completions, chat and models.retrieve alike: code `model_not_found`, param `model`.
+ */
+export function modelNotFound(model: string): ApiError {
+  return {
+    code: "model_not_found",
+    message: `The model \`${model}\` does not exist or you do not have access to it.`,
+    param: "model",
+  };
+}
+
+/**
  * Why a named version cannot be served, as the API says it: `adapter_failed` (422) for a version that
  * failed verification, `adapter_revoked` (410) for one a rollback revoked (the message names the
  * rollback), `model_not_found` (404) for one the store does not have (yet).

@@ -56,6 +56,7 @@ describe("ResponseBuilder", () => {
     returnPromptLogprobs: false,
     returnTokenIds: true,
     includeUsage: true,
+    continuousUsage: false,
     n: 2,
     tokenizer: tok,
   };
@@ -99,6 +100,35 @@ describe("ResponseBuilder", () => {
         "prompt_token_ids once per choice",
       );
     }
+  });
+
+  it("with vLLM's continuous_usage_stats, puts each choice's usage so far on its chunks; the last chunk the total", () => {
+    const b = new ResponseBuilder({ ...context, logprobs: null, continuousUsage: true });
+    const opening = b.opening();
+    const deltas = runs.flatMap((r) => r.deltas.map((d) => b.delta(d)));
+    const closing = b.closing(runs.map((r) => r.result));
+    const total = closing.pop() as Json;
+    const p = prompt.length;
+    const u = (c: Json) => c.usage as Json;
+    assert.deepEqual(
+      opening.map(u),
+      [0, 1].map(() => ({ prompt_tokens: p, completion_tokens: 0, total_tokens: p })),
+    );
+    // "ab" is 2 tokens, "中x" 4: each chunk counts its own choice's tokens up to and with it.
+    assert.deepEqual(
+      deltas.map((c) => u(c).completion_tokens),
+      [1, 2, 1, 2, 3, 4],
+    );
+    assert.ok(
+      deltas.every(
+        (c) => u(c).prompt_tokens === p && u(c).total_tokens === p + (u(c).completion_tokens as number),
+      ),
+    );
+    assert.deepEqual(
+      closing.map((c) => u(c).completion_tokens),
+      [2, 4],
+    );
+    assert.deepEqual(total.usage, { prompt_tokens: p, completion_tokens: 6, total_tokens: p + 6 });
   });
 
   it("puts vLLM's prompt_logprobs per choice for completions and beside the choices for chat, whole and streamed", () => {

@@ -40,6 +40,12 @@ export interface ResponseContext {
   returnTokenIds: boolean;
   /** OpenAI `stream_options.include_usage`. */
   includeUsage: boolean;
+  /**
+   * vLLM `stream_options.continuous_usage_stats` (with include_usage): every chunk of one choice
+   * carries that choice's usage so far (its prompt's tokens, its tokens generated up to and with
+   * this chunk), as vLLM's; the last chunk still carries the whole request's usage.
+   */
+  continuousUsage: boolean;
   n: number;
   tokenizer: TextTokenizer;
 }
@@ -50,6 +56,8 @@ type Json = Record<string, unknown>;
 export class ResponseBuilder {
   /** Choices whose `prompt_token_ids` a completions stream has sent (vLLM: first chunk of each). */
   private readonly promptSent = new Set<number>();
+  /** Tokens each choice has streamed so far (for continuous usage). */
+  private readonly streamed = new Map<number, number>();
 
   constructor(private readonly c: ResponseContext) {}
 
@@ -142,13 +150,21 @@ export class ResponseBuilder {
     };
   }
 
-  /** A stream chunk around `choices`; with include_usage every chunk but the last has `usage: null`. */
+  /**
+   * A stream chunk around `choices` (of one choice, or none); with include_usage every chunk but
+   * the last has `usage: null`, or with continuous usage that choice's usage so far.
+   */
   private chunk(choices: Json[], extra: Json = {}): Json {
     const object = this.c.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+    const index = choices[0]?.index as number | undefined;
+    const running =
+      this.c.continuousUsage && index !== undefined
+        ? usage(this.prompt(index)?.ids.length ?? 0, this.streamed.get(index) ?? 0)
+        : null;
     return {
       ...this.head(object),
       choices,
-      ...(this.c.includeUsage ? { usage: null } : {}),
+      ...(this.c.includeUsage ? { usage: running } : {}),
       ...extra,
     };
   }
@@ -192,6 +208,7 @@ export class ResponseBuilder {
 
   /** The chunk for one step of one choice. */
   delta(d: ChoiceDelta): Json {
+    this.streamed.set(d.index, (this.streamed.get(d.index) ?? 0) + d.tokens.length);
     if (this.c.kind === "chat") {
       return this.chunk([
         {
@@ -227,6 +244,7 @@ export class ResponseBuilder {
    * the usage chunk if asked for.
    */
   closing(choices: readonly ChoiceResult[]): Json[] {
+    for (const ch of choices) this.streamed.set(ch.index, ch.tokens.length);
     const out = choices.map((ch, i) =>
       this.c.kind === "chat"
         ? this.chunk(

@@ -92,6 +92,11 @@ export class AdapterManager {
     return out;
   }
 
+  /** Whether the store has listed versions of this run (active here or not). */
+  hasVersions(run: string): boolean {
+    return (this.knownVersions.get(run)?.length ?? 0) > 0;
+  }
+
   activeRecord(run: string): VersionRecord | undefined {
     return this.active.get(run);
   }

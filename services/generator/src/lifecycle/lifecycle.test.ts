@@ -282,6 +282,16 @@ describe("adapter manager", () => {
     assert.equal(current.value.version, 1);
   });
 
+  it("knows which runs the store has versions of, active here or not", async () => {
+    const store = new AdapterStore(new MemoryObjectStore());
+    const m = manager(store);
+    await publish(store, "r", 1);
+    assert.equal(m.hasVersions("r"), false, "not listed before a reconcile");
+    await m.reconcile();
+    assert.equal(m.hasVersions("r"), true);
+    assert.equal(m.hasVersions("nope"), false);
+  });
+
   it("serves a revoked version by name when the operator allows it, and still never activates it", async () => {
     const store = new AdapterStore(new MemoryObjectStore());
     await publish(store, "r", 1);

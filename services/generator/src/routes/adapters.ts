@@ -2,6 +2,7 @@ import type { AdapterList } from "@loracast/shared/manifest";
 import { Hono } from "hono";
 import { type AliasRegistry, aliasSource } from "../aliases/index.ts";
 import { errorResponse } from "../errors.ts";
+import { modelNotFound } from "../inference/model-ref.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
@@ -115,8 +116,10 @@ export function adapterRoutes(
   app.get("/v1/models/:id{.+}", (c) => {
     const id = c.req.param("id");
     const card = models().find((m) => m.id === id);
-    if (card === undefined)
-      return errorResponse(c, "model_not_found", `The model '${id}' does not exist`, "model");
+    if (card === undefined) {
+      const e = modelNotFound(id);
+      return errorResponse(c, e.code, e.message, e.param);
+    }
     return c.json(card);
   });
 

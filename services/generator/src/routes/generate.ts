@@ -26,6 +26,8 @@ interface Prepared {
   plan: Plan;
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM `stream_options.continuous_usage_stats` (with include_usage). */
+  continuousUsage: boolean;
   returnTokenIds: boolean;
 }
 
@@ -76,6 +78,7 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
       returnPromptLogprobs: p.plan.returnPromptLogprobs,
       returnTokenIds: p.returnTokenIds,
       includeUsage: p.stream && p.includeUsage,
+      continuousUsage: p.stream && p.includeUsage && p.continuousUsage,
       n: p.plan.n,
       tokenizer: service.tokenizer,
     });
@@ -196,6 +199,7 @@ async function prepare(
       plan: plan.value,
       stream: fields.stream,
       includeUsage: fields.stream_options?.include_usage === true,
+      continuousUsage: fields.stream_options?.continuous_usage_stats === true,
       returnTokenIds: fields.return_token_ids,
     },
   };

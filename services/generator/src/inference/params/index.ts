@@ -5,6 +5,7 @@
  */
 import type { z } from "zod";
 import type { ApiError } from "../../errors.ts";
+import { refusedMessageField } from "./message-fields.ts";
 import { type Endpoint, parametersOf } from "./registry.ts";
 import {
   type ChatRequest,
@@ -13,6 +14,12 @@ import {
   completionRequestSchema,
 } from "./schema.ts";
 
+export {
+  MESSAGE_FIELDS,
+  type MessageFieldSpec,
+  refusedMessageField,
+  renderMessageFieldTable,
+} from "./message-fields.ts";
 export { type Endpoint, PARAMETERS, type ParamSpec, parametersOf } from "./registry.ts";
 export { renderParameterTable, tableCells } from "./render.ts";
 export {
@@ -50,14 +57,16 @@ export function refusedParameter(body: unknown, endpoint: Endpoint): ApiError | 
 
 type Parsed<E extends Endpoint> = E extends "completions" ? CompletionRequest : ChatRequest;
 
-/** A request body checked against its endpoint's contract: refusals first, then the schema's first issue. */
+/** A request body checked against its endpoint's contract: refusals (parameters, then message fields) first, then the schema's first issue. */
 export function parseRequest<E extends Endpoint>(
   body: unknown,
   endpoint: E,
 ): { ok: true; value: Parsed<E> } | { ok: false; error: ApiError } {
   if (typeof body !== "object" || body === null || Array.isArray(body))
     return { ok: false, error: { code: "bad_request", message: "the body must be a JSON object" } };
-  const refusal = refusedParameter(body, endpoint);
+  const refusal =
+    refusedParameter(body, endpoint) ??
+    (endpoint === "chat" ? refusedMessageField(body as Record<string, unknown>) : null);
   if (refusal !== null) return { ok: false, error: refusal };
   const schema: z.ZodType = endpoint === "completions" ? completionRequestSchema : chatRequestSchema;
   const parsed = schema.safeParse(body);

@@ -6,9 +6,11 @@ import {
   chatFields,
   completionFields,
   type Endpoint,
+  MESSAGE_FIELDS,
   PARAMETERS,
   parseRequest,
   refusedParameter,
+  renderMessageFieldTable,
   renderParameterTable,
   tableCells,
 } from "./index.ts";
@@ -72,6 +74,14 @@ describe("request parameter registry", () => {
       tableCells(renderParameterTable()),
       "regenerate with: npm run docs:api",
     );
+    const from = doc.indexOf("<!-- message-fields:begin -->\n");
+    const to = doc.indexOf("\n<!-- message-fields:end -->");
+    assert.ok(from >= 0 && to > from, "docs/api.md has the message-field markers");
+    assert.deepEqual(
+      tableCells(doc.slice(from + "<!-- message-fields:begin -->\n".length, to)),
+      tableCells(renderMessageFieldTable()),
+      "regenerate with: npm run docs:api",
+    );
   });
 
   it("refuses every refused parameter by name, and accepts null and the values that ask for nothing", () => {
@@ -132,6 +142,11 @@ describe("request parameter registry", () => {
       ["completions", { prompt: Array.from({ length: 8 }, () => "a"), n: 8, best_of: 40 }, "best_of"],
       ["chat", { top_logprobs: 2 }, "top_logprobs"],
       ["chat", { stream_options: { include_usage: true } }, "stream_options"],
+      [
+        "chat",
+        { stream: true, stream_options: { continuous_usage_stats: true } },
+        "stream_options.continuous_usage_stats",
+      ],
       ["chat", { max_tokens: 4, max_completion_tokens: 5 }, "max_tokens"],
       ["completions", { max_tokens: 4, min_tokens: 5 }, "min_tokens"],
       ["completions", { prompt_logprobs: 1, stream: true }, "prompt_logprobs"],
@@ -152,6 +167,104 @@ describe("request parameter registry", () => {
     assert.ok(ok.ok);
     assert.ok(
       parseRequest({ ...REQUIRED.completions, prompt: [[1, 2], [3]], n: 2, best_of: 3 }, "completions").ok,
+    );
+  });
+
+  it("says what a union field accepts and its bounds, not 'Invalid input'", () => {
+    const cases: [Endpoint, Record<string, unknown>, string, RegExp][] = [
+      ["completions", { prompt: Array.from({ length: 65 }, () => "a") }, "prompt", /at most 64 strings/],
+      [
+        "completions",
+        { prompt: ["a", 1] },
+        "prompt",
+        /a string, a list of at most 64 strings, a list of at most 65536 token ids, or a list of at most 64 lists of token ids/,
+      ],
+      ["completions", { prompt: [] }, "prompt", /must be a string/],
+      ["completions", { prompt: undefined }, "prompt", /is required; it must be a string/],
+      [
+        "completions",
+        { stop: Array.from({ length: 17 }, () => "s") },
+        "stop",
+        /a list of at most 16 strings, each at most 256 characters/,
+      ],
+      ["completions", { stop: 1 }, "stop", /must be a string or a list of at most 16 strings/],
+      [
+        "chat",
+        { messages: [{ role: "user", content: 1 }] },
+        "messages.0.content",
+        /a string or a list of at most 1024/,
+      ],
+      [
+        "chat",
+        { messages: [{ role: "user", content: null }] },
+        "messages.0.content",
+        /is required on a user message/,
+      ],
+    ];
+    for (const [e, fields, param, message] of cases) {
+      const r = parseRequest({ ...REQUIRED[e], ...fields }, e);
+      assert.ok(!r.ok, JSON.stringify(fields).slice(0, 80));
+      assert.equal(r.error.param, param);
+      assert.match(r.error.message, message);
+      assert.doesNotMatch(r.error.message, /Invalid input/);
+    }
+  });
+
+  it("refuses unsupported message fields and content parts by path; null and empty are absent", () => {
+    const msg = (m: Record<string, unknown>) =>
+      parseRequest({ model: "m", messages: [{ role: "user", content: "hi" }, m] }, "chat");
+    const call = [{ id: "c", type: "function", function: { name: "f", arguments: "{}" } }];
+    for (const [m, param] of [
+      [{ role: "assistant", content: "x", tool_calls: call }, "messages.1.tool_calls"],
+      [{ role: "assistant", content: null, tool_calls: call }, "messages.1.tool_calls"],
+      [
+        { role: "assistant", content: "x", function_call: { name: "f", arguments: "{}" } },
+        "messages.1.function_call",
+      ],
+      [{ role: "assistant", content: "x", audio: { id: "a" } }, "messages.1.audio"],
+      [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "a" },
+            { type: "image_url", image_url: { url: "u" } },
+          ],
+        },
+        "messages.1.content.1.type",
+      ],
+      [{ role: "user", content: [{ type: "input_audio", input_audio: {} }] }, "messages.1.content.0.type"],
+      [{ role: "user", content: [{ type: "file", file: {} }] }, "messages.1.content.0.type"],
+    ] as const) {
+      const r = msg(m);
+      assert.ok(!r.ok, JSON.stringify(m));
+      assert.deepEqual([r.error.code, r.error.param], ["unsupported_parameter", param]);
+      assert.match(r.error.message, new RegExp(param.replaceAll(".", "\\.")));
+    }
+    for (const m of [
+      { role: "assistant", content: "x", tool_calls: null, function_call: null, audio: null },
+      { role: "assistant", content: "x", tool_calls: [] },
+    ])
+      assert.ok(msg(m).ok, JSON.stringify(m));
+    const r = parseRequest(
+      {
+        model: "m",
+        messages: [
+          { role: "user", content: "hi", name: "ann", tool_call_id: null },
+          { role: "assistant", content: null },
+          { role: "tool", content: "42", tool_call_id: "c1" },
+        ],
+      },
+      "chat",
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(r.value.messages, [
+      { role: "user", content: "hi", name: "ann" },
+      { role: "assistant", content: "" },
+      { role: "tool", content: "42", tool_call_id: "c1" },
+    ]);
+    assert.deepEqual(
+      MESSAGE_FIELDS.filter((f) => f.status === "refused").map((f) => f.name),
+      ["tool_calls", "function_call", "audio"],
     );
   });
 });

@@ -74,7 +74,7 @@ export const PARAMETERS: readonly ParamSpec[] = [
     "messages",
     CHAT,
     "OpenAI",
-    "Rendered with the model's chat template; text content parts are joined. At most 1024 messages.",
+    "Rendered with the model's chat template; text content parts are joined. At most 1024 messages; their fields are in the table below.",
   ),
   implemented(
     "max_tokens",
@@ -90,13 +90,13 @@ export const PARAMETERS: readonly ParamSpec[] = [
     "best_of",
     COMPLETIONS,
     "OpenAI",
-    "Generates `best_of` candidates per prompt and returns the `n` with the highest cumulative logprob. At least `n`; `prompts × best_of` at most 256; refused with `stream` when greater than `n`.",
+    "Generates `best_of` candidates per prompt and returns the `n` with the highest cumulative logprob. At least `n`; `prompts × best_of` at most 256; refused with `stream` when greater than `n`. `usage.completion_tokens` counts the returned choices' tokens only, as vLLM (not the discarded candidates).",
   ),
   implemented(
     "best_of",
     CHAT,
     "vLLM",
-    "As on completions: the `n` candidates of `best_of` with the highest cumulative logprob.",
+    "As on completions: the `n` candidates of `best_of` with the highest cumulative logprob; `usage.completion_tokens` counts the returned choices only.",
   ),
   implemented(
     "seed",
@@ -115,7 +115,7 @@ export const PARAMETERS: readonly ParamSpec[] = [
     "stream_options",
     BOTH,
     "OpenAI",
-    "`include_usage: true` adds a last chunk with `usage`. Only with `stream: true`, as OpenAI.",
+    "`include_usage: true` adds a last chunk with `usage`. vLLM's `continuous_usage_stats: true` (with `include_usage`) also puts on every chunk of one choice that choice's usage so far (its prompt's tokens, its tokens generated up to and with that chunk), as vLLM does. Only with `stream: true`, as OpenAI.",
   ),
   implemented(
     "logprobs",

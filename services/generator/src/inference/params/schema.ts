@@ -24,10 +24,14 @@ const common = {
   n: z.number().int().min(1).max(64).default(1),
   best_of: z.number().int().min(1).max(64).optional(),
   seed: z.number().int().optional(),
-  stop: z.union([z.string().max(256), z.array(z.string().max(256)).max(16)]).optional(),
+  stop: z
+    .union([z.string().max(256), z.array(z.string().max(256)).max(16)], {
+      error: "must be a string or a list of at most 16 strings, each at most 256 characters",
+    })
+    .optional(),
   stream: z.boolean().default(false),
   stream_options: z
-    .object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.literal(false).nullish() })
+    .object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() })
     .optional(),
   logit_bias: z
     .record(z.string().regex(/^\d{1,9}$/, "keys must be token ids"), z.number().min(-100).max(100))
@@ -46,16 +50,43 @@ const common = {
   prompt_logprobs: z.number().int().min(0).max(20).optional(),
 };
 
-const message = z.object({
-  role: z.enum(["system", "user", "assistant", "developer", "tool"]),
-  content: z.union([
+/** Text content: a string, or text parts joined (other part types are refused before parsing). */
+const content = z.union(
+  [
     text,
     z
       .array(z.object({ type: z.literal("text"), text }))
       .max(1024)
       .transform((parts) => parts.map((p) => p.text).join("")),
-  ]),
-});
+  ],
+  { error: 'must be a string or a list of at most 1024 {"type": "text", "text": …} parts' },
+);
+
+/**
+ * One chat message: the implemented fields of message-fields.ts, null read as absent. Content may
+ * be absent (or null) on an assistant message only, and is "" there, as OpenAI allows.
+ */
+const message = z
+  .object({
+    role: z.enum(["system", "user", "assistant", "developer", "tool"]),
+    content: content.nullish(),
+    name: z.string().max(256).nullish(),
+    tool_call_id: z.string().max(256).nullish(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.content == null && m.role !== "assistant")
+      ctx.addIssue({
+        code: "custom",
+        message: `is required on a ${m.role} message (only an assistant message may omit it)`,
+        path: ["content"],
+      });
+  })
+  .transform((m) => ({
+    role: m.role,
+    content: m.content ?? "",
+    ...(m.name == null ? {} : { name: m.name }),
+    ...(m.tool_call_id == null ? {} : { tool_call_id: m.tool_call_id }),
+  }));
 
 /** `null` is absent: top-level nulls are removed before parsing. */
 function withoutNulls(body: unknown): unknown {
@@ -67,7 +98,7 @@ interface Shared {
   n: number;
   best_of?: number | undefined;
   stream: boolean;
-  stream_options?: object | undefined;
+  stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | undefined;
   max_tokens?: number | undefined;
   min_tokens: number;
   prompt_logprobs?: number | undefined;
@@ -86,6 +117,9 @@ function crossChecks(
     issue("best_of", "cannot be greater than n when streaming (the best are known only at the end)");
   if (v.stream_options !== undefined && !v.stream)
     issue("stream_options", "only allowed when stream is true");
+  // vLLM reads continuous_usage_stats only with include_usage; alone it would be ignored, so it is refused.
+  if (v.stream_options?.continuous_usage_stats === true && v.stream_options.include_usage !== true)
+    issue("stream_options.continuous_usage_stats", "needs stream_options.include_usage: true");
   if (maxTokens !== undefined && v.min_tokens > maxTokens)
     issue("min_tokens", `must be at most ${maxTokensName} (${maxTokens})`);
   if (v.prompt_logprobs !== undefined && v.stream) issue("prompt_logprobs", "not available when streaming");
@@ -94,12 +128,13 @@ function crossChecks(
 /** The parameters of POST /v1/completions, before the rules between them. */
 export const completionFields = z.object({
   ...common,
-  prompt: z.union([
-    text,
-    z.array(text).min(1).max(MAX_PROMPTS),
-    tokenIds,
-    z.array(tokenIds).min(1).max(MAX_PROMPTS),
-  ]),
+  prompt: z.union(
+    [text, z.array(text).min(1).max(MAX_PROMPTS), tokenIds, z.array(tokenIds).min(1).max(MAX_PROMPTS)],
+    {
+      error: (issue) =>
+        `${issue.input === undefined ? "is required; it " : ""}must be a string, a list of at most ${MAX_PROMPTS} strings, a list of at most 65536 token ids, or a list of at most ${MAX_PROMPTS} lists of token ids (none empty)`,
+    },
+  ),
   logprobs: z.number().int().min(0).max(20).optional(),
   echo: z.boolean().default(false),
 });
