@@ -11,7 +11,8 @@ import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { type ApiError, errorResponse } from "../errors.ts";
 import { systemFingerprint } from "../inference/format.ts";
-import type { ChoiceDelta, InferenceService, Plan, ResolvedModel } from "../inference/inference-service.ts";
+import type { ChoiceDelta, InferenceService, Plan } from "../inference/inference-service.ts";
+import type { ResolvedModel } from "../inference/model-resolver.ts";
 import {
   type ChatRequest,
   type Endpoint,
