@@ -10,6 +10,7 @@ import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import { type AdapterStore, StoreError } from "@loracast/shared/store";
+import { markFailed, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
 import type { EnsureError, Trigger, VersionRecord } from "./types.ts";
@@ -42,9 +43,6 @@ export interface ManagerDeps {
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;
-/** Backoff of a version failed for what the store holds: 2 s, doubling, at most 5 minutes. */
-const RETRY_BASE_MS = 2000;
-const RETRY_MAX_MS = 5 * 60_000;
 
 /**
  * The generator's adapter lifecycle. Webhooks and reconcile both end in `sync`, which pulls a
@@ -151,7 +149,7 @@ export class AdapterManager {
       const v = versions[i] as number;
       if (revokedBy(v, rollbacks) !== null) continue;
       if (!mayReplace(v) || current?.version === v) return;
-      if (this.settledFailure(this.cache.get(run, v))) continue;
+      if (settledFailure(this.cache.get(run, v), this.d.clock.now())) continue;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
       if (this.cache.get(run, v)?.untrusted !== true) tried++;
@@ -167,7 +165,7 @@ export class AdapterManager {
    */
   async ensure(run: string, version: number): Promise<Result<VersionRecord, EnsureError>> {
     const existing = this.cache.get(run, version);
-    if (existing !== undefined && this.settledFailure(existing))
+    if (existing !== undefined && settledFailure(existing, this.d.clock.now()))
       return err({ kind: "failed", message: existing.reason ?? "failed" });
     const known = this.rollbacks.get(run);
     const before = known === undefined ? null : revokedBy(version, known);
@@ -421,26 +419,12 @@ export class AdapterManager {
     }
   }
 
-  /** True for a failed version that stays failed for now: for good, or until its retry is due. */
-  private settledFailure(record: VersionRecord | undefined): boolean {
-    if (record?.state !== "failed") return false;
-    return record.retry === null || record.retry.at > this.d.clock.now();
-  }
-
   private fail(
     record: VersionRecord,
     reason: string,
     kind: "version" | "store",
   ): Result<VersionRecord, string> {
-    record.state = "failed";
-    record.adapter = null;
-    let retryInMs: number | null = null;
-    if (kind === "store") {
-      const failures = (record.retry?.failures ?? 0) + 1;
-      retryInMs = Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS);
-      record.retry = { failures, at: this.d.clock.now() + retryInMs };
-    } else record.retry = null;
-    record.reason = retryInMs === null ? reason : `${reason} (retried in ${Math.round(retryInMs / 1000)} s)`;
+    const retryInMs = markFailed(record, reason, kind, this.d.clock.now());
     this.stats.failures++;
     const active = this.active.get(record.run);
     this.d.log.error("adapter failed verification", {
