@@ -3,6 +3,7 @@
  * (algorithms.md §4.1, §4.7) where the field has a TRL counterpart.
  */
 import { z } from "zod";
+import { compileRewardPattern } from "./reward-pattern.ts";
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -20,16 +21,16 @@ const reward = z.discriminatedUnion("type", [
   /** `match`: 1 when the pattern matches anywhere; `fraction`: matched characters / characters. */
   z.strictObject({
     type: z.literal("regex"),
-    /** A JavaScript regular expression (flag `u`), checked when the run is created. */
+    /**
+     * An RE2 regular expression (linear-time matching: no backreferences or lookaround), at most
+     * MAX_REWARD_PATTERN_LENGTH characters, checked when the run is created.
+     */
     pattern: z
       .string()
       .min(1)
       .check((ctx) => {
-        try {
-          new RegExp(ctx.value, "u");
-        } catch (e) {
-          ctx.issues.push({ code: "custom", input: ctx.value, message: (e as Error).message });
-        }
+        const compiled = compileRewardPattern(ctx.value);
+        if (!compiled.ok) ctx.issues.push({ code: "custom", input: ctx.value, message: compiled.error });
       }),
     mode: z.enum(["match", "fraction"]).default("match"),
     weight: z.number().default(1),
