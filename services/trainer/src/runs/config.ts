@@ -2,6 +2,7 @@
  * The run config document `POST /v1/runs` takes, parsed once here. Defaults follow TRL's configs
  * (algorithms.md §4.1, §4.7) where the field has a TRL counterpart.
  */
+import { runName } from "@loracast/shared/manifest";
 import { z } from "zod";
 import { compileRewardPattern } from "./reward-pattern.ts";
 
@@ -83,7 +84,7 @@ const sft = z.strictObject({ name: z.literal("sft") });
 
 export const runConfigSchema = z.strictObject({
   /** Run id: the adapter's name on the generators. */
-  run: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes, at most 63"),
+  run: runName,
   seed: z.number().int().nonnegative().default(0),
   algorithm: z.discriminatedUnion("name", [grpo, dpo, sft]),
   dataset: z.strictObject({
