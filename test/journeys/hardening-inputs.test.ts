@@ -4,7 +4,8 @@
  * backtracking engine runs in linear time (RE2), so `/healthz` and cancel keep answering during the
  * run, and after a SIGKILL the resumed run does not wedge the restarted trainer. A pattern RE2
  * cannot run (the issue's own `[^]`/`\u` spelling, a backreference, an overlong pattern) is refused
- * at `POST /v1/runs` within a second, naming the field.
+ * at `POST /v1/runs` within a second, naming the field. A run that stops the trainer again and again
+ * without a new checkpoint is failed with the reason after TRAINER_MAX_RESUMES stops (item 7).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -22,7 +23,7 @@ interface RunInfo {
   step: number;
 }
 
-describe("regex rewards cannot wedge the trainer", () => {
+describe("hostile runs cannot wedge the trainer", () => {
   let stack: Stack;
   let work: string;
   let dataset: string;
@@ -115,5 +116,27 @@ describe("regex rewards cannot wedge the trainer", () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal((await info("redos")).status, "cancelled");
+  });
+
+  it("fails a run, with the reason, instead of resuming it after TRAINER_MAX_RESUMES stops without a checkpoint", async () => {
+    const env = { TRAINER_MAX_RESUMES: "2" };
+    const config = { ...grpoRun("crashy", dataset, 1000), publishEvery: 1000, checkpointEvery: 1000 };
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, config);
+    assert.equal(res.status, 201, await res.clone().text());
+    await waitStep("crashy", 1);
+    await stack.trainer.kill();
+    await stack.startTrainer(env);
+    // The first stop: resumed from the start (no checkpoint), and it trains again.
+    const resumed = await waitStep("crashy", 1);
+    assert.equal(resumed.status, "running");
+    await stack.trainer.kill();
+    await stack.startTrainer(env);
+    const failed = (await (await timed("/v1/runs/crashy")).json()) as RunInfo & { error: string | null };
+    assert.equal(failed.status, "failed", "the second stop without a checkpoint fails the run");
+    assert.match(
+      failed.error ?? "",
+      /^not resumed: the trainer stopped 2 times in a row .*TRAINER_MAX_RESUMES=2/,
+    );
+    assert.equal((await timed("/healthz")).status, 200);
   });
 });
