@@ -135,7 +135,7 @@ describe("run configs are checked before the run is accepted", () => {
       ],
       [
         "bad-pattern",
-        { ...grpo("bad-pattern", prompts), rewards: [{ type: "regex", pattern: "(?P<d>[0-9])" }] },
+        { ...grpo("bad-pattern", prompts), rewards: [{ type: "regex", pattern: "([0-9])\\1" }] },
         /^rewards\.0\.pattern: /,
       ],
     ];

@@ -27,6 +27,10 @@ export interface AppDeps {
 }
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
+
+/** The bound on every JSON request body (run configs, subscriptions, rollbacks): 1 MiB. */
+export const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
@@ -36,21 +40,35 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
 
   app.use("*", async (c, next) => {
     if (!MUTATING.has(c.req.method)) return next();
-    const given = Buffer.from(c.req.header("authorization")?.replace(/^Bearer /, "") ?? "");
+    // RFC 6750: only the `Bearer` scheme; a bare token is refused, so a proxy or client that drops
+    // the scheme is noticed rather than silently relied on.
+    const header = c.req.header("authorization") ?? "";
+    const bearer = /^Bearer (.+)$/i.exec(header);
+    if (bearer === null) {
+      return errorResponse(c, "unauthorized", "Authorization: expected `Bearer <TRAINER_API_TOKEN>`");
+    }
+    const given = Buffer.from(bearer[1] as string);
     if (given.byteLength !== token.byteLength || !timingSafeEqual(given, token)) {
-      return errorResponse(c, "unauthorized", "a valid bearer token is required");
+      return errorResponse(c, "unauthorized", "Authorization: the bearer token is not valid");
     }
     return next();
   });
 
-  app.use(
-    "/v1/runs/:run/adapters",
-    bodyLimit({
-      maxSize: d.maxUploadBytes,
-      onError: (c) =>
-        errorResponse(c, "payload_too_large", `uploads are limited to ${d.maxUploadBytes} bytes`),
-    }),
-  );
+  // JSON bodies (run configs, subscriptions, rollbacks) are small; uploads stream under their own
+  // bound (routes/adapter-upload.ts), since hono's bodyLimit buffers a body without Content-Length.
+  const jsonLimit = bodyLimit({
+    maxSize: MAX_JSON_BODY_BYTES,
+    onError: (c) => {
+      // The unread rest of the body makes the connection unusable for another request.
+      c.header("connection", "close");
+      return errorResponse(
+        c,
+        "payload_too_large",
+        `request bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`,
+      );
+    },
+  });
+  app.use("*", (c, next) => (UPLOAD_PATH.test(c.req.path) ? next() : jsonLimit(c, next)));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/metrics", async (c) => {
@@ -69,7 +87,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
   app.route("/", runRoutes(d.runs));
-  app.route("/", adapterRoutes(d.publisher));
+  app.route("/", adapterRoutes(d.publisher, d.maxUploadBytes));
   app.route("/", subscriptionRoutes(d.subscriptions));
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));

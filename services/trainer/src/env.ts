@@ -50,6 +50,11 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
   /** Optional HF config.json of the base (when there is no TRAINER_MODEL_DIR), to verify adapters against. */
   TRAINER_BASE_CONFIG: z.string().optional(),
+  /**
+   * Consecutive trainer stops (crashes, kills, restarts) a run may go through without a new
+   * checkpoint; at this many it is failed with the reason instead of resumed again.
+   */
+  TRAINER_MAX_RESUMES: z.coerce.number().int().positive().default(3),
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
 });

@@ -135,6 +135,7 @@ const runs =
     ? null
     : new RunManager({
         dataDir: env.TRAINER_DATA_DIR,
+        maxResumes: env.TRAINER_MAX_RESUMES,
         ...training,
         publish: async (run, files, extras) => {
           const r = await publisher.publish(run, files.configBytes, files.weights, extras);

@@ -30,11 +30,9 @@ export function parseLoraPath(path: string, store: StoreLocation): Result<LoraSo
   if (path.startsWith("s3://")) return parseStoreUri(path, store);
   if (path.includes("/")) return ok({ kind: "local", path });
   const ref = parseVersionRef(path);
-  if (ref !== null) {
-    if (!RUN_NAME.test(ref.run) || !Number.isSafeInteger(ref.version) || ref.version < 1)
-      return err(`${path}: expected <run>@<version> with a run name and a version of 1 or more`);
-    return ok({ kind: "version", ...ref });
-  }
+  if (ref !== null) return ok({ kind: "version", ...ref });
+  if (path.includes("@"))
+    return err(`${path}: expected <run>@<version> with a run name and a version of 1 or more`);
   if (!RUN_NAME.test(path))
     return err(
       `${path}: expected <run>@<version>, <run>, s3://${store.bucket}/${keyPrefix(store)}runs/<run>/versions/<version>.json or a local PEFT directory`,

@@ -1,13 +1,19 @@
+import { RUN_NAME } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, EnsureError, VersionRecord } from "../lifecycle/index.ts";
 
 const VERSIONED = /^(.+)@(\d+)$/;
 
-/** `<run>@<version>` → its parts, or null for any other name. */
+/**
+ * `<run>@<version>` → its parts, or null for any other name, including one whose run is not a run
+ * name (`RUN_NAME`) or whose version is not 1 or more: those never reach a store key.
+ */
 export function parseVersionRef(ref: string): { run: string; version: number } | null {
   const m = VERSIONED.exec(ref);
-  return m === null ? null : { run: m[1] as string, version: Number(m[2]) };
+  if (m === null || !RUN_NAME.test(m[1] as string)) return null;
+  const version = Number(m[2]);
+  return Number.isSafeInteger(version) && version >= 1 ? { run: m[1] as string, version } : null;
 }
 
 /**

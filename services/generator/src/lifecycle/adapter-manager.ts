@@ -2,6 +2,7 @@ import {
   type AdapterEvent,
   currentVersion,
   type RollbackRecord,
+  RUN_NAME,
   revocationMessage,
   revokedBy,
 } from "@loracast/shared/manifest";
@@ -164,6 +165,8 @@ export class AdapterManager {
    * generator that has not reconciled yet cannot serve a revoked version either.
    */
   async ensure(run: string, version: number): Promise<Result<VersionRecord, EnsureError>> {
+    // Every caller parsed the name already; this keeps any other from building a store key of it.
+    if (!RUN_NAME.test(run)) return err({ kind: "unavailable", message: `"${run}" is not a run name` });
     const existing = this.cache.get(run, version);
     if (existing !== undefined && settledFailure(existing, this.d.clock.now()))
       return err({ kind: "failed", message: existing.reason ?? "failed" });

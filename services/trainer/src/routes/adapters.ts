@@ -3,32 +3,25 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse } from "../errors.ts";
 import type { Publisher } from "../publisher.ts";
+import { receiveAdapterUpload } from "./adapter-upload.ts";
 import type { TrainerEnv } from "./types.ts";
 
 const rollbackBody = z.object({ version: z.number().int().positive() });
-const FIELDS = ["adapter_config.json", "adapter_model.safetensors"] as const;
 
 /** Publishing adapters trained elsewhere, listing versions, rolling back. */
-export function adapterRoutes(publisher: Publisher): Hono<TrainerEnv> {
+export function adapterRoutes(publisher: Publisher, maxUploadBytes: number): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
 
   app.post("/v1/runs/:run/adapters", async (c) => {
     const run = runName.safeParse(c.req.param("run"));
     if (!run.success) return errorResponse(c, "bad_request", `run: ${run.error.issues[0]?.message}`);
-    let form: Record<string, unknown>;
-    try {
-      form = await c.req.parseBody();
-    } catch (e) {
-      return errorResponse(c, "bad_request", `expected multipart/form-data: ${(e as Error).message}`);
+    const upload = await receiveAdapterUpload(c.req.raw, maxUploadBytes);
+    if (!upload.ok) {
+      // A refused upload leaves its unread rest on the connection: it cannot carry another request.
+      if (upload.error.code === "payload_too_large") c.header("connection", "close");
+      return errorResponse(c, upload.error.code, upload.error.message);
     }
-    const parts: Uint8Array[] = [];
-    for (const field of FIELDS) {
-      const f = form[field];
-      if (!(f instanceof File))
-        return errorResponse(c, "bad_request", `multipart field "${field}" (a file) is required`);
-      parts.push(new Uint8Array(await f.arrayBuffer()));
-    }
-    const [config, weights] = parts as [Uint8Array, Uint8Array];
+    const { config, weights } = upload.value;
     const r = await publisher.publish(run.data, config, weights);
     if (!r.ok) return errorResponse(c, r.error.code, r.error.message);
     return c.json(r.value, 201);

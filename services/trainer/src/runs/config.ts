@@ -2,7 +2,9 @@
  * The run config document `POST /v1/runs` takes, parsed once here. Defaults follow TRL's configs
  * (algorithms.md §4.1, §4.7) where the field has a TRL counterpart.
  */
+import { runName } from "@loracast/shared/manifest";
 import { z } from "zod";
+import { compileRewardPattern } from "./reward-pattern.ts";
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -20,16 +22,16 @@ const reward = z.discriminatedUnion("type", [
   /** `match`: 1 when the pattern matches anywhere; `fraction`: matched characters / characters. */
   z.strictObject({
     type: z.literal("regex"),
-    /** A JavaScript regular expression (flag `u`), checked when the run is created. */
+    /**
+     * An RE2 regular expression (linear-time matching: no backreferences or lookaround), at most
+     * MAX_REWARD_PATTERN_LENGTH characters, checked when the run is created.
+     */
     pattern: z
       .string()
       .min(1)
       .check((ctx) => {
-        try {
-          new RegExp(ctx.value, "u");
-        } catch (e) {
-          ctx.issues.push({ code: "custom", input: ctx.value, message: (e as Error).message });
-        }
+        const compiled = compileRewardPattern(ctx.value);
+        if (!compiled.ok) ctx.issues.push({ code: "custom", input: ctx.value, message: compiled.error });
       }),
     mode: z.enum(["match", "fraction"]).default("match"),
     weight: z.number().default(1),
@@ -82,7 +84,7 @@ const sft = z.strictObject({ name: z.literal("sft") });
 
 export const runConfigSchema = z.strictObject({
   /** Run id: the adapter's name on the generators. */
-  run: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes, at most 63"),
+  run: runName,
   seed: z.number().int().nonnegative().default(0),
   algorithm: z.discriminatedUnion("name", [grpo, dpo, sft]),
   dataset: z.strictObject({

@@ -6,6 +6,7 @@
 import pRetry from "p-retry";
 import { TrainerError } from "../errors.ts";
 import type { RewardSpec } from "./config.ts";
+import { compileRewardPattern } from "./reward-pattern.ts";
 
 export interface ScoredSample {
   prompt: string;
@@ -23,14 +24,17 @@ function lastNumber(text: string): number | null {
 }
 
 function regexReward(pattern: string, mode: "match" | "fraction"): RewardFn {
-  const once = new RegExp(pattern, "u");
-  const every = new RegExp(pattern, "gu");
+  // The run's config passed the same check at creation (config.ts), also when it resumes.
+  const compiled = compileRewardPattern(pattern);
+  if (!compiled.ok) throw new TrainerError("invalid_config", `regex reward pattern: ${compiled.error}`);
+  const re = compiled.value;
   return async (s) => {
-    if (mode === "match") return once.test(s.completion) ? 1 : 0;
+    const m = re.matcher(s.completion);
+    if (mode === "match") return m.find() ? 1 : 0;
     const chars = [...s.completion].length;
     if (chars === 0) return 0;
     let matched = 0;
-    for (const m of s.completion.matchAll(every)) matched += [...m[0]].length;
+    while (m.find()) matched += [...(m.group() ?? "")].length;
     return matched / chars;
   };
 }

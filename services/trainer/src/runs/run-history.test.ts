@@ -65,6 +65,7 @@ describe("run history", () => {
       metrics: { loss: 4 },
       version: 3,
       status: { type: "status", status: "completed", error: null, seq: 10 },
+      resumesSinceCheckpoint: 0,
     });
     assert.deepEqual(await collect(again.history, 0), await collect(history, 0));
   });

@@ -41,6 +41,11 @@ export interface HistorySummary extends RunProgress {
   lastSeq: number;
   /** The final status event, when the run stopped. */
   status: Extract<RunEvent, { type: "status" }> | null;
+  /**
+   * `resumed` events since the newest `checkpoint` event: restarts that made no progress a later
+   * resume would keep, so a run that stops the trainer every time is not resumed forever.
+   */
+  resumesSinceCheckpoint: number;
 }
 
 interface Line {
@@ -112,13 +117,15 @@ export class RunHistory {
 }
 
 function emptySummary(): HistorySummary {
-  return { lastSeq: 0, step: 0, metrics: null, version: null, status: null };
+  return { lastSeq: 0, step: 0, metrics: null, version: null, status: null, resumesSinceCheckpoint: 0 };
 }
 
 function summarise(s: HistorySummary, e: RunStreamEvent): void {
   s.lastSeq = e.seq;
   foldProgress(s, e);
   if (e.type === "status") s.status = e;
+  if (e.type === "resumed") s.resumesSinceCheckpoint += 1;
+  if (e.type === "checkpoint") s.resumesSinceCheckpoint = 0;
 }
 
 /** Moves `p` past event `e`: the one reading of events into progress, for the history and live runs. */

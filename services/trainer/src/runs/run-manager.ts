@@ -31,7 +31,14 @@ export interface RunInfo {
 }
 
 /** The loop's dependencies, less the per-run ones the manager supplies (data, events). */
-export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & { dataDir: string };
+export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & {
+  dataDir: string;
+  /**
+   * Consecutive trainer stops a run may go through without a new checkpoint before it is failed
+   * instead of resumed (TRAINER_MAX_RESUMES): a run that crashes the trainer must not crash it forever.
+   */
+  maxResumes: number;
+};
 
 interface Active {
   info: RunInfo;
@@ -79,13 +86,27 @@ export class RunManager {
   async resumeAll(): Promise<void> {
     const files = await readdir(this.dir).catch(() => [] as string[]);
     for (const f of files.filter((x) => x.endsWith(".json"))) {
-      const record = recordSchema.parse(JSON.parse(await readFile(join(this.dir, f), "utf8")));
+      const parsed = recordSchema.safeParse(JSON.parse(await readFile(join(this.dir, f), "utf8")));
+      if (!parsed.success) {
+        // A record from before a rule tightened (a regex RE2 cannot run): kept on disk, not loaded.
+        this.d.log.error("run record no longer valid; not loaded", { file: f, error: parsed.error.message });
+        continue;
+      }
+      const record = parsed.data;
       const { history, summary } = await RunHistory.open(this.historyPath(record.config.run), this.d.log);
       const a = this.track(record.config, record.createdAt, history);
       applySummary(a.info, summary);
       if (summary.status !== null) {
         // The history's final event is written first; a record still "running" missed its update.
         if (record.status === "running") await this.persist(a);
+      } else if (record.status === "running" && summary.resumesSinceCheckpoint + 1 >= this.d.maxResumes) {
+        // This stop and the resumes since the newest checkpoint: the run keeps stopping the trainer.
+        const stops = summary.resumesSinceCheckpoint + 1;
+        const error = `not resumed: the trainer stopped ${stops} times in a row during this run without a new checkpoint (TRAINER_MAX_RESUMES=${this.d.maxResumes}); the last checkpoint is at step ${a.info.step}`;
+        this.d.log.error("run failed", { run: a.info.run, step: a.info.step, error });
+        this.emit(a, { type: "status", status: "failed", error });
+        history.close();
+        await this.persist(a);
       } else if (record.status === "running") {
         this.d.log.info("resuming run", { run: a.info.run, step: a.info.step, events: history.lastSeq });
         await this.launch(a);

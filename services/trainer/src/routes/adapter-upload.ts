@@ -1,0 +1,95 @@
+/**
+ * Receives `POST /v1/runs/:run/adapters` (multipart/form-data with the PEFT files) while it streams:
+ * the body's size bound holds byte by byte, also without a Content-Length, and the weights go to a
+ * temporary file instead of being buffered by the form parser, so an upload is held in memory once
+ * (for validation and hashing), not several times. An oversize upload is refused as soon as it
+ * passes the bound, having cost a bounded amount of disk and no memory beyond one chunk.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { err, ok, type Result } from "@loracast/shared/result";
+import busboy from "busboy";
+import { TrainerError } from "../errors.ts";
+
+/** The multipart file fields of an adapter upload, in PEFT's file names. */
+export const UPLOAD_FIELDS = ["adapter_config.json", "adapter_model.safetensors"] as const;
+
+/** The two PEFT files of an upload. */
+export interface UploadedAdapter {
+  config: Uint8Array;
+  weights: Uint8Array;
+}
+
+class TooLarge extends Error {}
+
+/** Counts bytes through; fails with TooLarge once more than `max` have passed. */
+function byteBound(max: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      seen += chunk.byteLength;
+      done(seen > max ? new TooLarge() : null, seen > max ? undefined : chunk);
+    },
+  });
+}
+
+/**
+ * Reads an adapter upload of at most `maxBytes` (the whole body). Errors: `payload_too_large`
+ * (413) past the bound, `bad_request` for a body that is not multipart/form-data or lacks a file.
+ */
+export async function receiveAdapterUpload(
+  req: Request,
+  maxBytes: number,
+): Promise<Result<UploadedAdapter, TrainerError>> {
+  const tooLarge = err(new TrainerError("payload_too_large", `uploads are limited to ${maxBytes} bytes`));
+  const declared = Number(req.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) return tooLarge;
+  const type = req.headers.get("content-type") ?? "";
+  if (!/^multipart\/form-data/i.test(type) || req.body === null) {
+    return err(new TrainerError("bad_request", "expected multipart/form-data with the PEFT files"));
+  }
+  const dir = await mkdtemp(join(tmpdir(), "loracast-upload-"));
+  try {
+    const form = busboy({ headers: { "content-type": type }, limits: { fields: 16, files: 8, parts: 32 } });
+    const written: Promise<Error | null>[] = [];
+    const seen = new Set<string>();
+    form.on("file", (name, stream) => {
+      const field = UPLOAD_FIELDS.find((f) => f === name);
+      if (field === undefined || seen.has(field)) {
+        stream.resume(); // other parts are ignored, as before; a repeated field keeps its first file
+        return;
+      }
+      seen.add(field);
+      // Settled as a value: when the body fails, these fail too, and must not go unhandled.
+      written.push(
+        pipeline(stream, createWriteStream(join(dir, field))).then(
+          () => null,
+          (e: unknown) => e as Error,
+        ),
+      );
+    });
+    const body = Readable.fromWeb(req.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    try {
+      await pipeline(body, byteBound(maxBytes), form);
+      const failed = (await Promise.all(written)).find((e) => e !== null);
+      if (failed !== undefined) throw failed;
+    } catch (e) {
+      if (e instanceof TooLarge) return tooLarge;
+      return err(new TrainerError("bad_request", `expected multipart/form-data: ${(e as Error).message}`));
+    }
+    for (const field of UPLOAD_FIELDS) {
+      if (!seen.has(field)) {
+        return err(new TrainerError("bad_request", `multipart field "${field}" (a file) is required`));
+      }
+    }
+    // A Buffer is a Uint8Array: read once, not copied.
+    const [config, weights] = await Promise.all(UPLOAD_FIELDS.map((f) => readFile(join(dir, f))));
+    return ok({ config: config as Uint8Array, weights: weights as Uint8Array });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
