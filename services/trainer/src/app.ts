@@ -1,4 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { EgressPolicy } from "@loracast/shared/egress";
 import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
@@ -23,10 +24,19 @@ export interface AppDeps {
   outbox: Outbox;
   log: Logger;
   apiToken: string;
+  /** The policy subscriber URLs are checked against when registered. */
+  egress: EgressPolicy;
   maxUploadBytes: number;
 }
 
-const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/**
+ * Requests answered without the token: probes, and the version listing (signed, public metadata).
+ * Everything else needs it, reads included: run configs and subscriptions name internal endpoints.
+ */
+function isPublic(method: string, path: string): boolean {
+  if (method !== "GET" && method !== "HEAD") return false;
+  return path === "/healthz" || path === "/metrics" || /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path);
+}
 
 export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
@@ -35,7 +45,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   app.use("*", requestId(randomUUID));
 
   app.use("*", async (c, next) => {
-    if (!MUTATING.has(c.req.method)) return next();
+    if (isPublic(c.req.method, c.req.path)) return next();
     const given = Buffer.from(c.req.header("authorization")?.replace(/^Bearer /, "") ?? "");
     if (given.byteLength !== token.byteLength || !timingSafeEqual(given, token)) {
       return errorResponse(c, "unauthorized", "a valid bearer token is required");
@@ -70,7 +80,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   });
   app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher));
-  app.route("/", subscriptionRoutes(d.subscriptions));
+  app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

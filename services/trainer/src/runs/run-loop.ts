@@ -43,6 +43,8 @@ export interface RunLoopDeps {
   data: readonly Example[];
   clock: Clock;
   log: Logger;
+  /** The egress-checked fetch (egressFetch) HTTP rewards call through. */
+  fetch: typeof fetch;
   emit(event: RunLoopEvent): void;
 }
 
@@ -66,7 +68,7 @@ export class RunLoop {
     this.params = LoraParams.init(d.session.spec, lora.value, createRng(config.seed));
     const o = config.optimizer;
     this.optimizer = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
-    this.reward = rewardModel(config.rewards);
+    this.reward = rewardModel(config.rewards, d.fetch);
   }
 
   get completedSteps(): number {

@@ -1,0 +1,49 @@
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import type { LookupFunction } from "node:net";
+import { Agent, fetch as undiciFetch } from "undici";
+import { checkEgressUrl, type EgressPolicy, refuseAddress } from "./policy.ts";
+
+/** Thrown (as the fetch's rejection) when the policy refuses a URL or the address its host resolves to. */
+export class EgressRefused extends Error {
+  override name = "EgressRefused";
+}
+
+/**
+ * A `fetch` that applies the egress policy: the URL is checked as {@link checkEgressUrl}, then every
+ * connection checks the addresses its host resolves to, inside the DNS lookup the socket uses, so
+ * a name cannot be re-pointed between the check and the connect. Refusals reject with
+ * {@link EgressRefused}.
+ */
+export function egressFetch(policy: EgressPolicy): typeof fetch {
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+      if (error !== null) return callback(error, "", 0);
+      for (const a of addresses) {
+        const why = refuseAddress(a.address, policy);
+        if (why !== null) {
+          return callback(new EgressRefused(`host ${hostname} resolves to ${why}`), "", 0);
+        }
+      }
+      if (options.all === true) return (callback as unknown as AllCallback)(null, addresses);
+      const first = addresses[0];
+      if (first === undefined) return callback(new EgressRefused(`host ${hostname} has no address`), "", 0);
+      return callback(null, first.address, first.family);
+    });
+  };
+  const dispatcher = new Agent({ connect: { lookup } });
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const checked = checkEgressUrl(url, policy);
+    if (!checked.ok) throw new EgressRefused(checked.error);
+    try {
+      return await undiciFetch(url, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1]);
+    } catch (e) {
+      // undici wraps connect errors as "fetch failed"; surface the policy's reason.
+      const cause = (e as { cause?: unknown }).cause;
+      if (cause instanceof EgressRefused) throw cause;
+      throw e;
+    }
+  }) as unknown as typeof fetch;
+}
+
+type AllCallback = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
