@@ -156,6 +156,13 @@ const runs =
           return r.value;
         },
         checkpoints: new CheckpointStore(objects),
+        publishedWeights: async (run) => {
+          const { versions } = await publisher.versions(run);
+          const live = versions.filter(
+            (v) => v.sha256 !== null && (v.state === "active" || v.state === "retired"),
+          );
+          return new Map(live.map((v) => [v.sha256 as string, v.version]));
+        },
         clock: systemClock,
         log,
         egress,
