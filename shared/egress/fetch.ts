@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import type { LookupFunction } from "node:net";
-import { Agent, fetch as undiciFetch } from "undici";
+import ipaddr from "ipaddr.js";
+import { Agent, buildConnector, fetch as undiciFetch } from "undici";
 import { checkEgressUrl, type EgressPolicy, refuseAddress } from "./policy.ts";
 
 /** Thrown (as the fetch's rejection) when the policy refuses a URL or the address its host resolves to. */
@@ -10,9 +11,9 @@ export class EgressRefused extends Error {
 
 /**
  * A `fetch` that applies the egress policy: the URL is checked as {@link checkEgressUrl}, then every
- * connection checks the addresses its host resolves to, inside the DNS lookup the socket uses, so
- * a name cannot be re-pointed between the check and the connect. Refusals reject with
- * {@link EgressRefused}.
+ * connection (redirects included) checks its host: an IP literal as it is, a name by every address
+ * it resolves to, inside the DNS lookup the socket uses, so a name cannot be re-pointed between the
+ * check and the connect. Refusals reject with {@link EgressRefused}.
  */
 export function egressFetch(policy: EgressPolicy): typeof fetch {
   const lookup: LookupFunction = (hostname, options, callback) => {
@@ -30,7 +31,15 @@ export function egressFetch(policy: EgressPolicy): typeof fetch {
       return callback(null, first.address, first.family);
     });
   };
-  const dispatcher = new Agent({ connect: { lookup } });
+  const base = buildConnector({ lookup });
+  // Sockets to IP literals skip the lookup (a redirect to http://169.254.169.254/, say): check them here.
+  const connect: buildConnector.connector = (options, callback) => {
+    const host = options.hostname.replace(/^\[|\]$/g, "");
+    const why = ipaddr.isValid(host) ? refuseAddress(host, policy) : null;
+    if (why !== null) return callback(new EgressRefused(`host ${options.hostname}: ${why}`), null);
+    return base(options, callback);
+  };
+  const dispatcher = new Agent({ connect });
   return (async (input: string | URL | Request, init?: RequestInit) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const checked = checkEgressUrl(url, policy);

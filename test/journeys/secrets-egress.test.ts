@@ -43,11 +43,18 @@ function ended(stack: Stack, run: string): Promise<RunInfo> {
   );
 }
 
-/** A reward endpoint on all interfaces that answers 500 and counts its requests. */
+/**
+ * A reward endpoint on all interfaces that answers 500 (`/redirect…`: a redirect to the metadata
+ * address) and counts its requests.
+ */
 async function rewardServer(): Promise<{ server: Server; port: number; hits: () => number }> {
   let hits = 0;
-  const server = createServer((_req, res) => {
+  const server = createServer((req, res) => {
     hits++;
+    if (req.url?.startsWith("/redirect") === true) {
+      res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/" }).end();
+      return;
+    }
     res.writeHead(500).end("down");
   });
   await new Promise<void>((r) => server.listen(0, "0.0.0.0", r));
@@ -114,6 +121,22 @@ describe("secrets and egress", () => {
       assert.ok(events.some((e) => e.data.type === "status"));
       assertNoSecret(JSON.stringify(events), "run events");
       assertNoSecret(stack.trainer.logs.map((l) => JSON.stringify(l)).join("\n"), "trainer logs");
+    });
+
+    it("a reward endpoint that redirects to the metadata address is refused at the redirect", async () => {
+      const res = await postJson(`${stack.trainer.url}/v1/runs`, {
+        ...grpoRun("redirected", dataset, 2),
+        rewards: [
+          { type: "http", url: `http://127.0.0.1:${reward.port}/redirect`, retries: 0, onError: "fail" },
+        ],
+      });
+      assert.equal(res.status, 201, await res.text());
+      const info = await ended(stack, "redirected");
+      assert.equal(info.status, "failed");
+      assert.match(
+        info.error ?? "",
+        /host 169\.254\.169\.254: 169\.254\.169\.254 is a link-local or cloud-metadata address/,
+      );
     });
 
     it("run configs and subscriptions are read with the token only", async () => {
