@@ -13,7 +13,9 @@ export class EgressRefused extends Error {
  * A `fetch` that applies the egress policy: the URL is checked as {@link checkEgressUrl}, then every
  * connection (redirects included) checks its host: an IP literal as it is, a name by every address
  * it resolves to, inside the DNS lookup the socket uses, so a name cannot be re-pointed between the
- * check and the connect. Refusals reject with {@link EgressRefused}.
+ * check and the connect. Refusals reject with {@link EgressRefused}. A URL's userinfo
+ * (`https://user:pass@host/`, which fetch refuses) is sent as HTTP Basic credentials instead,
+ * unless the request sets its own `authorization`.
  */
 export function egressFetch(policy: EgressPolicy): typeof fetch {
   const lookup: LookupFunction = (hostname, options, callback) => {
@@ -41,11 +43,23 @@ export function egressFetch(policy: EgressPolicy): typeof fetch {
   };
   const dispatcher = new Agent({ connect });
   return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    // Callers pass URLs; a Request would carry a method and body this wrapper does not forward.
+    if (input instanceof Request) throw new TypeError("egressFetch takes a URL, not a Request");
+    const url = typeof input === "string" ? input : input.href;
     const checked = checkEgressUrl(url, policy);
     if (!checked.ok) throw new EgressRefused(checked.error);
+    const target = checked.value;
+    const headers = new Headers(init?.headers);
+    if (target.username !== "" || target.password !== "") {
+      const user = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+      if (!headers.has("authorization"))
+        headers.set("authorization", `Basic ${Buffer.from(user).toString("base64")}`);
+      target.username = "";
+      target.password = "";
+    }
     try {
-      return await undiciFetch(url, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1]);
+      const options = { ...init, headers: Object.fromEntries(headers), dispatcher };
+      return await undiciFetch(target.href, options as Parameters<typeof undiciFetch>[1]);
     } catch (e) {
       // undici wraps connect errors as "fetch failed"; surface the policy's reason.
       const cause = (e as { cause?: unknown }).cause;

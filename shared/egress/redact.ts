@@ -48,7 +48,11 @@ export function redactUrl(url: string): string {
 
 /** Free text (an error message, a log field) with every URL in it redacted as {@link redactUrl}. */
 export function redactText(text: string): string {
-  return text.replace(URL_IN_TEXT, (m) => redactUrl(m));
+  return text.replace(URL_IN_TEXT, (m) => {
+    // Punctuation that ends a sentence ("… http://h/x: HTTP 500") is not part of the URL.
+    const url = m.replace(/[.,;:!?)\]}]+$/, "");
+    return redactUrl(url) + m.slice(url.length);
+  });
 }
 
 /**

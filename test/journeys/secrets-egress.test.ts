@@ -47,10 +47,17 @@ function ended(stack: Stack, run: string): Promise<RunInfo> {
  * A reward endpoint on all interfaces that answers 500 (`/redirect…`: a redirect to the metadata
  * address) and counts its requests.
  */
-async function rewardServer(): Promise<{ server: Server; port: number; hits: () => number }> {
+async function rewardServer(): Promise<{
+  server: Server;
+  port: number;
+  hits: () => number;
+  lastAuthorization: () => string | undefined;
+}> {
   let hits = 0;
+  let lastAuthorization: string | undefined;
   const server = createServer((req, res) => {
     hits++;
+    lastAuthorization = req.headers.authorization;
     if (req.url?.startsWith("/redirect") === true) {
       res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/" }).end();
       return;
@@ -58,7 +65,12 @@ async function rewardServer(): Promise<{ server: Server; port: number; hits: () 
     res.writeHead(500).end("down");
   });
   await new Promise<void>((r) => server.listen(0, "0.0.0.0", r));
-  return { server, port: (server.address() as AddressInfo).port, hits: () => hits };
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    hits: () => hits,
+    lastAuthorization: () => lastAuthorization,
+  };
 }
 
 function assertNoSecret(text: string, where: string): void {
@@ -110,7 +122,12 @@ describe("secrets and egress", () => {
 
       const info = await ended(stack, "leaky");
       assert.equal(info.status, "failed");
-      assert.match(info.error ?? "", /reward endpoint http:\/\/\*\*\*@127\.0\.0\.1/);
+      assert.match(info.error ?? "", /reward endpoint http:\/\/\*\*\*@127\.0\.0\.1.*: HTTP 500/);
+      assert.equal(
+        reward.lastAuthorization(),
+        `Basic ${Buffer.from("user:hunter2").toString("base64")}`,
+        "the URL's userinfo reached the endpoint as Basic credentials",
+      );
 
       for (const path of ["/v1/runs", "/v1/runs/leaky", "/v1/subscriptions"]) {
         const res = await fetch(`${stack.trainer.url}${path}`, { headers: auth });
