@@ -1,4 +1,10 @@
-/** Structured logs: one JSON object a line on stdout, so they can be grepped in tests and shipped in production. */
+/**
+ * Structured logs: one JSON object a line on stdout, so they can be grepped in tests and shipped in
+ * production. Every string in a line passes credential redaction (URLs' userinfo and credential
+ * query values become `***`), whatever field it sits in.
+ */
+import { redactText } from "../egress/index.ts";
+
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -28,5 +34,6 @@ export function createLogger(
 
 function errorReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message };
+  if (typeof value === "string") return redactText(value);
   return value;
 }

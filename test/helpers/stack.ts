@@ -97,6 +97,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       TRAINER_PORT: "0",
       TRAINER_DATA_DIR: join(dir, "trainer"),
       TRAINER_API_TOKEN: TOKEN,
+      // Every test service listens on loopback.
+      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
       TRAINER_SIGNING_KEY_FILE: keyFile,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readSse } from "@loracast/shared/platform";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
 
 interface StreamEvent {
@@ -104,10 +104,9 @@ describe("training runs over REST", () => {
     assert.ok(reward(9, 12) >= 2 * reward(0, 3), `reward ${reward(0, 3)} → ${reward(9, 12)}`);
 
     for (const g of stack.generators) await stack.waitActive(g, "digits", 7, 30_000);
-    const info = (await (await fetch(`${stack.trainer.url}/v1/runs/digits`)).json()) as Record<
-      string,
-      unknown
-    >;
+    const info = (await (
+      await fetch(`${stack.trainer.url}/v1/runs/digits`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json()) as Record<string, unknown>;
     assert.equal(info.status, "completed");
     assert.equal(info.version, 7);
   });

@@ -113,6 +113,7 @@ describe("adapters the base cannot serve are refused at publish and at verificat
       TRAINER_PORT: "0",
       TRAINER_DATA_DIR: join(stack.dir, "trainer-with-base"),
       TRAINER_API_TOKEN: TOKEN,
+      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
       TRAINER_SIGNING_KEY_FILE: stack.signingKeyFile,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_SUBSCRIBERS: stack.generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),

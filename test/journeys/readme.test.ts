@@ -88,7 +88,7 @@ const EXPECTED: Expectation[] = [
     check: (out) => assert.match(out, /"type":"status","status":"completed"/),
   },
   {
-    command: /^curl -s \S+\/v1\/runs\/my-run +#/,
+    command: /^curl -s -H 'authorization: Bearer \S+' \S+\/v1\/runs\/my-run +#/,
     kind: "run",
     check: (out) => assert.deepEqual([json(out).status, json(out).version], ["completed", 7]),
   },

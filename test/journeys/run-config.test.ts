@@ -56,7 +56,11 @@ describe("run configs are checked before the run is accepted", () => {
     eventually(
       `${run} ends`,
       async () => {
-        const info = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}`)).json()) as RunInfo;
+        const info = (await (
+          await fetch(`${stack.trainer.url}/v1/runs/${run}`, {
+            headers: { authorization: `Bearer ${TOKEN}` },
+          })
+        ).json()) as RunInfo;
         return info.status === "running" ? undefined : info;
       },
       120_000,
@@ -147,7 +151,9 @@ describe("run configs are checked before the run is accepted", () => {
       assert.equal(error.code, "invalid_config", run);
       assert.match(error.message, field, run);
     }
-    const { runs } = (await (await fetch(`${stack.trainer.url}/v1/runs`)).json()) as { runs: RunInfo[] };
+    const { runs } = (await (
+      await fetch(`${stack.trainer.url}/v1/runs`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json()) as { runs: RunInfo[] };
     assert.deepEqual(
       runs.map((r) => r.run),
       [],

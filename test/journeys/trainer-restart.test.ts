@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { runVersionsSchema } from "@loracast/shared/manifest";
 import { readSse } from "@loracast/shared/platform";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";
 
 interface RunInfo {
@@ -64,7 +64,9 @@ describe("a trainer restart keeps every run's history", () => {
   });
 
   const info = async (run: string): Promise<RunInfo> =>
-    (await (await fetch(`${stack.trainer.url}/v1/runs/${run}`)).json()) as RunInfo;
+    (await (
+      await fetch(`${stack.trainer.url}/v1/runs/${run}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json()) as RunInfo;
 
   it("a finished run reports its step, version, metrics and status, and replays its history, after SIGTERM", async () => {
     const res = await postJson(`${stack.trainer.url}/v1/runs`, grpoRun("finished", dataset, 6));

@@ -113,6 +113,8 @@ async function main(): Promise<void> {
       TRAINER_PORT: String(ports.trainer),
       TRAINER_DATA_DIR: join(data, "trainer"),
       TRAINER_API_TOKEN: env.TRAINER_API_TOKEN,
+      // The local stack's generators (and any reward server a user runs beside it) are on loopback.
+      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
       TRAINER_MODEL_DIR: modelDir,
       TRAINER_SIGNING_KEY_FILE: keyFile,
       WEBHOOK_SECRET: env.WEBHOOK_SECRET,

@@ -1,4 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { EgressPolicy } from "@loracast/shared/egress";
 import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
 import type { ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
@@ -23,14 +24,24 @@ export interface AppDeps {
   outbox: Outbox;
   log: Logger;
   apiToken: string;
+  /** The policy subscriber URLs are checked against when registered. */
+  egress: EgressPolicy;
   maxUploadBytes: number;
 }
 
-const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
 
 /** The bound on every JSON request body (run configs, subscriptions, rollbacks): 1 MiB. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Requests answered without the token: probes, and the version listing (signed, public metadata).
+ * Everything else needs it, reads included: run configs and subscriptions name internal endpoints.
+ */
+function isPublic(method: string, path: string): boolean {
+  if (method !== "GET" && method !== "HEAD") return false;
+  return path === "/healthz" || path === "/metrics" || /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path);
+}
 
 export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
@@ -39,7 +50,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   app.use("*", requestId(randomUUID));
 
   app.use("*", async (c, next) => {
-    if (!MUTATING.has(c.req.method)) return next();
+    if (isPublic(c.req.method, c.req.path)) return next();
     // RFC 6750: only the `Bearer` scheme; a bare token is refused, so a proxy or client that drops
     // the scheme is noticed rather than silently relied on.
     const header = c.req.header("authorization") ?? "";
@@ -88,7 +99,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   });
   app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher, d.maxUploadBytes));
-  app.route("/", subscriptionRoutes(d.subscriptions));
+  app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

@@ -1,4 +1,4 @@
-import { commaList as list } from "@loracast/shared/platform";
+import { envBool, commaList as list } from "@loracast/shared/platform";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -14,7 +14,10 @@ export const envSchema = s3EnvSchema.extend({
    * event history (`runs/<run>.json`, `runs/<run>.events.jsonl`). Must survive restarts.
    */
   TRAINER_DATA_DIR: z.string().default(".data/trainer"),
-  /** Bearer token every mutating request must carry. */
+  /**
+   * Bearer token (`Authorization: Bearer <token>`) every request must carry except `/healthz`,
+   * `/metrics` and the version reads generators make (`GET /v1/runs/:run/versions`).
+   */
   TRAINER_API_TOKEN: z.string().min(16, "use at least 16 characters"),
   /** Identifies this trainer in manifests (`publisher.instance`). */
   TRAINER_INSTANCE: z.string().default("trainer-0"),
@@ -35,6 +38,13 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_HEAD_TTL_S: z.coerce.number().int().min(60).default(86_400),
   /** Standard Webhooks secret (`whsec_…`) that signs events; generators hold the same. */
   WEBHOOK_SECRET: z.string().refine(isValidSecret, "must be whsec_ followed by at least 24 base64 bytes"),
+  /**
+   * Let outbound URLs (webhook subscribers, HTTP rewards, generator fleets) reach loopback and
+   * private addresses (127/8, 10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10). Off by default;
+   * link-local and cloud-metadata addresses (169.254/16, fe80::/10, fd00:ec2::254) are refused
+   * whatever it says. The local stack sets it: its generators listen on 127.0.0.1.
+   */
+  TRAINER_EGRESS_ALLOW_PRIVATE: envBool.default(false),
   /** Comma-separated webhook URLs notified on every event, besides those registered over the API. */
   WEBHOOK_SUBSCRIBERS: list,
   /** Retries per webhook delivery round (p-retry, exponential backoff with jitter). */

@@ -1,3 +1,4 @@
+import { redactText } from "@loracast/shared/egress";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
@@ -40,8 +41,14 @@ export class TrainerError extends Error {
   }
 }
 
-/** The one error envelope: `{error: {code, message, requestId}}`. */
+/**
+ * The one error envelope: `{error: {code, message, requestId}}`. The message is redacted (messages
+ * may echo a configured URL, credentials included).
+ */
 export function errorResponse(c: Context, code: TrainerErrorCode, message: string): Response {
   const requestId = c.get("requestId") as string | undefined;
-  return c.json({ error: { code, message, requestId: requestId ?? null } }, STATUS[code]);
+  return c.json(
+    { error: { code, message: redactText(message), requestId: requestId ?? null } },
+    STATUS[code],
+  );
 }

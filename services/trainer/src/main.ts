@@ -3,6 +3,7 @@
  * outbox (which resends whatever a previous process left pending), HTTP. Shutdown runs in reverse.
  */
 import { join } from "node:path";
+import { checkEgressUrl, egressFetch } from "@loracast/shared/egress";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
 import { DecoderSession, Engine } from "@loracast/shared/runtime";
@@ -33,6 +34,18 @@ if (!parsed.success) {
   process.exit(2);
 }
 const env = parsed.data;
+const egress = { allowPrivate: env.TRAINER_EGRESS_ALLOW_PRIVATE };
+for (const url of env.WEBHOOK_SUBSCRIBERS) {
+  const checked = checkEgressUrl(url, egress);
+  if (!checked.ok) {
+    log.error("invalid configuration", {
+      variable: "WEBHOOK_SUBSCRIBERS",
+      problem: `${url}: ${checked.error}`,
+    });
+    process.exit(2);
+  }
+}
+const outboundFetch = egressFetch(egress);
 
 let spec: ModelSpec | null = null;
 let training: { session: TrainingSession; rollouts: LocalRollouts; tokenizer: TextTokenizer } | null = null;
@@ -109,6 +122,7 @@ const outbox = new Outbox({
   clock: systemClock,
   log,
   retries: env.WEBHOOK_RETRIES,
+  fetch: outboundFetch,
 });
 await outbox.start();
 
@@ -143,8 +157,17 @@ const runs =
           return r.value;
         },
         checkpoints: new CheckpointStore(objects),
+        publishedWeights: async (run) => {
+          const { versions } = await publisher.versions(run);
+          const live = versions.filter(
+            (v) => v.sha256 !== null && (v.state === "active" || v.state === "retired"),
+          );
+          return new Map(live.map((v) => [v.sha256 as string, v.version]));
+        },
         clock: systemClock,
         log,
+        egress,
+        fetch: outboundFetch,
       });
 const app = createApp({
   publisher,
@@ -154,6 +177,7 @@ const app = createApp({
   outbox,
   log,
   apiToken: env.TRAINER_API_TOKEN,
+  egress,
   maxUploadBytes: env.MAX_UPLOAD_MB * 1024 * 1024,
 });
 // Before listening, so that every run on disk answers from the first request on.

@@ -92,6 +92,7 @@ const trainer = await startService(
     TRAINER_PORT: "0",
     TRAINER_DATA_DIR: join(scratch, "trainer"),
     TRAINER_API_TOKEN: TOKEN,
+    TRAINER_EGRESS_ALLOW_PRIVATE: "true",
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_SUBSCRIBERS: "",
     TRAINER_MODEL_DIR: modelDir,

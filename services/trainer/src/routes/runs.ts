@@ -1,10 +1,15 @@
+import { redactSecrets } from "@loracast/shared/egress";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { errorResponse, TrainerError } from "../errors.ts";
 import type { RunManager } from "../runs/run-manager.ts";
 import type { TrainerEnv } from "./types.ts";
 
-/** Training runs: create, list, inspect, cancel, and follow their events over SSE. */
+/**
+ * Training runs: create, list, inspect, cancel, and follow their events over SSE. Every body that
+ * carries a run (its config, its error) or an event is redacted: configs keep credentials in
+ * reward and generator URLs, which the API never shows.
+ */
 export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
   const manager = (): RunManager => {
@@ -24,11 +29,11 @@ export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
     } catch {
       return errorResponse(c, "invalid_config", "the body must be a JSON run config");
     }
-    return c.json(await manager().create(body), 201);
+    return c.json(redactSecrets(await manager().create(body)), 201);
   });
-  app.get("/v1/runs", (c) => c.json({ runs: manager().list() }));
-  app.get("/v1/runs/:id", (c) => c.json(manager().get(c.req.param("id"))));
-  app.post("/v1/runs/:id/cancel", (c) => c.json(manager().cancel(c.req.param("id"))));
+  app.get("/v1/runs", (c) => c.json(redactSecrets({ runs: manager().list() })));
+  app.get("/v1/runs/:id", (c) => c.json(redactSecrets(manager().get(c.req.param("id")))));
+  app.post("/v1/runs/:id/cancel", (c) => c.json(redactSecrets(manager().cancel(c.req.param("id")))));
   app.get("/v1/runs/:id/events", (c) => {
     const id = c.req.param("id");
     const m = manager();
@@ -43,7 +48,7 @@ export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
       const closed = new AbortController();
       stream.onAbort(() => closed.abort());
       for await (const e of m.events(id, after, closed.signal)) {
-        await stream.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(e) });
+        await stream.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(redactSecrets(e)) });
       }
     });
   });

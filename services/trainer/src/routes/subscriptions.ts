@@ -1,18 +1,25 @@
+import { checkEgressUrl, type EgressPolicy, redactSecrets } from "@loracast/shared/egress";
 import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse } from "../errors.ts";
 import type { SubscriptionRegistry } from "../subscriptions.ts";
 import type { TrainerEnv } from "./types.ts";
 
-const body = z.object({ url: z.url({ protocol: /^https?$/ }) });
+const body = z.object({ url: z.string() });
 
-export function subscriptionRoutes(registry: SubscriptionRegistry): Hono<TrainerEnv> {
+/**
+ * Webhook subscriptions: list, register (the URL passes the egress policy), remove. Listed and
+ * returned URLs are redacted: a subscriber URL may carry credentials.
+ */
+export function subscriptionRoutes(registry: SubscriptionRegistry, egress: EgressPolicy): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
-  app.get("/v1/subscriptions", (c) => c.json({ data: registry.list() }));
+  app.get("/v1/subscriptions", (c) => c.json(redactSecrets({ data: registry.list() })));
   app.post("/v1/subscriptions", async (c) => {
     const parsed = body.safeParse(await c.req.json().catch(() => null));
     if (!parsed.success) return errorResponse(c, "bad_request", 'body must be {"url": "http(s)://…"}');
-    return c.json(await registry.add(parsed.data.url), 201);
+    const checked = checkEgressUrl(parsed.data.url, egress);
+    if (!checked.ok) return errorResponse(c, "bad_request", `url: ${checked.error}`);
+    return c.json(redactSecrets(await registry.add(parsed.data.url)), 201);
   });
   app.delete("/v1/subscriptions/:id", async (c) => {
     if (!(await registry.remove(c.req.param("id")))) {

@@ -25,6 +25,12 @@ export interface CheckpointState {
 export interface Checkpoint {
   state: CheckpointState;
   params: Map<string, Float32Array>;
+  /**
+   * The parameters of version `state.version` when they are not `params` (a checkpoint off the
+   * publish cadence): the rollout policy a resumed run samples from until its next publish, so it
+   * need not publish an off-cadence version to have one. Null when `versionStep === step`.
+   */
+  policy: Map<string, Float32Array> | null;
   optimizer: AdamWState;
 }
 
@@ -48,6 +54,8 @@ export class CheckpointStore {
         tensors[`adam_v.${key}`] = { dtype: "F32", shape: [mv.v.length], data: mv.v };
       }
     }
+    for (const [key, p] of c.policy ?? [])
+      tensors[`policy.${key}`] = { dtype: "F32", shape: [p.length], data: p };
     const state = JSON.stringify({ ...c.state, adamStep: c.optimizer.step });
     const key = checkpointKey(run, c.state.step);
     await this.objects.put(key, encodeSafetensors(tensors, { state }));
@@ -66,6 +74,7 @@ export class CheckpointStore {
     if (!file.ok) throw new Error(`checkpoint ${key}: ${file.error.message}`);
     const state = stateSchema.parse(JSON.parse(file.value.metadata.state ?? "null"));
     const params = new Map<string, Float32Array>();
+    const policy = new Map<string, Float32Array>();
     const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
     const floats = (name: string) => {
       const t = file.value.tensors.get(name);
@@ -78,10 +87,13 @@ export class CheckpointStore {
       const m = floats(`adam_m.${param}`);
       const v = floats(`adam_v.${param}`);
       if (m !== null && v !== null) moments.set(param, { m, v });
+      const p = floats(`policy.${param}`);
+      if (p !== null) policy.set(param, p);
     }
     return {
       state: { step: state.step, version: state.version, versionStep: state.versionStep },
       params,
+      policy: policy.size > 0 ? policy : null,
       optimizer: { step: state.adamStep, moments },
     };
   }

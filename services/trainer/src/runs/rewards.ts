@@ -39,7 +39,7 @@ function regexReward(pattern: string, mode: "match" | "fraction"): RewardFn {
   };
 }
 
-function httpReward(spec: Extract<RewardSpec, { type: "http" }>): RewardFn {
+function httpReward(spec: Extract<RewardSpec, { type: "http" }>, fetch: typeof globalThis.fetch): RewardFn {
   return async (s, signal) => {
     try {
       return await pRetry(
@@ -67,7 +67,7 @@ function httpReward(spec: Extract<RewardSpec, { type: "http" }>): RewardFn {
   };
 }
 
-function rewardFn(spec: RewardSpec): RewardFn {
+function rewardFn(spec: RewardSpec, fetch: typeof globalThis.fetch): RewardFn {
   switch (spec.type) {
     case "exact_match":
       return async (s) => (s.answer !== null && s.completion.trim() === s.answer.trim() ? 1 : 0);
@@ -91,13 +91,16 @@ function rewardFn(spec: RewardSpec): RewardFn {
         }
       };
     case "http":
-      return httpReward(spec);
+      return httpReward(spec, fetch);
   }
 }
 
-/** The weighted reward of each sample; NaN where a skipped HTTP reward gave none. */
-export function rewardModel(specs: readonly RewardSpec[]) {
-  const fns = specs.map((s) => ({ fn: rewardFn(s), weight: s.weight }));
+/**
+ * The weighted reward of each sample; NaN where a skipped HTTP reward gave none. HTTP rewards call
+ * through `fetch` (the trainer passes its egress-checked one).
+ */
+export function rewardModel(specs: readonly RewardSpec[], fetch: typeof globalThis.fetch) {
+  const fns = specs.map((s) => ({ fn: rewardFn(s, fetch), weight: s.weight }));
   return async (samples: readonly ScoredSample[], signal: AbortSignal): Promise<number[]> =>
     Promise.all(
       samples.map(async (s) => {

@@ -86,6 +86,8 @@ export class LocalRollouts implements RolloutSource {
 
 export interface FleetOptions {
   urls: readonly string[];
+  /** The egress-checked fetch (egressFetch): generator URLs pass the trainer's egress policy. */
+  fetch: typeof fetch;
   timeoutMs: number;
   retries: number;
 }
@@ -114,7 +116,7 @@ export class FleetRollouts implements RolloutSource {
   private async complete(url: string, body: Record<string, unknown>, signal: AbortSignal) {
     return pRetry(
       async () => {
-        const res = await fetch(`${url}/v1/completions`, {
+        const res = await this.o.fetch(`${url}/v1/completions`, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify(body),

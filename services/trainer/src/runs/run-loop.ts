@@ -5,6 +5,7 @@
  * exactly what came after it.
  */
 
+import { createHash } from "node:crypto";
 import { AdamW, clipGradNorm, learningRate } from "@loracast/shared/optim";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
@@ -40,9 +41,17 @@ export interface RunLoopDeps {
     extras: PublishExtras,
   ): Promise<PublishResult>;
   checkpoints: CheckpointStore;
+  /**
+   * The run's live versions (neither failed nor revoked) in the store, by the sha256 of their
+   * adapter_model.safetensors: a resumed run adopts the version an earlier attempt published with
+   * the same weights instead of publishing them again.
+   */
+  publishedWeights(run: string): Promise<ReadonlyMap<string, number>>;
   data: readonly Example[];
   clock: Clock;
   log: Logger;
+  /** The egress-checked fetch (egressFetch) HTTP rewards call through. */
+  fetch: typeof fetch;
   emit(event: RunLoopEvent): void;
 }
 
@@ -54,6 +63,10 @@ export class RunLoop {
   private versionStep = 0;
   /** Whether a step changed the parameters since the last publish; skipped steps change nothing. */
   private changed = false;
+  /** The parameters of `version` (a copy taken when it was published): the rollout policy. */
+  private policy: Map<string, Float32Array> | null = null;
+  /** After a resume: versions after the checkpoint's, by weights sha256, that this attempt may adopt. */
+  private adoptable = new Map<string, number>();
   private readonly reward;
 
   constructor(
@@ -66,7 +79,7 @@ export class RunLoop {
     this.params = LoraParams.init(d.session.spec, lora.value, createRng(config.seed));
     const o = config.optimizer;
     this.optimizer = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
-    this.reward = rewardModel(config.rewards);
+    this.reward = rewardModel(config.rewards, d.fetch);
   }
 
   get completedSteps(): number {
@@ -85,6 +98,12 @@ export class RunLoop {
     this.step = c.state.step;
     this.version = c.state.version;
     this.versionStep = c.state.versionStep;
+    this.policy = c.policy ?? (c.state.versionStep === c.state.step ? copyParams(c.params) : null);
+    // Steps after the checkpoint are redone exactly, so the versions an earlier attempt published
+    // from them come back byte for byte: those are adopted, not published again.
+    for (const [sha, v] of await this.d.publishedWeights(this.config.run)) {
+      if (v > this.version) this.adoptable.set(sha, v);
+    }
     this.d.log.info("resumed from checkpoint", {
       run: this.config.run,
       step: this.step,
@@ -95,9 +114,13 @@ export class RunLoop {
 
   async run(signal: AbortSignal): Promise<void> {
     const { config } = this;
-    // The rollout policy is always a published version, so samples name what produced them.
-    if (this.version === 0 || this.versionStep !== this.step) await this.publish();
-    this.d.rollouts.offer(this.version, this.params.feeds());
+    // The rollout policy is always a published version, so samples name what produced them. A
+    // resume off the publish cadence samples from the checkpoint's copy of that version; only a
+    // checkpoint written before checkpoints kept that copy makes it publish the current parameters.
+    if (this.version === 0) await this.publish();
+    else if (this.versionStep === this.step) this.d.rollouts.offer(this.version, this.params.feeds());
+    else if (this.policy !== null) this.d.rollouts.offer(this.version, this.policyFeeds(this.policy));
+    else await this.publish();
     let nonFinite = 0;
     while (this.step < config.steps) {
       signal.throwIfAborted();
@@ -291,16 +314,35 @@ export class RunLoop {
     return { tokens: [ids], logprobs: [[...lp]] };
   }
 
+  /** The engine feeds of `policy` (a copy of the parameters at an earlier step). */
+  private policyFeeds(policy: ReadonlyMap<string, Float32Array>): ReturnType<LoraParams["feeds"]> {
+    const current = copyParams(this.params.named());
+    this.params.assign(policy);
+    const feeds = this.params.feeds();
+    this.params.assign(current);
+    return feeds;
+  }
+
   private async publish(): Promise<void> {
     const start = this.d.clock.now();
-    const result = await this.d.publish(this.config.run, this.params.toPeft(), {
+    const files = this.params.toPeft();
+    const sha = createHash("sha256").update(files.weights).digest("hex");
+    const adopted = this.adoptable.get(sha);
+    if (adopted !== undefined) {
+      this.adoptable.delete(sha);
+      this.d.log.info("version already published by an earlier attempt", {
+        run: this.config.run,
+        step: this.step,
+        version: adopted,
+      });
+      this.settle(adopted);
+      return;
+    }
+    const result = await this.d.publish(this.config.run, files, {
       probe: await this.probe(),
       training: { step: this.step, algorithm: this.config.algorithm.name, metrics: {} },
     });
-    this.version = result.version;
-    this.versionStep = this.step;
-    this.changed = false;
-    this.d.rollouts.offer(this.version, this.params.feeds());
+    this.settle(result.version);
     this.d.emit({
       type: "published",
       step: this.step,
@@ -310,11 +352,21 @@ export class RunLoop {
     });
   }
 
+  /** `version` now holds the current parameters: it becomes the rollout policy. */
+  private settle(version: number): void {
+    this.version = version;
+    this.versionStep = this.step;
+    this.changed = false;
+    this.policy = copyParams(this.params.named());
+    this.d.rollouts.offer(version, this.params.feeds());
+  }
+
   private async checkpoint(): Promise<void> {
     const start = this.d.clock.now();
     const key = await this.d.checkpoints.save(this.config.run, {
       state: { step: this.step, version: this.version, versionStep: this.versionStep },
       params: this.params.named(),
+      policy: this.versionStep === this.step ? null : this.policy,
       optimizer: this.optimizer.state,
     });
     this.d.emit({ type: "checkpoint", step: this.step, key, ms: this.d.clock.now() - start });
@@ -336,4 +388,8 @@ function firstNonFiniteParam(params: ReadonlyMap<string, Float32Array>): string 
     }
   }
   return null;
+}
+
+function copyParams(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  return new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
 }

@@ -5,6 +5,7 @@
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { EgressPolicy } from "@loracast/shared/egress";
 import type { RunEvent, RunMetrics, RunStatus, RunStreamEvent } from "@loracast/shared/run-events";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
@@ -30,9 +31,13 @@ export interface RunInfo {
   config: RunConfig;
 }
 
-/** The loop's dependencies, less the per-run ones the manager supplies (data, events). */
+/**
+ * The loop's dependencies, less the per-run ones the manager supplies (data, events), plus the
+ * egress policy new configs' URLs are checked against (the loop's `fetch` applies it again).
+ */
 export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & {
   dataDir: string;
+  egress: EgressPolicy;
   /**
    * Consecutive trainer stops a run may go through without a new checkpoint before it is failed
    * instead of resumed (TRAINER_MAX_RESUMES): a run that crashes the trainer must not crash it forever.
@@ -141,7 +146,7 @@ export class RunManager {
 
   /** Checks the whole config (run-plan.ts) before answering, then starts the run in the background. */
   async create(body: unknown): Promise<RunInfo> {
-    const plan = await planRun(body, this.d.session.spec);
+    const plan = await planRun(body, this.d.session.spec, this.d.egress);
     if (!plan.ok) throw plan.error;
     const { config, data } = plan.value;
     // After the checks' awaits, so two creates cannot both pass these and both start.
@@ -214,7 +219,7 @@ export class RunManager {
       const fleet = a.info.config.generators;
       loop = new RunLoop(a.info.config, {
         ...this.d,
-        rollouts: fleet === null ? this.d.rollouts : new FleetRollouts(fleet),
+        rollouts: fleet === null ? this.d.rollouts : new FleetRollouts({ ...fleet, fetch: this.d.fetch }),
         data,
         emit: (e) => this.emit(a, e),
       });

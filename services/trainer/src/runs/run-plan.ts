@@ -4,6 +4,7 @@
  * base's module map, and every dataset line against what the algorithm and rewards read. The
  * background launch then only does work that cannot fail on input.
  */
+import { checkEgressUrl, type EgressPolicy } from "@loracast/shared/egress";
 import type { ModelSpec } from "@loracast/shared/model-spec";
 import { isTargeted, type LoraConfig, parseLoraConfig } from "@loracast/shared/peft";
 import { err, ok, type Result } from "@loracast/shared/result";
@@ -77,13 +78,37 @@ function checkRewards(config: RunConfig): Result<null, TrainerError> {
   return ok(null);
 }
 
+/**
+ * Every URL the run will call (HTTP rewards, the generator fleet) against the egress policy; the
+ * connect-time check (egressFetch) catches names that resolve to refused addresses.
+ */
+function checkUrls(config: RunConfig, egress: EgressPolicy): Result<null, TrainerError> {
+  const urls = [
+    ...config.rewards.flatMap((r, i) =>
+      r.type === "http" ? [{ field: `rewards.${i}.url`, url: r.url }] : [],
+    ),
+    ...(config.generators?.urls ?? []).map((url, i) => ({ field: `generators.urls.${i}`, url })),
+  ];
+  for (const { field, url } of urls) {
+    const checked = checkEgressUrl(url, egress);
+    if (!checked.ok) return invalid(`${field}: ${checked.error}`);
+  }
+  return ok(null);
+}
+
 /** Checks a `POST /v1/runs` body completely; a failure is `invalid_config` naming the field path. */
-export async function planRun(body: unknown, spec: ModelSpec): Promise<Result<RunPlan, TrainerError>> {
+export async function planRun(
+  body: unknown,
+  spec: ModelSpec,
+  egress: EgressPolicy,
+): Promise<Result<RunPlan, TrainerError>> {
   const parsed = runConfigSchema.safeParse(body);
   if (!parsed.success) return invalid(describeConfigError(parsed.error));
   const config = parsed.data;
   const rewards = checkRewards(config);
   if (!rewards.ok) return rewards;
+  const urls = checkUrls(config, egress);
+  if (!urls.ok) return urls;
   const lora = runLora(config, spec);
   if (!lora.ok) return lora;
   const data = await loadDataset(config.dataset.path, datasetNeeds(config));
