@@ -42,7 +42,11 @@ describe("hostile runs cannot wedge the trainer", () => {
   /** Fails when the trainer takes longer than `ms` to answer (a pinned event loop never does). */
   const timed = async (path: string, init: RequestInit = {}, ms = 2000): Promise<Response> => {
     const started = Date.now();
-    const res = await fetch(`${stack.trainer.url}${path}`, { ...init, signal: AbortSignal.timeout(ms) });
+    const res = await fetch(`${stack.trainer.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: AbortSignal.timeout(ms),
+    });
     assert.ok(Date.now() - started < ms, `${path} answered within ${ms} ms`);
     return res;
   };
@@ -105,10 +109,7 @@ describe("hostile runs cannot wedge the trainer", () => {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    const cancel = await timed("/v1/runs/redos/cancel", {
-      method: "POST",
-      headers: { authorization: `Bearer ${TOKEN}` },
-    });
+    const cancel = await timed("/v1/runs/redos/cancel", { method: "POST" });
     assert.equal(cancel.status, 200, await cancel.clone().text());
     const deadline = Date.now() + 30_000;
     while ((await info("redos")).status === "running") {
