@@ -6,41 +6,13 @@ import {
   revocationMessage,
   revokedBy,
 } from "@loracast/shared/manifest";
-import type { ModelSpec, VerifiedAdapter } from "@loracast/shared/model-spec";
-import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
-import type { LoraFeeds } from "@loracast/shared/runtime";
-import { type AdapterStore, StoreError } from "@loracast/shared/store";
+import { StoreError } from "@loracast/shared/store";
 import { markFailed, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
-import type { EnsureError, Trigger, VersionRecord } from "./types.ts";
-import { type CacheBounds, type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
-
-export interface ManagerDeps {
-  store: AdapterStore;
-  spec: ModelSpec;
-  clock: Clock;
-  log: Logger;
-  bounds: CacheBounds;
-  maxRank: number;
-  /** Runs to follow; null follows every run in the store. */
-  runs: readonly string[] | null;
-  /** Base fingerprints a manifest may name besides `spec.fingerprint` (the same base described another way). */
-  alsoAccept?: readonly string[];
-  /** Turns a verified adapter into engine feeds at staging; absent when the generator has no engine. */
-  prepare?: (adapter: VerifiedAdapter) => LoraFeeds;
-  /**
-   * Scores a manifest's probe with the staged feeds (next-token log-probabilities along each row),
-   * so a version whose numbers differ from the trainer's beyond `probeTolerance` never activates.
-   */
-  probe?: { score: (feeds: LoraFeeds, tokens: readonly number[]) => Promise<number[]>; tolerance: number };
-  /**
-   * Serve a revoked version when a request names it exactly (`GENERATOR_SERVE_REVOKED`). It is still
-   * never activated and never listed in /v1/models; `<run>` still means the rollback's target.
-   */
-  serveRevoked?: boolean;
-}
+import type { EnsureError, ManagerDeps, Trigger, VersionRecord } from "./types.ts";
+import { type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;

@@ -2,8 +2,7 @@
 import { CONFIG_FILE, WEIGHTS_FILE } from "@loracast/shared/manifest";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { err, ok, type Result } from "@loracast/shared/result";
-import type { ManagerDeps } from "./adapter-manager.ts";
-import type { LoadedAdapter, PullFailure, VersionRecord } from "./types.ts";
+import type { LoadedAdapter, ManagerDeps, PullFailure, VersionRecord } from "./types.ts";
 import type { VersionCache } from "./version-cache.ts";
 
 /**

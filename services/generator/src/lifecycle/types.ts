@@ -1,6 +1,9 @@
 import type { AdapterRow, RollbackRecord, VersionState } from "@loracast/shared/manifest";
-import type { VerifiedAdapter } from "@loracast/shared/model-spec";
+import type { ModelSpec, VerifiedAdapter } from "@loracast/shared/model-spec";
+import type { Clock, Logger } from "@loracast/shared/platform";
 import type { LoraFeeds } from "@loracast/shared/runtime";
+import type { AdapterStore } from "@loracast/shared/store";
+import type { CacheBounds } from "./version-cache.ts";
 
 export type { VersionState };
 
@@ -85,3 +88,29 @@ export type EnsureError =
   | { kind: "revoked"; message: string; rollback: RollbackRecord }
   /** Not in the store (yet), or the store could not be read. */
   | { kind: "unavailable"; message: string };
+
+/** What the adapter manager (and its pull pipeline) works with. */
+export interface ManagerDeps {
+  store: AdapterStore;
+  spec: ModelSpec;
+  clock: Clock;
+  log: Logger;
+  bounds: CacheBounds;
+  maxRank: number;
+  /** Runs to follow; null follows every run in the store. */
+  runs: readonly string[] | null;
+  /** Base fingerprints a manifest may name besides `spec.fingerprint` (the same base described another way). */
+  alsoAccept?: readonly string[];
+  /** Turns a verified adapter into engine feeds at staging; absent when the generator has no engine. */
+  prepare?: (adapter: VerifiedAdapter) => LoraFeeds;
+  /**
+   * Scores a manifest's probe with the staged feeds (next-token log-probabilities along each row),
+   * so a version whose numbers differ from the trainer's beyond `probeTolerance` never activates.
+   */
+  probe?: { score: (feeds: LoraFeeds, tokens: readonly number[]) => Promise<number[]>; tolerance: number };
+  /**
+   * Serve a revoked version when a request names it exactly (`GENERATOR_SERVE_REVOKED`). It is still
+   * never activated and never listed in /v1/models; `<run>` still means the rollback's target.
+   */
+  serveRevoked?: boolean;
+}
