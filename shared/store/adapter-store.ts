@@ -67,7 +67,8 @@ export interface SigningOptions {
   signer?: Signer;
   /**
    * Keys a manifest or rollback record read back must be signed by; null or absent reads
-   * unsigned metadata as it is (a generator with no `MANIFEST_PUBLIC_KEYS`: no protection).
+   * unsigned metadata as it is (a generator started with `GENERATOR_ALLOW_UNSIGNED=true` and no
+   * `MANIFEST_PUBLIC_KEYS`: no protection).
    */
   trusted?: TrustedKeys | null;
   /** Called for each refused record (a rollback record once per key), to log it. */

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { loadOrCreateSigner } from "@loracast/shared/signing";
 import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { eventually, type Service, startService } from "@loracast/shared/supervisor";
 import {
@@ -114,6 +115,9 @@ describe("journey: generators discover the runs already in the store", () => {
         objects.client.destroy();
       }
 
+      // The stack's trainer key (made by `npm start`): a generator trusts only what it signed.
+      const signer = await loadOrCreateSigner(join(data, "keys", "manifest-signing.pem"));
+      assert.ok(signer.ok);
       standalone = await startService(
         "generator",
         {
@@ -127,6 +131,7 @@ describe("journey: generators discover the runs already in the store", () => {
           GENERATOR_MODEL_DIR: join(data, "demo-model"),
           GENERATOR_MODEL_NAME: "demo-base",
           WEBHOOK_SECRETS: SECRET,
+          MANIFEST_PUBLIC_KEYS: signer.value.publicKey,
         },
         { name: "standalone" },
       );

@@ -149,8 +149,9 @@ const EXPECTED: Expectation[] = [
     kind: "run",
     check: (out) => assert.match(out, /"fingerprint":"sha256:[0-9a-f]{64}"/),
   },
-  { command: /npm -w services\/generator start$/, kind: "service" },
+  // The trainer first: the generator's MANIFEST_PUBLIC_KEYS is read from the key file it makes.
   { command: /npm -w services\/trainer start$/, kind: "service" },
+  { command: /^MANIFEST_PUBLIC_KEYS=\$\(openssl [\s\S]*npm -w services\/generator start$/, kind: "service" },
   {
     command: /\/v1\/runs\/mine\/adapters$/,
     kind: "run",

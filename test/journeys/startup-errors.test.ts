@@ -4,7 +4,8 @@
  * they retry with one line per attempt naming S3_ENDPOINT and exit 1 when S3_STARTUP_TIMEOUT_S runs
  * out, or come up once S3 appears on that port in time; (b) the embedded S3 server with a missing
  * bucket or a wrong key, where they exit 2 at once with one line naming S3_BUCKET or
- * S3_ACCESS_KEY_ID. Never a stack trace.
+ * S3_ACCESS_KEY_ID; (c) a generator without MANIFEST_PUBLIC_KEYS, which exits 2 naming it unless
+ * GENERATOR_ALLOW_UNSIGNED=true, when it starts and warns. Never a stack trace.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -13,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Signer } from "@loracast/shared/signing";
 import { ROOT, type Service } from "@loracast/shared/supervisor";
 import { LLAMA_CONFIG } from "../helpers/adapters.ts";
 import { freePortRange } from "../helpers/local-stack.ts";
@@ -32,6 +34,9 @@ interface Started {
   waitForLine(match: RegExp, timeoutMs: number): Promise<string>;
 }
 
+/** A trainer's public key, for generators that must trust one to start. */
+const PUBLIC_KEY = Signer.generate().publicKey;
+
 const work = mkdtempSync(join(tmpdir(), "loracast-startup-"));
 const running: Started[] = [];
 
@@ -44,7 +49,12 @@ function start(kind: Kind, env: Record<string, string>): Started {
       TRAINER_API_TOKEN: TOKEN,
       WEBHOOK_SECRET: SECRET,
     },
-    generator: { GENERATOR_PORT: "0", GENERATOR_BASE_CONFIG: LLAMA_CONFIG, WEBHOOK_SECRETS: SECRET },
+    generator: {
+      GENERATOR_PORT: "0",
+      GENERATOR_BASE_CONFIG: LLAMA_CONFIG,
+      WEBHOOK_SECRETS: SECRET,
+      MANIFEST_PUBLIC_KEYS: PUBLIC_KEY,
+    },
   };
   const proc = spawn(process.execPath, ["--import", "tsx", `services/${kind}/src/main.ts`], {
     cwd: ROOT,
@@ -182,5 +192,31 @@ describe("start-up against a store that is down or misconfigured", () => {
       assertNoStack(s);
       assertOneErrorNaming(s, "S3_ACCESS_KEY_ID");
     }
+  });
+
+  it("(c) no MANIFEST_PUBLIC_KEYS: exit 2 at once, one line naming it and the trainer's publicKey", async () => {
+    const s = start("generator", { ...s3Env(s3.url), MANIFEST_PUBLIC_KEYS: "" });
+    assert.equal(await exitCode(s, 60_000), 2, s.lines.join("\n"));
+    assertNoStack(s);
+    const error = assertOneErrorNaming(s, "MANIFEST_PUBLIC_KEYS");
+    assert.match(error.msg, /"msg":"signing", "publicKey"/);
+    assert.match(error.msg, /GENERATOR_ALLOW_UNSIGNED=true/);
+  });
+
+  it("(c) GENERATOR_ALLOW_UNSIGNED=true without keys: starts, warns, reports signatures not required", async () => {
+    const s = start("generator", {
+      ...s3Env(s3.url),
+      MANIFEST_PUBLIC_KEYS: "",
+      GENERATOR_ALLOW_UNSIGNED: "true",
+    });
+    const ready = JSON.parse(await s.waitForLine(/"msg":"ready"/, 60_000)) as { url: string };
+    assert.ok(
+      logLines(s).some((l) => l.level === "warn" && l.msg.startsWith("MANIFEST_PUBLIC_KEYS is not set")),
+      s.lines.join("\n"),
+    );
+    const metrics = await (await fetch(`${ready.url}/metrics`)).text();
+    assert.match(metrics, /^loracast_manifest_signatures_required 0$/m);
+    s.proc.kill("SIGTERM");
+    assert.equal(await exitCode(s, 30_000), 0);
   });
 });

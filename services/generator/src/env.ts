@@ -44,10 +44,14 @@ export const envSchema = s3EnvSchema.extend({
   /**
    * Comma-separated Ed25519 public keys (base64 of the raw 32 bytes; the trainer logs its own as
    * `publicKey`) whose signatures make a manifest or rollback record trusted; several during a key
-   * rotation. Unset: metadata is read unsigned, and anyone who can write to the bucket chooses what
-   * this generator serves (it warns at start).
+   * rotation. Required: unset, the generator refuses to start unless GENERATOR_ALLOW_UNSIGNED is true.
    */
   MANIFEST_PUBLIC_KEYS: publicKeyList,
+  /**
+   * Start without MANIFEST_PUBLIC_KEYS: metadata is then read unsigned, and anyone who can write to
+   * the bucket chooses what this generator serves (it warns at start). An explicit opt-out only.
+   */
+  GENERATOR_ALLOW_UNSIGNED: envBool.default(false),
   /** Allowed webhook timestamp skew, in seconds. */
   WEBHOOK_TOLERANCE_S: z.coerce.number().int().positive().default(300),
   /** How often the store is reconciled, so missed webhooks converge. */

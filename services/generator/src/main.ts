@@ -32,6 +32,15 @@ if (!parsed.success) {
 }
 const env = parsed.data;
 const log = log0.child({ instance: env.GENERATOR_NAME });
+// Trust only what the trainer signed: no keys is a refusal unless the operator opts out by name.
+if (env.MANIFEST_PUBLIC_KEYS.length === 0 && !env.GENERATOR_ALLOW_UNSIGNED) {
+  log.error(
+    "MANIFEST_PUBLIC_KEYS is not set: give it the trainer's public key (the trainer logs it at start as " +
+      '"msg":"signing", "publicKey"), or set GENERATOR_ALLOW_UNSIGNED=true to serve unsigned metadata',
+    { variable: "MANIFEST_PUBLIC_KEYS" },
+  );
+  process.exit(2);
+}
 
 let spec: ModelSpec;
 let session: DecoderSession | null = null;
