@@ -122,8 +122,18 @@ export class Signer {
 }
 
 /**
+ * Where the public half of the key at `path` is written: `path` without `.pem`, plus `.pub`.
+ * It holds the base64 raw Ed25519 public key, the form generators take in `MANIFEST_PUBLIC_KEYS`.
+ */
+export function publicKeyPath(path: string): string {
+  return `${path.replace(/\.pem$/, "")}.pub`;
+}
+
+/**
  * Reads the PEM private key at `path`, or generates one there (mode 0600, written atomically) when
- * the file does not exist. Any other problem (unreadable, not Ed25519) is an error naming the path.
+ * the file does not exist, and (re)writes its public half at `publicKeyPath(path)` so an operator
+ * can hand it to generators with `cat`. Any other problem (unreadable, not Ed25519) is an error
+ * naming the path.
  */
 export async function loadOrCreateSigner(path: string): Promise<Result<Signer, string>> {
   let pem: string | null = null;
@@ -132,16 +142,24 @@ export async function loadOrCreateSigner(path: string): Promise<Result<Signer, s
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") return err(`${path}: ${(e as Error).message}`);
   }
+  let signer: Signer;
   if (pem !== null) {
     const s = Signer.fromPem(pem);
-    return s.ok ? s : err(`${path}: ${s.error}`);
+    if (!s.ok) return err(`${path}: ${s.error}`);
+    signer = s.value;
+  } else {
+    signer = Signer.generate();
+    await mkdir(dirname(path), { recursive: true });
+    await writeAtomically(path, signer.toPem(), 0o600);
   }
-  const signer = Signer.generate();
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, signer.toPem(), { mode: 0o600 });
-  await rename(tmp, path);
+  await writeAtomically(publicKeyPath(path), `${signer.publicKey}\n`, 0o644);
   return ok(signer);
+}
+
+async function writeAtomically(path: string, text: string, mode: number): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode });
+  await rename(tmp, path);
 }
 
 /** Why signed metadata was refused; `code` labels the /metrics counter. */

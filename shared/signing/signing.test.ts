@@ -58,6 +58,8 @@ describe("signing", () => {
       assert.equal(first.value.keyId, second.value.keyId);
       assert.equal(statSync(path).mode & 0o777, 0o600);
       assert.match(readFileSync(path, "utf8"), /BEGIN PRIVATE KEY/);
+      // The public half sits beside it, in the form MANIFEST_PUBLIC_KEYS takes.
+      assert.equal(readFileSync(join(dir, "keys", "k.pub"), "utf8"), `${first.value.publicKey}\n`);
       const rsaPath = join(dir, "rsa.pem");
       const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey;
       writeFileSync(rsaPath, rsa.export({ format: "pem", type: "pkcs8" }));

@@ -151,7 +151,7 @@ const EXPECTED: Expectation[] = [
   },
   // The trainer first: the generator's MANIFEST_PUBLIC_KEYS is read from the key file it makes.
   { command: /npm -w services\/trainer start$/, kind: "service" },
-  { command: /^MANIFEST_PUBLIC_KEYS=\$\(openssl [\s\S]*npm -w services\/generator start$/, kind: "service" },
+  { command: /^MANIFEST_PUBLIC_KEYS=\$\(cat [\s\S]*npm -w services\/generator start$/, kind: "service" },
   {
     command: /\/v1\/runs\/mine\/adapters$/,
     kind: "run",
