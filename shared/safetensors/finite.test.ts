@@ -20,6 +20,19 @@ const bf16 = (values: number[]) =>
 describe("firstNonFinite", () => {
   const finite = [0, -0, 1.5, -2, 65504, 1e-7, 3e38, -3e38];
 
+  it("scans a tensor of a Node Buffer whose data starts 2 bytes off a word (an upload's bytes)", () => {
+    // Buffer#slice is a view, not a copy, so an unaligned view must be copied another way.
+    const file = encodeSafetensors({
+      pad: { dtype: "F16", shape: [1], data: new Uint16Array(1) },
+      t: { dtype: "F16", shape: [3], data: toFloat16(Float32Array.from([1, Number.NaN, 2])) },
+    });
+    const f = decodeSafetensors(Buffer.from(file));
+    if (!f.ok) throw f.error;
+    const t = f.value.tensors.get("t") as TensorView;
+    assert.equal(t.bytes.byteOffset % 4, 2);
+    assert.deepEqual(firstNonFinite(t), { index: 1, value: "NaN" });
+  });
+
   it("passes finite F32, F16 and BF16 tensors, extremes and subnormals included", () => {
     assert.equal(firstNonFinite(tensor("F32", Float32Array.from([...finite, 1e-45]))), null);
     assert.equal(

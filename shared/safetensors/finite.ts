@@ -14,8 +14,10 @@ export interface NonFinite {
  * all ones (IEEE 754), and a non-zero mantissa then makes it NaN.
  */
 export function firstNonFinite(tensor: TensorView): NonFinite | null {
-  // Aligned for 32-bit words whatever the dtype (a copy only when the view is not).
-  const bytes = tensor.bytes.byteOffset % 4 === 0 ? tensor.bytes : tensor.bytes.slice();
+  // Aligned for 32-bit words whatever the dtype (a copy only when the view is not). The copy is
+  // `new Uint8Array(view)`, not `view.slice()`: a Node Buffer's slice is another view at the same
+  // offset (uploads arrive as Buffers), which threw a RangeError on 2-byte-aligned F16/BF16 data.
+  const bytes = tensor.bytes.byteOffset % 4 === 0 ? tensor.bytes : new Uint8Array(tensor.bytes);
   switch (tensor.dtype) {
     case "F32":
       return scan32(bytes);
