@@ -18,7 +18,7 @@ import { eventually, type Service } from "@loracast/shared/supervisor";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { s3Settings } from "../helpers/s3.ts";
-import { SECRET, type Stack, startStack } from "../helpers/stack.ts";
+import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const RUN = "tamper";
 const WAIT_MS = 60_000;
@@ -368,6 +368,47 @@ describe("tampering: only what the trainer signed is served", () => {
       assert.equal((await stack.adapters(healed)).data.find((a) => a.version === 7)?.state, "retired");
     } finally {
       await healed.stop();
+    }
+  });
+
+  it("fails closed when a signed rollback record is hidden: a fresh generator serves no version it revoked", async () => {
+    const res = await fetch(`${stack.trainer.url}/v1/runs/${RUN}/rollback`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ version: 7 }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    // The trainer's record is replaced by bytes no key signed: the revocation of v9 is hidden.
+    await bucket.objects.put(
+      `runs/${RUN}/rollbacks/000000000009-000000000007.json`,
+      new TextEncoder().encode("{not json"),
+    );
+    const late = await stack.startGenerator("held");
+    try {
+      await eventually(
+        "the held generator reports the hidden rollback record",
+        async () => {
+          const text = await (await fetch(`${late.url}/metrics`)).text();
+          return /^loracast_store_stale_state\{run="[^"]+",finding="hidden_rollbacks"\} 1$/m.test(text)
+            ? true
+            : undefined;
+        },
+        WAIT_MS,
+      );
+      await eventually("the held generator is ready", async () =>
+        (await fetch(`${late.url}/readyz`)).status === 200 ? true : undefined,
+      );
+      assert.equal((await stack.adapters(late)).active[RUN], undefined, "nothing is activated");
+      // v8 failed for good earlier (its 2^40-byte manifest); v9 is the revoked version that loads.
+      const named = await fetch(`${late.url}/v1/load_lora_adapter`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lora_name: `${RUN}@9` }),
+      });
+      assert.notEqual(named.status, 200, `${RUN}@9 is not served`);
+      assert.match(await named.text(), /held until its store is repaired/);
+    } finally {
+      await late.stop();
     }
   });
 });

@@ -113,6 +113,8 @@ export class AdapterManager {
     const rollbacks = await this.d.store.listRollbacks(run);
     this.setRollbacks(run, rollbacks, trigger);
     await this.heads.check(run, versions, rollbacks.length);
+    // Fail closed: with a revocation hidden, any newer version may be one it revoked.
+    if (this.heads.held(run) !== null) return;
     const target = currentVersion(versions, rollbacks);
     if (target === null) return;
     const current = this.active.get(run);
@@ -139,6 +141,9 @@ export class AdapterManager {
   async ensure(run: string, version: number): Promise<Result<VersionRecord, EnsureError>> {
     // Every caller parsed the name already; this keeps any other from building a store key of it.
     if (!RUN_NAME.test(run)) return err({ kind: "unavailable", message: `"${run}" is not a run name` });
+    const held = this.heads.held(run);
+    if (held !== null)
+      return err({ kind: "unavailable", message: `run ${run} is held until its store is repaired: ${held}` });
     const existing = this.cache.get(run, version);
     if (existing !== undefined && settledFailure(existing, this.d.clock.now()))
       return err({ kind: "failed", message: existing.reason ?? "failed" });

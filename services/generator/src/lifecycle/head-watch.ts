@@ -29,6 +29,15 @@ export class HeadWatch {
   }
 
   /**
+   * Why `run` is held, or null: a signed head counts more rollback records than the store holds
+   * valid ones, so some revocation is hidden and any version might be one it revoked. Such a run
+   * fails closed: nothing new is activated or pulled by name until the store is repaired.
+   */
+  held(run: string): string | null {
+    return this.findings.get(run)?.get("hidden_rollbacks") ?? null;
+  }
+
+  /**
    * Reads `run`'s head and checks it, and the newest one seen, against the versions listed and the
    * number of rollback records accepted. A refused head is counted by the store and otherwise ignored.
    */
