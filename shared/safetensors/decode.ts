@@ -108,14 +108,48 @@ export function decodeLayout(
   }
 }
 
-function parseLayout(buffer: Uint8Array, fileLength: number, maxHeaderBytes: number): SafetensorsLayout {
+/** What the header alone proves: its entries, checked against each other but not against a file length. */
+export interface SafetensorsHeader {
+  entries: TensorEntry[];
+  metadata: Record<string, string>;
+  dataStart: number;
+  /** Bytes the tensors cover, i.e. the data section's length in a valid file. */
+  dataLength: number;
+}
+
+/**
+ * Validates a header on its own, given its first 8 + header-length bytes, before the rest of the
+ * file exists (an upload still streaming). Every rule that does not need the file's length is
+ * checked, with the same errors as `decodeLayout`; a file whose data section is not `dataLength`
+ * bytes long is still refused by `decodeLayout`/`decodeSafetensors` once it is complete.
+ */
+export function decodeHeader(
+  head: Uint8Array,
+  maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES,
+): Result<SafetensorsHeader, SafetensorsError> {
+  try {
+    const { entries, metadata, dataStart } = parseLayout(head, undefined, maxHeaderBytes);
+    const last = entries[entries.length - 1];
+    return ok({ entries, metadata, dataStart, dataLength: last === undefined ? 0 : last.end });
+  } catch (e) {
+    if (e instanceof SafetensorsError) return err(e);
+    throw e;
+  }
+}
+
+/** One parser for both: `fileLength` undefined checks only what the header proves by itself. */
+function parseLayout(
+  buffer: Uint8Array,
+  fileLength: number | undefined,
+  maxHeaderBytes: number,
+): SafetensorsLayout {
   const len = headerLength(buffer, maxHeaderBytes);
   if (!len.ok) throw len.error;
   const n = len.value;
-  if (8 + n > fileLength || 8 + n > buffer.byteLength) {
+  if (8 + n > (fileLength ?? buffer.byteLength) || 8 + n > buffer.byteLength) {
     throw new SafetensorsError(
       "truncated",
-      `header length ${n} runs past the end of the ${fileLength}-byte file`,
+      `header length ${n} runs past the end of the ${fileLength ?? buffer.byteLength}-byte file`,
     );
   }
   let text: string;
@@ -140,7 +174,7 @@ function parseLayout(buffer: Uint8Array, fileLength: number, maxHeaderBytes: num
   if (!isObject(header)) throw new SafetensorsError("invalid_json", "header must be a JSON object");
 
   const dataStart = 8 + n;
-  const dataLen = fileLength - dataStart;
+  const dataLen = fileLength === undefined ? undefined : fileLength - dataStart;
   let metadata: Record<string, string> = {};
   const entries: TensorEntry[] = [];
 
@@ -165,7 +199,7 @@ function parseLayout(buffer: Uint8Array, fileLength: number, maxHeaderBytes: num
         e.name,
       );
     }
-    if (e.end > dataLen) {
+    if (dataLen !== undefined && e.end > dataLen) {
       throw new SafetensorsError(
         "invalid_offsets",
         `data_offsets end ${e.end} is past the ${dataLen}-byte data section`,
@@ -174,7 +208,7 @@ function parseLayout(buffer: Uint8Array, fileLength: number, maxHeaderBytes: num
     }
     cursor = e.end;
   }
-  if (cursor !== dataLen) {
+  if (dataLen !== undefined && cursor !== dataLen) {
     throw new SafetensorsError(
       "invalid_offsets",
       `tensors cover ${cursor} bytes but the data section has ${dataLen}`,

@@ -5,9 +5,11 @@
 export {
   DEFAULT_MAX_HEADER_BYTES,
   type DecodeOptions,
+  decodeHeader,
   decodeLayout,
   decodeSafetensors,
   type SafetensorsFile,
+  type SafetensorsHeader,
   type SafetensorsLayout,
   type TensorEntry,
   type TensorView,
@@ -25,3 +27,4 @@ export { encodeSafetensors, type TensorInput } from "./encode.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./errors.ts";
 export { openSafetensors, type SafetensorsReader } from "./file.ts";
 export { firstNonFinite, type NonFinite } from "./finite.ts";
+export { safetensorsHeaderGuard } from "./header-guard.ts";

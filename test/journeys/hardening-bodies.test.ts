@@ -6,23 +6,14 @@
  * upload used to peak at 10.4 GB). A raw token without `Bearer ` is refused with 401 (item 9).
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
+import { memory, resetPeak } from "../helpers/memory.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const MiB = 1024 * 1024;
 const MAX_UPLOAD_MB = 160;
-
-/** The trainer's resident and peak resident memory, in bytes (Linux /proc). */
-function memory(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) * 1024;
-  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
-}
-/** Resets the peak (VmHWM) to the current RSS. */
-const resetPeak = (pid: number): void => writeFileSync(`/proc/${pid}/clear_refs`, "5");
 
 /** A multipart body of a small config and `size` bytes of weights, streamed without a Content-Length. */
 function streamedUpload(size: number): { body: ReadableStream<Uint8Array>; type: string } {

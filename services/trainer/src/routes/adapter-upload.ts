@@ -3,7 +3,8 @@
  * the body's size bound holds byte by byte, also without a Content-Length, and the weights go to a
  * temporary file instead of being buffered by the form parser, so an upload is held in memory once
  * (for validation and hashing), not several times. An oversize upload is refused as soon as it
- * passes the bound, having cost a bounded amount of disk and no memory beyond one chunk.
+ * passes the bound, and weights whose safetensors header is bad as soon as the header has arrived,
+ * each having cost a bounded amount of disk and no memory beyond one chunk (and the header).
  */
 import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -12,11 +13,13 @@ import { join } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { err, ok, type Result } from "@loracast/shared/result";
+import { SafetensorsError, safetensorsHeaderGuard } from "@loracast/shared/safetensors";
 import busboy from "busboy";
 import { TrainerError } from "../errors.ts";
 
 /** The multipart file fields of an adapter upload, in PEFT's file names. */
 export const UPLOAD_FIELDS = ["adapter_config.json", "adapter_model.safetensors"] as const;
+const WEIGHTS_FIELD = UPLOAD_FIELDS[1];
 
 /** The two PEFT files of an upload. */
 export interface UploadedAdapter {
@@ -39,7 +42,9 @@ function byteBound(max: number): Transform {
 
 /**
  * Reads an adapter upload of at most `maxBytes` (the whole body). Errors: `payload_too_large`
- * (413) past the bound, `bad_request` for a body that is not multipart/form-data or lacks a file.
+ * (413) past the bound, `invalid_adapter` (400, the safetensors codec's own text) as soon as the
+ * weights' header has arrived and is bad, without reading the rest of the body, and `bad_request`
+ * for a body that is not multipart/form-data or lacks a file.
  */
 export async function receiveAdapterUpload(
   req: Request,
@@ -57,6 +62,8 @@ export async function receiveAdapterUpload(
     const form = busboy({ headers: { "content-type": type }, limits: { fields: 16, files: 8, parts: 32 } });
     const written: Promise<Error | null>[] = [];
     const seen = new Set<string>();
+    const stop = new AbortController();
+    let badHeader: SafetensorsError | undefined;
     form.on("file", (name, stream) => {
       const field = UPLOAD_FIELDS.find((f) => f === name);
       if (field === undefined || seen.has(field)) {
@@ -64,20 +71,33 @@ export async function receiveAdapterUpload(
         return;
       }
       seen.add(field);
+      const steps: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = [stream];
+      // The weights' header is checked as it arrives: a bad one stops the whole body at once.
+      if (field === WEIGHTS_FIELD) steps.push(safetensorsHeaderGuard(maxBytes));
+      steps.push(createWriteStream(join(dir, field)));
       // Settled as a value: when the body fails, these fail too, and must not go unhandled.
       written.push(
-        pipeline(stream, createWriteStream(join(dir, field))).then(
+        pipeline(steps).then(
           () => null,
-          (e: unknown) => e as Error,
+          (e: unknown) => {
+            if (e instanceof SafetensorsError && badHeader === undefined) {
+              badHeader = e;
+              stop.abort();
+            }
+            return e as Error;
+          },
         ),
       );
     });
     const body = Readable.fromWeb(req.body as import("node:stream/web").ReadableStream<Uint8Array>);
     try {
-      await pipeline(body, byteBound(maxBytes), form);
+      await pipeline(body, byteBound(maxBytes), form, { signal: stop.signal });
       const failed = (await Promise.all(written)).find((e) => e !== null);
       if (failed !== undefined) throw failed;
     } catch (e) {
+      if (badHeader !== undefined) {
+        return err(new TrainerError("invalid_adapter", `${WEIGHTS_FIELD}: ${badHeader.message}`));
+      }
       if (e instanceof TooLarge) return tooLarge;
       return err(new TrainerError("bad_request", `expected multipart/form-data: ${(e as Error).message}`));
     }
