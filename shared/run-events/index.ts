@@ -56,6 +56,12 @@ export const runEventSchema = z.discriminatedUnion("type", [
     lastStep: stepNumber,
     version: z.number().int().nonnegative(),
   }),
+  /**
+   * The trainer shut down cleanly (SIGTERM or SIGINT) after `step` steps while the run was running;
+   * the run resumes at its next start (a `resumed` event follows). A stop without this event was a
+   * crash or a kill: only those count towards TRAINER_MAX_RESUMES. Not a final event.
+   */
+  z.object({ type: z.literal("stopped"), step: stepNumber }),
   /** The run stopped; `error` says why when it failed or was cancelled. Always the last event. */
   z.object({ type: z.literal("status"), status: runStatusSchema, error: z.string().nullable() }),
 ]);

@@ -5,7 +5,8 @@
  * run, and after a SIGKILL the resumed run does not wedge the restarted trainer. A pattern RE2
  * cannot run (the issue's own `[^]`/`\u` spelling, a backreference, an overlong pattern) is refused
  * at `POST /v1/runs` within a second, naming the field. A run that stops the trainer again and again
- * without a new checkpoint is failed with the reason after TRAINER_MAX_RESUMES stops (item 7).
+ * without a new checkpoint is failed with the reason after TRAINER_MAX_RESUMES crashes or kills
+ * (item 7); clean shutdowns (SIGTERM) do not count, however many.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -119,6 +120,33 @@ describe("hostile runs cannot wedge the trainer", () => {
     assert.equal((await info("redos")).status, "cancelled");
   });
 
+  it("resumes a run after more clean shutdowns (SIGTERM) than TRAINER_MAX_RESUMES, then counts only kills", async () => {
+    const env = { TRAINER_MAX_RESUMES: "2" };
+    const config = { ...grpoRun("graceful", dataset, 1000), publishEvery: 1000, checkpointEvery: 1000 };
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, config);
+    assert.equal(res.status, 201, await res.clone().text());
+    await waitStep("graceful", 1);
+    for (let stop = 1; stop <= 3; stop++) {
+      await stack.trainer.stop();
+      assert.equal(stack.trainer.proc.exitCode, 0, `SIGTERM ${stop}: the trainer shut down cleanly`);
+      await stack.startTrainer(env);
+      // Resumed from the start (no checkpoint), and it trains again.
+      const resumed = await waitStep("graceful", 1);
+      assert.equal(resumed.status, "running", `resumed after SIGTERM ${stop}`);
+    }
+    // A kill is a crash: the first is resumed, the second in a row fails the run.
+    await stack.trainer.kill();
+    await stack.startTrainer(env);
+    assert.equal((await waitStep("graceful", 1)).status, "running", "resumed after one kill");
+    await stack.trainer.kill();
+    await stack.startTrainer(env);
+    const failed = (await (await timed("/v1/runs/graceful")).json()) as RunInfo & { error: string | null };
+    assert.equal(failed.status, "failed");
+    assert.match(failed.error ?? "", /^not resumed: the trainer crashed or was killed 2 times in a row /);
+    const stream = await (await fetch(`${stack.trainer.url}/v1/runs/graceful/events`)).text();
+    assert.equal(stream.match(/"type":"stopped"/g)?.length, 3, "each SIGTERM is in the history");
+  });
+
   it("fails a run, with the reason, instead of resuming it after TRAINER_MAX_RESUMES stops without a checkpoint", async () => {
     const env = { TRAINER_MAX_RESUMES: "2" };
     const config = { ...grpoRun("crashy", dataset, 1000), publishEvery: 1000, checkpointEvery: 1000 };
@@ -136,7 +164,7 @@ describe("hostile runs cannot wedge the trainer", () => {
     assert.equal(failed.status, "failed", "the second stop without a checkpoint fails the run");
     assert.match(
       failed.error ?? "",
-      /^not resumed: the trainer stopped 2 times in a row .*TRAINER_MAX_RESUMES=2/,
+      /^not resumed: the trainer crashed or was killed 2 times in a row .*TRAINER_MAX_RESUMES=2/,
     );
     assert.equal((await timed("/healthz")).status, 200);
   });

@@ -184,6 +184,8 @@ const app = createApp({
 await runs?.resumeAll();
 const server = await listen(app.fetch, env.TRAINER_HOST, env.TRAINER_PORT);
 onShutdown(log, async () => {
+  // First, so a run's history records that this stop was clean (not a crash to count).
+  runs?.shutdown();
   clearInterval(headRefresh);
   await server.close();
   outbox.stop();

@@ -65,7 +65,8 @@ describe("run history", () => {
       metrics: { loss: 4 },
       version: 3,
       status: { type: "status", status: "completed", error: null, seq: 10 },
-      resumesSinceCheckpoint: 0,
+      crashesSinceCheckpoint: 0,
+      stoppedCleanly: false,
     });
     assert.deepEqual(await collect(again.history, 0), await collect(history, 0));
   });
@@ -133,5 +134,24 @@ describe("run history", () => {
       { lastSeq: summary.lastSeq, step: summary.step, version: summary.version, metrics: summary.metrics },
       { lastSeq: 7, step: 2, version: 2, metrics: null },
     );
+  });
+  it("counts resumes after a crash since the newest checkpoint, not those after a clean stop", async () => {
+    const path = join(dir, "stops.events.jsonl");
+    const { history } = await RunHistory.open(path, log);
+    const resumed = { type: "resumed", step: 0, lastStep: 1, version: 0 } as const;
+    history.append({ type: "stopped", step: 1 });
+    history.append(resumed);
+    history.append({ type: "stopped", step: 1 });
+    let { summary } = await RunHistory.open(path, log);
+    assert.deepEqual([summary.crashesSinceCheckpoint, summary.stoppedCleanly], [0, true]);
+    history.append(resumed); // after the clean stop: not counted
+    history.append(resumed); // after a kill: counted
+    history.append(resumed);
+    ({ summary } = await RunHistory.open(path, log));
+    assert.deepEqual([summary.crashesSinceCheckpoint, summary.stoppedCleanly], [2, false]);
+    history.append({ type: "checkpoint", step: 2, key: "k", ms: 1 });
+    history.close();
+    ({ summary } = await RunHistory.open(path, log));
+    assert.equal(summary.crashesSinceCheckpoint, 0);
   });
 });

@@ -42,10 +42,13 @@ export interface HistorySummary extends RunProgress {
   /** The final status event, when the run stopped. */
   status: Extract<RunEvent, { type: "status" }> | null;
   /**
-   * `resumed` events since the newest `checkpoint` event: restarts that made no progress a later
-   * resume would keep, so a run that stops the trainer every time is not resumed forever.
+   * `resumed` events since the newest `checkpoint` event that followed a crash or a kill (not a
+   * `stopped` event): restarts that made no progress a later resume would keep, so a run that
+   * crashes the trainer every time is not resumed forever. Clean shutdowns do not count.
    */
-  resumesSinceCheckpoint: number;
+  crashesSinceCheckpoint: number;
+  /** The newest event is `stopped`: the trainer last stopped cleanly, so this stop is no crash. */
+  stoppedCleanly: boolean;
 }
 
 interface Line {
@@ -88,15 +91,16 @@ export class RunHistory {
   }
 
   /**
-   * Writes `event` as the next line and returns it with its id. Checkpoint and status events are
-   * also flushed to the device, so a host crash keeps at least what the store's checkpoint covers.
+   * Writes `event` as the next line and returns it with its id. Checkpoint, status and stopped
+   * events are also flushed to the device, so a host crash keeps at least what the store's
+   * checkpoint covers, and a clean shutdown is not mistaken for a crash.
    */
   append(event: RunEvent): RunStreamEvent {
     const e = { ...event, seq: this.seq + 1 } as RunStreamEvent;
     this.fd ??= openSync(this.path, "a");
     writeSync(this.fd, `${JSON.stringify(e)}\n`);
     this.seq = e.seq;
-    if (e.type === "checkpoint" || e.type === "status") fdatasyncSync(this.fd);
+    if (e.type === "checkpoint" || e.type === "status" || e.type === "stopped") fdatasyncSync(this.fd);
     return e;
   }
 
@@ -117,15 +121,24 @@ export class RunHistory {
 }
 
 function emptySummary(): HistorySummary {
-  return { lastSeq: 0, step: 0, metrics: null, version: null, status: null, resumesSinceCheckpoint: 0 };
+  return {
+    lastSeq: 0,
+    step: 0,
+    metrics: null,
+    version: null,
+    status: null,
+    crashesSinceCheckpoint: 0,
+    stoppedCleanly: false,
+  };
 }
 
 function summarise(s: HistorySummary, e: RunStreamEvent): void {
   s.lastSeq = e.seq;
   foldProgress(s, e);
   if (e.type === "status") s.status = e;
-  if (e.type === "resumed") s.resumesSinceCheckpoint += 1;
-  if (e.type === "checkpoint") s.resumesSinceCheckpoint = 0;
+  if (e.type === "resumed" && !s.stoppedCleanly) s.crashesSinceCheckpoint += 1;
+  if (e.type === "checkpoint") s.crashesSinceCheckpoint = 0;
+  s.stoppedCleanly = e.type === "stopped";
 }
 
 /** Moves `p` past event `e`: the one reading of events into progress, for the history and live runs. */

@@ -29,7 +29,7 @@ import type { RolloutSource } from "./rollouts.ts";
 import { runLora } from "./run-plan.ts";
 
 /** What the loop reports as it goes; the run manager adds the `resumed` and final status events. */
-export type RunLoopEvent = Exclude<RunEvent, { type: "status" | "resumed" }>;
+export type RunLoopEvent = Exclude<RunEvent, { type: "status" | "resumed" | "stopped" }>;
 
 export interface RunLoopDeps {
   session: TrainingSession;

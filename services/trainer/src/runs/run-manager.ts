@@ -39,8 +39,9 @@ export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & {
   dataDir: string;
   egress: EgressPolicy;
   /**
-   * Consecutive trainer stops a run may go through without a new checkpoint before it is failed
-   * instead of resumed (TRAINER_MAX_RESUMES): a run that crashes the trainer must not crash it forever.
+   * Consecutive unclean trainer stops (crashes, kills: no `stopped` event) a run may go through
+   * without a new checkpoint before it is failed instead of resumed (TRAINER_MAX_RESUMES): a run
+   * that crashes the trainer must not crash it forever. Clean shutdowns (`shutdown`) do not count.
    */
   maxResumes: number;
 };
@@ -61,6 +62,8 @@ const recordSchema = z.object({
 
 export class RunManager {
   private readonly runs = new Map<string, Active>();
+  /** Set by `shutdown`: the process is exiting, and its runs' histories end at `stopped`. */
+  private closing = false;
   /** The run whose create() is between its checks and its registration, if any. */
   private creating: string | null = null;
 
@@ -104,10 +107,14 @@ export class RunManager {
       if (summary.status !== null) {
         // The history's final event is written first; a record still "running" missed its update.
         if (record.status === "running") await this.persist(a);
-      } else if (record.status === "running" && summary.resumesSinceCheckpoint + 1 >= this.d.maxResumes) {
-        // This stop and the resumes since the newest checkpoint: the run keeps stopping the trainer.
-        const stops = summary.resumesSinceCheckpoint + 1;
-        const error = `not resumed: the trainer stopped ${stops} times in a row during this run without a new checkpoint (TRAINER_MAX_RESUMES=${this.d.maxResumes}); the last checkpoint is at step ${a.info.step}`;
+      } else if (
+        record.status === "running" &&
+        !summary.stoppedCleanly &&
+        summary.crashesSinceCheckpoint + 1 >= this.d.maxResumes
+      ) {
+        // This crash and those since the newest checkpoint: the run keeps bringing the trainer down.
+        const crashes = summary.crashesSinceCheckpoint + 1;
+        const error = `not resumed: the trainer crashed or was killed ${crashes} times in a row during this run without a new checkpoint (TRAINER_MAX_RESUMES=${this.d.maxResumes}; clean shutdowns do not count); the last checkpoint is at step ${a.info.step}`;
         this.d.log.error("run failed", { run: a.info.run, step: a.info.step, error });
         this.emit(a, { type: "status", status: "failed", error });
         history.close();
@@ -174,8 +181,27 @@ export class RunManager {
     return a.info;
   }
 
+  /**
+   * Marks the trainer's shutdown as clean in every running run's history (a `stopped` event, flushed
+   * to the device), so the next start resumes it without counting a crash. Nothing is appended after
+   * it: events of a step still under way are dropped, as the resume redoes that step anyway.
+   */
+  shutdown(): void {
+    for (const a of this.runs.values()) {
+      if (a.info.status !== "running" || a.abort === null) continue;
+      this.emit(a, { type: "stopped", step: a.info.step });
+      a.history.close();
+      this.d.log.info("run stopped with the trainer; it resumes at the next start", {
+        run: a.info.run,
+        step: a.info.step,
+      });
+    }
+    this.closing = true;
+  }
+
   /** Appends to the run's history (before anyone sees it), updates its summary, tells subscribers. */
   private emit(a: Active, e: RunEvent): void {
+    if (this.closing) return;
     const event = a.history.append(e);
     foldProgress(a.info, e);
     if (e.type === "status") {
@@ -194,6 +220,8 @@ export class RunManager {
     const abort = new AbortController();
     a.abort = abort;
     const finish = async (status: RunStatus, error: string | null) => {
+      // A run that ends while the trainer shuts down stays "running", to be resumed.
+      if (this.closing) return;
       a.abort = null;
       this.emit(a, { type: "status", status, error });
       a.history.close();
