@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WEIGHTS_FILE } from "../manifest/index.ts";
-import { AdapterStore, blobKey, type ManifestDraft, MemoryObjectStore, sha256Hex } from "./index.ts";
+import {
+  AdapterStore,
+  type BlobRepair,
+  blobKey,
+  type ManifestDraft,
+  MemoryObjectStore,
+  sha256Hex,
+} from "./index.ts";
 
 const draft = (blob: { blob: string; sha256: string; bytes: number }): ManifestDraft => ({
   createdAt: "2026-01-01T00:00:00.000Z",
@@ -23,6 +30,31 @@ describe("adapter store", () => {
     assert.equal(second.uploaded, false);
     assert.equal(objects.traffic.uploaded, 3);
     assert.equal(first.file.blob, blobKey(sha256Hex(bytes)));
+  });
+
+  it("rewrites a corrupt blob at its address, counts and reports the repair", async () => {
+    const objects = new MemoryObjectStore();
+    const repairs: BlobRepair[] = [];
+    const store = new AdapterStore(objects, { onBlobRepaired: (r) => repairs.push(r) });
+    const bytes = new Uint8Array([1, 2, 3]);
+    const key = blobKey(sha256Hex(bytes));
+    await objects.put(key, new Uint8Array([1, 2, 4]));
+    assert.equal((await store.putBlob(bytes)).uploaded, true);
+    await objects.put(key, new Uint8Array([1, 2]));
+    assert.equal((await store.putBlob(bytes)).uploaded, true);
+    assert.deepEqual(await objects.get(key), bytes);
+    assert.equal((await store.putBlob(bytes)).uploaded, false, "a sound blob is not a repair");
+    assert.equal(store.blobsRepaired, 2);
+    assert.deepEqual(repairs, [
+      {
+        key,
+        expectedSha256: sha256Hex(bytes),
+        foundSha256: sha256Hex(new Uint8Array([1, 2, 4])),
+        expectedBytes: 3,
+        foundBytes: 3,
+      },
+      { key, expectedSha256: sha256Hex(bytes), foundSha256: null, expectedBytes: 3, foundBytes: 2 },
+    ]);
   });
 
   it("numbers versions 1, 2, 3 with parents, and reads them back verified", async () => {

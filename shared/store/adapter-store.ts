@@ -75,6 +75,25 @@ export interface SigningOptions {
   onRefused?: (refused: RefusedRecord) => void;
 }
 
+/**
+ * A blob a publish found corrupt at its content address and rewrote. `foundSha256` is the sha256
+ * of what the store held, null when its size already differed (it is not read then).
+ */
+export interface BlobRepair {
+  key: string;
+  expectedSha256: string;
+  foundSha256: string | null;
+  /** Sizes in bytes: what the blob must be, and what the store held. */
+  expectedBytes: number;
+  foundBytes: number;
+}
+
+/** A store's signing options, and who hears of blobs it repairs (to log them). */
+export interface AdapterStoreOptions extends SigningOptions {
+  /** Called after each corrupt blob a publish rewrote (see `putBlob`). */
+  onBlobRepaired?: (repair: BlobRepair) => void;
+}
+
 const MAX_VERSION_RACES = 8;
 
 /**
@@ -91,14 +110,17 @@ export class AdapterStore {
     { record: RefusedRecord["record"]; code: RefusedRecord["code"]; count: number }
   >();
 
+  /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
+  blobsRepaired = 0;
+
   constructor(
     readonly objects: ObjectStore,
-    private readonly signing: SigningOptions = {},
+    private readonly options: AdapterStoreOptions = {},
   ) {}
 
   /** Whether reads require signatures by trusted keys. */
   get verifiesSignatures(): boolean {
-    return this.signing.trusted != null;
+    return this.options.trusted != null;
   }
 
   private refuse(refused: RefusedRecord): void {
@@ -106,7 +128,7 @@ export class AdapterStore {
     const entry = this.refusals.get(id) ?? { record: refused.record, code: refused.code, count: 0 };
     entry.count++;
     this.refusals.set(id, entry);
-    this.signing.onRefused?.(refused);
+    this.options.onRefused?.(refused);
   }
 
   /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
@@ -118,8 +140,8 @@ export class AdapterStore {
     // The envelope lives under the sha256 of the bytes it signs, so it can go first: a reader that
     // finds the object finds its signature, and a publisher that loses a version race leaves only
     // an envelope nothing refers to.
-    if (this.signing.signer !== undefined) {
-      const envelope = this.signing.signer.envelope(bytes);
+    if (this.options.signer !== undefined) {
+      const envelope = this.options.signer.envelope(bytes);
       await this.objects.put(signatureKey(envelope.sha256), envelope.bytes, {
         contentType: "application/json",
       });
@@ -129,7 +151,7 @@ export class AdapterStore {
 
   /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
   private async signatureFailure(bytes: Uint8Array, sha256: string): Promise<SignatureFailure | null> {
-    const trusted = this.signing.trusted;
+    const trusted = this.options.trusted;
     if (trusted == null) return null;
     const verdict = trusted.verify(bytes, await this.objects.get(signatureKey(sha256)));
     return verdict.ok ? null : verdict.error;
@@ -139,7 +161,8 @@ export class AdapterStore {
    * Uploads a blob unless an object with its address already holds exactly these bytes. An
    * existing object is read back and hashed (one GET of its size) rather than trusted by its size,
    * so a corrupt blob (a flipped bit keeps the size) is rewritten by the next publish that uses it,
-   * which also heals the older versions that share it.
+   * which also heals the older versions that share it. Each such repair is counted
+   * (`blobsRepaired`) and reported to `onBlobRepaired` once the good bytes are written.
    */
   async putBlob(
     bytes: Uint8Array,
@@ -151,8 +174,19 @@ export class AdapterStore {
     const hash = createHash("sha256");
     const scratch = Buffer.allocUnsafeSlow(bytes.byteLength);
     const size = await this.objects.readInto(key, scratch, (region) => hash.update(region));
-    if (size === bytes.byteLength && hash.digest("hex") === sha256) return { file, uploaded: false };
+    const found = size === bytes.byteLength ? hash.digest("hex") : null;
+    if (found === sha256) return { file, uploaded: false };
     await this.objects.put(key, bytes, contentType === undefined ? {} : { contentType });
+    if (size !== null) {
+      this.blobsRepaired++;
+      this.options.onBlobRepaired?.({
+        key,
+        expectedSha256: sha256,
+        foundSha256: found,
+        expectedBytes: bytes.byteLength,
+        foundBytes: size,
+      });
+    }
     return { file, uploaded: true };
   }
 

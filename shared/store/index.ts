@@ -1,7 +1,9 @@
 /** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
 export {
   AdapterStore,
+  type AdapterStoreOptions,
   type AdapterUpload,
+  type BlobRepair,
   type IntegrityFailure,
   type ManifestDraft,
   type RefusedRecord,

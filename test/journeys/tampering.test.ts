@@ -351,10 +351,24 @@ describe("tampering: only what the trainer signed is served", () => {
     const corrupt = Uint8Array.from(bytes);
     corrupt[0] = (corrupt[0] ?? 0) ^ 1;
     await bucket.objects.put(config.blob, corrupt);
+    const repaired = async () =>
+      Number(
+        /^loracast_store_blobs_repaired_total (\d+)$/m.exec(
+          await (await fetch(`${stack.trainer.url}/metrics`)).text(),
+        )?.[1],
+      );
+    assert.equal(await repaired(), 0);
     // Same adapter_config.json as every version of the run: the publish reuses that blob.
     assert.equal(await publish(9), 9);
     for (const g of [hooked, polled]) await stack.waitActive(g, RUN, 9, WAIT_MS);
     assert.deepEqual(await bucket.objects.get(config.blob), bytes);
+    // The repair is visible: a warning naming the blob and both hashes, and a counter.
+    const line = stack.trainer.logs.find((l) => l.msg === "corrupt blob repaired");
+    assert.equal(line?.level, "warn");
+    assert.equal(line?.key, config.blob);
+    assert.equal(line?.expectedSha256, config.sha256);
+    assert.equal(line?.foundSha256, sha256Hex(corrupt));
+    assert.equal(await repaired(), 1);
     const healed = await stack.startGenerator("healed");
     try {
       await stack.waitActive(healed, RUN, 9, WAIT_MS);

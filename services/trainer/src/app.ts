@@ -1,7 +1,7 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import type { EgressPolicy } from "@loracast/shared/egress";
 import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
-import type { ObjectStore } from "@loracast/shared/store";
+import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
@@ -20,6 +20,8 @@ export interface AppDeps {
   /** Null when the trainer has no base model loaded: it can publish but not train. */
   runs: RunManager | null;
   subscriptions: SubscriptionRegistry;
+  /** The publisher's adapter store, for its counters (blobs repaired). */
+  store: AdapterStore;
   objects: ObjectStore;
   outbox: Outbox;
   log: Logger;
@@ -86,6 +88,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     const pending = (await d.outbox.pending()).length;
     const text = prometheusText([
       { name: "loracast_store_uploaded_bytes_total", type: "counter", value: d.objects.traffic.uploaded },
+      { name: "loracast_store_blobs_repaired_total", type: "counter", value: d.store.blobsRepaired },
       { name: "loracast_webhooks_delivered_total", type: "counter", value: d.outbox.stats.delivered },
       {
         name: "loracast_webhook_failed_attempts_total",

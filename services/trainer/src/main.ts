@@ -126,12 +126,14 @@ const outbox = new Outbox({
 });
 await outbox.start();
 
+const store = new AdapterStore(objects, {
+  signer: signer.value,
+  trusted: new TrustedKeys([signer.value.publicKey, ...env.MANIFEST_PUBLIC_KEYS]),
+  onRefused: (r) => log.warn("store record refused", { ...r }),
+  onBlobRepaired: (r) => log.warn("corrupt blob repaired", { ...r }),
+});
 const publisher = new Publisher({
-  store: new AdapterStore(objects, {
-    signer: signer.value,
-    trusted: new TrustedKeys([signer.value.publicKey, ...env.MANIFEST_PUBLIC_KEYS]),
-    onRefused: (r) => log.warn("store record refused", { ...r }),
-  }),
+  store,
   outbox,
   subscriptions,
   clock: systemClock,
@@ -171,6 +173,7 @@ const runs =
       });
 const app = createApp({
   publisher,
+  store,
   runs,
   subscriptions,
   objects,
