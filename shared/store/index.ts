@@ -1,4 +1,6 @@
 /** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
+
+export { type AbandonedUploadHooks, AbandonedUploads, type MultipartUpload } from "./abandoned-uploads.ts";
 export {
   AdapterStore,
   type AdapterStoreOptions,

@@ -1,7 +1,6 @@
 import { Agent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
@@ -15,6 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import pRetry, { AbortError } from "p-retry";
+import { type AbandonedUploadHooks, AbandonedUploads } from "./abandoned-uploads.ts";
 import { DirectReadError, type DirectResponse, directRead } from "./direct-read.ts";
 import type { ObjectStore } from "./object-store.ts";
 import { StoreError } from "./object-store.ts";
@@ -54,8 +54,14 @@ export class S3ObjectStore implements ObjectStore {
   private readonly root: string;
   /** Blob reads bypass the SDK's body stream where the endpoint speaks plain http. */
   private readonly directReads: boolean;
+  /** Multipart uploads whose abort failed, retried until S3 is back; and the start-up sweep. */
+  readonly abandoned: AbandonedUploads;
 
-  constructor(private readonly settings: S3Settings) {
+  /** `hooks` hear of aborts of abandoned multipart uploads, to log them. */
+  constructor(
+    private readonly settings: S3Settings,
+    hooks: AbandonedUploadHooks = {},
+  ) {
     this.root = settings.prefix === "" ? "" : `${settings.prefix.replace(/\/+$/, "")}/`;
     this.directReads = settings.directReads && (settings.endpoint?.startsWith("http:") ?? false);
     const agentOptions = { keepAlive: true, maxSockets: 64 };
@@ -71,6 +77,20 @@ export class S3ObjectStore implements ObjectStore {
       responseChecksumValidation: "WHEN_REQUIRED",
       requestHandler: { httpAgent: new Agent(agentOptions), httpsAgent: new HttpsAgent(agentOptions) },
     });
+    this.abandoned = new AbandonedUploads(this.client, settings.bucket, hooks);
+  }
+
+  /**
+   * Aborts the multipart uploads under this store's prefix that were initiated before `before`
+   * (this process's start): those a process that died mid-upload left behind. One writer per
+   * prefix is assumed (one trainer). Returns how many were aborted.
+   */
+  async sweepAbandonedUploads(before: Date): Promise<number> {
+    try {
+      return await this.abandoned.sweep(this.root, before);
+    } catch (e) {
+      throw wrap(e, `multipart sweep under ${this.root || "the bucket"}`);
+    }
   }
 
   get describe(): string {
@@ -109,7 +129,10 @@ export class S3ObjectStore implements ObjectStore {
     return "written";
   }
 
-  /** Parts go up a few at a time; a failure aborts the upload, so no partial object ever appears. */
+  /**
+   * Parts go up a few at a time; a failure aborts the upload, so no partial object ever appears.
+   * When the abort fails too (S3 down), it is retried in the background (`abandoned`).
+   */
   private async putMultipart(key: string, body: Uint8Array, contentType?: string): Promise<void> {
     const Bucket = this.settings.bucket;
     const Key = this.k(key);
@@ -158,11 +181,7 @@ export class S3ObjectStore implements ObjectStore {
         }),
       );
     } catch (e) {
-      if (uploadId !== undefined) {
-        await this.client
-          .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }))
-          .catch(() => undefined);
-      }
+      if (uploadId !== undefined) await this.abandoned.abortOrRetry({ key: Key, uploadId });
       throw wrap(e, `multipart PUT ${key}`);
     }
   }

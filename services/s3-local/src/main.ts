@@ -1,7 +1,8 @@
 /**
  * The embedded S3-compatible server for local runs and tests: s3rver on loopback, with the bucket
  * created. Access key and secret are both `S3RVER`. Listings are served by ./listing (s3rver's own
- * loses common prefixes and mis-pages), reads by ./large-reads.
+ * loses common prefixes and mis-pages), reads by ./large-reads, and ListMultipartUploads and
+ * AbortMultipartUpload (s3rver has neither) by ./multipart.
  */
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -10,6 +11,7 @@ import S3rver from "s3rver";
 import { envSchema } from "./env.ts";
 import { readInLargeChunks } from "./large-reads.ts";
 import { listLikeS3 } from "./listing/index.ts";
+import { serveMultipartUploads } from "./multipart/index.ts";
 
 const env = envSchema.parse(process.env);
 const log = createLogger({ service: "s3-local" });
@@ -25,6 +27,7 @@ const server = new S3rver({
 });
 readInLargeChunks(server);
 listLikeS3();
+serveMultipartUploads();
 const address = await server.run();
 const url = `http://${address.address}:${address.port}`;
 onShutdown(log, () => server.close());

@@ -1,7 +1,7 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import type { EgressPolicy } from "@loracast/shared/egress";
 import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
-import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
+import type { AbandonedUploads, AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
@@ -23,6 +23,8 @@ export interface AppDeps {
   /** The publisher's adapter store, for its counters (blobs repaired). */
   store: AdapterStore;
   objects: ObjectStore;
+  /** Multipart uploads aborted after S3 failed mid-upload, and those still being retried. */
+  abandonedUploads: AbandonedUploads;
   outbox: Outbox;
   log: Logger;
   apiToken: string;
@@ -89,6 +91,16 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     const text = prometheusText([
       { name: "loracast_store_uploaded_bytes_total", type: "counter", value: d.objects.traffic.uploaded },
       { name: "loracast_store_blobs_repaired_total", type: "counter", value: d.store.blobsRepaired },
+      {
+        name: "loracast_store_multipart_aborted_total",
+        type: "counter",
+        value: d.abandonedUploads.aborted,
+      },
+      {
+        name: "loracast_store_multipart_aborts_pending",
+        type: "gauge",
+        value: d.abandonedUploads.pendingCount,
+      },
       { name: "loracast_webhooks_delivered_total", type: "counter", value: d.outbox.stats.delivered },
       {
         name: "loracast_webhook_failed_attempts_total",

@@ -95,7 +95,16 @@ if (!signer.ok) {
 log.info("signing", { keyFile, keyId: signer.value.keyId, publicKey: signer.value.publicKey });
 
 const settings = s3SettingsFromEnv(env);
-const objects = new S3ObjectStore(settings);
+const objects = new S3ObjectStore(settings, {
+  onAborted: (u) => log.info("abandoned multipart upload aborted", { ...u }),
+  onAbortFailed: (u) =>
+    log.warn("multipart upload abort failed; retrying", {
+      key: u.key,
+      uploadId: u.uploadId,
+      attempt: u.attempt,
+      error: u.error.message,
+    }),
+});
 // The conditional-write probe is the trainer's first request: it also finds a wrong setting or an outage.
 const conditional = await waitForStoreOrExit({
   probe: () => detectConditionalWrites(objects, `.probe/conditional-${env.TRAINER_INSTANCE}`),
@@ -103,6 +112,11 @@ const conditional = await waitForStoreOrExit({
   log,
   timeoutMs: env.S3_STARTUP_TIMEOUT_S * 1000,
 });
+// Before this process uploads anything: every multipart upload under the prefix is a dead one's.
+await objects.sweepAbandonedUploads(new Date(performance.timeOrigin)).then(
+  (count) => log.info("abandoned multipart uploads swept", { count }),
+  (e: unknown) => log.warn("abandoned multipart uploads not swept", { error: e }),
+);
 log.info("store", {
   store: objects.describe,
   conditionalWrites: conditional,
@@ -177,6 +191,7 @@ const app = createApp({
   runs,
   subscriptions,
   objects,
+  abandonedUploads: objects.abandoned,
   outbox,
   log,
   apiToken: env.TRAINER_API_TOKEN,
@@ -192,6 +207,7 @@ onShutdown(log, async () => {
   clearInterval(headRefresh);
   await server.close();
   outbox.stop();
+  objects.abandoned.stop();
   objects.client.destroy();
 });
 // Only once SIGTERM is handled: whoever waits for this line may stop the trainer at once.

@@ -9,8 +9,8 @@
  * the page's last entry, `start-after` (v2) and `marker` (v1). `encoding-type` stays unimplemented,
  * as in s3rver.
  */
-import { createRequire } from "node:module";
 import { join } from "node:path";
+import { DUMMY_ACCOUNT, requireFromS3rver, S3Error } from "../s3rver-internals.ts";
 import { type KeyPathCodec, keysUnder } from "./keys.ts";
 import { listPage } from "./page.ts";
 
@@ -25,15 +25,8 @@ interface ListContext {
   body: unknown;
 }
 
-type S3ErrorClass = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
-
-const requireFromS3rver = createRequire(createRequire(import.meta.url).resolve("s3rver"));
 const bucketController = requireFromS3rver("./controllers/bucket") as {
   getBucket: (ctx: ListContext) => Promise<void>;
-};
-const S3Error = requireFromS3rver("./models/error") as S3ErrorClass;
-const { DUMMY_ACCOUNT } = requireFromS3rver("./models/account") as {
-  DUMMY_ACCOUNT: { id: string; displayName: string };
 };
 const FilesystemStore = requireFromS3rver("./stores/filesystem") as KeyPathCodec;
 
