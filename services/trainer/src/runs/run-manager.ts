@@ -220,7 +220,7 @@ export class RunManager {
     const abort = new AbortController();
     a.abort = abort;
     const finish = async (status: RunStatus, error: string | null) => {
-      // A run that ends while the trainer shuts down stays "running", to be resumed.
+      // A run that ends while the trainer shuts down stays "running" on disk, to be resumed.
       if (this.closing) return;
       a.abort = null;
       this.emit(a, { type: "status", status, error });
@@ -228,6 +228,8 @@ export class RunManager {
       await this.persist(a);
     };
     const fail = async (e: unknown) => {
+      // Failures the shutdown itself causes (the store client closed under a publish) are no run's.
+      if (this.closing) return;
       if (abort.signal.aborted) {
         await finish("cancelled", "cancelled over the API");
         return;
