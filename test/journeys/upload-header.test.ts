@@ -3,10 +3,12 @@
  * on real processes: the embedded S3 server and a trainer. A 256 MiB upload whose header the codec
  * refuses by itself (a length prefix past the cap, a header that is not JSON, an unknown dtype, a
  * shape that contradicts its data_offsets, overlapping tensors) gets the codec's own error as a 400
- * after the client has sent a few MiB of it, with the trainer's RSS flat and nothing left in its
- * temp dir. A file shorter than its declared header is refused with the codec's text too, and a
- * good upload still publishes. (The trainer used to write the whole body to disk, read it back into
- * memory and only then decode the header.)
+ * while the client, having sent 8 MiB of it, waits for an answer, with the trainer's RSS flat and
+ * nothing left in its temp dir. A client that sends the whole body before reading (fetch) gets the
+ * 400 too, not a reset connection (the trainer drops the rest of a refused body). A file shorter
+ * than its declared header is refused with the codec's text too, and a good upload still
+ * publishes. (The trainer used to write the whole body to disk, read it back into memory and only
+ * then decode the header.)
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -39,10 +41,15 @@ interface Sent {
   total: number;
 }
 
+/** Where the client pauses its upload to wait for an answer, and for how long at most. */
+const PAUSE_AT = 8 * MiB;
+const PAUSE_MS = 20_000;
+
 /**
  * POSTs a multipart upload whose weights are `weightsHead` followed by zeros up to `weightsBytes`,
- * generated while it is sent (never held here), honouring the socket's backpressure so that the
- * bytes counted as written are the bytes the trainer's socket took.
+ * generated while it is sent (never held here), honouring the socket's backpressure. After
+ * `PAUSE_AT` bytes it waits up to `PAUSE_MS` for an answer before sending the rest, so whether the
+ * trainer answers early does not depend on how fast this machine is.
  */
 function upload(url: string, weightsHead: Uint8Array, weightsBytes: number): Promise<Sent> {
   const lead = Buffer.from(
@@ -70,6 +77,7 @@ function upload(url: string, weightsHead: Uint8Array, weightsBytes: number): Pro
       return req.write(chunk);
     };
     let weightsSent = 0;
+    let paused = false;
     const pump = (): void => {
       while (!done && sentAtResponse < 0) {
         if (weightsSent === 0 && written === 0) {
@@ -77,6 +85,13 @@ function upload(url: string, weightsHead: Uint8Array, weightsBytes: number): Pro
           write(Buffer.from(weightsHead));
           weightsSent = weightsHead.byteLength;
           continue;
+        }
+        if (written >= PAUSE_AT && !paused) {
+          // Waits for an answer here: one that comes means the trainer answered having received
+          // at most PAUSE_AT bytes. Without one, the rest follows.
+          paused = true;
+          setTimeout(pump, PAUSE_MS);
+          return;
         }
         if (weightsSent < weightsBytes) {
           const n = Math.min(zeros.byteLength, weightsBytes - weightsSent);
@@ -171,7 +186,7 @@ describe("an upload with a bad safetensors header is refused while it streams", 
       assert.equal(error.code, "invalid_adapter");
       assert.equal(error.message, codecMessage(bytes, MiB));
       assert.ok(
-        res.sentAtResponse < res.total / 10,
+        res.sentAtResponse <= PAUSE_AT + MiB,
         `answered after ${res.sentAtResponse} of ${res.total} bytes`,
       );
       assert.ok(grown < 50 * MiB, `peak RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
@@ -186,6 +201,29 @@ describe("an upload with a bad safetensors header is refused while it streams", 
     const error = (JSON.parse(res.text) as { error: { code: string; message: string } }).error;
     assert.equal(error.message, codecMessage(short));
     assert.match(error.message, /header length 1000 runs past the end of the 17-byte file/);
+    assert.deepEqual(uploadDirs(), []);
+  });
+
+  it("answers a client that sends the whole body before reading (fetch) with the 400, not a reset", async () => {
+    const bad = head(JSON.stringify({ w: entry("Q4", [4], [0, 4]) }));
+    const weights = new Uint8Array(16 * MiB);
+    weights.set(bad);
+    for (let i = 0; i < 8; i++) {
+      const form = new FormData();
+      form.append("adapter_config.json", new Blob(["{}"]), "adapter_config.json");
+      form.append("adapter_model.safetensors", new Blob([weights]), "adapter_model.safetensors");
+      const res = await fetch(`${stack.trainer.url}/v1/runs/header/adapters`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: form,
+      });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.equal(
+        (JSON.parse(text) as { error: { message: string } }).error.message,
+        codecMessage(bad, MiB),
+      );
+    }
     assert.deepEqual(uploadDirs(), []);
   });
 

@@ -29,15 +29,24 @@ export interface UploadedAdapter {
 
 class TooLarge extends Error {}
 
-/** Counts bytes through; fails with TooLarge once more than `max` have passed. */
-function byteBound(max: number): Transform {
+/**
+ * Counts bytes through; fails with TooLarge once more than `max` have passed. After `discard()` it
+ * still counts (and fails past the bound) but passes nothing on: the rest of a refused body.
+ */
+function byteBound(max: number): Transform & { discard(): void } {
   let seen = 0;
-  return new Transform({
+  let discarding = false;
+  const bound = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
       seen += chunk.byteLength;
-      done(seen > max ? new TooLarge() : null, seen > max ? undefined : chunk);
+      if (seen > max) return done(new TooLarge());
+      done(null, discarding ? undefined : chunk);
     },
   });
+  const discard = (): void => {
+    discarding = true;
+  };
+  return Object.assign(bound, { discard });
 }
 
 /**
@@ -62,8 +71,12 @@ export async function receiveAdapterUpload(
     const form = busboy({ headers: { "content-type": type }, limits: { fields: 16, files: 8, parts: 32 } });
     const written: Promise<Error | null>[] = [];
     const seen = new Set<string>();
-    const stop = new AbortController();
+    const bound = byteBound(maxBytes);
     let badHeader: SafetensorsError | undefined;
+    let refuse: (e: SafetensorsError) => void = () => undefined;
+    const refused = new Promise<SafetensorsError>((resolve) => {
+      refuse = resolve;
+    });
     form.on("file", (name, stream) => {
       const field = UPLOAD_FIELDS.find((f) => f === name);
       if (field === undefined || seen.has(field)) {
@@ -71,18 +84,32 @@ export async function receiveAdapterUpload(
         return;
       }
       seen.add(field);
-      const steps: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = [stream];
-      // The weights' header is checked as it arrives: a bad one stops the whole body at once.
-      if (field === WEIGHTS_FIELD) steps.push(safetensorsHeaderGuard(maxBytes));
-      steps.push(createWriteStream(join(dir, field)));
-      // Settled as a value: when the body fails, these fail too, and must not go unhandled.
+      const file = createWriteStream(join(dir, field));
+      // Settled as values: when the body fails, these fail too, and must not go unhandled.
+      if (field !== WEIGHTS_FIELD) {
+        written.push(
+          pipeline(stream, file).then(
+            () => null,
+            (e: unknown) => e as Error,
+          ),
+        );
+        return;
+      }
+      // The weights' header is checked as it arrives. A bad one is answered at once; the rest of
+      // the body is then read and dropped (not parsed, not written), so that a client still
+      // sending sees the answer rather than a reset connection.
+      const guard = safetensorsHeaderGuard(maxBytes);
+      stream.pipe(guard);
+      stream.once("error", (e: Error) => guard.destroy(e));
       written.push(
-        pipeline(steps).then(
+        pipeline(guard, file).then(
           () => null,
           (e: unknown) => {
-            if (e instanceof SafetensorsError && badHeader === undefined) {
+            if (e instanceof SafetensorsError) {
               badHeader = e;
-              stop.abort();
+              stream.resume();
+              bound.discard();
+              refuse(e);
             }
             return e as Error;
           },
@@ -90,16 +117,25 @@ export async function receiveAdapterUpload(
       );
     });
     const body = Readable.fromWeb(req.body as import("node:stream/web").ReadableStream<Uint8Array>);
-    try {
-      await pipeline(body, byteBound(maxBytes), form, { signal: stop.signal });
+    const received = pipeline(body, bound, form).then(async () => {
       const failed = (await Promise.all(written)).find((e) => e !== null);
       if (failed !== undefined) throw failed;
-    } catch (e) {
-      if (badHeader !== undefined) {
-        return err(new TrainerError("invalid_adapter", `${WEIGHTS_FIELD}: ${badHeader.message}`));
-      }
-      if (e instanceof TooLarge) return tooLarge;
-      return err(new TrainerError("bad_request", `expected multipart/form-data: ${(e as Error).message}`));
+    });
+    // The rest of a refused body is still being read: its outcome no longer matters.
+    received.catch(() => undefined);
+    const outcome = await Promise.race([
+      received.then(
+        () => null,
+        (e: unknown) => e as Error,
+      ),
+      refused,
+    ]);
+    if (badHeader !== undefined) {
+      return err(new TrainerError("invalid_adapter", `${WEIGHTS_FIELD}: ${badHeader.message}`));
+    }
+    if (outcome instanceof TooLarge) return tooLarge;
+    if (outcome !== null) {
+      return err(new TrainerError("bad_request", `expected multipart/form-data: ${outcome.message}`));
     }
     for (const field of UPLOAD_FIELDS) {
       if (!seen.has(field)) {

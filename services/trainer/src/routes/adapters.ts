@@ -17,11 +17,9 @@ export function adapterRoutes(publisher: Publisher, maxUploadBytes: number): Hon
     if (!run.success) return errorResponse(c, "bad_request", `run: ${run.error.issues[0]?.message}`);
     const upload = await receiveAdapterUpload(c.req.raw, maxUploadBytes);
     if (!upload.ok) {
-      // An upload refused while streaming (too large, or a bad safetensors header) leaves its
-      // unread rest on the connection: it cannot carry another request.
-      if (upload.error.code === "payload_too_large" || upload.error.code === "invalid_adapter") {
-        c.header("connection", "close");
-      }
+      // A refused upload leaves its unread rest on the connection: it cannot carry another request.
+      // (The rest of one refused for its header is read and dropped, so the connection stays.)
+      if (upload.error.code === "payload_too_large") c.header("connection", "close");
       return errorResponse(c, upload.error.code, upload.error.message);
     }
     const { config, weights } = upload.value;
