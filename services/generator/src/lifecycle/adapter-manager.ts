@@ -12,7 +12,7 @@ import { markFailed, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
 import type { EnsureError, ManagerDeps, Trigger, VersionRecord } from "./types.ts";
-import { type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
+import { newVersionRecord, VersionCache } from "./version-cache.ts";
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;
@@ -221,7 +221,7 @@ export class AdapterManager {
       if (released) return;
       released = true;
       record.pins--;
-      this.releaseEvicted(this.cache.evict());
+      this.cache.trim();
     };
   }
 
@@ -268,7 +268,7 @@ export class AdapterManager {
         this.settle(r);
     }
     this.stats.activations++;
-    this.releaseEvicted(this.cache.evict());
+    this.cache.trim();
     this.d.log.info(isRollback ? "adapter rolled back" : "adapter activated", {
       run: record.run,
       version: record.version,
@@ -277,17 +277,6 @@ export class AdapterManager {
       ms: now - record.announcedAt,
       ...record.phases,
     });
-  }
-
-  /**
-   * Weights evicted by an activation or a released pin (not those a download reuses) are large and
-   * die all at once; left to the collector's own pace, they stay resident for a while. Where the
-   * process runs with --expose-gc, collect once the activation (or release) that evicted them is done.
-   */
-  private releaseEvicted(evicted: Evicted[]): void {
-    if (evicted.length === 0) return;
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc !== undefined) setImmediate(gc);
   }
 
   private isRevoked(record: VersionRecord): boolean {
