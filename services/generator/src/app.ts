@@ -66,6 +66,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
       d.baseName,
       Math.floor(d.clock.now() / 1000),
       d.inference?.service.contextLength ?? null,
+      d.store.refusals,
     ),
   );
   app.route("/", generateRoutes(d.inference?.service ?? null, d.clock));

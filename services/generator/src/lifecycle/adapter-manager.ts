@@ -127,7 +127,7 @@ export class AdapterManager {
       if (settledFailure(this.cache.get(run, v), this.d.clock.now())) continue;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
-      if (this.cache.get(run, v)?.untrusted !== true) tried++;
+      if (this.cache.get(run, v)?.manifestRefused !== true) tried++;
     }
   }
 

@@ -64,12 +64,12 @@ export function opsRoutes(
       },
       gauge("loracast_manifest_signatures_required", store.verifiesSignatures ? 1 : 0),
       {
-        // Manifests and rollback records refused on read: unsigned, foreign key, altered, malformed.
+        // Store records refused on read, by kind and code (STORE_REFUSAL_CODES in shared/manifest).
         name: "loracast_store_records_refused_total",
         type: "counter",
-        samples: [...store.refusals.values()].map(
-          (r) => [{ record: r.record, reason: r.code }, r.count] as const,
-        ),
+        samples: store.refusals
+          .counters()
+          .map((r) => [{ record: r.record, reason: r.code }, r.count] as const),
       },
       {
         // 1 per run and finding while its store state is staler than its newest signed head.
