@@ -8,9 +8,11 @@ import {
 } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { StoreError } from "@loracast/shared/store";
-import { markFailed, settledFailure } from "./failures.ts";
+import { failVersion, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
+import { recheckActive } from "./recheck.ts";
+import { type RevokedCounts, RevokedRequests } from "./revoked-requests.ts";
 import type { EnsureError, ManagerDeps, Trigger, VersionRecord } from "./types.ts";
 import { newVersionRecord, VersionCache } from "./version-cache.ts";
 
@@ -39,11 +41,14 @@ export class AdapterManager {
     reconciles: 0,
     reconcileErrors: 0,
     /** Requests (and `load_lora_adapter` calls) that named a revoked version, by run and outcome. */
-    revokedRequests: new Map<string, { refused: number; served: number }>(),
+    revokedRequests: new Map() as RevokedCounts,
   };
   private resolvedOnce = false;
 
+  private readonly revoked: RevokedRequests;
+
   constructor(private readonly d: ManagerDeps) {
+    this.revoked = new RevokedRequests(this.stats.revokedRequests, d.log);
     this.cache = new VersionCache(d.bounds);
     this.heads = new HeadWatch(d.store, d.clock, d.log);
   }
@@ -81,7 +86,7 @@ export class AdapterManager {
     }
     if (event.type !== "adapter.published") return;
     const current = this.active.get(event.run);
-    if (current !== undefined && event.version <= current.version && !this.isRevoked(current)) {
+    if (current !== undefined && event.version <= current.version && !this.isWithdrawn(current)) {
       this.d.log.info("stale event ignored", {
         run: event.run,
         version: event.version,
@@ -113,17 +118,20 @@ export class AdapterManager {
     const rollbacks = await this.d.store.listRollbacks(run);
     this.setRollbacks(run, rollbacks, trigger);
     await this.heads.check(run, versions, rollbacks.length);
+    const current = this.active.get(run);
+    if (current !== undefined && (await recheckActive(this.d, current, this.d.clock.now())) === "withdrawn")
+      this.stats.failures++;
     // Fail closed: with a revocation hidden, any newer version may be one it revoked.
     if (this.heads.held(run) !== null) return;
     const target = currentVersion(versions, rollbacks);
     if (target === null) return;
-    const current = this.active.get(run);
-    const mayReplace = (v: number) => current === undefined || v > current.version || this.isRevoked(current);
+    const withdrawn = current !== undefined && this.isWithdrawn(current);
     let tried = 0;
     for (let i = versions.length - 1; i >= 0 && tried < CANDIDATES_PER_PASS; i--) {
       const v = versions[i] as number;
       if (revokedBy(v, rollbacks) !== null) continue;
-      if (!mayReplace(v) || current?.version === v) return;
+      if (current?.version === v && withdrawn) continue;
+      if (current !== undefined && v <= current.version && !withdrawn) return;
       if (settledFailure(this.cache.get(run, v), this.d.clock.now())) continue;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
@@ -149,7 +157,7 @@ export class AdapterManager {
       return err({ kind: "failed", message: existing.reason ?? "failed" });
     const known = this.rollbacks.get(run);
     const before = known === undefined ? null : revokedBy(version, known);
-    if (before !== null && this.d.serveRevoked !== true) return this.refuse(version, before);
+    if (before !== null && this.d.serveRevoked !== true) return this.revoked.refuse(version, before);
     const reread =
       existing?.adapter == null || known === undefined
         ? this.d.store.listRollbacks(run).catch(() => null)
@@ -165,13 +173,8 @@ export class AdapterManager {
     }
     const revoker = revokedBy(version, this.rollbacks.get(run) ?? []);
     if (revoker === null) return ok(loaded.value);
-    if (this.d.serveRevoked !== true) return this.refuse(version, revoker);
-    this.countRevoked(run, "served");
-    this.d.log.warn("serving a revoked version (GENERATOR_SERVE_REVOKED)", {
-      run,
-      version,
-      reason: revocationMessage(version, revoker),
-    });
+    if (this.d.serveRevoked !== true) return this.revoked.refuse(version, revoker);
+    this.revoked.served(version, revoker);
     return ok(loaded.value);
   }
 
@@ -187,7 +190,7 @@ export class AdapterManager {
     const revoker = revokedBy(active.version, rollbacks);
     if (revoker === null) return ok(active);
     const target = currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
-    return target === null ? this.refuse(active.version, revoker) : this.ensure(run, target);
+    return target === null ? this.revoked.refuse(active.version, revoker) : this.ensure(run, target);
   }
 
   /** The version `model: "<run>"` names now (see `current`); null when there is none. */
@@ -197,19 +200,6 @@ export class AdapterManager {
     const rollbacks = this.rollbacks.get(run) ?? [];
     if (revokedBy(active.version, rollbacks) === null) return active.version;
     return currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
-  }
-
-  private refuse(version: number, rollback: RollbackRecord): Result<never, EnsureError> {
-    const message = revocationMessage(version, rollback);
-    this.countRevoked(rollback.run, "refused");
-    this.d.log.warn("revoked version refused", { run: rollback.run, version, reason: message });
-    return err({ kind: "revoked", message, rollback });
-  }
-
-  private countRevoked(run: string, outcome: "refused" | "served"): void {
-    const counts = this.stats.revokedRequests.get(run) ?? { refused: 0, served: 0 };
-    counts[outcome]++;
-    this.stats.revokedRequests.set(run, counts);
   }
 
   /** Holds a version in memory until the returned release function is called. */
@@ -249,7 +239,11 @@ export class AdapterManager {
     }
     const current = this.active.get(run);
     const isRollback = current !== undefined && version < current.version && this.isRevoked(current);
-    if (current === undefined || version > current.version || isRollback)
+    if (
+      current === undefined ||
+      version > current.version ||
+      (current !== record && this.isWithdrawn(current))
+    )
       this.activate(record, current, isRollback);
     return ok(record);
   }
@@ -261,6 +255,8 @@ export class AdapterManager {
     record.lastUsedAt = now;
     this.active.set(record.run, record);
     if (previous !== undefined && previous !== record) previous.lastUsedAt = now;
+    // A withdrawn version served until now (recheck.ts); replaced, it is failed like any other.
+    if (previous?.state === "failed") previous.adapter = null;
     // The previous version, and versions staged on demand that this one supersedes, become retired
     // (or revoked, on a rollback).
     for (const r of this.cache.all()) {
@@ -281,6 +277,11 @@ export class AdapterManager {
 
   private isRevoked(record: VersionRecord): boolean {
     return revokedBy(record.version, this.rollbacks.get(record.run) ?? []) !== null;
+  }
+
+  /** An active version that another may replace, even an older one: revoked, or withdrawn (recheck.ts). */
+  private isWithdrawn(record: VersionRecord): boolean {
+    return record.state === "failed" || this.isRevoked(record);
   }
 
   /**
@@ -362,7 +363,11 @@ export class AdapterManager {
           this.d.log.info("adapter not in the store", { run, version, trigger });
           return err(error.reason);
         }
-        if (error.kind !== "event") return this.fail(record, error.reason, error.kind);
+        if (error.kind !== "event") {
+          this.stats.failures++;
+          const stillServing = this.active.get(run)?.version ?? null;
+          return err(failVersion(this.d, record, error.reason, error.kind, stillServing));
+        }
         this.stats.badEvents++;
         const reason = `event refused: ${error.reason}`;
         if (record.state !== "revoked" && record.state !== "failed") record.reason = reason;
@@ -386,23 +391,5 @@ export class AdapterManager {
     } finally {
       record.pulling = null;
     }
-  }
-
-  private fail(
-    record: VersionRecord,
-    reason: string,
-    kind: "version" | "store",
-  ): Result<VersionRecord, string> {
-    const retryInMs = markFailed(record, reason, kind, this.d.clock.now());
-    this.stats.failures++;
-    const active = this.active.get(record.run);
-    this.d.log.error("adapter failed verification", {
-      run: record.run,
-      version: record.version,
-      reason,
-      retryInMs,
-      stillServing: active?.version ?? null,
-    });
-    return err(reason);
   }
 }
