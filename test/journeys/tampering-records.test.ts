@@ -9,31 +9,23 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunVersions, runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
+import type { VersionManifest } from "@loracast/shared/manifest";
 import { signatureKey } from "@loracast/shared/signing";
-import { AdapterStore, manifestKey, S3ObjectStore } from "@loracast/shared/store";
+import { manifestKey } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
-import { s3Settings } from "../helpers/s3.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
+import { decodeJson, encodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
 
 const RUN = "moved";
 const WAIT_MS = 60_000;
-const encode = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
-const decode = (b: Uint8Array | null) => JSON.parse(new TextDecoder().decode(b ?? new Uint8Array()));
 
 describe("tampering: every refused manifest has a reason, and the fleet agrees with the trainer", () => {
   let stack: Stack;
   let hooked: Service;
   let polled: Service;
   let fresh: Service | undefined;
-  let bucket: AdapterStore;
-  /** sha256 of adapter_model.safetensors of each version the trainer published. */
-  const published = new Map<number, string>();
-
-  const trainerVersions = async (): Promise<RunVersions> =>
-    runVersionsSchema.parse(await (await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`)).json());
-  const metrics = async (g: Service) => (await fetch(`${g.url}/metrics`)).text();
+  let kit: TamperKit;
+  const metrics = (g: Service) => kit.metrics(g);
   const refusedCount = async (g: Service, reason: string) => {
     const m = new RegExp(
       `^loracast_store_records_refused_total\\{record="manifest",reason="${reason}"\\} (\\d+)$`,
@@ -41,32 +33,11 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
     ).exec(await metrics(g));
     return Number(m?.[1] ?? 0);
   };
-  const publish = async (seed: number) => {
-    const res = await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, seed, 4, ["q_proj", "v_proj"]));
-    const body = (await res.json()) as { version: number; sha256: string };
-    assert.equal(res.status, 201, JSON.stringify(body));
-    published.set(body.version, body.sha256);
-    return body.version;
-  };
   /** Writes `bytes` as `RUN@version`'s manifest, signed by the trainer's key (a publisher's bug). */
   const putSigned = async (version: number, bytes: Uint8Array) => {
     const envelope = stack.signer.envelope(bytes);
-    await bucket.objects.put(signatureKey(envelope.sha256), envelope.bytes);
-    await bucket.objects.put(manifestKey(RUN, version), bytes);
-  };
-  /** Each generator's active version is the trainer's current one, and what it holds is what the trainer published. */
-  const agree = async (generators: Service[], version: number) => {
-    const record = await trainerVersions();
-    assert.equal(record.current, version, JSON.stringify(record.versions));
-    assert.equal(record.versions.find((v) => v.version === version)?.sha256, published.get(version));
-    for (const g of generators) {
-      const list = await stack.adapters(g);
-      assert.deepEqual(list.active[RUN], { version, sha256: published.get(version) }, g.name);
-      for (const a of list.data) {
-        if (a.state === "active" || a.state === "staged" || a.state === "retired")
-          assert.equal(a.sha256, published.get(a.version), `${g.name}: ${RUN}@${a.version} is the trainer's`);
-      }
-    }
+    await kit.bucket.objects.put(signatureKey(envelope.sha256), envelope.bytes);
+    await kit.bucket.objects.put(manifestKey(RUN, version), bytes);
   };
   const waitAll = (gs: Service[], version: number) =>
     Promise.all(gs.map((g) => stack.waitActive(g, RUN, version, WAIT_MS)));
@@ -76,7 +47,7 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
     hooked = stack.generators[0] as Service;
     // Started after the trainer, so not among its webhook subscribers: it learns by reconcile only.
     polled = await stack.startGenerator("polled");
-    bucket = new AdapterStore(new S3ObjectStore(s3Settings(stack.s3.url, "loracast")));
+    kit = tamperKit(stack, RUN);
   });
   after(async () => {
     await Promise.all([polled?.stop(), fresh?.stop()]);
@@ -84,22 +55,22 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
   });
 
   it("publishes v1 and v2, which every generator activates", async () => {
-    assert.equal(await publish(1), 1);
-    assert.equal(await publish(2), 2);
+    assert.equal(await kit.publish(1), 1);
+    assert.equal(await kit.publish(2), 2);
     await waitAll([hooked, polled], 2);
-    await agree([hooked, polled], 2);
+    await kit.agree([hooked, polled], 2);
   });
 
   it("refuses v1's signed manifest copied over v3's key on the webhook, reconcile and fresh-start paths (misplaced)", async () => {
-    const v1 = await bucket.objects.get(manifestKey(RUN, 1));
+    const v1 = await kit.bucket.objects.get(manifestKey(RUN, 1));
     assert.ok(v1 !== null);
     // Paused while the trainer publishes v3 and the attacker copies v1's manifest over it, so that
     // neither has read the genuine v3 first: the webhook waits in the socket.
     for (const g of [hooked, polled]) g.proc.kill("SIGSTOP");
     try {
-      assert.equal(await publish(3), 3);
+      assert.equal(await kit.publish(3), 3);
       // v1's envelope (signatures/sha256/<sha of v1's bytes>) already signs these bytes.
-      await bucket.objects.put(manifestKey(RUN, 3), v1);
+      await kit.bucket.objects.put(manifestKey(RUN, 3), v1);
     } finally {
       for (const g of [hooked, polled]) g.proc.kill("SIGCONT");
     }
@@ -122,25 +93,25 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
       WAIT_MS,
       20,
     );
-    const record = await trainerVersions();
+    const record = await kit.trainerVersions();
     assert.equal(record.versions.find((v) => v.version === 3)?.state, "failed");
-    await agree([hooked, polled, fresh], 2);
+    await kit.agree([hooked, polled, fresh], 2);
   });
 
   it("drops a version whose manifest is replaced after the fleet verified it, as the trainer and a fresh generator do, and converges back once it is restored", async () => {
-    assert.equal(await publish(4), 4);
+    assert.equal(await kit.publish(4), 4);
     await waitAll([hooked, polled, fresh as Service], 4);
-    await agree([hooked, polled, fresh as Service], 4);
+    await kit.agree([hooked, polled, fresh as Service], 4);
     const key = manifestKey(RUN, 4);
-    const genuine = await bucket.objects.get(key);
-    const v1 = await bucket.objects.get(manifestKey(RUN, 1));
+    const genuine = await kit.bucket.objects.get(key);
+    const v1 = await kit.bucket.objects.get(manifestKey(RUN, 1));
     assert.ok(genuine !== null && v1 !== null);
-    await bucket.objects.put(key, v1);
+    await kit.bucket.objects.put(key, v1);
     // The trainer judges v4 by what the store holds now, as a generator started now does.
     const late = await stack.startGenerator("late");
     try {
       await stack.waitActive(late, RUN, 2, WAIT_MS);
-      assert.equal((await trainerVersions()).versions.find((v) => v.version === 4)?.state, "failed");
+      assert.equal((await kit.trainerVersions()).versions.find((v) => v.version === 4)?.state, "failed");
       // Those that verified the genuine v4 earlier stop serving it as the run too.
       const all = [hooked, polled, fresh as Service, late];
       await waitAll(all, 2);
@@ -149,16 +120,16 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
         assert.equal(row?.state, "failed", g.name);
         assert.match(row?.reason ?? "", /names moved@1, which belongs elsewhere/, g.name);
       }
-      await agree(all, 2);
+      await kit.agree(all, 2);
       assert.ok(
         hooked.logs.some((l) => l.msg.startsWith("active version withdrawn") && l.version === 4),
         "the withdrawal is logged",
       );
 
       // The operator restores the genuine manifest: every generator serves v4 again.
-      await bucket.objects.put(key, genuine);
+      await kit.bucket.objects.put(key, genuine);
       await waitAll(all, 4);
-      await agree(all, 4);
+      await kit.agree(all, 4);
     } finally {
       await late.stop();
     }
@@ -166,12 +137,12 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
 
   it("counts a malformed manifest and one announcing 2^40 bytes under their own reasons", async () => {
     await putSigned(5, new TextEncoder().encode("{not json"));
-    const template = decode(await bucket.objects.get(manifestKey(RUN, 4))) as VersionManifest;
+    const template = decodeJson(await kit.bucket.objects.get(manifestKey(RUN, 4))) as VersionManifest;
     const [config, weights] = template.adapter.files;
     assert.ok(config !== undefined && weights !== undefined);
     await putSigned(
       6,
-      encode({
+      encodeJson({
         ...template,
         version: 6,
         parent: 5,
@@ -188,6 +159,6 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
       assert.ok((await refusedCount(g, "too_large")) >= 1, `${g.name}: too_large`);
       assert.equal((await stack.adapters(g)).active[RUN]?.version, 4, g.name);
     }
-    assert.equal((await trainerVersions()).versions.find((v) => v.version === 5)?.state, "failed");
+    assert.equal((await kit.trainerVersions()).versions.find((v) => v.version === 5)?.state, "failed");
   });
 });
