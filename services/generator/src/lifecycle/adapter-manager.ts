@@ -101,7 +101,8 @@ export class AdapterManager {
   async reconcile(): Promise<void> {
     this.stats.reconciles++;
     try {
-      const runs = this.d.runs ?? (await this.d.store.listRuns());
+      // Runs served here are visited even when the store no longer lists them (everything deleted).
+      const runs = this.d.runs ?? [...new Set([...(await this.d.store.listRuns()), ...this.active.keys()])];
       await Promise.all(runs.map((run) => this.reconcileRun(run, "reconcile")));
       this.resolvedOnce = true;
     } catch (e) {
