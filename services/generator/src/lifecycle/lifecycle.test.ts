@@ -413,16 +413,7 @@ describe("adapter manager", () => {
   it("withdraws an active version whose manifest the store no longer holds as verified, and returns to it once restored", async () => {
     const objects = new MemoryObjectStore();
     const store = new AdapterStore(objects);
-    const clock = { t: 1_000, now: () => clock.t };
-    const m = new AdapterManager({
-      store,
-      spec,
-      clock,
-      log: createLogger({}, { write: () => {} }),
-      bounds: { maxVersions: 4, maxBytes: 1e9 },
-      maxRank: 64,
-      runs: null,
-    });
+    const { m, clock } = clocked(store);
     const v1 = await publish(store, "r", 1);
     const v2 = await publish(store, "r", 2);
     await m.reconcile();
