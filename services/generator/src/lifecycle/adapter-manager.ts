@@ -22,7 +22,7 @@ const CANDIDATES_PER_PASS = 3;
 /**
  * The generator's adapter lifecycle. Webhooks and reconcile both end in `sync`, which pulls a
  * version, verifies it and activates it if it is newer than the active one (or if a rollback revoked
- * the active one). Activation is one synchronous pointer swap, so a request either sees the old
+ * the active one, or the store no longer holds its manifest as verified: `recheck.ts`). Activation is one synchronous pointer swap, so a request either sees the old
  * version or the new one, never a mixture.
  */
 export class AdapterManager {
