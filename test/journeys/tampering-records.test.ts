@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { VersionManifest } from "@loracast/shared/manifest";
 import { signatureKey } from "@loracast/shared/signing";
-import { manifestKey } from "@loracast/shared/store";
+import { manifestKey, sha256Hex } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, encodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
@@ -135,7 +135,7 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
     }
   });
 
-  it("counts a malformed manifest and one announcing 2^40 bytes under their own reasons", async () => {
+  it("counts a malformed manifest, a malformed signature and 2^40 bytes under their own reasons", async () => {
     await putSigned(5, new TextEncoder().encode("{not json"));
     const template = decodeJson(await kit.bucket.objects.get(manifestKey(RUN, 4))) as VersionManifest;
     const [config, weights] = template.adapter.files;
@@ -149,7 +149,16 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
         adapter: { ...template.adapter, files: [config, { ...weights, bytes: 2 ** 40 }] },
       }),
     );
+    // A manifest whose signature envelope is not one.
+    const v7 = encodeJson({ ...template, version: 7, parent: 6 });
+    await kit.bucket.objects.put(signatureKey(sha256Hex(v7)), new TextEncoder().encode("{not json"));
+    await kit.bucket.objects.put(manifestKey(RUN, 7), v7);
     for (const g of [hooked, polled, fresh as Service]) {
+      assert.match(
+        (await stack.waitState(g, RUN, 7, "failed", WAIT_MS)).reason ?? "",
+        /envelope is not JSON/,
+      );
+      assert.ok((await refusedCount(g, "malformed_signature")) >= 1, `${g.name}: malformed_signature`);
       assert.match((await stack.waitState(g, RUN, 5, "failed", WAIT_MS)).reason ?? "", /not valid JSON/);
       assert.match(
         (await stack.waitState(g, RUN, 6, "failed", WAIT_MS)).reason ?? "",
@@ -159,6 +168,7 @@ describe("tampering: every refused manifest has a reason, and the fleet agrees w
       assert.ok((await refusedCount(g, "too_large")) >= 1, `${g.name}: too_large`);
       assert.equal((await stack.adapters(g)).active[RUN]?.version, 4, g.name);
     }
-    assert.equal((await kit.trainerVersions()).versions.find((v) => v.version === 5)?.state, "failed");
+    const record = await kit.trainerVersions();
+    for (const v of [5, 7]) assert.equal(record.versions.find((r) => r.version === v)?.state, "failed");
   });
 });

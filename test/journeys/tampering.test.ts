@@ -153,6 +153,11 @@ describe("tampering: only what the trainer signed is served", () => {
     for (const g of [hooked, polled, fresh]) {
       const row = await stack.waitState(g, RUN, 4, "failed", WAIT_MS);
       assert.match(row.reason ?? "", /refused|does not match the announced/);
+      // Failed on what the store holds (not on the event): the re-labelled signature does not verify.
+      assert.match(
+        await metrics(g),
+        /^loracast_store_records_refused_total\{record="manifest",reason="bad_signature"\} [1-9]/m,
+      );
     }
     const record = await trainerVersions();
     assert.equal(record.versions.find((v) => v.version === 4)?.state, "failed");
