@@ -79,12 +79,60 @@ export const adapterRowSchema = z.object({
 });
 export type AdapterRow = z.infer<typeof adapterRowSchema>;
 
-/** The generator's `GET /v1/adapters`: the active version of each run, and every version it knows. */
+/**
+ * Why a store record (manifest, rollback record, head) was refused on read; each code labels
+ * `loracast_store_records_refused_total{reason}` (docs/architecture.md, "Trust and signing"):
+ * - `unsigned`: no signature envelope; `malformed_signature`: the envelope is not one;
+ * - `foreign_key`: signed only by keys the reader does not trust;
+ * - `bad_signature`: a trusted key's signature does not verify (the bytes were altered);
+ * - `malformed`: not JSON, or not the record's schema (a manifest that lists no weights, too);
+ * - `misplaced`: validly signed, but it names another run or version than its key (moved or copied);
+ * - `event_mismatch`: its sha256 is not the one a signed webhook announced for that key;
+ * - `too_large`: a file it lists is larger than the reader's adapter cache bound.
+ */
+export const STORE_REFUSAL_CODES = [
+  "unsigned",
+  "malformed_signature",
+  "foreign_key",
+  "bad_signature",
+  "malformed",
+  "misplaced",
+  "event_mismatch",
+  "too_large",
+] as const;
+export type StoreRefusalCode = (typeof STORE_REFUSAL_CODES)[number];
+
+/** The kinds of signed store records. */
+export const STORE_RECORD_KINDS = ["manifest", "rollback", "head"] as const;
+export type StoreRecordKind = (typeof STORE_RECORD_KINDS)[number];
+
+/** One store record a generator refused, as `GET /v1/adapters` reports it (`refused`). */
+export const storeRefusalSchema = z.object({
+  run: z.string(),
+  record: z.enum(STORE_RECORD_KINDS),
+  /** The record's store key, relative to the prefix. */
+  key: z.string(),
+  code: z.enum(STORE_REFUSAL_CODES),
+  /** The refusal as logged, naming the key and why. */
+  message: z.string(),
+  /** Epoch milliseconds of the first and the latest refusal of this key. */
+  firstSeenAt: z.number(),
+  lastSeenAt: z.number(),
+  /** How many reads refused it (a manifest is re-read on each retry; a rollback record once). */
+  count: z.number().int().positive(),
+});
+export type StoreRefusal = z.infer<typeof storeRefusalSchema>;
+
+/**
+ * The generator's `GET /v1/adapters`: the active version of each run, every version it knows, and
+ * the store records it refused lately (per run, the newest few; newest first).
+ */
 export const adapterListSchema = z.object({
   active: z.record(
     z.string(),
     z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
   ),
   data: z.array(adapterRowSchema),
+  refused: z.array(storeRefusalSchema),
 });
 export type AdapterList = z.infer<typeof adapterListSchema>;

@@ -26,6 +26,9 @@ import {
   versionsPrefix,
 } from "./keys.ts";
 import type { ObjectStore } from "./object-store.ts";
+import { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
+
+export type { RefusedRecord };
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 
@@ -49,16 +52,8 @@ export interface AdapterUpload {
 /** Why reading something back from the store did not give a usable, verified object. */
 export interface IntegrityFailure {
   reason: string;
-  /** Set when the object was refused for its signature (unsigned, foreign key, altered bytes). */
-  signature?: SignatureFailure["code"];
-}
-
-/** A store record refused on read: its kind, key, and why (`code` labels the /metrics counter). */
-export interface RefusedRecord {
-  record: "manifest" | "rollback" | "head";
-  key: string;
-  code: SignatureFailure["code"] | "malformed";
-  reason: string;
+  /** Why a manifest was refused (counted in `refusals`); absent for a blob that is missing or corrupt. */
+  code?: RefusedRecord["code"];
 }
 
 /** Who signs what this store writes, and whose signatures its reads require. */
@@ -104,11 +99,8 @@ export class AdapterStore {
   private readonly rollbackRecords = new Map<string, RollbackRecord>();
   /** Rollback records refused, by key; immutable like the accepted ones, so each is read once. */
   private readonly refusedRollbacks = new Map<string, RefusedRecord>();
-  /** Refusals so far, by `record` and `code` (a re-read manifest counts each time). */
-  readonly refusals = new Map<
-    string,
-    { record: RefusedRecord["record"]; code: RefusedRecord["code"]; count: number }
-  >();
+  /** Every record refused on read: counts by kind and code, and the newest refused keys per run. */
+  readonly refusals = new RefusalLog();
 
   /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
   blobsRepaired = 0;
@@ -123,11 +115,12 @@ export class AdapterStore {
     return this.options.trusted != null;
   }
 
-  private refuse(refused: RefusedRecord): void {
-    const id = `${refused.record}/${refused.code}`;
-    const entry = this.refusals.get(id) ?? { record: refused.record, code: refused.code, count: 0 };
-    entry.count++;
-    this.refusals.set(id, entry);
+  /**
+   * Counts and reports a refused record: those this store refuses itself, and those a reader
+   * refuses for its own checks (a generator's size bound), so that one counter sees them all.
+   */
+  reportRefusal(refused: RefusedRecord): void {
+    this.refusals.add(refused);
     this.options.onRefused?.(refused);
   }
 
@@ -252,41 +245,46 @@ export class AdapterStore {
     throw new Error(`publishing to run ${run}: lost ${MAX_VERSION_RACES} version races in a row`);
   }
 
-  /** Reads and validates a manifest; `expectedSha256` (from a webhook) must match its bytes. */
+  /**
+   * Reads and validates a manifest; `expectedSha256` (from a webhook) must match its bytes. Every
+   * refusal is counted and reported with its code (`reportRefusal`); an accepted read takes the key
+   * off the refused list.
+   */
   async readManifest(
     key: string,
     expectedSha256?: string,
   ): Promise<Result<StoredManifest, IntegrityFailure> | null> {
     const bytes = await this.objects.get(key);
     if (bytes === null) return null;
+    const refused = (code: RefusedRecord["code"], reason: string) => {
+      this.reportRefusal({ record: "manifest", key, code, reason });
+      return err({ reason, code });
+    };
     const sha256 = sha256Hex(bytes);
-    if (expectedSha256 !== undefined && sha256 !== expectedSha256) {
-      return err({
-        reason: `manifest ${key}: sha256 ${sha256} does not match the announced ${expectedSha256}`,
-      });
-    }
+    if (expectedSha256 !== undefined && sha256 !== expectedSha256)
+      return refused(
+        "event_mismatch",
+        `manifest ${key}: sha256 ${sha256} does not match the announced ${expectedSha256}`,
+      );
     const unsigned = await this.signatureFailure(bytes, sha256);
-    if (unsigned !== null) {
-      const reason = `manifest ${key} refused: ${unsigned.reason}`;
-      this.refuse({ record: "manifest", key, code: unsigned.code, reason });
-      return err({ reason, signature: unsigned.code });
-    }
+    if (unsigned !== null) return refused(unsigned.code, `manifest ${key} refused: ${unsigned.reason}`);
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
-      return err({ reason: `manifest ${key}: not valid JSON` });
+      return refused("malformed", `manifest ${key}: not valid JSON`);
     }
     const parsed = versionManifestSchema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return err({ reason: `manifest ${key}: ${issue?.path.join(".")}: ${issue?.message}` });
+      return refused("malformed", `manifest ${key}: ${issue?.path.join(".")}: ${issue?.message}`);
     }
-    if (manifestKey(parsed.data.run, parsed.data.version) !== key) {
-      return err({
-        reason: `manifest ${key}: names ${parsed.data.run}@${parsed.data.version}, which belongs elsewhere`,
-      });
-    }
+    if (manifestKey(parsed.data.run, parsed.data.version) !== key)
+      return refused(
+        "misplaced",
+        `manifest ${key}: names ${parsed.data.run}@${parsed.data.version}, which belongs elsewhere`,
+      );
+    this.refusals.resolve(key);
     return ok({ manifest: parsed.data, key, sha256 });
   }
 
@@ -343,7 +341,7 @@ export class AdapterStore {
         );
         if (!read.ok) {
           this.refusedRollbacks.set(key, read.error);
-          this.refuse(read.error);
+          this.reportRefusal(read.error);
           continue;
         }
         record = read.value;
@@ -381,7 +379,7 @@ export class AdapterStore {
       return refused("malformed", `${issue?.path.join(".")}: ${issue?.message}`);
     }
     const elsewhere = misplaced(parsed.data);
-    return elsewhere === null ? ok(parsed.data) : refused("malformed", elsewhere);
+    return elsewhere === null ? ok(parsed.data) : refused("misplaced", elsewhere);
   }
 
   async writeRollback(record: RollbackRecord): Promise<{ key: string; sha256: string }> {
@@ -411,7 +409,8 @@ export class AdapterStore {
     const read = await this.readRecord("head", key, bytes, runHeadSchema, (h) =>
       h.run === run ? null : `it names run ${h.run}`,
     );
-    if (!read.ok) this.refuse(read.error);
+    if (!read.ok) this.reportRefusal(read.error);
+    else this.refusals.resolve(key);
     return read;
   }
 

@@ -16,6 +16,7 @@ export {
 export { blobKey, checkpointKey, latestCheckpointKey, manifestKey, versionOfKey } from "./keys.ts";
 export { MemoryObjectStore } from "./memory-object-store.ts";
 export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-store.ts";
+export { RefusalLog } from "./refusal-log.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
 export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";
 export {

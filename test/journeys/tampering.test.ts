@@ -11,14 +11,14 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunVersions, runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
+import { runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
 import { Signer, signatureKey } from "@loracast/shared/signing";
-import { AdapterStore, manifestKey, S3ObjectStore, sha256Hex } from "@loracast/shared/store";
+import { type AdapterStore, manifestKey, sha256Hex } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
-import { s3Settings } from "../helpers/s3.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { type TamperKit, tamperKit } from "../helpers/tampering.ts";
 
 const RUN = "tamper";
 const WAIT_MS = 60_000;
@@ -30,21 +30,13 @@ describe("tampering: only what the trainer signed is served", () => {
   let hooked: Service;
   let polled: Service;
   let fresh: Service | undefined;
+  let kit: TamperKit;
   /** The attacker's handle on the bucket: plain writes, no key. */
   let bucket: AdapterStore;
-  /** sha256 of adapter_model.safetensors of each version the trainer published, from its answers. */
-  const published = new Map<number, string>();
-
-  const trainerVersions = async (): Promise<RunVersions> =>
-    runVersionsSchema.parse(await (await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`)).json());
-  const metrics = async (g: Service) => (await fetch(`${g.url}/metrics`)).text();
-  const publish = async (seed: number) => {
-    const res = await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, seed, 4, ["q_proj", "v_proj"]));
-    const body = (await res.json()) as { version: number; sha256: string };
-    assert.equal(res.status, 201, JSON.stringify(body));
-    published.set(body.version, body.sha256);
-    return body.version;
-  };
+  const trainerVersions = () => kit.trainerVersions();
+  const metrics = (g: Service) => kit.metrics(g);
+  const publish = (seed: number) => kit.publish(seed);
+  const agree = (generators: Service[], version: number) => kit.agree(generators, version);
   /** A manifest for `RUN@version` naming another adapter's files, uploaded as blobs by the attacker. */
   const forged = async (version: number, seed: number): Promise<Uint8Array> => {
     const files = randomAdapter(LLAMA_CONFIG, seed, 4, ["q_proj", "v_proj"]);
@@ -66,28 +58,14 @@ describe("tampering: only what the trainer signed is served", () => {
       },
     });
   };
-  /** Every generator given: nothing active but what the trainer published, and the trainer's current version. */
-  const agree = async (generators: Service[], version: number) => {
-    const record = await trainerVersions();
-    assert.equal(record.current, version, JSON.stringify(record));
-    const row = record.versions.find((v) => v.version === version);
-    assert.equal(row?.sha256, published.get(version));
-    for (const g of generators) {
-      const list = await stack.adapters(g);
-      assert.deepEqual(list.active[RUN], { version, sha256: published.get(version) }, g.name);
-      for (const a of list.data) {
-        if (a.state === "active" || a.state === "staged" || a.state === "retired")
-          assert.equal(a.sha256, published.get(a.version), `${g.name}: ${RUN}@${a.version} is the trainer's`);
-      }
-    }
-  };
 
   before(async () => {
     stack = await startStack({ generators: 1 });
     hooked = stack.generators[0] as Service;
     // Started after the trainer, so not among its webhook subscribers: it learns by reconcile only.
     polled = await stack.startGenerator("polled");
-    bucket = new AdapterStore(new S3ObjectStore(s3Settings(stack.s3.url, "loracast")));
+    kit = tamperKit(stack, RUN);
+    bucket = kit.bucket;
   });
   after(async () => {
     await Promise.all([polled?.stop(), fresh?.stop()]);
@@ -175,6 +153,11 @@ describe("tampering: only what the trainer signed is served", () => {
     for (const g of [hooked, polled, fresh]) {
       const row = await stack.waitState(g, RUN, 4, "failed", WAIT_MS);
       assert.match(row.reason ?? "", /refused|does not match the announced/);
+      // Failed on what the store holds (not on the event): the re-labelled signature does not verify.
+      assert.match(
+        await metrics(g),
+        /^loracast_store_records_refused_total\{record="manifest",reason="bad_signature"\} [1-9]/m,
+      );
     }
     const record = await trainerVersions();
     assert.equal(record.versions.find((v) => v.version === 4)?.state, "failed");
@@ -224,6 +207,22 @@ describe("tampering: only what the trainer signed is served", () => {
         JSON.stringify(refusals),
       );
       assert.match(text, /^loracast_store_records_refused_total\{record="rollback",reason="unsigned"\} 1$/m);
+      // Reported in /v1/adapters too: key, kind, code, message and when, on every generator.
+      for (const g of [hooked, late]) {
+        const refused = (await stack.adapters(g)).refused.filter((r) => r.record === "rollback");
+        assert.deepEqual(
+          refused.map((r) => [r.run, r.key, r.code]).sort(),
+          [
+            [RUN, `runs/${RUN}/rollbacks/000000000005-000000000001.json`, "unsigned"],
+            [RUN, `runs/${RUN}/rollbacks/000000000099-000000000001.json`, "malformed"],
+          ],
+          g.name,
+        );
+        for (const r of refused) {
+          assert.match(r.message, new RegExp(`^rollback record ${r.key} refused: `));
+          assert.ok(r.firstSeenAt <= r.lastSeenAt && r.lastSeenAt <= Date.now());
+        }
+      }
       await agree([hooked, polled, fresh as Service, late], 6);
     } finally {
       await late.stop();
@@ -239,6 +238,8 @@ describe("tampering: only what the trainer signed is served", () => {
     try {
       // It can only serve v5, a validly signed but stale latest; the signed head says so.
       await stack.waitActive(frozen, RUN, 5, WAIT_MS);
+      // Those that verified v6 before it went missing drop it too: the fleet agrees on v5.
+      for (const g of [hooked, polled, fresh as Service]) await stack.waitActive(g, RUN, 5, WAIT_MS);
       await eventually(
         "frozen reports hidden versions",
         async () =>
@@ -254,7 +255,7 @@ describe("tampering: only what the trainer signed is served", () => {
       assert.equal(record.current, 5);
       assert.equal(record.versions.find((v) => v.version === 6)?.state, "failed");
       assert.match(record.versions.find((v) => v.version === 6)?.reason ?? "", /missing from the store/);
-      await agree([frozen], 5);
+      await agree([hooked, polled, fresh as Service, frozen], 5);
 
       await bucket.objects.put(`runs/${RUN}/head.json`, headAt5);
       for (const g of [polled, frozen])
@@ -270,7 +271,7 @@ describe("tampering: only what the trainer signed is served", () => {
 
       // The operator restores the manifest: the fleet converges on the trainer's record again.
       await bucket.objects.put(key6, manifest6);
-      await stack.waitActive(frozen, RUN, 6, WAIT_MS);
+      for (const g of [hooked, polled, fresh as Service, frozen]) await stack.waitActive(g, RUN, 6, WAIT_MS);
       await agree([hooked, polled, fresh as Service, frozen], 6);
     } finally {
       await frozen.stop();
@@ -284,7 +285,7 @@ describe("tampering: only what the trainer signed is served", () => {
       await stack.waitActive(slow, RUN, 6, WAIT_MS);
       const v7 = await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, 7, 4, ["q_proj", "v_proj"]));
       const body7 = (await v7.json()) as { version: number; sha256: string; manifestSha256: string };
-      published.set(body7.version, body7.sha256);
+      kit.published.set(body7.version, body7.sha256);
       const event = (manifestSha256: string, id: string) => {
         const body = JSON.stringify({
           type: "adapter.published",

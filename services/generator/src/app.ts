@@ -66,6 +66,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
       d.baseName,
       Math.floor(d.clock.now() / 1000),
       d.inference?.service.contextLength ?? null,
+      d.store.refusals,
     ),
   );
   app.route("/", generateRoutes(d.inference?.service ?? null, d.clock));
@@ -80,7 +81,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
       log: d.log,
     }),
   );
-  app.route("/", opsRoutes(d.manager, d.objects, d.store, rejected, d.inference?.metrics ?? null));
+  app.route("/", opsRoutes(d.manager, d.aliases, d.objects, d.store, rejected, d.inference?.metrics ?? null));
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
     d.log.error("unhandled error", { error: e, stack: e.stack, path: c.req.path });

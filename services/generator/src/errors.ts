@@ -13,6 +13,8 @@ export type GeneratorErrorCode =
   | "model_not_found"
   | "adapter_failed"
   | "adapter_revoked"
+  /** A `load_lora_adapter` whose weights would take what aliases pin past CACHE_MAX_MB (409). */
+  | "adapter_cache_full"
   /** A request body over the route's bound (413), refused while it streams in. */
   | "payload_too_large"
   | "not_ready"
@@ -31,6 +33,8 @@ const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   // Gone: the version existed and was withdrawn on purpose, for good (rollback records are immutable
   // and only add revocations), so a client must not retry it; 404 would read as "not published yet".
   adapter_revoked: 410,
+  // Conflict: the load is valid, but clashes with what is loaded now; unloading an alias resolves it.
+  adapter_cache_full: 409,
   payload_too_large: 413,
   not_ready: 503,
   engine_unavailable: 503,

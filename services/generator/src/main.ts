@@ -97,7 +97,7 @@ const manager = new AdapterManager({
   alsoAccept,
   clock: systemClock,
   log,
-  bounds: { maxVersions: env.CACHE_MAX_VERSIONS, maxBytes: env.CACHE_MAX_MB * 1024 * 1024 },
+  bounds: { maxVersions: env.CACHE_MAX_VERSIONS, maxBytes: Math.floor(env.CACHE_MAX_MB * 1024 * 1024) },
   maxRank: env.MAX_LORA_RANK,
   runs: env.GENERATOR_RUNS.length === 0 ? null : env.GENERATOR_RUNS,
   serveRevoked: env.GENERATOR_SERVE_REVOKED,
@@ -112,7 +112,15 @@ const manager = new AdapterManager({
     : {}),
 });
 
-const aliases = new AliasRegistry((r) => manager.pin(r), env.GENERATOR_MAX_LORA_ALIASES);
+const aliases = new AliasRegistry(
+  {
+    pin: (r) => manager.pin(r),
+    hold: (bytes) => manager.cache.hold(bytes),
+    versionBytesHeld: (pinned) => manager.cache.versionBytesHeld(pinned),
+    maxBytes: manager.cache.maxBytes,
+  },
+  env.GENERATOR_MAX_LORA_ALIASES,
+);
 
 let inference = null;
 if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
@@ -156,7 +164,7 @@ const app = createApp({
       spec,
       allowedDirs: env.GENERATOR_LORA_DIRS,
       maxRank: env.MAX_LORA_RANK,
-      maxBytes: env.CACHE_MAX_MB * 1024 * 1024,
+      maxBytes: Math.floor(env.CACHE_MAX_MB * 1024 * 1024),
       ...(session !== null ? { prepare: (v: VerifiedAdapter) => adapterFeeds(spec, v) } : {}),
     },
   },

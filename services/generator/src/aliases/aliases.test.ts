@@ -74,16 +74,34 @@ describe("lora_path", () => {
 });
 
 describe("alias registry", () => {
-  const record = (version: number) => ({ run: "r", version, pins: 0 }) as unknown as VersionRecord;
-  const pin = (r: VersionRecord) => {
-    r.pins++;
-    return () => {
-      r.pins--;
+  const record = (version: number, bytes = 100) =>
+    ({ run: "r", version, pins: 0, bytes, adapter: null }) as unknown as VersionRecord;
+  /** A cache of `maxBytes` in which `active` versions are active; `outside` counts held local bytes. */
+  const memory = (maxBytes = 1e9, active: VersionRecord[] = []) => {
+    const m = {
+      outside: 0,
+      maxBytes,
+      pin: (r: VersionRecord) => {
+        r.pins++;
+        return () => {
+          r.pins--;
+        };
+      },
+      hold: (bytes: number) => {
+        m.outside += bytes;
+        return () => {
+          m.outside -= bytes;
+        };
+      },
+      versionBytesHeld: (pinned: Iterable<VersionRecord>) =>
+        [...new Set([...active, ...pinned])].reduce((n, r) => n + (r.bytes ?? 0), 0),
     };
+    return m;
   };
+  const local = (bytes: number) => ({ path: `/l/${bytes}`, sha256: "0".repeat(64), feeds: null, bytes });
 
   it("replaces a name in one step: the new version pinned, then the old one released", () => {
-    const registry = new AliasRegistry(pin, 2);
+    const registry = new AliasRegistry(memory(), 2);
     const [v1, v2] = [record(1), record(2)];
     assert.deepEqual(registry.set("p", { kind: "store", record: v1 }, 0), {
       ok: true,
@@ -103,7 +121,7 @@ describe("alias registry", () => {
   });
 
   it("refuses a new name past its bound, but still replaces a loaded one", () => {
-    const registry = new AliasRegistry(pin, 1);
+    const registry = new AliasRegistry(memory(), 1);
     const [v1, v2] = [record(1), record(2)];
     assert.equal(registry.set("a", { kind: "store", record: v1 }, 0).ok, true);
     assert.deepEqual(registry.set("b", { kind: "store", record: v2 }, 0), {
@@ -113,5 +131,46 @@ describe("alias registry", () => {
     assert.equal(v2.pins, 0, "a refused name pins nothing");
     assert.equal(registry.set("a", { kind: "store", record: v2 }, 0).ok, true);
     assert.deepEqual([v1.pins, v2.pins], [0, 1]);
+  });
+
+  it("refuses a load whose weights would take what no eviction frees past the byte bound", () => {
+    const active = record(9, 100);
+    const m = memory(290, [active]);
+    const registry = new AliasRegistry(m, 64);
+    const [v1, v2, v3] = [record(1), record(2), record(3, 50)];
+    assert.equal(registry.set("a", { kind: "store", record: v1 }, 0).ok, true);
+    assert.equal(
+      registry.set("b", { kind: "store", record: v1 }, 0).ok,
+      true,
+      "a version already held adds 0",
+    );
+    assert.equal(
+      registry.set("c", { kind: "store", record: active }, 0).ok,
+      true,
+      "the active version adds 0",
+    );
+    assert.equal(registry.heldBytes(), 200);
+    assert.deepEqual(registry.set("d", { kind: "store", record: v2 }, 0), {
+      ok: false,
+      error: { kind: "bytes", needed: 100, held: 200, maxBytes: 290 },
+    });
+    assert.equal(v2.pins, 0, "a refused load pins nothing");
+    assert.equal(registry.set("d", { kind: "store", record: v3 }, 0).ok, true, "50 more bytes fit");
+    assert.equal(registry.set("e", { kind: "local", adapter: local(60) }, 0).ok, false, "local bytes count");
+    assert.equal(m.outside, 0);
+    // Replacing d (50) with a local 50-byte directory adds nothing.
+    assert.equal(registry.set("d", { kind: "local", adapter: local(50) }, 0).ok, true);
+    assert.deepEqual([v3.pins, m.outside], [0, 50]);
+    // Moving a from v1 to v2 frees nothing, as b still holds v1: refused, and a still names v1.
+    assert.deepEqual(registry.set("a", { kind: "store", record: v2 }, 0), {
+      ok: false,
+      error: { kind: "bytes", needed: 100, held: 250, maxBytes: 290 },
+    });
+    const a = registry.get("a")?.target;
+    assert.ok(a?.kind === "store" && a.record === v1);
+    assert.equal(registry.remove("b"), true);
+    assert.equal(registry.set("a", { kind: "store", record: v2 }, 0).ok, true, "v1 is released with it");
+    assert.deepEqual([v1.pins, v2.pins, registry.heldBytes()], [0, 1, 250]);
+    assert.deepEqual([...registry.refusals], [["bytes", 3]]);
   });
 });

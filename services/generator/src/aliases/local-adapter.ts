@@ -81,6 +81,7 @@ export async function loadLocalAdapter(
   return ok({
     path: dir,
     sha256: sha256Hex(weights),
+    bytes: weights.byteLength,
     feeds: d.prepare?.(checked.value.verified) ?? null,
   });
 }

@@ -8,11 +8,13 @@ import {
 } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { StoreError } from "@loracast/shared/store";
-import { markFailed, settledFailure } from "./failures.ts";
+import { failVersion, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
+import { recheckActive } from "./recheck.ts";
+import { type RevokedCounts, RevokedRequests } from "./revoked-requests.ts";
 import type { EnsureError, ManagerDeps, Trigger, VersionRecord } from "./types.ts";
-import { type Evicted, newVersionRecord, VersionCache } from "./version-cache.ts";
+import { newVersionRecord, VersionCache } from "./version-cache.ts";
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;
@@ -20,7 +22,7 @@ const CANDIDATES_PER_PASS = 3;
 /**
  * The generator's adapter lifecycle. Webhooks and reconcile both end in `sync`, which pulls a
  * version, verifies it and activates it if it is newer than the active one (or if a rollback revoked
- * the active one). Activation is one synchronous pointer swap, so a request either sees the old
+ * the active one, or the store no longer holds its manifest as verified: `recheck.ts`). Activation is one synchronous pointer swap, so a request either sees the old
  * version or the new one, never a mixture.
  */
 export class AdapterManager {
@@ -39,11 +41,14 @@ export class AdapterManager {
     reconciles: 0,
     reconcileErrors: 0,
     /** Requests (and `load_lora_adapter` calls) that named a revoked version, by run and outcome. */
-    revokedRequests: new Map<string, { refused: number; served: number }>(),
+    revokedRequests: new Map() as RevokedCounts,
   };
   private resolvedOnce = false;
 
+  private readonly revoked: RevokedRequests;
+
   constructor(private readonly d: ManagerDeps) {
+    this.revoked = new RevokedRequests(this.stats.revokedRequests, d.log);
     this.cache = new VersionCache(d.bounds);
     this.heads = new HeadWatch(d.store, d.clock, d.log);
   }
@@ -81,7 +86,7 @@ export class AdapterManager {
     }
     if (event.type !== "adapter.published") return;
     const current = this.active.get(event.run);
-    if (current !== undefined && event.version <= current.version && !this.isRevoked(current)) {
+    if (current !== undefined && event.version <= current.version && !this.isWithdrawn(current)) {
       this.d.log.info("stale event ignored", {
         run: event.run,
         version: event.version,
@@ -96,7 +101,8 @@ export class AdapterManager {
   async reconcile(): Promise<void> {
     this.stats.reconciles++;
     try {
-      const runs = this.d.runs ?? (await this.d.store.listRuns());
+      // Runs served here are visited even when the store no longer lists them (everything deleted).
+      const runs = this.d.runs ?? [...new Set([...(await this.d.store.listRuns()), ...this.active.keys()])];
       await Promise.all(runs.map((run) => this.reconcileRun(run, "reconcile")));
       this.resolvedOnce = true;
     } catch (e) {
@@ -113,21 +119,24 @@ export class AdapterManager {
     const rollbacks = await this.d.store.listRollbacks(run);
     this.setRollbacks(run, rollbacks, trigger);
     await this.heads.check(run, versions, rollbacks.length);
+    const current = this.active.get(run);
+    if (current !== undefined && (await recheckActive(this.d, current, this.d.clock.now())) === "withdrawn")
+      this.stats.failures++;
     // Fail closed: with a revocation hidden, any newer version may be one it revoked.
     if (this.heads.held(run) !== null) return;
     const target = currentVersion(versions, rollbacks);
     if (target === null) return;
-    const current = this.active.get(run);
-    const mayReplace = (v: number) => current === undefined || v > current.version || this.isRevoked(current);
+    const withdrawn = current !== undefined && this.isWithdrawn(current);
     let tried = 0;
     for (let i = versions.length - 1; i >= 0 && tried < CANDIDATES_PER_PASS; i--) {
       const v = versions[i] as number;
       if (revokedBy(v, rollbacks) !== null) continue;
-      if (!mayReplace(v) || current?.version === v) return;
+      if (current?.version === v && withdrawn) continue;
+      if (current !== undefined && v <= current.version && !withdrawn) return;
       if (settledFailure(this.cache.get(run, v), this.d.clock.now())) continue;
       const r = await this.sync(run, v, trigger);
       if (r.ok) return;
-      if (this.cache.get(run, v)?.untrusted !== true) tried++;
+      if (this.cache.get(run, v)?.manifestRefused !== true) tried++;
     }
   }
 
@@ -149,7 +158,7 @@ export class AdapterManager {
       return err({ kind: "failed", message: existing.reason ?? "failed" });
     const known = this.rollbacks.get(run);
     const before = known === undefined ? null : revokedBy(version, known);
-    if (before !== null && this.d.serveRevoked !== true) return this.refuse(version, before);
+    if (before !== null && this.d.serveRevoked !== true) return this.revoked.refuse(version, before);
     const reread =
       existing?.adapter == null || known === undefined
         ? this.d.store.listRollbacks(run).catch(() => null)
@@ -165,13 +174,8 @@ export class AdapterManager {
     }
     const revoker = revokedBy(version, this.rollbacks.get(run) ?? []);
     if (revoker === null) return ok(loaded.value);
-    if (this.d.serveRevoked !== true) return this.refuse(version, revoker);
-    this.countRevoked(run, "served");
-    this.d.log.warn("serving a revoked version (GENERATOR_SERVE_REVOKED)", {
-      run,
-      version,
-      reason: revocationMessage(version, revoker),
-    });
+    if (this.d.serveRevoked !== true) return this.revoked.refuse(version, revoker);
+    this.revoked.served(version, revoker);
     return ok(loaded.value);
   }
 
@@ -187,7 +191,7 @@ export class AdapterManager {
     const revoker = revokedBy(active.version, rollbacks);
     if (revoker === null) return ok(active);
     const target = currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
-    return target === null ? this.refuse(active.version, revoker) : this.ensure(run, target);
+    return target === null ? this.revoked.refuse(active.version, revoker) : this.ensure(run, target);
   }
 
   /** The version `model: "<run>"` names now (see `current`); null when there is none. */
@@ -199,19 +203,6 @@ export class AdapterManager {
     return currentVersion(this.knownVersions.get(run) ?? [], rollbacks);
   }
 
-  private refuse(version: number, rollback: RollbackRecord): Result<never, EnsureError> {
-    const message = revocationMessage(version, rollback);
-    this.countRevoked(rollback.run, "refused");
-    this.d.log.warn("revoked version refused", { run: rollback.run, version, reason: message });
-    return err({ kind: "revoked", message, rollback });
-  }
-
-  private countRevoked(run: string, outcome: "refused" | "served"): void {
-    const counts = this.stats.revokedRequests.get(run) ?? { refused: 0, served: 0 };
-    counts[outcome]++;
-    this.stats.revokedRequests.set(run, counts);
-  }
-
   /** Holds a version in memory until the returned release function is called. */
   pin(record: VersionRecord): () => void {
     record.pins++;
@@ -221,7 +212,7 @@ export class AdapterManager {
       if (released) return;
       released = true;
       record.pins--;
-      this.releaseEvicted(this.cache.evict());
+      this.cache.trim();
     };
   }
 
@@ -249,7 +240,11 @@ export class AdapterManager {
     }
     const current = this.active.get(run);
     const isRollback = current !== undefined && version < current.version && this.isRevoked(current);
-    if (current === undefined || version > current.version || isRollback)
+    if (
+      current === undefined ||
+      version > current.version ||
+      (current !== record && this.isWithdrawn(current))
+    )
       this.activate(record, current, isRollback);
     return ok(record);
   }
@@ -261,6 +256,8 @@ export class AdapterManager {
     record.lastUsedAt = now;
     this.active.set(record.run, record);
     if (previous !== undefined && previous !== record) previous.lastUsedAt = now;
+    // A withdrawn version served until now (recheck.ts); replaced, it is failed like any other.
+    if (previous?.state === "failed") previous.adapter = null;
     // The previous version, and versions staged on demand that this one supersedes, become retired
     // (or revoked, on a rollback).
     for (const r of this.cache.all()) {
@@ -268,7 +265,7 @@ export class AdapterManager {
         this.settle(r);
     }
     this.stats.activations++;
-    this.releaseEvicted(this.cache.evict());
+    this.cache.trim();
     this.d.log.info(isRollback ? "adapter rolled back" : "adapter activated", {
       run: record.run,
       version: record.version,
@@ -279,19 +276,13 @@ export class AdapterManager {
     });
   }
 
-  /**
-   * Weights evicted by an activation or a released pin (not those a download reuses) are large and
-   * die all at once; left to the collector's own pace, they stay resident for a while. Where the
-   * process runs with --expose-gc, collect once the activation (or release) that evicted them is done.
-   */
-  private releaseEvicted(evicted: Evicted[]): void {
-    if (evicted.length === 0) return;
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc !== undefined) setImmediate(gc);
-  }
-
   private isRevoked(record: VersionRecord): boolean {
     return revokedBy(record.version, this.rollbacks.get(record.run) ?? []) !== null;
+  }
+
+  /** An active version that another may replace, even an older one: revoked, or withdrawn (recheck.ts). */
+  private isWithdrawn(record: VersionRecord): boolean {
+    return record.state === "failed" || this.isRevoked(record);
   }
 
   /**
@@ -373,7 +364,11 @@ export class AdapterManager {
           this.d.log.info("adapter not in the store", { run, version, trigger });
           return err(error.reason);
         }
-        if (error.kind !== "event") return this.fail(record, error.reason, error.kind);
+        if (error.kind !== "event") {
+          this.stats.failures++;
+          const stillServing = this.active.get(run)?.version ?? null;
+          return err(failVersion(this.d, record, error.reason, error.kind, stillServing));
+        }
         this.stats.badEvents++;
         const reason = `event refused: ${error.reason}`;
         if (record.state !== "revoked" && record.state !== "failed") record.reason = reason;
@@ -397,23 +392,5 @@ export class AdapterManager {
     } finally {
       record.pulling = null;
     }
-  }
-
-  private fail(
-    record: VersionRecord,
-    reason: string,
-    kind: "version" | "store",
-  ): Result<VersionRecord, string> {
-    const retryInMs = markFailed(record, reason, kind, this.d.clock.now());
-    this.stats.failures++;
-    const active = this.active.get(record.run);
-    this.d.log.error("adapter failed verification", {
-      run: record.run,
-      version: record.version,
-      reason,
-      retryInMs,
-      stillServing: active?.version ?? null,
-    });
-    return err(reason);
   }
 }

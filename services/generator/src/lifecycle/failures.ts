@@ -4,7 +4,7 @@
  * holds now (a missing or corrupt blob, a refused signature) may heal when the store is repaired or a
  * publish rewrites the blob, so it is retried with backoff: 2 s, doubling, at most 5 minutes.
  */
-import type { VersionRecord } from "./types.ts";
+import type { ManagerDeps, VersionRecord } from "./types.ts";
 
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 5 * 60_000;
@@ -37,4 +37,26 @@ export function markFailed(
   record.retry = { failures, at: now + retryInMs };
   record.reason = `${reason} (retried in ${Math.round(retryInMs / 1000)} s)`;
   return retryInMs;
+}
+
+/**
+ * Fails `record` for `reason` (`markFailed`) and logs it with the version that keeps serving its run
+ * (`stillServing`, null when none). Returns the reason.
+ */
+export function failVersion(
+  d: Pick<ManagerDeps, "clock" | "log">,
+  record: VersionRecord,
+  reason: string,
+  kind: "version" | "store",
+  stillServing: number | null,
+): string {
+  const retryInMs = markFailed(record, reason, kind, d.clock.now());
+  d.log.error("adapter failed verification", {
+    run: record.run,
+    version: record.version,
+    reason,
+    retryInMs,
+    stillServing,
+  });
+  return reason;
 }

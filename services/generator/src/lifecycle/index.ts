@@ -8,4 +8,4 @@ export type {
   VersionRecord,
   VersionState,
 } from "./types.ts";
-export { type CacheBounds, VersionCache } from "./version-cache.ts";
+export { type CacheBounds, VersionCache, weightBytes } from "./version-cache.ts";

@@ -409,4 +409,54 @@ describe("adapter manager", () => {
     await m.reconcile();
     assert.equal(m.stats.failures, 1, "not pulled again");
   });
+
+  it("withdraws an active version whose manifest the store no longer holds as verified, and returns to it once restored", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const { m, clock } = clocked(store);
+    const v1 = await publish(store, "r", 1);
+    const v2 = await publish(store, "r", 2);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 2);
+    const genuine = await objects.get(v2.key);
+    const copied = await objects.get(v1.key);
+    assert.ok(genuine !== null && copied !== null);
+    await objects.put(v2.key, copied);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1, "the newest version that verifies now");
+    const withdrawn = m.cache.get("r", 2);
+    assert.equal(withdrawn?.state, "failed");
+    assert.match(withdrawn?.reason ?? "", /names r@1, which belongs elsewhere \(retried in 2 s\)$/);
+    assert.equal(withdrawn?.adapter, null, "its weights are dropped once another version serves");
+    assert.deepEqual(
+      store.refusals.list().map((r) => [r.key, r.code]),
+      [[v2.key, "misplaced"]],
+    );
+
+    await objects.put(v2.key, genuine);
+    clock.t += 10_000;
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 2, "restored, it verifies and activates again");
+    assert.deepEqual(store.refusals.list(), [], "an accepted read takes it off the refused list");
+  });
+
+  it("keeps serving a withdrawn version that nothing can replace, and reinstates it once restored", async () => {
+    const objects = new MemoryObjectStore();
+    const store = new AdapterStore(objects);
+    const m = manager(store);
+    const v1 = await publish(store, "r", 1);
+    await m.reconcile();
+    const genuine = await objects.get(v1.key);
+    assert.ok(genuine !== null);
+    // Its only object: the run is not even listed any more.
+    await objects.delete(v1.key);
+    await m.reconcile();
+    const record = m.activeRecord("r");
+    assert.deepEqual([record?.version, record?.state], [1, "failed"]);
+    assert.match(record?.reason ?? "", /is missing from the store/);
+    assert.ok((await m.current("r"))?.ok, "requests for the run still run on what was verified");
+    await objects.put(v1.key, genuine);
+    await m.reconcile();
+    assert.deepEqual([m.activeRecord("r")?.state, m.activeRecord("r")?.reason], ["active", null]);
+  });
 });

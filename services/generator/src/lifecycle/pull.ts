@@ -9,7 +9,7 @@ import type { VersionCache } from "./version-cache.ts";
  * Reads `record`'s manifest (checked against `manifestSha256` when a webhook announced one), downloads
  * and verifies its files, and scores the manifest's probe. An `err` says whose fault it is (see
  * `PullFailure`); a thrown `StoreError` is the store's availability (transient). Sets
- * `record.pulling`, `sha256`, `bytes`, `manifestSha256`, `untrusted` and `phases` as it goes.
+ * `record.pulling`, `sha256`, `bytes`, `manifestSha256`, `manifestRefused` and `phases` as it goes.
  */
 export async function fetchAndVerify(
   d: ManagerDeps,
@@ -21,31 +21,37 @@ export async function fetchAndVerify(
   const stored = (reason: string) => err({ kind: "store" as const, reason });
   record.pulling = "downloading";
   const t0 = d.clock.now();
-  const read = await d.store.readManifest(record.manifestKey);
+  const key = record.manifestKey;
+  const read = await d.store.readManifest(key, manifestSha256);
   const tManifest = d.clock.now();
-  if (read === null)
-    return err({ kind: "absent", reason: `manifest ${record.manifestKey} is not in the store (yet)` });
-  record.untrusted = read.ok ? false : read.error.signature !== undefined;
-  if (!read.ok) return stored(read.error.reason);
+  if (read === null) return err({ kind: "absent", reason: `manifest ${key} is not in the store (yet)` });
+  // Every refusal of the manifest costs a small read or two and no download.
+  record.manifestRefused = !read.ok;
   // A webhook that announces other bytes than the store holds is a bad event, not a bad version:
   // the version keeps its state and is judged on what the store holds (reconcile pulls it).
-  if (manifestSha256 !== undefined && read.value.sha256 !== manifestSha256) {
-    return err({
-      kind: "event",
-      reason: `the event announced manifest sha256 ${manifestSha256}, the store holds ${read.value.sha256}`,
-    });
-  }
+  if (!read.ok && read.error.code === "event_mismatch")
+    return err({ kind: "event", reason: read.error.reason });
+  if (!read.ok) return stored(read.error.reason);
   const { manifest } = read.value;
   record.manifestSha256 = read.value.sha256;
+  // The store counts these refusals with its own, under one metric.
+  const refuse = (code: "malformed" | "too_large", reason: string) => {
+    record.manifestRefused = true;
+    d.store.reportRefusal({ record: "manifest", key, code, reason: `manifest ${key}: ${reason}` });
+    return version(reason);
+  };
   const weightsEntry = manifest.adapter.files.find((f) => f.name === WEIGHTS_FILE);
   const configEntry = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
-  if (weightsEntry === undefined || configEntry === undefined) {
-    return version(`manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`);
-  }
+  if (weightsEntry === undefined || configEntry === undefined)
+    return refuse(
+      "malformed",
+      `manifest lists no ${weightsEntry === undefined ? WEIGHTS_FILE : CONFIG_FILE}`,
+    );
   // A size no cache bound admits fails now, naming the blob, before anything is allocated.
   for (const f of [weightsEntry, configEntry]) {
     if (f.bytes > d.bounds.maxBytes) {
-      return version(
+      return refuse(
+        "too_large",
         `blob ${f.name} (${f.blob}) announces ${f.bytes} bytes, more than the adapter cache holds (${d.bounds.maxBytes} bytes, CACHE_MAX_MB)`,
       );
     }

@@ -41,12 +41,12 @@ export interface VersionRecord {
   /** Why it failed, which rollback revoked it, or why the last pull broke off. */
   reason: string | null;
   /**
-   * True when its manifest was refused for its signature (unsigned, foreign key, altered): such a
-   * refusal costs two small reads and no download, so reconcile does not count it against its
-   * per-pass budget, and a bucket full of forged versions cannot hold a generator off the newest
-   * genuine one.
+   * True when its manifest was refused (signature, malformed, misplaced, too large): such a
+   * refusal costs a small read or two and no download, so reconcile does not count it against its
+   * per-pass budget, and a bucket full of forged or copied manifests cannot hold a generator off
+   * the newest genuine one.
    */
-  untrusted: boolean;
+  manifestRefused: boolean;
   /** Consecutive `store` failures, and when reconcile or a request may pull it again (epoch ms). */
   retry: { failures: number; at: number } | null;
   trigger: Trigger;

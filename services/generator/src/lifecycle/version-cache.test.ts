@@ -19,7 +19,7 @@ const record = (
   manifestSha256: null,
   bytes,
   reason: null,
-  untrusted: false,
+  manifestRefused: false,
   retry: null,
   trigger: "webhook",
   announcedAt: 0,

@@ -16,9 +16,13 @@ export interface CacheBounds {
  * Every version this generator knows, and the memory their weights hold. Only the weights of
  * staged, retired and revoked versions are evictable (their state stays; a request that names one
  * pulls it again): the active version of each run and pinned versions stay, whatever the bound.
+ * Weights held outside any version (a local PEFT directory loaded under an alias) count against the
+ * same bound through `hold`.
  */
 export class VersionCache {
   private readonly records = new Map<string, VersionRecord>();
+  /** Bytes held through `hold` (local-directory aliases); never evictable. */
+  private outside = 0;
 
   constructor(private readonly bounds: CacheBounds) {}
 
@@ -45,9 +49,44 @@ export class VersionCache {
     );
   }
 
-  /** Bytes of adapter weights held in memory. */
-  heldBytes(): number {
+  /** The byte bound (CACHE_MAX_MB in bytes). */
+  get maxBytes(): number {
+    return this.bounds.maxBytes;
+  }
+
+  /**
+   * Counts `bytes` of weights held outside any version record against the byte bound until the
+   * returned release is called (idempotent). The caller has checked that they fit; evictable
+   * versions make room for them at once.
+   */
+  hold(bytes: number): () => void {
+    this.outside += bytes;
+    this.trim();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.outside -= bytes;
+      this.trim();
+    };
+  }
+
+  /**
+   * Bytes of versions' weights that no eviction can free: those of every active version and of the
+   * given versions (pinned ones the caller accounts for, such as aliases' targets), each counted
+   * once. Request pins are left out (they last one request), and so are bytes held through `hold`.
+   */
+  versionBytesHeld(pinned: Iterable<VersionRecord>): number {
+    const counted = new Set<VersionRecord>(pinned);
+    for (const r of this.records.values()) if (r.state === "active") counted.add(r);
     let total = 0;
+    for (const r of counted) total += weightBytes(r);
+    return total;
+  }
+
+  /** Bytes of adapter weights held in memory (versions' weights and those held through `hold`). */
+  heldBytes(): number {
+    let total = this.outside;
     for (const r of this.records.values()) if (r.adapter !== null) total += r.adapter.weights.byteLength;
     return total;
   }
@@ -74,6 +113,22 @@ export class VersionCache {
     }
     return evicted;
   }
+
+  /**
+   * Evicts down to the bounds, outside a download. The weights dropped are large and die at once;
+   * left to the collector's own pace they stay resident for a while, so where the process runs with
+   * --expose-gc, collect once the caller (an activation, a released pin) is done.
+   */
+  trim(): void {
+    if (this.evict().length === 0) return;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) setImmediate(gc);
+  }
+}
+
+/** The bytes of a version's weights: held in memory, else as its manifest announced them (0 if unknown). */
+export function weightBytes(r: VersionRecord): number {
+  return r.adapter?.weights.byteLength ?? r.bytes ?? 0;
 }
 
 /** A version known by number only: `announced`, nothing read yet. */
@@ -88,7 +143,7 @@ export function newVersionRecord(run: string, version: number, trigger: Trigger,
     manifestSha256: null,
     bytes: null,
     reason: null,
-    untrusted: false,
+    manifestRefused: false,
     retry: null,
     trigger,
     announcedAt: now,

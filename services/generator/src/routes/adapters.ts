@@ -1,4 +1,5 @@
 import type { AdapterList } from "@loracast/shared/manifest";
+import type { RefusalLog } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { type AliasRegistry, aliasSource } from "../aliases/index.ts";
 import { errorResponse } from "../errors.ts";
@@ -8,7 +9,7 @@ import type { GeneratorEnv } from "./types.ts";
 
 /**
  * Adapter state as operators and tests see it (the shared `adapterListSchema`, in the shared version
- * states), and the vLLM-style model list and retrieve (OpenAI's `models.retrieve`), which name
+ * states, with the store records refused lately), and the vLLM-style model list and retrieve (OpenAI's `models.retrieve`), which name
  * servable models only: the base, runs, aliases and loaded versions.
  */
 export function adapterRoutes(
@@ -18,6 +19,8 @@ export function adapterRoutes(
   created: number,
   /** The base's context length (vLLM's `max_model_len`); null without an engine. */
   maxModelLen: number | null,
+  /** The store records this generator refused (the adapter store's). */
+  refusals: RefusalLog,
 ): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
 
@@ -39,6 +42,7 @@ export function adapterRoutes(
         activatedAt: r.activatedAt,
         pinned: r.pins > 0,
       })),
+      refused: refusals.list(),
     };
     return c.json(body);
   });

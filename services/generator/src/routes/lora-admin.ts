@@ -22,6 +22,7 @@ import {
   loadLocalAdapter,
   loadLoraRequestSchema,
   parseLoraPath,
+  type SetRefusal,
   type StoreLocation,
   sameTarget,
   unloadLoraRequestSchema,
@@ -94,12 +95,11 @@ export function loraAdminRoutes(d: LoraAdminDeps): Hono<GeneratorEnv> {
     }
     const set = d.aliases.set(name, target.value, d.clock.now());
     if (!set.ok) {
-      return fail(
-        c,
-        badName(
-          `${set.error.max} LoRA adapters are loaded, the most this generator holds (GENERATOR_MAX_LORA_ALIASES); unload one first`,
-        ),
-      );
+      const refused = setRefusal(name, set.error, pathParam);
+      d.log.warn("lora alias refused", { name, source: aliasSource(target.value), ...set.error });
+      // The weights pulled for it are no one's now: evictable, and dropped if over the bound.
+      d.manager.cache.trim();
+      return fail(c, refused);
     }
     d.log.info(set.value.replaced ? "lora alias replaced" : "lora alias loaded", {
       name,
@@ -133,6 +133,23 @@ function admin(d: LoraAdminDeps) {
 }
 
 const badName = (message: string): ApiError => ({ code: "bad_request", message, param: "lora_name" });
+
+/** A refused `AliasRegistry.set` as the API answers it. */
+function setRefusal(name: string, refusal: SetRefusal, param: string): ApiError {
+  if (refusal.kind === "full")
+    return badName(
+      `${refusal.max} LoRA adapters are loaded, the most this generator holds (GENERATOR_MAX_LORA_ALIASES); unload one first`,
+    );
+  const { needed, held, maxBytes } = refusal;
+  return {
+    code: "adapter_cache_full",
+    message:
+      `The lora adapter '${name}' needs ${needed} more bytes of adapter memory, and the active versions and loaded ` +
+      `LoRA adapters hold ${held} of the ${maxBytes} bytes CACHE_MAX_MB allows; ` +
+      "unload an adapter first (POST /v1/unload_lora_adapter) or raise CACHE_MAX_MB",
+    param,
+  };
+}
 
 /** Pulls and verifies what `lora_path` names; errors name `param`. */
 async function resolveSource(

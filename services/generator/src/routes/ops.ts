@@ -1,6 +1,7 @@
 import { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "@loracast/shared/platform";
 import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
+import type { AliasRegistry } from "../aliases/index.ts";
 import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
@@ -14,6 +15,7 @@ export interface EngineMetrics {
 
 export function opsRoutes(
   manager: AdapterManager,
+  aliases: AliasRegistry,
   objects: ObjectStore,
   store: AdapterStore,
   rejected: Map<string, number>,
@@ -37,6 +39,16 @@ export function opsRoutes(
       counter("loracast_reconcile_errors_total", manager.stats.reconcileErrors),
       counter("loracast_store_downloaded_bytes_total", objects.traffic.downloaded),
       gauge("loracast_adapter_cache_bytes", manager.cache.heldBytes()),
+      gauge("loracast_adapter_cache_max_bytes", manager.cache.maxBytes),
+      // What no eviction frees: active versions and what load_lora_adapter aliases hold.
+      gauge("loracast_adapter_cache_unevictable_bytes", aliases.heldBytes()),
+      {
+        name: "loracast_lora_alias_loads_refused_total",
+        type: "counter",
+        samples: [...aliases.refusals].map(
+          ([kind, n]) => [{ reason: kind === "full" ? "max_aliases" : "cache_bytes" }, n] as const,
+        ),
+      },
       {
         name: "loracast_active_adapter_version",
         type: "gauge",
@@ -52,12 +64,12 @@ export function opsRoutes(
       },
       gauge("loracast_manifest_signatures_required", store.verifiesSignatures ? 1 : 0),
       {
-        // Manifests and rollback records refused on read: unsigned, foreign key, altered, malformed.
+        // Store records refused on read, by kind and code (STORE_REFUSAL_CODES in shared/manifest).
         name: "loracast_store_records_refused_total",
         type: "counter",
-        samples: [...store.refusals.values()].map(
-          (r) => [{ record: r.record, reason: r.code }, r.count] as const,
-        ),
+        samples: store.refusals
+          .counters()
+          .map((r) => [{ record: r.record, reason: r.code }, r.count] as const),
       },
       {
         // 1 per run and finding while its store state is staler than its newest signed head.
