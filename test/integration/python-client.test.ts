@@ -78,6 +78,19 @@ describe("the Python client against a real trainer and generators", () => {
     assert.doesNotMatch(r.output, /skipped/, r.output);
   });
 
+  it("compiles every Python file with warnings as errors (CI has no Python linter)", async () => {
+    // compile() rather than py_compile: nothing is written into the tree.
+    const script = [
+      "import pathlib, sys",
+      "files = sorted(pathlib.Path('shared/python').rglob('*.py'))",
+      "for f in files: compile(f.read_text(encoding='utf-8'), str(f), 'exec')",
+      "print(len(files))",
+    ].join("\n");
+    const r = await python(["-W", "error", "-c", script]);
+    assert.equal(r.code, 0, r.output);
+    assert.ok(Number(r.output) >= 17, r.output);
+  });
+
   it("writes safetensors byte for byte as the TypeScript codec does", async () => {
     // F32, F16 and BF16 under names that sort differently by dtype and by name, and metadata.
     const f32 = new Float32Array([1.5, -2, 0.25, 3, 0, -0.125]);
