@@ -1,0 +1,147 @@
+"""One generator's API: its adapter list (``GET /v1/adapters``) and completions naming ``<run>@<version>``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ProtocolError, RequestInfo
+from .http import DEFAULT_TIMEOUT_S, HttpClient, Response
+
+#: Response headers naming the adapter version behind every generator answer.
+VERSION_HEADER = "x-loracast-adapter-version"
+SHA256_HEADER = "x-loracast-adapter-sha256"
+
+
+@dataclass(frozen=True)
+class AdapterState:
+    """One row of a generator's ``GET /v1/adapters``: its view of ``run@version``.
+
+    ``state`` is ``announced``, ``staged``, ``active``, ``retired``, ``revoked`` or ``failed``;
+    ``reason`` says why it failed or was revoked.
+    """
+
+    run: str
+    version: int
+    state: str
+    sha256: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion choice: its text, token ids and the sampled tokens' logprobs (natural log).
+
+    ``prompt_index`` is the prompt it continues; ``version`` and ``sha256`` are what the generator
+    reported for the whole response (its ``x-loracast-adapter-*`` headers), ``model`` its ``model``.
+    """
+
+    prompt_index: int
+    text: str
+    token_ids: list[int]
+    prompt_token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str
+    model: str
+    version: int | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A completions answer: its samples, and the call, for errors that refer to it."""
+
+    samples: list[Sample]
+    model: str
+    version: int | None
+    sha256: str | None
+    request: RequestInfo
+
+
+def _get(obj: Any, key: str, request: RequestInfo) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise ProtocolError(f"answer has no field {key!r}: {str(obj)[:200]}", request)
+    return obj[key]
+
+
+def _header_version(res: Response) -> int | None:
+    raw = res.headers.get(VERSION_HEADER)
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+class GeneratorClient:
+    """The generator at ``url`` (``http://127.0.0.1:9002``). Its completions need no token."""
+
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.http = HttpClient(url, None, timeout_s)
+
+    @property
+    def url(self) -> str:
+        """The generator's base URL."""
+        return self.http.base_url
+
+    def adapters(self, timeout_s: float | None = None) -> list[AdapterState]:
+        """Every version this generator knows of, with its state (``GET /v1/adapters``)."""
+        res = self.http.get("/v1/adapters", timeout_s)
+        return [
+            AdapterState(
+                run=_get(row, "run", res.request),
+                version=_get(row, "version", res.request),
+                state=_get(row, "state", res.request),
+                sha256=_get(row, "sha256", res.request),
+                reason=_get(row, "reason", res.request),
+            )
+            for row in _get(res.body, "data", res.request)
+        ]
+
+    def complete(
+        self,
+        model: str,
+        prompts: Sequence[str] | Sequence[Sequence[int]],
+        *,
+        n: int = 1,
+        max_tokens: int = 16,
+        temperature: float = 1.0,
+        logprobs: int = 0,
+        seed: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        """``POST /v1/completions`` for ``model``, with ``return_token_ids`` and ``logprobs`` (0 to 20 alternatives).
+
+        ``prompts`` are strings or token id lists; choices come back as samples in the API's order
+        (prompt by prompt, ``n`` each). ``extra`` adds any other parameter of docs/api.md.
+        """
+        body: dict[str, Any] = {
+            **(extra or {}),
+            "model": model,
+            "prompt": [p if isinstance(p, str) else list(p) for p in prompts],
+            "n": n,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "logprobs": logprobs,
+            "return_token_ids": True,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        res = self.http.post_json("/v1/completions", body)
+        r = res.request
+        answered_model = _get(res.body, "model", r)
+        version, sha256 = _header_version(res), res.headers.get(SHA256_HEADER)
+        samples = []
+        for choice in _get(res.body, "choices", r):
+            lp = _get(choice, "logprobs", r)
+            samples.append(
+                Sample(
+                    prompt_index=_get(choice, "index", r) // n,
+                    text=_get(choice, "text", r),
+                    token_ids=list(_get(choice, "token_ids", r)),
+                    prompt_token_ids=list(_get(choice, "prompt_token_ids", r)),
+                    logprobs=list(_get(lp, "token_logprobs", r)),
+                    finish_reason=_get(choice, "finish_reason", r),
+                    model=answered_model,
+                    version=version,
+                    sha256=sha256,
+                )
+            )
+        return Completion(samples, answered_model, version, sha256, r)

@@ -1,0 +1,125 @@
+"""JSON and multipart calls over ``urllib``: every failure becomes a typed :mod:`loracast.errors` error."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    ConnectionFailedError,
+    ProtocolError,
+    RequestInfo,
+    RequestTimeoutError,
+    error_from_response,
+)
+
+#: Seconds a call may take, connection to last byte, unless the caller says otherwise.
+DEFAULT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Response:
+    """A successful answer: status, headers (lowercase names) and the parsed JSON body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    request: RequestInfo
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a multipart/form-data body: the form field, its file name and bytes."""
+
+    field: str
+    filename: str
+    data: bytes
+
+
+def encode_multipart(parts: list[FilePart]) -> tuple[bytes, str]:
+    """The body and ``content-type`` of a multipart/form-data request holding ``parts`` (RFC 7578)."""
+    boundary = f"loracast-{uuid.uuid4().hex}"
+    chunks: list[bytes] = []
+    for p in parts:
+        chunks.append(
+            f'--{boundary}\r\ncontent-disposition: form-data; name="{p.field}"; filename="{p.filename}"\r\n'
+            "content-type: application/octet-stream\r\n\r\n".encode()
+        )
+        chunks.append(p.data)
+        chunks.append(b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
+class HttpClient:
+    """Calls one server at ``base_url``, with an optional bearer ``token`` and a timeout in seconds."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def get(self, path: str, timeout_s: float | None = None) -> Response:
+        """``GET path``; raises an :class:`~loracast.errors.ApiError` for an error answer."""
+        return self.call("GET", path, None, {}, timeout_s)
+
+    def post_json(self, path: str, body: Any, timeout_s: float | None = None) -> Response:
+        """``POST path`` with a JSON body."""
+        data = json.dumps(body).encode()
+        return self.call("POST", path, data, {"content-type": "application/json"}, timeout_s)
+
+    def post_files(self, path: str, parts: list[FilePart], timeout_s: float | None = None) -> Response:
+        """``POST path`` with a multipart/form-data body of files."""
+        data, content_type = encode_multipart(parts)
+        return self.call("POST", path, data, {"content-type": content_type}, timeout_s)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        timeout_s: float | None,
+    ) -> Response:
+        """One request; the JSON answer, or a typed error (API, timeout, connection, protocol)."""
+        info = RequestInfo(method, f"{self.base_url}{path}")
+        all_headers = {"accept": "application/json", **headers}
+        if self.token is not None:
+            all_headers["authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(info.url, data=data, headers=all_headers, method=method)
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as res:
+                status, raw = res.status, res.read()
+                res_headers = {k.lower(): v for k, v in res.headers.items()}
+        except urllib.error.HTTPError as e:
+            try:
+                body = e.read()
+            except (OSError, TimeoutError):
+                body = b""
+            finally:
+                e.close()
+            raise error_from_response(e.code, body, info) from None
+        except urllib.error.URLError as e:
+            raise _transport_error(e.reason, info, timeout) from e
+        except (OSError, TimeoutError) as e:
+            # A timeout or reset while reading the answer arrives bare, not as a URLError.
+            raise _transport_error(e, info, timeout) from e
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise ProtocolError(f"answer {status} is not JSON: {raw[:200]!r}", info) from None
+        return Response(status, res_headers, parsed, info)
+
+
+def _transport_error(
+    reason: object, info: RequestInfo, timeout: float
+) -> RequestTimeoutError | ConnectionFailedError:
+    if isinstance(reason, TimeoutError):
+        return RequestTimeoutError(f"no answer within {timeout} s", info)
+    return ConnectionFailedError(f"connection failed: {reason}", info)
