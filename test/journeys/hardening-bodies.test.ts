@@ -15,13 +15,30 @@ import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 const MiB = 1024 * 1024;
 const MAX_UPLOAD_MB = 160;
 
-/** A multipart body of a small config and `size` bytes of weights, streamed without a Content-Length. */
+/**
+ * A multipart body of a small config and `size` bytes of weights, streamed without a Content-Length.
+ * The weights start with a valid safetensors header (one U8 tensor over the rest), so that what
+ * refuses them is the size bound, not the header check.
+ */
 function streamedUpload(size: number): { body: ReadableStream<Uint8Array>; type: string } {
   const boundary = "loracast-bound";
-  const head = new TextEncoder().encode(
-    `--${boundary}\r\ncontent-disposition: form-data; name="adapter_config.json"; filename="adapter_config.json"\r\n\r\n{}\r\n` +
-      `--${boundary}\r\ncontent-disposition: form-data; name="adapter_model.safetensors"; filename="adapter_model.safetensors"\r\n\r\n`,
+  // Padded to a fixed length (trailing spaces are valid JSON), so the tensor can cover the rest.
+  const HEADER_BYTES = 128;
+  const data = size - 8 - HEADER_BYTES;
+  const json = Buffer.from(
+    JSON.stringify({ w: { dtype: "U8", shape: [data], data_offsets: [0, data] } }).padEnd(HEADER_BYTES),
   );
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.byteLength));
+  const head = Buffer.concat([
+    Buffer.from(
+      `--${boundary}\r\ncontent-disposition: form-data; name="adapter_config.json"; filename="adapter_config.json"\r\n\r\n{}\r\n` +
+        `--${boundary}\r\ncontent-disposition: form-data; name="adapter_model.safetensors"; filename="adapter_model.safetensors"\r\n\r\n`,
+    ),
+    prefix,
+    json,
+  ]);
+  size -= 8 + json.byteLength;
   const tail = new TextEncoder().encode(`\r\n--${boundary}--\r\n`);
   const chunk = new Uint8Array(MiB);
   let sent = 0;

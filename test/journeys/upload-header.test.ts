@@ -25,6 +25,8 @@ const MiB = 1024 * 1024;
 const MAX_UPLOAD_MB = 300;
 const UPLOAD_BYTES = 256 * MiB;
 const BOUNDARY = "loracast-header-bound";
+/** A valid PEFT config, so that what an upload is refused for is its weights. */
+const CONFIG = JSON.stringify({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"] });
 
 /** A length prefix and a header, as bytes. */
 function head(header: string, declared = BigInt(Buffer.byteLength(header))): Buffer {
@@ -54,7 +56,7 @@ const PAUSE_MS = 20_000;
 function upload(url: string, weightsHead: Uint8Array, weightsBytes: number): Promise<Sent> {
   const lead = Buffer.from(
     `--${BOUNDARY}\r\ncontent-disposition: form-data; name="adapter_config.json"; filename="adapter_config.json"\r\n\r\n` +
-      `${JSON.stringify({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"] })}\r\n` +
+      `${CONFIG}\r\n` +
       `--${BOUNDARY}\r\ncontent-disposition: form-data; name="adapter_model.safetensors"; filename="adapter_model.safetensors"\r\n\r\n`,
   );
   const tail = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
@@ -210,7 +212,7 @@ describe("an upload with a bad safetensors header is refused while it streams", 
     weights.set(bad);
     for (let i = 0; i < 8; i++) {
       const form = new FormData();
-      form.append("adapter_config.json", new Blob(["{}"]), "adapter_config.json");
+      form.append("adapter_config.json", new Blob([CONFIG]), "adapter_config.json");
       form.append("adapter_model.safetensors", new Blob([weights]), "adapter_model.safetensors");
       const res = await fetch(`${stack.trainer.url}/v1/runs/header/adapters`, {
         method: "POST",
