@@ -45,7 +45,7 @@ function ended(stack: Stack, run: string): Promise<RunInfo> {
 
 /**
  * A reward endpoint on all interfaces that answers 500 (`/redirect…`: a redirect to the metadata
- * address) and counts its requests.
+ * address) and counts its requests; `lastAuthorization` is that of the last reward call (not `/hook`).
  */
 async function rewardServer(): Promise<{
   server: Server;
@@ -57,7 +57,8 @@ async function rewardServer(): Promise<{
   let lastAuthorization: string | undefined;
   const server = createServer((req, res) => {
     hits++;
-    lastAuthorization = req.headers.authorization;
+    // The subscriber test points webhooks at this server too: only reward calls count here.
+    if (req.url?.startsWith("/hook") !== true) lastAuthorization = req.headers.authorization;
     if (req.url?.startsWith("/redirect") === true) {
       res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/" }).end();
       return;
