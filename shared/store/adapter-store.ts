@@ -56,6 +56,16 @@ export interface IntegrityFailure {
   code?: RefusedRecord["code"];
 }
 
+/**
+ * A small record exactly as written to the store: its key and bytes, and its detached signature
+ * envelope's key and bytes (null when unsigned).
+ */
+export interface SealedRecord {
+  key: string;
+  bytes: Uint8Array;
+  signature: { key: string; bytes: Uint8Array } | null;
+}
+
 /** Who signs what this store writes, and whose signatures its reads require. */
 export interface SigningOptions {
   /** Signs every manifest and rollback record written; without it they are written unsigned. */
@@ -124,22 +134,58 @@ export class AdapterStore {
     this.options.onRefused?.(refused);
   }
 
-  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
-  private async putSigned(
-    key: string,
-    bytes: Uint8Array,
-    ifNoneMatch: boolean,
-  ): Promise<"written" | "exists"> {
+  /** `bytes` to be written under `key`, with their signature envelope when this store signs. */
+  seal(key: string, bytes: Uint8Array): SealedRecord {
+    const envelope = this.options.signer?.envelope(bytes);
+    return {
+      key,
+      bytes,
+      signature:
+        envelope === undefined ? null : { key: signatureKey(envelope.sha256), bytes: envelope.bytes },
+    };
+  }
+
+  /**
+   * Writes a sealed record: its signature envelope first, then its bytes (with `ifNoneMatch`,
+   * only where the key is free, on servers that enforce it).
+   */
+  async putSealed(sealed: SealedRecord, ifNoneMatch: boolean): Promise<"written" | "exists"> {
     // The envelope lives under the sha256 of the bytes it signs, so it can go first: a reader that
     // finds the object finds its signature, and a publisher that loses a version race leaves only
     // an envelope nothing refers to.
-    if (this.options.signer !== undefined) {
-      const envelope = this.options.signer.envelope(bytes);
-      await this.objects.put(signatureKey(envelope.sha256), envelope.bytes, {
+    if (sealed.signature !== null) {
+      await this.objects.put(sealed.signature.key, sealed.signature.bytes, {
         contentType: "application/json",
       });
     }
-    return this.objects.put(key, bytes, { ifNoneMatch, contentType: "application/json" });
+    return this.objects.put(sealed.key, sealed.bytes, { ifNoneMatch, contentType: "application/json" });
+  }
+
+  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
+  private putSigned(key: string, bytes: Uint8Array, ifNoneMatch: boolean): Promise<"written" | "exists"> {
+    return this.putSealed(this.seal(key, bytes), ifNoneMatch);
+  }
+
+  /**
+   * What the store holds under `key` and under its signature key, as a sealed record (the
+   * signature null when there is none); null when `key` holds nothing.
+   */
+  async readSealed(key: string): Promise<SealedRecord | null> {
+    const bytes = await this.objects.get(key);
+    if (bytes === null) return null;
+    const sigKey = signatureKey(sha256Hex(bytes));
+    const sig = await this.objects.get(sigKey);
+    return { key, bytes, signature: sig === null ? null : { key: sigKey, bytes: sig } };
+  }
+
+  /**
+   * Forgets what was read under a rollback record's key (accepted or refused), so the next
+   * `listRollbacks` reads it again: after the record was rewritten (a repair).
+   */
+  forgetRollback(key: string): void {
+    this.rollbackRecords.delete(key);
+    this.refusedRollbacks.delete(key);
+    this.refusals.resolve(key);
   }
 
   /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
@@ -217,6 +263,20 @@ export class AdapterStore {
   async latestVersion(run: string): Promise<number | null> {
     const all = await this.listVersions(run);
     return all.length === 0 ? null : (all[all.length - 1] as number);
+  }
+
+  /**
+   * The run's newest version whose manifest verifies (signature, schema, key), or null: what an
+   * unsigned object at a higher key cannot move. Reads manifests from the newest down.
+   */
+  async newestVerifiedVersion(run: string): Promise<number | null> {
+    const versions = await this.listVersions(run);
+    for (let i = versions.length - 1; i >= 0; i--) {
+      const v = versions[i] as number;
+      const read = await this.readManifest(manifestKey(run, v));
+      if (read?.ok === true) return v;
+    }
+    return null;
   }
 
   /**
@@ -382,11 +442,19 @@ export class AdapterStore {
     return elsewhere === null ? ok(parsed.data) : refused("misplaced", elsewhere);
   }
 
+  /** A rollback record's bytes and signature, sealed for `putSealed` (and the trainer's ledger). */
+  sealRollback(record: RollbackRecord): SealedRecord {
+    return this.seal(
+      rollbackKey(record.run, record.atVersion, record.to),
+      new TextEncoder().encode(`${JSON.stringify(record, null, 2)}\n`),
+    );
+  }
+
+  /** Writes a rollback record, signed, where its key is free. */
   async writeRollback(record: RollbackRecord): Promise<{ key: string; sha256: string }> {
-    const bytes = new TextEncoder().encode(`${JSON.stringify(record, null, 2)}\n`);
-    const key = rollbackKey(record.run, record.atVersion, record.to);
-    await this.putSigned(key, bytes, true);
-    return { key, sha256: sha256Hex(bytes) };
+    const sealed = this.sealRollback(record);
+    await this.putSealed(sealed, true);
+    return { key: sealed.key, sha256: sha256Hex(sealed.bytes) };
   }
 
   /** Writes (replaces) the run's signed head. */

@@ -92,6 +92,11 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
       { name: "loracast_store_uploaded_bytes_total", type: "counter", value: d.objects.traffic.uploaded },
       { name: "loracast_store_blobs_repaired_total", type: "counter", value: d.store.blobsRepaired },
       {
+        name: "loracast_store_records_repaired_total",
+        type: "counter",
+        samples: Object.entries(d.publisher.recordsRepaired).map(([record, n]) => [{ record }, n] as const),
+      },
+      {
         name: "loracast_store_multipart_aborted_total",
         type: "counter",
         value: d.abandonedUploads.aborted,

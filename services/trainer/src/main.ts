@@ -20,6 +20,7 @@ import { TrainingSession } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
 import { envSchema } from "./env.ts";
+import { RunLedger } from "./ledger/index.ts";
 import { Publisher } from "./publisher.ts";
 import { CheckpointStore } from "./runs/checkpoints.ts";
 import { LocalRollouts } from "./runs/rollouts.ts";
@@ -154,7 +155,13 @@ const publisher = new Publisher({
   log,
   instance: env.TRAINER_INSTANCE,
   spec,
-  headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
+  ledger: new RunLedger({
+    store,
+    dir: join(env.TRAINER_DATA_DIR, "ledger"),
+    clock: systemClock,
+    log,
+    headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
+  }),
 });
 const headRefresh = setInterval(
   () => void publisher.refreshHeads().catch((e: unknown) => log.warn("head refresh failed", { error: e })),
