@@ -18,6 +18,7 @@ import { type SignatureFailure, type Signer, signatureKey, type TrustedKeys } fr
 import {
   blobKey,
   headKey,
+  MAX_VERSION,
   manifestKey,
   rollbackKey,
   rollbacksPrefix,
@@ -100,6 +101,13 @@ export interface AdapterStoreOptions extends SigningOptions {
 }
 
 const MAX_VERSION_RACES = 8;
+/** Most manifest verdicts `readManifestAt` keeps (least recently used dropped first). */
+const MAX_JUDGED = 4096;
+/**
+ * How long a verdict stands without a re-read, in ms: a manifest's entity tag changes with its
+ * bytes, not with its detached signature envelope, so a swapped envelope is seen within this.
+ */
+const JUDGED_TTL_MS = 60_000;
 
 /**
  * The content-addressed adapter store: blobs by sha256, immutable per-version manifests and
@@ -111,6 +119,12 @@ export class AdapterStore {
   private readonly refusedRollbacks = new Map<string, RefusedRecord>();
   /** Every record refused on read: counts by kind and code, and the newest refused keys per run. */
   readonly refusals = new RefusalLog();
+
+  /** Manifest verdicts by key: the entity tag and time they were read at (see `readManifestAt`). */
+  private readonly judged = new Map<
+    string,
+    { etag: string; at: number; verdict: Result<StoredManifest, IntegrityFailure> }
+  >();
 
   /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
   blobsRepaired = 0;
@@ -233,22 +247,30 @@ export class AdapterStore {
    * Publishes an adapter as the run's next version: uploads its two blobs (those already in the
    * store are not sent again), then writes the manifest that names them.
    */
-  async publishAdapter(run: string, upload: AdapterUpload): Promise<StoredManifest> {
+  async publishAdapter(
+    run: string,
+    upload: AdapterUpload,
+    latestHint?: number | null,
+  ): Promise<StoredManifest> {
     const [config, weights] = await Promise.all([
       this.putBlob(upload.configBytes, "application/json"),
       this.putBlob(upload.weights),
     ]);
     const { adapterConfig, ...draft } = upload.draft;
-    return this.publishVersion(run, {
-      ...draft,
-      adapter: {
-        config: adapterConfig,
-        files: [
-          { name: CONFIG_FILE, ...config.file },
-          { name: WEIGHTS_FILE, ...weights.file },
-        ],
+    return this.publishVersion(
+      run,
+      {
+        ...draft,
+        adapter: {
+          config: adapterConfig,
+          files: [
+            { name: CONFIG_FILE, ...config.file },
+            { name: WEIGHTS_FILE, ...weights.file },
+          ],
+        },
       },
-    });
+      latestHint,
+    );
   }
 
   /** Every version number of a run, ascending; only those after `after` when given. */
@@ -258,6 +280,41 @@ export class AdapterStore {
       after === undefined ? undefined : manifestKey(run, after),
     );
     return keys.map(versionOfKey).filter((v): v is number => v !== null);
+  }
+
+  /** Every version of a run, ascending, with its manifest's key and entity tag (one listing). */
+  async listVersionEntries(run: string): Promise<{ version: number; key: string; etag: string }[]> {
+    const entries = await this.objects.listEntries(versionsPrefix(run));
+    const out: { version: number; key: string; etag: string }[] = [];
+    for (const e of entries) {
+      const version = versionOfKey(e.key);
+      if (version !== null) out.push({ version, key: e.key, etag: e.etag });
+    }
+    return out;
+  }
+
+  /**
+   * `readManifest` for a key a listing gave with entity tag `etag`, answered from a bounded cache
+   * while the tag is unchanged (and the verdict younger than a minute): an unchanged store then
+   * costs a versions read one listing, however many manifests (or junk objects) it holds. A
+   * refusal answered from the cache is not counted or reported again.
+   */
+  async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, IntegrityFailure> | null> {
+    const hit = this.judged.get(key);
+    this.judged.delete(key);
+    const now = Date.now();
+    if (hit !== undefined && hit.etag === etag && now - hit.at < JUDGED_TTL_MS) {
+      this.judged.set(key, hit);
+      return hit.verdict;
+    }
+    const verdict = await this.readManifest(key);
+    if (verdict === null) return null;
+    this.judged.set(key, { etag, at: now, verdict });
+    for (const oldest of this.judged.keys()) {
+      if (this.judged.size <= MAX_JUDGED) break;
+      this.judged.delete(oldest);
+    }
+    return verdict;
   }
 
   async latestVersion(run: string): Promise<number | null> {
@@ -270,37 +327,45 @@ export class AdapterStore {
    * unsigned object at a higher key cannot move. Reads manifests from the newest down.
    */
   async newestVerifiedVersion(run: string): Promise<number | null> {
-    const versions = await this.listVersions(run);
-    for (let i = versions.length - 1; i >= 0; i--) {
-      const v = versions[i] as number;
-      const read = await this.readManifest(manifestKey(run, v));
-      if (read?.ok === true) return v;
+    const entries = await this.listVersionEntries(run);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i] as { version: number; key: string; etag: string };
+      if ((await this.readManifestAt(e.key, e.etag))?.ok === true) return e.version;
     }
     return null;
   }
 
   /**
-   * Writes the run's next manifest. With conditional writes the server settles races between
-   * publishers; without them (s3rver), callers must serialise publishes to a run themselves.
+   * Writes the run's next manifest: the version after `latestHint` (default: the newest verified
+   * one, so an unverified object under a higher key does not move the numbering). Where the key
+   * is taken, a manifest there that verifies is another publisher's (the next key is tried), and
+   * anything else (unsigned, foreign, malformed, misplaced) can never be served and is overwritten.
+   * With conditional writes the server settles races between publishers; without them (s3rver),
+   * callers must serialise publishes to a run themselves. Throws past `MAX_VERSION`.
    */
   async publishVersion(
     run: string,
     draft: ManifestDraft,
     latestHint?: number | null,
   ): Promise<StoredManifest> {
-    let latest = latestHint === undefined ? await this.latestVersion(run) : latestHint;
+    let latest = latestHint === undefined ? await this.newestVerifiedVersion(run) : latestHint;
     for (let attempt = 0; attempt < MAX_VERSION_RACES; attempt++) {
       const version = (latest ?? 0) + 1;
+      if (version > MAX_VERSION)
+        throw new Error(`publishing to run ${run}: version ${version} is past the 12-digit key space`);
       const manifest: VersionManifest = { schema: MANIFEST_SCHEMA, run, version, parent: latest, ...draft };
       const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
       const key = manifestKey(run, version);
-      if (!this.objects.conditionalWrites && (await this.objects.head(key)) !== null) {
-        latest = await this.latestVersion(run);
+      const taken = this.objects.conditionalWrites
+        ? (await this.putSigned(key, bytes, true)) === "exists"
+        : (await this.objects.head(key)) !== null;
+      if (!taken && this.objects.conditionalWrites) return { manifest, key, sha256: sha256Hex(bytes) };
+      if (taken && (await this.readManifest(key))?.ok === true) {
+        latest = version;
         continue;
       }
-      const outcome = await this.putSigned(key, bytes, true);
-      if (outcome === "written") return { manifest, key, sha256: sha256Hex(bytes) };
-      latest = await this.latestVersion(run);
+      await this.putSigned(key, bytes, false);
+      return { manifest, key, sha256: sha256Hex(bytes) };
     }
     throw new Error(`publishing to run ${run}: lost ${MAX_VERSION_RACES} version races in a row`);
   }

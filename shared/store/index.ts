@@ -19,6 +19,7 @@ export {
   checkpointKey,
   headKey,
   latestCheckpointKey,
+  MAX_VERSION,
   manifestKey,
   rollbackKey,
   versionOfKey,

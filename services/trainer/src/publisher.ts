@@ -17,7 +17,7 @@ import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
-import { type AdapterStore, manifestKey, type StoredManifest } from "@loracast/shared/store";
+import { type AdapterStore, MAX_VERSION, manifestKey, type StoredManifest } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
 import type { RunLedger } from "./ledger/index.ts";
@@ -83,18 +83,35 @@ export class Publisher {
     if (!checked.ok) return Promise.resolve(checked);
     return this.withRunLock(run, async () => {
       await this.d.ledger.repair(run);
+      // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
+      const [signed, verified] = await Promise.all([
+        this.d.ledger.newestVersion(run),
+        this.d.store.newestVerifiedVersion(run),
+      ]);
+      const latest = Math.max(signed ?? 0, verified ?? 0);
+      if (latest >= MAX_VERSION)
+        return err(
+          new TrainerError(
+            "conflict",
+            `run ${run} has reached version ${latest}, the last one its 12-digit manifest keys hold; publish to a new run`,
+          ),
+        );
       const before = this.d.store.objects.traffic.uploaded;
-      const stored = await this.d.store.publishAdapter(run, {
-        configBytes,
-        weights,
-        draft: {
-          createdAt: new Date(this.d.clock.now()).toISOString(),
-          base: { fingerprint: this.d.spec?.fingerprint ?? null },
-          adapterConfig: checked.value,
-          ...extras,
-          publisher: { service: "trainer", instance: this.d.instance },
+      const stored = await this.d.store.publishAdapter(
+        run,
+        {
+          configBytes,
+          weights,
+          draft: {
+            createdAt: new Date(this.d.clock.now()).toISOString(),
+            base: { fingerprint: this.d.spec?.fingerprint ?? null },
+            adapterConfig: checked.value,
+            ...extras,
+            publisher: { service: "trainer", instance: this.d.instance },
+          },
         },
-      });
+        latest === 0 ? null : latest,
+      );
       await this.d.ledger.signHead(run, stored.manifest.version);
       await this.notify("adapter.published", stored);
       const result: PublishResult = {
@@ -175,17 +192,18 @@ export class Publisher {
 
   /** Versions, rollback records, each version's manifest read back and verified, and the current version. */
   private async storeState(run: string): Promise<StoreState> {
-    const [listed, rollbacks, head, signed] = await Promise.all([
-      this.d.store.listVersions(run),
+    const [entries, rollbacks, head, signed] = await Promise.all([
+      this.d.store.listVersionEntries(run),
       this.d.store.listRollbacks(run),
       this.d.store.readHead(run),
       this.d.ledger.newestVersion(run),
     ]);
     // Versions the trainer signed but the store no longer lists are reported, as missing.
+    const listed = entries.map((e) => e.version);
     const versions = [...listed];
     const named = Math.max(head?.ok === true ? (head.value.version ?? 0) : 0, signed ?? 0);
     for (let v = (listed.at(-1) ?? 0) + 1; v <= named; v++) versions.push(v);
-    const manifests = await Promise.all(versions.map((v) => this.readBack(run, v)));
+    const manifests = await Promise.all(versions.map((v, i) => this.readBack(run, v, entries[i]?.etag)));
     const current = currentVersion(
       versions.filter((_, i) => manifests[i]?.ok === true),
       rollbacks,
@@ -249,10 +267,20 @@ export class Publisher {
     return ok({ ...config.value.raw });
   }
 
-  /** Reads a manifest back from the store and verifies it; an error says why it cannot be served. */
-  private async readBack(run: string, version: number): Promise<Result<StoredManifest, string>> {
+  /**
+   * Reads a manifest back from the store and verifies it (from the store's cache when the listing
+   * gave its entity tag `etag` and it is unchanged); an error says why it cannot be served.
+   */
+  private async readBack(
+    run: string,
+    version: number,
+    etag?: string,
+  ): Promise<Result<StoredManifest, string>> {
     const key = manifestKey(run, version);
-    const read = await this.d.store.readManifest(key);
+    const read =
+      etag === undefined
+        ? await this.d.store.readManifest(key)
+        : await this.d.store.readManifestAt(key, etag);
     if (read === null) return err(`manifest ${key} is missing from the store`);
     return read.ok ? read : err(read.error.reason);
   }
