@@ -28,6 +28,7 @@ import {
 } from "./keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 import { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
+import { VerdictCache } from "./verdict-cache.ts";
 
 export type { RefusedRecord };
 
@@ -101,13 +102,6 @@ export interface AdapterStoreOptions extends SigningOptions {
 }
 
 const MAX_VERSION_RACES = 8;
-/** Most manifest verdicts `readManifestAt` keeps (least recently used dropped first). */
-const MAX_JUDGED = 4096;
-/**
- * How long a verdict stands without a re-read, in ms: a manifest's entity tag changes with its
- * bytes, not with its detached signature envelope, so a swapped envelope is seen within this.
- */
-const JUDGED_TTL_MS = 60_000;
 
 /**
  * The content-addressed adapter store: blobs by sha256, immutable per-version manifests and
@@ -121,10 +115,7 @@ export class AdapterStore {
   readonly refusals = new RefusalLog();
 
   /** Manifest verdicts by key: the entity tag and time they were read at (see `readManifestAt`). */
-  private readonly judged = new Map<
-    string,
-    { etag: string; at: number; verdict: Result<StoredManifest, IntegrityFailure> }
-  >();
+  private readonly judged = new VerdictCache<Result<StoredManifest, IntegrityFailure>>(4096, 60_000);
 
   /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
   blobsRepaired = 0;
@@ -300,20 +291,10 @@ export class AdapterStore {
    * refusal answered from the cache is not counted or reported again.
    */
   async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, IntegrityFailure> | null> {
-    const hit = this.judged.get(key);
-    this.judged.delete(key);
-    const now = Date.now();
-    if (hit !== undefined && hit.etag === etag && now - hit.at < JUDGED_TTL_MS) {
-      this.judged.set(key, hit);
-      return hit.verdict;
-    }
+    const hit = this.judged.get(key, etag);
+    if (hit !== undefined) return hit;
     const verdict = await this.readManifest(key);
-    if (verdict === null) return null;
-    this.judged.set(key, { etag, at: now, verdict });
-    for (const oldest of this.judged.keys()) {
-      if (this.judged.size <= MAX_JUDGED) break;
-      this.judged.delete(oldest);
-    }
+    if (verdict !== null) this.judged.set(key, etag, verdict);
     return verdict;
   }
 
