@@ -46,6 +46,10 @@ describe("egress policy", () => {
       "http://[fe80::1]/",
       "http://[fd00:ec2::254]/",
       "http://[::ffff:169.254.169.254]/",
+      "http://100.100.100.200/latest/meta-data/",
+      "http://168.63.129.16/machine?comp=goalstate",
+      "http://[::ffff:100.100.100.200]/",
+      "http://[::ffff:a83f:8110]/",
     ]) {
       assert.ok(refused(url, open), url);
     }

@@ -17,8 +17,12 @@ export interface EgressPolicy {
 /** Ranges (ipaddr.js names) reachable only with `allowPrivate`. */
 const PRIVATE = new Set(["loopback", "private", "uniqueLocal", "carrierGradeNat", "unspecified"]);
 
-/** Metadata endpoints outside the link-local ranges (AWS's IPv6 IMDS sits in fd00::/8). */
-const METADATA = new Set(["fd00:ec2::254"]);
+/**
+ * Cloud metadata endpoints outside the link-local ranges, refused even where private addresses
+ * are allowed: AWS's IPv6 IMDS (in fd00::/8), Alibaba Cloud's (in 100.64/10, carrier-grade NAT)
+ * and Azure's wireserver (a public address).
+ */
+const METADATA = new Set(["fd00:ec2::254", "100.100.100.200", "168.63.129.16"]);
 
 /** Why an address is refused, or null when the policy allows it. */
 export function refuseAddress(address: string, policy: EgressPolicy): string | null {

@@ -49,14 +49,6 @@ export const runVersionSchema = z.object({
 });
 export type RunVersion = z.infer<typeof runVersionSchema>;
 
-/** The trainer's `GET /v1/runs/:run/versions`; `current` is the active version (null before any publish). */
-export const runVersionsSchema = z.object({
-  run: z.string(),
-  current: z.number().int().positive().nullable(),
-  versions: z.array(runVersionSchema),
-});
-export type RunVersions = z.infer<typeof runVersionsSchema>;
-
 /** One row of the generator's `GET /v1/adapters`: this generator's view of a version. */
 export const adapterRowSchema = z.object({
   run: z.string(),
@@ -122,6 +114,41 @@ export const storeRefusalSchema = z.object({
   count: z.number().int().positive(),
 });
 export type StoreRefusal = z.infer<typeof storeRefusalSchema>;
+
+/**
+ * What the trainer found wrong with a record it signed, against its ledger: `missing`, `altered`
+ * (other bytes under the key), `altered_signature` (the record's envelope gone or changed) or
+ * `stale` (a head naming fewer versions or rollback records than the trainer signed).
+ */
+export const STORE_REPAIR_FINDINGS = ["missing", "altered", "altered_signature", "stale"] as const;
+
+/** One record the trainer rewrote from its ledger (`GET /v1/runs/:run/versions`, `store.repaired`). */
+export const storeRepairSchema = z.object({
+  record: z.enum(["rollback", "head"]),
+  /** The record's store key, relative to the prefix. */
+  key: z.string(),
+  found: z.enum(STORE_REPAIR_FINDINGS),
+  /** The repair as logged, naming the key. */
+  message: z.string(),
+});
+export type StoreRepair = z.infer<typeof storeRepairSchema>;
+
+/**
+ * The trainer's `GET /v1/runs/:run/versions`; `current` is the active version (null before any
+ * publish). `store` says what the read found: the run's records the trainer refuses lately
+ * (unsigned, foreign, malformed, misplaced; newest first) and those it rewrote from its ledger on
+ * this read.
+ */
+export const runVersionsSchema = z.object({
+  run: z.string(),
+  current: z.number().int().positive().nullable(),
+  versions: z.array(runVersionSchema),
+  store: z.object({
+    refused: z.array(storeRefusalSchema),
+    repaired: z.array(storeRepairSchema),
+  }),
+});
+export type RunVersions = z.infer<typeof runVersionsSchema>;
 
 /**
  * The generator's `GET /v1/adapters`: the active version of each run, every version it knows, and

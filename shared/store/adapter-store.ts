@@ -18,6 +18,7 @@ import { type SignatureFailure, type Signer, signatureKey, type TrustedKeys } fr
 import {
   blobKey,
   headKey,
+  MAX_VERSION,
   manifestKey,
   rollbackKey,
   rollbacksPrefix,
@@ -27,6 +28,7 @@ import {
 } from "./keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 import { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
+import { VerdictCache } from "./verdict-cache.ts";
 
 export type { RefusedRecord };
 
@@ -54,6 +56,16 @@ export interface IntegrityFailure {
   reason: string;
   /** Why a manifest was refused (counted in `refusals`); absent for a blob that is missing or corrupt. */
   code?: RefusedRecord["code"];
+}
+
+/**
+ * A small record exactly as written to the store: its key and bytes, and its detached signature
+ * envelope's key and bytes (null when unsigned).
+ */
+export interface SealedRecord {
+  key: string;
+  bytes: Uint8Array;
+  signature: { key: string; bytes: Uint8Array } | null;
 }
 
 /** Who signs what this store writes, and whose signatures its reads require. */
@@ -102,6 +114,9 @@ export class AdapterStore {
   /** Every record refused on read: counts by kind and code, and the newest refused keys per run. */
   readonly refusals = new RefusalLog();
 
+  /** Manifest verdicts by key: the entity tag and time they were read at (see `readManifestAt`). */
+  private readonly judged = new VerdictCache<Result<StoredManifest, IntegrityFailure>>(4096, 60_000);
+
   /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
   blobsRepaired = 0;
 
@@ -124,22 +139,58 @@ export class AdapterStore {
     this.options.onRefused?.(refused);
   }
 
-  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
-  private async putSigned(
-    key: string,
-    bytes: Uint8Array,
-    ifNoneMatch: boolean,
-  ): Promise<"written" | "exists"> {
+  /** `bytes` to be written under `key`, with their signature envelope when this store signs. */
+  seal(key: string, bytes: Uint8Array): SealedRecord {
+    const envelope = this.options.signer?.envelope(bytes);
+    return {
+      key,
+      bytes,
+      signature:
+        envelope === undefined ? null : { key: signatureKey(envelope.sha256), bytes: envelope.bytes },
+    };
+  }
+
+  /**
+   * Writes a sealed record: its signature envelope first, then its bytes (with `ifNoneMatch`,
+   * only where the key is free, on servers that enforce it).
+   */
+  async putSealed(sealed: SealedRecord, ifNoneMatch: boolean): Promise<"written" | "exists"> {
     // The envelope lives under the sha256 of the bytes it signs, so it can go first: a reader that
     // finds the object finds its signature, and a publisher that loses a version race leaves only
     // an envelope nothing refers to.
-    if (this.options.signer !== undefined) {
-      const envelope = this.options.signer.envelope(bytes);
-      await this.objects.put(signatureKey(envelope.sha256), envelope.bytes, {
+    if (sealed.signature !== null) {
+      await this.objects.put(sealed.signature.key, sealed.signature.bytes, {
         contentType: "application/json",
       });
     }
-    return this.objects.put(key, bytes, { ifNoneMatch, contentType: "application/json" });
+    return this.objects.put(sealed.key, sealed.bytes, { ifNoneMatch, contentType: "application/json" });
+  }
+
+  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
+  private putSigned(key: string, bytes: Uint8Array, ifNoneMatch: boolean): Promise<"written" | "exists"> {
+    return this.putSealed(this.seal(key, bytes), ifNoneMatch);
+  }
+
+  /**
+   * What the store holds under `key` and under its signature key, as a sealed record (the
+   * signature null when there is none); null when `key` holds nothing.
+   */
+  async readSealed(key: string): Promise<SealedRecord | null> {
+    const bytes = await this.objects.get(key);
+    if (bytes === null) return null;
+    const sigKey = signatureKey(sha256Hex(bytes));
+    const sig = await this.objects.get(sigKey);
+    return { key, bytes, signature: sig === null ? null : { key: sigKey, bytes: sig } };
+  }
+
+  /**
+   * Forgets what was read under a rollback record's key (accepted or refused), so the next
+   * `listRollbacks` reads it again: after the record was rewritten (a repair).
+   */
+  forgetRollback(key: string): void {
+    this.rollbackRecords.delete(key);
+    this.refusedRollbacks.delete(key);
+    this.refusals.resolve(key);
   }
 
   /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
@@ -187,22 +238,30 @@ export class AdapterStore {
    * Publishes an adapter as the run's next version: uploads its two blobs (those already in the
    * store are not sent again), then writes the manifest that names them.
    */
-  async publishAdapter(run: string, upload: AdapterUpload): Promise<StoredManifest> {
+  async publishAdapter(
+    run: string,
+    upload: AdapterUpload,
+    latestHint?: number | null,
+  ): Promise<StoredManifest> {
     const [config, weights] = await Promise.all([
       this.putBlob(upload.configBytes, "application/json"),
       this.putBlob(upload.weights),
     ]);
     const { adapterConfig, ...draft } = upload.draft;
-    return this.publishVersion(run, {
-      ...draft,
-      adapter: {
-        config: adapterConfig,
-        files: [
-          { name: CONFIG_FILE, ...config.file },
-          { name: WEIGHTS_FILE, ...weights.file },
-        ],
+    return this.publishVersion(
+      run,
+      {
+        ...draft,
+        adapter: {
+          config: adapterConfig,
+          files: [
+            { name: CONFIG_FILE, ...config.file },
+            { name: WEIGHTS_FILE, ...weights.file },
+          ],
+        },
       },
-    });
+      latestHint,
+    );
   }
 
   /** Every version number of a run, ascending; only those after `after` when given. */
@@ -214,33 +273,80 @@ export class AdapterStore {
     return keys.map(versionOfKey).filter((v): v is number => v !== null);
   }
 
+  /** Every version of a run, ascending, with its manifest's key and entity tag (one listing). */
+  async listVersionEntries(run: string): Promise<{ version: number; key: string; etag: string }[]> {
+    const entries = await this.objects.listEntries(versionsPrefix(run));
+    const out: { version: number; key: string; etag: string }[] = [];
+    for (const e of entries) {
+      const version = versionOfKey(e.key);
+      if (version !== null) out.push({ version, key: e.key, etag: e.etag });
+    }
+    return out;
+  }
+
+  /**
+   * `readManifest` for a key a listing gave with entity tag `etag`, answered from a bounded cache
+   * while the tag is unchanged (and the verdict younger than a minute): an unchanged store then
+   * costs a versions read one listing, however many manifests (or junk objects) it holds. A
+   * refusal answered from the cache is not counted or reported again.
+   */
+  async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, IntegrityFailure> | null> {
+    const hit = this.judged.get(key, etag);
+    if (hit !== undefined) return hit;
+    const verdict = await this.readManifest(key);
+    if (verdict !== null) this.judged.set(key, etag, verdict);
+    return verdict;
+  }
+
   async latestVersion(run: string): Promise<number | null> {
     const all = await this.listVersions(run);
     return all.length === 0 ? null : (all[all.length - 1] as number);
   }
 
   /**
-   * Writes the run's next manifest. With conditional writes the server settles races between
-   * publishers; without them (s3rver), callers must serialise publishes to a run themselves.
+   * The run's newest version whose manifest verifies (signature, schema, key), or null: what an
+   * unsigned object at a higher key cannot move. Reads manifests from the newest down.
+   */
+  async newestVerifiedVersion(run: string): Promise<number | null> {
+    const entries = await this.listVersionEntries(run);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i] as { version: number; key: string; etag: string };
+      if ((await this.readManifestAt(e.key, e.etag))?.ok === true) return e.version;
+    }
+    return null;
+  }
+
+  /**
+   * Writes the run's next manifest: the version after `latestHint` (default: the newest verified
+   * one, so an unverified object under a higher key does not move the numbering). Where the key
+   * is taken, a manifest there that verifies is another publisher's (the next key is tried), and
+   * anything else (unsigned, foreign, malformed, misplaced) can never be served and is overwritten.
+   * With conditional writes the server settles races between publishers; without them (s3rver),
+   * callers must serialise publishes to a run themselves. Throws past `MAX_VERSION`.
    */
   async publishVersion(
     run: string,
     draft: ManifestDraft,
     latestHint?: number | null,
   ): Promise<StoredManifest> {
-    let latest = latestHint === undefined ? await this.latestVersion(run) : latestHint;
+    let latest = latestHint === undefined ? await this.newestVerifiedVersion(run) : latestHint;
     for (let attempt = 0; attempt < MAX_VERSION_RACES; attempt++) {
       const version = (latest ?? 0) + 1;
+      if (version > MAX_VERSION)
+        throw new Error(`publishing to run ${run}: version ${version} is past the 12-digit key space`);
       const manifest: VersionManifest = { schema: MANIFEST_SCHEMA, run, version, parent: latest, ...draft };
       const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
       const key = manifestKey(run, version);
-      if (!this.objects.conditionalWrites && (await this.objects.head(key)) !== null) {
-        latest = await this.latestVersion(run);
+      const taken = this.objects.conditionalWrites
+        ? (await this.putSigned(key, bytes, true)) === "exists"
+        : (await this.objects.head(key)) !== null;
+      if (!taken && this.objects.conditionalWrites) return { manifest, key, sha256: sha256Hex(bytes) };
+      if (taken && (await this.readManifest(key))?.ok === true) {
+        latest = version;
         continue;
       }
-      const outcome = await this.putSigned(key, bytes, true);
-      if (outcome === "written") return { manifest, key, sha256: sha256Hex(bytes) };
-      latest = await this.latestVersion(run);
+      await this.putSigned(key, bytes, false);
+      return { manifest, key, sha256: sha256Hex(bytes) };
     }
     throw new Error(`publishing to run ${run}: lost ${MAX_VERSION_RACES} version races in a row`);
   }
@@ -382,11 +488,19 @@ export class AdapterStore {
     return elsewhere === null ? ok(parsed.data) : refused("misplaced", elsewhere);
   }
 
+  /** A rollback record's bytes and signature, sealed for `putSealed` (and the trainer's ledger). */
+  sealRollback(record: RollbackRecord): SealedRecord {
+    return this.seal(
+      rollbackKey(record.run, record.atVersion, record.to),
+      new TextEncoder().encode(`${JSON.stringify(record, null, 2)}\n`),
+    );
+  }
+
+  /** Writes a rollback record, signed, where its key is free. */
   async writeRollback(record: RollbackRecord): Promise<{ key: string; sha256: string }> {
-    const bytes = new TextEncoder().encode(`${JSON.stringify(record, null, 2)}\n`);
-    const key = rollbackKey(record.run, record.atVersion, record.to);
-    await this.putSigned(key, bytes, true);
-    return { key, sha256: sha256Hex(bytes) };
+    const sealed = this.sealRollback(record);
+    await this.putSealed(sealed, true);
+    return { key: sealed.key, sha256: sha256Hex(sealed.bytes) };
   }
 
   /** Writes (replaces) the run's signed head. */

@@ -9,11 +9,21 @@ export {
   type IntegrityFailure,
   type ManifestDraft,
   type RefusedRecord,
+  type SealedRecord,
   type SigningOptions,
   type StoredManifest,
   sha256Hex,
 } from "./adapter-store.ts";
-export { blobKey, checkpointKey, latestCheckpointKey, manifestKey, versionOfKey } from "./keys.ts";
+export {
+  blobKey,
+  checkpointKey,
+  headKey,
+  latestCheckpointKey,
+  MAX_VERSION,
+  manifestKey,
+  rollbackKey,
+  versionOfKey,
+} from "./keys.ts";
 export { MemoryObjectStore } from "./memory-object-store.ts";
 export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-store.ts";
 export { RefusalLog } from "./refusal-log.ts";

@@ -2,6 +2,9 @@
 
 const pad = (n: number): string => n.toString().padStart(12, "0");
 
+/** The highest version (and checkpoint step) a 12-digit key holds. */
+export const MAX_VERSION = 999_999_999_999;
+
 export const blobKey = (sha256: string): string => `blobs/sha256/${sha256}`;
 export const runsPrefix = (): string => "runs/";
 export const versionsPrefix = (run: string): string => `runs/${run}/versions/`;

@@ -3,6 +3,9 @@ import type { ObjectStore } from "./object-store.ts";
 /** In-memory twin of the S3 store for unit tests. Always enforces conditional writes. */
 export class MemoryObjectStore implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
+  /** Each key's entity tag: the store's write count when it was last written, so every write changes it. */
+  private readonly writes = new Map<string, number>();
+  private written = 0;
   conditionalWrites = true;
   readonly traffic = { uploaded: 0, downloaded: 0 };
 
@@ -13,6 +16,7 @@ export class MemoryObjectStore implements ObjectStore {
   ): Promise<"written" | "exists"> {
     if (options.ifNoneMatch && this.objects.has(key)) return "exists";
     this.objects.set(key, new Uint8Array(body));
+    this.writes.set(key, ++this.written);
     this.traffic.uploaded += body.byteLength;
     return "written";
   }
@@ -41,6 +45,11 @@ export class MemoryObjectStore implements ObjectStore {
   async head(key: string): Promise<{ bytes: number } | null> {
     const v = this.objects.get(key);
     return v === undefined ? null : { bytes: v.byteLength };
+  }
+
+  async listEntries(prefix: string, startAfter?: string): Promise<{ key: string; etag: string }[]> {
+    const keys = await this.list(prefix, startAfter);
+    return keys.map((key) => ({ key, etag: String(this.writes.get(key)) }));
   }
 
   async list(prefix: string, startAfter?: string): Promise<string[]> {

@@ -24,6 +24,12 @@ export interface ObjectStore {
   head(key: string): Promise<{ bytes: number } | null>;
   /** Every key under `prefix`, ascending, optionally only those after `startAfter`. */
   list(prefix: string, startAfter?: string): Promise<string[]>;
+  /**
+   * Like `list`, with each object's entity tag (the S3 ETag, or size and last-modified where a
+   * server gives none): what changes whenever the object's bytes do, so a reader can cache what
+   * it verified per key and tag.
+   */
+  listEntries(prefix: string, startAfter?: string): Promise<{ key: string; etag: string }[]>;
   /** The distinct next path segments under `prefix` (a delimiter listing). */
   listSegments(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;

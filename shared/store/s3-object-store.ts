@@ -316,14 +316,22 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async list(prefix: string, startAfter?: string): Promise<string[]> {
-    const out: string[] = [];
+    return (await this.listEntries(prefix, startAfter)).map((e) => e.key);
+  }
+
+  async listEntries(prefix: string, startAfter?: string): Promise<{ key: string; etag: string }[]> {
+    const out: { key: string; etag: string }[] = [];
     let token: string | undefined;
     do {
       const r = await this.listPage(prefix, token, startAfter);
-      for (const o of r.Contents ?? []) if (o.Key !== undefined) out.push(o.Key.slice(this.root.length));
+      for (const o of r.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        const etag = o.ETag ?? `${o.Size}-${o.LastModified?.toISOString()}`;
+        out.push({ key: o.Key.slice(this.root.length), etag });
+      }
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token !== undefined);
-    return out.sort();
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async listSegments(prefix: string): Promise<string[]> {

@@ -42,6 +42,27 @@ describe("waitForStore", () => {
     }
   });
 
+  it("gives each attempt its own time limit: a server that never answers gets a line per attempt", async () => {
+    let calls = 0;
+    const hung = () => {
+      calls++;
+      return new Promise<string>(() => undefined);
+    };
+    const { lines, log } = logs();
+    const r = await waitForStore({
+      probe: hung,
+      target,
+      log,
+      timeoutMs: 3_500,
+      minDelayMs: 5,
+      attemptTimeoutMs: 1_000,
+    });
+    assert.equal(r.ok, false);
+    assert.ok(calls >= 3, `${calls} attempts`);
+    assert.ok(lines.filter((l) => l.level === "warn").length >= 2, JSON.stringify(lines));
+    assert.match(lines[0]?.msg ?? "", /is unreachable \(no answer within 1 s\)/);
+  });
+
   it("gives up on an outage once the time is spent, naming S3_ENDPOINT and S3_STARTUP_TIMEOUT_S", async () => {
     const p = probe(Array.from({ length: 1000 }, refused));
     const { log } = logs();

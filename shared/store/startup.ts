@@ -1,7 +1,7 @@
 /**
  * A service's first contact with the object store, shared by the trainer and the generators. An
  * outage (no answer, a refused connection, 5xx) is retried with backoff for a bounded time, one log
- * line per failed attempt; a wrong setting (no such bucket, rejected credentials) cannot heal by
+ * line per failed attempt (each attempt has its own time limit, so a hung server is logged too); a wrong setting (no such bucket, rejected credentials) cannot heal by
  * waiting, so it fails at once. Either way the failure names the S3_* variable to check.
  */
 import pRetry from "p-retry";
@@ -28,6 +28,12 @@ export interface WaitForStoreOptions<T> {
   timeoutMs: number;
   /** First delay between attempts, doubling up to 5 s; the default suits people watching a terminal. */
   minDelayMs?: number;
+  /**
+   * How long one attempt may wait for an answer, in milliseconds (default 5 s): a server that
+   * accepts connections but never answers (a hung or stopped process) fails each attempt, with
+   * its line, instead of the whole wait passing in silence.
+   */
+  attemptTimeoutMs?: number;
 }
 
 /** S3 error codes that mean the key pair itself is wrong. */
@@ -57,7 +63,8 @@ export async function waitForStore<T>(o: WaitForStoreOptions<T>): Promise<Result
   const unreachable = (e: StoreError) =>
     `S3_ENDPOINT ${where} is unreachable (${e.reason ?? e.message}): check that the S3 server is up and that S3_ENDPOINT points at it`;
   try {
-    const value = await pRetry(() => withDeadline(o.probe(), deadline), {
+    const attemptMs = o.attemptTimeoutMs ?? 5_000;
+    const value = await pRetry(() => withDeadline(o.probe(), Math.min(deadline, Date.now() + attemptMs)), {
       retries: Number.POSITIVE_INFINITY,
       maxRetryTime: o.timeoutMs,
       minTimeout: o.minDelayMs ?? 500,
@@ -125,13 +132,22 @@ function classify(e: StoreError, target: { bucket: string }, where: string): Sto
   };
 }
 
-/** `work`, or a StoreError "unavailable" if it has not settled by `deadline` (a server that never answers). */
+/**
+ * `work`, or a StoreError "unavailable" if it has not settled by `deadline` (epoch ms; at least
+ * one second from now): a server that never answers.
+ */
 function withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  const wait = Math.max(deadline - Date.now(), 1_000);
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new StoreError("unavailable", "no answer", { reason: "no answer in time" })),
-      Math.max(deadline - Date.now(), 1_000),
+      () =>
+        reject(
+          new StoreError("unavailable", "no answer", {
+            reason: `no answer within ${Math.round(wait / 1000)} s`,
+          }),
+        ),
+      wait,
     );
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));

@@ -157,6 +157,14 @@ describe("secrets and egress", () => {
       );
     });
 
+    it("refuses the cloud metadata endpoints even so (AWS IPv6, Alibaba, Azure wireserver)", async () => {
+      for (const url of ["http://[fd00:ec2::254]/", "http://100.100.100.200/", "http://168.63.129.16/"]) {
+        const sub = await postJson(`${stack.trainer.url}/v1/subscriptions`, { url });
+        assert.match(await sub.text(), /"message":"url: .*cloud-metadata address/, url);
+        assert.equal(sub.status, 400, url);
+      }
+    });
+
     it("run configs and subscriptions are read with the token only", async () => {
       for (const path of ["/v1/runs", "/v1/runs/leaky", "/v1/subscriptions"]) {
         for (const headers of NO_OR_WRONG_TOKEN) {

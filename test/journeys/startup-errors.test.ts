@@ -5,7 +5,8 @@
  * out, or come up once S3 appears on that port in time; (b) the embedded S3 server with a missing
  * bucket or a wrong key, where they exit 2 at once with one line naming S3_BUCKET or
  * S3_ACCESS_KEY_ID; (c) a generator without MANIFEST_PUBLIC_KEYS, which exits 2 naming it unless
- * GENERATOR_ALLOW_UNSIGNED=true, when it starts and warns. Never a stack trace.
+ * GENERATOR_ALLOW_UNSIGNED=true, when it starts and warns. A hung S3 (stopped with SIGSTOP: it
+ * accepts connections and never answers) gets a line per attempt too. Never a stack trace.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -141,6 +142,23 @@ describe("start-up against a store that is down or misconfigured", () => {
         assert.equal(a.variable, "S3_ENDPOINT");
         assert.match(a.msg, /S3_ENDPOINT http:\/\/127\.0\.0\.1:\d+ is unreachable .*retrying/);
       }
+    }
+  });
+
+  it("(a) a hung S3 (SIGSTOP): a line per attempt as each runs out of time, then exit 1", async () => {
+    const hung = await startS3(join(work, "hung-s3"));
+    hung.proc.kill("SIGSTOP");
+    try {
+      const s = start("trainer", { ...s3Env(hung.url), S3_STARTUP_TIMEOUT_S: "14" });
+      assert.equal(await exitCode(s, 60_000), 1, s.lines.join("\n"));
+      assertNoStack(s);
+      assert.match(assertOneErrorNaming(s, "S3_ENDPOINT").msg, /no answer .*S3_STARTUP_TIMEOUT_S/);
+      const attempts = logLines(s).filter((l) => l.level === "warn");
+      assert.ok(attempts.length >= 2, `a line per attempt:\n${s.lines.join("\n")}`);
+      for (const a of attempts) assert.match(a.msg, /is unreachable \(no answer within \d+ s\).*retrying/);
+    } finally {
+      hung.proc.kill("SIGCONT");
+      await hung.stop();
     }
   });
 

@@ -83,7 +83,7 @@ describe("tampering: only what the trainer signed is served", () => {
     await agree([hooked, polled], 1);
   });
 
-  it("refuses an unsigned manifest, and one signed by a foreign key, on the reconcile path", async () => {
+  it("refuses an unsigned manifest, and one signed by a foreign key, on the reconcile path; the next publishes take their keys", async () => {
     await bucket.objects.put(manifestKey(RUN, 2), await forged(2, 102));
     const foreign = await forged(3, 103);
     const envelope = Signer.generate().envelope(foreign);
@@ -115,6 +115,11 @@ describe("tampering: only what the trainer signed is served", () => {
     );
     assert.ok(hooked.logs.some((l) => l.msg === "store record refused" && l.code === "unsigned"));
     await agree([hooked, polled], 1);
+    // The trainer numbers after what verifies: its next publishes take (overwrite) the junk's keys.
+    assert.equal(await publish(2), 2);
+    assert.equal(await publish(3), 3);
+    for (const g of [hooked, polled]) await stack.waitActive(g, RUN, 3, WAIT_MS);
+    await agree([hooked, polled], 3);
   });
 
   it("refuses a published manifest substituted before it was read, on the webhook, reconcile and fresh-start paths", async () => {
@@ -136,8 +141,8 @@ describe("tampering: only what the trainer signed is served", () => {
       for (const g of [hooked, polled]) g.proc.kill("SIGCONT");
     }
     fresh = await stack.startGenerator("fresh");
-    // Three forged versions are newer than v1; the first reconcile pass (the one readiness waits
-    // for) still reaches it, as forged manifests cost that pass no download and no budget.
+    // A forged version is newer than v3; the first reconcile pass (the one readiness waits for)
+    // still reaches v3, as a forged manifest costs that pass no download and no budget.
     const ready = await eventually(
       "fresh ready",
       async () => {
@@ -149,7 +154,7 @@ describe("tampering: only what the trainer signed is served", () => {
       WAIT_MS,
       20,
     );
-    assert.equal(ready.active[RUN]?.version, 1);
+    assert.equal(ready.active[RUN]?.version, 3);
     for (const g of [hooked, polled, fresh]) {
       const row = await stack.waitState(g, RUN, 4, "failed", WAIT_MS);
       assert.match(row.reason ?? "", /refused|does not match the announced/);
@@ -162,7 +167,7 @@ describe("tampering: only what the trainer signed is served", () => {
     const record = await trainerVersions();
     assert.equal(record.versions.find((v) => v.version === 4)?.state, "failed");
     assert.match(record.versions.find((v) => v.version === 4)?.reason ?? "", /does not verify/);
-    await agree([hooked, polled, fresh], 1);
+    await agree([hooked, polled, fresh], 3);
   });
 
   /** The signed head as the store held it right after v5: what an attacker replays later. */

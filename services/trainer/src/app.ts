@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { errorResponse, TrainerError } from "./errors.ts";
 import type { Publisher } from "./publisher.ts";
+import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
@@ -30,7 +31,8 @@ export interface AppDeps {
   apiToken: string;
   /** The policy subscriber URLs are checked against when registered. */
   egress: EgressPolicy;
-  maxUploadBytes: number;
+  /** Where uploads are spooled (`TRAINER_DATA_DIR/uploads`) and the bound on each. */
+  uploads: UploadSpool;
 }
 
 const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
@@ -92,6 +94,11 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
       { name: "loracast_store_uploaded_bytes_total", type: "counter", value: d.objects.traffic.uploaded },
       { name: "loracast_store_blobs_repaired_total", type: "counter", value: d.store.blobsRepaired },
       {
+        name: "loracast_store_records_repaired_total",
+        type: "counter",
+        samples: Object.entries(d.publisher.recordsRepaired).map(([record, n]) => [{ record }, n] as const),
+      },
+      {
         name: "loracast_store_multipart_aborted_total",
         type: "counter",
         value: d.abandonedUploads.aborted,
@@ -113,7 +120,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
   app.route("/", runRoutes(d.runs));
-  app.route("/", adapterRoutes(d.publisher, d.maxUploadBytes));
+  app.route("/", adapterRoutes(d.publisher, d.uploads));
   app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));

@@ -10,8 +10,10 @@ export const envSchema = s3EnvSchema.extend({
   /** Port; 0 picks a free one, printed on the ready line. */
   TRAINER_PORT: z.coerce.number().int().min(0).max(65535).default(8700),
   /**
-   * Local state: the webhook outbox, registered subscriptions, and each run's status record and
-   * event history (`runs/<run>.json`, `runs/<run>.events.jsonl`). Must survive restarts.
+   * Local state: the webhook outbox, registered subscriptions, each run's status record and event
+   * history (`runs/<run>.json`, `runs/<run>.events.jsonl`), the ledger of what the trainer signed
+   * (`ledger/<run>.json`: heads and rollback records, which it restores to the store when they go
+   * missing) and upload spool files (`uploads/`, cleared at start). Must survive restarts.
    */
   TRAINER_DATA_DIR: z.string().default(".data/trainer"),
   /**

@@ -20,7 +20,9 @@ import { TrainingSession } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
 import { envSchema } from "./env.ts";
+import { RunLedger } from "./ledger/index.ts";
 import { Publisher } from "./publisher.ts";
+import { clearUploadSpool } from "./routes/adapter-upload.ts";
 import { CheckpointStore } from "./runs/checkpoints.ts";
 import { LocalRollouts } from "./runs/rollouts.ts";
 import { RunManager } from "./runs/run-manager.ts";
@@ -125,6 +127,11 @@ log.info("store", {
     : "server ignores If-None-Match; one trainer per run serialises writes",
 });
 
+// A process killed mid-upload leaves its spooled files behind; none is in use before this one serves.
+const uploadsDir = join(env.TRAINER_DATA_DIR, "uploads");
+const leftovers = await clearUploadSpool(uploadsDir);
+if (leftovers.entries > 0) log.info("upload leftovers cleared", { dir: uploadsDir, ...leftovers });
+
 const subscriptions = new SubscriptionRegistry(
   join(env.TRAINER_DATA_DIR, "subscriptions.json"),
   env.WEBHOOK_SUBSCRIBERS,
@@ -154,7 +161,13 @@ const publisher = new Publisher({
   log,
   instance: env.TRAINER_INSTANCE,
   spec,
-  headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
+  ledger: new RunLedger({
+    store,
+    dir: join(env.TRAINER_DATA_DIR, "ledger"),
+    clock: systemClock,
+    log,
+    headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
+  }),
 });
 const headRefresh = setInterval(
   () => void publisher.refreshHeads().catch((e: unknown) => log.warn("head refresh failed", { error: e })),
@@ -196,7 +209,7 @@ const app = createApp({
   log,
   apiToken: env.TRAINER_API_TOKEN,
   egress,
-  maxUploadBytes: env.MAX_UPLOAD_MB * 1024 * 1024,
+  uploads: { dir: uploadsDir, maxBytes: env.MAX_UPLOAD_MB * 1024 * 1024 },
 });
 // Before listening, so that every run on disk answers from the first request on.
 await runs?.resumeAll();

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
 import { runHeadSchema } from "@loracast/shared/manifest";
 import { createLogger } from "@loracast/shared/platform";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
 import { Signer, TrustedKeys } from "@loracast/shared/signing";
-import { AdapterStore, MemoryObjectStore, manifestKey } from "@loracast/shared/store";
+import { AdapterStore, headKey, MemoryObjectStore, manifestKey, rollbackKey } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
+import { RunLedger } from "./ledger/index.ts";
 import { Publisher } from "./publisher.ts";
 import { SubscriptionRegistry } from "./subscriptions.ts";
 
@@ -28,23 +32,35 @@ function adapter(seed: number) {
   return { config: new TextEncoder().encode(JSON.stringify(config)), weights: encodeSafetensors(tensors) };
 }
 
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+/** A publisher on an in-memory store, with its ledger in a fresh temp dir. */
+async function setup() {
+  const objects = new MemoryObjectStore();
+  const signer = Signer.generate();
+  const store = new AdapterStore(objects, { signer, trusted: new TrustedKeys([signer.publicKey]) });
+  const clock = { t: Date.parse("2026-01-01T00:00:00Z"), now: () => clock.t };
+  const log = createLogger({}, { write: () => {} });
+  const dir = await mkdtemp(join(tmpdir(), "ledger-"));
+  dirs.push(dir);
+  const publisher = new Publisher({
+    store,
+    // The outbox is not under test here: events are dropped.
+    outbox: { enqueue: async () => {} } as unknown as Outbox,
+    subscriptions: new SubscriptionRegistry("/nonexistent/subscriptions.json", []),
+    clock,
+    log,
+    instance: "t",
+    spec: null,
+    ledger: new RunLedger({ store, dir, clock, log, headTtlMs: 4 * HOUR }),
+  });
+  return { objects, store, clock, publisher };
+}
+
 describe("publisher: signed heads", () => {
   it("signs a head per publish, re-signs it with a fresh expiry, and never lowers it below what it published", async () => {
-    const objects = new MemoryObjectStore();
-    const signer = Signer.generate();
-    const store = new AdapterStore(objects, { signer, trusted: new TrustedKeys([signer.publicKey]) });
-    const clock = { t: Date.parse("2026-01-01T00:00:00Z"), now: () => clock.t };
-    const publisher = new Publisher({
-      store,
-      // The outbox is not under test here: events are dropped.
-      outbox: { enqueue: async () => {} } as unknown as Outbox,
-      subscriptions: new SubscriptionRegistry("/nonexistent/subscriptions.json", []),
-      clock,
-      log: createLogger({}, { write: () => {} }),
-      instance: "t",
-      spec: null,
-      headTtlMs: 4 * HOUR,
-    });
+    const { objects, store, clock, publisher } = await setup();
     for (const seed of [1, 2]) {
       const files = adapter(seed);
       assert.ok((await publisher.publish("r", files.config, files.weights)).ok);
@@ -82,5 +98,31 @@ describe("publisher: signed heads", () => {
       listed.versions[1]?.reason ?? "",
       /runs\/r\/versions\/000000000002\.json is missing from the store/,
     );
+  });
+
+  it("puts back a deleted head and rollback record from its ledger on the refresh pass, and counts it", async () => {
+    const { objects, store, publisher } = await setup();
+    for (const seed of [1, 2, 3]) {
+      const files = adapter(seed);
+      assert.ok((await publisher.publish("r", files.config, files.weights)).ok);
+    }
+    assert.ok((await publisher.rollback("r", 1)).ok);
+    const key = rollbackKey("r", 3, 1);
+    const record = await objects.get(key);
+    await Promise.all([objects.delete(key), objects.delete(headKey("r"))]);
+    await publisher.refreshHeads();
+    assert.deepEqual(await objects.get(key), record);
+    const head = await store.readHead("r");
+    assert.deepEqual(head?.ok === true ? [head.value.version, head.value.rollbacks] : null, [3, 1]);
+    assert.deepEqual(publisher.recordsRepaired, { rollback: 1, head: 1 });
+    // Altered in place: the versions read repairs it, and says so.
+    await objects.put(key, new TextEncoder().encode("{not json"));
+    const listed = await publisher.versions("r");
+    assert.equal(listed.current, 1);
+    assert.deepEqual(
+      listed.store.repaired.map((r) => [r.record, r.key, r.found]),
+      [["rollback", key, "altered"]],
+    );
+    assert.deepEqual(await objects.get(key), record);
   });
 });

@@ -4,8 +4,10 @@ import {
   isRevoked,
   type RollbackRecord,
   type RunVersion,
+  type RunVersions,
   revocationMessage,
   revokedBy,
+  runName,
   type VersionManifest,
   WEIGHTS_FILE,
   weightsFile,
@@ -15,9 +17,10 @@ import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
-import { type AdapterStore, manifestKey, type StoredManifest } from "@loracast/shared/store";
+import { type AdapterStore, MAX_VERSION, manifestKey, type StoredManifest } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
+import type { RunLedger } from "./ledger/index.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
 export interface PublishResult {
@@ -43,8 +46,16 @@ export interface PublisherDeps {
   instance: string;
   /** When set, adapters must fit this base to be published. */
   spec: ModelSpec | null;
-  /** How long a signed run head is valid; `refreshHeads` re-signs them well before (TRAINER_HEAD_TTL_S). */
-  headTtlMs: number;
+  /** The trainer's record of what it signed: every head it signs and rollback it writes go through it. */
+  ledger: RunLedger;
+}
+
+/** A run as the store holds it: see `storeState`. */
+interface StoreState {
+  current: number | null;
+  versions: number[];
+  rollbacks: RollbackRecord[];
+  manifests: Result<StoredManifest, string>[];
 }
 
 /**
@@ -57,6 +68,11 @@ export class Publisher {
 
   constructor(private readonly d: PublisherDeps) {}
 
+  /** Records rewritten from the ledger so far, by kind (`loracast_store_records_repaired_total`). */
+  get recordsRepaired(): Readonly<Record<"rollback" | "head", number>> {
+    return this.d.ledger.repaired;
+  }
+
   publish(
     run: string,
     configBytes: Uint8Array,
@@ -66,19 +82,37 @@ export class Publisher {
     const checked = this.validate(configBytes, weights);
     if (!checked.ok) return Promise.resolve(checked);
     return this.withRunLock(run, async () => {
+      await this.d.ledger.repair(run);
+      // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
+      const [signed, verified] = await Promise.all([
+        this.d.ledger.newestVersion(run),
+        this.d.store.newestVerifiedVersion(run),
+      ]);
+      const latest = Math.max(signed ?? 0, verified ?? 0);
+      if (latest >= MAX_VERSION)
+        return err(
+          new TrainerError(
+            "conflict",
+            `run ${run} has reached version ${latest}, the last one its 12-digit manifest keys hold; publish to a new run`,
+          ),
+        );
       const before = this.d.store.objects.traffic.uploaded;
-      const stored = await this.d.store.publishAdapter(run, {
-        configBytes,
-        weights,
-        draft: {
-          createdAt: new Date(this.d.clock.now()).toISOString(),
-          base: { fingerprint: this.d.spec?.fingerprint ?? null },
-          adapterConfig: checked.value,
-          ...extras,
-          publisher: { service: "trainer", instance: this.d.instance },
+      const stored = await this.d.store.publishAdapter(
+        run,
+        {
+          configBytes,
+          weights,
+          draft: {
+            createdAt: new Date(this.d.clock.now()).toISOString(),
+            base: { fingerprint: this.d.spec?.fingerprint ?? null },
+            adapterConfig: checked.value,
+            ...extras,
+            publisher: { service: "trainer", instance: this.d.instance },
+          },
         },
-      });
-      await this.signHead(run, stored.manifest.version);
+        latest === 0 ? null : latest,
+      );
+      await this.d.ledger.signHead(run, stored.manifest.version);
       await this.notify("adapter.published", stored);
       const result: PublishResult = {
         run,
@@ -99,10 +133,22 @@ export class Publisher {
    * those whose manifest is missing or fails verification (unsigned, foreign key, altered) `failed`
    * with the reason. Manifests are read back on every call, so a manifest tampered with after it
    * was published shows here as it shows on every generator; `current` is the newest version that
-   * verifies and no rollback revoked, the version generators converge on.
+   * verifies and no rollback revoked, the version generators converge on. Each read first repairs
+   * the run's rollback records and head from the ledger; `store` lists those repairs and the run's
+   * records the trainer refuses lately.
    */
-  async versions(run: string): Promise<{ current: number | null; versions: RunVersion[] }> {
-    const { current, versions, rollbacks, manifests } = await this.storeState(run);
+  versions(run: string): Promise<Omit<RunVersions, "run">> {
+    return this.withRunLock(run, async () => {
+      const repaired = await this.d.ledger.repair(run);
+      const state = await this.storeState(run);
+      const refused = this.d.store.refusals.list().filter((r) => r.run === run);
+      return { current: state.current, versions: this.rows(run, state), store: { refused, repaired } };
+    });
+  }
+
+  /** One row per version: its state, and why when failed or revoked. */
+  private rows(run: string, state: StoreState): RunVersion[] {
+    const { current, versions, rollbacks, manifests } = state;
     const out: RunVersion[] = versions.map((v, i) => {
       const m = manifests[i] as Result<StoredManifest, string>;
       const revoker = revokedBy(v, rollbacks);
@@ -125,56 +171,39 @@ export class Publisher {
         reason: revoker === null ? null : revocationMessage(v, revoker),
       };
     });
-    return { current, versions: out };
+    return out;
   }
 
   /**
-   * Re-signs the head of every run in the store with a fresh expiry, never naming fewer versions or
-   * rollback records than the head it replaces (so a refresh cannot sign a state an attacker hid).
+   * Re-signs the head of every run in the store or the ledger with a fresh expiry, after repairing
+   * the run from the ledger: never naming fewer versions or rollback records than the trainer
+   * signed (so a refresh cannot sign a state an attacker hid).
    */
   async refreshHeads(): Promise<void> {
-    for (const run of await this.d.store.listRuns()) {
-      await this.withRunLock(run, () => this.signHead(run, null));
+    const runs = new Set([...(await this.d.store.listRuns()), ...(await this.d.ledger.runs())]);
+    for (const run of runs) {
+      if (!runName.safeParse(run).success) continue;
+      await this.withRunLock(run, async () => {
+        await this.d.ledger.repair(run);
+        await this.d.ledger.signHead(run, null);
+      });
     }
   }
 
-  /** Signs `run`'s head: its newest version (at least `version`) and its rollback record count. */
-  private async signHead(run: string, version: number | null): Promise<void> {
-    const [previous, latest, rollbacks] = await Promise.all([
-      this.d.store.readHead(run),
-      this.d.store.latestVersion(run),
-      this.d.store.listRollbacks(run),
-    ]);
-    const before = previous?.ok === true ? previous.value : null;
-    const newest = Math.max(version ?? 0, latest ?? 0, before?.version ?? 0);
-    const now = this.d.clock.now();
-    await this.d.store.writeHead({
-      schema: "loracast.head/v1",
-      run,
-      version: newest === 0 ? null : newest,
-      rollbacks: Math.max(rollbacks.length, before?.rollbacks ?? 0),
-      issuedAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + this.d.headTtlMs).toISOString(),
-    });
-  }
-
   /** Versions, rollback records, each version's manifest read back and verified, and the current version. */
-  private async storeState(run: string): Promise<{
-    current: number | null;
-    versions: number[];
-    rollbacks: RollbackRecord[];
-    manifests: Result<StoredManifest, string>[];
-  }> {
-    const [listed, rollbacks, head] = await Promise.all([
-      this.d.store.listVersions(run),
+  private async storeState(run: string): Promise<StoreState> {
+    const [entries, rollbacks, head, signed] = await Promise.all([
+      this.d.store.listVersionEntries(run),
       this.d.store.listRollbacks(run),
       this.d.store.readHead(run),
+      this.d.ledger.newestVersion(run),
     ]);
-    // Versions the signed head names but the store no longer lists are reported, as missing.
+    // Versions the trainer signed but the store no longer lists are reported, as missing.
+    const listed = entries.map((e) => e.version);
     const versions = [...listed];
-    const named = head?.ok === true ? (head.value.version ?? 0) : 0;
+    const named = Math.max(head?.ok === true ? (head.value.version ?? 0) : 0, signed ?? 0);
     for (let v = (listed.at(-1) ?? 0) + 1; v <= named; v++) versions.push(v);
-    const manifests = await Promise.all(versions.map((v) => this.readBack(run, v)));
+    const manifests = await Promise.all(versions.map((v, i) => this.readBack(run, v, entries[i]?.etag)));
     const current = currentVersion(
       versions.filter((_, i) => manifests[i]?.ok === true),
       rollbacks,
@@ -188,6 +217,7 @@ export class Publisher {
     to: number,
   ): Promise<Result<{ run: string; current: number; revoked: number[] }, TrainerError>> {
     return this.withRunLock(run, async () => {
+      await this.d.ledger.repair(run);
       const { current, versions, rollbacks, manifests } = await this.storeState(run);
       const index = versions.indexOf(to);
       if (index < 0) return err(new TrainerError("not_found", `run ${run} has no version ${to}`));
@@ -206,14 +236,14 @@ export class Publisher {
         );
       }
       const atVersion = versions[versions.length - 1] as number;
-      await this.d.store.writeRollback({
+      await this.d.ledger.writeRollback({
         schema: "loracast.rollback/v1",
         run,
         to,
         atVersion,
         createdAt: new Date(this.d.clock.now()).toISOString(),
       });
-      await this.signHead(run, atVersion);
+      await this.d.ledger.signHead(run, atVersion);
       await this.notify("adapter.rolled_back", target.value);
       const revoked = versions.filter((v) => v > to && !isRevoked(v, rollbacks));
       this.d.log.info("rolled back", { run, to, revoked });
@@ -237,10 +267,20 @@ export class Publisher {
     return ok({ ...config.value.raw });
   }
 
-  /** Reads a manifest back from the store and verifies it; an error says why it cannot be served. */
-  private async readBack(run: string, version: number): Promise<Result<StoredManifest, string>> {
+  /**
+   * Reads a manifest back from the store and verifies it (from the store's cache when the listing
+   * gave its entity tag `etag` and it is unchanged); an error says why it cannot be served.
+   */
+  private async readBack(
+    run: string,
+    version: number,
+    etag?: string,
+  ): Promise<Result<StoredManifest, string>> {
     const key = manifestKey(run, version);
-    const read = await this.d.store.readManifest(key);
+    const read =
+      etag === undefined
+        ? await this.d.store.readManifest(key)
+        : await this.d.store.readManifestAt(key, etag);
     if (read === null) return err(`manifest ${key} is missing from the store`);
     return read.ok ? read : err(read.error.reason);
   }

@@ -7,8 +7,7 @@
  * each having cost a bounded amount of disk and no memory beyond one chunk (and the header).
  */
 import { createWriteStream } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -49,16 +48,49 @@ function byteBound(max: number): Transform & { discard(): void } {
   return Object.assign(bound, { discard });
 }
 
+/** Where uploads are spooled, and the bound on each (the whole body, in bytes). */
+export interface UploadSpool {
+  /** `TRAINER_DATA_DIR/uploads`: one temp dir per upload, removed when it is answered. */
+  dir: string;
+  maxBytes: number;
+}
+
+/** Total size in bytes of the files under `path` (a file's own size when it is one). */
+async function sizeOf(path: string): Promise<number> {
+  const info = await lstat(path);
+  if (!info.isDirectory()) return info.size;
+  let total = 0;
+  for (const name of await readdir(path)) total += await sizeOf(join(path, name));
+  return total;
+}
+
 /**
- * Reads an adapter upload of at most `maxBytes` (the whole body). Errors: `payload_too_large`
+ * Removes what earlier trainer processes left in the upload spool (a process killed mid-upload
+ * never ran its cleanup), creating the directory when missing. Call before serving. Returns how
+ * many entries and bytes were removed.
+ */
+export async function clearUploadSpool(dir: string): Promise<{ entries: number; bytes: number }> {
+  await mkdir(dir, { recursive: true });
+  let bytes = 0;
+  const names = await readdir(dir);
+  for (const name of names) {
+    bytes += await sizeOf(join(dir, name));
+    await rm(join(dir, name), { recursive: true, force: true });
+  }
+  return { entries: names.length, bytes };
+}
+
+/**
+ * Reads an adapter upload of at most `spool.maxBytes` (the whole body), spooling it under `spool.dir`. Errors: `payload_too_large`
  * (413) past the bound, `invalid_adapter` (400, the safetensors codec's own text) as soon as the
  * weights' header has arrived and is bad, without reading the rest of the body, and `bad_request`
  * for a body that is not multipart/form-data or lacks a file.
  */
 export async function receiveAdapterUpload(
   req: Request,
-  maxBytes: number,
+  spool: UploadSpool,
 ): Promise<Result<UploadedAdapter, TrainerError>> {
+  const { maxBytes } = spool;
   const tooLarge = err(new TrainerError("payload_too_large", `uploads are limited to ${maxBytes} bytes`));
   const declared = Number(req.headers.get("content-length") ?? Number.NaN);
   if (declared > maxBytes) return tooLarge;
@@ -66,7 +98,8 @@ export async function receiveAdapterUpload(
   if (!/^multipart\/form-data/i.test(type) || req.body === null) {
     return err(new TrainerError("bad_request", "expected multipart/form-data with the PEFT files"));
   }
-  const dir = await mkdtemp(join(tmpdir(), "loracast-upload-"));
+  await mkdir(spool.dir, { recursive: true });
+  const dir = await mkdtemp(join(spool.dir, "upload-"));
   try {
     const form = busboy({ headers: { "content-type": type }, limits: { fields: 16, files: 8, parts: 32 } });
     const written: Promise<Error | null>[] = [];

@@ -3,19 +3,19 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse } from "../errors.ts";
 import type { Publisher } from "../publisher.ts";
-import { receiveAdapterUpload } from "./adapter-upload.ts";
+import { receiveAdapterUpload, type UploadSpool } from "./adapter-upload.ts";
 import type { TrainerEnv } from "./types.ts";
 
 const rollbackBody = z.object({ version: z.number().int().positive() });
 
 /** Publishing adapters trained elsewhere, listing versions, rolling back. */
-export function adapterRoutes(publisher: Publisher, maxUploadBytes: number): Hono<TrainerEnv> {
+export function adapterRoutes(publisher: Publisher, uploads: UploadSpool): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
 
   app.post("/v1/runs/:run/adapters", async (c) => {
     const run = runName.safeParse(c.req.param("run"));
     if (!run.success) return errorResponse(c, "bad_request", `run: ${run.error.issues[0]?.message}`);
-    const upload = await receiveAdapterUpload(c.req.raw, maxUploadBytes);
+    const upload = await receiveAdapterUpload(c.req.raw, uploads);
     if (!upload.ok) {
       // A refused upload leaves its unread rest on the connection: it cannot carry another request.
       // (The rest of one refused for its header is read and dropped, so the connection stays.)
