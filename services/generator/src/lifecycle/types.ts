@@ -87,7 +87,9 @@ export type EnsureError =
   /** A rollback record revoked it, and this generator does not serve revoked versions. */
   | { kind: "revoked"; message: string; rollback: RollbackRecord }
   /** Not in the store (yet), or the store could not be read. */
-  | { kind: "unavailable"; message: string };
+  | { kind: "unavailable"; message: string }
+  /** The run is held (`HeadWatch.held`): its store may hide a revocation, so nothing of it is pulled. */
+  | { kind: "held"; message: string };
 
 /** What the adapter manager (and its pull pipeline) works with. */
 export interface ManagerDeps {
