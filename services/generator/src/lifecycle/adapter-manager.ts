@@ -8,7 +8,7 @@ import {
 } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { StoreError } from "@loracast/shared/store";
-import { failVersion, settledFailure } from "./failures.ts";
+import { deferRefused, failVersion, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
 import { recheckActive } from "./recheck.ts";
@@ -379,6 +379,11 @@ export class AdapterManager {
           else if (record.state !== "revoked") record.reason = error.reason;
           this.d.log.info("adapter not in the store", { run, version, trigger });
           return err(error.reason);
+        }
+        if (error.kind === "unchanged") {
+          // Refused already, logged and counted then: only the next read is scheduled.
+          deferRefused(record, error.reason, this.d.clock.now());
+          return err(record.reason ?? error.reason);
         }
         if (error.kind !== "event") {
           this.stats.failures++;
