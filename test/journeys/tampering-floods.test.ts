@@ -109,4 +109,30 @@ describe("tampering: junk manifests are refused once each, not on every retry", 
     }
     await kit.agree(gs, 2);
   });
+
+  it("judges a refused head once per bytes, not on every reconcile pass", async () => {
+    const key = `runs/${RUN}/head.json`;
+    const genuine = await kit.bucket.objects.get(key);
+    assert.ok(genuine !== null);
+    await kit.bucket.objects.put(key, encodeJson({}));
+    const lines = (g: Service) =>
+      g.logs.filter((l) => l.msg === "store record refused" && l.key === key).length;
+    for (const g of gs)
+      await eventually(
+        `${g.name} refuses the unsigned head`,
+        async () => (lines(g) > 0 ? true : undefined),
+        WAIT_MS,
+      );
+    // Reconcile passes every second here: ten more passes read the same bytes.
+    await sleep(10_000);
+    for (const g of gs) {
+      assert.equal(lines(g), 1, `${g.name} logs the refused head once`);
+      const heads = /^loracast_store_records_refused_total\{record="head",reason="unsigned"\} (\d+)$/m.exec(
+        await kit.metrics(g),
+      );
+      assert.equal(heads?.[1], "1", `${g.name} counts it once`);
+    }
+    await kit.bucket.objects.put(key, genuine);
+    await kit.agree(gs, 2);
+  });
 });

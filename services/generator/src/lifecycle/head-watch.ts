@@ -6,7 +6,13 @@
  */
 import type { RunHead } from "@loracast/shared/manifest";
 import type { Clock, Logger } from "@loracast/shared/platform";
-import type { AdapterStore } from "@loracast/shared/store";
+import type { Result } from "@loracast/shared/result";
+import { type AdapterStore, type RefusedRecord, sha256Hex } from "@loracast/shared/store";
+
+type HeadRead = Result<RunHead, RefusedRecord>;
+
+/** Where the trainer writes a run's head (`shared/store`'s `headKey`, which its index does not export). */
+const headKeyOf = (run: string): string => `runs/${run}/head.json`;
 
 /** What a pass found wrong with a run's store state against its newest signed head. */
 export type HeadFinding =
@@ -27,6 +33,8 @@ export const HEAD_GRACE_MS = 5000;
 export class HeadWatch {
   private readonly newest = new Map<string, RunHead>();
   private readonly findings = new Map<string, Map<HeadFinding, string>>();
+  /** The head bytes read last per run (sha256) and what verifying them gave. */
+  private readonly lastRead = new Map<string, { sha256: string; read: HeadRead }>();
   /** When each run's store was first seen listing versions without a valid head (ms), until one appears. */
   private readonly headlessSince = new Map<string, number>();
 
@@ -71,7 +79,7 @@ export class HeadWatch {
    * number of rollback records accepted. A refused head is counted by the store and otherwise ignored.
    */
   async check(run: string, listed: readonly number[], rollbacks: number): Promise<void> {
-    const read = await this.store.readHead(run);
+    const read = await this.readHead(run);
     const found = new Map<HeadFinding, string>();
     let head = this.newest.get(run);
     if (read?.ok === true) {
@@ -111,6 +119,29 @@ export class HeadWatch {
   }
 
   /**
+   * The run's head (`AdapterStore.readHead`), judged once per distinct bytes: a pass reads it raw
+   * (one small GET) and, when its sha256 is that of the bytes read last, reuses that verdict, so a
+   * refused head is logged and counted once, not every pass, and a valid one costs no signature read.
+   */
+  private async readHead(run: string): Promise<HeadRead | null> {
+    const key = headKeyOf(run);
+    const bytes = await this.store.objects.get(key);
+    if (bytes === null) {
+      this.lastRead.delete(run);
+      return null;
+    }
+    const sha256 = sha256Hex(bytes);
+    const last = this.lastRead.get(run);
+    if (last?.sha256 === sha256) return last.read;
+    const read = await this.store.readHead(run);
+    if (read === null) return null;
+    // Remembered only when the head did not change around the verifying read (it judged these bytes).
+    const after = await this.store.objects.get(key);
+    if (after !== null && sha256Hex(after) === sha256) this.lastRead.set(run, { sha256, read });
+    return read;
+  }
+
+  /**
    * The `missing_head` message once the store has listed versions without a valid head for
    * `HEAD_GRACE_MS` (null before, and once a valid head is read). With a head seen earlier the
    * checks go on against it (it is signed; hiding the store's copy hides nothing from this
@@ -118,7 +149,7 @@ export class HeadWatch {
    */
   private missingHead(
     run: string,
-    read: Awaited<ReturnType<AdapterStore["readHead"]>>,
+    read: HeadRead | null,
     listed: readonly number[],
     seen: RunHead | undefined,
   ): string | null {
