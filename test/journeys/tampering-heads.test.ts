@@ -103,8 +103,22 @@ describe("tampering: a run whose store holds no valid signed head fails closed",
 
   it("recovers by itself once the head and the record are restored", async () => {
     assert.ok(fresh !== undefined && headBytes !== null && rollbackBytes !== null);
-    await kit.bucket.objects.put(rollbackKey, rollbackBytes);
+    // The head first: a generator started now holds the run for the record still hidden, and says so
+    // for the run itself too (it has no active version), not "no active version yet".
     await kit.bucket.objects.put(HEAD, headBytes);
+    const late = await stack.startGenerator("late");
+    try {
+      await waitFinding(late, "hidden_rollbacks");
+      const run = await load(late, RUN);
+      assert.equal(run.status, 503);
+      assert.match(
+        await run.text(),
+        /"adapter_held".*held until its store is repaired.*counts 1 rollback records/,
+      );
+    } finally {
+      await late.stop();
+    }
+    await kit.bucket.objects.put(rollbackKey, rollbackBytes);
     await stack.waitActive(fresh, RUN, 3, WAIT_MS);
     for (const g of [fresh, hooked]) {
       await waitFinding(g, "missing_head", false);
