@@ -13,6 +13,7 @@ export {
   adapterListSchema,
   adapterRowSchema,
   isRevoked,
+  REFUSED_VERSION_ROWS,
   type RunVersion,
   type RunVersions,
   revocationMessage,

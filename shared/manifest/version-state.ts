@@ -110,7 +110,10 @@ export const storeRefusalSchema = z.object({
   /** Epoch milliseconds of the first and the latest refusal of this key. */
   firstSeenAt: z.number(),
   lastSeenAt: z.number(),
-  /** How many reads refused it (a manifest is re-read on each retry; a rollback record once). */
+  /**
+   * How many reads refused it: each distinct content of the key once (a generator does not judge
+   * bytes it refused before again; a rollback record is read once).
+   */
   count: z.number().int().positive(),
 });
 export type StoreRefusal = z.infer<typeof storeRefusalSchema>;
@@ -151,8 +154,10 @@ export const runVersionsSchema = z.object({
 export type RunVersions = z.infer<typeof runVersionsSchema>;
 
 /**
- * The generator's `GET /v1/adapters`: the active version of each run, every version it knows, and
- * the store records it refused lately (per run, the newest few; newest first).
+ * The generator's `GET /v1/adapters`: the active version of each run, every version it knows (of
+ * the versions failed because their manifest was refused, the newest `REFUSED_VERSION_ROWS` per
+ * run: whoever writes to the bucket chooses how many there are), and the store records it refused
+ * lately (per run, the newest few; newest first).
  */
 export const adapterListSchema = z.object({
   active: z.record(
@@ -160,6 +165,11 @@ export const adapterListSchema = z.object({
     z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
   ),
   data: z.array(adapterRowSchema),
+  /** Per run, how many versions failed for a refused manifest are left out of `data` (runs with none absent). */
+  refusedVersionsOmitted: z.record(z.string(), z.number().int().positive()),
   refused: z.array(storeRefusalSchema),
 });
+
+/** How many versions failed for a refused manifest `GET /v1/adapters` lists per run, newest first. */
+export const REFUSED_VERSION_ROWS = 10;
 export type AdapterList = z.infer<typeof adapterListSchema>;

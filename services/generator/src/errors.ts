@@ -15,6 +15,8 @@ export type GeneratorErrorCode =
   | "adapter_revoked"
   /** A `load_lora_adapter` whose weights would take what aliases pin past CACHE_MAX_MB (409). */
   | "adapter_cache_full"
+  /** A run held until its store is repaired (503): the store's fault, not the request's; retry later. */
+  | "adapter_held"
   /** A request body over the route's bound (413), refused while it streams in. */
   | "payload_too_large"
   | "not_ready"
@@ -36,6 +38,9 @@ const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   // Conflict: the load is valid, but clashes with what is loaded now; unloading an alias resolves it.
   adapter_cache_full: 409,
   payload_too_large: 413,
+  // Service Unavailable: the name is valid and its run exists, but the store may hide a revocation
+  // (HeadWatch.held), so nothing of the run is served until an operator or the trainer repairs it.
+  adapter_held: 503,
   not_ready: 503,
   engine_unavailable: 503,
   internal: 500,

@@ -29,12 +29,31 @@ export function modelNotFound(model: string): ApiError {
 }
 
 /**
+ * Why `<run>` cannot be served when it has no active version here: `adapter_held` (503) while the
+ * run is held (the store may hide a revocation: the store's fault, so a server error a client may
+ * retry, as vLLM and OpenAI answer 503 for what the server cannot serve now); else `model_not_found`
+ * (404) with `message`. The error names `param`.
+ */
+export function noActiveVersion(
+  manager: AdapterManager,
+  run: string,
+  message: string,
+  param: string,
+): ApiError {
+  const held = manager.held(run);
+  if (held !== null) return { code: "adapter_held", message: `${run}: ${held}`, param };
+  return { code: "model_not_found", message, param };
+}
+
+/**
  * Why a named version cannot be served, as the API says it: `adapter_failed` (422) for a version that
  * failed verification, `adapter_revoked` (410) for one a rollback revoked (the message names the
- * rollback), `model_not_found` (404) for one the store does not have (yet).
+ * rollback), `adapter_held` (503) while its run is held, `model_not_found` (404) for one the store
+ * does not have (yet).
  */
 export function ensureErrorToApi(e: EnsureError, name: string, param: string): ApiError {
   if (e.kind === "revoked") return { code: "adapter_revoked", message: e.message, param };
+  if (e.kind === "held") return { code: "adapter_held", message: `${name}: ${e.message}`, param };
   return {
     code: e.kind === "failed" ? "adapter_failed" : "model_not_found",
     message: `${name}: ${e.message}`,

@@ -7,7 +7,13 @@ import type { LoraFeeds } from "@loracast/shared/runtime";
 import type { AliasEntry, AliasRegistry } from "../aliases/index.ts";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
-import { ensureErrorToApi, ensureVersion, modelNotFound, parseVersionRef } from "./model-ref.ts";
+import {
+  ensureErrorToApi,
+  ensureVersion,
+  modelNotFound,
+  noActiveVersion,
+  parseVersionRef,
+} from "./model-ref.ts";
 
 /** The adapter a request runs on, pinned until `release()`. */
 export interface ResolvedModel {
@@ -35,7 +41,10 @@ export interface ModelResolverDeps {
   baseFeeds: LoraFeeds;
 }
 
-/** Resolves `model` names; errors are `model_not_found` (404), `adapter_failed` (422) or `adapter_revoked` (410). */
+/**
+ * Resolves `model` names; errors are `model_not_found` (404), `adapter_failed` (422),
+ * `adapter_revoked` (410) or `adapter_held` (503).
+ */
 export class ModelResolver {
   constructor(private readonly d: ModelResolverDeps) {}
 
@@ -68,11 +77,14 @@ export class ModelResolver {
       if (current === null) {
         // A run the store has versions of, none active here yet, says so; any other name gets OpenAI's 404.
         if (!manager.hasVersions(model)) return err(modelNotFound(model));
-        return err({
-          code: "model_not_found",
-          message: `The model \`${model}\` is a run with no active adapter version on this generator yet.`,
-          param: "model",
-        });
+        return err(
+          noActiveVersion(
+            manager,
+            model,
+            `The model \`${model}\` is a run with no active adapter version on this generator yet.`,
+            "model",
+          ),
+        );
       }
       if (!current.ok) return err(ensureErrorToApi(current.error, model, "model"));
       record = current.value;

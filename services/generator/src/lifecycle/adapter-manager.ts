@@ -8,13 +8,17 @@ import {
 } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { StoreError } from "@loracast/shared/store";
-import { failVersion, settledFailure } from "./failures.ts";
+import { deferRefused, failVersion, settledFailure } from "./failures.ts";
 import { HeadWatch } from "./head-watch.ts";
 import { fetchAndVerify } from "./pull.ts";
 import { recheckActive } from "./recheck.ts";
 import { type RevokedCounts, RevokedRequests } from "./revoked-requests.ts";
 import type { EnsureError, ManagerDeps, Trigger, VersionRecord } from "./types.ts";
 import { newVersionRecord, VersionCache } from "./version-cache.ts";
+
+/** What requests naming a held run (or one of its versions) are told. */
+export const heldMessage = (run: string, why: string): string =>
+  `run ${run} is held until its store is repaired: ${why}`;
 
 /** How many not-yet-failed versions one reconcile pass tries, newest first, before it gives up on a run. */
 const CANDIDATES_PER_PASS = 3;
@@ -50,7 +54,7 @@ export class AdapterManager {
   constructor(private readonly d: ManagerDeps) {
     this.revoked = new RevokedRequests(this.stats.revokedRequests, d.log);
     this.cache = new VersionCache(d.bounds);
-    this.heads = new HeadWatch(d.store, d.clock, d.log);
+    this.heads = new HeadWatch(d.store, d.clock, d.log, d.store.verifiesSignatures);
   }
 
   /** True once a reconcile pass has resolved the latest version of every followed run. */
@@ -66,6 +70,12 @@ export class AdapterManager {
     const out: Record<string, { version: number; sha256: string | null }> = {};
     for (const [run, r] of this.active) out[run] = { version: r.version, sha256: r.sha256 };
     return out;
+  }
+
+  /** Why `run` is held (nothing of it activated or pulled: `HeadWatch.held`), or null. */
+  held(run: string): string | null {
+    const why = this.heads.held(run);
+    return why === null ? null : heldMessage(run, why);
   }
 
   /** Whether the store has listed versions of this run (active here or not). */
@@ -85,6 +95,12 @@ export class AdapterManager {
       return;
     }
     if (event.type !== "adapter.published") return;
+    // A held run activates nothing new: the event is a cue to read the head again (the trainer
+    // signs it before it sends the event), and the pass activates the version if the hold lifted.
+    if (this.heads.held(event.run) !== null) {
+      await this.reconcileRun(event.run, "webhook");
+      return;
+    }
     const current = this.active.get(event.run);
     if (current !== undefined && event.version <= current.version && !this.isWithdrawn(current)) {
       this.d.log.info("stale event ignored", {
@@ -112,9 +128,10 @@ export class AdapterManager {
   }
 
   private async reconcileRun(run: string, trigger: Trigger): Promise<void> {
-    const known = this.knownVersions.get(run) ?? [];
-    const fresh = await this.d.store.listVersions(run, known[known.length - 1]);
-    const versions = [...known, ...fresh];
+    // The whole listing each pass (one LIST per 1000 versions), not only what is newer than last
+    // time: a running generator judges the store by what it holds now, as a fresh one and the
+    // trainer do, so versions deleted since (hidden behind a signed head) show as `hidden_versions`.
+    const versions = await this.d.store.listVersions(run);
     this.knownVersions.set(run, versions);
     const rollbacks = await this.d.store.listRollbacks(run);
     this.setRollbacks(run, rollbacks, trigger);
@@ -151,8 +168,7 @@ export class AdapterManager {
     // Every caller parsed the name already; this keeps any other from building a store key of it.
     if (!RUN_NAME.test(run)) return err({ kind: "unavailable", message: `"${run}" is not a run name` });
     const held = this.heads.held(run);
-    if (held !== null)
-      return err({ kind: "unavailable", message: `run ${run} is held until its store is repaired: ${held}` });
+    if (held !== null) return err({ kind: "held", message: heldMessage(run, held) });
     const existing = this.cache.get(run, version);
     if (existing !== undefined && settledFailure(existing, this.d.clock.now()))
       return err({ kind: "failed", message: existing.reason ?? "failed" });
@@ -363,6 +379,11 @@ export class AdapterManager {
           else if (record.state !== "revoked") record.reason = error.reason;
           this.d.log.info("adapter not in the store", { run, version, trigger });
           return err(error.reason);
+        }
+        if (error.kind === "unchanged") {
+          // Refused already, logged and counted then: only the next read is scheduled.
+          deferRefused(record, error.reason, this.d.clock.now());
+          return err(record.reason ?? error.reason);
         }
         if (error.kind !== "event") {
           this.stats.failures++;

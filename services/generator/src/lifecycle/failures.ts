@@ -8,6 +8,11 @@ import type { ManagerDeps, VersionRecord } from "./types.ts";
 
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 5 * 60_000;
+/**
+ * The longest wait before a refused manifest is read again while its bytes stay the same: a refused
+ * signature is no transient failure, but an operator may restore the genuine object at any time.
+ */
+const REFUSED_MAX_MS = 30 * 60_000;
 
 /** True for a failed version that stays failed for now (`now` in ms): for good, or until its retry is due. */
 export function settledFailure(record: VersionRecord | undefined, now: number): boolean {
@@ -36,6 +41,19 @@ export function markFailed(
   const retryInMs = Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS);
   record.retry = { failures, at: now + retryInMs };
   record.reason = `${reason} (retried in ${Math.round(retryInMs / 1000)} s)`;
+  return retryInMs;
+}
+
+/**
+ * Schedules the next read of a version whose manifest the store still holds exactly as refused
+ * (`record.refusal`): nothing new to judge, so nothing is logged or counted, and the wait keeps
+ * doubling past the usual bound, up to 30 minutes. Returns the delay in ms.
+ */
+export function deferRefused(record: VersionRecord, refusal: string, now: number): number {
+  const failures = (record.retry?.failures ?? 0) + 1;
+  const retryInMs = Math.min(RETRY_BASE_MS * 2 ** (failures - 1), REFUSED_MAX_MS);
+  record.retry = { failures, at: now + retryInMs };
+  record.reason = `${refusal} (unchanged; read again in ${Math.round(retryInMs / 1000)} s)`;
   return retryInMs;
 }
 

@@ -6,19 +6,47 @@
  */
 import type { RunHead } from "@loracast/shared/manifest";
 import type { Clock, Logger } from "@loracast/shared/platform";
-import type { AdapterStore } from "@loracast/shared/store";
+import type { Result } from "@loracast/shared/result";
+import { type AdapterStore, type RefusedRecord, sha256Hex } from "@loracast/shared/store";
+
+type HeadRead = Result<RunHead, RefusedRecord>;
+
+/** Where the trainer writes a run's head (`shared/store`'s `headKey`, which its index does not export). */
+const headKeyOf = (run: string): string => `runs/${run}/head.json`;
 
 /** What a pass found wrong with a run's store state against its newest signed head. */
-export type HeadFinding = "stale_head" | "expired_head" | "hidden_versions" | "hidden_rollbacks";
+export type HeadFinding =
+  | "stale_head"
+  | "expired_head"
+  | "hidden_versions"
+  | "hidden_rollbacks"
+  | "missing_head";
+
+/**
+ * How long a run's head may be missing (or refused) while the store lists versions before it is
+ * reported. The trainer writes a version's manifest first and its head second, so a pass that reads
+ * in between finds a new run's versions and no head yet; that run is deferred (nothing activated,
+ * named versions refused), not reported, and checked again on the next pass.
+ */
+export const HEAD_GRACE_MS = 5000;
 
 export class HeadWatch {
   private readonly newest = new Map<string, RunHead>();
   private readonly findings = new Map<string, Map<HeadFinding, string>>();
+  /** The head bytes read last per run (sha256) and what verifying them gave. */
+  private readonly lastRead = new Map<string, { sha256: string; read: HeadRead }>();
+  /** When each run's store was first seen listing versions without a valid head (ms), until one appears. */
+  private readonly headlessSince = new Map<string, number>();
 
+  /**
+   * @param requireHead whether a run with versions needs a valid signed head (signatures are required):
+   *   without one, no hidden rollback can be ruled out, so the run is held.
+   */
   constructor(
     private readonly store: AdapterStore,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly requireHead: boolean,
   ) {}
 
   /** Current findings of every run, with their messages (the /metrics gauge). */
@@ -29,12 +57,21 @@ export class HeadWatch {
   }
 
   /**
-   * Why `run` is held, or null: a signed head counts more rollback records than the store holds
-   * valid ones, so some revocation is hidden and any version might be one it revoked. Such a run
-   * fails closed: nothing new is activated or pulled by name until the store is repaired.
+   * Why `run` is held, or null. A signed head counts more rollback records than the store holds
+   * valid ones (`hidden_rollbacks`), or the store lists versions but this generator knows no valid
+   * signed head of the run (`missing_head`, or within `HEAD_GRACE_MS` of first finding none): some
+   * revocation may be hidden, so any version might be one it revoked. Such a run fails closed:
+   * nothing new is activated or pulled by name until the store is repaired (a valid head appears).
    */
   held(run: string): string | null {
-    return this.findings.get(run)?.get("hidden_rollbacks") ?? null;
+    const found = this.findings.get(run);
+    const hidden = found?.get("hidden_rollbacks");
+    if (hidden !== undefined) return hidden;
+    if (this.newest.has(run) || !this.headlessSince.has(run)) return null;
+    return (
+      found?.get("missing_head") ??
+      `the store lists versions of ${run} but holds no valid signed head yet (checked again next pass)`
+    );
   }
 
   /**
@@ -42,7 +79,7 @@ export class HeadWatch {
    * number of rollback records accepted. A refused head is counted by the store and otherwise ignored.
    */
   async check(run: string, listed: readonly number[], rollbacks: number): Promise<void> {
-    const read = await this.store.readHead(run);
+    const read = await this.readHead(run);
     const found = new Map<HeadFinding, string>();
     let head = this.newest.get(run);
     if (read?.ok === true) {
@@ -54,6 +91,8 @@ export class HeadWatch {
       } else head = read.value;
       this.newest.set(run, head);
     }
+    const missing = this.missingHead(run, read, listed, head);
+    if (missing !== null) found.set("missing_head", missing);
     if (head !== undefined) {
       const latest = listed.at(-1) ?? 0;
       if (Date.parse(head.expiresAt) < this.clock.now())
@@ -77,5 +116,55 @@ export class HeadWatch {
       if (!before?.has(finding)) this.log.warn("store state is stale", { run, finding, message });
     if (found.size === 0) this.findings.delete(run);
     else this.findings.set(run, found);
+  }
+
+  /**
+   * The run's head (`AdapterStore.readHead`), judged once per distinct bytes: a pass reads it raw
+   * (one small GET) and, when its sha256 is that of the bytes read last, reuses that verdict, so a
+   * refused head is logged and counted once, not every pass, and a valid one costs no signature read.
+   */
+  private async readHead(run: string): Promise<HeadRead | null> {
+    const key = headKeyOf(run);
+    const bytes = await this.store.objects.get(key);
+    if (bytes === null) {
+      this.lastRead.delete(run);
+      return null;
+    }
+    const sha256 = sha256Hex(bytes);
+    const last = this.lastRead.get(run);
+    if (last?.sha256 === sha256) return last.read;
+    const read = await this.store.readHead(run);
+    if (read === null) return null;
+    // Remembered only when the head did not change around the verifying read (it judged these bytes).
+    const after = await this.store.objects.get(key);
+    if (after !== null && sha256Hex(after) === sha256) this.lastRead.set(run, { sha256, read });
+    return read;
+  }
+
+  /**
+   * The `missing_head` message once the store has listed versions without a valid head for
+   * `HEAD_GRACE_MS` (null before, and once a valid head is read). With a head seen earlier the
+   * checks go on against it (it is signed; hiding the store's copy hides nothing from this
+   * generator), so only a generator that never saw one is held by it.
+   */
+  private missingHead(
+    run: string,
+    read: HeadRead | null,
+    listed: readonly number[],
+    seen: RunHead | undefined,
+  ): string | null {
+    if (!this.requireHead || read?.ok === true || listed.length === 0) {
+      this.headlessSince.delete(run);
+      return null;
+    }
+    const now = this.clock.now();
+    const since = this.headlessSince.get(run) ?? now;
+    this.headlessSince.set(run, since);
+    if (now - since < HEAD_GRACE_MS) return null;
+    const why = read === null ? "holds no head" : `holds a head it refused (${read.error.code})`;
+    const store = `the store lists versions of ${run} up to v${listed.at(-1)} but ${why}`;
+    return seen === undefined
+      ? `${store}: a hidden rollback record cannot be ruled out, so no version is trusted until a valid signed head appears`
+      : `${store}; checked against the newest signed head seen (issued ${seen.issuedAt})`;
   }
 }

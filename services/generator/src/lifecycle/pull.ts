@@ -2,6 +2,7 @@
 import { CONFIG_FILE, WEIGHTS_FILE } from "@loracast/shared/manifest";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { err, ok, type Result } from "@loracast/shared/result";
+import { StoreError, sha256Hex } from "@loracast/shared/store";
 import type { LoadedAdapter, ManagerDeps, PullFailure, VersionRecord } from "./types.ts";
 import type { VersionCache } from "./version-cache.ts";
 
@@ -22,11 +23,25 @@ export async function fetchAndVerify(
   record.pulling = "downloading";
   const t0 = d.clock.now();
   const key = record.manifestKey;
-  const read = await d.store.readManifest(key, manifestSha256);
+  const absent = () => err({ kind: "absent" as const, reason: `manifest ${key} is not in the store (yet)` });
+  // Read raw first: bytes refused before are not judged (nor logged, nor counted) again.
+  const raw = await d.store.objects.get(key);
+  if (raw === null) return absent();
+  const rawSha256 = sha256Hex(raw);
+  const announced = manifestSha256 ?? rawSha256;
+  if (announced === rawSha256 && record.refusal?.sha256 === rawSha256)
+    return err({ kind: "unchanged", reason: record.refusal.reason });
+  // Verified as the bytes just read: a manifest replaced between the two reads is refused as
+  // `event_mismatch`, and is then a store read that broke off, not a bad event (retried next pass).
+  const read = await d.store.readManifest(key, announced);
   const tManifest = d.clock.now();
-  if (read === null) return err({ kind: "absent", reason: `manifest ${key} is not in the store (yet)` });
+  if (read === null) return absent();
+  if (!read.ok && read.error.code === "event_mismatch" && manifestSha256 === undefined)
+    throw new StoreError("unavailable", `manifest ${key} changed while it was read`);
   // Every refusal of the manifest costs a small read or two and no download.
   record.manifestRefused = !read.ok;
+  record.refusal =
+    read.ok || read.error.code === "event_mismatch" ? null : { sha256: rawSha256, reason: read.error.reason };
   // A webhook that announces other bytes than the store holds is a bad event, not a bad version:
   // the version keeps its state and is judged on what the store holds (reconcile pulls it).
   if (!read.ok && read.error.code === "event_mismatch")

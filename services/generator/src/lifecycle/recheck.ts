@@ -24,10 +24,14 @@ export type Recheck = "unchanged" | "withdrawn" | "reinstated";
 export async function recheckActive(d: ManagerDeps, record: VersionRecord, now: number): Promise<Recheck> {
   const key = record.manifestKey;
   const bytes = await d.store.objects.get(key);
-  const same = bytes !== null && sha256Hex(bytes) === record.manifestSha256;
-  if (record.state !== "failed" && same) return "unchanged";
-  // Through the verifying read, so a refusal is counted, logged and listed with its code.
-  const read = await d.store.readManifest(key);
+  const sha256 = bytes === null ? null : sha256Hex(bytes);
+  if (record.state !== "failed" && sha256 === record.manifestSha256) return "unchanged";
+  // Withdrawn: nothing to judge while the manifest is missing or still the bytes refused before.
+  if (record.state === "failed" && (sha256 === null || sha256 === record.refusal?.sha256)) return "unchanged";
+  // Through the verifying read, so a refusal is counted, logged and listed with its code (once per
+  // bytes: `record.refusal`), checked to be the bytes just read.
+  const read = sha256 === null ? null : await d.store.readManifest(key, sha256);
+  record.refusal = read === null || read.ok ? null : { sha256: sha256 as string, reason: read.error.reason };
   if (record.state === "failed") {
     if (read?.ok !== true || read.value.sha256 !== record.manifestSha256) return "unchanged";
     record.state = "active";

@@ -47,6 +47,12 @@ export interface VersionRecord {
    * the newest genuine one.
    */
   manifestRefused: boolean;
+  /**
+   * The manifest bytes refused last (their sha256) and why, while the version is failed for it. A
+   * retry reads the manifest raw first: the same bytes are refused again without being verified,
+   * logged or counted, and retried later still (`deferRefused`); only changed bytes are judged anew.
+   */
+  refusal: { sha256: string; reason: string } | null;
   /** Consecutive `store` failures, and when reconcile or a request may pull it again (epoch ms). */
   retry: { failures: number; at: number } | null;
   trigger: Trigger;
@@ -75,8 +81,9 @@ export interface PullFailure {
    * missing (a blob), retried with backoff. `event`: the webhook named other bytes. `absent`: the
    * store has no manifest for that version (yet): nothing to judge, so nothing is recorded for a
    * version this generator had not heard of (a request or event naming a made-up version).
+   * `unchanged`: the store still holds the manifest bytes refused before (`VersionRecord.refusal`).
    */
-  kind: "version" | "store" | "event" | "absent";
+  kind: "version" | "store" | "event" | "absent" | "unchanged";
   reason: string;
 }
 
@@ -87,7 +94,9 @@ export type EnsureError =
   /** A rollback record revoked it, and this generator does not serve revoked versions. */
   | { kind: "revoked"; message: string; rollback: RollbackRecord }
   /** Not in the store (yet), or the store could not be read. */
-  | { kind: "unavailable"; message: string };
+  | { kind: "unavailable"; message: string }
+  /** The run is held (`HeadWatch.held`): its store may hide a revocation, so nothing of it is pulled. */
+  | { kind: "held"; message: string };
 
 /** What the adapter manager (and its pull pipeline) works with. */
 export interface ManagerDeps {

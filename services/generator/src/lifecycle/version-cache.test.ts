@@ -20,6 +20,7 @@ const record = (
   bytes,
   reason: null,
   manifestRefused: false,
+  refusal: null,
   retry: null,
   trigger: "webhook",
   announcedAt: 0,

@@ -1,10 +1,10 @@
-import type { AdapterList } from "@loracast/shared/manifest";
+import { type AdapterList, REFUSED_VERSION_ROWS } from "@loracast/shared/manifest";
 import type { RefusalLog } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { type AliasRegistry, aliasSource } from "../aliases/index.ts";
 import { errorResponse } from "../errors.ts";
 import { modelNotFound } from "../inference/model-ref.ts";
-import type { AdapterManager } from "../lifecycle/index.ts";
+import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
 /**
@@ -25,9 +25,10 @@ export function adapterRoutes(
   const app = new Hono<GeneratorEnv>();
 
   app.get("/v1/adapters", (c) => {
+    const { listed, omitted } = boundRefusedVersions(manager.cache.all());
     const body: AdapterList = {
       active: manager.activeVersions(),
-      data: manager.cache.all().map((r) => ({
+      data: listed.map((r) => ({
         run: r.run,
         version: r.version,
         state: r.state,
@@ -42,6 +43,7 @@ export function adapterRoutes(
         activatedAt: r.activatedAt,
         pinned: r.pins > 0,
       })),
+      refusedVersionsOmitted: omitted,
       refused: refusals.list(),
     };
     return c.json(body);
@@ -128,4 +130,26 @@ export function adapterRoutes(
   });
 
   return app;
+}
+
+/**
+ * The records `GET /v1/adapters` lists: all but the versions failed for a refused manifest past the
+ * newest `REFUSED_VERSION_ROWS` of each run (a bucket writer can forge any number of them), with
+ * how many were left out per run.
+ */
+function boundRefusedVersions(records: VersionRecord[]): {
+  listed: VersionRecord[];
+  omitted: Record<string, number>;
+} {
+  const refused = (r: VersionRecord) => r.state === "failed" && r.manifestRefused;
+  const shown = new Map<string, number>();
+  const omitted: Record<string, number> = {};
+  const keep = new Set<VersionRecord>();
+  for (const r of records.filter(refused).sort((a, b) => b.version - a.version)) {
+    const n = shown.get(r.run) ?? 0;
+    if (n < REFUSED_VERSION_ROWS) keep.add(r);
+    else omitted[r.run] = (omitted[r.run] ?? 0) + 1;
+    shown.set(r.run, n + 1);
+  }
+  return { listed: records.filter((r) => !refused(r) || keep.has(r)), omitted };
 }

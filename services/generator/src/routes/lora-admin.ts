@@ -28,7 +28,7 @@ import {
   unloadLoraRequestSchema,
 } from "../aliases/index.ts";
 import { type ApiError, errorResponse } from "../errors.ts";
-import { ensureErrorToApi, ensureVersion, parseVersionRef } from "../inference/model-ref.ts";
+import { ensureErrorToApi, ensureVersion, noActiveVersion, parseVersionRef } from "../inference/model-ref.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
@@ -167,11 +167,14 @@ async function resolveSource(
   }
   const current = await d.manager.current(source.run);
   if (current === null)
-    return err({
-      code: "model_not_found",
-      message: `No adapter found: run ${source.run} has no active version on this generator`,
-      param,
-    });
+    return err(
+      noActiveVersion(
+        d.manager,
+        source.run,
+        `No adapter found: run ${source.run} has no active version on this generator`,
+        param,
+      ),
+    );
   if (!current.ok) return err(ensureErrorToApi(current.error, source.run, param));
   return ok({ kind: "store", record: current.value });
 }
