@@ -125,7 +125,10 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
-    if (e instanceof TrainerError) return errorResponse(c, e.code, e.message);
+    if (e instanceof TrainerError) {
+      if (e.code === "internal") d.log.error("internal error", { error: e.message, path: c.req.path });
+      return errorResponse(c, e.code, e.message);
+    }
     if (e instanceof StoreError) {
       d.log.error("store error", { error: e, path: c.req.path });
       return errorResponse(c, e.code === "unavailable" ? "store_unavailable" : "internal", e.message);

@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { SealedRecord } from "@loracast/shared/store";
 import { z } from "zod";
+import { TrainerError } from "../errors.ts";
 
 /** What a run's ledger holds. */
 export interface LedgerEntry {
@@ -47,8 +48,8 @@ export class LedgerFiles {
 
   /**
    * The run's ledger; null when this trainer has none for it (a new data dir, or a run published
-   * before the ledger existed). A file that does not parse is an error: the trainer must not
-   * silently forget what it signed.
+   * before the ledger existed). A file that does not parse is an error (TrainerError `internal`,
+   * naming the file and what to do): the trainer must not silently forget what it signed.
    */
   async get(run: string): Promise<LedgerEntry | null> {
     if (this.cache.has(run)) return this.cache.get(run) ?? null;
@@ -60,7 +61,15 @@ export class LedgerFiles {
       this.cache.set(run, null);
       return null;
     }
-    const file = ledgerFileSchema.parse(JSON.parse(text));
+    let file: z.infer<typeof ledgerFileSchema>;
+    try {
+      file = ledgerFileSchema.parse(JSON.parse(text));
+    } catch (e) {
+      throw new TrainerError(
+        "internal",
+        `the trainer's ledger of run ${run} (${this.path(run)}) is damaged (${(e as Error).message.slice(0, 200)}): restore it from a backup, or move it aside to adopt what the store holds`,
+      );
+    }
     const entry: LedgerEntry = {
       head: file.head,
       rollbacks: file.rollbacks.map((r) => ({
