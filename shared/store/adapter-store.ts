@@ -14,7 +14,15 @@ import {
   WEIGHTS_FILE,
 } from "../manifest/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import { type SignatureFailure, type Signer, signatureKey, type TrustedKeys } from "../signing/index.ts";
+import { type SignatureFailure, signatureKey } from "../signing/index.ts";
+import type {
+  AdapterStoreOptions,
+  AdapterUpload,
+  IntegrityFailure,
+  ManifestDraft,
+  SealedRecord,
+  StoredManifest,
+} from "./adapter-store-types.ts";
 import {
   blobKey,
   headKey,
@@ -30,76 +38,19 @@ import type { ObjectStore } from "./object-store.ts";
 import { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
 import { VerdictCache } from "./verdict-cache.ts";
 
+export type {
+  AdapterStoreOptions,
+  AdapterUpload,
+  BlobRepair,
+  IntegrityFailure,
+  ManifestDraft,
+  SealedRecord,
+  SigningOptions,
+  StoredManifest,
+} from "./adapter-store-types.ts";
 export type { RefusedRecord };
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
-
-/** A manifest as stored: its parsed content, its key and the sha256 of its exact bytes. */
-export interface StoredManifest {
-  manifest: VersionManifest;
-  key: string;
-  sha256: string;
-}
-
-/** The manifest fields a publisher chooses; the store assigns version, parent and schema. */
-export type ManifestDraft = Omit<VersionManifest, "schema" | "run" | "version" | "parent">;
-
-/** A PEFT adapter's two files, and the manifest fields other than its file list. */
-export interface AdapterUpload {
-  configBytes: Uint8Array;
-  weights: Uint8Array;
-  draft: Omit<ManifestDraft, "adapter"> & { adapterConfig: VersionManifest["adapter"]["config"] };
-}
-
-/** Why reading something back from the store did not give a usable, verified object. */
-export interface IntegrityFailure {
-  reason: string;
-  /** Why a manifest was refused (counted in `refusals`); absent for a blob that is missing or corrupt. */
-  code?: RefusedRecord["code"];
-}
-
-/**
- * A small record exactly as written to the store: its key and bytes, and its detached signature
- * envelope's key and bytes (null when unsigned).
- */
-export interface SealedRecord {
-  key: string;
-  bytes: Uint8Array;
-  signature: { key: string; bytes: Uint8Array } | null;
-}
-
-/** Who signs what this store writes, and whose signatures its reads require. */
-export interface SigningOptions {
-  /** Signs every manifest and rollback record written; without it they are written unsigned. */
-  signer?: Signer;
-  /**
-   * Keys a manifest or rollback record read back must be signed by; null or absent reads
-   * unsigned metadata as it is (a generator started with `GENERATOR_ALLOW_UNSIGNED=true` and no
-   * `MANIFEST_PUBLIC_KEYS`: no protection).
-   */
-  trusted?: TrustedKeys | null;
-  /** Called for each refused record (a rollback record once per key), to log it. */
-  onRefused?: (refused: RefusedRecord) => void;
-}
-
-/**
- * A blob a publish found corrupt at its content address and rewrote. `foundSha256` is the sha256
- * of what the store held, null when its size already differed (it is not read then).
- */
-export interface BlobRepair {
-  key: string;
-  expectedSha256: string;
-  foundSha256: string | null;
-  /** Sizes in bytes: what the blob must be, and what the store held. */
-  expectedBytes: number;
-  foundBytes: number;
-}
-
-/** A store's signing options, and who hears of blobs it repairs (to log them). */
-export interface AdapterStoreOptions extends SigningOptions {
-  /** Called after each corrupt blob a publish rewrote (see `putBlob`). */
-  onBlobRepaired?: (repair: BlobRepair) => void;
-}
 
 const MAX_VERSION_RACES = 8;
 
