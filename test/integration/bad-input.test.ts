@@ -6,7 +6,7 @@ import { blobKey, sha256Hex } from "@loracast/shared/store";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { BUCKET, s3Settings } from "../helpers/s3.ts";
-import { SECRET, type Stack, startStack } from "../helpers/stack.ts";
+import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 describe("bad input gets a clear error and loses nothing", () => {
   let stack: Stack;
@@ -143,6 +143,26 @@ describe("bad input gets a clear error and loses nothing", () => {
       const body = (await res.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, "invalid_adapter", what);
       assert.match(body.error.message, reason, what);
+    }
+    assert.deepEqual(await storeKeys(), before);
+  });
+
+  it("refuses an upload whose multipart content type cannot be read with 400, not 500, and writes nothing", async () => {
+    const before = await storeKeys();
+    for (const type of [
+      "multipart/form-data",
+      "multipart/form-data; boundary=",
+      "multipart/form-data; charset=x",
+    ]) {
+      const res = await fetch(`${stack.trainer.url}/v1/runs/bad/adapters`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
+        body: "--x\r\n",
+      });
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(res.status, 400, `${type}: ${JSON.stringify(body)}`);
+      assert.equal(body.error.code, "bad_request", type);
+      assert.match(body.error.message, /expected multipart\/form-data/, type);
     }
     assert.deepEqual(await storeKeys(), before);
   });

@@ -7,12 +7,9 @@
 import type { RunHead } from "@loracast/shared/manifest";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import type { Result } from "@loracast/shared/result";
-import { type AdapterStore, type RefusedRecord, sha256Hex } from "@loracast/shared/store";
+import { type AdapterStore, headKey, type RefusedRecord, sha256Hex } from "@loracast/shared/store";
 
 type HeadRead = Result<RunHead, RefusedRecord>;
-
-/** Where the trainer writes a run's head (`shared/store`'s `headKey`, which its index does not export). */
-const headKeyOf = (run: string): string => `runs/${run}/head.json`;
 
 /** What a pass found wrong with a run's store state against its newest signed head. */
 export type HeadFinding =
@@ -124,7 +121,7 @@ export class HeadWatch {
    * refused head is logged and counted once, not every pass, and a valid one costs no signature read.
    */
   private async readHead(run: string): Promise<HeadRead | null> {
-    const key = headKeyOf(run);
+    const key = headKey(run);
     const bytes = await this.store.objects.get(key);
     if (bytes === null) {
       this.lastRead.delete(run);

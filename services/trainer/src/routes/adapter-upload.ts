@@ -98,22 +98,31 @@ export async function receiveAdapterUpload(
   if (!/^multipart\/form-data/i.test(type) || req.body === null) {
     return err(new TrainerError("bad_request", "expected multipart/form-data with the PEFT files"));
   }
+  let form: busboy.Busboy;
+  try {
+    form = busboy({ headers: { "content-type": type }, limits: { fields: 16, files: 8, parts: 32 } });
+  } catch (e) {
+    // busboy throws at once on a content type it cannot read (no boundary, say).
+    return err(new TrainerError("bad_request", `expected multipart/form-data: ${(e as Error).message}`));
+  }
   await mkdir(spool.dir, { recursive: true });
   const dir = await mkdtemp(join(spool.dir, "upload-"));
+  const written: Promise<Error | null>[] = [];
+  let received: Promise<void> = Promise.resolve();
+  let badHeader: SafetensorsError | undefined;
   try {
-    const form = busboy({ headers: { "content-type": type }, limits: { fields: 16, files: 8, parts: 32 } });
-    const written: Promise<Error | null>[] = [];
     const seen = new Set<string>();
     const bound = byteBound(maxBytes);
-    let badHeader: SafetensorsError | undefined;
     let refuse: (e: SafetensorsError) => void = () => undefined;
     const refused = new Promise<SafetensorsError>((resolve) => {
       refuse = resolve;
     });
     form.on("file", (name, stream) => {
       const field = UPLOAD_FIELDS.find((f) => f === name);
-      if (field === undefined || seen.has(field)) {
-        stream.resume(); // other parts are ignored, as before; a repeated field keeps its first file
+      if (field === undefined || seen.has(field) || badHeader !== undefined) {
+        // Other parts are ignored, as before; a repeated field keeps its first file; after a
+        // refusal nothing more is written.
+        stream.resume();
         return;
       }
       seen.add(field);
@@ -150,7 +159,7 @@ export async function receiveAdapterUpload(
       );
     });
     const body = Readable.fromWeb(req.body as import("node:stream/web").ReadableStream<Uint8Array>);
-    const received = pipeline(body, bound, form).then(async () => {
+    received = pipeline(body, bound, form).then(async () => {
       const failed = (await Promise.all(written)).find((e) => e !== null);
       if (failed !== undefined) throw failed;
     });
@@ -179,6 +188,12 @@ export async function receiveAdapterUpload(
     const [config, weights] = await Promise.all(UPLOAD_FIELDS.map((f) => readFile(join(dir, f))));
     return ok({ config: config as Uint8Array, weights: weights as Uint8Array });
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    // The dir goes once nothing writes to it: after a refusal the body is still being drained, so
+    // that one is removed later, not awaited. A removal that fails leaves the dir to the spool
+    // clearing of the next start (`clearUploadSpool`), never an error for this request.
+    const removed = Promise.allSettled([received, ...written])
+      .then(() => rm(dir, { recursive: true, force: true }))
+      .catch(() => undefined);
+    if (badHeader === undefined) await removed;
   }
 }
