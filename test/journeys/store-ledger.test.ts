@@ -3,7 +3,7 @@
  * in TRAINER_DATA_DIR), so a bucket writer who deletes the run's head and a rollback record cannot
  * make the trainer re-sign a state without that rollback. Real processes: the embedded S3 server,
  * the trainer, and a generator that trusts its key. The attacker writes to the bucket directly.
- * Each trigger (a versions read, a publish, the periodic head refresh of a restarted trainer)
+ * Each trigger (a versions read, a publish, the repair pass of a restarted trainer at start)
  * puts the record and the head back, logs and counts it, and the fleet keeps the rollback.
  */
 import assert from "node:assert/strict";
@@ -107,19 +107,20 @@ describe("the trainer's ledger: a deleted rollback record and head are put back,
     );
   });
 
-  it("the head refresh of a restarted trainer repairs from the ledger it kept in TRAINER_DATA_DIR", async () => {
+  it("a restarted trainer repairs from the ledger it kept in TRAINER_DATA_DIR at start, before any request", async () => {
     await stack.trainer.stop();
     await hide();
-    // TRAINER_HEAD_TTL_S=60: the refresh runs every 15 s.
-    await stack.startTrainer({ TRAINER_HEAD_TTL_S: "60" });
+    // The periodic pass an hour away and the head refresh a quarter of a day: only the pass at
+    // start can put the records back, and no request asks for them.
+    await stack.startTrainer({ TRAINER_REPAIR_INTERVAL_S: "3600" });
     await eventually(
-      "the refresh puts the rollback record back",
+      "the start-up pass puts the rollback record back",
       async () => ((await kit.bucket.objects.get(RECORD)) !== null ? true : undefined),
       WAIT_MS,
       200,
     );
     await eventually(
-      "the refresh re-signs the head",
+      "the start-up pass re-signs the head",
       async () => ((await kit.bucket.objects.get(HEAD)) !== null ? true : undefined),
       WAIT_MS,
       200,

@@ -38,6 +38,11 @@ export const envSchema = s3EnvSchema.extend({
    * quarter of it, so generators that see an expired head know the store (or the trainer) is frozen.
    */
   TRAINER_HEAD_TTL_S: z.coerce.number().int().min(60).default(86_400),
+  /**
+   * How often, in seconds, the trainer checks each run's head and rollback records against its
+   * ledger and repairs them (also once at start).
+   */
+  TRAINER_REPAIR_INTERVAL_S: z.coerce.number().int().min(1).max(86_400).default(60),
   /** Standard Webhooks secret (`whsec_…`) that signs events; generators hold the same. */
   WEBHOOK_SECRET: z.string().refine(isValidSecret, "must be whsec_ followed by at least 24 base64 bytes"),
   /**

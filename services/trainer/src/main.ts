@@ -169,6 +169,10 @@ const publisher = new Publisher({
     headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
   }),
 });
+const repairStore = (): void =>
+  void publisher.repairAll().catch((e: unknown) => log.warn("store repair pass failed", { error: e }));
+repairStore();
+const storeRepair = setInterval(repairStore, env.TRAINER_REPAIR_INTERVAL_S * 1000);
 const headRefresh = setInterval(
   () => void publisher.refreshHeads().catch((e: unknown) => log.warn("head refresh failed", { error: e })),
   (env.TRAINER_HEAD_TTL_S * 1000) / 4,
@@ -218,6 +222,7 @@ onShutdown(log, async () => {
   // First, so a run's history records that this stop was clean (not a crash to count).
   runs?.shutdown();
   clearInterval(headRefresh);
+  clearInterval(storeRepair);
   await server.close();
   outbox.stop();
   objects.abandoned.stop();
