@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ProtocolError, RequestInfo
-from .http import DEFAULT_TIMEOUT_S, HttpClient, Response
+from .errors import RequestInfo
+from .http import DEFAULT_TIMEOUT_S, HttpClient, Response, field
 
 #: Response headers naming the adapter version behind every generator answer.
 VERSION_HEADER = "x-loracast-adapter-version"
@@ -59,12 +59,6 @@ class Completion:
     request: RequestInfo
 
 
-def _get(obj: Any, key: str, request: RequestInfo) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise ProtocolError(f"answer has no field {key!r}: {str(obj)[:200]}", request)
-    return obj[key]
-
-
 def _header_version(res: Response) -> int | None:
     raw = res.headers.get(VERSION_HEADER)
     return int(raw) if raw is not None and raw.isdigit() else None
@@ -86,13 +80,13 @@ class GeneratorClient:
         res = self.http.get("/v1/adapters", timeout_s)
         return [
             AdapterState(
-                run=_get(row, "run", res.request),
-                version=_get(row, "version", res.request),
-                state=_get(row, "state", res.request),
-                sha256=_get(row, "sha256", res.request),
-                reason=_get(row, "reason", res.request),
+                run=field(row, "run", res.request),
+                version=field(row, "version", res.request),
+                state=field(row, "state", res.request),
+                sha256=field(row, "sha256", res.request),
+                reason=field(row, "reason", res.request),
             )
-            for row in _get(res.body, "data", res.request)
+            for row in field(res.body, "data", res.request)
         ]
 
     def complete(
@@ -126,19 +120,19 @@ class GeneratorClient:
             body["seed"] = seed
         res = self.http.post_json("/v1/completions", body)
         r = res.request
-        answered_model = _get(res.body, "model", r)
+        answered_model = field(res.body, "model", r)
         version, sha256 = _header_version(res), res.headers.get(SHA256_HEADER)
         samples = []
-        for choice in _get(res.body, "choices", r):
-            lp = _get(choice, "logprobs", r)
+        for choice in field(res.body, "choices", r):
+            lp = field(choice, "logprobs", r)
             samples.append(
                 Sample(
-                    prompt_index=_get(choice, "index", r) // n,
-                    text=_get(choice, "text", r),
-                    token_ids=list(_get(choice, "token_ids", r)),
-                    prompt_token_ids=list(_get(choice, "prompt_token_ids", r)),
-                    logprobs=list(_get(lp, "token_logprobs", r)),
-                    finish_reason=_get(choice, "finish_reason", r),
+                    prompt_index=field(choice, "index", r) // n,
+                    text=field(choice, "text", r),
+                    token_ids=list(field(choice, "token_ids", r)),
+                    prompt_token_ids=list(field(choice, "prompt_token_ids", r)),
+                    logprobs=list(field(lp, "token_logprobs", r)),
+                    finish_reason=field(choice, "finish_reason", r),
                     model=answered_model,
                     version=version,
                     sha256=sha256,

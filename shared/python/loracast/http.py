@@ -117,6 +117,13 @@ class HttpClient:
         return Response(status, res_headers, parsed, info)
 
 
+def field(body: Any, key: str, request: RequestInfo) -> Any:
+    """``body[key]`` of a JSON answer; ``ProtocolError`` naming the key when the answer lacks it."""
+    if not isinstance(body, dict) or key not in body:
+        raise ProtocolError(f"answer has no field {key!r}: {str(body)[:200]}", request)
+    return body[key]
+
+
 def _transport_error(
     reason: object, info: RequestInfo, timeout: float
 ) -> RequestTimeoutError | ConnectionFailedError:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from .adapter import CONFIG_FILE, WEIGHTS_FILE, AdapterFiles
-from .errors import NotFoundError, ProtocolError, RequestInfo
-from .http import DEFAULT_TIMEOUT_S, FilePart, HttpClient
+from .errors import NotFoundError, RequestInfo
+from .http import DEFAULT_TIMEOUT_S, FilePart, HttpClient, field
 
 
 @dataclass(frozen=True)
@@ -63,12 +62,6 @@ class Rollback:
     revoked: list[int]
 
 
-def _field(body: Any, key: str, request: RequestInfo) -> Any:
-    if not isinstance(body, dict) or key not in body:
-        raise ProtocolError(f"answer has no field {key!r}: {str(body)[:200]}", request)
-    return body[key]
-
-
 class TrainerClient:
     """The trainer at ``url`` (``http://127.0.0.1:9001``), with its ``TRAINER_API_TOKEN``."""
 
@@ -88,12 +81,12 @@ class TrainerClient:
         )
         b, r = res.body, res.request
         return Published(
-            run=_field(b, "run", r),
-            version=_field(b, "version", r),
-            sha256=_field(b, "sha256", r),
-            manifest_key=_field(b, "manifestKey", r),
-            manifest_sha256=_field(b, "manifestSha256", r),
-            uploaded_bytes=_field(b, "uploadedBytes", r),
+            run=field(b, "run", r),
+            version=field(b, "version", r),
+            sha256=field(b, "sha256", r),
+            manifest_key=field(b, "manifestKey", r),
+            manifest_sha256=field(b, "manifestSha256", r),
+            uploaded_bytes=field(b, "uploadedBytes", r),
         )
 
     def publish_folder(self, run: str, folder: str | Path) -> Published:
@@ -103,18 +96,18 @@ class TrainerClient:
     def versions(self, run: str) -> RunVersions:
         """Every version of ``run`` with its state and sha256 (``GET /v1/runs/<run>/versions``)."""
         res = self.http.get(f"/v1/runs/{quote(run, safe='')}/versions")
-        rows = _field(res.body, "versions", res.request)
+        rows = field(res.body, "versions", res.request)
         return RunVersions(
-            run=_field(res.body, "run", res.request),
-            current=_field(res.body, "current", res.request),
+            run=field(res.body, "run", res.request),
+            current=field(res.body, "current", res.request),
             versions=[
                 VersionRecord(
-                    version=_field(v, "version", res.request),
-                    state=_field(v, "state", res.request),
-                    sha256=_field(v, "sha256", res.request),
-                    created_at=_field(v, "createdAt", res.request),
-                    manifest_key=_field(v, "manifestKey", res.request),
-                    reason=_field(v, "reason", res.request),
+                    version=field(v, "version", res.request),
+                    state=field(v, "state", res.request),
+                    sha256=field(v, "sha256", res.request),
+                    created_at=field(v, "createdAt", res.request),
+                    manifest_key=field(v, "manifestKey", res.request),
+                    reason=field(v, "reason", res.request),
                 )
                 for v in rows
             ],
@@ -132,7 +125,7 @@ class TrainerClient:
         """Rolls ``run`` back to ``version``: later versions are revoked (``POST /v1/runs/<run>/rollback``)."""
         res = self.http.post_json(f"/v1/runs/{quote(run, safe='')}/rollback", {"version": version})
         return Rollback(
-            run=_field(res.body, "run", res.request),
-            current=_field(res.body, "current", res.request),
-            revoked=list(_field(res.body, "revoked", res.request)),
+            run=field(res.body, "run", res.request),
+            current=field(res.body, "current", res.request),
+            revoked=list(field(res.body, "revoked", res.request)),
         )
