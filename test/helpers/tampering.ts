@@ -9,7 +9,7 @@ import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
 import { LLAMA_CONFIG, randomAdapter } from "./adapters.ts";
 import { s3Settings } from "./s3.ts";
-import type { Stack } from "./stack.ts";
+import { type Stack, TOKEN } from "./stack.ts";
 
 /** JSON as the trainer writes records: two-space indented, one trailing newline. */
 export const encodeJson = (v: unknown): Uint8Array =>
@@ -29,6 +29,8 @@ export interface TamperKit {
   metrics(g: Service): Promise<string>;
   /** Publishes a random rank-4 q/v adapter (seeded) through the trainer; returns its version. */
   publish(seed: number): Promise<number>;
+  /** Rolls the run back to `version` through the trainer (with the token); asserts 200. */
+  rollback(version: number): Promise<void>;
   /**
    * Asserts that the trainer's current version is `version`, and that every generator given serves
    * it as the run with the trainer's sha256 and holds nothing the trainer did not publish.
@@ -52,6 +54,14 @@ export function tamperKit(stack: Stack, run: string): TamperKit {
       assert.equal(res.status, 201, JSON.stringify(body));
       published.set(body.version, body.sha256);
       return body.version;
+    },
+    rollback: async (version) => {
+      const res = await fetch(`${stack.trainer.url}/v1/runs/${run}/rollback`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ version }),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
     },
     agree: async (generators, version) => {
       const record = await trainerVersions();

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { runHeadSchema } from "@loracast/shared/manifest";
 import { headKey, rollbackKey } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
-import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
 
 const RUN = "ledger";
@@ -46,12 +46,7 @@ describe("the trainer's ledger: a deleted rollback record and head are put back,
   it("publishes v1..v3 and rolls back to v1", async () => {
     for (const seed of [1, 2, 3]) await kit.publish(seed);
     await stack.waitActive(hooked, RUN, 3, WAIT_MS);
-    const res = await fetch(`${stack.trainer.url}/v1/runs/${RUN}/rollback`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({ version: 1 }),
-    });
-    assert.equal(res.status, 200, await res.clone().text());
+    await kit.rollback(1);
     await stack.waitActive(hooked, RUN, 1, WAIT_MS);
     record = await kit.bucket.objects.get(RECORD);
     assert.ok(record !== null);

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { manifestKey } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
-import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
 import { type TamperKit, tamperKit } from "../helpers/tampering.ts";
 
 const RUN = "headless";
@@ -55,12 +55,7 @@ describe("tampering: a run whose store holds no valid signed head fails closed",
   it("publishes v1..v4 and rolls back to v3, which the generator serves", async () => {
     for (let seed = 1; seed <= 4; seed++) assert.equal(await kit.publish(seed), seed);
     await stack.waitActive(hooked, RUN, 4, WAIT_MS);
-    const res = await fetch(`${stack.trainer.url}/v1/runs/${RUN}/rollback`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({ version: 3 }),
-    });
-    assert.equal(res.status, 200, await res.clone().text());
+    await kit.rollback(3);
     await stack.waitActive(hooked, RUN, 3, WAIT_MS);
     await kit.agree([hooked], 3);
   });
