@@ -4,22 +4,15 @@
  * sides report (`version-state.ts`).
  */
 import { z } from "zod";
+import { RUN_NAME, runName } from "./run-name.ts";
 import { sha256Hex } from "./sha256.ts";
 import { isRevoked } from "./version-state.ts";
 
+export { formatVersionRef, parseVersionRef, type VersionRef } from "./version-ref.ts";
 export {
-  type AdapterList,
-  type AdapterRow,
-  adapterListSchema,
-  adapterRowSchema,
   isRevoked,
-  REFUSED_VERSION_ROWS,
-  type RunVersion,
-  type RunVersions,
   revocationMessage,
   revokedBy,
-  runVersionSchema,
-  runVersionsSchema,
   STORE_RECORD_KINDS,
   STORE_REFUSAL_CODES,
   STORE_REPAIR_FINDINGS,
@@ -33,21 +26,7 @@ export {
   type VersionState,
   versionStateSchema,
 } from "./version-state.ts";
-
-/**
- * The one rule for run names, on every path that takes one (run configs, uploads, versions and
- * rollbacks on the trainer; webhooks, `model: "<run>@<version>"` and the admin API on generators):
- * they become store keys (`runs/<run>/…`) and model names, so only lowercase letters, digits and
- * dashes (no `/`, `.`, `@`, NUL), starting with a letter or digit, at most 63 (a DNS label).
- */
-export const RUN_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** `RUN_NAME` as a zod schema; its message is the rule, for a 400 naming the field. */
-export const runName = z
-  .string()
-  .regex(
-    RUN_NAME,
-    "run names are lowercase letters, digits and dashes, start with a letter or digit, at most 63",
-  );
+export { RUN_NAME, runName, sha256Hex };
 
 export const MANIFEST_SCHEMA = "loracast.adapter-version/v1";
 

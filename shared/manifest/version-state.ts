@@ -1,11 +1,10 @@
 /**
  * The one vocabulary for the state of an adapter version, shared by the trainer's
- * `GET /v1/runs/:run/versions`, the generator's `GET /v1/adapters`, the docs and the tests, and the
- * wire shapes of those two lists. docs/architecture.md ("Version states") has the transition table.
+ * `GET /v1/runs/:run/versions` (`shared/trainer-api`), the generator's `GET /v1/adapters`
+ * (`shared/generator-api`), the docs and the tests; and the store refusals and repairs both report. docs/architecture.md ("Version states") has the transition table.
  */
 import { z } from "zod";
 import type { RollbackRecord } from "./index.ts";
-import { sha256Hex } from "./sha256.ts";
 
 /**
  * - `announced`: known to exist (webhook or listing), not yet pulled and verified here;
@@ -33,43 +32,6 @@ export function isRevoked(version: number, rollbacks: readonly RollbackRecord[])
 export function revocationMessage(version: number, rollback: RollbackRecord): string {
   return `${rollback.run}@${version} was revoked by rollback to v${rollback.to} at ${rollback.createdAt}`;
 }
-
-/**
- * One row of the trainer's `GET /v1/runs/:run/versions`: the store's view (active, retired, revoked,
- * or failed when its manifest is missing or fails verification; `sha256` and `createdAt` are then null).
- */
-export const runVersionSchema = z.object({
-  version: z.number().int().positive(),
-  state: versionStateSchema,
-  sha256: sha256Hex.nullable(),
-  createdAt: z.iso.datetime().nullable(),
-  manifestKey: z.string(),
-  /** For a revoked version, `revocationMessage`; for a failed one, why; otherwise null. */
-  reason: z.string().nullable(),
-});
-export type RunVersion = z.infer<typeof runVersionSchema>;
-
-/** One row of the generator's `GET /v1/adapters`: this generator's view of a version. */
-export const adapterRowSchema = z.object({
-  run: z.string(),
-  version: z.number().int().positive(),
-  state: versionStateSchema,
-  /** While a pull is under way, which part of it; null otherwise. A pull leaves the state as it was. */
-  pulling: z.enum(["downloading", "verifying"]).nullable(),
-  /** Whether the weights are in memory; the cache drops those of staged, retired and revoked versions. */
-  loaded: z.boolean(),
-  sha256: sha256Hex.nullable(),
-  manifestSha256: sha256Hex.nullable(),
-  bytes: z.number().int().nonnegative().nullable(),
-  /** Why it failed, why it was revoked, or why the last pull broke off; null otherwise. */
-  reason: z.string().nullable(),
-  trigger: z.enum(["webhook", "reconcile", "on-demand", "rollback"]),
-  /** Epoch milliseconds. */
-  announcedAt: z.number(),
-  activatedAt: z.number().nullable(),
-  pinned: z.boolean(),
-});
-export type AdapterRow = z.infer<typeof adapterRowSchema>;
 
 /**
  * Why a store record (manifest, rollback record, head) was refused on read; each code labels
@@ -135,41 +97,3 @@ export const storeRepairSchema = z.object({
   message: z.string(),
 });
 export type StoreRepair = z.infer<typeof storeRepairSchema>;
-
-/**
- * The trainer's `GET /v1/runs/:run/versions`; `current` is the active version (null before any
- * publish). `store` says what the read found: the run's records the trainer refuses lately
- * (unsigned, foreign, malformed, misplaced; newest first) and those it rewrote from its ledger on
- * this read.
- */
-export const runVersionsSchema = z.object({
-  run: z.string(),
-  current: z.number().int().positive().nullable(),
-  versions: z.array(runVersionSchema),
-  store: z.object({
-    refused: z.array(storeRefusalSchema),
-    repaired: z.array(storeRepairSchema),
-  }),
-});
-export type RunVersions = z.infer<typeof runVersionsSchema>;
-
-/**
- * The generator's `GET /v1/adapters`: the active version of each run, every version it knows (of
- * the versions failed because their manifest was refused, the newest `REFUSED_VERSION_ROWS` per
- * run: whoever writes to the bucket chooses how many there are), and the store records it refused
- * lately (per run, the newest few; newest first).
- */
-export const adapterListSchema = z.object({
-  active: z.record(
-    z.string(),
-    z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
-  ),
-  data: z.array(adapterRowSchema),
-  /** Per run, how many versions failed for a refused manifest are left out of `data` (runs with none absent). */
-  refusedVersionsOmitted: z.record(z.string(), z.number().int().positive()),
-  refused: z.array(storeRefusalSchema),
-});
-
-/** How many versions failed for a refused manifest `GET /v1/adapters` lists per run, newest first. */
-export const REFUSED_VERSION_ROWS = 10;
-export type AdapterList = z.infer<typeof adapterListSchema>;

@@ -2,12 +2,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type AdapterList,
-  type AdapterRow,
-  adapterListSchema,
-  type VersionState,
-} from "@loracast/shared/manifest";
+import { type AdapterList, type AdapterRow, adapterListSchema } from "@loracast/shared/generator-api";
+import type { VersionState } from "@loracast/shared/manifest";
 import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
 import { Signer } from "@loracast/shared/signing";
 import { eventually, ROOT, type Service, startService } from "@loracast/shared/supervisor";

@@ -10,8 +10,8 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runVersionsSchema } from "@loracast/shared/manifest";
 import { createRng } from "@loracast/shared/random";
+import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import {
   freePortRange,
   groupMembers,

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { runVersionsSchema } from "@loracast/shared/manifest";
 import type { Service } from "@loracast/shared/supervisor";
+import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 

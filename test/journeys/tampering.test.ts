@@ -11,10 +11,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
+import type { VersionManifest } from "@loracast/shared/manifest";
 import { Signer, signatureKey } from "@loracast/shared/signing";
 import { type AdapterStore, manifestKey, sha256Hex } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
+import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";

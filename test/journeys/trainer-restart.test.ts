@@ -13,9 +13,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runVersionsSchema } from "@loracast/shared/manifest";
 import { readSse } from "@loracast/shared/platform";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
+import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";
 

@@ -1,28 +1,10 @@
+import type { GeneratorErrorBody, GeneratorErrorCode } from "@loracast/shared/generator-api";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-/** Every error code the generator API answers with. */
-export type GeneratorErrorCode =
-  | "bad_request"
-  /** A known OpenAI or vLLM parameter this server does not implement (OpenAI's code for it). */
-  | "unsupported_parameter"
-  | "context_length_exceeded"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "model_not_found"
-  | "adapter_failed"
-  | "adapter_revoked"
-  /** A `load_lora_adapter` whose weights would take what aliases pin past CACHE_MAX_MB (409). */
-  | "adapter_cache_full"
-  /** A run held until its store is repaired (503): the store's fault, not the request's; retry later. */
-  | "adapter_held"
-  /** A request body over the route's bound (413), refused while it streams in. */
-  | "payload_too_large"
-  | "not_ready"
-  | "engine_unavailable"
-  | "internal";
+export type { GeneratorErrorCode };
 
+/** The HTTP status of each error code: the one place codes meet HTTP. */
 const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   unsupported_parameter: 400,
@@ -47,7 +29,7 @@ const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
 };
 
 /**
- * The one error envelope: `{error: {code, message, type, param, requestId}}`. `type` and `param`
+ * The one error envelope (`generatorErrorBodySchema`): `{error: {code, message, type, param, requestId}}`. `type` and `param`
  * are there so that OpenAI clients read our errors as they read OpenAI's.
  */
 export function errorResponse(
@@ -66,7 +48,8 @@ export function errorResponse(
         : status === 403
           ? "permission_error"
           : "invalid_request_error";
-  return c.json({ error: { code, message, type, param, requestId: requestId ?? null } }, status);
+  const body: GeneratorErrorBody = { error: { code, message, type, param, requestId: requestId ?? null } };
+  return c.json(body, status);
 }
 
 /** An expected API failure, carried up to the route as a value. */

@@ -1,21 +1,11 @@
 import { redactText } from "@loracast/shared/egress";
+import type { TrainerErrorBody, TrainerErrorCode } from "@loracast/shared/trainer-api";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-/** Every error code the trainer API answers with. */
-export type TrainerErrorCode =
-  | "bad_request"
-  | "invalid_config"
-  | "invalid_adapter"
-  | "unauthorized"
-  | "not_found"
-  | "conflict"
-  | "payload_too_large"
-  | "store_unavailable"
-  | "reward_failed"
-  | "generators_unavailable"
-  | "internal";
+export type { TrainerErrorCode };
 
+/** The HTTP status of each error code: the one place codes meet HTTP. */
 const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   invalid_config: 400,
@@ -42,13 +32,13 @@ export class TrainerError extends Error {
 }
 
 /**
- * The one error envelope: `{error: {code, message, requestId}}`. The message is redacted (messages
+ * The one error envelope (`trainerErrorBodySchema`): `{error: {code, message, requestId}}`. The message is redacted (messages
  * may echo a configured URL, credentials included).
  */
 export function errorResponse(c: Context, code: TrainerErrorCode, message: string): Response {
   const requestId = c.get("requestId") as string | undefined;
-  return c.json(
-    { error: { code, message: redactText(message), requestId: requestId ?? null } },
-    STATUS[code],
-  );
+  const body: TrainerErrorBody = {
+    error: { code, message: redactText(message), requestId: requestId ?? null },
+  };
+  return c.json(body, STATUS[code]);
 }

@@ -3,8 +3,6 @@ import {
   currentVersion,
   isRevoked,
   type RollbackRecord,
-  type RunVersion,
-  type RunVersions,
   revocationMessage,
   revokedBy,
   runName,
@@ -18,21 +16,13 @@ import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { type AdapterStore, MAX_VERSION, manifestKey, type StoredManifest } from "@loracast/shared/store";
+import type { PublishResult, RollbackResult, RunVersion, RunVersions } from "@loracast/shared/trainer-api";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
 import type { RunLedger } from "./ledger/index.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
-export interface PublishResult {
-  run: string;
-  version: number;
-  /** sha256 of adapter_model.safetensors. */
-  sha256: string;
-  manifestKey: string;
-  manifestSha256: string;
-  /** Bytes this publish sent to the store (blobs that already existed cost nothing). */
-  uploadedBytes: number;
-}
+export type { PublishResult };
 
 /** What a training run adds to the manifest (design §4): the probe and the step's training record. */
 export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
@@ -225,10 +215,7 @@ export class Publisher {
   }
 
   /** Revokes every version after `to`; generators move back to `to` and never forward to a revoked one. */
-  rollback(
-    run: string,
-    to: number,
-  ): Promise<Result<{ run: string; current: number; revoked: number[] }, TrainerError>> {
+  rollback(run: string, to: number): Promise<Result<RollbackResult, TrainerError>> {
     return this.withRunLock(run, async () => {
       await this.d.ledger.repair(run);
       const { current, versions, rollbacks, manifests } = await this.storeState(run);

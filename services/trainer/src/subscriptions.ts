@@ -1,13 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { Subscription } from "@loracast/shared/trainer-api";
 
-export interface Subscription {
-  id: string;
-  url: string;
-  /** "static" ones come from WEBHOOK_SUBSCRIBERS and cannot be removed over the API. */
-  source: "static" | "api";
-}
+export type { Subscription };
 
 /** Webhook subscribers: static ones from config plus ones registered over the API, kept in a file. */
 export class SubscriptionRegistry {

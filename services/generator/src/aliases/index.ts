@@ -11,10 +11,3 @@ export {
   type SetRefusal,
   sameTarget,
 } from "./registry.ts";
-export {
-  ALIAS_NAME,
-  type LoadLoraRequest,
-  loadLoraRequestSchema,
-  type UnloadLoraRequest,
-  unloadLoraRequestSchema,
-} from "./schema.ts";

@@ -5,10 +5,9 @@
  * as `GET /v1/adapters` and the trainer name it; this generator's bucket and prefix only), and a
  * local PEFT directory (a path with a `/`), allowed only inside the operator's GENERATOR_LORA_DIRS.
  */
-import { RUN_NAME } from "@loracast/shared/manifest";
+import { parseVersionRef, RUN_NAME } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { versionOfKey } from "@loracast/shared/store";
-import { parseVersionRef } from "../inference/model-ref.ts";
 
 /** A parsed `lora_path`. */
 export type LoraSource =

@@ -6,6 +6,7 @@
  * adapter cache's byte bound (CACHE_MAX_MB) as well as their number: pinned weights are never
  * evicted, so a load that would take them past the bound is refused instead.
  */
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import type { VersionRecord } from "../lifecycle/index.ts";
@@ -35,7 +36,7 @@ export interface AliasEntry {
 
 /** `<run>@<version>` of a store target, or the real path of a local one: vLLM's ModelCard `root`. */
 export function aliasSource(t: AliasTarget): string {
-  return t.kind === "store" ? `${t.record.run}@${t.record.version}` : t.adapter.path;
+  return t.kind === "store" ? formatVersionRef(t.record.run, t.record.version) : t.adapter.path;
 }
 
 /** True when both name the same adapter (same store version, or same local path and weights). */

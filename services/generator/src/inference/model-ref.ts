@@ -1,20 +1,7 @@
-import { RUN_NAME } from "@loracast/shared/manifest";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, EnsureError, VersionRecord } from "../lifecycle/index.ts";
-
-const VERSIONED = /^(.+)@(\d+)$/;
-
-/**
- * `<run>@<version>` → its parts, or null for any other name, including one whose run is not a run
- * name (`RUN_NAME`) or whose version is not 1 or more: those never reach a store key.
- */
-export function parseVersionRef(ref: string): { run: string; version: number } | null {
-  const m = VERSIONED.exec(ref);
-  if (m === null || !RUN_NAME.test(m[1] as string)) return null;
-  const version = Number(m[2]);
-  return Number.isSafeInteger(version) && version >= 1 ? { run: m[1] as string, version } : null;
-}
 
 /**
  * The 404 for a model name this server does not serve, in OpenAI's words (clients and users match
@@ -68,5 +55,5 @@ export async function ensureVersion(
   param: string,
 ): Promise<Result<VersionRecord, ApiError>> {
   const r = await manager.ensure(ref.run, ref.version);
-  return r.ok ? ok(r.value) : err(ensureErrorToApi(r.error, `${ref.run}@${ref.version}`, param));
+  return r.ok ? ok(r.value) : err(ensureErrorToApi(r.error, formatVersionRef(ref.run, ref.version), param));
 }

@@ -2,18 +2,13 @@
  * What a request's `model` names, resolved to adapter weights and pinned for the request's life:
  * the base, an alias loaded through `load_lora_adapter`, `<run>` or `<run>@<version>`.
  */
+import { formatVersionRef, parseVersionRef } from "@loracast/shared/manifest";
 import { err, ok, type Result } from "@loracast/shared/result";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import type { AliasEntry, AliasRegistry } from "../aliases/index.ts";
 import type { ApiError } from "../errors.ts";
 import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
-import {
-  ensureErrorToApi,
-  ensureVersion,
-  modelNotFound,
-  noActiveVersion,
-  parseVersionRef,
-} from "./model-ref.ts";
+import { ensureErrorToApi, ensureVersion, modelNotFound, noActiveVersion } from "./model-ref.ts";
 
 /** The adapter a request runs on, pinned until `release()`. */
 export interface ResolvedModel {
@@ -137,7 +132,7 @@ export class ModelResolver {
       release();
       return err({ code: "model_not_found", message: `${model} is not loaded`, param: "model" });
     }
-    const key = `${record.run}@${record.version}`;
+    const key = formatVersionRef(record.run, record.version);
     return ok({
       name: alias ?? key,
       alias,

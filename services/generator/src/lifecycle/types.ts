@@ -1,4 +1,5 @@
-import type { AdapterRow, RollbackRecord, VersionState } from "@loracast/shared/manifest";
+import type { AdapterRow } from "@loracast/shared/generator-api";
+import type { RollbackRecord, VersionState } from "@loracast/shared/manifest";
 import type { ModelSpec, VerifiedAdapter } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import type { LoraFeeds } from "@loracast/shared/runtime";

@@ -1,3 +1,4 @@
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { manifestKey } from "@loracast/shared/store";
 import type { Trigger, VersionRecord } from "./types.ts";
 
@@ -27,7 +28,7 @@ export class VersionCache {
   constructor(private readonly bounds: CacheBounds) {}
 
   static key(run: string, version: number): string {
-    return `${run}@${version}`;
+    return formatVersionRef(run, version);
   }
 
   get(run: string, version: number): VersionRecord | undefined {

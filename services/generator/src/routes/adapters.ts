@@ -1,4 +1,10 @@
-import { type AdapterList, REFUSED_VERSION_ROWS } from "@loracast/shared/manifest";
+import {
+  type AdapterList,
+  type ModelCard,
+  type ModelList,
+  REFUSED_VERSION_ROWS,
+} from "@loracast/shared/generator-api";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import type { RefusalLog } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { type AliasRegistry, aliasSource } from "../aliases/index.ts";
@@ -8,9 +14,10 @@ import type { AdapterManager, VersionRecord } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
 /**
- * Adapter state as operators and tests see it (the shared `adapterListSchema`, in the shared version
- * states, with the store records refused lately), and the vLLM-style model list and retrieve (OpenAI's `models.retrieve`), which name
- * servable models only: the base, runs, aliases and loaded versions.
+ * Adapter state as operators and tests see it (`adapterListSchema`, in the shared version states,
+ * with the store records refused lately), and the vLLM-style model list and retrieve (OpenAI's
+ * `models.retrieve`, `modelListSchema`), which name servable models only: the base, runs, aliases
+ * and loaded versions.
  */
 export function adapterRoutes(
   manager: AdapterManager,
@@ -50,8 +57,8 @@ export function adapterRoutes(
   });
 
   /** vLLM's ModelCards: the base, each run (its serving version), aliases, loaded versions. */
-  const models = () => {
-    const base = {
+  const models = (): ModelCard[] => {
+    const base: ModelCard = {
       id: baseName,
       object: "model",
       created,
@@ -64,21 +71,23 @@ export function adapterRoutes(
     const adapters = manager.cache
       .all()
       .filter((r) => r.adapter !== null && r.state !== "revoked")
-      .map((r) => ({
-        id: `${r.run}@${r.version}`,
-        object: "model",
-        created: Math.floor(r.announcedAt / 1000),
-        owned_by: "loracast",
-        root: r.manifestKey,
-        parent: baseName,
-        state: r.state,
-        sha256: r.sha256,
-      }));
+      .map(
+        (r): ModelCard => ({
+          id: formatVersionRef(r.run, r.version),
+          object: "model",
+          created: Math.floor(r.announcedAt / 1000),
+          owned_by: "loracast",
+          root: r.manifestKey,
+          parent: baseName,
+          state: r.state,
+          sha256: r.sha256,
+        }),
+      );
     // `<run>` names what a request for it runs on: the active version, or the rollback's target
     // while it is pulled in to replace an active version that a rollback revoked.
     // A run published after an alias took its name is reached through the alias (resolve looks
     // aliases up first), so only the alias is listed under that id.
-    const runs = Object.keys(manager.activeVersions()).flatMap((run) => {
+    const runs = Object.keys(manager.activeVersions()).flatMap((run): ModelCard[] => {
       const version = manager.servingVersion(run);
       if (version === null || aliases.get(run) !== undefined) return [];
       return [
@@ -87,7 +96,7 @@ export function adapterRoutes(
           object: "model",
           created,
           owned_by: "loracast",
-          root: `${run}@${version}`,
+          root: formatVersionRef(run, version),
           parent: baseName,
           state: "active",
           sha256: manager.cache.get(run, version)?.sha256 ?? null,
@@ -97,7 +106,7 @@ export function adapterRoutes(
     // Aliases as vLLM lists LoRA modules (`root` = what was loaded, `parent` = the base). One whose
     // version a rollback revoked is not listed (requests through it get 410); a `<run>@<version>`
     // loaded under its own name is listed once, as that version.
-    const aliasCards = aliases.list().flatMap((a) => {
+    const aliasCards = aliases.list().flatMap((a): ModelCard[] => {
       const t = a.target;
       if (t.kind === "store" && (t.record.state === "revoked" || a.name === aliasSource(t))) return [];
       return [
@@ -116,7 +125,10 @@ export function adapterRoutes(
     return [base, ...runs, ...aliasCards, ...adapters];
   };
 
-  app.get("/v1/models", (c) => c.json({ object: "list", data: models() }));
+  app.get("/v1/models", (c) => {
+    const body: ModelList = { object: "list", data: models() };
+    return c.json(body);
+  });
 
   // OpenAI's models.retrieve; ids may hold `/` (aliases such as `org/policy`), sent URL-encoded.
   app.get("/v1/models/:id{.+}", (c) => {

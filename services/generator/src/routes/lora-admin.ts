@@ -6,7 +6,8 @@
  * Answers are vLLM's plain-text success strings; errors use the generator's envelope. Both need the
  * admin token when one is configured, and are disabled on non-loopback binds without one.
  */
-import { RUN_NAME } from "@loracast/shared/manifest";
+import { loadLoraRequestSchema, unloadLoraRequestSchema } from "@loracast/shared/generator-api";
+import { formatVersionRef, parseVersionRef, RUN_NAME } from "@loracast/shared/manifest";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { type Context, Hono } from "hono";
@@ -20,15 +21,13 @@ import {
   type LocalAdapterDeps,
   type LoraSource,
   loadLocalAdapter,
-  loadLoraRequestSchema,
   parseLoraPath,
   type SetRefusal,
   type StoreLocation,
   sameTarget,
-  unloadLoraRequestSchema,
 } from "../aliases/index.ts";
 import { type ApiError, errorResponse } from "../errors.ts";
-import { ensureErrorToApi, ensureVersion, noActiveVersion, parseVersionRef } from "../inference/model-ref.ts";
+import { ensureErrorToApi, ensureVersion, noActiveVersion } from "../inference/model-ref.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
@@ -186,7 +185,11 @@ async function resolveSource(
 function nameRefusal(d: LoraAdminDeps, name: string, target: AliasTarget): ApiError | null {
   if (name.includes("@")) {
     const ref = parseVersionRef(name);
-    if (ref === null || target.kind !== "store" || aliasSource(target) !== `${ref.run}@${ref.version}`)
+    if (
+      ref === null ||
+      target.kind !== "store" ||
+      aliasSource(target) !== formatVersionRef(ref.run, ref.version)
+    )
       return badName(
         `'${name}': a name with @ must be the <run>@<version> it serves; choose a name without @ for an alias`,
       );

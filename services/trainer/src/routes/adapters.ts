@@ -1,12 +1,10 @@
-import { type RunVersions, runName } from "@loracast/shared/manifest";
+import { runName } from "@loracast/shared/manifest";
+import { type RunVersions, rollbackRequestSchema } from "@loracast/shared/trainer-api";
 import { Hono } from "hono";
-import { z } from "zod";
 import { errorResponse } from "../errors.ts";
 import type { Publisher } from "../publisher.ts";
 import { receiveAdapterUpload, type UploadSpool } from "./adapter-upload.ts";
 import type { TrainerEnv } from "./types.ts";
-
-const rollbackBody = z.object({ version: z.number().int().positive() });
 
 /** Publishing adapters trained elsewhere, listing versions, rolling back. */
 export function adapterRoutes(publisher: Publisher, uploads: UploadSpool): Hono<TrainerEnv> {
@@ -38,7 +36,7 @@ export function adapterRoutes(publisher: Publisher, uploads: UploadSpool): Hono<
   app.post("/v1/runs/:run/rollback", async (c) => {
     const run = runName.safeParse(c.req.param("run"));
     if (!run.success) return errorResponse(c, "bad_request", `run: ${run.error.issues[0]?.message}`);
-    const body = rollbackBody.safeParse(await c.req.json().catch(() => null));
+    const body = rollbackRequestSchema.safeParse(await c.req.json().catch(() => null));
     if (!body.success) return errorResponse(c, "bad_request", 'body must be {"version": <positive integer>}');
     const r = await publisher.rollback(run.data, body.data.version);
     if (!r.ok) return errorResponse(c, r.error.code, r.error.message);

@@ -1,4 +1,5 @@
 import { redactSecrets } from "@loracast/shared/egress";
+import type { RunList } from "@loracast/shared/trainer-api";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { errorResponse, TrainerError } from "../errors.ts";
@@ -31,7 +32,10 @@ export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
     }
     return c.json(redactSecrets(await manager().create(body)), 201);
   });
-  app.get("/v1/runs", (c) => c.json(redactSecrets({ runs: manager().list() })));
+  app.get("/v1/runs", (c) => {
+    const body: RunList = { runs: manager().list() };
+    return c.json(redactSecrets(body));
+  });
   app.get("/v1/runs/:id", (c) => c.json(redactSecrets(manager().get(c.req.param("id")))));
   app.post("/v1/runs/:id/cancel", (c) => c.json(redactSecrets(manager().cancel(c.req.param("id")))));
   app.get("/v1/runs/:id/events", (c) => {

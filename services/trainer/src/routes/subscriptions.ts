@@ -1,11 +1,9 @@
 import { checkEgressUrl, type EgressPolicy, redactSecrets } from "@loracast/shared/egress";
+import { type SubscriptionList, subscribeRequestSchema } from "@loracast/shared/trainer-api";
 import { Hono } from "hono";
-import { z } from "zod";
 import { errorResponse } from "../errors.ts";
 import type { SubscriptionRegistry } from "../subscriptions.ts";
 import type { TrainerEnv } from "./types.ts";
-
-const body = z.object({ url: z.string() });
 
 /**
  * Webhook subscriptions: list, register (the URL passes the egress policy), remove. Listed and
@@ -13,9 +11,12 @@ const body = z.object({ url: z.string() });
  */
 export function subscriptionRoutes(registry: SubscriptionRegistry, egress: EgressPolicy): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
-  app.get("/v1/subscriptions", (c) => c.json(redactSecrets({ data: registry.list() })));
+  app.get("/v1/subscriptions", (c) => {
+    const body: SubscriptionList = { data: registry.list() };
+    return c.json(redactSecrets(body));
+  });
   app.post("/v1/subscriptions", async (c) => {
-    const parsed = body.safeParse(await c.req.json().catch(() => null));
+    const parsed = subscribeRequestSchema.safeParse(await c.req.json().catch(() => null));
     if (!parsed.success) return errorResponse(c, "bad_request", 'body must be {"url": "http(s)://…"}');
     const checked = checkEgressUrl(parsed.data.url, egress);
     if (!checked.ok) return errorResponse(c, "bad_request", `url: ${checked.error}`);

@@ -4,6 +4,8 @@
  * `LocalRollouts` is the embedded default: an in-process engine over the same base, holding the
  * feeds of each version the run published. `FleetRollouts` samples from the generators.
  */
+import { type Completion, completionSchema } from "@loracast/shared/generator-api";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { createRng } from "@loracast/shared/random";
 import type { Engine, LoraFeeds } from "@loracast/shared/runtime";
 import pRetry, { AbortError } from "p-retry";
@@ -58,7 +60,7 @@ export class LocalRollouts implements RolloutSource {
       Array.from({ length: req.n }, async (_, i): Promise<Rollout> => {
         const r = await this.engine.generate({
           prompt,
-          adapter: { key: `${req.run}@${req.version}`, feeds },
+          adapter: { key: formatVersionRef(req.run, req.version), feeds },
           sampling: {
             temperature: req.sampling.temperature,
             topK: req.sampling.topK,
@@ -92,13 +94,6 @@ export interface FleetOptions {
   retries: number;
 }
 
-interface CompletionChoice {
-  index: number;
-  token_ids?: number[];
-  logprobs: { token_logprobs: (number | null)[] } | null;
-  finish_reason: string;
-}
-
 /**
  * Rollouts through the generators' OpenAI API: one `/v1/completions` call per prompt with `n`
  * samples, spread round-robin over the fleet, naming `<run>@<version>` exactly (a generator pulls
@@ -113,7 +108,11 @@ export class FleetRollouts implements RolloutSource {
     // Versions reach the fleet through the store and webhooks, not through the trainer's memory.
   }
 
-  private async complete(url: string, body: Record<string, unknown>, signal: AbortSignal) {
+  private async complete(
+    url: string,
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<Completion> {
     return pRetry(
       async () => {
         const res = await this.o.fetch(`${url}/v1/completions`, {
@@ -126,18 +125,21 @@ export class FleetRollouts implements RolloutSource {
         if (res.status >= 500 || res.status === 404)
           throw new Error(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
         if (!res.ok) throw new AbortError(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
-        return JSON.parse(text) as { model: string; choices: CompletionChoice[] };
+        const answer = completionSchema.safeParse(JSON.parse(text));
+        if (!answer.success)
+          throw new AbortError(`${url}: not a completion: ${answer.error.issues[0]?.message}`);
+        return answer.data;
       },
       { retries: this.o.retries, minTimeout: 200, maxTimeout: 3000, signal },
     );
   }
 
   async generate(req: RolloutRequest, signal: AbortSignal): Promise<Rollout[]> {
-    const model = `${req.run}@${req.version}`;
+    const model = formatVersionRef(req.run, req.version);
     const perPrompt = await Promise.all(
       req.prompts.map(async (prompt, promptIndex) => {
         const url = this.o.urls[promptIndex % this.o.urls.length] as string;
-        let body: { model: string; choices: CompletionChoice[] };
+        let body: Completion;
         try {
           body = await this.complete(
             url,

@@ -6,7 +6,8 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { EgressPolicy } from "@loracast/shared/egress";
-import type { RunEvent, RunMetrics, RunStatus, RunStreamEvent } from "@loracast/shared/run-events";
+import type { RunEvent, RunStatus, RunStreamEvent } from "@loracast/shared/run-events";
+import type { RunInfo as RunInfoBody } from "@loracast/shared/trainer-api";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
 import { type RunConfig, runConfigSchema } from "./config.ts";
@@ -16,20 +17,8 @@ import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts"
 import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
 import { planRun } from "./run-plan.ts";
 
-export interface RunInfo {
-  run: string;
-  status: RunStatus;
-  error: string | null;
-  /** Steps completed; after a resume, the checkpoint's step until the run passes it. */
-  step: number;
-  steps: number;
-  /** The newest version this run published (versions from steps a resume redid included). */
-  version: number | null;
-  /** The newest step's metrics; null after a resume until its first step. */
-  metrics: RunMetrics | null;
-  createdAt: string;
-  config: RunConfig;
-}
+/** A run as `GET /v1/runs/:id` shows it (`runInfoSchema`), with its config typed as parsed. */
+export type RunInfo = Omit<RunInfoBody, "config"> & { config: RunConfig };
 
 /**
  * The loop's dependencies, less the per-run ones the manager supplies (data, events), plus the

@@ -1,6 +1,7 @@
 /**
  * Wire contracts of vLLM's adapter admin API (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`),
- * one definition for the route and its tests. `null` means absent, as in vLLM's pydantic models;
+ * one definition for the generator's route and its clients. Both answer vLLM's plain-text success
+ * strings, and errors in the generator's envelope (`generatorErrorBodySchema`). `null` means absent, as in vLLM's pydantic models;
  * unknown keys are tolerated.
  */
 import { z } from "zod";

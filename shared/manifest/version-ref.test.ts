@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseVersionRef } from "./model-ref.ts";
+import { formatVersionRef, parseVersionRef } from "./version-ref.ts";
 
 describe("parseVersionRef", () => {
   it("parses <run>@<version> for a run name and a version of 1 or more", () => {
@@ -18,5 +18,12 @@ describe("parseVersionRef", () => {
     ]) {
       assert.equal(parseVersionRef(name), null, JSON.stringify(name));
     }
+  });
+});
+
+describe("formatVersionRef", () => {
+  it("writes what parseVersionRef reads back", () => {
+    assert.equal(formatVersionRef("my-run", 12), "my-run@12");
+    assert.deepEqual(parseVersionRef(formatVersionRef("a-1", 3)), { run: "a-1", version: 3 });
   });
 });

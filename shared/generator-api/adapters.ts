@@ -1,0 +1,56 @@
+/**
+ * The generator's `GET /v1/adapters`: what this generator knows of each run's versions, in the
+ * shared version states (`shared/manifest`, `version-state.ts`), with the store records it refused.
+ */
+
+import { z } from "zod";
+import { sha256Hex, storeRefusalSchema, versionStateSchema } from "../manifest/index.ts";
+
+/** What started a version's pull: a signed webhook, the periodic reconcile, a request naming it, or a rollback. */
+export const TRIGGERS = ["webhook", "reconcile", "on-demand", "rollback"] as const;
+
+/** The part of a pull under way: fetching the blobs, or checking them against the manifest and the base. */
+export const PULL_PHASES = ["downloading", "verifying"] as const;
+
+/** One row of the generator's `GET /v1/adapters`: this generator's view of a version. */
+export const adapterRowSchema = z.object({
+  run: z.string(),
+  version: z.number().int().positive(),
+  state: versionStateSchema,
+  /** While a pull is under way, which part of it; null otherwise. A pull leaves the state as it was. */
+  pulling: z.enum(PULL_PHASES).nullable(),
+  /** Whether the weights are in memory; the cache drops those of staged, retired and revoked versions. */
+  loaded: z.boolean(),
+  sha256: sha256Hex.nullable(),
+  manifestSha256: sha256Hex.nullable(),
+  bytes: z.number().int().nonnegative().nullable(),
+  /** Why it failed, why it was revoked, or why the last pull broke off; null otherwise. */
+  reason: z.string().nullable(),
+  trigger: z.enum(TRIGGERS),
+  /** Epoch milliseconds. */
+  announcedAt: z.number(),
+  activatedAt: z.number().nullable(),
+  pinned: z.boolean(),
+});
+export type AdapterRow = z.infer<typeof adapterRowSchema>;
+
+/**
+ * The generator's `GET /v1/adapters`: the active version of each run, every version it knows (of
+ * the versions failed because their manifest was refused, the newest `REFUSED_VERSION_ROWS` per
+ * run: whoever writes to the bucket chooses how many there are), and the store records it refused
+ * lately (per run, the newest few; newest first).
+ */
+export const adapterListSchema = z.object({
+  active: z.record(
+    z.string(),
+    z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
+  ),
+  data: z.array(adapterRowSchema),
+  /** Per run, how many versions failed for a refused manifest are left out of `data` (runs with none absent). */
+  refusedVersionsOmitted: z.record(z.string(), z.number().int().positive()),
+  refused: z.array(storeRefusalSchema),
+});
+export type AdapterList = z.infer<typeof adapterListSchema>;
+
+/** How many versions failed for a refused manifest `GET /v1/adapters` lists per run, newest first. */
+export const REFUSED_VERSION_ROWS = 10;

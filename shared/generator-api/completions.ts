@@ -1,0 +1,77 @@
+/**
+ * The non-streamed `POST /v1/completions` and `POST /v1/chat/completions` answers, as far as
+ * loracast's own clients read them (the trainer's `FleetRollouts`, the tests): OpenAI's shapes with
+ * vLLM's `token_ids`/`prompt_token_ids` (`return_token_ids: true`). Unknown keys are kept out of the
+ * parse, not refused, so OpenAI fields added later do not break a client.
+ */
+import { z } from "zod";
+
+/**
+ * Why a choice ended: loracast's generator says `stop` (a stop token or string) or `length`
+ * (`max_tokens`), null only inside a stream; other OpenAI-compatible servers a trainer may sample
+ * from add their own (vLLM's `abort`), so a client reads anything else as a stop.
+ */
+export const finishReasonSchema = z.string().nullable();
+
+/** OpenAI usage: the prompt counted once, completion tokens summed over choices. */
+export const usageSchema = z.object({
+  prompt_tokens: z.number().int().nonnegative(),
+  completion_tokens: z.number().int().nonnegative(),
+  total_tokens: z.number().int().nonnegative(),
+});
+
+/** Legacy completions `choices[].logprobs` (OpenAI, as vLLM fills it); one entry per token. */
+export const completionLogprobsSchema = z.object({
+  tokens: z.array(z.string()),
+  token_logprobs: z
+    .array(z.number().nullable())
+    .describe("Natural-log probability of each token; null for an echoed prompt's first token"),
+  top_logprobs: z.array(z.record(z.string(), z.number()).nullable()),
+  text_offset: z.array(z.number().int().nonnegative()).describe("Code points from the choice's text start"),
+});
+
+/** One choice of a completion. */
+export const completionChoiceSchema = z.object({
+  index: z.number().int().nonnegative(),
+  text: z.string(),
+  logprobs: completionLogprobsSchema.nullable(),
+  finish_reason: finishReasonSchema,
+  token_ids: z.array(z.number().int()).optional().describe("vLLM: the completion's token ids"),
+  prompt_token_ids: z.array(z.number().int()).optional().describe("vLLM: the prompt's token ids"),
+});
+export type CompletionChoice = z.infer<typeof completionChoiceSchema>;
+
+/** `POST /v1/completions`, not streamed; `model` is what served it (`<run>@<version>` when named so). */
+export const completionSchema = z.object({
+  id: z.string(),
+  object: z.literal("text_completion"),
+  created: z.number().int(),
+  model: z.string(),
+  choices: z.array(completionChoiceSchema),
+  usage: usageSchema,
+});
+export type Completion = z.infer<typeof completionSchema>;
+
+/** One choice of a chat completion. */
+export const chatChoiceSchema = z.object({
+  index: z.number().int().nonnegative(),
+  message: z.object({
+    role: z.literal("assistant"),
+    content: z.string(),
+    refusal: z.string().nullable().optional(),
+  }),
+  finish_reason: finishReasonSchema,
+  token_ids: z.array(z.number().int()).optional().describe("vLLM: the completion's token ids"),
+});
+export type ChatChoice = z.infer<typeof chatChoiceSchema>;
+
+/** `POST /v1/chat/completions`, not streamed. */
+export const chatCompletionSchema = z.object({
+  id: z.string(),
+  object: z.literal("chat.completion"),
+  created: z.number().int(),
+  model: z.string(),
+  choices: z.array(chatChoiceSchema),
+  usage: usageSchema,
+});
+export type ChatCompletion = z.infer<typeof chatCompletionSchema>;

@@ -1,0 +1,43 @@
+/**
+ * The generator's wire contracts, one zod schema (and its inferred type) per request, response and
+ * error body: the generator's routes produce and validate with them; its clients (the trainer's
+ * rollouts, the local stack's demo, tests, benches) parse with them.
+ */
+export {
+  type AdapterList,
+  type AdapterRow,
+  adapterListSchema,
+  adapterRowSchema,
+  PULL_PHASES,
+  REFUSED_VERSION_ROWS,
+  TRIGGERS,
+} from "./adapters.ts";
+export {
+  type ChatChoice,
+  type ChatCompletion,
+  type Completion,
+  type CompletionChoice,
+  chatChoiceSchema,
+  chatCompletionSchema,
+  completionChoiceSchema,
+  completionLogprobsSchema,
+  completionSchema,
+  finishReasonSchema,
+  usageSchema,
+} from "./completions.ts";
+export {
+  GENERATOR_ERROR_CODES,
+  GENERATOR_ERROR_TYPES,
+  type GeneratorErrorBody,
+  type GeneratorErrorCode,
+  generatorErrorBodySchema,
+  generatorErrorCodeSchema,
+} from "./errors.ts";
+export {
+  ALIAS_NAME,
+  type LoadLoraRequest,
+  loadLoraRequestSchema,
+  type UnloadLoraRequest,
+  unloadLoraRequestSchema,
+} from "./lora-admin.ts";
+export { type ModelCard, type ModelList, modelCardSchema, modelListSchema } from "./models.ts";

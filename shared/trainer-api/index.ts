@@ -1,0 +1,45 @@
+/**
+ * The trainer's wire contracts, one zod schema (and its inferred type) per request, response, event
+ * and error body: the trainer's routes produce and validate with them; its clients (the local
+ * stack's demo, tests, benches) parse with them. The run event stream is `shared/run-events`',
+ * re-exported here so that a client needs one import.
+ */
+
+export {
+  type RunEvent,
+  type RunMetrics,
+  type RunStatus,
+  type RunStreamEvent,
+  runEventSchema,
+  runMetricsSchema,
+  runStatusSchema,
+  runStreamEventSchema,
+} from "../run-events/index.ts";
+export {
+  TRAINER_ERROR_CODES,
+  type TrainerErrorBody,
+  type TrainerErrorCode,
+  trainerErrorBodySchema,
+  trainerErrorCodeSchema,
+} from "./errors.ts";
+export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
+export {
+  type SubscribeRequest,
+  type Subscription,
+  type SubscriptionList,
+  subscribeRequestSchema,
+  subscriptionListSchema,
+  subscriptionSchema,
+} from "./subscriptions.ts";
+export {
+  type PublishResult,
+  publishResultSchema,
+  type RollbackRequest,
+  type RollbackResult,
+  type RunVersion,
+  type RunVersions,
+  rollbackRequestSchema,
+  rollbackResultSchema,
+  runVersionSchema,
+  runVersionsSchema,
+} from "./versions.ts";
