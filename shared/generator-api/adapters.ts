@@ -1,3 +1,21 @@
+/** The active version of each run this generator serves, by run name (`/v1/adapters`, `/readyz`). */
+export const activeVersionsSchema = z.record(
+  z.string(),
+  z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
+);
+export type ActiveVersions = z.infer<typeof activeVersionsSchema>;
+
+/** `GET /readyz` once the generator has resolved the latest versions (503 `not_ready` before). */
+export const readinessSchema = z.object({ status: z.literal("ready"), active: activeVersionsSchema });
+export type Readiness = z.infer<typeof readinessSchema>;
+
+/**
+ * `POST /v1/webhooks/adapters` answers 202: whether this generator follows the event's run (GENERATOR_RUNS)
+ * and the Standard Webhooks `webhook-id` it recorded against replays.
+ */
+export const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
+export type WebhookAccepted = z.infer<typeof webhookAcceptedSchema>;
+
 /**
  * The generator's `GET /v1/adapters`: what this generator knows of each run's versions, in the
  * shared version states (`shared/manifest`, `version-state.ts`), with the store records it refused.
@@ -41,10 +59,7 @@ export type AdapterRow = z.infer<typeof adapterRowSchema>;
  * lately (per run, the newest few; newest first).
  */
 export const adapterListSchema = z.object({
-  active: z.record(
-    z.string(),
-    z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
-  ),
+  active: activeVersionsSchema,
   data: z.array(adapterRowSchema),
   /** Per run, how many versions failed for a refused manifest are left out of `data` (runs with none absent). */
   refusedVersionsOmitted: z.record(z.string(), z.number().int().positive()),

@@ -52,6 +52,16 @@ export const completionSchema = z.object({
 });
 export type Completion = z.infer<typeof completionSchema>;
 
+/**
+ * One choice of a streamed completion chunk (`stream: true`, one `text_completion` object per SSE
+ * event): the fields of a whole choice, carrying this step's text and token ids only, with
+ * `prompt_token_ids` in a choice's first chunk and `finish_reason` null until its last.
+ */
+export const completionChunkChoiceSchema = completionChoiceSchema.describe(
+  "A streamed completion choice: this step's text and token ids; finish_reason null until its last chunk",
+);
+export type CompletionChunkChoice = z.infer<typeof completionChunkChoiceSchema>;
+
 /** One choice of a chat completion. */
 export const chatChoiceSchema = z.object({
   index: z.number().int().nonnegative(),

@@ -4,22 +4,30 @@
  * rollouts, the local stack's demo, tests, benches) parse with them.
  */
 export {
+  type ActiveVersions,
   type AdapterList,
   type AdapterRow,
+  activeVersionsSchema,
   adapterListSchema,
   adapterRowSchema,
   PULL_PHASES,
   REFUSED_VERSION_ROWS,
+  type Readiness,
+  readinessSchema,
   TRIGGERS,
+  type WebhookAccepted,
+  webhookAcceptedSchema,
 } from "./adapters.ts";
 export {
   type ChatChoice,
   type ChatCompletion,
   type Completion,
   type CompletionChoice,
+  type CompletionChunkChoice,
   chatChoiceSchema,
   chatCompletionSchema,
   completionChoiceSchema,
+  completionChunkChoiceSchema,
   completionLogprobsSchema,
   completionSchema,
   finishReasonSchema,

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { modelListSchema } from "@loracast/shared/generator-api";
+import { publishResultSchema, runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
@@ -19,7 +21,7 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     const files = fixtureAdapter("llama-tiny");
     const res = await stack.publish("e2e", files);
     assert.equal(res.status, 201);
-    const body = (await res.json()) as { run: string; version: number; sha256: string; manifestKey: string };
+    const body = publishResultSchema.parse(await res.json());
     assert.deepEqual(
       { run: body.run, version: body.version, sha256: body.sha256, manifestKey: body.manifestKey },
       {
@@ -32,9 +34,7 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     for (const g of stack.generators) {
       const row = await stack.waitActive(g, "e2e", 1);
       assert.equal(row.sha256, sha(files.weights));
-      const models = (await (await fetch(`${g.url}/v1/models`)).json()) as {
-        data: { id: string; parent: string | null }[];
-      };
+      const models = modelListSchema.parse(await (await fetch(`${g.url}/v1/models`)).json());
       assert.ok(models.data.some((m) => m.id === "e2e@1" && m.parent === "llama-tiny"));
       const ready = await fetch(`${g.url}/readyz`);
       assert.equal(ready.status, 200);
@@ -77,10 +77,9 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
         "a version that failed here stays failed",
       );
     }
-    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/e2e/versions`)).json()) as {
-      current: number;
-      versions: { version: number; state: string }[];
-    };
+    const versions = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/e2e/versions`)).json(),
+    );
     assert.equal(versions.current, 1);
     assert.deepEqual(
       versions.versions.map((v) => v.state),
@@ -96,7 +95,7 @@ describe("handoff end to end: trainer → S3 → 3 generators", () => {
     const form = new FormData();
     const res = await fetch(`${stack.trainer.url}/v1/runs/e2e/adapters`, { method: "POST", body: form });
     assert.equal(res.status, 401);
-    const body = (await res.json()) as { error: { code: string } };
+    const body = trainerErrorBodySchema.parse(await res.json());
     assert.equal(body.error.code, "unauthorized");
   });
 });

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
-import { type RunVersions, runVersionsSchema } from "@loracast/shared/trainer-api";
+import { publishResultSchema, type RunVersions, runVersionsSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_CONFIG, randomAdapter } from "./adapters.ts";
 import { s3Settings } from "./s3.ts";
 import { type Stack, TOKEN } from "./stack.ts";
@@ -50,8 +50,9 @@ export function tamperKit(stack: Stack, run: string): TamperKit {
     metrics: async (g) => (await fetch(`${g.url}/metrics`)).text(),
     publish: async (seed) => {
       const res = await stack.publish(run, randomAdapter(LLAMA_CONFIG, seed, 4, ["q_proj", "v_proj"]));
-      const body = (await res.json()) as { version: number; sha256: string };
-      assert.equal(res.status, 201, JSON.stringify(body));
+      const json = await res.json();
+      assert.equal(res.status, 201, JSON.stringify(json));
+      const body = publishResultSchema.parse(json);
       published.set(body.version, body.sha256);
       return body.version;
     },

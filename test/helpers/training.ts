@@ -1,7 +1,7 @@
 /** What training journeys share: a trainable demo-base model, a prompt file, and run events over SSE. */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
+import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { buildDemoModel, TOKEN } from "./stack.ts";
 
 /**

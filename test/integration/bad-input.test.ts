@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { generatorErrorBodySchema } from "@loracast/shared/generator-api";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { blobKey, sha256Hex } from "@loracast/shared/store";
+import { publishResultSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { BUCKET, s3Settings } from "../helpers/s3.ts";
@@ -52,7 +54,7 @@ describe("bad input gets a clear error and loses nothing", () => {
     const r1 = await post({ ...forged });
     assert.equal(r1.status, 401);
     assert.match(
-      ((await r1.json()) as { error: { message: string } }).error.message,
+      generatorErrorBodySchema.parse(await r1.json()).error.message,
       /no webhook-signature matches/,
     );
 
@@ -64,7 +66,7 @@ describe("bad input gets a clear error and loses nothing", () => {
     });
     const r2 = await post({ ...expired });
     assert.equal(r2.status, 401);
-    assert.match(((await r2.json()) as { error: { message: string } }).error.message, /old/);
+    assert.match(generatorErrorBodySchema.parse(await r2.json()).error.message, /old/);
 
     const good = signWebhook({
       secret: SECRET,
@@ -84,7 +86,7 @@ describe("bad input gets a clear error and loses nothing", () => {
       body: JSON.stringify({ ...event, version: 1 }),
     });
     assert.equal(replay.status, 401);
-    assert.match(((await replay.json()) as { error: { message: string } }).error.message, /already received/);
+    assert.match(generatorErrorBodySchema.parse(await replay.json()).error.message, /already received/);
 
     const { data, active } = await stack.adapters(g());
     assert.equal(active.bad?.version, 1);
@@ -140,7 +142,7 @@ describe("bad input gets a clear error and loses nothing", () => {
     for (const [what, weights, reason] of cases) {
       const res = await stack.publish("bad", { config: good.config, weights });
       assert.equal(res.status, 400, what);
-      const body = (await res.json()) as { error: { code: string; message: string } };
+      const body = trainerErrorBodySchema.parse(await res.json());
       assert.equal(body.error.code, "invalid_adapter", what);
       assert.match(body.error.message, reason, what);
     }
@@ -159,8 +161,9 @@ describe("bad input gets a clear error and loses nothing", () => {
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
         body: "--x\r\n",
       });
-      const body = (await res.json()) as { error: { code: string; message: string } };
-      assert.equal(res.status, 400, `${type}: ${JSON.stringify(body)}`);
+      const json = await res.json();
+      assert.equal(res.status, 400, `${type}: ${JSON.stringify(json)}`);
+      const body = trainerErrorBodySchema.parse(json);
       assert.equal(body.error.code, "bad_request", type);
       assert.match(body.error.message, /expected multipart\/form-data/, type);
     }
@@ -179,7 +182,7 @@ describe("bad input gets a clear error and loses nothing", () => {
     try {
       const res = await stack.publish("bad", next);
       assert.equal(res.status, 201);
-      ({ version } = (await res.json()) as { version: number });
+      ({ version } = publishResultSchema.parse(await res.json()));
       const s3 = new S3Client({
         endpoint: stack.s3.url,
         region: "us-east-1",
@@ -213,7 +216,7 @@ describe("bad input gets a clear error and loses nothing", () => {
 
   it("fails an adapter that targets modules the base lacks, naming the tensor", async () => {
     const res = await stack.publish("bad", fixtureAdapter("qwen2-tiny"));
-    const { version } = (await res.json()) as { version: number };
+    const { version } = publishResultSchema.parse(await res.json());
     const row = await stack.waitState(g(), "bad", version, "failed");
     assert.match(
       row.reason ?? "",

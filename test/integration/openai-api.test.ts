@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { completionChoiceSchema } from "@loracast/shared/generator-api";
 import type { Service } from "@loracast/shared/supervisor";
 import { eventually } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
@@ -58,14 +59,12 @@ describe("OpenAI-compatible generation API", () => {
     assert.equal(response.headers.get("x-loracast-adapter-version"), "1");
     assert.equal(response.headers.get("x-loracast-adapter-sha256"), active.sha256);
     assert.equal(data.model, `${RUN}@1`);
-    const choice = data.choices[0] as unknown as {
-      token_ids: number[];
-      logprobs: { token_logprobs: number[]; top_logprobs: Record<string, number>[] };
-    };
+    const choice = completionChoiceSchema.parse(data.choices[0]);
+    assert.ok(choice.logprobs !== null, "logprobs were asked for");
     assert.deepEqual(choice.token_ids, greedyTokens);
     assert.equal(choice.logprobs.token_logprobs.length, greedyTokens.length);
     for (const [i, lp] of choice.logprobs.token_logprobs.entries()) {
-      assert.ok(lp <= 0);
+      assert.ok(lp !== null && lp <= 0, `token ${i}: logprob ${lp}`);
       // Keys are token texts, which byte tokens can share, so compare values only.
       const best = Math.max(...Object.values(choice.logprobs.top_logprobs[i] ?? {}));
       assert.ok(lp >= best - 1e-9, "greedy picks the most likely token");
@@ -116,7 +115,7 @@ describe("OpenAI-compatible generation API", () => {
       temperature: 0,
       ...({ return_token_ids: true, ignore_eos: true } as object),
     });
-    assert.deepEqual((pinned.choices[0] as unknown as { token_ids: number[] }).token_ids, greedyTokens);
+    assert.deepEqual(completionChoiceSchema.parse(pinned.choices[0]).token_ids, greedyTokens);
     const latest = await client.completions.create({ model: RUN, prompt: "x", max_tokens: 2 });
     assert.equal(latest.model, `${RUN}@2`);
     const metrics = await (await fetch(`${g.url}/metrics`)).text();

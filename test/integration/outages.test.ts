@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { Service } from "@loracast/shared/supervisor";
+import { publishResultSchema, runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { LLAMA_7B_DIMS, LLAMA_CONFIG, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { startS3 } from "../helpers/s3.ts";
 import { startStack } from "../helpers/stack.ts";
@@ -21,7 +22,7 @@ describe("outages and crashes", () => {
       const res = await stack.publish("o", randomAdapter(LLAMA_CONFIG, 2, 2, ["q_proj"]));
       const elapsed = Date.now() - t0;
       assert.equal(res.status, 503);
-      const body = (await res.json()) as { error: { code: string; message: string } };
+      const body = trainerErrorBodySchema.parse(await res.json());
       assert.equal(body.error.code, "store_unavailable");
       assert.match(body.error.message, /object store .* failed/);
       assert.ok(elapsed < 10_000, `failed within its retry budget (${elapsed} ms)`);
@@ -33,13 +34,13 @@ describe("outages and crashes", () => {
 
       const s3 = await startS3(stack.s3.dir, port(stack.s3));
       Object.assign(stack.s3, { proc: s3.proc, stop: s3.stop });
-      const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/o/versions`)).json()) as {
-        versions: unknown[];
-      };
+      const versions = runVersionsSchema.parse(
+        await (await fetch(`${stack.trainer.url}/v1/runs/o/versions`)).json(),
+      );
       assert.equal(versions.versions.length, 1, "no version became visible from the failed publish");
       const again = await stack.publish("o", randomAdapter(LLAMA_CONFIG, 2, 2, ["q_proj"]));
       assert.equal(again.status, 201);
-      assert.equal(((await again.json()) as { version: number }).version, 2);
+      assert.equal(publishResultSchema.parse(await again.json()).version, 2);
       await stack.waitActive(g, "o", 2);
     } finally {
       await stack.stop();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
+import { generatorErrorBodySchema } from "@loracast/shared/generator-api";
 import type { Service } from "@loracast/shared/supervisor";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 
@@ -85,7 +86,7 @@ describe("request bounds on the generator", () => {
       ]) {
         const r = await postStream(`${g.url}${path}`, 256 * 1024 * 1024);
         assert.equal(r.status, 413, `${path}: ${r.body}`);
-        const error = (JSON.parse(r.body) as { error: { code: string; message: string } }).error;
+        const { error } = generatorErrorBodySchema.parse(JSON.parse(r.body));
         assert.equal(error.code, "payload_too_large");
         assert.match(error.message, /limited to \d+ bytes/);
       }
@@ -117,7 +118,7 @@ describe("request bounds on the generator", () => {
     ] as const) {
       const r = await post(body);
       assert.equal(r.status, 400);
-      const error = ((await r.json()) as { error: { param: string; message: string } }).error;
+      const { error } = generatorErrorBodySchema.parse(await r.json());
       assert.equal(error.param, param);
       assert.match(error.message, /GENERATOR_PROMPT_LOGPROBS_MAX_MB/);
     }

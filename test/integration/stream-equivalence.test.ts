@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { completionSchema } from "@loracast/shared/generator-api";
 import { createRng, type Rng } from "@loracast/shared/random";
 import type { Service } from "@loracast/shared/supervisor";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
@@ -264,12 +265,12 @@ function checkSemantics(kind: Kind, whole: Json, body: Json): void {
  */
 async function checkEchoOffsets(url: string, body: Json): Promise<void> {
   const req = { ...body, n: 1, echo: true, logprobs: 0, return_token_ids: true };
-  const ch = ((await (await post(url, req)).json()) as { choices: Json[] }).choices[0] as Json;
-  const promptIds = ch.prompt_token_ids as number[];
-  const ids = ch.token_ids as number[];
+  const ch = completionSchema.parse(await (await post(url, req)).json()).choices[0];
+  const promptIds = ch?.prompt_token_ids ?? [];
+  const ids = ch?.token_ids ?? [];
   const echoed = [...new TextDecoder().decode(Uint8Array.from(promptIds.filter((id) => !SPECIALS.has(id))))];
   assert.deepEqual(
-    (ch.logprobs as Json).text_offset,
+    ch?.logprobs?.text_offset,
     [...tokenOffsets(promptIds), ...tokenOffsets(ids).map((o) => o + echoed.length)],
     `echo offsets: ${JSON.stringify(req)}`,
   );

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { completionChoiceSchema, completionChunkChoiceSchema } from "@loracast/shared/generator-api";
 import type { Service } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
@@ -55,8 +56,7 @@ describe("adapter swaps under load", () => {
     const models = new Set<string>();
     for await (const chunk of data) {
       models.add(chunk.model);
-      for (const c of chunk.choices)
-        tokens.push(...((c as unknown as { token_ids?: number[] }).token_ids ?? []));
+      for (const c of chunk.choices) tokens.push(...(completionChunkChoiceSchema.parse(c).token_ids ?? []));
     }
     assert.equal(models.size, 1, `one version per response, got ${[...models]}`);
     const version = Number(/@(\d+)$/.exec([...models][0] ?? "")?.[1]);
@@ -104,7 +104,7 @@ describe("adapter swaps under load", () => {
         model: `${RUN}@${o.version}`,
         ...params(o.seed, o.prompt),
       });
-      const want = (replay.choices[0] as unknown as { token_ids: number[] }).token_ids;
+      const want = completionChoiceSchema.parse(replay.choices[0]).token_ids;
       assert.deepEqual(o.tokens, want, `seed ${o.seed} on version ${o.version}`);
     }
 

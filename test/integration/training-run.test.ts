@@ -10,33 +10,36 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readSse } from "@loracast/shared/platform";
+import {
+  type RunStreamEvent,
+  runInfoSchema,
+  runStreamEventSchema,
+  runVersionsSchema,
+  trainerErrorBodySchema,
+} from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
-
-interface StreamEvent {
-  type: string;
-  seq: number;
-  step?: number;
-  version?: number;
-  status?: string;
-  error?: string | null;
-  metrics?: Record<string, number>;
-}
 
 /** Reads the run's SSE stream until its status event (or the stream ends). */
 async function follow(
   url: string,
-  onEvent: (e: StreamEvent) => void = () => {},
+  onEvent: (e: RunStreamEvent) => void = () => {},
   signal?: AbortSignal,
-): Promise<StreamEvent[]> {
-  const events: StreamEvent[] = [];
+): Promise<RunStreamEvent[]> {
+  const events: RunStreamEvent[] = [];
   for await (const data of readSse(url, signal)) {
-    const e = data as StreamEvent;
+    const e = runStreamEventSchema.parse(data);
     events.push(e);
     onEvent(e);
   }
   return events;
 }
+
+/** The run's final status, when the last event is its status event. */
+const finalStatus = (events: readonly RunStreamEvent[]): string | undefined => {
+  const last = events.at(-1);
+  return last?.type === "status" ? last.status : undefined;
+};
 
 describe("training runs over REST", () => {
   let stack: Stack;
@@ -65,7 +68,7 @@ describe("training runs over REST", () => {
     const bad = { ...runConfig("bad", 4), algorithm: { name: "grpo", epsilon: "wide" } };
     const res = await postJson(`${stack.trainer.url}/v1/runs`, bad);
     assert.equal(res.status, 400);
-    const body = (await res.json()) as { error: { code: string; message: string } };
+    const body = trainerErrorBodySchema.parse(await res.json());
     assert.equal(body.error.code, "invalid_config");
     assert.match(body.error.message, /^algorithm\.epsilon: /);
     const missing = await postJson(`${stack.trainer.url}/v1/runs`, {
@@ -73,10 +76,7 @@ describe("training runs over REST", () => {
       dataset: { path: "/nope.jsonl" },
     });
     assert.equal(missing.status, 400);
-    assert.match(
-      ((await missing.json()) as { error: { message: string } }).error.message,
-      /^dataset\.path: /,
-    );
+    assert.match(trainerErrorBodySchema.parse(await missing.json()).error.message, /^dataset\.path: /);
   });
 
   it("a GRPO run learns, publishes every 2 steps, and both generators activate its versions", async () => {
@@ -84,8 +84,8 @@ describe("training runs over REST", () => {
     assert.equal(res.status, 201, await res.clone().text());
     const events = await follow(`${stack.trainer.url}/v1/runs/digits/events`);
     const status = events.at(-1);
-    assert.equal(status?.type, "status");
-    assert.equal(status?.status, "completed", JSON.stringify(status));
+    assert.ok(status?.type === "status", JSON.stringify(status));
+    assert.equal(status.status, "completed", JSON.stringify(status));
 
     const steps = events.filter((e) => e.type === "step");
     assert.deepEqual(
@@ -104,9 +104,11 @@ describe("training runs over REST", () => {
     assert.ok(reward(9, 12) >= 2 * reward(0, 3), `reward ${reward(0, 3)} → ${reward(9, 12)}`);
 
     for (const g of stack.generators) await stack.waitActive(g, "digits", 7, 30_000);
-    const info = (await (
-      await fetch(`${stack.trainer.url}/v1/runs/digits`, { headers: { authorization: `Bearer ${TOKEN}` } })
-    ).json()) as Record<string, unknown>;
+    const info = runInfoSchema.parse(
+      await (
+        await fetch(`${stack.trainer.url}/v1/runs/digits`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json(),
+    );
     assert.equal(info.status, "completed");
     assert.equal(info.version, 7);
   });
@@ -120,7 +122,7 @@ describe("training runs over REST", () => {
     let res = await postJson(`${stack.trainer.url}/v1/runs`, dpo);
     assert.equal(res.status, 201, await res.clone().text());
     let events = await follow(`${stack.trainer.url}/v1/runs/pairs/events`);
-    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    assert.equal(finalStatus(events), "completed", JSON.stringify(events.at(-1)));
     assert.deepEqual(
       events.filter((e) => e.type === "published").map((e) => e.version),
       [1, 2, 3, 4, 5],
@@ -143,7 +145,7 @@ describe("training runs over REST", () => {
     res = await postJson(`${stack.trainer.url}/v1/runs`, sft);
     assert.equal(res.status, 201, await res.clone().text());
     events = await follow(`${stack.trainer.url}/v1/runs/copy/events`);
-    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    assert.equal(finalStatus(events), "completed", JSON.stringify(events.at(-1)));
     const losses = events.filter((e) => e.type === "step").map((e) => e.metrics?.loss ?? Number.NaN);
     assert.equal(losses.length, 6);
     assert.ok((losses.at(-1) ?? 0) < 0.5 * (losses[0] ?? 0), `SFT losses ${losses}`);
@@ -158,7 +160,7 @@ describe("training runs over REST", () => {
     const res = await postJson(`${stack.trainer.url}/v1/runs`, config);
     assert.equal(res.status, 201, await res.clone().text());
     const events = await follow(`${stack.trainer.url}/v1/runs/fleet/events`);
-    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    assert.equal(finalStatus(events), "completed", JSON.stringify(events.at(-1)));
     const steps = events.filter((e) => e.type === "step");
     // Version 1 is the initial adapter; after every step the next one is published and sampled.
     assert.deepEqual(
@@ -196,7 +198,7 @@ describe("training runs over REST", () => {
     await stack.trainer.kill();
     const trainer = await stack.startTrainer();
     const events = await follow(`${trainer.url}/v1/runs/resume/events`);
-    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    assert.equal(finalStatus(events), "completed", JSON.stringify(events.at(-1)));
     // Checkpoints come every 2 steps, so the resumed run starts right after an even step it had
     // checkpointed, at or after the one seen before the kill. The history keeps the steps before
     // the kill, then says so with a `resumed` event, then redoes the lost steps under new ids.
@@ -208,8 +210,13 @@ describe("training runs over REST", () => {
     );
     const mark = events.findIndex((e) => e.type === "resumed");
     assert.ok(mark > 0, "the history records the resume");
-    assert.equal(events[mark]?.step, from);
-    const kept = events.slice(0, mark).filter((e) => e.type === "step" && (e.step ?? 0) <= from);
+    const resumedEvent = events[mark];
+    assert.ok(resumedEvent?.type === "resumed");
+    assert.equal(resumedEvent.step, from);
+    const kept = events
+      .slice(0, mark)
+      .filter((e) => e.type === "step")
+      .filter((e) => e.step <= from);
     assert.deepEqual(
       [...kept, ...events.slice(mark).filter((e) => e.type === "step")].map((e) => e.step),
       Array.from({ length: 10 }, (_, i) => i + 1),
@@ -220,9 +227,9 @@ describe("training runs over REST", () => {
       Array.from({ length: events.length }, (_, i) => i + 1),
       "ids contiguous from 1",
     );
-    const versions = (await (await fetch(`${trainer.url}/v1/runs/resume/versions`)).json()) as {
-      versions: { version: number }[];
-    };
+    const versions = runVersionsSchema.parse(
+      await (await fetch(`${trainer.url}/v1/runs/resume/versions`)).json(),
+    );
     const numbers = versions.versions.map((v) => v.version);
     assert.deepEqual(
       numbers,

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { generatorErrorBodySchema } from "@loracast/shared/generator-api";
 import { systemClock } from "@loracast/shared/platform";
 import {
   decodeSafetensors,
@@ -20,6 +21,7 @@ import {
 } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import { type Service, startService } from "@loracast/shared/supervisor";
+import { trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { s3Env, s3Settings } from "../helpers/s3.ts";
@@ -144,8 +146,9 @@ describe("adapters the base cannot serve are refused at publish and at verificat
     for (const { name, files, reason } of REFUSED) {
       for (const trainer of [withBase, baseless]) {
         const res = await publish(trainer, `pub-${name}`, files);
-        const body = (await res.json()) as { error: { code: string; message: string } };
-        assert.equal(res.status, 400, `${name} via ${trainer.name}: ${JSON.stringify(body)}`);
+        const json = await res.json();
+        assert.equal(res.status, 400, `${name} via ${trainer.name}: ${JSON.stringify(json)}`);
+        const body = trainerErrorBodySchema.parse(json);
         assert.equal(body.error.code, "invalid_adapter");
         assert.match(body.error.message, reason, name);
       }
@@ -216,7 +219,7 @@ describe("adapters the base cannot serve are refused at publish and at verificat
     const partial = await publish(withBase, "pyregex", qOnly);
     assert.equal(partial.status, 400);
     assert.match(
-      ((await partial.json()) as { error: { message: string } }).error.message,
+      trainerErrorBodySchema.parse(await partial.json()).error.message,
       /v_proj\.lora_A\.weight`: is targeted by adapter_config\.json but missing/,
     );
   });
@@ -258,11 +261,12 @@ describe("an adapter whose effect overflows float32 fails its requests instead o
     await stack.waitActive(generator, RUN, 1, 60_000);
 
     const plain = await complete(false);
-    const body = (await plain.json()) as { error?: { code: string; message: string; param: string | null } };
-    assert.equal(plain.status, 422, JSON.stringify(body));
-    assert.equal(body.error?.code, "adapter_failed");
-    assert.equal(body.error?.param, "model");
-    assert.match(body.error?.message ?? "", /adapter overflow-serve@1 produced non-finite logits/);
+    const json = await plain.json();
+    assert.equal(plain.status, 422, JSON.stringify(json));
+    const body = generatorErrorBodySchema.parse(json);
+    assert.equal(body.error.code, "adapter_failed");
+    assert.equal(body.error.param, "model");
+    assert.match(body.error.message, /adapter overflow-serve@1 produced non-finite logits/);
 
     // Streamed: the 200 is already sent, so the error is the stream's last event and no [DONE] follows.
     const streamed = await complete(true);
@@ -272,8 +276,8 @@ describe("an adapter whose effect overflows float32 fails its requests instead o
       .filter((l) => l.startsWith("data: "))
       .map((l) => l.slice(6));
     assert.notEqual(events.at(-1), "[DONE]");
-    const last = JSON.parse(events.at(-1) ?? "{}") as { error?: { code: string; message: string } };
-    assert.equal(last.error?.code, "adapter_failed");
-    assert.match(last.error?.message ?? "", /adapter overflow-serve@1 produced non-finite logits/);
+    const last = generatorErrorBodySchema.parse(JSON.parse(events.at(-1) ?? "{}"));
+    assert.equal(last.error.code, "adapter_failed");
+    assert.match(last.error.message, /adapter overflow-serve@1 produced non-finite logits/);
   });
 });

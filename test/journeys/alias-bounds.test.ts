@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { generatorErrorBodySchema, modelCardSchema } from "@loracast/shared/generator-api";
 import type { Service } from "@loracast/shared/supervisor";
 import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
@@ -47,9 +48,9 @@ describe("load_lora_adapter aliases stay within CACHE_MAX_MB", () => {
     return dir;
   };
   const root = async (name: string) =>
-    ((await (await fetch(`${g.url}/v1/models/${name}`)).json()) as { root?: string }).root;
+    modelCardSchema.parse(await (await fetch(`${g.url}/v1/models/${name}`)).json()).root;
   const refusal = async (res: Response) => {
-    const body = (await res.json()) as { error: { code: string; type: string; message: string } };
+    const body = generatorErrorBodySchema.parse(await res.json());
     return { status: res.status, ...body.error };
   };
 

@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { completionSchema } from "@loracast/shared/generator-api";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { loadOrCreateSigner } from "@loracast/shared/signing";
 import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { eventually, type Service, startService } from "@loracast/shared/supervisor";
@@ -91,7 +93,7 @@ describe("journey: generators discover the runs already in the store", () => {
         assert.equal(res.status, 200, await res.clone().text());
         assert.equal(res.headers.get("x-loracast-adapter-version"), String(newest));
         assert.equal(res.headers.get("x-loracast-adapter-sha256"), adapters.active[RUN]?.sha256);
-        assert.equal(((await res.json()) as { model: string }).model, `${RUN}@${newest}`);
+        assert.equal(completionSchema.parse(await res.json()).model, formatVersionRef(RUN, newest));
       }
 
       // The store as the demo left it, read through the services' own client.

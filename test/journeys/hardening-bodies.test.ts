@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { memory, resetPeak } from "../helpers/memory.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
@@ -83,7 +84,7 @@ describe("request bodies are bounded while they stream", () => {
       });
       const text = await res.text();
       assert.equal(res.status, 413, `${path}: ${text}`);
-      assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, "payload_too_large", path);
+      assert.equal(trainerErrorBodySchema.parse(JSON.parse(text)).error.code, "payload_too_large", path);
     }
   });
 
@@ -110,12 +111,14 @@ describe("request bodies are bounded while they stream", () => {
     } as RequestInit);
     const text = await res.text();
     assert.equal(res.status, 413, text);
-    assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, "payload_too_large");
+    assert.equal(trainerErrorBodySchema.parse(JSON.parse(text)).error.code, "payload_too_large");
     const grown = memory(pid()).peak - idle;
     console.log(`oversize upload: idle RSS ${idle / MiB} MiB, peak +${(grown / MiB).toFixed(1)} MiB`);
     assert.ok(grown < 100 * MiB, `peak RSS grew by ${grown / MiB} MiB`);
-    const versions = await (await fetch(`${stack.trainer.url}/v1/runs/big/versions`)).json();
-    assert.deepEqual((versions as { versions: unknown[] }).versions, [], "nothing was published");
+    const versions = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/big/versions`)).json(),
+    );
+    assert.deepEqual(versions.versions, [], "nothing was published");
   });
 
   it("holds an upload within the bound about once in memory", async () => {

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { runListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
 
@@ -79,11 +80,11 @@ describe("hostile runs cannot wedge the trainer", () => {
       const text = await res.text();
       assert.ok(Date.now() - started < 1000, `${run}: answered within a second`);
       assert.equal(res.status, 400, `${run}: ${text}`);
-      const { error } = JSON.parse(text) as { error: { code: string; message: string } };
+      const { error } = trainerErrorBodySchema.parse(JSON.parse(text));
       assert.equal(error.code, "invalid_config", run);
       assert.match(error.message, /^rewards\.0\.pattern: /, run);
     }
-    const { runs } = (await (await timed("/v1/runs")).json()) as { runs: unknown[] };
+    const { runs } = runListSchema.parse(await (await timed("/v1/runs")).json());
     assert.deepEqual(runs, [], "no run was created");
   });
 

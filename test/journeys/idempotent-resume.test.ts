@@ -10,9 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readSse } from "@loracast/shared/platform";
-import { runStreamEventSchema } from "@loracast/shared/run-events";
 import { eventually } from "@loracast/shared/supervisor";
-import { runVersionsSchema } from "@loracast/shared/trainer-api";
+import { runInfoSchema, runStreamEventSchema, runVersionsSchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
 
@@ -61,7 +60,7 @@ describe("a resumed run publishes each version once", () => {
         const r = await fetch(`${stack.trainer.url}/v1/runs/${run}`, {
           headers: { authorization: `Bearer ${TOKEN}` },
         });
-        const info = (await r.json()) as { status: string; error: string | null };
+        const info = runInfoSchema.parse(await r.json());
         if (info.status === "running") return undefined;
         assert.equal(info.status, "completed", info.error ?? "");
         return info;

@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { modelListSchema } from "@loracast/shared/generator-api";
 import { eventually, type Service } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
 import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
@@ -87,11 +88,7 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
     assert.equal(load.status, 200);
     assert.equal(await load.text(), "Success: LoRA adapter 'policy' added successfully.");
 
-    const listed = (await client.models.list()).data as unknown as {
-      id: string;
-      root: string;
-      parent: string;
-    }[];
+    const listed = modelListSchema.shape.data.parse((await client.models.list()).data);
     const card = listed.find((m) => m.id === "policy");
     assert.deepEqual([card?.root, card?.parent], [`${RUN}@1`, BASE]);
     for (const id of ["policy", BASE, RUN, `${RUN}@1`])

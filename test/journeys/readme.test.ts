@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { chatCompletionSchema, modelListSchema } from "@loracast/shared/generator-api";
 import { ROOT } from "@loracast/shared/supervisor";
 import { freePortRange, type LocalStackRun, startLocalStack, waitGroupGone } from "../helpers/local-stack.ts";
 
@@ -131,7 +132,7 @@ const EXPECTED: Expectation[] = [
     kind: "run",
     converges: true,
     check: (out) => {
-      const ids = (json(out).data as { id: string }[]).map((m) => m.id);
+      const ids = modelListSchema.parse(json(out)).data.map((m) => m.id);
       for (const id of ["demo-base", "demo", "demo@1", "my-run"])
         assert.ok(ids.includes(id), `${id} in ${ids}`);
     },
@@ -141,7 +142,7 @@ const EXPECTED: Expectation[] = [
     kind: "run",
     check: (out) => {
       assert.equal(json(out).model, "demo@1");
-      assert.equal((json(out).choices as { message: { role: string } }[])[0]?.message.role, "assistant");
+      assert.equal(chatCompletionSchema.parse(json(out)).choices[0]?.message.role, "assistant");
     },
   },
   {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { completionSchema, modelListSchema } from "@loracast/shared/generator-api";
 import type { Service } from "@loracast/shared/supervisor";
 import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
@@ -29,7 +30,7 @@ const complete = (g: Service, model: string) =>
   post(g, "completions", { model, prompt: "q5:", max_tokens: 2, temperature: 0 });
 
 const modelIds = async (g: Service) =>
-  ((await (await fetch(`${g.url}/v1/models`)).json()) as { data: { id: string; root: string }[] }).data;
+  modelListSchema.parse(await (await fetch(`${g.url}/v1/models`)).json()).data;
 
 describe("rollback: a revoked version is refused by name on every generator", () => {
   let stack: Stack;
@@ -115,7 +116,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
       const ok = await complete(g, RUN);
       assert.equal(ok.status, 200);
       assert.equal(ok.headers.get("x-loracast-adapter-version"), "1");
-      assert.equal(((await ok.json()) as { model: string }).model, `${RUN}@1`);
+      assert.equal(completionSchema.parse(await ok.json()).model, `${RUN}@1`);
 
       const ids = await modelIds(g);
       assert.ok(!ids.some((m) => m.id === `${RUN}@2` || m.root === `${RUN}@2`), `${g.name} lists no @2`);

@@ -12,6 +12,12 @@ import { weightsFile } from "@loracast/shared/manifest";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import { eventually } from "@loracast/shared/supervisor";
+import {
+  runInfoSchema,
+  runListSchema,
+  runVersionsSchema,
+  trainerErrorBodySchema,
+} from "@loracast/shared/trainer-api";
 import { s3Settings } from "../helpers/s3.ts";
 import { buildDemoModel, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
@@ -21,14 +27,6 @@ const post = (url: string, body: unknown) =>
     headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-
-interface RunInfo {
-  run: string;
-  status: string;
-  error: string | null;
-  version: number | null;
-  config: { lora: unknown };
-}
 
 describe("run configs are checked before the run is accepted", () => {
   let stack: Stack;
@@ -56,11 +54,13 @@ describe("run configs are checked before the run is accepted", () => {
     eventually(
       `${run} ends`,
       async () => {
-        const info = (await (
-          await fetch(`${stack.trainer.url}/v1/runs/${run}`, {
-            headers: { authorization: `Bearer ${TOKEN}` },
-          })
-        ).json()) as RunInfo;
+        const info = runInfoSchema.parse(
+          await (
+            await fetch(`${stack.trainer.url}/v1/runs/${run}`, {
+              headers: { authorization: `Bearer ${TOKEN}` },
+            })
+          ).json(),
+        );
         return info.status === "running" ? undefined : info;
       },
       120_000,
@@ -147,13 +147,15 @@ describe("run configs are checked before the run is accepted", () => {
       const res = await post(`${stack.trainer.url}/v1/runs`, body);
       const text = await res.text();
       assert.equal(res.status, 400, `${run}: ${text}`);
-      const error = (JSON.parse(text) as { error: { code: string; message: string } }).error;
+      const { error } = trainerErrorBodySchema.parse(JSON.parse(text));
       assert.equal(error.code, "invalid_config", run);
       assert.match(error.message, field, run);
     }
-    const { runs } = (await (
-      await fetch(`${stack.trainer.url}/v1/runs`, { headers: { authorization: `Bearer ${TOKEN}` } })
-    ).json()) as { runs: RunInfo[] };
+    const { runs } = runListSchema.parse(
+      await (
+        await fetch(`${stack.trainer.url}/v1/runs`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json(),
+    );
     assert.deepEqual(
       runs.map((r) => r.run),
       [],
@@ -167,13 +169,13 @@ describe("run configs are checked before the run is accepted", () => {
       grpo("default-lora", data("p", [{ prompt: "q:" }])),
     );
     assert.equal(res.status, 201, await res.clone().text());
-    const created = (await res.json()) as RunInfo;
+    const created = runInfoSchema.parse(await res.json());
     assert.deepEqual(created.config.lora, { r: 8, alpha: 16, targetModules: "all-linear", rslora: false });
     const done = await ended("default-lora");
     assert.equal(done.status, "completed", JSON.stringify(done));
-    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/default-lora/versions`)).json()) as {
-      versions: { manifestKey: string }[];
-    };
+    const versions = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/default-lora/versions`)).json(),
+    );
     const newest = versions.versions.at(-1);
     assert.ok(newest !== undefined && versions.versions.length >= 2, JSON.stringify(versions));
     // What was published is that LoRA: the trainer verified it against the base before publishing.
@@ -204,9 +206,9 @@ describe("run configs are checked before the run is accepted", () => {
     assert.equal(res.status, 201, await res.clone().text());
     const done = await ended(run);
     assert.equal(done.status, "completed", JSON.stringify(done));
-    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json()) as {
-      versions: { manifestKey: string }[];
-    };
+    const versions = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json(),
+    );
     const newest = versions.versions.at(-1);
     assert.ok(newest !== undefined, JSON.stringify(versions));
     const objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast"));
@@ -246,9 +248,9 @@ describe("run configs are checked before the run is accepted", () => {
       /parameters became non-finite after the optimizer step at step 3 \(base_model\.model\..*lora_[AB]\.weight element \d+ is (NaN|-?Infinity); optimizer\.lr = 1e\+308\); 3 consecutive non-finite steps/,
     );
     // Only the initial (finite) adapter was published: every skipped step was undone.
-    const versions = (await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json()) as {
-      versions: { version: number }[];
-    };
+    const versions = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/${run}/versions`)).json(),
+    );
     assert.deepEqual(
       versions.versions.map((v) => v.version),
       [1],

@@ -16,6 +16,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { eventually } from "@loracast/shared/supervisor";
+import { runListSchema, subscriptionListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";
 
@@ -170,7 +171,7 @@ describe("secrets and egress", () => {
         for (const headers of NO_OR_WRONG_TOKEN) {
           const res = await fetch(`${stack.trainer.url}${path}`, { headers });
           assert.equal(res.status, 401, `GET ${path} with ${JSON.stringify(headers)}`);
-          assert.equal(((await res.json()) as { error: { code: string } }).error.code, "unauthorized");
+          assert.equal(trainerErrorBodySchema.parse(await res.json()).error.code, "unauthorized");
         }
       }
       for (const path of ["/healthz", "/metrics"]) {
@@ -234,15 +235,13 @@ describe("secrets and egress", () => {
         assert.equal(fleetRun.status, 400, `generator ${url}: ${fleetText}`);
         assert.match(fleetText, /"message":"generators\.urls\.1: /, url);
       }
-      const listed = (await (
-        await fetch(`${stack.trainer.url}/v1/subscriptions`, { headers: auth })
-      ).json()) as {
-        data: unknown[];
-      };
+      const listed = subscriptionListSchema.parse(
+        await (await fetch(`${stack.trainer.url}/v1/subscriptions`, { headers: auth })).json(),
+      );
       assert.deepEqual(listed.data, [], "no refused subscription was kept");
-      const runs = (await (await fetch(`${stack.trainer.url}/v1/runs`, { headers: auth })).json()) as {
-        runs: unknown[];
-      };
+      const runs = runListSchema.parse(
+        await (await fetch(`${stack.trainer.url}/v1/runs`, { headers: auth })).json(),
+      );
       assert.deepEqual(runs.runs, [], "no run was created for a refused URL");
     });
 

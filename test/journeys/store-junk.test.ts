@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { signatureKey } from "@loracast/shared/signing";
 import { MAX_VERSION, manifestKey } from "@loracast/shared/store";
+import { trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, encodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
@@ -59,10 +60,11 @@ describe("junk under a run's versions/ prefix", () => {
     await kit.bucket.objects.put(signatureKey(envelope.sha256), envelope.bytes);
     await kit.bucket.objects.put(manifestKey("demo", MAX_VERSION), last);
     const res = await stack.publish("demo", randomAdapter(LLAMA_CONFIG, 4, 4, ["q_proj", "v_proj"]));
-    const body = (await res.json()) as { error?: { code: string; message: string } };
-    assert.equal(res.status, 409, JSON.stringify(body));
-    assert.equal(body.error?.code, "conflict");
-    assert.match(body.error?.message ?? "", /12-digit manifest keys/);
+    const json = await res.json();
+    assert.equal(res.status, 409, JSON.stringify(json));
+    const body = trainerErrorBodySchema.parse(json);
+    assert.equal(body.error.code, "conflict");
+    assert.match(body.error.message, /12-digit manifest keys/);
     assert.deepEqual(
       await kit.bucket.objects.list("runs/demo/versions/1"),
       [],

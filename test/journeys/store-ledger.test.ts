@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { runHeadSchema } from "@loracast/shared/manifest";
 import { headKey, rollbackKey } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
+import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
 
@@ -56,13 +57,10 @@ describe("the trainer's ledger: a deleted rollback record and head are put back,
   it("a versions read repairs both, reports the repairs, and still says v1 is current", async () => {
     await hide();
     const res = await fetch(`${stack.trainer.url}/v1/runs/${RUN}/versions`);
-    const body = (await res.json()) as {
-      current: number | null;
-      store?: { repaired: { record: string; key: string; found: string }[] };
-    };
+    const body = runVersionsSchema.parse(await res.json());
     assert.equal(body.current, 1, JSON.stringify(body));
     assert.deepEqual(
-      body.store?.repaired.map((r) => [r.record, r.key, r.found]),
+      body.store.repaired.map((r) => [r.record, r.key, r.found]),
       [
         ["rollback", RECORD, "missing"],
         ["head", HEAD, "missing"],

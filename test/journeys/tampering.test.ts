@@ -11,11 +11,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { readinessSchema } from "@loracast/shared/generator-api";
 import type { VersionManifest } from "@loracast/shared/manifest";
 import { Signer, signatureKey } from "@loracast/shared/signing";
 import { type AdapterStore, manifestKey, sha256Hex } from "@loracast/shared/store";
 import { eventually, type Service } from "@loracast/shared/supervisor";
-import { runVersionsSchema } from "@loracast/shared/trainer-api";
+import { publishResultSchema, runVersionsSchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
 import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
@@ -148,9 +149,7 @@ describe("tampering: only what the trainer signed is served", () => {
       "fresh ready",
       async () => {
         const r = await fetch(`${(fresh as Service).url}/readyz`);
-        return r.status === 200
-          ? ((await r.json()) as { active: Record<string, { version: number }> })
-          : undefined;
+        return r.status === 200 ? readinessSchema.parse(await r.json()) : undefined;
       },
       WAIT_MS,
       20,
@@ -290,7 +289,7 @@ describe("tampering: only what the trainer signed is served", () => {
     try {
       await stack.waitActive(slow, RUN, 6, WAIT_MS);
       const v7 = await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, 7, 4, ["q_proj", "v_proj"]));
-      const body7 = (await v7.json()) as { version: number; sha256: string; manifestSha256: string };
+      const body7 = publishResultSchema.parse(await v7.json());
       kit.published.set(body7.version, body7.sha256);
       const event = (manifestSha256: string, id: string) => {
         const body = JSON.stringify({

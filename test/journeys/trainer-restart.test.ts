@@ -14,8 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readSse } from "@loracast/shared/platform";
-import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
-import { runVersionsSchema } from "@loracast/shared/trainer-api";
+import {
+  type RunStreamEvent,
+  runStreamEventSchema,
+  runVersionsSchema,
+  trainerErrorBodySchema,
+} from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";
 
@@ -115,7 +119,7 @@ describe("a trainer restart keeps every run's history", () => {
       headers: { "last-event-id": "step-3" },
     });
     assert.equal(bad.status, 400);
-    assert.match(((await bad.json()) as { error: { message: string } }).error.message, /^Last-Event-ID: /);
+    assert.match(trainerErrorBodySchema.parse(await bad.json()).error.message, /^Last-Event-ID: /);
   });
 
   it("a run SIGKILLed after publishing past its checkpoint keeps every id and version; a reconnecting client gets the rest", async () => {

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { versionManifestSchema } from "@loracast/shared/manifest";
 import { createRng, type Rng } from "@loracast/shared/random";
 import {
   decodeSafetensors,
@@ -16,6 +17,7 @@ import {
   toFloat16,
 } from "@loracast/shared/safetensors";
 import { S3ObjectStore, sha256Hex } from "@loracast/shared/store";
+import { publishResultSchema } from "@loracast/shared/trainer-api";
 import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
 import { s3Settings } from "../helpers/s3.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
@@ -313,7 +315,7 @@ describe("upload fuzz: mutated adapter uploads never crash the trainer, 5xx or l
             `upload ${i} (${u.what}): ${res.status} ${body.slice(0, 300)} ${JSON.stringify(logged)}`,
           );
         } else if (res.status === 201)
-          published.push({ i, manifestKey: (JSON.parse(body) as { manifestKey: string }).manifestKey });
+          published.push({ i, manifestKey: publishResultSchema.parse(JSON.parse(body)).manifestKey });
         else if (res.status !== 400)
           failures.push(`upload ${i} (${u.what}): unexpected ${res.status} ${body.slice(0, 200)}`);
         if (i % 100 === 0) {
@@ -343,9 +345,7 @@ describe("upload fuzz: mutated adapter uploads never crash the trainer, 5xx or l
     const checkedBlobs = new Set<string>();
     const checkManifest = async (mk: string) => {
       const who = `manifest ${mk} (upload ${byKey.get(mk) ?? "?"}: ${uploads[byKey.get(mk) ?? -1]?.what ?? "?"})`;
-      const m = JSON.parse(dec.decode((await objects.get(mk)) as Uint8Array)) as {
-        adapter: { files: { name: string; blob: string; sha256: string; bytes: number }[] };
-      };
+      const m = versionManifestSchema.parse(JSON.parse(dec.decode((await objects.get(mk)) as Uint8Array)));
       for (const f of m.adapter.files) {
         referenced.add(f.blob);
         if (checkedBlobs.has(`${f.name} ${f.blob}`)) continue;

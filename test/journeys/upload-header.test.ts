@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
+import { runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { fixtureAdapter } from "../helpers/adapters.ts";
 import { memory, resetPeak } from "../helpers/memory.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
@@ -184,7 +185,7 @@ describe("an upload with a bad safetensors header is refused while it streams", 
         `${what}: answered ${res.status} after ${(res.sentAtResponse / MiB).toFixed(1)} of ${(res.total / MiB).toFixed(0)} MiB sent, peak RSS +${(grown / MiB).toFixed(1)} MiB`,
       );
       assert.equal(res.status, 400, res.text);
-      const error = (JSON.parse(res.text) as { error: { code: string; message: string } }).error;
+      const { error } = trainerErrorBodySchema.parse(JSON.parse(res.text));
       assert.equal(error.code, "invalid_adapter");
       assert.equal(error.message, codecMessage(bytes, MiB));
       assert.ok(
@@ -200,7 +201,7 @@ describe("an upload with a bad safetensors header is refused while it streams", 
     const short = head('{"w": {}}', 1000n);
     const res = await upload(`${stack.trainer.url}/v1/runs/header/adapters`, short, short.byteLength);
     assert.equal(res.status, 400, res.text);
-    const error = (JSON.parse(res.text) as { error: { code: string; message: string } }).error;
+    const { error } = trainerErrorBodySchema.parse(JSON.parse(res.text));
     assert.equal(error.message, codecMessage(short));
     assert.match(error.message, /header length 1000 runs past the end of the 17-byte file/);
     assert.deepEqual(uploadDirs(), []);
@@ -221,21 +222,22 @@ describe("an upload with a bad safetensors header is refused while it streams", 
       });
       const text = await res.text();
       assert.equal(res.status, 400, text);
-      assert.equal(
-        (JSON.parse(text) as { error: { message: string } }).error.message,
-        codecMessage(bad, MiB),
-      );
+      assert.equal(trainerErrorBodySchema.parse(JSON.parse(text)).error.message, codecMessage(bad, MiB));
     }
     assert.deepEqual(uploadDirs(), []);
   });
 
   it("still publishes a good upload, and nothing was published before", async () => {
-    const before = await (await fetch(`${stack.trainer.url}/v1/runs/header/versions`)).json();
-    assert.deepEqual((before as { versions: unknown[] }).versions, [], "no refused upload was published");
+    const before = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/header/versions`)).json(),
+    );
+    assert.deepEqual(before.versions, [], "no refused upload was published");
     const res = await stack.publish("header", fixtureAdapter("llama-tiny"));
     assert.equal(res.status, 201, await res.clone().text());
-    const after = await (await fetch(`${stack.trainer.url}/v1/runs/header/versions`)).json();
-    assert.equal((after as { versions: unknown[] }).versions.length, 1);
+    const after = runVersionsSchema.parse(
+      await (await fetch(`${stack.trainer.url}/v1/runs/header/versions`)).json(),
+    );
+    assert.equal(after.versions.length, 1);
     assert.deepEqual(uploadDirs(), []);
   });
 });

@@ -7,6 +7,7 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Service } from "@loracast/shared/supervisor";
+import { runListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 
 /** An expected failure of the demo (the trainer refused it, or its run failed): one line for the user. */
 export class DemoError extends Error {
@@ -15,13 +16,6 @@ export class DemoError extends Error {
 
 /** The demo's runs are named `digits-<n>`; the next fresh one takes the next free n. */
 const DEMO_RUN = /^digits-(\d+)$/;
-
-/** The fields of the trainer's run info (`GET /v1/runs`) the demo reads. */
-interface RunSummary {
-  run: string;
-  status: string;
-  steps: number;
-}
 
 /** What the demo shows: its own run, continued or new, or nothing while someone else's run trains. */
 export type DemoRun =
@@ -48,12 +42,14 @@ async function trainerJson(o: DemoRunOptions, path: string, init: RequestInit = 
 /** The trainer's error envelope's message, or the body as text. */
 async function refusal(res: Response): Promise<string> {
   const text = await res.text();
+  let json: unknown = null;
   try {
-    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    return `HTTP ${res.status}: ${typeof message === "string" ? message : text}`;
+    json = JSON.parse(text);
   } catch {
-    return `HTTP ${res.status}: ${text}`;
+    // Not JSON (a proxy's page, say): the text itself is the best message there is.
   }
+  const body = trainerErrorBodySchema.safeParse(json);
+  return `HTTP ${res.status}: ${body.success ? body.data.error.message : text}`;
 }
 
 /** Writes the demo's prompts unless the file already holds them (a resumed run may be reading it). */
@@ -70,7 +66,7 @@ async function writeDataset(dataDir: string): Promise<string> {
 export async function chooseDemoRun(o: DemoRunOptions): Promise<DemoRun> {
   const listed = await trainerJson(o, "/v1/runs");
   if (!listed.ok) throw new DemoError(`the trainer did not list its runs: ${await refusal(listed)}`);
-  const { runs } = (await listed.json()) as { runs: RunSummary[] };
+  const { runs } = runListSchema.parse(await listed.json());
   const running = runs.find((r) => r.status === "running");
   if (running !== undefined) {
     return DEMO_RUN.test(running.run)

@@ -5,10 +5,11 @@
  * each generator serves; a summary closes it.
  */
 import { isAbsolute, join, relative } from "node:path";
+import { adapterListSchema } from "@loracast/shared/generator-api";
 import { readSse } from "@loracast/shared/platform";
-import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
 import type { AdapterStore } from "@loracast/shared/store";
 import type { Service } from "@loracast/shared/supervisor";
+import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 
@@ -24,9 +25,7 @@ export interface DemoOptions extends DemoRunOptions {
 
 async function activeVersion(g: Service, run: string, signal: AbortSignal): Promise<string> {
   try {
-    const a = (await (await fetch(`${g.url}/v1/adapters`, { signal })).json()) as {
-      active: Record<string, { version: number }>;
-    };
+    const a = adapterListSchema.parse(await (await fetch(`${g.url}/v1/adapters`, { signal })).json());
     const v = a.active[run]?.version;
     return v === undefined ? "-" : `v${v}`;
   } catch {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type { LogLine, Service } from "@loracast/shared/supervisor";
+import { publishResultSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
 import { type Stack, startStack } from "../../helpers/stack.ts";
@@ -145,12 +146,7 @@ for (const n of counts) {
         const res = await stack.publish(run, { config: adapter.config, weights });
         const returned = Date.now();
         if (res.status !== 201) throw new Error(`publish failed: ${res.status} ${await res.text()}`);
-        const body = (await res.json()) as {
-          version: number;
-          uploadedBytes: number;
-          manifestKey: string;
-          sha256: string;
-        };
+        const body = publishResultSchema.parse(await res.json());
         const manifestBytes = (
           await (await fetch(`${stack.s3.url}/${BUCKET}/loracast/${body.manifestKey}`)).arrayBuffer()
         ).byteLength;
@@ -199,10 +195,7 @@ for (const n of counts) {
   try {
     const adapter = adapterFor(writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS), 32, 1);
     await stack.publish("dedupe", adapter);
-    const again = (await (await stack.publish("dedupe", adapter)).json()) as {
-      uploadedBytes: number;
-      manifestKey: string;
-    };
+    const again = publishResultSchema.parse(await (await stack.publish("dedupe", adapter)).json());
     const manifestBytes = (
       await (await fetch(`${stack.s3.url}/${BUCKET}/loracast/${again.manifestKey}`)).arrayBuffer()
     ).byteLength;
@@ -237,9 +230,11 @@ if (rssPublishes > 0) {
     const baseline = rssMb(pid);
     let peak = 0;
     for (let i = 0; i < rssPublishes; i++) {
-      const body = (await (
-        await stack.publish("rss", { config: adapter.config, weights: variant(adapter.weights, i) })
-      ).json()) as { version: number };
+      const body = publishResultSchema.parse(
+        await (
+          await stack.publish("rss", { config: adapter.config, weights: variant(adapter.weights, i) })
+        ).json(),
+      );
       await activation(g, "rss", body.version);
       peak = Math.max(peak, rssMb(pid));
     }

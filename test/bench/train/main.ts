@@ -17,6 +17,7 @@ import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@lorac
 import { readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { ROOT, startService } from "@loracast/shared/supervisor";
+import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
 import { QWEN25_05B } from "../engine/configs.ts";
@@ -125,20 +126,11 @@ const res = await fetch(`${trainer.url}/v1/runs`, {
 });
 if (res.status !== 201) throw new Error(`POST /v1/runs: HTTP ${res.status} ${await res.text()}`);
 
-interface Event {
-  type: string;
-  step?: number;
-  ms?: number;
-  status?: string;
-  error?: string | null;
-  metrics?: Record<string, number>;
-  phasesMs?: Record<string, number>;
-}
-const events: Event[] = [];
+const events: RunStreamEvent[] = [];
 for await (const data of readSse(`${trainer.url}/v1/runs/${run}/events`)) {
-  const e = data as Event;
+  const e = runStreamEventSchema.parse(data);
   events.push(e);
-  if (e.type === "step") say(`step ${e.step}: ${seconds(e.metrics?.step_ms ?? 0)}`);
+  if (e.type === "step") say(`step ${e.step}: ${seconds(e.metrics.step_ms ?? 0)}`);
 }
 const status = (/VmHWM:\s+(\d+) kB[\s\S]*VmRSS:\s+(\d+) kB/.exec(
   readFileSync(`/proc/${trainer.proc.pid}/status`, "utf8"),
@@ -147,14 +139,16 @@ await trainer.stop();
 await s3.stop();
 rmSync(scratch, { recursive: true, force: true });
 const last = events.at(-1);
-if (last?.status !== "completed") throw new Error(`run ended ${last?.status}: ${last?.error}`);
+const ended = last?.type === "status" ? last : null;
+if (ended?.status !== "completed") throw new Error(`run ended ${ended?.status}: ${ended?.error}`);
 
 const stepEvents = events.filter((e) => e.type === "step");
-const publishes = events.filter((e) => e.type === "published").map((e) => e.ms ?? 0);
+const publishes = events.filter((e) => e.type === "published").map((e) => e.ms);
 const warm = stepEvents.slice(1);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
-const phase = (e: Event, name: string) => e.phasesMs?.[name] ?? 0;
-const scored = (e: Event) => ((e.metrics?.tokens_per_second ?? 0) * phase(e, "train")) / 1000;
+type StepEvent = Extract<RunStreamEvent, { type: "step" }>;
+const phase = (e: StepEvent, name: string) => e.phasesMs[name] ?? 0;
+const scored = (e: StepEvent) => ((e.metrics.tokens_per_second ?? 0) * phase(e, "train")) / 1000;
 const sequences = prompts * generations;
 
 say(
@@ -167,7 +161,7 @@ say(`trainer start-up (both sessions loaded): ${seconds(loadMs)}`);
 say("| phase | step 1 (cold) | steps 2.. (mean) |");
 say("|---|---|---|");
 const first = stepEvents[0];
-const rows: [string, (e: Event) => number][] = [
+const rows: [string, (e: StepEvent) => number][] = [
   ["rollout (in-process engine)", (e) => phase(e, "rollout")],
   ["reward", (e) => phase(e, "reward")],
   ["reference forward", (e) => phase(e, "reference")],
@@ -182,7 +176,7 @@ say(
   `| publish (probe + PEFT safetensors + S3 + webhooks) | ${seconds(publishes[1] ?? 0)} | ${seconds(mean(publishes.slice(2)))} |`,
 );
 say(
-  `| whole step | ${first === undefined ? "-" : seconds(first.metrics?.step_ms ?? 0)} | ${seconds(mean(warm.map((e) => e.metrics?.step_ms ?? 0)))} |`,
+  `| whole step | ${first === undefined ? "-" : seconds(first.metrics.step_ms ?? 0)} | ${seconds(mean(warm.map((e) => e.metrics.step_ms ?? 0)))} |`,
 );
 const trainMs = mean(warm.map((e) => phase(e, "train")));
 const scoredTokens = mean(warm.map(scored));
@@ -191,7 +185,7 @@ say(
   `training forward+backward: ${((scoredTokens / trainMs) * 1000).toFixed(1)} completion tokens/s ` +
     `(${scoredTokens.toFixed(0)} scored per step), ${((processed / trainMs) * 1000).toFixed(1)} tokens/s counting prompts`,
 );
-const stepMs = mean(warm.map((e) => e.metrics?.step_ms ?? 0));
+const stepMs = mean(warm.map((e) => e.metrics.step_ms ?? 0));
 say(`whole step: ${((scoredTokens / stepMs) * 1000).toFixed(1)} completion tokens/s`);
 const mb = (kb: string | undefined) => Number(kb ?? Number.NaN) / 1024;
 say(

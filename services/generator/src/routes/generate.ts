@@ -4,7 +4,9 @@
  * the request named one, as vLLM answers with the lora name) and in the x-loracast-adapter-run /
  * -version / -sha256 headers (the real run, version and sha256 behind an alias).
  */
+
 import { randomUUID } from "node:crypto";
+import type { GeneratorErrorBody } from "@loracast/shared/generator-api";
 import type { Clock } from "@loracast/shared/platform";
 import { NonFiniteLogitsError } from "@loracast/shared/runtime";
 import { type Context, Hono } from "hono";
@@ -115,7 +117,7 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
         // The 200 is already sent: the error goes in the stream, as vLLM reports mid-stream
         // failures, and no [DONE] follows.
         const requestId = (c.get("requestId") as string | undefined) ?? null;
-        const error = {
+        const error: GeneratorErrorBody["error"] = {
           code: "adapter_failed",
           message: e.message,
           type: "invalid_request_error",

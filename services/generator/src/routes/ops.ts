@@ -1,3 +1,4 @@
+import type { Readiness } from "@loracast/shared/generator-api";
 import { type Metric, PROMETHEUS_CONTENT_TYPE, prometheusText } from "@loracast/shared/platform";
 import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
@@ -23,11 +24,12 @@ export function opsRoutes(
 ): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", (c) =>
-    manager.ready
-      ? c.json({ status: "ready", active: manager.activeVersions() })
-      : errorResponse(c, "not_ready", "the latest adapter versions have not been resolved yet"),
-  );
+  app.get("/readyz", (c) => {
+    if (!manager.ready)
+      return errorResponse(c, "not_ready", "the latest adapter versions have not been resolved yet");
+    const body: Readiness = { status: "ready", active: manager.activeVersions() };
+    return c.json(body);
+  });
   app.get("/metrics", (c) => {
     const counter = (name: string, value: number): Metric => ({ name, type: "counter", value });
     const gauge = (name: string, value: number): Metric => ({ name, type: "gauge", value });

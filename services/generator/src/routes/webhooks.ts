@@ -1,3 +1,4 @@
+import type { WebhookAccepted } from "@loracast/shared/generator-api";
 import { adapterEventSchema } from "@loracast/shared/manifest";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { type ReplayCache, verifyWebhook } from "@loracast/shared/webhooks";
@@ -63,7 +64,8 @@ export function webhookRoutes(d: WebhookDeps): Hono<GeneratorEnv> {
         .handleEvent(event.data)
         .catch((e: unknown) => d.log.error("event handling failed", { error: e }));
     }
-    return c.json({ accepted, id: verified.value.id }, 202);
+    const answer: WebhookAccepted = { accepted, id: verified.value.id };
+    return c.json(answer, 202);
   });
   return app;
 }
