@@ -3,6 +3,7 @@
  * biases and attention windows. Anything we do not implement is refused here, naming the field,
  * rather than silently producing a model with different numerics.
  */
+import { ARCHITECTURES, type ArchitectureTraits } from "../architectures/index.ts";
 import { type DecoderDims, ModelConfigError, parseDecoderDims } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { parseRope, type RopeSpec } from "./rope.ts";
@@ -53,16 +54,16 @@ export function parseArchitecture(input: unknown): Result<Architecture, ModelCon
       if (typeof v !== "boolean") throw new ModelConfigError(field, "must be a boolean");
       return v;
     };
-    const modelType = dims.value.modelType;
-    const attentionBias = modelType === "llama" ? flag("attention_bias") : false;
+    const traits = ARCHITECTURES[dims.value.modelType];
+    const attentionBias = traits.configBiases ? flag("attention_bias") : false;
     return ok({
       dims: dims.value,
       rmsNormEps: eps,
       rope: rope.value,
-      qkvBias: modelType === "qwen2" || attentionBias,
+      qkvBias: traits.qkvBias || attentionBias,
       oBias: attentionBias,
-      mlpBias: modelType === "llama" ? flag("mlp_bias") : false,
-      slidingWindow: slidingWindows(c, dims.value.numLayers),
+      mlpBias: traits.configBiases ? flag("mlp_bias") : false,
+      slidingWindow: slidingWindows(c, dims.value.numLayers, traits.slidingWindow),
       maxPositions,
       bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : null,
       eosTokenIds: tokenIds(c.eos_token_id),
@@ -73,15 +74,22 @@ export function parseArchitecture(input: unknown): Result<Architecture, ModelCon
   }
 }
 
-/** Mistral applies `sliding_window` to every layer; Qwen2 only when enabled, per `layer_types`. */
-function slidingWindows(c: Record<string, unknown>, layers: number): (number | null)[] {
+/**
+ * Per layer, the sliding window in tokens or null: Mistral applies `sliding_window` to every layer;
+ * Qwen2 only when enabled, per `layer_types` (or from `max_window_layers` on); Llama never.
+ */
+function slidingWindows(
+  c: Record<string, unknown>,
+  layers: number,
+  rule: ArchitectureTraits["slidingWindow"],
+): (number | null)[] {
   const window = c.sliding_window;
   if (window != null && (typeof window !== "number" || !Number.isSafeInteger(window) || window <= 0)) {
     throw new ModelConfigError("sliding_window", "must be a positive integer or null");
   }
   const all = (w: number | null) => Array.from({ length: layers }, () => w);
-  if (c.model_type === "mistral") return all((window as number | null | undefined) ?? null);
-  if (c.model_type !== "qwen2" || c.use_sliding_window !== true || window == null) return all(null);
+  if (rule === "every_layer") return all((window as number | null | undefined) ?? null);
+  if (rule !== "when_enabled" || c.use_sliding_window !== true || window == null) return all(null);
   const types = c.layer_types;
   if (Array.isArray(types)) {
     if (types.length !== layers)

@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { modelTypeSchema } from "../architectures/index.ts";
 import { buildModelSpec, type ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 
@@ -17,9 +18,9 @@ export const modelManifestSchema = z.object({
   schema: z.literal("loracast-model/1"),
   /** sha256 over the decoder graph, the append graph (where built) and the external data, in that order. */
   fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/),
-  architecture: z.enum(["llama", "qwen2", "mistral"]),
+  architecture: modelTypeSchema,
   dims: z.object({
-    modelType: z.enum(["llama", "qwen2", "mistral"]),
+    modelType: modelTypeSchema,
     hiddenSize: positive,
     intermediateSize: positive,
     numLayers: positive,

@@ -1,8 +1,9 @@
+import { isModelType, MODEL_TYPES, type ModelType } from "../architectures/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 
 /** The dimensions of a Llama-family decoder that decide every LoRA shape. */
 export interface DecoderDims {
-  modelType: "llama" | "qwen2" | "mistral";
+  modelType: ModelType;
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
@@ -23,8 +24,6 @@ export class ModelConfigError extends Error {
   }
 }
 
-const MODEL_TYPES = new Set(["llama", "qwen2", "mistral"]);
-
 /** Reads the fields of a Hugging Face `config.json` that fix the module map. */
 export function parseDecoderDims(input: unknown): Result<DecoderDims, ModelConfigError> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -32,11 +31,11 @@ export function parseDecoderDims(input: unknown): Result<DecoderDims, ModelConfi
   }
   const c = input as Record<string, unknown>;
   const modelType = c.model_type;
-  if (typeof modelType !== "string" || !MODEL_TYPES.has(modelType)) {
+  if (!isModelType(modelType)) {
     return err(
       new ModelConfigError(
         "model_type",
-        `unsupported architecture ${JSON.stringify(modelType)}; supported: llama, qwen2, mistral`,
+        `unsupported architecture ${JSON.stringify(modelType)}; supported: ${MODEL_TYPES.join(", ")}`,
       ),
     );
   }
@@ -67,7 +66,7 @@ export function parseDecoderDims(input: unknown): Result<DecoderDims, ModelConfi
     const tie = c.tie_word_embeddings ?? false;
     if (typeof tie !== "boolean") throw new ModelConfigError("tie_word_embeddings", "must be a boolean");
     return ok({
-      modelType: modelType as DecoderDims["modelType"],
+      modelType,
       hiddenSize,
       intermediateSize: int("intermediate_size"),
       numLayers: int("num_hidden_layers"),

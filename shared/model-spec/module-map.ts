@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { PROJECTIONS, type ProjectionWidth } from "../architectures/index.ts";
 import type { DecoderDims } from "./hf-config.ts";
 
 /** One Linear a LoRA may target: its HF module path and its weight's in/out features. */
@@ -33,24 +34,17 @@ export function parsePeftKey(key: string): { module: string; which: "A" | "B" } 
 }
 
 export function buildModelSpec(dims: DecoderDims): ModelSpec {
-  const d = dims.hiddenSize;
-  const q = dims.numHeads * dims.headDim;
-  const kv = dims.numKvHeads * dims.headDim;
-  const f = dims.intermediateSize;
-  const projections: [string, number, number][] = [
-    ["self_attn.q_proj", d, q],
-    ["self_attn.k_proj", d, kv],
-    ["self_attn.v_proj", d, kv],
-    ["self_attn.o_proj", q, d],
-    ["mlp.gate_proj", d, f],
-    ["mlp.up_proj", d, f],
-    ["mlp.down_proj", f, d],
-  ];
+  const width: Record<ProjectionWidth, number> = {
+    hidden: dims.hiddenSize,
+    query: dims.numHeads * dims.headDim,
+    kv: dims.numKvHeads * dims.headDim,
+    intermediate: dims.intermediateSize,
+  };
   const modules = new Map<string, TargetModule>();
   for (let layer = 0; layer < dims.numLayers; layer++) {
-    for (const [suffix, inFeatures, outFeatures] of projections) {
-      const name = `model.layers.${layer}.${suffix}`;
-      modules.set(name, { name, layer, inFeatures, outFeatures });
+    for (const p of PROJECTIONS) {
+      const name = `model.layers.${layer}.${p.module}`;
+      modules.set(name, { name, layer, inFeatures: width[p.in], outFeatures: width[p.out] });
     }
   }
   const canonical = JSON.stringify({

@@ -1,3 +1,4 @@
+import { PROJECTIONS } from "../architectures/index.ts";
 import type { LoraConfig, ModuleSelector, PatternEntry } from "./config.ts";
 
 /**
@@ -7,8 +8,8 @@ import type { LoraConfig, ModuleSelector, PatternEntry } from "./config.ts";
  * was parsed (python-regex.ts), so nothing here can throw on a user's pattern.
  */
 
-/** The last path segment of every Linear a LoRA may target in the Llama family, minus lm_head. */
-const ALL_LINEAR = new Set(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]);
+/** PEFT's `all-linear`: the last path segment of every Linear a LoRA may target, minus lm_head. */
+const ALL_LINEAR = new Set(PROJECTIONS.map((p) => p.name));
 
 function selects(selector: ModuleSelector, name: string): boolean {
   if (selector.kind === "regex") return selector.regex.matches(name);

@@ -12,6 +12,7 @@ import {
 } from "../model-builder/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
+import type { ExecutionProvider } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
@@ -65,7 +66,8 @@ export interface StepOutput {
 }
 
 export interface DecoderSessionOptions {
-  executionProviders?: ("cpu" | "webgpu")[];
+  /** Tried in order; the first decides where the KV cache lives. Default `["cpu"]`. */
+  executionProviders?: ExecutionProvider[];
   intraOpThreads?: number;
 }
 

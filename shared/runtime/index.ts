@@ -10,6 +10,11 @@ export {
 } from "./decoder-session.ts";
 export { Engine, type EngineOptions } from "./engine.ts";
 export {
+  EXECUTION_PROVIDERS,
+  type ExecutionProvider,
+  executionProviderSchema,
+} from "./execution-provider.ts";
+export {
   type FinishReason,
   type GenerationRequest,
   type GenerationResult,

@@ -1,4 +1,5 @@
 import { envBool, commaList as list } from "@loracast/shared/platform";
+import { executionProviderSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -28,7 +29,7 @@ export const envSchema = s3EnvSchema.extend({
    */
   GENERATOR_BASE_CONFIG: optionalPath,
   /** Execution provider for the model session. */
-  GENERATOR_EXECUTION_PROVIDER: z.enum(["cpu", "webgpu"]).default("cpu"),
+  GENERATOR_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
   /** ORT intra-op threads; 0 lets ORT choose. */
   GENERATOR_THREADS: z.coerce.number().int().min(0).default(0),
   /** Most sequences decoded together per adapter version. */

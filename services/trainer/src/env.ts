@@ -1,4 +1,5 @@
 import { envBool, commaList as list } from "@loracast/shared/platform";
+import { executionProviderSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -62,7 +63,7 @@ export const envSchema = s3EnvSchema.extend({
    */
   TRAINER_MODEL_DIR: z.string().optional(),
   /** Execution provider for the training graph and in-process rollouts. */
-  TRAINER_EXECUTION_PROVIDER: z.enum(["cpu", "webgpu"]).default("cpu"),
+  TRAINER_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
   /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
   /** Optional HF config.json of the base (when there is no TRAINER_MODEL_DIR), to verify adapters against. */

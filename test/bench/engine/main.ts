@@ -11,6 +11,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { PROJECTIONS } from "@loracast/shared/architectures";
 import {
   type BaseQuant,
   type BuildOptions,
@@ -20,7 +21,7 @@ import {
   writeRandomCheckpoint,
 } from "@loracast/shared/model-builder";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { adapterFeeds, baseFeeds, DecoderSession } from "@loracast/shared/runtime";
+import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { ROOT } from "@loracast/shared/supervisor";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
@@ -49,10 +50,11 @@ const { values } = parseArgs({
 });
 const accuracyLevel = values["accuracy-level"] === "0" ? 0 : 4;
 const blockSize = values["block-size"] === "128" ? 128 : 32;
-const ep = values.ep === "webgpu" ? "webgpu" : "cpu";
+// Anything but a known provider runs on the CPU.
+const ep = executionProviderSchema.catch("cpu").parse(values.ep);
 const swaps = Number(values.swaps);
 const say = (s: string) => process.stdout.write(`${s}\n`);
-const ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
 const checkpoint = join(values.work, "qwen25-05b-random");
 const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, accuracyLevel };

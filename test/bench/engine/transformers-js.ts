@@ -6,6 +6,7 @@
 import { basename, dirname } from "node:path";
 import { AutoModelForCausalLM, env, type PreTrainedModel, Tensor } from "@huggingface/transformers";
 import type { transformersJsDtype } from "@loracast/shared/model-builder";
+import type { ExecutionProvider } from "@loracast/shared/runtime";
 import { PROMPT_LEN, prompt, type TimedGeneration } from "./ours.ts";
 
 export interface Peer {
@@ -17,7 +18,7 @@ export interface Peer {
 export async function loadTransformersJs(
   dir: string,
   dtype: ReturnType<typeof transformersJsDtype>,
-  device: "cpu" | "webgpu",
+  device: ExecutionProvider,
 ): Promise<Peer> {
   env.allowRemoteModels = false;
   env.localModelPath = `${dirname(dir)}/`;

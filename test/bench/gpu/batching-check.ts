@@ -14,6 +14,7 @@ import {
   baseFeeds,
   DecoderSession,
   Engine,
+  executionProviderSchema,
   GREEDY,
   greedyDecode,
   type LoraFeeds,
@@ -21,7 +22,8 @@ import {
 
 const [tiny = ".carry/tiny", ep = "webgpu"] = process.argv.slice(2);
 const loaded = await DecoderSession.load(join(tiny, "model"), {
-  executionProviders: [ep === "cpu" ? "cpu" : "webgpu"],
+  // Anything but a known provider runs on WebGPU, the point of this check.
+  executionProviders: [executionProviderSchema.catch("webgpu").parse(ep)],
 });
 if (!loaded.ok) throw loaded.error;
 const session = loaded.value;

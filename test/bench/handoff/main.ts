@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { PROJECTIONS } from "@loracast/shared/architectures";
 import type { LogLine, Service } from "@loracast/shared/supervisor";
 import { publishResultSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
@@ -33,7 +34,7 @@ const rssPublishes = Number(values["rss-publishes"]);
 /** Picks rank and targets that come closest to `mb` on the 7B base. */
 function adapterFor(base: string, mb: number, seed: number) {
   if (mb <= 2) return randomAdapter(base, seed, 1, ["q_proj"]);
-  const all = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+  const all = PROJECTIONS.map((p) => p.name);
   return randomAdapter(base, seed, Math.max(1, Math.round(mb / 10)), all);
 }
 

@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
 import { readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
+import { executionProviderSchema } from "@loracast/shared/runtime";
 import { ROOT, startService } from "@loracast/shared/supervisor";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { s3Env, startS3 } from "../../helpers/s3.ts";
@@ -39,7 +40,8 @@ const { values } = parseArgs({
     work: { type: "string", default: join(ROOT, ".bench", "engine") },
   },
 });
-const ep = values.ep === "webgpu" ? "webgpu" : "cpu";
+// Anything but a known provider runs on the CPU.
+const ep = executionProviderSchema.catch("cpu").parse(values.ep);
 const steps = Number(values.steps);
 const prompts = Number(values.prompts);
 const generations = Number(values.generations);
