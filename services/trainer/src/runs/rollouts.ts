@@ -32,14 +32,12 @@ export interface Rollout {
 }
 
 export interface RolloutSource {
-  readonly kind: string;
   /** Makes a published version's factors available to sample from. */
   offer(version: number, feeds: LoraFeeds): void;
   generate(req: RolloutRequest, signal: AbortSignal): Promise<Rollout[]>;
 }
 
 export class LocalRollouts implements RolloutSource {
-  readonly kind = "in-process engine";
   private readonly versions = new Map<number, LoraFeeds>();
 
   constructor(private readonly engine: Engine) {}
@@ -105,8 +103,6 @@ interface CompletionChoice {
  * a version it has not loaded yet). A response from any other version is refused, never trained on.
  */
 export class FleetRollouts implements RolloutSource {
-  readonly kind = "generator fleet";
-
   constructor(private readonly o: FleetOptions) {}
 
   offer(): void {
