@@ -58,8 +58,14 @@ const reward = z.discriminatedUnion("type", [
     weight: z.number().default(1),
   }),
 ]);
+/** One entry of a run config's `rewards`: a built-in reward function or an HTTP endpoint. */
 export type RewardSpec = z.infer<typeof reward>;
 
+/**
+ * The `POST /v1/runs` body. Every field but `run`, `algorithm`, `dataset` and `steps` has a default;
+ * unknown fields are refused. Cross-field checks (rewards, LoRA targets, dataset lines, URLs) are
+ * run-plan.ts's.
+ */
 export const runConfigSchema = z.strictObject({
   /** Run id: the adapter's name on the generators. */
   run: runName,
@@ -115,6 +121,7 @@ export const runConfigSchema = z.strictObject({
   maxNonFiniteSteps: positiveInt.default(3),
 });
 
+/** A parsed run config, defaults filled in. */
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
 /**

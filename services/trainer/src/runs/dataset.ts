@@ -16,6 +16,7 @@ const rowSchema = z.object({
   completion: z.string().optional(),
 });
 
+/** One dataset line; `answer` as a string (a numeric answer is compared as a number). */
 export interface Example {
   prompt: string;
   answer: string | null;

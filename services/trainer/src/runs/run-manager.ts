@@ -15,6 +15,7 @@ import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts"
 import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
 import { planRun, type RunPlan, replanRun } from "./run-plan.ts";
 
+/** A run as `GET /v1/runs/:id` shows it (its config redacted at the route). */
 export interface RunInfo {
   run: string;
   status: RunStatus;
@@ -59,6 +60,7 @@ const recordSchema = z.object({
   config: runConfigSchema,
 });
 
+/** Every run this trainer knows: created over the API or loaded from TRAINER_DATA_DIR at start. */
 export class RunManager {
   private readonly runs = new Map<string, Active>();
   /** Set by `shutdown`: the process is exiting, and its runs' histories end at `stopped`. */
@@ -275,16 +277,22 @@ export class RunManager {
     })();
   }
 
+  /** Every known run, in creation (or load) order. */
   list(): RunInfo[] {
     return [...this.runs.values()].map((a) => a.info);
   }
 
+  /** The run named `run`; throws TrainerError `not_found` for an unknown one. */
   get(run: string): RunInfo {
     const a = this.runs.get(run);
     if (a === undefined) throw new TrainerError("not_found", `no run ${run}`);
     return a.info;
   }
 
+  /**
+   * Stops a running run (it ends `cancelled`); throws TrainerError `not_found` for an unknown run,
+   * `conflict` for one that is not running.
+   */
   cancel(run: string): RunInfo {
     const a = this.runs.get(run);
     if (a === undefined) throw new TrainerError("not_found", `no run ${run}`);

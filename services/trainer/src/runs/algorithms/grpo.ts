@@ -35,7 +35,7 @@ const schema = z.strictObject({
 });
 
 /** A GRPO run's `algorithm` config, defaults filled in. */
-export type GrpoConfig = z.output<typeof schema>;
+type GrpoConfig = z.output<typeof schema>;
 
 async function gradients(ctx: StepContext, alg: GrpoConfig, samples: StepSample[]): Promise<GradientResult> {
   const { session, params, now } = ctx;

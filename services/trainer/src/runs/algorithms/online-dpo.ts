@@ -24,7 +24,7 @@ const schema = z.strictObject({
 });
 
 /** An online DPO run's `algorithm` config, defaults filled in. */
-export type OnlineDpoConfig = z.output<typeof schema>;
+type OnlineDpoConfig = z.output<typeof schema>;
 
 async function gradients(
   ctx: StepContext,

@@ -33,7 +33,7 @@ const schema = z.strictObject({
 });
 
 /** An RLOO run's `algorithm` config, defaults filled in. */
-export type RlooConfig = z.output<typeof schema>;
+type RlooConfig = z.output<typeof schema>;
 
 /**
  * Leave-one-out advantages over consecutive groups of `k` rewards: r_i minus the mean of the

@@ -30,7 +30,7 @@ export function tinySpec(): ModelSpec {
 }
 
 /** One call the fake session got. */
-export interface SessionCall {
+interface SessionCall {
   kind: "score" | "backward";
   /** Scored tokens of the batch (batch.targets). */
   targets: number[];
