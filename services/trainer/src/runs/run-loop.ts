@@ -18,6 +18,7 @@ import { algorithmFor, type GradientResult, type RunAlgorithm, type StepSample }
 import type { CheckpointStore } from "./checkpoints.ts";
 import type { RunConfig } from "./config.ts";
 import { type Example, examplesForStep } from "./dataset.ts";
+import { copyParams, firstNonFiniteParam, restore, snapshot } from "./parameter-state.ts";
 import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
 import type { RunPlan } from "./run-plan.ts";
@@ -125,12 +126,12 @@ export class RunLoop {
     let nonFinite = 0;
     while (this.step < config.steps) {
       signal.throwIfAborted();
-      const before = this.snapshot();
+      const before = snapshot(this.params, this.optimizer);
       const skipped = await this.trainStep(signal);
       if (skipped !== null) {
         // Nothing of a skipped step survives: intermediate optimizer steps (GRPO's numIterations)
         // or the last one may already have written NaN into the parameters or the moments.
-        this.restoreSnapshot(before);
+        restore(this.params, this.optimizer, before);
         nonFinite++;
         this.d.log.warn("step skipped", { run: config.run, step: this.step + 1, reason: skipped });
         this.d.emit({ type: "skipped", step: this.step + 1, reason: `${skipped}; step skipped` });
@@ -307,24 +308,6 @@ export class RunLoop {
     });
   }
 
-  /** Copies of the parameters and the optimizer state, to undo a step that went non-finite. */
-  private snapshot(): Snapshot {
-    const copy = (m: ReadonlyMap<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, v.slice()]));
-    const { state } = this.optimizer;
-    return {
-      params: copy(this.params.named()),
-      step: state.step,
-      moments: new Map([...state.moments].map(([k, mv]) => [k, { m: mv.m.slice(), v: mv.v.slice() }])),
-    };
-  }
-
-  private restoreSnapshot(s: Snapshot): void {
-    this.params.assign(s.params);
-    this.optimizer.state.step = s.step;
-    this.optimizer.state.moments.clear();
-    for (const [k, mv] of s.moments) this.optimizer.state.moments.set(k, mv);
-  }
-
   /** A probe: the first example's prompt and this adapter's log-probabilities along it. */
   private async probe(): Promise<{ tokens: number[][]; logprobs: number[][] }> {
     const first = this.data[0];
@@ -393,25 +376,4 @@ export class RunLoop {
     });
     this.d.emit({ type: "checkpoint", step: this.step, key, ms: this.d.clock.now() - start });
   }
-}
-
-interface Snapshot {
-  params: Map<string, Float32Array>;
-  step: number;
-  moments: Map<string, { m: Float32Array; v: Float32Array }>;
-}
-
-/** The first parameter holding a NaN or ±Inf, as `<PEFT key> element <i> is <value>`, or null. */
-function firstNonFiniteParam(params: ReadonlyMap<string, Float32Array>): string | null {
-  for (const [key, p] of params) {
-    for (let i = 0; i < p.length; i++) {
-      const x = p[i] as number;
-      if (!Number.isFinite(x)) return `${key} element ${i} is ${x}`;
-    }
-  }
-  return null;
-}
-
-function copyParams(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
-  return new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
 }
