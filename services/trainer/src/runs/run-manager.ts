@@ -32,7 +32,7 @@ export interface RunInfo {
 }
 
 /**
- * The loop's dependencies, less the per-run ones the manager supplies (data, events), plus the
+ * The loop's dependencies, less the events the manager supplies per run, plus the
  * egress policy new configs' URLs are checked against (the loop's `fetch` applies it again).
  */
 export type RunManagerDeps = Omit<RunLoopDeps, "emit"> & {
