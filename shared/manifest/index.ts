@@ -6,9 +6,10 @@
 import { z } from "zod";
 import { RUN_NAME, runName } from "./run-name.ts";
 import { sha256Hex } from "./sha256.ts";
+import { formatVersionRef } from "./version-ref.ts";
 import { isRevoked } from "./version-state.ts";
 
-export { formatVersionRef, parseVersionRef, type VersionRef } from "./version-ref.ts";
+export { parseVersionRef, type VersionRef } from "./version-ref.ts";
 export {
   isRevoked,
   revocationMessage,
@@ -26,7 +27,7 @@ export {
   type VersionState,
   versionStateSchema,
 } from "./version-state.ts";
-export { RUN_NAME, runName, sha256Hex };
+export { formatVersionRef, RUN_NAME, runName, sha256Hex };
 
 export const MANIFEST_SCHEMA = "loracast.adapter-version/v1";
 
@@ -79,7 +80,8 @@ export const CONFIG_FILE = "adapter_config.json";
 
 export function weightsFile(manifest: VersionManifest): AdapterFile {
   const f = manifest.adapter.files.find((x) => x.name === WEIGHTS_FILE);
-  if (f === undefined) throw new Error(`manifest ${manifest.run}@${manifest.version} has no ${WEIGHTS_FILE}`);
+  if (f === undefined)
+    throw new Error(`manifest ${formatVersionRef(manifest.run, manifest.version)} has no ${WEIGHTS_FILE}`);
   return f;
 }
 

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { RollbackRecord } from "./index.ts";
+import { formatVersionRef } from "./version-ref.ts";
 
 /**
  * - `announced`: known to exist (webhook or listing), not yet pulled and verified here;
@@ -30,7 +31,7 @@ export function isRevoked(version: number, rollbacks: readonly RollbackRecord[])
 
 /** How APIs and logs name a revocation, e.g. "demo@2 was revoked by rollback to v1 at 2026-…Z". */
 export function revocationMessage(version: number, rollback: RollbackRecord): string {
-  return `${rollback.run}@${version} was revoked by rollback to v${rollback.to} at ${rollback.createdAt}`;
+  return `${formatVersionRef(rollback.run, version)} was revoked by rollback to v${rollback.to} at ${rollback.createdAt}`;
 }
 
 /**

@@ -2,8 +2,20 @@
 import { z } from "zod";
 
 /**
- * Every `error.code` the trainer answers with; the HTTP status of each is chosen at the edge
- * (`services/trainer/src/errors.ts`).
+ * The trainer's one error vocabulary: what its code signals with, and every `error.code` its API
+ * answers with. Only the HTTP edge (`services/trainer/src/http-errors.ts`) turns a code into a status.
+ * - `bad_request`: a request the API cannot read (not JSON, a bad header);
+ * - `invalid_config`: a run config that fails a check (schema, rewards, LoRA targets, dataset lines, URLs);
+ * - `invalid_adapter`: an uploaded PEFT adapter that does not fit the base or the format;
+ * - `unauthorized`: no or a wrong bearer token;
+ * - `not_found`: no such run, version or route;
+ * - `conflict`: the state forbids it (a run that exists or is running, a rollback to a revoked version);
+ * - `payload_too_large`: a body over its bound;
+ * - `store_unavailable`: the object store cannot be reached;
+ * - `reward_failed`: an HTTP reward function failed after its retries (a run's failure);
+ * - `generators_unavailable`: the generators could not serve a run's rollouts after the retries (a run's failure);
+ * - `non_finite`: maxNonFiniteSteps consecutive steps went non-finite (a run's failure);
+ * - `internal`: a broken invariant: a bug, or a peer that broke its contract.
  */
 export const TRAINER_ERROR_CODES = [
   "bad_request",
@@ -16,6 +28,7 @@ export const TRAINER_ERROR_CODES = [
   "store_unavailable",
   "reward_failed",
   "generators_unavailable",
+  "non_finite",
   "internal",
 ] as const;
 export const trainerErrorCodeSchema = z.enum(TRAINER_ERROR_CODES);

@@ -5,7 +5,7 @@
  */
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CONFIG_FILE } from "@loracast/shared/manifest";
+import { CONFIG_FILE, formatVersionRef } from "@loracast/shared/manifest";
 import { type AdapterStore, manifestKey } from "@loracast/shared/store";
 import { DemoError } from "./demo-run.ts";
 
@@ -17,7 +17,7 @@ export async function saveAdapter(
   dir: string,
 ): Promise<void> {
   const read = await store.readManifest(manifestKey(run, version));
-  if (read === null) throw new DemoError(`${run}@${version} is not in the store`);
+  if (read === null) throw new DemoError(`${formatVersionRef(run, version)} is not in the store`);
   if (!read.ok) throw new DemoError(read.error.reason);
   const { adapter } = read.value.manifest;
   const files = new Map<string, Uint8Array>();

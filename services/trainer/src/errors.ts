@@ -1,25 +1,16 @@
-import { redactText } from "@loracast/shared/egress";
-import type { TrainerErrorBody, TrainerErrorCode } from "@loracast/shared/trainer-api";
-import type { Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+/**
+ * The trainer's one error vocabulary. Code throughout the trainer (routes, publisher, run planning,
+ * the run loop) signals with these codes; only the HTTP edge (http-errors.ts, used by the app's
+ * `onError`) turns a code into a status. A run's failure is no HTTP answer: its message becomes
+ * the run's `failed` status event.
+ */
 
+import type { TrainerErrorCode } from "@loracast/shared/trainer-api";
+
+/** Every error code of the trainer: `TRAINER_ERROR_CODES` in `shared/trainer-api`, where each is described. */
 export type { TrainerErrorCode };
 
-/** The HTTP status of each error code: the one place codes meet HTTP. */
-const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
-  bad_request: 400,
-  invalid_config: 400,
-  invalid_adapter: 400,
-  unauthorized: 401,
-  not_found: 404,
-  conflict: 409,
-  payload_too_large: 413,
-  store_unavailable: 503,
-  reward_failed: 502,
-  generators_unavailable: 503,
-  internal: 500,
-};
-
+/** A trainer error: a code from the vocabulary above and a message that says where. */
 export class TrainerError extends Error {
   override readonly name = "TrainerError";
   constructor(
@@ -29,16 +20,4 @@ export class TrainerError extends Error {
   ) {
     super(message, options);
   }
-}
-
-/**
- * The one error envelope (`trainerErrorBodySchema`): `{error: {code, message, requestId}}`. The message is redacted (messages
- * may echo a configured URL, credentials included).
- */
-export function errorResponse(c: Context, code: TrainerErrorCode, message: string): Response {
-  const requestId = c.get("requestId") as string | undefined;
-  const body: TrainerErrorBody = {
-    error: { code, message: redactText(message), requestId: requestId ?? null },
-  };
-  return c.json(body, STATUS[code]);
 }
