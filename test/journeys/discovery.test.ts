@@ -8,11 +8,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { completionSchema } from "@loracast/shared/generator-api";
+import {
+  type AdapterList,
+  adapterListSchema,
+  completionSchema,
+  modelListSchema,
+} from "@loracast/shared/generator-api";
 import { formatVersionRef } from "@loracast/shared/manifest";
 import { loadOrCreateSigner } from "@loracast/shared/signing";
 import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
 import { eventually, type Service, startService } from "@loracast/shared/supervisor";
+import type { z } from "zod";
 import {
   freePortRange,
   type LocalStackRun,
@@ -26,11 +32,9 @@ const READY = /^Ctrl-C stops everything\.$/;
 /** The local stack's webhook secret (services/local-stack/src/env.ts), which a standalone generator also takes. */
 const SECRET = `whsec_${Buffer.from("loracast-local-dev-secret-32bytes").toString("base64")}`;
 
-interface Adapters {
-  active: Record<string, { version: number; sha256: string }>;
-}
-
-const json = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
+/** GET `url`'s JSON, parsed with its contract. */
+const json = async <T>(url: string, schema: z.ZodType<T>): Promise<T> =>
+  schema.parse(await (await fetch(url)).json());
 
 /** Stops `npm start` as a terminal's Ctrl-C does, and makes sure nothing of it is left. */
 async function stop(stack: LocalStackRun): Promise<void> {
@@ -40,11 +44,11 @@ async function stop(stack: LocalStackRun): Promise<void> {
 }
 
 /** Waits until `generatorUrl` serves `version` of the demo run as active (reconcile runs every 3 s). */
-function waitServing(generatorUrl: string, version: number): Promise<Adapters> {
+function waitServing(generatorUrl: string, version: number): Promise<AdapterList> {
   return eventually(
     `${generatorUrl} to activate ${RUN}@${version}`,
     async () => {
-      const adapters = await json<Adapters>(`${generatorUrl}/v1/adapters`);
+      const adapters = await json(`${generatorUrl}/v1/adapters`, adapterListSchema);
       if (adapters.active[RUN]?.version === version) return adapters;
       // eventually() reports the last error on timeout: what the generator served instead.
       throw new Error(`GET /v1/adapters: ${JSON.stringify(adapters)}`);
@@ -80,7 +84,7 @@ describe("journey: generators discover the runs already in the store", () => {
       for (const port of ports.generators) {
         const url = `http://127.0.0.1:${port}`;
         const adapters = await waitServing(url, newest);
-        const models = await json<{ data: { id: string }[] }>(`${url}/v1/models`);
+        const models = await json(`${url}/v1/models`, modelListSchema);
         assert.ok(
           models.data.some((m) => m.id === RUN),
           `/v1/models lists ${RUN}: ${JSON.stringify(models)}`,
