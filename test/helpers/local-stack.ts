@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { join } from "node:path";
-import { ROOT } from "@loracast/shared/supervisor";
+import { ROOT } from "@loracast/dev-support/fixtures";
 import { captureLines } from "./output-lines.ts";
 
 /** How a process ended: its exit code, or the signal that ended it. */

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Service, startService } from "@loracast/dev-support/supervisor";
 import { type S3Settings, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
-import { type Service, startService } from "@loracast/shared/supervisor";
 
 export const BUCKET = "loracast-test";
 

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { blobKey, sha256Hex } from "@loracast/shared/store";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { fixtureAdapter, randomAdapter } from "../helpers/adapters.ts";
 import { BUCKET, s3Settings } from "../helpers/s3.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 

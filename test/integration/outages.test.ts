@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { Service } from "@loracast/shared/supervisor";
-import { LLAMA_7B_DIMS, LLAMA_CONFIG, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import type { Service } from "@loracast/dev-support/supervisor";
+import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { startS3 } from "../helpers/s3.ts";
 import { startStack } from "../helpers/stack.ts";
 

@@ -17,7 +17,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { eventually, type Service } from "@loracast/shared/supervisor";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { BUCKET, startS3 } from "../helpers/s3.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";

@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { type Service, startService } from "@loracast/dev-support/supervisor";
 import { systemClock } from "@loracast/shared/platform";
 import {
   decodeSafetensors,
@@ -19,9 +21,8 @@ import {
   toFloat32,
 } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
-import { type Service, startService } from "@loracast/shared/supervisor";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { s3Env, s3Settings } from "../helpers/s3.ts";
 import { SECRET, type Stack, startServingStack, startStack, TOKEN } from "../helpers/stack.ts";
 

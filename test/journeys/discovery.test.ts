@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
 import { loadOrCreateSigner } from "@loracast/shared/signing";
 import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
-import { eventually, type Service, startService } from "@loracast/shared/supervisor";
 import {
   freePortRange,
   type LocalStackRun,

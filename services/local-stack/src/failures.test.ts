@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ServiceStartError } from "@loracast/shared/supervisor";
+import { ServiceStartError } from "@loracast/dev-support/supervisor";
 import { DemoError } from "./demo-run.ts";
 import { describeFailure, stackPorts } from "./failures.ts";
 

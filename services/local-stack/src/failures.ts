@@ -2,7 +2,7 @@
  * What the local stack tells the user when it cannot go on: one line, naming what failed and what
  * to do, instead of a stack trace.
  */
-import { type ServiceExit, ServiceStartError } from "@loracast/shared/supervisor";
+import { type ServiceExit, ServiceStartError } from "@loracast/dev-support/supervisor";
 import { DemoError } from "./demo-run.ts";
 
 /** The stack's ports: S3 takes the base port, the trainer the next, generators the ones after. */

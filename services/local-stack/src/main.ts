@@ -10,8 +10,8 @@
  */
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { type Service, ServiceGroup } from "@loracast/dev-support/supervisor";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
-import { ROOT, type Service, ServiceGroup } from "@loracast/shared/supervisor";
 import { envSchema } from "./env.ts";
 import { describeExit, describeFailure, stackPorts } from "./failures.ts";
 
@@ -29,7 +29,6 @@ const env = parsed.data;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const log = createLogger({ service: "local-stack" }, { quiet: true });
 const data = resolve(env.LORACAST_DATA_DIR);
-const baseConfig = join(ROOT, "infra", "demo-base", "config.json");
 const ports = stackPorts(env.LORACAST_BASE_PORT, env.LORACAST_GENERATORS);
 
 const stopping = new AbortController();
@@ -61,7 +60,7 @@ const echoErrors = (name: string) => (line: string) => {
 async function main(): Promise<void> {
   // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
   // the signal handlers above are installed a Ctrl-C ends the process without `stopped.`.
-  const { ensureDemoModel } = await import("./demo-model.ts");
+  const { buildDemoModel } = await import("@loracast/dev-support/models");
   const { runTrainingDemo } = await import("./training-demo.ts");
   const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
     "@loracast/shared/store"
@@ -86,7 +85,11 @@ async function main(): Promise<void> {
     S3_PREFIX: "loracast",
   };
 
-  const modelDir = await ensureDemoModel(data, baseConfig, 20261126);
+  // Built once per data dir: a later start finds its manifest and reuses it.
+  const modelDir = await buildDemoModel(
+    { checkpointDir: join(data, "demo-base"), modelDir: join(data, "demo-model") },
+    20261126,
+  );
   const generators: Service[] = [];
   for (const [i, port] of ports.generators.entries()) {
     const name = `generator-${i}`;

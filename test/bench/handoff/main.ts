@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import type { LogLine, Service } from "@loracast/shared/supervisor";
+import type { LogLine, Service } from "@loracast/dev-support/supervisor";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
 import { type Stack, startStack } from "../../helpers/stack.ts";

@@ -13,10 +13,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { ROOT } from "@loracast/dev-support/fixtures";
+import { writeRandomCheckpoint } from "@loracast/dev-support/models";
+import { startService } from "@loracast/dev-support/supervisor";
+import { buildArtifacts } from "@loracast/shared/model-builder";
+import { readModelManifest } from "@loracast/shared/model-format";
 import { readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
-import { ROOT, startService } from "@loracast/shared/supervisor";
 import { s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
 import { QWEN25_05B } from "../engine/configs.ts";
