@@ -1,7 +1,8 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code, `integration` is test/conformance, test/integration, test/e2e and test/journeys,
- * which start real processes and so run one file at a time.
+ * files: `unit` is every *.test.ts beside the code and beside the dev support (test/support);
+ * `integration` is test/conformance, test/integration, test/e2e and test/journeys, which start real
+ * processes and so run one file at a time.
  *
  * Every test process, and every process a test starts, gets a fresh TMPDIR of its own. After the
  * suites, anything a test left there fails the run, named; then the folder is removed, so `npm test`
@@ -29,7 +30,11 @@ function find(dir: string): string[] {
   return out.sort();
 }
 
-const unit = [...find(join(root, "shared")), ...find(join(root, "services"))];
+const unit = [
+  ...find(join(root, "shared")),
+  ...find(join(root, "services")),
+  ...find(join(root, "test", "support")),
+];
 const integration = [
   ...find(join(root, "test", "conformance")),
   ...find(join(root, "test", "integration")),

@@ -35,18 +35,6 @@ export interface LocalStackRun {
   killGroup(): void;
 }
 
-/** Ports of a stack started at `basePort` with `generators` generators. */
-export function stackPorts(
-  basePort: number,
-  generators = 2,
-): { s3: number; trainer: number; generators: number[] } {
-  return {
-    s3: basePort,
-    trainer: basePort + 1,
-    generators: Array.from({ length: generators }, (_, i) => basePort + 2 + i),
-  };
-}
-
 /**
  * Starts `npm start` with `env` added to this process's environment (LORACAST_* settings). The
  * child gets its own process group.

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fixture, LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { generatorEnv, trainerEnv } from "@loracast/dev-support/stack";
 import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
 import {
   type AdapterList,
@@ -75,12 +76,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       "generator",
       {
         ...common,
-        GENERATOR_NAME: name,
-        GENERATOR_PORT: String(port),
+        ...generatorEnv({ name, port, webhookSecret: SECRET, publicKey: signer.publicKey }),
         GENERATOR_BASE_CONFIG: LLAMA_CONFIG,
         GENERATOR_MODEL_NAME: "llama-tiny",
-        WEBHOOK_SECRETS: SECRET,
-        MANIFEST_PUBLIC_KEYS: signer.publicKey,
         RECONCILE_INTERVAL_MS: "1000",
         ...options.generatorEnv,
         ...env,
@@ -94,14 +92,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const startTrainer = async (env: Record<string, string> = {}): Promise<Service> => {
     trainer = await startService("trainer", {
       ...common,
-      TRAINER_PORT: "0",
-      TRAINER_DATA_DIR: join(dir, "trainer"),
-      TRAINER_API_TOKEN: TOKEN,
-      // Every test service listens on loopback.
-      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
-      TRAINER_SIGNING_KEY_FILE: keyFile,
-      WEBHOOK_SECRET: SECRET,
-      WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
+      ...trainerEnv({
+        port: 0,
+        dataDir: join(dir, "trainer"),
+        apiToken: TOKEN,
+        signingKeyFile: keyFile,
+        webhookSecret: SECRET,
+        generators,
+      }),
       ...options.trainerEnv,
       ...env,
     });

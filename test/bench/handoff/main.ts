@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { webhookSubscribers } from "@loracast/dev-support/stack";
 import type { LogLine, Service } from "@loracast/dev-support/supervisor";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
@@ -129,9 +130,7 @@ for (const n of counts) {
     );
   }
   await stack.trainer.stop();
-  await stack.startTrainer({
-    WEBHOOK_SUBSCRIBERS: stack.generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
-  });
+  await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookSubscribers(stack.generators) });
   try {
     for (const mb of sizesMb) {
       const run = `bench-${mb}mb`;
