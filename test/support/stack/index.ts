@@ -68,8 +68,11 @@ export interface TrainerWiring {
   dataDir: string;
   /** The bearer token of the trainer API. */
   apiToken: string;
-  /** The PEM of the key it signs manifests with (its public half is each generator's `publicKey`). */
-  signingKeyFile: string;
+  /**
+   * The PEM of the key it signs manifests with (its public half is each generator's `publicKey`);
+   * absent, the trainer makes one in its data dir (`signing-key.pem`).
+   */
+  signingKeyFile?: string;
   /** The Standard Webhooks secret it signs notifications with. */
   webhookSecret: string;
   /** The generators it notifies, by base URL. */
@@ -87,7 +90,7 @@ export function trainerEnv(wiring: TrainerWiring): Record<string, string> {
     TRAINER_DATA_DIR: wiring.dataDir,
     TRAINER_API_TOKEN: wiring.apiToken,
     TRAINER_EGRESS_ALLOW_PRIVATE: "true",
-    TRAINER_SIGNING_KEY_FILE: wiring.signingKeyFile,
+    ...(wiring.signingKeyFile === undefined ? {} : { TRAINER_SIGNING_KEY_FILE: wiring.signingKeyFile }),
     WEBHOOK_SECRET: wiring.webhookSecret,
     WEBHOOK_SUBSCRIBERS: webhookSubscribers(wiring.generators),
   };

@@ -63,5 +63,8 @@ describe("stack wiring", () => {
       "http://127.0.0.1:9003/v1/webhooks/adapters",
     ]);
     assert.equal(webhookSubscribers([]), "");
+    const own = trainerEnv({ port: 0, dataDir: "/d", apiToken: "t", webhookSecret: SECRET, generators: [] });
+    assert.equal(own.TRAINER_SIGNING_KEY_FILE, undefined);
+    assert.equal(own.WEBHOOK_SUBSCRIBERS, "");
   });
 });
