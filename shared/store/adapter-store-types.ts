@@ -30,6 +30,9 @@ export interface IntegrityFailure {
   code?: RefusedRecord["code"];
 }
 
+/** A manifest refused on read: always with the refusal code it was counted under. */
+export type ManifestRefusal = Required<IntegrityFailure>;
+
 /**
  * A small record exactly as written to the store: its key and bytes, and its detached signature
  * envelope's key and bytes (null when unsigned).

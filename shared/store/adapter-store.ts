@@ -20,6 +20,7 @@ import type {
   AdapterUpload,
   IntegrityFailure,
   ManifestDraft,
+  ManifestRefusal,
   SealedRecord,
   StoredManifest,
 } from "./adapter-store-types.ts";
@@ -44,6 +45,7 @@ export type {
   BlobRepair,
   IntegrityFailure,
   ManifestDraft,
+  ManifestRefusal,
   SealedRecord,
   SigningOptions,
   StoredManifest,
@@ -66,7 +68,7 @@ export class AdapterStore {
   readonly refusals = new RefusalLog();
 
   /** Manifest verdicts by key: the entity tag and time they were read at (see `readManifestAt`). */
-  private readonly judged = new VerdictCache<Result<StoredManifest, IntegrityFailure>>(4096, 60_000);
+  private readonly judged = new VerdictCache<Result<StoredManifest, ManifestRefusal>>(4096, 60_000);
 
   /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
   blobsRepaired = 0;
@@ -241,7 +243,7 @@ export class AdapterStore {
    * costs a versions read one listing, however many manifests (or junk objects) it holds. A
    * refusal answered from the cache is not counted or reported again.
    */
-  async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, IntegrityFailure> | null> {
+  async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, ManifestRefusal> | null> {
     const hit = this.judged.get(key, etag);
     if (hit !== undefined) return hit;
     const verdict = await this.readManifest(key);
@@ -310,7 +312,7 @@ export class AdapterStore {
   async readManifest(
     key: string,
     expectedSha256?: string,
-  ): Promise<Result<StoredManifest, IntegrityFailure> | null> {
+  ): Promise<Result<StoredManifest, ManifestRefusal> | null> {
     const bytes = await this.objects.get(key);
     if (bytes === null) return null;
     const refused = (code: RefusedRecord["code"], reason: string) => {

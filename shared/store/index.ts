@@ -8,6 +8,7 @@ export {
   type BlobRepair,
   type IntegrityFailure,
   type ManifestDraft,
+  type ManifestRefusal,
   type RefusedRecord,
   type SealedRecord,
   type SigningOptions,
