@@ -18,9 +18,11 @@ export type ManifestDraft = Omit<VersionManifest, "schema" | "run" | "version" |
 
 /** A PEFT adapter's two files, and the manifest fields other than its file list. */
 export interface AdapterUpload {
+  /** adapter_config.json, as published. */
   configBytes: Uint8Array;
+  /** adapter_model.safetensors, as published. */
   weights: Uint8Array;
-  draft: Omit<ManifestDraft, "adapter"> & { adapterConfig: VersionManifest["adapter"]["config"] };
+  draft: Omit<ManifestDraft, "adapter">;
 }
 
 /** Why reading something back from the store did not give a usable, verified object. */

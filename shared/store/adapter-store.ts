@@ -200,13 +200,11 @@ export class AdapterStore {
       this.putBlob(upload.configBytes, "application/json"),
       this.putBlob(upload.weights),
     ]);
-    const { adapterConfig, ...draft } = upload.draft;
     return this.publishVersion(
       run,
       {
-        ...draft,
+        ...upload.draft,
         adapter: {
-          config: adapterConfig,
           files: [
             { name: CONFIG_FILE, ...config.file },
             { name: WEIGHTS_FILE, ...weights.file },

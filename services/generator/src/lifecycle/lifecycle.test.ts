@@ -44,7 +44,6 @@ describe("adapter manager", () => {
       draft: {
         createdAt: "2026-01-01T00:00:00.000Z",
         base: { fingerprint: null },
-        adapterConfig: {},
         probe,
         training: null,
         publisher: { service: "test", instance: "t" },
@@ -398,7 +397,7 @@ describe("adapter manager", () => {
     const { schema: _s, run: _r, version: _v, parent: _p, ...draft } = v1.manifest;
     await store.publishVersion("r", {
       ...draft,
-      adapter: { config: {}, files: [config, { ...weights, bytes: 2 ** 40 }] },
+      adapter: { files: [config, { ...weights, bytes: 2 ** 40 }] },
     });
     await m.reconcile();
     const failed = m.cache.get("r", 2);
