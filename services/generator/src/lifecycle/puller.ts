@@ -55,10 +55,10 @@ export async function pullVersion(
   const files = manifestFiles(manifest, d.bounds.maxBytes);
   if (!files.ok) {
     // The store counts these refusals with its own, under one metric.
-    const { code, reason } = files.error;
+    const { code, failure } = files.error;
     record.manifestRefused = true;
-    d.store.reportRefusal({ record: "manifest", key, code, reason: `manifest ${key}: ${reason}` });
-    return files;
+    d.store.reportRefusal({ record: "manifest", key, code, reason: `manifest ${key}: ${failure.reason}` });
+    return err(failure);
   }
   const { weights: weightsEntry, config: configEntry } = files.value;
   record.sha256 = weightsEntry.sha256;

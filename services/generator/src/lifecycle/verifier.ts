@@ -10,13 +10,11 @@ import { err, ok, type Result } from "@loracast/shared/result";
 import type { PullFailure } from "./failures.ts";
 import type { LoadedAdapter, ManagerDeps } from "./types.ts";
 
-/** A failure of the manifest itself, with the store refusal code it is counted under (`reportRefusal`). */
-export type ManifestFilesFailure = Extract<
-  PullFailure,
-  { kind: "manifest_incomplete" | "blob_too_large" }
-> & {
+/** A failure of the manifest itself, and the store refusal code it is counted under (`reportRefusal`). */
+export interface ManifestFilesFailure {
+  failure: Extract<PullFailure, { kind: "manifest_incomplete" | "blob_too_large" }>;
   code: "malformed" | "too_large";
-};
+}
 
 /**
  * The manifest's two PEFT files: `manifest_incomplete` (refusal code `malformed`) when one is not
@@ -31,16 +29,15 @@ export function manifestFiles(
   const config = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
   if (weights === undefined || config === undefined) {
     const missing = weights === undefined ? WEIGHTS_FILE : CONFIG_FILE;
-    return err({ kind: "manifest_incomplete", code: "malformed", reason: `manifest lists no ${missing}` });
+    return err({
+      failure: { kind: "manifest_incomplete", reason: `manifest lists no ${missing}` },
+      code: "malformed",
+    });
   }
   for (const f of [weights, config]) {
     if (f.bytes > maxBytes) {
-      return err({
-        kind: "blob_too_large",
-        code: "too_large",
-        bytes: f.bytes,
-        reason: `blob ${f.name} (${f.blob}) announces ${f.bytes} bytes, more than the adapter cache holds (${maxBytes} bytes, CACHE_MAX_MB)`,
-      });
+      const reason = `blob ${f.name} (${f.blob}) announces ${f.bytes} bytes, more than the adapter cache holds (${maxBytes} bytes, CACHE_MAX_MB)`;
+      return err({ failure: { kind: "blob_too_large", bytes: f.bytes, reason }, code: "too_large" });
     }
   }
   return ok({ weights, config });
