@@ -17,7 +17,7 @@ import type { EnsureError, ManagerDeps, ManagerStats, VersionRecord } from "./ty
 import { VersionCache } from "./version-cache.ts";
 
 /** What requests naming a held run (or one of its versions) are told. */
-export const heldMessage = (run: string, why: string): string =>
+const heldMessage = (run: string, why: string): string =>
   `run ${run} is held until its store is repaired: ${why}`;
 
 /** The generator's adapter lifecycle (see the module comment); routes and `main.ts` use only this. */
