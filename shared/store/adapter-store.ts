@@ -12,7 +12,7 @@ import {
   WEIGHTS_FILE,
 } from "../manifest/index.ts";
 import type { Result } from "../result/index.ts";
-import { type SignatureFailure, signatureKey } from "../signing/index.ts";
+import { signatureKey } from "../signing/index.ts";
 import type {
   AdapterStoreOptions,
   AdapterUpload,
@@ -130,11 +130,6 @@ export class AdapterStore {
     this.refusals.resolve(key);
   }
 
-  /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
-  private signatureFailure(bytes: Uint8Array, sha256: string): Promise<SignatureFailure | null> {
-    return signatureFailure(this.objects, this.options.trusted, bytes, sha256);
-  }
-
   /**
    * Uploads a blob unless the store already holds exactly these bytes at its address (`putBlob` in
    * blobs.ts); a corrupt copy found there is rewritten, counted (`blobsRepaired`) and reported to
@@ -217,6 +212,7 @@ export class AdapterStore {
     return verdict;
   }
 
+  /** The run's highest listed version number, verified or not; null when none is listed. */
   async latestVersion(run: string): Promise<number | null> {
     const all = await this.listVersions(run);
     return all.length === 0 ? null : (all[all.length - 1] as number);
@@ -285,7 +281,7 @@ export class AdapterStore {
     const unsigned =
       expectedSha256 !== undefined && sha256 !== expectedSha256
         ? null
-        : await this.signatureFailure(bytes, sha256);
+        : await signatureFailure(this.objects, this.options.trusted, bytes, sha256);
     const read = parseManifest(key, bytes, sha256, expectedSha256, unsigned);
     if (read.ok) this.refusals.resolve(key);
     else this.reportRefusal({ record: "manifest", key, code: read.error.code, reason: read.error.reason });
@@ -341,7 +337,7 @@ export class AdapterStore {
     schema: z.ZodType<T>,
     misplaced: (value: T) => string | null,
   ): Promise<Result<T, RefusedRecord>> {
-    const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
+    const unsigned = await signatureFailure(this.objects, this.options.trusted, bytes, sha256Hex(bytes));
     return parseSignedRecord(record, key, bytes, unsigned, schema, misplaced);
   }
 
@@ -393,6 +389,7 @@ export class AdapterStore {
     return { current: currentVersion(versions, rollbacks), versions, rollbacks };
   }
 
+  /** Every run with anything under its prefix in the store (one delimiter listing). */
   async listRuns(): Promise<string[]> {
     return this.objects.listSegments(runsPrefix());
   }
