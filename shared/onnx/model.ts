@@ -83,7 +83,7 @@ export interface ModelValue {
   metadata?: Readonly<Record<string, string>>;
 }
 
-export const IR_VERSION = 10;
+const IR_VERSION = 10;
 
 function encodeTensor(t: TensorValue): ProtoWriter {
   const w = new ProtoWriter();

@@ -1,5 +1,5 @@
 /** Element types this codec accepts. The names are the ones safetensors writes on the wire. */
-export const DTYPES = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"] as const;
+const DTYPES = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"] as const;
 export type Dtype = (typeof DTYPES)[number];
 
 export const DTYPE_BYTES: Record<Dtype, number> = {

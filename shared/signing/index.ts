@@ -20,7 +20,7 @@ import { dirname } from "node:path";
 import { z } from "zod";
 import { err, ok, type Result } from "../result/index.ts";
 
-export const SIGNATURE_SCHEMA = "loracast.signature/v1";
+const SIGNATURE_SCHEMA = "loracast.signature/v1";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 
@@ -125,7 +125,7 @@ export class Signer {
  * Where the public half of the key at `path` is written: `path` without `.pem`, plus `.pub`.
  * It holds the base64 raw Ed25519 public key, the form generators take in `MANIFEST_PUBLIC_KEYS`.
  */
-export function publicKeyPath(path: string): string {
+function publicKeyPath(path: string): string {
   return `${path.replace(/\.pem$/, "")}.pub`;
 }
 

@@ -1,16 +1,12 @@
 /** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
 
-export { type AbandonedUploadHooks, AbandonedUploads, type MultipartUpload } from "./abandoned-uploads.ts";
+export { AbandonedUploads } from "./abandoned-uploads.ts";
 export {
   AdapterStore,
-  type AdapterStoreOptions,
-  type AdapterUpload,
   type BlobRepair,
-  type IntegrityFailure,
   type ManifestDraft,
   type RefusedRecord,
   type SealedRecord,
-  type SigningOptions,
   type StoredManifest,
   sha256Hex,
 } from "./adapter-store.ts";
@@ -29,9 +25,4 @@ export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-
 export { RefusalLog } from "./refusal-log.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
 export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";
-export {
-  type StoreStartupFailure,
-  type WaitForStoreOptions,
-  waitForStore,
-  waitForStoreOrExit,
-} from "./startup.ts";
+export { waitForStoreOrExit } from "./startup.ts";

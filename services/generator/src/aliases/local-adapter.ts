@@ -28,7 +28,7 @@ export interface LocalAdapterDeps {
 }
 
 /** True when `path` is `root` or lies below it (both real, absolute paths). */
-export function isInside(path: string, root: string): boolean {
+function isInside(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 

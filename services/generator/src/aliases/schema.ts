@@ -6,7 +6,7 @@
 import { z } from "zod";
 
 /** Served names: 1-128 of A-Z a-z 0-9 . _ : / -, starting alphanumeric (`@` only as `<run>@<version>`). */
-export const ALIAS_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
+const ALIAS_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 
 const loraName = z
   .string()
