@@ -1,5 +1,6 @@
 /**
- * Online DPO as TRL computes it (algorithms.md §4.7): per pair, h = (Σℓ_chosen − Σℓ_rejected) −
+ * Online DPO as TRL computes it (`trl/experimental/online_dpo/online_dpo_trainer.py`; Guo et al. 2024,
+ * "Direct Language Model Alignment from Online AI Feedback", arXiv:2402.04792): per pair, h = (Σℓ_chosen − Σℓ_rejected) −
  * (the same under the reference); `sigmoid`: mean −log σ(βh); `ipo`: mean (h − 1/(2β))². Sums run
  * over each completion's mask; log-probabilities are untempered.
  */

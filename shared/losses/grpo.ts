@@ -1,9 +1,11 @@
 /**
- * GRPO as TRL computes it (algorithms.md §4.2, §4.4, §4.6): group-normalized advantages, the
- * clipped importance-ratio surrogate with ε_low/ε_high and optional δ, an optional constant
- * importance-sampling weight against the sampler's log-probabilities, β·KL (k3) to the reference,
- * and the four aggregations. The gradient is the exact derivative of the loss computed here,
- * including torch's rules at the clip bounds (clamp passes at the bounds, min splits ties).
+ * GRPO as TRL computes it (`trl/trainer/grpo_trainer.py`: `_generate_and_score_completions` for the
+ * advantages, `_compute_loss` for the loss; Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300):
+ * group-normalized advantages, the clipped importance-ratio surrogate with ε_low/ε_high and optional
+ * δ, an optional constant importance-sampling weight against the sampler's log-probabilities, β·KL
+ * (k3) to the reference, and the four aggregations. The gradient is the exact derivative of the loss
+ * computed here, including torch's rules at the clip bounds (clamp passes at the bounds, min splits
+ * ties).
  */
 import { checkLengths, type LossResult, type ScoredTokens, tokensPerSequence } from "./tokens.ts";
 

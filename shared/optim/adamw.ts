@@ -1,6 +1,7 @@
 /**
- * AdamW as torch.optim.AdamW computes it (algorithms.md §6.1), over named Float32Array parameters
- * updated in place: decoupled weight decay first, then the bias-corrected step
+ * AdamW as torch.optim.AdamW computes it (`torch/optim/adamw.py`, `_single_tensor_adamw`; Loshchilov
+ * & Hutter 2019, "Decoupled Weight Decay Regularization", arXiv:1711.05101), over named Float32Array
+ * parameters updated in place: decoupled weight decay first, then the bias-corrected step
  * p −= lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
  */
 export interface AdamWSettings {
