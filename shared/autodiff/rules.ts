@@ -83,6 +83,10 @@ const reshapeBack: Rule = unary((dy, { ctx, node }) => [
   ...node.inputs.slice(1).map(() => null),
 ]);
 
+/**
+ * The adjoint rule of each ONNX (or `com.microsoft`) op type the builders emit on a differentiable
+ * path, keyed by op type. Each returns one gradient per input, null where not wanted.
+ */
 export const RULES: Readonly<Record<string, Rule>> = {
   Identity: unary((dy) => [dy]),
   Cast: unary((dy) => [dy]),

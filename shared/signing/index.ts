@@ -35,6 +35,7 @@ export const signatureEnvelopeSchema = z.object({
   signed: z.object({ sha256: hex64 }),
   signatures: z.array(z.object({ keyid: hex64, sig: z.string().min(1) })).min(1),
 });
+/** A parsed signature envelope (`signatureEnvelopeSchema`). */
 export type SignatureEnvelope = z.infer<typeof signatureEnvelopeSchema>;
 
 /** Store key of the envelope that signs the object whose bytes hash to `sha256`. */

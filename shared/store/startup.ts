@@ -18,6 +18,7 @@ export interface StoreStartupFailure {
   message: string;
 }
 
+/** What `waitForStore` probes, where (for the messages), and how long it retries. */
 export interface WaitForStoreOptions<T> {
   /** The first requests a service makes; any StoreError it throws is classified as below. */
   probe: () => Promise<T>;

@@ -27,6 +27,10 @@ function sign(secret: string, id: string, timestamp: string, body: string): stri
   return createHmac("sha256", secretBytes(secret)).update(`${id}.${timestamp}.${body}`).digest("base64");
 }
 
+/**
+ * Signs one delivery (Standard Webhooks): the three headers to send with `body`, the timestamp in
+ * Unix seconds from `clock`. `secret` is a `whsec_` secret (see `isValidSecret`).
+ */
 export function signWebhook(params: {
   secret: string;
   id: string;
@@ -41,6 +45,7 @@ export function signWebhook(params: {
   };
 }
 
+/** What `verifyWebhook` checks: the request's headers and raw body against every accepted secret. */
 export interface VerifyParams {
   /** Every secret currently accepted; more than one during rotation. */
   secrets: readonly string[];

@@ -11,6 +11,7 @@ export type S3ErrorClass = new (code: string, message: string, detail?: Record<s
 /** Requires a module of s3rver's `lib/` folder by its relative path. */
 export const requireFromS3rver = createRequire(createRequire(import.meta.url).resolve("s3rver"));
 
+/** s3rver's `S3Error` class (`lib/models/error.js`): thrown by a handler, answered as S3's XML error. */
 export const S3Error = requireFromS3rver("./models/error") as S3ErrorClass;
 
 /** The one account s3rver answers as (owner and initiator of everything). */

@@ -17,6 +17,7 @@ import type { LocalAdapter } from "./registry.ts";
 /** adapter_config.json is a few hundred bytes; anything near this is not one. */
 const MAX_CONFIG_BYTES = 1 << 20;
 
+/** What `loadLocalAdapter` checks a local PEFT directory against: the base, the allowed roots and bounds. */
 export interface LocalAdapterDeps {
   spec: ModelSpec;
   /** GENERATOR_LORA_DIRS as configured; empty disables local directories. */

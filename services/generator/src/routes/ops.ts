@@ -13,6 +13,7 @@ export interface EngineMetrics {
   load: number;
 }
 
+/** `GET /healthz`, `GET /readyz` and `GET /metrics` (Prometheus text: lifecycle, cache, aliases, engine). */
 export function opsRoutes(
   manager: AdapterManager,
   aliases: AliasRegistry,

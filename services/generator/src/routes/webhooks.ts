@@ -6,6 +6,10 @@ import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
+/**
+ * What the webhook route verifies with (the accepted secrets, the timestamp tolerance in seconds,
+ * the replay cache) and whom it tells: the lifecycle, and `rejected` counts by reason for /metrics.
+ */
 export interface WebhookDeps {
   manager: AdapterManager;
   secrets: readonly string[];

@@ -185,7 +185,9 @@ export const chatRequestSchema = z.preprocess(
   }),
 );
 
+/** A parsed `/v1/completions` body (`completionRequestSchema`). */
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+/** A parsed `/v1/chat/completions` body (`chatRequestSchema`). */
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
 /** What plan() takes from either request: the sampling, stopping and length parameters. */
