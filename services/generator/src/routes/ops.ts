@@ -47,7 +47,7 @@ export function opsRoutes(
         name: "loracast_lora_alias_loads_refused_total",
         type: "counter",
         samples: [...aliases.refusals].map(
-          ([kind, n]) => [{ reason: kind === "full" ? "max_aliases" : "cache_bytes" }, n] as const,
+          ([code, n]) => [{ reason: code === "full" ? "max_aliases" : "cache_bytes" }, n] as const,
         ),
       },
       {

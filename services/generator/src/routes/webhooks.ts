@@ -37,8 +37,8 @@ export function webhookRoutes(d: WebhookDeps): Hono<GeneratorEnv> {
       toleranceSeconds: d.toleranceSeconds,
     });
     if (!verified.ok) {
-      reject(verified.error.reason, "signature");
-      return errorResponse(c, "unauthorized", verified.error.reason);
+      reject(verified.error.message, "signature");
+      return errorResponse(c, "unauthorized", verified.error.message);
     }
     if (!d.replays.remember(verified.value.id)) {
       reject(`webhook-id ${verified.value.id} was already received`, "replay");
