@@ -22,6 +22,9 @@ bundle test/bench/train/main.ts .carry/bench-train.mjs
 # The training benchmark starts these as processes (LORACAST_SERVICE_BUNDLES=.carry).
 bundle services/trainer/src/main.ts .carry/trainer.mjs
 bundle services/s3-local/src/main.ts .carry/s3-local.mjs
+# The Python trainer's handoff (python.sh) starts generators too.
+bundle services/generator/src/main.ts .carry/generator.mjs
+bundle test/bench/gpu/python-fleet.ts .carry/python-fleet.mjs
 # The NVIDIA Vulkan ICD is libGLX_nvidia, which needs the glvnd libraries besides the loader.
 if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
   lists=$(mktemp -d); mkdir -p "$lists/partial"
