@@ -2,8 +2,9 @@
  * The Llama-family decoder as an ONNX graph (transformers' `modeling_llama.py`; Qwen2 adds biases
  * and sliding windows, `modeling_qwen2.py`). The hidden state is kept 2-D, `[tokens, hidden]`, so
  * every projection is one `Gemm` with `transB` on the HF `[out, in]` weight (or one `MatMulNBits`),
- * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys. The adapter's scaling is folded into `lora_B` by the runtime; untargeted modules
- * get rank-0 factors, which cost two empty Gemms.
+ * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys. The
+ * adapter's scaling is folded into `lora_B` by the runtime; untargeted modules get rank-0 factors,
+ * which cost two empty Gemms.
  *
  * The KV cache has two interfaces. `present`: each step returns the whole cache, past and new
  * (what HF exports do, and what keeps a cache in GPU memory between steps). `append`: each step
