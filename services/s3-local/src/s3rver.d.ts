@@ -28,3 +28,10 @@ declare module "s3rver" {
     close(): Promise<void>;
   }
 }
+
+// The internals the embedded server reuses (src/s3rver-internals.ts and its handlers): untyped
+// CommonJS modules, narrowed where they are imported.
+declare module "s3rver/lib/*" {
+  const exports: unknown;
+  export default exports;
+}

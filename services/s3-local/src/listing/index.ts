@@ -10,7 +10,9 @@
  * as in s3rver.
  */
 import { join } from "node:path";
-import { DUMMY_ACCOUNT, requireFromS3rver, S3Error } from "../s3rver-internals.ts";
+import bucketModule from "s3rver/lib/controllers/bucket.js";
+import filesystemModule from "s3rver/lib/stores/filesystem.js";
+import { DUMMY_ACCOUNT, S3Error } from "../s3rver-internals.ts";
 import { type KeyPathCodec, keysUnder } from "./keys.ts";
 import { listPage } from "./page.ts";
 
@@ -25,10 +27,10 @@ interface ListContext {
   body: unknown;
 }
 
-const bucketController = requireFromS3rver("./controllers/bucket") as {
+const bucketController = bucketModule as {
   getBucket: (ctx: ListContext) => Promise<void>;
 };
-const FilesystemStore = requireFromS3rver("./stores/filesystem") as KeyPathCodec;
+const FilesystemStore = filesystemModule as KeyPathCodec;
 
 /** S3's limit on entries per page, whatever `max-keys` asks for. */
 const PAGE_LIMIT = 1000;

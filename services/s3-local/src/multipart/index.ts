@@ -8,7 +8,9 @@
  */
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { DUMMY_ACCOUNT, requireFromS3rver, S3Error } from "../s3rver-internals.ts";
+import bucketModule from "s3rver/lib/controllers/bucket.js";
+import routesModule from "s3rver/lib/routes.js";
+import { DUMMY_ACCOUNT, S3Error } from "../s3rver-internals.ts";
 import { type Upload, uploadsPage } from "./uploads.ts";
 
 /** The part of s3rver's Koa context these handlers read and write. */
@@ -32,8 +34,8 @@ interface Router {
   delete(path: string, handler: Handler): void;
 }
 
-const router = requireFromS3rver("./routes") as Router;
-const bucketController = requireFromS3rver("./controllers/bucket") as {
+const router = routesModule as Router;
+const bucketController = bucketModule as {
   bucketExists(ctx: Context): Promise<void>;
 };
 
