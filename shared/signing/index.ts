@@ -18,7 +18,7 @@ import {
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { err, ok, type Result } from "../result/index.ts";
+import { err, type Failure, ok, type Result } from "../result/index.ts";
 
 const SIGNATURE_SCHEMA = "loracast.signature/v1";
 
@@ -53,9 +53,10 @@ function rawPublicKey(key: KeyObject): Buffer {
 export const keyIdOf = (raw: Uint8Array): string => sha256Hex(raw);
 
 /** Parses a public key as configured: base64 (or base64url) of the raw 32-byte Ed25519 key. */
-export function parsePublicKey(text: string): Result<KeyObject, string> {
+export function parsePublicKey(text: string): Result<KeyObject, Failure> {
   const raw = Buffer.from(text.trim(), "base64");
-  if (raw.byteLength !== 32) return err(`not the base64 of a raw 32-byte Ed25519 public key: ${text}`);
+  if (raw.byteLength !== 32)
+    return err({ message: `not the base64 of a raw 32-byte Ed25519 public key: ${text}` });
   return ok(
     createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" }),
   );
@@ -70,7 +71,7 @@ export const publicKeyList = z
     for (const item of (v ?? "").split(",").map((s) => s.trim())) {
       if (item === "") continue;
       const parsed = parsePublicKey(item);
-      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error });
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error.message });
       else out.push(item);
     }
     return out;
@@ -90,14 +91,14 @@ export class Signer {
   }
 
   /** From a PKCS#8 PEM Ed25519 private key; an error names what is wrong with it. */
-  static fromPem(pem: string): Result<Signer, string> {
+  static fromPem(pem: string): Result<Signer, Failure> {
     try {
       const key = createPrivateKey(pem);
       if (key.asymmetricKeyType !== "ed25519")
-        return err(`an Ed25519 private key is required, not ${key.asymmetricKeyType}`);
+        return err({ message: `an Ed25519 private key is required, not ${key.asymmetricKeyType}` });
       return ok(new Signer(key));
     } catch (e) {
-      return err(`not a PEM private key: ${(e as Error).message}`);
+      return err({ message: `not a PEM private key: ${(e as Error).message}` });
     }
   }
 
@@ -136,17 +137,18 @@ function publicKeyPath(path: string): string {
  * can hand it to generators with `cat`. Any other problem (unreadable, not Ed25519) is an error
  * naming the path.
  */
-export async function loadOrCreateSigner(path: string): Promise<Result<Signer, string>> {
+export async function loadOrCreateSigner(path: string): Promise<Result<Signer, Failure>> {
   let pem: string | null = null;
   try {
     pem = await readFile(path, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") return err(`${path}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      return err({ message: `${path}: ${(e as Error).message}` });
   }
   let signer: Signer;
   if (pem !== null) {
     const s = Signer.fromPem(pem);
-    if (!s.ok) return err(`${path}: ${s.error}`);
+    if (!s.ok) return err({ message: `${path}: ${s.error.message}` });
     signer = s.value;
   } else {
     signer = Signer.generate();
@@ -177,7 +179,7 @@ export class TrustedKeys {
   constructor(publicKeys: readonly string[]) {
     for (const text of publicKeys) {
       const key = parsePublicKey(text);
-      if (!key.ok) throw new Error(key.error);
+      if (!key.ok) throw new Error(key.error.message);
       this.keys.set(keyIdOf(rawPublicKey(key.value)), key.value);
     }
   }
