@@ -187,19 +187,22 @@ export class AdapterStore {
 
   /**
    * Publishes an adapter as the run's next version: uploads its two blobs (those already in the
-   * store are not sent again), then writes the manifest that names them.
+   * store are not sent again), then writes the manifest that names them. `lap` is called after
+   * each of the two phases (the caller times them).
    */
   async publishAdapter(
     run: string,
     upload: AdapterUpload,
     latestHint?: number | null,
+    lap?: (phase: "blobs" | "manifest") => void,
   ): Promise<StoredManifest> {
     const [config, weights] = await Promise.all([
       this.putBlob(upload.configBytes, "application/json"),
       this.putBlob(upload.weights),
     ]);
+    lap?.("blobs");
     const { adapterConfig, ...draft } = upload.draft;
-    return this.publishVersion(
+    const stored = await this.publishVersion(
       run,
       {
         ...draft,
@@ -213,6 +216,8 @@ export class AdapterStore {
       },
       latestHint,
     );
+    lap?.("manifest");
+    return stored;
   }
 
   /** Every version number of a run, ascending; only those after `after` when given. */

@@ -78,16 +78,31 @@ export class Publisher {
     configBytes: Uint8Array,
     weights: Uint8Array,
     extras: PublishExtras = { probe: null, training: null },
+    receiveMs?: number,
   ): Promise<Result<PublishResult, TrainerError>> {
+    // Where a publish spends its time, logged with it (`phasesMs`), as generators log their pulls;
+    // `receiveMs` is the upload route's time to read the request.
+    const phasesMs: Record<string, number> =
+      receiveMs === undefined ? {} : { receive: Math.round(receiveMs) };
+    let lapStart = performance.now();
+    const lap = (phase: string): void => {
+      const now = performance.now();
+      phasesMs[phase] = Math.round(now - lapStart);
+      lapStart = now;
+    };
     const checked = this.validate(configBytes, weights);
     if (!checked.ok) return Promise.resolve(checked);
+    lap("validate");
     return this.withRunLock(run, async () => {
+      lap("lock");
       await this.d.ledger.repair(run);
+      lap("repair");
       // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
       const [signed, verified] = await Promise.all([
         this.d.ledger.newestVersion(run),
         this.d.store.newestVerifiedVersion(run),
       ]);
+      lap("number");
       const latest = Math.max(signed ?? 0, verified ?? 0);
       if (latest >= MAX_VERSION)
         return err(
@@ -111,9 +126,12 @@ export class Publisher {
           },
         },
         latest === 0 ? null : latest,
+        lap,
       );
       await this.d.ledger.signHead(run, stored.manifest.version);
+      lap("head");
       await this.notify("adapter.published", stored);
+      lap("notify");
       const result: PublishResult = {
         run,
         version: stored.manifest.version,
@@ -122,7 +140,7 @@ export class Publisher {
         manifestSha256: stored.sha256,
         uploadedBytes: this.d.store.objects.traffic.uploaded - before,
       };
-      this.d.log.info("published", { ...result });
+      this.d.log.info("published", { ...result, phasesMs });
       return ok(result);
     });
   }

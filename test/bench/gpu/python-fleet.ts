@@ -47,7 +47,22 @@ const outDir = values.out ?? scratch;
 mkdirSync(outDir, { recursive: true });
 // Every service's log lines, prefixed with its name: what to read when a run goes wrong.
 const serviceLog = createWriteStream(join(outDir, "services.log"));
-const echo = (name: string) => (line: string) => serviceLog.write(`${name} ${line}\n`);
+// The trainer's `published` and the generators' `adapter activated` lines carry their phase times.
+const phaseLines: { service: string; phases: Record<string, number> }[] = [];
+const echo = (name: string) => (line: string) => {
+  serviceLog.write(`${name} ${line}\n`);
+  if (!line.startsWith("{")) return;
+  const l = JSON.parse(line) as Record<string, unknown>;
+  if (l.msg === "published")
+    phaseLines.push({ service: "trainer", phases: l.phasesMs as Record<string, number> });
+  if (l.msg === "adapter activated") {
+    const { manifestMs, downloadMs, verifyMs, ms } = l as Record<string, number>;
+    phaseLines.push({
+      service: "generator",
+      phases: { manifestMs, downloadMs, verifyMs, ms } as Record<string, number>,
+    });
+  }
+};
 
 const s3 = await startS3(join(scratch, "s3"));
 const signer = Signer.generate();
@@ -173,6 +188,23 @@ try {
     `adapter bytes per version: ${[...new Set(records.map((r) => r.adapter_bytes))].join(", ")}; ` +
       `uploaded to the store per version: ${[...new Set(records.map((r) => r.uploaded_bytes))].join(", ")}`,
   ];
+  for (const service of ["trainer", "generator"]) {
+    const rows = phaseLines.filter((p) => p.service === service).slice(service === "trainer" ? 1 : 2);
+    const names = Object.keys(rows[0]?.phases ?? {});
+    lines.push(
+      `${service} phases, p50 over warm publishes: ${names
+        .map(
+          (n) =>
+            `${n} ${ms(
+              pct(
+                rows.map((r) => r.phases[n] ?? 0),
+                50,
+              ),
+            )}`,
+        )
+        .join(", ")}`,
+    );
+  }
   for (const l of lines) say(l);
   writeFileSync(join(outDir, "python-fleet-summary.md"), `${lines.join("\n")}\n`);
 } finally {

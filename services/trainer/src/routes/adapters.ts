@@ -15,6 +15,7 @@ export function adapterRoutes(publisher: Publisher, uploads: UploadSpool): Hono<
   app.post("/v1/runs/:run/adapters", async (c) => {
     const run = runName.safeParse(c.req.param("run"));
     if (!run.success) return errorResponse(c, "bad_request", `run: ${run.error.issues[0]?.message}`);
+    const receiveStart = performance.now();
     const upload = await receiveAdapterUpload(c.req.raw, uploads);
     if (!upload.ok) {
       // A refused upload leaves its unread rest on the connection: it cannot carry another request.
@@ -23,7 +24,7 @@ export function adapterRoutes(publisher: Publisher, uploads: UploadSpool): Hono<
       return errorResponse(c, upload.error.code, upload.error.message);
     }
     const { config, weights } = upload.value;
-    const r = await publisher.publish(run.data, config, weights);
+    const r = await publisher.publish(run.data, config, weights, undefined, performance.now() - receiveStart);
     if (!r.ok) return errorResponse(c, r.error.code, r.error.message);
     return c.json(r.value, 201);
   });
