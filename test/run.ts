@@ -3,6 +3,12 @@
  * files: `unit` is every *.test.ts beside the code, `integration` is test/conformance, test/integration, test/e2e and test/journeys,
  * which start real processes and so run one file at a time.
  *
+ * The unit tests run as suites of their own, each in its own runner with its own header and
+ * summary line: the trainer's, the generator's, the shared library's, and the other services'.
+ * `node test/run.ts <suite>` runs one of them (`trainer`, `generator`, `shared`, `services`);
+ * `unit`, `integration` and `all` (the default) run those stages. The integration stage runs only
+ * when every unit suite passed.
+ *
  * Every test process, and every process a test starts, gets a fresh TMPDIR of its own. After the
  * suites, anything a test left there fails the run, named; then the folder is removed, so `npm test`
  * leaves nothing in the temp dir.
@@ -29,7 +35,16 @@ function find(dir: string): string[] {
   return out.sort();
 }
 
-const unit = [...find(join(root, "shared")), ...find(join(root, "services"))];
+/** Services whose unit tests are a suite of their own; the other services' make up `services`. */
+const OWN_SUITES = ["trainer", "generator"] as const;
+const otherServices = readdirSync(join(root, "services")).filter(
+  (name) => !(OWN_SUITES as readonly string[]).includes(name),
+);
+const unitSuites: { name: string; files: string[] }[] = [
+  ...OWN_SUITES.map((name) => ({ name, files: find(join(root, "services", name)) })),
+  { name: "shared", files: find(join(root, "shared")) },
+  { name: "services", files: otherServices.flatMap((name) => find(join(root, "services", name))) },
+];
 const integration = [
   ...find(join(root, "test", "conformance")),
   ...find(join(root, "test", "integration")),
@@ -51,9 +66,33 @@ function run(files: string[], concurrency: number): number {
   return r.status ?? 1;
 }
 
+/** One line per suite run: its name, files, result and time. */
+const summary: string[] = [];
+function suite(name: string, files: string[], concurrency: number): number {
+  process.stdout.write(`\n== ${name}: ${files.length} files ==\n`);
+  const start = Date.now();
+  const status = run(files, concurrency);
+  const seconds = ((Date.now() - start) / 1000).toFixed(1);
+  summary.push(
+    `  ${name.padEnd(24)} ${String(files.length).padStart(3)} files  ${status === 0 ? "pass" : "FAIL"}  ${seconds} s`,
+  );
+  return status;
+}
+
+const picked = unitSuites.find((s) => s.name === which);
+if (which !== "all" && which !== "unit" && which !== "integration" && picked === undefined) {
+  process.stderr.write(
+    `test/run.ts: unknown suite ${which}; expected all, unit, integration or one of ${unitSuites.map((s) => s.name).join(", ")}\n`,
+  );
+  process.exit(2);
+}
 let status = 0;
-if (which === "all" || which === "unit") status ||= run(unit, 2);
-if (which === "all" || which === "integration") status ||= run(integration, 1);
+for (const s of unitSuites) {
+  if (which === "all" || which === "unit" || which === s.name)
+    status = suite(`unit: ${s.name}`, s.files, 2) || status;
+}
+if (which === "all" || which === "integration") status ||= suite("integration", integration, 1);
+if (summary.length > 0) process.stdout.write(`\nsuites:\n${summary.join("\n")}\n`);
 
 const leftovers = readdirSync(scratch).filter((name) => !TOOL_CACHES.test(name));
 if (leftovers.length > 0) {

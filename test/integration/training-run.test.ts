@@ -149,6 +149,41 @@ describe("training runs over REST", () => {
     assert.ok((losses.at(-1) ?? 0) < 0.5 * (losses[0] ?? 0), `SFT losses ${losses}`);
   });
 
+  it("an RLOO run (k completions per prompt, leave-one-out baseline) trains and publishes; k < 2 is a 400", async () => {
+    const low = await postJson(`${stack.trainer.url}/v1/runs`, {
+      ...runConfig("loo", 4),
+      algorithm: { name: "rloo", k: 1 },
+    });
+    assert.equal(low.status, 400);
+    const refused = (await low.json()) as { error: { code: string; message: string } };
+    assert.equal(refused.error.code, "invalid_config");
+    assert.match(refused.error.message, /^algorithm\.k: RLOO needs k ≥ 2/);
+
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, {
+      ...runConfig("loo", 4),
+      algorithm: { name: "rloo", k: 4 },
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const events = await follow(`${stack.trainer.url}/v1/runs/loo/events`);
+    assert.equal(events.at(-1)?.status, "completed", JSON.stringify(events.at(-1)));
+    const steps = events.filter((e) => e.type === "step");
+    assert.deepEqual(
+      steps.map((e) => e.step),
+      [1, 2, 3, 4],
+    );
+    for (const e of steps) assert.ok(Number.isFinite(e.metrics?.loss), JSON.stringify(e.metrics));
+    // Rewards differ within some group, so some leave-one-out advantage, and the gradient, is not 0.
+    assert.ok(
+      steps.some((e) => (e.metrics?.grad_norm ?? 0) > 0),
+      `no step moved the adapter: ${JSON.stringify(steps.map((e) => e.metrics))}`,
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === "published").map((e) => e.version),
+      [1, 2, 3],
+    );
+    for (const g of stack.generators) await stack.waitActive(g, "loo", 3, 30_000);
+  });
+
   it("a run sampling from the two generators gets every rollout from the exact version it names", async () => {
     const config = {
       ...runConfig("fleet", 4),

@@ -6,7 +6,8 @@ import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { errorResponse, TrainerError } from "./errors.ts";
+import { TrainerError } from "./errors.ts";
+import { errorResponse } from "./http-errors.ts";
 import type { Publisher } from "./publisher.ts";
 import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
@@ -16,6 +17,7 @@ import type { TrainerEnv } from "./routes/types.ts";
 import type { RunManager } from "./runs/run-manager.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
+/** What the trainer's HTTP API serves from. */
 export interface AppDeps {
   publisher: Publisher;
   /** Null when the trainer has no base model loaded: it can publish but not train. */
@@ -49,6 +51,11 @@ function isPublic(method: string, path: string): boolean {
   return path === "/healthz" || path === "/metrics" || /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path);
 }
 
+/**
+ * The trainer's HTTP API: bearer auth (probes, versions and events excepted), body bounds, the
+ * routes, and the one error handler that turns a TrainerError's code into its status
+ * (http-errors.ts); a StoreError is `store_unavailable` or `internal`, anything else `internal`.
+ */
 export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
   const token = Buffer.from(d.apiToken);

@@ -34,7 +34,7 @@ export interface PublishResult {
   uploadedBytes: number;
 }
 
-/** What a training run adds to the manifest (design §4): the probe and the step's training record. */
+/** What a training run adds to the manifest (shared/manifest): the probe and the step's training record. */
 export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
 
 export interface PublisherDeps {

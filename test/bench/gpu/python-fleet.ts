@@ -5,7 +5,9 @@
  * `shared/python/examples/grpo_peft.py --rollouts=fleet` (PyTorch + PEFT, bf16) against them, which
  * publishes every step through the Python client and samples the next rollouts from exactly the
  * new version. Afterwards, in the same run, it measures the floor: for every published blob, as
- * many concurrent plain `GetObject` downloads as there are generators, read to the end.
+ * many concurrent plain `GetObject` downloads as there are generators, read to the end. Last,
+ * `shared/python/examples/sft_callback.py` runs a real `transformers.Trainer` with the publishing
+ * callback against the same fleet, and fails the run when its checks fail.
  *
  * usage: node python-fleet.mjs --work=DIR [--steps=N --prompts=P --generations=G --prompt-tokens=L
  *   --max-tokens=C --ep=webgpu|cpu --generators=2 --floor-rounds=3 --out=DIR]
@@ -130,10 +132,12 @@ try {
     `--max-tokens=${values["max-tokens"]}`,
     `--out=${steps}`,
   ];
-  const code = await new Promise<number | null>((resolve) => {
-    const p = spawn("python3", args, { stdio: "inherit", env: { ...process.env, PYTHONUNBUFFERED: "1" } });
-    p.on("exit", resolve);
-  });
+  const python = (argv: string[]) =>
+    new Promise<number | null>((resolve) => {
+      const p = spawn("python3", argv, { stdio: "inherit", env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+      p.on("exit", resolve);
+    });
+  const code = await python(args);
   if (code !== 0) throw new Error(`grpo_peft.py exited with ${code}`);
 
   const records = readFileSync(steps, "utf8")
@@ -207,6 +211,16 @@ try {
   }
   for (const l of lines) say(l);
   writeFileSync(join(outDir, "python-fleet-summary.md"), `${lines.join("\n")}\n`);
+
+  // The publishing callback under a real transformers.Trainer, against the same fleet.
+  const callback = await python([
+    "shared/python/examples/sft_callback.py",
+    `--checkpoint=${checkpoint}`,
+    `--trainer=${trainer.url}`,
+    `--token=${TOKEN}`,
+    `--generators=${generators.map((g) => g.url).join(",")}`,
+  ]);
+  if (callback !== 0) throw new Error(`sft_callback.py exited with ${callback}`);
 } finally {
   await Promise.all(services.reverse().map((s) => s.stop()));
   serviceLog.end();

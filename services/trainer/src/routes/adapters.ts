@@ -1,7 +1,7 @@
 import { type RunVersions, runName } from "@loracast/shared/manifest";
 import { Hono } from "hono";
 import { z } from "zod";
-import { errorResponse } from "../errors.ts";
+import { errorResponse } from "../http-errors.ts";
 import type { Publisher } from "../publisher.ts";
 import { receiveAdapterUpload, type UploadSpool } from "./adapter-upload.ts";
 import type { TrainerEnv } from "./types.ts";

@@ -1,7 +1,8 @@
 import { redactSecrets } from "@loracast/shared/egress";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import { errorResponse, TrainerError } from "../errors.ts";
+import { TrainerError } from "../errors.ts";
+import { errorResponse } from "../http-errors.ts";
 import type { RunManager } from "../runs/run-manager.ts";
 import type { TrainerEnv } from "./types.ts";
 

@@ -1,7 +1,7 @@
 import { checkEgressUrl, type EgressPolicy, redactSecrets } from "@loracast/shared/egress";
 import { Hono } from "hono";
 import { z } from "zod";
-import { errorResponse } from "../errors.ts";
+import { errorResponse } from "../http-errors.ts";
 import type { SubscriptionRegistry } from "../subscriptions.ts";
 import type { TrainerEnv } from "./types.ts";
 

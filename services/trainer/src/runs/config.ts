@@ -1,9 +1,10 @@
 /**
  * The run config document `POST /v1/runs` takes, parsed once here. Defaults follow TRL's configs
- * (algorithms.md §4.1, §4.7) where the field has a TRL counterpart.
+ * (`GRPOConfig`, `OnlineDPOConfig`, `RLOOConfig`) where the field has a TRL counterpart.
  */
 import { runName } from "@loracast/shared/manifest";
 import { z } from "zod";
+import { algorithmConfigSchema } from "./algorithms/index.ts";
 import { compileRewardPattern } from "./reward-pattern.ts";
 
 const positiveInt = z.number().int().positive();
@@ -57,36 +58,20 @@ const reward = z.discriminatedUnion("type", [
     weight: z.number().default(1),
   }),
 ]);
+/** One entry of a run config's `rewards`: a built-in reward function or an HTTP endpoint. */
 export type RewardSpec = z.infer<typeof reward>;
 
-const grpo = z.strictObject({
-  name: z.literal("grpo"),
-  numGenerations: z.number().int().min(2).default(8),
-  lossType: z.enum(["grpo", "bnpo", "dr_grpo", "dapo"]).default("dapo"),
-  scaleRewards: z.enum(["group", "batch", "none"]).default("group"),
-  epsilon: z.number().positive().default(0.2),
-  epsilonHigh: z.number().positive().nullable().default(null),
-  delta: z.number().gt(1).nullable().default(null),
-  beta: nonNegative.default(0),
-  numIterations: positiveInt.default(1),
-  maskTruncatedCompletions: z.boolean().default(false),
-  /** Truncated importance sampling against the sampler's log-probabilities; null turns it off. */
-  importanceSamplingCap: z.number().gt(1).nullable().default(3),
-});
-
-const dpo = z.strictObject({
-  name: z.literal("online_dpo"),
-  beta: z.number().positive().default(0.1),
-  lossType: z.enum(["sigmoid", "ipo"]).default("sigmoid"),
-});
-
-const sft = z.strictObject({ name: z.literal("sft") });
-
+/**
+ * The `POST /v1/runs` body. Every field but `run`, `algorithm`, `dataset` and `steps` has a default;
+ * unknown fields are refused. Cross-field checks (rewards, LoRA targets, dataset lines, URLs) are
+ * run-plan.ts's.
+ */
 export const runConfigSchema = z.strictObject({
   /** Run id: the adapter's name on the generators. */
   run: runName,
   seed: z.number().int().nonnegative().default(0),
-  algorithm: z.discriminatedUnion("name", [grpo, dpo, sft]),
+  /** The training algorithm and its settings, one of the registry's (algorithms/registry.ts). */
+  algorithm: algorithmConfigSchema,
   dataset: z.strictObject({
     /** JSONL file on the trainer's disk: one `{"prompt": ..., "answer"?: ..., "completion"?: ...}` per line. */
     path: z.string().min(1),
@@ -116,7 +101,7 @@ export const runConfigSchema = z.strictObject({
     })
     .prefault({}),
   steps: positiveInt.max(1_000_000),
-  /** Prompts per step (each sampled numGenerations times under GRPO, twice under DPO). */
+  /** Prompts per step (each sampled as often as the algorithm's samplesPerPrompt says). */
   promptsPerStep: positiveInt.max(4096).default(4),
   /** Sequences per forward/backward pass; gradients accumulate over a step's micro-batches. */
   microBatch: positiveInt.max(4096).default(16),
@@ -136,6 +121,7 @@ export const runConfigSchema = z.strictObject({
   maxNonFiniteSteps: positiveInt.default(3),
 });
 
+/** A parsed run config, defaults filled in. */
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
 /**

@@ -7,6 +7,7 @@ import { createRng } from "@loracast/shared/random";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
+import { algorithmFor } from "./algorithms/index.ts";
 import type { RunConfig } from "./config.ts";
 
 const rowSchema = z.object({
@@ -15,6 +16,7 @@ const rowSchema = z.object({
   completion: z.string().optional(),
 });
 
+/** One dataset line; `answer` as a string (a numeric answer is compared as a number). */
 export interface Example {
   prompt: string;
   answer: string | null;
@@ -23,7 +25,7 @@ export interface Example {
 
 /** What every line must carry for a run: its algorithm's and its reward functions' inputs. */
 export interface DatasetNeeds {
-  /** SFT trains on `completion`: a non-empty string on every line. */
+  /** An algorithm without rollouts (SFT) trains on `completion`: a non-empty string on every line. */
   completion: boolean;
   /** `exact_match` compares with `answer` (any); `numeric_answer` needs a number (or numeric string). */
   answer: "any" | "numeric" | null;
@@ -33,7 +35,7 @@ export interface DatasetNeeds {
 export function datasetNeeds(config: RunConfig): DatasetNeeds {
   const types = new Set(config.rewards.map((r) => r.type));
   return {
-    completion: config.algorithm.name === "sft",
+    completion: !algorithmFor(config.algorithm).rollouts,
     answer: types.has("numeric_answer") ? "numeric" : types.has("exact_match") ? "any" : null,
   };
 }

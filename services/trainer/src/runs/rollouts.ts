@@ -9,6 +9,7 @@ import type { Engine, LoraFeeds } from "@loracast/shared/runtime";
 import pRetry, { AbortError } from "p-retry";
 import { TrainerError } from "../errors.ts";
 
+/** One step's sampling request: every prompt `n` times from version `version` of `run`. */
 export interface RolloutRequest {
   run: string;
   version: number;
@@ -20,6 +21,7 @@ export interface RolloutRequest {
   seed: number;
 }
 
+/** One sampled completion, in token ids. */
 export interface Rollout {
   promptIndex: number;
   completion: number[];
@@ -31,15 +33,20 @@ export interface Rollout {
   version: number;
 }
 
+/** Where a run loop samples from: the in-process engine or the generator fleet. */
 export interface RolloutSource {
-  readonly kind: string;
   /** Makes a published version's factors available to sample from. */
   offer(version: number, feeds: LoraFeeds): void;
+  /**
+   * `req.n` completions per prompt, grouped by prompt in prompt order. Throws TrainerError
+   * `generators_unavailable` when the fleet stays down past its retries, `internal` when a
+   * generator answers from another version.
+   */
   generate(req: RolloutRequest, signal: AbortSignal): Promise<Rollout[]>;
 }
 
+/** Rollouts from an in-process engine over the trainer's base, seeded per prompt and sample. */
 export class LocalRollouts implements RolloutSource {
-  readonly kind = "in-process engine";
   private readonly versions = new Map<number, LoraFeeds>();
 
   constructor(private readonly engine: Engine) {}
@@ -84,6 +91,7 @@ export class LocalRollouts implements RolloutSource {
   }
 }
 
+/** The run config's `generators` section, with the fetch the calls go through. */
 export interface FleetOptions {
   urls: readonly string[];
   /** The egress-checked fetch (egressFetch): generator URLs pass the trainer's egress policy. */
@@ -105,8 +113,6 @@ interface CompletionChoice {
  * a version it has not loaded yet). A response from any other version is refused, never trained on.
  */
 export class FleetRollouts implements RolloutSource {
-  readonly kind = "generator fleet";
-
   constructor(private readonly o: FleetOptions) {}
 
   offer(): void {

@@ -14,40 +14,35 @@ import type { TextTokenizer } from "@loracast/shared/tokenizer";
 import { LoraParams, packBatch, type TrainingSession } from "@loracast/shared/training";
 import { TrainerError } from "../errors.ts";
 import type { PublishExtras, PublishResult } from "../publisher.ts";
-import {
-  dpoGradients,
-  type GradientResult,
-  grpoGradients,
-  type StepSample,
-  sftGradients,
-} from "./algorithms.ts";
+import { algorithmFor, type GradientResult, type RunAlgorithm, type StepSample } from "./algorithms/index.ts";
 import type { CheckpointStore } from "./checkpoints.ts";
 import type { RunConfig } from "./config.ts";
 import { type Example, examplesForStep } from "./dataset.ts";
+import { copyParams, firstNonFiniteParam, restore, snapshot } from "./parameter-state.ts";
 import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
-import { runLora } from "./run-plan.ts";
+import type { RunPlan } from "./run-plan.ts";
 
 /** What the loop reports as it goes; the run manager adds the `resumed` and final status events. */
 export type RunLoopEvent = Exclude<RunEvent, { type: "status" | "resumed" | "stopped" }>;
 
+/** What a run loop trains with; each is an interface the unit tests fake (run-loop.test.ts). */
 export interface RunLoopDeps {
-  session: TrainingSession;
-  tokenizer: TextTokenizer;
+  session: Pick<TrainingSession, "spec" | "score" | "backward">;
+  tokenizer: Pick<TextTokenizer, "encode" | "decode" | "stopTokenIds">;
   rollouts: RolloutSource;
   publish(
     run: string,
     files: { configBytes: Uint8Array; weights: Uint8Array },
     extras: PublishExtras,
   ): Promise<PublishResult>;
-  checkpoints: CheckpointStore;
+  checkpoints: Pick<CheckpointStore, "save" | "latest">;
   /**
    * The run's live versions (neither failed nor revoked) in the store, by the sha256 of their
    * adapter_model.safetensors: a resumed run adopts the version an earlier attempt published with
    * the same weights instead of publishing them again.
    */
   publishedWeights(run: string): Promise<ReadonlyMap<string, number>>;
-  data: readonly Example[];
   clock: Clock;
   log: Logger;
   /** The egress-checked fetch (egressFetch) HTTP rewards call through. */
@@ -55,7 +50,15 @@ export interface RunLoopDeps {
   emit(event: RunLoopEvent): void;
 }
 
+/**
+ * Trains one run: `restore()` from its newest checkpoint (if any), then `run()` to its last step.
+ * Throws TrainerError from `run()` when the run cannot go on (`non_finite` after
+ * maxNonFiniteSteps skipped steps; the rollout source's and rewards' errors as they come).
+ */
 export class RunLoop {
+  private readonly config: RunConfig;
+  private readonly data: readonly Example[];
+  private readonly algorithm: RunAlgorithm;
   private readonly params: LoraParams;
   private readonly optimizer: AdamW;
   private step = 0;
@@ -69,21 +72,19 @@ export class RunLoop {
   private adoptable = new Map<string, number>();
   private readonly reward;
 
+  /** `plan`: the run's checked config, its LoRA as PEFT config and its dataset (run-plan.ts). */
   constructor(
-    private readonly config: RunConfig,
+    plan: RunPlan,
     private readonly d: RunLoopDeps,
   ) {
-    // Checked before the run was accepted (run-plan.ts); a resumed run checks again.
-    const lora = runLora(config, d.session.spec);
-    if (!lora.ok) throw lora.error;
-    this.params = LoraParams.init(d.session.spec, lora.value, createRng(config.seed));
+    const { config } = plan;
+    this.config = config;
+    this.data = plan.data;
+    this.algorithm = algorithmFor(config.algorithm);
+    this.params = LoraParams.init(d.session.spec, plan.lora, createRng(config.seed));
     const o = config.optimizer;
     this.optimizer = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
     this.reward = rewardModel(config.rewards, d.fetch);
-  }
-
-  get completedSteps(): number {
-    return this.step;
   }
 
   /**
@@ -112,6 +113,7 @@ export class RunLoop {
     return { step: this.step, version: this.version };
   }
 
+  /** Trains from the restored step to `config.steps`, publishing and checkpointing on their cadences. */
   async run(signal: AbortSignal): Promise<void> {
     const { config } = this;
     // The rollout policy is always a published version, so samples name what produced them. A
@@ -124,18 +126,18 @@ export class RunLoop {
     let nonFinite = 0;
     while (this.step < config.steps) {
       signal.throwIfAborted();
-      const before = this.snapshot();
+      const before = snapshot(this.params, this.optimizer);
       const skipped = await this.trainStep(signal);
       if (skipped !== null) {
         // Nothing of a skipped step survives: intermediate optimizer steps (GRPO's numIterations)
         // or the last one may already have written NaN into the parameters or the moments.
-        this.restoreSnapshot(before);
+        restore(this.params, this.optimizer, before);
         nonFinite++;
         this.d.log.warn("step skipped", { run: config.run, step: this.step + 1, reason: skipped });
         this.d.emit({ type: "skipped", step: this.step + 1, reason: `${skipped}; step skipped` });
         if (nonFinite >= config.maxNonFiniteSteps) {
           throw new TrainerError(
-            "internal",
+            "non_finite",
             `${skipped}; ${nonFinite} consecutive non-finite steps (maxNonFiniteSteps = ${config.maxNonFiniteSteps})`,
           );
         }
@@ -151,77 +153,22 @@ export class RunLoop {
     }
   }
 
-  /** Trains one step: null when it was applied, else why it was skipped (in training terms). */
+  /**
+   * Trains one step, in order: samples (rollouts of the newest version, then their rewards; or the
+   * dataset's completions), the algorithm's gradients, the optimizer. Null when it was applied,
+   * else why it was skipped (in training terms).
+   */
   private async trainStep(signal: AbortSignal): Promise<string | null> {
     const { config, d } = this;
     const now = () => d.clock.now();
     const stepStart = now();
-    const examples = examplesForStep(d.data, config.seed, this.step, config.promptsPerStep);
-    const alg = config.algorithm;
+    const examples = examplesForStep(this.data, config.seed, this.step, config.promptsPerStep);
     const phases: Record<string, number> = {};
-
-    let samples: StepSample[];
-    let staleness = 0;
-    if (alg.name === "sft") {
-      samples = examples.map((e) => {
-        if (e.completion === null)
-          throw new TrainerError("invalid_config", "dataset.path: SFT needs a completion per line");
-        return {
-          prompt: d.tokenizer.encode(e.prompt),
-          completion: d.tokenizer.encode(e.completion),
-          samplerLogprobs: null,
-          reward: 0,
-        };
-      });
-    } else {
-      const n = alg.name === "grpo" ? alg.numGenerations : 2;
-      const t0 = now();
-      const prompts = examples.map((e) => d.tokenizer.encode(e.prompt));
-      const rollouts = await d.rollouts.generate(
-        {
-          run: config.run,
-          version: this.version,
-          prompts,
-          n,
-          sampling: config.sampling,
-          stopTokens: d.tokenizer.stopTokenIds,
-          seed: config.seed * 1_000_003 + this.step,
-        },
-        signal,
-      );
-      phases.rollout = now() - t0;
-      staleness = this.step - this.versionStep;
-      const stop = new Set(d.tokenizer.stopTokenIds);
-      const t1 = now();
-      const texts = rollouts.map((r) => d.tokenizer.decode(r.completion.filter((t) => !stop.has(t))));
-      const rewards = await this.reward(
-        rollouts.map((r, i) => {
-          const e = examples[r.promptIndex] as Example;
-          return {
-            prompt: e.prompt,
-            completion: texts[i] ?? "",
-            completionTokens: r.completion.length,
-            answer: e.answer,
-          };
-        }),
-        signal,
-      );
-      phases.reward = now() - t1;
-      const maskTruncated = alg.name === "grpo" && alg.maskTruncatedCompletions;
-      if (rollouts.some((r) => r.completion.length === 0)) {
-        throw new TrainerError(
-          "internal",
-          "a rollout came back empty; samplers must return at least one token",
-        );
-      }
-      samples = rollouts.map((r, i) => ({
-        prompt: prompts[r.promptIndex] ?? [],
-        completion: r.completion,
-        masked: maskTruncated && r.finishReason === "length",
-        samplerLogprobs: r.logprobs,
-        reward: rewards[i] ?? Number.NaN,
-      }));
-    }
+    const samples = this.algorithm.rollouts
+      ? await this.rolloutSamples(examples, phases, signal)
+      : this.datasetSamples(examples);
+    // Dataset completions come from no version, so they are never stale.
+    const staleness = this.algorithm.rollouts ? this.step - this.versionStep : 0;
 
     const lr = learningRate(
       {
@@ -239,13 +186,17 @@ export class RunLoop {
         this.optimizer.step(this.params.named(), grads, lr);
       }
     };
-    const ctx = { session: d.session, params: this.params, config, now, optimize };
-    const g: GradientResult =
-      alg.name === "grpo"
-        ? await grpoGradients(ctx, samples)
-        : alg.name === "online_dpo"
-          ? await dpoGradients(ctx, samples)
-          : await sftGradients(ctx, samples);
+    const g: GradientResult = await this.algorithm.gradients(
+      {
+        session: d.session,
+        params: this.params,
+        microBatch: config.microBatch,
+        sampling: config.sampling,
+        now,
+        optimize,
+      },
+      samples,
+    );
     Object.assign(phases, g.phases);
 
     const t2 = now();
@@ -285,27 +236,81 @@ export class RunLoop {
     return null;
   }
 
-  /** Copies of the parameters and the optimizer state, to undo a step that went non-finite. */
-  private snapshot(): Snapshot {
-    const copy = (m: ReadonlyMap<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, v.slice()]));
-    const { state } = this.optimizer;
-    return {
-      params: copy(this.params.named()),
-      step: state.step,
-      moments: new Map([...state.moments].map(([k, mv]) => [k, { m: mv.m.slice(), v: mv.v.slice() }])),
-    };
+  /**
+   * The step's samples from rollouts: `samplesPerPrompt` completions of each prompt from the
+   * newest published version, then their rewards. Records the `rollout` and `reward` phases.
+   */
+  private async rolloutSamples(
+    examples: readonly Example[],
+    phases: Record<string, number>,
+    signal: AbortSignal,
+  ): Promise<StepSample[]> {
+    const { config, d } = this;
+    const now = () => d.clock.now();
+    const t0 = now();
+    const prompts = examples.map((e) => d.tokenizer.encode(e.prompt));
+    const rollouts = await d.rollouts.generate(
+      {
+        run: config.run,
+        version: this.version,
+        prompts,
+        n: this.algorithm.samplesPerPrompt,
+        sampling: config.sampling,
+        stopTokens: d.tokenizer.stopTokenIds,
+        seed: config.seed * 1_000_003 + this.step,
+      },
+      signal,
+    );
+    phases.rollout = now() - t0;
+    const stop = new Set(d.tokenizer.stopTokenIds);
+    const t1 = now();
+    const texts = rollouts.map((r) => d.tokenizer.decode(r.completion.filter((t) => !stop.has(t))));
+    const rewards = await this.reward(
+      rollouts.map((r, i) => {
+        const e = examples[r.promptIndex] as Example;
+        return {
+          prompt: e.prompt,
+          completion: texts[i] ?? "",
+          completionTokens: r.completion.length,
+          answer: e.answer,
+        };
+      }),
+      signal,
+    );
+    phases.reward = now() - t1;
+    if (rollouts.some((r) => r.completion.length === 0)) {
+      throw new TrainerError(
+        "internal",
+        "a rollout came back empty; samplers must return at least one token",
+      );
+    }
+    return rollouts.map((r, i) => ({
+      prompt: prompts[r.promptIndex] ?? [],
+      completion: r.completion,
+      masked: this.algorithm.masked(r.finishReason),
+      samplerLogprobs: r.logprobs,
+      reward: rewards[i] ?? Number.NaN,
+    }));
   }
 
-  private restoreSnapshot(s: Snapshot): void {
-    this.params.assign(s.params);
-    this.optimizer.state.step = s.step;
-    this.optimizer.state.moments.clear();
-    for (const [k, mv] of s.moments) this.optimizer.state.moments.set(k, mv);
+  /** The step's samples from the dataset: each prompt with its line's completion, reward 0. */
+  private datasetSamples(examples: readonly Example[]): StepSample[] {
+    const { tokenizer } = this.d;
+    return examples.map((e) => {
+      // loadDataset checked every line for a completion (datasetNeeds) before the loop was built.
+      if (e.completion === null) throw new TrainerError("internal", "a dataset line has no completion");
+      return {
+        prompt: tokenizer.encode(e.prompt),
+        completion: tokenizer.encode(e.completion),
+        samplerLogprobs: null,
+        reward: 0,
+      };
+    });
   }
 
   /** A probe: the first example's prompt and this adapter's log-probabilities along it. */
   private async probe(): Promise<{ tokens: number[][]; logprobs: number[][] }> {
-    const first = this.d.data[0];
+    const first = this.data[0];
     const ids = this.d.tokenizer.encode(first?.prompt ?? "").slice(0, 16);
     if (ids.length < 2) return { tokens: [], logprobs: [] };
     // As a sample: the first token as the prompt scores every later one.
@@ -371,25 +376,4 @@ export class RunLoop {
     });
     this.d.emit({ type: "checkpoint", step: this.step, key, ms: this.d.clock.now() - start });
   }
-}
-
-interface Snapshot {
-  params: Map<string, Float32Array>;
-  step: number;
-  moments: Map<string, { m: Float32Array; v: Float32Array }>;
-}
-
-/** The first parameter holding a NaN or ±Inf, as `<PEFT key> element <i> is <value>`, or null. */
-function firstNonFiniteParam(params: ReadonlyMap<string, Float32Array>): string | null {
-  for (const [key, p] of params) {
-    for (let i = 0; i < p.length; i++) {
-      const x = p[i] as number;
-      if (!Number.isFinite(x)) return `${key} element ${i} is ${x}`;
-    }
-  }
-  return null;
-}
-
-function copyParams(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
-  return new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
 }

@@ -10,12 +10,12 @@ import type { RunEvent, RunMetrics, RunStatus, RunStreamEvent } from "@loracast/
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
 import { type RunConfig, runConfigSchema } from "./config.ts";
-import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
 import { FleetRollouts } from "./rollouts.ts";
 import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts";
 import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
-import { planRun } from "./run-plan.ts";
+import { planRun, type RunPlan, replanRun } from "./run-plan.ts";
 
+/** A run as `GET /v1/runs/:id` shows it (its config redacted at the route). */
 export interface RunInfo {
   run: string;
   status: RunStatus;
@@ -32,10 +32,10 @@ export interface RunInfo {
 }
 
 /**
- * The loop's dependencies, less the per-run ones the manager supplies (data, events), plus the
+ * The loop's dependencies, less the events the manager supplies per run, plus the
  * egress policy new configs' URLs are checked against (the loop's `fetch` applies it again).
  */
-export type RunManagerDeps = Omit<RunLoopDeps, "data" | "emit"> & {
+export type RunManagerDeps = Omit<RunLoopDeps, "emit"> & {
   dataDir: string;
   egress: EgressPolicy;
   /**
@@ -60,6 +60,7 @@ const recordSchema = z.object({
   config: runConfigSchema,
 });
 
+/** Every run this trainer knows: created over the API or loaded from TRAINER_DATA_DIR at start. */
 export class RunManager {
   private readonly runs = new Map<string, Active>();
   /** Set by `shutdown`: the process is exiting, and its runs' histories end at `stopped`. */
@@ -155,7 +156,7 @@ export class RunManager {
   async create(body: unknown): Promise<RunInfo> {
     const plan = await planRun(body, this.d.session.spec, this.d.egress);
     if (!plan.ok) throw plan.error;
-    const { config, data } = plan.value;
+    const { config } = plan.value;
     // After the checks' awaits, so two creates cannot both pass these and both start.
     if (this.runs.has(config.run) || this.creating === config.run) {
       throw new TrainerError("conflict", `run ${config.run} already exists`);
@@ -177,7 +178,7 @@ export class RunManager {
       this.creating = null;
     }
     await this.persist(a);
-    await this.launch(a, data);
+    await this.launch(a, plan.value);
     return a.info;
   }
 
@@ -212,11 +213,11 @@ export class RunManager {
   }
 
   /**
-   * Prepares the run (dataset, loop, newest checkpoint), then trains in the background. A run that
-   * cannot start fails with the reason. A resumed run reads its dataset here (a new one already
-   * has) and gets its `resumed` event once its checkpoint is restored.
+   * Prepares the run (its plan, the loop, the newest checkpoint), then trains in the background. A
+   * run that cannot start fails with the reason. A resumed run is planned again here (a new one
+   * comes with its plan) and gets its `resumed` event once its checkpoint is restored.
    */
-  private async launch(a: Active, loaded?: Example[]): Promise<void> {
+  private async launch(a: Active, planned?: RunPlan): Promise<void> {
     const abort = new AbortController();
     a.abort = abort;
     const finish = async (status: RunStatus, error: string | null) => {
@@ -240,21 +241,20 @@ export class RunManager {
     };
     let loop: RunLoop;
     try {
-      let data = loaded;
-      if (data === undefined) {
-        const read = await loadDataset(a.info.config.dataset.path, datasetNeeds(a.info.config));
-        if (!read.ok) throw read.error;
-        data = read.value;
+      let plan = planned;
+      if (plan === undefined) {
+        const replanned = await replanRun(a.info.config, this.d.session.spec);
+        if (!replanned.ok) throw replanned.error;
+        plan = replanned.value;
       }
       const fleet = a.info.config.generators;
-      loop = new RunLoop(a.info.config, {
+      loop = new RunLoop(plan, {
         ...this.d,
         rollouts: fleet === null ? this.d.rollouts : new FleetRollouts({ ...fleet, fetch: this.d.fetch }),
-        data,
         emit: (e) => this.emit(a, e),
       });
       const restored = await loop.restore();
-      if (loaded === undefined) {
+      if (planned === undefined) {
         this.emit(a, {
           type: "resumed",
           step: restored.step,
@@ -277,16 +277,22 @@ export class RunManager {
     })();
   }
 
+  /** Every known run, in creation (or load) order. */
   list(): RunInfo[] {
     return [...this.runs.values()].map((a) => a.info);
   }
 
+  /** The run named `run`; throws TrainerError `not_found` for an unknown one. */
   get(run: string): RunInfo {
     const a = this.runs.get(run);
     if (a === undefined) throw new TrainerError("not_found", `no run ${run}`);
     return a.info;
   }
 
+  /**
+   * Stops a running run (it ends `cancelled`); throws TrainerError `not_found` for an unknown run,
+   * `conflict` for one that is not running.
+   */
   cancel(run: string): RunInfo {
     const a = this.runs.get(run);
     if (a === undefined) throw new TrainerError("not_found", `no run ${run}`);

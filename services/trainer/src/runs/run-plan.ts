@@ -9,13 +9,16 @@ import type { ModelSpec } from "@loracast/shared/model-spec";
 import { isTargeted, type LoraConfig, parseLoraConfig } from "@loracast/shared/peft";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { TrainerError } from "../errors.ts";
+import { algorithmFor } from "./algorithms/index.ts";
 import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
 import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
 
 /** A run config that passed every input check, with what the checks produced. */
 export interface RunPlan {
   config: RunConfig;
+  /** `config.lora` as PEFT's LoraConfig, checked against the base (runLora): the one conversion. */
   lora: LoraConfig;
+  /** The dataset, every line checked against what the algorithm and rewards read. */
   data: Example[];
 }
 
@@ -68,11 +71,10 @@ export function runLora(config: RunConfig, spec: ModelSpec): Result<LoraConfig, 
   return ok(parsed.value);
 }
 
-/** GRPO's advantages and online DPO's chosen/rejected pairs both come from rewards. */
+/** An algorithm trained on rewards (GRPO's advantages, online DPO's pairs) needs a reward function. */
 function checkRewards(config: RunConfig): Result<null, TrainerError> {
-  const alg = config.algorithm.name;
-  if (alg !== "sft" && config.rewards.length === 0) {
-    const why = alg === "grpo" ? "GRPO's advantages" : "online DPO's chosen/rejected pairs";
+  const why = algorithmFor(config.algorithm).rewardsFor;
+  if (why !== null && config.rewards.length === 0) {
     return invalid(`rewards: ${why} come from reward functions; give at least one`);
   }
   return ok(null);
@@ -96,6 +98,17 @@ function checkUrls(config: RunConfig, egress: EgressPolicy): Result<null, Traine
   return ok(null);
 }
 
+/**
+ * The plan of a config accepted earlier (a run resumed after a restart): its LoRA and its dataset
+ * again, as the base or the file may have changed since. A failure is `invalid_config`.
+ */
+export async function replanRun(config: RunConfig, spec: ModelSpec): Promise<Result<RunPlan, TrainerError>> {
+  const lora = runLora(config, spec);
+  if (!lora.ok) return lora;
+  const data = await loadDataset(config.dataset.path, datasetNeeds(config));
+  return data.ok ? ok({ config, lora: lora.value, data: data.value }) : data;
+}
+
 /** Checks a `POST /v1/runs` body completely; a failure is `invalid_config` naming the field path. */
 export async function planRun(
   body: unknown,
@@ -109,8 +122,5 @@ export async function planRun(
   if (!rewards.ok) return rewards;
   const urls = checkUrls(config, egress);
   if (!urls.ok) return urls;
-  const lora = runLora(config, spec);
-  if (!lora.ok) return lora;
-  const data = await loadDataset(config.dataset.path, datasetNeeds(config));
-  return data.ok ? ok({ config, lora: lora.value, data: data.value }) : data;
+  return replanRun(config, spec);
 }

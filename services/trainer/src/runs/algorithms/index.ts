@@ -1,0 +1,9 @@
+/** Training algorithms as records (algorithm.ts) and the registry run configs select them from. */
+export type { GradientResult, StepContext, StepSample } from "./algorithm.ts";
+export {
+  ALGORITHM_NAMES,
+  type AlgorithmConfig,
+  algorithmConfigSchema,
+  algorithmFor,
+  type RunAlgorithm,
+} from "./registry.ts";
