@@ -12,10 +12,11 @@
  * with spare columns masked out. On the CPU that is the cheaper one: onnxruntime-node copies every
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
+
+import { IO } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { IO } from "./io-names.ts";
 import type { WeightPlan } from "./weights.ts";
 
 /** Additive mask value for disallowed keys: float32's lowest, as transformers uses. */

@@ -8,10 +8,10 @@
  * log-probabilities; reference = rank-0 LoRA inputs, the base) would cost a whole backward too.
  */
 import { addGradients } from "../autodiff/index.ts";
+import { TRAIN_IO } from "../model-format/index.ts";
 import { attr, type GraphBuilder, type GraphValue, type NodeValue } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { buildDecoderBody, lmHead } from "./decoder-graph.ts";
-import { TRAIN_IO } from "./io-names.ts";
 import type { WeightPlan } from "./weights.ts";
 
 /**

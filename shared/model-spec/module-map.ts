@@ -14,7 +14,11 @@ export interface TargetModule {
 export interface ModelSpec {
   dims: DecoderDims;
   modules: ReadonlyMap<string, TargetModule>;
-  /** sha256 over the canonical dims and module map; two bases with equal fingerprints take the same adapters. */
+  /**
+   * The base fingerprint, `spec-sha256:` + hex sha256 over the canonical dims and module map: two bases
+   * with equal fingerprints take the same adapters. The one adapter manifests carry (`base.fingerprint`),
+   * whether the base came from a `config.json` or from built artifacts (`readModelManifest`).
+   */
   fingerprint: string;
 }
 

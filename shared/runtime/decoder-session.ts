@@ -9,7 +9,7 @@ import {
   type ModelArtifactsError,
   type ModelManifest,
   readModelManifest,
-} from "../model-builder/index.ts";
+} from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";

@@ -11,7 +11,7 @@ import {
   type ModelManifest,
   readModelManifest,
   TRAIN_IO,
-} from "../model-builder/index.ts";
+} from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { createSession, type DecoderSessionOptions, type LoraFeeds } from "../runtime/index.ts";

@@ -5,7 +5,8 @@
  * distance from PyTorch is reported as KL divergence and top-1 agreement.
  */
 import { basename, join } from "node:path";
-import { type BaseQuant, buildArtifacts, type ModelManifest } from "@loracast/shared/model-builder";
+import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import type { ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,

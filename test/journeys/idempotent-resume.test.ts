@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { eventually } from "@loracast/dev-support/supervisor";
 import { runVersionsSchema } from "@loracast/shared/manifest";
 import { readSse } from "@loracast/shared/platform";
 import { runStreamEventSchema } from "@loracast/shared/run-events";
-import { eventually } from "@loracast/shared/supervisor";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
 

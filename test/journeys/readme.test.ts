@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { ROOT } from "@loracast/shared/supervisor";
+import { ROOT } from "@loracast/dev-support/fixtures";
 import { freePortRange, type LocalStackRun, startLocalStack, waitGroupGone } from "../helpers/local-stack.ts";
 
 const run = promisify(execFile);

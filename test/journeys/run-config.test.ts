@@ -8,12 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { buildDemoModel } from "@loracast/dev-support/models";
+import { eventually } from "@loracast/dev-support/supervisor";
 import { weightsFile } from "@loracast/shared/manifest";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
-import { eventually } from "@loracast/shared/supervisor";
 import { s3Settings } from "../helpers/s3.ts";
-import { buildDemoModel, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const post = (url: string, body: unknown) =>
   fetch(url, {
@@ -41,7 +42,7 @@ describe("run configs are checked before the run is accepted", () => {
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), "loracast-run-config-"));
-    await buildDemoModel(work, 5);
+    await buildDemoModel({ checkpointDir: join(work, "base"), modelDir: join(work, "model") }, 5);
     stack = await startStack({
       trainerEnv: { TRAINER_MODEL_DIR: join(work, "model"), TRAINER_THREADS: "1" },
     });

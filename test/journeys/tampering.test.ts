@@ -11,12 +11,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { runVersionsSchema, type VersionManifest } from "@loracast/shared/manifest";
 import { Signer, signatureKey } from "@loracast/shared/signing";
 import { type AdapterStore, manifestKey, sha256Hex } from "@loracast/shared/store";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { randomAdapter } from "../helpers/adapters.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { type TamperKit, tamperKit } from "../helpers/tampering.ts";
 

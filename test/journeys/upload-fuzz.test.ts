@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { createRng, type Rng } from "@loracast/shared/random";
 import {
   decodeSafetensors,
@@ -16,7 +17,7 @@ import {
   toFloat16,
 } from "@loracast/shared/safetensors";
 import { S3ObjectStore, sha256Hex } from "@loracast/shared/store";
-import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { s3Settings } from "../helpers/s3.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 

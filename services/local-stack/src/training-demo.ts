@@ -5,10 +5,10 @@
  * each generator serves; a summary closes it.
  */
 import { isAbsolute, join, relative } from "node:path";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { readSse } from "@loracast/shared/platform";
 import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/run-events";
 import type { AdapterStore } from "@loracast/shared/store";
-import type { Service } from "@loracast/shared/supervisor";
 import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 

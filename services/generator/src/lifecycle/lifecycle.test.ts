@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { DEMO_BASE_CONFIG } from "@loracast/dev-support/fixtures";
 import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createLogger } from "@loracast/shared/platform";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
@@ -9,10 +10,7 @@ import * as ort from "onnxruntime-node";
 import { AdapterManager } from "./adapter-manager.ts";
 
 describe("adapter manager", () => {
-  const configJson = readFileSync(
-    new URL("../../../../infra/demo-base/config.json", import.meta.url),
-    "utf8",
-  );
+  const configJson = readFileSync(DEMO_BASE_CONFIG, "utf8");
   const dims = parseDecoderDims(JSON.parse(configJson));
   if (!dims.ok) throw dims.error;
   const spec = buildModelSpec(dims.value);

@@ -108,7 +108,10 @@ export interface ManagerDeps {
   maxRank: number;
   /** Runs to follow; null follows every run in the store. */
   runs: readonly string[] | null;
-  /** Base fingerprints a manifest may name besides `spec.fingerprint` (the same base described another way). */
+  /**
+   * Base fingerprints a manifest may name besides `spec.fingerprint` (the module map's `spec-sha256:`):
+   * the artifacts' `sha256:` digest, which trainers stamped before they stamped the module map's.
+   */
   alsoAccept?: readonly string[];
   /** Turns a verified adapter into engine feeds at staging; absent when the generator has no engine. */
   prepare?: (adapter: VerifiedAdapter) => LoraFeeds;
