@@ -1,5 +1,6 @@
 /**
- * Turns a HF checkpoint into model artifacts (design §2): `model.onnx`, its external data, and
+ * Turns a HF checkpoint into model artifacts (docs/architecture.md, "Model artifacts and the
+ * decoder graph"): `model.onnx`, its external data, and
  * `loracast-model.json` with the module map and the fingerprint. Weights stream from the checkpoint
  * into the data file one tensor at a time.
  */

@@ -14,6 +14,11 @@ import type { Architecture } from "./architecture.ts";
 import { buildDecoderBody, lmHead } from "./decoder-graph.ts";
 import type { WeightPlan } from "./weights.ts";
 
+/**
+ * Builds the training graph into `g`: token ids, mask, positions, scored rows and targets, LoRA
+ * factors, dLoss/dLogprob seeds and `compute_grads` in; log p of each scored target, float32
+ * `[scored]`, and (when `compute_grads`) one gradient per LoRA factor out. I/O names are `TRAIN_IO`'s.
+ */
 export function buildTrainingGraph(g: GraphBuilder, arch: Architecture, w: WeightPlan): void {
   const body = buildDecoderBody(g, arch, w, { lora: true, kvCache: null });
   const rows = g.input(TRAIN_IO.scoreRows, "int64", ["scored"]);

@@ -11,7 +11,6 @@ export {
   MODEL_MANIFEST,
   ModelArtifactsError,
   type ModelManifest,
-  modelManifestSchema,
   readModelManifest,
   TRAINING_FILE,
 } from "./model-manifest.ts";

@@ -36,6 +36,12 @@ export function parsePeftKey(key: string): { module: string; which: "A" | "B" } 
   return { module: m[1], which: m[2] as "A" | "B" };
 }
 
+/**
+ * The module map of a Llama-family decoder (llama, qwen2, mistral): for each layer the seven
+ * projections `self_attn.{q,k,v,o}_proj` and `mlp.{gate,up,down}_proj` with their in/out features, as
+ * transformers' `modeling_llama.py` declares them, and a fingerprint, `spec-sha256:` + the sha256 of
+ * the dims and the module list.
+ */
 export function buildModelSpec(dims: DecoderDims): ModelSpec {
   const d = dims.hiddenSize;
   const q = dims.numHeads * dims.headDim;

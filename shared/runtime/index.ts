@@ -3,16 +3,13 @@ export {
   createSession,
   DecoderSession,
   type DecoderSessionOptions,
-  type KvCache,
   type StepInput,
-  type StepOutput,
   sessionsCreated,
 } from "./decoder-session.ts";
-export { Engine, type EngineOptions } from "./engine.ts";
+export { Engine } from "./engine.ts";
 export {
   type FinishReason,
   type GenerationRequest,
-  type GenerationResult,
   NonFiniteLogitsError,
 } from "./generation.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
@@ -25,6 +22,4 @@ export {
   type SampledToken,
   type SamplingParams,
   sampleToken,
-  scoreToken,
-  type TokenLogprob,
 } from "./sampling.ts";

@@ -29,9 +29,4 @@ export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-
 export { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
 export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";
-export {
-  type StoreStartupFailure,
-  type WaitForStoreOptions,
-  waitForStore,
-  waitForStoreOrExit,
-} from "./startup.ts";
+export { waitForStoreOrExit } from "./startup.ts";

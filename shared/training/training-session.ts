@@ -32,6 +32,12 @@ export interface TrainBatch {
   targets: BigInt64Array;
 }
 
+/**
+ * The training graph (`train.onnx`) as one ORT session (`TrainingSession.load`): `score` returns
+ * log p of each scored token, float32 `[k]`; `backward` also returns dLoss/dFactor per LoRA input
+ * given dLoss/dLogprob seeds. Load fails with `ModelArtifactsError` when the directory has no
+ * training graph.
+ */
 export class TrainingSession {
   private constructor(
     readonly manifest: ModelManifest,
@@ -109,6 +115,7 @@ export class TrainingSession {
     return { logprobs: out[TRAIN_IO.logprobs]?.data as Float32Array, grads };
   }
 
+  /** Releases the ORT session; the object is unusable afterwards. */
   async release(): Promise<void> {
     await this.session.release();
   }

@@ -32,9 +32,9 @@ export interface ConformanceOptions {
 }
 
 export const FP32_TOLERANCE = 2e-4;
-export const QUANT_TOLERANCE = 1e-3;
+const QUANT_TOLERANCE = 1e-3;
 /** ‖g − g_ref‖ / ‖g_ref‖ per LoRA tensor. */
-export const GRADIENT_TOLERANCE = 1e-4;
+const GRADIENT_TOLERANCE = 1e-4;
 
 interface Outputs {
   logitsBase: Float32Array;

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   // starts; the generators trust only its public key.
   const keyFile = join(data, "keys", "manifest-signing.pem");
   const signer = await loadOrCreateSigner(keyFile);
-  if (!signer.ok) throw new Error(`signing key: ${signer.error}`);
+  if (!signer.ok) throw new Error(`signing key: ${signer.error.message}`);
   const publicKey = signer.value.publicKey;
   const s3 = await group.start("s3-local", s3LocalEnv(ports.s3, join(data, "s3"), "loracast"), {
     echo: echoErrors("s3"),

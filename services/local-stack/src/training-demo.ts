@@ -12,8 +12,6 @@ import type { AdapterStore } from "@loracast/shared/store";
 import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 
-export { DemoError } from "./demo-run.ts";
-
 /** What the demo needs: the running services, where the data lives, and how to talk to the user. */
 export interface DemoOptions extends DemoRunOptions {
   generators: readonly Service[];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { envSchema as generatorEnvSchema } from "../../../services/generator/src/env.ts";
+import { generatorEnvSchema } from "../../../services/generator/src/env.ts";
 import { envSchema as s3LocalEnvSchema } from "../../../services/s3-local/src/env.ts";
 import { envSchema as trainerEnvSchema } from "../../../services/trainer/src/env.ts";
 import {

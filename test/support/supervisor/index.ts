@@ -58,7 +58,7 @@ const ENTRIES: Record<string, { script: string; nodeArgs: string[]; env?: Record
 };
 
 /** How long `stop()` waits after SIGTERM before it sends SIGKILL. */
-export const STOP_GRACE_MS = 10_000;
+const STOP_GRACE_MS = 10_000;
 
 /** Why a service never became ready: it exited, took too long, or its start was aborted. */
 export class ServiceStartError extends Error {
