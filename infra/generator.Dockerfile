@@ -9,6 +9,7 @@ COPY services/trainer/package.json services/trainer/
 COPY services/generator/package.json services/generator/
 COPY services/s3-local/package.json services/s3-local/
 COPY services/local-stack/package.json services/local-stack/
+COPY test/support/package.json test/support/
 RUN npm ci --omit=dev --workspace @loracast/generator --include-workspace-root=false \
  && cd node_modules/onnxruntime-node && ONNXRUNTIME_NODE_INSTALL=cuda12 node ./script/install
 COPY shared shared

@@ -7,6 +7,7 @@ COPY services/trainer/package.json services/trainer/
 COPY services/generator/package.json services/generator/
 COPY services/s3-local/package.json services/s3-local/
 COPY services/local-stack/package.json services/local-stack/
+COPY test/support/package.json test/support/
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 RUN npm ci --omit=dev --workspace @loracast/trainer --include-workspace-root=false
 COPY shared shared

@@ -1,11 +1,13 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code, `integration` is test/conformance, test/integration, test/e2e and test/journeys,
- * which start real processes and so run one file at a time.
+ * files: `unit` is every *.test.ts beside the code and beside the dev support (test/support);
+ * `integration` is test/conformance, test/integration, test/e2e and test/journeys, which start real
+ * processes and so run one file at a time.
  *
  * The unit tests run as suites of their own, each in its own runner with its own header and
- * summary line: the trainer's, the generator's, the shared library's, and the other services'.
- * `node test/run.ts <suite>` runs one of them (`trainer`, `generator`, `shared`, `services`);
+ * summary line: the trainer's, the generator's, the shared library's, the other services', and the
+ * dev support's. `node test/run.ts <suite>` runs one of them (`trainer`, `generator`, `shared`,
+ * `services`, `dev-support`);
  * `unit`, `integration` and `all` (the default) run those stages. The integration stage runs only
  * when every unit suite passed.
  *
@@ -44,6 +46,7 @@ const unitSuites: { name: string; files: string[] }[] = [
   ...OWN_SUITES.map((name) => ({ name, files: find(join(root, "services", name)) })),
   { name: "shared", files: find(join(root, "shared")) },
   { name: "services", files: otherServices.flatMap((name) => find(join(root, "services", name))) },
+  { name: "dev-support", files: find(join(root, "test", "support")) },
 ];
 const integration = [
   ...find(join(root, "test", "conformance")),

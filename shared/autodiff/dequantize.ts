@@ -1,9 +1,10 @@
 /**
  * The input gradient of `MatMulNBits` needs dY·W, a contraction over N, and the op only contracts
  * over K. So the backward rebuilds W = (q − zp)·scale from the same packed initializers with plain
- * ONNX ops and multiplies by it (algorithms.md §5.2, option a). This is exact: the backward sees
- * the very weights the forward used, with no second quantized copy to drift from them, and it runs
- * on every execution provider. The cost is a transient float32 matrix per projection and step.
+ * ONNX ops (the layout of `com.microsoft.MatMulNBits`, ONNX Runtime's `docs/ContribOperators.md`)
+ * and multiplies by it. This is exact: the backward sees the very weights the forward used, with no
+ * second quantized copy to drift from them, and it runs on every execution provider. The cost is a
+ * transient float32 matrix per projection and step.
  */
 import { attr, type NodeValue } from "../onnx/index.ts";
 import type { GradContext } from "./differentiate.ts";

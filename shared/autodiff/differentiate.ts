@@ -7,6 +7,7 @@
 import { attr, type GraphBuilder, type NodeValue } from "../onnx/index.ts";
 import { RULES } from "./rules.ts";
 
+/** What `addGradients` differentiates: from which seeded values back to which inputs. */
 export interface GradientRequest {
   /** Values with a known upstream gradient (value → the name of dLoss/dValue, same shape). */
   seeds: readonly { value: string; grad: string }[];
@@ -14,6 +15,11 @@ export interface GradientRequest {
   wrt: readonly string[];
 }
 
+/**
+ * A graph this pass cannot differentiate: an op on the path from `wrt` to a seed without a rule,
+ * or an attribute or input a rule does not support. Thrown: it is a bug in the graph builder, not
+ * input to handle.
+ */
 export class AutodiffError extends Error {
   override readonly name = "AutodiffError";
 }
@@ -118,6 +124,7 @@ export class GradContext {
   }
 }
 
+/** What a rule sees of one node during the backward pass. */
 export interface RuleInput {
   ctx: GradContext;
   node: NodeValue;

@@ -1,2 +1,2 @@
 /** Reverse-mode autodiff over the graph builder's op set: appends adjoint nodes to a graph. */
-export { AutodiffError, addGradients, type GradientRequest } from "./differentiate.ts";
+export { AutodiffError, addGradients } from "./differentiate.ts";

@@ -1,7 +1,7 @@
 /**
  * Adjoint rules, one per op the builders emit on a differentiable path. Each follows the op's ONNX
  * (or com.microsoft) semantics; min/max/clip split or pass gradients exactly as torch autograd does,
- * so clipped objectives differentiate as in TRL (algorithms.md §4.6).
+ * so clipped objectives differentiate as in TRL (`trl/trainer/grpo_trainer.py`, `_compute_loss`).
  */
 import { attr, type NodeValue } from "../onnx/index.ts";
 import { dequantizedWeight } from "./dequantize.ts";
@@ -83,6 +83,10 @@ const reshapeBack: Rule = unary((dy, { ctx, node }) => [
   ...node.inputs.slice(1).map(() => null),
 ]);
 
+/**
+ * The adjoint rule of each ONNX (or `com.microsoft`) op type the builders emit on a differentiable
+ * path, keyed by op type. Each returns one gradient per input, null where not wanted.
+ */
 export const RULES: Readonly<Record<string, Rule>> = {
   Identity: unary((dy) => [dy]),
   Cast: unary((dy) => [dy]),
@@ -249,7 +253,10 @@ export const RULES: Readonly<Record<string, Rule>> = {
       ...(bias === undefined ? [] : [wants[5] ? ctx.unbroadcast(dy, bias) : null]),
     ];
   }),
-  /** y = γ·x·r with r = (mean(x²) + ε)^-½ over the last axis; γ frozen (algorithms.md §5.4). */
+  /**
+   * y = γ·x·r with r = (mean(x²) + ε)^-½ over the last axis; γ frozen. With n = x·r and dn = γ·dy:
+   * dx = r·(dn − n·mean(dn·n)), llm.c's `layernorm_backward` without the mean-subtraction term.
+   */
   SimplifiedLayerNormalization: unary((dy, { ctx, node, wants }) => {
     only(node, "an axis other than -1", intAttr(node, "axis", -1) === -1);
     only(node, "a gradient for the scale", !wants[1]);
@@ -265,7 +272,10 @@ export const RULES: Readonly<Record<string, Rule>> = {
     const proj = g.op1("ReduceMean", [g.op1("Mul", [dn, n]), last], { keepdims: attr.int(1) });
     return [g.op1("Mul", [r, g.op1("Sub", [dn, g.op1("Mul", [n, proj])])]), null];
   }),
-  /** The inverse rotation: the same op with sin negated (algorithms.md §5.5). */
+  /**
+   * The inverse rotation: the same op with sin negated. y = x·cos + R(x)·sin with Rᵀ = −R gives
+   * dx = dy·cos − R(dy·sin) (RoFormer, Su et al. 2021, arXiv:2104.09864).
+   */
   RotaryEmbedding: unary((dy, { ctx, node }) => {
     const g = ctx.g;
     const [, positions, cos, sin] = node.inputs;

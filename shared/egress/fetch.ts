@@ -47,7 +47,7 @@ export function egressFetch(policy: EgressPolicy): typeof fetch {
     if (input instanceof Request) throw new TypeError("egressFetch takes a URL, not a Request");
     const url = typeof input === "string" ? input : input.href;
     const checked = checkEgressUrl(url, policy);
-    if (!checked.ok) throw new EgressRefused(checked.error);
+    if (!checked.ok) throw new EgressRefused(checked.error.message);
     const target = checked.value;
     const headers = new Headers(init?.headers);
     if (target.username !== "" || target.password !== "") {

@@ -6,7 +6,7 @@
  * its host resolves to), so a name that points at 169.254.169.254 is refused too.
  */
 import ipaddr from "ipaddr.js";
-import { err, ok, type Result } from "../result/index.ts";
+import { err, type Failure, ok, type Result } from "../result/index.ts";
 
 /** The operator's choices. */
 export interface EgressPolicy {
@@ -48,15 +48,15 @@ export function refuseAddress(address: string, policy: EgressPolicy): string | n
  * Checks a URL before it is stored: its scheme, and its host when that is an IP literal or
  * `localhost`. Hostnames are checked again at connect time ({@link egressFetch}).
  */
-export function checkEgressUrl(url: string, policy: EgressPolicy): Result<URL, string> {
+export function checkEgressUrl(url: string, policy: EgressPolicy): Result<URL, Failure> {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    return err("must be an absolute http(s) URL");
+    return err({ message: "must be an absolute http(s) URL" });
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
-    return err(`scheme ${u.protocol} is not allowed (http and https only)`);
+    return err({ message: `scheme ${u.protocol} is not allowed (http and https only)` });
   }
   const host = u.hostname.replace(/^\[|\]$/g, "");
   const literal = ipaddr.isValid(host)
@@ -66,7 +66,7 @@ export function checkEgressUrl(url: string, policy: EgressPolicy): Result<URL, s
       : null;
   if (literal !== null) {
     const why = refuseAddress(literal, policy);
-    if (why !== null) return err(`host ${u.hostname}: ${why}`);
+    if (why !== null) return err({ message: `host ${u.hostname}: ${why}` });
   }
   return ok(u);
 }

@@ -5,7 +5,7 @@
  */
 
 /** What stands in for a redacted credential. */
-export const REDACTED = "***";
+const REDACTED = "***";
 
 /** Query parameter names whose values are credentials (compared case-insensitively, `-` as `_`). */
 const SECRET_PARAM =

@@ -42,7 +42,6 @@ export {
   generatorErrorCodeSchema,
 } from "./errors.ts";
 export {
-  ALIAS_NAME,
   type LoadLoraRequest,
   loadLoraRequestSchema,
   type UnloadLoraRequest,

@@ -1,13 +1,13 @@
 /**
  * Wire contracts of vLLM's adapter admin API (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`),
  * one definition for the generator's route and its clients. Both answer vLLM's plain-text success
- * strings, and errors in the generator's envelope (`generatorErrorBodySchema`). `null` means absent, as in vLLM's pydantic models;
- * unknown keys are tolerated.
+ * strings, and errors in the generator's envelope (`generatorErrorBodySchema`). `null` means
+ * absent, as in vLLM's pydantic models; unknown keys are tolerated.
  */
 import { z } from "zod";
 
 /** Served names: 1-128 of A-Z a-z 0-9 . _ : / -, starting alphanumeric (`@` only as `<run>@<version>`). */
-export const ALIAS_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
+const ALIAS_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 
 const loraName = z
   .string()
@@ -24,6 +24,7 @@ export const loadLoraRequestSchema = z.object({
    */
   load_inplace: z.boolean().nullish(),
 });
+/** A parsed `load_lora_adapter` body. */
 export type LoadLoraRequest = z.infer<typeof loadLoraRequestSchema>;
 
 /** `POST /v1/unload_lora_adapter`. vLLM's `lora_int_id` has no meaning here and is refused. */
@@ -34,4 +35,5 @@ export const unloadLoraRequestSchema = z.object({
     .refine((v) => v == null, "not supported here: adapters are unloaded by lora_name")
     .optional(),
 });
+/** A parsed `unload_lora_adapter` body. */
 export type UnloadLoraRequest = z.infer<typeof unloadLoraRequestSchema>;

@@ -1,12 +1,19 @@
 /**
- * Online DPO as TRL computes it (algorithms.md §4.7): per pair, h = (Σℓ_chosen − Σℓ_rejected) −
- * (the same under the reference); `sigmoid`: mean −log σ(βh); `ipo`: mean (h − 1/(2β))². Sums run
- * over each completion's mask; log-probabilities are untempered.
+ * Online DPO as TRL computes it (`trl/experimental/online_dpo/online_dpo_trainer.py`; Guo et al.
+ * 2024, "Direct Language Model Alignment from Online AI Feedback", arXiv:2402.04792): per pair,
+ * h = (Σℓ_chosen − Σℓ_rejected) − (the same under the reference); `sigmoid`: mean −log σ(βh); `ipo`:
+ * mean (h − 1/(2β))². Sums run over each completion's mask; log-probabilities are untempered.
  */
 import { checkLengths, type LossResult, type ScoredTokens } from "./tokens.ts";
 
+/** TRL `OnlineDPOConfig.loss_type`: `sigmoid` (DPO, Rafailov et al. 2023) or `ipo` (Azar et al. 2023). */
 export type DpoLossType = "sigmoid" | "ipo";
 
+/**
+ * One micro-batch of online DPO: both completions of each pair are sequences of `tokens`.
+ * `logprobs` and `refLogprobs` are float32 [k], untempered log p under the policy and the reference
+ * (the base with adapters off); `beta` is DPO's β (TRL default 0.1).
+ */
 export interface DpoInput {
   tokens: ScoredTokens;
   logprobs: Float32Array;
@@ -17,6 +24,7 @@ export interface DpoInput {
   lossType: DpoLossType;
 }
 
+/** The DPO loss and gradient, plus TRL's `rewards/accuracies` and `rewards/margins` metrics. */
 export interface DpoResult extends LossResult {
   /** Share of pairs whose implicit reward margin βh is positive. */
   accuracy: number;
@@ -28,6 +36,12 @@ export interface DpoResult extends LossResult {
 const logSigmoid = (x: number) => (x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x)));
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
+/**
+ * The online DPO loss of a micro-batch (TRL `OnlineDPOTrainer`): mean over pairs of −log σ(βh) or
+ * (h − 1/(2β))², and dLoss/dℓ per token: ∓(β/P)·σ(−βh) (sigmoid) or ±(2/P)(h − 1/(2β)) (ipo) on the
+ * chosen (+) and rejected (−) tokens' masks. Throws `RangeError` when there are no pairs or lengths
+ * disagree.
+ */
 export function dpoLoss(input: DpoInput): DpoResult {
   const { tokens, logprobs, refLogprobs, pairs, beta, lossType } = input;
   checkLengths(tokens, { logprobs, refLogprobs });

@@ -1,15 +1,23 @@
 /**
- * GRPO as TRL computes it (algorithms.md §4.2, §4.4, §4.6): group-normalized advantages, the
- * clipped importance-ratio surrogate with ε_low/ε_high and optional δ, an optional constant
- * importance-sampling weight against the sampler's log-probabilities, β·KL (k3) to the reference,
- * and the four aggregations. The gradient is the exact derivative of the loss computed here,
- * including torch's rules at the clip bounds (clamp passes at the bounds, min splits ties).
+ * GRPO as TRL computes it (`trl/trainer/grpo_trainer.py`: `_generate_and_score_completions` for the
+ * advantages, `_compute_loss` for the loss; Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300):
+ * group-normalized advantages, the clipped importance-ratio surrogate with ε_low/ε_high and optional
+ * δ, an optional constant importance-sampling weight against the sampler's log-probabilities, β·KL
+ * (k3) to the reference, and the four aggregations. The gradient is the exact derivative of the loss
+ * computed here, including torch's rules at the clip bounds (clamp passes at the bounds, min splits
+ * ties).
  */
 import { checkLengths, type LossResult, type ScoredTokens, tokensPerSequence } from "./tokens.ts";
 
+/** TRL `GRPOConfig.loss_type`: how per-token losses are aggregated (see `grpoLoss`). */
 export type GrpoLossType = "grpo" | "bnpo" | "dr_grpo" | "dapo";
+/** TRL `GRPOConfig.scale_rewards`: divide advantages by the group's std, the batch's, or not at all. */
 export type ScaleRewards = "group" | "batch" | "none";
 
+/**
+ * The `GRPOConfig` fields the loss reads, camelCased: ε_low/ε_high clip the ratio to
+ * [1 − ε_low, 1 + ε_high] (TRL `epsilon`, `epsilon_high`), β weighs the k3 KL to the reference.
+ */
 export interface GrpoSettings {
   lossType: GrpoLossType;
   epsilonLow: number;
@@ -24,6 +32,10 @@ export interface GrpoSettings {
   itemsInGenerationBatch: number;
 }
 
+/**
+ * One micro-batch of GRPO: k scored tokens of `tokens.sequences` completions, per-token arrays
+ * float32 [k], advantages float64 [sequences] (from `groupAdvantages`).
+ */
 export interface GrpoInput {
   tokens: ScoredTokens;
   /** [k] current policy log-probabilities. */
@@ -39,6 +51,7 @@ export interface GrpoInput {
   settings: GrpoSettings;
 }
 
+/** The GRPO loss and gradient, plus TRL's `clip_ratio` and `kl` metrics. */
 export interface GrpoResult extends LossResult {
   /** Share of masked tokens whose ratio was clipped (low with A < 0, or high with A > 0). */
   clipFraction: number;
@@ -93,6 +106,14 @@ export function groupAdvantages(
 /** torch.clamp's gradient: 1 inside [lo, hi], bounds included, else 0. */
 const passes = (x: number, lo: number, hi: number) => (x >= lo && x <= hi ? 1 : 0);
 
+/**
+ * The GRPO loss of a micro-batch and dLoss/dℓ per token (TRL `GRPOTrainer._compute_loss`): per token
+ * −min(w·A, clamp(w, 1 − ε_low, 1 + ε_high)·A) with w = exp(ℓ − ℓ_old) (capped at δ when set), times
+ * the IS weight, plus β·k3 KL; aggregated as `grpo` (mean of per-sequence means), `bnpo` (mean over
+ * masked tokens), `dr_grpo` (÷ B·maxCompletionLength) or `dapo` (÷ tokens of the generation batch),
+ * then ÷ gradientAccumulationSteps except for `dapo`. Throws `RangeError` when lengths disagree or β ≠ 0
+ * without reference log-probabilities.
+ */
 export function grpoLoss(input: GrpoInput): GrpoResult {
   const { tokens, logprobs, oldLogprobs, refLogprobs, advantages, isWeights, settings: s } = input;
   checkLengths(tokens, { logprobs, oldLogprobs, refLogprobs, isWeights });

@@ -1,6 +1,12 @@
 /** Supervised fine-tuning on given completions: the mean negative log-likelihood of masked tokens. */
 import { checkLengths, type LossResult, type ScoredTokens } from "./tokens.ts";
 
+/**
+ * The SFT loss, mean −ℓ over the masked tokens of the micro-batch (TRL's `SFTTrainer` with
+ * completion-only loss), divided by `gradientAccumulationSteps`. `logprobs`: float32 [k], log p of each
+ * scored token. Returns the loss and its gradient, −mask/(n·GA) per token with n = Σ mask (at least 1).
+ * Throws `RangeError` when lengths disagree (`checkLengths`).
+ */
 export function sftLoss(
   tokens: ScoredTokens,
   logprobs: Float32Array,

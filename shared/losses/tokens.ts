@@ -11,6 +11,7 @@ export interface ScoredTokens {
   mask: Float32Array;
 }
 
+/** What every loss returns for one micro-batch of k scored tokens. */
 export interface LossResult {
   /** The loss value, as the framework would report it for this micro-batch. */
   loss: number;
@@ -27,6 +28,11 @@ export function tokensPerSequence(tokens: ScoredTokens): Float64Array {
   return counts;
 }
 
+/**
+ * Checks the layout before a loss reads it: `mask` and every non-null per-token array have k = `seq.length`
+ * entries, and every `seq` entry lies in [0, sequences). Throws a `RangeError` naming the array otherwise
+ * (a caller's bug, not an expected failure).
+ */
 export function checkLengths(tokens: ScoredTokens, arrays: Record<string, ArrayLike<number> | null>): void {
   const k = tokens.seq.length;
   if (tokens.mask.length !== k)

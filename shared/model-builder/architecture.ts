@@ -8,6 +8,10 @@ import { type DecoderDims, ModelConfigError, parseDecoderDims } from "../model-s
 import { err, ok, type Result } from "../result/index.ts";
 import { parseRope, type RopeSpec } from "./rope.ts";
 
+/**
+ * What the graph builder reads from a HF `config.json`: the decoder dims, the RMSNorm ε, RoPE,
+ * which projections carry biases, per-layer sliding windows, the context length and the BOS/EOS ids.
+ */
 export interface Architecture {
   dims: DecoderDims;
   rmsNormEps: number;
@@ -31,6 +35,11 @@ function tokenIds(v: unknown): number[] {
   return [];
 }
 
+/**
+ * Reads and checks a HF `config.json` (llama, qwen2, mistral) as transformers' `modeling_llama.py`
+ * and `modeling_qwen2.py` interpret it. An `err` names the field it cannot serve (another activation,
+ * partial rotary, an unsupported RoPE type or layer type).
+ */
 export function parseArchitecture(input: unknown): Result<Architecture, ModelConfigError> {
   const dims = parseDecoderDims(input);
   if (!dims.ok) return dims;

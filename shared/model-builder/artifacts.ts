@@ -1,11 +1,20 @@
 /**
- * Turns a HF checkpoint into model artifacts (design §2): `model.onnx`, its external data, and
+ * Turns a HF checkpoint into model artifacts (docs/architecture.md, "Model artifacts and the
+ * decoder graph"): `model.onnx`, its external data, and
  * `loracast-model.json` with the module map and the fingerprint. Weights stream from the checkpoint
  * into the data file one tensor at a time.
  */
 import { createHash } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import {
+  APPEND_FILE,
+  DATA_FILE,
+  MODEL_FILE,
+  MODEL_MANIFEST,
+  type ModelManifest,
+  TRAINING_FILE,
+} from "../model-format/index.ts";
 import {
   type AdapterModule,
   buildModelSpec,
@@ -18,14 +27,6 @@ import { toFloat32 } from "../safetensors/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { CheckpointError, openCheckpoint } from "./checkpoint.ts";
 import { buildDecoderGraph } from "./decoder-graph.ts";
-import {
-  APPEND_FILE,
-  DATA_FILE,
-  MODEL_FILE,
-  MODEL_MANIFEST,
-  type ModelManifest,
-  TRAINING_FILE,
-} from "./model-manifest.ts";
 import { buildTrainingGraph } from "./training-graph.ts";
 import { type BaseQuant, WeightPlan } from "./weights.ts";
 

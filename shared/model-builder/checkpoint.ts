@@ -14,10 +14,18 @@ import {
 } from "../safetensors/index.ts";
 import { type Architecture, parseArchitecture } from "./architecture.ts";
 
+/**
+ * A checkpoint directory that cannot be read: an unreadable `config.json`, a bad shard index or
+ * shard, or (thrown by `Checkpoint`'s reads) a missing tensor or one that is not a float type.
+ */
 export class CheckpointError extends Error {
   override readonly name = "CheckpointError";
 }
 
+/**
+ * An open HF checkpoint: its config and architecture, and its tensors by name, read one at a time
+ * and widened to float32 (F64, F32, F16 or BF16 on disk). `close` releases every shard.
+ */
 export interface Checkpoint {
   dir: string;
   config: Record<string, unknown>;
@@ -33,6 +41,10 @@ async function readJson(path: string): Promise<unknown> {
   return JSON.parse(await readFile(path, "utf8"));
 }
 
+/**
+ * Opens `dir` (`model.safetensors`, or the shards of `model.safetensors.index.json`) and validates
+ * every header; an `err` is a `CheckpointError`, or the `ModelConfigError` of its `config.json`.
+ */
 export async function openCheckpoint(
   dir: string,
 ): Promise<Result<Checkpoint, CheckpointError | ModelConfigError>> {

@@ -1,9 +1,10 @@
 /**
- * The Llama-family decoder as an ONNX graph (algorithms.md §2.3). The hidden state is kept 2-D,
- * `[tokens, hidden]`, so every projection is one `Gemm` with `transB` on the HF `[out, in]` weight
- * (or one `MatMulNBits`), and each LoRA is two more `Gemm`s whose factors are graph inputs named by
- * their PEFT keys. The adapter's scaling is folded into `lora_B` by the runtime; untargeted modules
- * get rank-0 factors, which cost two empty Gemms.
+ * The Llama-family decoder as an ONNX graph (transformers' `modeling_llama.py`; Qwen2 adds biases
+ * and sliding windows, `modeling_qwen2.py`). The hidden state is kept 2-D, `[tokens, hidden]`, so
+ * every projection is one `Gemm` with `transB` on the HF `[out, in]` weight (or one `MatMulNBits`),
+ * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys. The
+ * adapter's scaling is folded into `lora_B` by the runtime; untargeted modules get rank-0 factors,
+ * which cost two empty Gemms.
  *
  * The KV cache has two interfaces. `present`: each step returns the whole cache, past and new
  * (what HF exports do, and what keeps a cache in GPU memory between steps). `append`: each step
@@ -11,10 +12,11 @@
  * with spare columns masked out. On the CPU that is the cheaper one: onnxruntime-node copies every
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
+
+import { IO } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { IO } from "./io-names.ts";
 import type { WeightPlan } from "./weights.ts";
 
 /** Additive mask value for disallowed keys: float32's lowest, as transformers uses. */
@@ -31,6 +33,7 @@ interface Shapes {
   flatQ: string;
 }
 
+/** Options of `buildDecoderGraph`: which interface the generated graph has. */
 export interface DecoderGraphOptions {
   /** Add LoRA inputs for every targetable projection. @default true */
   lora?: boolean;
@@ -43,6 +46,10 @@ export interface DecoderGraphOptions {
   kvOutput?: KvOutput;
 }
 
+/**
+ * How a step returns the KV cache: `present`, the whole cache (past and new); `append`, only the
+ * step's new keys and values (see the file comment).
+ */
 export type KvOutput = "present" | "append";
 
 /** The decoder up to the final hidden state, and the pieces a head builds on. */
@@ -57,12 +64,18 @@ export interface DecoderBody {
   norm(x: string, weight: string): string;
 }
 
+/** Options of `buildDecoderBody`: LoRA inputs, and the KV cache (none for training). */
 export interface DecoderBodyOptions {
   lora: boolean;
   /** Take `past_key_values.*` inputs and return the cache as `kvOutput` says; null for the training graph. */
   kvCache: KvOutput | null;
 }
 
+/**
+ * Builds the generation graph into `g`: token ids, mask, positions, the KV cache and (by default)
+ * the LoRA factors and `logits_positions` in; float32 logits `[batch, positions, vocab]` and the
+ * cache out. I/O names are `IO`'s.
+ */
 export function buildDecoderGraph(
   g: GraphBuilder,
   arch: Architecture,
@@ -103,6 +116,10 @@ export function lmHead(body: DecoderBody, arch: Architecture, rows: string): str
   return body.linear(flat, tieWordEmbeddings ? "model.embed_tokens" : "lm_head", D, V, false);
 }
 
+/**
+ * Builds the decoder layers shared by the generation and training graphs (embedding, attention,
+ * SwiGLU MLP, RMSNorm, optional KV cache), returning the last hidden state before the final norm.
+ */
 export function buildDecoderBody(
   g: GraphBuilder,
   arch: Architecture,

@@ -1,30 +1,8 @@
 /**
  * The model builder: HF checkpoint → ONNX decoder with LoRA inputs, quantized base weights, and
- * `loracast-model.json` (design §2).
+ * `loracast-model.json` (its format is `../model-format`; docs/architecture.md, "Model artifacts").
  */
-export { type Architecture, parseArchitecture } from "./architecture.ts";
+export { parseArchitecture } from "./architecture.ts";
 export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifacts.ts";
-export { type Checkpoint, CheckpointError, openCheckpoint } from "./checkpoint.ts";
-export { IO, TRAIN_IO } from "./io-names.ts";
-export {
-  APPEND_FILE,
-  DATA_FILE,
-  MODEL_FILE,
-  MODEL_MANIFEST,
-  ModelArtifactsError,
-  type ModelManifest,
-  modelManifestSchema,
-  readModelManifest,
-  TRAINING_FILE,
-} from "./model-manifest.ts";
-export {
-  dequantize,
-  type QuantBits,
-  type QuantizedMatrix,
-  type QuantLayout,
-  quantize,
-  quantLayout,
-} from "./quantize.ts";
-export { writeRandomCheckpoint } from "./random-checkpoint.ts";
-export type { RopeSpec } from "./rope.ts";
+export { dequantize, quantize, quantLayout } from "./quantize.ts";
 export type { BaseQuant } from "./weights.ts";

@@ -3,27 +3,21 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fixture } from "@loracast/dev-support/fixtures";
 import * as ort from "onnxruntime-node";
+import { readModelManifest } from "../model-format/index.ts";
 import { attr, encodeModel, GraphBuilder } from "../onnx/index.ts";
 import { createRng } from "../random/index.ts";
 import { disableOrtTelemetry } from "../runtime/index.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../safetensors/index.ts";
-import { ROOT } from "../supervisor/index.ts";
 import { buildDecoderGraph } from "./decoder-graph.ts";
-import {
-  buildArtifacts,
-  dequantize,
-  parseArchitecture,
-  quantize,
-  quantLayout,
-  readModelManifest,
-} from "./index.ts";
+import { buildArtifacts, dequantize, parseArchitecture, quantize, quantLayout } from "./index.ts";
 import { WeightPlan } from "./weights.ts";
 
 // These tests create ORT sessions themselves, not through createSession.
 disableOrtTelemetry();
 
-const LLAMA = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny", "base");
+const LLAMA = join(fixture("llama-tiny"), "base");
 const llamaConfig = () =>
   JSON.parse(readFileSync(join(LLAMA, "config.json"), "utf8")) as Record<string, unknown>;
 
@@ -204,7 +198,7 @@ describe("artifacts", () => {
       assert.equal(built.value.fingerprint, single.value.fingerprint);
       const read = await readModelManifest(join(work, "b"));
       assert.ok(read.ok);
-      assert.equal(read.value.spec.fingerprint, single.value.fingerprint);
+      assert.equal(read.value.manifest.fingerprint, single.value.fingerprint);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

@@ -6,6 +6,10 @@
  */
 export type QuantBits = 4 | 8;
 
+/**
+ * The `MatMulNBits` layout of an `[n, k]` weight: `kBlocks` = ⌈k / blockSize⌉ blocks per row, each
+ * `blobBytes` = blockSize·bits/8 bytes, and `zeroPointCols` bytes of packed zero points per row.
+ */
 export interface QuantLayout {
   bits: QuantBits;
   blockSize: number;
@@ -18,6 +22,7 @@ export interface QuantLayout {
   zeroPointCols: number;
 }
 
+/** One quantized weight: the initializers `MatMulNBits` reads as inputs B, scales and zero_points. */
 export interface QuantizedMatrix {
   /** uint8 [n, kBlocks, blobBytes] */
   packed: Uint8Array;
@@ -27,6 +32,7 @@ export interface QuantizedMatrix {
   zeroPoints: Uint8Array;
 }
 
+/** The layout of an `[n, k]` weight quantized to `bits` bits in blocks of `blockSize` along k. */
 export function quantLayout(n: number, k: number, bits: QuantBits, blockSize: number): QuantLayout {
   const kBlocks = Math.ceil(k / blockSize);
   return {

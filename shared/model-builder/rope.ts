@@ -6,6 +6,10 @@
 import { ModelConfigError } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 
+/**
+ * RoPE as transformers' `modeling_rope_utils.py` computes it for `rope_type` default, linear and
+ * llama3: the inverse frequencies and the attention scaling.
+ */
 export interface RopeSpec {
   type: "default" | "linear" | "llama3";
   theta: number;

@@ -8,12 +8,17 @@
  * log-probabilities; reference = rank-0 LoRA inputs, the base) would cost a whole backward too.
  */
 import { addGradients } from "../autodiff/index.ts";
+import { TRAIN_IO } from "../model-format/index.ts";
 import { attr, type GraphBuilder, type GraphValue, type NodeValue } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { buildDecoderBody, lmHead } from "./decoder-graph.ts";
-import { TRAIN_IO } from "./io-names.ts";
 import type { WeightPlan } from "./weights.ts";
 
+/**
+ * Builds the training graph into `g`: token ids, mask, positions, scored rows and targets, LoRA
+ * factors, dLoss/dLogprob seeds and `compute_grads` in; log p of each scored target, float32
+ * `[scored]`, and (when `compute_grads`) one gradient per LoRA factor out. I/O names are `TRAIN_IO`'s.
+ */
 export function buildTrainingGraph(g: GraphBuilder, arch: Architecture, w: WeightPlan): void {
   const body = buildDecoderBody(g, arch, w, { lora: true, kvCache: null });
   const rows = g.input(TRAIN_IO.scoreRows, "int64", ["scored"]);

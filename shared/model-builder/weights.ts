@@ -22,6 +22,10 @@ export type BaseQuant =
    */
   | { kind: "nbits"; bits: QuantBits; blockSize: number; emulate: boolean; accuracyLevel?: 0 | 4 };
 
+/**
+ * A planned projection weight as the graph reads it: one float initializer, or the three of
+ * `MatMulNBits` with its layout and accuracy level.
+ */
 export type Matrix =
   | { kind: "float"; name: string }
   | {
@@ -33,6 +37,10 @@ export type Matrix =
       accuracyLevel: number;
     };
 
+/**
+ * One write into the external data file: read checkpoint tensor `source` (float32, shape `dims`),
+ * transform it (`produce`: cast, quantize) and write `length` bytes at `offset`.
+ */
 export interface WeightJob {
   /** Checkpoint tensor to read. */
   source: string;
@@ -50,6 +58,10 @@ function bytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/**
+ * The external data file, planned before any weight is read: each base weight's initializer (name,
+ * dims, 64-byte-aligned offset) is declared on the graph, and a `WeightJob` records how to fill it.
+ */
 export class WeightPlan {
   readonly jobs: WeightJob[] = [];
   private cursor = 0;

@@ -14,6 +14,10 @@ export interface DecoderDims {
   tieWordEmbeddings: boolean;
 }
 
+/**
+ * A HF `config.json` this code cannot serve: `field` names the key at fault (unsupported
+ * `model_type`, a missing dimension, an inconsistent head count).
+ */
 export class ModelConfigError extends Error {
   override readonly name = "ModelConfigError";
   constructor(

@@ -9,12 +9,10 @@ import { buildModelSpec, type ModelSpec } from "./module-map.ts";
 
 export { verifyAdapterFiles } from "./adapter-files.ts";
 export { type DecoderDims, ModelConfigError, parseDecoderDims } from "./hf-config.ts";
-export { buildModelSpec, type ModelSpec, parsePeftKey, peftKey, type TargetModule } from "./module-map.ts";
+export { buildModelSpec, type ModelSpec, peftKey } from "./module-map.ts";
 export {
-  AdapterMismatchError,
   type AdapterModule,
   type VerifiedAdapter,
-  type VerifyOptions,
   verifyAdapter,
   verifyAdapterPairs,
 } from "./verify.ts";

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fixture } from "@loracast/dev-support/fixtures";
 import { parseLoraConfig } from "../peft/index.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../safetensors/index.ts";
 import {
@@ -12,10 +14,8 @@ import {
   verifyAdapterPairs,
 } from "./index.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/peft-reference/", import.meta.url);
-
-async function spec(name: string): Promise<ModelSpec> {
-  const r = await loadModelSpec(new URL(`${name}/base/config.json`, FIXTURES).pathname);
+async function spec(name: "llama-tiny" | "qwen2-tiny"): Promise<ModelSpec> {
+  const r = await loadModelSpec(join(fixture(name), "base", "config.json"));
   if (!r.ok) throw r.error;
   return r.value;
 }
@@ -35,13 +35,9 @@ function tinySpec(modelType: "llama" | "mistral"): ModelSpec {
   });
 }
 
-function adapter(name: string) {
-  const config = parseLoraConfig(
-    readFileSync(new URL(`${name}/adapter/adapter_config.json`, FIXTURES), "utf8"),
-  );
-  const file = decodeSafetensors(
-    readFileSync(new URL(`${name}/adapter/adapter_model.safetensors`, FIXTURES)),
-  );
+function adapter(name: "llama-tiny" | "qwen2-tiny") {
+  const config = parseLoraConfig(readFileSync(join(fixture(name), "adapter", "adapter_config.json"), "utf8"));
+  const file = decodeSafetensors(readFileSync(join(fixture(name), "adapter", "adapter_model.safetensors")));
   if (!config.ok) throw config.error;
   if (!file.ok) throw file.error;
   return { config: config.value, file: file.value };
@@ -51,7 +47,7 @@ describe("model spec", () => {
   it("maps every projection of the Llama fixture with the shapes its base checkpoint has", async () => {
     const s = await spec("llama-tiny");
     assert.equal(s.modules.size, 2 * 7);
-    const base = decodeSafetensors(readFileSync(new URL("llama-tiny/base/model.safetensors", FIXTURES)));
+    const base = decodeSafetensors(readFileSync(join(fixture("llama-tiny"), "base", "model.safetensors")));
     assert.ok(base.ok);
     for (const m of s.modules.values()) {
       const w = base.value.tensors.get(`${m.name}.weight`);

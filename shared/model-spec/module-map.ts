@@ -15,7 +15,11 @@ export interface TargetModule {
 export interface ModelSpec {
   dims: DecoderDims;
   modules: ReadonlyMap<string, TargetModule>;
-  /** sha256 over the canonical dims and module map; two bases with equal fingerprints take the same adapters. */
+  /**
+   * The base fingerprint, `spec-sha256:` + hex sha256 over the canonical dims and module map: two bases
+   * with equal fingerprints take the same adapters. The one adapter manifests carry (`base.fingerprint`),
+   * whether the base came from a `config.json` or from built artifacts (`readModelManifest`).
+   */
   fingerprint: string;
 }
 
@@ -33,6 +37,12 @@ export function parsePeftKey(key: string): { module: string; which: "A" | "B" } 
   return { module: m[1], which: m[2] as "A" | "B" };
 }
 
+/**
+ * The module map of a Llama-family decoder (llama, qwen2, mistral): for each layer the seven
+ * projections `self_attn.{q,k,v,o}_proj` and `mlp.{gate,up,down}_proj` with their in/out features, as
+ * transformers' `modeling_llama.py` declares them, and a fingerprint, `spec-sha256:` + the sha256 of
+ * the dims and the module list.
+ */
 export function buildModelSpec(dims: DecoderDims): ModelSpec {
   const width: Record<ProjectionWidth, number> = {
     hidden: dims.hiddenSize,

@@ -12,6 +12,7 @@ export interface AdapterModule {
   b: TensorView;
 }
 
+/** An adapter that fits its base: its modules (factors as zero-copy views) and its highest rank. */
 export interface VerifiedAdapter {
   modules: AdapterModule[];
   maxRank: number;
@@ -87,6 +88,7 @@ function checkScaling(config: LoraConfig, module: string, b: TensorView): Adapte
   return null;
 }
 
+/** Options of `verifyAdapter`. */
 export interface VerifyOptions {
   /** Refuse ranks above this. @default 256 */
   maxRank?: number;

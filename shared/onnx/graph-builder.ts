@@ -15,6 +15,7 @@ import {
   type ValueInfo,
 } from "./model.ts";
 
+/** Node attribute constructors, one per `AttributeProto` type the builders use: `attr.int(1)`. */
 export const attr = {
   int: (value: number): AttrValue => ({ kind: "int", value }),
   float: (value: number): AttrValue => ({ kind: "float", value }),
@@ -24,6 +25,7 @@ export const attr = {
   graph: (value: GraphValue): AttrValue => ({ kind: "graph", value }),
 };
 
+/** Options of one op: its domain (`""` is ONNX's, `com.microsoft` ORT's contrib ops) and outputs. */
 export interface OpOptions {
   domain?: string;
   /** How many outputs the node has (named automatically). @default 1 */
@@ -36,6 +38,10 @@ function bytesOf(values: ArrayBufferView): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
+/**
+ * Builds one `GraphValue` op by op: inputs, initializers (inline or external), nodes and outputs,
+ * each value named once (a second definition throws). `build()` returns the graph for `encodeModel`.
+ */
 export class GraphBuilder {
   private readonly nodes: NodeValue[] = [];
   private readonly initializers: TensorValue[] = [];

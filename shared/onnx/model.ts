@@ -4,6 +4,7 @@
  */
 import { ProtoWriter } from "./proto-writer.ts";
 
+/** The tensor element types the builders emit, by their `TensorProto.DataType` names lower-cased. */
 export type ElemType = "float32" | "float16" | "uint8" | "int8" | "int32" | "int64" | "bool";
 
 /** TensorProto.DataType codes. */
@@ -17,6 +18,7 @@ const ELEM_CODE: Record<ElemType, number> = {
   float16: 10,
 };
 
+/** Bytes per element of each type (for checking an initializer's data length against its dims). */
 export const ELEM_BYTES: Record<ElemType, number> = {
   float32: 4,
   float16: 2,
@@ -30,6 +32,7 @@ export const ELEM_BYTES: Record<ElemType, number> = {
 /** A dimension: a fixed size or a symbolic name shared by every value that has it. */
 export type Dim = number | string;
 
+/** A graph input or output (`ValueInfoProto`): name, element type and shape. */
 export interface ValueInfo {
   name: string;
   type: ElemType;
@@ -42,6 +45,7 @@ export type TensorData =
   | { inline: Uint8Array }
   | { external: { location: string; offset: number; length: number } };
 
+/** An initializer or tensor attribute (`TensorProto`), `dims` in elements, row-major. */
 export interface TensorValue {
   name: string;
   type: ElemType;
@@ -49,6 +53,7 @@ export interface TensorValue {
   data: TensorData;
 }
 
+/** A node attribute (`AttributeProto`), tagged by its type. */
 export type AttrValue =
   | { kind: "int"; value: number }
   | { kind: "float"; value: number }
@@ -58,6 +63,7 @@ export type AttrValue =
   | { kind: "tensor"; value: TensorValue }
   | { kind: "graph"; value: GraphValue };
 
+/** One node (`NodeProto`): an op of `domain` reading `inputs` and writing `outputs` by name. */
 export interface NodeValue {
   name: string;
   opType: string;
@@ -67,6 +73,7 @@ export interface NodeValue {
   attributes: Readonly<Record<string, AttrValue>>;
 }
 
+/** A graph (`GraphProto`): nodes in topological order, initializers, inputs and outputs. */
 export interface GraphValue {
   name: string;
   nodes: readonly NodeValue[];
@@ -75,6 +82,7 @@ export interface GraphValue {
   outputs: readonly ValueInfo[];
 }
 
+/** A model (`ModelProto`), IR version 10: one graph and the opset it imports per domain. */
 export interface ModelValue {
   graph: GraphValue;
   /** Opset version per domain ("" is the default ONNX domain). */
@@ -83,7 +91,7 @@ export interface ModelValue {
   metadata?: Readonly<Record<string, string>>;
 }
 
-export const IR_VERSION = 10;
+const IR_VERSION = 10;
 
 function encodeTensor(t: TensorValue): ProtoWriter {
   const w = new ProtoWriter();

@@ -1,6 +1,7 @@
 /**
- * AdamW as torch.optim.AdamW computes it (algorithms.md §6.1), over named Float32Array parameters
- * updated in place: decoupled weight decay first, then the bias-corrected step
+ * AdamW as torch.optim.AdamW computes it (`torch/optim/adamw.py`, `_single_tensor_adamw`; Loshchilov
+ * & Hutter 2019, "Decoupled Weight Decay Regularization", arXiv:1711.05101), over named Float32Array
+ * parameters updated in place: decoupled weight decay first, then the bias-corrected step
  * p −= lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
  */
 export interface AdamWSettings {
@@ -10,6 +11,10 @@ export interface AdamWSettings {
   weightDecay: number;
 }
 
+/**
+ * torch.optim.AdamW's defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01 (transformers'
+ * `TrainingArguments` uses weight_decay 0.0; run configs say which they want).
+ */
 export const TORCH_ADAMW_DEFAULTS: AdamWSettings = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
 /** The optimizer's state, as it is checkpointed. */
@@ -19,6 +24,10 @@ export interface AdamWState {
   moments: Map<string, { m: Float32Array; v: Float32Array }>;
 }
 
+/**
+ * AdamW over named parameters (LoRA factors, float32, updated in place). Pass `state` to resume from
+ * a checkpoint; `state.step` counts the steps taken, as torch's per-parameter `step` does.
+ */
 export class AdamW {
   readonly state: AdamWState;
 

@@ -1,6 +1,10 @@
 /** Learning-rate schedules as transformers' get_*_schedule_with_warmup define them. */
 export type ScheduleKind = "constant" | "constant_with_warmup" | "linear" | "cosine";
 
+/**
+ * A learning-rate schedule: `lr` peak, warmup over `warmupSteps` optimizer steps, decay to 0 at
+ * `totalSteps` (linear, cosine).
+ */
 export interface Schedule {
   kind: ScheduleKind;
   /** Peak learning rate. */

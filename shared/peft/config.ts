@@ -136,7 +136,7 @@ function selector(field: string, v: string | string[]): Result<ModuleSelector, P
   const regex = compilePythonRegex(v);
   return regex.ok
     ? ok({ kind: "regex", source: v, regex: regex.value })
-    : err(new PeftConfigError(field, regex.error));
+    : err(new PeftConfigError(field, regex.error.message));
 }
 
 function patternEntries(
@@ -146,7 +146,7 @@ function patternEntries(
   const out: PatternEntry[] = [];
   for (const [key, value] of Object.entries(pattern ?? {})) {
     const regex = compilePythonRegex(key, (k) => `(.*\\.)?(${k})`);
-    if (!regex.ok) return err(new PeftConfigError(`${field}.${key}`, regex.error));
+    if (!regex.ok) return err(new PeftConfigError(`${field}.${key}`, regex.error.message));
     out.push({ key, regex: regex.value, value });
   }
   return ok(out);
@@ -159,7 +159,7 @@ function layerPatterns(v: string | string[] | null): Result<RE2JS[] | null, Peft
   for (const p of typeof v === "string" ? [v] : v) {
     // PEFT splices the pattern in ungrouped; wrapping it would change what an alternation means.
     const regex = compilePythonRegex(p, (q) => `.*?\\.${q}\\.(\\d+)\\.`);
-    if (!regex.ok) return err(new PeftConfigError("layers_pattern", regex.error));
+    if (!regex.ok) return err(new PeftConfigError("layers_pattern", regex.error.message));
     out.push(regex.value);
   }
   return ok(out);

@@ -7,7 +7,7 @@ const K = "model.layers.1.self_attn.k_proj";
 
 function fullMatch(pattern: string, name: string): boolean {
   const re = compilePythonRegex(pattern);
-  if (!re.ok) throw new Error(re.error);
+  if (!re.ok) throw new Error(re.error.message);
   return re.value.matches(name);
 }
 
@@ -44,8 +44,8 @@ describe("Python regexes under RE2", () => {
       const r = compilePythonRegex(pattern);
       assert.equal(r.ok, false, pattern);
       if (!r.ok) {
-        assert.match(r.error, /^not a supported regular expression: /, pattern);
-        assert.match(r.error, why, pattern);
+        assert.match(r.error.message, /^not a supported regular expression: /, pattern);
+        assert.match(r.error.message, why, pattern);
       }
     }
   });

@@ -9,7 +9,7 @@
  * (Python also matches before a final newline) select the same modules under both engines.
  */
 import { RE2JS } from "re2js";
-import { err, ok, type Result } from "../result/index.ts";
+import { err, type Failure, ok, type Result } from "../result/index.ts";
 
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 const HEX8 = /^[0-9a-fA-F]{8}$/;
@@ -20,7 +20,7 @@ const PY_REPEAT = /^\{,(\d*)\}/;
  * Python-only quantifier `{,n}` → `{0,n}` (RE2 would read it as literal text). POSIX classes
  * (`[[:alpha:]]`) are refused: Python reads them as a plain set of characters.
  */
-export function translatePythonRegex(pattern: string): Result<string, string> {
+export function translatePythonRegex(pattern: string): Result<string, Failure> {
   let out = "";
   let inClass = false;
   // Where the current set's members start in `out`: a "]" there is a member, not the end.
@@ -29,7 +29,7 @@ export function translatePythonRegex(pattern: string): Result<string, string> {
     const c = pattern[i] as string;
     if (c === "\\") {
       const next = pattern[i + 1];
-      if (next === undefined) return err("ends with a lone backslash");
+      if (next === undefined) return err({ message: "ends with a lone backslash" });
       if (next === "Z" && !inClass) {
         out += "\\z";
         i++;
@@ -48,7 +48,7 @@ export function translatePythonRegex(pattern: string): Result<string, string> {
     }
     if (inClass) {
       if (c === "[" && pattern[i + 1] === ":") {
-        return err(`POSIX class at offset ${i} ("[:"): Python reads it as a set of characters`);
+        return err({ message: `POSIX class at offset ${i} ("[:"): Python reads it as a set of characters` });
       }
       if (c === "]" && out.length > members) inClass = false;
       out += c;
@@ -81,13 +81,13 @@ export function translatePythonRegex(pattern: string): Result<string, string> {
 export function compilePythonRegex(
   pattern: string,
   wrap: (source: string) => string = (s) => s,
-): Result<RE2JS, string> {
+): Result<RE2JS, Failure> {
   const source = translatePythonRegex(pattern);
-  if (!source.ok) return err(`not a supported regular expression: ${source.error}`);
+  if (!source.ok) return err({ message: `not a supported regular expression: ${source.error.message}` });
   try {
     RE2JS.compile(source.value);
     return ok(RE2JS.compile(wrap(source.value)));
   } catch (e) {
-    return err(`not a supported regular expression: ${(e as Error).message}`);
+    return err({ message: `not a supported regular expression: ${(e as Error).message}` });
   }
 }

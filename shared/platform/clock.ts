@@ -4,4 +4,5 @@ export interface Clock {
   now(): number;
 }
 
+/** The wall clock (`Date.now()`), for `main.ts` to pass down; tests pass their own `Clock`. */
 export const systemClock: Clock = { now: () => Date.now() };

@@ -1,6 +1,10 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 
+/**
+ * A listening server: `url` is `http://<host>:<port>` with the port actually bound; `close()` stops
+ * accepting, drops open connections and resolves once the server is closed.
+ */
 export interface HttpServer {
   url: string;
   close(): Promise<void>;

@@ -5,6 +5,7 @@
  */
 import { redactText } from "../egress/index.ts";
 
+/** A JSON-lines logger; `child` adds fields to every line it writes. */
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -12,6 +13,11 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/**
+ * A logger writing one JSON object a line (`t`, `level`, `msg`, then `base` and the call's fields)
+ * to stdout, or to `options.write`. `quiet` drops `info` lines; `clock` stamps `t` (ISO 8601). Errors
+ * in fields are written as `{name, message}`, and every string passes `redactText`.
+ */
 export function createLogger(
   base: Record<string, unknown>,
   options: { clock?: { now(): number }; write?: (line: string) => void; quiet?: boolean } = {},

@@ -8,8 +8,13 @@ export interface Metric {
   samples?: readonly (readonly [labels: Readonly<Record<string, string>>, value: number])[];
 }
 
+/** The `content-type` of Prometheus' text exposition format, version 0.0.4. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4";
 
+/**
+ * Renders metrics in the text exposition format: a `# TYPE` line per metric, then its samples,
+ * `name{label="value"} value`, one a line, ending with a newline.
+ */
 export function prometheusText(metrics: readonly Metric[]): string {
   const lines: string[] = [];
   for (const m of metrics) {

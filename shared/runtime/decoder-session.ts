@@ -9,7 +9,7 @@ import {
   type ModelArtifactsError,
   type ModelManifest,
   readModelManifest,
-} from "../model-builder/index.ts";
+} from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { ok, type Result } from "../result/index.ts";
 import type { ExecutionProvider } from "./execution-provider.ts";
@@ -43,6 +43,10 @@ export interface KvCache {
 /** Spare columns a host cache gets when it is made or outgrows its buffers. */
 const SPARE_COLUMNS = 64;
 
+/**
+ * One decoder step for `batch` rows of `seq` new tokens each (a prefill, or one token per row when
+ * decoding), on top of the rows' `past` cache (null: nothing yet).
+ */
 export interface StepInput {
   batch: number;
   /** New tokens per row this step. */
@@ -59,12 +63,20 @@ export interface StepInput {
   past: KvCache | null;
 }
 
+/**
+ * What a step returns: float32 logits `[batch, logitsCount, vocab]` at the requested positions, and
+ * the cache with this step's keys and values added.
+ */
 export interface StepOutput {
   /** [batch, logitsCount, vocab] */
   logits: Float32Array;
   present: KvCache;
 }
 
+/**
+ * How the ORT session runs: execution providers in order of preference (ORT's names; `cpu` by
+ * default) and intra-op threads (ORT's default when absent).
+ */
 export interface DecoderSessionOptions {
   /** Tried in order; the first decides where the KV cache lives. Default `["cpu"]`. */
   executionProviders?: ExecutionProvider[];
@@ -96,6 +108,11 @@ export function sessionsCreated(): number {
   return created;
 }
 
+/**
+ * The model's one ORT inference session (`DecoderSession.load` over a model directory): `step` runs
+ * the decoder over a batch with an adapter's factors as feeds; caches are re-batched with `regroup`
+ * and, on the GPU, released with `free`. Call `release` once, when the process is done with it.
+ */
 export class DecoderSession {
   private constructor(
     readonly manifest: ModelManifest,

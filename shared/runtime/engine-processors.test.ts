@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
 import * as ort from "onnxruntime-node";
 import { createRng } from "../random/index.ts";
 import {
@@ -17,7 +18,6 @@ import {
   NonFiniteLogitsError,
   sequenceLogprobs,
 } from "./index.ts";
-import { loadTinyModel, type TinyModel } from "./tiny-model.ts";
 
 describe("engine logits processors and prompt logprobs on llama-tiny", () => {
   let model: TinyModel;

@@ -41,11 +41,17 @@ interface Group {
   pads: number[];
 }
 
+/** Options of an `Engine`. */
 export interface EngineOptions {
   /** Most sequences decoded together in one adapter group. @default 16 */
   maxBatch?: number;
 }
 
+/**
+ * Continuous batching over one `DecoderSession`: `generate` queues a request and resolves when it
+ * finishes (stop token, length, stop callback or abort), with its tokens and their logprobs. Invalid
+ * sampling parameters reject; non-finite logits reject that request alone with `NonFiniteLogitsError`.
+ */
 export class Engine {
   private readonly waiting: Sequence[] = [];
   private readonly groups = new Map<string, Group>();
@@ -67,6 +73,11 @@ export class Engine {
     return n;
   }
 
+  /**
+   * Queues one sequence (one choice) for generation; starts the loop on the next event-loop turn when
+   * it is idle. Rejects at once when the prompt is empty, or with a `RangeError` when a parameter is
+   * out of range for this vocabulary.
+   */
   generate(req: GenerationRequest): Promise<GenerationResult> {
     if (req.prompt.length === 0) return Promise.reject(new Error("prompt is empty"));
     const invalid = invalidProcessorParams(

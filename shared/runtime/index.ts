@@ -3,12 +3,10 @@ export {
   createSession,
   DecoderSession,
   type DecoderSessionOptions,
-  type KvCache,
   type StepInput,
-  type StepOutput,
   sessionsCreated,
 } from "./decoder-session.ts";
-export { Engine, type EngineOptions } from "./engine.ts";
+export { Engine } from "./engine.ts";
 export {
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
@@ -17,7 +15,6 @@ export {
 export {
   type FinishReason,
   type GenerationRequest,
-  type GenerationResult,
   NonFiniteLogitsError,
 } from "./generation.ts";
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
@@ -30,6 +27,4 @@ export {
   type SampledToken,
   type SamplingParams,
   sampleToken,
-  scoreToken,
-  type TokenLogprob,
 } from "./sampling.ts";

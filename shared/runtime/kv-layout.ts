@@ -6,6 +6,7 @@
 import * as ort from "onnxruntime-node";
 import type { KvCache } from "./decoder-session.ts";
 
+/** One row of an existing cache, to be copied into a regrouped one. */
 export interface RowSource {
   cache: KvCache;
   row: number;
@@ -13,6 +14,7 @@ export interface RowSource {
   pad: number;
 }
 
+/** The per-layer cache geometry: layers, KV heads and head dimension. */
 export interface KvShape {
   layers: number;
   kvHeads: number;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
 import { createRng } from "../random/index.ts";
 import {
   allFinite,
@@ -14,7 +15,6 @@ import {
   sampleToken,
   sessionsCreated,
 } from "./index.ts";
-import { loadTinyModel, type TinyModel } from "./tiny-model.ts";
 
 describe("allFinite", () => {
   it("is false for one NaN or infinity anywhere in the row, in every lane and the tail", () => {

@@ -52,13 +52,18 @@ export interface SamplingParams {
   repetitionPenalty?: number;
 }
 
+/** Greedy decoding: temperature 0 (argmax), no top-k, top-p or min-p filtering. */
 export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0 };
 
+/** A token id and its log-probability (natural log). */
 export interface TokenLogprob {
   token: number;
   logprob: number;
 }
 
+/**
+ * One generated (or prompt) token with its logprob and top alternatives, as OpenAI's `logprobs` report it.
+ */
 export interface SampledToken {
   token: number;
   /**

@@ -19,6 +19,7 @@ export interface TensorView<D extends Dtype = Dtype> {
   array(): DtypeArrays[D];
 }
 
+/** A decoded file: its tensors as zero-copy views, its `__metadata__` strings and where data starts. */
 export interface SafetensorsFile {
   /** Tensors in file order (ascending offsets). */
   readonly tensors: ReadonlyMap<string, TensorView>;
@@ -27,6 +28,7 @@ export interface SafetensorsFile {
   readonly dataStart: number;
 }
 
+/** Options of `decodeSafetensors`. */
 export interface DecodeOptions {
   /** Refuse headers longer than this many bytes. @default 100 MiB */
   maxHeaderBytes?: number;
@@ -60,6 +62,10 @@ export interface TensorEntry {
   size: number;
 }
 
+/**
+ * A validated header: each tensor's place relative to the data section, the `__metadata__` strings,
+ * and `dataStart` = 8 + the header's length in bytes.
+ */
 export interface SafetensorsLayout {
   entries: TensorEntry[];
   metadata: Record<string, string>;

@@ -1,7 +1,9 @@
 /** Element types this codec accepts. The names are the ones safetensors writes on the wire. */
-export const DTYPES = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"] as const;
+const DTYPES = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"] as const;
+/** A safetensors element type, as the header spells it (`"F32"`, `"BF16"`, ...). */
 export type Dtype = (typeof DTYPES)[number];
 
+/** Bytes per element of each dtype. */
 export const DTYPE_BYTES: Record<Dtype, number> = {
   F64: 8,
   F32: 4,
@@ -34,6 +36,7 @@ type ArrayCtor = {
   new (length: number): DtypeArrays[Dtype];
 };
 
+/** The typed-array constructor of each dtype (`DtypeArrays`), for views over a tensor's bytes. */
 export const DTYPE_ARRAY: Record<Dtype, ArrayCtor> = {
   F64: Float64Array,
   F32: Float32Array,
@@ -47,6 +50,7 @@ export const DTYPE_ARRAY: Record<Dtype, ArrayCtor> = {
   BOOL: Uint8Array,
 } as Record<Dtype, ArrayCtor>;
 
+/** Whether a header's `dtype` string is one this codec accepts. */
 export function isDtype(value: unknown): value is Dtype {
   return typeof value === "string" && (DTYPES as readonly string[]).includes(value);
 }

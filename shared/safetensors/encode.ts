@@ -1,6 +1,7 @@
 import { DTYPE_BYTES, type Dtype } from "./dtypes.ts";
 import { SafetensorsError } from "./errors.ts";
 
+/** One tensor to write: its dtype, shape (in elements) and raw bytes. */
 export interface TensorInput {
   dtype: Dtype;
   shape: readonly number[];

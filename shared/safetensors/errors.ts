@@ -1,3 +1,4 @@
+/** What a `SafetensorsError` is about, one code per structural rule of the format. */
 export type SafetensorsErrorCode =
   | "truncated"
   | "header_too_large"

@@ -16,6 +16,11 @@ export interface SafetensorsReader {
   close(): Promise<void>;
 }
 
+/**
+ * Opens a safetensors file on disk and validates its header (lengths, offsets, dtypes, shapes against
+ * the file size) without reading tensor data. An `err` is a `SafetensorsError` (an unopenable file is
+ * `truncated`); the caller closes the reader.
+ */
 export async function openSafetensors(
   path: string,
   maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES,

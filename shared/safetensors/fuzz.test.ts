@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fixture } from "@loracast/dev-support/fixtures";
 import { createRng, type Rng } from "../random/index.ts";
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from "./index.ts";
 
-const FIXTURE = new URL(
-  "../../../shared/fixtures/peft-reference/qwen2-tiny/adapter/adapter_model.safetensors",
-  import.meta.url,
-);
+const FIXTURE = join(fixture("qwen2-tiny"), "adapter", "adapter_model.safetensors");
 
 /** Mutations that hit the header, the length prefix and the tail, where a reader is most likely wrong. */
 function mutate(rng: Rng, seed: Uint8Array, headerEnd: number): Uint8Array {

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fixture } from "@loracast/dev-support/fixtures";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -9,10 +11,7 @@ import {
   toFloat32,
 } from "./index.ts";
 
-const FIXTURE = new URL(
-  "../../../shared/fixtures/peft-reference/llama-tiny/adapter/adapter_model.safetensors",
-  import.meta.url,
-);
+const FIXTURE = join(fixture("llama-tiny"), "adapter", "adapter_model.safetensors");
 
 /** Builds a file from a raw header object and a data section, bypassing the encoder's checks. */
 function rawFile(header: unknown, data: Uint8Array | number = 0): Uint8Array {

@@ -5,6 +5,10 @@
  */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+/**
+ * Invalid JSON, a duplicate key (`duplicateKey` names it) or nesting past 64 levels, with the byte
+ * offset in the message.
+ */
 export class StrictJsonError extends Error {
   override readonly name = "StrictJsonError";
   constructor(
@@ -18,6 +22,7 @@ export class StrictJsonError extends Error {
 const MAX_DEPTH = 64;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
+/** Parses JSON (RFC 8259) refusing duplicate keys at any depth; throws `StrictJsonError`. */
 export function parseStrictJson(text: string): JsonValue {
   let pos = 0;
 

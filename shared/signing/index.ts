@@ -18,9 +18,9 @@ import {
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { err, ok, type Result } from "../result/index.ts";
+import { err, type Failure, ok, type Result } from "../result/index.ts";
 
-export const SIGNATURE_SCHEMA = "loracast.signature/v1";
+const SIGNATURE_SCHEMA = "loracast.signature/v1";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 
@@ -35,6 +35,7 @@ export const signatureEnvelopeSchema = z.object({
   signed: z.object({ sha256: hex64 }),
   signatures: z.array(z.object({ keyid: hex64, sig: z.string().min(1) })).min(1),
 });
+/** A parsed signature envelope (`signatureEnvelopeSchema`). */
 export type SignatureEnvelope = z.infer<typeof signatureEnvelopeSchema>;
 
 /** Store key of the envelope that signs the object whose bytes hash to `sha256`. */
@@ -52,9 +53,10 @@ function rawPublicKey(key: KeyObject): Buffer {
 export const keyIdOf = (raw: Uint8Array): string => sha256Hex(raw);
 
 /** Parses a public key as configured: base64 (or base64url) of the raw 32-byte Ed25519 key. */
-export function parsePublicKey(text: string): Result<KeyObject, string> {
+export function parsePublicKey(text: string): Result<KeyObject, Failure> {
   const raw = Buffer.from(text.trim(), "base64");
-  if (raw.byteLength !== 32) return err(`not the base64 of a raw 32-byte Ed25519 public key: ${text}`);
+  if (raw.byteLength !== 32)
+    return err({ message: `not the base64 of a raw 32-byte Ed25519 public key: ${text}` });
   return ok(
     createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" }),
   );
@@ -69,7 +71,7 @@ export const publicKeyList = z
     for (const item of (v ?? "").split(",").map((s) => s.trim())) {
       if (item === "") continue;
       const parsed = parsePublicKey(item);
-      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error });
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error.message });
       else out.push(item);
     }
     return out;
@@ -89,14 +91,14 @@ export class Signer {
   }
 
   /** From a PKCS#8 PEM Ed25519 private key; an error names what is wrong with it. */
-  static fromPem(pem: string): Result<Signer, string> {
+  static fromPem(pem: string): Result<Signer, Failure> {
     try {
       const key = createPrivateKey(pem);
       if (key.asymmetricKeyType !== "ed25519")
-        return err(`an Ed25519 private key is required, not ${key.asymmetricKeyType}`);
+        return err({ message: `an Ed25519 private key is required, not ${key.asymmetricKeyType}` });
       return ok(new Signer(key));
     } catch (e) {
-      return err(`not a PEM private key: ${(e as Error).message}`);
+      return err({ message: `not a PEM private key: ${(e as Error).message}` });
     }
   }
 
@@ -125,7 +127,7 @@ export class Signer {
  * Where the public half of the key at `path` is written: `path` without `.pem`, plus `.pub`.
  * It holds the base64 raw Ed25519 public key, the form generators take in `MANIFEST_PUBLIC_KEYS`.
  */
-export function publicKeyPath(path: string): string {
+function publicKeyPath(path: string): string {
   return `${path.replace(/\.pem$/, "")}.pub`;
 }
 
@@ -135,17 +137,18 @@ export function publicKeyPath(path: string): string {
  * can hand it to generators with `cat`. Any other problem (unreadable, not Ed25519) is an error
  * naming the path.
  */
-export async function loadOrCreateSigner(path: string): Promise<Result<Signer, string>> {
+export async function loadOrCreateSigner(path: string): Promise<Result<Signer, Failure>> {
   let pem: string | null = null;
   try {
     pem = await readFile(path, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") return err(`${path}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      return err({ message: `${path}: ${(e as Error).message}` });
   }
   let signer: Signer;
   if (pem !== null) {
     const s = Signer.fromPem(pem);
-    if (!s.ok) return err(`${path}: ${s.error}`);
+    if (!s.ok) return err({ message: `${path}: ${s.error.message}` });
     signer = s.value;
   } else {
     signer = Signer.generate();
@@ -176,7 +179,7 @@ export class TrustedKeys {
   constructor(publicKeys: readonly string[]) {
     for (const text of publicKeys) {
       const key = parsePublicKey(text);
-      if (!key.ok) throw new Error(key.error);
+      if (!key.ok) throw new Error(key.error.message);
       this.keys.set(keyIdOf(rawPublicKey(key.value)), key.value);
     }
   }

@@ -65,7 +65,7 @@ describe("signing", () => {
       writeFileSync(rsaPath, rsa.export({ format: "pem", type: "pkcs8" }));
       const refused = await loadOrCreateSigner(rsaPath);
       assert.ok(!refused.ok);
-      assert.match(refused.error, /rsa\.pem: an Ed25519 private key is required, not rsa/);
+      assert.match(refused.error.message, /rsa\.pem: an Ed25519 private key is required, not rsa/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -31,6 +31,10 @@ export interface AbandonedUploadHooks {
 /** Backoff between abort retries: 0.5 s doubling to at most 10 s, for as long as the process runs. */
 const RETRY = { retries: Number.POSITIVE_INFINITY, minTimeout: 500, maxTimeout: 10_000, unref: true };
 
+/**
+ * The multipart uploads of one S3 client whose abort failed, retried with backoff until S3
+ * answers (`abortOrRetry`), and the start-up `sweep` of uploads an earlier process left under the prefix.
+ */
 export class AbandonedUploads {
   /** Uploads whose abort failed and is being retried, by upload id. */
   private readonly pending = new Map<string, MultipartUpload>();

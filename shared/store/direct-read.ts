@@ -37,6 +37,7 @@ export class DirectReadError extends Error {
 
 const HEAD_BYTES = 16 * 1024;
 
+/** Options of `directRead`: cancellation, and how long a silent socket is allowed (ms). */
 export interface DirectReadOptions {
   signal?: AbortSignal;
   /** Fails the read when the socket is silent this long. */

@@ -1,19 +1,19 @@
 /** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
 
 export { type AbandonedUploadHooks, AbandonedUploads, type MultipartUpload } from "./abandoned-uploads.ts";
-export {
-  AdapterStore,
-  type AdapterStoreOptions,
-  type AdapterUpload,
-  type BlobRepair,
-  type IntegrityFailure,
-  type ManifestDraft,
-  type RefusedRecord,
-  type SealedRecord,
-  type SigningOptions,
-  type StoredManifest,
-  sha256Hex,
-} from "./adapter-store.ts";
+export { AdapterStore } from "./adapter-store.ts";
+export type {
+  AdapterStoreOptions,
+  AdapterUpload,
+  BlobRepair,
+  IntegrityFailure,
+  ManifestDraft,
+  ManifestRefusal,
+  SealedRecord,
+  SigningOptions,
+  StoredManifest,
+} from "./adapter-store-types.ts";
+export { sha256Hex } from "./blobs.ts";
 export {
   blobKey,
   checkpointKey,
@@ -26,12 +26,7 @@ export {
 } from "./keys.ts";
 export { MemoryObjectStore } from "./memory-object-store.ts";
 export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-store.ts";
-export { RefusalLog } from "./refusal-log.ts";
+export { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
 export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";
-export {
-  type StoreStartupFailure,
-  type WaitForStoreOptions,
-  waitForStore,
-  waitForStoreOrExit,
-} from "./startup.ts";
+export { waitForStoreOrExit } from "./startup.ts";

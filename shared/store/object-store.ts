@@ -39,6 +39,11 @@ export interface ObjectStore {
   readonly traffic: { uploaded: number; downloaded: number };
 }
 
+/**
+ * `rejected`: a 4xx other than 429, the request itself is wrong (missing bucket, bad credentials,
+ * access denied) and retrying will not help; `unavailable`: anything else (refused, no answer, 5xx,
+ * throttling).
+ */
 export type StoreErrorCode = "unavailable" | "rejected";
 
 /** The store could not be reached, or refused a request in a way retrying will not fix. */

@@ -16,6 +16,10 @@ export interface RefusedRecord {
 
 const RUN_OF_KEY = /^runs\/([^/]+)\//;
 
+/**
+ * Counts refused store records by kind and code and keeps the newest refused keys per run, bounded
+ * by `perRun` and `total` (the oldest go first).
+ */
 export class RefusalLog {
   /** Refusals so far, by `record` and `code` (a re-read manifest counts each time). */
   private readonly counts = new Map<

@@ -19,6 +19,9 @@ import { DirectReadError, type DirectResponse, directRead } from "./direct-read.
 import type { ObjectStore } from "./object-store.ts";
 import { StoreError } from "./object-store.ts";
 
+/**
+ * How to reach an S3-compatible bucket (AWS S3, MinIO, s3rver), parsed from `S3_*` by `s3SettingsFromEnv`.
+ */
 export interface S3Settings {
   /** Custom endpoint (MinIO, s3rver); omit for AWS. */
   endpoint?: string;

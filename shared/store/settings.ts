@@ -31,6 +31,7 @@ export const s3EnvSchema = z.object({
   S3_STARTUP_TIMEOUT_S: z.coerce.number().min(0).default(60),
 });
 
+/** The `S3Settings` of a parsed `s3EnvSchema` environment (MiB sizes converted to bytes). */
 export function s3SettingsFromEnv(env: z.infer<typeof s3EnvSchema>): S3Settings {
   return {
     ...(env.S3_ENDPOINT === undefined ? {} : { endpoint: env.S3_ENDPOINT }),

@@ -69,7 +69,7 @@ describe("waitForStore", () => {
     const r = await waitForStore({ probe: p.run, target, log, timeoutMs: 200, minDelayMs: 20 });
     assert.equal(r.ok, false);
     if (r.ok) return;
-    assert.equal(r.error.kind, "unavailable");
+    assert.equal(r.error.code, "unavailable");
     assert.equal(r.error.variable, "S3_ENDPOINT");
     assert.match(r.error.message, /S3_STARTUP_TIMEOUT_S/);
     assert.ok(p.calls >= 2 && p.calls < 20, `${p.calls} attempts in 200 ms`);
@@ -91,8 +91,8 @@ describe("waitForStore", () => {
       assert.equal(r.ok, false);
       if (r.ok) return;
       assert.deepEqual(
-        { kind: r.error.kind, variable: r.error.variable },
-        { kind: "config", variable },
+        { code: r.error.code, variable: r.error.variable },
+        { code: "config", variable },
         reason,
       );
       assert.match(r.error.message, message);

@@ -12,12 +12,13 @@ import { StoreError } from "./object-store.ts";
 /** Why a service could not start on its store: which setting to check, in one sentence. */
 export interface StoreStartupFailure {
   /** `config`: a setting is wrong (exit 2); `unavailable`: still unreachable when time ran out. */
-  kind: "config" | "unavailable";
+  code: "config" | "unavailable";
   /** The environment variable to look at first, e.g. `S3_BUCKET`. */
   variable: string;
   message: string;
 }
 
+/** What `waitForStore` probes, where (for the messages), and how long it retries. */
 export interface WaitForStoreOptions<T> {
   /** The first requests a service makes; any StoreError it throws is classified as below. */
   probe: () => Promise<T>;
@@ -86,7 +87,7 @@ export async function waitForStore<T>(o: WaitForStoreOptions<T>): Promise<Result
     const config = classify(e, o.target, where);
     if (config !== null) return err(config);
     return err({
-      kind: "unavailable",
+      code: "unavailable",
       variable: "S3_ENDPOINT",
       message: `${unreachable(e)}; gave up after ${seconds} s (S3_STARTUP_TIMEOUT_S)`,
     });
@@ -99,34 +100,34 @@ function classify(e: StoreError, target: { bucket: string }, where: string): Sto
   const why = e.reason ?? e.message;
   if (e.reason === "NoSuchBucket") {
     return {
-      kind: "config",
+      code: "config",
       variable: "S3_BUCKET",
       message: `S3_BUCKET ${target.bucket} does not exist at ${where} (NoSuchBucket): create the bucket or fix S3_BUCKET`,
     };
   }
   if (e.reason !== undefined && BAD_CREDENTIALS.has(e.reason)) {
     return {
-      kind: "config",
+      code: "config",
       variable: "S3_ACCESS_KEY_ID",
       message: `S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY were rejected by ${where} (${why}): check the key pair`,
     };
   }
   if (e.reason === "AccessDenied") {
     return {
-      kind: "config",
+      code: "config",
       variable: "S3_ACCESS_KEY_ID",
       message: `S3_ACCESS_KEY_ID may not read and write bucket ${target.bucket} (AccessDenied): check the key's policy, S3_BUCKET and S3_PREFIX`,
     };
   }
   if (e.reason !== undefined && WRONG_REGION.has(e.reason)) {
     return {
-      kind: "config",
+      code: "config",
       variable: "S3_REGION",
       message: `bucket ${target.bucket} is not in S3_REGION (${why}): set S3_REGION to the bucket's region`,
     };
   }
   return {
-    kind: "config",
+    code: "config",
     variable: "S3_ENDPOINT",
     message: `${where} refused the store's first request (${why}): check S3_ENDPOINT, S3_BUCKET and the credentials`,
   };
@@ -161,5 +162,5 @@ export async function waitForStoreOrExit<T>(o: WaitForStoreOptions<T>): Promise<
   const reached = await waitForStore(o);
   if (reached.ok) return reached.value;
   o.log.error(reached.error.message, { variable: reached.error.variable });
-  process.exit(reached.error.kind === "config" ? 2 : 1);
+  process.exit(reached.error.code === "config" ? 2 : 1);
 }

@@ -2,7 +2,7 @@ import { compileChatTemplate } from "./chat-template.ts";
 import type { TextTokenizer } from "./types.ts";
 
 /** The chat format of models built in tests, which have no tokenizer files. */
-export const BYTE_CHAT_TEMPLATE =
+const BYTE_CHAT_TEMPLATE =
   "{% for m in messages %}<|{{ m.role }}{% if m.name %} name={{ m.name }}{% endif %}{% if m.tool_call_id %} id={{ m.tool_call_id }}{% endif %}|>\n{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
 
 /**

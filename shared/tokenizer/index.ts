@@ -5,10 +5,9 @@ import { byteTokenizer } from "./byte-tokenizer.ts";
 import { hfTokenizer } from "./hf-tokenizer.ts";
 import type { TextTokenizer } from "./types.ts";
 
-export { BYTE_CHAT_TEMPLATE, byteTokenizer } from "./byte-tokenizer.ts";
+export { byteTokenizer } from "./byte-tokenizer.ts";
 export { IncrementalDecoder } from "./detokenizer.ts";
-export { hfTokenizer } from "./hf-tokenizer.ts";
-export type { ChatMessage, TextTokenizer } from "./types.ts";
+export type { TextTokenizer } from "./types.ts";
 
 async function readOptional(path: string): Promise<string | null> {
   return readFile(path, "utf8").catch((e: NodeJS.ErrnoException) => {

@@ -6,6 +6,7 @@
 import type { ScoredTokens } from "../losses/index.ts";
 import type { TrainBatch } from "./training-session.ts";
 
+/** One training example: prompt and completion token ids (both non-empty). */
 export interface Sample {
   prompt: readonly number[];
   completion: readonly number[];
@@ -13,6 +14,11 @@ export interface Sample {
   masked?: boolean;
 }
 
+/**
+ * Packs samples into one right-padded `TrainBatch` (`[batch, longest prompt + completion]`, pad
+ * `padId`) and the `ScoredTokens` layout the losses read: one scored token per completion token, in
+ * sample order. Throws `RangeError` on an empty batch or an empty prompt or completion.
+ */
 export function packBatch(
   samples: readonly Sample[],
   padId = 0,

@@ -1,4 +1,4 @@
 /** Training LoRA factors over a frozen base: the training-graph session, parameters, batches. */
 export { packBatch, type Sample } from "./batch.ts";
-export { type LoraModuleParams, LoraParams } from "./lora-params.ts";
+export { LoraParams } from "./lora-params.ts";
 export { type TrainBatch, TrainingSession } from "./training-session.ts";

@@ -10,6 +10,10 @@ import type { Rng } from "../random/index.ts";
 import { baseFeeds, type LoraFeeds } from "../runtime/index.ts";
 import { encodeSafetensors, type TensorInput, toFloat32 } from "../safetensors/index.ts";
 
+/**
+ * One targeted module's trainable factors: float32 A `[rank, inFeatures]` and B `[outFeatures, rank]`,
+ * row-major, and its PEFT scaling (alpha/r, or alpha/√r with rsLoRA).
+ */
 export interface LoraModuleParams {
   module: string;
   rank: number;
@@ -20,6 +24,11 @@ export interface LoraModuleParams {
   b: Float32Array;
 }
 
+/**
+ * The trainable LoRA factors of one base and LoRA config, keyed by PEFT name: PEFT's initialisation
+ * (`init`) or an adapter's values (`fromAdapter`), feeds for the sessions, gradients with respect to
+ * the unscaled factors, and serialization as PEFT's `adapter_model.safetensors`.
+ */
 export class LoraParams {
   private constructor(
     readonly spec: ModelSpec,

@@ -11,7 +11,7 @@ import {
   type ModelManifest,
   readModelManifest,
   TRAIN_IO,
-} from "../model-builder/index.ts";
+} from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { createSession, type DecoderSessionOptions, type LoraFeeds } from "../runtime/index.ts";
@@ -32,6 +32,12 @@ export interface TrainBatch {
   targets: BigInt64Array;
 }
 
+/**
+ * The training graph (`train.onnx`) as one ORT session (`TrainingSession.load`): `score` returns
+ * log p of each scored token, float32 `[k]`; `backward` also returns dLoss/dFactor per LoRA input
+ * given dLoss/dLogprob seeds. Load fails with `ModelArtifactsError` when the directory has no
+ * training graph.
+ */
 export class TrainingSession {
   private constructor(
     readonly manifest: ModelManifest,
@@ -109,6 +115,7 @@ export class TrainingSession {
     return { logprobs: out[TRAIN_IO.logprobs]?.data as Float32Array, grads };
   }
 
+  /** Releases the ORT session; the object is unusable afterwards. */
   async release(): Promise<void> {
     await this.session.release();
   }

@@ -3,14 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { buildArtifacts, writeRandomCheckpoint } from "../model-builder/index.ts";
+import { DEMO_BASE_CONFIG } from "@loracast/dev-support/fixtures";
+import { buildDemoModel } from "@loracast/dev-support/models";
 import { buildModelSpec, parseDecoderDims, peftKey, verifyAdapterFiles } from "../model-spec/index.ts";
 import { parseLoraConfig } from "../peft/index.ts";
 import { createRng } from "../random/index.ts";
-import { ROOT } from "../supervisor/index.ts";
 import { LoraParams, packBatch, TrainingSession } from "./index.ts";
 
-const dims = parseDecoderDims(JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8")));
+const dims = parseDecoderDims(JSON.parse(readFileSync(DEMO_BASE_CONFIG, "utf8")));
 assert.ok(dims.ok);
 const spec = buildModelSpec(dims.value);
 const config = (raw: Record<string, unknown>) => {
@@ -101,15 +101,11 @@ describe("TrainingSession", () => {
   it("scores with the backward branch off: the same log-probabilities, no gradients fetched", async () => {
     const work = mkdtempSync(join(tmpdir(), "loracast-session-"));
     try {
-      const base = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
-      await writeRandomCheckpoint(join(work, "base"), base, 5);
-      const built = await buildArtifacts({
-        checkpointDir: join(work, "base"),
-        outDir: join(work, "model"),
-        quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
-      });
-      assert.ok(built.ok);
-      const session = await TrainingSession.load(join(work, "model"));
+      const modelDir = await buildDemoModel(
+        { checkpointDir: join(work, "base"), modelDir: join(work, "model") },
+        5,
+      );
+      const session = await TrainingSession.load(modelDir);
       assert.ok(session.ok);
       const p = LoraParams.init(
         spec,

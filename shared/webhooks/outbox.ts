@@ -19,6 +19,10 @@ export interface Delivery {
   createdAt: number;
 }
 
+/**
+ * How an `Outbox` stores and delivers: its directory, the signing secret, and p-retry's backoff
+ * (`retries` per round, `minTimeoutMs` first delay).
+ */
 export interface OutboxOptions {
   /** Directory for pending deliveries; survives restarts. */
   dir: string;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../platform/index.ts";
-import { err, ok, type Result } from "../result/index.ts";
+import { err, type Failure, ok, type Result } from "../result/index.ts";
 
 /**
  * Standard Webhooks (standardwebhooks.com): HMAC-SHA256 over `id.timestamp.body`, keyed with the
@@ -27,6 +27,10 @@ function sign(secret: string, id: string, timestamp: string, body: string): stri
   return createHmac("sha256", secretBytes(secret)).update(`${id}.${timestamp}.${body}`).digest("base64");
 }
 
+/**
+ * Signs one delivery (Standard Webhooks): the three headers to send with `body`, the timestamp in
+ * Unix seconds from `clock`. `secret` is a `whsec_` secret (see `isValidSecret`).
+ */
 export function signWebhook(params: {
   secret: string;
   id: string;
@@ -41,6 +45,7 @@ export function signWebhook(params: {
   };
 }
 
+/** What `verifyWebhook` checks: the request's headers and raw body against every accepted secret. */
 export interface VerifyParams {
   /** Every secret currently accepted; more than one during rotation. */
   secrets: readonly string[];
@@ -52,21 +57,19 @@ export interface VerifyParams {
 }
 
 /** Verifies signature and timestamp. Replays are the caller's to refuse (see ReplayCache). */
-export function verifyWebhook(
-  params: VerifyParams,
-): Result<{ id: string; timestamp: number }, { reason: string }> {
+export function verifyWebhook(params: VerifyParams): Result<{ id: string; timestamp: number }, Failure> {
   const id = params.headers.get("webhook-id");
   const ts = params.headers.get("webhook-timestamp");
   const sigHeader = params.headers.get("webhook-signature");
   if (!id || !ts || !sigHeader)
-    return err({ reason: "missing webhook-id, webhook-timestamp or webhook-signature" });
-  if (!/^\d{1,12}$/.test(ts)) return err({ reason: "webhook-timestamp is not a Unix time in seconds" });
+    return err({ message: "missing webhook-id, webhook-timestamp or webhook-signature" });
+  if (!/^\d{1,12}$/.test(ts)) return err({ message: "webhook-timestamp is not a Unix time in seconds" });
   const timestamp = Number(ts);
   const tolerance = params.toleranceSeconds ?? 300;
   const skew = timestamp - Math.floor(params.clock.now() / 1000);
   if (skew < -tolerance)
-    return err({ reason: `webhook-timestamp is ${-skew} s old, more than the ${tolerance} s allowed` });
-  if (skew > tolerance) return err({ reason: `webhook-timestamp is ${skew} s in the future` });
+    return err({ message: `webhook-timestamp is ${-skew} s old, more than the ${tolerance} s allowed` });
+  if (skew > tolerance) return err({ message: `webhook-timestamp is ${skew} s in the future` });
   const given = sigHeader
     .split(" ")
     .filter((s) => s.startsWith("v1,"))
@@ -77,5 +80,5 @@ export function verifyWebhook(
       return ok({ id, timestamp });
     }
   }
-  return err({ reason: "no webhook-signature matches" });
+  return err({ message: "no webhook-signature matches" });
 }

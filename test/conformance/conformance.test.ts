@@ -5,24 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ROOT } from "@loracast/shared/supervisor";
-import { FIXTURES } from "../helpers/adapters.ts";
-
-const OUR_FIXTURES = join(ROOT, "test", "fixtures", "peft-reference");
-
-function fixtureDirs(): string[] {
-  return [FIXTURES, OUR_FIXTURES]
-    .filter((root) => existsSync(root))
-    .flatMap((root) =>
-      readdirSync(root, { withFileTypes: true })
-        .filter((e) => e.isDirectory() && existsSync(join(root, e.name, "reference.safetensors")))
-        .map((e) => join(root, e.name)),
-    );
-}
+import { fixture, ROOT, referenceFixtures } from "@loracast/dev-support/fixtures";
 
 function conformance(
   dir: string,
@@ -45,7 +32,7 @@ function conformance(
 }
 
 describe("conformance against PyTorch + PEFT references", () => {
-  const dirs = fixtureDirs();
+  const dirs = referenceFixtures();
   it("finds the handbook's fixtures", () => {
     assert.ok(
       dirs.some((d) => d.endsWith("llama-tiny")) && dirs.some((d) => d.endsWith("qwen2-tiny")),
@@ -71,7 +58,7 @@ describe("conformance against PyTorch + PEFT references", () => {
   it("fails, exit 1, when the adapter's scaling is wrong", () => {
     const dir = mkdtempSync(join(tmpdir(), "loracast-bad-fixture-"));
     try {
-      const src = join(FIXTURES, "llama-tiny");
+      const src = fixture("llama-tiny");
       cpSync(src, dir, { recursive: true });
       const configPath = join(dir, "adapter", "adapter_config.json");
       const config = JSON.parse(readFileSync(configPath, "utf8")) as { lora_alpha: number };

@@ -12,7 +12,7 @@ import {
   toFloat32,
 } from "@loracast/shared/safetensors";
 
-export class FixtureError extends Error {
+class FixtureError extends Error {
   override readonly name = "FixtureError";
 }
 

@@ -5,7 +5,8 @@
  * distance from PyTorch is reported as KL divergence and top-1 agreement.
  */
 import { basename, join } from "node:path";
-import { type BaseQuant, buildArtifacts, type ModelManifest } from "@loracast/shared/model-builder";
+import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import type { ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -31,9 +32,9 @@ export interface ConformanceOptions {
 }
 
 export const FP32_TOLERANCE = 2e-4;
-export const QUANT_TOLERANCE = 1e-3;
+const QUANT_TOLERANCE = 1e-3;
 /** ‖g − g_ref‖ / ‖g_ref‖ per LoRA tensor. */
-export const GRADIENT_TOLERANCE = 1e-4;
+const GRADIENT_TOLERANCE = 1e-4;
 
 interface Outputs {
   logitsBase: Float32Array;

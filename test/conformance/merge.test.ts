@@ -8,11 +8,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type BaseQuant, buildArtifacts, IO } from "@loracast/shared/model-builder";
+import { fixture } from "@loracast/dev-support/fixtures";
+import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import { IO } from "@loracast/shared/model-format";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { DecoderSession, disableOrtTelemetry } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
-import { FIXTURES } from "../helpers/adapters.ts";
 import { type Reference, readAdapter, readReference } from "./fixture.ts";
 import { FP32_TOLERANCE, referenceStep } from "./harness.ts";
 import { maxAbsDiff } from "./metrics.ts";
@@ -20,7 +21,7 @@ import { maxAbsDiff } from "./metrics.ts";
 // One session here is created directly, not through createSession.
 disableOrtTelemetry();
 
-const FIXTURE = join(FIXTURES, "llama-tiny");
+const FIXTURE = fixture("llama-tiny");
 const BASE = join(FIXTURE, "base");
 
 describe("merged and exported bases", () => {

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { modelListSchema } from "@loracast/shared/generator-api";
 import { publishResultSchema, runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
-import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { fixtureAdapter, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

@@ -1,21 +1,19 @@
 /** Adapters and base configs made on the fly for tests and benchmarks, from a seeded RNG. */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fixture } from "@loracast/dev-support/fixtures";
 import { buildModelSpec, type DecoderDims, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createRng } from "@loracast/shared/random";
 import { encodeSafetensors, type TensorInput } from "@loracast/shared/safetensors";
-import { ROOT } from "@loracast/shared/supervisor";
-
-export const FIXTURES = join(ROOT, "..", "shared", "fixtures", "peft-reference");
-export const LLAMA_CONFIG = join(FIXTURES, "llama-tiny", "base", "config.json");
 
 export interface AdapterFiles {
   config: Uint8Array;
   weights: Uint8Array;
 }
 
+/** A handbook fixture's PEFT adapter files, as read from disk. */
 export function fixtureAdapter(name: "llama-tiny" | "qwen2-tiny"): AdapterFiles {
-  const dir = join(FIXTURES, name, "adapter");
+  const dir = join(fixture(name), "adapter");
   return {
     config: readFileSync(join(dir, "adapter_config.json")),
     weights: readFileSync(join(dir, "adapter_model.safetensors")),

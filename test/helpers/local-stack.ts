@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { join } from "node:path";
-import { ROOT } from "@loracast/shared/supervisor";
+import { ROOT } from "@loracast/dev-support/fixtures";
 import { captureLines } from "./output-lines.ts";
 
 /** How a process ended: its exit code, or the signal that ended it. */
@@ -33,18 +33,6 @@ export interface LocalStackRun {
   interrupt(signal?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>;
   /** SIGKILL to the whole group (test clean-up). */
   killGroup(): void;
-}
-
-/** Ports of a stack started at `basePort` with `generators` generators. */
-export function stackPorts(
-  basePort: number,
-  generators = 2,
-): { s3: number; trainer: number; generators: number[] } {
-  return {
-    s3: basePort,
-    trainer: basePort + 1,
-    generators: Array.from({ length: generators }, (_, i) => basePort + 2 + i),
-  };
 }
 
 /**

@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { s3ClientEnv, s3LocalEnv } from "@loracast/dev-support/stack";
+import { type Service, startService } from "@loracast/dev-support/supervisor";
 import { type S3Settings, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
-import { type Service, startService } from "@loracast/shared/supervisor";
 
 export const BUCKET = "loracast-test";
 
@@ -14,11 +15,7 @@ export const BUCKET = "loracast-test";
 export async function startS3(dir?: string, port = 0): Promise<Service & { dir: string }> {
   const own = dir === undefined;
   const data = dir ?? mkdtempSync(join(tmpdir(), "loracast-s3-"));
-  const s = await startService("s3-local", {
-    S3_LOCAL_PORT: String(port),
-    S3_LOCAL_DIR: data,
-    S3_BUCKET: BUCKET,
-  });
+  const s = await startService("s3-local", s3LocalEnv(port, data, BUCKET));
   if (own) {
     const stop = s.stop.bind(s);
     s.stop = async () => {
@@ -29,17 +26,9 @@ export async function startS3(dir?: string, port = 0): Promise<Service & { dir: 
   return Object.assign(s, { dir: data });
 }
 
-/** The S3_* variables that point a service at that server. */
+/** The S3_* variables that point a service at that server (2 attempts per request: outages show fast). */
 export function s3Env(url: string, prefix = "loracast"): Record<string, string> {
-  return {
-    S3_ENDPOINT: url,
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_BUCKET: BUCKET,
-    S3_PREFIX: prefix,
-    S3_FORCE_PATH_STYLE: "true",
-    S3_MAX_ATTEMPTS: "2",
-  };
+  return { ...s3ClientEnv(url, BUCKET, prefix), S3_FORCE_PATH_STYLE: "true", S3_MAX_ATTEMPTS: "2" };
 }
 
 /** Settings for a store client of that server, as the services parse them, with test overrides. */

@@ -1,14 +1,15 @@
 /** A whole local stack of real processes: the embedded S3 server, generators and a trainer. */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fixture, LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { generatorEnv, trainerEnv } from "@loracast/dev-support/stack";
+import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
 import { type AdapterList, type AdapterRow, adapterListSchema } from "@loracast/shared/generator-api";
 import type { VersionState } from "@loracast/shared/manifest";
-import { buildArtifacts, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { buildArtifacts } from "@loracast/shared/model-builder";
 import { Signer } from "@loracast/shared/signing";
-import { eventually, ROOT, type Service, startService } from "@loracast/shared/supervisor";
 import type { AdapterFiles } from "./adapters.ts";
-import { FIXTURES, LLAMA_CONFIG } from "./adapters.ts";
 import { s3Env, startS3 } from "./s3.ts";
 
 export const TOKEN = "test-token-0123456789abcdef";
@@ -71,12 +72,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       "generator",
       {
         ...common,
-        GENERATOR_NAME: name,
-        GENERATOR_PORT: String(port),
+        ...generatorEnv({ name, port, webhookSecret: SECRET, publicKey: signer.publicKey }),
         GENERATOR_BASE_CONFIG: LLAMA_CONFIG,
         GENERATOR_MODEL_NAME: "llama-tiny",
-        WEBHOOK_SECRETS: SECRET,
-        MANIFEST_PUBLIC_KEYS: signer.publicKey,
         RECONCILE_INTERVAL_MS: "1000",
         ...options.generatorEnv,
         ...env,
@@ -90,14 +88,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const startTrainer = async (env: Record<string, string> = {}): Promise<Service> => {
     trainer = await startService("trainer", {
       ...common,
-      TRAINER_PORT: "0",
-      TRAINER_DATA_DIR: join(dir, "trainer"),
-      TRAINER_API_TOKEN: TOKEN,
-      // Every test service listens on loopback.
-      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
-      TRAINER_SIGNING_KEY_FILE: keyFile,
-      WEBHOOK_SECRET: SECRET,
-      WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
+      ...trainerEnv({
+        port: 0,
+        dataDir: join(dir, "trainer"),
+        apiToken: TOKEN,
+        signingKeyFile: keyFile,
+        webhookSecret: SECRET,
+        generators,
+      }),
       ...options.trainerEnv,
       ...env,
     });
@@ -159,7 +157,7 @@ export async function startServingStack(
 ): Promise<{ stack: Stack; generator: Service; modelDir: string }> {
   const modelDir = mkdtempSync(join(tmpdir(), "loracast-model-"));
   const built = await buildArtifacts({
-    checkpointDir: join(FIXTURES, "llama-tiny", "base"),
+    checkpointDir: join(fixture("llama-tiny"), "base"),
     outDir: modelDir,
     quant: { kind: "fp32" },
   });
@@ -175,20 +173,4 @@ export async function startServingStack(
     rmSync(modelDir, { recursive: true, force: true });
   };
   return { stack, generator: stack.generators[0] as Service, modelDir };
-}
-
-/**
- * The demo base (infra/demo-base) with seeded random weights, built to int4 artifacts with the
- * training graph under `work/model` (its checkpoint under `work/base`). Returns the model dir.
- */
-export async function buildDemoModel(work: string, seed: number): Promise<string> {
-  const config = JSON.parse(readFileSync(join(ROOT, "infra/demo-base/config.json"), "utf8"));
-  await writeRandomCheckpoint(join(work, "base"), config, seed);
-  const built = await buildArtifacts({
-    checkpointDir: join(work, "base"),
-    outDir: join(work, "model"),
-    quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
-  });
-  if (!built.ok) throw built.error;
-  return join(work, "model");
 }

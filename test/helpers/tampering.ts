@@ -4,10 +4,11 @@
  * between the trainer's record and each generator's view.
  */
 import assert from "node:assert/strict";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
-import type { Service } from "@loracast/shared/supervisor";
 import { publishResultSchema, type RunVersions, runVersionsSchema } from "@loracast/shared/trainer-api";
-import { LLAMA_CONFIG, randomAdapter } from "./adapters.ts";
+import { randomAdapter } from "./adapters.ts";
 import { s3Settings } from "./s3.ts";
 import { type Stack, TOKEN } from "./stack.ts";
 

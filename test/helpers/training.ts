@@ -1,15 +1,19 @@
 /** What training journeys share: a trainable demo-base model, a prompt file, and run events over SSE. */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { buildDemoModel } from "@loracast/dev-support/models";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
-import { buildDemoModel, TOKEN } from "./stack.ts";
+import { TOKEN } from "./stack.ts";
 
 /**
  * Builds the demo base (random weights, seed 7, int4 with the training graph) into `<work>/model`
  * and writes 50 prompts to `<work>/prompts.jsonl`. Returns both paths.
  */
 export async function buildTrainingFixture(work: string): Promise<{ modelDir: string; dataset: string }> {
-  const modelDir = await buildDemoModel(work, 7);
+  const modelDir = await buildDemoModel(
+    { checkpointDir: join(work, "base"), modelDir: join(work, "model") },
+    7,
+  );
   const dataset = join(work, "prompts.jsonl");
   writeFileSync(
     dataset,

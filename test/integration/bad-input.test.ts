@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { S3_LOCAL_CREDENTIALS } from "@loracast/dev-support/stack";
 import { generatorErrorBodySchema } from "@loracast/shared/generator-api";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { blobKey, sha256Hex } from "@loracast/shared/store";
 import { publishResultSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { fixtureAdapter, randomAdapter } from "../helpers/adapters.ts";
 import { BUCKET, s3Settings } from "../helpers/s3.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
@@ -186,7 +188,7 @@ describe("bad input gets a clear error and loses nothing", () => {
       const s3 = new S3Client({
         endpoint: stack.s3.url,
         region: "us-east-1",
-        credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+        credentials: S3_LOCAL_CREDENTIALS,
         forcePathStyle: true,
         requestChecksumCalculation: "WHEN_REQUIRED",
       });

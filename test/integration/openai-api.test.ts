@@ -3,14 +3,13 @@
  * processes: embedded S3, trainer, and a generator serving llama-tiny artifacts built here.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { fixture, LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { completionChoiceSchema } from "@loracast/shared/generator-api";
-import type { Service } from "@loracast/shared/supervisor";
-import { eventually } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
 import { readReference } from "../conformance/fixture.ts";
-import { FIXTURES, fixtureAdapter, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { fixtureAdapter, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 
 const RUN = "api-run";
@@ -23,7 +22,7 @@ describe("OpenAI-compatible generation API", () => {
   let greedyTokens: number[];
 
   before(async () => {
-    const ref = await readReference(join(FIXTURES, "llama-tiny"));
+    const ref = await readReference(fixture("llama-tiny"));
     greedyPrompt = ref.greedyPrompt;
     greedyTokens = ref.greedyTokens;
     ({ stack, generator: g } = await startServingStack());

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Service } from "@loracast/shared/supervisor";
+import type { Service } from "@loracast/dev-support/supervisor";
 import OpenAI from "openai";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { Service } from "@loracast/shared/supervisor";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { webhookUrl } from "@loracast/dev-support/stack";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { publishResultSchema, runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
-import { LLAMA_7B_DIMS, LLAMA_CONFIG, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
+import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { startS3 } from "../helpers/s3.ts";
 import { startStack } from "../helpers/stack.ts";
 
@@ -55,7 +57,7 @@ describe("outages and crashes", () => {
       const url = first.url;
       await first.stop();
       await stack.trainer.stop();
-      await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: `${url}/v1/webhooks/adapters`, WEBHOOK_RETRIES: "1" });
+      await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookUrl(url), WEBHOOK_RETRIES: "1" });
       const res = await stack.publish("ob", randomAdapter(LLAMA_CONFIG, 5, 2, ["q_proj"]));
       assert.equal(res.status, 201);
       await stack.trainer.waitForLog((l) => l.msg === "webhook attempt failed");
@@ -68,7 +70,7 @@ describe("outages and crashes", () => {
         Number(new URL(url).port),
       );
       stack.generators.push(g);
-      const trainer = await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: `${url}/v1/webhooks/adapters` });
+      const trainer = await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookUrl(url) });
       await trainer.waitForLog((l) => l.msg === "webhook delivered" && l.run === "ob" && l.version === 1);
       await g.waitForLog((l) => l.msg === "webhook accepted" && l.run === "ob" && l.version === 1);
       await stack.waitActive(g, "ob", 1);
@@ -107,7 +109,7 @@ describe("outages and crashes", () => {
       const base = writeBaseConfig(join(stack.dir, "big"), LLAMA_7B_DIMS);
       const g = await stack.startGenerator("big", { GENERATOR_BASE_CONFIG: base });
       await stack.trainer.stop();
-      await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: `${g.url}/v1/webhooks/adapters` });
+      await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookUrl(g.url) });
       const adapter = randomAdapter(base, 9, 8, ["q_proj", "k_proj", "v_proj", "o_proj"]);
       const res = await stack.publish("crash", adapter);
       assert.equal(res.status, 201);

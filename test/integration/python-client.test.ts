@@ -10,14 +10,14 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { fixture, LLAMA_CONFIG, ROOT } from "@loracast/dev-support/fixtures";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
-import { ROOT, type Service } from "@loracast/shared/supervisor";
-import { FIXTURES, LLAMA_CONFIG } from "../helpers/adapters.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 
 const PYTHON_ROOT = join(ROOT, "shared", "python");
 /** Every test of shared/python/tests: unit and live. A test added there must be counted here. */
-const EXPECTED_TESTS = 33;
+const EXPECTED_TESTS = 36;
 
 interface PythonResult {
   code: number | null;
@@ -67,8 +67,8 @@ describe("the Python client against a real trainer and generators", () => {
         LORACAST_TOKEN: TOKEN,
         LORACAST_GENERATOR_URLS: generators.map((g) => g.url).join(","),
         LORACAST_BASE_CONFIG: LLAMA_CONFIG,
-        LORACAST_PEFT_DIR: join(FIXTURES, "llama-tiny", "adapter"),
-        LORACAST_OTHER_BASE_PEFT_DIR: join(FIXTURES, "qwen2-tiny", "adapter"),
+        LORACAST_PEFT_DIR: join(fixture("llama-tiny"), "adapter"),
+        LORACAST_OTHER_BASE_PEFT_DIR: join(fixture("qwen2-tiny"), "adapter"),
       },
     );
     for (const line of r.output.trimEnd().split("\n")) t.diagnostic(line);

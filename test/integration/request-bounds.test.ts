@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { generatorErrorBodySchema } from "@loracast/shared/generator-api";
-import type { Service } from "@loracast/shared/supervisor";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 
 const MAX_REQUEST = 64 * 1024;

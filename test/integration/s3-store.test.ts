@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
+import type { Service } from "@loracast/dev-support/supervisor";
 import {
   AdapterStore,
   detectConditionalWrites,
@@ -9,7 +10,6 @@ import {
   StoreError,
   sha256Hex,
 } from "@loracast/shared/store";
-import type { Service } from "@loracast/shared/supervisor";
 import { BUCKET, s3Settings, startS3 } from "../helpers/s3.ts";
 
 describe("S3 object store against the embedded server", () => {

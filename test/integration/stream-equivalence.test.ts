@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { completionSchema } from "@loracast/shared/generator-api";
 import { createRng, type Rng } from "@loracast/shared/random";
-import type { Service } from "@loracast/shared/supervisor";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 
 const SEEDS = 40;

@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { completionChoiceSchema, completionChunkChoiceSchema } from "@loracast/shared/generator-api";
-import type { Service } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
 
 const RUN = "swap-run";

@@ -17,7 +17,8 @@ import {
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { eventually, type Service } from "@loracast/shared/supervisor";
+import { S3_LOCAL_CREDENTIALS } from "@loracast/dev-support/stack";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../helpers/adapters.ts";
 import { BUCKET, startS3 } from "../helpers/s3.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
@@ -49,7 +50,7 @@ describe("abandoned multipart uploads are aborted", () => {
       endpoint: stack.s3.url,
       region: "us-east-1",
       forcePathStyle: true,
-      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+      credentials: S3_LOCAL_CREDENTIALS,
     });
 
   before(async () => {

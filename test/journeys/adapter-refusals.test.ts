@@ -10,6 +10,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { trainerEnv } from "@loracast/dev-support/stack";
+import { type Service, startService } from "@loracast/dev-support/supervisor";
 import { generatorErrorBodySchema } from "@loracast/shared/generator-api";
 import { systemClock } from "@loracast/shared/platform";
 import {
@@ -20,10 +23,9 @@ import {
   toFloat32,
 } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
-import { type Service, startService } from "@loracast/shared/supervisor";
 import { trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { s3Env, s3Settings } from "../helpers/s3.ts";
 import { SECRET, type Stack, startServingStack, startStack, TOKEN } from "../helpers/stack.ts";
 
@@ -112,13 +114,14 @@ describe("adapters the base cannot serve are refused at publish and at verificat
     baseless = stack.trainer;
     withBase = await startService("trainer", {
       ...s3Env(stack.s3.url),
-      TRAINER_PORT: "0",
-      TRAINER_DATA_DIR: join(stack.dir, "trainer-with-base"),
-      TRAINER_API_TOKEN: TOKEN,
-      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
-      TRAINER_SIGNING_KEY_FILE: stack.signingKeyFile,
-      WEBHOOK_SECRET: SECRET,
-      WEBHOOK_SUBSCRIBERS: stack.generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
+      ...trainerEnv({
+        port: 0,
+        dataDir: join(stack.dir, "trainer-with-base"),
+        apiToken: TOKEN,
+        signingKeyFile: stack.signingKeyFile,
+        webhookSecret: SECRET,
+        generators: stack.generators,
+      }),
       TRAINER_BASE_CONFIG: LLAMA_CONFIG,
     });
     objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast"));
@@ -170,7 +173,6 @@ describe("adapters the base cannot serve are refused at publish and at verificat
           draft: {
             createdAt: new Date().toISOString(),
             base: { fingerprint: null },
-            adapterConfig: JSON.parse(new TextDecoder().decode(files.config)),
             probe: null,
             training: null,
             publisher: { service: "test", instance: "older-trainer" },

@@ -11,9 +11,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { generatorErrorBodySchema, modelCardSchema } from "@loracast/shared/generator-api";
-import type { Service } from "@loracast/shared/supervisor";
-import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 
 const RUN = "bounded";

@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { generatorEnv, s3ClientEnv, stackPorts } from "@loracast/dev-support/stack";
+import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
 import {
   type AdapterList,
   adapterListSchema,
@@ -17,15 +19,8 @@ import {
 import { formatVersionRef } from "@loracast/shared/manifest";
 import { loadOrCreateSigner } from "@loracast/shared/signing";
 import { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } from "@loracast/shared/store";
-import { eventually, type Service, startService } from "@loracast/shared/supervisor";
 import type { z } from "zod";
-import {
-  freePortRange,
-  type LocalStackRun,
-  stackPorts,
-  startLocalStack,
-  waitGroupGone,
-} from "../helpers/local-stack.ts";
+import { freePortRange, type LocalStackRun, startLocalStack, waitGroupGone } from "../helpers/local-stack.ts";
 
 const RUN = "digits-1";
 const READY = /^Ctrl-C stops everything\.$/;
@@ -103,12 +98,7 @@ describe("journey: generators discover the runs already in the store", () => {
       // The store as the demo left it, read through the services' own client.
       const objects = new S3ObjectStore(
         s3SettingsFromEnv(
-          s3EnvSchema.parse({
-            S3_ENDPOINT: `http://127.0.0.1:${ports.s3}`,
-            S3_ACCESS_KEY_ID: "S3RVER",
-            S3_SECRET_ACCESS_KEY: "S3RVER",
-            S3_BUCKET: "loracast",
-          }),
+          s3EnvSchema.parse(s3ClientEnv(`http://127.0.0.1:${ports.s3}`, "loracast", "loracast")),
         ),
       );
       try {
@@ -127,17 +117,15 @@ describe("journey: generators discover the runs already in the store", () => {
       standalone = await startService(
         "generator",
         {
-          S3_ENDPOINT: `http://127.0.0.1:${ports.s3}`,
-          S3_ACCESS_KEY_ID: "S3RVER",
-          S3_SECRET_ACCESS_KEY: "S3RVER",
-          S3_BUCKET: "loracast",
-          S3_PREFIX: "loracast",
-          GENERATOR_NAME: "standalone",
-          GENERATOR_PORT: "0",
+          ...s3ClientEnv(`http://127.0.0.1:${ports.s3}`, "loracast", "loracast"),
+          ...generatorEnv({
+            name: "standalone",
+            port: 0,
+            webhookSecret: SECRET,
+            publicKey: signer.value.publicKey,
+          }),
           GENERATOR_MODEL_DIR: join(data, "demo-model"),
           GENERATOR_MODEL_NAME: "demo-base",
-          WEBHOOK_SECRETS: SECRET,
-          MANIFEST_PUBLIC_KEYS: signer.value.publicKey,
         },
         { name: "standalone" },
       );

@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { stackPorts } from "@loracast/dev-support/stack";
 import { createRng } from "@loracast/shared/random";
 import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import {
@@ -17,7 +18,6 @@ import {
   groupMembers,
   type LocalStackRun,
   portOpen,
-  stackPorts,
   startLocalStack,
   waitGroupGone,
 } from "../helpers/local-stack.ts";

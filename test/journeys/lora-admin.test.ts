@@ -12,10 +12,11 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { modelListSchema } from "@loracast/shared/generator-api";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import OpenAI from "openai";
-import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { BUCKET } from "../helpers/s3.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 

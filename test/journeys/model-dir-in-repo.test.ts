@@ -9,8 +9,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ROOT } from "@loracast/shared/supervisor";
-import { FIXTURES } from "../helpers/adapters.ts";
+import { fixture, ROOT } from "@loracast/dev-support/fixtures";
 
 /** Runs a command in the repository root as a user's shell would; returns its status and output. */
 function sh(command: string, args: string[]): { status: number | null; output: string } {
@@ -25,7 +24,7 @@ describe("journey: a model dir inside the repository", () => {
     const checkpoint = mkdtempSync(join(tmpdir(), "loracast-hf-checkpoint-"));
     try {
       // An HF checkpoint as hubs ship them: weights, config, and tokenizer files in their own JSON style.
-      cpSync(join(FIXTURES, "llama-tiny", "base"), checkpoint, { recursive: true });
+      cpSync(join(fixture("llama-tiny"), "base"), checkpoint, { recursive: true });
       writeFileSync(
         join(checkpoint, "tokenizer_config.json"),
         JSON.stringify({

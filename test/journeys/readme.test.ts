@@ -15,8 +15,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { ROOT } from "@loracast/dev-support/fixtures";
 import { chatCompletionSchema, modelListSchema } from "@loracast/shared/generator-api";
-import { ROOT } from "@loracast/shared/supervisor";
 import { freePortRange, type LocalStackRun, startLocalStack, waitGroupGone } from "../helpers/local-stack.ts";
 
 const run = promisify(execFile);

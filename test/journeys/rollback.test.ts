@@ -6,10 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { completionSchema, modelListSchema } from "@loracast/shared/generator-api";
-import type { Service } from "@loracast/shared/supervisor";
 import { runVersionsSchema } from "@loracast/shared/trainer-api";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 
 const RUN = "rollback-journey";

@@ -15,7 +15,7 @@ import type { AddressInfo } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { eventually } from "@loracast/shared/supervisor";
+import { eventually } from "@loracast/dev-support/supervisor";
 import { runListSchema, subscriptionListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";

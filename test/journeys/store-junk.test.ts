@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { signatureKey } from "@loracast/shared/signing";
 import { MAX_VERSION, manifestKey } from "@loracast/shared/store";
 import { trainerErrorBodySchema } from "@loracast/shared/trainer-api";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, encodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
 

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { runHeadSchema } from "@loracast/shared/manifest";
 import { headKey, rollbackKey } from "@loracast/shared/store";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";

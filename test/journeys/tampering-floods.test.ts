@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { REFUSED_VERSION_ROWS } from "@loracast/shared/generator-api";
 import { manifestKey } from "@loracast/shared/store";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { encodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
 

@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { manifestKey } from "@loracast/shared/store";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { type TamperKit, tamperKit } from "../helpers/tampering.ts";
 

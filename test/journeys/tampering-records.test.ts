@@ -9,10 +9,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import type { VersionManifest } from "@loracast/shared/manifest";
 import { signatureKey } from "@loracast/shared/signing";
 import { manifestKey, sha256Hex } from "@loracast/shared/store";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { decodeJson, encodeJson, type TamperKit, tamperKit } from "../helpers/tampering.ts";
 

@@ -11,14 +11,15 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { readinessSchema } from "@loracast/shared/generator-api";
 import type { VersionManifest } from "@loracast/shared/manifest";
 import { Signer, signatureKey } from "@loracast/shared/signing";
 import { type AdapterStore, manifestKey, sha256Hex } from "@loracast/shared/store";
-import { eventually, type Service } from "@loracast/shared/supervisor";
 import { publishResultSchema, runVersionsSchema } from "@loracast/shared/trainer-api";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { randomAdapter } from "../helpers/adapters.ts";
 import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { type TamperKit, tamperKit } from "../helpers/tampering.ts";
 
@@ -52,7 +53,6 @@ describe("tampering: only what the trainer signed is served", () => {
       version,
       parent: version - 1,
       adapter: {
-        config: template.adapter.config,
         files: [
           { name: "adapter_config.json", ...config.file },
           { name: "adapter_model.safetensors", ...weights.file },

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { versionManifestSchema } from "@loracast/shared/manifest";
 import { createRng, type Rng } from "@loracast/shared/random";
 import {
@@ -18,7 +19,7 @@ import {
 } from "@loracast/shared/safetensors";
 import { S3ObjectStore, sha256Hex } from "@loracast/shared/store";
 import { publishResultSchema } from "@loracast/shared/trainer-api";
-import { type AdapterFiles, LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { s3Settings } from "../helpers/s3.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 

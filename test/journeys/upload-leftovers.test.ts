@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { eventually } from "@loracast/shared/supervisor";
-import { LLAMA_CONFIG, randomAdapter } from "../helpers/adapters.ts";
+import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
+import { eventually } from "@loracast/dev-support/supervisor";
+import { randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const WAIT_MS = 60_000;

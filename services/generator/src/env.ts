@@ -11,7 +11,7 @@ const optionalPath = z
   .optional()
   .transform((v) => (v === "" ? undefined : v));
 
-export const envSchema = s3EnvSchema.extend({
+const envSchema = s3EnvSchema.extend({
   /** Interface to listen on. */
   GENERATOR_HOST: z.string().default("127.0.0.1"),
   /** Port; 0 picks a free one, printed on the ready line. */
@@ -108,6 +108,11 @@ export const envSchema = s3EnvSchema.extend({
   PROBE_TOLERANCE: z.coerce.number().positive().default(0.01),
 });
 
+/**
+ * The generator's environment: the store's `S3_*` settings plus its own, parsed once at start by
+ * `main.ts` (a failure names the variable and exits 2). One of `GENERATOR_MODEL_DIR` (serve a model)
+ * or `GENERATOR_BASE_CONFIG` (verify adapters only) is required.
+ */
 export const generatorEnvSchema = envSchema.refine(
   (e) => e.GENERATOR_MODEL_DIR !== undefined || e.GENERATOR_BASE_CONFIG !== undefined,
   {
@@ -115,5 +120,3 @@ export const generatorEnvSchema = envSchema.refine(
     path: ["GENERATOR_MODEL_DIR"],
   },
 );
-
-export type Env = z.infer<typeof envSchema>;

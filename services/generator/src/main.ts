@@ -1,9 +1,4 @@
-import {
-  buildModelSpec,
-  loadModelSpec,
-  type ModelSpec,
-  type VerifiedAdapter,
-} from "@loracast/shared/model-spec";
+import { loadModelSpec, type ModelSpec, type VerifiedAdapter } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import {
@@ -56,8 +51,9 @@ if (env.GENERATOR_MODEL_DIR !== undefined) {
   }
   session = loaded.value;
   spec = session.spec;
-  // Publishers that know the base only by its config.json name it by the module-map fingerprint.
-  alsoAccept = [buildModelSpec(spec.dims).fingerprint];
+  // spec.fingerprint is the module map's (`spec-sha256:`), the one trainers stamp. Trainers before it
+  // stamped the artifacts' digest (`sha256:`); manifests they signed stay valid on these artifacts.
+  alsoAccept = [session.manifest.fingerprint];
 } else {
   const read = await loadModelSpec(env.GENERATOR_BASE_CONFIG ?? "");
   if (!read.ok) {

@@ -6,7 +6,7 @@
  */
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Service } from "@loracast/shared/supervisor";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { runListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
 
 /** An expected failure of the demo (the trainer refused it, or its run failed): one line for the user. */

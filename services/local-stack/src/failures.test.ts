@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ServiceStartError } from "@loracast/shared/supervisor";
+import { stackPorts } from "@loracast/dev-support/stack";
+import { ServiceStartError } from "@loracast/dev-support/supervisor";
 import { DemoError } from "./demo-run.ts";
-import { describeFailure, stackPorts } from "./failures.ts";
+import { describeFailure } from "./failures.ts";
 
 const ports = stackPorts(9000, 2);
 const exited = { code: 1, signal: null };

@@ -2,24 +2,9 @@
  * What the local stack tells the user when it cannot go on: one line, naming what failed and what
  * to do, instead of a stack trace.
  */
-import { type ServiceExit, ServiceStartError } from "@loracast/shared/supervisor";
+import type { StackPorts } from "@loracast/dev-support/stack";
+import { type ServiceExit, ServiceStartError } from "@loracast/dev-support/supervisor";
 import { DemoError } from "./demo-run.ts";
-
-/** The stack's ports: S3 takes the base port, the trainer the next, generators the ones after. */
-export interface StackPorts {
-  s3: number;
-  trainer: number;
-  generators: number[];
-}
-
-/** The ports a stack started at `basePort` with `generators` generators listens on. */
-export function stackPorts(basePort: number, generators: number): StackPorts {
-  return {
-    s3: basePort,
-    trainer: basePort + 1,
-    generators: Array.from({ length: generators }, (_, i) => basePort + 2 + i),
-  };
-}
 
 /** "code 1" or "SIGKILL". */
 export function describeExit(exit: ServiceExit): string {

@@ -10,10 +10,11 @@
  */
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { generatorEnv, s3ClientEnv, s3LocalEnv, stackPorts, trainerEnv } from "@loracast/dev-support/stack";
+import { type Service, ServiceGroup } from "@loracast/dev-support/supervisor";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
-import { ROOT, type Service, ServiceGroup } from "@loracast/shared/supervisor";
 import { envSchema } from "./env.ts";
-import { describeExit, describeFailure, stackPorts } from "./failures.ts";
+import { describeExit, describeFailure } from "./failures.ts";
 
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -29,7 +30,6 @@ const env = parsed.data;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const log = createLogger({ service: "local-stack" }, { quiet: true });
 const data = resolve(env.LORACAST_DATA_DIR);
-const baseConfig = join(ROOT, "infra", "demo-base", "config.json");
 const ports = stackPorts(env.LORACAST_BASE_PORT, env.LORACAST_GENERATORS);
 
 const stopping = new AbortController();
@@ -61,7 +61,7 @@ const echoErrors = (name: string) => (line: string) => {
 async function main(): Promise<void> {
   // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
   // the signal handlers above are installed a Ctrl-C ends the process without `stopped.`.
-  const { ensureDemoModel } = await import("./demo-model.ts");
+  const { buildDemoModel } = await import("@loracast/dev-support/models");
   const { runTrainingDemo } = await import("./training-demo.ts");
   const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
     "@loracast/shared/store"
@@ -71,22 +71,18 @@ async function main(): Promise<void> {
   // starts; the generators trust only its public key.
   const keyFile = join(data, "keys", "manifest-signing.pem");
   const signer = await loadOrCreateSigner(keyFile);
-  if (!signer.ok) throw new Error(`signing key: ${signer.error}`);
+  if (!signer.ok) throw new Error(`signing key: ${signer.error.message}`);
   const publicKey = signer.value.publicKey;
-  const s3 = await group.start(
-    "s3-local",
-    { S3_LOCAL_PORT: String(ports.s3), S3_LOCAL_DIR: join(data, "s3"), S3_BUCKET: "loracast" },
-    { echo: echoErrors("s3") },
-  );
-  const s3Env = {
-    S3_ENDPOINT: s3.url,
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_BUCKET: "loracast",
-    S3_PREFIX: "loracast",
-  };
+  const s3 = await group.start("s3-local", s3LocalEnv(ports.s3, join(data, "s3"), "loracast"), {
+    echo: echoErrors("s3"),
+  });
+  const s3Env = s3ClientEnv(s3.url, "loracast", "loracast");
 
-  const modelDir = await ensureDemoModel(data, baseConfig, 20261126);
+  // Built once per data dir: a later start finds its manifest and reuses it.
+  const modelDir = await buildDemoModel(
+    { checkpointDir: join(data, "demo-base"), modelDir: join(data, "demo-model") },
+    20261126,
+  );
   const generators: Service[] = [];
   for (const [i, port] of ports.generators.entries()) {
     const name = `generator-${i}`;
@@ -94,12 +90,9 @@ async function main(): Promise<void> {
       "generator",
       {
         ...s3Env,
-        GENERATOR_NAME: name,
-        GENERATOR_PORT: String(port),
+        ...generatorEnv({ name, port, webhookSecret: env.WEBHOOK_SECRET, publicKey }),
         GENERATOR_MODEL_DIR: modelDir,
         GENERATOR_MODEL_NAME: "demo-base",
-        WEBHOOK_SECRETS: env.WEBHOOK_SECRET,
-        MANIFEST_PUBLIC_KEYS: publicKey,
       },
       { name, echo: echoErrors(name) },
     );
@@ -110,15 +103,15 @@ async function main(): Promise<void> {
     "trainer",
     {
       ...s3Env,
-      TRAINER_PORT: String(ports.trainer),
-      TRAINER_DATA_DIR: join(data, "trainer"),
-      TRAINER_API_TOKEN: env.TRAINER_API_TOKEN,
-      // The local stack's generators (and any reward server a user runs beside it) are on loopback.
-      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
+      ...trainerEnv({
+        port: ports.trainer,
+        dataDir: join(data, "trainer"),
+        apiToken: env.TRAINER_API_TOKEN,
+        signingKeyFile: keyFile,
+        webhookSecret: env.WEBHOOK_SECRET,
+        generators,
+      }),
       TRAINER_MODEL_DIR: modelDir,
-      TRAINER_SIGNING_KEY_FILE: keyFile,
-      WEBHOOK_SECRET: env.WEBHOOK_SECRET,
-      WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
     },
     { echo: echoErrors("trainer") },
   );

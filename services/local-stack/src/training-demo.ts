@@ -5,15 +5,13 @@
  * each generator serves; a summary closes it.
  */
 import { isAbsolute, join, relative } from "node:path";
+import type { Service } from "@loracast/dev-support/supervisor";
 import { adapterListSchema } from "@loracast/shared/generator-api";
 import { readSse } from "@loracast/shared/platform";
 import type { AdapterStore } from "@loracast/shared/store";
-import type { Service } from "@loracast/shared/supervisor";
 import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
-
-export { DemoError } from "./demo-run.ts";
 
 /** What the demo needs: the running services, where the data lives, and how to talk to the user. */
 export interface DemoOptions extends DemoRunOptions {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+/** s3-local's environment, parsed once at start by `main.ts`. */
 export const envSchema = z.object({
   /** Interface to listen on; loopback by default, since the server has no real auth. */
   S3_LOCAL_HOST: z.string().default("127.0.0.1"),
@@ -10,5 +11,3 @@ export const envSchema = z.object({
   /** Bucket created at start if missing. */
   S3_BUCKET: z.string().min(3).default("loracast"),
 });
-
-export type Env = z.infer<typeof envSchema>;

@@ -11,6 +11,7 @@ import errorModule from "s3rver/lib/models/error.js";
 /** s3rver's S3 error: `code` becomes the XML error's Code and HTTP status, `detail` extra elements. */
 export type S3ErrorClass = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
 
+/** s3rver's `S3Error` class (`lib/models/error.js`): thrown by a handler, answered as S3's XML error. */
 export const S3Error = errorModule as S3ErrorClass;
 
 /** The one account s3rver answers as (owner and initiator of everything). */

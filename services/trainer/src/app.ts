@@ -40,7 +40,7 @@ export interface AppDeps {
 const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
 
 /** The bound on every JSON request body (run configs, subscriptions, rollbacks): 1 MiB. */
-export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 /**
  * Requests answered without the token: probes, and the version listing (signed, public metadata).

@@ -5,6 +5,7 @@ import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
 
+/** The trainer's environment: the store's `S3_*` settings plus its own, parsed once at start by `main.ts`. */
 export const envSchema = s3EnvSchema.extend({
   /** Interface to listen on. */
   TRAINER_HOST: z.string().default("127.0.0.1"),
@@ -76,5 +77,3 @@ export const envSchema = s3EnvSchema.extend({
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
 });
-
-export type Env = z.infer<typeof envSchema>;

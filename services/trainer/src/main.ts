@@ -42,7 +42,7 @@ for (const url of env.WEBHOOK_SUBSCRIBERS) {
   if (!checked.ok) {
     log.error("invalid configuration", {
       variable: "WEBHOOK_SUBSCRIBERS",
-      problem: `${url}: ${checked.error}`,
+      problem: `${url}: ${checked.error.message}`,
     });
     process.exit(2);
   }
@@ -90,7 +90,10 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
 const keyFile = env.TRAINER_SIGNING_KEY_FILE ?? join(env.TRAINER_DATA_DIR, "signing-key.pem");
 const signer = await loadOrCreateSigner(keyFile);
 if (!signer.ok) {
-  log.error("cannot load the signing key", { variable: "TRAINER_SIGNING_KEY_FILE", error: signer.error });
+  log.error("cannot load the signing key", {
+    variable: "TRAINER_SIGNING_KEY_FILE",
+    error: signer.error.message,
+  });
   process.exit(2);
 }
 // Generators list this key in MANIFEST_PUBLIC_KEYS; earlier keys stay accepted during a rotation.

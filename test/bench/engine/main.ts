@@ -11,18 +11,18 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { ROOT } from "@loracast/dev-support/fixtures";
+import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
 import {
   type BaseQuant,
   type BuildOptions,
   buildArtifacts,
-  readModelManifest,
   transformersJsDtype,
-  writeRandomCheckpoint,
 } from "@loracast/shared/model-builder";
+import { readModelManifest } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
-import { ROOT } from "@loracast/shared/supervisor";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
 import {

@@ -20,9 +20,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { generatorEnv, S3_LOCAL_CREDENTIALS, trainerEnv } from "@loracast/dev-support/stack";
+import { type Service, startService } from "@loracast/dev-support/supervisor";
 import { Signer } from "@loracast/shared/signing";
 import { blobKey } from "@loracast/shared/store";
-import { type Service, startService } from "@loracast/shared/supervisor";
 import { BUCKET, s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
 
@@ -86,13 +87,10 @@ try {
       {
         ...passThrough,
         ...s3Env(s3.url),
-        GENERATOR_NAME: `g${i}`,
-        GENERATOR_PORT: "0",
+        ...generatorEnv({ name: `g${i}`, port: 0, webhookSecret: SECRET, publicKey: signer.publicKey }),
         GENERATOR_MODEL_DIR: modelDir,
         GENERATOR_EXECUTION_PROVIDER: values.ep === "cpu" ? "cpu" : "webgpu",
         GENERATOR_MODEL_NAME: "qwen25-05b",
-        WEBHOOK_SECRETS: SECRET,
-        MANIFEST_PUBLIC_KEYS: signer.publicKey,
       },
       { name: `g${i}`, readyTimeoutMs: 600_000, echo: echo(`g${i}`) },
     );
@@ -104,14 +102,15 @@ try {
     "trainer",
     {
       ...s3Env(s3.url),
-      TRAINER_PORT: "0",
-      TRAINER_DATA_DIR: join(scratch, "trainer"),
-      TRAINER_API_TOKEN: TOKEN,
-      TRAINER_EGRESS_ALLOW_PRIVATE: "true",
-      TRAINER_SIGNING_KEY_FILE: keyFile,
+      ...trainerEnv({
+        port: 0,
+        dataDir: join(scratch, "trainer"),
+        apiToken: TOKEN,
+        signingKeyFile: keyFile,
+        webhookSecret: SECRET,
+        generators,
+      }),
       TRAINER_BASE_CONFIG: join(checkpoint, "config.json"),
-      WEBHOOK_SECRET: SECRET,
-      WEBHOOK_SUBSCRIBERS: generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
     },
     { echo: echo("trainer") },
   );
@@ -153,7 +152,7 @@ try {
   const client = new S3Client({
     endpoint: s3.url,
     region: "us-east-1",
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    credentials: S3_LOCAL_CREDENTIALS,
     forcePathStyle: true,
     responseChecksumValidation: "WHEN_REQUIRED",
   });

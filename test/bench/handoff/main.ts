@@ -11,8 +11,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { webhookSubscribers, webhookUrl } from "@loracast/dev-support/stack";
+import type { LogLine, Service } from "@loracast/dev-support/supervisor";
 import { PROJECTIONS } from "@loracast/shared/architectures";
-import type { LogLine, Service } from "@loracast/shared/supervisor";
 import { publishResultSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
@@ -131,9 +132,7 @@ for (const n of counts) {
     );
   }
   await stack.trainer.stop();
-  await stack.startTrainer({
-    WEBHOOK_SUBSCRIBERS: stack.generators.map((g) => `${g.url}/v1/webhooks/adapters`).join(","),
-  });
+  await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookSubscribers(stack.generators) });
   try {
     for (const mb of sizesMb) {
       const run = `bench-${mb}mb`;
@@ -225,7 +224,7 @@ if (rssPublishes > 0) {
     });
     stack.generators.push(g);
     await stack.trainer.stop();
-    await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: `${g.url}/v1/webhooks/adapters` });
+    await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookUrl(g.url) });
     const adapter = adapterFor(base, 32, 32);
     const pid = g.proc.pid as number;
     const baseline = rssMb(pid);

@@ -13,11 +13,15 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildArtifacts, readModelManifest, writeRandomCheckpoint } from "@loracast/shared/model-builder";
+import { ROOT } from "@loracast/dev-support/fixtures";
+import { writeRandomCheckpoint } from "@loracast/dev-support/models";
+import { trainerEnv } from "@loracast/dev-support/stack";
+import { startService } from "@loracast/dev-support/supervisor";
+import { buildArtifacts } from "@loracast/shared/model-builder";
+import { readModelManifest } from "@loracast/shared/model-format";
 import { readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { executionProviderSchema } from "@loracast/shared/runtime";
-import { ROOT, startService } from "@loracast/shared/supervisor";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
@@ -92,12 +96,13 @@ const trainer = await startService(
   "trainer",
   {
     ...s3Env(s3.url),
-    TRAINER_PORT: "0",
-    TRAINER_DATA_DIR: join(scratch, "trainer"),
-    TRAINER_API_TOKEN: TOKEN,
-    TRAINER_EGRESS_ALLOW_PRIVATE: "true",
-    WEBHOOK_SECRET: SECRET,
-    WEBHOOK_SUBSCRIBERS: "",
+    ...trainerEnv({
+      port: 0,
+      dataDir: join(scratch, "trainer"),
+      apiToken: TOKEN,
+      webhookSecret: SECRET,
+      generators: [],
+    }),
     TRAINER_MODEL_DIR: modelDir,
     TRAINER_EXECUTION_PROVIDER: ep,
     TRAINER_THREADS: values.threads,

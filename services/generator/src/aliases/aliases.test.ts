@@ -126,7 +126,12 @@ describe("alias registry", () => {
     assert.equal(registry.set("a", { kind: "store", record: v1 }, 0).ok, true);
     assert.deepEqual(registry.set("b", { kind: "store", record: v2 }, 0), {
       ok: false,
-      error: { kind: "full", max: 1 },
+      error: {
+        code: "full",
+        message:
+          "1 LoRA adapters are loaded, the most this generator holds (GENERATOR_MAX_LORA_ALIASES); unload one first",
+        max: 1,
+      },
     });
     assert.equal(v2.pins, 0, "a refused name pins nothing");
     assert.equal(registry.set("a", { kind: "store", record: v2 }, 0).ok, true);
@@ -152,7 +157,16 @@ describe("alias registry", () => {
     assert.equal(registry.heldBytes(), 200);
     assert.deepEqual(registry.set("d", { kind: "store", record: v2 }, 0), {
       ok: false,
-      error: { kind: "bytes", needed: 100, held: 200, maxBytes: 290 },
+      error: {
+        code: "bytes",
+        message:
+          "The lora adapter 'd' needs 100 more bytes of adapter memory, and the active versions and loaded " +
+          "LoRA adapters hold 200 of the 290 bytes CACHE_MAX_MB allows; " +
+          "unload an adapter first (POST /v1/unload_lora_adapter) or raise CACHE_MAX_MB",
+        needed: 100,
+        held: 200,
+        maxBytes: 290,
+      },
     });
     assert.equal(v2.pins, 0, "a refused load pins nothing");
     assert.equal(registry.set("d", { kind: "store", record: v3 }, 0).ok, true, "50 more bytes fit");
@@ -162,9 +176,13 @@ describe("alias registry", () => {
     assert.equal(registry.set("d", { kind: "local", adapter: local(50) }, 0).ok, true);
     assert.deepEqual([v3.pins, m.outside], [0, 50]);
     // Moving a from v1 to v2 frees nothing, as b still holds v1: refused, and a still names v1.
-    assert.deepEqual(registry.set("a", { kind: "store", record: v2 }, 0), {
-      ok: false,
-      error: { kind: "bytes", needed: 100, held: 250, maxBytes: 290 },
+    const moved = registry.set("a", { kind: "store", record: v2 }, 0);
+    assert.deepEqual(moved.ok ? null : { ...moved.error, message: undefined }, {
+      code: "bytes",
+      message: undefined,
+      needed: 100,
+      held: 250,
+      maxBytes: 290,
     });
     const a = registry.get("a")?.target;
     assert.ok(a?.kind === "store" && a.record === v1);

@@ -17,6 +17,7 @@ import type { LocalAdapter } from "./registry.ts";
 /** adapter_config.json is a few hundred bytes; anything near this is not one. */
 const MAX_CONFIG_BYTES = 1 << 20;
 
+/** What `loadLocalAdapter` checks a local PEFT directory against: the base, the allowed roots and bounds. */
 export interface LocalAdapterDeps {
   spec: ModelSpec;
   /** GENERATOR_LORA_DIRS as configured; empty disables local directories. */
@@ -28,7 +29,7 @@ export interface LocalAdapterDeps {
 }
 
 /** True when `path` is `root` or lies below it (both real, absolute paths). */
-export function isInside(path: string, root: string): boolean {
+function isInside(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 

@@ -51,10 +51,14 @@ interface Held extends AliasEntry {
   release(): void;
 }
 
-/** Why `set` refused: too many names, or weights that would not fit in the byte bound (bytes). */
+/**
+ * Why `set` refused: `full`, too many names (`max`, GENERATOR_MAX_LORA_ALIASES); `bytes`, weights
+ * that would take what no eviction frees past the byte bound (`needed`, `held` and `maxBytes` in
+ * bytes). `message` is the sentence the admin API answers with.
+ */
 export type SetRefusal =
-  | { kind: "full"; max: number }
-  | { kind: "bytes"; needed: number; held: number; maxBytes: number };
+  | { code: "full"; message: string; max: number }
+  | { code: "bytes"; message: string; needed: number; held: number; maxBytes: number };
 
 /** The memory aliases hold their weights in: the adapter cache (`AdapterManager.pin`, `VersionCache`). */
 export interface AliasMemory {
@@ -72,7 +76,7 @@ export interface AliasMemory {
 export class AliasRegistry {
   private readonly entries = new Map<string, Held>();
   /** Loads refused so far, by why (/metrics). */
-  readonly refusals = new Map<SetRefusal["kind"], number>();
+  readonly refusals = new Map<SetRefusal["code"], number>();
 
   /**
    * @param memory where aliases' weights are held and counted.
@@ -122,14 +126,29 @@ export class AliasRegistry {
   set(name: string, target: AliasTarget, now: number): Result<{ replaced: boolean }, SetRefusal> {
     const previous = this.entries.get(name);
     if (previous === undefined && this.entries.size >= this.max)
-      return this.refuse({ kind: "full", max: this.max });
+      return this.refuse({
+        code: "full",
+        message: `${this.max} LoRA adapters are loaded, the most this generator holds (GENERATOR_MAX_LORA_ALIASES); unload one first`,
+        max: this.max,
+      });
     const others = [...this.entries.values()].filter((e) => e.name !== name).map((e) => e.target);
     const held = this.heldWith([...others, ...(previous === undefined ? [] : [previous.target])]);
     const after = this.heldWith([...others, target]);
     // A change that adds nothing is let through even past the bound (a publish may have taken the
     // active versions there): refusing it would free nothing.
-    if (after > this.memory.maxBytes && after > held)
-      return this.refuse({ kind: "bytes", needed: after - held, held, maxBytes: this.memory.maxBytes });
+    if (after > this.memory.maxBytes && after > held) {
+      const [needed, maxBytes] = [after - held, this.memory.maxBytes];
+      return this.refuse({
+        code: "bytes",
+        message:
+          `The lora adapter '${name}' needs ${needed} more bytes of adapter memory, and the active versions and loaded ` +
+          `LoRA adapters hold ${held} of the ${maxBytes} bytes CACHE_MAX_MB allows; ` +
+          "unload an adapter first (POST /v1/unload_lora_adapter) or raise CACHE_MAX_MB",
+        needed,
+        held,
+        maxBytes,
+      });
+    }
     const release =
       target.kind === "store" ? this.memory.pin(target.record) : this.memory.hold(target.adapter.bytes);
     this.entries.set(name, { name, target, loadedAt: now, release });
@@ -138,7 +157,7 @@ export class AliasRegistry {
   }
 
   private refuse(refusal: SetRefusal): Result<never, SetRefusal> {
-    this.refusals.set(refusal.kind, (this.refusals.get(refusal.kind) ?? 0) + 1);
+    this.refusals.set(refusal.code, (this.refusals.get(refusal.code) ?? 0) + 1);
     return err(refusal);
   }
 

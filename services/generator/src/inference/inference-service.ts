@@ -31,6 +31,10 @@ export interface PromptPlan {
   maxTokens: number;
 }
 
+/**
+ * A request turned into engine work by `plan()`: its prompts, sampling and stopping, and what the
+ * response must carry (logprobs, prompt logprobs, echo). Fields follow OpenAI's and vLLM's names.
+ */
 export interface Plan {
   /** One or more prompts (completions batches them); choice `index` is `prompt * n + i`. */
   prompts: PromptPlan[];
@@ -63,6 +67,7 @@ export interface ChoiceDelta {
   tokens: GeneratedToken[];
 }
 
+/** One finished choice, before it is formatted as an OpenAI completion or chat choice. */
 export interface ChoiceResult {
   index: number;
   /** The prompt this choice continues (its index in `Plan.prompts`). */
@@ -76,6 +81,7 @@ export interface ChoiceResult {
   finishReason: Exclude<FinishReason, "abort"> | null;
 }
 
+/** What the inference service runs on: the one ORT session and its engine, the tokenizer, the adapters. */
 export interface InferenceDeps {
   session: DecoderSession;
   engine: Engine;
@@ -95,6 +101,11 @@ export interface InferenceDeps {
   promptLogprobsMaxBytes: number;
 }
 
+/**
+ * Serves `/v1/completions` and `/v1/chat/completions` below HTTP: `resolve` a `model` to the base,
+ * an alias or a `<run>@<version>` (pinned for the request), `plan` the request, `run` its choices on
+ * the engine. Expected failures are `ApiError` results; the routes turn them into responses.
+ */
 export class InferenceService {
   private readonly resolver: ModelResolver;
 

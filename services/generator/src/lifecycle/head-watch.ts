@@ -27,6 +27,7 @@ export type HeadFinding =
  */
 export const HEAD_GRACE_MS = 5000;
 
+/** Each run's newest signed head seen and its current findings (see the module comment). */
 export class HeadWatch {
   private readonly newest = new Map<string, RunHead>();
   private readonly findings = new Map<string, Map<HeadFinding, string>>();

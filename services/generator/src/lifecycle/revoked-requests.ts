@@ -8,6 +8,7 @@ import type { EnsureError } from "./types.ts";
 /** Counts by run and outcome: `loracast_revoked_requests_total{run, outcome}`. */
 export type RevokedCounts = Map<string, { refused: number; served: number }>;
 
+/** Refuses or serves requests naming a revoked version, counting each in `counts` and logging it. */
 export class RevokedRequests {
   constructor(
     private readonly counts: RevokedCounts,

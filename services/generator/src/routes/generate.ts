@@ -52,6 +52,10 @@ async function parse<E extends Endpoint>(c: Context, endpoint: E) {
   return parseRequest(body, endpoint);
 }
 
+/**
+ * `POST /v1/completions` and `POST /v1/chat/completions` (OpenAI shapes, JSON or SSE with `stream`);
+ * 503 `engine_unavailable` when the generator runs without a model (`service` null).
+ */
 export function generateRoutes(service: InferenceService | null, clock: Clock): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
 

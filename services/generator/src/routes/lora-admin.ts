@@ -76,7 +76,7 @@ export function loraAdminRoutes(d: LoraAdminDeps): Hono<GeneratorEnv> {
     if (name === d.baseName)
       return fail(c, badName(`The lora adapter name '${name}' conflicts with a served base model.`));
     const source = parseLoraPath(path, d.store);
-    if (!source.ok) return fail(c, { code: "bad_request", message: source.error, param: pathParam });
+    if (!source.ok) return fail(c, { code: "bad_request", message: source.error.message, param: pathParam });
     const target = await resolveSource(d, source.value, pathParam);
     if (!target.ok) return fail(c, target.error);
     const refusal = nameRefusal(d, name, target.value);
@@ -94,8 +94,10 @@ export function loraAdminRoutes(d: LoraAdminDeps): Hono<GeneratorEnv> {
     }
     const set = d.aliases.set(name, target.value, d.clock.now());
     if (!set.ok) {
-      const refused = setRefusal(name, set.error, pathParam);
-      d.log.warn("lora alias refused", { name, source: aliasSource(target.value), ...set.error });
+      const refused = setRefusal(set.error, pathParam);
+      // The log line keeps its fields (`kind`, then the numbers); the message is the answer's.
+      const { code, message: _answered, ...numbers } = set.error;
+      d.log.warn("lora alias refused", { name, source: aliasSource(target.value), kind: code, ...numbers });
       // The weights pulled for it are no one's now: evictable, and dropped if over the bound.
       d.manager.cache.trim();
       return fail(c, refused);
@@ -134,20 +136,9 @@ function admin(d: LoraAdminDeps) {
 const badName = (message: string): ApiError => ({ code: "bad_request", message, param: "lora_name" });
 
 /** A refused `AliasRegistry.set` as the API answers it. */
-function setRefusal(name: string, refusal: SetRefusal, param: string): ApiError {
-  if (refusal.kind === "full")
-    return badName(
-      `${refusal.max} LoRA adapters are loaded, the most this generator holds (GENERATOR_MAX_LORA_ALIASES); unload one first`,
-    );
-  const { needed, held, maxBytes } = refusal;
-  return {
-    code: "adapter_cache_full",
-    message:
-      `The lora adapter '${name}' needs ${needed} more bytes of adapter memory, and the active versions and loaded ` +
-      `LoRA adapters hold ${held} of the ${maxBytes} bytes CACHE_MAX_MB allows; ` +
-      "unload an adapter first (POST /v1/unload_lora_adapter) or raise CACHE_MAX_MB",
-    param,
-  };
+function setRefusal(refusal: SetRefusal, param: string): ApiError {
+  if (refusal.code === "full") return badName(refusal.message);
+  return { code: "adapter_cache_full", message: refusal.message, param };
 }
 
 /** Pulls and verifies what `lora_path` names; errors name `param`. */

@@ -14,6 +14,7 @@ export interface EngineMetrics {
   load: number;
 }
 
+/** `GET /healthz`, `GET /readyz` and `GET /metrics` (Prometheus text: lifecycle, cache, aliases, engine). */
 export function opsRoutes(
   manager: AdapterManager,
   aliases: AliasRegistry,
@@ -48,7 +49,7 @@ export function opsRoutes(
         name: "loracast_lora_alias_loads_refused_total",
         type: "counter",
         samples: [...aliases.refusals].map(
-          ([kind, n]) => [{ reason: kind === "full" ? "max_aliases" : "cache_bytes" }, n] as const,
+          ([code, n]) => [{ reason: code === "full" ? "max_aliases" : "cache_bytes" }, n] as const,
         ),
       },
       {

@@ -7,6 +7,10 @@ import { errorResponse } from "../errors.ts";
 import type { AdapterManager } from "../lifecycle/index.ts";
 import type { GeneratorEnv } from "./types.ts";
 
+/**
+ * What the webhook route verifies with (the accepted secrets, the timestamp tolerance in seconds,
+ * the replay cache) and whom it tells: the lifecycle, and `rejected` counts by reason for /metrics.
+ */
 export interface WebhookDeps {
   manager: AdapterManager;
   secrets: readonly string[];
@@ -34,8 +38,8 @@ export function webhookRoutes(d: WebhookDeps): Hono<GeneratorEnv> {
       toleranceSeconds: d.toleranceSeconds,
     });
     if (!verified.ok) {
-      reject(verified.error.reason, "signature");
-      return errorResponse(c, "unauthorized", verified.error.reason);
+      reject(verified.error.message, "signature");
+      return errorResponse(c, "unauthorized", verified.error.message);
     }
     if (!d.replays.remember(verified.value.id)) {
       reject(`webhook-id ${verified.value.id} was already received`, "replay");

@@ -18,6 +18,7 @@ export interface UploadsRequest {
   maxUploads: number;
 }
 
+/** One page of `ListMultipartUploads`: at most `maxUploads` uploads in S3's order. */
 export interface UploadsPage {
   uploads: Upload[];
   isTruncated: boolean;

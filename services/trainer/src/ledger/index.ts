@@ -1,3 +1,2 @@
 /** The trainer's own record of what it signed, and the repairs it makes from it (docs/architecture.md, "Trust and signing"). */
-export { type LedgerEntry, LedgerFiles } from "./ledger-files.ts";
-export { RunLedger, type RunLedgerDeps } from "./run-ledger.ts";
+export { RunLedger } from "./run-ledger.ts";

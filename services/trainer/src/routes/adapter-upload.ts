@@ -17,7 +17,7 @@ import busboy from "busboy";
 import { TrainerError } from "../errors.ts";
 
 /** The multipart file fields of an adapter upload, in PEFT's file names. */
-export const UPLOAD_FIELDS = ["adapter_config.json", "adapter_model.safetensors"] as const;
+const UPLOAD_FIELDS = ["adapter_config.json", "adapter_model.safetensors"] as const;
 const WEIGHTS_FIELD = UPLOAD_FIELDS[1];
 
 /** The two PEFT files of an upload. */

@@ -19,7 +19,7 @@ export function subscriptionRoutes(registry: SubscriptionRegistry, egress: Egres
     const parsed = subscribeRequestSchema.safeParse(await c.req.json().catch(() => null));
     if (!parsed.success) return errorResponse(c, "bad_request", 'body must be {"url": "http(s)://…"}');
     const checked = checkEgressUrl(parsed.data.url, egress);
-    if (!checked.ok) return errorResponse(c, "bad_request", `url: ${checked.error}`);
+    if (!checked.ok) return errorResponse(c, "bad_request", `url: ${checked.error.message}`);
     return c.json(redactSecrets(await registry.add(parsed.data.url)), 201);
   });
   app.delete("/v1/subscriptions/:id", async (c) => {

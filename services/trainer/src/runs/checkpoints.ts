@@ -14,6 +14,7 @@ import {
 import { checkpointKey, latestCheckpointKey, type ObjectStore } from "@loracast/shared/store";
 import { z } from "zod";
 
+/** Where a run stands at a checkpoint: steps done, and the newest version it published and its step. */
 export interface CheckpointState {
   /** Steps completed. */
   step: number;
@@ -22,6 +23,10 @@ export interface CheckpointState {
   versionStep: number;
 }
 
+/**
+ * Everything a run resumes from: its position, the LoRA factors by PEFT key (float32), the policy
+ * of its newest version when that differs, and AdamW's state.
+ */
 export interface Checkpoint {
   state: CheckpointState;
   params: Map<string, Float32Array>;
@@ -41,6 +46,10 @@ const stateSchema = z.object({
   adamStep: z.number().int().nonnegative(),
 });
 
+/**
+ * Saves and loads run checkpoints in the object store (`runs/<run>/checkpoints/<step>.safetensors`,
+ * then `latest.json`): `save` returns the checkpoint's key; `latest` the newest one, or null.
+ */
 export class CheckpointStore {
   constructor(private readonly objects: ObjectStore) {}
 

@@ -32,7 +32,8 @@ const reward = z.discriminatedUnion("type", [
       .min(1)
       .check((ctx) => {
         const compiled = compileRewardPattern(ctx.value);
-        if (!compiled.ok) ctx.issues.push({ code: "custom", input: ctx.value, message: compiled.error });
+        if (!compiled.ok)
+          ctx.issues.push({ code: "custom", input: ctx.value, message: compiled.error.message });
       }),
     mode: z.enum(["match", "fraction"]).default("match"),
     weight: z.number().default(1),

@@ -4,20 +4,20 @@
  * resumes after a restart. What RE2 cannot do in linear time (backreferences, lookaround) is
  * refused when the run is created, with RE2's reason.
  */
-import { err, ok, type Result } from "@loracast/shared/result";
+import { err, type Failure, ok, type Result } from "@loracast/shared/result";
 import { RE2JS } from "re2js";
 
 /** Longest accepted pattern, in UTF-16 code units: a reward pattern is a short rule, not data. */
-export const MAX_REWARD_PATTERN_LENGTH = 1024;
+const MAX_REWARD_PATTERN_LENGTH = 1024;
 
-/** Compiles a reward pattern (RE2 syntax); the error is a reason for the user, without the field name. */
-export function compileRewardPattern(pattern: string): Result<RE2JS, string> {
+/** Compiles a reward pattern (RE2 syntax); the error's message is for the user, without the field name. */
+export function compileRewardPattern(pattern: string): Result<RE2JS, Failure> {
   if (pattern.length > MAX_REWARD_PATTERN_LENGTH) {
-    return err(`at most ${MAX_REWARD_PATTERN_LENGTH} characters (got ${pattern.length})`);
+    return err({ message: `at most ${MAX_REWARD_PATTERN_LENGTH} characters (got ${pattern.length})` });
   }
   try {
     return ok(RE2JS.compile(pattern));
   } catch (e) {
-    return err(`not a supported RE2 regular expression: ${(e as Error).message}`);
+    return err({ message: `not a supported RE2 regular expression: ${(e as Error).message}` });
   }
 }

@@ -8,6 +8,7 @@ import { TrainerError } from "../errors.ts";
 import type { RewardSpec } from "./config.ts";
 import { compileRewardPattern } from "./reward-pattern.ts";
 
+/** One completion to score: its prompt and text, its length in tokens, and the dataset's answer. */
 export interface ScoredSample {
   prompt: string;
   completion: string;
@@ -15,6 +16,7 @@ export interface ScoredSample {
   answer: string | null;
 }
 
+/** A reward function: a completion's reward (a number, NaN when none); rejects when it cannot score. */
 export type RewardFn = (s: ScoredSample, signal: AbortSignal) => Promise<number>;
 
 function lastNumber(text: string): number | null {
@@ -26,7 +28,8 @@ function lastNumber(text: string): number | null {
 function regexReward(pattern: string, mode: "match" | "fraction"): RewardFn {
   // The run's config passed the same check at creation (config.ts), also when it resumes.
   const compiled = compileRewardPattern(pattern);
-  if (!compiled.ok) throw new TrainerError("invalid_config", `regex reward pattern: ${compiled.error}`);
+  if (!compiled.ok)
+    throw new TrainerError("invalid_config", `regex reward pattern: ${compiled.error.message}`);
   const re = compiled.value;
   return async (s) => {
     const m = re.matcher(s.completion);

@@ -57,6 +57,11 @@ interface Line {
   end: number;
 }
 
+/**
+ * A run's append-only event log in `TRAINER_DATA_DIR` (one JSON line per event, `{seq, ...event}`):
+ * `open` reads it back with a summary for resuming, then events are appended, each written before
+ * anyone sees it.
+ */
 export class RunHistory {
   private fd: number | null = null;
 

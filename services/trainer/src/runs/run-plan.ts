@@ -93,7 +93,7 @@ function checkUrls(config: RunConfig, egress: EgressPolicy): Result<null, Traine
   ];
   for (const { field, url } of urls) {
     const checked = checkEgressUrl(url, egress);
-    if (!checked.ok) return invalid(`${field}: ${checked.error}`);
+    if (!checked.ok) return invalid(`${field}: ${checked.error.message}`);
   }
   return ok(null);
 }

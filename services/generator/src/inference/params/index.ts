@@ -16,21 +16,14 @@ import {
 
 export {
   MESSAGE_FIELDS,
-  type MessageFieldSpec,
-  refusedMessageField,
   renderMessageFieldTable,
 } from "./message-fields.ts";
-export { type Endpoint, PARAMETERS, type ParamSpec, parametersOf } from "./registry.ts";
+export { type Endpoint, PARAMETERS } from "./registry.ts";
 export { renderParameterTable, tableCells } from "./render.ts";
 export {
   type ChatRequest,
-  type CompletionRequest,
   chatFields,
-  chatRequestSchema,
   completionFields,
-  completionRequestSchema,
-  MAX_PROMPTS,
-  MAX_SEQUENCES,
   type SamplingFields,
 } from "./schema.ts";
 

@@ -7,9 +7,9 @@
 import { z } from "zod";
 
 /** Most prompts in one completions request. */
-export const MAX_PROMPTS = 64;
+const MAX_PROMPTS = 64;
 /** Most engine sequences one request may start: prompts × max(n, best_of). */
-export const MAX_SEQUENCES = 256;
+const MAX_SEQUENCES = 256;
 
 const tokenIds = z.array(z.number().int().nonnegative()).min(1).max(65_536);
 const text = z.string().max(1 << 20);
@@ -185,7 +185,9 @@ export const chatRequestSchema = z.preprocess(
   }),
 );
 
+/** A parsed `/v1/completions` body (`completionRequestSchema`). */
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+/** A parsed `/v1/chat/completions` body (`chatRequestSchema`). */
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
 /** What plan() takes from either request: the sampling, stopping and length parameters. */

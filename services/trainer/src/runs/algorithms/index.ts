@@ -1,5 +1,5 @@
 /** Training algorithms as records (algorithm.ts) and the registry run configs select them from. */
-export type { GradientResult, StepContext, StepSample } from "./algorithm.ts";
+export type { GradientResult, StepSample } from "./algorithm.ts";
 export {
   ALGORITHM_NAMES,
   type AlgorithmConfig,

@@ -1,4 +1,9 @@
-/** The decoder graph's interface: input and output names shared by the builder and the runtime. */
+/**
+ * The ONNX input and output names of the built graphs, shared by the builder that writes them and
+ * the runtime and training sessions that feed them.
+ */
+
+/** The decoder graph's interface (`model.onnx`, `model.append.onnx`). */
 export const IO = {
   inputIds: "input_ids",
   attentionMask: "attention_mask",
@@ -15,7 +20,7 @@ export const IO = {
   appendedValue: (layer: number) => `appended.${layer}.value`,
 } as const;
 
-/** The training graph's extra interface (design: the trainer scores and differentiates with it). */
+/** The training graph's extra interface (`train.onnx`): the trainer scores and differentiates with it. */
 export const TRAIN_IO = {
   /** int64 [k]: flat index (row · sequence + position) of each scored position. */
   scoreRows: "score_rows",

@@ -2,14 +2,18 @@
  * A HF checkpoint with a real model's dimensions and seeded random weights (no real weights can be
  * downloaded here). Written tensor by tensor so that a 0.5B model never sits in memory twice.
  */
-
 import { once } from "node:events";
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildModelSpec, parseDecoderDims } from "../model-spec/index.ts";
-import { createRng } from "../random/index.ts";
+import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
+import { createRng } from "@loracast/shared/random";
 
-/** Writes `config.json` and `model.safetensors` into `dir` unless a checkpoint is already there. */
+/**
+ * Writes `config.json` and `model.safetensors` (float32; every Linear, the embeddings and, unless
+ * tied, `lm_head` uniform with the std of `initializer_range`; norms 1; qwen2's q/k/v biases 0)
+ * into `dir` unless a `model.safetensors` is already there. `config` is a HF `config.json` object
+ * of a supported architecture; throws the `ModelSpecError` of one that is not.
+ */
 export async function writeRandomCheckpoint(
   dir: string,
   config: Record<string, unknown>,

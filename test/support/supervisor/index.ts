@@ -1,15 +1,15 @@
 /**
  * Starts loracast's services as child processes: the local stack (`npm start`), the integration
  * tests and the benchmarks all run the real processes through this. Each service logs JSON lines;
- * its `ready` line carries its URL.
+ * its `ready` line carries its URL. Development support only: no service imports it (it names the
+ * services' entry points by path and reads `LORACAST_SERVICE_BUNDLES` from the environment).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { ROOT } from "../fixtures/index.ts";
 
-/** The repository root, where `services/` lives. */
-export const ROOT = join(import.meta.dirname, "..", "..");
-
+/** One JSON log line of a service (the platform logger's shape: `level`, `msg`, then fields). */
 export interface LogLine {
   level: string;
   msg: string;
@@ -30,6 +30,7 @@ export interface Child {
   readonly exited: Promise<ServiceExit>;
 }
 
+/** A service that logged its `ready` line, with its URL and every log line it has written. */
 export interface Service extends Child {
   readonly url: string;
   readonly logs: LogLine[];
@@ -41,6 +42,7 @@ export interface Service extends Child {
   waitForLog(match: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
 }
 
+/** Each service's entry point (relative to the repository root), node flags and extra environment. */
 const ENTRIES: Record<string, { script: string; nodeArgs: string[]; env?: Record<string, string> }> = {
   "s3-local": { script: "services/s3-local/src/main.ts", nodeArgs: [] },
   trainer: { script: "services/trainer/src/main.ts", nodeArgs: [] },
@@ -56,7 +58,7 @@ const ENTRIES: Record<string, { script: string; nodeArgs: string[]; env?: Record
 };
 
 /** How long `stop()` waits after SIGTERM before it sends SIGKILL. */
-export const STOP_GRACE_MS = 10_000;
+const STOP_GRACE_MS = 10_000;
 
 /** Why a service never became ready: it exited, took too long, or its start was aborted. */
 export class ServiceStartError extends Error {

@@ -1,4 +1,7 @@
-/** `loracast-model.json`: what a generator or trainer needs to know about built artifacts. */
+/**
+ * `loracast-model.json`: what a generator or trainer needs to know about built artifacts, and the
+ * names of the files beside it. The model builder writes it; the runtime and training read it.
+ */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
@@ -6,17 +9,27 @@ import { modelTypeSchema } from "../architectures/index.ts";
 import { buildModelSpec, type ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 
+/** The manifest's file name in an artifacts folder. */
 export const MODEL_MANIFEST = "loracast-model.json";
+/** The decoder graph that returns the whole KV cache each step (`present.*`). */
 export const MODEL_FILE = "model.onnx";
+/** Every graph's external weights (ONNX external data), 64-byte aligned. */
 export const DATA_FILE = "model.onnx.data";
+/** The training graph: log-probabilities and LoRA gradients (`TRAIN_IO`). */
 export const TRAINING_FILE = "train.onnx";
+/** The decoder graph that returns only each step's new keys and values (`appended.*`). */
 export const APPEND_FILE = "model.append.onnx";
 
 const positive = z.number().int().positive();
 
+/** The schema of `loracast-model.json` (`schema: "loracast-model/1"`). */
 export const modelManifestSchema = z.object({
   schema: z.literal("loracast-model/1"),
-  /** sha256 over the decoder graph, the append graph (where built) and the external data, in that order. */
+  /**
+   * The artifacts' digest: `sha256:` over the decoder graph, the append graph (where built) and the
+   * external data, in that order. It names these exact files (OpenAI `system_fingerprint`), not the
+   * base an adapter fits: that is the module map's `spec-sha256:` fingerprint (`ModelSpec.fingerprint`).
+   */
   fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   architecture: modelTypeSchema,
   dims: z.object({
@@ -55,15 +68,20 @@ export const modelManifestSchema = z.object({
   modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
 });
 
+/** A parsed `loracast-model.json`. */
 export type ModelManifest = z.infer<typeof modelManifestSchema>;
 
+/** Artifacts that cannot be used: a manifest that is missing, not JSON, off the schema or inconsistent. */
 export class ModelArtifactsError extends Error {
   override readonly name = "ModelArtifactsError";
 }
 
 /**
- * Reads and checks `loracast-model.json`. Its module map is the one its dims imply, or empty for a
- * graph without LoRA inputs (a merged base), which then accepts no adapter.
+ * Reads and checks `<dir>/loracast-model.json`. Its module map is the one its dims imply, or empty
+ * for a graph without LoRA inputs (a merged base), which then accepts no adapter. The spec's
+ * fingerprint is the module map's (`spec-sha256:`, from the dims), the one adapter manifests carry;
+ * the artifacts' digest stays `manifest.fingerprint`. Returns a `ModelArtifactsError` for a manifest
+ * that cannot be read, fails the schema, or lists a module map other than its dims'.
  */
 export async function readModelManifest(
   dir: string,
@@ -90,5 +108,5 @@ export async function readModelManifest(
   if (got !== "" && expected !== got)
     return err(new ModelArtifactsError(`${MODEL_MANIFEST}: module map does not match its dims`));
   const modules = got === "" ? new Map() : spec.modules;
-  return ok({ manifest, spec: { ...spec, modules, fingerprint: manifest.fingerprint } });
+  return ok({ manifest, spec: { ...spec, modules } });
 }

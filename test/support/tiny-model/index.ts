@@ -1,21 +1,20 @@
 /**
  * The llama-tiny reference fixture (256-token vocabulary) built to fp32 artifacts in a temp dir,
- * with its PEFT adapter as feeds: the model the runtime's tests decode with. Test support only;
- * not exported from the package.
+ * with its PEFT adapter as feeds: the model the runtime's tests decode with.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildArtifacts } from "../model-builder/index.ts";
-import { verifyAdapterFiles } from "../model-spec/index.ts";
-import { ROOT } from "../supervisor/index.ts";
-import { DecoderSession } from "./decoder-session.ts";
-import { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
+import { buildArtifacts } from "@loracast/shared/model-builder";
+import { verifyAdapterFiles } from "@loracast/shared/model-spec";
+import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
+import { fixture } from "../fixtures/index.ts";
 
-const FIXTURE = join(ROOT, "..", "shared", "fixtures", "peft-reference", "llama-tiny");
+const FIXTURE = fixture("llama-tiny");
 
+/** llama-tiny loaded for decoding, with its adapter's feeds and the base's (zero) feeds. */
 export interface TinyModel {
   session: DecoderSession;
   /** The fixture's adapter. */

@@ -1,0 +1,36 @@
+/**
+ * The demo base model, built one way for the local stack, the training tests and the journeys: the
+ * demo base config (`infra/demo-base/config.json`, a small Llama) with seeded random weights (no real
+ * weights can be downloaded here), built into int4 artifacts (block size 32, float math) that include
+ * the training graph.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildArtifacts } from "@loracast/shared/model-builder";
+import { MODEL_MANIFEST } from "@loracast/shared/model-format";
+import { DEMO_BASE_CONFIG } from "../fixtures/index.ts";
+import { writeRandomCheckpoint } from "./random-checkpoint.ts";
+
+/** Where `buildDemoModel` writes: the HF checkpoint and the built artifacts. */
+export interface DemoModelPaths {
+  /** The random HF checkpoint (`config.json`, `model.safetensors`); kept if already there. */
+  checkpointDir: string;
+  /** The artifacts; a folder that already holds a `loracast-model.json` is returned as it is. */
+  modelDir: string;
+}
+
+/**
+ * Writes the demo base checkpoint with weights from `seed` and builds its artifacts; returns
+ * `paths.modelDir`. Throws the builder's error if the build fails.
+ */
+export async function buildDemoModel(paths: DemoModelPaths, seed: number): Promise<string> {
+  if (existsSync(join(paths.modelDir, MODEL_MANIFEST))) return paths.modelDir;
+  await writeRandomCheckpoint(paths.checkpointDir, JSON.parse(readFileSync(DEMO_BASE_CONFIG, "utf8")), seed);
+  const built = await buildArtifacts({
+    checkpointDir: paths.checkpointDir,
+    outDir: paths.modelDir,
+    quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
+  });
+  if (!built.ok) throw built.error;
+  return paths.modelDir;
+}
