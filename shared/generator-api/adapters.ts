@@ -1,5 +1,5 @@
 /** The active version of each run this generator serves, by run name (`/v1/adapters`, `/readyz`). */
-export const activeVersionsSchema = z.record(
+const activeVersionsSchema = z.record(
   z.string(),
   z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
 );
@@ -13,7 +13,7 @@ export type Readiness = z.infer<typeof readinessSchema>;
  * `POST /v1/webhooks/adapters` answers 202: whether this generator follows the event's run (GENERATOR_RUNS)
  * and the Standard Webhooks `webhook-id` it recorded against replays.
  */
-export const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
+const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
 export type WebhookAccepted = z.infer<typeof webhookAcceptedSchema>;
 
 /**
@@ -25,10 +25,10 @@ import { z } from "zod";
 import { sha256Hex, storeRefusalSchema, versionStateSchema } from "../manifest/index.ts";
 
 /** What started a version's pull: a signed webhook, the periodic reconcile, a request naming it, or a rollback. */
-export const TRIGGERS = ["webhook", "reconcile", "on-demand", "rollback"] as const;
+const TRIGGERS = ["webhook", "reconcile", "on-demand", "rollback"] as const;
 
 /** The part of a pull under way: fetching the blobs, or checking them against the manifest and the base. */
-export const PULL_PHASES = ["downloading", "verifying"] as const;
+const PULL_PHASES = ["downloading", "verifying"] as const;
 
 /** One row of the generator's `GET /v1/adapters`: this generator's view of a version. */
 export const adapterRowSchema = z.object({

@@ -11,17 +11,17 @@ import { z } from "zod";
  * (`max_tokens`), null only inside a stream; other OpenAI-compatible servers a trainer may sample
  * from add their own (vLLM's `abort`), so a client reads anything else as a stop.
  */
-export const finishReasonSchema = z.string().nullable();
+const finishReasonSchema = z.string().nullable();
 
 /** OpenAI usage: the prompt counted once, completion tokens summed over choices. */
-export const usageSchema = z.object({
+const usageSchema = z.object({
   prompt_tokens: z.number().int().nonnegative(),
   completion_tokens: z.number().int().nonnegative(),
   total_tokens: z.number().int().nonnegative(),
 });
 
 /** Legacy completions `choices[].logprobs` (OpenAI, as vLLM fills it); one entry per token. */
-export const completionLogprobsSchema = z.object({
+const completionLogprobsSchema = z.object({
   tokens: z.array(z.string()),
   token_logprobs: z
     .array(z.number().nullable())
@@ -63,7 +63,7 @@ export const completionChunkChoiceSchema = completionChoiceSchema.describe(
 export type CompletionChunkChoice = z.infer<typeof completionChunkChoiceSchema>;
 
 /** One choice of a chat completion. */
-export const chatChoiceSchema = z.object({
+const chatChoiceSchema = z.object({
   index: z.number().int().nonnegative(),
   message: z.object({
     role: z.literal("assistant"),

@@ -29,11 +29,11 @@ export const GENERATOR_ERROR_CODES = [
   "engine_unavailable",
   "internal",
 ] as const;
-export const generatorErrorCodeSchema = z.enum(GENERATOR_ERROR_CODES);
+const generatorErrorCodeSchema = z.enum(GENERATOR_ERROR_CODES);
 export type GeneratorErrorCode = z.infer<typeof generatorErrorCodeSchema>;
 
 /** OpenAI's error `type`, derived from the status: 5xx, 401, 403, anything else. */
-export const GENERATOR_ERROR_TYPES = [
+const GENERATOR_ERROR_TYPES = [
   "server_error",
   "authentication_error",
   "permission_error",

@@ -7,16 +7,12 @@ export {
   type ActiveVersions,
   type AdapterList,
   type AdapterRow,
-  activeVersionsSchema,
   adapterListSchema,
   adapterRowSchema,
-  PULL_PHASES,
   REFUSED_VERSION_ROWS,
   type Readiness,
   readinessSchema,
-  TRIGGERS,
   type WebhookAccepted,
-  webhookAcceptedSchema,
 } from "./adapters.ts";
 export {
   type ChatChoice,
@@ -24,22 +20,16 @@ export {
   type Completion,
   type CompletionChoice,
   type CompletionChunkChoice,
-  chatChoiceSchema,
   chatCompletionSchema,
   completionChoiceSchema,
   completionChunkChoiceSchema,
-  completionLogprobsSchema,
   completionSchema,
-  finishReasonSchema,
-  usageSchema,
 } from "./completions.ts";
 export {
   GENERATOR_ERROR_CODES,
-  GENERATOR_ERROR_TYPES,
   type GeneratorErrorBody,
   type GeneratorErrorCode,
   generatorErrorBodySchema,
-  generatorErrorCodeSchema,
 } from "./errors.ts";
 export {
   type LoadLoraRequest,

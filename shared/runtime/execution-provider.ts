@@ -5,7 +5,7 @@ import { z } from "zod";
  * `webgpu` (Dawn; keeps the KV cache on the device, see `gpu-transfer.ts`). The one list that the
  * session options, the services' `*_EXECUTION_PROVIDER` settings and the benches' `--ep` accept.
  */
-export const EXECUTION_PROVIDERS = ["cpu", "webgpu"] as const;
+const EXECUTION_PROVIDERS = ["cpu", "webgpu"] as const;
 /** One of `EXECUTION_PROVIDERS`. */
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 /** `EXECUTION_PROVIDERS` as a zod enum, for environment and CLI parsing. */

@@ -8,7 +8,6 @@ export {
 } from "./decoder-session.ts";
 export { Engine } from "./engine.ts";
 export {
-  EXECUTION_PROVIDERS,
   type ExecutionProvider,
   executionProviderSchema,
 } from "./execution-provider.ts";

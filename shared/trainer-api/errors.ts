@@ -31,7 +31,7 @@ export const TRAINER_ERROR_CODES = [
   "non_finite",
   "internal",
 ] as const;
-export const trainerErrorCodeSchema = z.enum(TRAINER_ERROR_CODES);
+const trainerErrorCodeSchema = z.enum(TRAINER_ERROR_CODES);
 export type TrainerErrorCode = z.infer<typeof trainerErrorCodeSchema>;
 
 /** The body of every trainer error response; the message is redacted (no credentials in URLs). */

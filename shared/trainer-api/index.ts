@@ -20,7 +20,6 @@ export {
   type TrainerErrorBody,
   type TrainerErrorCode,
   trainerErrorBodySchema,
-  trainerErrorCodeSchema,
 } from "./errors.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
@@ -29,7 +28,6 @@ export {
   type SubscriptionList,
   subscribeRequestSchema,
   subscriptionListSchema,
-  subscriptionSchema,
 } from "./subscriptions.ts";
 export {
   type PublishResult,
@@ -39,7 +37,5 @@ export {
   type RunVersion,
   type RunVersions,
   rollbackRequestSchema,
-  rollbackResultSchema,
-  runVersionSchema,
   runVersionsSchema,
 } from "./versions.ts";

@@ -38,7 +38,7 @@ export const rollbackRequestSchema = z.object({
 export type RollbackRequest = z.infer<typeof rollbackRequestSchema>;
 
 /** What `POST /v1/runs/:run/rollback` answers: the run's current version and the versions it revoked. */
-export const rollbackResultSchema = z.object({
+const rollbackResultSchema = z.object({
   run: runName,
   current: z.number().int().positive(),
   revoked: z.array(z.number().int().positive()).describe("Versions this rollback revoked, ascending"),
@@ -49,7 +49,7 @@ export type RollbackResult = z.infer<typeof rollbackResultSchema>;
  * One row of the trainer's `GET /v1/runs/:run/versions`: the store's view (active, retired, revoked,
  * or failed when its manifest is missing or fails verification; `sha256` and `createdAt` are then null).
  */
-export const runVersionSchema = z.object({
+const runVersionSchema = z.object({
   version: z.number().int().positive(),
   state: versionStateSchema,
   sha256: sha256Hex.nullable(),
