@@ -71,9 +71,10 @@ export const versionManifestSchema = z.object({
     /** Fingerprint of the base this adapter was trained on; null when the publisher did not say. */
     fingerprint: z.string().nullable(),
   }),
+  // Manifests written before this schema carry `adapter.config`, a copy of adapter_config.json that
+  // nothing read: zod drops unknown keys, so they still verify (a signature covers the bytes, not
+  // the parsed object). Generators read the config from its blob.
   adapter: z.object({
-    /** The PEFT `adapter_config.json` content, as published. */
-    config: z.record(z.string(), z.unknown()),
     files: z.array(adapterFileSchema).min(1),
   }),
   /** Prompt tokens and the logprobs the trainer computed for them; generators check these once they run the model. */

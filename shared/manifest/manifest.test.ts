@@ -49,20 +49,36 @@ describe("revocations", () => {
 });
 
 describe("version manifest schema", () => {
+  /** A manifest of `r@1` as JSON, with `adapter` as given. */
+  const manifest = (adapter: unknown) => ({
+    schema: "loracast.adapter-version/v1",
+    run: "r",
+    version: 1,
+    parent: null,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    base: { fingerprint: null },
+    adapter,
+    probe: null,
+    training: null,
+    publisher: { service: "trainer", instance: "t1" },
+  });
+
   it("refuses a manifest whose sha256 is not hex", () => {
-    const r = versionManifestSchema.safeParse({
-      schema: "loracast.adapter-version/v1",
-      run: "r",
-      version: 1,
-      parent: null,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      base: { fingerprint: null },
-      adapter: { config: {}, files: [{ name: "a", blob: "b", sha256: "XYZ", bytes: 1 }] },
-      probe: null,
-      training: null,
-      publisher: { service: "trainer", instance: "t1" },
-    });
+    const r = versionManifestSchema.safeParse(
+      manifest({ files: [{ name: "a", blob: "b", sha256: "XYZ", bytes: 1 }] }),
+    );
     assert.equal(r.success, false);
     assert.deepEqual(r.error?.issues[0]?.path, ["adapter", "files", 0, "sha256"]);
+  });
+
+  it("still accepts a manifest written with the former inline adapter.config, and drops it", () => {
+    const r = versionManifestSchema.safeParse(
+      manifest({
+        config: { peft_type: "LORA", r: 8 },
+        files: [{ name: "adapter_model.safetensors", blob: "b", sha256: "a".repeat(64), bytes: 1 }],
+      }),
+    );
+    assert.ok(r.success, JSON.stringify(r.error?.issues));
+    assert.deepEqual(Object.keys(r.data.adapter), ["files"]);
   });
 });

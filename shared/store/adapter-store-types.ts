@@ -18,9 +18,11 @@ export type ManifestDraft = Omit<VersionManifest, "schema" | "run" | "version" |
 
 /** A PEFT adapter's two files, and the manifest fields other than its file list. */
 export interface AdapterUpload {
+  /** adapter_config.json, as published. */
   configBytes: Uint8Array;
+  /** adapter_model.safetensors, as published. */
   weights: Uint8Array;
-  draft: Omit<ManifestDraft, "adapter"> & { adapterConfig: VersionManifest["adapter"]["config"] };
+  draft: Omit<ManifestDraft, "adapter">;
 }
 
 /** Why reading something back from the store did not give a usable, verified object. */
@@ -29,6 +31,9 @@ export interface IntegrityFailure {
   /** Why a manifest was refused (counted in `refusals`); absent for a blob that is missing or corrupt. */
   code?: RefusedRecord["code"];
 }
+
+/** A manifest refused on read: always with the refusal code it was counted under. */
+export type ManifestRefusal = Required<IntegrityFailure>;
 
 /**
  * A small record exactly as written to the store: its key and bytes, and its detached signature

@@ -13,7 +13,7 @@ import {
 const draft = (blob: { blob: string; sha256: string; bytes: number }): ManifestDraft => ({
   createdAt: "2026-01-01T00:00:00.000Z",
   base: { fingerprint: null },
-  adapter: { config: { peft_type: "LORA" }, files: [{ name: WEIGHTS_FILE, ...blob }] },
+  adapter: { files: [{ name: WEIGHTS_FILE, ...blob }] },
   probe: null,
   training: null,
   publisher: { service: "test", instance: "t" },

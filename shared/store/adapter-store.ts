@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { z } from "zod";
 import {
   type AdapterFile,
@@ -10,21 +9,21 @@ import {
   rollbackRecordSchema,
   runHeadSchema,
   type VersionManifest,
-  versionManifestSchema,
   WEIGHTS_FILE,
 } from "../manifest/index.ts";
-import { err, ok, type Result } from "../result/index.ts";
-import { type SignatureFailure, signatureKey } from "../signing/index.ts";
+import type { Result } from "../result/index.ts";
+import { signatureKey } from "../signing/index.ts";
 import type {
   AdapterStoreOptions,
   AdapterUpload,
   IntegrityFailure,
   ManifestDraft,
+  ManifestRefusal,
   SealedRecord,
   StoredManifest,
 } from "./adapter-store-types.ts";
+import { downloadBlob, putBlob, sha256Hex } from "./blobs.ts";
 import {
-  blobKey,
   headKey,
   MAX_VERSION,
   manifestKey,
@@ -36,21 +35,8 @@ import {
 } from "./keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 import { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
+import { parseManifest, parseSignedRecord, signatureFailure } from "./signed-records.ts";
 import { VerdictCache } from "./verdict-cache.ts";
-
-export type {
-  AdapterStoreOptions,
-  AdapterUpload,
-  BlobRepair,
-  IntegrityFailure,
-  ManifestDraft,
-  SealedRecord,
-  SigningOptions,
-  StoredManifest,
-} from "./adapter-store-types.ts";
-export type { RefusedRecord };
-
-export const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 
 const MAX_VERSION_RACES = 8;
 
@@ -66,7 +52,7 @@ export class AdapterStore {
   readonly refusals = new RefusalLog();
 
   /** Manifest verdicts by key: the entity tag and time they were read at (see `readManifestAt`). */
-  private readonly judged = new VerdictCache<Result<StoredManifest, IntegrityFailure>>(4096, 60_000);
+  private readonly judged = new VerdictCache<Result<StoredManifest, ManifestRefusal>>(4096, 60_000);
 
   /** Corrupt blobs rewritten by publishes so far (`loracast_store_blobs_repaired_total`). */
   blobsRepaired = 0;
@@ -144,45 +130,19 @@ export class AdapterStore {
     this.refusals.resolve(key);
   }
 
-  /** Null when `bytes` (whose sha256 is `sha256`) carry a trusted signature or none is required. */
-  private async signatureFailure(bytes: Uint8Array, sha256: string): Promise<SignatureFailure | null> {
-    const trusted = this.options.trusted;
-    if (trusted == null) return null;
-    const verdict = trusted.verify(bytes, await this.objects.get(signatureKey(sha256)));
-    return verdict.ok ? null : verdict.error;
-  }
-
   /**
-   * Uploads a blob unless an object with its address already holds exactly these bytes. An
-   * existing object is read back and hashed (one GET of its size) rather than trusted by its size,
-   * so a corrupt blob (a flipped bit keeps the size) is rewritten by the next publish that uses it,
-   * which also heals the older versions that share it. Each such repair is counted
-   * (`blobsRepaired`) and reported to `onBlobRepaired` once the good bytes are written.
+   * Uploads a blob unless the store already holds exactly these bytes at its address (`putBlob` in
+   * blobs.ts); a corrupt copy found there is rewritten, counted (`blobsRepaired`) and reported to
+   * `onBlobRepaired`.
    */
-  async putBlob(
+  putBlob(
     bytes: Uint8Array,
     contentType?: string,
   ): Promise<{ file: Omit<AdapterFile, "name">; uploaded: boolean }> {
-    const sha256 = sha256Hex(bytes);
-    const key = blobKey(sha256);
-    const file = { blob: key, sha256, bytes: bytes.byteLength };
-    const hash = createHash("sha256");
-    const scratch = Buffer.allocUnsafeSlow(bytes.byteLength);
-    const size = await this.objects.readInto(key, scratch, (region) => hash.update(region));
-    const found = size === bytes.byteLength ? hash.digest("hex") : null;
-    if (found === sha256) return { file, uploaded: false };
-    await this.objects.put(key, bytes, contentType === undefined ? {} : { contentType });
-    if (size !== null) {
+    return putBlob(this.objects, bytes, contentType, (repair) => {
       this.blobsRepaired++;
-      this.options.onBlobRepaired?.({
-        key,
-        expectedSha256: sha256,
-        foundSha256: found,
-        expectedBytes: bytes.byteLength,
-        foundBytes: size,
-      });
-    }
-    return { file, uploaded: true };
+      this.options.onBlobRepaired?.(repair);
+    });
   }
 
   /**
@@ -201,13 +161,11 @@ export class AdapterStore {
       this.putBlob(upload.weights),
     ]);
     lap?.("blobs");
-    const { adapterConfig, ...draft } = upload.draft;
     const stored = await this.publishVersion(
       run,
       {
-        ...draft,
+        ...upload.draft,
         adapter: {
-          config: adapterConfig,
           files: [
             { name: CONFIG_FILE, ...config.file },
             { name: WEIGHTS_FILE, ...weights.file },
@@ -246,7 +204,7 @@ export class AdapterStore {
    * costs a versions read one listing, however many manifests (or junk objects) it holds. A
    * refusal answered from the cache is not counted or reported again.
    */
-  async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, IntegrityFailure> | null> {
+  async readManifestAt(key: string, etag: string): Promise<Result<StoredManifest, ManifestRefusal> | null> {
     const hit = this.judged.get(key, etag);
     if (hit !== undefined) return hit;
     const verdict = await this.readManifest(key);
@@ -254,6 +212,7 @@ export class AdapterStore {
     return verdict;
   }
 
+  /** The run's highest listed version number, verified or not; null when none is listed. */
   async latestVersion(run: string): Promise<number | null> {
     const all = await this.listVersions(run);
     return all.length === 0 ? null : (all[all.length - 1] as number);
@@ -315,70 +274,26 @@ export class AdapterStore {
   async readManifest(
     key: string,
     expectedSha256?: string,
-  ): Promise<Result<StoredManifest, IntegrityFailure> | null> {
+  ): Promise<Result<StoredManifest, ManifestRefusal> | null> {
     const bytes = await this.objects.get(key);
     if (bytes === null) return null;
-    const refused = (code: RefusedRecord["code"], reason: string) => {
-      this.reportRefusal({ record: "manifest", key, code, reason });
-      return err({ reason, code });
-    };
     const sha256 = sha256Hex(bytes);
-    if (expectedSha256 !== undefined && sha256 !== expectedSha256)
-      return refused(
-        "event_mismatch",
-        `manifest ${key}: sha256 ${sha256} does not match the announced ${expectedSha256}`,
-      );
-    const unsigned = await this.signatureFailure(bytes, sha256);
-    if (unsigned !== null) return refused(unsigned.code, `manifest ${key} refused: ${unsigned.reason}`);
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      return refused("malformed", `manifest ${key}: not valid JSON`);
-    }
-    const parsed = versionManifestSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return refused("malformed", `manifest ${key}: ${issue?.path.join(".")}: ${issue?.message}`);
-    }
-    if (manifestKey(parsed.data.run, parsed.data.version) !== key)
-      return refused(
-        "misplaced",
-        `manifest ${key}: names ${parsed.data.run}@${parsed.data.version}, which belongs elsewhere`,
-      );
-    this.refusals.resolve(key);
-    return ok({ manifest: parsed.data, key, sha256 });
+    const unsigned =
+      expectedSha256 !== undefined && sha256 !== expectedSha256
+        ? null
+        : await signatureFailure(this.objects, this.options.trusted, bytes, sha256);
+    const read = parseManifest(key, bytes, sha256, expectedSha256, unsigned);
+    if (read.ok) this.refusals.resolve(key);
+    else this.reportRefusal({ record: "manifest", key, code: read.error.code, reason: read.error.reason });
+    return read;
   }
 
-  /**
-   * Reads a blob into one buffer of the announced size, hashing each region as it lands, so
-   * verification costs no second pass and a wrong-sized blob is refused before its bytes are read.
-   * `into`, when it has that size, is the buffer (its previous content is overwritten).
-   */
-  async downloadBlob(
+  /** Reads a blob into one buffer of the announced size, verified as it lands (`downloadBlob` in blobs.ts). */
+  downloadBlob(
     file: AdapterFile,
     options: { into?: Uint8Array; signal?: AbortSignal } = {},
   ): Promise<Result<Uint8Array, IntegrityFailure>> {
-    const { into, signal } = options;
-    const out = into?.byteLength === file.bytes ? into : Buffer.allocUnsafeSlow(file.bytes);
-    const hash = createHash("sha256");
-    const size = await this.objects.readInto(file.blob, out, (region) => hash.update(region), signal);
-    if (size === null) return err({ reason: `blob ${file.name} (${file.blob}) is missing from the store` });
-    if (size > file.bytes) {
-      return err({
-        reason: `blob ${file.name} (${file.blob}) is larger than the ${file.bytes} bytes announced (${size})`,
-      });
-    }
-    if (size !== file.bytes) {
-      return err({ reason: `blob ${file.name} (${file.blob}) has ${size} bytes, ${file.bytes} announced` });
-    }
-    const actual = hash.digest("hex");
-    if (actual !== file.sha256) {
-      return err({
-        reason: `blob ${file.name} (${file.blob}): sha256 ${actual} does not match the manifest's ${file.sha256}`,
-      });
-    }
-    return ok(out);
+    return downloadBlob(this.objects, file, options);
   }
 
   /**
@@ -414,10 +329,7 @@ export class AdapterStore {
     return out;
   }
 
-  /**
-   * Verifies and parses a small signed record: its signature (when required), strict JSON, the
-   * schema, and `misplaced` (why the record does not belong under `key`, or null).
-   */
+  /** Verifies and parses a small signed record read from `key` (`parseSignedRecord` in signed-records.ts). */
   private async readRecord<T>(
     record: "rollback" | "head",
     key: string,
@@ -425,23 +337,8 @@ export class AdapterStore {
     schema: z.ZodType<T>,
     misplaced: (value: T) => string | null,
   ): Promise<Result<T, RefusedRecord>> {
-    const refused = (code: RefusedRecord["code"], why: string) =>
-      err({ record, key, code, reason: `${record} record ${key} refused: ${why}` });
-    const unsigned = await this.signatureFailure(bytes, sha256Hex(bytes));
-    if (unsigned !== null) return refused(unsigned.code, unsigned.reason);
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      return refused("malformed", "not valid JSON");
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return refused("malformed", `${issue?.path.join(".")}: ${issue?.message}`);
-    }
-    const elsewhere = misplaced(parsed.data);
-    return elsewhere === null ? ok(parsed.data) : refused("misplaced", elsewhere);
+    const unsigned = await signatureFailure(this.objects, this.options.trusted, bytes, sha256Hex(bytes));
+    return parseSignedRecord(record, key, bytes, unsigned, schema, misplaced);
   }
 
   /** A rollback record's bytes and signature, sealed for `putSealed` (and the trainer's ledger). */
@@ -492,6 +389,7 @@ export class AdapterStore {
     return { current: currentVersion(versions, rollbacks), versions, rollbacks };
   }
 
+  /** Every run with anything under its prefix in the store (one delimiter listing). */
   async listRuns(): Promise<string[]> {
     return this.objects.listSegments(runsPrefix());
   }

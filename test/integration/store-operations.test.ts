@@ -63,7 +63,6 @@ describe("store operations on the embedded server with realistic contents", () =
             draft: {
               createdAt: CREATED,
               base: { fingerprint: null },
-              adapterConfig: { peft_type: "LORA", r: 8 },
               probe: null,
               training: { step: 2 * v, algorithm: "grpo", metrics: { reward: v / VERSIONS } },
               publisher: { service: "trainer", instance: "t" },
@@ -174,7 +173,6 @@ describe("store operations on the embedded server with realistic contents", () =
       createdAt: CREATED,
       base: { fingerprint: null },
       adapter: {
-        config: {},
         files: [{ name: WEIGHTS_FILE, blob: "blobs/sha256/x", sha256: "0".repeat(64), bytes: 1 }],
       },
       probe: null,

@@ -170,7 +170,6 @@ describe("adapters the base cannot serve are refused at publish and at verificat
           draft: {
             createdAt: new Date().toISOString(),
             base: { fingerprint: null },
-            adapterConfig: JSON.parse(new TextDecoder().decode(files.config)),
             probe: null,
             training: null,
             publisher: { service: "test", instance: "older-trainer" },

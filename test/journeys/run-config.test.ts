@@ -10,11 +10,23 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildDemoModel } from "@loracast/dev-support/models";
 import { eventually } from "@loracast/dev-support/supervisor";
-import { weightsFile } from "@loracast/shared/manifest";
+import { CONFIG_FILE, type VersionManifest, weightsFile } from "@loracast/shared/manifest";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import { s3Settings } from "../helpers/s3.ts";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
+
+/** The adapter_config.json a version was published with, parsed: what PEFT and the generators read. */
+async function publishedConfig(
+  store: AdapterStore,
+  manifest: VersionManifest,
+): Promise<Record<string, unknown>> {
+  const file = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
+  assert.ok(file !== undefined, `${manifest.run}@${manifest.version} lists no ${CONFIG_FILE}`);
+  const bytes = await store.downloadBlob(file);
+  assert.ok(bytes.ok, JSON.stringify(bytes));
+  return JSON.parse(new TextDecoder().decode(bytes.value)) as Record<string, unknown>;
+}
 
 const post = (url: string, body: unknown) =>
   fetch(url, {
@@ -180,14 +192,12 @@ describe("run configs are checked before the run is accepted", () => {
     // What was published is that LoRA: the trainer verified it against the base before publishing.
     const objects = new S3ObjectStore(s3Settings(stack.s3.url, "loracast"));
     try {
-      const read = await new AdapterStore(objects).readManifest(newest.manifestKey);
+      const store = new AdapterStore(objects);
+      const read = await store.readManifest(newest.manifestKey);
       assert.ok(read?.ok, JSON.stringify(read));
+      const config = await publishedConfig(store, read.value.manifest);
       assert.deepEqual(
-        {
-          r: read.value.manifest.adapter.config.r,
-          lora_alpha: read.value.manifest.adapter.config.lora_alpha,
-          target_modules: read.value.manifest.adapter.config.target_modules,
-        },
+        { r: config.r, lora_alpha: config.lora_alpha, target_modules: config.target_modules },
         { r: 8, lora_alpha: 16, target_modules: "all-linear" },
       );
     } finally {
@@ -215,7 +225,7 @@ describe("run configs are checked before the run is accepted", () => {
       const store = new AdapterStore(objects);
       const read = await store.readManifest(newest.manifestKey);
       assert.ok(read?.ok, JSON.stringify(read));
-      assert.equal(read.value.manifest.adapter.config.target_modules, ".*q_proj");
+      assert.equal((await publishedConfig(store, read.value.manifest)).target_modules, ".*q_proj");
       const weights = await store.downloadBlob(weightsFile(read.value.manifest));
       assert.ok(weights.ok);
       const file = decodeSafetensors(weights.value);

@@ -51,7 +51,6 @@ describe("tampering: only what the trainer signed is served", () => {
       version,
       parent: version - 1,
       adapter: {
-        config: template.adapter.config,
         files: [
           { name: "adapter_config.json", ...config.file },
           { name: "adapter_model.safetensors", ...weights.file },

@@ -5,7 +5,6 @@
  */
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CONFIG_FILE } from "@loracast/shared/manifest";
 import { type AdapterStore, manifestKey } from "@loracast/shared/store";
 import { DemoError } from "./demo-run.ts";
 
@@ -26,9 +25,6 @@ export async function saveAdapter(
     if (!blob.ok) throw new DemoError(blob.error.reason);
     files.set(file.name, blob.value);
   }
-  // A publisher that sent the config inline has it in the manifest only.
-  if (!files.has(CONFIG_FILE))
-    files.set(CONFIG_FILE, Buffer.from(`${JSON.stringify(adapter.config, null, 2)}\n`));
   await mkdir(dir, { recursive: true });
   for (const [name, bytes] of files) {
     await writeFile(join(dir, `${name}.tmp`), bytes);

@@ -120,7 +120,6 @@ export class Publisher {
           draft: {
             createdAt: new Date(this.d.clock.now()).toISOString(),
             base: { fingerprint: this.d.spec?.fingerprint ?? null },
-            adapterConfig: checked.value,
             ...extras,
             publisher: { service: "trainer", instance: this.d.instance },
           },
@@ -282,10 +281,11 @@ export class Publisher {
     });
   }
 
-  private validate(
-    configBytes: Uint8Array,
-    weights: Uint8Array,
-  ): Result<Record<string, unknown>, TrainerError> {
+  /**
+   * Checks a PEFT adapter's two files (the config's PEFT semantics, every tensor against the base's
+   * module map, or pairwise without a base) before anything is uploaded; `invalid_adapter` otherwise.
+   */
+  private validate(configBytes: Uint8Array, weights: Uint8Array): Result<null, TrainerError> {
     const config = parseLoraConfig(new TextDecoder().decode(configBytes));
     if (!config.ok) return err(new TrainerError("invalid_adapter", config.error.message));
     const file = decodeSafetensors(weights);
@@ -295,7 +295,7 @@ export class Publisher {
         ? verifyAdapterPairs(config.value, file.value)
         : verifyAdapter(this.d.spec, config.value, file.value);
     if (!fit.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${fit.error.message}`));
-    return ok({ ...config.value.raw });
+    return ok(null);
   }
 
   /**

@@ -41,9 +41,10 @@ class Fleet:
     ) -> VersionRecord:
         """Waits until every generator serves ``run@version`` (the run's current version when None).
 
-        Done when each generator's ``/v1/adapters`` lists it ``active`` (or ``retired``: active,
-        then superseded by a newer version, still served by exact name) with the sha256 of the
-        trainer's record, which is returned. The trainer's own ``/versions`` says ``active`` as soon
+        Done when each generator's ``/v1/adapters`` lists it ``active`` (or, unless it is the run's
+        current version, ``retired``: active, then superseded by a newer version, still served by
+        exact name) with the sha256 of the trainer's record, which is returned. The run's current
+        version listed ``retired`` is a rollback back to it not yet taken: waiting goes on. The trainer's own ``/versions`` says ``active`` as soon
         as the manifest is in the store, before any generator has pulled it, so it alone cannot say
         that rollouts will come from the version.
 
@@ -54,20 +55,23 @@ class Fleet:
         :class:`~loracast.errors.VersionMismatchError` when a generator holds another sha256.
         """
         deadline = self._clock() + timeout_s
+        versions = self.trainer.versions(run)
         if version is None:
-            current = self.trainer.versions(run).current
-            if current is None:
+            if versions.current is None:
                 raise VersionStateError(f"run {run} has no published version")
-            version = current
-        record = self.trainer.version(run, version)
+            version = versions.current
+        record = versions.get(version) or self.trainer.version(run, version)
         if record.state in ("revoked", "failed"):
             raise VersionStateError(f"{run}@{version} is {record.state} on the trainer: {record.reason}")
+        # The run's current version must be active everywhere: a generator that still lists it
+        # `retired` has not yet taken the rollback back to it, and serves the revoked versions.
+        accept = frozenset({"active"}) if version == versions.current else SERVING_STATES
         states: dict[str, str] = {}
         while True:
             for g in self.generators:
                 if states.get(g.url) == "active":
                     continue
-                states[g.url] = self._state_on(g, record, run, max(0.1, deadline - self._clock()))
+                states[g.url] = self._state_on(g, record, run, accept, max(0.1, deadline - self._clock()))
             if all(s == "active" for s in states.values()):
                 return record
             if self._clock() >= deadline:
@@ -75,7 +79,9 @@ class Fleet:
                 raise WaitTimeoutError(f"{run}@{version} not active on every generator within {timeout_s} s: {detail}", states)
             self._sleep(min(poll_s, max(0.0, deadline - self._clock())))
 
-    def _state_on(self, g: GeneratorClient, record: VersionRecord, run: str, timeout_s: float) -> str:
+    def _state_on(
+        self, g: GeneratorClient, record: VersionRecord, run: str, accept: frozenset[str], timeout_s: float
+    ) -> str:
         try:
             rows = g.adapters(timeout_s)
         except LoracastError as e:  # a generator restarting: keep waiting, report it if time runs out
@@ -83,7 +89,7 @@ class Fleet:
         row = next((a for a in rows if a.run == run and a.version == record.version), None)
         if row is None:
             return "unknown"
-        if row.state in SERVING_STATES:
+        if row.state in accept:
             if row.sha256 != record.sha256:
                 raise VersionMismatchError(
                     f"{g.url} holds {run}@{record.version} with sha256 {row.sha256}, the trainer's record says {record.sha256}",

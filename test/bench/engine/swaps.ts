@@ -56,7 +56,6 @@ export async function measureSwaps(
       draft: {
         createdAt: new Date(systemClock.now()).toISOString(),
         base: { fingerprint: spec.fingerprint },
-        adapterConfig: {},
         probe: null,
         training: null,
         publisher: { service: "bench", instance: "bench" },

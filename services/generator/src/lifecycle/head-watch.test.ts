@@ -1,19 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createLogger } from "@loracast/shared/platform";
 import { Signer, TrustedKeys } from "@loracast/shared/signing";
-import { AdapterStore, MemoryObjectStore } from "@loracast/shared/store";
+import { AdapterStore } from "@loracast/shared/store";
 import { HEAD_GRACE_MS, HeadWatch } from "./head-watch.ts";
+import { keptLog, signedStores, testClock } from "./lifecycle-fixture.ts";
 
 /** A trainer's store (signs) and a generator's (verifies) over one bucket, with a watch on a clock. */
 function setup() {
-  const objects = new MemoryObjectStore();
-  const signer = Signer.generate();
-  const trainer = new AdapterStore(objects, { signer, trusted: new TrustedKeys([signer.publicKey]) });
-  const reader = new AdapterStore(objects, { trusted: new TrustedKeys([signer.publicKey]) });
-  const clock = { t: 1_000_000, now: () => clock.t };
-  const lines: Record<string, unknown>[] = [];
-  const log = createLogger({}, { write: (l) => lines.push(JSON.parse(l)) });
+  const { objects, trainer, reader } = signedStores();
+  const clock = testClock(1_000_000);
+  const { log, lines } = keptLog();
   const watch = new HeadWatch(reader, clock, log, true);
   const head = (version: number, rollbacks = 0) =>
     trainer.writeHead({
@@ -78,7 +74,7 @@ describe("HeadWatch: a run with versions and no valid signed head", () => {
       trusted: new TrustedKeys([Signer.generate().publicKey]),
       onRefused: () => refused++,
     });
-    const own = new HeadWatch(reader, clock, createLogger({}, { write: () => {} }), true);
+    const own = new HeadWatch(reader, clock, keptLog().log, true);
     await objects.put("runs/r/head.json", new TextEncoder().encode("{}"));
     for (let i = 0; i < 3; i++) {
       await own.check("r", [1], 0);

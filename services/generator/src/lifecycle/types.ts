@@ -3,6 +3,7 @@ import type { ModelSpec, VerifiedAdapter } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import type { AdapterStore } from "@loracast/shared/store";
+import type { RevokedCounts } from "./revoked-requests.ts";
 import type { CacheBounds } from "./version-cache.ts";
 
 export type { VersionState };
@@ -16,17 +17,15 @@ export type PullPhase = NonNullable<AdapterRow["pulling"]>;
 /** A verified adapter held in memory, ready to be fed to the engine. */
 export interface LoadedAdapter {
   /**
-   * The raw adapter_model.safetensors bytes; `verified` holds zero-copy views into them. Once the
-   * version is evicted the buffer may receive a later download, so nothing may keep views into it
-   * beyond this record (the feeds are copies).
+   * The raw adapter_model.safetensors bytes. Once the version is evicted the buffer may receive a
+   * later download, so nothing may keep views into it beyond this record (the feeds are copies).
    */
   weights: Uint8Array;
-  verified: VerifiedAdapter;
-  config: Record<string, unknown>;
   /** Session feeds, built at staging so that activation is only a reference swap; null without an engine. */
   feeds: LoraFeeds | null;
 }
 
+/** Everything this generator knows of one version of a run, as `GET /v1/adapters` lists it, and its weights. */
 export interface VersionRecord {
   run: string;
   version: number;
@@ -67,26 +66,6 @@ export interface VersionRecord {
   phases: { manifestMs: number; downloadMs: number; verifyMs: number } | null;
 }
 
-/**
- * Why a pull gave no adapter, by whose fault:
- * - `version`: the adapter itself (verification, base, size bound): permanent for that immutable version;
- * - `store`: what the store holds (a manifest refused or malformed, a blob missing or corrupt), which
- *   an operator or a later publish may repair: failed, and retried with backoff;
- * - `event`: the webhook announced other manifest bytes than the store holds: the event is refused,
- *   the version keeps its state.
- */
-export interface PullFailure {
-  /**
-   * `version`: what the version holds is bad, for good. `store`: what the store holds now is bad or
-   * missing (a blob), retried with backoff. `event`: the webhook named other bytes. `absent`: the
-   * store has no manifest for that version (yet): nothing to judge, so nothing is recorded for a
-   * version this generator had not heard of (a request or event naming a made-up version).
-   * `unchanged`: the store still holds the manifest bytes refused before (`VersionRecord.refusal`).
-   */
-  kind: "version" | "store" | "event" | "absent" | "unchanged";
-  reason: string;
-}
-
 /** Why a version named exactly (`<run>@<version>`) cannot be served; the routes map `kind` to an HTTP code. */
 export type EnsureError =
   /** Verification failed on this generator: permanent for that immutable version. */
@@ -97,6 +76,22 @@ export type EnsureError =
   | { kind: "unavailable"; message: string }
   /** The run is held (`HeadWatch.held`): its store may hide a revocation, so nothing of it is pulled. */
   | { kind: "held"; message: string };
+
+/** The lifecycle's counters, as `/metrics` reports them (`routes/ops.ts`). */
+export interface ManagerStats {
+  /** Activations, rollbacks included (`loracast_adapter_activations_total`). */
+  activations: number;
+  /** Versions failed here (`loracast_adapter_failures_total`): verification, a store fault, or withdrawn. */
+  failures: number;
+  /** Webhook events that announced other manifest bytes than the store holds (refused; the version is untouched). */
+  badEvents: number;
+  /** Reconcile passes started (`loracast_reconciles_total`). */
+  reconciles: number;
+  /** Reconcile passes that could not read the store (`loracast_reconcile_errors_total`). */
+  reconcileErrors: number;
+  /** Requests (and `load_lora_adapter` calls) that named a revoked version, by run and outcome. */
+  revokedRequests: RevokedCounts;
+}
 
 /** What the adapter manager (and its pull pipeline) works with. */
 export interface ManagerDeps {

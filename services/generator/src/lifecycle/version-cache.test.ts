@@ -28,7 +28,7 @@ const record = (
   lastUsedAt,
   pins,
   phases: null,
-  adapter: { weights: new Uint8Array(bytes), verified: { modules: [], maxRank: 0 }, config: {}, feeds: null },
+  adapter: { weights: new Uint8Array(bytes), feeds: null },
 });
 
 describe("version cache", () => {

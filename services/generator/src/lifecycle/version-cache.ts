@@ -7,6 +7,7 @@ export interface Evicted {
   weights: Uint8Array;
 }
 
+/** The cache's bounds: versions whose weights are held (`CACHE_MAX_VERSIONS`) and their bytes (`CACHE_MAX_MB` in bytes). */
 export interface CacheBounds {
   maxVersions: number;
   maxBytes: number;
@@ -26,14 +27,17 @@ export class VersionCache {
 
   constructor(private readonly bounds: CacheBounds) {}
 
+  /** The cache key of `run@version`. */
   static key(run: string, version: number): string {
     return `${run}@${version}`;
   }
 
+  /** The record of `run@version`, if this generator knows it. */
   get(run: string, version: number): VersionRecord | undefined {
     return this.records.get(VersionCache.key(run, version));
   }
 
+  /** Adds or replaces the record of its version. */
   set(record: VersionRecord): void {
     this.records.set(VersionCache.key(record.run, record.version), record);
   }
@@ -43,6 +47,7 @@ export class VersionCache {
     this.records.delete(VersionCache.key(record.run, record.version));
   }
 
+  /** Every record, by run name, then version ascending. */
   all(): VersionRecord[] {
     return [...this.records.values()].sort((a, b) =>
       a.run < b.run ? -1 : a.run > b.run ? 1 : a.version - b.version,
