@@ -23,6 +23,7 @@ import { TrainerError } from "./errors.ts";
 import type { RunLedger } from "./ledger/index.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
+/** What a publish answers (`POST /v1/runs/:run/adapters`, 201) and returns to a training run. */
 export interface PublishResult {
   run: string;
   version: number;
@@ -37,6 +38,7 @@ export interface PublishResult {
 /** What a training run adds to the manifest (shared/manifest): the probe and the step's training record. */
 export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
 
+/** What the publisher writes to and tells: the store, the webhook outbox and its subscribers, the ledger. */
 export interface PublisherDeps {
   store: AdapterStore;
   outbox: Outbox;

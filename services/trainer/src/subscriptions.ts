@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
+/** A webhook subscriber: its id and URL, and whether it comes from configuration or the API. */
 export interface Subscription {
   id: string;
   url: string;
