@@ -1,6 +1,6 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code and beside the dev support (test/support);
+ * files: `unit` is every *.test.ts beside the code, the dev support (test/support) and the checks (test/lint);
  * `integration` is test/conformance, test/integration, test/e2e and test/journeys, which start real
  * processes and so run one file at a time.
  *
@@ -46,7 +46,11 @@ const unitSuites: { name: string; files: string[] }[] = [
   ...OWN_SUITES.map((name) => ({ name, files: find(join(root, "services", name)) })),
   { name: "shared", files: find(join(root, "shared")) },
   { name: "services", files: otherServices.flatMap((name) => find(join(root, "services", name))) },
-  { name: "dev-support", files: find(join(root, "test", "support")) },
+  // The dev support and the repository checks (test/lint: the doc-comment check) are dev tooling.
+  {
+    name: "dev-support",
+    files: [...find(join(root, "test", "support")), ...find(join(root, "test", "lint"))],
+  },
 ];
 const integration = [
   ...find(join(root, "test", "conformance")),

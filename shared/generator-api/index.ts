@@ -32,9 +32,7 @@ export {
   generatorErrorBodySchema,
 } from "./errors.ts";
 export {
-  type LoadLoraRequest,
   loadLoraRequestSchema,
-  type UnloadLoraRequest,
   unloadLoraRequestSchema,
 } from "./lora-admin.ts";
 export { type ModelCard, type ModelList, modelCardSchema, modelListSchema } from "./models.ts";

@@ -24,8 +24,6 @@ export const loadLoraRequestSchema = z.object({
    */
   load_inplace: z.boolean().nullish(),
 });
-/** A parsed `load_lora_adapter` body. */
-export type LoadLoraRequest = z.infer<typeof loadLoraRequestSchema>;
 
 /** `POST /v1/unload_lora_adapter`. vLLM's `lora_int_id` has no meaning here and is refused. */
 export const unloadLoraRequestSchema = z.object({
@@ -35,5 +33,3 @@ export const unloadLoraRequestSchema = z.object({
     .refine((v) => v == null, "not supported here: adapters are unloaded by lora_name")
     .optional(),
 });
-/** A parsed `unload_lora_adapter` body. */
-export type UnloadLoraRequest = z.infer<typeof unloadLoraRequestSchema>;

@@ -14,23 +14,21 @@ export {
   isRevoked,
   revocationMessage,
   revokedBy,
-  STORE_RECORD_KINDS,
-  STORE_REFUSAL_CODES,
-  STORE_REPAIR_FINDINGS,
   type StoreRecordKind,
   type StoreRefusal,
   type StoreRefusalCode,
   type StoreRepair,
   storeRefusalSchema,
   storeRepairSchema,
-  VERSION_STATES,
   type VersionState,
   versionStateSchema,
 } from "./version-state.ts";
 export { formatVersionRef, RUN_NAME, runName, sha256Hex };
 
+/** The `schema` tag of a version manifest (`runs/<run>/versions/<12 digits>.json`). */
 export const MANIFEST_SCHEMA = "loracast.adapter-version/v1";
 
+/** One file of a published PEFT adapter: its name, its blob's key, sha256 (hex) and size in bytes. */
 export const adapterFileSchema = z.object({
   /** File name in the PEFT directory, e.g. `adapter_model.safetensors`. */
   name: z.string().min(1),
@@ -39,8 +37,13 @@ export const adapterFileSchema = z.object({
   sha256: sha256Hex,
   bytes: z.number().int().nonnegative(),
 });
+/** A parsed `adapterFileSchema`. */
 export type AdapterFile = z.infer<typeof adapterFileSchema>;
 
+/**
+ * The immutable manifest of one adapter version, signed by the trainer: its run and version, the
+ * base fingerprint, the adapter's files, and for training runs the probe and the training record.
+ */
 export const versionManifestSchema = z.object({
   schema: z.literal(MANIFEST_SCHEMA),
   run: runName,
@@ -73,12 +76,15 @@ export const versionManifestSchema = z.object({
     .nullable(),
   publisher: z.object({ service: z.string(), instance: z.string() }),
 });
+/** A parsed `versionManifestSchema`. */
 export type VersionManifest = z.infer<typeof versionManifestSchema>;
 
 /** The file every adapter has; its sha256 is the one APIs report as the version's sha256. */
 export const WEIGHTS_FILE = "adapter_model.safetensors";
+/** PEFT's adapter configuration file name. */
 export const CONFIG_FILE = "adapter_config.json";
 
+/** The manifest's `adapter_model.safetensors` entry; throws when it has none (the schema allows it). */
 export function weightsFile(manifest: VersionManifest): AdapterFile {
   const f = manifest.adapter.files.find((x) => x.name === WEIGHTS_FILE);
   if (f === undefined)
@@ -97,6 +103,7 @@ export const rollbackRecordSchema = z.object({
   atVersion: z.number().int().positive(),
   createdAt: z.iso.datetime(),
 });
+/** A parsed `rollbackRecordSchema`. */
 export type RollbackRecord = z.infer<typeof rollbackRecordSchema>;
 
 /**
@@ -115,6 +122,7 @@ export const runHeadSchema = z.object({
   issuedAt: z.iso.datetime(),
   expiresAt: z.iso.datetime(),
 });
+/** A parsed `runHeadSchema`. */
 export type RunHead = z.infer<typeof runHeadSchema>;
 
 /** The current version of a run: the highest version no rollback revoked. */
@@ -130,8 +138,12 @@ export function currentVersion(
   return best;
 }
 
-export const EVENT_TYPES = ["adapter.published", "adapter.rolled_back", "run.completed"] as const;
+const EVENT_TYPES = ["adapter.published", "adapter.rolled_back", "run.completed"] as const;
 
+/**
+ * The webhook payload a trainer sends on publish and rollback: the event type, the run and version,
+ * and the manifest's key and sha256, so a generator can check it reads the announced bytes.
+ */
 export const adapterEventSchema = z.object({
   type: z.enum(EVENT_TYPES),
   run: runName,
@@ -139,4 +151,5 @@ export const adapterEventSchema = z.object({
   manifestKey: z.string().min(1),
   manifestSha256: sha256Hex,
 });
+/** A parsed `adapterEventSchema`. */
 export type AdapterEvent = z.infer<typeof adapterEventSchema>;

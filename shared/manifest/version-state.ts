@@ -15,8 +15,10 @@ import { formatVersionRef } from "./version-ref.ts";
  * - `revoked`: a rollback record revoked it; refused when named, unless the operator allows it;
  * - `failed`: verification failed on this generator (with a reason); never served.
  */
-export const VERSION_STATES = ["announced", "staged", "active", "retired", "revoked", "failed"] as const;
+const VERSION_STATES = ["announced", "staged", "active", "retired", "revoked", "failed"] as const;
+/** A version's lifecycle state as both services report it. */
 export const versionStateSchema = z.enum(VERSION_STATES);
+/** A parsed `versionStateSchema`. */
 export type VersionState = z.infer<typeof versionStateSchema>;
 
 /** The rollback record that revoked `version`, the earliest listed one if several did; null if none did. */
@@ -55,10 +57,12 @@ export const STORE_REFUSAL_CODES = [
   "event_mismatch",
   "too_large",
 ] as const;
+/** Why a store record was refused on read (the `code` of `StoreRefusal`). */
 export type StoreRefusalCode = (typeof STORE_REFUSAL_CODES)[number];
 
 /** The kinds of signed store records. */
 export const STORE_RECORD_KINDS = ["manifest", "rollback", "head"] as const;
+/** Which kind of store record was refused: a manifest, a rollback record or a run head. */
 export type StoreRecordKind = (typeof STORE_RECORD_KINDS)[number];
 
 /** One store record a generator refused, as `GET /v1/adapters` reports it (`refused`). */
@@ -79,6 +83,7 @@ export const storeRefusalSchema = z.object({
    */
   count: z.number().int().positive(),
 });
+/** A parsed `storeRefusalSchema`. */
 export type StoreRefusal = z.infer<typeof storeRefusalSchema>;
 
 /**
@@ -86,7 +91,7 @@ export type StoreRefusal = z.infer<typeof storeRefusalSchema>;
  * (other bytes under the key), `altered_signature` (the record's envelope gone or changed) or
  * `stale` (a head naming fewer versions or rollback records than the trainer signed).
  */
-export const STORE_REPAIR_FINDINGS = ["missing", "altered", "altered_signature", "stale"] as const;
+const STORE_REPAIR_FINDINGS = ["missing", "altered", "altered_signature", "stale"] as const;
 
 /** One record the trainer rewrote from its ledger (`GET /v1/runs/:run/versions`, `store.repaired`). */
 export const storeRepairSchema = z.object({
@@ -97,4 +102,5 @@ export const storeRepairSchema = z.object({
   /** The repair as logged, naming the key. */
   message: z.string(),
 });
+/** A parsed `storeRepairSchema`. */
 export type StoreRepair = z.infer<typeof storeRepairSchema>;

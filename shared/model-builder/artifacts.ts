@@ -30,6 +30,10 @@ import { buildDecoderGraph } from "./decoder-graph.ts";
 import { buildTrainingGraph } from "./training-graph.ts";
 import { type BaseQuant, WeightPlan } from "./weights.ts";
 
+/**
+ * What `buildArtifacts` builds: from which checkpoint directory, into which directory, how the base
+ * weights are stored (`quant`), and optionally merged with an adapter or laid out for transformers.js.
+ */
 export interface BuildOptions {
   checkpointDir: string;
   outDir: string;
@@ -79,6 +83,13 @@ const TOKENIZER_FILES = [
   "chat_template.jinja",
 ];
 
+/**
+ * Builds the model artifacts of a HF checkpoint (`npm run build-model`): by default `model.onnx`,
+ * `model.append.onnx` and (unless merged) `train.onnx` with their external data and
+ * `loracast-model.json`, plus the tokenizer files (see `BuildOptions.format` for transformers.js);
+ * weights stream one tensor at a time. Returns the written manifest; an `err` is the checkpoint's
+ * `CheckpointError` or its config's `ModelConfigError`.
+ */
 export async function buildArtifacts(
   options: BuildOptions,
 ): Promise<Result<ModelManifest, CheckpointError | ModelConfigError>> {

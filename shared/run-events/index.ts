@@ -7,6 +7,7 @@ import { z } from "zod";
 
 /** A run's lifecycle state; every run that stopped has exactly one final `status` event. */
 export const runStatusSchema = z.enum(["running", "completed", "failed", "cancelled"]);
+/** A run's status (`runStatusSchema`). */
 export type RunStatus = z.infer<typeof runStatusSchema>;
 
 /**
@@ -14,6 +15,7 @@ export type RunStatus = z.infer<typeof runStatusSchema>;
  * not finite arrives as null.
  */
 export const runMetricsSchema = z.record(z.string(), z.number().nullable());
+/** Named numbers of one event (`runMetricsSchema`); null where a value was not finite. */
 export type RunMetrics = z.infer<typeof runMetricsSchema>;
 
 const stepNumber = z.number().int().nonnegative();
@@ -65,6 +67,7 @@ export const runEventSchema = z.discriminatedUnion("type", [
   /** The run stopped; `error` says why when it failed or was cancelled. Always the last event. */
   z.object({ type: z.literal("status"), status: runStatusSchema, error: z.string().nullable() }),
 ]);
+/** One event of a run's history (`runEventSchema`), discriminated by `type`. */
 export type RunEvent = z.infer<typeof runEventSchema>;
 
 /**
@@ -74,4 +77,5 @@ export type RunEvent = z.infer<typeof runEventSchema>;
  * steps under new ids), so `Last-Event-ID: <seq>` resumes right after that event.
  */
 export const runStreamEventSchema = runEventSchema.and(z.object({ seq: z.number().int().positive() }));
+/** One event as streamed, with its `seq` (`runStreamEventSchema`). */
 export type RunStreamEvent = z.infer<typeof runStreamEventSchema>;

@@ -1,16 +1,11 @@
 /** The S3-compatible adapter store: object-store interface, S3 and in-memory implementations, layout. */
 
-export { type AbandonedUploadHooks, AbandonedUploads, type MultipartUpload } from "./abandoned-uploads.ts";
+export { AbandonedUploads } from "./abandoned-uploads.ts";
 export { AdapterStore } from "./adapter-store.ts";
 export type {
-  AdapterStoreOptions,
-  AdapterUpload,
   BlobRepair,
-  IntegrityFailure,
   ManifestDraft,
-  ManifestRefusal,
   SealedRecord,
-  SigningOptions,
   StoredManifest,
 } from "./adapter-store-types.ts";
 export { sha256Hex } from "./blobs.ts";

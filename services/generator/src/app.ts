@@ -14,6 +14,7 @@ import { type EngineMetrics, opsRoutes } from "./routes/ops.ts";
 import type { GeneratorEnv } from "./routes/types.ts";
 import { type WebhookDeps, webhookRoutes } from "./routes/webhooks.ts";
 
+/** What the generator's HTTP app serves from: the lifecycle, the aliases, the stores and the engine. */
 export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   manager: AdapterManager;
   /** Names loaded through `load_lora_adapter`, shared with the inference service. */
@@ -37,6 +38,11 @@ export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
  */
 const SMALL_BODY_BYTES = 64 * 1024;
 
+/**
+ * The generator's Hono app: serving (`/v1/completions`, `/v1/chat/completions`, `/v1/models`), the
+ * lifecycle (`/v1/webhooks/adapters`, `/v1/adapters`), the admin API, `/healthz`, `/readyz` and
+ * `/metrics`, with request ids, body bounds and the OpenAI error envelope.
+ */
 export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   const rejected = new Map<string, number>();

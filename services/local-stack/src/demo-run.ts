@@ -23,6 +23,10 @@ export type DemoRun =
   | { kind: "created"; run: string; steps: number }
   | { kind: "busy"; run: string };
 
+/**
+ * What the demo run needs: the trainer (and its API token), the data dir where the demo keeps its
+ * run name across starts, the number of steps, and the stack's stop signal.
+ */
 export interface DemoRunOptions {
   trainer: Service;
   token: string;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+/** The local stack's environment (`npm start`), parsed once at start by `main.ts`. */
 export const envSchema = z.object({
   /** Where the stack keeps its data (S3 objects, trainer outbox); reused across starts. */
   LORACAST_DATA_DIR: z.string().default(".data"),

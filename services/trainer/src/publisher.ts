@@ -27,6 +27,7 @@ export type { PublishResult };
 /** What a training run adds to the manifest (shared/manifest): the probe and the step's training record. */
 export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
 
+/** What the publisher writes to and tells: the store, the webhook outbox and its subscribers, the ledger. */
 export interface PublisherDeps {
   store: AdapterStore;
   outbox: Outbox;

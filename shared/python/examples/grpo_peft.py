@@ -29,6 +29,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +51,8 @@ from loracast import (  # noqa: E402
 )
 
 ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+#: Times a chunk of prompts is sampled before the step gives up on getting the requested version.
+MAX_TRIES = 3
 
 
 def parse_args() -> argparse.Namespace:
@@ -101,6 +104,7 @@ class FleetRollouts:
         self.pool = ThreadPoolExecutor(len(self.generators))
         self.args = a
         self.record: VersionRecord | None = None
+        self.lock = threading.Lock()
         self.samples = 0
         self.samples_from_requested = 0
 
@@ -127,40 +131,55 @@ class FleetRollouts:
         }
 
     def sample(self, prompts: torch.Tensor, step: int) -> tuple[list[list[int]], list[list[float]]]:
-        """Completions (token ids, generator logprobs) of each prompt, ``G`` each, in prompt order."""
+        """Completions (token ids, generator logprobs) of each prompt, ``G`` each, in prompt order.
+
+        The prompts are split into one chunk per generator, sampled concurrently (the fleet picks
+        the generators round robin). An answer from another version than the one asked for is
+        counted (``samples`` less ``samples_from_requested``) and its chunk sampled again, at most
+        ``MAX_TRIES`` times; the step never trains on it.
+        """
         assert self.record is not None, "publish a version before sampling"
         a, record = self.args, self.record
         rows = prompts.tolist()
-        # Prompt i goes to generator i mod N, which sees it as its prompt i // N.
         spread = len(self.generators)
-        chunks = [rows[i::spread] for i in range(spread)]
+        # Chunk k holds prompts k, k + N, k + 2N, ...: its prompt j is prompt k + N·j.
+        chunks = [rows[k::spread] for k in range(spread)]
 
-        def one(chunk: list[list[int]], k: int) -> list[Sample]:
-            return self.fleet.sample(
-                a.run, record.version, chunk, expect=record, n=a.generations, max_tokens=a.max_tokens,
-                temperature=1.0, seed=a.seed * 1_000_003 + step * 97 + k, extra={"min_tokens": a.max_tokens},
-            )
+        def one(k: int) -> list[Sample]:
+            for attempt in range(MAX_TRIES):
+                seed = a.seed * 1_000_003 + step * 97 + k * 7 + attempt
+                n = len(chunks[k]) * a.generations
+                try:
+                    got = self.fleet.sample(
+                        a.run, record.version, chunks[k], expect=record, n=a.generations,
+                        max_tokens=a.max_tokens, temperature=1.0, seed=seed, extra={"min_tokens": a.max_tokens},
+                    )
+                except VersionMismatchError as e:
+                    with self.lock:
+                        self.samples += n
+                    print(f"step {step}: {n} samples from another version, sampled again: {e}", flush=True)
+                    continue
+                with self.lock:
+                    self.samples += n
+                    self.samples_from_requested += n
+                return got
+            raise SystemExit(f"no rollouts from {a.run}@{record.version} in {MAX_TRIES} tries")
 
-        futures = [self.pool.submit(one, c, k) for k, c in enumerate(chunks) if c]
         by_prompt: dict[int, list[Sample]] = {}
-        for f, chunk_index in zip(futures, [k for k, c in enumerate(chunks) if c], strict=True):
-            n = len(chunks[chunk_index]) * a.generations
-            self.samples += n
-            try:
-                got = f.result()
-            except VersionMismatchError as e:  # counted, then fatal: the step cannot use them
-                raise SystemExit(f"rollouts from another version than {a.run}@{record.version}: {e}") from e
-            self.samples_from_requested += sum(
-                1 for s in got if s.version == record.version and s.sha256 == record.sha256
-            )
+        for k, got in enumerate(self.pool.map(one, range(spread))):
             for s in got:
-                by_prompt.setdefault(chunk_index + spread * s.prompt_index, []).append(s)
+                by_prompt.setdefault(k + spread * s.prompt_index, []).append(s)
         ids, logprobs = [], []
-        for p in range(len(rows)):
-            for s in by_prompt[p]:
+        for p, row in enumerate(rows):
+            got = by_prompt.get(p, [])
+            if len(got) != a.generations:
+                raise SystemExit(f"prompt {p}: {len(got)} completions, not {a.generations}")
+            for s in got:
+                if s.prompt_token_ids != row:
+                    raise SystemExit(f"prompt {p}: the generator continued {s.prompt_token_ids[:8]}…, not the prompt")
                 if len(s.token_ids) != a.max_tokens:
                     raise SystemExit(f"a completion has {len(s.token_ids)} tokens, not {a.max_tokens}")
-                ids.append(rows[p] + s.token_ids)
+                ids.append(row + s.token_ids)
                 logprobs.append(s.logprobs)
         return ids, logprobs
 

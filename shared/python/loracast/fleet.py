@@ -55,7 +55,7 @@ class Fleet:
         :class:`~loracast.errors.VersionMismatchError` when a generator holds another sha256.
         """
         deadline = self._clock() + timeout_s
-        versions = self.trainer.versions(run)
+        versions = self.trainer.versions(run, max(0.1, timeout_s))
         if version is None:
             if versions.current is None:
                 raise VersionStateError(f"run {run} has no published version")

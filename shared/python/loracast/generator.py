@@ -46,6 +46,9 @@ class Sample:
     model: str
     version: int | None
     sha256: str | None
+    #: With ``logprobs=N`` (N > 0): for each sampled token, its N most likely alternatives (token
+    #: text → logprob), as the API's ``top_logprobs``; None when none were asked for.
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,14 @@ class GeneratorClient:
         """``POST /v1/completions`` for ``model``, with ``return_token_ids`` and ``logprobs`` (0 to 20 alternatives).
 
         ``prompts`` are strings or token id lists; choices come back as samples in the API's order
-        (prompt by prompt, ``n`` each). ``extra`` adds any other parameter of docs/api.md.
+        (prompt by prompt, ``n`` each). ``extra`` adds any other parameter of docs/api.md except
+        ``stream`` (this call reads one JSON answer). Raises ``TypeError`` for a bare string (a list
+        of prompts is expected) and ``ValueError`` for ``stream`` in ``extra``.
         """
+        if isinstance(prompts, str | bytes):
+            raise TypeError("prompts is a list of prompts: wrap a single prompt in a list")
+        if extra is not None and "stream" in extra:
+            raise ValueError("complete() reads one JSON answer: stream is not supported here")
         body: dict[str, Any] = {
             **(extra or {}),
             "model": model,
@@ -136,6 +145,7 @@ class GeneratorClient:
                     model=answered_model,
                     version=version,
                     sha256=sha256,
+                    top_logprobs=lp.get("top_logprobs") if logprobs > 0 and isinstance(lp, dict) else None,
                 )
             )
         return Completion(samples, answered_model, version, sha256, r)

@@ -1,10 +1,10 @@
-"""JSON and multipart calls over ``urllib``: every failure becomes a typed :mod:`loracast.errors` error."""
+"""JSON and multipart calls over ``http.client``: every failure becomes a typed :mod:`loracast.errors` error."""
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +18,8 @@ from .errors import (
     error_from_response,
 )
 
-#: Seconds a call may take, connection to last byte, unless the caller says otherwise.
+#: Seconds each socket operation of a call may wait (connecting, each send, each read), unless the
+#: caller says otherwise: a server that keeps sending slowly can take longer in all.
 DEFAULT_TIMEOUT_S = 60.0
 
 
@@ -91,25 +92,26 @@ class HttpClient:
         all_headers = {"accept": "application/json", **headers}
         if self.token is not None:
             all_headers["authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(info.url, data=data, headers=all_headers, method=method)
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        url = urllib.parse.urlsplit(info.url)
+        connection = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = connection(url.hostname or "", url.port, timeout=timeout)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as res:
-                status, raw = res.status, res.read()
-                res_headers = {k.lower(): v for k, v in res.headers.items()}
-        except urllib.error.HTTPError as e:
             try:
-                body = e.read()
-            except (OSError, TimeoutError):
-                body = b""
-            finally:
-                e.close()
-            raise error_from_response(e.code, body, info) from None
-        except urllib.error.URLError as e:
-            raise _transport_error(e.reason, info, timeout) from e
-        except (OSError, TimeoutError) as e:
-            # A timeout or reset while reading the answer arrives bare, not as a URLError.
+                conn.request(method, f"{url.path}?{url.query}" if url.query else url.path, data, all_headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # A server refusing an upload (bad token, bad header, too large) answers before it has
+                # read the body and closes: its answer is still there to read, and says why.
+                pass
+            res = conn.getresponse()
+            status, raw = res.status, res.read()
+            res_headers = {k.lower(): v for k, v in res.getheaders()}
+        except (OSError, TimeoutError, http.client.HTTPException) as e:
             raise _transport_error(e, info, timeout) from e
+        finally:
+            conn.close()
+        if status >= 400:
+            raise error_from_response(status, raw, info)
         try:
             parsed = json.loads(raw)
         except ValueError:

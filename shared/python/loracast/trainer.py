@@ -75,6 +75,8 @@ class TrainerClient:
         :class:`~loracast.errors.InvalidAdapterError` when it refuses the adapter (malformed,
         non-finite, for another base), :class:`~loracast.errors.UnauthorizedError` for a bad token.
         """
+        if not run:
+            raise ValueError("run must be a non-empty run name")
         res = self.http.post_files(
             f"/v1/runs/{quote(run, safe='')}/adapters",
             [FilePart(CONFIG_FILE, CONFIG_FILE, adapter.config), FilePart(WEIGHTS_FILE, WEIGHTS_FILE, adapter.weights)],
@@ -93,9 +95,9 @@ class TrainerClient:
         """Publishes a PEFT ``save_pretrained`` folder (see :meth:`publish`)."""
         return self.publish(run, AdapterFiles.from_folder(folder))
 
-    def versions(self, run: str) -> RunVersions:
+    def versions(self, run: str, timeout_s: float | None = None) -> RunVersions:
         """Every version of ``run`` with its state and sha256 (``GET /v1/runs/<run>/versions``)."""
-        res = self.http.get(f"/v1/runs/{quote(run, safe='')}/versions")
+        res = self.http.get(f"/v1/runs/{quote(run, safe='')}/versions", timeout_s)
         rows = field(res.body, "versions", res.request)
         return RunVersions(
             run=field(res.body, "run", res.request),

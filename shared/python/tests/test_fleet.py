@@ -15,7 +15,7 @@ def record(version: int, state: str) -> VersionRecord:
 class StandInTrainer:
     """The trainer after a rollback to v1: v1 current, v2 revoked."""
 
-    def versions(self, run: str) -> RunVersions:
+    def versions(self, run: str, timeout_s: float | None = None) -> RunVersions:
         return RunVersions(run, 1, [record(1, "active"), record(2, "revoked")])
 
     def version(self, run: str, version: int) -> VersionRecord:
@@ -70,7 +70,7 @@ class WaitActiveTest(unittest.TestCase):
 
     def test_an_older_version_retired_everywhere_is_served(self) -> None:
         class Newer(StandInTrainer):
-            def versions(self, run: str) -> RunVersions:
+            def versions(self, run: str, timeout_s: float | None = None) -> RunVersions:
                 return RunVersions(run, 2, [record(1, "retired"), record(2, "active")])
 
         clock = Clock()

@@ -61,6 +61,23 @@ class PublishRefusalTest(unittest.TestCase):
         with self.assertRaises(UnauthorizedError):
             support.trainer(token="not-the-token").rollback(run, 1)
 
+    def test_a_large_upload_refused_early_keeps_the_reason(self) -> None:
+        # The trainer answers these before it has read the 24 MB body, and closes the connection:
+        # the client must read that answer, not report the broken pipe of its unfinished send.
+        good = AdapterFiles.from_tensors(support.lora_config(), support.lora_tensors(seed=1))
+        padding = b"\0" * (24 * 2**20)
+        with self.assertRaises(UnauthorizedError) as caught:
+            support.trainer(token="not-the-token").publish(
+                support.run_name("big-token"), AdapterFiles(good.config, good.weights + padding)
+            )
+        self.assertEqual(caught.exception.message, "Authorization: the bearer token is not valid")
+        header_len = struct.unpack("<Q", good.weights[:8])[0]
+        bad_header = struct.pack("<Q", header_len) + b"{" * header_len + padding
+        with self.assertRaises(InvalidAdapterError) as caught:
+            support.trainer().publish(support.run_name("big-header"), AdapterFiles(good.config, bad_header))
+        self.assertEqual((caught.exception.status, caught.exception.code), (400, "invalid_adapter"))
+        self.assertIn("adapter_model.safetensors", caught.exception.message)
+
     def test_malformed_safetensors(self) -> None:
         good = AdapterFiles.from_tensors(support.lora_config(), support.lora_tensors(seed=1))
         truncated = AdapterFiles(good.config, good.weights[:-10])

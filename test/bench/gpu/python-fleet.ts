@@ -179,6 +179,8 @@ try {
   };
   const ms = (x: number) => `${x.toFixed(0)} ms`;
   const target = 1.5 * pct(floor, 50) + 150;
+  const verdict = (xs: number[]) =>
+    `p50 ${ms(pct(xs, 50))} ${pct(xs, 50) <= target ? "meets it" : "MISSES it"}`;
   const lines = [
     `| measure (${records.length} publishes, ${generators.length} generators) | p50 | p95 |`,
     "| --- | --- | --- |",
@@ -187,7 +189,9 @@ try {
     `| publish call → all generators active | ${ms(pct(handoff, 50))} | ${ms(pct(handoff, 95))} |`,
     `| floor: ${generators.length} concurrent GETs of the blob | ${ms(pct(floor, 50))} | ${ms(pct(floor, 95))} |`,
     "",
-    `target p50 ≤ 1.5 × floor p50 + 150 ms = ${ms(target)}: publish call → all active ${pct(handoff, 50) <= target ? "meets it" : "MISSES it"}`,
+    `target p50 ≤ 1.5 × floor p50 + 150 ms = ${ms(target)}. ` +
+      `From the publish call's return (the handoff, as bench:handoff defines it): ${verdict(activate)}; ` +
+      `from the publish call's start (upload through the trainer included): ${verdict(handoff)}.`,
     `adapter bytes per version: ${[...new Set(records.map((r) => r.adapter_bytes))].join(", ")}; ` +
       `uploaded to the store per version: ${[...new Set(records.map((r) => r.uploaded_bytes))].join(", ")}`,
   ];

@@ -27,7 +27,11 @@ export type HeadFinding =
  */
 export const HEAD_GRACE_MS = 5000;
 
-/** Each run's newest signed head seen and its current findings (see the module comment). */
+/**
+ * Reads each run's signed head during reconcile, keeps the newest one seen per run, and reports
+ * what the store hides against it (`HeadFinding`): a run with a finding is held, so nothing of it is
+ * activated until the store is repaired.
+ */
 export class HeadWatch {
   private readonly newest = new Map<string, RunHead>();
   private readonly findings = new Map<string, Map<HeadFinding, string>>();

@@ -2,10 +2,5 @@
 export { AdapterManager } from "./adapter-manager.ts";
 export type {
   EnsureError,
-  LoadedAdapter,
-  ManagerDeps,
-  Trigger,
   VersionRecord,
-  VersionState,
 } from "./types.ts";
-export { type CacheBounds, VersionCache, weightBytes } from "./version-cache.ts";

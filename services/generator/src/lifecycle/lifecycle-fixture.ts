@@ -4,6 +4,7 @@
  * `AdapterManager` over them. Imported by the `*.test.ts` files of this folder only.
  */
 import { readFileSync } from "node:fs";
+import { DEMO_BASE_CONFIG } from "@loracast/dev-support/fixtures";
 import type { AdapterEvent } from "@loracast/shared/manifest";
 import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createLogger, type Logger } from "@loracast/shared/platform";
@@ -13,8 +14,7 @@ import { AdapterStore, MemoryObjectStore, type StoredManifest } from "@loracast/
 import { AdapterManager } from "./adapter-manager.ts";
 import type { ManagerDeps } from "./types.ts";
 
-const configJson = readFileSync(new URL("../../../../infra/demo-base/config.json", import.meta.url), "utf8");
-const dims = parseDecoderDims(JSON.parse(configJson));
+const dims = parseDecoderDims(JSON.parse(readFileSync(DEMO_BASE_CONFIG, "utf8")));
 if (!dims.ok) throw dims.error;
 /** The demo base's module map (hidden size 64, 2 layers): what every fixture adapter is verified against. */
 export const spec = buildModelSpec(dims.value);

@@ -8,7 +8,10 @@ import type { EnsureError } from "./types.ts";
 /** Counts by run and outcome: `loracast_revoked_requests_total{run, outcome}`. */
 export type RevokedCounts = Map<string, { refused: number; served: number }>;
 
-/** Refuses or serves requests naming a revoked version, counting each in `counts` and logging it. */
+/**
+ * Counts and logs requests naming a version a rollback revoked: `refuse` answers them with the
+ * `revoked` failure, `served` records one served anyway (`GENERATOR_SERVE_REVOKED`).
+ */
 export class RevokedRequests {
   constructor(
     private readonly counts: RevokedCounts,

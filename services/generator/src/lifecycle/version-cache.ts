@@ -133,7 +133,7 @@ export class VersionCache {
 }
 
 /** The bytes of a version's weights: held in memory, else as its manifest announced them (0 if unknown). */
-export function weightBytes(r: VersionRecord): number {
+function weightBytes(r: VersionRecord): number {
   return r.adapter?.weights.byteLength ?? r.bytes ?? 0;
 }
 
