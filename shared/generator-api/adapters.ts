@@ -3,10 +3,16 @@ const activeVersionsSchema = z.record(
   z.string(),
   z.object({ version: z.number().int().positive(), sha256: sha256Hex.nullable() }),
 );
+/**
+ * The shape {@link activeVersionsSchema} parses, as zod infers it.
+ * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
+ * @public
+ */
 export type ActiveVersions = z.infer<typeof activeVersionsSchema>;
 
 /** `GET /readyz` once the generator has resolved the latest versions (503 `not_ready` before). */
 export const readinessSchema = z.object({ status: z.literal("ready"), active: activeVersionsSchema });
+/** The shape {@link readinessSchema} parses, as zod infers it. */
 export type Readiness = z.infer<typeof readinessSchema>;
 
 /**
@@ -14,6 +20,7 @@ export type Readiness = z.infer<typeof readinessSchema>;
  * and the Standard Webhooks `webhook-id` it recorded against replays.
  */
 const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
+/** The shape {@link webhookAcceptedSchema} parses, as zod infers it. */
 export type WebhookAccepted = z.infer<typeof webhookAcceptedSchema>;
 
 /**
@@ -50,6 +57,7 @@ export const adapterRowSchema = z.object({
   activatedAt: z.number().nullable(),
   pinned: z.boolean(),
 });
+/** The shape {@link adapterRowSchema} parses, as zod infers it. */
 export type AdapterRow = z.infer<typeof adapterRowSchema>;
 
 /**
@@ -65,6 +73,7 @@ export const adapterListSchema = z.object({
   refusedVersionsOmitted: z.record(z.string(), z.number().int().positive()),
   refused: z.array(storeRefusalSchema),
 });
+/** The shape {@link adapterListSchema} parses, as zod infers it. */
 export type AdapterList = z.infer<typeof adapterListSchema>;
 
 /** How many versions failed for a refused manifest `GET /v1/adapters` lists per run, newest first. */

@@ -39,6 +39,11 @@ export const completionChoiceSchema = z.object({
   token_ids: z.array(z.number().int()).optional().describe("vLLM: the completion's token ids"),
   prompt_token_ids: z.array(z.number().int()).optional().describe("vLLM: the prompt's token ids"),
 });
+/**
+ * The shape {@link completionChoiceSchema} parses, as zod infers it.
+ * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
+ * @public
+ */
 export type CompletionChoice = z.infer<typeof completionChoiceSchema>;
 
 /** `POST /v1/completions`, not streamed; `model` is what served it (`<run>@<version>` when named so). */
@@ -50,6 +55,7 @@ export const completionSchema = z.object({
   choices: z.array(completionChoiceSchema),
   usage: usageSchema,
 });
+/** The shape {@link completionSchema} parses, as zod infers it. */
 export type Completion = z.infer<typeof completionSchema>;
 
 /**
@@ -60,6 +66,11 @@ export type Completion = z.infer<typeof completionSchema>;
 export const completionChunkChoiceSchema = completionChoiceSchema.describe(
   "A streamed completion choice: this step's text and token ids; finish_reason null until its last chunk",
 );
+/**
+ * The shape {@link completionChunkChoiceSchema} parses, as zod infers it.
+ * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
+ * @public
+ */
 export type CompletionChunkChoice = z.infer<typeof completionChunkChoiceSchema>;
 
 /** One choice of a chat completion. */
@@ -73,6 +84,11 @@ const chatChoiceSchema = z.object({
   finish_reason: finishReasonSchema,
   token_ids: z.array(z.number().int()).optional().describe("vLLM: the completion's token ids"),
 });
+/**
+ * The shape {@link chatChoiceSchema} parses, as zod infers it.
+ * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
+ * @public
+ */
 export type ChatChoice = z.infer<typeof chatChoiceSchema>;
 
 /** `POST /v1/chat/completions`, not streamed. */
@@ -84,4 +100,9 @@ export const chatCompletionSchema = z.object({
   choices: z.array(chatChoiceSchema),
   usage: usageSchema,
 });
+/**
+ * The shape {@link chatCompletionSchema} parses, as zod infers it.
+ * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
+ * @public
+ */
 export type ChatCompletion = z.infer<typeof chatCompletionSchema>;

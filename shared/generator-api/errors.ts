@@ -30,6 +30,7 @@ export const GENERATOR_ERROR_CODES = [
   "internal",
 ] as const;
 const generatorErrorCodeSchema = z.enum(GENERATOR_ERROR_CODES);
+/** The shape {@link generatorErrorCodeSchema} parses, as zod infers it. */
 export type GeneratorErrorCode = z.infer<typeof generatorErrorCodeSchema>;
 
 /** OpenAI's error `type`, derived from the status: 5xx, 401, 403, anything else. */
@@ -50,4 +51,5 @@ export const generatorErrorBodySchema = z.object({
     requestId: z.string().nullable().describe("The request's id, as logged and sent in `x-request-id`"),
   }),
 });
+/** The shape {@link generatorErrorBodySchema} parses, as zod infers it. */
 export type GeneratorErrorBody = z.infer<typeof generatorErrorBodySchema>;

@@ -4,22 +4,16 @@
  * rollouts, the local stack's demo, tests, benches) parse with them.
  */
 export {
-  type ActiveVersions,
   type AdapterList,
   type AdapterRow,
   adapterListSchema,
-  adapterRowSchema,
   REFUSED_VERSION_ROWS,
   type Readiness,
   readinessSchema,
   type WebhookAccepted,
 } from "./adapters.ts";
 export {
-  type ChatChoice,
-  type ChatCompletion,
   type Completion,
-  type CompletionChoice,
-  type CompletionChunkChoice,
   chatCompletionSchema,
   completionChoiceSchema,
   completionChunkChoiceSchema,

@@ -32,8 +32,10 @@ export const modelCardSchema = z.object({
   state: versionStateSchema.optional().describe("Adapter cards: the version's state on this generator"),
   sha256: sha256Hex.nullable().optional().describe("Adapter cards: sha256 of adapter_model.safetensors"),
 });
+/** The shape {@link modelCardSchema} parses, as zod infers it. */
 export type ModelCard = z.infer<typeof modelCardSchema>;
 
 /** `GET /v1/models`: every servable model, the base first. */
 export const modelListSchema = z.object({ object: z.literal("list"), data: z.array(modelCardSchema) });
+/** The shape {@link modelListSchema} parses, as zod infers it. */
 export type ModelList = z.infer<typeof modelListSchema>;

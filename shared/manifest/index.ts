@@ -9,7 +9,7 @@ import { sha256Hex } from "./sha256.ts";
 import { formatVersionRef } from "./version-ref.ts";
 import { isRevoked } from "./version-state.ts";
 
-export { parseVersionRef, type VersionRef } from "./version-ref.ts";
+export { parseVersionRef } from "./version-ref.ts";
 export {
   isRevoked,
   revocationMessage,

@@ -32,6 +32,7 @@ export const TRAINER_ERROR_CODES = [
   "internal",
 ] as const;
 const trainerErrorCodeSchema = z.enum(TRAINER_ERROR_CODES);
+/** The shape {@link trainerErrorCodeSchema} parses, as zod infers it. */
 export type TrainerErrorCode = z.infer<typeof trainerErrorCodeSchema>;
 
 /** The body of every trainer error response; the message is redacted (no credentials in URLs). */
@@ -42,4 +43,5 @@ export const trainerErrorBodySchema = z.object({
     requestId: z.string().nullable().describe("The request's id, as logged and sent in `x-request-id`"),
   }),
 });
+/** The shape {@link trainerErrorBodySchema} parses, as zod infers it. */
 export type TrainerErrorBody = z.infer<typeof trainerErrorBodySchema>;

@@ -6,13 +6,8 @@
  */
 
 export {
-  type RunEvent,
   type RunMetrics,
-  type RunStatus,
   type RunStreamEvent,
-  runEventSchema,
-  runMetricsSchema,
-  runStatusSchema,
   runStreamEventSchema,
 } from "../run-events/index.ts";
 export {
@@ -23,7 +18,6 @@ export {
 } from "./errors.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
-  type SubscribeRequest,
   type Subscription,
   type SubscriptionList,
   subscribeRequestSchema,
@@ -32,7 +26,6 @@ export {
 export {
   type PublishResult,
   publishResultSchema,
-  type RollbackRequest,
   type RollbackResult,
   type RunVersion,
   type RunVersions,

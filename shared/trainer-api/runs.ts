@@ -34,8 +34,10 @@ export const runInfoSchema = z.object({
   createdAt: z.iso.datetime(),
   config: z.record(z.string(), z.unknown()),
 });
+/** The shape {@link runInfoSchema} parses, as zod infers it. */
 export type RunInfo = z.infer<typeof runInfoSchema>;
 
 /** `GET /v1/runs`: every run the trainer knows. */
 export const runListSchema = z.object({ runs: z.array(runInfoSchema) });
+/** The shape {@link runListSchema} parses, as zod infers it. */
 export type RunList = z.infer<typeof runListSchema>;

@@ -29,12 +29,18 @@ export const publishResultSchema = z.object({
     .nonnegative()
     .describe("Bytes this publish sent to the store (blobs that already existed cost nothing)"),
 });
+/** The shape {@link publishResultSchema} parses, as zod infers it. */
 export type PublishResult = z.infer<typeof publishResultSchema>;
 
 /** `POST /v1/runs/:run/rollback`: the version to go back to; every later one is revoked. */
 export const rollbackRequestSchema = z.object({
   version: z.number().int().positive().describe("The version that becomes current"),
 });
+/**
+ * The shape {@link rollbackRequestSchema} parses, as zod infers it.
+ * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
+ * @public
+ */
 export type RollbackRequest = z.infer<typeof rollbackRequestSchema>;
 
 /** What `POST /v1/runs/:run/rollback` answers: the run's current version and the versions it revoked. */
@@ -43,6 +49,7 @@ const rollbackResultSchema = z.object({
   current: z.number().int().positive(),
   revoked: z.array(z.number().int().positive()).describe("Versions this rollback revoked, ascending"),
 });
+/** The shape {@link rollbackResultSchema} parses, as zod infers it. */
 export type RollbackResult = z.infer<typeof rollbackResultSchema>;
 
 /**
@@ -58,6 +65,7 @@ const runVersionSchema = z.object({
   /** For a revoked version, `revocationMessage`; for a failed one, why; otherwise null. */
   reason: z.string().nullable(),
 });
+/** The shape {@link runVersionSchema} parses, as zod infers it. */
 export type RunVersion = z.infer<typeof runVersionSchema>;
 
 /**
@@ -75,4 +83,5 @@ export const runVersionsSchema = z.object({
     repaired: z.array(storeRepairSchema),
   }),
 });
+/** The shape {@link runVersionsSchema} parses, as zod infers it. */
 export type RunVersions = z.infer<typeof runVersionsSchema>;
