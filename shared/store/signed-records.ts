@@ -5,7 +5,7 @@
  * code (`STORE_REFUSAL_CODES` in shared/manifest); the adapter store counts and reports it.
  */
 import type { z } from "zod";
-import { type StoreRecordKind, versionManifestSchema } from "../manifest/index.ts";
+import { formatVersionRef, type StoreRecordKind, versionManifestSchema } from "../manifest/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { type SignatureFailure, signatureKey, type TrustedKeys } from "../signing/index.ts";
 import type { ManifestRefusal, StoredManifest } from "./adapter-store-types.ts";
@@ -93,7 +93,7 @@ export function parseManifest(
   if (manifestKey(parsed.data.run, parsed.data.version) !== key)
     return refused(
       "misplaced",
-      `manifest ${key}: names ${parsed.data.run}@${parsed.data.version}, which belongs elsewhere`,
+      `manifest ${key}: names ${formatVersionRef(parsed.data.run, parsed.data.version)}, which belongs elsewhere`,
     );
   return ok({ manifest: parsed.data, key, sha256 });
 }

@@ -7,6 +7,7 @@ import { generatorEnv, trainerEnv } from "@loracast/dev-support/stack";
 import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
 import { type AdapterList, type AdapterRow, adapterListSchema } from "@loracast/shared/generator-api";
 import type { VersionState } from "@loracast/shared/manifest";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { buildArtifacts } from "@loracast/shared/model-builder";
 import { Signer } from "@loracast/shared/signing";
 import type { AdapterFiles } from "./adapters.ts";
@@ -109,7 +110,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   const waitState: Stack["waitState"] = (g, run, version, state, timeoutMs = 20_000) =>
     eventually(
-      `${g.name}: ${run}@${version} ${state}`,
+      `${g.name}: ${formatVersionRef(run, version)} ${state}`,
       async () =>
         (await adapters(g)).data.find((a) => a.run === run && a.version === version && a.state === state),
       timeoutMs,

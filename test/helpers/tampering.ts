@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import type { Service } from "@loracast/dev-support/supervisor";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import { publishResultSchema, type RunVersions, runVersionsSchema } from "@loracast/shared/trainer-api";
 import { randomAdapter } from "./adapters.ts";
@@ -77,7 +78,7 @@ export function tamperKit(stack: Stack, run: string): TamperKit {
             assert.equal(
               a.sha256,
               published.get(a.version),
-              `${g.name}: ${run}@${a.version} is the trainer's`,
+              `${g.name}: ${formatVersionRef(run, a.version)} is the trainer's`,
             );
         }
       }

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import type { Service } from "@loracast/dev-support/supervisor";
 import { completionChoiceSchema, completionChunkChoiceSchema } from "@loracast/shared/generator-api";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import OpenAI from "openai";
 import { randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
@@ -102,7 +103,7 @@ describe("adapter swaps under load", () => {
       assert.equal(o.headerVersion, String(o.version));
       assert.equal(o.tokens.length, MAX_TOKENS);
       const replay = await client.completions.create({
-        model: `${RUN}@${o.version}`,
+        model: formatVersionRef(RUN, o.version),
         ...params(o.seed, o.prompt),
       });
       const want = completionChoiceSchema.parse(replay.choices[0]).token_ids;

@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import type { Service } from "@loracast/dev-support/supervisor";
 import { generatorErrorBodySchema, modelCardSchema } from "@loracast/shared/generator-api";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 
@@ -79,7 +80,7 @@ describe("load_lora_adapter aliases stay within CACHE_MAX_MB", () => {
     assert.equal(ok.status, 200, await ok.text());
     for (const v of [2, 3]) {
       const r = await refusal(
-        await post(g, "load_lora_adapter", { lora_name: `b${v}`, lora_path: `${RUN}@${v}` }),
+        await post(g, "load_lora_adapter", { lora_name: `b${v}`, lora_path: formatVersionRef(RUN, v) }),
       );
       assert.deepEqual([r.status, r.code, r.type], [409, "adapter_cache_full", "invalid_request_error"]);
       assert.match(r.message, /CACHE_MAX_MB/);

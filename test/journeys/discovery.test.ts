@@ -41,7 +41,7 @@ async function stop(stack: LocalStackRun): Promise<void> {
 /** Waits until `generatorUrl` serves `version` of the demo run as active (reconcile runs every 3 s). */
 function waitServing(generatorUrl: string, version: number): Promise<AdapterList> {
   return eventually(
-    `${generatorUrl} to activate ${RUN}@${version}`,
+    `${generatorUrl} to activate ${formatVersionRef(RUN, version)}`,
     async () => {
       const adapters = await json(`${generatorUrl}/v1/adapters`, adapterListSchema);
       if (adapters.active[RUN]?.version === version) return adapters;

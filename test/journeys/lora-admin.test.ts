@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { eventually, type Service } from "@loracast/dev-support/supervisor";
 import { modelListSchema } from "@loracast/shared/generator-api";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import OpenAI from "openai";
 import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
 import { BUCKET } from "../helpers/s3.ts";
@@ -71,8 +72,12 @@ describe("vLLM's LoRA admin API: served names, replaced in place", () => {
     }
     await stack.waitActive(g, RUN, 2, 60_000);
     for (const v of [1, 2]) {
-      const res = await client.completions.create({ model: `${RUN}@${v}`, prompt: "x", max_tokens: 1 });
-      assert.equal(res.model, `${RUN}@${v}`);
+      const res = await client.completions.create({
+        model: formatVersionRef(RUN, v),
+        prompt: "x",
+        max_tokens: 1,
+      });
+      assert.equal(res.model, formatVersionRef(RUN, v));
     }
     for (const r of (await stack.adapters(g)).data) if (r.sha256 !== null) sha.set(r.version, r.sha256);
     assert.equal(sha.size, 2);

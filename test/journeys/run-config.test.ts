@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildDemoModel } from "@loracast/dev-support/models";
 import { eventually } from "@loracast/dev-support/supervisor";
-import { CONFIG_FILE, type VersionManifest, weightsFile } from "@loracast/shared/manifest";
+import { CONFIG_FILE, formatVersionRef, type VersionManifest, weightsFile } from "@loracast/shared/manifest";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { AdapterStore, S3ObjectStore } from "@loracast/shared/store";
 import {
@@ -28,7 +28,10 @@ async function publishedConfig(
   manifest: VersionManifest,
 ): Promise<Record<string, unknown>> {
   const file = manifest.adapter.files.find((f) => f.name === CONFIG_FILE);
-  assert.ok(file !== undefined, `${manifest.run}@${manifest.version} lists no ${CONFIG_FILE}`);
+  assert.ok(
+    file !== undefined,
+    `${formatVersionRef(manifest.run, manifest.version)} lists no ${CONFIG_FILE}`,
+  );
   const bytes = await store.downloadBlob(file);
   assert.ok(bytes.ok, JSON.stringify(bytes));
   return JSON.parse(new TextDecoder().decode(bytes.value)) as Record<string, unknown>;

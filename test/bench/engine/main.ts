@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import {
   type BaseQuant,
   type BuildOptions,
@@ -108,7 +109,7 @@ await buildOnce("transformers.js export", existsSync(join(dirs.tjs, "onnx")), {
 
 const results = new Map<string, Throughput>();
 const row = (name: string, batch: number, t: Throughput) => {
-  results.set(`${name}@${batch}`, t);
+  results.set(formatVersionRef(name, batch), t);
   say(`| ${name} | ${batch} | ${t.prefill.toFixed(0)} | ${t.decode.toFixed(1)} |`);
 };
 const load = async (dir: string) => {

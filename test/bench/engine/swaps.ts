@@ -4,6 +4,8 @@
  * is staged (pulled, verified, feeds built), then activated by its webhook event and served for one
  * short generation. Activation time is the event's handling with the version already staged.
  */
+
+import { formatVersionRef } from "@loracast/shared/manifest";
 import type { ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, systemClock } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
@@ -77,7 +79,7 @@ export async function measureSwaps(
     const release = manager.pin(active);
     await engine.generate({
       prompt: [1, 2, 3, 4, 5, 6, 7, 8],
-      adapter: { key: `${RUN}@${v}`, feeds: active.adapter.feeds },
+      adapter: { key: formatVersionRef(RUN, v), feeds: active.adapter.feeds },
       sampling: GREEDY,
       maxTokens: 2,
       stopTokens: new Set(),

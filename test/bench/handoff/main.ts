@@ -14,6 +14,7 @@ import { Worker } from "node:worker_threads";
 import { webhookSubscribers, webhookUrl } from "@loracast/dev-support/stack";
 import type { LogLine, Service } from "@loracast/dev-support/supervisor";
 import { PROJECTIONS } from "@loracast/shared/architectures";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { publishResultSchema } from "@loracast/shared/trainer-api";
 import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
@@ -61,7 +62,7 @@ async function activation(g: Service, run: string, version: number): Promise<Log
     120_000,
   );
   if (line.msg !== "adapter activated")
-    throw new Error(`${g.name}: ${run}@${version} failed: ${String(line.reason)}`);
+    throw new Error(`${g.name}: ${formatVersionRef(run, version)} failed: ${String(line.reason)}`);
   return line;
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { formatVersionRef } from "@loracast/shared/manifest";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { StoreError } from "@loracast/shared/store";
 import { deferRefused, markFailed, settledFailure } from "./failures.ts";
@@ -115,7 +116,7 @@ describe("puller: one pull per version, and retries with backoff", () => {
       assert.ok(!(await m.ensure("r", v)).ok);
     }
     assert.deepEqual(
-      m.cache.all().map((x) => `${x.run}@${x.version}`),
+      m.cache.all().map((x) => formatVersionRef(x.run, x.version)),
       ["r@1"],
     );
     // Once the version lands, naming it pulls it.
