@@ -7,7 +7,8 @@ export type Result<T, E> = { ok: true; value: T } | { ok: false; error: E };
  * answered alike. A failure that callers branch on carries a `code`, a closed union of string
  * literals (`SafetensorsError.code`, `StoreStartupFailure.code`, `SetRefusal.code`); context (the
  * field, the tensor, the variable) sits beside it. Domain error classes (`extends Error`) fit this
- * shape; a bare string, a `reason` field or a `kind` discriminant does not.
+ * shape; a bare string, a `reason` field or a `kind` discriminant does not. Some older errors still
+ * have those shapes (listed in docs/architecture.md, "result"): convert one when you touch it.
  */
 export interface Failure {
   readonly message: string;
