@@ -1,5 +1,6 @@
 /** Prometheus text exposition (format 0.0.4) for the few counters and gauges our services export. */
 
+/** One counter or gauge to expose: its name, its type, and its sample or labelled samples. */
 export interface Metric {
   name: string;
   type: "counter" | "gauge";

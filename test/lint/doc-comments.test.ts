@@ -64,3 +64,12 @@ test("export default counts as an export named default", () => {
   assert.deepEqual(names("export default 1;"), ["default"]);
   assert.deepEqual(names("/** One. */\nexport default 1;"), []);
 });
+
+test("the file's header (its opening JSDoc, then a blank line) documents the module, not the first export", () => {
+  assert.deepEqual(names("/** The module. */\n\nexport const a = 1;"), ["a"]);
+  assert.deepEqual(names("/**\n * The module.\n */\n\n/** A. */\nexport const a = 1;"), []);
+  assert.deepEqual(names("/** The module. */\n/** A. */\nexport const a = 1;"), []);
+  assert.deepEqual(names('/** The module. */\nimport "./x.ts";\n\nexport const a = 1;'), ["a"]);
+  assert.deepEqual(names("/** A, with no header. */\nexport const a = 1;"), []);
+  assert.deepEqual(names("const b = 1;\n/** B. */\n\nexport const a = b;"), []);
+});

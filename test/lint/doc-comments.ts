@@ -1,9 +1,11 @@
 /**
- * The doc-comment check: every export declared in `shared/` and `services/<name>/src` (tests and
- * declaration files aside) carries a JSDoc comment with some text, and so does a local declaration
- * exported by name (`export { x }`). Re-exports (`export { x } from`) need none: the declaration they
- * point to carries it. Parsed with the TypeScript compiler API, one
- * file at a time, no type checking, so it takes about a second.
+ * The doc-comment check: every export declared in `shared/`, `services/<name>/src` and the dev
+ * support (`test/support`; tests and declaration files aside) carries a JSDoc comment with some
+ * text, and so does a local declaration exported by name (`export { x }`). Re-exports
+ * (`export { x } from`) need none: the declaration they point to carries it. A file's header, the
+ * JSDoc that opens the file followed by a blank line, documents the module and never the export
+ * right after it. Parsed with the TypeScript compiler API, one file at a time, no type checking, so
+ * it takes about a second.
  *
  * `npm run lint:docs` lists what lacks one and exits 1; `--report` lists without failing.
  */
@@ -18,9 +20,18 @@ export interface Undocumented {
   name: string;
 }
 
+/**
+ * Whether `doc` is the module's header: a JSDoc that opens the file (only whitespace before it)
+ * and has a blank line after it. It documents the file, not the declaration it happens to precede.
+ */
+function isFileHeader(doc: ts.JSDoc): boolean {
+  const text = doc.getSourceFile().text;
+  return text.slice(0, doc.pos).trim() === "" && /^[ \t]*\r?\n[ \t]*\r?\n/.test(text.slice(doc.end));
+}
+
 function hasDocText(node: ts.Node): boolean {
   return ts.getJSDocCommentsAndTags(node).some((doc) => {
-    if (!ts.isJSDoc(doc)) return false;
+    if (!ts.isJSDoc(doc) || isFileHeader(doc)) return false;
     const text =
       typeof doc.comment === "string" ? doc.comment : (doc.comment ?? []).map((c) => c.text).join("");
     return text.trim().length > 0;
@@ -135,12 +146,15 @@ function sources(dir: string): string[] {
   return out;
 }
 
-/** Every non-test source file the check covers: `shared/**` and `services/<name>/src/**`, sorted. */
+/**
+ * Every non-test source file the check covers: `shared/**`, `services/<name>/src/**` and
+ * `test/support/**`, sorted.
+ */
 export function checkedFiles(): string[] {
   const services = readdirSync(join(root, "services"), { withFileTypes: true })
     .filter((entry) => entry.isDirectory())
     .map((entry) => join(root, "services", entry.name, "src"));
-  return [join(root, "shared"), ...services].flatMap(sources).sort();
+  return [join(root, "shared"), ...services, join(root, "test", "support")].flatMap(sources).sort();
 }
 
 if (process.argv[1] === import.meta.filename) {

@@ -1,8 +1,9 @@
 /**
  * Starts loracast's services as child processes: the local stack (`npm start`), the integration
  * tests and the benchmarks all run the real processes through this. Each service logs JSON lines;
- * its `ready` line carries its URL. Development support only: no service imports it (it names the
- * services' entry points by path and reads `LORACAST_SERVICE_BUNDLES` from the environment).
+ * its `ready` line carries its URL. Development support only: the services it starts never import
+ * it (it names their entry points by path and reads `LORACAST_SERVICE_BUNDLES` from the
+ * environment).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";

@@ -1,7 +1,8 @@
 /**
  * Every algorithm a run config may name, and the run config's `algorithm` schema derived from
  * them: a discriminated union on `name` over each algorithm's own schema. Adding an algorithm is
- * its file plus its line in ALGORITHMS.
+ * one file, plus its import and its entry in ALGORITHMS here (and its name in README's algorithm
+ * list, which registry.test.ts checks); the registry's tests hold for every entry without an edit.
  */
 import { z } from "zod";
 import type { Algorithm, AlgorithmSchema, GradientResult, StepContext, StepSample } from "./algorithm.ts";
@@ -26,7 +27,7 @@ export const algorithmConfigSchema = z.discriminatedUnion(
 /** A run's parsed `algorithm` config: one registered algorithm's, defaults filled in. */
 export type AlgorithmConfig = z.output<typeof algorithmConfigSchema>;
 
-/** The names `algorithm.name` accepts (`grpo`, `online_dpo`, `sft`, `rloo`). */
+/** The names `algorithm.name` accepts, in registry order. */
 export const ALGORITHM_NAMES: readonly AlgorithmConfig["name"][] = ALGORITHMS.map((a) => a.name);
 
 /** An algorithm bound to its run's config: what the run loop calls. */
