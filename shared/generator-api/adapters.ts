@@ -1,3 +1,11 @@
+/**
+ * The generator's `GET /v1/adapters`: what this generator knows of each run's versions, in the
+ * shared version states (`shared/manifest`, `version-state.ts`), with the store records it refused.
+ */
+
+import { z } from "zod";
+import { sha256Hex, storeRefusalSchema, versionStateSchema } from "../manifest/index.ts";
+
 /** The active version of each run this generator serves, by run name (`/v1/adapters`, `/readyz`). */
 const activeVersionsSchema = z.record(
   z.string(),
@@ -22,14 +30,6 @@ export type Readiness = z.infer<typeof readinessSchema>;
 const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
 /** The shape {@link webhookAcceptedSchema} parses, as zod infers it. */
 export type WebhookAccepted = z.infer<typeof webhookAcceptedSchema>;
-
-/**
- * The generator's `GET /v1/adapters`: what this generator knows of each run's versions, in the
- * shared version states (`shared/manifest`, `version-state.ts`), with the store records it refused.
- */
-
-import { z } from "zod";
-import { sha256Hex, storeRefusalSchema, versionStateSchema } from "../manifest/index.ts";
 
 /** What started a version's pull: a signed webhook, the periodic reconcile, a request naming it, or a rollback. */
 const TRIGGERS = ["webhook", "reconcile", "on-demand", "rollback"] as const;

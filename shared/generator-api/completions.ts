@@ -30,6 +30,25 @@ const completionLogprobsSchema = z.object({
   text_offset: z.array(z.number().int().nonnegative()).describe("Code points from the choice's text start"),
 });
 
+/**
+ * vLLM's `prompt_logprobs` (asked for with `prompt_logprobs: k`): one entry per prompt token, null
+ * for the first (nothing precedes it), else token id → the prompt token's and the top `k`
+ * alternatives' log probabilities; `rank` is 1-based among the alternatives, null for a prompt token
+ * outside them (the generator's `promptLogprobs` fills it).
+ */
+const promptLogprobsSchema = z.array(
+  z
+    .record(
+      z.string(),
+      z.object({
+        logprob: z.number(),
+        rank: z.number().int().positive().nullable(),
+        decoded_token: z.string().describe("The token's text"),
+      }),
+    )
+    .nullable(),
+);
+
 /** One choice of a completion. */
 export const completionChoiceSchema = z.object({
   index: z.number().int().nonnegative(),
@@ -38,12 +57,11 @@ export const completionChoiceSchema = z.object({
   finish_reason: finishReasonSchema,
   token_ids: z.array(z.number().int()).optional().describe("vLLM: the completion's token ids"),
   prompt_token_ids: z.array(z.number().int()).optional().describe("vLLM: the prompt's token ids"),
+  prompt_logprobs: promptLogprobsSchema
+    .optional()
+    .describe("vLLM: each prompt token's logprob and top alternatives, when `prompt_logprobs` was asked"),
 });
-/**
- * The shape {@link completionChoiceSchema} parses, as zod infers it.
- * Part of the wire contract for clients outside this repository; nothing inside imports it yet.
- * @public
- */
+/** The shape {@link completionChoiceSchema} parses, as zod infers it. */
 export type CompletionChoice = z.infer<typeof completionChoiceSchema>;
 
 /** `POST /v1/completions`, not streamed; `model` is what served it (`<run>@<version>` when named so). */

@@ -5,8 +5,8 @@
 import { z } from "zod";
 
 /**
- * Every `error.code` the generator answers with; the HTTP status of each is chosen at the edge
- * (`services/generator/src/errors.ts`):
+ * Every `error.code` the generator answers with; the HTTP status of each is chosen at the
+ * generator's HTTP edge:
  * - `unsupported_parameter`: a known OpenAI or vLLM parameter this server does not implement (OpenAI's code);
  * - `adapter_cache_full`: a `load_lora_adapter` whose weights would take what aliases pin past CACHE_MAX_MB;
  * - `adapter_held`: a run held until its store is repaired (the store's fault, not the request's; retry later);

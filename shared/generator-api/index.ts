@@ -14,6 +14,7 @@ export {
 } from "./adapters.ts";
 export {
   type Completion,
+  type CompletionChoice,
   chatCompletionSchema,
   completionChoiceSchema,
   completionChunkChoiceSchema,

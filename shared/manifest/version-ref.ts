@@ -13,7 +13,7 @@ export interface VersionRef {
   version: number;
 }
 
-/** `{run: "demo", version: 3}` → `"demo@3"`; the inverse of `parseVersionRef` for valid parts. */
+/** `("demo", 3)` → `"demo@3"`; the inverse of `parseVersionRef` for valid parts. */
 export function formatVersionRef(run: string, version: number): string {
   return `${run}@${version}`;
 }

@@ -3,7 +3,10 @@ import { DTYPE_ARRAY, DTYPE_BYTES, type Dtype, type DtypeArrays, isDtype } from 
 import { SafetensorsError } from "./errors.ts";
 import { type JsonValue, parseStrictJson, StrictJsonError } from "./strict-json.ts";
 
-/** Headers above this are refused before any parsing; the reference implementation uses the same cap. */
+/**
+ * Headers above this (100 MiB) are refused before any parsing. The reference implementation
+ * (upstream safetensors) caps headers at 100,000,000 bytes, slightly less than ours.
+ */
 export const DEFAULT_MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /** One tensor of a decoded file: its place in the file, and zero-copy access to its bytes. */

@@ -26,7 +26,11 @@ export const rollbackKey = (run: string, atVersion: number, to: number): string 
 /** The run's signed head (mutable: rewritten on every publish, rollback and refresh). */
 export const headKey = (run: string): string => `runs/${run}/head.json`;
 
-/** A training checkpoint at optimizer step `step`: `runs/<run>/checkpoints/<12 digits>.safetensors`. */
+/**
+ * A training checkpoint taken once the run has completed `step` steps (the run's step count, not
+ * the optimizer's step, which the checkpoint records in its state):
+ * `runs/<run>/checkpoints/<12 digits>.safetensors`.
+ */
 export const checkpointKey = (run: string, step: number): string =>
   `runs/${run}/checkpoints/${pad(step)}.safetensors`;
 /** Written after the checkpoint it names, so a reader never follows it to a partial one. */

@@ -3,7 +3,7 @@ import { z } from "zod";
 
 /**
  * The trainer's one error vocabulary: what its code signals with, and every `error.code` its API
- * answers with. Only the HTTP edge (`services/trainer/src/http-errors.ts`) turns a code into a status.
+ * answers with. Only the trainer's HTTP edge turns a code into a status.
  * - `bad_request`: a request the API cannot read (not JSON, a bad header);
  * - `invalid_config`: a run config that fails a check (schema, rewards, LoRA targets, dataset lines, URLs);
  * - `invalid_adapter`: an uploaded PEFT adapter that does not fit the base or the format;

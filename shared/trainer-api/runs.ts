@@ -9,8 +9,8 @@ import { runMetricsSchema, runStatusSchema } from "../run-events/index.ts";
 
 /**
  * A run as the API shows it. `config` is the run config as the trainer parsed it (defaults filled
- * in, credentials in URLs redacted); the trainer's `runConfigSchema`
- * (`services/trainer/src/runs/config.ts`) is its one definition, so here it is any JSON object.
+ * in, credentials in URLs redacted); the trainer's run config schema is its one definition, so
+ * here it is any JSON object.
  */
 export const runInfoSchema = z.object({
   run: runName,

@@ -7,10 +7,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Service } from "@loracast/dev-support/supervisor";
+import { completionSchema } from "@loracast/shared/generator-api";
 import OpenAI from "openai";
 import { PARAMETERS } from "../../services/generator/src/inference/params/index.ts";
 import { type Stack, startServingStack } from "../helpers/stack.ts";
-import type { Choice, Ctx, Raw } from "./openai-conformance/context.ts";
+import type { Ctx, Raw } from "./openai-conformance/context.ts";
 import { CONTRACT_CASES } from "./openai-conformance/contract-cases.ts";
 import { SAMPLING_CASES } from "./openai-conformance/sampling-cases.ts";
 import { SHAPE_CASES } from "./openai-conformance/shape-cases.ts";
@@ -84,7 +85,7 @@ describe("OpenAI and vLLM request conformance (table-driven, official client)", 
         model: MODEL,
         ...body,
       } as unknown as OpenAI.CompletionCreateParamsNonStreaming);
-      return { choices: r.choices as unknown as Choice[], usage: r.usage as OpenAI.CompletionUsage };
+      return { choices: completionSchema.parse(r).choices, usage: r.usage as OpenAI.CompletionUsage };
     };
     ctx = {
       client,

@@ -13,17 +13,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
+import {
+  type RunInfo,
+  runInfoSchema,
+  runListSchema,
+  trainerErrorBodySchema,
+} from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson } from "../helpers/training.ts";
 
 /** Exponential in a backtracking engine on any completion that lacks "\0\1" (all of them). */
 const EXPONENTIAL = String.raw`^([\s\S]|[\s\S])*\x00\x01$`;
-
-interface RunInfo {
-  status: string;
-  step: number;
-}
 
 describe("hostile runs cannot wedge the trainer", () => {
   let stack: Stack;
@@ -53,7 +53,7 @@ describe("hostile runs cannot wedge the trainer", () => {
     return res;
   };
   const info = async (run: string): Promise<RunInfo> =>
-    (await (await timed(`/v1/runs/${run}`)).json()) as RunInfo;
+    runInfoSchema.parse(await (await timed(`/v1/runs/${run}`)).json());
   const waitStep = async (run: string, atLeast: number, timeoutMs = 120_000): Promise<RunInfo> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -141,7 +141,7 @@ describe("hostile runs cannot wedge the trainer", () => {
     assert.equal((await waitStep("graceful", 1)).status, "running", "resumed after one kill");
     await stack.trainer.kill();
     await stack.startTrainer(env);
-    const failed = (await (await timed("/v1/runs/graceful")).json()) as RunInfo & { error: string | null };
+    const failed = runInfoSchema.parse(await (await timed("/v1/runs/graceful")).json());
     assert.equal(failed.status, "failed");
     assert.match(failed.error ?? "", /^not resumed: the trainer crashed or was killed 2 times in a row /);
     const stream = await (await fetch(`${stack.trainer.url}/v1/runs/graceful/events`)).text();
@@ -161,7 +161,7 @@ describe("hostile runs cannot wedge the trainer", () => {
     assert.equal(resumed.status, "running");
     await stack.trainer.kill();
     await stack.startTrainer(env);
-    const failed = (await (await timed("/v1/runs/crashy")).json()) as RunInfo & { error: string | null };
+    const failed = runInfoSchema.parse(await (await timed("/v1/runs/crashy")).json());
     assert.equal(failed.status, "failed", "the second stop without a checkpoint fails the run");
     assert.match(
       failed.error ?? "",

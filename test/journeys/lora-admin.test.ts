@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { eventually, type Service } from "@loracast/dev-support/supervisor";
-import { modelListSchema } from "@loracast/shared/generator-api";
+import { generatorErrorBodySchema, modelListSchema } from "@loracast/shared/generator-api";
 import { formatVersionRef } from "@loracast/shared/manifest";
 import OpenAI from "openai";
 import { type AdapterFiles, randomAdapter } from "../helpers/adapters.ts";
@@ -25,10 +25,6 @@ const RUN = "lora-admin";
 const BASE = "llama-tiny";
 const ADMIN_TOKEN = "admin-token-0123456789abcdef";
 
-interface ApiErrorBody {
-  error: { code: string; message: string; type: string; param: string | null };
-}
-
 const post = (g: Service, path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${g.url}/v1/${path}`, {
     method: "POST",
@@ -38,7 +34,7 @@ const post = (g: Service, path: string, body: unknown, headers: Record<string, s
 
 /** A refused call: its status, and the field and message of the error envelope. */
 async function refusal(res: Response): Promise<{ status: number; param: string | null; message: string }> {
-  const body = (await res.json()) as ApiErrorBody;
+  const body = generatorErrorBodySchema.parse(await res.json());
   return { status: res.status, param: body.error.param, message: body.error.message };
 }
 

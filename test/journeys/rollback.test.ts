@@ -8,17 +8,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import type { Service } from "@loracast/dev-support/supervisor";
-import { completionSchema, modelListSchema } from "@loracast/shared/generator-api";
+import { completionSchema, generatorErrorBodySchema, modelListSchema } from "@loracast/shared/generator-api";
 import { runVersionsSchema } from "@loracast/shared/trainer-api";
 import { randomAdapter } from "../helpers/adapters.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 
 const RUN = "rollback-journey";
 const WAIT_MS = 60_000;
-
-interface ApiErrorBody {
-  error: { code: string; message: string; type: string; param: string | null };
-}
 
 const post = (g: Service, path: string, body: unknown) =>
   fetch(`${g.url}/v1/${path}`, {
@@ -102,7 +98,7 @@ describe("rollback: a revoked version is refused by name on every generator", ()
     for (const g of [hooked, polled, ...late]) {
       const res = await complete(g, `${RUN}@2`);
       assert.equal(res.status, 410, `${g.name}: ${RUN}@2`);
-      const body = (await res.json()) as ApiErrorBody;
+      const body = generatorErrorBodySchema.parse(await res.json());
       const reason = (await trainerVersions()).versions[1]?.reason;
       assert.deepEqual(
         {
@@ -131,10 +127,10 @@ describe("rollback: a revoked version is refused by name on every generator", ()
       max_tokens: 2,
     });
     assert.equal(chat.status, 410);
-    assert.equal(((await chat.json()) as ApiErrorBody).error.code, "adapter_revoked");
+    assert.equal(generatorErrorBodySchema.parse(await chat.json()).error.code, "adapter_revoked");
     const load = await post(hooked, "load_lora_adapter", { lora_name: `${RUN}@2` });
     assert.equal(load.status, 410, "loaded before the rollback, refused after it");
-    const loadBody = (await load.json()) as ApiErrorBody;
+    const loadBody = generatorErrorBodySchema.parse(await load.json());
     assert.deepEqual([loadBody.error.message, loadBody.error.param], [reason, "lora_name"]);
 
     const metrics = await (await fetch(`${hooked.url}/metrics`)).text();

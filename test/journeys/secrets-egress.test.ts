@@ -16,7 +16,13 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { eventually } from "@loracast/dev-support/supervisor";
-import { runListSchema, subscriptionListSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
+import {
+  type RunInfo,
+  runInfoSchema,
+  runListSchema,
+  subscriptionListSchema,
+  trainerErrorBodySchema,
+} from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";
 
@@ -24,20 +30,14 @@ const SECRETS = ["hunter2", "sk-reward-secret-42", "subscriber-pass", "sub-token
 const auth = { authorization: `Bearer ${TOKEN}` };
 const NO_OR_WRONG_TOKEN: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token-0123456789" }];
 
-interface RunInfo {
-  run: string;
-  status: string;
-  error: string | null;
-}
-
 /** The run's info once it is no longer running. */
 function ended(stack: Stack, run: string): Promise<RunInfo> {
   return eventually(
     `${run} ends`,
     async () => {
-      const r = (await (
-        await fetch(`${stack.trainer.url}/v1/runs/${run}`, { headers: auth })
-      ).json()) as RunInfo;
+      const r = runInfoSchema.parse(
+        await (await fetch(`${stack.trainer.url}/v1/runs/${run}`, { headers: auth })).json(),
+      );
       return r.status === "running" ? undefined : r;
     },
     120_000,

@@ -15,20 +15,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readSse } from "@loracast/shared/platform";
 import {
+  type RunInfo,
   type RunStreamEvent,
+  runInfoSchema,
   runStreamEventSchema,
   runVersionsSchema,
   trainerErrorBodySchema,
 } from "@loracast/shared/trainer-api";
 import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 import { buildTrainingFixture, grpoRun, postJson, readRunEvents } from "../helpers/training.ts";
-
-interface RunInfo {
-  status: string;
-  step: number;
-  version: number | null;
-  metrics: Record<string, number | null> | null;
-}
 
 /** The history tells one story: ids 1…n, steps 1…`steps` once each in order, versions rising. */
 function assertOneHistory(events: RunStreamEvent[], steps: number): void {
@@ -68,9 +63,11 @@ describe("a trainer restart keeps every run's history", () => {
   });
 
   const info = async (run: string): Promise<RunInfo> =>
-    (await (
-      await fetch(`${stack.trainer.url}/v1/runs/${run}`, { headers: { authorization: `Bearer ${TOKEN}` } })
-    ).json()) as RunInfo;
+    runInfoSchema.parse(
+      await (
+        await fetch(`${stack.trainer.url}/v1/runs/${run}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json(),
+    );
 
   it("a finished run reports its step, version, metrics and status, and replays its history, after SIGTERM", async () => {
     const res = await postJson(`${stack.trainer.url}/v1/runs`, grpoRun("finished", dataset, 6));

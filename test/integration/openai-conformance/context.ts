@@ -1,4 +1,5 @@
 /** What each conformance case gets: the official client, raw JSON requests, and greedy references. */
+import type { CompletionChoice } from "@loracast/shared/generator-api";
 import type OpenAI from "openai";
 
 /** A raw JSON answer: the status and the parsed body. */
@@ -8,29 +9,15 @@ export interface Raw {
   body: any;
 }
 
-/** A completions choice with vLLM's extras, as the generator answers. */
-export interface Choice {
-  index: number;
-  text: string;
-  finish_reason: string | null;
-  token_ids?: number[];
-  prompt_token_ids?: number[];
-  prompt_logprobs?: (Record<string, { logprob: number }> | null)[];
-  logprobs: {
-    tokens: string[];
-    token_logprobs: (number | null)[];
-    top_logprobs: (Record<string, number> | null)[];
-    text_offset: number[];
-  } | null;
-}
-
 export interface Ctx {
   client: OpenAI;
   model: string;
   /** POST /v1/<path> with a JSON body, as clients other than the official one send it. */
   post(path: "completions" | "chat/completions", body: Record<string, unknown>): Promise<Raw>;
-  /** A completions request through the official client, vLLM extras passed through; its choices. */
-  complete(body: Record<string, unknown>): Promise<{ choices: Choice[]; usage: OpenAI.CompletionUsage }>;
+  /** A completions request through the official client, vLLM extras passed through; its choices, parsed. */
+  complete(
+    body: Record<string, unknown>,
+  ): Promise<{ choices: CompletionChoice[]; usage: OpenAI.CompletionUsage }>;
   /** Everything the generator has logged so far, one JSON line per entry. */
   logs(): string;
   /** The greedy token ids for a prompt (`max` tokens, EOS ignored). */

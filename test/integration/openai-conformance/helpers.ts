@@ -1,6 +1,7 @@
 /** Small helpers the conformance cases share: token-id requests, sums, repetition counts, stop strings. */
 import assert from "node:assert/strict";
-import type { Choice, Ctx } from "./context.ts";
+import type { CompletionChoice } from "@loracast/shared/generator-api";
+import type { Ctx } from "./context.ts";
 
 /** llama-tiny's EOS token id. */
 export const EOS = 2;
@@ -21,5 +22,5 @@ export function stopAt(ids: number[]): { at: number; stop: string } {
 /** Token ids of the first choice of a greedy, EOS-ignoring completions request (overridable by `body`). */
 export async function tokenIds(ctx: Ctx, body: Record<string, unknown>): Promise<number[]> {
   const r = await ctx.complete({ temperature: 0, ignore_eos: true, return_token_ids: true, ...body });
-  return (r.choices[0] as Choice).token_ids as number[];
+  return (r.choices[0] as CompletionChoice).token_ids as number[];
 }

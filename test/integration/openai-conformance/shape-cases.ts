@@ -2,7 +2,8 @@
  * Conformance cases for prompts, choices and what responses carry (n, best_of, echo, logprobs, token ids, streaming, user).
  */
 import assert from "node:assert/strict";
-import type { Case, Choice } from "./context.ts";
+import type { CompletionChoice } from "@loracast/shared/generator-api";
+import type { Case } from "./context.ts";
 import { sum, tokenIds } from "./helpers.ts";
 
 export const SHAPE_CASES: Case[] = [
@@ -155,7 +156,7 @@ export const SHAPE_CASES: Case[] = [
         echo: true,
         logprobs: 1,
       });
-      const c = echoed.choices[0] as Choice;
+      const c = echoed.choices[0] as CompletionChoice;
       assert.equal(c.text, `ab${plain.choices[0]?.text}`);
       assert.equal(c.logprobs?.tokens.length, 2 + 3);
       assert.equal(c.logprobs?.token_logprobs[0], null, "nothing precedes the first prompt token");

@@ -5,12 +5,13 @@
 import { once } from "node:events";
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ARCHITECTURES } from "@loracast/shared/architectures";
 import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createRng } from "@loracast/shared/random";
 
 /**
  * Writes `config.json` and `model.safetensors` (float32; every Linear, the embeddings and, unless
- * tied, `lm_head` uniform with the std of `initializer_range`; norms 1; qwen2's q/k/v biases 0)
+ * tied, `lm_head` uniform with the std of `initializer_range`; norms 1; q/k/v biases 0 where the architecture has them, as qwen2)
  * into `dir` unless a `model.safetensors` is already there. `config` is a HF `config.json` object
  * of a supported architecture; throws the `ModelSpecError` of one that is not.
  */
@@ -23,7 +24,7 @@ export async function writeRandomCheckpoint(
   mkdirSync(dir, { recursive: true });
   const dims = parseDecoderDims(config);
   if (!dims.ok) throw dims.error;
-  const { hiddenSize: d, vocabSize: v, numLayers, numHeads, numKvHeads, headDim } = dims.value;
+  const { hiddenSize: d, vocabSize: v, numLayers, numHeads, numKvHeads, headDim, modelType } = dims.value;
   const shapes: [string, number[], "normal" | "ones" | "zeros"][] = [
     ["model.embed_tokens.weight", [v, d], "normal"],
   ];
@@ -32,7 +33,7 @@ export async function writeRandomCheckpoint(
   for (let l = 0; l < numLayers; l++) {
     shapes.push([`model.layers.${l}.input_layernorm.weight`, [d], "ones"]);
     shapes.push([`model.layers.${l}.post_attention_layernorm.weight`, [d], "ones"]);
-    if (config.model_type === "qwen2") {
+    if (ARCHITECTURES[modelType].qkvBias) {
       shapes.push([`model.layers.${l}.self_attn.q_proj.bias`, [numHeads * headDim], "zeros"]);
       shapes.push([`model.layers.${l}.self_attn.k_proj.bias`, [numKvHeads * headDim], "zeros"]);
       shapes.push([`model.layers.${l}.self_attn.v_proj.bias`, [numKvHeads * headDim], "zeros"]);
