@@ -61,7 +61,7 @@ const echoErrors = (name: string) => (line: string) => {
 async function main(): Promise<void> {
   // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
   // the signal handlers above are installed a Ctrl-C ends the process without `stopped.`.
-  const { buildDemoModel } = await import("@loracast/dev-support/models");
+  const { buildDemoModel, DEMO_SEED } = await import("@loracast/dev-support/models");
   const { runTrainingDemo } = await import("./training-demo.ts");
   const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
     "@loracast/shared/store"
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   // Built once per data dir: a later start finds its manifest and reuses it.
   const modelDir = await buildDemoModel(
     { checkpointDir: join(data, "demo-base"), modelDir: join(data, "demo-model") },
-    20261126,
+    DEMO_SEED,
   );
   const generators: Service[] = [];
   for (const [i, port] of ports.generators.entries()) {
