@@ -19,6 +19,7 @@ import { loadTokenizer, type TextTokenizer } from "@loracast/shared/tokenizer";
 import { TrainingSession } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
+import { dnsResolver, fanOutTemplate, type ResolveAddresses } from "./dns-fan-out.ts";
 import { envSchema } from "./env.ts";
 import { RunLedger } from "./ledger/index.ts";
 import { Publisher } from "./publisher.ts";
@@ -38,7 +39,7 @@ if (!parsed.success) {
 const env = parsed.data;
 const egress = { allowPrivate: env.TRAINER_EGRESS_ALLOW_PRIVATE };
 for (const url of env.WEBHOOK_SUBSCRIBERS) {
-  const checked = checkEgressUrl(url, egress);
+  const checked = checkEgressUrl(fanOutTemplate(url) ?? url, egress);
   if (!checked.ok) {
     log.error("invalid configuration", {
       variable: "WEBHOOK_SUBSCRIBERS",
@@ -48,6 +49,13 @@ for (const url of env.WEBHOOK_SUBSCRIBERS) {
   }
 }
 const outboundFetch = egressFetch(egress);
+let resolveAddresses: ResolveAddresses;
+try {
+  resolveAddresses = dnsResolver(env.TRAINER_DNS_SERVERS, systemClock);
+} catch (e) {
+  log.error("invalid configuration", { variable: "TRAINER_DNS_SERVERS", problem: (e as Error).message });
+  process.exit(2);
+}
 
 let spec: ModelSpec | null = null;
 let training: { session: TrainingSession; rollouts: LocalRollouts; tokenizer: TextTokenizer } | null = null;
@@ -145,6 +153,7 @@ if (leftovers.entries > 0) log.info("upload leftovers cleared", { dir: uploadsDi
 const subscriptions = new SubscriptionRegistry(
   join(env.TRAINER_DATA_DIR, "subscriptions.json"),
   env.WEBHOOK_SUBSCRIBERS,
+  { resolve: resolveAddresses, egress, log },
 );
 await subscriptions.load();
 const outbox = new Outbox({
@@ -154,6 +163,7 @@ const outbox = new Outbox({
   log,
   retries: env.WEBHOOK_RETRIES,
   fetch: outboundFetch,
+  stillWanted: (d) => subscriptions.stillWanted(d),
 });
 await outbox.start();
 
