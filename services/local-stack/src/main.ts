@@ -13,6 +13,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { generatorEnv, s3ClientEnv, s3LocalEnv, stackPorts, trainerEnv } from "@loracast/dev-support/stack";
 import { type Service, ServiceGroup } from "@loracast/dev-support/supervisor";
 import { createLogger, onShutdown } from "@loracast/shared/platform";
+import { dashboardLink } from "./dashboard-link.ts";
 import { envSchema } from "./env.ts";
 import { describeExit, describeFailure } from "./failures.ts";
 
@@ -120,6 +121,7 @@ async function main(): Promise<void> {
   say(`  s3 (embedded)  ${s3.url}   bucket loracast, key/secret S3RVER/S3RVER, data in ${join(data, "s3")}`);
   say(`  trainer        ${trainer.url}   bearer token: ${env.TRAINER_API_TOKEN}`);
   for (const g of generators) say(`  ${g.name.padEnd(14)} ${g.url}`);
+  say(`  dashboard      ${dashboardLink(trainer.url, env.TRAINER_API_TOKEN)}`);
 
   if (env.LORACAST_DEMO === "true") {
     await runTrainingDemo({

@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import type { EgressPolicy } from "@loracast/shared/egress";
+import { type EgressPolicy, egressFetch } from "@loracast/shared/egress";
 import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
 import type { AbandonedUploads, AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
@@ -7,10 +7,13 @@ import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { TrainerError } from "./errors.ts";
+import { FLEET_DEFAULTS } from "./fleet/index.ts";
 import { errorResponse } from "./http-errors.ts";
 import type { Publisher } from "./publisher.ts";
 import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import type { TrainerEnv } from "./routes/types.ts";
@@ -43,12 +46,20 @@ const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 /**
- * Requests answered without the token: probes, and the version listing (signed, public metadata).
- * Everything else needs it, reads included: run configs and subscriptions name internal endpoints.
+ * Requests answered without the token: probes, the version listing (signed, public metadata), run
+ * events, and the dashboard's static page and assets (they hold no data). Everything else needs it,
+ * reads included: run configs, subscriptions and the fleet name internal endpoints.
  */
 function isPublic(method: string, path: string): boolean {
   if (method !== "GET" && method !== "HEAD") return false;
-  return path === "/healthz" || path === "/metrics" || /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path);
+  return (
+    path === "/healthz" ||
+    path === "/metrics" ||
+    /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path) ||
+    path === "/" ||
+    path === "/dashboard" ||
+    /^\/dashboard\/assets\/[^/]+$/.test(path)
+  );
 }
 
 /**
@@ -131,6 +142,16 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher, d.uploads));
   app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
+  app.route(
+    "/",
+    fleetRoutes({
+      ...FLEET_DEFAULTS,
+      subscribers: () => d.subscriptions.list(),
+      fetch: egressFetch(d.egress),
+      now: () => Date.now(),
+    }),
+  );
+  app.route("/", dashboardRoutes());
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { checkEgressUrl, egressFetch } from "@loracast/shared/egress";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
-import { DecoderSession, Engine } from "@loracast/shared/runtime";
+import { DecoderSession, Engine, ExecutionProviderError } from "@loracast/shared/runtime";
 import { loadOrCreateSigner, TrustedKeys } from "@loracast/shared/signing";
 import {
   AdapterStore,
@@ -69,12 +69,19 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
     TrainingSession.load(dir, options),
     DecoderSession.load(dir, options),
   ]);
+  // A provider that cannot load is a setting to fix, named as the configuration errors are.
+  const setting = (e: Error) =>
+    e instanceof ExecutionProviderError ? { variable: "TRAINER_EXECUTION_PROVIDER" } : {};
   if (!session.ok) {
-    log.error("cannot load the training graph", { dir, error: session.error.message });
+    log.error("cannot load the training graph", {
+      ...setting(session.error),
+      dir,
+      error: session.error.message,
+    });
     process.exit(2);
   }
   if (!decoder.ok) {
-    log.error("cannot load the decoder", { dir, error: decoder.error.message });
+    log.error("cannot load the decoder", { ...setting(decoder.error), dir, error: decoder.error.message });
     process.exit(2);
   }
   spec = session.value.spec;
