@@ -11,6 +11,7 @@ export {
   type Readiness,
   readinessSchema,
   type WebhookAccepted,
+  webhookAcceptedSchema,
 } from "./adapters.ts";
 export {
   type Completion,

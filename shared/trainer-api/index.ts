@@ -22,6 +22,7 @@ export {
   type SubscriptionList,
   subscribeRequestSchema,
   subscriptionListSchema,
+  subscriptionSchema,
 } from "./subscriptions.ts";
 export {
   type PublishResult,
@@ -30,5 +31,6 @@ export {
   type RunVersion,
   type RunVersions,
   rollbackRequestSchema,
+  rollbackResultSchema,
   runVersionsSchema,
 } from "./versions.ts";
