@@ -133,6 +133,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
         value: d.outbox.stats.failedAttempts,
       },
       { name: "loracast_webhooks_dead_total", type: "counter", value: d.outbox.stats.dead },
+      // Deliveries whose subscriber left (a replica gone from its dns+ name, a removed subscription).
+      { name: "loracast_webhooks_dropped_total", type: "counter", value: d.outbox.stats.dropped },
       { name: "loracast_webhooks_pending", type: "gauge", value: pending },
     ]);
     return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
