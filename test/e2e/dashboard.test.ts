@@ -180,6 +180,12 @@ describe("the dashboard follows the demo run in headless Chromium", () => {
     const run = startLocalStack({ ...env, LORACAST_DEMO: "false" });
     stacks.push(run);
     await run.waitForLine(/^ {2}dashboard +http/, WAIT);
+    // The page is public; the fleet it reads is not (it names internal URLs), and checks its `run`.
+    assert.equal((await fetch(`${origin}/v1/fleet`)).status, 401);
+    const bad = await fetch(`${origin}/v1/fleet?run=Not_A_Run`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(bad.status, 400);
     const page = await browser.context.newPage();
     await page.goto(`${origin}/`);
     assert.equal(new URL(page.url()).pathname, "/dashboard", "GET / redirects to the dashboard");
