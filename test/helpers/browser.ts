@@ -11,7 +11,7 @@ import { ROOT } from "@loracast/dev-support/fixtures";
 import { type BrowserContext, chromium } from "playwright-core";
 
 /** Where Debian's package puts the browser. */
-export const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM = "/usr/bin/chromium";
 
 /**
  * Where tests save what a person may want to look at afterwards (screenshots): `TEST_ARTIFACTS_DIR`,
