@@ -85,6 +85,14 @@ function selectRows(rows: AdapterRow[], run: string | null): Pick<Answer, "versi
   };
 }
 
+/** Why a request or its body failed: the timeout, else the socket's error code (ECONNREFUSED, …). */
+function lostConnection(e: unknown, timeoutMs: number): string {
+  const name = (e as Error).name;
+  if (name === "TimeoutError" || name === "AbortError") return `no answer within ${timeoutMs} ms`;
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (e as Error).message;
+}
+
 /** One generator's `GET /v1/adapters`, classified; never throws. `timeoutMs` bounds the whole read. */
 async function ask(d: FleetDeps, base: string, run: string | null): Promise<Answer> {
   const controller = new AbortController();
@@ -110,25 +118,14 @@ async function askWithin(
     res = await d.fetch(`${base}/v1/adapters`, { signal });
   } catch (e) {
     if (e instanceof EgressRefused) return failed("refused", e.message);
-    const name = (e as Error).name;
-    if (name === "TimeoutError" || name === "AbortError") {
-      return failed("unreachable", `no answer within ${d.timeoutMs} ms`);
-    }
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    return failed("unreachable", cause?.code ?? cause?.message ?? (e as Error).message);
+    return failed("unreachable", lostConnection(e, d.timeoutMs));
   }
   let text: string;
   try {
     text = await boundedText(res, d.maxBodyBytes);
   } catch (e) {
     if (e instanceof BodyTooLarge) return failed("invalid", e.message);
-    const name = (e as Error).name;
-    return failed(
-      "unreachable",
-      name === "TimeoutError" || name === "AbortError"
-        ? `no answer within ${d.timeoutMs} ms`
-        : (e as Error).message,
-    );
+    return failed("unreachable", lostConnection(e, d.timeoutMs));
   }
   if (!res.ok) return failed("invalid", `GET /v1/adapters answered HTTP ${res.status}`);
   let json: unknown;
