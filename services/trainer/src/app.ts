@@ -151,7 +151,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     "/",
     fleetRoutes({
       ...FLEET_DEFAULTS,
-      subscribers: () => d.subscriptions.list(),
+      subscriptions: () => d.subscriptions.list(),
+      targets: () => d.subscriptions.targets(),
       fetch: egressFetch(d.egress),
       now: () => Date.now(),
     }),
