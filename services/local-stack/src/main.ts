@@ -100,6 +100,8 @@ async function main(): Promise<void> {
     generators.push(g);
   }
 
+  // The demo run writes TensorBoard event files here (`reportTo: ["tensorboard"]`).
+  const tensorboardDir = join(data, "tensorboard");
   const trainer = await group.start(
     "trainer",
     {
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
         generators,
       }),
       TRAINER_MODEL_DIR: modelDir,
+      TRAINER_TENSORBOARD_DIR: tensorboardDir,
     },
     { echo: echoErrors("trainer") },
   );
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
       generators,
       token: env.TRAINER_API_TOKEN,
       dataDir: data,
+      tensorboardDir,
       steps: env.LORACAST_DEMO_STEPS,
       store: new AdapterStore(new S3ObjectStore(s3SettingsFromEnv(s3EnvSchema.parse(s3Env))), {
         trusted: new TrustedKeys([publicKey]),

@@ -19,6 +19,10 @@ export const STEP_CHARTS = [
     title: "Reward (mean ± std)",
     unit: "reward",
     algorithms: "grpo, online_dpo, rloo",
+    note: (config) =>
+      config?.algorithm?.name === "sft"
+        ? "sft trains on the dataset's completions: no rewards (reported as 0)."
+        : null,
     series: [
       { label: "reward mean", get: (s) => s.metrics.reward_mean },
       {
@@ -67,6 +71,16 @@ export const STEP_CHARTS = [
     title: "Training throughput",
     unit: "tokens/s",
     series: [{ label: "tokens/s", get: (s) => s.metrics.tokens_per_second }],
+  },
+  {
+    id: "preference",
+    title: "Preference accuracy and margin",
+    unit: "value",
+    algorithms: "online_dpo",
+    series: [
+      { label: "accuracy", get: (s) => s.metrics.accuracy },
+      { label: "margin", get: (s) => s.metrics.margin },
+    ],
   },
   {
     id: "staleness",
