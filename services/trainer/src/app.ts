@@ -146,7 +146,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     "/",
     fleetRoutes({
       ...FLEET_DEFAULTS,
-      subscribers: () => d.subscriptions.list(),
+      subscribers: () => d.subscriptions.resolved(),
       fetch: egressFetch(d.egress),
       now: () => Date.now(),
     }),

@@ -10,8 +10,11 @@ import type { Subscription } from "../subscriptions.ts";
 
 /** What the fleet view asks generators through, and its bounds. */
 export interface FleetDeps {
-  /** The webhook subscribers, static and registered, in their order. */
-  subscribers(): Subscription[];
+  /**
+   * The webhook subscribers, static and registered, in their order, a `dns+` fan-out subscriber as
+   * one entry per address its name has now (`SubscriptionRegistry.resolved`).
+   */
+  subscribers(): Promise<Subscription[]>;
   /** The egress-checked fetch (`egressFetch` of the trainer's policy, `shared/egress`). */
   fetch: typeof fetch;
   /** Milliseconds since the epoch (`checkedAt`) and for round trips. */
@@ -153,7 +156,7 @@ async function mapLimited<T, R>(
  */
 export async function readFleet(d: FleetDeps, run: string | null): Promise<Fleet> {
   const byBase = new Map<string, string[]>();
-  for (const s of d.subscribers()) {
+  for (const s of await d.subscribers()) {
     const base = generatorBase(s.url);
     byBase.set(base, [...(byBase.get(base) ?? []), s.id]);
   }
