@@ -7,6 +7,7 @@ export {
   type AdapterList,
   type AdapterRow,
   adapterListSchema,
+  adapterRowSchema,
   REFUSED_VERSION_ROWS,
   type Readiness,
   readinessSchema,

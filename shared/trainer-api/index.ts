@@ -16,6 +16,13 @@ export {
   type TrainerErrorCode,
   trainerErrorBodySchema,
 } from "./errors.ts";
+export {
+  FLEET_MAX_GENERATORS,
+  FLEET_MAX_ROWS,
+  type Fleet,
+  type FleetGenerator,
+  fleetSchema,
+} from "./fleet.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
   type Subscription,
