@@ -16,12 +16,20 @@ export {
   type TrainerErrorCode,
   trainerErrorBodySchema,
 } from "./errors.ts";
+export {
+  FLEET_MAX_GENERATORS,
+  FLEET_MAX_ROWS,
+  type Fleet,
+  type FleetGenerator,
+  fleetSchema,
+} from "./fleet.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
   type Subscription,
   type SubscriptionList,
   subscribeRequestSchema,
   subscriptionListSchema,
+  subscriptionSchema,
 } from "./subscriptions.ts";
 export {
   type PublishResult,
@@ -30,5 +38,6 @@ export {
   type RunVersion,
   type RunVersions,
   rollbackRequestSchema,
+  rollbackResultSchema,
   runVersionsSchema,
 } from "./versions.ts";

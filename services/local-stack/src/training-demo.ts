@@ -10,6 +10,7 @@ import { adapterListSchema } from "@loracast/shared/generator-api";
 import { readSse } from "@loracast/shared/platform";
 import type { AdapterStore } from "@loracast/shared/store";
 import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
+import { dashboardLink } from "./dashboard-link.ts";
 import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 
@@ -54,6 +55,7 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
       `\ndemo: skipped, run ${chosen.run} is training (the trainer trains one run at a time); follow it:`,
     );
     o.say(`  curl -N ${o.trainer.url}/v1/runs/${chosen.run}/events`);
+    o.say(`  or watch it: ${dashboardLink(o.trainer.url, o.token, chosen.run)}`);
     return;
   }
   const { run, steps } = chosen;
@@ -153,6 +155,7 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   }
   o.say(`  tensorboard      tensorboard --logdir ${shortPath(o.tensorboardDir)}`);
   o.say(`  events           curl -N ${o.trainer.url}/v1/runs/${run}/events`);
+  o.say(`  curves, fleet    ${dashboardLink(o.trainer.url, o.token, run)}`);
   const g0 = o.generators[0];
   if (g0 !== undefined) {
     o.say(`\nAsk a generator: curl ${g0.url}/v1/completions -H 'content-type: application/json' \\`);

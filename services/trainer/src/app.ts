@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import type { EgressPolicy } from "@loracast/shared/egress";
+import { type EgressPolicy, egressFetch } from "@loracast/shared/egress";
 import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
 import type { AbandonedUploads, AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
@@ -7,10 +7,14 @@ import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { TrainerError } from "./errors.ts";
+import { FLEET_DEFAULTS } from "./fleet/index.ts";
 import { errorResponse } from "./http-errors.ts";
+import { trainerOpenApi } from "./openapi.ts";
 import type { Publisher } from "./publisher.ts";
 import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import type { TrainerEnv } from "./routes/types.ts";
@@ -43,12 +47,22 @@ const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 /**
- * Requests answered without the token: probes, and the version listing (signed, public metadata).
- * Everything else needs it, reads included: run configs and subscriptions name internal endpoints.
+ * Requests answered without the token: probes, the OpenAPI document, the version listing (signed,
+ * public metadata), run events, and the dashboard's static page and assets (they hold no data).
+ * Everything else needs it, reads included: run configs, subscriptions and the fleet name internal
+ * endpoints.
  */
-function isPublic(method: string, path: string): boolean {
+export function isPublic(method: string, path: string): boolean {
   if (method !== "GET" && method !== "HEAD") return false;
-  return path === "/healthz" || path === "/metrics" || /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path);
+  return (
+    path === "/healthz" ||
+    path === "/metrics" ||
+    path === "/openapi.json" ||
+    /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path) ||
+    path === "/" ||
+    path === "/dashboard" ||
+    /^\/dashboard\/assets\/[^/]+$/.test(path)
+  );
 }
 
 /**
@@ -94,6 +108,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   });
   app.use("*", (c, next) => (UPLOAD_PATH.test(c.req.path) ? next() : jsonLimit(c, next)));
 
+  const openApi = trainerOpenApi();
+  app.get("/openapi.json", (c) => c.json(openApi));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/metrics", async (c) => {
     const pending = (await d.outbox.pending()).length;
@@ -122,6 +138,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
         value: d.outbox.stats.failedAttempts,
       },
       { name: "loracast_webhooks_dead_total", type: "counter", value: d.outbox.stats.dead },
+      // Deliveries whose subscriber left (a replica gone from its dns+ name, a removed subscription).
+      { name: "loracast_webhooks_dropped_total", type: "counter", value: d.outbox.stats.dropped },
       { name: "loracast_webhooks_pending", type: "gauge", value: pending },
     ]);
     return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
@@ -129,6 +147,17 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher, d.uploads));
   app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
+  app.route(
+    "/",
+    fleetRoutes({
+      ...FLEET_DEFAULTS,
+      subscriptions: () => d.subscriptions.list(),
+      targets: () => d.subscriptions.targets(),
+      fetch: egressFetch(d.egress),
+      now: () => Date.now(),
+    }),
+  );
+  app.route("/", dashboardRoutes());
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

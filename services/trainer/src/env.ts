@@ -54,8 +54,18 @@ export const envSchema = s3EnvSchema.extend({
    * whatever it says. The local stack sets it: its generators listen on 127.0.0.1.
    */
   TRAINER_EGRESS_ALLOW_PRIVATE: envBool.default(false),
-  /** Comma-separated webhook URLs notified on every event, besides those registered over the API. */
+  /**
+   * Comma-separated webhook URLs notified on every event, besides those registered over the API.
+   * `dns+http://<name>:<port>/<path>` (or `dns+https`) notifies every address `<name>` resolves to
+   * at each event, one delivery each: a Kubernetes headless Service's name reaches every ready
+   * generator pod (`dns-fan-out.ts`).
+   */
   WEBHOOK_SUBSCRIBERS: list,
+  /**
+   * DNS servers (`ip` or `ip:port`, comma-separated) that resolve `dns+` subscribers; empty uses
+   * the system's (`/etc/resolv.conf`, as in a Kubernetes pod).
+   */
+  TRAINER_DNS_SERVERS: list,
   /** Retries per webhook delivery round (p-retry, exponential backoff with jitter). */
   WEBHOOK_RETRIES: z.coerce.number().int().min(0).default(5),
   /**
