@@ -12,6 +12,7 @@ export {
   type Readiness,
   readinessSchema,
   type WebhookAccepted,
+  webhookAcceptedSchema,
 } from "./adapters.ts";
 export {
   type Completion,

@@ -1,7 +1,8 @@
 /**
  * The trainer's fleet view, `GET /v1/fleet[?run=<run>]`: what each generator it notifies (its webhook
- * subscribers, static and registered) reports of its adapters, asked over the generator's public
- * `GET /v1/adapters` (`shared/generator-api`) at the time of the request.
+ * targets: static and registered subscribers, every address of a `dns+` subscriber) reports of its
+ * adapters, asked over the generator's public `GET /v1/adapters` (`shared/generator-api`) at the
+ * time of the request.
  */
 import { z } from "zod";
 import { adapterListSchema, adapterRowSchema } from "../generator-api/index.ts";

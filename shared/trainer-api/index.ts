@@ -29,6 +29,7 @@ export {
   type SubscriptionList,
   subscribeRequestSchema,
   subscriptionListSchema,
+  subscriptionSchema,
 } from "./subscriptions.ts";
 export {
   type PublishResult,
@@ -37,5 +38,6 @@ export {
   type RunVersion,
   type RunVersions,
   rollbackRequestSchema,
+  rollbackResultSchema,
   runVersionsSchema,
 } from "./versions.ts";

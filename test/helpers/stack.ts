@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fixture, LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { generatorEnv, trainerEnv } from "@loracast/dev-support/stack";
-import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
+import { eventually, type LogLine, type Service, startService } from "@loracast/dev-support/supervisor";
 import { type AdapterList, type AdapterRow, adapterListSchema } from "@loracast/shared/generator-api";
 import type { VersionState } from "@loracast/shared/manifest";
 import { formatVersionRef } from "@loracast/shared/manifest";
@@ -50,6 +50,8 @@ export interface StackOptions {
   generators?: number;
   generatorEnv?: Record<string, string>;
   trainerEnv?: Record<string, string>;
+  /** How long each service may take to log `ready` (a fleet's starts queue for the CPU). @default 30000 */
+  readyTimeoutMs?: number;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -63,6 +65,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   writeFileSync(keyFile, signer.toPem(), { mode: 0o600 });
   const generators: Service[] = [];
   let trainer: Service | undefined;
+  const startOptions = options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs };
 
   const startGenerator = async (
     name: string,
@@ -80,26 +83,30 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...options.generatorEnv,
         ...env,
       },
-      { name },
+      { name, ...startOptions },
     );
     return g;
   };
   for (let i = 0; i < (options.generators ?? 0); i++) generators.push(await startGenerator(`g${i}`));
 
   const startTrainer = async (env: Record<string, string> = {}): Promise<Service> => {
-    trainer = await startService("trainer", {
-      ...common,
-      ...trainerEnv({
-        port: 0,
-        dataDir: join(dir, "trainer"),
-        apiToken: TOKEN,
-        signingKeyFile: keyFile,
-        webhookSecret: SECRET,
-        generators,
-      }),
-      ...options.trainerEnv,
-      ...env,
-    });
+    trainer = await startService(
+      "trainer",
+      {
+        ...common,
+        ...trainerEnv({
+          port: 0,
+          dataDir: join(dir, "trainer"),
+          apiToken: TOKEN,
+          signingKeyFile: keyFile,
+          webhookSecret: SECRET,
+          generators,
+        }),
+        ...options.trainerEnv,
+        ...env,
+      },
+      startOptions,
+    );
     return trainer;
   };
   await startTrainer();
@@ -174,4 +181,27 @@ export async function startServingStack(
     rmSync(modelDir, { recursive: true, force: true });
   };
   return { stack, generator: stack.generators[0] as Service, modelDir };
+}
+
+/**
+ * `g`'s `adapter activated` log line for run@version (past or within `timeoutMs`), so a benchmark
+ * waits without polling and stealing CPU from the fleet; a version that failed verification there
+ * throws with its reason.
+ */
+export async function activationLine(
+  g: Service,
+  run: string,
+  version: number,
+  timeoutMs = 120_000,
+): Promise<LogLine> {
+  const line = await g.waitForLog(
+    (l) =>
+      (l.msg === "adapter activated" || l.msg === "adapter failed verification") &&
+      l.run === run &&
+      l.version === version,
+    timeoutMs,
+  );
+  if (line.msg !== "adapter activated")
+    throw new Error(`${g.name}: ${formatVersionRef(run, version)} failed: ${String(line.reason)}`);
+  return line;
 }

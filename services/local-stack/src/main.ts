@@ -62,7 +62,7 @@ const echoErrors = (name: string) => (line: string) => {
 async function main(): Promise<void> {
   // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
   // the signal handlers above are installed a Ctrl-C ends the process without `stopped.`.
-  const { buildDemoModel } = await import("@loracast/dev-support/models");
+  const { buildDemoModel, DEMO_SEED } = await import("@loracast/dev-support/models");
   const { runTrainingDemo } = await import("./training-demo.ts");
   const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
     "@loracast/shared/store"
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   // Built once per data dir: a later start finds its manifest and reuses it.
   const modelDir = await buildDemoModel(
     { checkpointDir: join(data, "demo-base"), modelDir: join(data, "demo-model") },
-    20261126,
+    DEMO_SEED,
   );
   const generators: Service[] = [];
   for (const [i, port] of ports.generators.entries()) {
@@ -100,6 +100,8 @@ async function main(): Promise<void> {
     generators.push(g);
   }
 
+  // The demo run writes TensorBoard event files here (`reportTo: ["tensorboard"]`).
+  const tensorboardDir = join(data, "tensorboard");
   const trainer = await group.start(
     "trainer",
     {
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
         generators,
       }),
       TRAINER_MODEL_DIR: modelDir,
+      TRAINER_TENSORBOARD_DIR: tensorboardDir,
     },
     { echo: echoErrors("trainer") },
   );
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
       generators,
       token: env.TRAINER_API_TOKEN,
       dataDir: data,
+      tensorboardDir,
       steps: env.LORACAST_DEMO_STEPS,
       store: new AdapterStore(new S3ObjectStore(s3SettingsFromEnv(s3EnvSchema.parse(s3Env))), {
         trusted: new TrustedKeys([publicKey]),

@@ -19,6 +19,8 @@ export interface DemoOptions extends DemoRunOptions {
   generators: readonly Service[];
   /** The stack's store, to save the final adapter from. */
   store: AdapterStore;
+  /** The trainer's TRAINER_TENSORBOARD_DIR, where the demo run's event files go. */
+  tensorboardDir: string;
   say(line: string): void;
 }
 
@@ -30,6 +32,12 @@ async function activeVersion(g: Service, run: string, signal: AbortSignal): Prom
   } catch {
     return "?";
   }
+}
+
+/** `path` relative to the working directory when it is inside it, else as given. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
@@ -143,9 +151,9 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   if (newest !== undefined) {
     const dir = join(o.dataDir, "adapters", run);
     await saveAdapter(o.store, run, newest, dir);
-    const rel = relative(process.cwd(), dir);
-    o.say(`  saved as PEFT    v${newest} in ${rel.startsWith("..") || isAbsolute(rel) ? dir : rel}`);
+    o.say(`  saved as PEFT    v${newest} in ${shortPath(dir)}`);
   }
+  o.say(`  tensorboard      tensorboard --logdir ${shortPath(o.tensorboardDir)}`);
   o.say(`  events           curl -N ${o.trainer.url}/v1/runs/${run}/events`);
   o.say(`  curves, fleet    ${dashboardLink(o.trainer.url, o.token, run)}`);
   const g0 = o.generators[0];

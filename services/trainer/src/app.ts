@@ -9,6 +9,7 @@ import { bodyLimit } from "hono/body-limit";
 import { TrainerError } from "./errors.ts";
 import { FLEET_DEFAULTS } from "./fleet/index.ts";
 import { errorResponse } from "./http-errors.ts";
+import { trainerOpenApi } from "./openapi.ts";
 import type { Publisher } from "./publisher.ts";
 import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
@@ -46,15 +47,17 @@ const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 /**
- * Requests answered without the token: probes, the version listing (signed, public metadata), run
- * events, and the dashboard's static page and assets (they hold no data). Everything else needs it,
- * reads included: run configs, subscriptions and the fleet name internal endpoints.
+ * Requests answered without the token: probes, the OpenAPI document, the version listing (signed,
+ * public metadata), run events, and the dashboard's static page and assets (they hold no data).
+ * Everything else needs it, reads included: run configs, subscriptions and the fleet name internal
+ * endpoints.
  */
-function isPublic(method: string, path: string): boolean {
+export function isPublic(method: string, path: string): boolean {
   if (method !== "GET" && method !== "HEAD") return false;
   return (
     path === "/healthz" ||
     path === "/metrics" ||
+    path === "/openapi.json" ||
     /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path) ||
     path === "/" ||
     path === "/dashboard" ||
@@ -105,6 +108,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   });
   app.use("*", (c, next) => (UPLOAD_PATH.test(c.req.path) ? next() : jsonLimit(c, next)));
 
+  const openApi = trainerOpenApi();
+  app.get("/openapi.json", (c) => c.json(openApi));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/metrics", async (c) => {
     const pending = (await d.outbox.pending()).length;
@@ -146,7 +151,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     "/",
     fleetRoutes({
       ...FLEET_DEFAULTS,
-      subscribers: () => d.subscriptions.resolved(),
+      subscriptions: () => d.subscriptions.list(),
+      targets: () => d.subscriptions.targets(),
       fetch: egressFetch(d.egress),
       now: () => Date.now(),
     }),

@@ -84,6 +84,12 @@ export const envSchema = s3EnvSchema.extend({
    * checkpoint; at this many it is failed with the reason instead of resumed again.
    */
   TRAINER_MAX_RESUMES: z.coerce.number().int().positive().default(3),
+  /**
+   * The folder TensorBoard event files go to, for runs with `reportTo: ["tensorboard"]`: each run
+   * writes under `<this>/<loggingDir or run name>`, never elsewhere. Point `tensorboard --logdir`
+   * here. Default: `tensorboard` in TRAINER_DATA_DIR.
+   */
+  TRAINER_TENSORBOARD_DIR: z.string().min(1).optional(),
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
 });

@@ -202,6 +202,7 @@ const runs =
     ? null
     : new RunManager({
         dataDir: env.TRAINER_DATA_DIR,
+        tensorboardDir: env.TRAINER_TENSORBOARD_DIR ?? join(env.TRAINER_DATA_DIR, "tensorboard"),
         maxResumes: env.TRAINER_MAX_RESUMES,
         ...training,
         publish: async (run, files, extras) => {

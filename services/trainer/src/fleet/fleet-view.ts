@@ -6,15 +6,18 @@ import {
   type Fleet,
   type FleetGenerator,
 } from "@loracast/shared/trainer-api";
+import type { DeliveryTarget } from "@loracast/shared/webhooks";
 import type { Subscription } from "../subscriptions.ts";
 
 /** What the fleet view asks generators through, and its bounds. */
 export interface FleetDeps {
+  /** The webhook subscriptions, static and registered, in their order (for their ids). */
+  subscriptions(): Subscription[];
   /**
-   * The webhook subscribers, static and registered, in their order, a `dns+` fan-out subscriber as
-   * one entry per address its name has now (`SubscriptionRegistry.resolved`).
+   * Where a webhook would go now: one URL per subscriber, a `dns+` subscriber expanded to one per
+   * address its name has (`via` names it), as `SubscriptionRegistry.targets` answers.
    */
-  subscribers(): Promise<Subscription[]>;
+  targets(): Promise<DeliveryTarget[]>;
   /** The egress-checked fetch (`egressFetch` of the trainer's policy, `shared/egress`). */
   fetch: typeof fetch;
   /** Milliseconds since the epoch (`checkedAt`) and for round trips. */
@@ -82,32 +85,47 @@ function selectRows(rows: AdapterRow[], run: string | null): Pick<Answer, "versi
   };
 }
 
-/** One generator's `GET /v1/adapters`, classified; never throws. */
+/** Why a request or its body failed: the timeout, else the socket's error code (ECONNREFUSED, …). */
+function lostConnection(e: unknown, timeoutMs: number): string {
+  const name = (e as Error).name;
+  if (name === "TimeoutError" || name === "AbortError") return `no answer within ${timeoutMs} ms`;
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (e as Error).message;
+}
+
+/** One generator's `GET /v1/adapters`, classified; never throws. `timeoutMs` bounds the whole read. */
 async function ask(d: FleetDeps, base: string, run: string | null): Promise<Answer> {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException(`no answer within ${d.timeoutMs} ms`, "TimeoutError")),
+    d.timeoutMs,
+  );
+  try {
+    return await askWithin(d, base, run, controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function askWithin(
+  d: FleetDeps,
+  base: string,
+  run: string | null,
+  signal: AbortSignal,
+): Promise<Answer> {
   let res: Response;
   try {
-    res = await d.fetch(`${base}/v1/adapters`, { signal: AbortSignal.timeout(d.timeoutMs) });
+    res = await d.fetch(`${base}/v1/adapters`, { signal });
   } catch (e) {
     if (e instanceof EgressRefused) return failed("refused", e.message);
-    const name = (e as Error).name;
-    if (name === "TimeoutError" || name === "AbortError") {
-      return failed("unreachable", `no answer within ${d.timeoutMs} ms`);
-    }
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    return failed("unreachable", cause?.code ?? cause?.message ?? (e as Error).message);
+    return failed("unreachable", lostConnection(e, d.timeoutMs));
   }
   let text: string;
   try {
     text = await boundedText(res, d.maxBodyBytes);
   } catch (e) {
     if (e instanceof BodyTooLarge) return failed("invalid", e.message);
-    const name = (e as Error).name;
-    return failed(
-      "unreachable",
-      name === "TimeoutError" || name === "AbortError"
-        ? `no answer within ${d.timeoutMs} ms`
-        : (e as Error).message,
-    );
+    return failed("unreachable", lostConnection(e, d.timeoutMs));
   }
   if (!res.ok) return failed("invalid", `GET /v1/adapters answered HTTP ${res.status}`);
   let json: unknown;
@@ -149,16 +167,20 @@ async function mapLimited<T, R>(
 }
 
 /**
- * The fleet as it is now: each distinct generator among the webhook subscribers (subscriptions
- * naming the same base URL are one generator) asked for its `GET /v1/adapters`, at most
- * `concurrency` at a time, each within `timeoutMs` and `maxBodyBytes`; a generator that does not
- * answer properly is listed with its `reach` and why. Rows are restricted to `run` when given.
+ * The fleet as it is now: each distinct generator among the webhook targets (every address of a
+ * `dns+` subscriber is one generator; targets naming the same base URL are one) asked for its
+ * `GET /v1/adapters`, at most `concurrency` at a time, each within `timeoutMs` and `maxBodyBytes`;
+ * a generator that does not answer properly is listed with its `reach` and why. Rows are
+ * restricted to `run` when given. A `dns+` subscriber whose lookup fails has no targets, so none
+ * of its generators is listed (the trainer logs the failed lookup).
  */
 export async function readFleet(d: FleetDeps, run: string | null): Promise<Fleet> {
+  const subscriptions = d.subscriptions();
   const byBase = new Map<string, string[]>();
-  for (const s of await d.subscribers()) {
-    const base = generatorBase(s.url);
-    byBase.set(base, [...(byBase.get(base) ?? []), s.id]);
+  for (const t of await d.targets()) {
+    const base = generatorBase(t.url);
+    const ids = subscriptions.filter((s) => s.url === (t.via ?? t.url)).map((s) => s.id);
+    byBase.set(base, [...new Set([...(byBase.get(base) ?? []), ...ids])]);
   }
   const all = [...byBase.entries()];
   const asked = all.slice(0, FLEET_MAX_GENERATORS);

@@ -19,6 +19,10 @@ export const STEP_CHARTS = [
     title: "Reward (mean ± std)",
     unit: "reward",
     algorithms: "grpo, online_dpo, rloo",
+    note: (config) =>
+      config?.algorithm?.name === "sft"
+        ? "sft trains on the dataset's completions: no rewards (reported as 0)."
+        : null,
     series: [
       { label: "reward mean", get: (s) => s.metrics.reward_mean },
       {
@@ -67,6 +71,16 @@ export const STEP_CHARTS = [
     title: "Training throughput",
     unit: "tokens/s",
     series: [{ label: "tokens/s", get: (s) => s.metrics.tokens_per_second }],
+  },
+  {
+    id: "preference",
+    title: "Preference accuracy and margin",
+    unit: "value",
+    algorithms: "online_dpo",
+    series: [
+      { label: "accuracy", get: (s) => s.metrics.accuracy },
+      { label: "margin", get: (s) => s.metrics.margin },
+    ],
   },
   {
     id: "staleness",
@@ -152,9 +166,16 @@ export class Chart {
     const points = xs.filter((_, i) => data.slice(1).some((col) => col[i] !== null)).length;
     this.figure.dataset.points = String(points);
     const algorithm = String(config?.algorithm?.name ?? "");
+    // A chart of what this run's algorithm never reports would be an empty frame: hidden.
+    this.figure.hidden = points === 0 && this.notReportedBy(algorithm);
     const extra = this.def.note?.(config) ?? null;
     const text = describe(this.def, series, data, points, algorithm);
     this.note.textContent = extra === null ? text : `${text} ${extra}`;
+  }
+
+  /** Whether `algorithm` (known) is not among those that report this chart's quantity. */
+  notReportedBy(algorithm) {
+    return this.def.algorithms !== undefined && algorithm !== "" && !this.def.algorithms.includes(algorithm);
   }
 
   options(series, width) {

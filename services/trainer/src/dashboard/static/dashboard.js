@@ -26,19 +26,28 @@ function takeTokenFromFragment() {
   history.replaceState(null, "", location.pathname + location.search);
 }
 
+/** Shows the token form (focusing its field when it appears) with `message`. */
 function askForToken(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   $("#token-message").textContent = message;
-  $("#token-form").hidden = false;
-  $("#token-input").focus();
+  const form = $("#token-form");
+  if (form.hidden) {
+    form.hidden = false;
+    $("#token-input").focus();
+  }
 }
 
-/** GET a trainer path as JSON, with the token; 401 asks for the token again (AuthError). */
+/** GET a trainer path as JSON, with the token; without one, or on 401, asks for it (AuthError). */
 async function api(path) {
   const token = sessionStorage.getItem(TOKEN_KEY);
-  const res = await fetch(path, { headers: token === null ? {} : { authorization: `Bearer ${token}` } });
+  if (token === null) {
+    // A form already showing keeps its message ("refused", say).
+    if ($("#token-form").hidden) askForToken("The trainer needs its API token to list runs and the fleet.");
+    throw new AuthError("no token");
+  }
+  const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
   if (res.status === 401) {
-    askForToken(token === null ? "The trainer needs its API token." : "The trainer refused that token.");
+    askForToken("The trainer refused that token.");
     throw new AuthError("unauthorized");
   }
   const body = await res.json().catch(() => null);
@@ -61,32 +70,50 @@ function setConnection(text) {
   if (connection.textContent !== text) connection.textContent = text;
 }
 
+/** @type {Map<string, {tr: HTMLTableRowElement, button: HTMLButtonElement, cells: HTMLTableCellElement[]}>} */
+const runRows = new Map();
+
+/**
+ * Updates the run table in place: rows are kept per run, so a run's button keeps the keyboard focus
+ * across the refreshes every few seconds.
+ */
 function renderRuns() {
-  const rows = state.runs.map((r) => {
-    const tr = document.createElement("tr");
-    tr.dataset.run = r.run;
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = r.run;
-    button.setAttribute("aria-pressed", String(r.run === state.run));
-    button.addEventListener("click", () => select(r.run));
-    const cells = [
-      button,
+  const order = [];
+  for (const r of state.runs) {
+    let row = runRows.get(r.run);
+    if (row === undefined) {
+      const tr = document.createElement("tr");
+      tr.dataset.run = r.run;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = r.run;
+      button.addEventListener("click", () => select(r.run));
+      const first = document.createElement("td");
+      first.append(button);
+      const cells = Array.from({ length: 5 }, () => document.createElement("td"));
+      tr.append(first, ...cells);
+      row = { tr, button, cells };
+      runRows.set(r.run, row);
+    }
+    row.button.setAttribute("aria-pressed", String(r.run === state.run));
+    const texts = [
       String(r.config?.algorithm?.name ?? "–"),
       r.status,
       `${r.step} / ${r.steps}`,
       r.version === null ? "–" : `v${r.version}`,
       new Date(r.createdAt).toLocaleString(),
     ];
-    for (const [i, content] of cells.entries()) {
-      const td = document.createElement("td");
-      td.append(content);
-      if (i === 2) td.className = `status-${r.status}`;
-      tr.append(td);
+    for (const [i, text] of texts.entries()) {
+      const cell = row.cells[i];
+      if (cell.textContent !== text) cell.textContent = text;
     }
-    return tr;
-  });
-  $("#runs-table tbody").replaceChildren(...rows);
+    row.cells[1].className = `status-${r.status}`;
+    order.push(row.tr);
+  }
+  const body = $("#runs-table tbody");
+  // Moving a row would take the focus from its button: touch the order only when it changed.
+  const same = order.length === body.children.length && order.every((tr, i) => body.children[i] === tr);
+  if (!same) body.replaceChildren(...order);
 }
 
 async function refreshRuns() {
@@ -184,8 +211,9 @@ function redraw() {
   const last = steps.at(-1);
   for (const def of defs) {
     const data = h.columns(def.series.map((s) => s.get));
-    chart(def).draw(def.series, data, state.runs.find((r) => r.run === h.run)?.config ?? null);
-    if (last === undefined) continue;
+    const c = chart(def);
+    c.draw(def.series, data, state.runs.find((r) => r.run === h.run)?.config ?? null);
+    if (last === undefined || c.figure.hidden) continue;
     for (const s of def.series) latest.push([s.label, last[0], format(s.get(last[1]))]);
   }
   $("#run-heading").textContent = `Run ${h.run}`;
