@@ -60,6 +60,14 @@ describe("Kubernetes manifests (infra/k8s)", () => {
     }
   });
 
+  it("name every image with its registry and tag (the images transformer reached each one)", () => {
+    for (const k of KUSTOMIZATIONS) {
+      const images = JSON.stringify(rendered(k)).match(/"image":"[^"]*"/g) ?? [];
+      assert.ok(images.length >= 3, `${k}: ${images.length} images`);
+      for (const image of images) assert.match(image, /"image":"localhost\/loracast-[a-z]+:[a-z-]+"/, k);
+    }
+  });
+
   it("run generators on a GPU, ready on /readyz, non-root with a read-only root filesystem", () => {
     const base = rendered("base");
     const knative = find(
