@@ -74,7 +74,7 @@ describe("a 16-generator fleet with 8 killed mid-run", { timeout: 600_000 }, () 
 
     await waitConverged(stack, "fleet", newest.version, newest.sha256, CONVERGE_MS);
     // The restarted generators are new processes on the old ports, and serve it too.
-    victims.forEach((g, k) => assert.notEqual(stack.generators[g]?.proc.pid, pids[k]));
+    for (const [k, g] of victims.entries()) assert.notEqual(stack.generators[g]?.proc.pid, pids[k]);
     for (const g of stack.generators) {
       const active = (await stack.adapters(g)).active.fleet;
       assert.deepEqual(active, { version: newest.version, sha256: newest.sha256 }, g.name);
