@@ -94,6 +94,11 @@ interface Row {
   fanoutMsP95: number;
   storeRequestsPerVersion: number;
   storeRequestsPerVersionByOp: Record<string, number>;
+  /**
+   * Store requests per version net of the background reconcile passes that ran meanwhile (the
+   * idle rate × N × the publish phase's duration): what the publish and the N pulls cost.
+   */
+  handoffRequestsPerVersion: number;
   idleRequestsPerGeneratorPerS: number;
   trainerCpuMsPerVersion: number;
   /** All N generators' CPU per version, summed, and the S3 server's: they do not depend on contention. */
@@ -156,6 +161,7 @@ async function measure(n: number): Promise<Row> {
     const generatorsCpu0 = fleetCpu();
     const s3Cpu0 = cpuSeconds(stack.s3.proc.pid as number);
     const counts0 = await s3RequestCounts(stack.s3.url);
+    const phase0 = performance.now();
     const active: number[] = [];
     const fanout: number[] = [];
     const publishMs: number[] = [];
@@ -168,6 +174,7 @@ async function measure(n: number): Promise<Row> {
       fanout.push(Math.max(...sent) - Math.min(...sent));
     }
     const byOp = diff(await s3RequestCounts(stack.s3.url), counts0);
+    const phaseS = (performance.now() - phase0) / 1000;
     const cpu = cpuSeconds(trainerPid) - cpu0;
     const generatorsCpu = fleetCpu() - generatorsCpu0;
     const s3Cpu = cpuSeconds(stack.s3.proc.pid as number) - s3Cpu0;
@@ -186,6 +193,7 @@ async function measure(n: number): Promise<Row> {
       storeRequestsPerVersionByOp: Object.fromEntries(
         Object.entries(byOp).map(([op, c]) => [op, c / versions]),
       ),
+      handoffRequestsPerVersion: (sum(byOp) - idleRate * n * phaseS) / versions,
       idleRequestsPerGeneratorPerS: idleRate,
       trainerCpuMsPerVersion: (cpu * 1000) / versions,
       generatorsCpuMsPerVersion: (generatorsCpu * 1000) / versions,
@@ -253,12 +261,12 @@ console.log(
   `\n${versions} versions of a ${mb} MiB-class adapter per N; reconcile every ${reconcileMs} ms; times in ms\n`,
 );
 console.log(
-  "| N | start s | RSS MB mean/max | publish call p50 | publish → all active p50 | p95 | fan-out p50 | p95 | store req/version | idle req/s per generator | CPU ms/version: trainer | generators | S3 | load |",
+  "| N | start s | RSS MB mean/max | publish call p50 | publish → all active p50 | p95 | fan-out p50 | p95 | store req/version: all | net of reconcile | idle req/s per generator | CPU ms/version: trainer | generators | S3 | load |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
-    `| ${r.n} | ${f(r.startS)} | ${f(r.rssMbMean)}/${f(r.rssMbMax)} | ${f(r.publishMsP50)} | ${f(r.activeMsP50)} | ${f(r.activeMsP95)} | ${f(r.fanoutMsP50)} | ${f(r.fanoutMsP95)} | ${f(r.storeRequestsPerVersion, 1)} | ${f(r.idleRequestsPerGeneratorPerS, 2)} | ${f(r.trainerCpuMsPerVersion)} | ${f(r.generatorsCpuMsPerVersion)} | ${f(r.s3CpuMsPerVersion)} | ${f(r.load, 1)} |`,
+    `| ${r.n} | ${f(r.startS)} | ${f(r.rssMbMean)}/${f(r.rssMbMax)} | ${f(r.publishMsP50)} | ${f(r.activeMsP50)} | ${f(r.activeMsP95)} | ${f(r.fanoutMsP50)} | ${f(r.fanoutMsP95)} | ${f(r.storeRequestsPerVersion, 1)} | ${f(r.handoffRequestsPerVersion, 1)} | ${f(r.idleRequestsPerGeneratorPerS, 2)} | ${f(r.trainerCpuMsPerVersion)} | ${f(r.generatorsCpuMsPerVersion)} | ${f(r.s3CpuMsPerVersion)} | ${f(r.load, 1)} |`,
   );
 }
 for (const r of rows.filter((r) => r.kill !== undefined)) {
