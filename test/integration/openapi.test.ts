@@ -26,23 +26,32 @@ const RUN = "openapi-1";
 const auth = { authorization: `Bearer ${TOKEN}` };
 const json = { "content-type": "application/json" };
 
-/** A service's document and a client that checks every response against it. */
+/**
+ * A service's document and a client that checks every answer against it: `call(status, method,
+ * template, path, init)` requests `path` (the OpenAPI path `template` filled in; the template itself
+ * by default), asserts the status, checks the answer against the document and returns its body.
+ */
 async function documented(service: Service) {
   const res = await fetch(`${service.url}/openapi.json`);
   assert.equal(res.status, 200);
   const doc = (await res.json()) as object;
   const check = responseChecker(doc);
   const findings: string[] = [];
-  /** Requests `path` (the template `template` filled in) and checks the answer; returns its status and body. */
-  const call = async (method: string, template: string, path = template, init: RequestInit = {}) => {
+  const call = async (
+    status: number,
+    method: string,
+    template: string,
+    path = template,
+    init: RequestInit = {},
+  ) => {
     const r = await fetch(`${service.url}${path}`, { ...init, method });
     const contentType = (r.headers.get("content-type") ?? "").split(";")[0] ?? "";
     const text = await r.text();
-    const body = contentType === "application/json" ? JSON.parse(text) : text;
+    const body: unknown = contentType === "application/json" ? JSON.parse(text) : text;
+    assert.equal(r.status, status, `${method} ${path}: ${text.slice(0, 500)}`);
     const observed: ObservedResponse = { method, path: template, status: r.status, contentType, body };
-    // A 204 has no body and no media type: only its status is documented.
-    if (r.status !== 204) findings.push(...check(observed));
-    return { status: r.status, body, text };
+    findings.push(...check(observed));
+    return { body, text };
   };
   return { doc, call, findings };
 }
@@ -70,18 +79,24 @@ describe("OpenAPI documents against real services", () => {
   it("trainer: /openapi.json is valid OpenAPI 3.1 and its routes answer as documented", async () => {
     const { doc, call, findings } = await documented(stack.trainer);
     assert.deepEqual(await openApi31Findings(doc), []);
-
-    assert.equal((await call("GET", "/healthz")).status, 200);
-    assert.equal((await call("GET", "/metrics")).status, 200);
-    assert.equal((await call("GET", "/v1/runs")).status, 401);
+    const withToken = { headers: auth };
     const post = (body: unknown) => ({ headers: { ...auth, ...json }, body: JSON.stringify(body) });
-    assert.equal((await call("POST", "/v1/runs", "/v1/runs", post({ run: RUN }))).status, 400);
-    assert.equal((await call("POST", "/v1/runs", "/v1/runs", post(grpoRun(RUN, dataset, 2)))).status, 201);
-    assert.equal((await call("GET", "/v1/runs", "/v1/runs", { headers: auth })).status, 200);
+    const run = `/v1/runs/${RUN}`;
+
+    await call(200, "GET", "/healthz");
+    await call(200, "GET", "/metrics");
+    await call(302, "GET", "/", "/", { redirect: "manual" });
+    await call(200, "GET", "/dashboard");
+    for (const name of ["dashboard.js", "uplot.css"])
+      await call(200, "GET", "/dashboard/assets/{name}", `/dashboard/assets/${name}`);
+    await call(404, "GET", "/dashboard/assets/{name}", "/dashboard/assets/nope.js");
+    await call(401, "GET", "/v1/runs");
+    await call(400, "POST", "/v1/runs", "/v1/runs", post({ run: RUN }));
+    await call(201, "POST", "/v1/runs", "/v1/runs", post(grpoRun(RUN, dataset, 2)));
+    await call(200, "GET", "/v1/runs", "/v1/runs", withToken);
 
     // The run's events, streamed until it ends: each one's data is a documented RunStreamEvent.
-    const events = await call("GET", "/v1/runs/{id}/events", `/v1/runs/${RUN}/events`);
-    assert.equal(events.status, 200);
+    const events = await call(200, "GET", "/v1/runs/{id}/events", `${run}/events`);
     const checkEvent = componentChecker(doc, "RunStreamEvent");
     const data = events.text
       .split("\n")
@@ -89,47 +104,33 @@ describe("OpenAPI documents against real services", () => {
       .map((l) => JSON.parse(l.slice(5)) as { type: string });
     assert.ok(data.some((e) => e.type === "published") && data.at(-1)?.type === "status", events.text);
     for (const e of data) findings.push(...checkEvent(e));
-    const badId = { headers: { "last-event-id": "x" } };
-    assert.equal((await call("GET", "/v1/runs/{id}/events", `/v1/runs/${RUN}/events`, badId)).status, 400);
+    await call(400, "GET", "/v1/runs/{id}/events", `${run}/events`, { headers: { "last-event-id": "x" } });
 
-    assert.equal((await call("GET", "/v1/runs/{id}", `/v1/runs/${RUN}`, { headers: auth })).status, 200);
-    assert.equal((await call("GET", "/v1/runs/{id}", "/v1/runs/nope", { headers: auth })).status, 404);
-    const cancel = await call("POST", "/v1/runs/{id}/cancel", `/v1/runs/${RUN}/cancel`, { headers: auth });
-    assert.equal(cancel.status, 409, "a completed run cannot be cancelled");
-    assert.equal((await call("GET", "/v1/runs/{run}/versions", `/v1/runs/${RUN}/versions`)).status, 200);
-    const rollback = await call(
-      "POST",
-      "/v1/runs/{run}/rollback",
-      `/v1/runs/${RUN}/rollback`,
-      post({ version: 1 }),
-    );
-    assert.equal(rollback.status, 200);
+    await call(200, "GET", "/v1/runs/{id}", run, withToken);
+    await call(404, "GET", "/v1/runs/{id}", "/v1/runs/nope", withToken);
+    // A completed run cannot be cancelled.
+    await call(409, "POST", "/v1/runs/{id}/cancel", `${run}/cancel`, withToken);
+    await call(200, "GET", "/v1/runs/{run}/versions", `${run}/versions`);
+    await call(200, "POST", "/v1/runs/{run}/rollback", `${run}/rollback`, post({ version: 1 }));
     const form = new FormData();
     form.set("adapter_config.json", new Blob(["{}"]), "adapter_config.json");
-    const upload = await call("POST", "/v1/runs/{run}/adapters", `/v1/runs/${RUN}/adapters`, {
-      headers: auth,
-      body: form,
-    });
-    assert.equal(upload.status, 400, "an upload without the weights");
+    // An upload without the weights.
+    await call(400, "POST", "/v1/runs/{run}/adapters", `${run}/adapters`, { ...withToken, body: form });
 
-    assert.equal(
-      (await call("GET", "/v1/subscriptions", "/v1/subscriptions", { headers: auth })).status,
-      200,
-    );
-    assert.equal(
-      (await call("POST", "/v1/subscriptions", "/v1/subscriptions", post({ url: 1 }))).status,
-      400,
-    );
+    await call(200, "GET", "/v1/fleet", `/v1/fleet?run=${RUN}`, withToken);
+    await call(400, "GET", "/v1/fleet", "/v1/fleet?run=Not_A_Run", withToken);
+    await call(200, "GET", "/v1/subscriptions", "/v1/subscriptions", withToken);
+    await call(400, "POST", "/v1/subscriptions", "/v1/subscriptions", post({ url: 1 }));
     const added = await call(
+      201,
       "POST",
       "/v1/subscriptions",
       "/v1/subscriptions",
       post({ url: "http://127.0.0.1:9/h" }),
     );
-    assert.equal(added.status, 201);
     const remove = `/v1/subscriptions/${(added.body as { id: string }).id}`;
-    assert.equal((await call("DELETE", "/v1/subscriptions/{id}", remove, { headers: auth })).status, 204);
-    assert.equal((await call("DELETE", "/v1/subscriptions/{id}", remove, { headers: auth })).status, 404);
+    await call(204, "DELETE", "/v1/subscriptions/{id}", remove, withToken);
+    await call(404, "DELETE", "/v1/subscriptions/{id}", remove, withToken);
 
     assert.deepEqual(findings, []);
   });
@@ -143,41 +144,27 @@ describe("OpenAPI documents against real services", () => {
     const post = (body: unknown) => ({ headers: json, body: JSON.stringify(body) });
 
     for (const path of ["/healthz", "/readyz", "/metrics", "/v1/models", "/v1/adapters"])
-      assert.equal((await call("GET", path)).status, 200, path);
-    assert.equal((await call("GET", "/v1/models/{id}", `/v1/models/${RUN}`)).status, 200);
-    assert.equal((await call("GET", "/v1/models/{id}", "/v1/models/nope")).status, 404);
+      await call(200, "GET", path);
+    await call(200, "GET", "/v1/models/{id}", `/v1/models/${RUN}`);
+    await call(404, "GET", "/v1/models/{id}", "/v1/models/nope");
 
+    const completions = (status: number, body: unknown) =>
+      call(status, "POST", "/v1/completions", undefined, post(body));
+    const chat = (status: number, body: unknown) =>
+      call(status, "POST", "/v1/chat/completions", undefined, post(body));
     const completion = { model: RUN, prompt: "q5:", max_tokens: 4 };
-    assert.equal((await call("POST", "/v1/completions", "/v1/completions", post(completion))).status, 200);
-    const streamed = await call(
-      "POST",
-      "/v1/completions",
-      "/v1/completions",
-      post({ ...completion, stream: true }),
-    );
-    assert.equal(streamed.status, 200);
-    assert.match(streamed.text, /data: \[DONE\]/);
-    const chat = { model: RUN, messages: [{ role: "user", content: "q5:" }], max_tokens: 4 };
-    assert.equal(
-      (await call("POST", "/v1/chat/completions", "/v1/chat/completions", post(chat))).status,
-      200,
-    );
-    const refused = post({ ...chat, tools: [{ type: "function" }] });
-    assert.equal((await call("POST", "/v1/chat/completions", "/v1/chat/completions", refused)).status, 400);
-    const unknownModel = post({ ...completion, model: "nope" });
-    assert.equal((await call("POST", "/v1/completions", "/v1/completions", unknownModel)).status, 404);
+    await completions(200, completion);
+    assert.match((await completions(200, { ...completion, stream: true })).text, /data: \[DONE\]/);
+    await completions(404, { ...completion, model: "nope" });
+    const messages = { model: RUN, messages: [{ role: "user", content: "q5:" }], max_tokens: 4 };
+    await chat(200, messages);
+    await chat(400, { ...messages, tools: [{ type: "function" }] });
 
-    const load = post({ lora_name: "policy", lora_path: `${RUN}@1` });
-    assert.equal((await call("POST", "/v1/load_lora_adapter", "/v1/load_lora_adapter", load)).status, 200);
-    const unload = (name: string) => post({ lora_name: name });
-    assert.equal(
-      (await call("POST", "/v1/unload_lora_adapter", "/v1/unload_lora_adapter", unload("policy"))).status,
-      200,
-    );
-    assert.equal(
-      (await call("POST", "/v1/unload_lora_adapter", "/v1/unload_lora_adapter", unload("policy"))).status,
-      404,
-    );
+    const admin = (status: number, path: string, body: unknown) =>
+      call(status, "POST", path, undefined, post(body));
+    await admin(200, "/v1/load_lora_adapter", { lora_name: "policy", lora_path: `${RUN}@1` });
+    await admin(200, "/v1/unload_lora_adapter", { lora_name: "policy" });
+    await admin(404, "/v1/unload_lora_adapter", { lora_name: "policy" });
 
     // A signed event of a run nobody published: accepted (202); the same id again is a replay (401).
     const event = JSON.stringify({
@@ -191,10 +178,8 @@ describe("OpenAPI documents against real services", () => {
       ...json,
       ...signWebhook({ secret: SECRET, id: "msg_openapi", clock: systemClock, body: event }),
     };
-    const hook = () =>
-      call("POST", "/v1/webhooks/adapters", "/v1/webhooks/adapters", { headers, body: event });
-    assert.equal((await hook()).status, 202);
-    assert.equal((await hook()).status, 401);
+    for (const status of [202, 401])
+      await call(status, "POST", "/v1/webhooks/adapters", undefined, { headers, body: event });
 
     assert.deepEqual(findings, []);
   });

@@ -70,6 +70,8 @@ export function responseChecker(document: object): (r: ObservedResponse) => stri
     if (operation === undefined) return [`${where}: the document has no such operation`];
     const response = (operation.responses as Record<string, Json | undefined>)[String(r.status)];
     if (response === undefined) return [`${where}: status ${r.status} is not documented`];
+    // No body (a 204, a redirect): the documented status is all there is to match.
+    if (r.contentType === "" && r.body === "") return [];
     // A documented media type may carry parameters (`text/plain; version=0.0.4`): matched without them.
     const content = Object.entries((response.content ?? {}) as Record<string, Json>);
     const media = content.find(([type]) => type.split(";")[0]?.trim() === r.contentType)?.[1];
