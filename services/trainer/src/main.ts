@@ -201,7 +201,7 @@ const headRefresh = setInterval(
 const otlp =
   env.OTEL_EXPORTER_OTLP_ENDPOINT === undefined && env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT === undefined
     ? null
-    : new OtlpReporter(env.OTEL_METRIC_EXPORT_INTERVAL, env.TRAINER_INSTANCE);
+    : new OtlpReporter(env.OTEL_METRIC_EXPORT_INTERVAL, env.TRAINER_INSTANCE, log);
 if (otlp !== null) {
   log.info("run metrics exported over OTLP", {
     endpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? `${env.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/metrics`,

@@ -8,8 +8,9 @@
  * OTEL_METRIC_EXPORT_INTERVAL ms, and at once when a run ends or the trainer stops.
  */
 
+import type { Logger } from "@loracast/shared/platform";
 import type { RunEvent } from "@loracast/shared/run-events";
-import type { Gauge } from "@opentelemetry/api";
+import { DiagLogLevel, diag, type Gauge } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { runEventScalars } from "./scalars.ts";
@@ -20,11 +21,20 @@ export class OtlpReporter {
   private readonly meter;
   private readonly gauges = new Map<string, Gauge>();
 
-  /** `exportIntervalMs`: OTEL_METRIC_EXPORT_INTERVAL; `instance`: TRAINER_INSTANCE, an attribute of every point. */
+  /**
+   * `exportIntervalMs`: OTEL_METRIC_EXPORT_INTERVAL; `instance`: TRAINER_INSTANCE, an attribute of
+   * every point; `log` gets the SDK's warnings and errors (a collector that refuses or is down), which
+   * it would otherwise drop.
+   */
   constructor(
     exportIntervalMs: number,
     private readonly instance: string,
+    log: Logger,
   ) {
+    const warn = (message: string, ...args: unknown[]) =>
+      log.warn("OTLP metrics export", { message, detail: args.map(String).join(" ") });
+    const quiet = () => {};
+    diag.setLogger({ error: warn, warn, info: quiet, debug: quiet, verbose: quiet }, DiagLogLevel.WARN);
     const reader = new PeriodicExportingMetricReader({
       exporter: new OTLPMetricExporter(),
       exportIntervalMillis: exportIntervalMs,
