@@ -1,16 +1,19 @@
 /**
- * TensorBoard event files of real runs on a real trainer process (embedded S3, the demo base,
+ * Run metrics where RL people read them, from a real trainer process. TensorBoard event files of real runs (embedded S3, the demo base,
  * in-process rollouts), read back with the event file reader (TFRecord + TensorBoard's own
  * `Event` protos) and compared with the same runs' SSE events: every scalar of every step,
  * publish and checkpoint, at its step, under the documented tag (the README's table), with a
  * wall time from the trainer's clock. A run killed with SIGKILL and resumed shows, as TensorBoard
  * reads it (a session START purges the points of the lost steps), exactly the history's steps.
+ * With OTEL_EXPORTER_OTLP_ENDPOINT set, the same scalars reach a real HTTP receiver as OTLP gauges.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { eventually } from "@loracast/dev-support/supervisor";
 import { readSse } from "@loracast/shared/platform";
 import { readEventDir, type TensorBoardEvent } from "@loracast/shared/tensorboard";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
@@ -87,7 +90,52 @@ function shownByTensorBoard(events: readonly TensorBoardEvent[]): Points {
   return p;
 }
 
-describe("TensorBoard event files of real runs", () => {
+/** One OTLP/HTTP JSON gauge point as the exporter sends it (opentelemetry-proto's JSON mapping). */
+interface OtlpPoint {
+  name: string;
+  attributes: Record<string, string>;
+  value: number;
+}
+
+/** A tiny OTLP receiver: every gauge point POSTed to /v1/metrics, flattened (bodies bounded to 4 MiB). */
+async function startOtlpReceiver(): Promise<{ server: Server; url: string; points: OtlpPoint[] }> {
+  const points: OtlpPoint[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size <= 4 << 20) chunks.push(c);
+    });
+    req.on("end", () => {
+      if (req.url !== "/v1/metrics" || size > 4 << 20) {
+        res.writeHead(400).end();
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      for (const rm of body.resourceMetrics ?? [])
+        for (const sm of rm.scopeMetrics ?? [])
+          for (const m of sm.metrics ?? [])
+            for (const dp of m.gauge?.dataPoints ?? []) {
+              const attributes = Object.fromEntries(
+                (dp.attributes ?? []).map((a: { key: string; value: { stringValue?: string } }) => [
+                  a.key,
+                  a.value.stringValue ?? "",
+                ]),
+              );
+              points.push({ name: m.name, attributes, value: Number(dp.asDouble ?? dp.asInt) });
+            }
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return { server, url: `http://127.0.0.1:${address.port}`, points };
+}
+
+describe("run metrics in TensorBoard files and over OTLP", () => {
+  let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
   let stack: Stack;
   let work: string;
   let dataset: string;
@@ -98,16 +146,20 @@ describe("TensorBoard event files of real runs", () => {
     const fixture = await buildTrainingFixture(work);
     dataset = fixture.dataset;
     tbRoot = join(work, "tensorboard");
+    otlp = await startOtlpReceiver();
     stack = await startStack({
       trainerEnv: {
         TRAINER_MODEL_DIR: fixture.modelDir,
         TRAINER_THREADS: "1",
         TRAINER_TENSORBOARD_DIR: tbRoot,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_METRIC_EXPORT_INTERVAL: "1000",
       },
     });
   });
   after(async () => {
     await stack?.stop();
+    otlp?.server.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -172,6 +224,26 @@ describe("TensorBoard event files of real runs", () => {
       assert.equal(shown.get(tag)?.get(2), Math.fround(step2.metrics[metric] ?? Number.NaN), tag);
     }
     assert.ok((shown.get("loracast/phase_ms/rollout")?.size ?? 0) === 4, "a rollout time per step");
+
+    // Over OTLP: the run's newest values, as gauges named like the tags, attributed to the run.
+    const step4 = events.find((e) => e.type === "step" && e.step === 4);
+    assert.ok(step4?.type === "step");
+    const newest = (name: string) =>
+      otlp.points.filter((p) => p.name === name && p.attributes.run === "tb-grpo").at(-1)?.value;
+    const published = events.filter((e) => e.type === "published").at(-1);
+    assert.ok(published?.type === "published" && published.step === 4);
+    // The last publish follows step 4's metrics; the run's final status exports at once.
+    await eventually(
+      "the run's last values over OTLP",
+      async () => (newest("loracast/published_version") === published.version ? true : undefined),
+      15_000,
+      100,
+    );
+    assert.equal(newest("loracast/step"), 4);
+    assert.equal(newest("train/reward"), step4.metrics.reward_mean);
+    assert.equal(newest("train/loss"), step4.metrics.loss);
+    assert.equal(newest("train/learning_rate"), step4.metrics.lr);
+    assert.equal(newest("loracast/staleness"), step4.metrics.staleness);
   });
 
   it("a run killed with SIGKILL and resumed shows, as TensorBoard reads its two files, exactly its history", async () => {
