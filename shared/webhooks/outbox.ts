@@ -67,6 +67,8 @@ export interface OutboxOptions {
 export class Outbox {
   private readonly inFlight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Aborted by `stop`: retry loops in flight end instead of backing off for minutes after it. */
+  private readonly stopping = new AbortController();
   private readonly fetchFn: typeof fetch;
   private readonly newId: () => string;
   /**
@@ -87,8 +89,13 @@ export class Outbox {
     void this.sweep();
   }
 
+  /**
+   * Stops sweeping and ends the retry loops in flight; what they had not sent stays on disk for the
+   * next process that opens the directory.
+   */
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    this.stopping.abort();
   }
 
   /** Persists one delivery per target, then starts sending them. */
@@ -168,6 +175,7 @@ export class Outbox {
         retries: this.o.retries ?? 5,
         minTimeout: this.o.minTimeoutMs ?? 200,
         randomize: true,
+        signal: this.stopping.signal,
         shouldRetry: async () => {
           gone = !(await this.wanted(d));
           return !gone;
