@@ -161,6 +161,7 @@ type Container = {
     };
   }[];
   envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[];
+  ports?: { name?: string }[];
 };
 
 /** The pod template of a workload (Deployment, Knative Service), with its labels. */
@@ -177,8 +178,9 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
 
 /**
  * References that point nowhere: Secrets, ConfigMaps (and their keys) and claims a pod names that
- * the render lacks, and selectors no pod of the render carries (a Knative Service's pods carry
- * `serving.knative.dev/service: <name>`).
+ * the render lacks, selectors no pod of the render carries (a Knative Service's pods carry
+ * `serving.knative.dev/service: <name>`), and a Service's named `targetPort` that a pod it selects
+ * does not name (the endpoints controller leaves such pods out, so the Service has no address).
  */
 export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
   const out: Finding[] = [];
@@ -194,15 +196,16 @@ export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
     else if (key !== null && !keysOf(target).includes(key))
       out.push({ where: where(o), message: `${kind} ${name} has no key ${key}` });
   };
-  const pods: Record<string, string>[] = [];
+  const pods: { labels: Record<string, string>; ports: string[] }[] = [];
   for (const o of objects) {
     const pod = podTemplate(o);
     if (pod === null) continue;
-    pods.push(
-      o.apiVersion.startsWith("serving.knative.dev/")
+    pods.push({
+      labels: o.apiVersion.startsWith("serving.knative.dev/")
         ? { ...pod.labels, "serving.knative.dev/service": o.metadata.name }
         : pod.labels,
-    );
+      ports: (pod.spec.containers ?? []).flatMap((c) => (c.ports ?? []).map((p) => p.name ?? "")),
+    });
     for (const c of [...(pod.spec.containers ?? []), ...(pod.spec.initContainers ?? [])]) {
       for (const e of c.env ?? []) {
         const s = e.valueFrom?.secretKeyRef;
@@ -222,13 +225,24 @@ export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
     }
   }
   for (const o of objects) {
-    const spec = o.spec as { selector?: Record<string, unknown> } | undefined;
+    const spec = o.spec as
+      | { selector?: Record<string, unknown>; ports?: { targetPort?: string | number }[] }
+      | undefined;
     const selector = (spec?.selector?.matchLabels ?? (o.kind === "Service" ? spec?.selector : undefined)) as
       | Record<string, string>
       | undefined;
     if (selector === undefined) continue;
-    if (!pods.some((labels) => matches(selector, labels)))
+    const selected = pods.filter((p) => matches(selector, p.labels));
+    if (selected.length === 0)
       out.push({ where: where(o), message: `selector ${JSON.stringify(selector)} matches no pod template` });
+    for (const port of o.kind === "Service" ? (spec?.ports ?? []) : []) {
+      const name = port.targetPort;
+      if (typeof name === "string" && selected.some((p) => !p.ports.includes(name)))
+        out.push({
+          where: where(o),
+          message: `targetPort ${name} is not a port name of the pods it selects`,
+        });
+    }
     const own = podTemplate(o);
     if (own !== null && !matches(selector, own.labels))
       out.push({ where: where(o), message: "selector does not match its own pod template's labels" });
