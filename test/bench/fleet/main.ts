@@ -17,6 +17,7 @@
  * and measures how long until every generator serves the newest version with the right sha256.
  *
  *   npm run bench:fleet -- [--n=8,16,32,64] [--versions=20] [--mb=1] [--kill=8] [--kill-at=64]
+ *     [--kill-versions=10] [--reconcile-ms=3000] [--timeout-s=300]
  */
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -39,6 +40,8 @@ const { values } = parseArgs({
     "kill-at": { type: "string", default: "64" },
     "kill-versions": { type: "string", default: "10" },
     "reconcile-ms": { type: "string", default: "3000" },
+    // How long every generator may take to activate a version (a busy host stretches it).
+    "timeout-s": { type: "string", default: "300" },
   },
 });
 const positive = (name: string, v: string): number => {
@@ -55,6 +58,7 @@ const killAt = new Set(
 );
 const killVersions = Math.max(positive("kill-versions", values["kill-versions"]), 4);
 const reconcileMs = positive("reconcile-ms", values["reconcile-ms"]);
+const timeoutMs = positive("timeout-s", values["timeout-s"]) * 1000;
 
 const at = (l: LogLine) => Date.parse(String(l.t));
 
@@ -147,7 +151,7 @@ async function measure(n: number): Promise<Row> {
     let i = 0;
     // The first version creates the run (its head, the generators' first listing of it): not timed.
     const first = await publish(fleet, run, adapter, i++);
-    await Promise.all(stack.generators.map((g) => activationLine(g, run, first.body.version)));
+    await Promise.all(stack.generators.map((g) => activationLine(g, run, first.body.version, timeoutMs)));
 
     const idle0 = await s3RequestCounts(stack.s3.url);
     const idleT = performance.now();
@@ -168,7 +172,9 @@ async function measure(n: number): Promise<Row> {
     for (let v = 0; v < versions; v++) {
       const p = await publish(fleet, run, adapter, i++);
       publishMs.push(p.ms);
-      const lines = await Promise.all(stack.generators.map((g) => activationLine(g, run, p.body.version)));
+      const lines = await Promise.all(
+        stack.generators.map((g) => activationLine(g, run, p.body.version, timeoutMs)),
+      );
       active.push(Math.max(...lines.map(at)) - p.returned);
       const sent = (await deliveries(stack.trainer, run, p.body.version, n)).map(at);
       fanout.push(Math.max(...sent) - Math.min(...sent));
@@ -239,7 +245,7 @@ async function killAndRestart(
     lastReturned = performance.now();
   }
   if (last === undefined || restartMs === undefined) throw new Error("nothing published");
-  await waitConverged(fleet.stack, run, last.version, last.sha256, 120_000);
+  await waitConverged(fleet.stack, run, last.version, last.sha256, timeoutMs);
   return {
     killed: killCount,
     published: last.version - from,
