@@ -16,6 +16,7 @@ export {
   type TrainerErrorCode,
   trainerErrorBodySchema,
 } from "./errors.ts";
+export { type TrainerReadiness, trainerReadinessSchema } from "./readiness.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
   type Subscription,

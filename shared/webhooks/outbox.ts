@@ -41,6 +41,8 @@ export interface OutboxOptions {
   sweepIntervalMs?: number;
   newId?: () => string;
   fetch?: typeof fetch;
+  /** Sees each delivery acknowledged: milliseconds from its enqueue (`createdAt`, `clock`) to the 2xx. */
+  onDelivered?: (ms: number) => void;
 }
 
 /**
@@ -69,6 +71,12 @@ export class Outbox {
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** True between `start` (its directory exists, its pending deliveries are being resent) and `stop`. */
+  get started(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Persists one delivery per subscriber, then starts sending them. */
@@ -145,6 +153,8 @@ export class Outbox {
           this.o.log.warn("webhook attempt failed", {
             id: d.id,
             url: d.url,
+            run: d.event.run,
+            version: d.event.version,
             attempt: attemptNumber,
             error: error.message,
           });
@@ -152,6 +162,7 @@ export class Outbox {
       });
       await unlink(path).catch(() => undefined);
       this.stats.delivered++;
+      this.o.onDelivered?.(this.o.clock.now() - d.createdAt);
       this.o.log.info("webhook delivered", {
         id: d.id,
         url: d.url,
@@ -163,7 +174,13 @@ export class Outbox {
       if (e instanceof SubscriberRefusedError) {
         await rename(path, join(this.o.dir, "dead", `${d.id}.json`)).catch(() => undefined);
         this.stats.dead++;
-        this.o.log.error("webhook refused by subscriber", { id: d.id, url: d.url, error: e.message });
+        this.o.log.error("webhook refused by subscriber", {
+          id: d.id,
+          url: d.url,
+          run: d.event.run,
+          version: d.event.version,
+          error: e.message,
+        });
       }
       // Otherwise it stays on disk and the next sweep tries again.
     } finally {

@@ -1,5 +1,11 @@
 import { loadModelSpec, type ModelSpec, type VerifiedAdapter } from "@loracast/shared/model-spec";
-import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
+import {
+  createLogger,
+  createMetricsRegistry,
+  listen,
+  onShutdown,
+  systemClock,
+} from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import {
   adapterFeeds,
@@ -17,9 +23,10 @@ import { createApp } from "./app.ts";
 import { generatorEnvSchema } from "./env.ts";
 import { InferenceService } from "./inference/inference-service.ts";
 import { AdapterManager } from "./lifecycle/index.ts";
+import { GeneratorMetrics } from "./metrics.ts";
 
-const log0 = createLogger({ service: "generator" });
 const parsed = generatorEnvSchema.safeParse(process.env);
+const log0 = createLogger({ service: "generator" }, { level: parsed.data?.LOG_LEVEL ?? "info" });
 if (!parsed.success) {
   for (const i of parsed.error.issues)
     log0.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
@@ -83,6 +90,7 @@ if (trusted === null) {
     risk: "anyone who can write to the bucket chooses what this generator serves",
   });
 } else log.info("manifest signatures required", { keyIds: trusted.ids });
+const metrics = new GeneratorMetrics(createMetricsRegistry({ processMetrics: true }));
 const store = new AdapterStore(objects, {
   trusted,
   onRefused: (r) => log.warn("store record refused", { ...r }),
@@ -97,6 +105,7 @@ const manager = new AdapterManager({
   maxRank: env.MAX_LORA_RANK,
   runs: env.GENERATOR_RUNS.length === 0 ? null : env.GENERATOR_RUNS,
   serveRevoked: env.GENERATOR_SERVE_REVOKED,
+  onActivated: (s) => metrics.activated(s),
   ...(session !== null
     ? {
         prepare: (v) => adapterFeeds(spec, v),
@@ -136,6 +145,7 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
     rng: createRng(env.GENERATOR_SEED),
     log,
     promptLogprobsMaxBytes: env.GENERATOR_PROMPT_LOGPROBS_MAX_MB * 1024 * 1024,
+    observe: metrics,
   });
   inference = {
     service,
@@ -144,6 +154,9 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
       stats: engine.stats,
       get load() {
         return engine.load;
+      },
+      get queued() {
+        return engine.queued;
       },
     },
   };
@@ -174,6 +187,7 @@ const app = createApp({
   clock: systemClock,
   inference,
   maxRequestBytes: env.GENERATOR_MAX_REQUEST_BYTES,
+  metrics,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
 

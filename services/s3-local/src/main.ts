@@ -13,8 +13,15 @@ import { readInLargeChunks } from "./large-reads.ts";
 import { listLikeS3 } from "./listing/index.ts";
 import { serveMultipartUploads } from "./multipart/index.ts";
 
-const env = envSchema.parse(process.env);
-const log = createLogger({ service: "s3-local" });
+const parsed = envSchema.safeParse(process.env);
+if (!parsed.success) {
+  const log = createLogger({ service: "s3-local" });
+  for (const i of parsed.error.issues)
+    log.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
+  process.exit(2);
+}
+const env = parsed.data;
+const log = createLogger({ service: "s3-local" }, { level: env.LOG_LEVEL });
 const directory = resolve(env.S3_LOCAL_DIR);
 mkdirSync(directory, { recursive: true });
 
