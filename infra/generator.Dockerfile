@@ -1,21 +1,29 @@
-# Generator image for GPU nodes. Unlike dev and CI installs, this one runs onnxruntime-node's
-# postinstall with the CUDA 12 provider (downloaded from NuGet at build time; needs CUDA 12 + cuDNN 9
-# on the node). Build from the repository root: docker build -f infra/generator.Dockerfile .
+# Generator image: the bundled generator (no TypeScript, no npm install) on Node 24, as user `node`,
+# with a read-only root filesystem in mind (it writes nothing outside /tmp). Build context is the
+# bundle dir that infra/images/bundle.sh writes; infra/images/build.sh runs both:
+#   podman build --format docker --build-arg EXECUTION_PROVIDER=cpu -f infra/generator.Dockerfile infra/dist
+# EXECUTION_PROVIDER (cpu, webgpu, cuda) is also the image's default GENERATOR_EXECUTION_PROVIDER.
+# cuda runs onnxruntime-node's install script for the CUDA 12 provider (downloaded from NuGet; needs
+# CUDA 12 + cuDNN 9 on the node); where NuGet is unreachable the step is skipped with a log line, and a
+# generator started on cuda then exits 2 naming GENERATOR_EXECUTION_PROVIDER. webgpu adds the Vulkan
+# loader (apt), likewise skipped where the Debian mirror is unreachable.
 FROM node:24-bookworm-slim
+ARG EXECUTION_PROVIDER=cpu
 WORKDIR /app
-COPY package.json package-lock.json ./
-COPY shared/package.json shared/
-COPY services/trainer/package.json services/trainer/
-COPY services/generator/package.json services/generator/
-COPY services/s3-local/package.json services/s3-local/
-COPY services/local-stack/package.json services/local-stack/
-COPY test/support/package.json test/support/
-RUN npm ci --omit=dev --workspace @loracast/generator --include-workspace-root=false \
- && cd node_modules/onnxruntime-node && ONNXRUNTIME_NODE_INSTALL=cuda12 node ./script/install
-COPY shared shared
-COPY services/generator services/generator
-COPY infra/demo-base infra/demo-base
+COPY ort/ /app/
+COPY images/execution-provider.sh /usr/local/lib/loracast/
+RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER"
+COPY app/generator.mjs /app/
+ENV NODE_ENV=production \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    GENERATOR_HOST=0.0.0.0 \
+    GENERATOR_PORT=8800 \
+    GENERATOR_EXECUTION_PROVIDER=$EXECUTION_PROVIDER
 USER node
 EXPOSE 8800
-ENV MALLOC_MMAP_THRESHOLD_=131072
-CMD ["node", "--expose-gc", "--import", "tsx", "services/generator/src/main.ts"]
+# No curl in the image: node asks /healthz on the port the generator listens on.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.GENERATOR_PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# SIGTERM drains: in-flight requests finish, then the process exits 0 (shared/platform/shutdown.ts).
+STOPSIGNAL SIGTERM
+CMD ["node", "--expose-gc", "/app/generator.mjs"]

@@ -1,17 +1,28 @@
-# Trainer image. Build from the repository root: docker build -f infra/trainer.Dockerfile .
+# Trainer image: the bundled trainer (no TypeScript, no npm install) on Node 24, as user `node`, with a
+# read-only root filesystem in mind: it writes only TRAINER_DATA_DIR (/data, a volume: the outbox,
+# subscriptions, run histories and the signing key must survive restarts) and /tmp. It also carries
+# the demo model's builder (/app/build-demo-model.mjs), which the compose file and the smoke test run
+# into the model volume. Build context is the bundle dir that infra/images/bundle.sh writes:
+#   podman build --format docker --build-arg EXECUTION_PROVIDER=cpu -f infra/trainer.Dockerfile infra/dist
+# EXECUTION_PROVIDER (cpu, webgpu, cuda) is the image's default TRAINER_EXECUTION_PROVIDER; see
+# generator.Dockerfile for what cuda and webgpu install.
 FROM node:24-bookworm-slim
+ARG EXECUTION_PROVIDER=cpu
 WORKDIR /app
-COPY package.json package-lock.json ./
-COPY shared/package.json shared/
-COPY services/trainer/package.json services/trainer/
-COPY services/generator/package.json services/generator/
-COPY services/s3-local/package.json services/s3-local/
-COPY services/local-stack/package.json services/local-stack/
-COPY test/support/package.json test/support/
-ENV ONNXRUNTIME_NODE_INSTALL=skip
-RUN npm ci --omit=dev --workspace @loracast/trainer --include-workspace-root=false
-COPY shared shared
-COPY services/trainer services/trainer
+COPY ort/ /app/
+COPY images/execution-provider.sh /usr/local/lib/loracast/
+RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
+ && mkdir -p /data && chown node:node /data
+COPY app/trainer.mjs app/build-demo-model.mjs /app/
+ENV NODE_ENV=production \
+    TRAINER_HOST=0.0.0.0 \
+    TRAINER_PORT=8700 \
+    TRAINER_DATA_DIR=/data \
+    TRAINER_EXECUTION_PROVIDER=$EXECUTION_PROVIDER
+VOLUME ["/data"]
 USER node
 EXPOSE 8700
-CMD ["node", "--import", "tsx", "services/trainer/src/main.ts"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.TRAINER_PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "/app/trainer.mjs"]

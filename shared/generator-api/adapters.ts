@@ -27,7 +27,7 @@ export type Readiness = z.infer<typeof readinessSchema>;
  * `POST /v1/webhooks/adapters` answers 202: whether this generator follows the event's run (GENERATOR_RUNS)
  * and the Standard Webhooks `webhook-id` it recorded against replays.
  */
-const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
+export const webhookAcceptedSchema = z.object({ accepted: z.boolean(), id: z.string() });
 /** The shape {@link webhookAcceptedSchema} parses, as zod infers it. */
 export type WebhookAccepted = z.infer<typeof webhookAcceptedSchema>;
 

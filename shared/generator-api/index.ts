@@ -7,10 +7,12 @@ export {
   type AdapterList,
   type AdapterRow,
   adapterListSchema,
+  adapterRowSchema,
   REFUSED_VERSION_ROWS,
   type Readiness,
   readinessSchema,
   type WebhookAccepted,
+  webhookAcceptedSchema,
 } from "./adapters.ts";
 export {
   type Completion,

@@ -11,6 +11,7 @@ export {
   metricsHandler,
   observedCounter,
   observedGauge,
+  PROMETHEUS_CONTENT_TYPE,
   Registry,
 } from "./metrics.ts";
 export { requestId } from "./request-id.ts";

@@ -10,6 +10,9 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 
 export { Counter, Histogram, Registry };
 
+/** The `content-type` of Prometheus' text exposition format 0.0.4, as prom-client serves it. */
+export const PROMETHEUS_CONTENT_TYPE: string = Registry.PROMETHEUS_CONTENT_TYPE;
+
 /**
  * A new registry for one service instance. `processMetrics` adds prom-client's default process
  * series (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `nodejs_eventloop_lag_*`,

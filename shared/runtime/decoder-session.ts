@@ -11,8 +11,8 @@ import {
   readModelManifest,
 } from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
-import { ok, type Result } from "../result/index.ts";
-import type { ExecutionProvider } from "./execution-provider.ts";
+import { err, ok, type Result } from "../result/index.ts";
+import { type ExecutionProvider, ExecutionProviderError, providerFailure } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
@@ -83,8 +83,12 @@ export interface DecoderSessionOptions {
   intraOpThreads?: number;
 }
 
-/** An ORT session with the options every loracast graph runs under, less what `overrides` changes. */
-export function createSession(
+/**
+ * An ORT session with the options every loracast graph runs under, less what `overrides` changes.
+ * Throws `ExecutionProviderError` when a requested provider's library is missing or does not load,
+ * and ORT's own error for anything else (a missing or corrupt graph).
+ */
+export async function createSession(
   path: string,
   options: DecoderSessionOptions,
   overrides: Pick<
@@ -93,12 +97,17 @@ export function createSession(
   > = {},
 ): Promise<ort.InferenceSession> {
   disableOrtTelemetry();
-  return ort.InferenceSession.create(path, {
-    executionProviders: options.executionProviders ?? ["cpu"],
-    ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    graphOptimizationLevel: "all",
-    ...overrides,
-  });
+  const executionProviders = options.executionProviders ?? ["cpu"];
+  try {
+    return await ort.InferenceSession.create(path, {
+      executionProviders,
+      ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      graphOptimizationLevel: "all",
+      ...overrides,
+    });
+  } catch (e) {
+    throw providerFailure(e, executionProviders) ?? e;
+  }
 }
 
 let created = 0;
@@ -112,6 +121,8 @@ export function sessionsCreated(): number {
  * The model's one ORT inference session (`DecoderSession.load` over a model directory): `step` runs
  * the decoder over a batch with an adapter's factors as feeds; caches are re-batched with `regroup`
  * and, on the GPU, released with `free`. Call `release` once, when the process is done with it.
+ * `load` fails with `ModelArtifactsError` (unreadable artifacts) or `ExecutionProviderError` (the
+ * requested provider cannot load).
  */
 export class DecoderSession {
   private constructor(
@@ -132,7 +143,7 @@ export class DecoderSession {
   static async load(
     dir: string,
     options: DecoderSessionOptions = {},
-  ): Promise<Result<DecoderSession, ModelArtifactsError>> {
+  ): Promise<Result<DecoderSession, ModelArtifactsError | ExecutionProviderError>> {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
@@ -144,11 +155,17 @@ export class DecoderSession {
       IO.presentKey(l),
       IO.presentValue(l),
     ]).flat();
-    const session = await createSession(
-      join(dir, appending ? (manifest.files.append ?? "") : manifest.files.model),
-      options,
-      onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
-    );
+    let session: ort.InferenceSession;
+    try {
+      session = await createSession(
+        join(dir, appending ? (manifest.files.append ?? "") : manifest.files.model),
+        options,
+        onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
+      );
+    } catch (e) {
+      if (e instanceof ExecutionProviderError) return err(e);
+      throw e;
+    }
     created++;
     const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
     const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;

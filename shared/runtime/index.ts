@@ -9,6 +9,7 @@ export {
 export { Engine } from "./engine.ts";
 export {
   type ExecutionProvider,
+  ExecutionProviderError,
   executionProviderSchema,
 } from "./execution-provider.ts";
 export {

@@ -16,6 +16,13 @@ export {
   type TrainerErrorCode,
   trainerErrorBodySchema,
 } from "./errors.ts";
+export {
+  FLEET_MAX_GENERATORS,
+  FLEET_MAX_ROWS,
+  type Fleet,
+  type FleetGenerator,
+  fleetSchema,
+} from "./fleet.ts";
 export { type TrainerReadiness, trainerReadinessSchema } from "./readiness.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
@@ -23,6 +30,7 @@ export {
   type SubscriptionList,
   subscribeRequestSchema,
   subscriptionListSchema,
+  subscriptionSchema,
 } from "./subscriptions.ts";
 export {
   type PublishResult,
@@ -31,5 +39,6 @@ export {
   type RunVersion,
   type RunVersions,
   rollbackRequestSchema,
+  rollbackResultSchema,
   runVersionsSchema,
 } from "./versions.ts";

@@ -5,7 +5,7 @@
 import { z } from "zod";
 
 /** One subscriber of the trainer's Standard Webhooks. */
-const subscriptionSchema = z.object({
+export const subscriptionSchema = z.object({
   id: z.string().describe("`static-<i>` for WEBHOOK_SUBSCRIBERS entries, `sub_<uuid>` for registered ones"),
   url: z.string(),
   source: z

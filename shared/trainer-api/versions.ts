@@ -44,7 +44,7 @@ export const rollbackRequestSchema = z.object({
 export type RollbackRequest = z.infer<typeof rollbackRequestSchema>;
 
 /** What `POST /v1/runs/:run/rollback` answers: the run's current version and the versions it revoked. */
-const rollbackResultSchema = z.object({
+export const rollbackResultSchema = z.object({
   run: runName,
   current: z.number().int().positive(),
   revoked: z.array(z.number().int().positive()).describe("Versions this rollback revoked, ascending"),

@@ -14,7 +14,12 @@ import {
 } from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import { createSession, type DecoderSessionOptions, type LoraFeeds } from "../runtime/index.ts";
+import {
+  createSession,
+  type DecoderSessionOptions,
+  ExecutionProviderError,
+  type LoraFeeds,
+} from "../runtime/index.ts";
 
 /** Sequences laid out for the training graph, with the positions whose next token is scored. */
 export interface TrainBatch {
@@ -36,7 +41,7 @@ export interface TrainBatch {
  * The training graph (`train.onnx`) as one ORT session (`TrainingSession.load`): `score` returns
  * log p of each scored token, float32 `[k]`; `backward` also returns dLoss/dFactor per LoRA input
  * given dLoss/dLogprob seeds. Load fails with `ModelArtifactsError` when the directory has no
- * training graph.
+ * training graph, and with `ExecutionProviderError` when the requested provider cannot load.
  */
 export class TrainingSession {
   private constructor(
@@ -49,7 +54,7 @@ export class TrainingSession {
   static async load(
     dir: string,
     options: DecoderSessionOptions = {},
-  ): Promise<Result<TrainingSession, ModelArtifactsError>> {
+  ): Promise<Result<TrainingSession, ModelArtifactsError | ExecutionProviderError>> {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
@@ -61,10 +66,16 @@ export class TrainingSession {
     // backward at load (9 GB for a 0.5B int4 base) instead of one at a time per step. No memory
     // pattern: it is planned per input shape, training shapes change every step, and the arena
     // it grows for each kept 5 GB more per shape on that model. (Measured: docs/benchmarks.md.)
-    const session = await createSession(join(dir, file), options, {
-      graphOptimizationLevel: "disabled",
-      enableMemPattern: false,
-    });
+    let session: ort.InferenceSession;
+    try {
+      session = await createSession(join(dir, file), options, {
+        graphOptimizationLevel: "disabled",
+        enableMemPattern: false,
+      });
+    } catch (e) {
+      if (e instanceof ExecutionProviderError) return err(e);
+      throw e;
+    }
     const gradNames = session.outputNames.filter((n) => n.startsWith(TRAIN_IO.grad("")));
     return ok(new TrainingSession(manifest, spec, session, gradNames));
   }

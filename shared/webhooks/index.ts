@@ -1,5 +1,5 @@
 /** Standard Webhooks signing and verification, a replay cache, and a durable delivery outbox. */
-export { Outbox } from "./outbox.ts";
+export { type Delivery, type DeliveryTarget, Outbox } from "./outbox.ts";
 export { ReplayCache } from "./replay-cache.ts";
 export {
   isValidSecret,

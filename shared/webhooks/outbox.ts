@@ -11,10 +11,19 @@ class SubscriberRefusedError extends Error {
   override readonly name = "SubscriberRefusedError";
 }
 
-/** One event bound for one subscriber, as kept on disk until it is delivered. */
-export interface Delivery {
-  id: string;
+/**
+ * Where one delivery goes: `url`, and for a URL expanded from a subscriber that stands for several
+ * replicas (a DNS name resolved to each address), `via`, that subscriber, so the outbox can ask
+ * whether the replica is still there before each attempt ({@link OutboxOptions.stillWanted}).
+ */
+export interface DeliveryTarget {
   url: string;
+  via?: string;
+}
+
+/** One event bound for one subscriber, as kept on disk until it is delivered. */
+export interface Delivery extends DeliveryTarget {
+  id: string;
   event: AdapterEvent;
   createdAt: number;
 }
@@ -43,6 +52,13 @@ export interface OutboxOptions {
   fetch?: typeof fetch;
   /** Sees each delivery acknowledged: milliseconds from its enqueue (`createdAt`, `clock`) to the 2xx. */
   onDelivered?: (ms: number) => void;
+  /**
+   * Asked before each attempt round and after each failed attempt: false means the subscriber is
+   * gone (a replica that left its DNS name, a subscription removed) and the delivery is dropped
+   * (`stats.dropped`) instead of retried until `maxAgeMs`. A rejection counts as true: an answer
+   * nobody could get is no proof the subscriber left. Absent, every delivery is wanted.
+   */
+  stillWanted?: (d: Delivery) => Promise<boolean>;
 }
 
 /**
@@ -55,7 +71,11 @@ export class Outbox {
   private timer: NodeJS.Timeout | undefined;
   private readonly fetchFn: typeof fetch;
   private readonly newId: () => string;
-  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0 };
+  /**
+   * Since start: deliveries sent, failed attempts, deliveries given up (`dead/`: too old or refused
+   * with a 4xx) and deliveries dropped because their subscriber left (`stillWanted`).
+   */
+  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, dropped: 0 };
 
   constructor(private readonly o: OutboxOptions) {
     this.fetchFn = o.fetch ?? fetch;
@@ -79,9 +99,9 @@ export class Outbox {
     return this.timer !== undefined;
   }
 
-  /** Persists one delivery per subscriber, then starts sending them. */
-  async enqueue(event: AdapterEvent, urls: readonly string[]): Promise<Delivery[]> {
-    const deliveries = urls.map((url) => ({ id: this.newId(), url, event, createdAt: this.o.clock.now() }));
+  /** Persists one delivery per target, then starts sending them. */
+  async enqueue(event: AdapterEvent, targets: readonly DeliveryTarget[]): Promise<Delivery[]> {
+    const deliveries = targets.map((t) => ({ ...t, id: this.newId(), event, createdAt: this.o.clock.now() }));
     await Promise.all(deliveries.map((d) => this.persist(d)));
     for (const d of deliveries) void this.attempt(d);
     return deliveries;
@@ -124,10 +144,16 @@ export class Outbox {
     await Promise.all(pending.map((d) => this.attempt(d)));
   }
 
+  private async wanted(d: Delivery): Promise<boolean> {
+    if (this.o.stillWanted === undefined) return true;
+    return this.o.stillWanted(d).catch(() => true);
+  }
+
   private async attempt(d: Delivery): Promise<void> {
     if (this.inFlight.has(d.id)) return;
     this.inFlight.add(d.id);
     const path = join(this.o.dir, `${d.id}.json`);
+    let gone = false;
     try {
       // A sweep that listed this delivery before another attempt sent it and removed its file
       // must not send it again.
@@ -144,10 +170,16 @@ export class Outbox {
         this.o.log.error("webhook given up", { id: d.id, url: d.url, event: d.event });
         return;
       }
+      gone = !(await this.wanted(d));
+      if (gone) throw new Error("subscriber gone");
       await pRetry(() => this.send(d), {
         retries: this.o.retries ?? 5,
         minTimeout: this.o.minTimeoutMs ?? 200,
         randomize: true,
+        shouldRetry: async () => {
+          gone = !(await this.wanted(d));
+          return !gone;
+        },
         onFailedAttempt: ({ error, attemptNumber }) => {
           this.stats.failedAttempts++;
           this.o.log.warn("webhook attempt failed", {
@@ -171,7 +203,11 @@ export class Outbox {
         version: d.event.version,
       });
     } catch (e) {
-      if (e instanceof SubscriberRefusedError) {
+      if (gone) {
+        await unlink(path).catch(() => undefined);
+        this.stats.dropped++;
+        this.o.log.info("webhook dropped: subscriber gone", { id: d.id, url: d.url, via: d.via });
+      } else if (e instanceof SubscriberRefusedError) {
         await rename(path, join(this.o.dir, "dead", `${d.id}.json`)).catch(() => undefined);
         this.stats.dead++;
         this.o.log.error("webhook refused by subscriber", {

@@ -100,7 +100,7 @@ describe("outbox", () => {
       fetch: fakeFetch,
     });
     await first.start();
-    await first.enqueue(event, ["http://g1/hook", "http://g2/hook"]);
+    await first.enqueue(event, [{ url: "http://g1/hook" }, { url: "http://g2/hook" }]);
     await new Promise((r) => setTimeout(r, 50));
     first.stop();
     assert.equal((await first.pending()).length, 2);
@@ -128,12 +128,51 @@ describe("outbox", () => {
     assert.equal((await second.pending()).length, 0);
   });
 
+  it("drops a failing delivery once its subscriber is gone, instead of retrying it until it expires", async () => {
+    const dir = mkdtempSync(join(root, "gone-"));
+    let attempts = 0;
+    const fakeFetch = (async () => {
+      attempts++;
+      throw new Error("connect ECONNREFUSED");
+    }) as unknown as typeof fetch;
+    let present = true;
+    const outbox = new Outbox({
+      dir,
+      secret: SECRET,
+      clock: clockAt(T0),
+      log,
+      retries: 100,
+      minTimeoutMs: 1,
+      fetch: fakeFetch,
+      stillWanted: async (d) => present || d.url !== "http://10.0.0.2/hook",
+    });
+    await outbox.start();
+    await outbox.enqueue(event, [
+      { url: "http://10.0.0.2/hook", via: "dns+http://g/hook" },
+      { url: "http://10.0.0.3/hook", via: "dns+http://g/hook" },
+    ]);
+    for (let i = 0; i < 100 && attempts < 6; i++) await new Promise((r) => setTimeout(r, 5));
+    present = false;
+    for (let i = 0; i < 200 && outbox.stats.dropped === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const attemptsAtDrop = attempts;
+    await new Promise((r) => setTimeout(r, 30));
+    outbox.stop();
+    assert.equal(outbox.stats.dropped, 1);
+    assert.equal(outbox.stats.dead, 0);
+    // The other replica's delivery is still pending and still tried; the gone one's file is removed.
+    assert.deepEqual(
+      (await outbox.pending()).map((d) => d.url),
+      ["http://10.0.0.3/hook"],
+    );
+    assert.ok(attempts > attemptsAtDrop, "the remaining delivery keeps being retried");
+  });
+
   it("gives up on a subscriber that answers 4xx", async () => {
     const dir = mkdtempSync(join(root, "4xx-"));
     const fakeFetch = (async () => new Response(null, { status: 401 })) as unknown as typeof fetch;
     const outbox = new Outbox({ dir, secret: SECRET, clock: clockAt(T0), log, fetch: fakeFetch });
     await outbox.start();
-    await outbox.enqueue(event, ["http://g/hook"]);
+    await outbox.enqueue(event, [{ url: "http://g/hook" }]);
     for (let i = 0; i < 100 && outbox.stats.dead === 0; i++) await new Promise((r) => setTimeout(r, 10));
     outbox.stop();
     assert.equal(outbox.stats.dead, 1);

@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fixture } from "@loracast/dev-support/fixtures";
+import { PROJECTIONS } from "@loracast/shared/architectures";
 import { buildModelSpec, type DecoderDims, parseDecoderDims } from "@loracast/shared/model-spec";
 import { createRng } from "@loracast/shared/random";
 import { encodeSafetensors, type TensorInput } from "@loracast/shared/safetensors";
@@ -91,4 +92,25 @@ export function writeBaseConfig(
     }),
   );
   return path;
+}
+
+/**
+ * A random adapter on the base at `baseConfigPath` whose weights come closest to `mb` MiB: rank 1 on
+ * `q_proj` up to 2 MiB, else every projection at a rank of about `mb / 10` (on a 7B base, rank 1 on
+ * all seven projections is about 10 MB).
+ */
+export function adapterOfSize(baseConfigPath: string, mb: number, seed: number): AdapterFiles {
+  if (mb <= 2) return randomAdapter(baseConfigPath, seed, 1, ["q_proj"]);
+  const all = PROJECTIONS.map((p) => p.name);
+  return randomAdapter(baseConfigPath, seed, Math.max(1, Math.round(mb / 10)), all);
+}
+
+/**
+ * `weights` made distinct for publish `i` by changing its last four bytes (the last value of the
+ * last tensor, to a small finite float32), so every publish of one adapter uploads a new blob.
+ */
+export function distinctWeights(weights: Uint8Array, i: number): Uint8Array {
+  const out = new Uint8Array(weights);
+  new DataView(out.buffer).setUint32(out.length - 4, 0x3c000000 + i, true);
+  return out;
 }

@@ -120,11 +120,12 @@ export function portOpen(port: number): Promise<boolean> {
   });
 }
 
-function canListen(port: number): Promise<boolean> {
+/** Whether a TCP server can listen on `host`:`port` right now. */
+export function canListen(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
 }
 

@@ -35,3 +35,16 @@ export function s3Env(url: string, prefix = "loracast"): Record<string, string> 
 export function s3Settings(url: string, prefix: string, overrides: Partial<S3Settings> = {}): S3Settings {
   return { ...s3SettingsFromEnv(s3EnvSchema.parse(s3Env(url, prefix))), ...overrides };
 }
+
+/**
+ * The embedded server's request counts by S3 operation (`GetObject`, `ListObjectsV2`, …), read from
+ * its `/_metrics` (`loracast_s3_requests_total`): every request it has answered since it started.
+ */
+export async function s3RequestCounts(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/_metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^loracast_s3_requests_total\{operation="(\w+)"\} (\d+)$/gm))
+    counts[m[1] as string] = Number(m[2]);
+  if (Object.keys(counts).length === 0) throw new Error(`no request counts at ${url}/_metrics`);
+  return counts;
+}

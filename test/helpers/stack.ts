@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fixture, LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { generatorEnv, trainerEnv } from "@loracast/dev-support/stack";
-import { eventually, type Service, startService } from "@loracast/dev-support/supervisor";
+import { eventually, type LogLine, type Service, startService } from "@loracast/dev-support/supervisor";
 import { type AdapterList, type AdapterRow, adapterListSchema } from "@loracast/shared/generator-api";
 import type { VersionState } from "@loracast/shared/manifest";
 import { formatVersionRef } from "@loracast/shared/manifest";
@@ -174,4 +174,27 @@ export async function startServingStack(
     rmSync(modelDir, { recursive: true, force: true });
   };
   return { stack, generator: stack.generators[0] as Service, modelDir };
+}
+
+/**
+ * `g`'s `adapter activated` log line for run@version (past or within `timeoutMs`), so a benchmark
+ * waits without polling and stealing CPU from the fleet; a version that failed verification there
+ * throws with its reason.
+ */
+export async function activationLine(
+  g: Service,
+  run: string,
+  version: number,
+  timeoutMs = 120_000,
+): Promise<LogLine> {
+  const line = await g.waitForLog(
+    (l) =>
+      (l.msg === "adapter activated" || l.msg === "adapter failed verification") &&
+      l.run === run &&
+      l.version === version,
+    timeoutMs,
+  );
+  if (line.msg !== "adapter activated")
+    throw new Error(`${g.name}: ${formatVersionRef(run, version)} failed: ${String(line.reason)}`);
+  return line;
 }

@@ -8,6 +8,7 @@ import { errorResponse } from "./errors.ts";
 import type { InferenceService } from "./inference/inference-service.ts";
 import type { AdapterManager } from "./lifecycle/index.ts";
 import type { GeneratorMetrics } from "./metrics.ts";
+import { generatorOpenApi } from "./openapi.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { generateRoutes } from "./routes/generate.ts";
 import { type LoraAdminDeps, loraAdminRoutes } from "./routes/lora-admin.ts";
@@ -43,8 +44,8 @@ const SMALL_BODY_BYTES = 64 * 1024;
 
 /**
  * The generator's Hono app: serving (`/v1/completions`, `/v1/chat/completions`, `/v1/models`), the
- * lifecycle (`/v1/webhooks/adapters`, `/v1/adapters`), the admin API, `/healthz`, `/readyz` and
- * `/metrics`, with request ids, body bounds and the OpenAI error envelope.
+ * lifecycle (`/v1/webhooks/adapters`, `/v1/adapters`), the admin API, `/healthz`, `/readyz`,
+ * `/metrics` and `/openapi.json` (openapi.ts), with request ids, body bounds and the OpenAI error envelope.
  */
 export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
@@ -67,6 +68,8 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   app.use("/v1/chat/completions", limit(d.maxRequestBytes));
   for (const path of ["/v1/webhooks/*", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"])
     app.use(path, limit(SMALL_BODY_BYTES));
+  const openApi = generatorOpenApi();
+  app.get("/openapi.json", (c) => c.json(openApi));
   app.route("/", webhookRoutes({ ...d, rejected }));
   app.route(
     "/",

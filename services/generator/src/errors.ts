@@ -5,7 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 export type { GeneratorErrorCode };
 
 /** The HTTP status of each error code: the one place codes meet HTTP. */
-const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
+export const STATUS: Record<GeneratorErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   unsupported_parameter: 400,
   context_length_exceeded: 400,

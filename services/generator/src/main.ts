@@ -11,6 +11,7 @@ import {
   adapterFeeds,
   DecoderSession,
   Engine,
+  ExecutionProviderError,
   sequenceLogprobs,
   sessionsCreated,
 } from "@loracast/shared/runtime";
@@ -53,7 +54,10 @@ if (env.GENERATOR_MODEL_DIR !== undefined) {
     ...(env.GENERATOR_THREADS > 0 ? { intraOpThreads: env.GENERATOR_THREADS } : {}),
   });
   if (!loaded.ok) {
-    log.error("cannot load the model", { error: loaded.error.message });
+    // A provider that cannot load is a setting to fix, named as the configuration errors are.
+    const setting =
+      loaded.error instanceof ExecutionProviderError ? { variable: "GENERATOR_EXECUTION_PROVIDER" } : {};
+    log.error("cannot load the model", { ...setting, error: loaded.error.message });
     process.exit(2);
   }
   session = loaded.value;

@@ -94,6 +94,7 @@ export async function chooseDemoRun(o: DemoRunOptions): Promise<DemoRun> {
     sampling: { temperature: 1, maxTokens: 16 },
     publishEvery: 2,
     checkpointEvery: 10,
+    reportTo: ["tensorboard"],
   };
   const res = await trainerJson(o, "/v1/runs", { method: "POST", body: JSON.stringify(config) });
   if (res.status !== 201) throw new DemoError(`the trainer refused run ${run}: ${await refusal(res)}`);

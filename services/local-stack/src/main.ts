@@ -13,6 +13,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { generatorEnv, s3ClientEnv, s3LocalEnv, stackPorts, trainerEnv } from "@loracast/dev-support/stack";
 import { type Service, ServiceGroup } from "@loracast/dev-support/supervisor";
 import { createLogger, LOG_LEVELS, onShutdown } from "@loracast/shared/platform";
+import { dashboardLink } from "./dashboard-link.ts";
 import { envSchema } from "./env.ts";
 import { describeExit, describeFailure } from "./failures.ts";
 
@@ -66,7 +67,7 @@ const serviceLogLevel = { LOG_LEVEL: env.LOG_LEVEL === "debug" ? "debug" : "info
 async function main(): Promise<void> {
   // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
   // the signal handlers above are installed a Ctrl-C ends the process without `stopped.`.
-  const { buildDemoModel } = await import("@loracast/dev-support/models");
+  const { buildDemoModel, DEMO_SEED } = await import("@loracast/dev-support/models");
   const { runTrainingDemo } = await import("./training-demo.ts");
   const { AdapterStore, S3ObjectStore, s3EnvSchema, s3SettingsFromEnv } = await import(
     "@loracast/shared/store"
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
   // Built once per data dir: a later start finds its manifest and reuses it.
   const modelDir = await buildDemoModel(
     { checkpointDir: join(data, "demo-base"), modelDir: join(data, "demo-model") },
-    20261126,
+    DEMO_SEED,
   );
   const generators: Service[] = [];
   for (const [i, port] of ports.generators.entries()) {
@@ -109,6 +110,8 @@ async function main(): Promise<void> {
     generators.push(g);
   }
 
+  // The demo run writes TensorBoard event files here (`reportTo: ["tensorboard"]`).
+  const tensorboardDir = join(data, "tensorboard");
   const trainer = await group.start(
     "trainer",
     {
@@ -123,6 +126,7 @@ async function main(): Promise<void> {
       }),
       TRAINER_MODEL_DIR: modelDir,
       ...serviceLogLevel,
+      TRAINER_TENSORBOARD_DIR: tensorboardDir,
     },
     { echo: echoErrors("trainer") },
   );
@@ -131,6 +135,7 @@ async function main(): Promise<void> {
   say(`  s3 (embedded)  ${s3.url}   bucket loracast, key/secret S3RVER/S3RVER, data in ${join(data, "s3")}`);
   say(`  trainer        ${trainer.url}   bearer token: ${env.TRAINER_API_TOKEN}`);
   for (const g of generators) say(`  ${g.name.padEnd(14)} ${g.url}`);
+  say(`  dashboard      ${dashboardLink(trainer.url, env.TRAINER_API_TOKEN)}`);
 
   if (env.LORACAST_DEMO === "true") {
     await runTrainingDemo({
@@ -138,6 +143,7 @@ async function main(): Promise<void> {
       generators,
       token: env.TRAINER_API_TOKEN,
       dataDir: data,
+      tensorboardDir,
       steps: env.LORACAST_DEMO_STEPS,
       store: new AdapterStore(new S3ObjectStore(s3SettingsFromEnv(s3EnvSchema.parse(s3Env))), {
         trusted: new TrustedKeys([publicKey]),

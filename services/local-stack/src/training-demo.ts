@@ -10,6 +10,7 @@ import { adapterListSchema } from "@loracast/shared/generator-api";
 import { readSse } from "@loracast/shared/platform";
 import type { AdapterStore } from "@loracast/shared/store";
 import { type RunMetrics, type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
+import { dashboardLink } from "./dashboard-link.ts";
 import { saveAdapter } from "./demo-adapter.ts";
 import { chooseDemoRun, DemoError, type DemoRunOptions } from "./demo-run.ts";
 
@@ -18,6 +19,8 @@ export interface DemoOptions extends DemoRunOptions {
   generators: readonly Service[];
   /** The stack's store, to save the final adapter from. */
   store: AdapterStore;
+  /** The trainer's TRAINER_TENSORBOARD_DIR, where the demo run's event files go. */
+  tensorboardDir: string;
   say(line: string): void;
 }
 
@@ -29,6 +32,12 @@ async function activeVersion(g: Service, run: string, signal: AbortSignal): Prom
   } catch {
     return "?";
   }
+}
+
+/** `path` relative to the working directory when it is inside it, else as given. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
@@ -46,6 +55,7 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
       `\ndemo: skipped, run ${chosen.run} is training (the trainer trains one run at a time); follow it:`,
     );
     o.say(`  curl -N ${o.trainer.url}/v1/runs/${chosen.run}/events`);
+    o.say(`  or watch it: ${dashboardLink(o.trainer.url, o.token, chosen.run)}`);
     return;
   }
   const { run, steps } = chosen;
@@ -141,10 +151,13 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
   if (newest !== undefined) {
     const dir = join(o.dataDir, "adapters", run);
     await saveAdapter(o.store, run, newest, dir);
-    const rel = relative(process.cwd(), dir);
-    o.say(`  saved as PEFT    v${newest} in ${rel.startsWith("..") || isAbsolute(rel) ? dir : rel}`);
+    o.say(`  saved as PEFT    v${newest} in ${shortPath(dir)}`);
   }
+  o.say(
+    `  tensorboard      tensorboard --logdir ${shortPath(o.tensorboardDir)}   (run ${run}: TRL's scalar names)`,
+  );
   o.say(`  events           curl -N ${o.trainer.url}/v1/runs/${run}/events`);
+  o.say(`  curves, fleet    ${dashboardLink(o.trainer.url, o.token, run)}`);
   const g0 = o.generators[0];
   if (g0 !== undefined) {
     o.say(`\nAsk a generator: curl ${g0.url}/v1/completions -H 'content-type: application/json' \\`);

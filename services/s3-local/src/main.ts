@@ -2,7 +2,8 @@
  * The embedded S3-compatible server for local runs and tests: s3rver on loopback, with the bucket
  * created. Access key and secret are both `S3RVER`. Listings are served by ./listing (s3rver's own
  * loses common prefixes and mis-pages), reads by ./large-reads, and ListMultipartUploads and
- * AbortMultipartUpload (s3rver has neither) by ./multipart.
+ * AbortMultipartUpload (s3rver has neither) by ./multipart. Every request is counted by operation
+ * (./request-counts), served as Prometheus text at `/_metrics`.
  */
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -12,6 +13,7 @@ import { envSchema } from "./env.ts";
 import { readInLargeChunks } from "./large-reads.ts";
 import { listLikeS3 } from "./listing/index.ts";
 import { serveMultipartUploads } from "./multipart/index.ts";
+import { countRequests, METRICS_PATH } from "./request-counts/index.ts";
 
 const parsed = envSchema.safeParse(process.env);
 if (!parsed.success) {
@@ -32,6 +34,7 @@ const server = new S3rver({
   silent: true,
   configureBuckets: [{ name: env.S3_BUCKET, configs: [] }],
 });
+countRequests(server);
 readInLargeChunks(server);
 listLikeS3();
 serveMultipartUploads();
@@ -39,4 +42,10 @@ const address = await server.run();
 const url = `http://${address.address}:${address.port}`;
 onShutdown(log, () => server.close());
 // Only once SIGTERM is handled: whoever waits for this line may stop the server at once.
-log.info("ready", { url, bucket: env.S3_BUCKET, directory, accessKeyId: "S3RVER" });
+log.info("ready", {
+  url,
+  bucket: env.S3_BUCKET,
+  directory,
+  accessKeyId: "S3RVER",
+  metrics: `${url}${METRICS_PATH}`,
+});

@@ -21,9 +21,24 @@ declare module "s3rver" {
       options?: { start?: number; end?: number },
     ): Promise<StoredObject | null>;
   }
+  /** The part of Koa's request context (s3rver is a Koa app) that our middleware reads and writes. */
+  interface KoaContext {
+    readonly method: string;
+    /** The request's pathname, without the query. */
+    readonly path: string;
+    /** The query string, without `?`. */
+    readonly querystring: string;
+    /** A request header, or "" when absent. */
+    get(field: string): string;
+    type: string;
+    body: unknown;
+  }
+  type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
   export default class S3rver {
     constructor(options: S3rverOptions);
     readonly store: ObjectStore;
+    /** Koa's middleware list, composed when the server starts listening (`run`). */
+    readonly middleware: KoaMiddleware[];
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }

@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import type { EgressPolicy } from "@loracast/shared/egress";
+import { type EgressPolicy, egressFetch } from "@loracast/shared/egress";
 import { httpMetrics, type Logger, metricsHandler, requestId } from "@loracast/shared/platform";
 import type { AbandonedUploads, AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
@@ -7,12 +7,16 @@ import type { Outbox } from "@loracast/shared/webhooks";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { TrainerError } from "./errors.ts";
+import { FLEET_DEFAULTS } from "./fleet/index.ts";
 import { errorResponse } from "./http-errors.ts";
 import { registerTrainerState, type TrainerMetrics } from "./metrics.ts";
+import { trainerOpenApi } from "./openapi.ts";
 import type { Publisher } from "./publisher.ts";
 import type { Readiness } from "./readiness.ts";
 import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import type { TrainerEnv } from "./routes/types.ts";
@@ -49,16 +53,22 @@ const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 /**
- * Requests answered without the token: probes, and the version listing (signed, public metadata).
- * Everything else needs it, reads included: run configs and subscriptions name internal endpoints.
+ * Requests answered without the token: probes, the OpenAPI document, the version listing (signed,
+ * public metadata), run events, and the dashboard's static page and assets (they hold no data).
+ * Everything else needs it, reads included: run configs, subscriptions and the fleet name internal
+ * endpoints.
  */
-function isPublic(method: string, path: string): boolean {
+export function isPublic(method: string, path: string): boolean {
   if (method !== "GET" && method !== "HEAD") return false;
   return (
     path === "/healthz" ||
     path === "/readyz" ||
     path === "/metrics" ||
-    /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path)
+    path === "/openapi.json" ||
+    /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path) ||
+    path === "/" ||
+    path === "/dashboard" ||
+    /^\/dashboard\/assets\/[^/]+$/.test(path)
   );
 }
 
@@ -107,6 +117,8 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   });
   app.use("*", (c, next) => (UPLOAD_PATH.test(c.req.path) ? next() : jsonLimit(c, next)));
 
+  const openApi = trainerOpenApi();
+  app.get("/openapi.json", (c) => c.json(openApi));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const r = await d.readiness.check();
@@ -123,6 +135,17 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher, d.uploads));
   app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
+  app.route(
+    "/",
+    fleetRoutes({
+      ...FLEET_DEFAULTS,
+      subscriptions: () => d.subscriptions.list(),
+      targets: () => d.subscriptions.targets(),
+      fetch: egressFetch(d.egress),
+      now: () => Date.now(),
+    }),
+  );
+  app.route("/", dashboardRoutes());
 
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

@@ -59,8 +59,18 @@ export const envSchema = s3EnvSchema.extend({
    * whatever it says. The local stack sets it: its generators listen on 127.0.0.1.
    */
   TRAINER_EGRESS_ALLOW_PRIVATE: envBool.default(false),
-  /** Comma-separated webhook URLs notified on every event, besides those registered over the API. */
+  /**
+   * Comma-separated webhook URLs notified on every event, besides those registered over the API.
+   * `dns+http://<name>:<port>/<path>` (or `dns+https`) notifies every address `<name>` resolves to
+   * at each event, one delivery each: a Kubernetes headless Service's name reaches every ready
+   * generator pod (`dns-fan-out.ts`).
+   */
   WEBHOOK_SUBSCRIBERS: list,
+  /**
+   * DNS servers (`ip` or `ip:port`, comma-separated) that resolve `dns+` subscribers; empty uses
+   * the system's (`/etc/resolv.conf`, as in a Kubernetes pod).
+   */
+  TRAINER_DNS_SERVERS: list,
   /** Retries per webhook delivery round (p-retry, exponential backoff with jitter). */
   WEBHOOK_RETRIES: z.coerce.number().int().min(0).default(5),
   /**
@@ -79,6 +89,12 @@ export const envSchema = s3EnvSchema.extend({
    * checkpoint; at this many it is failed with the reason instead of resumed again.
    */
   TRAINER_MAX_RESUMES: z.coerce.number().int().positive().default(3),
+  /**
+   * The folder TensorBoard event files go to, for runs with `reportTo: ["tensorboard"]`: each run
+   * writes under `<this>/<loggingDir or run name>`, never elsewhere. Point `tensorboard --logdir`
+   * here. Default: `tensorboard` in TRAINER_DATA_DIR.
+   */
+  TRAINER_TENSORBOARD_DIR: z.string().min(1).optional(),
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
 });

@@ -13,7 +13,7 @@ import type { TrainerErrorCode } from "./errors.ts";
  * `generators_unavailable`, `non_finite`) end runs, not requests; should one reach a request it
  * is the server's failure.
  */
-const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
+export const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   invalid_config: 400,
   invalid_adapter: 400,

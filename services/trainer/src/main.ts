@@ -12,7 +12,7 @@ import {
   onShutdown,
   systemClock,
 } from "@loracast/shared/platform";
-import { DecoderSession, Engine } from "@loracast/shared/runtime";
+import { DecoderSession, Engine, ExecutionProviderError } from "@loracast/shared/runtime";
 import { loadOrCreateSigner, TrustedKeys } from "@loracast/shared/signing";
 import {
   AdapterStore,
@@ -25,6 +25,7 @@ import { loadTokenizer, type TextTokenizer } from "@loracast/shared/tokenizer";
 import { TrainingSession } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
+import { dnsResolver, fanOutTemplate, type ResolveAddresses } from "./dns-fan-out.ts";
 import { envSchema } from "./env.ts";
 import { RunLedger } from "./ledger/index.ts";
 import { TrainerMetrics } from "./metrics.ts";
@@ -46,7 +47,7 @@ if (!parsed.success) {
 const env = parsed.data;
 const egress = { allowPrivate: env.TRAINER_EGRESS_ALLOW_PRIVATE };
 for (const url of env.WEBHOOK_SUBSCRIBERS) {
-  const checked = checkEgressUrl(url, egress);
+  const checked = checkEgressUrl(fanOutTemplate(url) ?? url, egress);
   if (!checked.ok) {
     log.error("invalid configuration", {
       variable: "WEBHOOK_SUBSCRIBERS",
@@ -56,6 +57,13 @@ for (const url of env.WEBHOOK_SUBSCRIBERS) {
   }
 }
 const outboundFetch = egressFetch(egress);
+let resolveAddresses: ResolveAddresses;
+try {
+  resolveAddresses = dnsResolver(env.TRAINER_DNS_SERVERS, systemClock);
+} catch (e) {
+  log.error("invalid configuration", { variable: "TRAINER_DNS_SERVERS", problem: (e as Error).message });
+  process.exit(2);
+}
 
 let spec: ModelSpec | null = null;
 let training: { session: TrainingSession; rollouts: LocalRollouts; tokenizer: TextTokenizer } | null = null;
@@ -69,12 +77,19 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
     TrainingSession.load(dir, options),
     DecoderSession.load(dir, options),
   ]);
+  // A provider that cannot load is a setting to fix, named as the configuration errors are.
+  const setting = (e: Error) =>
+    e instanceof ExecutionProviderError ? { variable: "TRAINER_EXECUTION_PROVIDER" } : {};
   if (!session.ok) {
-    log.error("cannot load the training graph", { dir, error: session.error.message });
+    log.error("cannot load the training graph", {
+      ...setting(session.error),
+      dir,
+      error: session.error.message,
+    });
     process.exit(2);
   }
   if (!decoder.ok) {
-    log.error("cannot load the decoder", { dir, error: decoder.error.message });
+    log.error("cannot load the decoder", { ...setting(decoder.error), dir, error: decoder.error.message });
     process.exit(2);
   }
   spec = session.value.spec;
@@ -147,6 +162,7 @@ const metrics = new TrainerMetrics(createMetricsRegistry({ processMetrics: true 
 const subscriptions = new SubscriptionRegistry(
   join(env.TRAINER_DATA_DIR, "subscriptions.json"),
   env.WEBHOOK_SUBSCRIBERS,
+  { resolve: resolveAddresses, egress, log },
 );
 await subscriptions.load();
 const outbox = new Outbox({
@@ -157,6 +173,7 @@ const outbox = new Outbox({
   retries: env.WEBHOOK_RETRIES,
   fetch: outboundFetch,
   onDelivered: (ms) => metrics.delivered(ms),
+  stillWanted: (d) => subscriptions.stillWanted(d),
 });
 await outbox.start();
 
@@ -196,6 +213,7 @@ const runs =
     ? null
     : new RunManager({
         dataDir: env.TRAINER_DATA_DIR,
+        tensorboardDir: env.TRAINER_TENSORBOARD_DIR ?? join(env.TRAINER_DATA_DIR, "tensorboard"),
         maxResumes: env.TRAINER_MAX_RESUMES,
         ...training,
         publish: async (run, files, extras) => {

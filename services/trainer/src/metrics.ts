@@ -125,15 +125,16 @@ export function registerTrainerState(registry: Registry, s: TrainerState): void 
   });
   observedCounter(registry, {
     name: "loracast_webhook_deliveries_total",
-    help: "Webhook delivery outcomes: delivered, failed_attempt (one per failed try; retried), dead (given up or refused by the subscriber).",
+    help: "Webhook delivery outcomes: delivered, failed_attempt (one per failed try; retried), dead (given up or refused by the subscriber), dropped (the subscriber left: a replica gone from its dns+ name, a removed subscription).",
     labelNames: ["outcome"],
     read: () => [
       [{ outcome: "delivered" }, s.outbox.stats.delivered],
       [{ outcome: "failed_attempt" }, s.outbox.stats.failedAttempts],
       [{ outcome: "dead" }, s.outbox.stats.dead],
+      [{ outcome: "dropped" }, s.outbox.stats.dropped],
     ],
   });
-  // The three totals above under their earlier names, kept for dashboards and alerts that use them.
+  // The totals above under their earlier names, kept for dashboards and alerts that use them.
   counter(
     "loracast_webhooks_delivered_total",
     "Webhook deliveries delivered.",
@@ -145,6 +146,11 @@ export function registerTrainerState(registry: Registry, s: TrainerState): void 
     () => s.outbox.stats.failedAttempts,
   );
   counter("loracast_webhooks_dead_total", "Webhook deliveries given up.", () => s.outbox.stats.dead);
+  counter(
+    "loracast_webhooks_dropped_total",
+    "Webhook deliveries dropped because their subscriber left.",
+    () => s.outbox.stats.dropped,
+  );
   observedGauge(registry, {
     name: "loracast_webhooks_pending",
     help: "Webhook deliveries on disk, not yet delivered.",

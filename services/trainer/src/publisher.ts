@@ -316,7 +316,7 @@ export class Publisher {
       manifestKey: stored.key,
       manifestSha256: stored.sha256,
     };
-    await this.d.outbox.enqueue(event, this.d.subscriptions.urls());
+    await this.d.outbox.enqueue(event, await this.d.subscriptions.targets());
   }
 
   private withRunLock<T>(run: string, fn: () => Promise<T>): Promise<T> {

@@ -1,17 +1,37 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { checkEgressUrl, type EgressPolicy } from "@loracast/shared/egress";
+import type { Logger } from "@loracast/shared/platform";
+import { err, type Failure, ok, type Result } from "@loracast/shared/result";
 import type { Subscription } from "@loracast/shared/trainer-api";
+import type { Delivery, DeliveryTarget } from "@loracast/shared/webhooks";
+import { addressUrl, fanOutTemplate, type ResolveAddresses } from "./dns-fan-out.ts";
 
 export type { Subscription };
 
-/** Webhook subscribers: static ones from config plus ones registered over the API, kept in a file. */
+/**
+ * How `dns+` subscribers are expanded (`dns-fan-out.ts`): the resolver, the egress policy each
+ * address must pass, and where refusals and failed lookups are logged.
+ */
+export interface FanOutOptions {
+  resolve: ResolveAddresses;
+  egress: EgressPolicy;
+  log: Logger;
+}
+
+/**
+ * Webhook subscribers: static ones from config plus ones registered over the API, kept in a file.
+ * A static subscriber may be a `dns+http(s)://` fan-out (`dns-fan-out.ts`), expanded to one target
+ * per address at each event when `fanOut` is given.
+ */
 export class SubscriptionRegistry {
   private registered: Subscription[] = [];
 
   constructor(
     private readonly file: string,
     private readonly staticUrls: readonly string[],
+    private readonly fanOut: FanOutOptions | null = null,
   ) {}
 
   async load(): Promise<void> {
@@ -31,6 +51,66 @@ export class SubscriptionRegistry {
 
   urls(): string[] {
     return [...new Set(this.list().map((s) => s.url))];
+  }
+
+  /**
+   * Where the next event goes: each subscriber's URL, and for a `dns+` subscriber one URL per
+   * address its name has now (`via` names the subscriber). An address the egress policy refuses is
+   * left out and logged; so is a `dns+` subscriber whose lookup fails (generators that miss the
+   * event converge by reconciling with the store).
+   */
+  async targets(): Promise<DeliveryTarget[]> {
+    const out: DeliveryTarget[] = [];
+    for (const url of this.urls()) {
+      const template = fanOutTemplate(url);
+      if (template === null) {
+        out.push({ url });
+        continue;
+      }
+      const addresses = await this.addressesOf(url, template);
+      if (!addresses.ok) {
+        const error = addresses.error.message;
+        this.fanOut?.log.warn("webhook fan-out lookup failed", { subscriber: url, error });
+        continue;
+      }
+      out.push(...addresses.value.map((u) => ({ url: u, via: url })));
+    }
+    return out;
+  }
+
+  /**
+   * Whether a pending delivery still has its subscriber: a fan-out delivery while its address is
+   * still among its name's addresses, any other while its URL is still subscribed. Rejects when
+   * the lookup fails (the outbox then keeps the delivery).
+   */
+  async stillWanted(d: Delivery): Promise<boolean> {
+    if (d.via === undefined) return this.urls().includes(d.url);
+    const template = fanOutTemplate(d.via);
+    if (template === null || !this.urls().includes(d.via)) return false;
+    const addresses = await this.addressesOf(d.via, template);
+    if (!addresses.ok) throw new Error(addresses.error.message);
+    return addresses.value.includes(d.url);
+  }
+
+  /** The URLs of a `dns+` subscriber's addresses now, those the egress policy allows. */
+  private async addressesOf(subscriber: string, template: string): Promise<Result<string[], Failure>> {
+    if (this.fanOut === null) return err({ message: "DNS fan-out is not configured" });
+    const { resolve, egress, log } = this.fanOut;
+    const base = new URL(template);
+    let addresses: string[];
+    try {
+      addresses = await resolve(base.hostname);
+    } catch (e) {
+      return err({ message: `${base.hostname}: ${(e as Error).message}` });
+    }
+    const urls: string[] = [];
+    for (const a of addresses) {
+      const url = addressUrl(base, a);
+      const checked = checkEgressUrl(url, egress);
+      if (checked.ok) urls.push(url);
+      else log.warn("webhook fan-out address refused", { subscriber, error: checked.error.message });
+    }
+    return ok(urls);
   }
 
   async add(url: string): Promise<Subscription> {

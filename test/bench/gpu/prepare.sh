@@ -9,14 +9,8 @@ mkdir -p .carry .gl
 [ -s .carry/node.xz ] || xz -T2 -c "$(readlink -f "$(command -v node)")" > .carry/node.xz
 [ -s .carry/ortnode.tar.xz ] || tar cJf .carry/ortnode.tar.xz node_modules/onnxruntime-node/package.json \
   node_modules/onnxruntime-node/dist node_modules/onnxruntime-node/bin/napi-v6/linux/x64 node_modules/onnxruntime-common
-# transformers.js imports sharp for images only; the benchmark never touches one.
-stub=$(mktemp -d)/sharp.mjs
-echo 'export default function sharp() { throw new Error("sharp is not bundled"); }' > "$stub"
-bundle() {
-  npx esbuild "$1" --bundle --platform=node --format=esm --target=node20 --outfile="$2" \
-    --external:onnxruntime-node --external:onnxruntime-common --alias:sharp="$stub" --log-level=warning \
-    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-}
+# The images' bundler: onnxruntime-node external, sharp (transformers.js, images only) stubbed.
+bundle() { infra/images/esbuild.sh "$1" "$2"; }
 bundle test/bench/engine/main.ts .carry/bench-engine.mjs
 bundle test/bench/train/main.ts .carry/bench-train.mjs
 # The training benchmark starts these as processes (LORACAST_SERVICE_BUNDLES=.carry).

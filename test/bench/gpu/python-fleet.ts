@@ -26,6 +26,7 @@ import { Signer } from "@loracast/shared/signing";
 import { blobKey } from "@loracast/shared/store";
 import { BUCKET, s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
+import { percentile } from "../percentile.ts";
 
 const { values } = parseArgs({
   options: {
@@ -173,21 +174,17 @@ try {
         throw new Error(`floor read ${got} bytes of ${key}`);
     }
   }
-  const pct = (xs: number[], p: number) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
-  };
   const ms = (x: number) => `${x.toFixed(0)} ms`;
-  const target = 1.5 * pct(floor, 50) + 150;
+  const target = 1.5 * percentile(floor, 50) + 150;
   const verdict = (xs: number[]) =>
-    `p50 ${ms(pct(xs, 50))} ${pct(xs, 50) <= target ? "meets it" : "MISSES it"}`;
+    `p50 ${ms(percentile(xs, 50))} ${percentile(xs, 50) <= target ? "meets it" : "MISSES it"}`;
   const lines = [
     `| measure (${records.length} publishes, ${generators.length} generators) | p50 | p95 |`,
     "| --- | --- | --- |",
-    `| publish call (upload, verify, store, sign, notify) | ${ms(pct(publish, 50))} | ${ms(pct(publish, 95))} |`,
-    `| publish returned → all generators active | ${ms(pct(activate, 50))} | ${ms(pct(activate, 95))} |`,
-    `| publish call → all generators active | ${ms(pct(handoff, 50))} | ${ms(pct(handoff, 95))} |`,
-    `| floor: ${generators.length} concurrent GETs of the blob | ${ms(pct(floor, 50))} | ${ms(pct(floor, 95))} |`,
+    `| publish call (upload, verify, store, sign, notify) | ${ms(percentile(publish, 50))} | ${ms(percentile(publish, 95))} |`,
+    `| publish returned → all generators active | ${ms(percentile(activate, 50))} | ${ms(percentile(activate, 95))} |`,
+    `| publish call → all generators active | ${ms(percentile(handoff, 50))} | ${ms(percentile(handoff, 95))} |`,
+    `| floor: ${generators.length} concurrent GETs of the blob | ${ms(percentile(floor, 50))} | ${ms(percentile(floor, 95))} |`,
     "",
     `target p50 ≤ 1.5 × floor p50 + 150 ms = ${ms(target)}. ` +
       `From the publish call's return (the handoff, as bench:handoff defines it): ${verdict(activate)}; ` +
@@ -203,7 +200,7 @@ try {
         .map(
           (n) =>
             `${n} ${ms(
-              pct(
+              percentile(
                 rows.map((r) => r.phases[n] ?? 0),
                 50,
               ),

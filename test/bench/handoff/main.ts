@@ -12,13 +12,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { webhookSubscribers, webhookUrl } from "@loracast/dev-support/stack";
-import type { LogLine, Service } from "@loracast/dev-support/supervisor";
-import { PROJECTIONS } from "@loracast/shared/architectures";
-import { formatVersionRef } from "@loracast/shared/manifest";
+import type { LogLine } from "@loracast/dev-support/supervisor";
 import { publishResultSchema } from "@loracast/shared/trainer-api";
-import { LLAMA_7B_DIMS, randomAdapter, writeBaseConfig } from "../../helpers/adapters.ts";
+import { adapterOfSize, distinctWeights, LLAMA_7B_DIMS, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
-import { type Stack, startStack } from "../../helpers/stack.ts";
+import { activationLine, type Stack, startStack } from "../../helpers/stack.ts";
+import { percentile } from "../percentile.ts";
 
 const { values } = parseArgs({
   options: {
@@ -32,39 +31,6 @@ const counts = values.generators.split(",").map(Number);
 const sizesMb = values.sizes.split(",").map(Number);
 const publishes = Number(values.publishes);
 const rssPublishes = Number(values["rss-publishes"]);
-
-/** Picks rank and targets that come closest to `mb` on the 7B base. */
-function adapterFor(base: string, mb: number, seed: number) {
-  if (mb <= 2) return randomAdapter(base, seed, 1, ["q_proj"]);
-  const all = PROJECTIONS.map((p) => p.name);
-  return randomAdapter(base, seed, Math.max(1, Math.round(mb / 10)), all);
-}
-
-/** Makes publish i distinct by changing its last four bytes. */
-function variant(weights: Uint8Array, i: number): Uint8Array {
-  const out = new Uint8Array(weights);
-  new DataView(out.buffer).setUint32(out.length - 4, 0x3c000000 + i, true);
-  return out;
-}
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
-};
-
-/** `g`'s log line for activating run@version, so the bench does not poll and steal CPU. */
-async function activation(g: Service, run: string, version: number): Promise<LogLine> {
-  const line = await g.waitForLog(
-    (l) =>
-      (l.msg === "adapter activated" || l.msg === "adapter failed verification") &&
-      l.run === run &&
-      l.version === version,
-    120_000,
-  );
-  if (line.msg !== "adapter activated")
-    throw new Error(`${g.name}: ${formatVersionRef(run, version)} failed: ${String(line.reason)}`);
-  return line;
-}
 
 /**
  * Where the slowest generator's time went: webhook arrival after the publish returned, then its
@@ -137,13 +103,13 @@ for (const n of counts) {
   try {
     for (const mb of sizesMb) {
       const run = `bench-${mb}mb`;
-      const adapter = adapterFor(base, mb, mb);
+      const adapter = adapterOfSize(base, mb, mb);
       const lat: number[] = [];
       const slowest: number[][] = [];
       let ratio = 0;
       let lastKey = "";
       for (let i = 0; i < publishes; i++) {
-        const weights = variant(adapter.weights, i);
+        const weights = distinctWeights(adapter.weights, i);
         const res = await stack.publish(run, { config: adapter.config, weights });
         const returned = Date.now();
         if (res.status !== 201) throw new Error(`publish failed: ${res.status} ${await res.text()}`);
@@ -154,28 +120,28 @@ for (const n of counts) {
         // The config blob is identical every time, so after the first publish only weights + manifest go up.
         const expected = weights.byteLength + manifestBytes + (i === 0 ? adapter.config.byteLength : 0);
         ratio = Math.max(ratio, body.uploadedBytes / expected);
-        const lines = await Promise.all(stack.generators.map((g) => activation(g, run, body.version)));
+        const lines = await Promise.all(stack.generators.map((g) => activationLine(g, run, body.version)));
         const last = lines.reduce((a, b) => (Date.parse(String(b.t)) > Date.parse(String(a.t)) ? b : a));
         lat.push(Date.parse(String(last.t)) - returned);
         slowest.push(phases(last, returned));
         lastKey = `loracast/blobs/sha256/${body.sha256}`;
       }
       const fl = await floor(stack, n, lastKey, Math.max(5, Math.min(publishes, 20)));
-      const target = 1.5 * pct(fl, 50) + 150;
+      const target = 1.5 * percentile(fl, 50) + 150;
       const row = {
         n,
         mb: adapter.weights.byteLength / 2 ** 20,
-        p50: pct(lat, 50),
-        p95: pct(lat, 95),
-        floorP50: pct(fl, 50),
-        floorP95: pct(fl, 95),
+        p50: percentile(lat, 50),
+        p95: percentile(lat, 95),
+        floorP50: percentile(fl, 50),
+        floorP95: percentile(fl, 95),
         target,
-        pass: pct(lat, 50) <= target,
+        pass: percentile(lat, 50) <= target,
         uploadRatio: ratio,
         slowestPhasesP50: Object.fromEntries(
           ["arrived", "manifest", "download", "verify", "rest"].map((name, i) => [
             name,
-            pct(
+            percentile(
               slowest.map((p) => p[i] as number),
               50,
             ),
@@ -194,7 +160,7 @@ for (const n of counts) {
 {
   const stack = await startStack({ generators: 0 });
   try {
-    const adapter = adapterFor(writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS), 32, 1);
+    const adapter = adapterOfSize(writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS), 32, 1);
     await stack.publish("dedupe", adapter);
     const again = publishResultSchema.parse(await (await stack.publish("dedupe", adapter)).json());
     const manifestBytes = (
@@ -226,17 +192,17 @@ if (rssPublishes > 0) {
     stack.generators.push(g);
     await stack.trainer.stop();
     await stack.startTrainer({ WEBHOOK_SUBSCRIBERS: webhookUrl(g.url) });
-    const adapter = adapterFor(base, 32, 32);
+    const adapter = adapterOfSize(base, 32, 32);
     const pid = g.proc.pid as number;
     const baseline = rssMb(pid);
     let peak = 0;
     for (let i = 0; i < rssPublishes; i++) {
       const body = publishResultSchema.parse(
         await (
-          await stack.publish("rss", { config: adapter.config, weights: variant(adapter.weights, i) })
+          await stack.publish("rss", { config: adapter.config, weights: distinctWeights(adapter.weights, i) })
         ).json(),
       );
-      await activation(g, "rss", body.version);
+      await activationLine(g, "rss", body.version);
       peak = Math.max(peak, rssMb(pid));
     }
     const after = rssMb(pid);

@@ -4,12 +4,16 @@
  * weights can be downloaded here), built into int4 artifacts (block size 32, float math) that include
  * the training graph.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { buildArtifacts } from "@loracast/shared/model-builder";
 import { MODEL_MANIFEST } from "@loracast/shared/model-format";
-import { DEMO_BASE_CONFIG } from "../fixtures/index.ts";
+// Imported, not read from DEMO_BASE_CONFIG's path: bundled (infra/images/bundle.sh), the config comes along.
+import demoBaseConfig from "../../../infra/demo-base/config.json" with { type: "json" };
 import { writeRandomCheckpoint } from "./random-checkpoint.ts";
+
+/** The seed of the demo base's weights wherever the demo runs: `npm start` and the images' demo model. */
+export const DEMO_SEED = 20261126;
 
 /** Where `buildDemoModel` writes: the HF checkpoint and the built artifacts. */
 export interface DemoModelPaths {
@@ -25,7 +29,7 @@ export interface DemoModelPaths {
  */
 export async function buildDemoModel(paths: DemoModelPaths, seed: number): Promise<string> {
   if (existsSync(join(paths.modelDir, MODEL_MANIFEST))) return paths.modelDir;
-  await writeRandomCheckpoint(paths.checkpointDir, JSON.parse(readFileSync(DEMO_BASE_CONFIG, "utf8")), seed);
+  await writeRandomCheckpoint(paths.checkpointDir, demoBaseConfig, seed);
   const built = await buildArtifacts({
     checkpointDir: paths.checkpointDir,
     outDir: paths.modelDir,

@@ -3,5 +3,5 @@
  * artifacts. (The llama-tiny fixture loaded for decoding is `../tiny-model`, apart, so that this
  * module does not load onnxruntime.)
  */
-export { buildDemoModel } from "./demo-model.ts";
+export { buildDemoModel, DEMO_SEED } from "./demo-model.ts";
 export { writeRandomCheckpoint } from "./random-checkpoint.ts";

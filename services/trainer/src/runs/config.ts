@@ -8,6 +8,10 @@ import { algorithmConfigSchema } from "./algorithms/index.ts";
 import { compileRewardPattern } from "./reward-pattern.ts";
 
 const positiveInt = z.number().int().positive();
+
+const MAX_LOGGING_DIR_LENGTH = 255;
+/** Relative folder names only: no leading '/', no '.' or '..' segment, at most 8 levels. */
+const LOGGING_DIR = /^(?!\.{1,2}(?:\/|$))[A-Za-z0-9._-]+(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._-]+){0,7}$/;
 const nonNegative = z.number().nonnegative();
 
 const sampling = z.strictObject({
@@ -120,6 +124,28 @@ export const runConfigSchema = z.strictObject({
   checkpointEvery: positiveInt.default(5),
   /** Consecutive non-finite steps after which the run fails. */
   maxNonFiniteSteps: positiveInt.default(3),
+  /**
+   * Where the run's metrics go besides its event stream, as TRL's and transformers' `report_to`
+   * names them: `"tensorboard"` writes TensorBoard event files (reporting/tensorboard.ts).
+   */
+  reportTo: z
+    .array(z.enum(["tensorboard"]))
+    .max(1)
+    .default([]),
+  /**
+   * The TensorBoard log folder (transformers' `logging_dir`), relative to the trainer's
+   * TRAINER_TENSORBOARD_DIR, which the operator chooses: a request never picks a place on disk.
+   * Null: the run's name. Only with `reportTo: ["tensorboard"]`.
+   */
+  loggingDir: z
+    .string()
+    .max(MAX_LOGGING_DIR_LENGTH)
+    .regex(
+      LOGGING_DIR,
+      "a folder under TRAINER_TENSORBOARD_DIR: 1-8 names of letters, digits, '.', '_' and '-' joined by '/', none of them '.' or '..'",
+    )
+    .nullable()
+    .default(null),
 });
 
 /** A parsed run config, defaults filled in. */

@@ -229,6 +229,8 @@ export class RunLoop {
         staleness,
         tokens_per_second: trainMs > 0 ? (g.trainedTokens / trainMs) * 1000 : 0,
         step_ms: now() - stepStart,
+        // TRL's completions/mean_length: rollouts only (SFT's completions are the dataset's).
+        ...(this.algorithm.rollouts ? { completion_length: meanLength(samples) } : {}),
         ...g.metrics,
       },
       phasesMs: phases,
@@ -376,4 +378,9 @@ export class RunLoop {
     });
     this.d.emit({ type: "checkpoint", step: this.step, key, ms: this.d.clock.now() - start });
   }
+}
+
+/** Mean completion length of the samples, in tokens (0 for none). */
+function meanLength(samples: readonly StepSample[]): number {
+  return samples.reduce((n, s) => n + s.completion.length, 0) / Math.max(samples.length, 1);
 }

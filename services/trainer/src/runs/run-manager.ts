@@ -10,6 +10,7 @@ import type { RunEvent, RunStatus, RunStreamEvent } from "@loracast/shared/run-e
 import type { RunInfo as RunInfoBody } from "@loracast/shared/trainer-api";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
+import { TensorBoardReporter } from "../reporting/index.ts";
 import { type RunConfig, runConfigSchema } from "./config.ts";
 import { FleetRollouts } from "./rollouts.ts";
 import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts";
@@ -25,6 +26,11 @@ export type RunInfo = Omit<RunInfoBody, "config"> & { config: RunConfig };
  */
 export type RunManagerDeps = Omit<RunLoopDeps, "emit"> & {
   dataDir: string;
+  /**
+   * TRAINER_TENSORBOARD_DIR: runs with `reportTo: ["tensorboard"]` write their event files under
+   * `<tensorboardDir>/<loggingDir or run>`.
+   */
+  tensorboardDir: string;
   egress: EgressPolicy;
   /**
    * Consecutive unclean trainer stops (crashes, kills: no `stopped` event) a run may go through
@@ -41,6 +47,8 @@ interface Active {
   history: RunHistory;
   listeners: Set<(e: RunStreamEvent) => void>;
   abort: AbortController | null;
+  /** The run's TensorBoard event file while it trains with `reportTo: ["tensorboard"]`. */
+  tensorboard: TensorBoardReporter | null;
 }
 
 const recordSchema = z.object({
@@ -137,6 +145,7 @@ export class RunManager {
       history,
       listeners: new Set(),
       abort: null,
+      tensorboard: null,
     };
     this.runs.set(config.run, a);
     return a;
@@ -182,6 +191,7 @@ export class RunManager {
       if (a.info.status !== "running" || a.abort === null) continue;
       this.emit(a, { type: "stopped", step: a.info.step });
       a.history.close();
+      a.tensorboard?.close();
       this.d.log.info("run stopped with the trainer; it resumes at the next start", {
         run: a.info.run,
         step: a.info.step,
@@ -202,12 +212,41 @@ export class RunManager {
         version: a.info.version,
         phasesMs: e.phasesMs,
       });
+    this.report(a, e);
     foldProgress(a.info, e);
     if (e.type === "status") {
       a.info.status = e.status;
       a.info.error = e.error;
     }
     for (const l of a.listeners) l(event);
+  }
+
+  /**
+   * Writes the event to the run's TensorBoard file, if it has one, closing it with the run. A file
+   * that cannot be written (disk full) stops the files, not the run: the history is the record.
+   */
+  private report(a: Active, e: RunEvent): void {
+    const tb = a.tensorboard;
+    if (tb === null) return;
+    try {
+      tb.record(e);
+      if (e.type === "status") {
+        tb.close();
+        a.tensorboard = null;
+      }
+    } catch (error) {
+      this.d.log.error("TensorBoard event file not written; the run goes on without it", {
+        run: a.info.run,
+        path: tb.path,
+        error,
+      });
+      a.tensorboard = null;
+      try {
+        tb.close();
+      } catch {
+        // Already reported above; the descriptor is gone either way.
+      }
+    }
   }
 
   /**
@@ -244,6 +283,11 @@ export class RunManager {
         const replanned = await replanRun(a.info.config, this.d.session.spec);
         if (!replanned.ok) throw replanned.error;
         plan = replanned.value;
+      }
+      const { config } = a.info;
+      if (config.reportTo.includes("tensorboard")) {
+        const dir = join(this.d.tensorboardDir, config.loggingDir ?? config.run);
+        a.tensorboard = openReporter(dir, this.d.clock);
       }
       const fleet = a.info.config.generators;
       loop = new RunLoop(plan, {
@@ -341,6 +385,16 @@ export class RunManager {
       a.listeners.delete(listener);
       signal.removeEventListener("abort", onAbort);
     }
+  }
+}
+
+/** The run's TensorBoard reporter; a folder it cannot write fails the run with a reason naming it. */
+function openReporter(dir: string, clock: RunManagerDeps["clock"]): TensorBoardReporter {
+  try {
+    return new TensorBoardReporter(dir, clock);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new TrainerError("internal", `reportTo tensorboard: cannot write event files in ${dir}: ${why}`);
   }
 }
 

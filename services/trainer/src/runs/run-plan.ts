@@ -80,6 +80,14 @@ function checkRewards(config: RunConfig): Result<null, TrainerError> {
   return ok(null);
 }
 
+/** `loggingDir` says where TensorBoard files go, so it is refused where none are written. */
+function checkReporting(config: RunConfig): Result<null, TrainerError> {
+  if (config.loggingDir !== null && !config.reportTo.includes("tensorboard")) {
+    return invalid(`loggingDir: TensorBoard files are written only with reportTo: ["tensorboard"]`);
+  }
+  return ok(null);
+}
+
 /**
  * Every URL the run will call (HTTP rewards, the generator fleet) against the egress policy; the
  * connect-time check (egressFetch) catches names that resolve to refused addresses.
@@ -122,5 +130,7 @@ export async function planRun(
   if (!rewards.ok) return rewards;
   const urls = checkUrls(config, egress);
   if (!urls.ok) return urls;
+  const reporting = checkReporting(config);
+  if (!reporting.ok) return reporting;
   return replanRun(config, spec);
 }

@@ -1,0 +1,142 @@
+// The fleet panel: each generator's active and staged versions of the selected run, publish → active
+// latency per version, and failures with their reasons. Reads GET /v1/fleet?run= (the trainer asks
+// each generator's GET /v1/adapters) and GET /v1/runs/:run/versions (each version's createdAt).
+
+import { Chart, format } from "./charts.js";
+
+/** The rows of one version state, as "v3, v4". */
+const versionsIn = (rows, state) =>
+  rows
+    .filter((r) => r.state === state)
+    .map((r) => `v${r.version}`)
+    .join(", ");
+
+/** A generator's name for people: its host and port. */
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** The fleet section of the page. */
+export class FleetPanel {
+  /**
+   * @param {HTMLElement} root the section's body
+   * @param {(path: string) => Promise<any>} api GET a trainer path as JSON (with the token)
+   */
+  constructor(root, api) {
+    this.api = api;
+    this.table = root.querySelector("#fleet-table tbody");
+    this.caption = root.querySelector("#fleet-table caption");
+    this.failures = root.querySelector("#fleet-failures");
+    this.latency = new Chart(root.querySelector("#fleet-charts"), {
+      id: "latency",
+      title: "Publish → active latency per version (ms; trainer and generator clocks)",
+      unit: "ms",
+      xLabel: "version",
+    });
+    /** @type {Map<number, number>} version → createdAt, epoch ms */
+    this.createdAt = new Map();
+    this.run = null;
+    this.history = null;
+    this.versionsReadAt = 0;
+  }
+
+  /** Follows another run: forgets the previous one's versions. */
+  setRun(run, history) {
+    this.run = run;
+    this.history = history;
+    this.createdAt.clear();
+    this.versionsReadAt = 0;
+    this.table.replaceChildren();
+    this.failures.replaceChildren();
+  }
+
+  /** Reads the fleet (and new versions' publish times) and redraws. Throws what `api` throws. */
+  async refresh() {
+    const run = this.run;
+    if (run === null) return;
+    const newest = this.history?.newestVersion() ?? null;
+    const missing = newest !== null && !this.createdAt.has(newest);
+    if (missing && Date.now() - this.versionsReadAt > 2000) {
+      this.versionsReadAt = Date.now();
+      const v = await this.api(`/v1/runs/${encodeURIComponent(run)}/versions`);
+      for (const row of v.versions) {
+        if (row.createdAt !== null) this.createdAt.set(row.version, Date.parse(row.createdAt));
+      }
+    }
+    const fleet = await this.api(`/v1/fleet?run=${encodeURIComponent(run)}`);
+    if (run !== this.run) return;
+    this.render(run, fleet);
+  }
+
+  render(run, fleet) {
+    this.caption.textContent = `Generators serving ${run} (checked ${new Date(fleet.checkedAt).toLocaleTimeString()})`;
+    const rows = [];
+    const problems = [];
+    const versions = new Set();
+    const latency = new Map();
+    for (const g of fleet.generators) {
+      const name = hostOf(g.url);
+      const active = g.active[run]?.version ?? null;
+      const tr = document.createElement("tr");
+      tr.dataset.generator = g.url;
+      tr.dataset.active = active === null ? "" : String(active);
+      tr.dataset.reach = g.reach;
+      const newestActive = g.versions.find((r) => r.version === active);
+      const ms = newestActive === undefined ? null : latencyOf(newestActive, this.createdAt);
+      const failed = g.versions.filter((r) => r.state === "failed");
+      const cells = [
+        name,
+        g.reach === "ok" ? "yes" : `no (${g.reach})`,
+        active === null ? "–" : `v${active}`,
+        versionsIn(g.versions, "staged") || "–",
+        ms === null ? "–" : `${format(ms)} ms`,
+        String(failed.length),
+      ];
+      for (const [i, text] of cells.entries()) {
+        const cell = document.createElement(i === 0 ? "th" : "td");
+        if (i === 0) cell.scope = "row";
+        cell.textContent = text;
+        tr.append(cell);
+      }
+      rows.push(tr);
+      if (g.reach !== "ok") problems.push(`${name}: ${g.reach}: ${g.error}`);
+      for (const r of failed)
+        problems.push(`${name}: v${r.version} failed: ${r.reason ?? "no reason given"}`);
+      const series = new Map();
+      for (const r of g.versions) {
+        const l = latencyOf(r, this.createdAt);
+        if (l === null) continue;
+        versions.add(r.version);
+        series.set(r.version, l);
+      }
+      latency.set(name, series);
+    }
+    if (fleet.omitted > 0) problems.push(`${fleet.omitted} more generators not asked (the view's bound)`);
+    this.table.replaceChildren(...rows);
+    this.failures.replaceChildren(
+      ...(problems.length === 0 ? ["none"] : problems).map((text) => {
+        const li = document.createElement("li");
+        li.textContent = text;
+        return li;
+      }),
+    );
+    const xs = [...versions].sort((a, b) => a - b);
+    const names = [...latency.keys()];
+    this.latency.draw(
+      names.map((label) => ({ label })),
+      [xs, ...names.map((n) => xs.map((v) => latency.get(n)?.get(v) ?? null))],
+      null,
+    );
+  }
+}
+
+/** Milliseconds from a version's publish (its manifest's createdAt) to its activation here, or null. */
+function latencyOf(row, createdAt) {
+  const published = createdAt.get(row.version);
+  if (row.activatedAt === null || published === undefined) return null;
+  return Math.max(0, row.activatedAt - published);
+}

@@ -1,0 +1,101 @@
+/**
+ * `*_EXECUTION_PROVIDER=cuda` where the CUDA provider cannot load (issue 20, the `cuda` setting): on
+ * a machine without onnxruntime-node's CUDA provider libraries (every dev and CI machine: they are
+ * installed only with ONNXRUNTIME_NODE_INSTALL=cuda12), the generator and the trainer, started on a
+ * real model directory, exit 2 at once with one error line that names the variable, the provider and
+ * what it needs: no stack trace, no listening server. Skipped where the provider library is present.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fixture, ROOT } from "@loracast/dev-support/fixtures";
+import { buildArtifacts } from "@loracast/shared/model-builder";
+import { Signer } from "@loracast/shared/signing";
+import { captureLines } from "../helpers/output-lines.ts";
+import { s3Env } from "../helpers/s3.ts";
+import { SECRET, TOKEN } from "../helpers/stack.ts";
+
+/** Where onnxruntime-node's install script puts the CUDA provider (script/install.js, BIN_FOLDER). */
+const cudaProvider = join(
+  dirname(createRequire(import.meta.url).resolve("onnxruntime-node/package.json")),
+  "bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so",
+);
+const work = mkdtempSync(join(tmpdir(), "loracast-ep-"));
+const modelDir = join(work, "model");
+
+/** Starts `kind` on the built model with the CUDA provider; resolves with its exit code and output. */
+async function startOnCuda(kind: "trainer" | "generator"): Promise<{ code: number | null; lines: string[] }> {
+  const own = {
+    trainer: {
+      TRAINER_PORT: "0",
+      TRAINER_DATA_DIR: mkdtempSync(join(work, "trainer-")),
+      TRAINER_API_TOKEN: TOKEN,
+      WEBHOOK_SECRET: SECRET,
+      TRAINER_MODEL_DIR: modelDir,
+      TRAINER_EXECUTION_PROVIDER: "cuda",
+    },
+    generator: {
+      GENERATOR_PORT: "0",
+      GENERATOR_MODEL_DIR: modelDir,
+      GENERATOR_EXECUTION_PROVIDER: "cuda",
+      WEBHOOK_SECRETS: SECRET,
+      MANIFEST_PUBLIC_KEYS: Signer.generate().publicKey,
+    },
+  }[kind];
+  const proc = spawn(process.execPath, ["--import", "tsx", `services/${kind}/src/main.ts`], {
+    cwd: ROOT,
+    // A store nobody listens on: the model loads (and fails) before the store is probed.
+    env: { PATH: process.env.PATH ?? "", TMPDIR: work, ...s3Env("http://127.0.0.1:9"), ...own },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const { lines } = captureLines(proc, kind);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+  const [code] = await once(proc, "exit");
+  clearTimeout(timer);
+  return { code: code as number | null, lines };
+}
+
+describe("an execution provider that cannot load", {
+  skip: existsSync(cudaProvider) && "CUDA provider present",
+}, () => {
+  before(async () => {
+    const built = await buildArtifacts({
+      checkpointDir: join(fixture("llama-tiny"), "base"),
+      outDir: modelDir,
+      quant: { kind: "fp32" },
+    });
+    if (!built.ok) throw built.error;
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  for (const [kind, variable] of [
+    ["generator", "GENERATOR_EXECUTION_PROVIDER"],
+    ["trainer", "TRAINER_EXECUTION_PROVIDER"],
+  ] as const) {
+    it(`${kind} with ${variable}=cuda: exit 2, one error line naming it and what CUDA needs`, async () => {
+      const { code, lines } = await startOnCuda(kind);
+      const all = lines.join("\n");
+      assert.equal(code, 2, all);
+      assert.deepEqual(
+        lines.filter((l) => /^\s+at /.test(l)),
+        [],
+        `stack trace in the output:\n${all}`,
+      );
+      const errors = lines
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { level: string; variable?: string; error?: string })
+        .filter((l) => l.level === "error");
+      assert.equal(errors.length, 1, all);
+      const [line] = errors;
+      assert.equal(line?.variable, variable, all);
+      assert.match(line?.error ?? "", /^execution provider cuda cannot be used: .*Failed to load/, all);
+      assert.match(line?.error ?? "", /ONNXRUNTIME_NODE_INSTALL=cuda12.*CUDA 12 with cuDNN 9/, all);
+      assert.ok(!lines.some((l) => l.includes('"msg":"ready"')), all);
+    });
+  }
+});
