@@ -1,4 +1,6 @@
 /** Process-level plumbing every service shares: clock, structured logging, shutdown. */
+
+export { parseCommandLine, usageError } from "./cli.ts";
 export { type Clock, systemClock } from "./clock.ts";
 export { commaList, envBool, logLevel } from "./env.ts";
 export { listen } from "./http-server.ts";

@@ -4,6 +4,7 @@ import {
   createMetricsRegistry,
   listen,
   onShutdown,
+  parseCommandLine,
   systemClock,
 } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
@@ -26,6 +27,13 @@ import { InferenceService } from "./inference/inference-service.ts";
 import { AdapterManager } from "./lifecycle/index.ts";
 import { GeneratorMetrics } from "./metrics.ts";
 
+parseCommandLine({
+  usage: "node --import tsx services/generator/src/main.ts",
+  about:
+    "A generator: pulls, verifies and activates each adapter version the trainer publishes, and serves the base and its adapters through an OpenAI/vLLM-compatible API. Configured by the environment only.",
+  flags: {},
+  env: generatorEnvSchema,
+});
 const parsed = generatorEnvSchema.safeParse(process.env);
 const log0 = createLogger({ service: "generator" }, { level: parsed.data?.LOG_LEVEL ?? "info" });
 if (!parsed.success) {

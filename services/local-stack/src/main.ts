@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { generatorEnv, s3ClientEnv, s3LocalEnv, stackPorts, trainerEnv } from "@loracast/dev-support/stack";
 import { type Service, ServiceGroup } from "@loracast/dev-support/supervisor";
-import { createLogger, LOG_LEVELS, onShutdown } from "@loracast/shared/platform";
+import { createLogger, LOG_LEVELS, onShutdown, parseCommandLine } from "@loracast/shared/platform";
 import { dashboardLink } from "./dashboard-link.ts";
 import { envSchema } from "./env.ts";
 import { describeExit, describeFailure } from "./failures.ts";
@@ -20,6 +20,13 @@ import { describeExit, describeFailure } from "./failures.ts";
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
+parseCommandLine({
+  usage: "npm start",
+  about:
+    "The whole system on loopback: the embedded S3 server, the trainer and the generators as separate processes, then a demo GRPO run. Configured by the environment only.",
+  flags: {},
+  env: envSchema,
+});
 const parsed = envSchema.safeParse(process.env);
 if (!parsed.success) {
   for (const i of parsed.error.issues) process.stderr.write(`${i.path.join(".")}: ${i.message}\n`);

@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
-import { createLogger, onShutdown } from "@loracast/shared/platform";
+import { createLogger, onShutdown, parseCommandLine } from "@loracast/shared/platform";
 import S3rver from "s3rver";
 import { envSchema } from "./env.ts";
 import { readInLargeChunks } from "./large-reads.ts";
@@ -15,6 +15,13 @@ import { listLikeS3 } from "./listing/index.ts";
 import { serveMultipartUploads } from "./multipart/index.ts";
 import { countRequests, METRICS_PATH } from "./request-counts/index.ts";
 
+parseCommandLine({
+  usage: "node --import tsx services/s3-local/src/main.ts",
+  about:
+    "The embedded S3-compatible server (s3rver) for local runs and tests; access key and secret are both S3RVER. Configured by the environment only.",
+  flags: {},
+  env: envSchema,
+});
 const parsed = envSchema.safeParse(process.env);
 if (!parsed.success) {
   const log = createLogger({ service: "s3-local" });

@@ -10,6 +10,7 @@ import {
   createMetricsRegistry,
   listen,
   onShutdown,
+  parseCommandLine,
   systemClock,
 } from "@loracast/shared/platform";
 import { DecoderSession, Engine, ExecutionProviderError } from "@loracast/shared/runtime";
@@ -37,6 +38,13 @@ import { LocalRollouts } from "./runs/rollouts.ts";
 import { RunManager } from "./runs/run-manager.ts";
 import { SubscriptionRegistry } from "./subscriptions.ts";
 
+parseCommandLine({
+  usage: "node --import tsx services/trainer/src/main.ts",
+  about:
+    "The trainer: publishes PEFT adapters to S3-compatible storage, trains runs on TRAINER_MODEL_DIR's base, and notifies generators with Standard Webhooks. Configured by the environment only.",
+  flags: {},
+  env: envSchema,
+});
 const parsed = envSchema.safeParse(process.env);
 const log = createLogger({ service: "trainer" }, { level: parsed.data?.LOG_LEVEL ?? "info" });
 if (!parsed.success) {
