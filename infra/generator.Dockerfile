@@ -10,9 +10,10 @@
 FROM node:24-bookworm-slim
 ARG EXECUTION_PROVIDER=cpu
 WORKDIR /app
-COPY ort/ /app/
+COPY node_modules/ /app/node_modules/
 COPY images/execution-provider.sh /usr/local/lib/loracast/
-RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER"
+RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
+ && mkdir -p /models && chown node:node /models
 COPY app/generator.mjs /app/
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=131072 \

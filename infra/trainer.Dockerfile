@@ -9,11 +9,12 @@
 FROM node:24-bookworm-slim
 ARG EXECUTION_PROVIDER=cpu
 WORKDIR /app
-COPY ort/ /app/
+COPY node_modules/ /app/node_modules/
 COPY images/execution-provider.sh /usr/local/lib/loracast/
 RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
- && mkdir -p /data && chown node:node /data
+ && mkdir -p /data /models && chown node:node /data /models
 COPY app/trainer.mjs app/build-demo-model.mjs /app/
+COPY app/static/ /app/static/
 ENV NODE_ENV=production \
     TRAINER_HOST=0.0.0.0 \
     TRAINER_PORT=8700 \

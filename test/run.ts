@@ -1,13 +1,14 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code, the dev support (test/support) and the checks (test/lint);
+ * files: `unit` is every *.test.ts beside the code, the dev support (test/support), the checks (test/lint)
+ * and the deployment manifests' checks (test/deploy, which render infra/k8s with kubectl);
  * `integration` is test/conformance, test/integration, test/e2e and test/journeys, which start real
  * processes and so run one file at a time.
  *
  * The unit tests run as suites of their own, each in its own runner with its own header and
- * summary line: the trainer's, the generator's, the shared library's, the other services', and the
- * dev support's. `node test/run.ts <suite>` runs one of them (`trainer`, `generator`, `shared`,
- * `services`, `dev-support`);
+ * summary line: the trainer's, the generator's, the shared library's, the other services', the
+ * dev support's, and the manifests'. `node test/run.ts <suite>` runs one of them (`trainer`, `generator`, `shared`,
+ * `services`, `dev-support`, `deploy`);
  * `unit`, `integration` and `all` (the default) run those stages. The integration stage runs only
  * when every unit suite passed.
  *
@@ -51,6 +52,8 @@ const unitSuites: { name: string; files: string[] }[] = [
     name: "dev-support",
     files: [...find(join(root, "test", "support")), ...find(join(root, "test", "lint"))],
   },
+  // The deployment manifests (infra/k8s), rendered with kubectl's kustomize and checked offline.
+  { name: "deploy", files: find(join(root, "test", "deploy")) },
 ];
 const integration = [
   ...find(join(root, "test", "conformance")),

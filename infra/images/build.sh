@@ -16,7 +16,11 @@ cd ../..
 build() { # name, then build arguments
   local name=$1 start=$SECONDS
   shift
-  pod build --isolation chroot --network host --format docker --quiet -t "$name" "$@" infra/dist >/dev/null
+  local log=$LORACAST_CACHE_DIR/build-${name##*/}.log
+  pod build --isolation chroot --network host --format docker -t "$name" "$@" infra/dist >"$log" 2>&1 ||
+    { tail -30 "$log"; echo "image $name: build failed (log: $log)"; exit 1; }
+  # The execution provider step's own line (cached layers print none).
+  grep '^execution provider' "$log" | sed "s|^|image ${name##*/}: |" || true
   echo "image $name: built in $((SECONDS - start)) s"
 }
 build "localhost/loracast-s3-local:$IMAGE_TAG" -f infra/s3-local.Dockerfile

@@ -17,12 +17,13 @@ case "$1" in
     fi ;;
   cuda)
     ort=/app/node_modules/onnxruntime-node
-    if (cd "$ort" && ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.cjs) &&
+    if log=$(cd "$ort" && ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.cjs 2>&1) &&
       [ -e "$ort/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so" ]; then
       echo "execution provider cuda: CUDA 12 provider installed (needs CUDA 12 + cuDNN 9 on the host)"
     else
-      echo "execution provider cuda: SKIPPED, the CUDA 12 provider could not be downloaded from NuGet;" \
-        "this image runs on cpu only, and GENERATOR_EXECUTION_PROVIDER=cuda exits 2 at start"
+      reason=$(printf '%s\n' "$log" | grep -m1 'Error' || printf '%s\n' "$log" | tail -1)
+      echo "execution provider cuda: SKIPPED, the CUDA 12 provider could not be downloaded from NuGet ($reason);" \
+        "services in this image on *_EXECUTION_PROVIDER=cuda (its default) exit 2 at start; set it to cpu to run on the CPU"
     fi ;;
   *) echo "EXECUTION_PROVIDER must be cpu, webgpu or cuda, not '$1'" >&2; exit 2 ;;
 esac

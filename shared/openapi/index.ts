@@ -1,8 +1,8 @@
 /**
  * OpenAPI 3.1 documents built from the zod schemas the routes validate with (the wire contracts of
  * `shared/trainer-api` and `shared/generator-api`), through `@asteasolutions/zod-to-openapi`'s
- * `OpenApiGeneratorV31`, which converts each schema with zod's own JSON Schema support; and the
- * route tables the checks compare: a document's operations against a Hono app's routes.
+ * `OpenApiGeneratorV31`, which converts each schema with zod's own JSON Schema support. The checks
+ * that a document matches its app are the dev support's (`test/support/openapi`).
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from "@asteasolutions/zod-to-openapi";
 import { z } from "zod";
@@ -121,28 +121,4 @@ export function commonRoutes(extra: Partial<ApiRoute> = {}): ApiRoute[] {
       ...extra,
     },
   ];
-}
-
-/** `"GET /v1/runs/{id}"`: one operation in a route table. */
-const operation = (method: string, path: string): string => `${method.toUpperCase()} ${path}`;
-
-/**
- * The operations a Hono app serves, as `"METHOD /path/{param}"`, sorted and unique. Hono's `:id`
- * (and `:id{regex}`) become OpenAPI's `{id}`; middleware (method `ALL`) is not an operation.
- */
-export function honoRouteTable(app: { routes: readonly { method: string; path: string }[] }): string[] {
-  const ops = app.routes
-    .filter((r) => r.method !== "ALL")
-    .map((r) => operation(r.method, r.path.replace(/:(\w+)(?:\{[^}]*\})?/g, "{$1}")));
-  return [...new Set(ops)].sort();
-}
-
-const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
-
-/** The operations a document lists, as `"METHOD /path/{param}"`, sorted. */
-export function documentRouteTable(doc: OpenApiDocument): string[] {
-  const ops: string[] = [];
-  for (const [path, item] of Object.entries(doc.paths ?? {}))
-    for (const method of METHODS) if (item[method] !== undefined) ops.push(operation(method, path));
-  return ops.sort();
 }

@@ -134,8 +134,9 @@ function publicKeyPath(path: string): string {
 /**
  * Reads the PEM private key at `path`, or generates one there (mode 0600, written atomically) when
  * the file does not exist, and (re)writes its public half at `publicKeyPath(path)` so an operator
- * can hand it to generators with `cat`. Any other problem (unreadable, not Ed25519) is an error
- * naming the path.
+ * can hand it to generators with `cat`; beside a given key in a read-only directory (a mounted
+ * secret) that copy is left out. Any other problem (unreadable, not Ed25519, not writable) is an
+ * error naming the path.
  */
 export async function loadOrCreateSigner(path: string): Promise<Result<Signer, Failure>> {
   let pem: string | null = null;
@@ -152,10 +153,21 @@ export async function loadOrCreateSigner(path: string): Promise<Result<Signer, F
     signer = s.value;
   } else {
     signer = Signer.generate();
-    await mkdir(dirname(path), { recursive: true });
-    await writeAtomically(path, signer.toPem(), 0o600);
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await writeAtomically(path, signer.toPem(), 0o600);
+    } catch (e) {
+      return err({ message: `${path}: cannot write a new key: ${(e as Error).message}` });
+    }
   }
-  await writeAtomically(publicKeyPath(path), `${signer.publicKey}\n`, 0o644);
+  try {
+    await writeAtomically(publicKeyPath(path), `${signer.publicKey}\n`, 0o644);
+  } catch (e) {
+    // The .pub copy is a convenience (the trainer logs the key too): a given key mounted read-only,
+    // as a Kubernetes or compose secret is, goes without one.
+    const readOnly = ["EACCES", "EROFS", "EPERM"].includes((e as NodeJS.ErrnoException).code ?? "");
+    if (pem === null || !readOnly) return err({ message: `${publicKeyPath(path)}: ${(e as Error).message}` });
+  }
   return ok(signer);
 }
 

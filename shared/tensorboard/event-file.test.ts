@@ -64,25 +64,32 @@ describe("readEventDir", () => {
     writeFileSync(EventFileWriter.create(d, 1764503999).path, GOLDEN);
     const r = readEventDir(d);
     if (!r.ok) throw new Error(r.error.message);
-    assert.deepEqual(r.value, GOLDEN_EVENTS);
+    assert.deepEqual(r.value, { events: GOLDEN_EVENTS, partial: [] });
   });
 
-  it("names the file and the record when the last record is cut off or a byte is flipped", () => {
+  it("leaves out a cut-off last record as TensorBoard does, and names the file and record of a bad CRC", () => {
     const cut = freshDir();
     const w = EventFileWriter.create(cut, 1764503999);
     writeFileSync(w.path, GOLDEN.subarray(0, GOLDEN.length - 3));
-    const truncated = readEventDir(cut);
-    assert.equal(truncated.ok, false);
-    if (!truncated.ok) {
-      assert.equal(truncated.error.code, "truncated");
-      assert.equal(truncated.error.path, w.path);
-      assert.match(truncated.error.message, /record at byte 176: data cut off \(37 bytes announced\)/);
-    }
+    const partial = readEventDir(cut);
+    if (!partial.ok) throw new Error(partial.error.message);
+    assert.deepEqual(partial.value, { events: GOLDEN_EVENTS.slice(0, 3), partial: [w.path] });
+    writeFileSync(w.path, GOLDEN.subarray(0, 5));
+    assert.deepEqual(readEventDir(cut), { ok: true, value: { events: [], partial: [w.path] } });
+
     const flipped = Buffer.from(GOLDEN);
     flipped[60] = (flipped[60] ?? 0) ^ 1;
     writeFileSync(w.path, flipped);
-    const corrupt = readEventDir(cut);
-    assert.equal(corrupt.ok, false);
-    if (!corrupt.ok) assert.match(corrupt.error.message, /record at byte 40: data CRC mismatch/);
+    const data = readEventDir(cut);
+    assert.ok(!data.ok);
+    assert.equal(data.error.code, "corrupt");
+    assert.equal(data.error.path, w.path);
+    assert.match(data.error.message, /record at byte 40: data CRC mismatch$/);
+    flipped[60] = (flipped[60] ?? 0) ^ 1;
+    flipped[41] = (flipped[41] ?? 0) ^ 1;
+    writeFileSync(w.path, flipped);
+    const length = readEventDir(cut);
+    assert.ok(!length.ok);
+    assert.match(length.error.message, /record at byte 40: length CRC mismatch$/);
   });
 });

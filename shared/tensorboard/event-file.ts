@@ -63,28 +63,38 @@ export class EventFileWriter {
   }
 }
 
-/** A TensorBoard event file that could not be read, naming the file and the record. */
+/** A TensorBoard event file that could not be read (a CRC fails), naming the file and the record. */
 export interface EventFileError extends TfRecordError {
   /** The file's path. */
   readonly path: string;
 }
 
+/** The events of a log directory, and the files whose last record is cut off. */
+export interface EventDir {
+  /** Every complete event, files in name order, records in file order. */
+  events: TensorBoardEvent[];
+  /** Files that end in a cut-off record (still being written, or their writer was killed mid-write). */
+  partial: string[];
+}
+
 /**
  * Every event of every event file in `dir` (files whose name contains `tfevents`), in the order
  * TensorBoard reads them: files by name (their names start with the creation time), records in
- * file order. A file whose last record is cut off (its writer is still at work) or whose CRCs fail
- * is an error naming it. Throws the file system's error for a missing or unreadable `dir`.
+ * file order. As TensorBoard does, a cut-off last record is left out (listed in `partial`); a CRC
+ * that fails is an error naming the file. Throws the file system's error for a missing or
+ * unreadable `dir`, and protobufjs's for a record that is no `Event`.
  */
-export function readEventDir(dir: string): Result<TensorBoardEvent[], EventFileError> {
+export function readEventDir(dir: string): Result<EventDir, EventFileError> {
   const files = readdirSync(dir)
     .filter((f) => f.includes("tfevents"))
     .sort();
-  const events: TensorBoardEvent[] = [];
+  const out: EventDir = { events: [], partial: [] };
   for (const f of files) {
     const path = join(dir, f);
-    const records = readRecords(readFileSync(path));
-    if (!records.ok) return err({ ...records.error, path, message: `${path}: ${records.error.message}` });
-    for (const r of records.value) events.push(decodeEvent(r));
+    const read = readRecords(readFileSync(path));
+    if (!read.ok) return err({ ...read.error, path, message: `${path}: ${read.error.message}` });
+    for (const r of read.value.records) out.events.push(decodeEvent(r));
+    if (read.value.partialAt !== null) out.partial.push(path);
   }
-  return ok(events);
+  return ok(out);
 }

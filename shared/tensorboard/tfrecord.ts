@@ -24,34 +24,41 @@ export function frameRecord(data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Why a TFRecord file could not be read: `truncated` (the last record is cut off) or `corrupt` (a CRC fails). */
+/** Why a TFRecord file could not be read: a CRC fails (`corrupt`). */
 export interface TfRecordError extends Failure {
-  readonly code: "truncated" | "corrupt";
+  readonly code: "corrupt";
   /** Byte offset of the record that failed. */
   readonly offset: number;
 }
 
-/**
- * Every record's data, in order, each CRC checked. A file being written ends mid-record while its
- * writer works: that is `truncated`, with the records before it lost to the caller (read again).
- */
-export function readRecords(bytes: Uint8Array): Result<Uint8Array[], TfRecordError> {
+/** A TFRecord file's records, and where its last record was cut off, if it was. */
+export interface TfRecords {
+  /** Every complete record's data, in order, each CRC checked. */
+  records: Uint8Array[];
+  /**
+   * Byte offset of a last record that is cut off (its writer is still at work, or was killed in a
+   * write), else null. TensorBoard reads up to there and waits; so does this.
+   */
+  partialAt: number | null;
+}
+
+/** Reads every record of a TFRecord file, checking both CRCs of each; a CRC that fails is `corrupt`. */
+export function readRecords(bytes: Uint8Array): Result<TfRecords, TfRecordError> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: Uint8Array[] = [];
   let at = 0;
   while (at < bytes.length) {
-    const fail = (code: TfRecordError["code"], message: string) =>
-      err({ code, offset: at, message: `record at byte ${at}: ${message}` });
-    if (bytes.length - at < 12) return fail("truncated", "header cut off");
+    const corrupt = (message: string) =>
+      err({ code: "corrupt" as const, offset: at, message: `record at byte ${at}: ${message}` });
+    if (bytes.length - at < 12) return ok({ records, partialAt: at });
     if (view.getUint32(at + 8, true) !== maskedCrc32c(bytes.subarray(at, at + 8)))
-      return fail("corrupt", "length CRC mismatch");
+      return corrupt("length CRC mismatch");
     const length = Number(view.getBigUint64(at, true));
-    if (bytes.length - at - 16 < length) return fail("truncated", `data cut off (${length} bytes announced)`);
+    if (bytes.length - at - 16 < length) return ok({ records, partialAt: at });
     const data = bytes.subarray(at + 12, at + 12 + length);
-    if (view.getUint32(at + 12 + length, true) !== maskedCrc32c(data))
-      return fail("corrupt", "data CRC mismatch");
+    if (view.getUint32(at + 12 + length, true) !== maskedCrc32c(data)) return corrupt("data CRC mismatch");
     records.push(data);
     at += 16 + length;
   }
-  return ok(records);
+  return ok({ records, partialAt: null });
 }

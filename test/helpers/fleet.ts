@@ -35,7 +35,8 @@ export interface Fleet {
 
 /** Starts a fleet (see the module comment); the trainer starts last, subscribed to every generator. */
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
-  const stack = await startStack({ generators: 0 });
+  // On a busy 2-core machine one start can wait minutes for the CPU behind the others.
+  const stack = await startStack({ generators: 0, readyTimeoutMs: 180_000 });
   try {
     const base = writeBaseConfig(join(stack.dir, "base"), LLAMA_7B_DIMS);
     const env = {

@@ -50,6 +50,8 @@ export interface StackOptions {
   generators?: number;
   generatorEnv?: Record<string, string>;
   trainerEnv?: Record<string, string>;
+  /** How long each service may take to log `ready` (a fleet's starts queue for the CPU). @default 30000 */
+  readyTimeoutMs?: number;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -63,6 +65,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   writeFileSync(keyFile, signer.toPem(), { mode: 0o600 });
   const generators: Service[] = [];
   let trainer: Service | undefined;
+  const startOptions = options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs };
 
   const startGenerator = async (
     name: string,
@@ -80,26 +83,30 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...options.generatorEnv,
         ...env,
       },
-      { name },
+      { name, ...startOptions },
     );
     return g;
   };
   for (let i = 0; i < (options.generators ?? 0); i++) generators.push(await startGenerator(`g${i}`));
 
   const startTrainer = async (env: Record<string, string> = {}): Promise<Service> => {
-    trainer = await startService("trainer", {
-      ...common,
-      ...trainerEnv({
-        port: 0,
-        dataDir: join(dir, "trainer"),
-        apiToken: TOKEN,
-        signingKeyFile: keyFile,
-        webhookSecret: SECRET,
-        generators,
-      }),
-      ...options.trainerEnv,
-      ...env,
-    });
+    trainer = await startService(
+      "trainer",
+      {
+        ...common,
+        ...trainerEnv({
+          port: 0,
+          dataDir: join(dir, "trainer"),
+          apiToken: TOKEN,
+          signingKeyFile: keyFile,
+          webhookSecret: SECRET,
+          generators,
+        }),
+        ...options.trainerEnv,
+        ...env,
+      },
+      startOptions,
+    );
     return trainer;
   };
   await startTrainer();

@@ -9,10 +9,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { eventually, type Service } from "@loracast/dev-support/supervisor";
+import { fleetSchema } from "@loracast/shared/trainer-api";
 import { randomAdapter } from "../helpers/adapters.ts";
 import { startDnsServer } from "../helpers/dns-server.ts";
 import { canListen } from "../helpers/local-stack.ts";
-import { startStack } from "../helpers/stack.ts";
+import { startStack, TOKEN } from "../helpers/stack.ts";
 
 const NAME = "generators.loracast.test";
 const HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"] as const;
@@ -88,6 +89,19 @@ describe("webhook fan-out through a headless Service's DNS name", () => {
         afterV2.get("loracast_webhook_failed_attempts_total"),
         0,
         "no delivery went to the gone b",
+      );
+      // The trainer's fleet view asks the replicas the name has now, not the name.
+      const fleet = fleetSchema.parse(
+        await (
+          await fetch(`${stack.trainer.url}/v1/fleet`, { headers: { authorization: `Bearer ${TOKEN}` } })
+        ).json(),
+      );
+      assert.deepEqual(
+        fleet.generators.map((g) => [g.url, g.reach, g.active.fan?.version]),
+        [
+          [`http://${HOSTS[0]}:${port}`, "ok", 2],
+          [`http://${HOSTS[2]}:${port}`, "ok", 2],
+        ],
       );
 
       // A replica dies before the name drops it: its delivery fails and is retried, until the name

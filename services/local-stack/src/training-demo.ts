@@ -153,9 +153,7 @@ export async function runTrainingDemo(o: DemoOptions): Promise<void> {
     await saveAdapter(o.store, run, newest, dir);
     o.say(`  saved as PEFT    v${newest} in ${shortPath(dir)}`);
   }
-  o.say(
-    `  tensorboard      tensorboard --logdir ${shortPath(o.tensorboardDir)}   (run ${run}: TRL's scalar names)`,
-  );
+  o.say(`  tensorboard      tensorboard --logdir ${shortPath(o.tensorboardDir)}`);
   o.say(`  events           curl -N ${o.trainer.url}/v1/runs/${run}/events`);
   o.say(`  curves, fleet    ${dashboardLink(o.trainer.url, o.token, run)}`);
   const g0 = o.generators[0];

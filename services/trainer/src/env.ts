@@ -95,6 +95,15 @@ export const envSchema = s3EnvSchema.extend({
    * here. Default: `tensorboard` in TRAINER_DATA_DIR.
    */
   TRAINER_TENSORBOARD_DIR: z.string().min(1).optional(),
+  /**
+   * OpenTelemetry's standard exporter settings: with either endpoint set, the trainer exports every
+   * run's scalars as OTLP/HTTP JSON metrics (reporting/otlp.ts; the exporter reads the variables).
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  /** The metrics-only endpoint (full URL, `…/v1/metrics`); overrides OTEL_EXPORTER_OTLP_ENDPOINT for metrics. */
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: z.url().optional(),
+  /** OpenTelemetry's export interval for metrics, in ms (its default, 60000). */
+  OTEL_METRIC_EXPORT_INTERVAL: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
 });

@@ -32,6 +32,7 @@ import { RunLedger } from "./ledger/index.ts";
 import { TrainerMetrics } from "./metrics.ts";
 import { Publisher } from "./publisher.ts";
 import { Readiness } from "./readiness.ts";
+import { OtlpReporter } from "./reporting/index.ts";
 import { clearUploadSpool } from "./routes/adapter-upload.ts";
 import { CheckpointStore } from "./runs/checkpoints.ts";
 import { LocalRollouts } from "./runs/rollouts.ts";
@@ -216,12 +217,23 @@ const headRefresh = setInterval(
   () => void publisher.refreshHeads().catch((e: unknown) => log.warn("head refresh failed", { error: e })),
   (env.TRAINER_HEAD_TTL_S * 1000) / 4,
 );
+const otlp =
+  env.OTEL_EXPORTER_OTLP_ENDPOINT === undefined && env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT === undefined
+    ? null
+    : new OtlpReporter(env.OTEL_METRIC_EXPORT_INTERVAL, env.TRAINER_INSTANCE, log);
+if (otlp !== null) {
+  log.info("run metrics exported over OTLP", {
+    endpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? `${env.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/metrics`,
+    intervalMs: env.OTEL_METRIC_EXPORT_INTERVAL,
+  });
+}
 const runs =
   training === null
     ? null
     : new RunManager({
         dataDir: env.TRAINER_DATA_DIR,
         tensorboardDir: env.TRAINER_TENSORBOARD_DIR ?? join(env.TRAINER_DATA_DIR, "tensorboard"),
+        otlp,
         maxResumes: env.TRAINER_MAX_RESUMES,
         ...training,
         publish: async (run, files, extras) => {
@@ -275,6 +287,7 @@ onShutdown(log, async () => {
   outbox.stop();
   objects.abandoned.stop();
   objects.client.destroy();
+  await otlp?.shutdown();
 });
 // Only once SIGTERM is handled: whoever waits for this line may stop the trainer at once.
 log.info("ready", { url: server.url, subscribers: subscriptions.urls(), base: spec?.fingerprint ?? null });

@@ -15,6 +15,7 @@ import {
   openApiDocument,
 } from "@loracast/shared/openapi";
 import {
+  fleetSchema,
   publishResultSchema,
   rollbackRequestSchema,
   rollbackResultSchema,
@@ -31,6 +32,7 @@ import {
 } from "@loracast/shared/trainer-api";
 import { z } from "zod";
 import pkg from "../package.json" with { type: "json" };
+import { DASHBOARD_ASSET_NAMES } from "./dashboard/index.ts";
 import { STATUS } from "./http-errors.ts";
 import { runConfigSchema } from "./runs/config.ts";
 
@@ -211,6 +213,52 @@ const ROUTES: ApiRoute[] = [
     summary: "Remove a registered subscriber (WEBHOOK_SUBSCRIBERS entries cannot be removed)",
     request: { params: z.object({ id: z.string().describe("The subscription's id") }) },
     responses: { 204: { description: "Removed" }, ...secured("not_found") },
+  },
+  {
+    method: "get",
+    path: "/v1/fleet",
+    summary: "Every generator the trainer notifies, with the adapter state its GET /v1/adapters reports",
+    description:
+      "Asked at the time of the request: each webhook target (static and registered subscribers, every address of a `dns+` subscriber), at most 64, each with a 2 s timeout.",
+    request: {
+      query: z.object({
+        run: z.string().optional().describe("Only this run's versions (a run name, else 400)"),
+      }),
+    },
+    responses: { 200: jsonResponse("The fleet", fleetSchema), ...secured("bad_request") },
+  },
+  {
+    method: "get",
+    path: "/",
+    summary: "Redirects to the dashboard",
+    ...PUBLIC,
+    responses: {
+      302: {
+        description: "To /dashboard",
+        headers: z.object({ location: z.literal("/dashboard") }),
+      },
+    },
+  },
+  {
+    method: "get",
+    path: "/dashboard",
+    summary: "The dashboard page (runs, live curves, fleet); it asks for the token in the browser",
+    ...PUBLIC,
+    responses: { 200: { description: "The page", content: { "text/html": { schema: z.string() } } } },
+  },
+  {
+    method: "get",
+    path: "/dashboard/assets/{name}",
+    summary: "The dashboard's scripts and stylesheets",
+    ...PUBLIC,
+    request: { params: z.object({ name: z.enum(DASHBOARD_ASSET_NAMES as [string, ...string[]]) }) },
+    responses: {
+      200: {
+        description: "The asset",
+        content: { "text/javascript": { schema: z.string() }, "text/css": { schema: z.string() } },
+      },
+      ...errors("not_found"),
+    },
   },
 ];
 

@@ -54,28 +54,37 @@ export class SubscriptionRegistry {
   }
 
   /**
-   * Where the next event goes: each subscriber's URL, and for a `dns+` subscriber one URL per
-   * address its name has now (`via` names the subscriber). An address the egress policy refuses is
-   * left out and logged; so is a `dns+` subscriber whose lookup fails (generators that miss the
-   * event converge by reconciling with the store).
+   * The subscribers as they stand now: each one as listed, but a `dns+` subscriber as one entry
+   * per address its name has (same `id`, `url` the address's URL, `via` the subscriber). An address
+   * the egress policy refuses is left out and logged; so is a `dns+` subscriber whose lookup fails
+   * (generators that miss an event converge by reconciling with the store).
    */
-  async targets(): Promise<DeliveryTarget[]> {
-    const out: DeliveryTarget[] = [];
-    for (const url of this.urls()) {
-      const template = fanOutTemplate(url);
+  async resolved(): Promise<(Subscription & { via?: string })[]> {
+    const out: (Subscription & { via?: string })[] = [];
+    for (const sub of this.list()) {
+      const template = fanOutTemplate(sub.url);
       if (template === null) {
-        out.push({ url });
+        out.push(sub);
         continue;
       }
-      const addresses = await this.addressesOf(url, template);
+      const addresses = await this.addressesOf(sub.url, template);
       if (!addresses.ok) {
         const error = addresses.error.message;
-        this.fanOut?.log.warn("webhook fan-out lookup failed", { subscriber: url, error });
+        this.fanOut?.log.warn("webhook fan-out lookup failed", { subscriber: sub.url, error });
         continue;
       }
-      out.push(...addresses.value.map((u) => ({ url: u, via: url })));
+      out.push(...addresses.value.map((url) => ({ ...sub, url, via: sub.url })));
     }
     return out;
+  }
+
+  /** Where the next event goes: {@link resolved}'s URLs, each once, with the `dns+` subscriber they came from. */
+  async targets(): Promise<DeliveryTarget[]> {
+    const out = new Map<string, DeliveryTarget>();
+    for (const { url, via } of await this.resolved()) {
+      if (!out.has(url)) out.set(url, via === undefined ? { url } : { url, via });
+    }
+    return [...out.values()];
   }
 
   /**

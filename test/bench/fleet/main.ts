@@ -9,7 +9,8 @@
  * - webhook fan-out: first to last `webhook delivered` line of the trainer for that version;
  * - store requests per version, counted by the S3 server (`/_metrics`) over the publishes, and the
  *   background rate of reconcile passes with nothing published (per generator per second);
- * - trainer CPU seconds per version (`/proc/<pid>/stat`) and generator RSS.
+ * - CPU per version of the trainer, of all N generators together and of the S3 server
+ *   (`/proc/<pid>/stat`), generator RSS, and the host's load average (the machine is shared).
  *
  * At each N in `--kill-at` it then publishes `--kill-versions` more versions back to back, SIGKILLs
  * `--kill` generators after the first few, restarts them on their ports while publishing goes on,
@@ -17,10 +18,9 @@
  *
  *   npm run bench:fleet -- [--n=8,16,32,64] [--versions=20] [--mb=1] [--kill=8] [--kill-at=64]
  */
-
+import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { LogLine, Service } from "@loracast/dev-support/supervisor";
-import { supervisorEnvSchema } from "@loracast/dev-support/supervisor";
+import { type LogLine, type Service, supervisorEnvSchema } from "@loracast/dev-support/supervisor";
 import { parseCommandLine } from "@loracast/shared/platform";
 import { type PublishResult, publishResultSchema } from "@loracast/shared/trainer-api";
 import { adapterOfSize, distinctWeights } from "../../helpers/adapters.ts";
@@ -106,9 +106,30 @@ interface Row {
   fanoutMsP95: number;
   storeRequestsPerVersion: number;
   storeRequestsPerVersionByOp: Record<string, number>;
+  /**
+   * Store requests per version net of the background reconcile passes that ran meanwhile (the
+   * idle rate × N × the publish phase's duration): what the publish and the N pulls cost.
+   */
+  handoffRequestsPerVersion: number;
   idleRequestsPerGeneratorPerS: number;
   trainerCpuMsPerVersion: number;
-  kill?: { killed: number; restartMs: number; convergedMs: number; version: number };
+  /** All N generators' CPU per version, summed, and the S3 server's: they do not depend on contention. */
+  generatorsCpuMsPerVersion: number;
+  s3CpuMsPerVersion: number;
+  /** The host's 1-minute load average at the end (other processes share it). */
+  load: number;
+  /**
+   * The kill/restart phase: generators killed, versions published during it, SIGKILL→ready time
+   * of the restarts, and the time from the last publish's return until every generator served the
+   * last version.
+   */
+  kill?: {
+    killed: number;
+    published: number;
+    restartMs: number;
+    convergedMs: number;
+    version: number;
+  };
 }
 
 async function publish(
@@ -148,7 +169,11 @@ async function measure(n: number): Promise<Row> {
 
     const trainerPid = stack.trainer.proc.pid as number;
     const cpu0 = cpuSeconds(trainerPid);
+    const fleetCpu = () => stack.generators.reduce((a, g) => a + cpuSeconds(g.proc.pid as number), 0);
+    const generatorsCpu0 = fleetCpu();
+    const s3Cpu0 = cpuSeconds(stack.s3.proc.pid as number);
     const counts0 = await s3RequestCounts(stack.s3.url);
+    const phase0 = performance.now();
     const active: number[] = [];
     const fanout: number[] = [];
     const publishMs: number[] = [];
@@ -161,7 +186,10 @@ async function measure(n: number): Promise<Row> {
       fanout.push(Math.max(...sent) - Math.min(...sent));
     }
     const byOp = diff(await s3RequestCounts(stack.s3.url), counts0);
+    const phaseS = (performance.now() - phase0) / 1000;
     const cpu = cpuSeconds(trainerPid) - cpu0;
+    const generatorsCpu = fleetCpu() - generatorsCpu0;
+    const s3Cpu = cpuSeconds(stack.s3.proc.pid as number) - s3Cpu0;
     const rss = stack.generators.map((g) => memory(g.proc.pid as number).rss / 2 ** 20);
     const row: Row = {
       n,
@@ -177,8 +205,12 @@ async function measure(n: number): Promise<Row> {
       storeRequestsPerVersionByOp: Object.fromEntries(
         Object.entries(byOp).map(([op, c]) => [op, c / versions]),
       ),
+      handoffRequestsPerVersion: (sum(byOp) - idleRate * n * phaseS) / versions,
       idleRequestsPerGeneratorPerS: idleRate,
       trainerCpuMsPerVersion: (cpu * 1000) / versions,
+      generatorsCpuMsPerVersion: (generatorsCpu * 1000) / versions,
+      s3CpuMsPerVersion: (s3Cpu * 1000) / versions,
+      load: loadavg()[0] as number,
     };
     if (killAt.has(n) && n > killCount) row.kill = await killAndRestart(fleet, run, adapter, i);
     return row;
@@ -188,9 +220,10 @@ async function measure(n: number): Promise<Row> {
 }
 
 /**
- * Publishes `killVersions` versions back to back; after the first quarter SIGKILLs `killCount`
- * generators spread over the fleet, after the half restarts them (on their ports) while the rest
- * is published; then waits until all N serve the last version with its sha256.
+ * Publishes versions back to back: SIGKILLs `killCount` generators spread over the fleet after the
+ * first quarter of `killVersions`, restarts them (on their ports) after the half, and goes on
+ * publishing until both `killVersions` are out and the restarted generators are ready. Then waits
+ * until all N serve the last version with its sha256.
  */
 async function killAndRestart(
   fleet: Fleet,
@@ -201,23 +234,27 @@ async function killAndRestart(
   const n = fleet.stack.generators.length;
   const victims = Array.from({ length: killCount }, (_, k) => Math.floor((k * n) / killCount));
   let last: PublishResult | undefined;
-  let restarting: Promise<number> | undefined;
+  let restartMs: number | undefined;
   let lastReturned = 0;
-  for (let v = 0; v < killVersions; v++) {
+  let restarted = false;
+  for (let v = 0; v < killVersions || !restarted; v++) {
     if (v === Math.floor(killVersions / 4)) await Promise.all(victims.map((g) => fleet.kill(g)));
     if (v === Math.floor(killVersions / 2)) {
       const t = performance.now();
-      restarting = Promise.all(victims.map((g) => fleet.restart(g))).then(() => performance.now() - t);
+      void Promise.all(victims.map((g) => fleet.restart(g))).then(() => {
+        restartMs = performance.now() - t;
+        restarted = true;
+      });
     }
     const p = await publish(fleet, run, adapter, from + v);
     last = p.body;
     lastReturned = performance.now();
   }
-  const restartMs = (await restarting) as number;
-  if (last === undefined) throw new Error("nothing published");
+  if (last === undefined || restartMs === undefined) throw new Error("nothing published");
   await waitConverged(fleet.stack, run, last.version, last.sha256, 120_000);
   return {
     killed: killCount,
+    published: last.version - from,
     restartMs,
     convergedMs: performance.now() - lastReturned,
     version: last.version,
@@ -236,17 +273,17 @@ console.log(
   `\n${versions} versions of a ${mb} MiB-class adapter per N; reconcile every ${reconcileMs} ms; times in ms\n`,
 );
 console.log(
-  "| N | start s | RSS MB mean/max | publish call p50 | publish → all active p50 | p95 | fan-out p50 | p95 | store req/version | idle req/s per generator | trainer CPU ms/version |",
+  "| N | start s | RSS MB mean/max | publish call p50 | publish → all active p50 | p95 | fan-out p50 | p95 | store req/version: all | net of reconcile | idle req/s per generator | CPU ms/version: trainer | generators | S3 | load |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
-    `| ${r.n} | ${f(r.startS)} | ${f(r.rssMbMean)}/${f(r.rssMbMax)} | ${f(r.publishMsP50)} | ${f(r.activeMsP50)} | ${f(r.activeMsP95)} | ${f(r.fanoutMsP50)} | ${f(r.fanoutMsP95)} | ${f(r.storeRequestsPerVersion, 1)} | ${f(r.idleRequestsPerGeneratorPerS, 2)} | ${f(r.trainerCpuMsPerVersion)} |`,
+    `| ${r.n} | ${f(r.startS)} | ${f(r.rssMbMean)}/${f(r.rssMbMax)} | ${f(r.publishMsP50)} | ${f(r.activeMsP50)} | ${f(r.activeMsP95)} | ${f(r.fanoutMsP50)} | ${f(r.fanoutMsP95)} | ${f(r.storeRequestsPerVersion, 1)} | ${f(r.handoffRequestsPerVersion, 1)} | ${f(r.idleRequestsPerGeneratorPerS, 2)} | ${f(r.trainerCpuMsPerVersion)} | ${f(r.generatorsCpuMsPerVersion)} | ${f(r.s3CpuMsPerVersion)} | ${f(r.load, 1)} |`,
   );
 }
 for (const r of rows.filter((r) => r.kill !== undefined)) {
   const k = r.kill as NonNullable<Row["kill"]>;
   console.log(
-    `\nN=${r.n}: ${k.killed} generators SIGKILLed mid-run and restarted (restart ${f(k.restartMs)} ms); all ${r.n} served v${k.version} (its sha256) ${f(k.convergedMs)} ms after its publish returned`,
+    `\nN=${r.n}: ${k.killed} generators SIGKILLed mid-run and restarted while ${k.published} versions were published (restart to ready ${f(k.restartMs)} ms); all ${r.n} served the last, v${k.version} (its sha256), ${f(k.convergedMs)} ms after its publish returned`,
   );
 }

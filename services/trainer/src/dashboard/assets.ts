@@ -29,6 +29,9 @@ const ASSETS: Record<string, Asset> = {
   "uplot.css": { path: require.resolve("uplot/dist/uPlot.min.css"), type: CSS },
 };
 
+/** The names `GET /dashboard/assets/:name` serves (the OpenAPI document lists them). */
+export const DASHBOARD_ASSET_NAMES: readonly string[] = Object.keys(ASSETS);
+
 /** The page itself (`GET /dashboard`). */
 const PAGE: Asset = { path: join(HERE, "index.html"), type: "text/html; charset=utf-8" };
 

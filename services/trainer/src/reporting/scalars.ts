@@ -195,7 +195,7 @@ export function runEventScalars(e: RunEvent): StepScalars | null {
 /** SCALAR_NAMES as a Markdown table, padded as `biome format` pads tables (the README holds this text). */
 export function scalarNamesTable(): string {
   const rows = [
-    ["run event field", "TensorBoard tag", "TRL logs it in", "meaning"],
+    ["run event field", "TensorBoard tag, OTLP metric", "TRL logs it in", "meaning"],
     ...SCALAR_NAMES.map((s) => [`\`${s.source}\``, `\`${s.tag}\``, s.trl ?? "—", s.meaning]),
   ];
   const widths = rows[0]?.map((_, c) => Math.max(3, ...rows.map((r) => [...(r[c] ?? "")].length))) ?? [];

@@ -10,7 +10,7 @@ import type { RunEvent, RunStatus, RunStreamEvent } from "@loracast/shared/run-e
 import type { RunInfo as RunInfoBody } from "@loracast/shared/trainer-api";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
-import { TensorBoardReporter } from "../reporting/index.ts";
+import { type OtlpReporter, TensorBoardReporter } from "../reporting/index.ts";
 import { type RunConfig, runConfigSchema } from "./config.ts";
 import { FleetRollouts } from "./rollouts.ts";
 import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts";
@@ -31,6 +31,8 @@ export type RunManagerDeps = Omit<RunLoopDeps, "emit"> & {
    * `<tensorboardDir>/<loggingDir or run>`.
    */
   tensorboardDir: string;
+  /** Where every run's scalars also go when OTLP export is on (OTEL_EXPORTER_OTLP_ENDPOINT); else null. */
+  otlp: OtlpReporter | null;
   egress: EgressPolicy;
   /**
    * Consecutive unclean trainer stops (crashes, kills: no `stopped` event) a run may go through
@@ -222,10 +224,12 @@ export class RunManager {
   }
 
   /**
-   * Writes the event to the run's TensorBoard file, if it has one, closing it with the run. A file
+   * Sends the event's scalars over OTLP when that is on, and writes them to the run's TensorBoard
+   * file, if it has one, closing it with the run. A file
    * that cannot be written (disk full) stops the files, not the run: the history is the record.
    */
   private report(a: Active, e: RunEvent): void {
+    this.d.otlp?.record(a.info.run, e);
     const tb = a.tensorboard;
     if (tb === null) return;
     try {

@@ -166,9 +166,16 @@ export class Chart {
     const points = xs.filter((_, i) => data.slice(1).some((col) => col[i] !== null)).length;
     this.figure.dataset.points = String(points);
     const algorithm = String(config?.algorithm?.name ?? "");
+    // A chart of what this run's algorithm never reports would be an empty frame: hidden.
+    this.figure.hidden = points === 0 && this.notReportedBy(algorithm);
     const extra = this.def.note?.(config) ?? null;
     const text = describe(this.def, series, data, points, algorithm);
     this.note.textContent = extra === null ? text : `${text} ${extra}`;
+  }
+
+  /** Whether `algorithm` (known) is not among those that report this chart's quantity. */
+  notReportedBy(algorithm) {
+    return this.def.algorithms !== undefined && algorithm !== "" && !this.def.algorithms.includes(algorithm);
   }
 
   options(series, width) {

@@ -211,8 +211,9 @@ function redraw() {
   const last = steps.at(-1);
   for (const def of defs) {
     const data = h.columns(def.series.map((s) => s.get));
-    chart(def).draw(def.series, data, state.runs.find((r) => r.run === h.run)?.config ?? null);
-    if (last === undefined) continue;
+    const c = chart(def);
+    c.draw(def.series, data, state.runs.find((r) => r.run === h.run)?.config ?? null);
+    if (last === undefined || c.figure.hidden) continue;
     for (const s of def.series) latest.push([s.label, last[0], format(s.get(last[1]))]);
   }
   $("#run-heading").textContent = `Run ${h.run}`;
