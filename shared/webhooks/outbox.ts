@@ -50,6 +50,8 @@ export interface OutboxOptions {
   sweepIntervalMs?: number;
   newId?: () => string;
   fetch?: typeof fetch;
+  /** Sees each delivery acknowledged: milliseconds from its enqueue (`createdAt`, `clock`) to the 2xx. */
+  onDelivered?: (ms: number) => void;
   /**
    * Asked before each attempt round and after each failed attempt: false means the subscriber is
    * gone (a replica that left its DNS name, a subscription removed) and the delivery is dropped
@@ -95,7 +97,13 @@ export class Outbox {
    */
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
     this.stopping.abort();
+  }
+
+  /** True between `start` (its directory exists, its pending deliveries are being resent) and `stop`. */
+  get started(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Persists one delivery per target, then starts sending them. */
@@ -185,6 +193,8 @@ export class Outbox {
           this.o.log.warn("webhook attempt failed", {
             id: d.id,
             url: d.url,
+            run: d.event.run,
+            version: d.event.version,
             attempt: attemptNumber,
             error: error.message,
           });
@@ -192,6 +202,7 @@ export class Outbox {
       });
       await unlink(path).catch(() => undefined);
       this.stats.delivered++;
+      this.o.onDelivered?.(this.o.clock.now() - d.createdAt);
       this.o.log.info("webhook delivered", {
         id: d.id,
         url: d.url,
@@ -207,7 +218,13 @@ export class Outbox {
       } else if (e instanceof SubscriberRefusedError) {
         await rename(path, join(this.o.dir, "dead", `${d.id}.json`)).catch(() => undefined);
         this.stats.dead++;
-        this.o.log.error("webhook refused by subscriber", { id: d.id, url: d.url, error: e.message });
+        this.o.log.error("webhook refused by subscriber", {
+          id: d.id,
+          url: d.url,
+          run: d.event.run,
+          version: d.event.version,
+          error: e.message,
+        });
       }
       // Otherwise it stays on disk and the next sweep tries again.
     } finally {
