@@ -66,6 +66,14 @@ export class Engine {
     this.maxBatch = options.maxBatch ?? 16;
   }
 
+  /**
+   * Sequences queued for a prefill: new ones, and those a full adapter group (`maxBatch`) holds back.
+   * The ones being prefilled or decoded are not counted (see `load`).
+   */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
   /** Sequences waiting for a prefill or being decoded. */
   get load(): number {
     let n = this.waiting.length;

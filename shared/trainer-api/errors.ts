@@ -12,6 +12,7 @@ import { z } from "zod";
  * - `conflict`: the state forbids it (a run that exists or is running, a rollback to a revoked version);
  * - `payload_too_large`: a body over its bound;
  * - `store_unavailable`: the object store cannot be reached;
+ * - `not_ready`: `GET /readyz` found a check failing (the message names each);
  * - `reward_failed`: an HTTP reward function failed after its retries (a run's failure);
  * - `generators_unavailable`: the generators could not serve a run's rollouts after the retries (a run's failure);
  * - `non_finite`: maxNonFiniteSteps consecutive steps went non-finite (a run's failure);
@@ -26,6 +27,7 @@ export const TRAINER_ERROR_CODES = [
   "conflict",
   "payload_too_large",
   "store_unavailable",
+  "not_ready",
   "reward_failed",
   "generators_unavailable",
   "non_finite",

@@ -23,6 +23,7 @@ export {
   type FleetGenerator,
   fleetSchema,
 } from "./fleet.ts";
+export { type TrainerReadiness, trainerReadinessSchema } from "./readiness.ts";
 export { type RunInfo, type RunList, runInfoSchema, runListSchema } from "./runs.ts";
 export {
   type Subscription,

@@ -50,6 +50,8 @@ export interface OutboxOptions {
   sweepIntervalMs?: number;
   newId?: () => string;
   fetch?: typeof fetch;
+  /** Sees each delivery acknowledged: milliseconds from its enqueue (`createdAt`, `clock`) to the 2xx. */
+  onDelivered?: (ms: number) => void;
   /**
    * Asked before each attempt round and after each failed attempt: false means the subscriber is
    * gone (a replica that left its DNS name, a subscription removed) and the delivery is dropped
@@ -67,6 +69,8 @@ export interface OutboxOptions {
 export class Outbox {
   private readonly inFlight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Aborted by `stop`: retry loops in flight end instead of backing off for minutes after it. */
+  private readonly stopping = new AbortController();
   private readonly fetchFn: typeof fetch;
   private readonly newId: () => string;
   /**
@@ -87,8 +91,19 @@ export class Outbox {
     void this.sweep();
   }
 
+  /**
+   * Stops sweeping and ends the retry loops in flight; what they had not sent stays on disk for the
+   * next process that opens the directory.
+   */
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.stopping.abort();
+  }
+
+  /** True between `start` (its directory exists, its pending deliveries are being resent) and `stop`. */
+  get started(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Persists one delivery per target, then starts sending them. */
@@ -168,6 +183,7 @@ export class Outbox {
         retries: this.o.retries ?? 5,
         minTimeout: this.o.minTimeoutMs ?? 200,
         randomize: true,
+        signal: this.stopping.signal,
         shouldRetry: async () => {
           gone = !(await this.wanted(d));
           return !gone;
@@ -177,6 +193,8 @@ export class Outbox {
           this.o.log.warn("webhook attempt failed", {
             id: d.id,
             url: d.url,
+            run: d.event.run,
+            version: d.event.version,
             attempt: attemptNumber,
             error: error.message,
           });
@@ -184,6 +202,7 @@ export class Outbox {
       });
       await unlink(path).catch(() => undefined);
       this.stats.delivered++;
+      this.o.onDelivered?.(this.o.clock.now() - d.createdAt);
       this.o.log.info("webhook delivered", {
         id: d.id,
         url: d.url,
@@ -199,7 +218,13 @@ export class Outbox {
       } else if (e instanceof SubscriberRefusedError) {
         await rename(path, join(this.o.dir, "dead", `${d.id}.json`)).catch(() => undefined);
         this.stats.dead++;
-        this.o.log.error("webhook refused by subscriber", { id: d.id, url: d.url, error: e.message });
+        this.o.log.error("webhook refused by subscriber", {
+          id: d.id,
+          url: d.url,
+          run: d.event.run,
+          version: d.event.version,
+          error: e.message,
+        });
       }
       // Otherwise it stays on disk and the next sweep tries again.
     } finally {

@@ -165,6 +165,10 @@ describe("outbox", () => {
       ["http://10.0.0.3/hook"],
     );
     assert.ok(attempts > attemptsAtDrop, "the remaining delivery keeps being retried");
+    // stop() ends the retry loop in flight: no attempt after it (it stays on disk for a restart).
+    const attemptsAtStop = attempts;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(attempts, attemptsAtStop);
   });
 
   it("gives up on a subscriber that answers 4xx", async () => {

@@ -7,20 +7,22 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { type QuantChoice, runConformance } from "./harness.ts";
 
-const usage = "usage: npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128]";
+const cli = {
+  usage: "npm run conformance -- <fixture-dir> [flags]",
+  about:
+    "Builds the fixture's base, applies its PEFT adapter, and prints a JSON report as the last line: exit 0 when it passes, 1 when it does not, 2 on bad usage or a broken fixture. Reads no environment variables.",
+  positionals: true,
+  flags: {
+    quant: { type: "string", default: "fp32", help: "base weights: fp32, int8 or int4" },
+    "block-size": { type: "string", default: "32", help: "int8/int4 quantization block: 32 or 128" },
+  },
+} as const;
+const fail: (message: string) => never = (message) => usageError(cli, message);
 
-function fail(message: string): never {
-  console.error(`${message}\n${usage}`);
-  process.exit(2);
-}
-
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { quant: { type: "string", default: "fp32" }, "block-size": { type: "string", default: "32" } },
-});
+const { values, positionals } = parseCommandLine(cli);
 const dir = positionals[0];
 if (dir === undefined || positionals.length > 1) fail("expected exactly one fixture directory");
 const quant = values.quant as QuantChoice;

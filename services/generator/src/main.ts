@@ -1,5 +1,12 @@
 import { loadModelSpec, type ModelSpec, type VerifiedAdapter } from "@loracast/shared/model-spec";
-import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
+import {
+  createLogger,
+  createMetricsRegistry,
+  listen,
+  onShutdown,
+  parseCommandLine,
+  systemClock,
+} from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import {
   adapterFeeds,
@@ -18,9 +25,17 @@ import { createApp } from "./app.ts";
 import { generatorEnvSchema } from "./env.ts";
 import { InferenceService } from "./inference/inference-service.ts";
 import { AdapterManager } from "./lifecycle/index.ts";
+import { GeneratorMetrics } from "./metrics.ts";
 
-const log0 = createLogger({ service: "generator" });
+parseCommandLine({
+  usage: "node --import tsx services/generator/src/main.ts",
+  about:
+    "A generator: pulls, verifies and activates each adapter version the trainer publishes, and serves the base and its adapters through an OpenAI/vLLM-compatible API. Configured by the environment only.",
+  flags: {},
+  env: generatorEnvSchema,
+});
 const parsed = generatorEnvSchema.safeParse(process.env);
+const log0 = createLogger({ service: "generator" }, { level: parsed.data?.LOG_LEVEL ?? "info" });
 if (!parsed.success) {
   for (const i of parsed.error.issues)
     log0.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
@@ -87,6 +102,7 @@ if (trusted === null) {
     risk: "anyone who can write to the bucket chooses what this generator serves",
   });
 } else log.info("manifest signatures required", { keyIds: trusted.ids });
+const metrics = new GeneratorMetrics(createMetricsRegistry({ processMetrics: true }));
 const store = new AdapterStore(objects, {
   trusted,
   onRefused: (r) => log.warn("store record refused", { ...r }),
@@ -101,6 +117,7 @@ const manager = new AdapterManager({
   maxRank: env.MAX_LORA_RANK,
   runs: env.GENERATOR_RUNS.length === 0 ? null : env.GENERATOR_RUNS,
   serveRevoked: env.GENERATOR_SERVE_REVOKED,
+  onActivated: (s) => metrics.activated(s),
   ...(session !== null
     ? {
         prepare: (v) => adapterFeeds(spec, v),
@@ -140,6 +157,7 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
     rng: createRng(env.GENERATOR_SEED),
     log,
     promptLogprobsMaxBytes: env.GENERATOR_PROMPT_LOGPROBS_MAX_MB * 1024 * 1024,
+    observe: metrics,
   });
   inference = {
     service,
@@ -148,6 +166,9 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
       stats: engine.stats,
       get load() {
         return engine.load;
+      },
+      get queued() {
+        return engine.queued;
       },
     },
   };
@@ -178,6 +199,7 @@ const app = createApp({
   clock: systemClock,
   inference,
   maxRequestBytes: env.GENERATOR_MAX_REQUEST_BYTES,
+  metrics,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
 

@@ -5,11 +5,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertDocumentsApp } from "@loracast/dev-support/openapi";
+import { createMetricsRegistry } from "@loracast/shared/platform";
 import { type AppDeps, createApp } from "./app.ts";
+import { GeneratorMetrics } from "./metrics.ts";
 import { generatorOpenApi } from "./openapi.ts";
 
 /**
- * Building the app reads only the clock, the engine (none) and the store's refusal log: the routes
+ * Building the app reads only the clock, the engine (none), the store's refusal log and the metrics
+ * registry: the routes
  * hold the rest until a request comes, and these tests send none but `GET /openapi.json`.
  */
 const app = () =>
@@ -18,6 +21,7 @@ const app = () =>
     inference: null,
     store: { refusals: null },
     admin: {},
+    metrics: new GeneratorMetrics(createMetricsRegistry({ processMetrics: false })),
   } as unknown as AppDeps);
 
 describe("generator OpenAPI document", () => {

@@ -1,3 +1,4 @@
+import { LOG_LEVELS } from "@loracast/shared/platform";
 import { z } from "zod";
 
 /** The local stack's environment (`npm start`), parsed once at start by `main.ts`. */
@@ -14,6 +15,11 @@ export const envSchema = z.object({
   LORACAST_DEMO_STEPS: z.coerce.number().int().min(5).max(10_000).default(40),
   /** Bearer token for the trainer API. */
   TRAINER_API_TOKEN: z.string().min(16).default("local-dev-token-change-me"),
+  /**
+   * The stack's own log level, and the lowest level of the services' lines it shows in the
+   * terminal: warnings and errors by default, so that the demo's output stays readable.
+   */
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("warn"),
   /** Webhook secret shared by trainer and generators. */
   WEBHOOK_SECRET: z
     .string()

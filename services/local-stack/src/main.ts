@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { generatorEnv, s3ClientEnv, s3LocalEnv, stackPorts, trainerEnv } from "@loracast/dev-support/stack";
 import { type Service, ServiceGroup } from "@loracast/dev-support/supervisor";
-import { createLogger, onShutdown } from "@loracast/shared/platform";
+import { createLogger, LOG_LEVELS, onShutdown, parseCommandLine } from "@loracast/shared/platform";
 import { dashboardLink } from "./dashboard-link.ts";
 import { envSchema } from "./env.ts";
 import { describeExit, describeFailure } from "./failures.ts";
@@ -20,6 +20,13 @@ import { describeExit, describeFailure } from "./failures.ts";
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
+parseCommandLine({
+  usage: "npm start",
+  about:
+    "The whole system on loopback: the embedded S3 server, the trainer and the generators as separate processes, then a demo GRPO run. Configured by the environment only.",
+  flags: {},
+  env: envSchema,
+});
 const parsed = envSchema.safeParse(process.env);
 if (!parsed.success) {
   for (const i of parsed.error.issues) process.stderr.write(`${i.path.join(".")}: ${i.message}\n`);
@@ -29,7 +36,7 @@ const env = parsed.data;
 // The stack's own S3 client (it saves the demo's adapter) would print the AWS SDK's notice that its
 // releases from 2027 on need Node 22 into the user's terminal; it concerns SDK upgrades, not this run.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
-const log = createLogger({ service: "local-stack" }, { quiet: true });
+const log = createLogger({ service: "local-stack" }, { level: env.LOG_LEVEL });
 const data = resolve(env.LORACAST_DATA_DIR);
 const ports = stackPorts(env.LORACAST_BASE_PORT, env.LORACAST_GENERATORS);
 
@@ -54,10 +61,15 @@ function fail(line: string): void {
   shutdown(1);
 }
 
+// The services' lines at LOG_LEVEL and above are shown, prefixed with the service's name.
+const shown = new Set(LOG_LEVELS.slice(LOG_LEVELS.indexOf(env.LOG_LEVEL)));
 const echoErrors = (name: string) => (line: string) => {
   if (stopping.signal.aborted) return;
-  if (line.includes('"level":"error"') || line.includes('"level":"warn"')) say(`  [${name}] ${line}`);
+  const level = /^\{"level":"(\w+)"/.exec(line)?.[1];
+  if (level !== undefined && shown.has(level as (typeof LOG_LEVELS)[number])) say(`  [${name}] ${line}`);
 };
+// Services log at info (their `ready` line, which the stack waits for, is an info line), or debug.
+const serviceLogLevel = { LOG_LEVEL: env.LOG_LEVEL === "debug" ? "debug" : "info" };
 
 async function main(): Promise<void> {
   // Loaded here, not at the top: the model builder and the AWS SDK take a while to load, and until
@@ -74,9 +86,13 @@ async function main(): Promise<void> {
   const signer = await loadOrCreateSigner(keyFile);
   if (!signer.ok) throw new Error(`signing key: ${signer.error.message}`);
   const publicKey = signer.value.publicKey;
-  const s3 = await group.start("s3-local", s3LocalEnv(ports.s3, join(data, "s3"), "loracast"), {
-    echo: echoErrors("s3"),
-  });
+  const s3 = await group.start(
+    "s3-local",
+    { ...s3LocalEnv(ports.s3, join(data, "s3"), "loracast"), ...serviceLogLevel },
+    {
+      echo: echoErrors("s3"),
+    },
+  );
   const s3Env = s3ClientEnv(s3.url, "loracast", "loracast");
 
   // Built once per data dir: a later start finds its manifest and reuses it.
@@ -94,6 +110,7 @@ async function main(): Promise<void> {
         ...generatorEnv({ name, port, webhookSecret: env.WEBHOOK_SECRET, publicKey }),
         GENERATOR_MODEL_DIR: modelDir,
         GENERATOR_MODEL_NAME: "demo-base",
+        ...serviceLogLevel,
       },
       { name, echo: echoErrors(name) },
     );
@@ -115,6 +132,7 @@ async function main(): Promise<void> {
         generators,
       }),
       TRAINER_MODEL_DIR: modelDir,
+      ...serviceLogLevel,
       TRAINER_TENSORBOARD_DIR: tensorboardDir,
     },
     { echo: echoErrors("trainer") },

@@ -9,32 +9,42 @@
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
 import { loadModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
+import { parseCommandLine, usageError } from "@loracast/shared/platform";
 
-const usage =
-  "usage: npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128] [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]";
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    quant: { type: "string", default: "int4" },
-    "block-size": { type: "string", default: "32" },
-    "accuracy-level": { type: "string", default: "4" },
-    merge: { type: "string" },
-    format: { type: "string", default: "loracast" },
+const cli = {
+  usage: "npm run build-model -- <checkpoint-dir> <out-dir> [flags]",
+  about:
+    "Builds model artifacts (model.onnx, model.onnx.data, loracast-model.json, tokenizer files) from a Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer (TRAINER_MODEL_DIR). Reads no environment variables.",
+  positionals: true,
+  flags: {
+    quant: { type: "string", default: "int4", help: "base weights: fp32, fp16, int8 or int4" },
+    "block-size": { type: "string", default: "32", help: "int8/int4 quantization block: 32 or 128" },
+    "accuracy-level": {
+      type: "string",
+      default: "4",
+      help: "MatMulNBits accuracy level: 0 (fp32 compute) or 4 (int8 compute)",
+    },
+    merge: {
+      type: "string",
+      help: "a PEFT adapter directory to fold into the weights (a base that takes no adapters)",
+    },
+    format: {
+      type: "string",
+      default: "loracast",
+      help: "loracast, or transformers.js for the same decoder",
+    },
   },
-});
+} as const;
+const { values, positionals } = parseCommandLine(cli);
+const fail: (message: string) => never = (message) => usageError(cli, message);
 const [checkpointDir, outDir] = positionals;
 const blockSize = Number(values["block-size"]);
-if (checkpointDir === undefined || outDir === undefined || positionals.length !== 2) {
-  console.error(usage);
-  process.exit(2);
-}
-if (blockSize !== 32 && blockSize !== 128) {
-  console.error(`--block-size must be 32 or 128\n${usage}`);
-  process.exit(2);
-}
+if (checkpointDir === undefined || outDir === undefined || positionals.length !== 2)
+  fail("expected a checkpoint directory and an output directory");
+if (blockSize !== 32 && blockSize !== 128)
+  fail(`--block-size must be 32 or 128, got ${values["block-size"]}`);
 let quant: BaseQuant;
 switch (values.quant) {
   case "fp32":
@@ -52,18 +62,13 @@ switch (values.quant) {
     };
     break;
   default:
-    console.error(`--quant must be fp32, fp16, int8 or int4\n${usage}`);
-    process.exit(2);
+    quant = fail(`--quant must be fp32, fp16, int8 or int4, got ${values.quant}`);
 }
-if (values["accuracy-level"] !== "0" && values["accuracy-level"] !== "4") {
-  console.error(`--accuracy-level must be 0 or 4\n${usage}`);
-  process.exit(2);
-}
+if (values["accuracy-level"] !== "0" && values["accuracy-level"] !== "4")
+  fail(`--accuracy-level must be 0 or 4, got ${values["accuracy-level"]}`);
 const format = values.format;
-if (format !== "loracast" && format !== "transformers.js") {
-  console.error(`--format must be loracast or transformers.js\n${usage}`);
-  process.exit(2);
-}
+if (format !== "loracast" && format !== "transformers.js")
+  fail(`--format must be loracast or transformers.js, got ${format}`);
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));

@@ -1,3 +1,4 @@
+import { logLevel } from "@loracast/shared/platform";
 import { z } from "zod";
 
 /** s3-local's environment, parsed once at start by `main.ts`. */
@@ -10,4 +11,6 @@ export const envSchema = z.object({
   S3_LOCAL_DIR: z.string().default(".data/s3"),
   /** Bucket created at start if missing. */
   S3_BUCKET: z.string().min(3).default("loracast"),
+  /** Lowest level logged: debug, info, warn or error. */
+  LOG_LEVEL: logLevel,
 });

@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
-import { createLogger, onShutdown } from "@loracast/shared/platform";
+import { createLogger, onShutdown, parseCommandLine } from "@loracast/shared/platform";
 import S3rver from "s3rver";
 import { envSchema } from "./env.ts";
 import { readInLargeChunks } from "./large-reads.ts";
@@ -15,8 +15,22 @@ import { listLikeS3 } from "./listing/index.ts";
 import { serveMultipartUploads } from "./multipart/index.ts";
 import { countRequests, METRICS_PATH } from "./request-counts/index.ts";
 
-const env = envSchema.parse(process.env);
-const log = createLogger({ service: "s3-local" });
+parseCommandLine({
+  usage: "node --import tsx services/s3-local/src/main.ts",
+  about:
+    "The embedded S3-compatible server (s3rver) for local runs and tests; access key and secret are both S3RVER. Configured by the environment only.",
+  flags: {},
+  env: envSchema,
+});
+const parsed = envSchema.safeParse(process.env);
+if (!parsed.success) {
+  const log = createLogger({ service: "s3-local" });
+  for (const i of parsed.error.issues)
+    log.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
+  process.exit(2);
+}
+const env = parsed.data;
+const log = createLogger({ service: "s3-local" }, { level: env.LOG_LEVEL });
 const directory = resolve(env.S3_LOCAL_DIR);
 mkdirSync(directory, { recursive: true });
 

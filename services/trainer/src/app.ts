@@ -1,6 +1,6 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { type EgressPolicy, egressFetch } from "@loracast/shared/egress";
-import { type Logger, PROMETHEUS_CONTENT_TYPE, prometheusText, requestId } from "@loracast/shared/platform";
+import { httpMetrics, type Logger, metricsHandler, requestId } from "@loracast/shared/platform";
 import type { AbandonedUploads, AdapterStore, ObjectStore } from "@loracast/shared/store";
 import { StoreError } from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
@@ -9,8 +9,10 @@ import { bodyLimit } from "hono/body-limit";
 import { TrainerError } from "./errors.ts";
 import { FLEET_DEFAULTS } from "./fleet/index.ts";
 import { errorResponse } from "./http-errors.ts";
+import { registerTrainerState, type TrainerMetrics } from "./metrics.ts";
 import { trainerOpenApi } from "./openapi.ts";
 import type { Publisher } from "./publisher.ts";
+import type { Readiness } from "./readiness.ts";
 import type { UploadSpool } from "./routes/adapter-upload.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
@@ -39,6 +41,10 @@ export interface AppDeps {
   egress: EgressPolicy;
   /** Where uploads are spooled (`TRAINER_DATA_DIR/uploads`) and the bound on each. */
   uploads: UploadSpool;
+  /** This instance's metrics; `/metrics` serves its registry, and every request is timed into it. */
+  metrics: TrainerMetrics;
+  /** `GET /readyz`'s checks. */
+  readiness: Readiness;
 }
 
 const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
@@ -56,6 +62,7 @@ export function isPublic(method: string, path: string): boolean {
   if (method !== "GET" && method !== "HEAD") return false;
   return (
     path === "/healthz" ||
+    path === "/readyz" ||
     path === "/metrics" ||
     path === "/openapi.json" ||
     /^\/v1\/runs\/[^/]+\/(?:versions|events)$/.test(path) ||
@@ -66,7 +73,8 @@ export function isPublic(method: string, path: string): boolean {
 }
 
 /**
- * The trainer's HTTP API: bearer auth (probes, versions and events excepted), body bounds, the
+ * The trainer's HTTP API: request ids and latency metrics, bearer auth (probes, metrics, versions
+ * and events excepted), body bounds, the
  * routes, and the one error handler that turns a TrainerError's code into its status
  * (http-errors.ts); a StoreError is `store_unavailable` or `internal`, anything else `internal`.
  */
@@ -75,6 +83,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const token = Buffer.from(d.apiToken);
 
   app.use("*", requestId(randomUUID));
+  app.use("*", httpMetrics(d.metrics.registry));
 
   app.use("*", async (c, next) => {
     if (isPublic(c.req.method, c.req.path)) return next();
@@ -111,39 +120,18 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const openApi = trainerOpenApi();
   app.get("/openapi.json", (c) => c.json(openApi));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/metrics", async (c) => {
-    const pending = (await d.outbox.pending()).length;
-    const text = prometheusText([
-      { name: "loracast_store_uploaded_bytes_total", type: "counter", value: d.objects.traffic.uploaded },
-      { name: "loracast_store_blobs_repaired_total", type: "counter", value: d.store.blobsRepaired },
-      {
-        name: "loracast_store_records_repaired_total",
-        type: "counter",
-        samples: Object.entries(d.publisher.recordsRepaired).map(([record, n]) => [{ record }, n] as const),
-      },
-      {
-        name: "loracast_store_multipart_aborted_total",
-        type: "counter",
-        value: d.abandonedUploads.aborted,
-      },
-      {
-        name: "loracast_store_multipart_aborts_pending",
-        type: "gauge",
-        value: d.abandonedUploads.pendingCount,
-      },
-      { name: "loracast_webhooks_delivered_total", type: "counter", value: d.outbox.stats.delivered },
-      {
-        name: "loracast_webhook_failed_attempts_total",
-        type: "counter",
-        value: d.outbox.stats.failedAttempts,
-      },
-      { name: "loracast_webhooks_dead_total", type: "counter", value: d.outbox.stats.dead },
-      // Deliveries whose subscriber left (a replica gone from its dns+ name, a removed subscription).
-      { name: "loracast_webhooks_dropped_total", type: "counter", value: d.outbox.stats.dropped },
-      { name: "loracast_webhooks_pending", type: "gauge", value: pending },
-    ]);
-    return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+  app.get("/readyz", async (c) => {
+    const r = await d.readiness.check();
+    return r.ready ? c.json(r.body) : errorResponse(c, "not_ready", `not ready: ${r.reasons.join("; ")}`);
   });
+  registerTrainerState(d.metrics.registry, {
+    store: d.store,
+    objects: d.objects,
+    abandonedUploads: d.abandonedUploads,
+    recordsRepaired: () => d.publisher.recordsRepaired,
+    outbox: d.outbox,
+  });
+  app.get("/metrics", metricsHandler(d.metrics.registry));
   app.route("/", runRoutes(d.runs));
   app.route("/", adapterRoutes(d.publisher, d.uploads));
   app.route("/", subscriptionRoutes(d.subscriptions, d.egress));

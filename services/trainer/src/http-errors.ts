@@ -22,6 +22,7 @@ export const STATUS: Record<TrainerErrorCode, ContentfulStatusCode> = {
   conflict: 409,
   payload_too_large: 413,
   store_unavailable: 503,
+  not_ready: 503,
   reward_failed: 502,
   generators_unavailable: 503,
   non_finite: 500,

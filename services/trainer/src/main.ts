@@ -5,7 +5,14 @@
 import { join } from "node:path";
 import { checkEgressUrl, egressFetch } from "@loracast/shared/egress";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
-import { createLogger, listen, onShutdown, systemClock } from "@loracast/shared/platform";
+import {
+  createLogger,
+  createMetricsRegistry,
+  listen,
+  onShutdown,
+  parseCommandLine,
+  systemClock,
+} from "@loracast/shared/platform";
 import { DecoderSession, Engine, ExecutionProviderError } from "@loracast/shared/runtime";
 import { loadOrCreateSigner, TrustedKeys } from "@loracast/shared/signing";
 import {
@@ -22,7 +29,9 @@ import { createApp } from "./app.ts";
 import { dnsResolver, fanOutTemplate, type ResolveAddresses } from "./dns-fan-out.ts";
 import { envSchema } from "./env.ts";
 import { RunLedger } from "./ledger/index.ts";
+import { TrainerMetrics } from "./metrics.ts";
 import { Publisher } from "./publisher.ts";
+import { Readiness } from "./readiness.ts";
 import { OtlpReporter } from "./reporting/index.ts";
 import { clearUploadSpool } from "./routes/adapter-upload.ts";
 import { CheckpointStore } from "./runs/checkpoints.ts";
@@ -30,8 +39,15 @@ import { LocalRollouts } from "./runs/rollouts.ts";
 import { RunManager } from "./runs/run-manager.ts";
 import { SubscriptionRegistry } from "./subscriptions.ts";
 
+parseCommandLine({
+  usage: "node --import tsx services/trainer/src/main.ts",
+  about:
+    "The trainer: publishes PEFT adapters to S3-compatible storage, trains runs on TRAINER_MODEL_DIR's base, and notifies generators with Standard Webhooks. Configured by the environment only.",
+  flags: {},
+  env: envSchema,
+});
 const parsed = envSchema.safeParse(process.env);
-const log = createLogger({ service: "trainer" });
+const log = createLogger({ service: "trainer" }, { level: parsed.data?.LOG_LEVEL ?? "info" });
 if (!parsed.success) {
   for (const i of parsed.error.issues)
     log.error("invalid configuration", { variable: i.path.join("."), problem: i.message });
@@ -151,6 +167,7 @@ const uploadsDir = join(env.TRAINER_DATA_DIR, "uploads");
 const leftovers = await clearUploadSpool(uploadsDir);
 if (leftovers.entries > 0) log.info("upload leftovers cleared", { dir: uploadsDir, ...leftovers });
 
+const metrics = new TrainerMetrics(createMetricsRegistry({ processMetrics: true }));
 const subscriptions = new SubscriptionRegistry(
   join(env.TRAINER_DATA_DIR, "subscriptions.json"),
   env.WEBHOOK_SUBSCRIBERS,
@@ -164,6 +181,7 @@ const outbox = new Outbox({
   log,
   retries: env.WEBHOOK_RETRIES,
   fetch: outboundFetch,
+  onDelivered: (ms) => metrics.delivered(ms),
   stillWanted: (d) => subscriptions.stillWanted(d),
 });
 await outbox.start();
@@ -189,6 +207,7 @@ const publisher = new Publisher({
     log,
     headTtlMs: env.TRAINER_HEAD_TTL_S * 1000,
   }),
+  onPublished: (phasesMs) => metrics.published(phasesMs),
 });
 const repairStore = (): void =>
   void publisher.repairAll().catch((e: unknown) => log.warn("store repair pass failed", { error: e }));
@@ -234,6 +253,7 @@ const runs =
         log,
         egress,
         fetch: outboundFetch,
+        onEvent: (e) => metrics.runEvent(e),
       });
 const app = createApp({
   publisher,
@@ -247,6 +267,13 @@ const app = createApp({
   apiToken: env.TRAINER_API_TOKEN,
   egress,
   uploads: { dir: uploadsDir, maxBytes: env.MAX_UPLOAD_MB * 1024 * 1024 },
+  metrics,
+  readiness: new Readiness({
+    probeStore: () => objects.list(".probe/"),
+    outboxStarted: () => outbox.started,
+    model: training === null ? "not_configured" : "loaded",
+    clock: systemClock,
+  }),
 });
 // Before listening, so that every run on disk answers from the first request on.
 await runs?.resumeAll();

@@ -5,15 +5,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertDocumentsApp, documentRouteTable } from "@loracast/dev-support/openapi";
+import { createMetricsRegistry } from "@loracast/shared/platform";
 import { type AppDeps, createApp, isPublic } from "./app.ts";
+import { TrainerMetrics } from "./metrics.ts";
 import { trainerOpenApi } from "./openapi.ts";
 
 const TOKEN = "openapi-test-token";
 /**
- * Building the app reads only the token: the routes hold their dependencies until a request comes,
- * and these tests send none that passes the auth middleware to a handler.
+ * Building the app reads only the token and the metrics registry: the routes hold their
+ * dependencies until a request comes, and these tests send none that passes the auth middleware to
+ * a handler.
  */
-const app = () => createApp({ apiToken: TOKEN } as AppDeps);
+const app = () =>
+  createApp({
+    apiToken: TOKEN,
+    metrics: new TrainerMetrics(createMetricsRegistry({ processMetrics: false })),
+  } as AppDeps);
 /** `/v1/runs/{id}` with each parameter filled in, as a request names it. */
 const concrete = (path: string) => path.replace(/\{\w+\}/g, "r1");
 

@@ -28,6 +28,7 @@ import {
   subscriptionSchema,
   type TrainerErrorCode,
   trainerErrorBodySchema,
+  trainerReadinessSchema,
 } from "@loracast/shared/trainer-api";
 import { z } from "zod";
 import pkg from "../package.json" with { type: "json" };
@@ -55,6 +56,18 @@ const noModel =
 
 const ROUTES: ApiRoute[] = [
   ...commonRoutes(PUBLIC),
+  {
+    method: "get",
+    path: "/readyz",
+    summary:
+      "Readiness: the store answers, the webhook outbox is loaded, the model (if configured) is loaded",
+    description: "503 `not_ready` names every failed check. The store check's answer is reused for a second.",
+    ...PUBLIC,
+    responses: {
+      200: jsonResponse("Ready, with each check", trainerReadinessSchema),
+      ...errors("not_ready"),
+    },
+  },
   {
     method: "post",
     path: "/v1/runs",

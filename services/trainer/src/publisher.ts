@@ -39,6 +39,8 @@ export interface PublisherDeps {
   spec: ModelSpec | null;
   /** The trainer's record of what it signed: every head it signs and rollback it writes go through it. */
   ledger: RunLedger;
+  /** Sees each successful publish's phases, in milliseconds by name (the trainer's metrics). */
+  onPublished?: (phasesMs: Readonly<Record<string, number>>) => void;
 }
 
 /** A run as the store holds it: see `storeState`. */
@@ -131,6 +133,7 @@ export class Publisher {
         uploadedBytes: this.d.store.objects.traffic.uploaded - before,
       };
       this.d.log.info("published", { ...result, phasesMs });
+      this.d.onPublished?.(phasesMs);
       return ok(result);
     });
   }

@@ -8,9 +8,9 @@
  * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming;
  * - adapter activation time and RSS over many swaps on one session.
  */
+
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
@@ -23,6 +23,7 @@ import {
 } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
+import { parseCommandLine } from "@loracast/shared/platform";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
@@ -38,15 +39,26 @@ import {
 import { measureSwaps } from "./swaps.ts";
 import { loadTransformersJs } from "./transformers-js.ts";
 
-const { values } = parseArgs({
-  options: {
-    "accuracy-level": { type: "string", default: "4" },
-    "block-size": { type: "string", default: "32" },
-    ep: { type: "string", default: "cpu" },
-    rounds: { type: "string", default: "5" },
-    swaps: { type: "string", default: "1000" },
-    throughput: { type: "string", default: "true" },
-    work: { type: "string", default: join(ROOT, ".bench", "engine") },
+const { values } = parseCommandLine({
+  usage: "npm run bench:engine -- [flags]",
+  about:
+    "Engine benchmark on a model with Qwen2.5-0.5B's dimensions (seeded random weights): prefill and decode tok/s for the int4 base, base + LoRA and merged fp16, the transformers.js peer, and adapter swap time and RSS. Reads no environment variables.",
+  flags: {
+    "accuracy-level": { type: "string", default: "4", help: "MatMulNBits accuracy level: 0 or 4" },
+    "block-size": { type: "string", default: "32", help: "int4 block: 32 or 128" },
+    ep: {
+      type: "string",
+      default: "cpu",
+      help: "execution provider: cpu or webgpu (anything else runs on the CPU)",
+    },
+    rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
+    swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
+    throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
+    work: {
+      type: "string",
+      default: join(ROOT, ".bench", "engine"),
+      help: "where the random checkpoint and artifacts are kept (reused)",
+    },
   },
 });
 const accuracyLevel = values["accuracy-level"] === "0" ? 0 : 4;

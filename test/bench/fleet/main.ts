@@ -21,8 +21,8 @@
  */
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
-import type { LogLine, Service } from "@loracast/dev-support/supervisor";
+import { type LogLine, type Service, supervisorEnvSchema } from "@loracast/dev-support/supervisor";
+import { parseCommandLine } from "@loracast/shared/platform";
 import { type PublishResult, publishResultSchema } from "@loracast/shared/trainer-api";
 import { adapterOfSize, distinctWeights } from "../../helpers/adapters.ts";
 import { cpuSeconds, type Fleet, startFleet, waitConverged } from "../../helpers/fleet.ts";
@@ -31,18 +31,33 @@ import { s3RequestCounts } from "../../helpers/s3.ts";
 import { activationLine } from "../../helpers/stack.ts";
 import { percentile } from "../percentile.ts";
 
-const { values } = parseArgs({
-  options: {
-    n: { type: "string", default: "8,16,32,64" },
-    versions: { type: "string", default: "20" },
-    mb: { type: "string", default: "1" },
-    kill: { type: "string", default: "8" },
-    "kill-at": { type: "string", default: "64" },
-    "kill-versions": { type: "string", default: "10" },
-    "reconcile-ms": { type: "string", default: "3000" },
-    // How long every generator may take to activate a version (a busy host stretches it).
-    "timeout-s": { type: "string", default: "300" },
+const { values } = parseCommandLine({
+  usage: "npm run bench:fleet -- [flags]",
+  about:
+    "Fleet benchmark: N verify-only generators against one trainer and the embedded S3 server; publish -> all active p50/p95, webhook fan-out, store requests and trainer CPU per version, then kill and restart generators mid-run and time their convergence.",
+  flags: {
+    n: { type: "string", default: "8,16,32,64", help: "fleet sizes, comma-separated" },
+    versions: { type: "string", default: "20", help: "versions published per fleet size" },
+    mb: { type: "string", default: "1", help: "adapter size in MiB" },
+    kill: { type: "string", default: "8", help: "generators killed in the convergence case" },
+    "kill-at": {
+      type: "string",
+      default: "64",
+      help: "fleet sizes that run the convergence case, comma-separated",
+    },
+    "kill-versions": {
+      type: "string",
+      default: "10",
+      help: "versions published during the convergence case",
+    },
+    "reconcile-ms": { type: "string", default: "3000", help: "the generators' RECONCILE_INTERVAL_MS" },
+    "timeout-s": {
+      type: "string",
+      default: "300",
+      help: "how long every generator may take to activate a version, and the convergence wait (a busy host stretches it)",
+    },
   },
+  env: supervisorEnvSchema,
 });
 const positive = (name: string, v: string): number => {
   const n = Number(v);

@@ -7,25 +7,31 @@
  *
  *   npm run bench:handoff -- [--generators 1,4,8] [--sizes 1,32,256] [--publishes 20] [--rss-publishes 200]
  */
+
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { webhookSubscribers, webhookUrl } from "@loracast/dev-support/stack";
 import type { LogLine } from "@loracast/dev-support/supervisor";
+import { supervisorEnvSchema } from "@loracast/dev-support/supervisor";
+import { parseCommandLine } from "@loracast/shared/platform";
 import { publishResultSchema } from "@loracast/shared/trainer-api";
 import { adapterOfSize, distinctWeights, LLAMA_7B_DIMS, writeBaseConfig } from "../../helpers/adapters.ts";
 import { BUCKET } from "../../helpers/s3.ts";
 import { activationLine, type Stack, startStack } from "../../helpers/stack.ts";
 import { percentile } from "../percentile.ts";
 
-const { values } = parseArgs({
-  options: {
-    generators: { type: "string", default: "1,4,8" },
-    sizes: { type: "string", default: "1,32,256" },
-    publishes: { type: "string", default: "20" },
-    "rss-publishes": { type: "string", default: "200" },
+const { values } = parseCommandLine({
+  usage: "npm run bench:handoff -- [flags]",
+  about:
+    "Handoff benchmark: publish -> last generator active for each generator count and adapter size through the real trainer, against the floor of plain concurrent downloads; bytes uploaded per version and generator RSS over many publishes.",
+  flags: {
+    generators: { type: "string", default: "1,4,8", help: "generator counts, comma-separated" },
+    sizes: { type: "string", default: "1,32,256", help: "adapter sizes in MiB, comma-separated" },
+    publishes: { type: "string", default: "20", help: "publishes per generator count and size" },
+    "rss-publishes": { type: "string", default: "200", help: "publishes in the RSS measurement" },
   },
+  env: supervisorEnvSchema,
 });
 const counts = values.generators.split(",").map(Number);
 const sizesMb = values.sizes.split(",").map(Number);

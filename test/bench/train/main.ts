@@ -9,17 +9,17 @@
  * forward+backward, AdamW, and a publish through the handoff path. The step events' phase times
  * are what the trainer itself measured; the peak RSS is the trainer process's VmHWM.
  */
+
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { trainerEnv } from "@loracast/dev-support/stack";
-import { startService } from "@loracast/dev-support/supervisor";
+import { startService, supervisorEnvSchema } from "@loracast/dev-support/supervisor";
 import { buildArtifacts } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
-import { readSse } from "@loracast/shared/platform";
+import { parseCommandLine, readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { executionProviderSchema } from "@loracast/shared/runtime";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
@@ -27,22 +27,38 @@ import { s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
 import { QWEN25_05B } from "../engine/configs.ts";
 
-const { values } = parseArgs({
-  options: {
-    ep: { type: "string", default: "cpu" },
-    steps: { type: "string", default: "4" },
-    prompts: { type: "string", default: "2" },
-    generations: { type: "string", default: "4" },
-    "prompt-tokens": { type: "string", default: "64" },
-    "max-tokens": { type: "string", default: "64" },
-    threads: { type: "string", default: "0" },
+const { values } = parseCommandLine({
+  usage: "npm run bench:train -- [flags]",
+  about:
+    "Training benchmark: the embedded S3 server and a trainer service on a model with Qwen2.5-0.5B's dimensions; one GRPO run over REST, reporting each step phase's time and the trainer's peak RSS.",
+  flags: {
+    ep: {
+      type: "string",
+      default: "cpu",
+      help: "execution provider: cpu or webgpu (anything else runs on the CPU)",
+    },
+    steps: { type: "string", default: "4", help: "training steps" },
+    prompts: { type: "string", default: "2", help: "prompts per step" },
+    generations: { type: "string", default: "4", help: "completions per prompt" },
+    "prompt-tokens": { type: "string", default: "64", help: "tokens per prompt" },
+    "max-tokens": { type: "string", default: "64", help: "most tokens per completion" },
+    threads: { type: "string", default: "0", help: "TRAINER_THREADS (0: ORT decides)" },
     // Sequences per forward/backward pass; the default is all of a step's.
-    "micro-batch": { type: "string" },
+    "micro-batch": { type: "string", help: "sequences per forward/backward pass (default: all of a step's)" },
     // Write the checkpoint and build the artifacts, then stop (the GPU script does this untimed).
-    "build-only": { type: "boolean", default: false },
+    "build-only": {
+      type: "boolean",
+      default: false,
+      help: "write the checkpoint and build the artifacts, then stop",
+    },
     // Shares the engine benchmark's random checkpoint, which takes minutes to write.
-    work: { type: "string", default: join(ROOT, ".bench", "engine") },
+    work: {
+      type: "string",
+      default: join(ROOT, ".bench", "engine"),
+      help: "where the random checkpoint and artifacts are kept (shared with bench:engine)",
+    },
   },
+  env: supervisorEnvSchema,
 });
 // Anything but a known provider runs on the CPU.
 const ep = executionProviderSchema.catch("cpu").parse(values.ep);

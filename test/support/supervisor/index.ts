@@ -8,7 +8,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { z } from "zod";
 import { ROOT } from "../fixtures/index.ts";
+
+/**
+ * What the supervisor reads from its own environment: `LORACAST_SERVICE_BUNDLES`, a directory of
+ * esbuild bundles (one per service, `<kind>.mjs`) to run instead of the TypeScript sources, on hosts
+ * without node_modules (test/bench/gpu/prepare.sh makes them). Benchmarks list it in `--help`.
+ */
+export const supervisorEnvSchema = z.object({ LORACAST_SERVICE_BUNDLES: z.string().optional() });
 
 /** One JSON log line of a service (the platform logger's shape: `level`, `msg`, then fields). */
 export interface LogLine {
@@ -113,7 +121,7 @@ export async function startService(
   const name = options.name ?? kind;
   // Hosts without node_modules (the GPU bench host) run each service from an esbuild bundle
   // named after it, made by test/bench/gpu/prepare.sh.
-  const bundles = process.env.LORACAST_SERVICE_BUNDLES;
+  const bundles = supervisorEnvSchema.parse(process.env).LORACAST_SERVICE_BUNDLES;
   const script = bundles === undefined ? ["--import", "tsx", entry.script] : [join(bundles, `${kind}.mjs`)];
   const proc = spawn(process.execPath, [...entry.nodeArgs, ...script], {
     cwd: bundles === undefined ? ROOT : process.cwd(),

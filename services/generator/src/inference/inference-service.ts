@@ -99,6 +99,21 @@ export interface InferenceDeps {
    * prompt, vocab]` at once (a 1k-token prompt over a 152k vocabulary is ~600 MB per sequence).
    */
   promptLogprobsMaxBytes: number;
+  /** Told each request's time to first token and decode rate (the service's Prometheus metrics). */
+  observe?: InferenceObserver;
+  /** Milliseconds for those timings. @default performance.now */
+  now?: () => number;
+}
+
+/** What the inference service reports about each request that generated at least one token. */
+export interface InferenceObserver {
+  /** Seconds from the request's choices being queued to the engine to its first generated token. */
+  firstToken(seconds: number): void;
+  /**
+   * The request finished: `tokens` generated over all its choices, `decodeSeconds` from its first
+   * token to its last.
+   */
+  finished(tokens: number, decodeSeconds: number): void;
 }
 
 /**
@@ -261,11 +276,24 @@ export class InferenceService {
     onDelta?: (d: ChoiceDelta) => void,
   ): Promise<ChoiceResult[]> {
     const k = plan.bestOf;
+    const now = this.d.now ?? (() => performance.now());
+    const queued = now();
+    let first: number | null = null;
+    let generated = 0;
+    const counted = (d: ChoiceDelta): void => {
+      generated += d.tokens.length;
+      if (first === null && d.tokens.length > 0) {
+        first = now();
+        this.d.observe?.firstToken((first - queued) / 1000);
+      }
+      onDelta?.(d);
+    };
     const candidates = await Promise.all(
       plan.prompts.flatMap((_, p) =>
-        Array.from({ length: k }, (_, j) => this.choice(model, plan, p, p * k + j, signal, onDelta)),
+        Array.from({ length: k }, (_, j) => this.choice(model, plan, p, p * k + j, signal, counted)),
       ),
     );
+    if (first !== null) this.d.observe?.finished(generated, (now() - first) / 1000);
     if (k === plan.n) return candidates.map((c) => c.result);
     return plan.prompts.flatMap((_, p) =>
       candidates

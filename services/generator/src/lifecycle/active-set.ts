@@ -19,6 +19,7 @@ export class ActiveSet {
     private readonly cache: VersionCache,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly onActivated?: (publishToActiveSeconds: number) => void,
   ) {}
 
   /** The active version of `run`, if any. */
@@ -104,7 +105,8 @@ export class ActiveSet {
    * Makes `record` its run's active version in one swap. The previous version, and versions staged
    * on demand that this one supersedes, become retired (or revoked, on a rollback); a withdrawn
    * previous version (recheck.ts) drops its weights, failed like any other. Logs the activation with
-   * the time since the version was announced (ms) and where its pull spent it.
+   * the time since the version was announced and since it was published (ms) and where its pull
+   * spent it; `onActivated` gets the publish → active seconds.
    */
   activate(record: VersionRecord, previous: VersionRecord | undefined, isRollback: boolean): void {
     const now = this.clock.now();
@@ -119,12 +121,14 @@ export class ActiveSet {
         this.settle(r);
     }
     this.cache.trim();
+    if (record.publishedAt !== null) this.onActivated?.((now - record.publishedAt) / 1000);
     this.log.info(isRollback ? "adapter rolled back" : "adapter activated", {
       run: record.run,
       version: record.version,
       sha256: record.sha256,
       previous: previous?.version ?? null,
       ms: now - record.announcedAt,
+      sincePublishMs: record.publishedAt === null ? null : now - record.publishedAt,
       ...record.phases,
     });
   }

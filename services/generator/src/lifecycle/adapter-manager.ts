@@ -44,7 +44,7 @@ export class AdapterManager {
     this.revoked = new RevokedRequests(this.stats.revokedRequests, d.log);
     this.cache = new VersionCache(d.bounds);
     this.heads = new HeadWatch(d.store, d.clock, d.log, d.store.verifiesSignatures);
-    this.set = new ActiveSet(this.cache, d.clock, d.log);
+    this.set = new ActiveSet(this.cache, d.clock, d.log, d.onActivated);
     this.puller = new Puller(d, this.cache, this.set, this.stats);
     const { cache, heads, set, puller, stats } = this;
     this.reconciler = new Reconciler({ d, set, puller, heads, cache, stats });

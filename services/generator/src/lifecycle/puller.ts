@@ -52,6 +52,7 @@ export async function pullVersion(
   if (!read.ok) return err({ kind: "manifest_refused", code: read.error.code, reason: read.error.reason });
   const { manifest } = read.value;
   record.manifestSha256 = read.value.sha256;
+  record.publishedAt = Date.parse(manifest.createdAt);
   const files = manifestFiles(manifest, d.bounds.maxBytes);
   if (!files.ok) {
     // The store counts these refusals with its own, under one metric.

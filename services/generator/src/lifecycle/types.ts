@@ -57,6 +57,11 @@ export interface VersionRecord {
   retry: { failures: number; at: number } | null;
   trigger: Trigger;
   announcedAt: number;
+  /**
+   * When the trainer published it: its manifest's `createdAt` (the trainer's wall clock, epoch ms),
+   * once the manifest is read; null before.
+   */
+  publishedAt: number | null;
   activatedAt: number | null;
   /** Last time this version was activated or served; drives LRU eviction. */
   lastUsedAt: number;
@@ -121,4 +126,10 @@ export interface ManagerDeps {
    * never activated and never listed in /v1/models; `<run>` still means the rollback's target.
    */
   serveRevoked?: boolean;
+  /**
+   * Called at each activation (rollbacks included) with the seconds from the version's publish (its
+   * manifest's `createdAt`, the trainer's clock) to now on this generator's clock: the
+   * publish → active latency, skewed by the difference between the two clocks.
+   */
+  onActivated?: (publishToActiveSeconds: number) => void;
 }

@@ -24,6 +24,7 @@ const record = (
   retry: null,
   trigger: "webhook",
   announcedAt: 0,
+  publishedAt: null,
   activatedAt: null,
   lastUsedAt,
   pins,

@@ -4,7 +4,7 @@
  * bucket names cannot contain `_`, so that path never shadows a bucket. The fleet benchmark and
  * test read them to report store requests per version as the store saw them, not as estimated.
  */
-import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "@loracast/shared/platform";
+import { createMetricsRegistry, observedCounter } from "@loracast/shared/platform";
 import type S3rver from "s3rver";
 import { S3_OPERATIONS, type S3Operation, s3Operation } from "./operation.ts";
 
@@ -18,16 +18,17 @@ export const METRICS_PATH = "/_metrics";
  */
 export function countRequests(server: S3rver): void {
   const counts = new Map<S3Operation, number>(S3_OPERATIONS.map((op) => [op, 0]));
+  const registry = createMetricsRegistry({ processMetrics: false });
+  observedCounter(registry, {
+    name: "loracast_s3_requests_total",
+    help: "Requests the embedded S3 server answered, errors included, by S3 operation.",
+    labelNames: ["operation"],
+    read: () => [...counts].map(([operation, n]) => [{ operation }, n]),
+  });
   server.middleware.unshift(async (ctx, next) => {
     if (ctx.method === "GET" && ctx.path === METRICS_PATH) {
-      ctx.type = PROMETHEUS_CONTENT_TYPE;
-      ctx.body = prometheusText([
-        {
-          name: "loracast_s3_requests_total",
-          type: "counter",
-          samples: [...counts].map(([operation, n]) => [{ operation }, n] as const),
-        },
-      ]);
+      ctx.type = registry.contentType;
+      ctx.body = await registry.metrics();
       return;
     }
     const op = s3Operation(

@@ -10,7 +10,7 @@ import { RunHistory } from "./run-history.ts";
 const dir = mkdtempSync(join(tmpdir(), "loracast-history-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const warnings: string[] = [];
-const log = createLogger({}, { write: (l) => warnings.push(l), quiet: true });
+const log = createLogger({}, { write: (l) => warnings.push(l), level: "warn" });
 
 const step = (s: number): RunEvent => ({ type: "step", step: s, metrics: { loss: s }, phasesMs: {} });
 const published = (s: number, version: number): RunEvent => ({

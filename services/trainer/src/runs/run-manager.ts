@@ -40,6 +40,8 @@ export type RunManagerDeps = Omit<RunLoopDeps, "emit"> & {
    * that crashes the trainer must not crash it forever. Clean shutdowns (`shutdown`) do not count.
    */
   maxResumes: number;
+  /** Sees every event of every run as it is appended (the trainer's metrics). */
+  onEvent?: (e: RunEvent) => void;
 };
 
 interface Active {
@@ -204,6 +206,14 @@ export class RunManager {
   private emit(a: Active, e: RunEvent): void {
     if (this.closing) return;
     const event = a.history.append(e);
+    this.d.onEvent?.(e);
+    if (e.type === "step")
+      this.d.log.debug("step", {
+        run: a.info.run,
+        step: e.step,
+        version: a.info.version,
+        phasesMs: e.phasesMs,
+      });
     this.report(a, e);
     foldProgress(a.info, e);
     if (e.type === "status") {

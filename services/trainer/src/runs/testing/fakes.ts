@@ -95,6 +95,7 @@ export function tickingClock(): Clock {
 
 /** A logger that drops everything. */
 export const silentLogger: Logger = {
+  debug: () => undefined,
   info: () => undefined,
   warn: () => undefined,
   error: () => undefined,
