@@ -5,7 +5,7 @@
  *   and @kubernetes-models/keda for the custom resources): wrong types, formats, enums and missing
  *   required fields. A kind with no schema here is a finding, not a pass. The model modules are
  *   imported by names computed from each object's apiVersion and kind, which knip cannot follow:
- *   knip.json lists the three packages in `ignoreDependencies`;
+ *   knip.json lists the three packages in `ignoreDependencies` (and `kustomize`, run by path);
  * - for unknown fields, which the API server's strict field validation (kubectl's default) refuses:
  *   the objects are type-checked by the TypeScript compiler against the same packages' declarations,
  *   whose excess-property check names every field the schema does not have;
