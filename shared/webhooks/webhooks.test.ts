@@ -141,8 +141,10 @@ describe("outbox", () => {
       secret: SECRET,
       clock: clockAt(T0),
       log,
-      retries: 100,
+      // Short rounds, swept often: a long p-retry backoff would outlive the test and hold its process.
+      retries: 2,
       minTimeoutMs: 1,
+      sweepIntervalMs: 5,
       fetch: fakeFetch,
       stillWanted: async (d) => present || d.url !== "http://10.0.0.2/hook",
     });
