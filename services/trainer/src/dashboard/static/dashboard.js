@@ -19,6 +19,15 @@ const connection = $("#connection");
 
 class AuthError extends Error {}
 
+/** A trainer answer other than 2xx (and 401, an AuthError): `status` is its HTTP status. */
+class HttpError extends Error {
+  /** @param {string} message @param {number} status */
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
 function takeTokenFromFragment() {
   const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
   if (m === null) return;
@@ -51,7 +60,7 @@ async function api(path) {
     throw new AuthError("unauthorized");
   }
   const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${body?.error?.message ?? ""}`);
+  if (!res.ok) throw new HttpError(`GET ${path}: HTTP ${res.status} ${body?.error?.message ?? ""}`, res.status);
   return body;
 }
 
@@ -59,6 +68,8 @@ const state = {
   /** @type {string|null} */ run: null,
   /** @type {RunHistory|null} */ history: null,
   /** @type {EventSource|null} */ source: null,
+  /** Whether the trainer answered 404 for the selected run: its stream is not retried. */
+  missing: false,
   algorithm: "",
   runs: [],
   charts: new Map(),
@@ -133,6 +144,7 @@ function select(run) {
   if (state.run === run) return;
   state.source?.close();
   state.run = run;
+  state.missing = false;
   state.history = new RunHistory(run);
   const info = state.runs.find((r) => r.run === run);
   state.algorithm = String(info?.config?.algorithm?.name ?? "");
@@ -173,12 +185,34 @@ function openStream() {
   source.addEventListener("error", () => {
     if (state.source !== source || history.status !== null) return;
     if (source.readyState === EventSource.CLOSED) {
+      // EventSource gives up on an HTTP error without saying which: ask the trainer whether the run
+      // exists, and retry only when it does (or the trainer could not say).
       setConnection(`Lost the event stream of ${run}; retrying in 3 s.`);
-      setTimeout(() => state.source === source && openStream(), 3000);
+      void runExists(run).then((exists) => {
+        if (state.source !== source) return;
+        if (exists) {
+          setTimeout(() => state.source === source && openStream(), 3000);
+          return;
+        }
+        source.close();
+        state.missing = true;
+        setConnection(`No such run: ${run}. Choose one from the list.`);
+        scheduleRedraw();
+      });
     } else {
       setConnection(`Reconnecting to the trainer (run ${run}, after event ${history.lastSeq})…`);
     }
   });
+}
+
+/** False when the trainer answers 404 for `run`; true when it exists or the trainer could not say. */
+async function runExists(run) {
+  try {
+    await api(`/v1/runs/${encodeURIComponent(run)}`);
+    return true;
+  } catch (e) {
+    return !(e instanceof HttpError && e.status === 404);
+  }
 }
 
 function scheduleRedraw() {
@@ -202,6 +236,14 @@ function chart(def) {
 function redraw() {
   const h = state.history;
   if (h === null) return;
+  if (state.missing) {
+    $("#run-heading").textContent = `No such run: ${h.run}`;
+    $("#run-summary").textContent = "The trainer has no run of that name; choose one from the list above.";
+    $("#latest-table tbody").replaceChildren();
+    for (const c of state.charts.values()) c.figure.remove();
+    state.charts.clear();
+    return;
+  }
   const defs = [
     ...STEP_CHARTS,
     { id: "phases", title: "Step time by phase", unit: "ms", series: phaseSeries(h) },
@@ -220,7 +262,8 @@ function redraw() {
   const info = state.runs.find((r) => r.run === h.run);
   const parts = [
     state.algorithm || null,
-    h.status ?? "running",
+    // The stream's final status, else the run list's; neither yet: unknown, not "running".
+    h.status ?? info?.status ?? "status not known yet",
     `${steps.length} steps shown${info === undefined ? "" : ` of ${info.steps}`}`,
     h.newestVersion() === null ? "no version yet" : `newest version v${h.newestVersion()}`,
     h.resumes.length > 0 ? `resumed ${h.resumes.length}×` : null,
