@@ -199,6 +199,8 @@ describe("the dashboard follows the demo run in headless Chromium", () => {
     await eventually("a wrong token is refused", async () =>
       /refused/.test((await page.locator("#token-message").textContent()) ?? "") ? true : undefined,
     );
+    // The header says so too (not "Starting…").
+    assert.match((await page.locator("#connection").textContent()) ?? "", /refused/);
     await page.locator("#token-input").focus();
     await page.keyboard.type(TOKEN);
     await page.keyboard.press("Enter");
@@ -215,6 +217,16 @@ describe("the dashboard follows the demo run in headless Chromium", () => {
     };
     assert.equal(outline.tag, "BUTTON");
     assert.notEqual(outline.style, "none", "keyboard focus is visible");
+    await waitPoints(page, STEPS, 60_000);
+    // A run id that does not exist: "no such run", not a live run retried forever; the list stays.
+    await page.goto(`${origin}/dashboard?run=does-not-exist`);
+    await eventually("the page says there is no such run", async () => {
+      const heading = (await page.locator("#run-heading").textContent()) ?? "";
+      return /No such run/.test(heading) ? heading : undefined;
+    });
+    assert.match((await page.locator("#connection").textContent()) ?? "", /No such run/);
+    assert.doesNotMatch((await page.locator("#run-summary").textContent()) ?? "", /running/);
+    await page.locator('#runs-table tr[data-run="digits-1"] button').click();
     await waitPoints(page, STEPS, 60_000);
     await run.interrupt();
   });

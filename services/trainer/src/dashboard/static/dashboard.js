@@ -16,6 +16,8 @@ const EVENT_TYPES = ["step", "published", "checkpoint", "skipped", "resumed", "s
 
 const $ = (selector) => document.querySelector(selector);
 const connection = $("#connection");
+/** @type {string|null} why the trainer's API cannot be used (no token, a refused one), shown in the header */
+let tokenProblem = null;
 
 class AuthError extends Error {}
 
@@ -35,9 +37,11 @@ function takeTokenFromFragment() {
   history.replaceState(null, "", location.pathname + location.search);
 }
 
-/** Shows the token form (focusing its field when it appears) with `message`. */
+/** Shows the token form (focusing its field when it appears) with `message`, in the header too. */
 function askForToken(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  tokenProblem = message;
+  setConnection(message);
   $("#token-message").textContent = message;
   const form = $("#token-form");
   if (form.hidden) {
@@ -58,6 +62,11 @@ async function api(path) {
   if (res.status === 401) {
     askForToken("The trainer refused that token.");
     throw new AuthError("unauthorized");
+  }
+  if (tokenProblem !== null) {
+    // The token was accepted: the header no longer says it is missing or refused.
+    tokenProblem = null;
+    setConnection("Connected to the trainer.");
   }
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new HttpError(`GET ${path}: HTTP ${res.status} ${body?.error?.message ?? ""}`, res.status);
@@ -303,6 +312,7 @@ $("#token-form").addEventListener("submit", (event) => {
   sessionStorage.setItem(TOKEN_KEY, $("#token-input").value);
   $("#token-input").value = "";
   $("#token-form").hidden = true;
+  setConnection("Checking the token…");
 });
 
 takeTokenFromFragment();
