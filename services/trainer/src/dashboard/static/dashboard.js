@@ -69,7 +69,8 @@ async function api(path) {
     setConnection("Connected to the trainer.");
   }
   const body = await res.json().catch(() => null);
-  if (!res.ok) throw new HttpError(`GET ${path}: HTTP ${res.status} ${body?.error?.message ?? ""}`, res.status);
+  if (!res.ok)
+    throw new HttpError(`GET ${path}: HTTP ${res.status} ${body?.error?.message ?? ""}`, res.status);
   return body;
 }
 
