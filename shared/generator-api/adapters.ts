@@ -67,6 +67,11 @@ export type AdapterRow = z.infer<typeof adapterRowSchema>;
  * lately (per run, the newest few; newest first).
  */
 export const adapterListSchema = z.object({
+  /**
+   * When this generator process started, epoch milliseconds: a version published before it was
+   * activated at start-up, so its activation is no publish → active handoff (the trainer's fleet view).
+   */
+  startedAt: z.number(),
   active: activeVersionsSchema,
   data: z.array(adapterRowSchema),
   /** Per run, how many versions failed for a refused manifest are left out of `data` (runs with none absent). */

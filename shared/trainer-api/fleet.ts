@@ -30,6 +30,9 @@ const fleetGeneratorSchema = z.object({
   reach: fleetReachSchema,
   error: z.string().nullable().describe("Why reach is not `ok`; null when it is"),
   ms: z.number().nonnegative().describe("Round trip of its GET /v1/adapters, in milliseconds"),
+  startedAt: adapterListSchema.shape.startedAt
+    .nullable()
+    .describe("When the generator started, epoch milliseconds (null unless reach is `ok`)"),
   active: adapterListSchema.shape.active.describe("Each run's active version ({} unless reach is `ok`)"),
   versions: z
     .array(adapterRowSchema)

@@ -77,7 +77,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
       d.manager,
       d.aliases,
       d.baseName,
-      Math.floor(d.clock.now() / 1000),
+      d.clock.now(),
       d.inference?.service.contextLength ?? null,
       d.store.refusals,
     ),

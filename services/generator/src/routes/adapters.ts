@@ -23,17 +23,20 @@ export function adapterRoutes(
   manager: AdapterManager,
   aliases: AliasRegistry,
   baseName: string,
-  created: number,
+  /** When this generator started, epoch milliseconds (`startedAt`; the models' `created`, in seconds). */
+  startedAt: number,
   /** The base's context length (vLLM's `max_model_len`); null without an engine. */
   maxModelLen: number | null,
   /** The store records this generator refused (the adapter store's). */
   refusals: RefusalLog,
 ): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
+  const created = Math.floor(startedAt / 1000);
 
   app.get("/v1/adapters", (c) => {
     const { listed, omitted } = boundRefusedVersions(manager.cache.all());
     const body: AdapterList = {
+      startedAt,
       active: manager.activeVersions(),
       data: listed.map((r) => ({
         run: r.run,

@@ -24,6 +24,7 @@ const ASSETS: Record<string, Asset> = {
   "dashboard.js": { path: join(HERE, "dashboard.js"), type: JS },
   "charts.js": { path: join(HERE, "charts.js"), type: JS },
   "fleet.js": { path: join(HERE, "fleet.js"), type: JS },
+  "latency.js": { path: join(HERE, "latency.js"), type: JS },
   "run-history.js": { path: join(HERE, "run-history.js"), type: JS },
   "uplot.js": { path: require.resolve("uplot/dist/uPlot.iife.min.js"), type: JS },
   "uplot.css": { path: require.resolve("uplot/dist/uPlot.min.css"), type: CSS },

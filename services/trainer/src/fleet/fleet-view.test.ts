@@ -29,7 +29,7 @@ function row(run: string, version: number, extra: Partial<AdapterRow> = {}): Ada
 }
 
 function listing(rows: AdapterRow[], active: AdapterList["active"]): AdapterList {
-  return { active, data: rows, refusedVersionsOmitted: {}, refused: [] };
+  return { startedAt: 1_000, active, data: rows, refusedVersionsOmitted: {}, refused: [] };
 }
 
 const json = (body: unknown, status = 200): Response =>
@@ -75,6 +75,7 @@ describe("readFleet", () => {
     assert.equal(g?.url, "http://127.0.0.1:9002");
     assert.equal(g?.reach, "ok");
     assert.deepEqual(g?.subscriptions, ["static-0"]);
+    assert.equal(g?.startedAt, 1_000, "the generator's start time, for the dashboard's latency");
     assert.deepEqual(g?.active, { a: { version: 3, sha256: SHA } });
     assert.deepEqual(
       g?.versions.map((r) => r.version),
@@ -113,7 +114,7 @@ describe("readFleet", () => {
     assert.deepEqual(seen[4], ["invalid", "GET /v1/adapters answered something other than JSON"]);
     assert.equal(seen[5]?.[0], "invalid");
     assert.match(String(seen[5]?.[1]), /not an adapter listing/);
-    for (const g of fleet.generators) assert.deepEqual([g.active, g.versions], [{}, []]);
+    for (const g of fleet.generators) assert.deepEqual([g.startedAt, g.active, g.versions], [null, {}, []]);
   });
 
   it("stops reading a listing past the byte bound, with or without Content-Length", async () => {

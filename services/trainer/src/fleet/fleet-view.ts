@@ -64,11 +64,15 @@ async function boundedText(res: Response, max: number): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-type Answer = Pick<FleetGenerator, "reach" | "error" | "active" | "versions" | "versionsOmitted">;
+type Answer = Pick<
+  FleetGenerator,
+  "reach" | "error" | "startedAt" | "active" | "versions" | "versionsOmitted"
+>;
 
 const failed = (reach: FleetGenerator["reach"], error: string): Answer => ({
   reach,
   error: redactText(error),
+  startedAt: null,
   active: {},
   versions: [],
   versionsOmitted: 0,
@@ -142,10 +146,10 @@ async function askWithin(
       `GET /v1/adapters: not an adapter listing (${issue?.path.join(".")}: ${issue?.message})`,
     );
   }
-  const { active, data } = parsed.data;
+  const { startedAt, active, data } = parsed.data;
   const activeOfRun =
     run === null ? active : run in active ? { [run]: active[run] as (typeof active)[string] } : {};
-  return { reach: "ok", error: null, active: activeOfRun, ...selectRows(data, run) };
+  return { reach: "ok", error: null, startedAt, active: activeOfRun, ...selectRows(data, run) };
 }
 
 /** Runs `work` over `items` with at most `limit` at once, keeping the items' order in the results. */

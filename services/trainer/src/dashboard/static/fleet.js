@@ -3,6 +3,10 @@
 // each generator's GET /v1/adapters) and GET /v1/runs/:run/versions (each version's createdAt).
 
 import { Chart, format } from "./charts.js";
+import { activation } from "./latency.js";
+
+/** The latency chart keeps the points of at most this many versions (the newest) while the page is open. */
+const MAX_LATENCY_VERSIONS = 500;
 
 /** The rows of one version state, as "v3, v4". */
 const versionsIn = (rows, state) =>
@@ -36,7 +40,13 @@ export class FleetPanel {
       title: "Publish → active latency per version (ms; trainer and generator clocks)",
       unit: "ms",
       xLabel: "version",
+      note: () =>
+        "Handoffs only: a version published while the generator ran, from its manifest's createdAt to its activation. " +
+        "Activations at a generator's start-up (that would be its downtime) and rollbacks are not plotted; " +
+        "points stay while this page is open, after the generators stop listing their versions.",
     });
+    /** @type {Map<string, Map<number, number>>} generator → version → handoff ms, seen while open */
+    this.points = new Map();
     /** @type {Map<number, number>} version → createdAt, epoch ms */
     this.createdAt = new Map();
     this.run = null;
@@ -49,6 +59,7 @@ export class FleetPanel {
     this.run = run;
     this.history = history;
     this.createdAt.clear();
+    this.points.clear();
     this.versionsReadAt = 0;
     this.table.replaceChildren();
     this.failures.replaceChildren();
@@ -76,8 +87,6 @@ export class FleetPanel {
     this.caption.textContent = `Generators serving ${run} (checked ${new Date(fleet.checkedAt).toLocaleTimeString()})`;
     const rows = [];
     const problems = [];
-    const versions = new Set();
-    const latency = new Map();
     for (const g of fleet.generators) {
       const name = hostOf(g.url);
       const active = g.active[run]?.version ?? null;
@@ -85,15 +94,15 @@ export class FleetPanel {
       tr.dataset.generator = g.url;
       tr.dataset.active = active === null ? "" : String(active);
       tr.dataset.reach = g.reach;
-      const newestActive = g.versions.find((r) => r.version === active);
-      const ms = newestActive === undefined ? null : latencyOf(newestActive, this.createdAt);
+      const activeRow = g.versions.find((r) => r.version === active);
+      const how = activeRow === undefined ? null : this.activationOf(activeRow, g);
       const failed = g.versions.filter((r) => r.state === "failed");
       const cells = [
         name,
         g.reach === "ok" ? "yes" : `no (${g.reach})`,
         active === null ? "–" : `v${active}`,
         versionsIn(g.versions, "staged") || "–",
-        ms === null ? "–" : `${format(ms)} ms`,
+        how === null ? "–" : how.kind === "handoff" ? `${format(how.ms)} ms` : `at ${how.kind}`,
         String(failed.length),
       ];
       for (const [i, text] of cells.entries()) {
@@ -106,14 +115,12 @@ export class FleetPanel {
       if (g.reach !== "ok") problems.push(`${name}: ${g.reach}: ${g.error}`);
       for (const r of failed)
         problems.push(`${name}: v${r.version} failed: ${r.reason ?? "no reason given"}`);
-      const series = new Map();
+      const series = this.points.get(name) ?? new Map();
+      this.points.set(name, series);
       for (const r of g.versions) {
-        const l = latencyOf(r, this.createdAt);
-        if (l === null) continue;
-        versions.add(r.version);
-        series.set(r.version, l);
+        const a = this.activationOf(r, g);
+        if (a?.kind === "handoff") series.set(r.version, a.ms);
       }
-      latency.set(name, series);
     }
     if (fleet.omitted > 0) problems.push(`${fleet.omitted} more generators not asked (the view's bound)`);
     this.table.replaceChildren(...rows);
@@ -124,19 +131,20 @@ export class FleetPanel {
         return li;
       }),
     );
-    const xs = [...versions].sort((a, b) => a - b);
-    const names = [...latency.keys()];
+    const xs = [...new Set([...this.points.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
+    for (const old of xs.splice(0, Math.max(0, xs.length - MAX_LATENCY_VERSIONS))) {
+      for (const m of this.points.values()) m.delete(old);
+    }
+    const names = [...this.points.keys()];
     this.latency.draw(
       names.map((label) => ({ label })),
-      [xs, ...names.map((n) => xs.map((v) => latency.get(n)?.get(v) ?? null))],
+      [xs, ...names.map((n) => xs.map((v) => this.points.get(n)?.get(v) ?? null))],
       null,
     );
   }
-}
 
-/** Milliseconds from a version's publish (its manifest's createdAt) to its activation here, or null. */
-function latencyOf(row, createdAt) {
-  const published = createdAt.get(row.version);
-  if (row.activatedAt === null || published === undefined) return null;
-  return Math.max(0, row.activatedAt - published);
+  /** How generator `g` activated version `row` (latency.js), from the version's publish time. */
+  activationOf(row, g) {
+    return activation(row, this.createdAt.get(row.version), g.startedAt ?? null);
+  }
 }
