@@ -28,7 +28,7 @@ const STEP_METRICS: readonly ScalarName[] = [
     source: "metrics.reward_mean",
     tag: "train/reward",
     trl: "GRPO, RLOO",
-    meaning: "mean reward of the step's samples (skipped rewards left out)",
+    meaning: "mean reward of the step's samples (skipped rewards left out); none for SFT",
   },
   {
     source: "metrics.reward_std",
@@ -95,7 +95,7 @@ const STEP_METRICS: readonly ScalarName[] = [
     source: "metrics.rewards_skipped",
     tag: "loracast/rewards_skipped",
     trl: null,
-    meaning: "samples whose HTTP reward failed and were skipped",
+    meaning: "samples whose HTTP reward failed and were skipped; none for SFT",
   },
   {
     source: "metrics.tokens_per_second",

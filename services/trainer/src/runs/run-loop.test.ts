@@ -10,6 +10,7 @@ import { MemoryObjectStore } from "@loracast/shared/store";
 import type { PublishResult } from "../publisher.ts";
 import { CheckpointStore } from "./checkpoints.ts";
 import { runConfigSchema } from "./config.ts";
+import type { Example } from "./dataset.ts";
 import type { Rollout, RolloutSource } from "./rollouts.ts";
 import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
 import { runLora } from "./run-plan.ts";
@@ -38,8 +39,10 @@ const CONFIG = {
 function harness(
   overrides: Record<string, unknown>,
   shared: { checkpoints: CheckpointStore; published: Map<string, number> },
+  data: Example[] = DATA,
 ) {
   const trace: string[] = [];
+  const metrics: Record<string, number | null>[] = [];
   const config = runConfigSchema.parse({ ...CONFIG, ...overrides });
   const session = new FakeSession();
   const backward = session.backward.bind(session);
@@ -98,12 +101,15 @@ function harness(
       const { completion } = JSON.parse(String(init?.body)) as { completion: string };
       return Response.json({ reward: completion.length });
     },
-    emit: (e) => trace.push(e.type === "step" ? `step ${e.step} (v${e.metrics.version})` : e.type),
+    emit: (e) => {
+      if (e.type === "step") metrics.push(e.metrics);
+      trace.push(e.type === "step" ? `step ${e.step} (v${e.metrics.version})` : e.type);
+    },
   };
-  return { loop: new RunLoop({ config, lora: lora.value, data: DATA }, deps), trace };
+  return { loop: new RunLoop({ config, lora: lora.value, data }, deps), trace, metrics };
 }
 
-const DATA = [
+const DATA: Example[] = [
   { prompt: "ab", answer: null, completion: null },
   { prompt: "cd", answer: null, completion: null },
   { prompt: "ef", answer: null, completion: null },
@@ -136,6 +142,24 @@ describe("RunLoop", () => {
       "checkpoint 4",
       "checkpoint",
     ]);
+  });
+
+  it("reports rewards of rollouts only: an SFT step has none (not 0)", async () => {
+    const rloo = harness({}, fresh());
+    await rloo.loop.run(new AbortController().signal);
+    assert.ok(rloo.metrics.every((m) => typeof m.reward_mean === "number" && "rewards_skipped" in m));
+    const withCompletions = DATA.map((d) => ({ ...d, completion: "gh" }));
+    const sft = harness({ algorithm: { name: "sft" }, rewards: [] }, fresh(), withCompletions);
+    await sft.loop.run(new AbortController().signal);
+    assert.equal(sft.metrics.length, CONFIG.steps);
+    for (const m of sft.metrics) {
+      assert.deepEqual(
+        ["reward_mean", "reward_std", "rewards_skipped"].filter((k) => k in m),
+        [],
+        JSON.stringify(m),
+      );
+      assert.equal(typeof m.loss, "number");
+    }
   });
 
   it("resumes after its newest checkpoint: redoes the later steps and adopts what they published before", async () => {

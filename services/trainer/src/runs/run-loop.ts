@@ -219,9 +219,11 @@ export class RunLoop {
       type: "step",
       step: this.step + 1,
       metrics: {
-        reward_mean: mean,
-        reward_std: std,
-        rewards_skipped: samples.length - rewards.length,
+        // Rewards of rollouts only: SFT trains on the dataset's completions and has none (TRL's
+        // SFTTrainer logs no reward either), so it reports none rather than 0.
+        ...(this.algorithm.rollouts
+          ? { reward_mean: mean, reward_std: std, rewards_skipped: samples.length - rewards.length }
+          : {}),
         loss: g.loss,
         grad_norm: gradNorm,
         lr,

@@ -19,10 +19,6 @@ export const STEP_CHARTS = [
     title: "Reward (mean ± std)",
     unit: "reward",
     algorithms: "grpo, online_dpo, rloo",
-    note: (config) =>
-      config?.algorithm?.name === "sft"
-        ? "sft trains on the dataset's completions: no rewards (reported as 0)."
-        : null,
     series: [
       { label: "reward mean", get: (s) => s.metrics.reward_mean },
       {
@@ -89,7 +85,13 @@ export const STEP_CHARTS = [
     algorithms: "grpo, online_dpo, rloo (sft trains on the dataset: always 0)",
     series: [
       { label: "staleness (steps)", get: (s) => s.metrics.staleness },
-      { label: "sampled version", get: (s) => s.metrics.version, scale: "version" },
+      // sft samples nothing: it has no sampled version (the line is left out for it).
+      {
+        label: "sampled version",
+        get: (s) => s.metrics.version,
+        scale: "version",
+        algorithms: "grpo, online_dpo, rloo",
+      },
     ],
   },
 ];
@@ -104,6 +106,16 @@ function add(a, b) {
 function neg(a) {
   const x = finite(a);
   return x === null ? null : -x;
+}
+
+/**
+ * The series of `def` that `algorithm` reports: a series naming `algorithms` is left out for any
+ * other (known) algorithm.
+ */
+export function seriesFor(def, algorithm) {
+  return def.series.filter(
+    (s) => s.algorithms === undefined || algorithm === "" || s.algorithms.includes(algorithm),
+  );
 }
 
 /** The phases chart's series: one line per phase name the history holds, in first-seen order. */

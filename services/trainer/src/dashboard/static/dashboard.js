@@ -5,7 +5,7 @@
 // never sends to the server. The page moves it to sessionStorage (this tab only, gone when it
 // closes) and drops the fragment from the address bar; without one it asks for the token.
 
-import { Chart, format, phaseSeries, STEP_CHARTS } from "./charts.js";
+import { Chart, format, phaseSeries, STEP_CHARTS, seriesFor } from "./charts.js";
 import { FleetPanel } from "./fleet.js";
 import { RunHistory } from "./run-history.js";
 
@@ -262,11 +262,12 @@ function redraw() {
   const steps = h.sortedSteps();
   const last = steps.at(-1);
   for (const def of defs) {
-    const data = h.columns(def.series.map((s) => s.get));
+    const series = seriesFor(def, state.algorithm);
+    const data = h.columns(series.map((s) => s.get));
     const c = chart(def);
-    c.draw(def.series, data, state.runs.find((r) => r.run === h.run)?.config ?? null);
+    c.draw(series, data, state.runs.find((r) => r.run === h.run)?.config ?? null);
     if (last === undefined || c.figure.hidden) continue;
-    for (const s of def.series) latest.push([s.label, last[0], format(s.get(last[1]))]);
+    for (const s of series) latest.push([s.label, last[0], format(s.get(last[1]))]);
   }
   $("#run-heading").textContent = `Run ${h.run}`;
   const info = state.runs.find((r) => r.run === h.run);
