@@ -144,7 +144,13 @@ describe("Kubernetes manifests (infra/k8s)", () => {
       metdata: {},
     };
 
-    const objects = [...base, typo, wrongType, missingKey, service, badPort, widget, scaled];
+    const homeless = named(
+      find(rendered("overlays/hpa"), "autoscaling/v2", "HorizontalPodAutoscaler", "loracast-generator"),
+      "homeless",
+    );
+    delete homeless.metadata.namespace;
+
+    const objects = [...base, typo, wrongType, missingKey, service, badPort, widget, scaled, homeless];
     const found = [
       ...(await schemaFindings(objects)),
       ...unknownFieldFindings(objects),
@@ -163,8 +169,18 @@ describe("Kubernetes manifests (infra/k8s)", () => {
     assert.match(at("Widget/w"), /no schema for example\.com\/v1 Widget/);
     assert.match(at("ScaledObject/keda-typo"), /must have required property metadata/);
     assert.match(at("ScaledObject/keda-typo"), /'"metdata"' does not exist in type/);
+    assert.match(at("HorizontalPodAutoscaler/homeless"), /not in the namespace loracast \(it has none\)/);
     // Nothing else: the unbroken objects still pass.
-    const broken = new Set(["typo", "wrong-type", "missing-key", "stray", "bad-port", "w", "keda-typo"]);
+    const broken = new Set([
+      "typo",
+      "wrong-type",
+      "missing-key",
+      "stray",
+      "bad-port",
+      "w",
+      "keda-typo",
+      "homeless",
+    ]);
     assert.deepEqual(
       found.filter((f) => !broken.has(f.where.split("/")[1] ?? "")),
       [],

@@ -202,7 +202,7 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
   Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /**
- * References that point nowhere: Secrets, ConfigMaps (and their keys) and claims a pod names that
+ * References that point nowhere, and objects outside the render's Namespace: Secrets, ConfigMaps (and their keys) and claims a pod names that
  * the render lacks, selectors no pod of the render carries (a Knative Service's pods carry
  * `serving.knative.dev/service: <name>`), and a Service's named `targetPort` that a pod it selects
  * does not name (the endpoints controller leaves such pods out, so the Service has no address).
@@ -272,8 +272,30 @@ export function referenceFindings(objects: readonly K8sObject[]): Finding[] {
     if (own !== null && !matches(selector, own.labels))
       out.push({ where: where(o), message: "selector does not match its own pod template's labels" });
   }
+  // The base's `namespace:` applies to the base's objects only: an object an overlay adds lands in
+  // whatever namespace kubectl's context has, away from the Secrets and claims it needs.
+  const namespace = objects.find((o) => o.kind === "Namespace")?.metadata.name;
+  for (const o of objects) {
+    if (namespace === undefined || CLUSTER_SCOPED.has(o.kind)) continue;
+    if (o.metadata.namespace !== namespace)
+      out.push({
+        where: where(o),
+        message: `not in the namespace ${namespace} (it has ${o.metadata.namespace ?? "none"})`,
+      });
+  }
   return out;
 }
+
+/** Kinds without a namespace, of those a render may hold. */
+const CLUSTER_SCOPED = new Set([
+  "Namespace",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "PersistentVolume",
+  "StorageClass",
+  "PriorityClass",
+  "CustomResourceDefinition",
+]);
 
 /**
  * Every finding of the three checks, schema first. The schema and reference checks run per render;
