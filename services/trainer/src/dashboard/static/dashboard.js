@@ -321,5 +321,6 @@ takeTokenFromFragment();
 const wanted = new URL(location.href).searchParams.get("run");
 if (wanted !== null && wanted !== "") select(wanted);
 every(RUNS_EVERY_MS, refreshRuns);
-every(FLEET_EVERY_MS, () => fleet.refresh());
+// A run the trainer does not have has no fleet to show (and a name the fleet view refuses, a 400).
+every(FLEET_EVERY_MS, () => (state.missing ? undefined : fleet.refresh()));
 addEventListener("resize", scheduleRedraw);
