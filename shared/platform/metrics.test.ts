@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { Hono } from "hono";
 import {
+  createLogger,
   createMetricsRegistry,
   httpMetrics,
   metricsHandler,
@@ -13,10 +14,9 @@ it("times requests by route pattern, method and status class; unmatched paths an
   const registry = createMetricsRegistry({ processMetrics: false });
   let t = 0;
   const app = new Hono();
-  app.use(
-    "*",
-    httpMetrics(registry, () => (t += 250)),
-  );
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({}, { level: "debug", write: (l) => lines.push(JSON.parse(l)) });
+  app.use("*", httpMetrics(registry, { log, now: () => (t += 250) }));
   const sub = new Hono();
   sub.get("/v1/runs/:id", (c) => c.json({ id: c.req.param("id") }));
   app.route("/", sub);
@@ -35,6 +35,17 @@ it("times requests by route pattern, method and status class; unmatched paths an
   assert.equal(count('route="unmatched",method="GET",status_class="4xx"'), "1");
   assert.equal(count('route="unmatched",method="OTHER",status_class="4xx"'), "1");
   assert.ok(!text.includes("/v1/runs/a"), "no raw path in a label");
+  // One debug line a request, by pattern too (the /metrics scrape's own line comes after).
+  assert.deepEqual(
+    lines.slice(0, 5).map((l) => [l.level, l.msg, l.method, l.route, l.status, l.ms]),
+    [
+      ["debug", "request", "GET", "/v1/runs/:id", 200, 250],
+      ["debug", "request", "GET", "/v1/runs/:id", 200, 250],
+      ["debug", "request", "GET", "/v1/runs/:id", 200, 250],
+      ["debug", "request", "GET", "unmatched", 404, 250],
+      ["debug", "request", "OTHER", "unmatched", 404, 250],
+    ],
+  );
   // The fake clock advances 250 ms a reading: each request took 0.25 s.
   assert.match(
     text,

@@ -7,6 +7,7 @@
 import type { MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Logger } from "./logger.ts";
 
 export { Counter, Histogram, Registry };
 
@@ -86,12 +87,15 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIO
  * never the raw path) or `unmatched`, and methods outside the standard ones count as `OTHER`, so
  * that the labels stay bounded whatever clients send. The time runs until the handler returns its
  * response: a streamed body (SSE, `stream: true`) is timed to its first byte, not its end.
+ * With `log`, each request also gets one `debug` line, `request` with `method`, `route`, `status`
+ * and `ms` (the request id comes from the request's context: `requestId` runs before this).
  * `now` is in milliseconds (`performance.now` by default).
  */
 export function httpMetrics(
   registry: Registry,
-  now: () => number = () => performance.now(),
+  options: { log?: Logger; now?: () => number } = {},
 ): MiddlewareHandler {
+  const now = options.now ?? (() => performance.now());
   const duration = new Histogram({
     name: "loracast_http_request_duration_seconds",
     help: "HTTP request latency in seconds, by route pattern, method and status class, to the response's first byte.",
@@ -107,14 +111,22 @@ export function httpMetrics(
       // Middleware registers as method ALL; the last route of another method is the handler.
       const handler = matchedRoutes(c).findLast((r) => r.method !== "ALL");
       const method = c.req.method.toUpperCase();
+      const route = handler?.path ?? "unmatched";
+      const seconds = (now() - start) / 1000;
       duration.observe(
         {
-          route: handler?.path ?? "unmatched",
+          route,
           method: METHODS.has(method) ? method : "OTHER",
           status_class: `${Math.floor(c.res.status / 100)}xx`,
         },
-        (now() - start) / 1000,
+        seconds,
       );
+      options.log?.debug("request", {
+        method: METHODS.has(method) ? method : "OTHER",
+        route,
+        status: c.res.status,
+        ms: Math.round(seconds * 1e4) / 10,
+      });
     }
   };
 }

@@ -51,7 +51,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
   const rejected = new Map<string, number>();
   app.use("*", requestId(randomUUID));
-  app.use("*", httpMetrics(d.metrics.registry));
+  app.use("*", httpMetrics(d.metrics.registry, { log: d.log }));
   // Bounded while the body streams in (hono counts the bytes as it reads, and checks Content-Length
   // first), so an oversize request costs neither memory nor a parse.
   const limit = (maxSize: number) =>

@@ -83,7 +83,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
   const token = Buffer.from(d.apiToken);
 
   app.use("*", requestId(randomUUID));
-  app.use("*", httpMetrics(d.metrics.registry));
+  app.use("*", httpMetrics(d.metrics.registry, { log: d.log }));
 
   app.use("*", async (c, next) => {
     if (isPublic(c.req.method, c.req.path)) return next();

@@ -22,7 +22,7 @@
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type LogLine, type Service, supervisorEnvSchema } from "@loracast/dev-support/supervisor";
-import { parseCommandLine } from "@loracast/shared/platform";
+import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { type PublishResult, publishResultSchema } from "@loracast/shared/trainer-api";
 import { adapterOfSize, distinctWeights } from "../../helpers/adapters.ts";
 import { cpuSeconds, type Fleet, startFleet, waitConverged } from "../../helpers/fleet.ts";
@@ -31,7 +31,7 @@ import { s3RequestCounts } from "../../helpers/s3.ts";
 import { activationLine } from "../../helpers/stack.ts";
 import { percentile } from "../percentile.ts";
 
-const { values } = parseCommandLine({
+const cli = {
   usage: "npm run bench:fleet -- [flags]",
   about:
     "Fleet benchmark: N verify-only generators against one trainer and the embedded S3 server; publish -> all active p50/p95, webhook fan-out, store requests and trainer CPU per version, then kill and restart generators mid-run and time their convergence.",
@@ -58,15 +58,17 @@ const { values } = parseCommandLine({
     },
   },
   env: supervisorEnvSchema,
-});
+} as const;
+const { values } = parseCommandLine(cli);
 const positive = (name: string, v: string): number => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: a positive integer, not ${v}`);
+  if (!Number.isInteger(n) || n < 1) usageError(cli, `--${name}: a positive integer, not ${v}`);
   return n;
 };
 const sizes = values.n.split(",").map((v) => positive("n", v));
 const versions = positive("versions", values.versions);
 const mb = Number(values.mb);
+if (!(mb > 0 && mb <= 1024)) usageError(cli, `--mb: a size in MiB in (0, 1024], not ${values.mb}`);
 const killCount = positive("kill", values.kill);
 const killAt = new Set(
   values["kill-at"] === "" ? [] : values["kill-at"].split(",").map((v) => positive("kill-at", v)),
