@@ -70,8 +70,9 @@ export const adapterListSchema = z.object({
   /**
    * When this generator process started, epoch milliseconds: a version published before it was
    * activated at start-up, so its activation is no publish → active handoff (the trainer's fleet view).
+   * Optional: generators from before it omit it, and a fleet mid-upgrade still lists them.
    */
-  startedAt: z.number(),
+  startedAt: z.number().optional(),
   active: activeVersionsSchema,
   data: z.array(adapterRowSchema),
   /** Per run, how many versions failed for a refused manifest are left out of `data` (runs with none absent). */

@@ -30,9 +30,10 @@ const fleetGeneratorSchema = z.object({
   reach: fleetReachSchema,
   error: z.string().nullable().describe("Why reach is not `ok`; null when it is"),
   ms: z.number().nonnegative().describe("Round trip of its GET /v1/adapters, in milliseconds"),
-  startedAt: adapterListSchema.shape.startedAt
+  startedAt: z
+    .number()
     .nullable()
-    .describe("When the generator started, epoch milliseconds (null unless reach is `ok`)"),
+    .describe("When the generator started, epoch milliseconds (null unless reach is `ok` and it reports it)"),
   active: adapterListSchema.shape.active.describe("Each run's active version ({} unless reach is `ok`)"),
   versions: z
     .array(adapterRowSchema)

@@ -76,6 +76,15 @@ describe("readFleet", () => {
     assert.equal(g?.reach, "ok");
     assert.deepEqual(g?.subscriptions, ["static-0"]);
     assert.equal(g?.startedAt, 1_000, "the generator's start time, for the dashboard's latency");
+    // A generator from before `startedAt` (a fleet mid-upgrade) is still listed, its start unknown.
+    const { startedAt: _omitted, ...older } = body;
+    const [o] = fleetSchema.parse(
+      await readFleet(
+        deps([hook(9002)], async () => json(older)),
+        "a",
+      ),
+    ).generators;
+    assert.deepEqual([o?.reach, o?.startedAt, o?.active], ["ok", null, { a: { version: 3, sha256: SHA } }]);
     assert.deepEqual(g?.active, { a: { version: 3, sha256: SHA } });
     assert.deepEqual(
       g?.versions.map((r) => r.version),

@@ -149,7 +149,13 @@ async function askWithin(
   const { startedAt, active, data } = parsed.data;
   const activeOfRun =
     run === null ? active : run in active ? { [run]: active[run] as (typeof active)[string] } : {};
-  return { reach: "ok", error: null, startedAt, active: activeOfRun, ...selectRows(data, run) };
+  return {
+    reach: "ok",
+    error: null,
+    startedAt: startedAt ?? null,
+    active: activeOfRun,
+    ...selectRows(data, run),
+  };
 }
 
 /** Runs `work` over `items` with at most `limit` at once, keeping the items' order in the results. */
