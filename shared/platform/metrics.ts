@@ -110,19 +110,20 @@ export function httpMetrics(
     } finally {
       // Middleware registers as method ALL; the last route of another method is the handler.
       const handler = matchedRoutes(c).findLast((r) => r.method !== "ALL");
-      const method = c.req.method.toUpperCase();
+      const upper = c.req.method.toUpperCase();
+      const method = METHODS.has(upper) ? upper : "OTHER";
       const route = handler?.path ?? "unmatched";
       const seconds = (now() - start) / 1000;
       duration.observe(
         {
           route,
-          method: METHODS.has(method) ? method : "OTHER",
+          method,
           status_class: `${Math.floor(c.res.status / 100)}xx`,
         },
         seconds,
       );
       options.log?.debug("request", {
-        method: METHODS.has(method) ? method : "OTHER",
+        method,
         route,
         status: c.res.status,
         ms: Math.round(seconds * 1e4) / 10,
