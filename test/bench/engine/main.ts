@@ -10,6 +10,7 @@
  */
 
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
@@ -19,6 +20,8 @@ import {
   type BaseQuant,
   type BuildOptions,
   buildArtifacts,
+  countDecodeStepNodes,
+  parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
@@ -37,7 +40,6 @@ import {
   throughputs,
 } from "./ours.ts";
 import { measureSwaps } from "./swaps.ts";
-import { loadTransformersJs } from "./transformers-js.ts";
 
 const { values } = parseCommandLine({
   usage: "npm run bench:engine -- [flags]",
@@ -54,6 +56,11 @@ const { values } = parseCommandLine({
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
+    peer: {
+      type: "string",
+      default: "true",
+      help: "measure the transformers.js peer: true or false (it needs its own onnxruntime-node to load beside ours)",
+    },
     work: {
       type: "string",
       default: join(ROOT, ".bench", "engine"),
@@ -112,12 +119,22 @@ await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).
   quant: { kind: "fp16" },
   merge: lora,
 });
-await buildOnce("transformers.js export", existsSync(join(dirs.tjs, "onnx")), {
+await buildOnce("transformers.js export", values.peer === "false" || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
   outDir: dirs.tjs,
   quant: int4,
   format: "transformers.js",
 });
+
+// What a GPU pays per node (../shared/docs/gpu.md): the nodes of one decode step, as built.
+const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
+if (!arch.ok) throw arch.error;
+say("\nnodes per decode step (int4 + LoRA inputs): layout | total | LoRA | by op type");
+for (const layout of ["per-module", "fused"] as const) {
+  const c = countDecodeStepNodes(arch.value, int4, layout);
+  const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
+  say(`${layout}${layout === "fused" ? " (model.onnx)" : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`);
+}
 
 const results = new Map<string, Throughput>();
 const row = (name: string, batch: number, t: Throughput) => {
@@ -143,21 +160,30 @@ if (values.throughput !== "false") {
 
   const base = baseFeeds(session.spec);
   const merged = await load(dirs.merged);
-  const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep);
+  // Loaded only when measured: transformers.js brings its own onnxruntime-node, whose binding
+  // cannot load beside ours when the versions differ.
+  const peer =
+    values.peer === "false"
+      ? null
+      : await (await import("./transformers-js.ts")).loadTransformersJs(
+          dirs.tjs,
+          transformersJsDtype(int4),
+          ep,
+        );
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
     ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
-    ["transformers.js int4 base", peer.generation],
+    ...(peer === null ? [] : ([["transformers.js int4 base", peer.generation]] as const)),
   ]);
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, Number(values.rounds));
     for (const [name, t] of measured) row(name, batch, t);
   }
   const oursGreedy = await greedyTokens(session, base, 16);
-  const peerGreedy = await peer.greedy(16);
+  const peerGreedy = (await peer?.greedy(16)) ?? [];
   await merged.release();
-  await peer.release();
+  await peer?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
   say(
