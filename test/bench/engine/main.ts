@@ -56,6 +56,11 @@ const { values } = parseCommandLine({
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
+    "no-lora-variant": {
+      type: "string",
+      default: "false",
+      help: "also measure the int4 base as a graph without LoRA inputs (a second session), and its memory: true or false",
+    },
     peer: {
       type: "string",
       default: "true",
@@ -84,7 +89,9 @@ const dirs = {
   int4: join(values.work, `qwen25-05b-${tag}`),
   merged: join(values.work, "qwen25-05b-merged-fp16"),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
+  noLora: join(values.work, `qwen25-05b-${tag}-no-lora`),
 };
+const noLoraVariant = values["no-lora-variant"] === "true";
 
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t = performance.now();
@@ -119,6 +126,17 @@ await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).
   quant: { kind: "fp16" },
   merge: lora,
 });
+// Merging no adapter builds the same base without LoRA inputs.
+await buildOnce(
+  "int4 artifacts without LoRA inputs",
+  !noLoraVariant || (await readModelManifest(dirs.noLora)).ok,
+  {
+    checkpointDir: checkpoint,
+    outDir: dirs.noLora,
+    quant: int4,
+    merge: { modules: [], maxRank: 0 },
+  },
+);
 await buildOnce("transformers.js export", values.peer === "false" || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
   outDir: dirs.tjs,
@@ -170,10 +188,24 @@ if (values.throughput !== "false") {
           transformersJsDtype(int4),
           ep,
         );
+  // What serving base-only batches from a second session, without LoRA inputs, costs in memory.
+  const rssMb = () => {
+    globalThis.gc?.();
+    return process.memoryUsage().rss / 2 ** 20;
+  };
+  const rssBefore = rssMb();
+  const noLora = noLoraVariant ? await load(dirs.noLora) : null;
+  if (noLora !== null)
+    say(
+      `second session, int4 without LoRA inputs: +${(rssMb() - rssBefore).toFixed(0)} MB RSS after loading`,
+    );
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
     ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
+    ...(noLora === null
+      ? []
+      : ([["int4 base, graph without LoRA inputs", engineGeneration(noLora, {})]] as const)),
     ...(peer === null ? [] : ([["transformers.js int4 base", peer.generation]] as const)),
   ]);
   for (const batch of [1, 8]) {
@@ -183,6 +215,7 @@ if (values.throughput !== "false") {
   const oursGreedy = await greedyTokens(session, base, 16);
   const peerGreedy = (await peer?.greedy(16)) ?? [];
   await merged.release();
+  await noLora?.release();
   await peer?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
