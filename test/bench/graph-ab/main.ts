@@ -14,17 +14,9 @@ import { PROJECTIONS } from "@loracast/shared/architectures";
 import { buildArtifacts } from "@loracast/shared/model-builder";
 import { loadModelSpec, PACKED_MODULES, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine } from "@loracast/shared/platform";
-import { createRng } from "@loracast/shared/random";
-import {
-  adapterFeeds,
-  baseFeeds,
-  DecoderSession,
-  Engine,
-  GREEDY,
-  type LoraFeeds,
-} from "@loracast/shared/runtime";
+import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
-import { prompt } from "../engine/ours.ts";
+import { generateBatch } from "../engine/ours.ts";
 
 const { values } = parseCommandLine({
   usage: "npm run bench:graph-ab -- --old=<dir> --new=<dir> [flags]",
@@ -107,25 +99,11 @@ const cpuMs = () => {
 
 /** CPU ms of the prefill and per decode step of one greedy generation of `n` tokens per row. */
 async function generation(session: DecoderSession, feeds: LoraFeeds, batch: number, n: number) {
-  const engine = new Engine(session, { maxBatch: batch });
   let first = 0;
   const start = cpuMs();
-  await Promise.all(
-    Array.from({ length: batch }, (_, i) =>
-      engine.generate({
-        prompt: prompt(i),
-        adapter: { key: "ab", feeds },
-        sampling: GREEDY,
-        maxTokens: n,
-        stopTokens: new Set(),
-        logprobs: null,
-        rng: createRng(i),
-        onToken: () => {
-          first ||= cpuMs();
-        },
-      }),
-    ),
-  );
+  await generateBatch(session, feeds, batch, n, () => {
+    first ||= cpuMs();
+  });
   return { prefill: first - start, step: (cpuMs() - first) / (n - 1) };
 }
 
