@@ -7,61 +7,35 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { countGraphNodes } from "@loracast/shared/onnx";
 import { createSession, type ExecutionProvider } from "@loracast/shared/runtime";
-
-/** Reads a protobuf varint at `pos`; returns the value and the position after it. */
-function varint(bytes: Uint8Array, pos: number): [number, number] {
-  let value = 0;
-  let scale = 1;
-  for (let p = pos; p < bytes.length && p < pos + 10; p++) {
-    const b = bytes[p] ?? 0;
-    value += (b & 0x7f) * scale;
-    scale *= 128;
-    if (b < 0x80) return [value, p + 1];
-  }
-  throw new Error(`malformed varint at byte ${pos}`);
-}
-
-/** Calls `visit(field, start, end)` for each length-delimited field of one message; skips the rest. */
-function fields(bytes: Uint8Array, visit: (field: number, start: number, end: number) => void): void {
-  let pos = 0;
-  while (pos < bytes.length) {
-    const [tag, next] = varint(bytes, pos);
-    const wire = tag % 8;
-    pos = next;
-    if (wire === 0) pos = varint(bytes, pos)[1];
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else if (wire === 2) {
-      const [length, start] = varint(bytes, pos);
-      visit(Math.floor(tag / 8), start, start + length);
-      pos = start + length;
-    } else throw new Error(`unsupported protobuf wire type ${wire} at byte ${pos}`);
-  }
-}
-
-/**
- * Nodes of an ONNX model's main graph (onnx.proto: ModelProto.graph is field 7, GraphProto.node
- * field 1); nodes inside subgraphs (If, Loop) are not counted. Throws on a malformed file.
- */
-export function countGraphNodes(model: Uint8Array): number {
-  let nodes = 0;
-  fields(model, (field, start, end) => {
-    if (field === 7) fields(model.subarray(start, end), (f) => (f === 1 ? nodes++ : undefined));
-  });
-  return nodes;
-}
 
 /** A decode graph's node count as built, and after ORT's optimizer on `ep` (null, and why, if unavailable). */
 export interface GraphNodes {
   built: number;
   optimized: number | null;
+  /** The optimized graph's most frequent op types, e.g. `MatMulNBits 168, Add 120` (or the built one's). */
+  topOps: string;
   note: string;
+}
+
+/** Main-graph nodes of the model at `path`, and its most frequent op types. */
+async function nodesOf(path: string): Promise<{ nodes: number; topOps: string }> {
+  const { byOp, nested } = countGraphNodes(new Uint8Array(await readFile(path)));
+  const sorted = [...byOp].sort((a, b) => b[1] - a[1]);
+  return {
+    nodes: sorted.reduce((n, [, c]) => n + c, 0),
+    topOps: sorted
+      .slice(0, 8)
+      .map(([op, c]) => `${op} ${c}`)
+      .join(", ")
+      .concat(nested > 0 ? ` (and ${nested} nodes in subgraphs)` : ""),
+  };
 }
 
 /** Counts the nodes of `graphPath` as built and as ORT optimizes it for `ep` (level "all"). */
 export async function graphNodes(graphPath: string, ep: ExecutionProvider): Promise<GraphNodes> {
-  const built = countGraphNodes(new Uint8Array(await readFile(graphPath)));
+  const built = await nodesOf(graphPath);
   const dir = await mkdtemp(join(tmpdir(), "loracast-optimized-"));
   try {
     const optimizedPath = join(dir, "optimized.onnx");
@@ -79,11 +53,21 @@ export async function graphNodes(graphPath: string, ep: ExecutionProvider): Prom
       },
     );
     await session.release();
-    const optimized = countGraphNodes(new Uint8Array(await readFile(optimizedPath)));
-    return { built, optimized, note: `after ORT's optimizer (level all) on ${ep}` };
+    const optimized = await nodesOf(optimizedPath);
+    return {
+      built: built.nodes,
+      optimized: optimized.nodes,
+      topOps: optimized.topOps,
+      note: `after ORT's optimizer (level all) on ${ep}`,
+    };
   } catch (e) {
     const why = e instanceof Error ? e.message.split("\n")[0]?.slice(0, 200) : String(e);
-    return { built, optimized: null, note: `ORT could not write its optimized graph: ${why}` };
+    return {
+      built: built.nodes,
+      optimized: null,
+      topOps: built.topOps,
+      note: `(ORT could not write its optimized graph: ${why})`,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

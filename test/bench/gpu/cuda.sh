@@ -6,7 +6,7 @@
 #  1. conformance (--ep cuda with TF32 off and on, --ep webgpu) on both fixtures, fp32 and int4;
 #  2. the batching check on cuda and webgpu;
 #  3. the engine bench: HF + PEFT first, then ours on cuda and webgpu (base and LoRA, batch 1 and 8,
-#     the decode graph's node count). Extra flags go to our bench (e.g. --rounds=3 --swaps=0).
+#     the decode graph's node count), --rounds=3 --swaps=0 unless flags given here say otherwise.
 set -uo pipefail
 start=$SECONDS
 du -ch .carry/cuda .gl | tail -1
@@ -21,16 +21,16 @@ export LD_LIBRARY_PATH
 node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false \
   > "$OUT/build.txt" 2>&1 &
 build=$!
-# bounded SECONDS LOG CMD...: runs CMD, output to LOG, for at most SECONDS and never past $until
+# bounded SECONDS LOG CMD...: runs CMD, output to LOG, for at most SECONDS and never past $part_end
 # seconds into the call (each part's own end; the last is 530 s, the call's limit is 600).
 bounded() {
   local want=$1 log=$2; shift 2
-  local left=$((until - (SECONDS - start)))
+  local left=$((part_end - (SECONDS - start)))
   if ((left < 10)); then echo "skipped, out of time: $*" | tee "$log"; return 124; fi
   timeout -k 5 $((want < left ? want : left)) "$@" > "$log" 2>&1
 }
 table=()
-until=230
+part_end=230
 for run in "cuda off" "cuda on" "webgpu on"; do
   read -r ep tf32 <<<"$run"
   for fixture in llama-tiny qwen2-tiny; do
@@ -44,19 +44,20 @@ for run in "cuda off" "cuda on" "webgpu on"; do
     done
   done
 done
-until=300
+part_end=300
 for ep in cuda webgpu; do
   bounded 60 "$OUT/batching-$ep.txt" node "$c/batching-check.mjs" "$c/tiny" "$ep"
   table+=("batching $ep: exit $? $(tail -1 "$OUT/batching-$ep.txt")")
 done
-until=530
-left=$((until - (SECONDS - start)))
-timeout $((left > 10 ? left : 10)) tail --pid=$build -f /dev/null
-wait $build; table+=("engine build: exit $? $(tail -1 "$OUT/build.txt")")
+part_end=530
+left=$((part_end - (SECONDS - start)))
+timeout $((left > 10 ? left : 10)) tail --pid=$build -f /dev/null || kill "$build" 2>/dev/null
+wait "$build"; table+=("engine build: exit $? $(tail -1 "$OUT/build.txt")")
 bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwen25-05b-random" bfloat16
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
 for ep in cuda webgpu; do
-  bounded 130 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false "$@"
+  bounded 130 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
+    --rounds=3 --swaps=0 "$@"
   table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|nodes|overhead' "$OUT/loracast-$ep.txt")")
 done
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
