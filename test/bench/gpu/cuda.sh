@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device call B of two (README.md, "CUDA on the GPU host"), right after cuda-stage.sh: node and
-# onnxruntime-node 1.29.0 from /tmp/keep, the CUDA 13 provider from .carry/cuda/ (prepare.sh --cuda)
-# beside its libonnxruntime.so.1, the CUDA libraries from torch's venv (../shared/docs/gpu.md). Then,
+# onnxruntime-node 1.29.0 from /tmp/keep, the CUDA 13 provider from .carry/cuda-ep/ (cuda-ep.sh), the
+# bundles from .carry/cuda/ (prepare.sh --cuda). Then,
 # each part bounded so that the call ends within 9 minutes, logs in $OUT and a table at the end:
 #  1. conformance (--ep cuda with TF32 off and on, --ep webgpu) on both fixtures, fp32 and int4;
 #  2. the batching check on cuda and webgpu;
@@ -9,14 +9,11 @@
 #     the decode graph's node count), --rounds=3 --swaps=0 unless flags given here say otherwise.
 set -uo pipefail
 start=$SECONDS
-du -ch .carry/cuda .gl | tail -1
+du -ch .carry/cuda-ep .carry/cuda .gl | tail -1
 source test/bench/gpu/setup.sh
+source test/bench/gpu/cuda-ep.sh
+((cuda_ep)) || { echo "no CUDA provider: carry .carry/cuda-ep (prepare.sh --cuda)" >&2; exit 3; }
 c=.carry/cuda
-lib=node_modules/onnxruntime-node/bin/napi-v6/linux/x64
-xz -dc "$c/providers_cuda.so.xz" > "$lib/libonnxruntime_providers_cuda.so"
-cp "$c/libonnxruntime_providers_shared.so" "$lib/"
-LD_LIBRARY_PATH=$(python3 -c "import glob,os,site;print(':'.join(sorted({p for sp in site.getsitepackages() for p in glob.glob(os.path.join(sp,'nvidia','*','lib'))})))")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export LD_LIBRARY_PATH
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU.
 node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false \
   > "$OUT/build.txt" 2>&1 &
