@@ -12,6 +12,7 @@ import {
 } from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
+import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts";
 import { type ExecutionProvider, ExecutionProviderError, providerFailure } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
@@ -84,12 +85,13 @@ export interface DecoderSessionOptions {
 }
 
 /**
- * An ORT session with the options every loracast graph runs under, less what `overrides` changes.
+ * An ORT session over the model at `path` (or its bytes) with the options every loracast graph
+ * runs under, less what `overrides` changes.
  * Throws `ExecutionProviderError` when a requested provider's library is missing or does not load,
  * and ORT's own error for anything else (a missing or corrupt graph).
  */
 export async function createSession(
-  path: string,
+  path: string | Uint8Array,
   options: DecoderSessionOptions,
   overrides: Pick<
     ort.InferenceSession.SessionOptions,
@@ -102,13 +104,16 @@ export async function createSession(
 ): Promise<ort.InferenceSession> {
   disableOrtTelemetry();
   const executionProviders = options.executionProviders ?? ["cpu"];
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders,
+    ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    graphOptimizationLevel: "all",
+    ...overrides,
+  };
   try {
-    return await ort.InferenceSession.create(path, {
-      executionProviders,
-      ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      graphOptimizationLevel: "all",
-      ...overrides,
-    });
+    return await (typeof path === "string"
+      ? ort.InferenceSession.create(path, sessionOptions)
+      : ort.InferenceSession.create(path, sessionOptions));
   } catch (e) {
     throw providerFailure(e, executionProviders) ?? e;
   }
@@ -141,6 +146,8 @@ export class DecoderSession {
     private readonly appending: boolean,
     /** The ONNX file the session runs: `model.append.onnx` when appending, else `model.onnx`. */
     readonly graphPath: string,
+    /** The execution provider the session prefers (the first asked for). */
+    readonly ep: ExecutionProvider,
   ) {}
 
   /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
@@ -153,9 +160,12 @@ export class DecoderSession {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
-    // Every decode step's present is the next step's past: on a GPU, leave it there. Without
-    // this, each step copied the whole cache to the host and back (docs/benchmarks.md).
-    const onGpu = (options.executionProviders ?? ["cpu"])[0] === "webgpu";
+    // Every decode step's present is the next step's past: where the EP lets outputs stay on the
+    // device (WebGPU), leave it there; without this, each step copied the whole cache to the host
+    // and back (docs/benchmarks.md). On CUDA onnxruntime-node cannot (device-copies.ts): the cache
+    // lives on the host, like the CPU's, and the append graph returns only the new columns.
+    const ep = (options.executionProviders ?? ["cpu"])[0] ?? "cpu";
+    const onGpu = kvPlacement(ep) === "device";
     const appending = !onGpu && manifest.files.append !== undefined;
     const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
       IO.presentKey(l),
@@ -179,7 +189,7 @@ export class DecoderSession {
     if (gpuFeeds !== null) created++;
     const downloader = onGpu ? await GpuDownloader.create(presents.length) : null;
     if (downloader !== null) created++;
-    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending, graphPath));
+    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending, graphPath, ep));
   }
 
   private empty(batch: number): KvCache {
@@ -201,6 +211,29 @@ export class DecoderSession {
   get kvShape(): KvShape {
     const { numLayers, numKvHeads, headDim } = this.manifest.dims;
     return { layers: numLayers, kvHeads: numKvHeads, headDim };
+  }
+
+  /**
+   * The host↔device copies of one decode step of this session (one token for each of `batch` rows
+   * over a past of `pastColumns` columns, spare ones included) with `lora`'s factors, largest first.
+   */
+  decodeCopies(batch: number, pastColumns: number, lora: LoraFeeds): StepCopy[] {
+    const { numLayers, numKvHeads, headDim, vocabSize } = this.manifest.dims;
+    // Host feeds only: a factor already on the device is not copied.
+    const factors = Object.values(lora).filter((t) => t.location === "cpu");
+    return decodeStepCopies({
+      ep: this.ep,
+      batch,
+      pastColumns,
+      layers: numLayers,
+      kvHeads: numKvHeads,
+      headDim,
+      vocab: vocabSize,
+      factorTensors: factors.length,
+      factorBytes: factors.reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0),
+      factorsResident: this.gpuFeeds !== null,
+      appendGraph: this.appending,
+    });
   }
 
   /** One forward pass over `seq` new tokens per row. */
