@@ -7,9 +7,8 @@
 # Run by `prepare.sh --cuda` after the rest of .carry/ is made. Reuses the provider once made.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-pkg=com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9
-# The registry's integrity of that tarball (npm view $pkg dist.integrity), checked again here.
-integrity=sha512-FopIhNE/Ng+v2X65wVc9clPCBCvhvA53Hxo2U0Kf5fGdVsC7iCA+mZ0KLWggcQAj7TIZ6pNidR4AC10g74Xo6w==
+. infra/images/cuda-provider.env
+pkg=$CUDA_PROVIDER_PKG integrity=$CUDA_PROVIDER_INTEGRITY
 ort=$(node -p 'require("./node_modules/onnxruntime-node/package.json").version')
 [ "$ort" = 1.29.0 ] || { echo "$pkg is ORT 1.29.0's CUDA provider; onnxruntime-node is $ort" >&2; exit 1; }
 ep=.carry/cuda-ep out=.carry/cuda
