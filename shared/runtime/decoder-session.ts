@@ -76,12 +76,19 @@ export interface StepOutput {
 
 /**
  * How the ORT session runs: execution providers in order of preference (ORT's names; `cpu` by
- * default) and intra-op threads (ORT's default when absent).
+ * default), intra-op threads (ORT's default when absent) and the CUDA device.
+ *
+ * On `cuda`, onnxruntime-node 1.29's binding passes only `deviceId` to the CUDA EP
+ * (`js/node/src/session_options_helper.cc`): ORT's other CUDA options (`use_tf32`, the arena's
+ * `gpu_mem_limit` and `arena_extend_strategy`, `enable_cuda_graph`) keep their defaults. TF32 can
+ * still be turned off for the process with `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS honours.
  */
 export interface DecoderSessionOptions {
   /** Tried in order; the first decides where the KV cache lives. Default `["cpu"]`. */
   executionProviders?: ExecutionProvider[];
   intraOpThreads?: number;
+  /** The CUDA device (ordinal among those visible, `CUDA_VISIBLE_DEVICES`) for `cuda`; default 0. */
+  cudaDeviceId?: number;
 }
 
 /**
@@ -105,7 +112,9 @@ export async function createSession(
   disableOrtTelemetry();
   const executionProviders = options.executionProviders ?? ["cpu"];
   const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders,
+    executionProviders: executionProviders.map((name) =>
+      name === "cuda" ? { name, deviceId: options.cudaDeviceId ?? 0 } : name,
+    ),
     ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
     graphOptimizationLevel: "all",
     ...overrides,
