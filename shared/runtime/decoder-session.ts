@@ -107,6 +107,7 @@ export async function createSession(
     | "preferredOutputLocation"
     | "optimizedModelFilePath"
     | "extra"
+    | "logSeverityLevel"
   > = {},
 ): Promise<ort.InferenceSession> {
   disableOrtTelemetry();
