@@ -1,17 +1,20 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --rounds=5 --swaps=1000 --throughput=true|false]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false --profile=0]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
  * - prefill and decode tok/s at batch 1 and 8 for the int4 base alone, the int4 base + LoRA r=16 on
  *   all seven projections, and the same LoRA merged into fp16 weights (what merge-and-ship does);
- * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming;
+ * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming
+ *   (with the merged variant, skipped by `--compare=false`: on a GPU the peer is HF + PEFT);
+ * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP, and
+ *   what a decode step copies between host and device, with a probe's estimate of its cost;
  * - adapter activation time and RSS over many swaps on one session.
  */
 
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
@@ -30,6 +33,8 @@ import { parseCommandLine } from "@loracast/shared/platform";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
+import { printDecodeCopies } from "./copies.ts";
+import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
   greedyTokens,
@@ -39,7 +44,9 @@ import {
   type TimedGeneration,
   throughputs,
 } from "./ours.ts";
+import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
+import { loadTransformersJs } from "./transformers-js.ts";
 
 const { values } = parseCommandLine({
   usage: "npm run bench:engine -- [flags]",
@@ -51,20 +58,20 @@ const { values } = parseCommandLine({
     ep: {
       type: "string",
       default: "cpu",
-      help: "execution provider: cpu or webgpu (anything else runs on the CPU)",
+      help: "execution provider: cpu, webgpu or cuda (anything else runs on the CPU)",
+    },
+    compare: {
+      type: "string",
+      default: "true",
+      help: "also build and measure merged fp16 and the transformers.js peer: true or false",
     },
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
-    "no-lora-variant": {
+    profile: {
       type: "string",
-      default: "false",
-      help: "also measure the int4 base as a graph without LoRA inputs (a second session), and its memory: true or false",
-    },
-    peer: {
-      type: "string",
-      default: "true",
-      help: "measure the transformers.js peer: true or false (it needs its own onnxruntime-node to load beside ours)",
+      default: "0",
+      help: "profile this many decode steps (batch 1, LoRA) with ORT's profiler and print where the time goes; 0: off",
     },
     work: {
       type: "string",
@@ -78,6 +85,7 @@ const blockSize = values["block-size"] === "128" ? 128 : 32;
 // Anything but a known provider runs on the CPU.
 const ep = executionProviderSchema.catch("cpu").parse(values.ep);
 const swaps = Number(values.swaps);
+const compare = values.compare !== "false";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -89,9 +97,7 @@ const dirs = {
   int4: join(values.work, `qwen25-05b-${tag}`),
   merged: join(values.work, "qwen25-05b-merged-fp16"),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
-  noLora: join(values.work, `qwen25-05b-${tag}-no-lora`),
 };
-const noLoraVariant = values["no-lora-variant"] === "true";
 
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t = performance.now();
@@ -120,34 +126,23 @@ await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
   outDir: dirs.int4,
   quant: int4,
 });
-await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).ok, {
+await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
   quant: { kind: "fp16" },
   merge: lora,
 });
-// Merging no adapter builds the same base without LoRA inputs.
-await buildOnce(
-  "int4 artifacts without LoRA inputs",
-  !noLoraVariant || (await readModelManifest(dirs.noLora)).ok,
-  {
-    checkpointDir: checkpoint,
-    outDir: dirs.noLora,
-    quant: int4,
-    merge: { modules: [], maxRank: 0 },
-  },
-);
-await buildOnce("transformers.js export", values.peer === "false" || existsSync(join(dirs.tjs, "onnx")), {
+await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
   outDir: dirs.tjs,
   quant: int4,
   format: "transformers.js",
 });
 
-// What a GPU pays per node (../shared/docs/gpu.md): the nodes of one decode step, as built.
+// The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
-say("\nnodes per decode step (int4 + LoRA inputs): layout | total | LoRA | by op type");
+say("\nnodes per decode step, int4 + LoRA inputs, as built: layout | total | LoRA | by op type");
 for (const layout of ["per-module", "fused"] as const) {
   const c = countDecodeStepNodes(arch.value, int4, layout);
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
@@ -168,70 +163,58 @@ const load = async (dir: string) => {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const session = await load(dirs.int4);
 if (values.throughput !== "false") {
+  const nodes = await graphNodes(session.graphPath, ep);
   say(
-    `\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`,
+    `\ndecode step graph (${basename(session.graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
   );
+  await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
+  say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
 
   const base = baseFeeds(session.spec);
-  const merged = await load(dirs.merged);
-  // Loaded only when measured: transformers.js brings its own onnxruntime-node, whose binding
-  // cannot load beside ours when the versions differ.
-  const peer =
-    values.peer === "false"
-      ? null
-      : await (await import("./transformers-js.ts")).loadTransformersJs(
-          dirs.tjs,
-          transformersJsDtype(int4),
-          ep,
-        );
-  // What serving base-only batches from a second session, without LoRA inputs, costs in memory.
-  const rssMb = () => {
-    globalThis.gc?.();
-    return process.memoryUsage().rss / 2 ** 20;
-  };
-  const rssBefore = rssMb();
-  const noLora = noLoraVariant ? await load(dirs.noLora) : null;
-  if (noLora !== null)
-    say(
-      `second session, int4 without LoRA inputs: +${(rssMb() - rssBefore).toFixed(0)} MB RSS after loading`,
-    );
+  const merged = compare ? await load(dirs.merged) : null;
+  const peer = compare ? await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep) : null;
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
-    ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
-    ...(noLora === null
-      ? []
-      : ([["int4 base, graph without LoRA inputs", engineGeneration(noLora, {})]] as const)),
-    ...(peer === null ? [] : ([["transformers.js int4 base", peer.generation]] as const)),
   ]);
+  if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
+  if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, Number(values.rounds));
     for (const [name, t] of measured) row(name, batch, t);
   }
-  const oursGreedy = await greedyTokens(session, base, 16);
-  const peerGreedy = (await peer?.greedy(16)) ?? [];
-  await merged.release();
-  await noLora?.release();
-  await peer?.release();
+  await merged?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
-  say(
-    `\nLoRA decode overhead at batch 1: ${pct(get("int4 base@1") / get("int4 + LoRA r=16 ×7@1") - 1)} (target ≤ 15%)`,
-  );
-  const peer1 = get("transformers.js int4 base@1");
-  say(
-    `decode at batch 1 / transformers.js (base) at batch 1: ours base ${(get("int4 base@1") / peer1).toFixed(2)}×, ours + LoRA ${(get("int4 + LoRA r=16 ×7@1") / peer1).toFixed(2)}× (target ≥ 1)`,
-  );
-  say(
-    `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
-  );
-  say(
-    `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
-  );
+  const overhead = (batch: number) =>
+    pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
+  say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  if (peer !== null) {
+    const oursGreedy = await greedyTokens(session, base, 16);
+    const peerGreedy = await peer.greedy(16);
+    await peer.release();
+    const peer1 = get("transformers.js int4 base@1");
+    say(
+      `decode at batch 1 / transformers.js (base) at batch 1: ours base ${(get("int4 base@1") / peer1).toFixed(2)}×, ours + LoRA ${(get("int4 + LoRA r=16 ×7@1") / peer1).toFixed(2)}× (target ≥ 1)`,
+    );
+    say(
+      `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
+    );
+    say(
+      `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
+    );
+  }
+}
+
+const profileSteps = Number(values.profile);
+if (profileSteps > 0) {
+  const p = await profileDecode(dirs.int4, ep, (s) => adapterFeeds(s.spec, lora), profileSteps, values.work);
+  say(`\nORT profile on ${ep}:`);
+  for (const line of formatProfile(p)) say(line);
 }
 
 if (swaps > 0) {
