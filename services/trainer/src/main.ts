@@ -237,7 +237,11 @@ const runs =
         maxResumes: env.TRAINER_MAX_RESUMES,
         ...training,
         publish: async (run, files, extras) => {
-          const r = await publisher.publish(run, files.configBytes, files.weights, extras);
+          const r = await publisher.publish(run, files.configBytes, files.weights, {
+            extras,
+            weightsSha256: files.sha256,
+            phasesMs: files.phasesMs,
+          });
           if (!r.ok) throw r.error;
           return r.value;
         },

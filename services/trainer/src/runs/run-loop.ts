@@ -31,10 +31,20 @@ export interface RunLoopDeps {
   session: Pick<TrainingSession, "spec" | "score" | "backward">;
   tokenizer: Pick<TextTokenizer, "encode" | "decode" | "stopTokenIds">;
   rollouts: RolloutSource;
+  /**
+   * Publishes the adapter's PEFT files as the run's next version. `sha256` is the weights' (hex),
+   * `phasesMs` the loop's own publish phases so far; `extras` may still be computing (the probe),
+   * and is awaited once the blobs are up.
+   */
   publish(
     run: string,
-    files: { configBytes: Uint8Array; weights: Uint8Array },
-    extras: PublishExtras,
+    files: {
+      configBytes: Uint8Array;
+      weights: Uint8Array;
+      sha256: string;
+      phasesMs: Readonly<Record<string, number>>;
+    },
+    extras: Promise<PublishExtras>,
   ): Promise<PublishResult>;
   checkpoints: Pick<CheckpointStore, "save" | "latest">;
   /**
@@ -334,10 +344,19 @@ export class RunLoop {
 
   private async publish(): Promise<void> {
     const start = this.d.clock.now();
+    // The probe's forward runs on ORT's threads while this one encodes, hashes and uploads.
+    const probe = this.probe();
+    probe.catch(() => undefined);
+    const phasesMs: Record<string, number> = {};
     const files = this.params.toPeft();
+    const encoded = this.d.clock.now();
+    phasesMs.encode = Math.round(encoded - start);
+    // Hashed once: the adoption check below, the blob's address and the upload's signature.
     const sha = createHash("sha256").update(files.weights).digest("hex");
+    phasesMs.sha256 = Math.round(this.d.clock.now() - encoded);
     const adopted = this.adoptable.get(sha);
     if (adopted !== undefined) {
+      await probe.catch(() => undefined);
       this.adoptable.delete(sha);
       this.d.log.info("version already published by an earlier attempt", {
         run: this.config.run,
@@ -347,10 +366,12 @@ export class RunLoop {
       this.settle(adopted);
       return;
     }
-    const result = await this.d.publish(this.config.run, files, {
-      probe: await this.probe(),
-      training: { step: this.step, algorithm: this.config.algorithm.name, metrics: {} },
-    });
+    const training = { step: this.step, algorithm: this.config.algorithm.name, metrics: {} };
+    const result = await this.d.publish(
+      this.config.run,
+      { ...files, sha256: sha, phasesMs },
+      probe.then((p) => ({ probe: p, training })),
+    );
     this.settle(result.version);
     this.d.emit({
       type: "published",
