@@ -11,7 +11,7 @@ import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import type { RunEvent } from "@loracast/shared/run-events";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import { LoraParams, packBatch, type TrainingSession } from "@loracast/shared/training";
+import { LoraParams, microBatchSize, packBatch, type TrainingSession } from "@loracast/shared/training";
 import { TrainerError } from "../errors.ts";
 import type { PublishExtras, PublishResult } from "../publisher.ts";
 import { algorithmFor, type GradientResult, type RunAlgorithm, type StepSample } from "./algorithms/index.ts";
@@ -55,6 +55,11 @@ export interface RunLoopDeps {
   publishedWeights(run: string): Promise<ReadonlyMap<string, number>>;
   clock: Clock;
   log: Logger;
+  /**
+   * Activation memory one forward/backward pass may use, in bytes: it sizes each step's
+   * micro-batch when the run's config sets none (shared/training/memory.ts).
+   */
+  memoryBudgetBytes: number;
   /** The egress-checked fetch (egressFetch) HTTP rewards call through. */
   fetch: typeof fetch;
   emit(event: RunLoopEvent): void;
@@ -196,11 +201,12 @@ export class RunLoop {
         this.optimizer.step(this.params.named(), grads, lr);
       }
     };
+    const microBatch = config.microBatch ?? this.microBatchFor(samples);
     const g: GradientResult = await this.algorithm.gradients(
       {
         session: d.session,
         params: this.params,
-        microBatch: config.microBatch,
+        microBatch,
         sampling: config.sampling,
         now,
         optimize,
@@ -241,6 +247,7 @@ export class RunLoop {
         staleness,
         tokens_per_second: trainMs > 0 ? (g.trainedTokens / trainMs) * 1000 : 0,
         step_ms: now() - stepStart,
+        micro_batch: microBatch,
         // TRL's completions/mean_length: rollouts only (SFT's completions are the dataset's).
         ...(this.algorithm.rollouts ? { completion_length: meanLength(samples) } : {}),
         ...g.metrics,
@@ -319,6 +326,17 @@ export class RunLoop {
         samplerLogprobs: null,
         reward: 0,
       };
+    });
+  }
+
+  /** Sequences per pass that fit the memory budget at this step's longest sequence. */
+  private microBatchFor(samples: readonly StepSample[]): number {
+    return microBatchSize({
+      dims: this.d.session.spec.dims,
+      loraRanks: this.params.modules.reduce((n, m) => n + m.rank, 0),
+      longest: Math.max(...samples.map((s) => s.prompt.length + s.completion.length)),
+      scored: Math.max(...samples.map((s) => s.completion.length)),
+      budgetBytes: this.d.memoryBudgetBytes,
     });
   }
 
