@@ -12,6 +12,7 @@ import {
   adapterFeeds,
   baseFeeds,
   DecoderSession,
+  type ExecutionProvider,
   greedyDecode,
   type LoraFeeds,
   logProbAt,
@@ -20,6 +21,7 @@ import {
 import { type TrainBatch, TrainingSession } from "@loracast/shared/training";
 import { type Reference, readAdapter, readReference } from "./fixture.ts";
 import { distributionAgreement, maxAbsDiff, relativeL2 } from "./metrics.ts";
+import { tolerancesFor } from "./tolerances.ts";
 
 export type QuantChoice = "fp32" | "int8" | "int4";
 
@@ -29,12 +31,16 @@ export interface ConformanceOptions {
   blockSize: 32 | 128;
   /** Scratch directory for built artifacts. */
   workDir: string;
+  /** Where the decoder and training sessions run (default `cpu`); the reference is PyTorch's CPU. */
+  ep?: ExecutionProvider;
+  /**
+   * On `cuda`: whether MatMul/Gemm may use TF32 (ORT's default). onnxruntime-node 1.29 passes only
+   * `deviceId` to the CUDA EP, so ORT's `use_tf32` option is unreachable; off sets
+   * `NVIDIA_TF32_OVERRIDE=0` in this process, which cuBLAS and cuDNN honour over what ORT asks.
+   * Decides the tolerances (`tolerances.ts`). Ignored on other EPs.
+   */
+  tf32?: boolean;
 }
-
-export const FP32_TOLERANCE = 2e-4;
-const QUANT_TOLERANCE = 1e-3;
-/** ‖g − g_ref‖ / ‖g_ref‖ per LoRA tensor. */
-const GRADIENT_TOLERANCE = 1e-4;
 
 interface Outputs {
   logitsBase: Float32Array;
@@ -57,7 +63,8 @@ async function measure(
   const outDir = join(opts.workDir, name);
   const built = await buildArtifacts({ checkpointDir: join(opts.fixtureDir, "base"), outDir, quant });
   if (!built.ok) throw built.error;
-  const session = await DecoderSession.load(outDir);
+  const providers = { executionProviders: [opts.ep ?? "cpu"] };
+  const session = await DecoderSession.load(outDir, providers);
   if (!session.ok) throw session.error;
   let inference: Omit<Outputs, "grads" | "trainingLogprobs">;
   try {
@@ -65,7 +72,7 @@ async function measure(
   } finally {
     await session.value.release();
   }
-  const training = await TrainingSession.load(outDir);
+  const training = await TrainingSession.load(outDir, providers);
   if (!training.ok) throw training.error;
   try {
     const grads = await differentiate(training.value, ref, opts.fixtureDir);
@@ -167,10 +174,16 @@ async function evaluate(
 }
 
 const round = (x: number) => Number(x.toPrecision(4));
+const maxAbs = (xs: Float32Array) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 export async function runConformance(opts: ConformanceOptions) {
+  const ep = opts.ep ?? "cpu";
+  const tf32 = ep === "cuda" && opts.tf32 !== false;
+  if (ep === "cuda" && !tf32) process.env.NVIDIA_TF32_OVERRIDE = "0";
   const ref = await readReference(opts.fixtureDir);
   const fixture = basename(opts.fixtureDir);
+  const tol = tolerancesFor(ep, tf32, Math.max(maxAbs(ref.logitsBase), maxAbs(ref.logitsLora)));
+  const where = { ep, ...(ep === "cuda" ? { tf32 } : {}), toleranceWhy: tol.why };
   const vsReference = (o: Outputs) => ({
     logitsBaseMaxAbs: round(maxAbsDiff(o.logitsBase, ref.logitsBase)),
     logitsLoraMaxAbs: round(maxAbsDiff(o.logitsLora, ref.logitsLora)),
@@ -184,18 +197,19 @@ export async function runConformance(opts: ConformanceOptions) {
     const { out, manifest } = await measure(opts, ref, "fp32", { kind: "fp32" });
     const errors = vsReference(out);
     const pass =
-      errors.logitsBaseMaxAbs <= FP32_TOLERANCE &&
-      errors.logitsLoraMaxAbs <= FP32_TOLERANCE &&
-      errors.logprobsLoraMaxAbs <= FP32_TOLERANCE &&
-      errors.trainingLogprobsMaxAbs <= FP32_TOLERANCE &&
-      errors.gradients.maxRelError <= GRADIENT_TOLERANCE &&
+      errors.logitsBaseMaxAbs <= tol.fp32 &&
+      errors.logitsLoraMaxAbs <= tol.fp32 &&
+      errors.logprobsLoraMaxAbs <= tol.fp32 &&
+      errors.trainingLogprobsMaxAbs <= tol.fp32 &&
+      errors.gradients.maxRelError <= tol.gradient &&
       errors.greedyMatch;
     return {
       fixture,
       model: manifest.architecture,
       quant: "fp32",
-      tolerance: FP32_TOLERANCE,
-      gradientTolerance: GRADIENT_TOLERANCE,
+      ...where,
+      tolerance: tol.fp32,
+      gradientTolerance: tol.gradient,
       ...errors,
       greedyTokens: out.greedy,
       expectedGreedyTokens: ref.greedyTokens,
@@ -226,7 +240,9 @@ export async function runConformance(opts: ConformanceOptions) {
     model: manifest.architecture,
     quant: opts.quant,
     blockSize: opts.blockSize,
-    tolerance: QUANT_TOLERANCE,
+    ...where,
+    tolerance: tol.quant,
+    gradientTolerance: tol.quantGradient,
     vsDequantizedFp32: kernel,
     vsPytorchFp32: {
       ...vsReference(q),
@@ -236,8 +252,8 @@ export async function runConformance(opts: ConformanceOptions) {
       top1Lora: round(lora.top1),
     },
     pass:
-      kernel.logitsBaseMaxAbs <= QUANT_TOLERANCE &&
-      kernel.logitsLoraMaxAbs <= QUANT_TOLERANCE &&
-      kernel.gradients.maxRelError <= QUANT_TOLERANCE,
+      kernel.logitsBaseMaxAbs <= tol.quant &&
+      kernel.logitsLoraMaxAbs <= tol.quant &&
+      kernel.gradients.maxRelError <= tol.quantGradient,
   };
 }

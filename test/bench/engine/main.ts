@@ -1,16 +1,18 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --rounds=5 --swaps=1000 --throughput=true|false]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
  * - prefill and decode tok/s at batch 1 and 8 for the int4 base alone, the int4 base + LoRA r=16 on
  *   all seven projections, and the same LoRA merged into fp16 weights (what merge-and-ship does);
- * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming;
+ * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming
+ *   (with the merged variant, skipped by `--compare=false`: on a GPU the peer is HF + PEFT);
+ * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP;
  * - adapter activation time and RSS over many swaps on one session.
  */
 
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
@@ -27,6 +29,7 @@ import { parseCommandLine } from "@loracast/shared/platform";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
+import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
   greedyTokens,
@@ -49,7 +52,12 @@ const { values } = parseCommandLine({
     ep: {
       type: "string",
       default: "cpu",
-      help: "execution provider: cpu or webgpu (anything else runs on the CPU)",
+      help: "execution provider: cpu, webgpu or cuda (anything else runs on the CPU)",
+    },
+    compare: {
+      type: "string",
+      default: "true",
+      help: "also build and measure merged fp16 and the transformers.js peer: true or false",
     },
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
@@ -66,6 +74,7 @@ const blockSize = values["block-size"] === "128" ? 128 : 32;
 // Anything but a known provider runs on the CPU.
 const ep = executionProviderSchema.catch("cpu").parse(values.ep);
 const swaps = Number(values.swaps);
+const compare = values.compare !== "false";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -106,13 +115,13 @@ await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
   outDir: dirs.int4,
   quant: int4,
 });
-await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).ok, {
+await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
   quant: { kind: "fp16" },
   merge: lora,
 });
-await buildOnce("transformers.js export", existsSync(join(dirs.tjs, "onnx")), {
+await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
   outDir: dirs.tjs,
   quant: int4,
@@ -133,46 +142,50 @@ const load = async (dir: string) => {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const session = await load(dirs.int4);
 if (values.throughput !== "false") {
+  const nodes = await graphNodes(session.graphPath, ep);
   say(
-    `\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`,
+    `\ndecode step graph (${basename(session.graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
   );
+  say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
 
   const base = baseFeeds(session.spec);
-  const merged = await load(dirs.merged);
-  const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep);
+  const merged = compare ? await load(dirs.merged) : null;
+  const peer = compare ? await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep) : null;
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
-    ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
-    ["transformers.js int4 base", peer.generation],
   ]);
+  if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
+  if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, Number(values.rounds));
     for (const [name, t] of measured) row(name, batch, t);
   }
-  const oursGreedy = await greedyTokens(session, base, 16);
-  const peerGreedy = await peer.greedy(16);
-  await merged.release();
-  await peer.release();
+  await merged?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
-  say(
-    `\nLoRA decode overhead at batch 1: ${pct(get("int4 base@1") / get("int4 + LoRA r=16 ×7@1") - 1)} (target ≤ 15%)`,
-  );
-  const peer1 = get("transformers.js int4 base@1");
-  say(
-    `decode at batch 1 / transformers.js (base) at batch 1: ours base ${(get("int4 base@1") / peer1).toFixed(2)}×, ours + LoRA ${(get("int4 + LoRA r=16 ×7@1") / peer1).toFixed(2)}× (target ≥ 1)`,
-  );
-  say(
-    `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
-  );
-  say(
-    `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
-  );
+  const overhead = (batch: number) =>
+    pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
+  say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  if (peer !== null) {
+    const oursGreedy = await greedyTokens(session, base, 16);
+    const peerGreedy = await peer.greedy(16);
+    await peer.release();
+    const peer1 = get("transformers.js int4 base@1");
+    say(
+      `decode at batch 1 / transformers.js (base) at batch 1: ours base ${(get("int4 base@1") / peer1).toFixed(2)}×, ours + LoRA ${(get("int4 + LoRA r=16 ×7@1") / peer1).toFixed(2)}× (target ≥ 1)`,
+    );
+    say(
+      `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
+    );
+    say(
+      `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
+    );
+  }
 }
 
 if (swaps > 0) {
