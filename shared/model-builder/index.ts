@@ -5,5 +5,4 @@
 export { parseArchitecture } from "./architecture.ts";
 export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifacts.ts";
 export { dequantize, quantize, quantLayout } from "./quantize.ts";
-export { countTrainingGraphNodes, type TrainingGraphNodes } from "./training-graph.ts";
 export type { BaseQuant } from "./weights.ts";

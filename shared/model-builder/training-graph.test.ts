@@ -3,7 +3,34 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fixture } from "@loracast/dev-support/fixtures";
-import { countTrainingGraphNodes, parseArchitecture } from "./index.ts";
+import { GraphBuilder } from "../onnx/index.ts";
+import type { Architecture } from "./architecture.ts";
+import { parseArchitecture } from "./index.ts";
+import { buildTrainingGraph } from "./training-graph.ts";
+import { WeightPlan } from "./weights.ts";
+
+/** The int4 training graph's nodes: outside the backward branch, inside it, and per op type. */
+function countTrainingGraphNodes(arch: Architecture) {
+  const g = new GraphBuilder("count");
+  buildTrainingGraph(
+    g,
+    arch,
+    new WeightPlan(g, { kind: "nbits", bits: 4, blockSize: 32, emulate: false }, "d"),
+  );
+  const byOp: Record<string, number> = {};
+  let [forward, backward] = [0, 0];
+  for (const node of g.build().nodes) {
+    forward++;
+    byOp[node.opType] = (byOp[node.opType] ?? 0) + 1;
+    const then = node.opType === "If" ? node.attributes.then_branch : undefined;
+    if (then?.kind !== "graph") continue;
+    for (const inner of then.value.nodes) {
+      backward++;
+      byOp[inner.opType] = (byOp[inner.opType] ?? 0) + 1;
+    }
+  }
+  return { forward, backward, byOp };
+}
 
 const arch = (name: "llama-tiny" | "qwen2-tiny") => {
   const a = parseArchitecture(JSON.parse(readFileSync(join(fixture(name), "base", "config.json"), "utf8")));
@@ -16,7 +43,7 @@ describe("training graph nodes", () => {
     it(`${name}: no run-time shape arithmetic in the backward, no per-factor copies`, () => {
       const a = arch(name);
       const layers = a.dims.numLayers;
-      const n = countTrainingGraphNodes(a, { kind: "nbits", bits: 4, blockSize: 32, emulate: false });
+      const n = countTrainingGraphNodes(a);
       // Range: the forward's three (rotary rows, the mask's query and key columns); the backward
       // has none, nor NonZero, nor Size: every reduction axis and reshape target is a constant.
       assert.equal(n.byOp.Range, 3);
