@@ -334,8 +334,9 @@ export class RunLoop {
     return microBatchSize({
       dims: this.d.session.spec.dims,
       loraRanks: this.params.modules.reduce((n, m) => n + m.rank, 0),
-      longest: Math.max(...samples.map((s) => s.prompt.length + s.completion.length)),
-      scored: Math.max(...samples.map((s) => s.completion.length)),
+      // reduce, not Math.max(...): a step may hold more samples than a call takes arguments.
+      longest: samples.reduce((n, s) => Math.max(n, s.prompt.length + s.completion.length), 1),
+      scored: samples.reduce((n, s) => Math.max(n, s.completion.length), 1),
       budgetBytes: this.d.memoryBudgetBytes,
     });
   }
