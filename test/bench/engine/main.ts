@@ -1,5 +1,5 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false --profile=0]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -39,6 +39,7 @@ import {
   type TimedGeneration,
   throughputs,
 } from "./ours.ts";
+import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
 import { loadTransformersJs } from "./transformers-js.ts";
 
@@ -62,6 +63,11 @@ const { values } = parseCommandLine({
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
+    profile: {
+      type: "string",
+      default: "0",
+      help: "profile this many decode steps (batch 1, LoRA) with ORT's profiler and print where the time goes; 0: off",
+    },
     work: {
       type: "string",
       default: join(ROOT, ".bench", "engine"),
@@ -186,6 +192,13 @@ if (values.throughput !== "false") {
       `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
     );
   }
+}
+
+const profileSteps = Number(values.profile);
+if (profileSteps > 0) {
+  const p = await profileDecode(dirs.int4, ep, (s) => adapterFeeds(s.spec, lora), profileSteps, values.work);
+  say(`\nORT profile on ${ep}:`);
+  for (const line of formatProfile(p)) say(line);
 }
 
 if (swaps > 0) {
