@@ -20,15 +20,20 @@ function intAttr(node: NodeValue, name: string): number {
  * element (i, 0) from its low nibble and (i, 1) from its high one, so a reshape that merges the last
  * two axes puts them in storage order. In float arithmetic (hi = ⌊b/16⌋, lo = b − 16·hi, exact for
  * bytes) rather than with BitwiseAnd/BitShift on uint8, which WebGPU lacks: ORT ran those on the
- * CPU and copied every weight across twice per backward. Every shape is known when the graph is
- * built (the op's K, N, bits and block_size), so no node computes one.
+ * CPU and copied every weight across twice per backward. The arithmetic runs on `dims` and the
+ * trailing axis comes last: ORT's CPU Mul over a trailing axis of 1 took 10× as long (a profile of
+ * the Qwen2.5-0.5B backward). Every shape is known when the graph is built (the op's K, N, bits
+ * and block_size), so no node computes one.
  */
-function nibblePairs(ctx: GradContext, packed: string, dims: readonly number[]): string {
+function nibblePairs(ctx: GradContext, packed: string): string {
   const g = ctx.g;
-  const bytes = g.op1("Cast", [g.op1("Reshape", [packed, ctx.i64(...dims, 1)])], { to: attr.int(1) });
+  const bytes = g.op1("Cast", [packed], { to: attr.int(1) });
   const hi = g.op1("Floor", [g.op1("Mul", [bytes, ctx.f32(1 / 16)])]);
   const lo = g.op1("Sub", [bytes, g.op1("Mul", [hi, ctx.f32(16)])]);
-  return g.op1("Concat", [lo, hi], { axis: attr.int(-1) });
+  const last = ctx.i64(-1);
+  return g.op1("Concat", [g.op1("Unsqueeze", [lo, last]), g.op1("Unsqueeze", [hi, last])], {
+    axis: attr.int(-1),
+  });
 }
 
 /** W as float32 `[N, K]`, from MatMulNBits' packed codes, scales and zero points. */
@@ -47,21 +52,16 @@ export function dequantizedWeight(ctx: GradContext, node: NodeValue): string {
 
   // Codes as float32 [N, kBlocks, blockSize] (packed is uint8 [N, kBlocks, blockSize·bits/8]).
   const q =
-    bits === 4
-      ? g.op1("Reshape", [
-          nibblePairs(ctx, packed, [N, kBlocks, blockSize / 2]),
-          ctx.i64(N, kBlocks, blockSize),
-        ])
-      : float(packed);
+    bits === 4 ? g.op1("Reshape", [nibblePairs(ctx, packed), ctx.i64(N, kBlocks, blockSize)]) : float(packed);
   let zp: string;
   if (zeroPoints === "") {
     zp = ctx.f32(2 ** (bits - 1));
   } else if (bits === 8) {
-    zp = float(g.op1("Reshape", [zeroPoints, ctx.i64(N, kBlocks, 1)]));
+    zp = g.op1("Unsqueeze", [float(zeroPoints), ctx.i64(-1)]);
   } else {
     // Packed zero points pad each row to whole bytes; keep the first kBlocks, as [N, kBlocks, 1].
     const cols = Math.ceil(kBlocks / 2);
-    const unpacked = g.op1("Reshape", [nibblePairs(ctx, zeroPoints, [N, cols]), ctx.i64(N, 2 * cols, 1)]);
+    const unpacked = g.op1("Reshape", [nibblePairs(ctx, zeroPoints), ctx.i64(N, 2 * cols, 1)]);
     zp =
       2 * cols === kBlocks
         ? unpacked
