@@ -18,7 +18,7 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { err, ok, type Result } from "../result/index.ts";
 import { providerFailure } from "../runtime/execution-provider.ts";
 
@@ -37,7 +37,7 @@ export interface HostTensor {
   data: Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 }
 
-/** How `OrtNative.createSession` sets up a session. */
+/** How `OrtNative.createSession` sets up a session; the CUDA options are refused on `cpu`. */
 export interface NativeSessionOptions {
   /** `cpu` (MLAS) or `cuda` (ORT's CUDA EP, loaded from beside `libonnxruntime.so.1`). */
   ep: "cpu" | "cuda";
@@ -192,7 +192,7 @@ export interface OrtNative {
   /**
    * A session over the ONNX model at `model` (a path, or its bytes). Throws `ExecutionProviderError`
    * (`shared/runtime/execution-provider.ts`) when the CUDA provider's library is missing or does
-   * not load, and `OrtNativeError` for a bad model or options (ORT's message).
+   * not load, and `OrtNativeError` for a bad model (ORT's message) or CUDA options on a cpu session.
    */
   createSession(model: string | Uint8Array, options: NativeSessionOptions): NativeSession;
 }
@@ -214,7 +214,7 @@ export const DEFAULT_ADDON_PATH = join(import.meta.dirname, "build", "ort-native
  * ORT version than onnxruntime-node's). Never throws.
  */
 export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavailable> {
-  const file = path ?? process.env.LORACAST_ORT_NATIVE_ADDON ?? DEFAULT_ADDON_PATH;
+  const file = resolve(path ?? process.env.LORACAST_ORT_NATIVE_ADDON ?? DEFAULT_ADDON_PATH);
   if (!existsSync(file))
     return err({ reason: "not-built", message: `${file} does not exist (npm run build:ort-native)` });
   const require = createRequire(import.meta.url);
@@ -223,7 +223,8 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
     binding = require(file) as Binding;
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    const message = e instanceof Error ? e.message : String(e);
+    // Node's loader appends a require stack: the first line says it.
+    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     return err({
       reason: code === "ORT_NATIVE_ABI" ? "abi-mismatch" : "load-failed",
       message: `${file}: ${message}`,
@@ -243,6 +244,11 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
   return ok({
     ortVersion: binding.ortVersion,
     createSession(model, options) {
+      const cudaOnly = (["deviceId", "useTf32", "enableCudaGraph"] as const).filter(
+        (k) => options[k] !== undefined,
+      );
+      if (options.ep === "cpu" && cudaOnly.length > 0)
+        throw new OrtNativeError(`${cudaOnly.join(", ")}: CUDA EP options, given for a cpu session`);
       let created: ReturnType<Binding["createSession"]>;
       try {
         created = binding.createSession(model, options);

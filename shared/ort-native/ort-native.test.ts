@@ -13,6 +13,7 @@ import {
   type HostTensor,
   loadOrtNative,
   type NativeSession,
+  type OrtNative,
   OrtNativeError,
 } from "./index.ts";
 
@@ -43,13 +44,15 @@ const skip = built.ok
 
 describe("ort-native addon (CPU EP)", { skip }, () => {
   const bytesOfModel = model();
+  let addon: OrtNative;
   let native: NativeSession;
   let stock: ort.InferenceSession;
   before(async () => {
     const loaded = loadOrtNative();
     assert.ok(loaded.ok, loaded.ok ? "" : loaded.error.message);
-    assert.equal(loaded.value.ortVersion, "1.29.0");
-    native = loaded.value.createSession(bytesOfModel, { ep: "cpu", intraOpThreads: 1 });
+    addon = loaded.value;
+    assert.equal(addon.ortVersion, "1.29.0");
+    native = addon.createSession(bytesOfModel, { ep: "cpu", intraOpThreads: 1 });
     stock = await ort.InferenceSession.create(bytesOfModel, {
       intraOpNumThreads: 1,
       graphOptimizationLevel: "all",
@@ -137,6 +140,11 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
       ["missing input", () => native.run({ x: f.x, w: f.w }), /missing input 'k'/],
       ["graph run on host", () => native.run(f, undefined, { graphId: 1 }), /only device tensors/],
       ["bad graph id", () => native.run(f, undefined, { graphId: 0 }), /positive integer/],
+      [
+        "CUDA option on cpu",
+        () => addon.createSession(bytesOfModel, { ep: "cpu", useTf32: false }),
+        /useTf32: CUDA EP options/,
+      ],
       ["upload size", () => native.upload({ ...f.w, dims: [8, 4] }), /40 elements, dims need 32/],
     ];
     for (const [what, body, message] of cases)
@@ -145,10 +153,8 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
   });
 
   it("a CUDA session where the CUDA provider does not load is an ExecutionProviderError", (t) => {
-    const loaded = loadOrtNative();
-    assert.ok(loaded.ok);
     try {
-      loaded.value.createSession(bytesOfModel, { ep: "cuda" }).release();
+      addon.createSession(bytesOfModel, { ep: "cuda" }).release();
       t.skip("the CUDA provider loads on this machine");
     } catch (e) {
       assert.ok(e instanceof ExecutionProviderError, String(e));
