@@ -195,7 +195,11 @@ else
       try {
         const t = performance.now();
         const bound: Record<string, DeviceTensor> = {};
-        for (const [k, f] of Object.entries(factors)) resident.push((bound[k] = session.upload(f)));
+        for (const [k, f] of Object.entries(factors)) {
+          const tensor = session.upload(f);
+          resident.push(tensor);
+          bound[k] = tensor;
+        }
         say(`  uploaded ${resident.length} factor tensors in ${(performance.now() - t).toFixed(0)} ms`);
         return await decode(async (feeds) => session.run({ ...feeds, ...bound }));
       } finally {
