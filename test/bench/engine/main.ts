@@ -7,11 +7,13 @@
  *   all seven projections, and the same LoRA merged into fp16 weights (what merge-and-ship does);
  * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming
  *   (with the merged variant, skipped by `--compare=false`: on a GPU the peer is HF + PEFT);
- * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP;
+ * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP, and
+ *   what a decode step copies between host and device, with a probe's estimate of its cost;
  * - adapter activation time and RSS over many swaps on one session.
  */
 
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
@@ -21,6 +23,8 @@ import {
   type BaseQuant,
   type BuildOptions,
   buildArtifacts,
+  countDecodeStepNodes,
+  parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
@@ -29,6 +33,7 @@ import { parseCommandLine } from "@loracast/shared/platform";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
+import { printDecodeCopies } from "./copies.ts";
 import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
@@ -134,6 +139,16 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
   format: "transformers.js",
 });
 
+// The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
+const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
+if (!arch.ok) throw arch.error;
+say("\nnodes per decode step, int4 + LoRA inputs, as built: layout | total | LoRA | by op type");
+for (const layout of ["per-module", "fused"] as const) {
+  const c = countDecodeStepNodes(arch.value, int4, layout);
+  const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
+  say(`${layout}${layout === "fused" ? " (model.onnx)" : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`);
+}
+
 const results = new Map<string, Throughput>();
 const row = (name: string, batch: number, t: Throughput) => {
   results.set(formatVersionRef(name, batch), t);
@@ -152,6 +167,7 @@ if (values.throughput !== "false") {
   say(
     `\ndecode step graph (${basename(session.graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
   );
+  await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
