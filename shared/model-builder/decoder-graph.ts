@@ -18,6 +18,7 @@ import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { type AttentionShapes, attention, attentionMasks, ropeCaches } from "./attention.ts";
+import { gqaAttention, gqaShared, gqaUnsupported } from "./attention-gqa.ts";
 import type { WeightPlan } from "./weights.ts";
 
 /** Options of `buildDecoderGraph`: which interface the generated graph has. */
@@ -31,7 +32,17 @@ export interface DecoderGraphOptions {
   logitsPositions?: boolean;
   /** How the KV cache leaves a step (see the file comment). @default "present" */
   kvOutput?: KvOutput;
+  /** Which attention the layers use (`DecoderAttention`). @default "ops" */
+  attention?: DecoderAttention;
 }
+
+/**
+ * The decoder's attention: `ops`, plain ONNX ops over an additive mask (`attention.ts`; the inputs
+ * are `attention_mask` and `position_ids`, rows left-padded); `gqa`, one ORT GroupQueryAttention
+ * node per layer (`attention-gqa.ts`; the inputs are `seqlens_k` and `total_sequence_length`, rows
+ * right-padded). Building `gqa` for an architecture it cannot run throws (`gqaUnsupported`).
+ */
+export type DecoderAttention = "ops" | "gqa";
 
 /**
  * How a step returns the KV cache: `present`, the whole cache (past and new); `append`, only the
@@ -56,6 +67,8 @@ export interface DecoderBodyOptions {
   lora: boolean;
   /** Take `past_key_values.*` inputs and return the cache as `kvOutput` says; null for the training graph. */
   kvCache: KvOutput | null;
+  /** @default "ops"; `gqa` needs a KV cache. */
+  attention?: DecoderAttention;
 }
 
 /**
@@ -73,6 +86,7 @@ export function buildDecoderGraph(
   const body = buildDecoderBody(g, arch, w, {
     lora: options.lora ?? true,
     kvCache: options.kvOutput ?? "present",
+    attention: options.attention ?? "ops",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -119,22 +133,33 @@ export function buildDecoderBody(
   const loraInputs: string[] = [];
 
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
-  const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
-  const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
-
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const bs = g.op1("Shape", [inputIds]);
-  const shapes: AttentionShapes = {
-    bs,
-    bsQ: g.op1("Concat", [bs, i64(H * d)], { axis: attr.int(0) }),
-    bsKv: g.op1("Concat", [bs, i64(Hkv * d)], { axis: attr.int(0) }),
-    bsKvHeads: g.op1("Concat", [bs, i64(Hkv, d)], { axis: attr.int(0) }),
-    bsGroups: g.op1("Concat", [bs, i64(Hkv, H / Hkv, d)], { axis: attr.int(0) }),
-    flatQ: i64(-1, H * d),
-  };
-
-  const rope = g.scoped("rope", () => ropeCaches(g, arch, positionIds, bs));
-  const masks = g.scoped("mask", () => attentionMasks(g, arch, mask, positionIds, bs));
+  const attend = (() => {
+    const kvCache = options.kvCache;
+    if (options.attention === "gqa") {
+      const why = gqaUnsupported(arch);
+      if (why !== null) throw new Error(`GroupQueryAttention cannot run this model: ${why}`);
+      if (kvCache === null) throw new Error("GroupQueryAttention graphs have a KV cache");
+      const shared = g.scoped("gqa", () => gqaShared(g, arch, bs, kvCache));
+      return (layer: number, x: { q: string; k: string; v: string }) =>
+        gqaAttention(g, arch, layer, x, shared, kvCache);
+    }
+    const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
+    const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
+    const shapes: AttentionShapes = {
+      bs,
+      bsQ: g.op1("Concat", [bs, i64(H * d)], { axis: attr.int(0) }),
+      bsKv: g.op1("Concat", [bs, i64(Hkv * d)], { axis: attr.int(0) }),
+      bsKvHeads: g.op1("Concat", [bs, i64(Hkv, d)], { axis: attr.int(0) }),
+      bsGroups: g.op1("Concat", [bs, i64(Hkv, H / Hkv, d)], { axis: attr.int(0) }),
+      flatQ: i64(-1, H * d),
+    };
+    const rope = g.scoped("rope", () => ropeCaches(g, arch, positionIds, bs));
+    const masks = g.scoped("mask", () => attentionMasks(g, arch, mask, positionIds, bs));
+    return (layer: number, x: { q: string; k: string; v: string }) =>
+      attention(g, arch, layer, x, shapes, rope, masks[layer] ?? masks[0] ?? "", kvCache);
+  })();
 
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean): string =>
     g.scoped(module.split(".").slice(-1)[0] ?? module, () => {
@@ -184,16 +209,7 @@ export function buildDecoderBody(
         const q = linear(a, `${p}.self_attn.q_proj`, D, H * d, arch.qkvBias);
         const k = linear(a, `${p}.self_attn.k_proj`, D, Hkv * d, arch.qkvBias);
         const v = linear(a, `${p}.self_attn.v_proj`, D, Hkv * d, arch.qkvBias);
-        const o = attention(
-          g,
-          arch,
-          layer,
-          { q, k, v },
-          shapes,
-          rope,
-          masks[layer] ?? masks[0] ?? "",
-          options.kvCache,
-        );
+        const o = attend(layer, { q, k, v });
         return linear(o, `${p}.self_attn.o_proj`, H * d, D, arch.oBias);
       });
       const h1 = g.op1("Add", [h, attnOut]);

@@ -66,6 +66,13 @@ export const modelManifestSchema = z.object({
     training: z.string().optional(),
   }),
   modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
+  /**
+   * The decoder graphs' attention: `ops` (absent in older manifests), plain ONNX ops over an
+   * additive mask and left-padded rows; `gqa`, one ORT GroupQueryAttention node per layer over
+   * right-padded rows, fed `seqlens_k` and `total_sequence_length` (`IO`). The training graph always
+   * uses `ops`.
+   */
+  attention: z.enum(["ops", "gqa"]).optional(),
 });
 
 /** A parsed `loracast-model.json`. */
