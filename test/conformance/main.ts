@@ -1,5 +1,5 @@
 /**
- * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128]
+ * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--attention ops|gqa]
  *
  * Builds the fixture's base, applies its PEFT adapter, and prints a JSON report as the last line.
  * Exits 0 when the report says pass, 1 when it does not, 2 on bad usage or a broken fixture.
@@ -18,6 +18,11 @@ const cli = {
   flags: {
     quant: { type: "string", default: "fp32", help: "base weights: fp32, int8 or int4" },
     "block-size": { type: "string", default: "32", help: "int8/int4 quantization block: 32 or 128" },
+    attention: {
+      type: "string",
+      default: "ops",
+      help: "the decoder's attention: ops, or gqa (GroupQueryAttention; also compared with ops)",
+    },
   },
 } as const;
 const fail: (message: string) => never = (message) => usageError(cli, message);
@@ -31,9 +36,12 @@ const blockSize = Number(values["block-size"]);
 if (blockSize !== 32 && blockSize !== 128)
   fail(`--block-size must be 32 or 128, got ${values["block-size"]}`);
 
+const attention = values.attention;
+if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
+
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
-  const report = await runConformance({ fixtureDir: resolve(dir), quant, blockSize, workDir });
+  const report = await runConformance({ fixtureDir: resolve(dir), quant, blockSize, attention, workDir });
   console.log(JSON.stringify(report));
   process.exitCode = report.pass ? 0 : 1;
 } catch (e) {
