@@ -1,5 +1,5 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --rounds=5 --swaps=1000 --throughput=true|false]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --rounds=5 --swaps=1000 --throughput=true|false --attention=ops|gqa|both --peer=true|false]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -37,7 +37,6 @@ import {
   throughputs,
 } from "./ours.ts";
 import { measureSwaps } from "./swaps.ts";
-import { loadTransformersJs } from "./transformers-js.ts";
 
 const { values } = parseCommandLine({
   usage: "npm run bench:engine -- [flags]",
@@ -54,6 +53,16 @@ const { values } = parseCommandLine({
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
+    peer: {
+      type: "string",
+      default: "true",
+      help: "measure the transformers.js peer: true or false (its nested onnxruntime-node 1.30 cannot load beside our 1.29)",
+    },
+    attention: {
+      type: "string",
+      default: "ops",
+      help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
+    },
     work: {
       type: "string",
       default: join(ROOT, ".bench", "engine"),
@@ -66,6 +75,11 @@ const blockSize = values["block-size"] === "128" ? 128 : 32;
 // Anything but a known provider runs on the CPU.
 const ep = executionProviderSchema.catch("cpu").parse(values.ep);
 const swaps = Number(values.swaps);
+const attention = values.attention;
+if (attention !== "ops" && attention !== "gqa" && attention !== "both")
+  throw new RangeError(`--attention must be ops, gqa or both, got ${attention}`);
+// The main rows' attention; `both` adds GQA rows beside them.
+const mainAttention = attention === "gqa" ? "gqa" : "ops";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -73,9 +87,11 @@ const checkpoint = join(values.work, "qwen25-05b-random");
 const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, accuracyLevel };
 // Block 32 keeps the directory names earlier runs built.
 const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}`;
+const gqaTag = (a: string) => (a === "gqa" ? "-gqa" : "");
 const dirs = {
-  int4: join(values.work, `qwen25-05b-${tag}`),
-  merged: join(values.work, "qwen25-05b-merged-fp16"),
+  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}`),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}-gqa`),
+  merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
 };
 
@@ -105,12 +121,21 @@ await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.int4,
   quant: int4,
+  attention: mainAttention,
 });
+if (attention === "both")
+  await buildOnce("int4 GQA artifacts", (await readModelManifest(dirs.int4Gqa)).ok, {
+    checkpointDir: checkpoint,
+    outDir: dirs.int4Gqa,
+    quant: int4,
+    attention: "gqa",
+  });
 await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
   quant: { kind: "fp16" },
   merge: lora,
+  attention: mainAttention,
 });
 await buildOnce("transformers.js export", existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
@@ -136,28 +161,42 @@ if (values.throughput !== "false") {
   say(
     `\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`,
   );
-  say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}`);
+  say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
 
   const base = baseFeeds(session.spec);
   const merged = await load(dirs.merged);
-  const peer = await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep);
+  // Imported only when measured: its onnxruntime-node cannot load beside ours (see --peer).
+  const peer =
+    values.peer === "false"
+      ? null
+      : await (await import("./transformers-js.ts")).loadTransformersJs(
+          dirs.tjs,
+          transformersJsDtype(int4),
+          ep,
+        );
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
     ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
-    ["transformers.js int4 base", peer.generation],
   ]);
+  if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
+  const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
+  if (gqa !== null) {
+    variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
+    variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
+  }
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, Number(values.rounds));
     for (const [name, t] of measured) row(name, batch, t);
   }
   const oursGreedy = await greedyTokens(session, base, 16);
-  const peerGreedy = await peer.greedy(16);
+  const peerGreedy = (await peer?.greedy(16)) ?? null;
   await merged.release();
-  await peer.release();
+  await peer?.release();
+  await gqa?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
   say(
@@ -171,7 +210,7 @@ if (values.throughput !== "false") {
     `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
   );
   say(
-    `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
+    `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${peerGreedy === null ? "not measured" : oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
   );
 }
 
