@@ -98,7 +98,11 @@ export async function createSession(
   options: DecoderSessionOptions,
   overrides: Pick<
     ort.InferenceSession.SessionOptions,
-    "graphOptimizationLevel" | "enableMemPattern" | "preferredOutputLocation"
+    | "graphOptimizationLevel"
+    | "enableMemPattern"
+    | "preferredOutputLocation"
+    | "optimizedModelFilePath"
+    | "extra"
   > = {},
 ): Promise<ort.InferenceSession> {
   disableOrtTelemetry();
@@ -140,6 +144,8 @@ export class DecoderSession {
     private readonly downloader: GpuDownloader | null,
     /** The graph returns only each step's new keys and values; the cache lives in host buffers. */
     private readonly appending: boolean,
+    /** The ONNX file the session runs: `model.append.onnx` when appending, else `model.onnx`. */
+    readonly graphPath: string,
   ) {
     this.padding = manifest.attention === "gqa" ? "right" : "left";
   }
@@ -165,10 +171,11 @@ export class DecoderSession {
       IO.presentKey(l),
       IO.presentValue(l),
     ]).flat();
+    const graphPath = join(dir, appending ? (manifest.files.append ?? "") : manifest.files.model);
     let session: ort.InferenceSession;
     try {
       session = await createSession(
-        join(dir, appending ? (manifest.files.append ?? "") : manifest.files.model),
+        graphPath,
         options,
         onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
       );
@@ -182,7 +189,7 @@ export class DecoderSession {
     if (gpuFeeds !== null) created++;
     const downloader = onGpu ? await GpuDownloader.create(presents.length) : null;
     if (downloader !== null) created++;
-    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending));
+    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending, graphPath));
   }
 
   private empty(batch: number): KvCache {

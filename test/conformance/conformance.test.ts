@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fixture, ROOT, referenceFixtures } from "@loracast/dev-support/fixtures";
+import { FP32_TOLERANCE, tolerancesFor } from "./tolerances.ts";
 
 function conformance(
   dir: string,
@@ -95,5 +96,51 @@ describe("conformance against PyTorch + PEFT references", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("names the provider, exit 2, when --ep cuda cannot load (no CUDA provider on this machine)", () => {
+    const { status, report } = conformance(fixture("llama-tiny"), "--ep", "cuda");
+    assert.equal(status, 2);
+    assert.equal(report.pass, false);
+    assert.match(String(report.error), /^execution provider cuda cannot be used: /);
+  });
+
+  it("refuses, exit 2, an unknown --ep and --tf32 off on another EP than cuda", () => {
+    for (const args of [
+      ["--ep", "tpu"],
+      ["--ep", "cpu", "--tf32", "off"],
+    ]) {
+      const r = spawnSync(
+        process.execPath,
+        ["--import", "tsx", join(ROOT, "test/conformance/main.ts"), fixture("llama-tiny"), ...args],
+        { cwd: ROOT, encoding: "utf8" },
+      );
+      assert.equal(r.status, 2, args.join(" "));
+      assert.match(r.stderr, /^error: --(ep|tf32)/, r.stderr);
+    }
+  });
+});
+
+describe("tolerances per execution provider", () => {
+  it("keeps the CPU's wherever the EP computes in fp32, and widens only for TF32 by its roundoff", () => {
+    for (const [ep, tf32] of [
+      ["cpu", true],
+      ["webgpu", true],
+      ["cuda", false],
+    ] as const) {
+      const t = tolerancesFor(ep, tf32, 40);
+      assert.deepEqual(
+        [t.fp32, t.quant, t.gradient, t.quantGradient],
+        [FP32_TOLERANCE, 1e-3, 1e-4, 1e-3],
+        ep,
+      );
+    }
+    const tf32 = tolerancesFor("cuda", true, 40);
+    // 4 · 2^-11 · 40
+    assert.equal(tf32.fp32, 0.0781);
+    assert.equal(tf32.gradient, 4 * 2 ** -11);
+    assert.match(tf32.why, /TF32/);
+    // Small logits: never tighter than the CPU's.
+    assert.equal(tolerancesFor("cuda", true, 0.01).fp32, FP32_TOLERANCE);
   });
 });

@@ -1,23 +1,32 @@
 /**
- * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--attention ops|gqa]
+ * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
+ *   [--tf32 on|off] [--attention ops|gqa]
  *
- * Builds the fixture's base, applies its PEFT adapter, and prints a JSON report as the last line.
+ * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
+ * and prints a JSON report as the last line (with the tolerances it was held to, and why).
  * Exits 0 when the report says pass, 1 when it does not, 2 on bad usage or a broken fixture.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
+import { executionProviderSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
 
 const cli = {
   usage: "npm run conformance -- <fixture-dir> [flags]",
   about:
-    "Builds the fixture's base, applies its PEFT adapter, and prints a JSON report as the last line: exit 0 when it passes, 1 when it does not, 2 on bad usage or a broken fixture. Reads no environment variables.",
+    "Builds the fixture's base, applies its PEFT adapter, runs it on --ep, and prints a JSON report as the last line: exit 0 when it passes, 1 when it does not, 2 on bad usage or a broken fixture. Reads no environment variables.",
   positionals: true,
   flags: {
     quant: { type: "string", default: "fp32", help: "base weights: fp32, int8 or int4" },
     "block-size": { type: "string", default: "32", help: "int8/int4 quantization block: 32 or 128" },
+    ep: { type: "string", default: "cpu", help: "execution provider: cpu, webgpu or cuda" },
+    tf32: {
+      type: "string",
+      default: "on",
+      help: "cuda only: on (ORT's default) or off (sets NVIDIA_TF32_OVERRIDE=0 for this process)",
+    },
     attention: {
       type: "string",
       default: "ops",
@@ -35,13 +44,25 @@ if (!["fp32", "int8", "int4"].includes(quant)) fail(`--quant must be fp32, int8 
 const blockSize = Number(values["block-size"]);
 if (blockSize !== 32 && blockSize !== 128)
   fail(`--block-size must be 32 or 128, got ${values["block-size"]}`);
+const ep = executionProviderSchema.safeParse(values.ep);
+if (!ep.success) fail(`--ep must be cpu, webgpu or cuda, got ${values.ep}`);
+if (values.tf32 !== "on" && values.tf32 !== "off") fail(`--tf32 must be on or off, got ${values.tf32}`);
+if (values.tf32 === "off" && ep.data !== "cuda") fail("--tf32 off applies to --ep cuda only");
 
 const attention = values.attention;
 if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
 
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
-  const report = await runConformance({ fixtureDir: resolve(dir), quant, blockSize, attention, workDir });
+  const report = await runConformance({
+    fixtureDir: resolve(dir),
+    quant,
+    blockSize,
+    attention,
+    workDir,
+    ep: ep.data,
+    tf32: values.tf32 === "on",
+  });
   console.log(JSON.stringify(report));
   process.exitCode = report.pass ? 0 : 1;
 } catch (e) {

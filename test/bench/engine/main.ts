@@ -1,16 +1,19 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu --rounds=5 --swaps=1000 --throughput=true|false --attention=ops|gqa|both --peer=true|false]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
+ *   --attention=ops|gqa|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
  * - prefill and decode tok/s at batch 1 and 8 for the int4 base alone, the int4 base + LoRA r=16 on
  *   all seven projections, and the same LoRA merged into fp16 weights (what merge-and-ship does);
- * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming;
+ * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming
+ *   (with the merged variant, skipped by `--compare=false`: on a GPU the peer is HF + PEFT);
+ * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP;
  * - adapter activation time and RSS over many swaps on one session.
  */
 
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
@@ -27,6 +30,7 @@ import { parseCommandLine } from "@loracast/shared/platform";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
+import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
   greedyTokens,
@@ -48,16 +52,16 @@ const { values } = parseCommandLine({
     ep: {
       type: "string",
       default: "cpu",
-      help: "execution provider: cpu or webgpu (anything else runs on the CPU)",
+      help: "execution provider: cpu, webgpu or cuda (anything else runs on the CPU)",
+    },
+    compare: {
+      type: "string",
+      default: "true",
+      help: "also build and measure merged fp16 and the transformers.js peer: true or false",
     },
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
-    peer: {
-      type: "string",
-      default: "true",
-      help: "measure the transformers.js peer: true or false (its nested onnxruntime-node 1.30 cannot load beside our 1.29)",
-    },
     attention: {
       type: "string",
       default: "ops",
@@ -80,6 +84,7 @@ if (attention !== "ops" && attention !== "gqa" && attention !== "both")
   throw new RangeError(`--attention must be ops, gqa or both, got ${attention}`);
 // The main rows' attention; `both` adds GQA rows beside them.
 const mainAttention = attention === "gqa" ? "gqa" : "ops";
+const compare = values.compare !== "false";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -130,14 +135,14 @@ if (attention === "both")
     quant: int4,
     attention: "gqa",
   });
-await buildOnce("merged fp16 artifacts", (await readModelManifest(dirs.merged)).ok, {
+await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
   quant: { kind: "fp16" },
   merge: lora,
   attention: mainAttention,
 });
-await buildOnce("transformers.js export", existsSync(join(dirs.tjs, "onnx")), {
+await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
   outDir: dirs.tjs,
   quant: int4,
@@ -158,30 +163,27 @@ const load = async (dir: string) => {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const session = await load(dirs.int4);
 if (values.throughput !== "false") {
+  const nodes = await graphNodes(session.graphPath, ep);
   say(
-    `\nQwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`,
+    `\ndecode step graph (${basename(session.graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
   );
+  say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
 
   const base = baseFeeds(session.spec);
-  const merged = await load(dirs.merged);
-  // Imported only when measured: its onnxruntime-node cannot load beside ours (see --peer).
-  const peer =
-    values.peer === "false"
-      ? null
-      : await (await import("./transformers-js.ts")).loadTransformersJs(
-          dirs.tjs,
-          transformersJsDtype(int4),
-          ep,
-        );
+  const merged = compare ? await load(dirs.merged) : null;
+  // Imported only when measured: its nested onnxruntime-node (1.30) cannot load beside ours (1.29).
+  const peer = compare
+    ? await (await import("./transformers-js.ts")).loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep)
+    : null;
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
-    ["merged fp16 (LoRA folded in)", engineGeneration(merged, {})],
   ]);
+  if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) {
@@ -192,26 +194,28 @@ if (values.throughput !== "false") {
     const measured = await throughputs(variants, batch, Number(values.rounds));
     for (const [name, t] of measured) row(name, batch, t);
   }
-  const oursGreedy = await greedyTokens(session, base, 16);
-  const peerGreedy = (await peer?.greedy(16)) ?? null;
-  await merged.release();
-  await peer?.release();
+  await merged?.release();
   await gqa?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
-  say(
-    `\nLoRA decode overhead at batch 1: ${pct(get("int4 base@1") / get("int4 + LoRA r=16 ×7@1") - 1)} (target ≤ 15%)`,
-  );
-  const peer1 = get("transformers.js int4 base@1");
-  say(
-    `decode at batch 1 / transformers.js (base) at batch 1: ours base ${(get("int4 base@1") / peer1).toFixed(2)}×, ours + LoRA ${(get("int4 + LoRA r=16 ×7@1") / peer1).toFixed(2)}× (target ≥ 1)`,
-  );
-  say(
-    `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
-  );
-  say(
-    `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${peerGreedy === null ? "not measured" : oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
-  );
+  const overhead = (batch: number) =>
+    pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
+  say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  if (peer !== null) {
+    const oursGreedy = await greedyTokens(session, base, 16);
+    const peerGreedy = await peer.greedy(16);
+    await peer.release();
+    const peer1 = get("transformers.js int4 base@1");
+    say(
+      `decode at batch 1 / transformers.js (base) at batch 1: ours base ${(get("int4 base@1") / peer1).toFixed(2)}×, ours + LoRA ${(get("int4 + LoRA r=16 ×7@1") / peer1).toFixed(2)}× (target ≥ 1)`,
+    );
+    say(
+      `aggregate decode at batch 8 / batch 1: base ${(get("int4 base@8") / get("int4 base@1")).toFixed(2)}×, LoRA ${(get("int4 + LoRA r=16 ×7@8") / get("int4 + LoRA r=16 ×7@1")).toFixed(2)}×, transformers.js ${(get("transformers.js int4 base@8") / peer1).toFixed(2)}× (target ≥ 3×)`,
+    );
+    say(
+      `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
+    );
+  }
 }
 
 if (swaps > 0) {

@@ -3,12 +3,19 @@
 # `npm run bench:train -- --ep=webgpu` (../shared/docs/gpu.md): .carry/ (node, linux-x64
 # onnxruntime-node, each benchmark and the services it starts bundled into one file) and .gl/ (the
 # Vulkan loader). Both are git-ignored; name them in the device call's `carry`.
+# usage: prepare.sh [--cuda]   (--cuda: also .carry/cuda/, for cuda-stage.sh and cuda.sh; README.md)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 mkdir -p .carry .gl
 [ -s .carry/node.xz ] || xz -T2 -c "$(readlink -f "$(command -v node)")" > .carry/node.xz
-[ -s .carry/ortnode.tar.xz ] || tar cJf .carry/ortnode.tar.xz node_modules/onnxruntime-node/package.json \
-  node_modules/onnxruntime-node/dist node_modules/onnxruntime-node/bin/napi-v6/linux/x64 node_modules/onnxruntime-common
+# Rebuilt when the installed onnxruntime-node is another version than the one packed: a CUDA
+# provider loads only into the core library of its exact version.
+ort=$(node -p 'require("./node_modules/onnxruntime-node/package.json").version')
+if [ ! -s .carry/ortnode.tar.xz ] || [ "$(cat .carry/ortnode.version 2>/dev/null)" != "$ort" ]; then
+  tar cJf .carry/ortnode.tar.xz node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist \
+    node_modules/onnxruntime-node/bin/napi-v6/linux/x64 node_modules/onnxruntime-common
+  echo "$ort" > .carry/ortnode.version
+fi
 # The images' bundler: onnxruntime-node external, sharp (transformers.js, images only) stubbed.
 bundle() { infra/images/esbuild.sh "$1" "$2"; }
 bundle test/bench/engine/main.ts .carry/bench-engine.mjs
@@ -36,3 +43,4 @@ fi
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa --quant fp32 --attention gqa >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs
 du -ch .carry/* .gl/* | tail -1
+if [ "${1:-}" = "--cuda" ]; then bash test/bench/gpu/prepare-cuda.sh; fi

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs on the GPU host (device call): PyTorch + PEFT training the same model and LoRA (bf16, then
-# QLoRA nf4 where bitsandbytes is installed), then our trainer through the WebGPU EP, same shapes.
-# Results go to $OUT. Prepare with test/bench/gpu/prepare.sh.
+# QLoRA nf4 where bitsandbytes is installed), then our trainer through the CUDA EP (when the call
+# carries .carry/cuda-ep: README.md, "CUDA on the GPU host") and the WebGPU EP, same shapes.
+# Results go to $OUT. Prepare with test/bench/gpu/prepare.sh (--cuda for the CUDA rows).
 # usage: train.sh [steps prompts generations prompt-tokens max-tokens]
 set -uo pipefail
 source test/bench/gpu/setup.sh
+source test/bench/gpu/cuda-ep.sh
 shape=("${1:-3}" "${2:-2}" "${3:-4}" "${4:-64}" "${5:-64}")
 flags=(--steps="${shape[0]}" --prompts="${shape[1]}" --generations="${shape[2]}"
   --prompt-tokens="${shape[3]}" --max-tokens="${shape[4]}")
@@ -15,5 +17,7 @@ for dtype in bfloat16 nf4; do
   python3 test/bench/gpu/hf-peft-train-peer.py "$work/qwen25-05b-random" "$dtype" "${shape[@]}" 2>&1 |
     grep -v Warning | tee "$OUT/hf-peft-$dtype.txt"
 done
-LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep=webgpu "${flags[@]}" 2>&1 |
-  tee "$OUT/loracast-webgpu.txt"
+for ep in $( ((cuda_ep)) && echo cuda) webgpu; do
+  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" 2>&1 |
+    tee "$OUT/loracast-$ep.txt"
+done

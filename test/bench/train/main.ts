@@ -1,5 +1,5 @@
 /**
- * npm run bench:train [-- --ep=cpu|webgpu --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
+ * npm run bench:train [-- --ep=cpu|webgpu|cuda --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
  *   --max-tokens=64 --micro-batch=8 --threads=0 --build-only]
  *
  * The trainer as it runs in production: the embedded S3 server and a trainer service, each its own
@@ -35,7 +35,7 @@ const { values } = parseCommandLine({
     ep: {
       type: "string",
       default: "cpu",
-      help: "execution provider: cpu or webgpu (anything else runs on the CPU)",
+      help: "execution provider: cpu, webgpu or cuda (anything else runs on the CPU)",
     },
     steps: { type: "string", default: "4", help: "training steps" },
     prompts: { type: "string", default: "2", help: "prompts per step" },
