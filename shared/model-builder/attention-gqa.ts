@@ -40,7 +40,7 @@
 import { IO } from "../model-format/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { rotaryTables } from "./attention.ts";
+import { type QkvInput, rotaryTables } from "./attention.ts";
 import type { KvOutput } from "./decoder-graph.ts";
 
 /** Why an architecture cannot use GQA, or null when it can. */
@@ -115,13 +115,14 @@ export function gqaAttention(
   g: GraphBuilder,
   arch: Architecture,
   layer: number,
-  x: { q: string; k: string; v: string } | { packed: string },
+  x: QkvInput,
   s: GqaShared,
   kvCache: KvOutput,
 ): string {
   const { numHeads: H, numKvHeads: Hkv, headDim: d } = arch.dims;
   const to3d = (t: string) => g.op1("Reshape", [t, s.bsAny]);
-  const qkv = "packed" in x ? [to3d(x.packed), "", ""] : [to3d(x.q), to3d(x.k), to3d(x.v)];
+  // GQA takes the packed projection as it is (`key`/`value` absent), or the three apart.
+  const qkv = "qkv" in x ? [to3d(x.qkv), "", ""] : [to3d(x.q), to3d(x.k), to3d(x.v)];
   const pastK = g.input(IO.pastKey(layer), "float32", ["batch", Hkv, "past_sequence", d]);
   const pastV = g.input(IO.pastValue(layer), "float32", ["batch", Hkv, "past_sequence", d]);
   const present = kvCache === "present";

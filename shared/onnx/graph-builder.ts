@@ -32,6 +32,11 @@ export interface OpOptions {
   outputs?: number;
   /** Explicit output names, e.g. graph outputs. */
   names?: readonly string[];
+  /**
+   * Indices of optional outputs left out: named `""`, as ONNX marks an absent optional output, so
+   * that a later output keeps its position (`SkipSimplifiedLayerNormalization`'s output 3).
+   */
+  omit?: readonly number[];
 }
 
 function bytesOf(values: ArrayBufferView): Uint8Array {
@@ -136,7 +141,9 @@ export class GraphBuilder {
   ): string[] {
     const outputs =
       options.names?.map((n) => this.claim(n)) ??
-      Array.from({ length: options.outputs ?? 1 }, (_, i) => this.fresh(i === 0 ? opType : `${opType}.${i}`));
+      Array.from({ length: options.outputs ?? 1 }, (_, i) =>
+        options.omit?.includes(i) ? "" : this.fresh(i === 0 ? opType : `${opType}.${i}`),
+      );
     this.nodes.push({
       name: this.fresh(`${opType}_node`),
       opType,

@@ -16,7 +16,7 @@ import { type ExecutionProvider, ExecutionProviderError, providerFailure } from 
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { toGqaStep } from "./gqa-step.ts";
 import { type KvPadding, type KvShape, type RowSource, relayout } from "./kv-layout.ts";
-import type { LoraFeeds } from "./lora-feeds.ts";
+import { type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 import { disableOrtTelemetry } from "./ort-telemetry.ts";
 
 /**
@@ -147,7 +147,7 @@ export class DecoderSession {
     /** The ONNX file the session runs: `model.append.onnx` when appending, else `model.onnx`. */
     readonly graphPath: string,
   ) {
-    this.padding = manifest.attention === "gqa" ? "right" : "left";
+    this.padding = manifest.decoder.attention === "gqa" ? "right" : "left";
   }
 
   /** Which side rows are padded on: right for GroupQueryAttention graphs (`gqa-step.ts`). */
@@ -214,11 +214,24 @@ export class DecoderSession {
     return { layers: numLayers, kvHeads: numKvHeads, headDim };
   }
 
-  /** One forward pass over `seq` new tokens per row. */
-  async step(input: StepInput, lora: LoraFeeds): Promise<StepOutput> {
+  /**
+   * An adapter's per-module feeds (`adapterFeeds`, `baseFeeds`) as this session's graph takes them:
+   * packed per packed module (`packLoraFeeds`, the manifest's `decoder.packedModules`), once per
+   * feeds object. Call it when an adapter is activated, so that its first step does not pay for the
+   * packing; `step` packs what it is given otherwise. A graph without LoRA inputs (a merged base)
+   * takes the feeds as they are. Throws when the feeds lack a module of the base.
+   */
+  prepare(lora: LoraFeeds): LoraFeeds {
+    if (this.spec.modules.size === 0) return lora;
+    return packLoraFeeds(this.spec, this.manifest.decoder.packedModules, lora);
+  }
+
+  /** One forward pass over `seq` new tokens per row, with an adapter's feeds (per module or `prepare`d). */
+  async step(input: StepInput, perModule: LoraFeeds): Promise<StepOutput> {
     const { batch, seq } = input;
     const past = input.past ?? this.empty(batch);
     const total = past.length + seq;
+    const lora = this.prepare(perModule);
     const gqa = this.padding === "right" ? toGqaStep(input, past.length) : null;
     const feeds: Record<string, ort.Tensor> = {
       ...(this.gpuFeeds === null ? lora : await this.gpuFeeds.place(lora)),

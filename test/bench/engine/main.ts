@@ -13,6 +13,7 @@
  */
 
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
@@ -22,6 +23,8 @@ import {
   type BaseQuant,
   type BuildOptions,
   buildArtifacts,
+  countDecodeStepNodes,
+  parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
@@ -67,6 +70,16 @@ const { values } = parseCommandLine({
       default: "ops",
       help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
     },
+    "no-lora-variant": {
+      type: "string",
+      default: "false",
+      help: "also measure the int4 base as a graph without LoRA inputs (a second session), and its memory: true or false",
+    },
+    peer: {
+      type: "string",
+      default: "true",
+      help: "measure the transformers.js peer: true or false (it needs its own onnxruntime-node to load beside ours)",
+    },
     work: {
       type: "string",
       default: join(ROOT, ".bench", "engine"),
@@ -98,7 +111,9 @@ const dirs = {
   int4Gqa: join(values.work, `qwen25-05b-${tag}-gqa`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
+  noLora: join(values.work, `qwen25-05b-${tag}-no-lora`),
 };
+const noLoraVariant = values["no-lora-variant"] === "true";
 
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t = performance.now();
@@ -142,12 +157,37 @@ await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(di
   merge: lora,
   attention: mainAttention,
 });
-await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
-  checkpointDir: checkpoint,
-  outDir: dirs.tjs,
-  quant: int4,
-  format: "transformers.js",
-});
+// Merging no adapter builds the same base without LoRA inputs.
+await buildOnce(
+  "int4 artifacts without LoRA inputs",
+  !noLoraVariant || (await readModelManifest(dirs.noLora)).ok,
+  {
+    checkpointDir: checkpoint,
+    outDir: dirs.noLora,
+    quant: int4,
+    merge: { modules: [], maxRank: 0 },
+  },
+);
+await buildOnce(
+  "transformers.js export",
+  !compare || values.peer === "false" || existsSync(join(dirs.tjs, "onnx")),
+  {
+    checkpointDir: checkpoint,
+    outDir: dirs.tjs,
+    quant: int4,
+    format: "transformers.js",
+  },
+);
+
+// What a GPU pays per node (../shared/docs/gpu.md): the nodes of one decode step, as built.
+const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
+if (!arch.ok) throw arch.error;
+say("\nnodes per decode step (int4 + LoRA inputs): layout | total | LoRA | by op type");
+for (const layout of ["per-module", "fused"] as const) {
+  const c = countDecodeStepNodes(arch.value, int4, layout);
+  const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
+  say(`${layout}${layout === "fused" ? " (model.onnx)" : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`);
+}
 
 const results = new Map<string, Throughput>();
 const row = (name: string, batch: number, t: Throughput) => {
@@ -175,15 +215,33 @@ if (values.throughput !== "false") {
 
   const base = baseFeeds(session.spec);
   const merged = compare ? await load(dirs.merged) : null;
-  // Imported only when measured: its nested onnxruntime-node (1.30) cannot load beside ours (1.29).
-  const peer = compare
-    ? await (await import("./transformers-js.ts")).loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep)
-    : null;
+  // Loaded only when measured: transformers.js brings its own onnxruntime-node, whose binding
+  // cannot load beside ours when the versions differ.
+  const peer =
+    !compare || values.peer === "false"
+      ? null
+      : await (await import("./transformers-js.ts")).loadTransformersJs(
+          dirs.tjs,
+          transformersJsDtype(int4),
+          ep,
+        );
+  // What serving base-only batches from a second session, without LoRA inputs, costs in memory.
+  const rssMb = () => {
+    globalThis.gc?.();
+    return process.memoryUsage().rss / 2 ** 20;
+  };
+  const rssBefore = rssMb();
+  const noLora = noLoraVariant ? await load(dirs.noLora) : null;
+  if (noLora !== null)
+    say(
+      `second session, int4 without LoRA inputs: +${(rssMb() - rssBefore).toFixed(0)} MB RSS after loading`,
+    );
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
   ]);
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
+  if (noLora !== null) variants.set("int4 base, graph without LoRA inputs", engineGeneration(noLora, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) {
@@ -195,6 +253,7 @@ if (values.throughput !== "false") {
     for (const [name, t] of measured) row(name, batch, t);
   }
   await merged?.release();
+  await noLora?.release();
   await gqa?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;

@@ -75,6 +75,6 @@ for (const [name, feeds] of variants) {
   console.log(`${name}: engine stats ${JSON.stringify(engine.stats)}`);
 }
 await session.release();
-console.log(`${model} (${session.manifest.attention ?? "ops"} attention) on ${ep}`);
+console.log(`${model} (${session.manifest.decoder.attention ?? "ops"} attention) on ${ep}`);
 console.log(differ === 0 ? "all requests: same tokens batched as alone" : `${differ} requests differ`);
 process.exitCode = differ === 0 ? 0 : 1;
