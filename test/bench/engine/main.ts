@@ -203,10 +203,16 @@ const load = async (dir: string) => {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const session = await load(dirs.int4);
 if (values.throughput !== "false") {
-  const nodes = await graphNodes(session.graphPath, ep);
-  say(
-    `\ndecode step graph (${basename(session.graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
-  );
+  const sayNodes = async (graphPath: string, what: string) => {
+    const nodes = await graphNodes(graphPath, ep);
+    say(
+      `decode step graph${what} (${basename(graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
+    );
+  };
+  say("");
+  await sayNodes(session.graphPath, "");
+  const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
+  if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
@@ -243,7 +249,6 @@ if (values.throughput !== "false") {
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
   if (noLora !== null) variants.set("int4 base, graph without LoRA inputs", engineGeneration(noLora, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
-  const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) {
     variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
     variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));

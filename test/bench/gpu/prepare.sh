@@ -41,7 +41,7 @@ if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model --quant fp32 >/dev/null
   cp -r "$fixture/adapter" .carry/tiny/adapter
 fi
-[ -s .carry/tiny/model-gqa/model.onnx ] ||
+grep -qs '"loracast-model/2"' .carry/tiny/model-gqa/loracast-model.json ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa --quant fp32 --attention gqa >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs
 du -ch .carry/* .gl/* | tail -1
