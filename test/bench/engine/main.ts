@@ -1,6 +1,6 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
- *   --attention=ops|gqa|both]
+ *   --profile=0 --attention=ops|gqa|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -43,6 +43,7 @@ import {
   type TimedGeneration,
   throughputs,
 } from "./ours.ts";
+import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
 
 const { values } = parseCommandLine({
@@ -79,6 +80,11 @@ const { values } = parseCommandLine({
       type: "string",
       default: "true",
       help: "measure the transformers.js peer: true or false (it needs its own onnxruntime-node to load beside ours)",
+    },
+    profile: {
+      type: "string",
+      default: "0",
+      help: "profile this many decode steps (batch 1, LoRA) with ORT's profiler and print where the time goes; 0: off",
     },
     work: {
       type: "string",
@@ -280,6 +286,13 @@ if (values.throughput !== "false") {
       `greedy continuation of prompt 0 (16 tokens), ours vs transformers.js on the same weights: ${oursGreedy.join() === peerGreedy.join() ? "identical" : `differ\n  ours ${oursGreedy}\n  peer ${peerGreedy}`}`,
     );
   }
+}
+
+const profileSteps = Number(values.profile);
+if (profileSteps > 0) {
+  const p = await profileDecode(dirs.int4, ep, (s) => adapterFeeds(s.spec, lora), profileSteps, values.work);
+  say(`\nORT profile on ${ep}:`);
+  for (const line of formatProfile(p)) say(line);
 }
 
 if (swaps > 0) {

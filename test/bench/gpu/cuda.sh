@@ -47,8 +47,11 @@ bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwe
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
 for ep in cuda webgpu; do
   bounded 130 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
-    --rounds=3 --swaps=0 "$@"
-  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|nodes|overhead' "$OUT/loracast-$ep.txt")")
+    --rounds=3 --swaps=0 --profile=16 "$@"
+  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|nodes|overhead' "$OUT/loracast-$ep.txt")"
+    "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
+# Only 8 files come back from a device call: the logs travel as one archive beside the summary.
+(cd "$OUT" && tar czf logs.tgz --exclude=logs.tgz --exclude=summary.txt ./*.txt && find . -name '*.txt' ! -name summary.txt -delete)
 echo "call B took $((SECONDS - start)) s"
