@@ -41,11 +41,7 @@ interface TraceEvent {
  * run; `cat` "Node" events named `<node>_kernel_time` with `args.op_name` and `args.provider`) over
  * its last `steps` runs, the decode steps (the first runs of a generation are warm-up and prefill).
  */
-function summarizeProfile(
-  trace: readonly TraceEvent[],
-  steps: number,
-  wallMicros: number,
-): StepProfile {
+function summarizeProfile(trace: readonly TraceEvent[], steps: number, wallMicros: number): StepProfile {
   const runs = trace.filter((e) => e.cat === "Session" && e.name === "model_run");
   const last = runs.slice(-steps);
   // ORT appends an event when it ends: a run's node events precede its `model_run`, so the last
