@@ -3,15 +3,16 @@
 # bundle dir that infra/images/bundle.sh writes; infra/images/build.sh runs both:
 #   podman build --format docker --build-arg EXECUTION_PROVIDER=cpu -f infra/generator.Dockerfile infra/dist
 # EXECUTION_PROVIDER (cpu, webgpu, cuda) is also the image's default GENERATOR_EXECUTION_PROVIDER.
-# cuda runs onnxruntime-node's install script for the CUDA 12 provider (downloaded from NuGet; needs
-# CUDA 12 + cuDNN 9 on the node); where NuGet is unreachable the step is skipped with a log line, and a
-# generator started on cuda then exits 2 naming GENERATOR_EXECUTION_PROVIDER. webgpu adds the Vulkan
-# loader (apt), likewise skipped where the Debian mirror is unreachable.
+# cuda installs ORT 1.29.0's CUDA 13 provider (npm registry) and the CUDA 13 libraries it links
+# (NVIDIA's Debian 12 repository; the node needs a driver for CUDA 13); where a download fails the step
+# is skipped with a log line, and a generator started on cuda then exits 2 naming
+# GENERATOR_EXECUTION_PROVIDER. webgpu adds the Vulkan loader (apt), likewise skipped where the Debian
+# mirror is unreachable.
 FROM node:24-bookworm-slim
 ARG EXECUTION_PROVIDER=cpu
 WORKDIR /app
 COPY node_modules/ /app/node_modules/
-COPY images/execution-provider.sh /usr/local/lib/loracast/
+COPY images/execution-provider.sh images/cuda-provider.env /usr/local/lib/loracast/
 RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
  && mkdir -p /models && chown node:node /models
 COPY app/generator.mjs /app/

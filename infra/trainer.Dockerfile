@@ -10,7 +10,7 @@ FROM node:24-bookworm-slim
 ARG EXECUTION_PROVIDER=cpu
 WORKDIR /app
 COPY node_modules/ /app/node_modules/
-COPY images/execution-provider.sh /usr/local/lib/loracast/
+COPY images/execution-provider.sh images/cuda-provider.env /usr/local/lib/loracast/
 RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
  && mkdir -p /data /models && chown node:node /data /models
 COPY app/trainer.mjs app/build-demo-model.mjs /app/

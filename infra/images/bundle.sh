@@ -3,8 +3,7 @@
 # (app/trainer.mjs, app/generator.mjs, app/s3-local.mjs) plus the demo model's builder
 # (app/build-demo-model.mjs) and the trainer dashboard's static files (app/static), and the packages
 # the bundles resolve at run time (node_modules: onnxruntime-node's linux-x64 binaries and JS with
-# onnxruntime-common, its install script bundled as script/install.cjs for the CUDA step, and
-# uPlot's browser build, which the dashboard serves as a file). The Dockerfiles copy from here, so an
+# onnxruntime-common, and uPlot's browser build, which the dashboard serves as a file). The Dockerfiles copy from here, so an
 # image needs no npm install and no workspace manifest. Run from anywhere after `npm ci`.
 set -euo pipefail
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -16,13 +15,10 @@ bundle services/generator/src/main.ts generator.mjs
 bundle services/s3-local/src/main.ts s3-local.mjs
 bundle test/support/models/build-demo-main.ts build-demo-model.mjs
 ort=node_modules/onnxruntime-node
-mkdir -p "$out/$ort/bin/napi-v6/linux" "$out/$ort/script"
+mkdir -p "$out/$ort/bin/napi-v6/linux"
 cp -r "$ort/package.json" "$ort/dist" "$out/$ort/"
 cp -r "$ort/bin/napi-v6/linux/x64" "$out/$ort/bin/napi-v6/linux/"
 cp -r node_modules/onnxruntime-common "$out/node_modules/"
-# The install script resolves the binaries' folder from its own (script/../bin), so it stays there.
-npx esbuild "$ort/script/install.js" --bundle --platform=node --format=cjs --target=node20 \
-  --outfile="$out/$ort/script/install.cjs" --log-level=warning
 # The dashboard (services/trainer/src/dashboard/assets.ts) reads its files beside the bundle
 # (import.meta.dirname/static) and uPlot's through require.resolve.
 cp -r services/trainer/src/dashboard/static "$out/app/static"
@@ -31,5 +27,5 @@ mkdir -p "$out/node_modules/uplot/dist"
 cp "$uplot/package.json" "$out/node_modules/uplot/"
 cp "$uplot"/dist/uPlot.iife.min.js "$uplot"/dist/uPlot.min.css "$out/node_modules/uplot/dist/"
 # The execution provider step the Dockerfiles run.
-mkdir -p "$out/images" && cp infra/images/execution-provider.sh "$out/images/"
+mkdir -p "$out/images" && cp infra/images/execution-provider.sh infra/images/cuda-provider.env "$out/images/"
 du -sh "$out/app" "$out/node_modules" | sed 's/^/bundle: /'

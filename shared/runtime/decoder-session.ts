@@ -12,6 +12,7 @@ import {
 } from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
+import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts";
 import { type ExecutionProvider, ExecutionProviderError, providerFailure } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { toGqaStep } from "./gqa-step.ts";
@@ -80,12 +81,19 @@ export interface StepOutput {
 
 /**
  * How the ORT session runs: execution providers in order of preference (ORT's names; `cpu` by
- * default) and intra-op threads (ORT's default when absent).
+ * default), intra-op threads (ORT's default when absent) and the CUDA device.
+ *
+ * On `cuda`, onnxruntime-node 1.29's binding passes only `deviceId` to the CUDA EP
+ * (`js/node/src/session_options_helper.cc`): ORT's other CUDA options (`use_tf32`, the arena's
+ * `gpu_mem_limit` and `arena_extend_strategy`, `enable_cuda_graph`) keep their defaults. TF32 can
+ * still be turned off for the process with `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS honours.
  */
 export interface DecoderSessionOptions {
   /** Tried in order; the first decides where the KV cache lives. Default `["cpu"]`. */
   executionProviders?: ExecutionProvider[];
   intraOpThreads?: number;
+  /** The CUDA device (ordinal among those visible, `CUDA_VISIBLE_DEVICES`) for `cuda`; default 0. */
+  cudaDeviceId?: number;
   /**
    * Diagnostics: ORT's profiler on, writing a Chrome-trace JSON whose name starts with this path
    * (ORT appends `_<date>.json`) once `endProfiling` is called. Every node's kernel time, op type
@@ -95,12 +103,13 @@ export interface DecoderSessionOptions {
 }
 
 /**
- * An ORT session with the options every loracast graph runs under, less what `overrides` changes.
+ * An ORT session over the model at `path` (or its bytes) with the options every loracast graph
+ * runs under, less what `overrides` changes.
  * Throws `ExecutionProviderError` when a requested provider's library is missing or does not load,
  * and ORT's own error for anything else (a missing or corrupt graph).
  */
 export async function createSession(
-  path: string,
+  path: string | Uint8Array,
   options: DecoderSessionOptions,
   overrides: Pick<
     ort.InferenceSession.SessionOptions,
@@ -109,20 +118,26 @@ export async function createSession(
     | "preferredOutputLocation"
     | "optimizedModelFilePath"
     | "extra"
+    | "logSeverityLevel"
   > = {},
 ): Promise<ort.InferenceSession> {
   disableOrtTelemetry();
   const executionProviders = options.executionProviders ?? ["cpu"];
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: executionProviders.map((name) =>
+      name === "cuda" ? { name, deviceId: options.cudaDeviceId ?? 0 } : name,
+    ),
+    ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    ...(options.profileFilePrefix !== undefined
+      ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix }
+      : {}),
+    graphOptimizationLevel: "all",
+    ...overrides,
+  };
   try {
-    return await ort.InferenceSession.create(path, {
-      executionProviders,
-      ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      ...(options.profileFilePrefix !== undefined
-        ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix }
-        : {}),
-      graphOptimizationLevel: "all",
-      ...overrides,
-    });
+    return await (typeof path === "string"
+      ? ort.InferenceSession.create(path, sessionOptions)
+      : ort.InferenceSession.create(path, sessionOptions));
   } catch (e) {
     throw providerFailure(e, executionProviders) ?? e;
   }
@@ -155,6 +170,8 @@ export class DecoderSession {
     private readonly appending: boolean,
     /** The ONNX file the session runs: `model.append.onnx` when appending, else `model.onnx`. */
     readonly graphPath: string,
+    /** The execution provider the session prefers (the first asked for). */
+    readonly ep: ExecutionProvider,
   ) {
     this.padding = manifest.decoder.attention === "gqa" ? "right" : "left";
   }
@@ -172,9 +189,12 @@ export class DecoderSession {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
-    // Every decode step's present is the next step's past: on a GPU, leave it there. Without
-    // this, each step copied the whole cache to the host and back (docs/benchmarks.md).
-    const onGpu = (options.executionProviders ?? ["cpu"])[0] === "webgpu";
+    // Every decode step's present is the next step's past: where the EP lets outputs stay on the
+    // device (WebGPU), leave it there; without this, each step copied the whole cache to the host
+    // and back (docs/benchmarks.md). On CUDA onnxruntime-node cannot (device-copies.ts): the cache
+    // lives on the host, like the CPU's, and the append graph returns only the new columns.
+    const ep = (options.executionProviders ?? ["cpu"])[0] ?? "cpu";
+    const onGpu = kvPlacement(ep) === "device";
     const appending = !onGpu && manifest.files.append !== undefined;
     const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
       IO.presentKey(l),
@@ -198,7 +218,7 @@ export class DecoderSession {
     if (gpuFeeds !== null) created++;
     const downloader = onGpu ? await GpuDownloader.create(presents.length) : null;
     if (downloader !== null) created++;
-    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending, graphPath));
+    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending, graphPath, ep));
   }
 
   private empty(batch: number): KvCache {
@@ -221,6 +241,29 @@ export class DecoderSession {
   get kvShape(): KvShape {
     const { numLayers, numKvHeads, headDim } = this.manifest.dims;
     return { layers: numLayers, kvHeads: numKvHeads, headDim };
+  }
+
+  /**
+   * The host↔device copies of one decode step of this session (one token for each of `batch` rows
+   * over a past of `pastColumns` columns, spare ones included) with `lora`'s factors, largest first.
+   */
+  decodeCopies(batch: number, pastColumns: number, lora: LoraFeeds): StepCopy[] {
+    const { numLayers, numKvHeads, headDim, vocabSize } = this.manifest.dims;
+    // Host feeds only: a factor already on the device is not copied.
+    const factors = Object.values(lora).filter((t) => t.location === "cpu");
+    return decodeStepCopies({
+      ep: this.ep,
+      batch,
+      pastColumns,
+      layers: numLayers,
+      kvHeads: numKvHeads,
+      headDim,
+      vocab: vocabSize,
+      factorTensors: factors.length,
+      factorBytes: factors.reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0),
+      factorsResident: this.gpuFeeds !== null,
+      appendGraph: this.appending,
+    });
   }
 
   /**

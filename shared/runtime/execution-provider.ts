@@ -3,10 +3,11 @@ import { z } from "zod";
 /**
  * The onnxruntime-node execution providers loracast runs its sessions on: `cpu` (MLAS kernels),
  * `webgpu` (Dawn; keeps the KV cache on the device, see `gpu-transfer.ts`) and `cuda` (NVIDIA GPUs;
- * onnxruntime-node loads `libonnxruntime_providers_cuda.so` at session creation, which its install
- * script downloads only with `ONNXRUNTIME_NODE_INSTALL=cuda12`, and which needs CUDA 12 and cuDNN 9 on
- * the host). The one list that the session options, the services' `*_EXECUTION_PROVIDER` settings
- * and the benches' `--ep` accept.
+ * onnxruntime-node loads `libonnxruntime_providers_cuda.so` from beside its `libonnxruntime.so.1` at
+ * session creation: ORT 1.29.0's CUDA 13 build, from the npm package
+ * `com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9`, as `infra/images/execution-provider.sh`
+ * installs it; the KV cache stays on the host, see `device-copies.ts`). The one list that the
+ * session options, the services' `*_EXECUTION_PROVIDER` settings and the benches' `--ep` accept.
  */
 const EXECUTION_PROVIDERS = ["cpu", "webgpu", "cuda"] as const;
 /** One of `EXECUTION_PROVIDERS`. */
@@ -19,8 +20,10 @@ const NEEDS: Record<ExecutionProvider, string> = {
   cpu: "",
   webgpu: "; it needs a Vulkan driver and its loader (libvulkan1) on the host",
   cuda:
-    "; it needs onnxruntime-node's CUDA 12 provider libraries (installed with ONNXRUNTIME_NODE_INSTALL=cuda12," +
-    " as the generator image built with --build-arg EXECUTION_PROVIDER=cuda does) and CUDA 12 with cuDNN 9 on the host",
+    "; it needs ORT 1.29.0's CUDA 13 provider (libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so" +
+    " of the npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9) beside onnxruntime-node's libonnxruntime.so.1," +
+    " as the images built with --build-arg EXECUTION_PROVIDER=cuda have, and CUDA 13 (libcudart.so.13, libcublas.so.13," +
+    " libcublasLt.so.13, libcurand.so.10) with an NVIDIA driver for CUDA 13 (580 or newer) on the host",
 };
 
 /**

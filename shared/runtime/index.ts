@@ -6,6 +6,7 @@ export {
   type StepInput,
   sessionsCreated,
 } from "./decoder-session.ts";
+export { bytesPerToken, type StepCopy } from "./device-copies.ts";
 export { Engine } from "./engine.ts";
 export {
   type ExecutionProvider,

@@ -1,7 +1,7 @@
 /**
  * `*_EXECUTION_PROVIDER=cuda` where the CUDA provider cannot load (issue 20, the `cuda` setting): on
- * a machine without onnxruntime-node's CUDA provider libraries (every dev and CI machine: they are
- * installed only with ONNXRUNTIME_NODE_INSTALL=cuda12), the generator and the trainer, started on a
+ * a machine without ORT's CUDA provider libraries (every dev and CI machine: only the CUDA images
+ * install them, infra/images/execution-provider.sh), the generator and the trainer, started on a
  * real model directory, exit 2 at once with one error line that names the variable, the provider and
  * what it needs: no stack trace, no listening server. Skipped where the provider library is present.
  */
@@ -20,7 +20,7 @@ import { captureLines } from "../helpers/output-lines.ts";
 import { s3Env } from "../helpers/s3.ts";
 import { SECRET, TOKEN } from "../helpers/stack.ts";
 
-/** Where onnxruntime-node's install script puts the CUDA provider (script/install.js, BIN_FOLDER). */
+/** Where ORT loads the CUDA provider from: beside onnxruntime-node's libonnxruntime.so.1. */
 const cudaProvider = join(
   dirname(createRequire(import.meta.url).resolve("onnxruntime-node/package.json")),
   "bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so",
@@ -94,7 +94,7 @@ describe("an execution provider that cannot load", {
       const [line] = errors;
       assert.equal(line?.variable, variable, all);
       assert.match(line?.error ?? "", /^execution provider cuda cannot be used: .*Failed to load/, all);
-      assert.match(line?.error ?? "", /ONNXRUNTIME_NODE_INSTALL=cuda12.*CUDA 12 with cuDNN 9/, all);
+      assert.match(line?.error ?? "", /CUDA 13 provider.*linux-x64-gpu@0\.4\.9.*libcublas\.so\.13/, all);
       assert.ok(!lines.some((l) => l.includes('"msg":"ready"')), all);
     });
   }

@@ -2,7 +2,8 @@
  * The node count of one decode step's graph, the quantity GPU decode pays for per node (issue 18,
  * ../shared/docs/gpu.md): as we build it, and as ORT runs it after its graph optimizer on the EP
  * (the session option `optimizedModelFilePath` writes the optimized graph; its initializers go to a
- * side file so that only the graph is read back).
+ * side file so that only the graph is read back), and, in ORT's verbose log of that session, the
+ * nodes each EP was given.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -44,6 +45,9 @@ export async function graphNodes(graphPath: string, ep: ExecutionProvider): Prom
       { executionProviders: [ep] },
       {
         optimizedModelFilePath: optimizedPath,
+        // Verbose: ORT then logs (stderr) which EP each node was placed on, e.g.
+        // "All nodes placed on [CUDAExecutionProvider]. Number of nodes: N", or the CPU fallbacks.
+        logSeverityLevel: 0,
         extra: {
           session: {
             optimized_model_external_initializers_file_name: "optimized.data",

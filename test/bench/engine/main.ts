@@ -8,7 +8,8 @@
  *   all seven projections, and the same LoRA merged into fp16 weights (what merge-and-ship does);
  * - the peer, transformers.js on the same ORT, on the same int4 weights exported with its naming
  *   (with the merged variant, skipped by `--compare=false`: on a GPU the peer is HF + PEFT);
- * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP;
+ * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP, and
+ *   what a decode step copies between host and device, with a probe's estimate of its cost;
  * - adapter activation time and RSS over many swaps on one session.
  */
 
@@ -33,6 +34,7 @@ import { parseCommandLine } from "@loracast/shared/platform";
 import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
+import { printDecodeCopies } from "./copies.ts";
 import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
@@ -219,6 +221,7 @@ if (values.throughput !== "false") {
   await sayNodes(session.graphPath, "");
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
+  await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);

@@ -48,8 +48,8 @@ table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | ta
 for ep in cuda webgpu; do
   bounded 130 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
     --rounds=3 --swaps=0 --profile=16 "$@"
-  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|nodes|overhead' "$OUT/loracast-$ep.txt")"
-    "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
+  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^LoRA decode overhead|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
+    cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.

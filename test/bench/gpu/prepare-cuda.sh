@@ -7,30 +7,33 @@
 # Run by `prepare.sh --cuda` after the rest of .carry/ is made. Reuses the provider once made.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-pkg=com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9
-# The registry's integrity of that tarball (npm view $pkg dist.integrity), checked again here.
-integrity=sha512-FopIhNE/Ng+v2X65wVc9clPCBCvhvA53Hxo2U0Kf5fGdVsC7iCA+mZ0KLWggcQAj7TIZ6pNidR4AC10g74Xo6w==
+. infra/images/cuda-provider.env
+pkg=$CUDA_PROVIDER_PKG integrity=$CUDA_PROVIDER_INTEGRITY
 ort=$(node -p 'require("./node_modules/onnxruntime-node/package.json").version')
 [ "$ort" = 1.29.0 ] || { echo "$pkg is ORT 1.29.0's CUDA provider; onnxruntime-node is $ort" >&2; exit 1; }
 ep=.carry/cuda-ep out=.carry/cuda
-mkdir -p "$ep" "$out"
-if [ ! -s "$ep/providers_cuda.so.xz" ] || [ ! -s "$ep/libonnxruntime_providers_shared.so" ]; then
+# .carry/cuda is remade whole each time: nothing stale may ride along in call B.
+rm -rf "$out" && mkdir -p "$ep" "$out"
+# Remade when the pinned package changes; written to temp files first, so an interrupted run leaves none.
+if [ "$(cat "$ep/package" 2>/dev/null)" != "$pkg" ]; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   got=$(npm pack "$pkg" --pack-destination "$tmp" --json --silent | node -p 'JSON.parse(require("fs").readFileSync(0))[0].integrity')
   [ "$got" = "$integrity" ] || { echo "$pkg: integrity $got, expected $integrity" >&2; exit 1; }
-  tar xzf "$tmp"/*.tgz -C "$tmp" package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so \
+  tar xzf "$tmp"/*.tgz --no-same-owner -C "$tmp" package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so \
     package/Plugins/Linux/x64/libonnxruntime_providers_shared.so
   lib=$tmp/package/Plugins/Linux/x64
   # 230 MB of cubins for six architectures; the H200 is sm_90, and zeroed cubins compress to nothing.
   python3 ../shared/tools/cuda-fatbin-keep-arch.py "$lib/libonnxruntime_providers_cuda.so" "$tmp/sm90.so" 90
-  xz -T2 -c "$tmp/sm90.so" > "$ep/providers_cuda.so.xz"
-  cp "$lib/libonnxruntime_providers_shared.so" "$ep/"
+  xz -T2 -c "$tmp/sm90.so" > "$tmp/providers_cuda.so.xz"
+  rm -rf "$ep" && mkdir -p "$ep"
+  mv "$tmp/providers_cuda.so.xz" "$lib/libonnxruntime_providers_shared.so" "$ep/"
+  echo "$pkg" > "$ep/package"
 fi
 bundle() { infra/images/esbuild.sh "$1" "$2"; }
 bundle test/conformance/main.ts "$out/conformance.mjs"
 bundle test/bench/engine/main.ts "$out/bench-engine.mjs"
 bundle test/bench/gpu/batching-check.ts "$out/batching-check.mjs"
-rm -rf "$out/tiny" "$out/fixtures" && cp -r .carry/tiny "$out/tiny"
+cp -r .carry/tiny "$out/tiny"
 mkdir -p "$out/fixtures"
 cp -r ../shared/fixtures/peft-reference/llama-tiny ../shared/fixtures/peft-reference/qwen2-tiny "$out/fixtures/"
 # Each device call carries at most 64 MiB with the tracked files (~5 MB).
