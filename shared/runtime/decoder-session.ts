@@ -244,13 +244,25 @@ export class DecoderSession {
   }
 
   /**
+   * An adapter's per-module feeds (`adapterFeeds`, `baseFeeds`) as this session's graph takes them:
+   * packed per packed module (`packLoraFeeds`, the manifest's `decoder.packedModules`), once per
+   * feeds object. Call it when an adapter is activated, so that its first step does not pay for the
+   * packing; `step` packs what it is given otherwise. A graph without LoRA inputs (a merged base)
+   * takes the feeds as they are. Throws when the feeds lack a module of the base.
+   */
+  prepare(lora: LoraFeeds): LoraFeeds {
+    if (this.spec.modules.size === 0) return lora;
+    return packLoraFeeds(this.spec, this.manifest.decoder.packedModules, lora);
+  }
+
+  /**
    * The host↔device copies of one decode step of this session (one token for each of `batch` rows
    * over a past of `pastColumns` columns, spare ones included) with `lora`'s factors, largest first.
    */
   decodeCopies(batch: number, pastColumns: number, lora: LoraFeeds): StepCopy[] {
     const { numLayers, numKvHeads, headDim, vocabSize } = this.manifest.dims;
     // Host feeds only: a factor already on the device is not copied.
-    const factors = Object.values(lora).filter((t) => t.location === "cpu");
+    const factors = Object.values(this.prepare(lora)).filter((t) => t.location === "cpu");
     return decodeStepCopies({
       ep: this.ep,
       batch,
@@ -264,18 +276,6 @@ export class DecoderSession {
       factorsResident: this.gpuFeeds !== null,
       appendGraph: this.appending,
     });
-  }
-
-  /**
-   * An adapter's per-module feeds (`adapterFeeds`, `baseFeeds`) as this session's graph takes them:
-   * packed per packed module (`packLoraFeeds`, the manifest's `decoder.packedModules`), once per
-   * feeds object. Call it when an adapter is activated, so that its first step does not pay for the
-   * packing; `step` packs what it is given otherwise. A graph without LoRA inputs (a merged base)
-   * takes the feeds as they are. Throws when the feeds lack a module of the base.
-   */
-  prepare(lora: LoraFeeds): LoraFeeds {
-    if (this.spec.modules.size === 0) return lora;
-    return packLoraFeeds(this.spec, this.manifest.decoder.packedModules, lora);
   }
 
   /** One forward pass over `seq` new tokens per row, with an adapter's feeds (per module or `prepare`d). */

@@ -47,6 +47,7 @@ import {
 } from "./ours.ts";
 import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
+import { loadTransformersJs } from "./transformers-js.ts";
 
 const { values } = parseCommandLine({
   usage: "npm run bench:engine -- [flags]",
@@ -72,16 +73,6 @@ const { values } = parseCommandLine({
       type: "string",
       default: "ops",
       help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
-    },
-    "no-lora-variant": {
-      type: "string",
-      default: "false",
-      help: "also measure the int4 base as a graph without LoRA inputs (a second session), and its memory: true or false",
-    },
-    peer: {
-      type: "string",
-      default: "true",
-      help: "measure the transformers.js peer: true or false (it needs its own onnxruntime-node to load beside ours)",
     },
     profile: {
       type: "string",
@@ -119,9 +110,7 @@ const dirs = {
   int4Gqa: join(values.work, `qwen25-05b-${tag}-gqa`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
-  noLora: join(values.work, `qwen25-05b-${tag}-no-lora`),
 };
-const noLoraVariant = values["no-lora-variant"] === "true";
 
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t = performance.now();
@@ -165,32 +154,17 @@ await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(di
   merge: lora,
   attention: mainAttention,
 });
-// Merging no adapter builds the same base without LoRA inputs.
-await buildOnce(
-  "int4 artifacts without LoRA inputs",
-  !noLoraVariant || (await readModelManifest(dirs.noLora)).ok,
-  {
-    checkpointDir: checkpoint,
-    outDir: dirs.noLora,
-    quant: int4,
-    merge: { modules: [], maxRank: 0 },
-  },
-);
-await buildOnce(
-  "transformers.js export",
-  !compare || values.peer === "false" || existsSync(join(dirs.tjs, "onnx")),
-  {
-    checkpointDir: checkpoint,
-    outDir: dirs.tjs,
-    quant: int4,
-    format: "transformers.js",
-  },
-);
+await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
+  checkpointDir: checkpoint,
+  outDir: dirs.tjs,
+  quant: int4,
+  format: "transformers.js",
+});
 
-// What a GPU pays per node (../shared/docs/gpu.md): the nodes of one decode step, as built.
+// The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
-say("\nnodes per decode step (int4 + LoRA inputs): layout | total | LoRA | by op type");
+say("\nnodes per decode step, int4 + LoRA inputs, as built: layout | total | LoRA | by op type");
 for (const layout of ["per-module", "fused"] as const) {
   const c = countDecodeStepNodes(arch.value, int4, layout);
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
@@ -230,33 +204,12 @@ if (values.throughput !== "false") {
 
   const base = baseFeeds(session.spec);
   const merged = compare ? await load(dirs.merged) : null;
-  // Loaded only when measured: transformers.js brings its own onnxruntime-node, whose binding
-  // cannot load beside ours when the versions differ.
-  const peer =
-    !compare || values.peer === "false"
-      ? null
-      : await (await import("./transformers-js.ts")).loadTransformersJs(
-          dirs.tjs,
-          transformersJsDtype(int4),
-          ep,
-        );
-  // What serving base-only batches from a second session, without LoRA inputs, costs in memory.
-  const rssMb = () => {
-    globalThis.gc?.();
-    return process.memoryUsage().rss / 2 ** 20;
-  };
-  const rssBefore = rssMb();
-  const noLora = noLoraVariant ? await load(dirs.noLora) : null;
-  if (noLora !== null)
-    say(
-      `second session, int4 without LoRA inputs: +${(rssMb() - rssBefore).toFixed(0)} MB RSS after loading`,
-    );
+  const peer = compare ? await loadTransformersJs(dirs.tjs, transformersJsDtype(int4), ep) : null;
   const variants = new Map<string, TimedGeneration>([
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
   ]);
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
-  if (noLora !== null) variants.set("int4 base, graph without LoRA inputs", engineGeneration(noLora, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
   if (gqa !== null) {
     variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
@@ -267,7 +220,6 @@ if (values.throughput !== "false") {
     for (const [name, t] of measured) row(name, batch, t);
   }
   await merged?.release();
-  await noLora?.release();
   await gqa?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;

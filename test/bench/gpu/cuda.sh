@@ -6,7 +6,8 @@
 #  1. conformance (--ep cuda with TF32 off and on, --ep webgpu) on both fixtures, fp32 and int4;
 #  2. the batching check on cuda and webgpu;
 #  3. the engine bench: HF + PEFT first, then ours on cuda and webgpu (base and LoRA, batch 1 and 8,
-#     the decode graph's node count), --rounds=3 --swaps=0 unless flags given here say otherwise.
+#     the decode graph's node count), --rounds=3 --swaps=0 unless flags given here say otherwise;
+#  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts).
 set -uo pipefail
 start=$SECONDS
 du -ch .carry/cuda-ep .carry/cuda .gl | tail -1
@@ -51,6 +52,12 @@ for ep in cuda webgpu; do
   table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^LoRA decode overhead|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done
+# 4. the ort-native probe (what device-resident LoRA factors are worth), after the engine bench built
+#    the int4 model; < 90 s, cut short by the call's end.
+part_end=590
+bounded 90 "$OUT/ort-native-probe.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
+  --addon="$c/ort-native.node" --ep=cuda --steps=64
+table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded' "$OUT/ort-native-probe.txt" | cut -c1-300)")
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.
 (cd "$OUT" && tar czf logs.tgz --exclude=logs.tgz --exclude=summary.txt ./*.txt && find . -name '*.txt' ! -name summary.txt -delete)

@@ -2,8 +2,8 @@
 # Prepares, git-ignored, what the second CUDA device call (cuda.sh or train.sh) carries beside .gl/:
 # .carry/cuda-ep/: the CUDA 13 provider of ORT 1.29.0 (../shared/docs/gpu.md) cut to sm_90 and
 #   xz'ed, and the provider bridge library (cuda-ep.sh installs them on the GPU host);
-# .carry/cuda/: the bundles of the conformance harness, the batching check and the engine bench, the
-#   llama-tiny model for the batching check and the two PEFT reference fixtures.
+# .carry/cuda/: the bundles of the conformance harness, the batching check, the engine bench and the
+#   ort-native probe, the ORT addon (shared/ort-native), the llama-tiny model for the batching check and the two PEFT reference fixtures.
 # Run by `prepare.sh --cuda` after the rest of .carry/ is made. Reuses the provider once made.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -33,6 +33,10 @@ bundle() { infra/images/esbuild.sh "$1" "$2"; }
 bundle test/conformance/main.ts "$out/conformance.mjs"
 bundle test/bench/engine/main.ts "$out/bench-engine.mjs"
 bundle test/bench/gpu/batching-check.ts "$out/batching-check.mjs"
+bundle test/bench/gpu/ort-native-probe.ts "$out/ort-native-probe.mjs"
+# The ORT addon (shared/ort-native) for the probe; it finds libonnxruntime.so.1 through its rpath,
+# relative to .carry/cuda/. Without g++ it is missing and the probe says so.
+node --import tsx shared/ort-native/build-main.ts --out="$out/ort-native.node" || true
 cp -r .carry/tiny "$out/tiny"
 mkdir -p "$out/fixtures"
 cp -r ../shared/fixtures/peft-reference/llama-tiny ../shared/fixtures/peft-reference/qwen2-tiny "$out/fixtures/"

@@ -1,0 +1,132 @@
+/**
+ * Builds the `ort-native` addon from the npm registry alone, without node-gyp (which downloads
+ * Node's headers from nodejs.org): N-API headers from the dev dependency `node-api-headers`, ORT
+ * 1.29.0's C API headers from the npm package `com.github.asus4.onnxruntime@0.4.9` (150 MB, so not
+ * a dependency: fetched with `npm pack`, its integrity checked, only `Headers/*.h` kept in a
+ * git-ignored cache), compiled by `g++` against onnxruntime-node's own `libonnxruntime.so.1`, found
+ * at run time through the addon's rpath (relative to the addon, then absolute).
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { err, ok, type Result } from "../result/index.ts";
+
+const root = join(import.meta.dirname, "..", "..");
+/** The npm package with ORT 1.29.0's headers (../shared/docs/gpu.md), and the registry's integrity. */
+const HEADERS_PACKAGE = "com.github.asus4.onnxruntime@0.4.9";
+const HEADERS_INTEGRITY =
+  "sha512-BkzxduSZ9IkeDP6Q8lz2TFU2ie7hSSvS7ZIfzMooExoq0CNzJnuuGaUJ7IsojBgqO4ouD1jXah8OYyJbCN29Fg==";
+const HEADERS_IN_PACKAGE =
+  "package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers";
+const HEADERS_CACHE = join(root, "node_modules", ".cache", "ort-native", "headers-0.4.9");
+const ORT_LIB_DIR = join(root, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64");
+const SOURCES = ["addon.cc", "support.h"].map((f) => join(import.meta.dirname, f));
+
+/** Why `buildOrtNative` built nothing. */
+export interface OrtNativeBuildFailure {
+  /** `no-compiler`: no `g++` on PATH; `no-ort`: onnxruntime-node's Linux x64 library is absent. */
+  reason: "no-compiler" | "no-ort" | "headers" | "compile";
+  message: string;
+}
+
+function run(cmd: string, args: readonly string[], cwd?: string): { ok: boolean; out: string } {
+  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  return {
+    ok: r.status === 0,
+    out: `${r.error?.message ?? ""}${r.stdout ?? ""}${r.stderr ?? ""}`.slice(-4000),
+  };
+}
+
+/** Fetches the ORT headers into `HEADERS_CACHE` once (written to a temp folder, then renamed). */
+function ortHeaders(): Result<string, OrtNativeBuildFailure> {
+  if (existsSync(join(HEADERS_CACHE, "onnxruntime_c_api.h"))) return ok(HEADERS_CACHE);
+  const tmp = mkdtempSync(join(tmpdir(), "ort-native-"));
+  try {
+    const pack = run("npm", ["pack", HEADERS_PACKAGE, "--silent", "--pack-destination", tmp]);
+    const tgz = readdirSync(tmp).find((f) => f.endsWith(".tgz"));
+    if (!pack.ok || !tgz)
+      return err({ reason: "headers", message: `npm pack ${HEADERS_PACKAGE}: ${pack.out}` });
+    const got = `sha512-${createHash("sha512")
+      .update(readFileSync(join(tmp, tgz)))
+      .digest("base64")}`;
+    if (got !== HEADERS_INTEGRITY)
+      return err({
+        reason: "headers",
+        message: `${HEADERS_PACKAGE}: integrity ${got}, expected ${HEADERS_INTEGRITY}`,
+      });
+    const strip = HEADERS_IN_PACKAGE.split("/").length;
+    const out = join(tmp, "headers");
+    mkdirSync(out);
+    const untar = run("tar", [
+      "xzf",
+      join(tmp, tgz),
+      "--no-same-owner",
+      "-C",
+      out,
+      `--strip-components=${strip}`,
+      "--wildcards",
+      `${HEADERS_IN_PACKAGE}/*.h`,
+    ]);
+    if (!untar.ok) return err({ reason: "headers", message: `extracting the headers: ${untar.out}` });
+    mkdirSync(dirname(HEADERS_CACHE), { recursive: true });
+    rmSync(HEADERS_CACHE, { recursive: true, force: true });
+    renameSync(out, HEADERS_CACHE);
+    return ok(HEADERS_CACHE);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds the addon into `out` (a `.node` file; its folder is made) unless it is newer than its
+ * sources and `libonnxruntime.so.1`. Returns the path, or why it could not build. Takes ~10 s to
+ * compile, plus ~15 s to fetch the headers the first time on this machine.
+ */
+export function buildOrtNative(out: string): Result<string, OrtNativeBuildFailure> {
+  const lib = join(ORT_LIB_DIR, "libonnxruntime.so.1");
+  if (!existsSync(lib))
+    return err({ reason: "no-ort", message: `${lib} is missing (onnxruntime-node, linux x64)` });
+  if (!run("g++", ["--version"]).ok) return err({ reason: "no-compiler", message: "g++ is not on PATH" });
+  const newest = Math.max(...[...SOURCES, lib].map((f) => statSync(f).mtimeMs));
+  if (existsSync(out) && statSync(out).mtimeMs > newest) return ok(out);
+  const headers = ortHeaders();
+  if (!headers.ok) return headers;
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const napiHeaders = join(root, "node_modules", "node-api-headers", "include");
+  const compile = run("g++", [
+    "-O2",
+    "-std=c++17",
+    "-shared",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-Wall",
+    "-Wextra",
+    `-I${napiHeaders}`,
+    `-I${headers.value}`,
+    SOURCES[0] as string,
+    "-o",
+    tmp,
+    lib,
+    // The library's folder relative to the addon (the repo's layout on any machine), then absolute.
+    `-Wl,-rpath,$ORIGIN/${relative(dirname(out), ORT_LIB_DIR)}`,
+    `-Wl,-rpath,${ORT_LIB_DIR}`,
+  ]);
+  if (!compile.ok) {
+    rmSync(tmp, { force: true });
+    return err({ reason: "compile", message: compile.out });
+  }
+  renameSync(tmp, out);
+  return ok(out);
+}

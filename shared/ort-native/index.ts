@@ -1,0 +1,263 @@
+/**
+ * `ort-native`: loracast's N-API addon over ONNX Runtime's C API (`addon.cc`, `support.h`), for what
+ * onnxruntime-node 1.29.0 does not expose (issue 18, item 6):
+ * - CUDA EP options beyond `deviceId`: `use_tf32`, `enable_cuda_graph`;
+ * - device-resident tensors (`NativeSession.allocate`/`upload`): memory of the session's own
+ *   allocator (CUDA memory on `cuda`), filled from host data once and bound to any number of runs;
+ * - runs through `OrtIoBinding` (`NativeSession.run`): inputs are host tensors or device tensors,
+ *   outputs go into device tensors or come back as host tensors;
+ * - CUDA graph capture and replay (run option `gpu_graph_id`, `RunOptions.graphId`).
+ *
+ * It is built from the npm registry alone (`build.ts`, `npm run build:ort-native`) against the
+ * `libonnxruntime.so.1` that onnxruntime-node ships, which both then share in one process.
+ * `loadOrtNative` never throws: where the addon is not built or does not load, callers keep the
+ * stock binding. The seam in the engine (not wired yet): `DecoderSession` (`shared/runtime/
+ * decoder-session.ts`) would create a `NativeSession` when `loadOrtNative()` is ok and the EP is
+ * `cuda`, upload each adapter's LoRA factors once (`upload`), keep the KV cache in device tensors
+ * bound as inputs and outputs, and fall back to `ort.InferenceSession` otherwise.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { err, ok, type Result } from "../result/index.ts";
+import { providerFailure } from "../runtime/execution-provider.ts";
+
+/** Element types the addon moves, named as onnxruntime-common's `Tensor.type`. */
+export type NativeDType = "float32" | "float16" | "int32" | "int64" | "uint8" | "int8" | "bool";
+
+/**
+ * A tensor in host memory: row-major `data` of `dims` (product = `data.length`), typed by `type`:
+ * float32 → Float32Array, float16 → Uint16Array (IEEE half bits), int32 → Int32Array, int64 →
+ * BigInt64Array, uint8 and bool → Uint8Array, int8 → Int8Array. An onnxruntime-node `ort.Tensor`
+ * of those types is one.
+ */
+export interface HostTensor {
+  type: NativeDType;
+  dims: readonly number[];
+  data: Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
+}
+
+/** How `OrtNative.createSession` sets up a session; the CUDA options are refused on `cpu`. */
+export interface NativeSessionOptions {
+  /** `cpu` (MLAS) or `cuda` (ORT's CUDA EP, loaded from beside `libonnxruntime.so.1`). */
+  ep: "cpu" | "cuda";
+  /** CUDA provider option `device_id`; default 0. */
+  deviceId?: number;
+  /** CUDA provider option `use_tf32` (TF32 tensor cores for float32 GEMMs); ORT's default true. */
+  useTf32?: boolean;
+  /**
+   * CUDA provider option `enable_cuda_graph`. Graph runs (`RunOptions.graphId`) must bind every
+   * input and output to device tensors whose shapes and addresses never change; other runs of such
+   * a session pass `gpu_graph_id=-1` (no capture). Default false.
+   */
+  enableCudaGraph?: boolean;
+  /** ORT's intra-op thread count; ORT's default (one per core) when absent. */
+  intraOpThreads?: number;
+}
+
+/** Per-run options of `NativeSession.run`. */
+export interface RunOptions {
+  /**
+   * ORT's run option `gpu_graph_id` (a positive integer): the first run with an id captures a CUDA
+   * graph, later ones replay it. Needs `enableCudaGraph` and device tensors only.
+   */
+  graphId?: number;
+}
+
+/**
+ * An error from the addon or ORT: the model's own checks (`Unexpected input data type`, `Got
+ * invalid dimensions for input`, `Missing Input`), the addon's (unknown input or output name, data
+ * whose typed array or length does not fit `type` and `dims`, a released handle), a session or
+ * provider that cannot be created. `message` is ORT's or the addon's text.
+ */
+export class OrtNativeError extends Error {
+  override readonly name = "OrtNativeError";
+}
+
+/** The addon's own exports (`addon.cc`: `defineExports`); handles are opaque externals. */
+interface Binding {
+  ortVersion: string;
+  createSession(
+    model: string | Uint8Array,
+    options: NativeSessionOptions,
+  ): { session: object; inputNames: string[]; outputNames: string[] };
+  allocate(session: object, type: NativeDType, dims: readonly number[]): object;
+  copy(tensor: object, data: HostTensor["data"] | null): HostTensor | undefined;
+  run(
+    session: object,
+    feeds: Record<string, object | HostTensor>,
+    outputs: Record<string, object | null>,
+    graphId: string | null,
+  ): Record<string, HostTensor>;
+  release(handle: object): void;
+}
+
+function call<T>(body: () => T): T {
+  try {
+    return body();
+  } catch (e) {
+    throw new OrtNativeError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/**
+ * A tensor in the memory of the session that allocated it (CUDA memory on `cuda`, host memory on
+ * `cpu`). It keeps that session's allocator alive until released or collected.
+ */
+export class DeviceTensor {
+  /** @internal */
+  constructor(
+    private readonly binding: Binding,
+    readonly handle: object,
+    readonly type: NativeDType,
+    readonly dims: readonly number[],
+  ) {}
+
+  /** Copies `data` (the typed array `HostTensor` names for `type`, `dims`' element count) in. */
+  upload(data: HostTensor["data"]): void {
+    call(() => this.binding.copy(this.handle, data));
+  }
+
+  /** A host copy of the tensor's contents. */
+  download(): HostTensor {
+    return call(() => this.binding.copy(this.handle, null)) as HostTensor;
+  }
+
+  /** Frees the memory now (otherwise at garbage collection); using the tensor later throws. */
+  release(): void {
+    call(() => this.binding.release(this.handle));
+  }
+}
+
+/** An ORT session created by the addon; its input and output names are the model's. */
+export class NativeSession {
+  /** @internal */
+  constructor(
+    private readonly binding: Binding,
+    private readonly handle: object,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  /** An uninitialised tensor of `type` and `dims` in the session's device memory. */
+  allocate(type: NativeDType, dims: readonly number[]): DeviceTensor {
+    const tensor = call(() => this.binding.allocate(this.handle, type, dims));
+    return new DeviceTensor(this.binding, tensor, type, [...dims]);
+  }
+
+  /** `host` copied into a new device tensor of its type and dims. */
+  upload(host: HostTensor): DeviceTensor {
+    const tensor = this.allocate(host.type, host.dims);
+    tensor.upload(host.data);
+    return tensor;
+  }
+
+  /**
+   * One run through an `OrtIoBinding`. `feeds`: every input the model needs, as host tensors
+   * (copied in by ORT) or device tensors (bound in place, no copy). `outputs`: which outputs to
+   * fetch, each into a device tensor of its exact type and shape or `"host"`; absent: all to the
+   * host. Returns the host outputs by name. Throws `OrtNativeError` (see there).
+   */
+  run(
+    feeds: Readonly<Record<string, HostTensor | DeviceTensor>>,
+    outputs?: Readonly<Record<string, DeviceTensor | "host">>,
+    options: RunOptions = {},
+  ): Record<string, HostTensor> {
+    const bound: Record<string, object | HostTensor> = {};
+    for (const [name, feed] of Object.entries(feeds))
+      bound[name] = feed instanceof DeviceTensor ? feed.handle : feed;
+    const targets: Record<string, object | null> = {};
+    for (const name of outputs ? Object.keys(outputs) : this.outputNames) {
+      const target = outputs?.[name];
+      targets[name] = target instanceof DeviceTensor ? target.handle : null;
+    }
+    const graphId = options.graphId;
+    if (graphId !== undefined && !(Number.isInteger(graphId) && graphId > 0))
+      throw new OrtNativeError(`graphId must be a positive integer, got ${graphId}`);
+    return call(() =>
+      this.binding.run(this.handle, bound, targets, graphId === undefined ? null : String(graphId)),
+    );
+  }
+
+  /** Frees the session (its memory goes once its last tensor is released too). */
+  release(): void {
+    call(() => this.binding.release(this.handle));
+  }
+}
+
+/** The loaded addon. */
+export interface OrtNative {
+  /** The version of the `libonnxruntime` it runs on (onnxruntime-node's). */
+  ortVersion: string;
+  /**
+   * A session over the ONNX model at `model` (a path, or its bytes). Throws `ExecutionProviderError`
+   * (`shared/runtime/execution-provider.ts`) when the CUDA provider's library is missing or does
+   * not load, and `OrtNativeError` for a bad model (ORT's message) or CUDA options on a cpu session.
+   */
+  createSession(model: string | Uint8Array, options: NativeSessionOptions): NativeSession;
+}
+
+/** Why `loadOrtNative` returned no addon. */
+export interface OrtNativeUnavailable {
+  reason: "not-built" | "load-failed" | "abi-mismatch";
+  /** Human-readable detail: the path looked at, the loader's or ORT's message. */
+  message: string;
+}
+
+/** Where `npm run build:ort-native` puts the addon (git-ignored). */
+export const DEFAULT_ADDON_PATH = join(import.meta.dirname, "build", "ort-native.node");
+
+/**
+ * The addon at `path` (default: `LORACAST_ORT_NATIVE_ADDON`, else `DEFAULT_ADDON_PATH`), or why not:
+ * `not-built` (no file), `load-failed` (dlopen failed: no `libonnxruntime.so.1` on its rpath, not a
+ * Node addon), `abi-mismatch` (built against an ORT C API the loaded library lacks, or a different
+ * ORT version than onnxruntime-node's). Never throws.
+ */
+export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavailable> {
+  const file = resolve(path ?? process.env.LORACAST_ORT_NATIVE_ADDON ?? DEFAULT_ADDON_PATH);
+  if (!existsSync(file))
+    return err({ reason: "not-built", message: `${file} does not exist (npm run build:ort-native)` });
+  const require = createRequire(import.meta.url);
+  let binding: Binding;
+  try {
+    binding = require(file) as Binding;
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    // Node's loader appends a require stack: the first line says it.
+    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    return err({
+      reason: code === "ORT_NATIVE_ABI" ? "abi-mismatch" : "load-failed",
+      message: `${file}: ${message}`,
+    });
+  }
+  let stock: string;
+  try {
+    stock = (require("onnxruntime-node/package.json") as { version: string }).version;
+  } catch (e) {
+    return err({ reason: "load-failed", message: `onnxruntime-node not found: ${String(e)}` });
+  }
+  if (binding.ortVersion !== stock)
+    return err({
+      reason: "abi-mismatch",
+      message: `${file} runs on libonnxruntime ${binding.ortVersion}, onnxruntime-node is ${stock}`,
+    });
+  return ok({
+    ortVersion: binding.ortVersion,
+    createSession(model, options) {
+      const cudaOnly = (["deviceId", "useTf32", "enableCudaGraph"] as const).filter(
+        (k) => options[k] !== undefined,
+      );
+      if (options.ep === "cpu" && cudaOnly.length > 0)
+        throw new OrtNativeError(`${cudaOnly.join(", ")}: CUDA EP options, given for a cpu session`);
+      let created: ReturnType<Binding["createSession"]>;
+      try {
+        created = binding.createSession(model, options);
+      } catch (e) {
+        throw (
+          providerFailure(e, [options.ep]) ?? new OrtNativeError(e instanceof Error ? e.message : String(e))
+        );
+      }
+      return new NativeSession(binding, created.session, created.inputNames, created.outputNames);
+    },
+  });
+}

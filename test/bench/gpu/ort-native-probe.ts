@@ -1,0 +1,225 @@
+/**
+ * What device-resident LoRA factors are worth (issue 18, item 6), for the lead's device call B:
+ * N batch-1 decode steps of the engine bench's int4 model (the append graph, host KV cache, LoRA
+ * r=16 on all seven projections, seeded random factors), timed three ways in one process:
+ *  (a) onnxruntime-node, every factor a host input on every step (what the engine does today);
+ *  (b) the `ort-native` addon, factors uploaded once into device tensors and bound (I/O binding),
+ *      everything else as in (a): host ids, mask, positions and KV cache in, logits and the
+ *      appended keys and values out to the host; ORT's default TF32 (on), like (a);
+ *  (c) (b) with the CUDA provider option `use_tf32=0`.
+ * Same loop, same feeds, same host-cache writes for all three; each variant first runs a prefill
+ * and 4 warm-up steps. Prints ms per decode step (median, p10, p90), the difference to (a) and the
+ * largest logit difference to (a). Fail-soft: a variant that cannot run prints why and the others
+ * still run; exit 0 when (a) ran.
+ *
+ * node ort-native-probe.mjs --model=DIR --addon=FILE [--ep=cuda] [--steps=64] [--prompt=16]
+ */
+import { parseArgs } from "node:util";
+import { IO, readModelManifest } from "@loracast/shared/model-format";
+import { peftKey } from "@loracast/shared/model-spec";
+import { type DeviceTensor, type HostTensor, loadOrtNative } from "@loracast/shared/ort-native";
+import { createRng } from "@loracast/shared/random";
+import { createSession } from "@loracast/shared/runtime";
+import * as ort from "onnxruntime-node";
+
+const { values } = parseArgs({
+  options: {
+    model: { type: "string", default: "/tmp/bench-work/qwen25-05b-int4-acc4" },
+    addon: { type: "string", default: ".carry/cuda/ort-native.node" },
+    ep: { type: "string", default: "cuda" },
+    steps: { type: "string", default: "64" },
+    prompt: { type: "string", default: "16" },
+  },
+});
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const ep = values.ep === "cpu" ? "cpu" : "cuda";
+const steps = Math.min(512, Math.max(1, Number(values.steps) || 64));
+const promptLen = Math.min(256, Math.max(1, Number(values.prompt) || 16));
+const WARMUP = 4;
+const RANK = 16;
+
+const read = await readModelManifest(values.model);
+if (!read.ok) {
+  say(`ort-native probe: no model in ${values.model}: ${read.error.message}`);
+  process.exit(3);
+}
+const { manifest, spec } = read.value;
+if (manifest.files.append === undefined) {
+  say(`ort-native probe: ${values.model} has no append graph`);
+  process.exit(3);
+}
+const graph = `${values.model}/${manifest.files.append}`;
+const { numLayers, numKvHeads, headDim, vocabSize } = manifest.dims;
+
+// LoRA r=16 on every module, seeded (the values do not change the time; B is scaled small).
+const rng = createRng(18);
+const random = (n: number, scale: number) =>
+  Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale);
+const factors: Record<string, HostTensor> = {};
+for (const m of spec.modules.values()) {
+  factors[peftKey(m.name, "A")] = {
+    type: "float32",
+    dims: [RANK, m.inFeatures],
+    data: random(RANK * m.inFeatures, 0.02),
+  };
+  factors[peftKey(m.name, "B")] = {
+    type: "float32",
+    dims: [m.outFeatures, RANK],
+    data: random(m.outFeatures * RANK, 0.002),
+  };
+}
+const factorBytes = Object.values(factors).reduce((n, t) => n + t.data.byteLength, 0);
+
+/** One step's feeds and outputs, by name; host tensors in, host tensors out. */
+type RunStep = (feeds: Record<string, HostTensor>) => Promise<Record<string, HostTensor>>;
+
+interface Timing {
+  ms: number[];
+  firstLogits: Float32Array;
+}
+
+/**
+ * Prefill `promptLen` tokens, then `WARMUP + steps` decode steps of one row over a host cache of
+ * fixed capacity (spare columns masked out, as DecoderSession's append path does); times the last
+ * `steps`.
+ */
+async function decode(run: RunStep): Promise<Timing> {
+  const capacity = promptLen + WARMUP + steps + 1;
+  const cacheDims = [1, numKvHeads, capacity, headDim];
+  const cache = Array.from(
+    { length: 2 * numLayers },
+    () => new Float32Array(numKvHeads * capacity * headDim),
+  );
+  let length = 0;
+  let token = 1n;
+  const ms: number[] = [];
+  let firstLogits = new Float32Array(0);
+  for (let i = 0; i < 1 + WARMUP + steps; i++) {
+    const seq = i === 0 ? promptLen : 1;
+    const ids =
+      i === 0 ? BigInt64Array.from({ length: seq }, (_, j) => BigInt((1 + j * 7919) % vocabSize)) : [token];
+    const mask = new BigInt64Array(capacity + seq);
+    mask.fill(1n, 0, length);
+    mask.fill(1n, capacity);
+    const feeds: Record<string, HostTensor> = {
+      [IO.inputIds]: { type: "int64", dims: [1, seq], data: BigInt64Array.from(ids) },
+      [IO.attentionMask]: { type: "int64", dims: [1, capacity + seq], data: mask },
+      [IO.positionIds]: {
+        type: "int64",
+        dims: [1, seq],
+        data: BigInt64Array.from({ length: seq }, (_, j) => BigInt(length + j)),
+      },
+      [IO.logitsPositions]: { type: "int64", dims: [1, 1], data: BigInt64Array.from([BigInt(seq - 1)]) },
+    };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[IO.pastKey(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l] as Float32Array };
+      feeds[IO.pastValue(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l + 1] as Float32Array };
+    }
+    const t0 = performance.now();
+    const out = await run(feeds);
+    for (let l = 0; l < numLayers; l++)
+      for (const [k, name] of [IO.appendedKey(l), IO.appendedValue(l)].entries()) {
+        const src = out[name]?.data as Float32Array;
+        const dst = cache[2 * l + k] as Float32Array;
+        for (let h = 0; h < numKvHeads; h++)
+          dst.set(
+            src.subarray(h * seq * headDim, (h + 1) * seq * headDim),
+            (h * capacity + length) * headDim,
+          );
+      }
+    const logits = out[IO.logits]?.data as Float32Array;
+    if (i > WARMUP) ms.push(performance.now() - t0);
+    if (i === 1) firstLogits = logits.slice();
+    length += seq;
+    let best = 0;
+    for (let v = 1; v < vocabSize; v++) if ((logits[v] ?? 0) > (logits[best] ?? 0)) best = v;
+    token = BigInt(best);
+  }
+  return { ms, firstLogits };
+}
+
+const stats = (ms: number[]) => {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+  return { p50: at(0.5), p10: at(0.1), p90: at(0.9) };
+};
+const results: { name: string; timing: Timing }[] = [];
+
+async function variant(name: string, body: () => Promise<Timing>): Promise<void> {
+  const t = performance.now();
+  try {
+    results.push({ name, timing: await body() });
+    say(`${name}: done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  } catch (e) {
+    say(`${name}: could not run: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+  }
+}
+
+say(
+  `ort-native probe: ${graph} on ${ep}; ${numLayers} layers; LoRA r=${RANK} on ${spec.modules.size} modules (${(factorBytes / 1e6).toFixed(1)} MB of factors); prompt ${promptLen}, ${steps} timed decode steps after ${WARMUP} warm-up`,
+);
+
+await variant("(a) onnxruntime-node, factors as host inputs every step", async () => {
+  const session = await createSession(graph, { executionProviders: [ep] });
+  try {
+    const factorFeeds = Object.fromEntries(
+      Object.entries(factors).map(([k, t]) => [k, new ort.Tensor("float32", t.data as Float32Array, t.dims)]),
+    );
+    return await decode(async (feeds) => {
+      const stock: Record<string, ort.Tensor> = { ...factorFeeds };
+      for (const [k, t] of Object.entries(feeds)) stock[k] = new ort.Tensor(t.type, t.data, t.dims);
+      const out = await session.run(stock);
+      return Object.fromEntries(
+        Object.entries(out).map(([k, t]) => [
+          k,
+          { type: "float32", dims: t.dims, data: t.data as Float32Array },
+        ]),
+      );
+    });
+  } finally {
+    await session.release();
+  }
+});
+
+const addon = loadOrtNative(values.addon);
+if (!addon.ok) say(`ort-native: not loaded (${addon.error.reason}): ${addon.error.message}`);
+else
+  for (const [name, useTf32] of [
+    ["(b) ort-native, factors uploaded once to device tensors and bound", true],
+    ["(c) (b) with use_tf32=0", false],
+  ] as const)
+    await variant(name, async () => {
+      // The CPU EP (a dry run of the probe off the GPU) has no TF32: (c) repeats (b) there.
+      const session = addon.value.createSession(graph, ep === "cuda" ? { ep, useTf32 } : { ep });
+      const resident: DeviceTensor[] = [];
+      try {
+        const t = performance.now();
+        const bound: Record<string, DeviceTensor> = {};
+        for (const [k, f] of Object.entries(factors)) {
+          const tensor = session.upload(f);
+          resident.push(tensor);
+          bound[k] = tensor;
+        }
+        say(`  uploaded ${resident.length} factor tensors in ${(performance.now() - t).toFixed(0)} ms`);
+        return await decode(async (feeds) => session.run({ ...feeds, ...bound }));
+      } finally {
+        for (const r of resident) r.release();
+        session.release();
+      }
+    });
+
+const a = results[0]?.name.startsWith("(a)") ? results[0] : undefined;
+say("\n| variant | ms / step p50 | p10 | p90 | vs (a) | max |logit − (a)| |");
+say("|---|---|---|---|---|---|");
+for (const { name, timing } of results) {
+  const s = stats(timing.ms);
+  const base = a === undefined ? Number.NaN : stats(a.timing.ms).p50;
+  let diff = 0;
+  if (a !== undefined)
+    for (let v = 0; v < timing.firstLogits.length; v++)
+      diff = Math.max(diff, Math.abs((timing.firstLogits[v] ?? 0) - (a.timing.firstLogits[v] ?? 0)));
+  say(
+    `| ${name} | ${s.p50.toFixed(2)} | ${s.p10.toFixed(2)} | ${s.p90.toFixed(2)} | ${(s.p50 - base).toFixed(2)} ms | ${diff.toExponential(2)} |`,
+  );
+}
+process.exitCode = a === undefined ? 1 : 0;
