@@ -18,7 +18,7 @@ import {
 import {
   type AdapterModule,
   buildModelSpec,
-  type ModelConfigError,
+  ModelConfigError,
   PACKED_MODULES,
   type VerifiedAdapter,
 } from "../model-spec/index.ts";
@@ -26,8 +26,9 @@ import { encodeModel, GraphBuilder } from "../onnx/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { toFloat32 } from "../safetensors/index.ts";
 import type { Architecture } from "./architecture.ts";
+import { gqaUnsupported } from "./attention-gqa.ts";
 import { CheckpointError, openCheckpoint } from "./checkpoint.ts";
-import { buildDecoderGraph } from "./decoder-graph.ts";
+import { buildDecoderGraph, type DecoderAttention } from "./decoder-graph.ts";
 import { buildTrainingGraph } from "./training-graph.ts";
 import { type BaseQuant, WeightPlan } from "./weights.ts";
 
@@ -51,6 +52,12 @@ export interface BuildOptions {
    * (`onnx/model_<dtype>.onnx`, config and tokenizer files); no loracast-model.json.
    */
   format?: "loracast" | "transformers.js";
+  /**
+   * The decoder graphs' attention (`DecoderAttention`; the training graph always uses `ops`).
+   * `gqa` is for the `loracast` format only (a RangeError otherwise), and an architecture it
+   * cannot run returns a `ModelConfigError`. @default "ops"
+   */
+  attention?: DecoderAttention;
 }
 
 /** transformers.js picks the ONNX file by dtype suffix. */
@@ -94,10 +101,18 @@ const TOKENIZER_FILES = [
 export async function buildArtifacts(
   options: BuildOptions,
 ): Promise<Result<ModelManifest, CheckpointError | ModelConfigError>> {
+  const format = options.format ?? "loracast";
+  const attention = options.attention ?? "ops";
+  if (attention === "gqa" && format !== "loracast")
+    throw new RangeError("attention gqa is for the loracast format only (transformers.js feeds a mask)");
   const opened = await openCheckpoint(options.checkpointDir);
   if (!opened.ok) return opened;
   const ckpt = opened.value;
-  const format = options.format ?? "loracast";
+  const unsupported = attention === "gqa" ? gqaUnsupported(ckpt.arch) : null;
+  if (unsupported !== null) {
+    await ckpt.close();
+    return err(new ModelConfigError("attention", `gqa: ${unsupported}`));
+  }
   const merged = new Map((options.merge?.modules ?? []).map((m) => [`${m.module}.weight`, m]));
   const modelFile =
     format === "loracast"
@@ -116,12 +131,13 @@ export async function buildArtifacts(
       lora,
       logitsPositions: format === "loracast",
       layout: format === "loracast" ? "fused" : "per-module",
+      attention,
     });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
         ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
-            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append" }),
+            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention }),
           )
         : null;
     const training = lora
@@ -193,6 +209,7 @@ export async function buildArtifacts(
     }
     const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, {
       lora,
+      attention,
       files: {
         model: modelFile,
         data: dataFile,
@@ -236,7 +253,7 @@ function modelManifest(
   arch: Architecture,
   quant: BaseQuant,
   fingerprint: string,
-  graph: { lora: boolean; files: ModelManifest["files"] },
+  graph: { lora: boolean; attention: DecoderAttention; files: ModelManifest["files"] },
 ): ModelManifest {
   const spec = buildModelSpec(arch.dims);
   return {
@@ -262,6 +279,7 @@ function modelManifest(
     decoder: {
       layout: "fused",
       packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
+      ...(graph.attention === "ops" ? {} : { attention: graph.attention }),
     },
     modules: graph.lora
       ? [...spec.modules.values()].map((m) => ({

@@ -25,15 +25,13 @@ export interface AttentionShapes {
   flatQ: string;
 }
 
-/** cos/sin rows for every token, with row ids in the shape `RotaryEmbedding` indexes by. */
-export function ropeCaches(g: GraphBuilder, arch: Architecture, positionIds: string, bs: string) {
-  const half = arch.dims.headDim / 2;
-  const pos = g.op1("Cast", [g.op1("Reshape", [positionIds, g.constant("int64", [2], [-1, 1])])], {
-    to: attr.int(1),
-  });
-  const invFreq = g.initializer("rope.inv_freq", "float32", [1, half], arch.rope.invFreq);
-  // One float32 product per element, as transformers' `inv_freq @ position_ids` computes it.
-  const freqs = g.op1("Mul", [pos, invFreq]);
+/**
+ * cos and sin `float32 [N, headDim/2]` of the positions `float32 [N, 1]`: one float32 product per
+ * element, as transformers' `inv_freq @ position_ids` computes it, times the RoPE attention scaling.
+ */
+export function rotaryTables(g: GraphBuilder, arch: Architecture, positions: string) {
+  const invFreq = g.initializer("rope.inv_freq", "float32", [1, arch.dims.headDim / 2], arch.rope.invFreq);
+  const freqs = g.op1("Mul", [positions, invFreq]);
   let cos = g.op1("Cos", [freqs]);
   let sin = g.op1("Sin", [freqs]);
   if (arch.rope.attentionScaling !== 1) {
@@ -41,6 +39,15 @@ export function ropeCaches(g: GraphBuilder, arch: Architecture, positionIds: str
     cos = g.op1("Mul", [cos, s]);
     sin = g.op1("Mul", [sin, s]);
   }
+  return { cos, sin };
+}
+
+/** cos/sin rows for every token, with row ids in the shape `RotaryEmbedding` indexes by. */
+export function ropeCaches(g: GraphBuilder, arch: Architecture, positionIds: string, bs: string) {
+  const pos = g.op1("Cast", [g.op1("Reshape", [positionIds, g.constant("int64", [2], [-1, 1])])], {
+    to: attr.int(1),
+  });
+  const { cos, sin } = rotaryTables(g, arch, pos);
   const tokens = g.op1("ReduceProd", [bs], { keepdims: attr.int(0) });
   const rows = g.op1("Reshape", [
     g.op1("Range", [g.constant("int64", [], [0]), tokens, g.constant("int64", [], [1])]),

@@ -23,7 +23,8 @@ import { IO } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { type AttentionShapes, attention, attentionMasks, ropeCaches } from "./attention.ts";
+import { type AttentionShapes, attention, attentionMasks, type QkvInput, ropeCaches } from "./attention.ts";
+import { gqaAttention, gqaShared, gqaUnsupported } from "./attention-gqa.ts";
 import { fusedLayers } from "./fused-layers.ts";
 import type { Matrix, WeightPlan } from "./weights.ts";
 
@@ -40,7 +41,17 @@ export interface DecoderGraphOptions {
   kvOutput?: KvOutput;
   /** Projections and LoRA per HF module or fused (see the file comment). @default "fused" */
   layout?: DecoderLayout;
+  /** Which attention the layers use (`DecoderAttention`). @default "ops" */
+  attention?: DecoderAttention;
 }
+
+/**
+ * The decoder's attention: `ops`, plain ONNX ops over an additive mask (`attention.ts`; the inputs
+ * are `attention_mask` and `position_ids`, rows left-padded); `gqa`, one ORT GroupQueryAttention
+ * node per layer (`attention-gqa.ts`; the inputs are `seqlens_k` and `total_sequence_length`, rows
+ * right-padded). Building `gqa` for an architecture it cannot run throws (`gqaUnsupported`).
+ */
+export type DecoderAttention = "ops" | "gqa";
 
 /**
  * How the decoder's projections, norms and LoRA inputs are laid out (see the file comment):
@@ -75,6 +86,8 @@ export interface DecoderBodyOptions {
   kvCache: KvOutput | null;
   /** @default "per-module" (the training graph's, with a LoRA pair per HF module) */
   layout?: DecoderLayout;
+  /** @default "ops"; `gqa` needs a KV cache. */
+  attention?: DecoderAttention;
 }
 
 /**
@@ -93,6 +106,7 @@ export function buildDecoderGraph(
     lora: options.lora ?? true,
     kvCache: options.kvOutput ?? "present",
     layout: options.layout ?? "fused",
+    attention: options.attention ?? "ops",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -140,22 +154,32 @@ export function buildDecoderBody(
   const loraInputs: string[] = [];
 
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
-  const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
-  const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
-
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const bs = g.op1("Shape", [inputIds]);
-  const shapes: AttentionShapes = {
-    bs,
-    bsQ: g.op1("Concat", [bs, i64(H * d)], { axis: attr.int(0) }),
-    bsKv: g.op1("Concat", [bs, i64(Hkv * d)], { axis: attr.int(0) }),
-    bsKvHeads: g.op1("Concat", [bs, i64(Hkv, d)], { axis: attr.int(0) }),
-    bsGroups: g.op1("Concat", [bs, i64(Hkv, H / Hkv, d)], { axis: attr.int(0) }),
-    flatQ: i64(-1, H * d),
-  };
-
-  const rope = g.scoped("rope", () => ropeCaches(g, arch, positionIds, bs));
-  const masks = g.scoped("mask", () => attentionMasks(g, arch, mask, positionIds, bs));
+  /** One layer's attention over its projections, with the cache as `options.kvCache` says. */
+  const attend = ((): ((layer: number, x: QkvInput) => string) => {
+    const kvCache = options.kvCache;
+    if (options.attention === "gqa") {
+      const why = gqaUnsupported(arch);
+      if (why !== null) throw new Error(`GroupQueryAttention cannot run this model: ${why}`);
+      if (kvCache === null) throw new Error("GroupQueryAttention graphs have a KV cache");
+      const shared = g.scoped("gqa", () => gqaShared(g, arch, bs, kvCache));
+      return (layer, x) => gqaAttention(g, arch, layer, x, shared, kvCache);
+    }
+    const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
+    const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
+    const shapes: AttentionShapes = {
+      bs,
+      bsQ: g.op1("Concat", [bs, i64(H * d)], { axis: attr.int(0) }),
+      bsKv: g.op1("Concat", [bs, i64(Hkv * d)], { axis: attr.int(0) }),
+      bsKvHeads: g.op1("Concat", [bs, i64(Hkv, d)], { axis: attr.int(0) }),
+      bsGroups: g.op1("Concat", [bs, i64(Hkv, H / Hkv, d)], { axis: attr.int(0) }),
+      flatQ: i64(-1, H * d),
+    };
+    const rope = g.scoped("rope", () => ropeCaches(g, arch, positionIds, bs));
+    const masks = g.scoped("mask", () => attentionMasks(g, arch, mask, positionIds, bs));
+    return (layer, x) => attention(g, arch, layer, x, shapes, rope, masks[layer] ?? masks[0] ?? "", kvCache);
+  })();
 
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean): string =>
     g.scoped(module.split(".").slice(-1)[0] ?? module, () => {
@@ -181,10 +205,7 @@ export function buildDecoderBody(
   let h = g.op1("Reshape", [embedded, i64(-1, D)]);
 
   if (options.layout === "fused") {
-    const hidden = fusedLayers(
-      { g, arch, w, lora, loraInputs, shapes, rope, masks, kvCache: options.kvCache },
-      h,
-    );
+    const hidden = fusedLayers({ g, arch, w, lora, loraInputs, attend }, h);
     return { hidden, normed: true, bs, loraInputs, linear, norm };
   }
 
@@ -196,16 +217,7 @@ export function buildDecoderBody(
         const q = linear(a, `${p}.self_attn.q_proj`, D, H * d, arch.qkvBias);
         const k = linear(a, `${p}.self_attn.k_proj`, D, Hkv * d, arch.qkvBias);
         const v = linear(a, `${p}.self_attn.v_proj`, D, Hkv * d, arch.qkvBias);
-        const o = attention(
-          g,
-          arch,
-          layer,
-          { q, k, v },
-          shapes,
-          rope,
-          masks[layer] ?? masks[0] ?? "",
-          options.kvCache,
-        );
+        const o = attend(layer, { q, k, v });
         return linear(o, `${p}.self_attn.o_proj`, H * d, D, arch.oBias);
       });
       const h1 = g.op1("Add", [h, attnOut]);

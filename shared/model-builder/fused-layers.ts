@@ -9,8 +9,8 @@
 import { buildModelSpec, PACKED_MODULES, type PackedModule } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { type AttentionShapes, attention } from "./attention.ts";
-import { type KvOutput, loraBranch, project } from "./decoder-graph.ts";
+import type { QkvInput } from "./attention.ts";
+import { loraBranch, project } from "./decoder-graph.ts";
 import type { WeightPlan } from "./weights.ts";
 
 /** What the layers read from the body being built (`buildDecoderBody`). */
@@ -21,11 +21,8 @@ export interface LayerContext {
   /** Add a LoRA pair per packed module; its inputs are appended to `loraInputs`. */
   lora: boolean;
   loraInputs: string[];
-  shapes: AttentionShapes;
-  rope: { cos: string; sin: string; rows: string };
-  /** Additive mask per layer (`attentionMasks`). */
-  masks: string[];
-  kvCache: KvOutput | null;
+  /** One layer's attention over its packed q/k/v projection, before `o_proj` (`buildDecoderBody`). */
+  attend: (layer: number, x: QkvInput) => string;
 }
 
 const packed = (name: string): PackedModule => {
@@ -93,8 +90,7 @@ export function fusedLayers(c: LayerContext, embedded: string): string {
     [a, h] = g.scoped(`layers.${layer}`, () => {
       const attnOut = g.scoped("attn", () => {
         const qkv = projection(a, layer, "self_attn.qkv_proj", arch.qkvBias);
-        const mask = c.masks[layer] ?? c.masks[0] ?? "";
-        const o = attention(g, arch, layer, { qkv }, c.shapes, c.rope, mask, c.kvCache);
+        const o = c.attend(layer, { qkv });
         return projection(o, layer, "self_attn.o_proj", arch.oBias);
       });
       const [m, h1] = skipNorm(attnOut, h, `model.layers.${layer}.post_attention_layernorm.weight`, true);

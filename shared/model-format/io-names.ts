@@ -8,6 +8,13 @@ export const IO = {
   inputIds: "input_ids",
   attentionMask: "attention_mask",
   positionIds: "position_ids",
+  /**
+   * int32 [batch]: each row's keys after this step, minus one (ORT GroupQueryAttention's
+   * `seqlens_k`); graphs built with `attention: "gqa"` take it instead of the mask and positions.
+   */
+  seqlensK: "seqlens_k",
+  /** int32 scalar: the longest row's keys after this step (GroupQueryAttention graphs). */
+  totalSequenceLength: "total_sequence_length",
   /** int64 [batch, k]: which positions of each row get logits (the last one when generating). */
   logitsPositions: "logits_positions",
   logits: "logits",

@@ -86,6 +86,13 @@ export const modelManifestSchema = z.object({
       .refine((g) => JSON.stringify(g) === JSON.stringify(PACKED_MODULES), {
         message: "packed modules other than this runtime's; rebuild the model",
       }),
+    /**
+     * The generation graphs' attention: `ops` (absent in older manifests), plain ONNX ops over an
+     * additive mask and left-padded rows; `gqa`, one ORT GroupQueryAttention node per layer over
+     * right-padded rows, fed `seqlens_k` and `total_sequence_length` (`IO`). The training graph
+     * always uses `ops`.
+     */
+    attention: z.enum(["ops", "gqa"]).optional(),
   }),
 });
 

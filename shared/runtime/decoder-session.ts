@@ -15,13 +15,17 @@ import { err, ok, type Result } from "../result/index.ts";
 import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts";
 import { type ExecutionProvider, ExecutionProviderError, providerFailure } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
-import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
+import { toGqaStep } from "./gqa-step.ts";
+import { type KvPadding, type KvShape, type RowSource, relayout } from "./kv-layout.ts";
 import { type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 import { disableOrtTelemetry } from "./ort-telemetry.ts";
 
 /**
- * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are left-padded:
- * every row's keys end at column `length`.
+ * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are padded to
+ * `length` columns on the `padding` side: left (every row's keys end at column `length`; the `ops`
+ * graphs, which mask the padding) or right (every row's keys start at column 0; GroupQueryAttention
+ * graphs, told each row's length by `seqlens_k`). Either way a row's padding is `length` minus its
+ * keys, the `pads` that `regroup` returns and callers' masks are built from.
  *
  * Two kinds, by the graph the session runs (docs/architecture.md, "The KV cache"):
  * - On the CPU, the session owns the cache in host buffers with spare columns (`capacity` >
@@ -37,6 +41,7 @@ export interface KvCache {
   batch: number;
   length: number;
   capacity: number;
+  padding: KvPadding;
   keys: ort.Tensor[];
   values: ort.Tensor[];
 }
@@ -167,7 +172,12 @@ export class DecoderSession {
     readonly graphPath: string,
     /** The execution provider the session prefers (the first asked for). */
     readonly ep: ExecutionProvider,
-  ) {}
+  ) {
+    this.padding = manifest.decoder.attention === "gqa" ? "right" : "left";
+  }
+
+  /** Which side rows are padded on: right for GroupQueryAttention graphs (`gqa-step.ts`). */
+  private readonly padding: KvPadding;
 
   /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
   private readonly emptyPast: KvCache[] = [];
@@ -220,6 +230,7 @@ export class DecoderSession {
       batch,
       length: 0,
       capacity: 0,
+      padding: this.padding,
       keys: Array.from({ length: numLayers }, make),
       values: Array.from({ length: numLayers }, make),
     };
@@ -273,12 +284,23 @@ export class DecoderSession {
     const past = input.past ?? this.empty(batch);
     const total = past.length + seq;
     const lora = this.prepare(perModule);
+    const gqa = this.padding === "right" ? toGqaStep(input, past.length) : null;
     const feeds: Record<string, ort.Tensor> = {
       ...(this.gpuFeeds === null ? lora : await this.gpuFeeds.place(lora)),
-      [IO.inputIds]: new ort.Tensor("int64", input.inputIds, [batch, seq]),
-      [IO.attentionMask]: this.maskTensor(input.attentionMask, past, seq),
-      [IO.positionIds]: new ort.Tensor("int64", input.positionIds, [batch, seq]),
-      [IO.logitsPositions]: new ort.Tensor("int64", input.logitsPositions, [batch, input.logitsCount]),
+      [IO.inputIds]: new ort.Tensor("int64", gqa?.inputIds ?? input.inputIds, [batch, seq]),
+      [IO.logitsPositions]: new ort.Tensor("int64", gqa?.logitsPositions ?? input.logitsPositions, [
+        batch,
+        input.logitsCount,
+      ]),
+      ...(gqa === null
+        ? {
+            [IO.attentionMask]: this.maskTensor(input.attentionMask, past, seq),
+            [IO.positionIds]: new ort.Tensor("int64", input.positionIds, [batch, seq]),
+          }
+        : {
+            [IO.seqlensK]: new ort.Tensor("int32", gqa.seqlensK, [batch]),
+            [IO.totalSequenceLength]: new ort.Tensor("int32", Int32Array.of(gqa.total), []),
+          }),
     };
     const layers = this.manifest.dims.numLayers;
     for (let l = 0; l < layers; l++) {
@@ -299,6 +321,7 @@ export class DecoderSession {
           batch,
           length: total,
           capacity: total,
+          padding: this.padding,
           keys: Array.from({ length: layers }, (_, l) => pick(IO.presentKey(l))),
           values: Array.from({ length: layers }, (_, l) => pick(IO.presentValue(l))),
         },
@@ -306,11 +329,16 @@ export class DecoderSession {
     }
     const cache = total <= past.capacity ? past : this.grow(past, total + SPARE_COLUMNS);
     const { kvHeads, headDim: d } = this.kvShape;
+    // Left padding: every row's new keys go after the cache's `length` columns; right padding
+    // (GQA): after the row's own keys.
+    const column = (b: number) => gqa?.pastRows[b] ?? past.length;
     const write = (dst: ort.Tensor, src: ort.Tensor) => {
       const to = dst.data as Float32Array;
       const from = src.data as Float32Array;
-      for (let row = 0; row < batch * kvHeads; row++)
-        to.set(from.subarray(row * seq * d, (row + 1) * seq * d), (row * cache.capacity + past.length) * d);
+      for (let row = 0; row < batch * kvHeads; row++) {
+        const at = (row * cache.capacity + column(Math.floor(row / kvHeads))) * d;
+        to.set(from.subarray(row * seq * d, (row + 1) * seq * d), at);
+      }
     };
     for (let l = 0; l < layers; l++) {
       write(cache.keys[l] as ort.Tensor, pick(IO.appendedKey(l)));
@@ -340,15 +368,15 @@ export class DecoderSession {
   /** A host cache with the rows of `cache` and room for `capacity` columns. */
   private grow(cache: KvCache, capacity: number): KvCache {
     const rows = Array.from({ length: cache.batch }, (_, row) => ({ cache, row, pad: 0 }));
-    return relayout(rows, this.kvShape, capacity - cache.length).cache;
+    return relayout(rows, this.kvShape, capacity - cache.length, this.padding).cache;
   }
 
   /**
-   * A new cache whose row i is `sources[i]`, right-aligned to the longest; with spare columns on
-   * the CPU. Sources must be on the host (`toHost`).
+   * A new cache whose row i is `sources[i]`, padded to the longest on the side the graph wants;
+   * with spare columns on the CPU. Sources must be on the host (`toHost`).
    */
   regroup(sources: readonly RowSource[]): { cache: KvCache; pads: number[] } {
-    return relayout(sources, this.kvShape, this.appending ? SPARE_COLUMNS : 0);
+    return relayout(sources, this.kvShape, this.appending ? SPARE_COLUMNS : 0, this.padding);
   }
 
   /** Frees the GPU memory of a cache that is no longer needed; host caches need nothing. */

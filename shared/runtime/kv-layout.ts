@@ -1,7 +1,8 @@
 /**
- * Re-batching KV caches when sequences join or leave a running batch. Rows are left-padded: a row's
- * valid keys are the last `valid` columns of its cache, and the padding columns are masked out.
- * Only membership changes copy caches; a decode step feeds the previous step's output back as is.
+ * Re-batching KV caches when sequences join or leave a running batch. A row's `valid` keys are the
+ * last `valid` of its cache's `length` columns (left padding, masked out: the `ops` graphs), or its
+ * first `valid` (right padding: GroupQueryAttention graphs, whose rows start at column 0). Only
+ * membership changes copy caches; a decode step feeds the previous step's output back as is.
  */
 import * as ort from "onnxruntime-node";
 import type { KvCache } from "./decoder-session.ts";
@@ -14,6 +15,12 @@ export interface RowSource {
   pad: number;
 }
 
+/**
+ * Where a row's keys sit among a cache's `length` columns: `left` padding, keys last (ending at
+ * `length`); `right` padding, keys first (from column 0; GroupQueryAttention's layout).
+ */
+export type KvPadding = "left" | "right";
+
 /** The per-layer cache geometry: layers, KV heads and head dimension. */
 export interface KvShape {
   layers: number;
@@ -22,13 +29,15 @@ export interface KvShape {
 }
 
 /**
- * A new cache whose row i is `sources[i]`, right-aligned to the longest row, with `spare` unused
- * columns after the keys. Returns each row's padding.
+ * A new cache whose row i is `sources[i]` (read by its cache's own padding), padded to the longest
+ * row on the `padding` side, with `spare` unused columns after the `length` columns. Returns each
+ * row's padding (`length` minus its keys), whichever side it is on.
  */
 export function relayout(
   sources: readonly RowSource[],
   shape: KvShape,
   spare = 0,
+  padding: KvPadding = "left",
 ): { cache: KvCache; pads: number[] } {
   const { layers, kvHeads, headDim: d } = shape;
   const valid = sources.map((s) => s.cache.length - s.pad);
@@ -41,9 +50,11 @@ export function relayout(
       const src = (pick(s.cache)[layer] as ort.Tensor).data as Float32Array;
       const stride = s.cache.capacity;
       const n = valid[r] ?? 0;
+      const first = s.cache.padding === "left" ? s.pad : 0;
+      const at = padding === "left" ? length - n : 0;
       for (let h = 0; h < kvHeads; h++) {
-        const from = ((s.row * kvHeads + h) * stride + s.pad) * d;
-        const to = ((r * kvHeads + h) * capacity + (length - n)) * d;
+        const from = ((s.row * kvHeads + h) * stride + first) * d;
+        const to = ((r * kvHeads + h) * capacity + at) * d;
         dst.set(src.subarray(from, from + n * d), to);
       }
     });
@@ -53,6 +64,7 @@ export function relayout(
     batch,
     length,
     capacity,
+    padding,
     keys: Array.from({ length: layers }, (_, l) => copyLayer((c) => c.keys, l)),
     values: Array.from({ length: layers }, (_, l) => copyLayer((c) => c.values, l)),
   };

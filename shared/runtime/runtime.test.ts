@@ -149,192 +149,195 @@ describe("sampling", () => {
   });
 });
 
-describe("engine on llama-tiny", () => {
-  let model: TinyModel;
-  let session: DecoderSession;
-  let lora: LoraFeeds;
-  let base: LoraFeeds;
-  const prompts = [
-    [5, 9, 200, 17, 3, 44, 8, 90],
-    [7, 7],
-    [100, 3, 250, 12, 61],
-  ];
+// Both attentions: the GroupQueryAttention graph pads rows on the other side (gqa-step.ts).
+for (const attention of ["ops", "gqa"] as const) {
+  describe(`engine on llama-tiny (${attention} attention)`, () => {
+    let model: TinyModel;
+    let session: DecoderSession;
+    let lora: LoraFeeds;
+    let base: LoraFeeds;
+    const prompts = [
+      [5, 9, 200, 17, 3, 44, 8, 90],
+      [7, 7],
+      [100, 3, 250, 12, 61],
+    ];
 
-  before(async () => {
-    model = await loadTinyModel();
-    ({ session, lora, base } = model);
-  });
-  after(() => model.dispose());
+    before(async () => {
+      model = await loadTinyModel(attention);
+      ({ session, lora, base } = model);
+    });
+    after(() => model.dispose());
 
-  const request = (
-    prompt: number[],
-    feeds: LoraFeeds,
-    key: string,
-    extra: Partial<GenerationRequest> = {},
-  ): GenerationRequest => ({
-    prompt,
-    adapter: { key, feeds },
-    sampling: GREEDY,
-    maxTokens: 10,
-    stopTokens: new Set(),
-    logprobs: 0,
-    rng: createRng(0),
-    ...extra,
-  });
+    const request = (
+      prompt: number[],
+      feeds: LoraFeeds,
+      key: string,
+      extra: Partial<GenerationRequest> = {},
+    ): GenerationRequest => ({
+      prompt,
+      adapter: { key, feeds },
+      sampling: GREEDY,
+      maxTokens: 10,
+      stopTokens: new Set(),
+      logprobs: 0,
+      rng: createRng(0),
+      ...extra,
+    });
 
-  it("a cache that outgrows its spare columns gives the logits of one pass without a cache", async () => {
-    const vocab = session.manifest.dims.vocabSize;
-    const prompt = prompts[0] as number[];
-    // Past the 64 spare columns the first cache gets, so the rows move to larger buffers once.
-    const tokens = [...prompt, ...Array.from({ length: 90 }, (_, i) => (i * 37 + 11) % vocab)];
-    const n = tokens.length;
-    const ids = (xs: readonly number[]) => BigInt64Array.from(xs.map(BigInt));
-    const whole = await session.step(
-      {
-        batch: 1,
-        seq: n,
-        inputIds: ids(tokens),
-        attentionMask: new BigInt64Array(n).fill(1n),
-        positionIds: ids(tokens.map((_, i) => i)),
-        logitsPositions: ids(tokens.map((_, i) => i)),
-        logitsCount: n,
-        past: null,
-      },
-      lora,
-    );
-    let step = await session.step(
-      {
-        batch: 1,
-        seq: prompt.length,
-        inputIds: ids(prompt),
-        attentionMask: new BigInt64Array(prompt.length).fill(1n),
-        positionIds: ids(prompt.map((_, i) => i)),
-        logitsPositions: ids([prompt.length - 1]),
-        logitsCount: 1,
-        past: null,
-      },
-      lora,
-    );
-    let worst = 0;
-    let grew = false;
-    for (let t = prompt.length; ; t++) {
-      const expected = whole.logits.subarray((t - 1) * vocab, t * vocab);
-      step.logits.forEach((v, j) => {
-        worst = Math.max(worst, Math.abs(v - (expected[j] ?? 0)));
-      });
-      if (t === n) break;
-      const capacity = step.present.capacity;
-      step = await session.step(
+    it("a cache that outgrows its spare columns gives the logits of one pass without a cache", async () => {
+      const vocab = session.manifest.dims.vocabSize;
+      const prompt = prompts[0] as number[];
+      // Past the 64 spare columns the first cache gets, so the rows move to larger buffers once.
+      const tokens = [...prompt, ...Array.from({ length: 90 }, (_, i) => (i * 37 + 11) % vocab)];
+      const n = tokens.length;
+      const ids = (xs: readonly number[]) => BigInt64Array.from(xs.map(BigInt));
+      const whole = await session.step(
         {
           batch: 1,
-          seq: 1,
-          inputIds: ids([tokens[t] ?? 0]),
-          attentionMask: new BigInt64Array(t + 1).fill(1n),
-          positionIds: ids([t]),
-          logitsPositions: ids([0]),
-          logitsCount: 1,
-          past: step.present,
+          seq: n,
+          inputIds: ids(tokens),
+          attentionMask: new BigInt64Array(n).fill(1n),
+          positionIds: ids(tokens.map((_, i) => i)),
+          logitsPositions: ids(tokens.map((_, i) => i)),
+          logitsCount: n,
+          past: null,
         },
         lora,
       );
-      grew ||= step.present.capacity > capacity;
-    }
-    assert.ok(grew, "the cache never outgrew its buffers");
-    assert.equal(step.present.length, n);
-    assert.ok(worst < 1e-4, `cached logits differ from one pass by ${worst}`);
-  });
-
-  it("concurrent prompts of different lengths and adapters decode as they would alone", async () => {
-    const createdBefore = sessionsCreated();
-    const solo = async (p: number[], feeds: LoraFeeds) => greedyDecode(session, feeds, p, 10);
-    const expected = [
-      ...(await Promise.all(prompts.map((p) => solo(p, lora)))),
-      ...(await Promise.all(prompts.map((p) => solo(p, base)))),
-    ];
-    const engine = new Engine(session);
-    const results = await Promise.all([
-      ...prompts.map((p) => engine.generate(request(p, lora, "lora"))),
-      ...prompts.map((p) => engine.generate(request(p, base, "base"))),
-    ]);
-    assert.deepEqual(
-      results.map((r) => r.tokens.map((t) => t.token)),
-      expected,
-    );
-    assert.ok(results.every((r) => r.finishReason === "length"));
-    assert.equal(engine.stats.maxBatchSeen, 3, "each adapter group decoded as one batch");
-    assert.equal(sessionsCreated(), createdBefore, "switching adapters creates no session");
-  });
-
-  it("a request that joins mid-generation is merged into the running batch", async () => {
-    const engine = new Engine(session);
-    const long = engine.generate(request(prompts[0] as number[], lora, "lora", { maxTokens: 12 }));
-    let late: Promise<unknown> | undefined;
-    const first = engine.generate(
-      request(prompts[1] as number[], lora, "lora", {
-        maxTokens: 12,
-        onToken: () => {
-          late ??= engine.generate(request(prompts[2] as number[], lora, "lora", { maxTokens: 4 }));
+      let step = await session.step(
+        {
+          batch: 1,
+          seq: prompt.length,
+          inputIds: ids(prompt),
+          attentionMask: new BigInt64Array(prompt.length).fill(1n),
+          positionIds: ids(prompt.map((_, i) => i)),
+          logitsPositions: ids([prompt.length - 1]),
+          logitsCount: 1,
+          past: null,
         },
-      }),
-    );
-    const [a, b] = await Promise.all([long, first]);
-    const c = (await late) as Awaited<typeof long>;
-    assert.deepEqual(
-      a.tokens.map((t) => t.token),
-      await greedyDecode(session, lora, prompts[0] as number[], 12),
-    );
-    assert.deepEqual(
-      b.tokens.map((t) => t.token),
-      await greedyDecode(session, lora, prompts[1] as number[], 12),
-    );
-    assert.deepEqual(
-      c.tokens.map((t) => t.token),
-      await greedyDecode(session, lora, prompts[2] as number[], 4),
-    );
-  });
+        lora,
+      );
+      let worst = 0;
+      let grew = false;
+      for (let t = prompt.length; ; t++) {
+        const expected = whole.logits.subarray((t - 1) * vocab, t * vocab);
+        step.logits.forEach((v, j) => {
+          worst = Math.max(worst, Math.abs(v - (expected[j] ?? 0)));
+        });
+        if (t === n) break;
+        const capacity = step.present.capacity;
+        step = await session.step(
+          {
+            batch: 1,
+            seq: 1,
+            inputIds: ids([tokens[t] ?? 0]),
+            attentionMask: new BigInt64Array(t + 1).fill(1n),
+            positionIds: ids([t]),
+            logitsPositions: ids([0]),
+            logitsCount: 1,
+            past: step.present,
+          },
+          lora,
+        );
+        grew ||= step.present.capacity > capacity;
+      }
+      assert.ok(grew, "the cache never outgrew its buffers");
+      assert.equal(step.present.length, n);
+      assert.ok(worst < 1e-4, `cached logits differ from one pass by ${worst}`);
+    });
 
-  it("stops on a stop token, and a seed replays the same sample", async () => {
-    const engine = new Engine(session);
-    const greedy = await greedyDecode(session, lora, prompts[0] as number[], 10);
-    const stopAt = greedy[3] as number;
-    const stopped = await engine.generate(
-      request(prompts[0] as number[], lora, "lora", { stopTokens: new Set([stopAt]) }),
-    );
-    assert.equal(stopped.finishReason, "stop");
-    assert.equal(stopped.tokens.at(-1)?.token, stopAt);
-    assert.ok(stopped.tokens.length <= 4);
+    it("concurrent prompts of different lengths and adapters decode as they would alone", async () => {
+      const createdBefore = sessionsCreated();
+      const solo = async (p: number[], feeds: LoraFeeds) => greedyDecode(session, feeds, p, 10);
+      const expected = [
+        ...(await Promise.all(prompts.map((p) => solo(p, lora)))),
+        ...(await Promise.all(prompts.map((p) => solo(p, base)))),
+      ];
+      const engine = new Engine(session);
+      const results = await Promise.all([
+        ...prompts.map((p) => engine.generate(request(p, lora, "lora"))),
+        ...prompts.map((p) => engine.generate(request(p, base, "base"))),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.tokens.map((t) => t.token)),
+        expected,
+      );
+      assert.ok(results.every((r) => r.finishReason === "length"));
+      assert.equal(engine.stats.maxBatchSeen, 3, "each adapter group decoded as one batch");
+      assert.equal(sessionsCreated(), createdBefore, "switching adapters creates no session");
+    });
 
-    const sampled = (seed: number) =>
-      engine.generate(
-        request(prompts[2] as number[], lora, "lora", {
-          sampling: { temperature: 1.2, topK: 0, topP: 0.95, minP: 0 },
-          rng: createRng(seed),
-          maxTokens: 16,
+    it("a request that joins mid-generation is merged into the running batch", async () => {
+      const engine = new Engine(session);
+      const long = engine.generate(request(prompts[0] as number[], lora, "lora", { maxTokens: 12 }));
+      let late: Promise<unknown> | undefined;
+      const first = engine.generate(
+        request(prompts[1] as number[], lora, "lora", {
+          maxTokens: 12,
+          onToken: () => {
+            late ??= engine.generate(request(prompts[2] as number[], lora, "lora", { maxTokens: 4 }));
+          },
         }),
       );
-    const [x, y, z] = await Promise.all([sampled(7), sampled(7), sampled(8)]);
-    assert.deepEqual(
-      x.tokens.map((t) => t.token),
-      y.tokens.map((t) => t.token),
-    );
-    assert.notDeepEqual(
-      x.tokens.map((t) => t.token),
-      z.tokens.map((t) => t.token),
-    );
-  });
+      const [a, b] = await Promise.all([long, first]);
+      const c = (await late) as Awaited<typeof long>;
+      assert.deepEqual(
+        a.tokens.map((t) => t.token),
+        await greedyDecode(session, lora, prompts[0] as number[], 12),
+      );
+      assert.deepEqual(
+        b.tokens.map((t) => t.token),
+        await greedyDecode(session, lora, prompts[1] as number[], 12),
+      );
+      assert.deepEqual(
+        c.tokens.map((t) => t.token),
+        await greedyDecode(session, lora, prompts[2] as number[], 4),
+      );
+    });
 
-  it("an aborted request ends with reason abort and frees its slot", async () => {
-    const engine = new Engine(session);
-    const controller = new AbortController();
-    const r = await engine.generate(
-      request(prompts[0] as number[], lora, "lora", {
-        maxTokens: 1000,
-        signal: controller.signal,
-        onToken: () => controller.abort(),
-      }),
-    );
-    assert.equal(r.finishReason, "abort");
-    assert.ok(r.tokens.length <= 2);
-    assert.equal(engine.load, 0);
+    it("stops on a stop token, and a seed replays the same sample", async () => {
+      const engine = new Engine(session);
+      const greedy = await greedyDecode(session, lora, prompts[0] as number[], 10);
+      const stopAt = greedy[3] as number;
+      const stopped = await engine.generate(
+        request(prompts[0] as number[], lora, "lora", { stopTokens: new Set([stopAt]) }),
+      );
+      assert.equal(stopped.finishReason, "stop");
+      assert.equal(stopped.tokens.at(-1)?.token, stopAt);
+      assert.ok(stopped.tokens.length <= 4);
+
+      const sampled = (seed: number) =>
+        engine.generate(
+          request(prompts[2] as number[], lora, "lora", {
+            sampling: { temperature: 1.2, topK: 0, topP: 0.95, minP: 0 },
+            rng: createRng(seed),
+            maxTokens: 16,
+          }),
+        );
+      const [x, y, z] = await Promise.all([sampled(7), sampled(7), sampled(8)]);
+      assert.deepEqual(
+        x.tokens.map((t) => t.token),
+        y.tokens.map((t) => t.token),
+      );
+      assert.notDeepEqual(
+        x.tokens.map((t) => t.token),
+        z.tokens.map((t) => t.token),
+      );
+    });
+
+    it("an aborted request ends with reason abort and frees its slot", async () => {
+      const engine = new Engine(session);
+      const controller = new AbortController();
+      const r = await engine.generate(
+        request(prompts[0] as number[], lora, "lora", {
+          maxTokens: 1000,
+          signal: controller.signal,
+          onToken: () => controller.abort(),
+        }),
+      );
+      assert.equal(r.finishReason, "abort");
+      assert.ok(r.tokens.length <= 2);
+      assert.equal(engine.load, 0);
+    });
   });
-});
+}

@@ -56,6 +56,29 @@ describe("conformance against PyTorch + PEFT references", () => {
     }
   }
 
+  // The GroupQueryAttention decoder (the GPU's graph) at fp32 and int4: against PyTorch at real
+  // tokens, and against the ops decoder of the same weights (`vsOpsAttention`).
+  for (const dir of dirs) {
+    for (const quant of ["fp32", "int4"]) {
+      it(`${dir.split("/").slice(-2).join("/")} at ${quant}, GroupQueryAttention`, () => {
+        const { status, report } = conformance(dir, "--quant", quant, "--attention", "gqa");
+        const config = JSON.parse(readFileSync(join(dir, "base", "config.json"), "utf8"));
+        const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+        if (headDim % 16 !== 0) {
+          // GQA's rotary needs a head size that is a multiple of 16: the build refuses, exit 2.
+          assert.equal(status, 2);
+          assert.match(String(report.error), /head_dim \d+ is not a multiple of 16/);
+          return;
+        }
+        assert.equal(report.pass, true, JSON.stringify(report));
+        assert.equal(status, 0);
+        const vsOps = report.vsOpsAttention as { logitsLoraMaxAbs: number; greedyMatch: boolean };
+        assert.ok(vsOps.greedyMatch && vsOps.logitsLoraMaxAbs <= 1e-5, JSON.stringify(vsOps));
+        if (quant === "fp32") assert.equal(report.greedyMatch, true);
+      });
+    }
+  }
+
   it("fails, exit 1, when the adapter's scaling is wrong", () => {
     const dir = mkdtempSync(join(tmpdir(), "loracast-bad-fixture-"));
     try {

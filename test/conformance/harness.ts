@@ -5,7 +5,7 @@
  * distance from PyTorch is reported as KL divergence and top-1 agreement.
  */
 import { basename, join } from "node:path";
-import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import { type BaseQuant, buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
 import type { ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
@@ -29,6 +29,12 @@ export interface ConformanceOptions {
   fixtureDir: string;
   quant: QuantChoice;
   blockSize: 32 | 128;
+  /**
+   * The decoder graphs' attention. With `gqa` the report adds `vsOpsAttention`: the GQA graph's
+   * logits against the `ops` graph's, same weights (what the GroupQueryAttention kernel changes).
+   * The training graph always uses `ops`. @default "ops"
+   */
+  attention?: DecoderAttention;
   /** Scratch directory for built artifacts. */
   workDir: string;
   /** Where the decoder and training sessions run (default `cpu`); the reference is PyTorch's CPU. */
@@ -53,30 +59,75 @@ interface Outputs {
   trainingLogprobs: Float32Array;
 }
 
-/** Builds the fixture's base with `quant`, runs it, and releases the session. */
+/** Builds the fixture's base with `quant` and `attention`, runs its decoder, and releases it. */
+async function infer(
+  opts: ConformanceOptions,
+  ref: Reference,
+  name: string,
+  quant: BaseQuant,
+  attention: DecoderAttention,
+): Promise<{ inference: Omit<Outputs, "grads" | "trainingLogprobs">; outDir: string }> {
+  const outDir = join(opts.workDir, name);
+  const checkpointDir = join(opts.fixtureDir, "base");
+  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention });
+  if (!built.ok) throw built.error;
+  const session = await DecoderSession.load(outDir, { executionProviders: [opts.ep ?? "cpu"] });
+  if (!session.ok) throw session.error;
+  try {
+    const out = await evaluate(session.value, ref, opts.fixtureDir);
+    const vocab = session.value.manifest.dims.vocabSize;
+    const real = (xs: Float32Array, width: number, per: number) =>
+      opts.attention === "gqa" ? atRealTokens(xs, ref, width, per) : xs;
+    const inference = {
+      ...out,
+      logitsBase: real(out.logitsBase, vocab, ref.seq),
+      logitsLora: real(out.logitsLora, vocab, ref.seq),
+      logprobsLora: real(out.logprobsLora, 1, ref.seq - 1),
+    };
+    return { inference, outDir };
+  } finally {
+    await session.value.release();
+  }
+}
+
+/**
+ * The rows of `values` (`width` numbers each, `per` rows per batch row, the first `per` positions)
+ * at the reference's real tokens. Padding positions have no defined output: PyTorch's there come
+ * from queries whose keys are all masked (a uniform softmax), GroupQueryAttention's from padding
+ * it moves after the row's tokens; no caller reads them.
+ */
+function atRealTokens(values: Float32Array, ref: Reference, width: number, per: number): Float32Array {
+  const kept: Float32Array[] = [];
+  for (let b = 0; b < ref.batch; b++)
+    for (let t = 0; t < per; t++)
+      if (ref.attentionMask[b * ref.seq + t] === 1n) {
+        const at = (b * per + t) * width;
+        kept.push(values.subarray(at, at + width));
+      }
+  const out = new Float32Array(kept.length * width);
+  kept.forEach((row, i) => {
+    out.set(row, i * width);
+  });
+  return out;
+}
+
+/** `infer` with `opts.attention`, then the training graph's log-probabilities and gradients. */
 async function measure(
   opts: ConformanceOptions,
   ref: Reference,
   name: string,
   quant: BaseQuant,
 ): Promise<{ out: Outputs; manifest: ModelManifest }> {
-  const outDir = join(opts.workDir, name);
-  const built = await buildArtifacts({ checkpointDir: join(opts.fixtureDir, "base"), outDir, quant });
-  if (!built.ok) throw built.error;
-  const providers = { executionProviders: [opts.ep ?? "cpu"] };
-  const session = await DecoderSession.load(outDir, providers);
-  if (!session.ok) throw session.error;
-  let inference: Omit<Outputs, "grads" | "trainingLogprobs">;
-  try {
-    inference = await evaluate(session.value, ref, opts.fixtureDir);
-  } finally {
-    await session.value.release();
-  }
-  const training = await TrainingSession.load(outDir, providers);
+  const { inference, outDir } = await infer(opts, ref, name, quant, opts.attention ?? "ops");
+  const training = await TrainingSession.load(outDir, { executionProviders: [opts.ep ?? "cpu"] });
   if (!training.ok) throw training.error;
   try {
     const grads = await differentiate(training.value, ref, opts.fixtureDir);
-    return { out: { ...inference, ...grads }, manifest: training.value.manifest };
+    const trainingLogprobs =
+      opts.attention === "gqa"
+        ? atRealTokens(grads.trainingLogprobs, ref, 1, ref.seq - 1)
+        : grads.trainingLogprobs;
+    return { out: { ...inference, ...grads, trainingLogprobs }, manifest: training.value.manifest };
   } finally {
     await training.value.release();
   }
@@ -176,11 +227,44 @@ async function evaluate(
 const round = (x: number) => Number(x.toPrecision(4));
 const maxAbs = (xs: Float32Array) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
+/**
+ * With `attention: gqa`, the decoder's outputs against the same weights' `ops` decoder: how far the
+ * GroupQueryAttention kernel moves them. Null for `ops`.
+ */
+async function vsOpsAttention(
+  opts: ConformanceOptions,
+  ref: Reference,
+  quant: BaseQuant,
+  gqa: Outputs,
+): Promise<{ logitsBaseMaxAbs: number; logitsLoraMaxAbs: number; greedyMatch: boolean } | null> {
+  if ((opts.attention ?? "ops") === "ops") return null;
+  const { inference: ops } = await infer(opts, ref, "ops-attention", quant, "ops");
+  return {
+    logitsBaseMaxAbs: round(maxAbsDiff(gqa.logitsBase, ops.logitsBase)),
+    logitsLoraMaxAbs: round(maxAbsDiff(gqa.logitsLora, ops.logitsLora)),
+    greedyMatch: gqa.greedy.join() === ops.greedy.join(),
+  };
+}
+
+/** Whether `vsOpsAttention`'s figures are within `tolerance` (true when there are none). */
+const opsAgree = (v: Awaited<ReturnType<typeof vsOpsAttention>>, tolerance: number) =>
+  v === null || (v.logitsBaseMaxAbs <= tolerance && v.logitsLoraMaxAbs <= tolerance && v.greedyMatch);
+
 export async function runConformance(opts: ConformanceOptions) {
   const ep = opts.ep ?? "cpu";
   const tf32 = ep === "cuda" && opts.tf32 !== false;
   if (ep === "cuda" && !tf32) process.env.NVIDIA_TF32_OVERRIDE = "0";
-  const ref = await readReference(opts.fixtureDir);
+  const read = await readReference(opts.fixtureDir);
+  // GQA runs are compared at real tokens only (`atRealTokens`).
+  const vocab = read.logitsBase.length / (read.batch * read.seq);
+  const real = (xs: Float32Array, width: number, per: number) =>
+    opts.attention === "gqa" ? atRealTokens(xs, read, width, per) : xs;
+  const ref: Reference = {
+    ...read,
+    logitsBase: real(read.logitsBase, vocab, read.seq),
+    logitsLora: real(read.logitsLora, vocab, read.seq),
+    logprobsLora: real(read.logprobsLora, 1, read.seq - 1),
+  };
   const fixture = basename(opts.fixtureDir);
   const tol = tolerancesFor(ep, tf32, Math.max(maxAbs(ref.logitsBase), maxAbs(ref.logitsLora)));
   const where = { ep, ...(ep === "cuda" ? { tf32 } : {}), toleranceWhy: tol.why };
@@ -196,7 +280,9 @@ export async function runConformance(opts: ConformanceOptions) {
   if (opts.quant === "fp32") {
     const { out, manifest } = await measure(opts, ref, "fp32", { kind: "fp32" });
     const errors = vsReference(out);
+    const vsOps = await vsOpsAttention(opts, ref, { kind: "fp32" }, out);
     const pass =
+      opsAgree(vsOps, tol.fp32) &&
       errors.logitsBaseMaxAbs <= tol.fp32 &&
       errors.logitsLoraMaxAbs <= tol.fp32 &&
       errors.logprobsLoraMaxAbs <= tol.fp32 &&
@@ -207,12 +293,15 @@ export async function runConformance(opts: ConformanceOptions) {
       fixture,
       model: manifest.architecture,
       quant: "fp32",
+      attention: opts.attention ?? "ops",
+      positions: opts.attention === "gqa" ? "real tokens" : "all",
       ...where,
       tolerance: tol.fp32,
       gradientTolerance: tol.gradient,
       ...errors,
       greedyTokens: out.greedy,
       expectedGreedyTokens: ref.greedyTokens,
+      ...(vsOps === null ? {} : { vsOpsAttention: vsOps }),
       pass,
     };
   }
@@ -226,7 +315,7 @@ export async function runConformance(opts: ConformanceOptions) {
   });
   const { out: q, manifest } = await measure(opts, ref, opts.quant, nbits(false));
   const { out: e } = await measure(opts, ref, `${opts.quant}-dequantized`, nbits(true));
-  const vocab = manifest.dims.vocabSize;
+  const vsOps = await vsOpsAttention(opts, ref, nbits(false), q);
   const base = distributionAgreement(ref.logitsBase, q.logitsBase, vocab);
   const lora = distributionAgreement(ref.logitsLora, q.logitsLora, vocab);
   const kernel = {
@@ -240,6 +329,8 @@ export async function runConformance(opts: ConformanceOptions) {
     model: manifest.architecture,
     quant: opts.quant,
     blockSize: opts.blockSize,
+    attention: opts.attention ?? "ops",
+    positions: opts.attention === "gqa" ? "real tokens" : "all",
     ...where,
     tolerance: tol.quant,
     gradientTolerance: tol.quantGradient,
@@ -251,7 +342,9 @@ export async function runConformance(opts: ConformanceOptions) {
       top1Base: round(base.top1),
       top1Lora: round(lora.top1),
     },
+    ...(vsOps === null ? {} : { vsOpsAttention: vsOps }),
     pass:
+      opsAgree(vsOps, tol.quant) &&
       kernel.logitsBaseMaxAbs <= tol.quant &&
       kernel.logitsLoraMaxAbs <= tol.quant &&
       kernel.gradients.maxRelError <= tol.quantGradient,

@@ -1,5 +1,6 @@
 /**
- * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda] [--tf32 on|off]
+ * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
+ *   [--tf32 on|off] [--attention ops|gqa]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -26,6 +27,11 @@ const cli = {
       default: "on",
       help: "cuda only: on (ORT's default) or off (sets NVIDIA_TF32_OVERRIDE=0 for this process)",
     },
+    attention: {
+      type: "string",
+      default: "ops",
+      help: "the decoder's attention: ops, or gqa (GroupQueryAttention; also compared with ops)",
+    },
   },
 } as const;
 const fail: (message: string) => never = (message) => usageError(cli, message);
@@ -43,12 +49,16 @@ if (!ep.success) fail(`--ep must be cpu, webgpu or cuda, got ${values.ep}`);
 if (values.tf32 !== "on" && values.tf32 !== "off") fail(`--tf32 must be on or off, got ${values.tf32}`);
 if (values.tf32 === "off" && ep.data !== "cuda") fail("--tf32 off applies to --ep cuda only");
 
+const attention = values.attention;
+if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
+
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
   const report = await runConformance({
     fixtureDir: resolve(dir),
     quant,
     blockSize,
+    attention,
     workDir,
     ep: ep.data,
     tf32: values.tf32 === "on",

@@ -1,11 +1,13 @@
 /**
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
+ *   [--attention ops|gqa]
  *
  * Builds model artifacts (model.onnx, model.onnx.data, loracast-model.json, tokenizer files) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
  * PEFT adapter into the weights (a base that takes no adapters); `--format transformers.js` writes
- * the same decoder for transformers.js instead.
+ * the same decoder for transformers.js instead. `--attention gqa` builds the decoder's attention as
+ * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md).
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -34,6 +36,11 @@ const cli = {
       type: "string",
       default: "loracast",
       help: "loracast, or transformers.js for the same decoder",
+    },
+    attention: {
+      type: "string",
+      default: "ops",
+      help: "the decoder's attention: ops (plain ONNX ops) or gqa (one GroupQueryAttention node per layer)",
     },
   },
 } as const;
@@ -69,6 +76,9 @@ if (values["accuracy-level"] !== "0" && values["accuracy-level"] !== "4")
 const format = values.format;
 if (format !== "loracast" && format !== "transformers.js")
   fail(`--format must be loracast or transformers.js, got ${format}`);
+const attention = values.attention;
+if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
+if (attention === "gqa" && format !== "loracast") fail("--attention gqa needs --format loracast");
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));
@@ -93,6 +103,7 @@ const built = await buildArtifacts({
   outDir: resolve(outDir),
   quant,
   format,
+  attention,
   ...(merge !== undefined ? { merge } : {}),
 });
 if (!built.ok) {

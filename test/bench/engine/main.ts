@@ -1,5 +1,6 @@
 /**
- * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false --profile=0]
+ * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
+ *   --profile=0 --attention=ops|gqa|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -68,6 +69,11 @@ const { values } = parseCommandLine({
     rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
     swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
     throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
+    attention: {
+      type: "string",
+      default: "ops",
+      help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
+    },
     profile: {
       type: "string",
       default: "0",
@@ -85,6 +91,11 @@ const blockSize = values["block-size"] === "128" ? 128 : 32;
 // Anything but a known provider runs on the CPU.
 const ep = executionProviderSchema.catch("cpu").parse(values.ep);
 const swaps = Number(values.swaps);
+const attention = values.attention;
+if (attention !== "ops" && attention !== "gqa" && attention !== "both")
+  throw new RangeError(`--attention must be ops, gqa or both, got ${attention}`);
+// The main rows' attention; `both` adds GQA rows beside them.
+const mainAttention = attention === "gqa" ? "gqa" : "ops";
 const compare = values.compare !== "false";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
@@ -93,9 +104,11 @@ const checkpoint = join(values.work, "qwen25-05b-random");
 const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, accuracyLevel };
 // Block 32 keeps the directory names earlier runs built.
 const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}`;
+const gqaTag = (a: string) => (a === "gqa" ? "-gqa" : "");
 const dirs = {
-  int4: join(values.work, `qwen25-05b-${tag}`),
-  merged: join(values.work, "qwen25-05b-merged-fp16"),
+  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}`),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}-gqa`),
+  merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
 };
 
@@ -125,12 +138,21 @@ await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.int4,
   quant: int4,
+  attention: mainAttention,
 });
+if (attention === "both")
+  await buildOnce("int4 GQA artifacts", (await readModelManifest(dirs.int4Gqa)).ok, {
+    checkpointDir: checkpoint,
+    outDir: dirs.int4Gqa,
+    quant: int4,
+    attention: "gqa",
+  });
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
   quant: { kind: "fp16" },
   merge: lora,
+  attention: mainAttention,
 });
 await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
@@ -163,13 +185,19 @@ const load = async (dir: string) => {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const session = await load(dirs.int4);
 if (values.throughput !== "false") {
-  const nodes = await graphNodes(session.graphPath, ep);
-  say(
-    `\ndecode step graph (${basename(session.graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
-  );
+  const sayNodes = async (graphPath: string, what: string) => {
+    const nodes = await graphNodes(graphPath, ep);
+    say(
+      `decode step graph${what} (${basename(graphPath)}): ${nodes.built} nodes as built; ${nodes.optimized ?? "?"} nodes ${nodes.note}; most frequent: ${nodes.topOps}`,
+    );
+  };
+  say("");
+  await sayNodes(session.graphPath, "");
+  const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
+  if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
   await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
-  say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}`);
+  say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
@@ -183,11 +211,16 @@ if (values.throughput !== "false") {
   ]);
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
+  if (gqa !== null) {
+    variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
+    variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
+  }
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, Number(values.rounds));
     for (const [name, t] of measured) row(name, batch, t);
   }
   await merged?.release();
+  await gqa?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
   const overhead = (batch: number) =>

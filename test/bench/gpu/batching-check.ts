@@ -1,6 +1,8 @@
 /**
  * Batching on the GPU gives each request what it gets alone. Run on the GPU host after prepare.sh:
- * `node .carry/batching-check.mjs .carry/tiny webgpu` (or `cpu` here). Requests join a running
+ * `node .carry/batching-check.mjs .carry/tiny webgpu [model]` (or `cpu` here); `model` is the
+ * artifacts folder under the tiny dir, `model` (ops attention) by default or `model-gqa`
+ * (GroupQueryAttention, whose caches are right-padded). Requests join a running
  * batch and leave it early, so caches are merged and dropped (the GPU-to-host path), with the base
  * alone and with the llama-tiny fixture's PEFT adapter; the greedy tokens of each request must
  * equal `greedyDecode` of it alone. Exits 1 on any difference.
@@ -20,8 +22,8 @@ import {
   type LoraFeeds,
 } from "@loracast/shared/runtime";
 
-const [tiny = ".carry/tiny", ep = "webgpu"] = process.argv.slice(2);
-const loaded = await DecoderSession.load(join(tiny, "model"), {
+const [tiny = ".carry/tiny", ep = "webgpu", model = "model"] = process.argv.slice(2);
+const loaded = await DecoderSession.load(join(tiny, model), {
   // Anything but a known provider runs on WebGPU, the point of this check.
   executionProviders: [executionProviderSchema.catch("webgpu").parse(ep)],
 });
@@ -73,5 +75,6 @@ for (const [name, feeds] of variants) {
   console.log(`${name}: engine stats ${JSON.stringify(engine.stats)}`);
 }
 await session.release();
+console.log(`${model} (${session.manifest.decoder.attention ?? "ops"} attention) on ${ep}`);
 console.log(differ === 0 ? "all requests: same tokens batched as alone" : `${differ} requests differ`);
 process.exitCode = differ === 0 ? 0 : 1;

@@ -19,14 +19,7 @@ c=.carry/cuda
 node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false \
   > "$OUT/build.txt" 2>&1 &
 build=$!
-# bounded SECONDS LOG CMD...: runs CMD, output to LOG, for at most SECONDS and never past $part_end
-# seconds into the call (each part's own end; the last is 530 s, the call's limit is 600).
-bounded() {
-  local want=$1 log=$2; shift 2
-  local left=$((part_end - (SECONDS - start)))
-  if ((left < 10)); then echo "skipped, out of time: $*" | tee "$log"; return 124; fi
-  timeout -k 5 $((want < left ? want : left)) "$@" > "$log" 2>&1
-}
+source test/bench/gpu/bounded.sh
 table=()
 part_end=230
 for run in "cuda off" "cuda on" "webgpu on"; do

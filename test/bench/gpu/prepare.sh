@@ -32,7 +32,8 @@ if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
   o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
   apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
-# The batching check (batching-check.ts) runs on the llama-tiny fixture, fp32, with its adapter.
+# The batching check (batching-check.ts) runs on the llama-tiny fixture, fp32, with its adapter,
+# with either attention (model: ops, model-gqa: GroupQueryAttention).
 fixture=../shared/fixtures/peft-reference/llama-tiny
 # Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's).
 if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
@@ -40,6 +41,8 @@ if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model --quant fp32 >/dev/null
   cp -r "$fixture/adapter" .carry/tiny/adapter
 fi
+grep -qs '"loracast-model/2"' .carry/tiny/model-gqa/loracast-model.json ||
+  npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa --quant fp32 --attention gqa >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs
 du -ch .carry/* .gl/* | tail -1
 if [ "${1:-}" = "--cuda" ]; then bash test/bench/gpu/prepare-cuda.sh; fi

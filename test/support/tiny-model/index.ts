@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildArtifacts } from "@loracast/shared/model-builder";
+import { buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
 import { fixture } from "../fixtures/index.ts";
@@ -25,13 +25,17 @@ export interface TinyModel {
   dispose(): Promise<void>;
 }
 
-/** Builds and loads llama-tiny; the caller must `dispose()` it (the test runner checks the temp dir). */
-export async function loadTinyModel(): Promise<TinyModel> {
+/**
+ * Builds and loads llama-tiny with the decoder's `attention` (default `ops`); the caller must
+ * `dispose()` it (the test runner checks the temp dir).
+ */
+export async function loadTinyModel(attention: DecoderAttention = "ops"): Promise<TinyModel> {
   const work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
   const built = await buildArtifacts({
     checkpointDir: join(FIXTURE, "base"),
     outDir: work,
     quant: { kind: "fp32" },
+    attention,
   });
   assert.ok(built.ok);
   const loaded = await DecoderSession.load(work);
