@@ -16,45 +16,54 @@ source test/bench/gpu/cuda-ep.sh
 ((cuda_ep)) || { echo "no CUDA provider: carry .carry/cuda-ep (prepare.sh --cuda)" >&2; exit 3; }
 c=.carry/cuda
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU.
-node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false \
+node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
   > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
 table=()
-part_end=230
-for run in "cuda off" "cuda on" "webgpu on"; do
+part_end=200
+# TF32 on (ORT's default) was measured in the first CUDA call (docs/benchmarks.md); "--tf32 on" reruns it.
+for run in "cuda off" "webgpu on"; do
   read -r ep tf32 <<<"$run"
   for fixture in llama-tiny qwen2-tiny; do
     for quant in fp32 int4; do
       log="$OUT/conformance-$ep-tf32$tf32-$fixture-$quant.txt"
       bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" --tf32 "$tf32"
       rc=$?
+      if [ "$ep" = webgpu ]; then
+        glog="$OUT/conformance-webgpu-gqa-$fixture-$quant.txt"
+        bounded 60 "$glog" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep webgpu --attention gqa
+        table+=("conformance webgpu gqa $fixture $quant: exit $? $(tail -1 "$glog" | cut -c1-400)")
+      fi
       table+=("conformance $ep$([ "$ep" = cuda ] && echo " tf32 $tf32") $fixture $quant: exit $rc $(tail -1 "$log" |
         node -e 'let r;try{r=JSON.parse(require("fs").readFileSync(0,"utf8"))}catch{r={}}
           const k=r.vsDequantizedFp32??r;console.log(`pass=${r.pass} logitsLora=${k.logitsLoraMaxAbs} grad=${k.gradients?.maxRelError} tol=${r.tolerance}/${r.gradientTolerance}`)')")
     done
   done
 done
-part_end=300
-for ep in cuda webgpu; do
-  bounded 60 "$OUT/batching-$ep.txt" node "$c/batching-check.mjs" "$c/tiny" "$ep"
-  table+=("batching $ep: exit $? $(tail -1 "$OUT/batching-$ep.txt")")
+part_end=270
+for run in "cuda model" "webgpu model" "webgpu model-gqa"; do
+  read -r ep model <<<"$run"
+  bounded 40 "$OUT/batching-$ep-$model.txt" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model"
+  table+=("batching $ep $model: exit $? $(tail -1 "$OUT/batching-$ep-$model.txt")")
 done
-part_end=530
+part_end=500
 left=$((part_end - (SECONDS - start)))
 timeout $((left > 10 ? left : 10)) tail --pid=$build -f /dev/null || kill "$build" 2>/dev/null
 wait "$build"; table+=("engine build: exit $? $(tail -1 "$OUT/build.txt")")
 bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwen25-05b-random" bfloat16
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
 for ep in cuda webgpu; do
-  bounded 130 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
-    --rounds=3 --swaps=0 --profile=16 "$@"
+  # GroupQueryAttention runs on WebGPU in float32; ORT's CUDA kernel takes only float16/bfloat16.
+  attention=ops; [ "$ep" = webgpu ] && attention=both
+  bounded 200 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
+    --attention="$attention" --rounds=3 --swaps=0 --profile=16 "$@"
   table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^LoRA decode overhead|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done
 # 4. the ort-native probe (what device-resident LoRA factors are worth), after the engine bench built
 #    the int4 model; < 90 s, cut short by the call's end.
-part_end=590
+part_end=585
 bounded 90 "$OUT/ort-native-probe.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
   --addon="$c/ort-native.node" --ep=cuda --steps=64
 table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded' "$OUT/ort-native-probe.txt" | cut -c1-300)")
