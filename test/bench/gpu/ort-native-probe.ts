@@ -19,7 +19,7 @@ import { IO, readModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import { type DeviceTensor, type HostTensor, loadOrtNative } from "@loracast/shared/ort-native";
 import { createRng } from "@loracast/shared/random";
-import { createSession } from "@loracast/shared/runtime";
+import { createSession, packLoraFeeds } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 
 const { values } = parseArgs({
@@ -55,19 +55,25 @@ const { numLayers, numKvHeads, headDim, vocabSize } = manifest.dims;
 const rng = createRng(18);
 const random = (n: number, scale: number) =>
   Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale);
-const factors: Record<string, HostTensor> = {};
+// Per-module factors, packed as the fused decoder graph takes them (vLLM's packed modules), as the
+// generator does once per adapter version.
+const perModule: Record<string, ort.Tensor> = {};
 for (const m of spec.modules.values()) {
-  factors[peftKey(m.name, "A")] = {
-    type: "float32",
-    dims: [RANK, m.inFeatures],
-    data: random(RANK * m.inFeatures, 0.02),
-  };
-  factors[peftKey(m.name, "B")] = {
-    type: "float32",
-    dims: [m.outFeatures, RANK],
-    data: random(m.outFeatures * RANK, 0.002),
-  };
+  perModule[peftKey(m.name, "A")] = new ort.Tensor("float32", random(RANK * m.inFeatures, 0.02), [
+    RANK,
+    m.inFeatures,
+  ]);
+  perModule[peftKey(m.name, "B")] = new ort.Tensor("float32", random(m.outFeatures * RANK, 0.002), [
+    m.outFeatures,
+    RANK,
+  ]);
 }
+const factors: Record<string, HostTensor> = Object.fromEntries(
+  Object.entries(packLoraFeeds(spec, manifest.decoder.packedModules, perModule)).map(([k, t]) => [
+    k,
+    { type: "float32", dims: [...t.dims], data: t.data as Float32Array },
+  ]),
+);
 const factorBytes = Object.values(factors).reduce((n, t) => n + t.data.byteLength, 0);
 
 /** One step's feeds and outputs, by name; host tensors in, host tensors out. */
