@@ -27,6 +27,17 @@ case "$1" in
       tar xzf "$tmp"/*.tgz -C "$tmp" && cp "$tmp/package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so" \
         "$tmp/package/Plugins/Linux/x64/libonnxruntime_providers_shared.so" "$lib/"; then
       echo "execution provider cuda: ORT 1.29.0 CUDA 13 provider installed from $pkg"
+      # A provider loads only into the core library of its exact version: this image's onnxruntime-node
+      # becomes 1.29.0 (the project installs 1.30, whose CPU kernels keep batched = alone for sampled
+      # streams; 1.29's do not, so only the CUDA image runs 1.29).
+      if (cd "$tmp" && npm pack onnxruntime-node@1.29.0 --cache "$tmp/npm-cache" --silent >/dev/null 2>&1) &&
+        rm -rf "$tmp/ort" && mkdir -p "$tmp/ort" && tar xzf "$tmp"/onnxruntime-node-1.29.0.tgz -C "$tmp/ort" --strip-components=1 &&
+        cp -r "$tmp/ort/dist" "$tmp/ort/package.json" /app/node_modules/onnxruntime-node/ &&
+        cp "$tmp/ort/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$tmp/ort/bin/napi-v6/linux/x64/onnxruntime_binding.node" "$lib/"; then
+        echo "execution provider cuda: onnxruntime-node 1.29.0 installed to match the provider"
+      else
+        echo "execution provider cuda: SKIPPED, onnxruntime-node 1.29.0 could not be fetched: the provider will not load"
+      fi
     else
       echo "execution provider cuda: SKIPPED, $pkg could not be fetched from the npm registry or its integrity differs;" \
         "services in this image on *_EXECUTION_PROVIDER=cuda (its default) exit 2 at start; set it to cpu to run on the CPU"

@@ -4,7 +4,8 @@ import { z } from "zod";
  * The onnxruntime-node execution providers loracast runs its sessions on: `cpu` (MLAS kernels),
  * `webgpu` (Dawn; keeps the KV cache on the device, see `gpu-transfer.ts`) and `cuda` (NVIDIA GPUs;
  * onnxruntime-node loads `libonnxruntime_providers_cuda.so` from beside its `libonnxruntime.so.1` at
- * session creation: ORT 1.29.0's CUDA 13 build, from the npm package
+ * session creation: ORT 1.29.0's CUDA 13 build, which loads only into onnxruntime-node 1.29.0's core
+ * library (the CUDA image installs both; the project installs 1.30), from the npm package
  * `com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9`, as `infra/images/execution-provider.sh`
  * installs it; the KV cache stays on the host, see `device-copies.ts`). The one list that the
  * session options, the services' `*_EXECUTION_PROVIDER` settings and the benches' `--ep` accept.
@@ -21,7 +22,8 @@ const NEEDS: Record<ExecutionProvider, string> = {
   webgpu: "; it needs a Vulkan driver and its loader (libvulkan1) on the host",
   cuda:
     "; it needs ORT 1.29.0's CUDA 13 provider (libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so" +
-    " of the npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9) beside onnxruntime-node's libonnxruntime.so.1," +
+    " of the npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9) beside onnxruntime-node 1.29.0's libonnxruntime.so.1" +
+    " (a provider loads only into its exact version; the project installs 1.30)," +
     " as the images built with --build-arg EXECUTION_PROVIDER=cuda have, and CUDA 13 (libcudart.so.13, libcublas.so.13," +
     " libcublasLt.so.13, libcurand.so.10) with an NVIDIA driver for CUDA 13 (580 or newer) on the host",
 };

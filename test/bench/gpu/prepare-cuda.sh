@@ -9,8 +9,21 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 . infra/images/cuda-provider.env
 pkg=$CUDA_PROVIDER_PKG integrity=$CUDA_PROVIDER_INTEGRITY
-ort=$(node -p 'require("./node_modules/onnxruntime-node/package.json").version')
-[ "$ort" = 1.29.0 ] || { echo "$pkg is ORT 1.29.0's CUDA provider; onnxruntime-node is $ort" >&2; exit 1; }
+# The provider must match libonnxruntime.so.1's exact version: the CUDA calls carry onnxruntime-node
+# 1.29.0 from the registry (what the provider was built for), whatever version the project installs
+# (1.30: 1.29's CPU kernels broke batched = alone for sampled streams, test/integration/swap-under-load).
+cuda_ort=1.29.0
+if [ "$(cat .carry/ortnode.version 2>/dev/null)" != "$cuda_ort" ]; then
+  otmp=$(mktemp -d)
+  for p in onnxruntime-node onnxruntime-common; do
+    npm pack "$p@$cuda_ort" --pack-destination "$otmp" --silent > /dev/null
+    mkdir -p "$otmp/node_modules/$p" && tar xzf "$otmp/$p-$cuda_ort.tgz" -C "$otmp/node_modules/$p" --strip-components=1
+  done
+  tar cJf .carry/ortnode.tar.xz -C "$otmp" node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist \
+    node_modules/onnxruntime-node/bin/napi-v6/linux/x64 node_modules/onnxruntime-common
+  echo "$cuda_ort" > .carry/ortnode.version
+  rm -rf "$otmp"
+fi
 ep=.carry/cuda-ep out=.carry/cuda
 # .carry/cuda is remade whole each time: nothing stale may ride along in call B.
 rm -rf "$out" && mkdir -p "$ep" "$out"
