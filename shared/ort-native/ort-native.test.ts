@@ -141,7 +141,7 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
         /unsupported dtype/,
       ],
       ["missing input", () => native.run({ x: f.x, w: f.w }), /missing input 'k'/],
-      ["graph run on host", () => native.run(f, undefined, { graphId: 1 }), /only device tensors/],
+      ["graph id without CUDA graphs", () => native.run(f, undefined, { graphId: 1 }), /enableCudaGraph/],
       ["bad graph id", () => native.run(f, undefined, { graphId: 0 }), /positive integer/],
       [
         "CUDA option on cpu",
