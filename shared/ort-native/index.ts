@@ -21,6 +21,7 @@ import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { err, ok, type Result } from "../result/index.ts";
 import { providerFailure } from "../runtime/execution-provider.ts";
+import { disableOrtTelemetry } from "../runtime/ort-telemetry.ts";
 
 /** Element types the addon moves, named as onnxruntime-common's `Tensor.type`. */
 export type NativeDType = "float32" | "float16" | "int32" | "int64" | "uint8" | "int8" | "bool";
@@ -223,6 +224,8 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
   if (!existsSync(file))
     return err({ reason: "not-built", message: `${file} does not exist (npm run build:ort-native)` });
   const require = createRequire(import.meta.url);
+  // The addon creates ORT's environment when it loads, if onnxruntime-node has not yet.
+  disableOrtTelemetry();
   let binding: Binding;
   try {
     binding = require(file) as Binding;
