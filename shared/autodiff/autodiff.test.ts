@@ -21,9 +21,11 @@ interface Case {
 
 const OPSETS = { "": 21, "com.microsoft": 1 };
 
-function declare(g: GraphBuilder, c: Case) {
+/** Declares the case's inputs; `symbolic` names every dim instead, so no shape is known at build time. */
+function declare(g: GraphBuilder, c: Case, symbolic = false) {
   for (const [name, f] of Object.entries(c.feeds)) {
-    g.input(name, f.data instanceof BigInt64Array ? "int64" : "float32", f.shape);
+    const shape = symbolic ? f.shape.map((_, i) => `${name}_${i}`) : f.shape;
+    g.input(name, f.data instanceof BigInt64Array ? "int64" : "float32", shape);
   }
 }
 
@@ -35,9 +37,15 @@ function tensor(f: Feed, data: Float32Array | BigInt64Array): ort.Tensor {
 
 /**
  * Checks dObjective/dInput for objective = Σ seed·y against central differences along a random
- * direction: (f(x + εv) − f(x − εv)) / 2ε must equal Σ⟨grad, v⟩.
+ * direction: (f(x + εv) − f(x − εv)) / 2ε must equal Σ⟨grad, v⟩. `symbolic` declares the backward
+ * graph's inputs with named dims, so its shapes are read at run time instead of built in. Returns
+ * the gradients and the backward graph's op types.
  */
-async function checkGradient(c: Case, seed = 1): Promise<void> {
+async function checkGradient(
+  c: Case,
+  seed = 1,
+  symbolic = false,
+): Promise<{ grads: Float32Array[]; ops: Set<string> }> {
   const rng = createRng(seed);
   const values = new Map<string, Float32Array | BigInt64Array>();
   for (const [name, f] of Object.entries(c.feeds)) {
@@ -65,9 +73,13 @@ async function checkGradient(c: Case, seed = 1): Promise<void> {
   const dy = Float32Array.from({ length: y0.data.length }, () => rng.next() * 2 - 1);
 
   const g = new GraphBuilder("backward");
-  declare(g, c);
+  declare(g, c, symbolic);
   const y = c.build(g);
-  const seedName = g.input("dy", "float32", y0.dims as number[]);
+  const seedName = g.input(
+    "dy",
+    "float32",
+    y0.dims.map((d, i) => (symbolic ? `dy_${i}` : d)),
+  );
   const grads = addGradients(g, { seeds: [{ value: y, grad: seedName }], wrt });
   for (const w of wrt) {
     g.op("Identity", [grads.get(w) ?? ""], {}, { names: [`grad.${w}`] });
@@ -117,6 +129,10 @@ async function checkGradient(c: Case, seed = 1): Promise<void> {
   );
   await forward.release();
   await backward.release();
+  return {
+    grads: wrt.map((w) => (out[`grad.${w}`] as ort.Tensor).data as Float32Array),
+    ops: new Set(g.build().nodes.map((n) => n.opType)),
+  };
 }
 
 const x = (...shape: number[]): Feed => ({ shape, wrt: true });
@@ -253,7 +269,21 @@ const CASES: Case[] = [
 ];
 
 describe("autodiff rules match central differences", () => {
-  for (const c of CASES) it(c.name, async () => checkGradient(c));
+  for (const c of CASES)
+    it(c.name, async () => {
+      await checkGradient(c);
+    });
+
+  // Shapes known at build time replace the run-time shape arithmetic (Shape, Range, NonZero): the
+  // gradients must not change by a bit.
+  for (const c of CASES) {
+    it(`${c.name}: build-time shapes give the run-time path's gradients exactly`, async () => {
+      const built = await checkGradient(c, 2);
+      const runtime = await checkGradient(c, 2, true);
+      assert.deepEqual(built.grads, runtime.grads);
+      for (const op of ["Range", "NonZero"]) assert.ok(!built.ops.has(op), `${op} in the backward`);
+    });
+  }
 
   for (const [bits, K] of [
     [4, 64],

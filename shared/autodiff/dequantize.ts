@@ -16,27 +16,24 @@ function intAttr(node: NodeValue, name: string): number {
 }
 
 /**
- * Unpacks 4-bit codes along the last axis, as float32: byte i holds element 2i (low nibble) and 2i+1
- * (high). In float arithmetic (hi = ⌊b/16⌋, lo = b − 16·hi, exact for bytes) rather than with
- * BitwiseAnd/BitShift on uint8, which WebGPU lacks: ORT ran those on the CPU and copied every
- * weight across twice per backward.
+ * Unpacks 4-bit codes, as float32: `packed` uint8 `[...dims]` becomes `[...dims, 2]`, byte i giving
+ * element (i, 0) from its low nibble and (i, 1) from its high one, so a reshape that merges the last
+ * two axes puts them in storage order. In float arithmetic (hi = ⌊b/16⌋, lo = b − 16·hi, exact for
+ * bytes) rather than with BitwiseAnd/BitShift on uint8, which WebGPU lacks: ORT ran those on the
+ * CPU and copied every weight across twice per backward. The arithmetic runs on `dims` and the
+ * trailing axis comes last: ORT's CPU Mul over a trailing axis of 1 took 10× as long (a profile of
+ * the Qwen2.5-0.5B backward). Every shape is known when the graph is built (the op's K, N, bits
+ * and block_size), so no node computes one.
  */
-function nibbles(ctx: GradContext, packed: string): string {
+function nibblePairs(ctx: GradContext, packed: string): string {
   const g = ctx.g;
   const bytes = g.op1("Cast", [packed], { to: attr.int(1) });
   const hi = g.op1("Floor", [g.op1("Mul", [bytes, ctx.f32(1 / 16)])]);
   const lo = g.op1("Sub", [bytes, g.op1("Mul", [hi, ctx.f32(16)])]);
-  const pairs = g.op1(
-    "Concat",
-    [g.op1("Unsqueeze", [lo, ctx.i64(-1)]), g.op1("Unsqueeze", [hi, ctx.i64(-1)])],
-    { axis: attr.int(-1) },
-  );
-  const shape = g.op1(
-    "Concat",
-    [g.op1("Slice", [ctx.shapeOf(packed), ctx.i64(0), ctx.i64(-1)]), ctx.i64(-1)],
-    { axis: attr.int(0) },
-  );
-  return g.op1("Reshape", [pairs, shape]);
+  const last = ctx.i64(-1);
+  return g.op1("Concat", [g.op1("Unsqueeze", [lo, last]), g.op1("Unsqueeze", [hi, last])], {
+    axis: attr.int(-1),
+  });
 }
 
 /** W as float32 `[N, K]`, from MatMulNBits' packed codes, scales and zero points. */
@@ -53,18 +50,26 @@ export function dequantizedWeight(ctx: GradContext, node: NodeValue): string {
   const [packed, scales, zeroPoints] = [node.inputs[1] ?? "", node.inputs[2] ?? "", node.inputs[3] ?? ""];
   const float = (x: string) => g.op1("Cast", [x], { to: attr.int(1) });
 
-  const codes = bits === 4 ? nibbles(ctx, packed) : float(packed);
-  const q = g.op1("Reshape", [codes, ctx.i64(N, kBlocks, blockSize)]);
+  // Codes as float32 [N, kBlocks, blockSize] (packed is uint8 [N, kBlocks, blockSize·bits/8]).
+  const q =
+    bits === 4 ? g.op1("Reshape", [nibblePairs(ctx, packed), ctx.i64(N, kBlocks, blockSize)]) : float(packed);
   let zp: string;
   if (zeroPoints === "") {
     zp = ctx.f32(2 ** (bits - 1));
+  } else if (bits === 8) {
+    zp = g.op1("Unsqueeze", [float(zeroPoints), ctx.i64(-1)]);
   } else {
-    const unpacked = bits === 4 ? nibbles(ctx, zeroPoints) : float(zeroPoints);
-    // Packed zero points pad each row to whole bytes; keep the first kBlocks.
-    const perBlock = g.op1("Slice", [unpacked, ctx.i64(0), ctx.i64(kBlocks), ctx.i64(1)]);
-    zp = g.op1("Unsqueeze", [perBlock, ctx.i64(-1)]);
+    // Packed zero points pad each row to whole bytes; keep the first kBlocks, as [N, kBlocks, 1].
+    const cols = Math.ceil(kBlocks / 2);
+    const unpacked = g.op1("Reshape", [nibblePairs(ctx, zeroPoints), ctx.i64(N, 2 * cols, 1)]);
+    zp =
+      2 * cols === kBlocks
+        ? unpacked
+        : g.op1("Slice", [unpacked, ctx.i64(0), ctx.i64(kBlocks), ctx.i64(1), ctx.i64(1)]);
   }
   const w = g.op1("Mul", [g.op1("Sub", [q, zp]), g.op1("Unsqueeze", [scales, ctx.i64(-1)])]);
   const flat = g.op1("Reshape", [w, ctx.i64(N, kBlocks * blockSize)]);
-  return kBlocks * blockSize === K ? flat : g.op1("Slice", [flat, ctx.i64(0), ctx.i64(K), ctx.i64(1)]);
+  return kBlocks * blockSize === K
+    ? flat
+    : g.op1("Slice", [flat, ctx.i64(0), ctx.i64(K), ctx.i64(1), ctx.i64(1)]);
 }

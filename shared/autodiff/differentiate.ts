@@ -6,6 +6,7 @@
  */
 import { attr, type GraphBuilder, type NodeValue } from "../onnx/index.ts";
 import { RULES } from "./rules.ts";
+import { StaticShapes } from "./shapes.ts";
 
 /** What `addGradients` differentiates: from which seeded values back to which inputs. */
 export interface GradientRequest {
@@ -13,6 +14,11 @@ export interface GradientRequest {
   seeds: readonly { value: string; grad: string }[];
   /** Values to differentiate with respect to: graph inputs or initializers. */
   wrt: readonly string[];
+  /**
+   * Symbolic input dims equal at run time, by name (`{ total_sequence: "sequence" }` where the
+   * graph has no past): lets build-time shapes prove more of the backward's shapes.
+   */
+  sameDims?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -54,12 +60,23 @@ function carriesGradient(node: NodeValue): boolean {
   return true;
 }
 
-/** Helpers the rules share; every name they return is a value in the graph. */
+/**
+ * Helpers the rules share; every name they return is a value in the graph. Shapes known when the
+ * graph is built (`StaticShapes`) become constants or no node at all; the others are read at run
+ * time with `Shape`.
+ */
 export class GradContext {
   private readonly shapes = new Map<string, string>();
   private readonly dequantized = new Map<string, string>();
+  /** Static shapes of the graph's values, forward and backward, inferred as the graph grows. */
+  readonly static: StaticShapes;
 
-  constructor(readonly g: GraphBuilder) {}
+  constructor(
+    readonly g: GraphBuilder,
+    sameDims: Readonly<Record<string, string>> = {},
+  ) {
+    this.static = new StaticShapes(g, sameDims);
+  }
 
   i64(...values: number[]): string {
     return this.g.constant("int64", [values.length], values);
@@ -69,22 +86,68 @@ export class GradContext {
     return this.g.constant("float32", [], [value]);
   }
 
+  /** int64 `[rank]`: the shape of `x`, a constant when every dim is a known size. */
   shapeOf(x: string): string {
     let s = this.shapes.get(x);
     if (s === undefined) {
-      s = this.g.op1("Shape", [x]);
+      const known = this.static.known(x);
+      s =
+        known?.every((d) => typeof d === "number") === true
+          ? this.i64(...(known as number[]))
+          : this.g.op1("Shape", [x]);
       this.shapes.set(x, s);
     }
     return s;
   }
 
   /**
+   * A `Reshape` target that turns `from` back into `x`'s shape: a constant when every symbolic dim
+   * but one either sits at the same axis of `from` (0: copy it) or is the one left (-1, which the
+   * element count settles); else `shapeOf(x)`.
+   */
+  reshapeTarget(x: string, from: string): string {
+    const known = this.static.known(x);
+    const source = this.static.known(from) ?? [];
+    if (known !== null) {
+      const target = known.map((d, i) => (typeof d === "number" ? d : d === source[i] ? 0 : -1));
+      if (target.filter((d) => d === -1).length <= 1) return this.i64(...target);
+    }
+    return this.shapeOf(x);
+  }
+
+  /**
    * Sums `grad` down to the shape of `like`, undoing numpy broadcasting: leading axes that `like`
-   * lacks are summed away, then every axis where `like` has size 1. Computed from runtime shapes,
-   * so it needs no rank information.
+   * lacks are summed away, then every axis where `like` has size 1. With both shapes known at build
+   * time that is one `ReduceSum` over constant axes (and a `Squeeze`), or nothing when they agree;
+   * otherwise it is computed from run-time shapes, which needs no rank information.
    */
   unbroadcast(grad: string, like: string): string {
     const g = this.g;
+    const sg = this.static.known(grad);
+    const sl = this.static.known(like);
+    if (sg !== null && sl !== null && sg.length >= sl.length) {
+      const extra = sg.length - sl.length;
+      const leading = Array.from({ length: extra }, (_, i) => i);
+      const ones: number[] = [];
+      const provable = sl.every((d, i) => {
+        const e = sg[extra + i];
+        if (d === e) return true;
+        if (d === 1) ones.push(extra + i);
+        return d === 1;
+      });
+      if (provable) {
+        if (leading.length === 0 && ones.length === 0) return grad;
+        // Two reductions, leading axes first, as the run-time path sums: the same float sums.
+        let out = grad;
+        if (leading.length > 0) {
+          out = g.op1("ReduceSum", [out, this.i64(...leading)], { keepdims: attr.int(0) });
+        }
+        if (ones.length > 0) {
+          out = g.op1("ReduceSum", [out, this.i64(...ones.map((a) => a - extra))], { keepdims: attr.int(1) });
+        }
+        return out;
+      }
+    }
     const target = this.shapeOf(like);
     // Rank as Shape(Shape(x)): ORT's shape inference folds Size(Shape(x)) to the product of the
     // dims, not the rank, and warns about the mismatch on every session load.
@@ -162,7 +225,7 @@ export function addGradients(g: GraphBuilder, request: GradientRequest): Map<str
     for (const x of node.inputs) if (active.has(x)) needed.add(x);
   }
 
-  const ctx = new GradContext(g);
+  const ctx = new GradContext(g, request.sameDims);
   const parts = new Map<string, string[]>();
   const add = (value: string, grad: string) => {
     const list = parts.get(value);

@@ -79,7 +79,7 @@ function reduceRule(mean: boolean): Rule {
 }
 
 const reshapeBack: Rule = unary((dy, { ctx, node }) => [
-  ctx.g.op1("Reshape", [dy, ctx.shapeOf(input(node, 0))]),
+  ctx.g.op1("Reshape", [dy, ctx.reshapeTarget(input(node, 0), dy)]),
   ...node.inputs.slice(1).map(() => null),
 ]);
 
@@ -149,10 +149,17 @@ export const RULES: Readonly<Record<string, Rule>> = {
   Concat: unary((dy, { ctx, node, wants }) => {
     const g = ctx.g;
     const axis = intAttr(node, "axis", 0);
-    const sizes = node.inputs.map((x) => g.op1("Gather", [ctx.shapeOf(x), ctx.i64(axis)]));
+    const known = node.inputs.map((x) => ctx.static.known(x)?.at(axis));
+    const split = known.every((d) => typeof d === "number")
+      ? ctx.i64(...(known as number[]))
+      : g.op1(
+          "Concat",
+          node.inputs.map((x) => g.op1("Gather", [ctx.shapeOf(x), ctx.i64(axis)])),
+          { axis: attr.int(0) },
+        );
     const parts = g.op(
       "Split",
-      [dy, g.op1("Concat", sizes, { axis: attr.int(0) })],
+      [dy, split],
       { axis: attr.int(axis) },
       {
         outputs: node.inputs.length,
@@ -206,12 +213,23 @@ export const RULES: Readonly<Record<string, Rule>> = {
     const [a, b] = [input(node, 0), input(node, 1)];
     const einsum = (eq: string, x: string, y: string) =>
       g.op1("Einsum", [x, y], { equation: attr.string(eq) });
-    const batchOfDy = g.op1("Shape", [dy], { end: attr.int(-2) });
-    const expanded = (x: string) =>
-      g.op1("Expand", [
+    const expanded = (x: string) => {
+      const [sx, sdy] = [ctx.static.known(x), ctx.static.known(dy)];
+      if (sx !== null && sdy !== null && sx.length === sdy.length) {
+        const [bx, bdy] = [sx.slice(0, -2), sdy.slice(0, -2)];
+        if (bx.every((d, i) => d === bdy[i])) return x;
+        // Expand broadcasts: a 1 in the target keeps x's dim, so only the broadcast axes need sizes.
+        const target = bx.map((d, i) => (d === bdy[i] ? 1 : d === 1 ? bdy[i] : null));
+        if (target.every((d) => typeof d === "number")) {
+          return g.op1("Expand", [x, ctx.i64(...(target as number[]), 1, 1)]);
+        }
+      }
+      const batchOfDy = g.op1("Shape", [dy], { end: attr.int(-2) });
+      return g.op1("Expand", [
         x,
         g.op1("Concat", [batchOfDy, g.op1("Shape", [x], { start: attr.int(-2) })], { axis: attr.int(0) }),
       ]);
+    };
     return [
       wants[0] ? ctx.unbroadcast(einsum("...ik,...jk->...ij", dy, expanded(b)), a) : null,
       wants[1] ? ctx.unbroadcast(einsum("...ki,...kj->...ij", expanded(a), dy), b) : null,

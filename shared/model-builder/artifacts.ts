@@ -19,6 +19,7 @@ import {
   type AdapterModule,
   buildModelSpec,
   type ModelConfigError,
+  PACKED_MODULES,
   type VerifiedAdapter,
 } from "../model-spec/index.ts";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
@@ -110,7 +111,12 @@ export async function buildArtifacts(
     const lora = format === "loracast" && options.merge === undefined;
     const g = new GraphBuilder("loracast-decoder");
     const plan = new WeightPlan(g, options.quant, dataFile);
-    buildDecoderGraph(g, arch, plan, { lora, logitsPositions: format === "loracast" });
+    // transformers.js gets the per-module layout: the plain export its peers are measured against.
+    buildDecoderGraph(g, arch, plan, {
+      lora,
+      logitsPositions: format === "loracast",
+      layout: format === "loracast" ? "fused" : "per-module",
+    });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
@@ -125,14 +131,17 @@ export async function buildArtifacts(
       : null;
 
     for (const job of plan.jobs) {
-      if (!ckpt.has(job.source)) return err(new CheckpointError(`checkpoint has no tensor ${job.source}`));
-      const shape = ckpt.entry(job.source).shape;
-      if (shape.join() !== job.dims.join()) {
-        return err(
-          new CheckpointError(
-            `tensor ${job.source} has shape [${shape}], expected [${job.dims}] from config.json`,
-          ),
-        );
+      for (const source of job.sources) {
+        if (!ckpt.has(source.name))
+          return err(new CheckpointError(`checkpoint has no tensor ${source.name}`));
+        const shape = ckpt.entry(source.name).shape;
+        if (shape.join() !== source.dims.join()) {
+          return err(
+            new CheckpointError(
+              `tensor ${source.name} has shape [${shape}], expected [${source.dims}] from config.json`,
+            ),
+          );
+        }
       }
     }
 
@@ -151,15 +160,21 @@ export async function buildArtifacts(
           await out.write(pad);
           at = job.offset;
         }
-        const w = await ckpt.readFloat32(job.source);
-        const m = merged.get(job.source);
-        for (const part of job.produce(m === undefined ? w : mergeInto(w, m, job.dims[1] ?? 0))) {
+        const ws: Float32Array[] = [];
+        for (const source of job.sources) {
+          const w = await ckpt.readFloat32(source.name);
+          const m = merged.get(source.name);
+          ws.push(m === undefined ? w : mergeInto(w, m, source.dims[1] ?? 0));
+        }
+        for (const part of job.produce(ws)) {
           hash.update(part);
           await out.write(part);
           at += part.byteLength;
         }
         if (at !== job.offset + job.length)
-          throw new Error(`weight job ${job.source} wrote ${at - job.offset} of ${job.length} bytes`);
+          throw new Error(
+            `weight job ${job.sources[0]?.name} wrote ${at - job.offset} of ${job.length} bytes`,
+          );
       }
     } finally {
       await out.close();
@@ -198,8 +213,9 @@ export async function buildArtifacts(
 }
 
 /**
- * Another graph over the decoder's data file. It must ask for the same weights in the same order as
- * the decoder, so both point at the same offsets; a mismatch is a builder bug.
+ * Another graph over the decoder's data file: its plan declares no bytes, only initializers into
+ * the decoder's (`WeightPlan` `over`), whole weights or one projection of a fused one. A weight
+ * the decoder did not store throws: a builder bug.
  */
 function graphOverSameData(
   what: string,
@@ -209,11 +225,7 @@ function graphOverSameData(
   build: (g: GraphBuilder, plan: WeightPlan) => void,
 ): Uint8Array {
   const g = new GraphBuilder(`loracast-${what}`);
-  const plan = new WeightPlan(g, quant, dataFile);
-  build(g, plan);
-  const layoutOf = (p: WeightPlan) => p.jobs.map((j) => `${j.source}@${j.offset}+${j.length}`).join();
-  if (layoutOf(plan) !== layoutOf(decoder))
-    throw new Error(`${what} graph weights differ from the decoder's`);
+  build(g, new WeightPlan(g, quant, dataFile, decoder));
   return encodeGraph(g);
 }
 
@@ -228,7 +240,7 @@ function modelManifest(
 ): ModelManifest {
   const spec = buildModelSpec(arch.dims);
   return {
-    schema: "loracast-model/1",
+    schema: "loracast-model/2",
     fingerprint,
     architecture: arch.dims.modelType,
     dims: arch.dims,
@@ -247,6 +259,10 @@ function modelManifest(
     bosTokenId: arch.bosTokenId,
     eosTokenIds: arch.eosTokenIds,
     files: graph.files,
+    decoder: {
+      layout: "fused",
+      packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
+    },
     modules: graph.lora
       ? [...spec.modules.values()].map((m) => ({
           name: m.name,

@@ -103,7 +103,14 @@ export function attentionMasks(
 }
 
 /**
- * One layer's attention: q, k, v `float32 [tokens, heads·headDim]` in, rotary applied
+ * The projections attention reads: q, k and v apart (`float32 [tokens, heads·headDim]` each), or
+ * packed as one `float32 [tokens, (H + 2·Hkv)·headDim]` tensor, the output of a fused QKV
+ * projection with q's columns, then k's, then v's (vLLM's `qkv_proj`).
+ */
+export type QkvInput = { q: string; k: string; v: string } | { qkv: string };
+
+/**
+ * One layer's attention: q, k, v in (`QkvInput`; a packed tensor is split here), rotary applied
  * (`com.microsoft` RotaryEmbedding), the cache concatenated and returned as `kvCache` says, the
  * output `float32 [tokens, heads·headDim]` before `o_proj`.
  */
@@ -111,13 +118,14 @@ export function attention(
   g: GraphBuilder,
   arch: Architecture,
   layer: number,
-  x: { q: string; k: string; v: string },
+  input: QkvInput,
   s: AttentionShapes,
   rope: { cos: string; sin: string; rows: string },
   mask: string,
   kvCache: KvOutput | null,
 ): string {
   const { numHeads: H, numKvHeads: Hkv, headDim: d } = arch.dims;
+  const x = "qkv" in input ? splitQkv(g, arch, input.qkv) : input;
   const rotary = (t: string, heads: number) =>
     g.op1(
       "RotaryEmbedding",
@@ -162,4 +170,16 @@ export function attention(
   // [B,Hkv,g,S,d] → [B,S,Hkv,g,d] → [tokens, H·d]
   const merged = g.op1("Transpose", [ctx], { perm: attr.ints([0, 3, 1, 2, 4]) });
   return g.op1("Reshape", [merged, s.flatQ]);
+}
+
+/** Splits a packed `[tokens, (H + 2·Hkv)·d]` projection into q, k and v: one `Split` node. */
+function splitQkv(g: GraphBuilder, arch: Architecture, qkv: string): { q: string; k: string; v: string } {
+  const { numHeads: H, numKvHeads: Hkv, headDim: d } = arch.dims;
+  const [q = "", k = "", v = ""] = g.op(
+    "Split",
+    [qkv, g.constant("int64", [3], [H * d, Hkv * d, Hkv * d])],
+    { axis: attr.int(1) },
+    { outputs: 3 },
+  );
+  return { q, k, v };
 }

@@ -6,6 +6,12 @@
  * adapter's scaling is folded into `lora_B` by the runtime; untargeted modules get rank-0 factors,
  * which cost two empty Gemms.
  *
+ * Two layouts. `per-module` (the training graph's): one projection and one LoRA pair per HF module,
+ * as above. `fused` (the generation graphs', built for a GPU's fixed cost per node): q/k/v and
+ * gate/up are one projection each over row-concatenated weights, each residual add and the
+ * RMSNorm after it are one `SkipSimplifiedLayerNormalization`, and LoRA is one pair per vLLM
+ * packed module (`fused-layers.ts`).
+ *
  * The KV cache has two interfaces. `present`: each step returns the whole cache, past and new
  * (what HF exports do, and what keeps a cache in GPU memory between steps). `append`: each step
  * returns only the keys and values it adds, and the runtime keeps the cache in its own buffers,
@@ -18,7 +24,8 @@ import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { type AttentionShapes, attention, attentionMasks, ropeCaches } from "./attention.ts";
-import type { WeightPlan } from "./weights.ts";
+import { fusedLayers } from "./fused-layers.ts";
+import type { Matrix, WeightPlan } from "./weights.ts";
 
 /** Options of `buildDecoderGraph`: which interface the generated graph has. */
 export interface DecoderGraphOptions {
@@ -31,7 +38,15 @@ export interface DecoderGraphOptions {
   logitsPositions?: boolean;
   /** How the KV cache leaves a step (see the file comment). @default "present" */
   kvOutput?: KvOutput;
+  /** Projections and LoRA per HF module or fused (see the file comment). @default "fused" */
+  layout?: DecoderLayout;
 }
+
+/**
+ * How the decoder's projections, norms and LoRA inputs are laid out (see the file comment):
+ * `per-module`, one of each per HF module; `fused`, per vLLM packed module, with skip norms.
+ */
+export type DecoderLayout = "per-module" | "fused";
 
 /**
  * How a step returns the KV cache: `present`, the whole cache (past and new); `append`, only the
@@ -41,8 +56,10 @@ export type KvOutput = "present" | "append";
 
 /** The decoder up to the final hidden state, and the pieces a head builds on. */
 export interface DecoderBody {
-  /** float32 [tokens, hidden]: the last layer's output, before the final norm. */
+  /** float32 [tokens, hidden]: the last layer's output, after the final norm when `normed`. */
   hidden: string;
+  /** The final norm is applied already (the fused layout folds it into the last residual add). */
+  normed: boolean;
   /** int64 [2]: batch, sequence */
   bs: string;
   /** LoRA factor inputs by PEFT key, in graph order. */
@@ -56,6 +73,8 @@ export interface DecoderBodyOptions {
   lora: boolean;
   /** Take `past_key_values.*` inputs and return the cache as `kvOutput` says; null for the training graph. */
   kvCache: KvOutput | null;
+  /** @default "per-module" (the training graph's, with a LoRA pair per HF module) */
+  layout?: DecoderLayout;
 }
 
 /**
@@ -73,6 +92,7 @@ export function buildDecoderGraph(
   const body = buildDecoderBody(g, arch, w, {
     lora: options.lora ?? true,
     kvCache: options.kvOutput ?? "present",
+    layout: options.layout ?? "fused",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -99,13 +119,14 @@ export function buildDecoderGraph(
 /** Final norm and LM head over `[rows, hidden]`: logits `[rows, vocab]`. */
 export function lmHead(body: DecoderBody, arch: Architecture, rows: string): string {
   const { hiddenSize: D, vocabSize: V, tieWordEmbeddings } = arch.dims;
-  const flat = body.norm(rows, "model.norm.weight");
+  const flat = body.normed ? rows : body.norm(rows, "model.norm.weight");
   return body.linear(flat, tieWordEmbeddings ? "model.embed_tokens" : "lm_head", D, V, false);
 }
 
 /**
  * Builds the decoder layers shared by the generation and training graphs (embedding, attention,
- * SwiGLU MLP, RMSNorm, optional KV cache), returning the last hidden state before the final norm.
+ * SwiGLU MLP, RMSNorm, optional KV cache) in the given layout, returning the last hidden state:
+ * before the final norm in the per-module layout, after it in the fused one.
  */
 export function buildDecoderBody(
   g: GraphBuilder,
@@ -138,33 +159,16 @@ export function buildDecoderBody(
 
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean): string =>
     g.scoped(module.split(".").slice(-1)[0] ?? module, () => {
-      const m = w.matrix(`${module}.weight`, outF, inF);
-      const b = bias ? [w.vector(`${module}.bias`, [outF])] : [];
-      let y: string;
-      if (m.kind === "float") {
-        y = g.op1("Gemm", [x, m.name, ...b], { transB: attr.int(1) });
-      } else {
-        const { layout } = m;
-        y = g.op1(
-          "MatMulNBits",
-          [x, m.packed, m.scales, m.zeroPoints],
-          {
-            K: attr.int(inF),
-            N: attr.int(outF),
-            bits: attr.int(layout.bits),
-            block_size: attr.int(layout.blockSize),
-            accuracy_level: attr.int(m.accuracyLevel),
-          },
-          { domain: "com.microsoft" },
-        );
-        if (b[0] !== undefined) y = g.op1("Add", [y, b[0]]);
-      }
+      const y = project(
+        g,
+        x,
+        w.matrix(`${module}.weight`, outF, inF),
+        inF,
+        outF,
+        bias ? w.vector(`${module}.bias`, [outF]) : null,
+      );
       if (!lora || !module.startsWith("model.layers.")) return y;
-      const a = g.input(peftKey(module, "A"), "float32", [`r.${module}`, inF]);
-      const bMat = g.input(peftKey(module, "B"), "float32", [outF, `r.${module}`]);
-      loraInputs.push(a, bMat);
-      const u = g.op1("Gemm", [x, a], { transB: attr.int(1) });
-      return g.op1("Gemm", [u, bMat, y], { transB: attr.int(1) });
+      return loraBranch(g, x, y, module, inF, outF, loraInputs);
     });
 
   const norm = (x: string, weight: string): string =>
@@ -175,6 +179,14 @@ export function buildDecoderBody(
 
   const embedded = g.op1("Gather", [w.vector("model.embed_tokens.weight", [V, D]), inputIds]);
   let h = g.op1("Reshape", [embedded, i64(-1, D)]);
+
+  if (options.layout === "fused") {
+    const hidden = fusedLayers(
+      { g, arch, w, lora, loraInputs, shapes, rope, masks, kvCache: options.kvCache },
+      h,
+    );
+    return { hidden, normed: true, bs, loraInputs, linear, norm };
+  }
 
   for (let layer = 0; layer < dims.numLayers; layer++) {
     const p = `model.layers.${layer}`;
@@ -208,5 +220,56 @@ export function buildDecoderBody(
     });
   }
 
-  return { hidden: h, bs, loraInputs, linear, norm };
+  return { hidden: h, normed: false, bs, loraInputs, linear, norm };
+}
+
+/**
+ * `x · Wᵀ (+ bias)` for a `[outF, inF]` weight: one `Gemm` (bias as its C), or one `MatMulNBits`
+ * and an `Add` for the bias (`MatMulNBits`' own bias input is not implemented by every EP's kernel).
+ */
+export function project(
+  g: GraphBuilder,
+  x: string,
+  m: Matrix,
+  inF: number,
+  outF: number,
+  bias: string | null,
+): string {
+  const b = bias === null ? [] : [bias];
+  if (m.kind === "float") return g.op1("Gemm", [x, m.name, ...b], { transB: attr.int(1) });
+  const { layout } = m;
+  const y = g.op1(
+    "MatMulNBits",
+    [x, m.packed, m.scales, m.zeroPoints],
+    {
+      K: attr.int(inF),
+      N: attr.int(outF),
+      bits: attr.int(layout.bits),
+      block_size: attr.int(layout.blockSize),
+      accuracy_level: attr.int(m.accuracyLevel),
+    },
+    { domain: "com.microsoft" },
+  );
+  return bias === null ? y : g.op1("Add", [y, bias]);
+}
+
+/**
+ * The LoRA branch of one projection (`module`, plain or packed): inputs `lora_A` `[r, inF]` and
+ * `lora_B` `[outF, r]` (B scaled by the runtime), `y + (x · Aᵀ) · Bᵀ` as two `Gemm`s with the base
+ * output `y` as the second's C. The inputs are appended to `loraInputs`.
+ */
+export function loraBranch(
+  g: GraphBuilder,
+  x: string,
+  y: string,
+  module: string,
+  inF: number,
+  outF: number,
+  loraInputs: string[],
+): string {
+  const a = g.input(peftKey(module, "A"), "float32", [`r.${module}`, inF]);
+  const b = g.input(peftKey(module, "B"), "float32", [outF, `r.${module}`]);
+  loraInputs.push(a, b);
+  const u = g.op1("Gemm", [x, a], { transB: attr.int(1) });
+  return g.op1("Gemm", [u, b, y], { transB: attr.int(1) });
 }

@@ -4,5 +4,6 @@
  */
 export { parseArchitecture } from "./architecture.ts";
 export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifacts.ts";
+export { countDecodeStepNodes } from "./node-count.ts";
 export { dequantize, quantize, quantLayout } from "./quantize.ts";
 export type { BaseQuant } from "./weights.ts";

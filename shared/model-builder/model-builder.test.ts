@@ -101,20 +101,20 @@ describe("decoder graph", () => {
   assert.ok(arch.ok);
   const opCounts = (quant: ConstructorParameters<typeof WeightPlan>[1]) => {
     const g = new GraphBuilder("t");
-    buildDecoderGraph(g, arch.value, new WeightPlan(g, quant, "data"));
+    buildDecoderGraph(g, arch.value, new WeightPlan(g, quant, "data"), { layout: "per-module" });
     const counts = new Map<string, number>();
     for (const n of g.build().nodes) counts.set(n.opType, (counts.get(n.opType) ?? 0) + 1);
     return { counts, inputs: g.build().inputs.map((i) => i.name) };
   };
   const layers = arch.value.dims.numLayers;
 
-  it("int4 runs every projection and the LM head through MatMulNBits", () => {
+  it("per-module: int4 runs every projection and the LM head through MatMulNBits", () => {
     const { counts } = opCounts({ kind: "nbits", bits: 4, blockSize: 32, emulate: false });
     assert.equal(counts.get("MatMulNBits"), 7 * layers + 1);
     assert.equal(counts.get("Gemm"), 2 * 7 * layers, "only the LoRA branches stay Gemm");
   });
 
-  it("fp32 uses one Gemm per projection plus two per LoRA branch", () => {
+  it("per-module: fp32 uses one Gemm per projection plus two per LoRA branch", () => {
     const { counts, inputs } = opCounts({ kind: "fp32" });
     assert.equal(counts.get("MatMulNBits"), undefined);
     assert.equal(counts.get("Gemm"), 3 * 7 * layers + 1);

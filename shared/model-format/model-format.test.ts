@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
-import { buildModelSpec, type DecoderDims, loadModelSpec } from "../model-spec/index.ts";
+import { buildModelSpec, type DecoderDims, loadModelSpec, PACKED_MODULES } from "../model-spec/index.ts";
 import { MODEL_MANIFEST, type ModelManifest, readModelManifest } from "./index.ts";
 
 const work = mkdtempSync(join(tmpdir(), "loracast-model-format-"));
@@ -17,7 +17,7 @@ const dims: DecoderDims = base.value.dims;
 /** A manifest as the builder writes it for llama-tiny, without the graphs (the reader opens none). */
 function manifest(over: Partial<ModelManifest> = {}): ModelManifest {
   return {
-    schema: "loracast-model/1",
+    schema: "loracast-model/2",
     fingerprint: `sha256:${"a".repeat(64)}`,
     architecture: dims.modelType,
     dims,
@@ -33,6 +33,10 @@ function manifest(over: Partial<ModelManifest> = {}): ModelManifest {
       inFeatures,
       outFeatures,
     })),
+    decoder: {
+      layout: "fused",
+      packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
+    },
     ...over,
   };
 }
@@ -87,6 +91,23 @@ describe("readModelManifest", () => {
     const read = await readModelManifest(write(manifest({ fingerprint: `spec-sha256:${"a".repeat(64)}` })));
     assert.ok(!read.ok);
     assert.match(read.error.message, /fingerprint/);
+  });
+
+  it("refuses artifacts of the per-module builder (schema 1) with a rebuild error", async () => {
+    const { decoder: _, ...old } = manifest();
+    const read = await readModelManifest(write({ ...old, schema: "loracast-model/1" }));
+    assert.ok(!read.ok);
+    assert.match(read.error.message, /older model builder.*rebuild the model \(npm run build-model\)/);
+  });
+
+  it("refuses packed modules other than the runtime's", async () => {
+    const m = manifest();
+    const packedModules = m.decoder.packedModules.map((p, i) =>
+      i === 0 ? { ...p, modules: ["self_attn.q_proj"] } : p,
+    );
+    const read = await readModelManifest(write({ ...m, decoder: { ...m.decoder, packedModules } }));
+    assert.ok(!read.ok);
+    assert.match(read.error.message, /decoder\.packedModules: packed modules other than this runtime's/);
   });
 
   it("refuses a folder without a manifest, naming the path", async () => {

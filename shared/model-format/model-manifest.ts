@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { modelTypeSchema } from "../architectures/index.ts";
-import { buildModelSpec, type ModelSpec } from "../model-spec/index.ts";
+import { buildModelSpec, type ModelSpec, PACKED_MODULES } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 
 /** The manifest's file name in an artifacts folder. */
@@ -22,9 +22,16 @@ export const APPEND_FILE = "model.append.onnx";
 
 const positive = z.number().int().positive();
 
-/** The schema of `loracast-model.json` (`schema: "loracast-model/1"`). */
+/**
+ * The manifest's schema version. `loracast-model/1` was written by builders before the fused
+ * decoder graph (a LoRA pair per HF module); its graphs take other inputs, so it is refused with a
+ * "rebuild the model" error.
+ */
+const SCHEMA = "loracast-model/2";
+
+/** The schema of `loracast-model.json` (`schema: "loracast-model/2"`). */
 export const modelManifestSchema = z.object({
-  schema: z.literal("loracast-model/1"),
+  schema: z.literal(SCHEMA),
   /**
    * The artifacts' digest: `sha256:` over the decoder graph, the append graph (where built) and the
    * external data, in that order. It names these exact files (OpenAI `system_fingerprint`), not the
@@ -66,6 +73,20 @@ export const modelManifestSchema = z.object({
     training: z.string().optional(),
   }),
   modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
+  /**
+   * The generation graphs' layout (`model`, `append`): `fused`, one projection and one LoRA pair
+   * per packed module, whose LoRA inputs are named by `peftKey` of the packed module
+   * (`model.layers.3.self_attn.qkv_proj`) and take its members' factors packed (`packLoraFeeds`).
+   * The training graph keeps a LoRA pair per HF module.
+   */
+  decoder: z.object({
+    layout: z.literal("fused"),
+    packedModules: z
+      .array(z.object({ name: z.string(), modules: z.array(z.string()).min(1) }))
+      .refine((g) => JSON.stringify(g) === JSON.stringify(PACKED_MODULES), {
+        message: "packed modules other than this runtime's; rebuild the model",
+      }),
+  }),
 });
 
 /** A parsed `loracast-model.json`. */
@@ -91,6 +112,14 @@ export async function readModelManifest(
     json = JSON.parse(await readFile(join(dir, MODEL_MANIFEST), "utf8"));
   } catch (e) {
     return err(new ModelArtifactsError(`cannot read ${join(dir, MODEL_MANIFEST)}: ${(e as Error).message}`));
+  }
+  const schema = (json as { schema?: unknown } | null)?.schema;
+  if (schema !== SCHEMA) {
+    return err(
+      new ModelArtifactsError(
+        `${join(dir, MODEL_MANIFEST)} is ${JSON.stringify(schema)}, built by ${schema === "loracast-model/1" ? "an older model builder (a LoRA input pair per module, no fused projections)" : "another model builder"}; this runtime reads ${SCHEMA}: rebuild the model (npm run build-model)`,
+      ),
+    );
   }
   const parsed = modelManifestSchema.safeParse(json);
   if (!parsed.success) {

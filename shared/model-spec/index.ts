@@ -10,6 +10,7 @@ import { buildModelSpec, type ModelSpec } from "./module-map.ts";
 export { verifyAdapterFiles } from "./adapter-files.ts";
 export { type DecoderDims, ModelConfigError, parseDecoderDims } from "./hf-config.ts";
 export { buildModelSpec, type ModelSpec, peftKey } from "./module-map.ts";
+export { PACKED_MODULES, type PackedModule } from "./packed-modules.ts";
 export {
   type AdapterModule,
   type VerifiedAdapter,

@@ -32,6 +32,11 @@ export interface OpOptions {
   outputs?: number;
   /** Explicit output names, e.g. graph outputs. */
   names?: readonly string[];
+  /**
+   * Indices of optional outputs left out: named `""`, as ONNX marks an absent optional output, so
+   * that a later output keeps its position (`SkipSimplifiedLayerNormalization`'s output 3).
+   */
+  omit?: readonly number[];
 }
 
 function bytesOf(values: ArrayBufferView): Uint8Array {
@@ -50,6 +55,7 @@ export class GraphBuilder {
   private readonly scopes: string[] = [];
   private readonly used = new Set<string>();
   private readonly constCache = new Map<string, string>();
+  private readonly declared = new Map<string, ValueInfo | TensorValue>();
 
   constructor(private readonly graphName: string) {}
 
@@ -79,7 +85,9 @@ export class GraphBuilder {
   }
 
   input(name: string, type: ElemType, shape: readonly Dim[]): string {
-    this.inputs.push({ name: this.claim(name), type, shape });
+    const info = { name: this.claim(name), type, shape };
+    this.inputs.push(info);
+    this.declared.set(name, info);
     return name;
   }
 
@@ -104,7 +112,9 @@ export class GraphBuilder {
         );
       }
     }
-    this.initializers.push({ name: this.claim(name), type, dims, data: tensorData });
+    const tensor = { name: this.claim(name), type, dims, data: tensorData };
+    this.initializers.push(tensor);
+    this.declared.set(name, tensor);
     return name;
   }
 
@@ -122,7 +132,9 @@ export class GraphBuilder {
     const saved = this.scopes.splice(0);
     const name = this.fresh(`const_${type}_${values.length === 1 ? values[0] : this.constCache.size}`);
     this.scopes.push(...saved);
-    this.initializers.push({ name, type, dims, data: { inline: bytesOf(data) } });
+    const tensor = { name, type, dims, data: { inline: bytesOf(data) } };
+    this.initializers.push(tensor);
+    this.declared.set(name, tensor);
     this.constCache.set(key, name);
     return name;
   }
@@ -136,7 +148,9 @@ export class GraphBuilder {
   ): string[] {
     const outputs =
       options.names?.map((n) => this.claim(n)) ??
-      Array.from({ length: options.outputs ?? 1 }, (_, i) => this.fresh(i === 0 ? opType : `${opType}.${i}`));
+      Array.from({ length: options.outputs ?? 1 }, (_, i) =>
+        options.omit?.includes(i) ? "" : this.fresh(i === 0 ? opType : `${opType}.${i}`),
+      );
     this.nodes.push({
       name: this.fresh(`${opType}_node`),
       opType,
@@ -163,6 +177,19 @@ export class GraphBuilder {
   /** How many nodes have been emitted; pass it to `takeNodesSince` to move later nodes elsewhere. */
   mark(): number {
     return this.nodes.length;
+  }
+
+  /** The nodes emitted since `mark`, left in place (a pass that follows the graph as it grows). */
+  nodesSince(mark: number): readonly NodeValue[] {
+    return this.nodes.slice(mark);
+  }
+
+  /**
+   * A graph input (its `ValueInfo`: declared shape) or initializer (its `TensorValue`: dims and
+   * bytes) by name; undefined for a node output or an unknown name.
+   */
+  declaration(name: string): ValueInfo | TensorValue | undefined {
+    return this.declared.get(name);
   }
 
   /**

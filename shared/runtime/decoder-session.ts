@@ -16,7 +16,7 @@ import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts
 import { type ExecutionProvider, ExecutionProviderError, providerFailure } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { type KvShape, type RowSource, relayout } from "./kv-layout.ts";
-import type { LoraFeeds } from "./lora-feeds.ts";
+import { type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 import { disableOrtTelemetry } from "./ort-telemetry.ts";
 
 /**
@@ -233,13 +233,25 @@ export class DecoderSession {
   }
 
   /**
+   * An adapter's per-module feeds (`adapterFeeds`, `baseFeeds`) as this session's graph takes them:
+   * packed per packed module (`packLoraFeeds`, the manifest's `decoder.packedModules`), once per
+   * feeds object. Call it when an adapter is activated, so that its first step does not pay for the
+   * packing; `step` packs what it is given otherwise. A graph without LoRA inputs (a merged base)
+   * takes the feeds as they are. Throws when the feeds lack a module of the base.
+   */
+  prepare(lora: LoraFeeds): LoraFeeds {
+    if (this.spec.modules.size === 0) return lora;
+    return packLoraFeeds(this.spec, this.manifest.decoder.packedModules, lora);
+  }
+
+  /**
    * The host↔device copies of one decode step of this session (one token for each of `batch` rows
    * over a past of `pastColumns` columns, spare ones included) with `lora`'s factors, largest first.
    */
   decodeCopies(batch: number, pastColumns: number, lora: LoraFeeds): StepCopy[] {
     const { numLayers, numKvHeads, headDim, vocabSize } = this.manifest.dims;
     // Host feeds only: a factor already on the device is not copied.
-    const factors = Object.values(lora).filter((t) => t.location === "cpu");
+    const factors = Object.values(this.prepare(lora)).filter((t) => t.location === "cpu");
     return decodeStepCopies({
       ep: this.ep,
       batch,
@@ -255,11 +267,12 @@ export class DecoderSession {
     });
   }
 
-  /** One forward pass over `seq` new tokens per row. */
-  async step(input: StepInput, lora: LoraFeeds): Promise<StepOutput> {
+  /** One forward pass over `seq` new tokens per row, with an adapter's feeds (per module or `prepare`d). */
+  async step(input: StepInput, perModule: LoraFeeds): Promise<StepOutput> {
     const { batch, seq } = input;
     const past = input.past ?? this.empty(batch);
     const total = past.length + seq;
+    const lora = this.prepare(perModule);
     const feeds: Record<string, ort.Tensor> = {
       ...(this.gpuFeeds === null ? lora : await this.gpuFeeds.place(lora)),
       [IO.inputIds]: new ort.Tensor("int64", input.inputIds, [batch, seq]),

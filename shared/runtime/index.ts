@@ -21,7 +21,7 @@ export {
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
 export { invalidProcessorParams, LogitsProcessors, type StopConditions } from "./logits-processors.ts";
-export { adapterFeeds, baseFeeds, type LoraFeeds } from "./lora-feeds.ts";
+export { adapterFeeds, baseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {
   GREEDY,

@@ -2,9 +2,11 @@
  * An adapter as session feeds. Every targetable module of the base gets an A/B pair: the adapter's
  * factors (B pre-multiplied by the module's PEFT scaling, which the graph leaves out) or, for
  * modules it does not target, shared rank-0 tensors that make the LoRA branch an empty product.
+ * The training graph takes these per-module feeds; the fused decoder graph takes them packed per
+ * vLLM packed module (`packLoraFeeds`).
  */
 import * as ort from "onnxruntime-node";
-import type { ModelSpec, VerifiedAdapter } from "../model-spec/index.ts";
+import type { ModelSpec, PackedModule, VerifiedAdapter } from "../model-spec/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { toFloat32 } from "../safetensors/index.ts";
 
@@ -40,4 +42,72 @@ export function adapterFeeds(spec: ModelSpec, adapter: VerifiedAdapter): LoraFee
     feeds[peftKey(m.module, "B")] = new ort.Tensor("float32", b, [target.outFeatures, m.rank]);
   }
   return Object.freeze(feeds);
+}
+
+/** Feeds that `packLoraFeeds` made, so that packing them again returns them as they are. */
+const packedFeeds = new WeakSet<LoraFeeds>();
+const packCache = new WeakMap<LoraFeeds, LoraFeeds>();
+
+/**
+ * Per-module feeds (`adapterFeeds`, `baseFeeds`: PEFT keys, B already scaled) as the fused decoder
+ * graph takes them: one A/B pair per layer and packed module (vLLM's `qkv_proj`, `gate_up_proj`,
+ * ...), named by `peftKey` of the packed module. A is the members' A factors stacked, `[Σr, in]`;
+ * B is block-diagonal, `[Σout, Σr]`: member i's B at its own rows and rank columns, zero elsewhere,
+ * so `(x·Aᵀ)·Bᵀ` is each member's LoRA in its own output rows. An untargeted member is a rank-0
+ * block; a group with no targeted member is a rank-0 pair (what a base-only request feeds).
+ * Packing is done once per feeds object (cached; feeds are immutable), and packed feeds pass
+ * through unchanged. Throws when a member's factors are missing or of the wrong shape.
+ */
+export function packLoraFeeds(spec: ModelSpec, groups: readonly PackedModule[], feeds: LoraFeeds): LoraFeeds {
+  if (packedFeeds.has(feeds)) return feeds;
+  const cached = packCache.get(feeds);
+  if (cached !== undefined) return cached;
+  const out: Record<string, ort.Tensor> = {};
+  for (let layer = 0; layer < spec.dims.numLayers; layer++) {
+    for (const group of groups) {
+      const members = group.modules.map((m) => {
+        const name = `model.layers.${layer}.${m}`;
+        const target = spec.modules.get(name);
+        const a = feeds[peftKey(name, "A")];
+        const b = feeds[peftKey(name, "B")];
+        if (target === undefined || a === undefined || b === undefined)
+          throw new Error(`LoRA feeds lack module ${name}`);
+        const rank = a.dims[0] ?? 0;
+        if (
+          a.dims.join() !== `${rank},${target.inFeatures}` ||
+          b.dims.join() !== `${target.outFeatures},${rank}`
+        )
+          throw new Error(`LoRA feeds for ${name}: A [${a.dims}] and B [${b.dims}] do not fit`);
+        return { a: a.data as Float32Array, b: b.data as Float32Array, rank, ...target };
+      });
+      const packed = `model.layers.${layer}.${group.name}`;
+      const only = members.length === 1 ? group.modules[0] : undefined;
+      if (only !== undefined) {
+        // A group of one module is its own pair.
+        const name = `model.layers.${layer}.${only}`;
+        out[peftKey(packed, "A")] = feeds[peftKey(name, "A")] as ort.Tensor;
+        out[peftKey(packed, "B")] = feeds[peftKey(name, "B")] as ort.Tensor;
+        continue;
+      }
+      const inF = members[0]?.inFeatures ?? 0;
+      const rank = members.reduce((s, m) => s + m.rank, 0);
+      const outF = members.reduce((s, m) => s + m.outFeatures, 0);
+      const a = new Float32Array(rank * inF);
+      const b = new Float32Array(outF * rank);
+      let [row, col] = [0, 0];
+      for (const m of members) {
+        a.set(m.a, col * inF);
+        for (let o = 0; o < m.outFeatures; o++)
+          b.set(m.b.subarray(o * m.rank, (o + 1) * m.rank), (row + o) * rank + col);
+        row += m.outFeatures;
+        col += m.rank;
+      }
+      out[peftKey(packed, "A")] = new ort.Tensor("float32", a, [rank, inF]);
+      out[peftKey(packed, "B")] = new ort.Tensor("float32", b, [outF, rank]);
+    }
+  }
+  const frozen = Object.freeze(out);
+  packedFeeds.add(frozen);
+  packCache.set(feeds, frozen);
+  return frozen;
 }

@@ -132,17 +132,44 @@ export class AdapterStore {
 
   /**
    * Uploads a blob unless the store already holds exactly these bytes at its address (`putBlob` in
-   * blobs.ts); a corrupt copy found there is rewritten, counted (`blobsRepaired`) and reported to
-   * `onBlobRepaired`.
+   * blobs.ts, `knownSha256` as there); a corrupt copy found there is rewritten, counted
+   * (`blobsRepaired`) and reported to `onBlobRepaired`.
    */
   putBlob(
     bytes: Uint8Array,
     contentType?: string,
+    knownSha256?: string,
   ): Promise<{ file: Omit<AdapterFile, "name">; uploaded: boolean }> {
-    return putBlob(this.objects, bytes, contentType, (repair) => {
-      this.blobsRepaired++;
-      this.options.onBlobRepaired?.(repair);
-    });
+    return putBlob(
+      this.objects,
+      bytes,
+      contentType,
+      (repair) => {
+        this.blobsRepaired++;
+        this.options.onBlobRepaired?.(repair);
+      },
+      knownSha256,
+    );
+  }
+
+  /**
+   * Uploads an adapter's two blobs side by side (those already in the store are not sent again)
+   * and returns their manifest entries, config first. `weightsSha256`: the weights' sha256 where
+   * the caller computed it from these bytes (see `putBlob`).
+   */
+  async putAdapterBlobs(
+    configBytes: Uint8Array,
+    weights: Uint8Array,
+    weightsSha256?: string,
+  ): Promise<AdapterFile[]> {
+    const [config, weightsFile] = await Promise.all([
+      this.putBlob(configBytes, "application/json"),
+      this.putBlob(weights, undefined, weightsSha256),
+    ]);
+    return [
+      { name: CONFIG_FILE, ...config.file },
+      { name: WEIGHTS_FILE, ...weightsFile.file },
+    ];
   }
 
   /**
@@ -156,24 +183,9 @@ export class AdapterStore {
     latestHint?: number | null,
     lap?: (phase: "blobs" | "manifest") => void,
   ): Promise<StoredManifest> {
-    const [config, weights] = await Promise.all([
-      this.putBlob(upload.configBytes, "application/json"),
-      this.putBlob(upload.weights),
-    ]);
+    const files = await this.putAdapterBlobs(upload.configBytes, upload.weights);
     lap?.("blobs");
-    const stored = await this.publishVersion(
-      run,
-      {
-        ...upload.draft,
-        adapter: {
-          files: [
-            { name: CONFIG_FILE, ...config.file },
-            { name: WEIGHTS_FILE, ...weights.file },
-          ],
-        },
-      },
-      latestHint,
-    );
+    const stored = await this.publishVersion(run, { ...upload.draft, adapter: { files } }, latestHint);
     lap?.("manifest");
     return stored;
   }

@@ -18,15 +18,19 @@ export const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").upd
  * object is read back and hashed (one GET of its size) rather than trusted by its size, so a corrupt
  * blob (a flipped bit keeps the size) is rewritten by the next publish that uses it, which also heals
  * the older versions that share it. Each such repair is reported to `onRepaired` once the good bytes
- * are written. Returns the file entry (key, sha256, size in bytes) and whether anything was sent.
+ * are written. `knownSha256` is the bytes' sha256 (lowercase hex) where the caller computed it from
+ * these very bytes (the trainer hashes each adapter it encodes): it is not computed again, here or
+ * to sign the upload. Returns the file entry (key, sha256, size in bytes) and whether anything was
+ * sent.
  */
 export async function putBlob(
   objects: ObjectStore,
   bytes: Uint8Array,
   contentType: string | undefined,
   onRepaired: (repair: BlobRepair) => void,
+  knownSha256?: string,
 ): Promise<{ file: Omit<AdapterFile, "name">; uploaded: boolean }> {
-  const sha256 = sha256Hex(bytes);
+  const sha256 = knownSha256 ?? sha256Hex(bytes);
   const key = blobKey(sha256);
   const file = { blob: key, sha256, bytes: bytes.byteLength };
   const hash = createHash("sha256");
@@ -34,7 +38,7 @@ export async function putBlob(
   const size = await objects.readInto(key, scratch, (region) => hash.update(region));
   const found = size === bytes.byteLength ? hash.digest("hex") : null;
   if (found === sha256) return { file, uploaded: false };
-  await objects.put(key, bytes, contentType === undefined ? {} : { contentType });
+  await objects.put(key, bytes, { sha256, ...(contentType === undefined ? {} : { contentType }) });
   if (size !== null) {
     onRepaired({
       key,

@@ -1,14 +1,23 @@
+/** Options of `ObjectStore.put`. */
+export interface PutOptions {
+  /** Refuse to overwrite (see `ObjectStore.put`). */
+  ifNoneMatch?: boolean;
+  contentType?: string;
+  /**
+   * The body's sha256, lowercase hex, when the caller has it already: S3 signs the request with it
+   * (`x-amz-content-sha256`) instead of hashing the body once more. Stores that sign nothing have
+   * no use for it.
+   */
+  sha256?: string;
+}
+
 /** The few object-storage operations loracast needs, so the adapter store can run on S3 or in memory. */
 export interface ObjectStore {
   /**
    * Writes an object. With `ifNoneMatch`, returns "exists" instead of overwriting, where the server
    * honours conditional writes (see `conditionalWrites`).
    */
-  put(
-    key: string,
-    body: Uint8Array,
-    options?: { ifNoneMatch?: boolean; contentType?: string },
-  ): Promise<"written" | "exists">;
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<"written" | "exists">;
   /**
    * Reads an object into `into` when its size is exactly `into.byteLength`, calling `onData` with
    * each region of `into` as it is filled. Returns the object's size (when it differs from the

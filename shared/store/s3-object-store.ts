@@ -16,7 +16,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import pRetry, { AbortError } from "p-retry";
 import { type AbandonedUploadHooks, AbandonedUploads } from "./abandoned-uploads.ts";
 import { DirectReadError, type DirectResponse, directRead } from "./direct-read.ts";
-import type { ObjectStore } from "./object-store.ts";
+import type { ObjectStore, PutOptions } from "./object-store.ts";
 import { StoreError } from "./object-store.ts";
 
 /**
@@ -104,26 +104,34 @@ export class S3ObjectStore implements ObjectStore {
     return this.root + key;
   }
 
-  async put(
-    key: string,
-    body: Uint8Array,
-    options: { ifNoneMatch?: boolean; contentType?: string } = {},
-  ): Promise<"written" | "exists"> {
+  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<"written" | "exists"> {
     if (body.byteLength >= this.settings.multipartThresholdBytes) {
       await this.putMultipart(key, body, options.contentType);
       return "written";
     }
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.settings.bucket,
-          Key: this.k(key),
-          Body: body,
-          ContentLength: body.byteLength,
-          ContentType: options.contentType ?? "application/octet-stream",
-          ...(options.ifNoneMatch ? { IfNoneMatch: "*" } : {}),
-        }),
-      );
+      const command = new PutObjectCommand({
+        Bucket: this.settings.bucket,
+        Key: this.k(key),
+        Body: body,
+        ContentLength: body.byteLength,
+        ContentType: options.contentType ?? "application/octet-stream",
+        ...(options.ifNoneMatch ? { IfNoneMatch: "*" } : {}),
+      });
+      const { sha256 } = options;
+      if (sha256 !== undefined) {
+        // SigV4 signs the payload's sha256; a request that carries the header is signed with it
+        // (@smithy/signature-v4 getPayloadHash) instead of a second pass over the body.
+        command.middlewareStack.add(
+          (next) => (args) => {
+            const request = args.request as { headers?: Record<string, string> };
+            if (request.headers !== undefined) request.headers["x-amz-content-sha256"] = sha256;
+            return next(args);
+          },
+          { step: "build", name: "knownPayloadSha256" },
+        );
+      }
+      await this.client.send(command);
     } catch (e) {
       if (options.ifNoneMatch && statusOf(e) === 412) return "exists";
       throw wrap(e, `PUT ${key}`);

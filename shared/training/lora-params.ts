@@ -46,13 +46,17 @@ export class LoraParams {
       if (!isTargeted(config, m.name)) continue;
       const { rank, scaling } = moduleLora(config, m.name);
       const bound = 1 / Math.sqrt(m.inFeatures);
+      // A loop, not Float32Array.from with a map function: V8 runs that through the iterator
+      // protocol, seconds for the 4.4 M elements of a Qwen2.5-0.5B r=16 adapter's A factors.
+      const a = new Float32Array(rank * m.inFeatures);
+      for (let i = 0; i < a.length; i++) a[i] = (rng.next() * 2 - 1) * bound;
       modules.push({
         module: m.name,
         rank,
         scaling,
         inFeatures: m.inFeatures,
         outFeatures: m.outFeatures,
-        a: Float32Array.from({ length: rank * m.inFeatures }, () => (rng.next() * 2 - 1) * bound),
+        a,
         b: new Float32Array(m.outFeatures * rank),
       });
     }
@@ -71,8 +75,9 @@ export class LoraParams {
         scaling: m.scaling,
         inFeatures: target.inFeatures,
         outFeatures: target.outFeatures,
-        a: Float32Array.from(toFloat32(m.a.dtype, m.a.bytes)),
-        b: Float32Array.from(toFloat32(m.b.dtype, m.b.bytes)),
+        // toFloat32 returns a fresh array: it is the copy.
+        a: toFloat32(m.a.dtype, m.a.bytes),
+        b: toFloat32(m.b.dtype, m.b.bytes),
       };
     });
     return new LoraParams(spec, config, modules);
@@ -105,12 +110,18 @@ export class LoraParams {
     return this.modules.reduce((n, m) => n + m.a.length + m.b.length, 0);
   }
 
-  /** Session feeds for the current values: B·scaling copied, untargeted modules rank 0. */
+  /**
+   * Session feeds for the current values, copies that later updates leave alone: A as it is,
+   * B·scaling, untargeted modules rank 0.
+   */
   feeds(): LoraFeeds {
     const feeds: Record<string, ort.Tensor> = { ...baseFeeds(this.spec) };
     for (const m of this.modules) {
-      const b = Float32Array.from(m.b, (x) => x * m.scaling);
-      feeds[peftKey(m.module, "A")] = new ort.Tensor("float32", Float32Array.from(m.a), [
+      // Plain copies and loops: Float32Array.from with a map function took 3.5 s per call for a
+      // 35 MB adapter (V8's iterator path); this takes milliseconds (docs/benchmarks.md).
+      const b = new Float32Array(m.b.length);
+      for (let i = 0; i < b.length; i++) b[i] = (m.b[i] as number) * m.scaling;
+      feeds[peftKey(m.module, "A")] = new ort.Tensor("float32", new Float32Array(m.a), [
         m.rank,
         m.inFeatures,
       ]);

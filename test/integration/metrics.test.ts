@@ -101,9 +101,22 @@ describe("Prometheus metrics and trainer readiness", () => {
     assert.equal(value(m, "loracast_trainer_steps_total"), 2);
     for (const phase of ["rollout", "reward", "train", "optimizer", "publish", "checkpoint"])
       assert.ok(value(m, "loracast_trainer_step_phase_seconds_count", { phase }) >= 1, phase);
-    // Every publish observes every phase once; one webhook per version to the one generator.
+    // Every publish observes every phase once (the run loop's encode and sha256 too; repair and
+    // numbering overlap, under "number"); one webhook per version to the one generator.
     const n = versions.length;
-    for (const phase of ["validate", "lock", "repair", "number", "blobs", "manifest", "head", "notify"])
+    const phases = [
+      "encode",
+      "sha256",
+      "validate",
+      "lock",
+      "number",
+      "blobs",
+      "extras",
+      "manifest",
+      "head",
+      "notify",
+    ];
+    for (const phase of phases)
       assert.equal(value(m, "loracast_trainer_publish_phase_seconds_count", { phase }), n, phase);
     assert.equal(value(m, "loracast_trainer_publish_seconds_count"), n);
     assert.equal(value(m, "loracast_webhook_deliveries_total", { outcome: "delivered" }), n);

@@ -120,7 +120,8 @@ const manager = new AdapterManager({
   onActivated: (s) => metrics.activated(s),
   ...(session !== null
     ? {
-        prepare: (v) => adapterFeeds(spec, v),
+        // Packed for the fused graph here, once per version, not on its first step.
+        prepare: (v) => session.prepare(adapterFeeds(spec, v)),
         probe: {
           score: (feeds, tokens) => sequenceLogprobs(session, feeds, tokens),
           tolerance: env.PROBE_TOLERANCE,
@@ -186,7 +187,9 @@ const app = createApp({
       allowedDirs: env.GENERATOR_LORA_DIRS,
       maxRank: env.MAX_LORA_RANK,
       maxBytes: Math.floor(env.CACHE_MAX_MB * 1024 * 1024),
-      ...(session !== null ? { prepare: (v: VerifiedAdapter) => adapterFeeds(spec, v) } : {}),
+      ...(session !== null
+        ? { prepare: (v: VerifiedAdapter) => session.prepare(adapterFeeds(spec, v)) }
+        : {}),
     },
   },
   objects,

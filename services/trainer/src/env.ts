@@ -82,6 +82,13 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
   /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
+  /**
+   * Activation memory one training pass may use, in MiB: it chooses each step's micro-batch (the
+   * sequences per forward/backward pass) for runs whose config sets no `microBatch`
+   * (shared/training/memory.ts). Default: 40% of host memory on the CPU EP; 8192 on GPU EPs, whose
+   * free memory onnxruntime-node cannot read.
+   */
+  TRAINER_MEMORY_BUDGET_MB: z.coerce.number().positive().optional(),
   /** Optional HF config.json of the base (when there is no TRAINER_MODEL_DIR), to verify adapters against. */
   TRAINER_BASE_CONFIG: z.string().optional(),
   /**

@@ -2,6 +2,7 @@
  * Trainer service. Start-up order: config, store (with the conditional-write probe), subscriptions,
  * outbox (which resends whatever a previous process left pending), HTTP. Shutdown runs in reverse.
  */
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { checkEgressUrl, egressFetch } from "@loracast/shared/egress";
 import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
@@ -75,7 +76,12 @@ try {
 }
 
 let spec: ModelSpec | null = null;
-let training: { session: TrainingSession; rollouts: LocalRollouts; tokenizer: TextTokenizer } | null = null;
+let training: {
+  session: TrainingSession;
+  rollouts: LocalRollouts;
+  tokenizer: TextTokenizer;
+  memoryBudgetBytes: number;
+} | null = null;
 if (env.TRAINER_MODEL_DIR !== undefined) {
   const dir = env.TRAINER_MODEL_DIR;
   const options = {
@@ -109,7 +115,17 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
       ...session.value.manifest,
       vocabSize: session.value.manifest.dims.vocabSize,
     }),
+    memoryBudgetBytes:
+      env.TRAINER_MEMORY_BUDGET_MB !== undefined
+        ? env.TRAINER_MEMORY_BUDGET_MB * 2 ** 20
+        : env.TRAINER_EXECUTION_PROVIDER === "cpu"
+          ? 0.4 * totalmem()
+          : 8192 * 2 ** 20,
   };
+  log.info("training memory budget", {
+    mb: Math.round(training.memoryBudgetBytes / 2 ** 20),
+    executionProvider: env.TRAINER_EXECUTION_PROVIDER,
+  });
 } else if (env.TRAINER_BASE_CONFIG !== undefined) {
   const r = await loadModelSpec(env.TRAINER_BASE_CONFIG);
   if (!r.ok) {
@@ -237,7 +253,11 @@ const runs =
         maxResumes: env.TRAINER_MAX_RESUMES,
         ...training,
         publish: async (run, files, extras) => {
-          const r = await publisher.publish(run, files.configBytes, files.weights, extras);
+          const r = await publisher.publish(run, files.configBytes, files.weights, {
+            extras,
+            weightsSha256: files.sha256,
+            phasesMs: files.phasesMs,
+          });
           if (!r.ok) throw r.error;
           return r.value;
         },

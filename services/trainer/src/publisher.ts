@@ -27,6 +27,21 @@ export type { PublishResult };
 /** What a training run adds to the manifest (shared/manifest): the probe and the step's training record. */
 export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
 
+/** Options of `Publisher.publish`. */
+export interface PublishOptions {
+  /** The manifest's probe and training record (none by default); a promise is awaited only once the blobs are up. */
+  extras?: PublishExtras | Promise<PublishExtras>;
+  /** The upload route's time to read the request, in milliseconds (logged as phase `receive`). */
+  receiveMs?: number;
+  /** The caller's phases before this call, in milliseconds by name (the run loop's encode and hash), logged first. */
+  phasesMs?: Readonly<Record<string, number>>;
+  /**
+   * The weights' sha256 (lowercase hex) where the caller computed it from these very bytes (the
+   * run loop does, to adopt versions an earlier attempt published): not computed again.
+   */
+  weightsSha256?: string;
+}
+
 /** What the publisher writes to and tells: the store, the webhook outbox and its subscribers, the ledger. */
 export interface PublisherDeps {
   store: AdapterStore;
@@ -66,17 +81,26 @@ export class Publisher {
     return this.d.ledger.repaired;
   }
 
+  /**
+   * Publishes `configBytes` + `weights` as the run's next version: validates them, uploads both
+   * blobs (overlapping the repair and numbering reads, which they do not depend on), writes the
+   * signed manifest with `options.extras` (awaited only then, so a caller's probe runs during the
+   * upload), signs the head, queues the webhooks. Logs `published` with each phase's milliseconds
+   * (`phasesMs`). `invalid_adapter` for files that fail validation, `conflict` past the last version.
+   */
   publish(
     run: string,
     configBytes: Uint8Array,
     weights: Uint8Array,
-    extras: PublishExtras = { probe: null, training: null },
-    receiveMs?: number,
+    options: PublishOptions = {},
   ): Promise<Result<PublishResult, TrainerError>> {
     // Where a publish spends its time, logged with it (`phasesMs`), as generators log their pulls;
     // `receiveMs` is the upload route's time to read the request.
-    const phasesMs: Record<string, number> =
-      receiveMs === undefined ? {} : { receive: Math.round(receiveMs) };
+    const { receiveMs } = options;
+    const phasesMs: Record<string, number> = {
+      ...options.phasesMs,
+      ...(receiveMs === undefined ? {} : { receive: Math.round(receiveMs) }),
+    };
     let lapStart = performance.now();
     const lap = (phase: string): void => {
       const now = performance.now();
@@ -86,12 +110,16 @@ export class Publisher {
     const checked = this.validate(configBytes, weights);
     if (!checked.ok) return Promise.resolve(checked);
     lap("validate");
+    // Blobs are content-addressed and immutable: uploading them needs no lock and no version number.
+    const before = this.d.store.objects.traffic.uploaded;
+    const blobs = this.d.store.putAdapterBlobs(configBytes, weights, options.weightsSha256);
+    // Awaited below; until then a failure must not surface as an unhandled rejection.
+    blobs.catch(() => undefined);
     return this.withRunLock(run, async () => {
       lap("lock");
-      await this.d.ledger.repair(run);
-      lap("repair");
       // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
-      const [signed, verified] = await Promise.all([
+      const [, signed, verified] = await Promise.all([
+        this.d.ledger.repair(run),
         this.d.ledger.newestVersion(run),
         this.d.store.newestVerifiedVersion(run),
       ]);
@@ -104,22 +132,22 @@ export class Publisher {
             `run ${run} has reached version ${latest}, the last one its 12-digit manifest keys hold; publish to a new run`,
           ),
         );
-      const before = this.d.store.objects.traffic.uploaded;
-      const stored = await this.d.store.publishAdapter(
+      const files = await blobs;
+      lap("blobs");
+      const extras = (await options.extras) ?? { probe: null, training: null };
+      lap("extras");
+      const stored = await this.d.store.publishVersion(
         run,
         {
-          configBytes,
-          weights,
-          draft: {
-            createdAt: new Date(this.d.clock.now()).toISOString(),
-            base: { fingerprint: this.d.spec?.fingerprint ?? null },
-            ...extras,
-            publisher: { service: "trainer", instance: this.d.instance },
-          },
+          createdAt: new Date(this.d.clock.now()).toISOString(),
+          base: { fingerprint: this.d.spec?.fingerprint ?? null },
+          ...extras,
+          publisher: { service: "trainer", instance: this.d.instance },
+          adapter: { files },
         },
         latest === 0 ? null : latest,
-        lap,
       );
+      lap("manifest");
       await this.d.ledger.signHead(run, stored.manifest.version);
       lap("head");
       await this.notify("adapter.published", stored);

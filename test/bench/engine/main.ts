@@ -13,6 +13,7 @@
  */
 
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
@@ -22,6 +23,8 @@ import {
   type BaseQuant,
   type BuildOptions,
   buildArtifacts,
+  countDecodeStepNodes,
+  parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
@@ -135,6 +138,16 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
   quant: int4,
   format: "transformers.js",
 });
+
+// The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
+const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
+if (!arch.ok) throw arch.error;
+say("\nnodes per decode step, int4 + LoRA inputs, as built: layout | total | LoRA | by op type");
+for (const layout of ["per-module", "fused"] as const) {
+  const c = countDecodeStepNodes(arch.value, int4, layout);
+  const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
+  say(`${layout}${layout === "fused" ? " (model.onnx)" : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`);
+}
 
 const results = new Map<string, Throughput>();
 const row = (name: string, batch: number, t: Throughput) => {

@@ -56,27 +56,38 @@ export async function throughputs(
   );
 }
 
+/** Greedy generation of `tokens` new tokens for each of `batch` prompts; `onToken` on every token. */
+export async function generateBatch(
+  session: DecoderSession,
+  feeds: LoraFeeds,
+  batch: number,
+  tokens: number,
+  onToken: () => void,
+): Promise<void> {
+  const engine = new Engine(session, { maxBatch: batch });
+  await Promise.all(
+    Array.from({ length: batch }, (_, i) =>
+      engine.generate({
+        prompt: prompt(i),
+        adapter: { key: "bench", feeds },
+        sampling: GREEDY,
+        maxTokens: tokens,
+        stopTokens: new Set(),
+        logprobs: null,
+        rng: createRng(i),
+        onToken,
+      }),
+    ),
+  );
+}
+
 export function engineGeneration(session: DecoderSession, feeds: LoraFeeds): TimedGeneration {
   return async (batch, tokens) => {
-    const engine = new Engine(session, { maxBatch: batch });
     const t0 = performance.now();
     let firstToken = 0;
-    await Promise.all(
-      Array.from({ length: batch }, (_, i) =>
-        engine.generate({
-          prompt: prompt(i),
-          adapter: { key: "bench", feeds },
-          sampling: GREEDY,
-          maxTokens: tokens,
-          stopTokens: new Set(),
-          logprobs: null,
-          rng: createRng(i),
-          onToken: () => {
-            firstToken ||= performance.now() - t0;
-          },
-        }),
-      ),
-    );
+    await generateBatch(session, feeds, batch, tokens, () => {
+      firstToken ||= performance.now() - t0;
+    });
     return { firstToken, end: performance.now() - t0 };
   };
 }

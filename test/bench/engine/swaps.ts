@@ -43,7 +43,8 @@ export async function measureSwaps(
     bounds: { maxVersions: 4, maxBytes: 1024 * 1024 * 1024 },
     maxRank: 64,
     runs: [RUN],
-    prepare: (adapter) => adapterFeeds(spec, adapter),
+    // As the generator does: packed for the fused graph when staged.
+    prepare: (adapter) => session.prepare(adapterFeeds(spec, adapter)),
   });
   const engine = new Engine(session, { maxBatch: 1 });
   const sessionsBefore = sessionsCreated();

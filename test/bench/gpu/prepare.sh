@@ -34,7 +34,9 @@ if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
 fi
 # The batching check (batching-check.ts) runs on the llama-tiny fixture, fp32, with its adapter.
 fixture=../shared/fixtures/peft-reference/llama-tiny
-if [ ! -s .carry/tiny/model/model.onnx ]; then
+# Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's).
+if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
+  rm -rf .carry/tiny
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model --quant fp32 >/dev/null
   cp -r "$fixture/adapter" .carry/tiny/adapter
 fi

@@ -1,13 +1,16 @@
 /**
  * npm run bench:train [-- --ep=cpu|webgpu|cuda --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
- *   --max-tokens=64 --micro-batch=8 --threads=0 --build-only]
+ *   --max-tokens=64 --micro-batch=8 --memory-budget-mb=N --threads=0 --build-only]
  *
  * The trainer as it runs in production: the embedded S3 server and a trainer service, each its own
  * process, on a model with Qwen2.5-0.5B's dimensions (seeded random weights, int4 block 32). One
  * GRPO run over REST with β > 0, so every step has all of its phases: rollouts from the in-process
  * engine, the reference forward (rank-0 factors), the old-policy forward, the training
  * forward+backward, AdamW, and a publish through the handoff path. The step events' phase times
- * are what the trainer itself measured; the peak RSS is the trainer process's VmHWM.
+ * are what the trainer itself measured, the publish's own phases its `published` log lines'
+ * `phasesMs`; the peak RSS is the trainer process's VmHWM. Also printed: the training graph's node
+ * count (read back from train.onnx: what every pass runs, and the backward branch that training
+ * passes add), and the micro-batch the trainer chose.
  */
 
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -19,6 +22,7 @@ import { trainerEnv } from "@loracast/dev-support/stack";
 import { startService, supervisorEnvSchema } from "@loracast/dev-support/supervisor";
 import { buildArtifacts } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
+import { countGraphNodes } from "@loracast/shared/onnx";
 import { parseCommandLine, readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { executionProviderSchema } from "@loracast/shared/runtime";
@@ -43,8 +47,11 @@ const { values } = parseCommandLine({
     "prompt-tokens": { type: "string", default: "64", help: "tokens per prompt" },
     "max-tokens": { type: "string", default: "64", help: "most tokens per completion" },
     threads: { type: "string", default: "0", help: "TRAINER_THREADS (0: ORT decides)" },
-    // Sequences per forward/backward pass; the default is all of a step's.
-    "micro-batch": { type: "string", help: "sequences per forward/backward pass (default: all of a step's)" },
+    "micro-batch": {
+      type: "string",
+      help: "sequences per forward/backward pass (default: the trainer chooses by its memory budget)",
+    },
+    "memory-budget-mb": { type: "string", help: "TRAINER_MEMORY_BUDGET_MB (default: the trainer's)" },
     // Write the checkpoint and build the artifacts, then stop (the GPU script does this untimed).
     "build-only": {
       type: "boolean",
@@ -67,7 +74,7 @@ const prompts = Number(values.prompts);
 const generations = Number(values.generations);
 const promptTokens = Number(values["prompt-tokens"]);
 const maxTokens = Number(values["max-tokens"]);
-const microBatch = Number(values["micro-batch"] ?? prompts * generations);
+const microBatch = values["micro-batch"] === undefined ? null : Number(values["micro-batch"]);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
@@ -89,6 +96,9 @@ const manifest = await readModelManifest(modelDir);
 if (!manifest.ok) throw manifest.error;
 if (values["build-only"]) process.exit(0);
 const weightBytes = statSync(join(modelDir, manifest.value.manifest.files.data)).size;
+const trainFile = manifest.value.manifest.files.training;
+const nodes = countGraphNodes(readFileSync(join(modelDir, trainFile ?? "")));
+const forwardNodes = [...nodes.byOp.values()].reduce((a, b) => a + b, 0);
 
 // Prompts of exactly `promptTokens` bytes: the byte tokenizer makes each one token.
 const rng = createRng(7);
@@ -122,6 +132,9 @@ const trainer = await startService(
     TRAINER_MODEL_DIR: modelDir,
     TRAINER_EXECUTION_PROVIDER: ep,
     TRAINER_THREADS: values.threads,
+    ...(values["memory-budget-mb"] === undefined
+      ? {}
+      : { TRAINER_MEMORY_BUDGET_MB: values["memory-budget-mb"] }),
   },
   { readyTimeoutMs: 600_000 },
 );
@@ -173,10 +186,11 @@ type StepEvent = Extract<RunStreamEvent, { type: "step" }>;
 const phase = (e: StepEvent, name: string) => e.phasesMs[name] ?? 0;
 const scored = (e: StepEvent) => ((e.metrics.tokens_per_second ?? 0) * phase(e, "train")) / 1000;
 const sequences = prompts * generations;
+const chosen = [...new Set(stepEvents.map((e) => e.metrics.micro_batch))].join(", ");
 
 say(
   `\nQwen2.5-0.5B dims, random weights, int4 block 32 (accuracy_level 4); ${ep} EP; GRPO β=0.04, ` +
-    `${prompts} prompts × ${generations} generations in micro-batches of ${microBatch}, ` +
+    `${prompts} prompts × ${generations} generations in micro-batches of ${chosen} (${microBatch === null ? "chosen by memory" : "--micro-batch"}), ` +
     `prompt ${promptTokens} + completion ≤ ${maxTokens} tokens, ` +
     `LoRA r=16 on all 7 projections; ${steps} steps`,
 );
@@ -210,6 +224,34 @@ say(
 );
 const stepMs = mean(warm.map((e) => e.metrics.step_ms ?? 0));
 say(`whole step: ${((scoredTokens / stepMs) * 1000).toFixed(1)} completion tokens/s`);
+const meanPhase = (name: string) => mean(warm.map((e) => phase(e, name)));
+say(
+  `GRPO step (steps 2.. mean), rollout / reference / training fwd+bwd / publish: ${[
+    meanPhase("rollout"),
+    meanPhase("reference"),
+    trainMs,
+    mean(publishes.slice(2)),
+  ]
+    .map((ms) => (ms / 1000).toFixed(2))
+    .join(" / ")} s`,
+);
+// The publisher's own phases (its `published` log lines), publishes after step 1 on.
+const publishLogs = trainer.logs.filter((l) => l.msg === "published").slice(2);
+const publishPhases = new Map<string, number[]>();
+for (const l of publishLogs) {
+  for (const [name, ms] of Object.entries((l.phasesMs ?? {}) as Record<string, number>)) {
+    publishPhases.set(name, [...(publishPhases.get(name) ?? []), ms]);
+  }
+}
+say(
+  `publish phases (mean ms; blobs and extras are waits after the overlapped work): ${[...publishPhases]
+    .map(([name, xs]) => `${name} ${mean(xs).toFixed(0)}`)
+    .join(", ")}`,
+);
+say(
+  `training graph (${trainFile}): ${forwardNodes} nodes run by every pass, ${nodes.nested} more in the ` +
+    `If branches (the backward, and the empty gradients of a forward-only pass)`,
+);
 const mb = (kb: string | undefined) => Number(kb ?? Number.NaN) / 1024;
 say(
   `trainer peak RSS (VmHWM): ${mb(status[1]).toFixed(0)} MB; RSS at the end ${mb(status[2]).toFixed(0)} MB; ` +

@@ -22,7 +22,9 @@ export function adapterRoutes(publisher: Publisher, uploads: UploadSpool): Hono<
       return errorResponse(c, upload.error.code, upload.error.message);
     }
     const { config, weights } = upload.value;
-    const r = await publisher.publish(run.data, config, weights, undefined, performance.now() - receiveStart);
+    const r = await publisher.publish(run.data, config, weights, {
+      receiveMs: performance.now() - receiveStart,
+    });
     if (!r.ok) return errorResponse(c, r.error.code, r.error.message);
     return c.json(r.value, 201);
   });

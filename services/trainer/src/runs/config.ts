@@ -108,8 +108,12 @@ export const runConfigSchema = z.strictObject({
   steps: positiveInt.max(1_000_000),
   /** Prompts per step (each sampled as often as the algorithm's samplesPerPrompt says). */
   promptsPerStep: positiveInt.max(4096).default(4),
-  /** Sequences per forward/backward pass; gradients accumulate over a step's micro-batches. */
-  microBatch: positiveInt.max(4096).default(16),
+  /**
+   * Sequences per forward/backward pass; gradients accumulate over a step's micro-batches. Null
+   * (the default) chooses it each step from the training graph's activation memory for the step's
+   * longest sequence against TRAINER_MEMORY_BUDGET_MB (shared/training/memory.ts).
+   */
+  microBatch: positiveInt.max(4096).nullable().default(null),
   sampling: sampling.prefault({}),
   /** Generators to sample from, by base URL; null samples from the trainer's in-process engine. */
   generators: z

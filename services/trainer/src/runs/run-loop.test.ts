@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { MemoryObjectStore } from "@loracast/shared/store";
+import { ALLOCATOR_OVERHEAD, activationBytes } from "@loracast/shared/training";
 import type { PublishResult } from "../publisher.ts";
 import { CheckpointStore } from "./checkpoints.ts";
 import { runConfigSchema } from "./config.ts";
@@ -40,6 +41,7 @@ function harness(
   overrides: Record<string, unknown>,
   shared: { checkpoints: CheckpointStore; published: Map<string, number> },
   data: Example[] = DATA,
+  memoryBudgetBytes = 2 ** 30,
 ) {
   const trace: string[] = [];
   const metrics: Record<string, number | null>[] = [];
@@ -95,6 +97,7 @@ function harness(
     },
     publishedWeights: async () => new Map(shared.published),
     clock: tickingClock(),
+    memoryBudgetBytes,
     log: silentLogger,
     fetch: async (_url, init) => {
       if (rewardCalls++ % (2 * config.promptsPerStep) === 0) trace.push("reward");
@@ -142,6 +145,33 @@ describe("RunLoop", () => {
       "checkpoint 4",
       "checkpoint",
     ]);
+  });
+
+  it("without a microBatch, sizes each step's micro-batch by the memory budget", async () => {
+    // Prompts are 2 tokens, completions 1 and 2 (rloo k = 2): the longest sequence is 4 tokens, 2 scored.
+    const probe = new FakeSession();
+    const ranks = 2 * probe.spec.dims.numLayers; // r = 2 on q_proj of every layer
+    const perSequence = activationBytes(probe.spec.dims, ranks, 4, 2) * ALLOCATOR_OVERHEAD;
+    for (const [budget, expected, passes] of [
+      [3.5 * perSequence, 3, 2],
+      [0.5 * perSequence, 1, 4],
+      [100 * perSequence, 100, 1],
+    ] as const) {
+      const { loop, trace, metrics } = harness({ microBatch: null, steps: 1 }, fresh(), DATA, budget);
+      await loop.run(new AbortController().signal);
+      assert.deepEqual(
+        metrics.map((m) => m.micro_batch),
+        [expected],
+      );
+      assert.equal(trace.filter((l) => l === "gradients").length, passes, `budget ${budget}`);
+    }
+    // An explicit microBatch overrides the budget.
+    const fixed = harness({ microBatch: 2, steps: 1 }, fresh(), DATA, 0.5 * perSequence);
+    await fixed.loop.run(new AbortController().signal);
+    assert.deepEqual(
+      fixed.metrics.map((m) => m.micro_batch),
+      [2],
+    );
   });
 
   it("reports rewards of rollouts only: an SFT step has none (not 0)", async () => {

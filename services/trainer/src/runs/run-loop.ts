@@ -11,7 +11,7 @@ import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import type { RunEvent } from "@loracast/shared/run-events";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
-import { LoraParams, packBatch, type TrainingSession } from "@loracast/shared/training";
+import { LoraParams, microBatchSize, packBatch, type TrainingSession } from "@loracast/shared/training";
 import { TrainerError } from "../errors.ts";
 import type { PublishExtras, PublishResult } from "../publisher.ts";
 import { algorithmFor, type GradientResult, type RunAlgorithm, type StepSample } from "./algorithms/index.ts";
@@ -31,10 +31,20 @@ export interface RunLoopDeps {
   session: Pick<TrainingSession, "spec" | "score" | "backward">;
   tokenizer: Pick<TextTokenizer, "encode" | "decode" | "stopTokenIds">;
   rollouts: RolloutSource;
+  /**
+   * Publishes the adapter's PEFT files as the run's next version. `sha256` is the weights' (hex),
+   * `phasesMs` the loop's own publish phases so far; `extras` may still be computing (the probe),
+   * and is awaited once the blobs are up.
+   */
   publish(
     run: string,
-    files: { configBytes: Uint8Array; weights: Uint8Array },
-    extras: PublishExtras,
+    files: {
+      configBytes: Uint8Array;
+      weights: Uint8Array;
+      sha256: string;
+      phasesMs: Readonly<Record<string, number>>;
+    },
+    extras: Promise<PublishExtras>,
   ): Promise<PublishResult>;
   checkpoints: Pick<CheckpointStore, "save" | "latest">;
   /**
@@ -45,6 +55,11 @@ export interface RunLoopDeps {
   publishedWeights(run: string): Promise<ReadonlyMap<string, number>>;
   clock: Clock;
   log: Logger;
+  /**
+   * Activation memory one forward/backward pass may use, in bytes: it sizes each step's
+   * micro-batch when the run's config sets none (shared/training/memory.ts).
+   */
+  memoryBudgetBytes: number;
   /** The egress-checked fetch (egressFetch) HTTP rewards call through. */
   fetch: typeof fetch;
   emit(event: RunLoopEvent): void;
@@ -186,11 +201,12 @@ export class RunLoop {
         this.optimizer.step(this.params.named(), grads, lr);
       }
     };
+    const microBatch = config.microBatch ?? this.microBatchFor(samples);
     const g: GradientResult = await this.algorithm.gradients(
       {
         session: d.session,
         params: this.params,
-        microBatch: config.microBatch,
+        microBatch,
         sampling: config.sampling,
         now,
         optimize,
@@ -231,6 +247,7 @@ export class RunLoop {
         staleness,
         tokens_per_second: trainMs > 0 ? (g.trainedTokens / trainMs) * 1000 : 0,
         step_ms: now() - stepStart,
+        micro_batch: microBatch,
         // TRL's completions/mean_length: rollouts only (SFT's completions are the dataset's).
         ...(this.algorithm.rollouts ? { completion_length: meanLength(samples) } : {}),
         ...g.metrics,
@@ -312,6 +329,18 @@ export class RunLoop {
     });
   }
 
+  /** Sequences per pass that fit the memory budget at this step's longest sequence. */
+  private microBatchFor(samples: readonly StepSample[]): number {
+    return microBatchSize({
+      dims: this.d.session.spec.dims,
+      loraRanks: this.params.modules.reduce((n, m) => n + m.rank, 0),
+      // reduce, not Math.max(...): a step may hold more samples than a call takes arguments.
+      longest: samples.reduce((n, s) => Math.max(n, s.prompt.length + s.completion.length), 1),
+      scored: samples.reduce((n, s) => Math.max(n, s.completion.length), 1),
+      budgetBytes: this.d.memoryBudgetBytes,
+    });
+  }
+
   /** A probe: the first example's prompt and this adapter's log-probabilities along it. */
   private async probe(): Promise<{ tokens: number[][]; logprobs: number[][] }> {
     const first = this.data[0];
@@ -334,10 +363,19 @@ export class RunLoop {
 
   private async publish(): Promise<void> {
     const start = this.d.clock.now();
+    // The probe's forward runs on ORT's threads while this one encodes, hashes and uploads.
+    const probe = this.probe();
+    probe.catch(() => undefined);
+    const phasesMs: Record<string, number> = {};
     const files = this.params.toPeft();
+    const encoded = this.d.clock.now();
+    phasesMs.encode = Math.round(encoded - start);
+    // Hashed once: the adoption check below, the blob's address and the upload's signature.
     const sha = createHash("sha256").update(files.weights).digest("hex");
+    phasesMs.sha256 = Math.round(this.d.clock.now() - encoded);
     const adopted = this.adoptable.get(sha);
     if (adopted !== undefined) {
+      await probe.catch(() => undefined);
       this.adoptable.delete(sha);
       this.d.log.info("version already published by an earlier attempt", {
         run: this.config.run,
@@ -347,10 +385,12 @@ export class RunLoop {
       this.settle(adopted);
       return;
     }
-    const result = await this.d.publish(this.config.run, files, {
-      probe: await this.probe(),
-      training: { step: this.step, algorithm: this.config.algorithm.name, metrics: {} },
-    });
+    const training = { step: this.step, algorithm: this.config.algorithm.name, metrics: {} };
+    const result = await this.d.publish(
+      this.config.run,
+      { ...files, sha256: sha, phasesMs },
+      probe.then((p) => ({ probe: p, training })),
+    );
     this.settle(result.version);
     this.d.emit({
       type: "published",

@@ -1,0 +1,46 @@
+/**
+ * The nodes one decode step runs, by op type: the decoder graph has no control flow, so every node
+ * of it runs once per step whatever the batch or sequence. On a GPU each node costs a fixed
+ * dispatch (~8 µs on the CUDA EP, ~14 µs on WebGPU, ../shared/docs/gpu.md), which makes this count
+ * the floor of a small-batch step. ORT's own graph optimizations may fuse further at session load
+ * (e.g. `x · Sigmoid(x)` into `QuickGelu` on the CPU); this counts the graph as built.
+ */
+import { GraphBuilder } from "../onnx/index.ts";
+import type { Architecture } from "./architecture.ts";
+import { buildDecoderGraph, type DecoderLayout } from "./decoder-graph.ts";
+import { type BaseQuant, WeightPlan } from "./weights.ts";
+
+/** Nodes of one decode step: in all, those of the LoRA branches, and by op type (most first). */
+export interface StepNodeCounts {
+  total: number;
+  /** Nodes that read a LoRA factor input (`lora_A`/`lora_B`): two `Gemm`s per LoRA pair. */
+  lora: number;
+  byOp: Record<string, number>;
+}
+
+/**
+ * Counts the nodes of the generation graph (`model.onnx`, the one that returns the KV cache) that
+ * `buildArtifacts` builds for `arch` in `quant`, with LoRA inputs, in `layout`. Builds the graph
+ * in memory only: no weight is read.
+ */
+export function countDecodeStepNodes(
+  arch: Architecture,
+  quant: BaseQuant,
+  layout: DecoderLayout,
+): StepNodeCounts {
+  const g = new GraphBuilder("count");
+  buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout });
+  const graph = g.build();
+  const factors = new Set(graph.inputs.map((i) => i.name).filter((n) => n.startsWith("base_model.")));
+  const byOp = new Map<string, number>();
+  let lora = 0;
+  for (const n of graph.nodes) {
+    byOp.set(n.opType, (byOp.get(n.opType) ?? 0) + 1);
+    if (n.inputs.some((i) => factors.has(i))) lora++;
+  }
+  return {
+    total: graph.nodes.length,
+    lora,
+    byOp: Object.fromEntries([...byOp].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))),
+  };
+}
