@@ -101,6 +101,10 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
     const f = feedsFor(2);
     const w = native.upload(f.w);
     assert.ok(bytes(w.download()).equals(bytes(f.w)), "download returns what upload copied in");
+    // Rank-0 LoRA factors (an untargeted module) are zero-element tensors.
+    const empty = native.upload({ type: "float32", dims: [0, 8], data: new Float32Array(0) });
+    assert.deepEqual(empty.download().dims, [0, 8]);
+    empty.release();
     const y = native.allocate("float32", [2, 5]);
     for (let run = 0; run < 3; run++) {
       const x = { ...f.x, data: floats(16) };
