@@ -130,7 +130,7 @@ napi_value copy(napi_env env, napi_callback_info info) {
     check(ort->BindInput(binding.p, "x", t->value));
     check(ort->BindOutputToDevice(binding.p, "y", t->owner->hostInfo));
   }
-  napi_value out = runBound(env, *t->owner, identity, binding.p, nullptr, upload ? std::vector<std::string>{}
+  napi_value out = runBound(env, identity, binding.p, nullptr, upload ? std::vector<std::string>{}
                                                                                   : std::vector<std::string>{"y"});
   return upload ? nullptr : property(env, out, "y");
 }
@@ -192,7 +192,7 @@ napi_value run(napi_env env, napi_callback_info info) {
       check(ort->BindOutput(binding.p, name.c_str(), held.back()->value));
     }
   }
-  return runBound(env, *s, s->session, binding.p, graphId.empty() ? nullptr : graphId.c_str(), hostOutputs);
+  return runBound(env, s->session, binding.p, graphId.empty() ? nullptr : graphId.c_str(), hostOutputs);
 }
 
 // release(handle): frees a session or tensor now (a session's memory goes with its last tensor).

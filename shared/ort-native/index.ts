@@ -21,6 +21,7 @@ import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { err, ok, type Result } from "../result/index.ts";
 import { providerFailure } from "../runtime/execution-provider.ts";
+import { disableOrtTelemetry } from "../runtime/ort-telemetry.ts";
 
 /** Element types the addon moves, named as onnxruntime-common's `Tensor.type`. */
 export type NativeDType = "float32" | "float16" | "int32" | "int64" | "uint8" | "int8" | "bool";
@@ -59,7 +60,8 @@ export interface NativeSessionOptions {
 export interface RunOptions {
   /**
    * ORT's run option `gpu_graph_id` (a positive integer): the first run with an id captures a CUDA
-   * graph, later ones replay it. Needs `enableCudaGraph` and device tensors only.
+   * graph, later ones replay it. Needs a session with `enableCudaGraph` and device tensors only;
+   * `run` throws `OrtNativeError` otherwise.
    */
   graphId?: number;
 }
@@ -137,6 +139,8 @@ export class NativeSession {
     private readonly handle: object,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
+    /** Created with `enableCudaGraph`: the only sessions `RunOptions.graphId` means anything to. */
+    private readonly cudaGraphs: boolean,
   ) {}
 
   /** An uninitialised tensor of `type` and `dims` in the session's device memory. */
@@ -174,6 +178,8 @@ export class NativeSession {
     const graphId = options.graphId;
     if (graphId !== undefined && !(Number.isInteger(graphId) && graphId > 0))
       throw new OrtNativeError(`graphId must be a positive integer, got ${graphId}`);
+    if (graphId !== undefined && !this.cudaGraphs)
+      throw new OrtNativeError("graphId needs a cuda session created with enableCudaGraph");
     return call(() =>
       this.binding.run(this.handle, bound, targets, graphId === undefined ? null : String(graphId)),
     );
@@ -218,6 +224,8 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
   if (!existsSync(file))
     return err({ reason: "not-built", message: `${file} does not exist (npm run build:ort-native)` });
   const require = createRequire(import.meta.url);
+  // The addon creates ORT's environment when it loads, if onnxruntime-node has not yet.
+  disableOrtTelemetry();
   let binding: Binding;
   try {
     binding = require(file) as Binding;
@@ -257,7 +265,8 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
           providerFailure(e, [options.ep]) ?? new OrtNativeError(e instanceof Error ? e.message : String(e))
         );
       }
-      return new NativeSession(binding, created.session, created.inputNames, created.outputNames);
+      const graphs = options.enableCudaGraph === true;
+      return new NativeSession(binding, created.session, created.inputNames, created.outputNames, graphs);
     },
   });
 }

@@ -319,7 +319,7 @@ napi_value toJs(napi_env env, OrtValue* value) {
 }
 
 // Runs `session` with `binding`; outputs bound to host memory come back as {type, dims, data}.
-napi_value runBound(napi_env env, SessionState& s, OrtSession* session, OrtIoBinding* binding, const char* graphId,
+napi_value runBound(napi_env env, OrtSession* session, OrtIoBinding* binding, const char* graphId,
                     const std::vector<std::string>& hostOutputs) {
   Owned<OrtRunOptions, releaseRunOptions> options;
   check(ort->CreateRunOptions(&options.p));
@@ -350,7 +350,6 @@ napi_value runBound(napi_env env, SessionState& s, OrtSession* session, OrtIoBin
   for (size_t i = 0; i < n; i++)
     for (const auto& want : hostOutputs)
       if (bound[i] == want) napi(env, napi_set_named_property(env, out, want.c_str(), toJs(env, owned[i]->p)));
-  (void)s;
   return out;
 }
 

@@ -3,7 +3,8 @@
 # .carry/cuda-ep/: the CUDA 13 provider of ORT 1.29.0 (../shared/docs/gpu.md) cut to sm_90 and
 #   xz'ed, and the provider bridge library (cuda-ep.sh installs them on the GPU host);
 # .carry/cuda/: the bundles of the conformance harness, the batching check, the engine bench and the
-#   ort-native probe, the ORT addon (shared/ort-native), the llama-tiny model for the batching check and the two PEFT reference fixtures.
+#   ort-native probe, the ORT addon (shared/ort-native), the llama-tiny model for the batching check
+#   and the two PEFT reference fixtures.
 # Run by `prepare.sh --cuda` after the rest of .carry/ is made. Reuses the provider once made.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
