@@ -299,7 +299,7 @@ napi_value run(napi_env env, napi_callback_info info) {
     std::string where = string(env, target);
     if (where != "host" && where != "device")
       throw Failure("output '" + name + "': \"host\", \"device\" or a device tensor, got '" + where + "'");
-    if (graphRun) throw Failure("output '" + name + "': a CUDA graph run binds only device tensors");
+    if (graphRun) throw Failure("output '" + name + "': a CUDA graph run binds only given device tensors");
     w->outputs.push_back({name, where == "host" ? RunWork::Host : RunWork::Device, nullptr});
   }
   napi_value resource, promise;
