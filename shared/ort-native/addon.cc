@@ -51,7 +51,7 @@ napi_value stringArray(napi_env env, const std::vector<std::string>& items) {
 }
 
 // createSession(model: string path | Uint8Array bytes, {ep, deviceId?, useTf32?, enableCudaGraph?,
-// intraOpThreads?}) -> {session, inputNames, outputNames}
+// intraOpThreads?, dedicatedThread?}) -> {session, inputNames, outputNames}
 napi_value createSession(napi_env env, napi_callback_info info) {
   auto argv = args(env, info, 2);
   auto s = std::make_shared<SessionState>();
@@ -62,6 +62,7 @@ napi_value createSession(napi_env env, napi_callback_info info) {
   s->spec.useTf32 = optionalBool(env, argv[1], "useTf32", true);
   s->spec.enableCudaGraph = optionalBool(env, argv[1], "enableCudaGraph", false);
   s->spec.intraOpThreads = static_cast<int>(optionalInt(env, argv[1], "intraOpThreads", 0));
+  s->spec.dedicatedThread = s->spec.enableCudaGraph || optionalBool(env, argv[1], "dedicatedThread", false);
   OrtSessionOptions* options = makeOptions(s->spec, s->spec.enableCudaGraph);
   bool bytes = false;
   napi(env, napi_is_typedarray(env, argv[0], &bytes));
@@ -84,6 +85,7 @@ napi_value createSession(napi_env env, napi_callback_info info) {
     check(ort->CreateMemoryInfo("Cuda", OrtArenaAllocator, s->spec.deviceId, OrtMemTypeDefault, &s->deviceInfo));
     check(ort->CreateAllocator(s->session, s->deviceInfo, &s->deviceAllocator));
   }
+  if (s->spec.dedicatedThread) s->thread = std::make_unique<RunThread>();
   s->inputs = ioNames(s->session, true);
   s->outputs = ioNames(s->session, false);
   napi_value out;
@@ -139,7 +141,8 @@ napi_value copy(napi_env env, napi_callback_info info) {
 }
 
 // One run in flight: what `run` parsed on the JS thread, what `execute` does on a libuv worker
-// thread (bind, RunWithBinding: no N-API there), and what `complete` hands back on the JS thread.
+// thread or the session's own (bind, RunWithBinding: no N-API there), and what `complete` hands back
+// on the JS thread.
 // It holds the session, the bound device tensors and the host inputs' typed arrays until then, so a
 // `release` or a dropped reference during the run frees nothing before it ends; it is deleted on the
 // JS thread, where tensors give back their external memory.
@@ -151,7 +154,8 @@ struct RunWork {
     OrtValue* given;
   };
   napi_env env = nullptr;
-  napi_async_work work = nullptr;
+  napi_async_work work = nullptr;          // on libuv's pool
+  napi_threadsafe_function done = nullptr;  // on the session's own thread: calls completeRun
   napi_deferred deferred = nullptr;
   std::shared_ptr<SessionState> session;
   std::vector<std::shared_ptr<TensorState>> held;
@@ -226,7 +230,7 @@ void rejectRun(napi_env env, napi_deferred deferred, const std::string& message)
 
 void completeRun(napi_env env, napi_status status, void* data) {
   std::unique_ptr<RunWork> w(static_cast<RunWork*>(data));
-  napi_delete_async_work(env, w->work);
+  if (w->work) napi_delete_async_work(env, w->work);
   std::string error = status == napi_cancelled ? "run cancelled" : w->error;
   if (error.empty()) try {
       napi_resolve_deferred(env, w->deferred, settleRun(env, *w));
@@ -240,6 +244,33 @@ void completeRun(napi_env env, napi_status status, void* data) {
       error = e.what();
     }
   rejectRun(env, w->deferred, error);
+}
+
+// On the session's own thread: the run, then completeRun on the JS thread through a thread-safe
+// function (which keeps the event loop alive meanwhile, as queued async work does).
+napi_value queueOnThread(napi_env env, std::unique_ptr<RunWork> w, napi_value resource) {
+  napi(env, napi_create_threadsafe_function(
+                env, nullptr, nullptr, resource, 0, 1, nullptr, nullptr, nullptr,
+                [](napi_env env, napi_value, void*, void* data) {
+                  // No env: Node is tearing the environment down; nothing is left to settle.
+                  if (env) completeRun(env, napi_ok, data);
+                },
+                &w->done));
+  napi_value promise;
+  napi_status created = napi_create_promise(env, &w->deferred, &promise);
+  if (created != napi_ok) {
+    napi_release_threadsafe_function(w->done, napi_tsfn_abort);
+    napi(env, created);
+  }
+  RunWork* work = w.release();
+  napi_threadsafe_function done = work->done;
+  // `work` may be deleted on the JS thread as soon as it is handed over: only `done` is used after.
+  work->session->thread->post([work, done] {
+    executeRun(nullptr, work);
+    napi_call_threadsafe_function(done, work, napi_tsfn_blocking);
+    napi_release_threadsafe_function(done, napi_tsfn_release);
+  });
+  return promise;
 }
 
 // run(session, feeds: {name: tensor | {type, dims, data}}, outputs: {name: tensor | "host" |
@@ -304,6 +335,7 @@ napi_value run(napi_env env, napi_callback_info info) {
   }
   napi_value resource, promise;
   napi(env, napi_create_string_utf8(env, "ortNativeRun", NAPI_AUTO_LENGTH, &resource));
+  if (s.thread) return queueOnThread(env, std::move(w), resource);
   napi(env, napi_create_async_work(env, nullptr, resource, executeRun, completeRun, w.get(), &w->work));
   napi_status created = napi_create_promise(env, &w->deferred, &promise);
   if (created == napi_ok) created = napi_queue_async_work(env, w->work);

@@ -31,7 +31,7 @@ const HEADERS_IN_PACKAGE =
   "package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers";
 const HEADERS_CACHE = join(root, "node_modules", ".cache", "ort-native", "headers-0.4.9");
 const ORT_LIB_DIR = join(root, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64");
-const SOURCES = ["addon.cc", "support.h"].map((f) => join(import.meta.dirname, f));
+const SOURCES = ["addon.cc", "support.h", "run-thread.h"].map((f) => join(import.meta.dirname, f));
 
 /** Why `buildOrtNative` built nothing. */
 export interface OrtNativeBuildFailure {

@@ -57,6 +57,12 @@ export interface NativeSessionOptions {
   enableCudaGraph?: boolean;
   /** ORT's intra-op thread count; ORT's default (one per core) when absent. */
   intraOpThreads?: number;
+  /**
+   * Runs go, in order, to one OS thread of the session's own instead of libuv's thread pool (where
+   * several may run at once). Always so with `enableCudaGraph`: the CUDA EP keeps captured graphs
+   * per OS thread (`PerThreadContext` in ORT's `cuda_execution_provider.h`). Default false.
+   */
+  dedicatedThread?: boolean;
 }
 
 /** Per-run options of `NativeSession.run`. */
@@ -185,9 +191,6 @@ export type Fetched<T extends OutputTarget> = T extends "host" ? HostTensor : De
 
 /** An ORT session created by the addon; its input and output names are the model's. */
 export class NativeSession {
-  /** Runs now in flight (a CUDA-graph session runs one at a time). */
-  private inFlight = 0;
-
   /** @internal */
   constructor(
     private readonly binding: Binding,
@@ -216,10 +219,11 @@ export class NativeSession {
   }
 
   /**
-   * One run through an `OrtIoBinding`, on a libuv worker thread (ORT's `RunWithBinding`, and on
-   * `cuda` the host inputs' copies to the device): the event loop keeps turning meanwhile, and
-   * several runs of one session may be in flight (ORT's `Run` is thread-safe), except on a session
-   * with `enableCudaGraph`, which runs one at a time.
+   * One run through an `OrtIoBinding`, off the JS thread (ORT's `RunWithBinding`, and on `cuda`
+   * the host inputs' copies to the device): the event loop keeps turning meanwhile. Several runs of
+   * one session may be in flight: on libuv's thread pool they run at once (ORT's `Run` is
+   * thread-safe); with `dedicatedThread` (or `enableCudaGraph`) they run one after another, in the
+   * order of the calls.
    *
    * `feeds`: every input the model needs, as host tensors (read by ORT during the run: their typed
    * arrays are kept alive and must stay unmodified until the promise settles) or device tensors
@@ -256,9 +260,6 @@ export class NativeSession {
       throw new OrtNativeError(`graphId must be a positive integer, got ${graphId}`);
     if (graphId !== undefined && !this.cudaGraphs)
       throw new OrtNativeError("graphId needs a cuda session created with enableCudaGraph");
-    if (this.cudaGraphs && this.inFlight > 0)
-      throw new OrtNativeError("a session with enableCudaGraph runs one run at a time");
-    this.inFlight++;
     let got: Record<string, HostTensor | BoundTensor>;
     try {
       got = await this.binding.run(
@@ -269,8 +270,6 @@ export class NativeSession {
       );
     } catch (e) {
       throw asOrtNativeError(e);
-    } finally {
-      this.inFlight--;
     }
     const result: Record<string, HostTensor | DeviceTensor> = {};
     for (const [name, target] of Object.entries(outputs ?? {}))

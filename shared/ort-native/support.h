@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "run-thread.h"
+
 namespace ortnative {
 
 const OrtApi* ort = nullptr;
@@ -107,6 +109,7 @@ struct SessionOptionsSpec {
   bool useTf32 = true;
   bool enableCudaGraph = false;
   int intraOpThreads = 0;
+  bool dedicatedThread = false;
 };
 
 OrtSessionOptions* makeOptions(const SessionOptionsSpec& spec, bool cudaGraph) {
@@ -143,7 +146,9 @@ struct SessionState {
   OrtMemoryInfo* hostInfo = nullptr;
   std::vector<std::string> inputs, outputs;
   std::map<int, OrtSession*> identities;
+  std::unique_ptr<RunThread> thread;  // with dedicatedThread: where its runs go, in order
   ~SessionState() {
+    thread.reset();
     for (auto& entry : identities) ort->ReleaseSession(entry.second);
     if (deviceAllocator) ort->ReleaseAllocator(deviceAllocator);
     if (deviceInfo) ort->ReleaseMemoryInfo(deviceInfo);
