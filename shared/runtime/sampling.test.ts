@@ -1,7 +1,7 @@
 /**
  * `sampleToken` against a plain reference of the same sampler (vocabulary-order candidates, a
- * comparator sort for top-k/top-p, every probability recomputed where it is used): the scratch
- * buffers and the packed-key sort must change no token and no logprob, ties, -0 and banned
+ * comparator sort for top-k/top-p, every weight recomputed where it is used): the scratch buffers,
+ * the kept exponentials and the packed-key sort must change no token, ties, -0 and banned
  * (-Infinity) tokens included.
  */
 import assert from "node:assert/strict";
@@ -14,10 +14,9 @@ function reference(logits: Float32Array, p: SamplingParams, rng: Rng): number {
   const best = argmax(logits);
   const max = logits[best] as number;
   const t = p.temperature > 0 ? p.temperature : 1;
+  const weight = (j: number) => Math.exp(((logits[j] as number) - max) / t);
   let sum = 0;
-  for (const l of logits) sum += Math.exp((l - max) / t);
-  const lse = Math.log(sum);
-  const prob = (j: number) => Math.exp(((logits[j] as number) - max) / t - lse);
+  for (let j = 0; j < logits.length; j++) sum += weight(j);
   const floor = Math.log(Math.max(1e-12, p.minP)) * p.temperature + max;
   const candidates = [...logits.keys()].filter((j) => (logits[j] as number) >= floor);
   let keep = candidates.length;
@@ -26,15 +25,15 @@ function reference(logits: Float32Array, p: SamplingParams, rng: Rng): number {
     if (p.topK > 0) keep = Math.min(keep, p.topK);
     let cum = 0;
     for (let i = 0; i < keep && p.topP < 1; i++) {
-      cum += prob(candidates[i] as number);
+      cum += weight(candidates[i] as number) / sum;
       if (cum >= p.topP) keep = i + 1;
     }
   }
   let mass = 0;
-  for (let i = 0; i < keep; i++) mass += prob(candidates[i] as number);
+  for (let i = 0; i < keep; i++) mass += weight(candidates[i] as number);
   let u = rng.next() * mass;
   for (let i = 0; i < keep; i++) {
-    u -= prob(candidates[i] as number);
+    u -= weight(candidates[i] as number);
     if (u < 0) return candidates[i] as number;
   }
   return candidates[keep - 1] ?? 0;

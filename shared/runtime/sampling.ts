@@ -95,8 +95,8 @@ export function sampleToken(
   if (params.temperature === 0 && logprobs === null) return { token: best, logprob: null, top: [] };
   const t = params.temperature > 0 ? params.temperature : 1;
   const max = logits[best] ?? Number.NEGATIVE_INFINITY;
-  const logprob = logSoftmax(logits, max, t);
-  const token = params.temperature > 0 ? sample(logits, params, rng, max, logprob) : best;
+  const { logprob, sum } = logSoftmax(logits, max, t);
+  const token = params.temperature > 0 ? sample(logits, params, rng, max, sum) : best;
   return { token, logprob: logprob(token), top: topTokens(logits, logprobs ?? 0, logprob) };
 }
 
@@ -106,31 +106,46 @@ export function sampleToken(
  * report for each prompt token given its prefix.
  */
 export function scoreToken(logits: Float32Array, token: number, top: number): SampledToken {
-  const logprob = logSoftmax(logits, logits[argmax(logits)] ?? Number.NEGATIVE_INFINITY, 1);
+  const { logprob } = logSoftmax(logits, logits[argmax(logits)] ?? Number.NEGATIVE_INFINITY, 1);
   return { token, logprob: logprob(token), top: topTokens(logits, top, logprob) };
 }
 
-/** j ↦ log_softmax(logits / t)[j], given the largest logit; the sum is accumulated in float64. */
-function logSoftmax(logits: Float32Array, max: number, t: number): (j: number) => number {
+/**
+ * j ↦ log_softmax(logits / t)[j], given the largest logit; the sum is accumulated in float64. Each
+ * exp((logit - max) / t) is kept in `scratch.exps` for `sample`, which then draws without a second
+ * pass of exponentials (the largest host cost per sampled token over a 152k vocabulary).
+ */
+function logSoftmax(
+  logits: Float32Array,
+  max: number,
+  t: number,
+): { logprob: (j: number) => number; sum: number } {
+  ensureScratch(logits.length);
+  const exps = scratch.exps;
   let sum = 0;
   const n = logits.length;
-  for (let j = 0; j < n; j++) sum += Math.exp(((logits[j] as number) - max) / t);
+  for (let j = 0; j < n; j++) {
+    const e = Math.exp(((logits[j] as number) - max) / t);
+    exps[j] = e;
+    sum += e;
+  }
   const lse = Math.log(sum);
-  return (j) => ((logits[j] ?? 0) - max) / t - lse;
+  return { logprob: (j) => ((logits[j] ?? 0) - max) / t - lse, sum };
 }
 
 /**
- * Scratch space of `sample`, grown to the largest vocabulary seen and reused: a row is sampled per
- * sequence per token, and allocating three vocabulary-sized arrays each time was most of its cost.
+ * Scratch space of `logSoftmax` and `sample`, grown to the largest vocabulary seen and reused: a row
+ * is sampled per sequence per token, and allocating vocabulary-sized arrays each time cost more
+ * than the sampling.
  */
-const scratch = { candidates: new Int32Array(0), weights: new Float64Array(0), keys: new Float64Array(0) };
+const scratch = { candidates: new Int32Array(0), exps: new Float64Array(0), keys: new Float64Array(0) };
 const bits = new Uint32Array(1);
 const bitsAsFloat = new Float32Array(bits.buffer);
 
 function ensureScratch(n: number): void {
   if (scratch.candidates.length >= n) return;
   scratch.candidates = new Int32Array(n);
-  scratch.weights = new Float64Array(n);
+  scratch.exps = new Float64Array(n);
   scratch.keys = new Float64Array(n);
 }
 
@@ -167,35 +182,40 @@ function sortByLogit(logits: Float32Array, candidates: Int32Array, count: number
 }
 
 /**
- * Inverse-CDF sampling over the candidates that survive min-p, top-k and top-p. Only top-k and
- * top-p need the candidates in order; without them the walk goes in vocabulary order, which draws
- * from the same distribution without sorting the whole vocabulary. Each candidate's probability is
- * computed once and reused by the top-p cut, the mass and the walk.
+ * Inverse-CDF sampling over the candidates that survive min-p, top-k and top-p, weighted by
+ * `logSoftmax`'s exps (`sum` is their total, so exp / sum is a probability). Only top-k and top-p
+ * need the candidates in order; without them the walk goes in vocabulary order, which draws from
+ * the same distribution without sorting the whole vocabulary.
  */
-function sample(
-  logits: Float32Array,
-  params: SamplingParams,
-  rng: Rng,
-  max: number,
-  logprob: (j: number) => number,
-): number {
+function sample(logits: Float32Array, params: SamplingParams, rng: Rng, max: number, sum: number): number {
   const floor = Math.log(Math.max(NEGLIGIBLE, params.minP)) * params.temperature + max;
-  ensureScratch(logits.length);
-  const { candidates, weights } = scratch;
-  let count = 0;
+  const { candidates, exps } = scratch;
   const n = logits.length;
-  for (let j = 0; j < n; j++) if ((logits[j] as number) >= floor) candidates[count++] = j;
-  let keep = count;
-  const sorted = params.topK > 0 || params.topP < 1;
-  if (sorted) {
-    sortByLogit(logits, candidates, count);
-    if (params.topK > 0) keep = Math.min(keep, params.topK);
+  if (params.topK <= 0 && params.topP >= 1) {
+    let mass = 0;
+    let last = 0;
+    for (let j = 0; j < n; j++) {
+      if ((logits[j] as number) >= floor) {
+        mass += exps[j] as number;
+        last = j;
+      }
+    }
+    let u = rng.next() * mass;
+    for (let j = 0; j < n; j++) {
+      if ((logits[j] as number) < floor) continue;
+      u -= exps[j] as number;
+      if (u < 0) return j;
+    }
+    return last;
   }
-  for (let i = 0; i < keep; i++) weights[i] = Math.exp(logprob(candidates[i] as number));
-  if (sorted && params.topP < 1) {
+  let count = 0;
+  for (let j = 0; j < n; j++) if ((logits[j] as number) >= floor) candidates[count++] = j;
+  sortByLogit(logits, candidates, count);
+  let keep = params.topK > 0 ? Math.min(count, params.topK) : count;
+  if (params.topP < 1) {
     let cum = 0;
     for (let i = 0; i < keep; i++) {
-      cum += weights[i] as number;
+      cum += (exps[candidates[i] as number] as number) / sum;
       if (cum >= params.topP) {
         keep = i + 1;
         break;
@@ -203,10 +223,10 @@ function sample(
     }
   }
   let mass = 0;
-  for (let i = 0; i < keep; i++) mass += weights[i] as number;
+  for (let i = 0; i < keep; i++) mass += exps[candidates[i] as number] as number;
   let u = rng.next() * mass;
   for (let i = 0; i < keep; i++) {
-    u -= weights[i] as number;
+    u -= exps[candidates[i] as number] as number;
     if (u < 0) return candidates[i] as number;
   }
   return candidates[keep - 1] ?? 0;
