@@ -358,11 +358,45 @@ napi_value release(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value defineExports(napi_env env, napi_value exports, const char* version) {
-  napi_value v;
-  napi(env, napi_create_string_utf8(env, version, NAPI_AUTO_LENGTH, &v));
+// init(path of libonnxruntime.so.1) -> its version. Loads the library onnxruntime-node ships (the
+// same file it loads: one copy per process whichever comes first) and takes its C API by name. The
+// addon does not link against it: ORT versions its symbols per release (OrtGetApiBase@VERS_1.30.0),
+// so an addon linked against one release's library would not load with another's, while one built
+// from ORT 1.29.0's headers runs on any release whose C API includes version ORT_API_VERSION.
+napi_value init(napi_env env, napi_callback_info info) {
+  auto argv = args(env, info, 1);
+  static std::string version;
+  napi_value out;
+  if (!ort) {
+    std::string path = string(env, argv[0]);
+    void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);  // never closed: ORT stays for the process
+    if (!library) throw Failure(std::string("dlopen: ") + dlerror());
+    auto getApiBase = reinterpret_cast<const OrtApiBase* (*)()>(dlsym(library, "OrtGetApiBase"));
+    if (!getApiBase) throw Failure(path + " has no OrtGetApiBase");
+    const OrtApiBase* base = getApiBase();
+    const OrtApi* api = base->GetApi(ORT_API_VERSION);
+    if (!api) {
+      std::string message = std::string("libonnxruntime ") + base->GetVersionString() + " lacks ORT C API version " +
+                            std::to_string(ORT_API_VERSION) + " (the headers this addon was built with)";
+      napi_throw_error(env, "ORT_NATIVE_ABI", message.c_str());
+      return nullptr;
+    }
+    OrtStatus* status = api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "loracast-ort-native", &ortEnv);
+    if (status) {
+      std::string message = api->GetErrorMessage(status);
+      api->ReleaseStatus(status);
+      throw Failure(message);
+    }
+    ort = api;
+    version = base->GetVersionString();
+  }
+  napi(env, napi_create_string_utf8(env, version.c_str(), version.size(), &out));
+  return out;
+}
+
+napi_value defineExports(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
-      {"ortVersion", nullptr, nullptr, nullptr, nullptr, v, napi_enumerable, nullptr},
+      {"init", nullptr, guarded<init, false>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"createSession", nullptr, guarded<createSession>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"allocate", nullptr, guarded<allocate>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"copy", nullptr, guarded<copy>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -374,26 +408,9 @@ napi_value defineExports(napi_env env, napi_value exports, const char* version) 
 }
 }  // namespace ortnative
 
-
 NAPI_MODULE_INIT() {
-  using namespace ortnative;
-  const OrtApiBase* base = OrtGetApiBase();
-  ort = base->GetApi(ORT_API_VERSION);
-  if (!ort) {
-    napi_throw_error(env, "ORT_NATIVE_ABI",
-                     (std::string("libonnxruntime ") + base->GetVersionString() + " lacks ORT C API version " +
-                      std::to_string(ORT_API_VERSION) + " (the headers this addon was built with)")
-                         .c_str());
-    return nullptr;
-  }
-  OrtStatus* status = ort->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "loracast-ort-native", &ortEnv);
-  if (status) {
-    napi_throw_error(env, "ORT_NATIVE", ort->GetErrorMessage(status));
-    ort->ReleaseStatus(status);
-    return nullptr;
-  }
   try {
-    return defineExports(env, exports, base->GetVersionString());
+    return ortnative::defineExports(env, exports);
   } catch (...) {
     return nullptr;
   }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -102,6 +103,15 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
       w: new ort.Tensor("float32", f.w.data, f.w.dims),
       k: new ort.Tensor("int64", f.k.data, f.k.dims),
     });
+
+  it("does not link libonnxruntime: one build loads ORT 1.29 (the CUDA path) and 1.30", (t) => {
+    // ORT versions its symbols per release (OrtGetApiBase@VERS_1.30.0): a linked addon needs the
+    // release it was linked against. It dlopens onnxruntime-node's library instead.
+    const elf = spawnSync("readelf", ["-d", DEFAULT_ADDON_PATH], { encoding: "utf8" });
+    if (elf.status !== 0) return t.skip("no readelf");
+    assert.match(elf.stdout, /NEEDED/);
+    assert.doesNotMatch(elf.stdout, /libonnxruntime/);
+  });
 
   it("names the model's inputs and outputs, its EP and device", () => {
     assert.deepEqual(native.inputNames, ["x", "w", "k"]);

@@ -10,6 +10,7 @@
 // dims, missing inputs) to ORT, whose message becomes the JS error.
 #pragma once
 #define NAPI_VERSION 8
+#include <dlfcn.h>
 #include <node_api.h>
 #include <onnxruntime_c_api.h>
 
@@ -386,9 +387,11 @@ Bound boundOutputs(OrtIoBinding* binding) {
   return out;
 }
 
-template <napi_value (*F)(napi_env, napi_callback_info)>
+// An entry point with C++ failures turned into JS errors; all but `init` need `init` done first.
+template <napi_value (*F)(napi_env, napi_callback_info), bool NeedsOrt = true>
 napi_value guarded(napi_env env, napi_callback_info info) {
   try {
+    if (NeedsOrt && !ort) throw Failure("ort-native: init(libonnxruntime.so.1 path) first");
     return F(env, info);
   } catch (const Pending&) {
   } catch (const Failure& e) {
