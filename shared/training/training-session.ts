@@ -16,7 +16,7 @@ import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import {
   createSession,
-  type DecoderSessionOptions,
+  type OrtSessionOptions,
   ExecutionProviderError,
   type LoraFeeds,
 } from "../runtime/index.ts";
@@ -53,7 +53,7 @@ export class TrainingSession {
 
   static async load(
     dir: string,
-    options: DecoderSessionOptions = {},
+    options: OrtSessionOptions = {},
   ): Promise<Result<TrainingSession, ModelArtifactsError | ExecutionProviderError>> {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
