@@ -27,4 +27,4 @@ export {
   type SamplingParams,
   sampleToken,
 } from "./sampling.ts";
-export { createSession, type DecoderSessionOptions, type OrtSessionOptions } from "./session-options.ts";
+export { createSession, type OrtSessionOptions } from "./session-options.ts";

@@ -92,13 +92,13 @@ const NATIVE_TYPES: ReadonlySet<string> = new Set<NativeDType>([
 ]);
 
 /** `t` as the addon's host tensor (the same memory); throws a TypeError for a type it cannot move. */
-export function hostTensor(t: ort.Tensor): HostTensor {
+function hostTensor(t: ort.Tensor): HostTensor {
   if (!NATIVE_TYPES.has(t.type)) throw new TypeError(`ort-native cannot take a ${t.type} tensor`);
   return { type: t.type as NativeDType, dims: t.dims, data: t.data as HostTensor["data"] };
 }
 
 /** The addon's host tensor as an onnxruntime-node tensor (the same memory). */
-export function ortTensor(t: HostTensor): ort.Tensor {
+function ortTensor(t: HostTensor): ort.Tensor {
   return new ort.Tensor(t.type, t.data, t.dims);
 }
 
@@ -162,11 +162,7 @@ export class NativeDecoder implements Runner {
       bound[name] = t instanceof DeviceTensor ? t : hostTensor(t);
     const fetch: Record<string, "host" | "device"> = { [this.logits]: "host" };
     for (const name of this.presents) fetch[name] = "device";
-    // The cast goes once the addon's `run` takes "device" (native18's change to shared/ort-native).
-    const out: Record<string, HostTensor | DeviceTensor> = await this.session.run(
-      bound,
-      fetch as unknown as Record<string, "host">,
-    );
+    const out = await this.session.run(bound, fetch);
     const logits = out[this.logits];
     if (logits === undefined || logits instanceof DeviceTensor)
       throw new Error(`session output ${this.logits} missing from the host`);

@@ -16,9 +16,9 @@ import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import {
   createSession,
-  type OrtSessionOptions,
   ExecutionProviderError,
   type LoraFeeds,
+  type OrtSessionOptions,
 } from "../runtime/index.ts";
 
 /** Sequences laid out for the training graph, with the positions whose next token is scored. */
