@@ -1,6 +1,6 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
- *   --profile=0 --attention=ops|gqa|both --backend=auto|ort-native|onnxruntime-node|both]
+ *   --profile=0 --attention=ops|gqa|both --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -88,6 +88,11 @@ const { values } = parseCommandLine({
       default: "auto",
       help: "the loracast decoders' ORT binding: auto (ort-native on cuda where it loads), ort-native, onnxruntime-node, or both (stock rows beside the ort-native ones)",
     },
+    tf32: {
+      type: "string",
+      default: "on",
+      help: "cuda only: TF32 for float32 GEMMs, on (ORT's default) or off; the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0",
+    },
     profile: {
       type: "string",
       default: "0",
@@ -118,6 +123,10 @@ if (!parsedBackend.success)
 const mainBackend = parsedBackend.data;
 // `both`: the stock binding's rows beside the addon's.
 const stockToo = values.backend === "both";
+if (values.tf32 !== "on" && values.tf32 !== "off")
+  throw new RangeError(`--tf32 must be on or off, got ${values.tf32}`);
+if (values.tf32 === "off" && ep !== "cuda") throw new RangeError("--tf32=off applies to --ep=cuda only");
+const tf32 = ep === "cuda" ? { cudaTf32: values.tf32 === "on" } : {};
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -198,7 +207,7 @@ const row = (name: string, batch: number, t: Throughput) => {
   say(`| ${name} | ${batch} | ${t.prefill.toFixed(0)} | ${t.decode.toFixed(1)} |`);
 };
 const load = async (dir: string, backend: OrtBackend = mainBackend) => {
-  const s = await DecoderSession.load(dir, { executionProviders: [ep], backend });
+  const s = await DecoderSession.load(dir, { executionProviders: [ep], backend, ...tf32 });
   if (!s.ok) throw s.error;
   return s.value;
 };
