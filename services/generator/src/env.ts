@@ -1,5 +1,5 @@
 import { envBool, commaList as list, logLevel, sseHeartbeatSeconds } from "@loracast/shared/platform";
-import { executionProviderSchema } from "@loracast/shared/runtime";
+import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -35,6 +35,12 @@ const envSchema = s3EnvSchema.extend({
   GENERATOR_BASE_CONFIG: optionalPath,
   /** Execution provider for the model session. */
   GENERATOR_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
+  /**
+   * The ORT binding of the model session: `auto` (loracast's ort-native addon on cuda where it
+   * loads, onnxruntime-node otherwise), `ort-native` (fail at start where it cannot load) or
+   * `onnxruntime-node` (the stock binding, e.g. to compare).
+   */
+  GENERATOR_ORT_BACKEND: ortBackendSchema.default("auto"),
   /** ORT intra-op threads; 0 lets ORT choose. */
   GENERATOR_THREADS: z.coerce.number().int().min(0).default(0),
   /** Most sequences decoded together per adapter version. */

@@ -1,5 +1,5 @@
 import { envBool, commaList as list, logLevel, sseHeartbeatSeconds } from "@loracast/shared/platform";
-import { executionProviderSchema } from "@loracast/shared/runtime";
+import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -80,6 +80,11 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_MODEL_DIR: z.string().optional(),
   /** Execution provider for the training graph and in-process rollouts. */
   TRAINER_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
+  /**
+   * The ORT binding of the in-process rollouts' decoder (the training graph runs on onnxruntime-node):
+   * `auto` (loracast's ort-native addon on cuda where it loads), `ort-native` or `onnxruntime-node`.
+   */
+  TRAINER_ORT_BACKEND: ortBackendSchema.default("auto"),
   /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
   /**
