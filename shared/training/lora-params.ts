@@ -161,8 +161,15 @@ export class LoraParams {
     return out;
   }
 
-  /** `adapter_model.safetensors` and `adapter_config.json` bytes, as PEFT writes them. */
-  toPeft(metadata: Record<string, string> = {}): { configBytes: Uint8Array; weights: Uint8Array } {
+  /**
+   * `adapter_model.safetensors` and `adapter_config.json` bytes, as PEFT writes them. `into`: a
+   * buffer the weights are written into when it has their exact size (`encodeSafetensors`), such
+   * as the previous call's weights once nothing reads them any more.
+   */
+  toPeft(
+    metadata: Record<string, string> = {},
+    into?: Uint8Array,
+  ): { configBytes: Uint8Array; weights: Uint8Array } {
     const tensors: Record<string, TensorInput> = {};
     for (const m of this.modules) {
       tensors[peftKey(m.module, "A")] = { dtype: "F32", shape: [m.rank, m.inFeatures], data: m.a };
@@ -170,7 +177,7 @@ export class LoraParams {
     }
     return {
       configBytes: new TextEncoder().encode(`${JSON.stringify(this.config.raw, null, 2)}\n`),
-      weights: encodeSafetensors(tensors, { format: "pt", ...metadata }),
+      weights: encodeSafetensors(tensors, { format: "pt", ...metadata }, into),
     };
   }
 }

@@ -85,6 +85,12 @@ export class RunLoop {
   private policy: Map<string, Float32Array> | null = null;
   /** After a resume: versions after the checkpoint's, by weights sha256, that this attempt may adopt. */
   private adoptable = new Map<string, number>();
+  /**
+   * The last publish's encoded weights, which nothing reads once that publish returned: the next
+   * publish encodes into it (`LoraParams.toPeft`). Taken while a publish runs, so one that fails
+   * (its upload possibly still reading) leaves nothing to reuse.
+   */
+  private spareWeights: Uint8Array | undefined;
   private readonly reward;
 
   /** `plan`: the run's checked config, its LoRA as PEFT config and its dataset (run-plan.ts). */
@@ -367,7 +373,8 @@ export class RunLoop {
     const probe = this.probe();
     probe.catch(() => undefined);
     const phasesMs: Record<string, number> = {};
-    const files = this.params.toPeft();
+    const files = this.params.toPeft({}, this.spareWeights);
+    this.spareWeights = undefined;
     const encoded = this.d.clock.now();
     phasesMs.encode = Math.round(encoded - start);
     // Hashed once: the adoption check below, the blob's address and the upload's signature.
@@ -377,6 +384,7 @@ export class RunLoop {
     if (adopted !== undefined) {
       await probe.catch(() => undefined);
       this.adoptable.delete(sha);
+      this.spareWeights = files.weights;
       this.d.log.info("version already published by an earlier attempt", {
         run: this.config.run,
         step: this.step,
@@ -391,6 +399,7 @@ export class RunLoop {
       { ...files, sha256: sha, phasesMs },
       probe.then((p) => ({ probe: p, training })),
     );
+    this.spareWeights = files.weights;
     this.settle(result.version);
     this.d.emit({
       type: "published",
