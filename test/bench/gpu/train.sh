@@ -7,6 +7,9 @@
 set -uo pipefail
 source test/bench/gpu/setup.sh
 source test/bench/gpu/cuda-ep.sh
+# The trainer's rollout decoder runs on the ort-native addon on cuda when it finds it (carry
+# .carry/cuda/ort-native.node; prepare-cuda.sh builds it), else on the stock binding: the log says which.
+[ -f .carry/cuda/ort-native.node ] && export LORACAST_ORT_NATIVE_ADDON=$PWD/.carry/cuda/ort-native.node
 shape=("${1:-3}" "${2:-2}" "${3:-4}" "${4:-64}" "${5:-64}")
 flags=(--steps="${shape[0]}" --prompts="${shape[1]}" --generations="${shape[2]}"
   --prompt-tokens="${shape[3]}" --max-tokens="${shape[4]}")
