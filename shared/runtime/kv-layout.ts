@@ -5,7 +5,7 @@
  * membership changes copy caches; a decode step feeds the previous step's output back as is.
  */
 import * as ort from "onnxruntime-node";
-import type { KvCache } from "./decoder-session.ts";
+import type { KvCache, KvTensor } from "./decoder-session.ts";
 
 /** One row of an existing cache, to be copied into a regrouped one. */
 export interface RowSource {
@@ -44,7 +44,7 @@ export function relayout(
   const length = Math.max(0, ...valid);
   const capacity = length + spare;
   const batch = sources.length;
-  const copyLayer = (pick: (c: KvCache) => ort.Tensor[], layer: number): ort.Tensor => {
+  const copyLayer = (pick: (c: KvCache) => KvTensor[], layer: number): ort.Tensor => {
     const dst = new Float32Array(batch * kvHeads * capacity * d);
     sources.forEach((s, r) => {
       const src = (pick(s.cache)[layer] as ort.Tensor).data as Float32Array;

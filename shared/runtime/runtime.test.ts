@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { ortNativeSkip } from "@loracast/dev-support/ort-native";
 import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
 import { createRng } from "../random/index.ts";
 import {
@@ -149,9 +150,18 @@ describe("sampling", () => {
   });
 });
 
-// Both attentions: the GroupQueryAttention graph pads rows on the other side (gqa-step.ts).
-for (const attention of ["ops", "gqa"] as const) {
-  describe(`engine on llama-tiny (${attention} attention)`, () => {
+// Both attentions: the GroupQueryAttention graph pads rows on the other side (gqa-step.ts). Both
+// bindings: the ort-native addon keeps the cache in device tensors and runs the full graph
+// (native-decoder.ts); it skips only where the addon cannot be built.
+const nativeSkip = ortNativeSkip();
+for (const [attention, backend] of [
+  ["ops", "onnxruntime-node"],
+  ["gqa", "onnxruntime-node"],
+  ["ops", "ort-native"],
+  ["gqa", "ort-native"],
+] as const) {
+  const skip = backend === "ort-native" ? nativeSkip : false;
+  describe(`engine on llama-tiny (${attention} attention, ${backend})`, { skip }, () => {
     let model: TinyModel;
     let session: DecoderSession;
     let lora: LoraFeeds;
@@ -163,8 +173,9 @@ for (const attention of ["ops", "gqa"] as const) {
     ];
 
     before(async () => {
-      model = await loadTinyModel(attention);
+      model = await loadTinyModel(attention, backend);
       ({ session, lora, base } = model);
+      assert.equal(session.backend, backend);
     });
     after(() => model.dispose());
 
@@ -241,6 +252,7 @@ for (const attention of ["ops", "gqa"] as const) {
         );
         grew ||= step.present.capacity > capacity;
       }
+      // A host cache moves to larger buffers past its spare columns; a device cache is new each step.
       assert.ok(grew, "the cache never outgrew its buffers");
       assert.equal(step.present.length, n);
       assert.ok(worst < 1e-4, `cached logits differ from one pass by ${worst}`);

@@ -9,7 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
+import {
+  adapterFeeds,
+  baseFeeds,
+  DecoderSession,
+  type LoraFeeds,
+  type OrtBackend,
+} from "@loracast/shared/runtime";
 import { fixture } from "../fixtures/index.ts";
 
 const FIXTURE = fixture("llama-tiny");
@@ -26,10 +32,14 @@ export interface TinyModel {
 }
 
 /**
- * Builds and loads llama-tiny with the decoder's `attention` (default `ops`); the caller must
- * `dispose()` it (the test runner checks the temp dir).
+ * Builds and loads llama-tiny with the decoder's `attention` (default `ops`) on the ORT binding
+ * `backend` (default `auto`: the stock one on the CPU); the caller must `dispose()` it (the test
+ * runner checks the temp dir).
  */
-export async function loadTinyModel(attention: DecoderAttention = "ops"): Promise<TinyModel> {
+export async function loadTinyModel(
+  attention: DecoderAttention = "ops",
+  backend: OrtBackend = "auto",
+): Promise<TinyModel> {
   const work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
   const built = await buildArtifacts({
     checkpointDir: join(FIXTURE, "base"),
@@ -38,8 +48,8 @@ export async function loadTinyModel(attention: DecoderAttention = "ops"): Promis
     attention,
   });
   assert.ok(built.ok);
-  const loaded = await DecoderSession.load(work);
-  assert.ok(loaded.ok);
+  const loaded = await DecoderSession.load(work, { backend });
+  assert.ok(loaded.ok, loaded.ok ? "" : loaded.error.message);
   const session = loaded.value;
   const checked = verifyAdapterFiles(
     session.spec,
