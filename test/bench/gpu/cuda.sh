@@ -76,7 +76,7 @@ done
 part_end=585
 bounded 90 "$OUT/ort-native-probe.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
   --addon="$c/ort-native.node" --ep=cuda --steps=64
-table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded' "$OUT/ort-native-probe.txt" | cut -c1-300)")
+table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded|"device" output' "$OUT/ort-native-probe.txt" | cut -c1-300)")
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.
 (cd "$OUT" && tar czf logs.tgz --exclude=logs.tgz --exclude=summary.txt ./*.txt && find . -name '*.txt' ! -name summary.txt -delete)
