@@ -18,6 +18,8 @@ for dtype in bfloat16 nf4; do
     grep -v Warning | tee "$OUT/hf-peft-$dtype.txt"
 done
 for ep in $( ((cuda_ep)) && echo cuda) webgpu; do
-  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" 2>&1 |
+  # The rollouts on the ort-native addon where the call carried it (auto takes it on cuda).
+  addon=(); [ -s .carry/cuda/ort-native.node ] && addon=(--addon="$PWD/.carry/cuda/ort-native.node")
+  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" "${addon[@]}" 2>&1 |
     tee "$OUT/loracast-$ep.txt"
 done
