@@ -1,4 +1,4 @@
-import { envBool, commaList as list, logLevel } from "@loracast/shared/platform";
+import { envBool, commaList as list, logLevel, sseHeartbeatSeconds } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
@@ -110,6 +110,12 @@ const envSchema = s3EnvSchema.extend({
    * them at once. A request past it is refused with 400 naming the parameter.
    */
   GENERATOR_PROMPT_LOGPROBS_MAX_MB: z.coerce.number().positive().default(256),
+  /**
+   * Seconds between the SSE comments (`: ping`) a streamed completion sends while it produces
+   * nothing (queued for a batch slot, a long prefill), so that idle-body timeouts on the way do not
+   * cut it; 0.1 to 120. OpenAI's and vLLM's clients ignore SSE comments.
+   */
+  GENERATOR_SSE_HEARTBEAT_S: sseHeartbeatSeconds,
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
   /**

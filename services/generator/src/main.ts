@@ -213,6 +213,7 @@ const app = createApp({
   inference,
   maxRequestBytes: env.GENERATOR_MAX_REQUEST_BYTES,
   metrics,
+  sseHeartbeatMs: env.GENERATOR_SSE_HEARTBEAT_S * 1000,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
 

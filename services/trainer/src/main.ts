@@ -311,6 +311,7 @@ const app = createApp({
     model: training === null ? "not_configured" : "loaded",
     clock: systemClock,
   }),
+  sseHeartbeatMs: env.TRAINER_SSE_HEARTBEAT_S * 1000,
 });
 // Before listening, so that every run on disk answers from the first request on.
 await runs?.resumeAll();
