@@ -172,8 +172,14 @@ export class DecoderSession {
         const native = choice.addon.createSession(join(dir, manifest.files.model), {
           ep: ep === "cuda" ? "cuda" : "cpu",
           ...(ep === "cuda" ? { deviceId: options.cudaDeviceId ?? 0 } : {}),
-          ...(options.cudaTf32 !== undefined ? { useTf32: options.cudaTf32 } : {}),
+          // TF32 off unless asked for: PyTorch's default for float32 matmuls (allow_tf32 = False
+          // since 1.12), the CPU conformance tolerances, and on the H200 the faster setting
+          // (docs/benchmarks.md, the ort-native probe: 15.1 -> 11.4 ms per step).
+          ...(ep === "cuda" ? { useTf32: options.cudaTf32 ?? false } : {}),
           ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
+          // A decoder's steps run one after another: a thread of its own keeps them off libuv's
+          // four-thread pool, which fs, dns and crypto share.
+          dedicatedThread: true,
         });
         created++;
         const factors = native.inputNames.filter((n) => n.startsWith("base_model."));
