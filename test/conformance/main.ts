@@ -1,6 +1,6 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
- *   [--tf32 on|off] [--attention ops|gqa]
+ *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -9,6 +9,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
@@ -32,6 +33,11 @@ const cli = {
       default: "ops",
       help: "the decoder's attention: ops, or gqa (GroupQueryAttention; also compared with ops)",
     },
+    "kv-cache-dtype": {
+      type: "string",
+      default: "float32",
+      help: "the GQA decoder's KV cache: float32, or float16 (CUDA's GroupQueryAttention; fp16 tolerances)",
+    },
   },
 } as const;
 const fail: (message: string) => never = (message) => usageError(cli, message);
@@ -51,6 +57,11 @@ if (values.tf32 === "off" && ep.data !== "cuda") fail("--tf32 off applies to --e
 
 const attention = values.attention;
 if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
+const kvCacheDtype = kvCacheDtypeSchema.safeParse(values["kv-cache-dtype"]);
+if (!kvCacheDtype.success)
+  fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
+if (kvCacheDtype.data === "float16" && attention !== "gqa")
+  fail("--kv-cache-dtype float16 needs --attention gqa");
 
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
@@ -59,6 +70,7 @@ try {
     quant,
     blockSize,
     attention,
+    kvCacheDtype: kvCacheDtype.data,
     workDir,
     ep: ep.data,
     tf32: values.tf32 === "on",

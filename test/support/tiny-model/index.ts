@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
+import type { KvCacheDtype } from "@loracast/shared/model-format";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
 import { fixture } from "../fixtures/index.ts";
@@ -26,16 +27,21 @@ export interface TinyModel {
 }
 
 /**
- * Builds and loads llama-tiny with the decoder's `attention` (default `ops`); the caller must
- * `dispose()` it (the test runner checks the temp dir).
+ * Builds and loads llama-tiny with the decoder's `attention` (default `ops`) and KV cache element
+ * type (default `float32`; `float16` needs `gqa`); the caller must `dispose()` it (the test runner
+ * checks the temp dir).
  */
-export async function loadTinyModel(attention: DecoderAttention = "ops"): Promise<TinyModel> {
+export async function loadTinyModel(
+  attention: DecoderAttention = "ops",
+  kvCacheDtype: KvCacheDtype = "float32",
+): Promise<TinyModel> {
   const work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
   const built = await buildArtifacts({
     checkpointDir: join(FIXTURE, "base"),
     outDir: work,
     quant: { kind: "fp32" },
     attention,
+    kvCacheDtype,
   });
   assert.ok(built.ok);
   const loaded = await DecoderSession.load(work);
