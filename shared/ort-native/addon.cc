@@ -105,6 +105,7 @@ napi_value allocate(napi_env env, napi_callback_info info) {
   OrtAllocator* allocator = t->owner->deviceAllocator;
   if (!allocator) check(ort->GetAllocatorWithDefaultOptions(&allocator));
   check(ort->CreateTensorAsOrtValue(allocator, t->dims.data(), t->dims.size(), t->dtype->onnx, &t->value));
+  t->account(env);
   return wrap(env, t, &TENSOR_TAG);
 }
 
@@ -130,69 +131,189 @@ napi_value copy(napi_env env, napi_callback_info info) {
     check(ort->BindInput(binding.p, "x", t->value));
     check(ort->BindOutputToDevice(binding.p, "y", t->owner->hostInfo));
   }
-  napi_value out = runBound(env, identity, binding.p, nullptr, upload ? std::vector<std::string>{}
-                                                                                  : std::vector<std::string>{"y"});
-  return upload ? nullptr : property(env, out, "y");
+  runBinding(identity, binding.p, nullptr);
+  if (upload) return nullptr;
+  Bound outputs = boundOutputs(binding.p);
+  if (outputs.size() != 1 || !outputs[0].second->p) throw Failure("download: no output");
+  return toJs(env, outputs[0].second->p);
 }
 
-// run(session, feeds: {name: tensor | {type, dims, data}}, outputs: {name: tensor | null},
-// graphId: string | null) -> {name: {type, dims, data}} for the outputs bound to host memory.
+// One run in flight: what `run` parsed on the JS thread, what `execute` does on a libuv worker
+// thread (bind, RunWithBinding: no N-API there), and what `complete` hands back on the JS thread.
+// It holds the session, the bound device tensors and the host inputs' typed arrays until then, so a
+// `release` or a dropped reference during the run frees nothing before it ends; it is deleted on the
+// JS thread, where tensors give back their external memory.
+struct RunWork {
+  enum Target { Host, Device, Given };
+  struct Output {
+    std::string name;
+    Target target;
+    OrtValue* given;
+  };
+  napi_env env = nullptr;
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  std::shared_ptr<SessionState> session;
+  std::vector<std::shared_ptr<TensorState>> held;
+  std::vector<napi_ref> arrays;
+  std::vector<std::unique_ptr<Value>> hostFeeds;  // OrtValues over the typed arrays' memory
+  std::vector<std::pair<std::string, OrtValue*>> inputs;
+  std::vector<Output> outputs;
+  std::string graphId;  // empty: no gpu_graph_id entry
+  std::string error;
+  Bound results;
+  ~RunWork() {
+    for (napi_ref r : arrays) napi_delete_reference(env, r);
+  }
+};
+
+void executeRun(napi_env, void* data) {
+  auto* w = static_cast<RunWork*>(data);
+  try {
+    Owned<OrtIoBinding, releaseBinding> binding;
+    check(ort->CreateIoBinding(w->session->session, &binding.p));
+    // On CUDA, binding a host input copies it to the device: done here, off the JS thread.
+    for (const auto& [name, value] : w->inputs) check(ort->BindInput(binding.p, name.c_str(), value));
+    for (const auto& o : w->outputs) {
+      const OrtMemoryInfo* device = w->session->deviceInfo ? w->session->deviceInfo : w->session->hostInfo;
+      if (o.target == RunWork::Given) check(ort->BindOutput(binding.p, o.name.c_str(), o.given));
+      else
+        check(ort->BindOutputToDevice(binding.p, o.name.c_str(),
+                                      o.target == RunWork::Device ? device : w->session->hostInfo));
+    }
+    runBinding(w->session->session, binding.p, w->graphId.empty() ? nullptr : w->graphId.c_str());
+    w->results = boundOutputs(binding.p);
+  } catch (const std::exception& e) {
+    w->error = e.what();
+  }
+}
+
+// {name: {type, dims, data}} for host outputs, {name: {tensor, type, dims}} for "device" ones.
+napi_value settleRun(napi_env env, RunWork& w) {
+  napi_value out;
+  napi(env, napi_create_object(env, &out));
+  for (auto& [name, value] : w.results)
+    for (const auto& o : w.outputs) {
+      if (o.name != name || o.target == RunWork::Given) continue;
+      if (o.target == RunWork::Host) {
+        napi(env, napi_set_named_property(env, out, name.c_str(), toJs(env, value->p)));
+        continue;
+      }
+      auto t = std::make_shared<TensorState>();
+      t->owner = w.session;
+      t->dtype = &shapeOf(value->p, &t->dims, &t->count);
+      t->value = value->p;
+      value->p = nullptr;
+      t->account(env);
+      napi_value entry, type;
+      napi(env, napi_create_object(env, &entry));
+      napi(env, napi_create_string_utf8(env, t->dtype->name, NAPI_AUTO_LENGTH, &type));
+      napi(env, napi_set_named_property(env, entry, "type", type));
+      napi(env, napi_set_named_property(env, entry, "dims", dimsToJs(env, t->dims)));
+      napi(env, napi_set_named_property(env, entry, "tensor", wrap(env, t, &TENSOR_TAG)));
+      napi(env, napi_set_named_property(env, out, name.c_str(), entry));
+    }
+  return out;
+}
+
+void rejectRun(napi_env env, napi_deferred deferred, const std::string& message) {
+  napi_value code, text, error;
+  napi_create_string_utf8(env, "ORT_NATIVE", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, message.c_str(), message.size(), &text);
+  napi_create_error(env, code, text, &error);
+  napi_reject_deferred(env, deferred, error);
+}
+
+void completeRun(napi_env env, napi_status status, void* data) {
+  std::unique_ptr<RunWork> w(static_cast<RunWork*>(data));
+  napi_delete_async_work(env, w->work);
+  std::string error = status == napi_cancelled ? "run cancelled" : w->error;
+  if (error.empty()) try {
+      napi_resolve_deferred(env, w->deferred, settleRun(env, *w));
+      return;
+    } catch (const Pending&) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_reject_deferred(env, w->deferred, e);
+      return;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  rejectRun(env, w->deferred, error);
+}
+
+// run(session, feeds: {name: tensor | {type, dims, data}}, outputs: {name: tensor | "host" |
+// "device"}, graphId: string | null) -> Promise<{name: host tensor | {tensor, type, dims}}> for the
+// outputs not given as tensors. Names, dtypes and data lengths are checked here, synchronously;
+// ORT's own checks reject the promise.
 napi_value run(napi_env env, napi_callback_info info) {
   auto argv = args(env, info, 4);
-  auto s = sessionOf(env, argv[0]);
-  Owned<OrtIoBinding, releaseBinding> binding;
-  check(ort->CreateIoBinding(s->session, &binding.p));
-  std::vector<std::unique_ptr<Value>> hostFeeds;
-  std::vector<std::shared_ptr<TensorState>> held;
+  auto w = std::make_unique<RunWork>();
+  w->env = env;
+  w->session = sessionOf(env, argv[0]);
+  const SessionState& s = *w->session;
   napi_valuetype graphType;
   napi(env, napi_typeof(env, argv[3], &graphType));
-  std::string graphId = graphType == napi_null ? (s->spec.enableCudaGraph ? "-1" : "") : string(env, argv[3]);
   bool graphRun = graphType != napi_null;
-  for (const auto& name : keys(env, argv[1])) {
+  w->graphId = graphRun ? string(env, argv[3]) : (s.spec.enableCudaGraph ? "-1" : "");
+  auto fed = keys(env, argv[1]);
+  for (const auto& name : fed) {
     bool known = false;
-    for (const auto& input : s->inputs) known = known || input == name;
+    for (const auto& input : s.inputs) known = known || input == name;
     if (!known) throw Failure("unknown input '" + name + "'");
     napi_value feed = property(env, argv[1], name.c_str());
     if (isTagged(env, feed, &TENSOR_TAG)) {
-      held.push_back(tensorOf(env, feed));
-      check(ort->BindInput(binding.p, name.c_str(), held.back()->value));
+      w->held.push_back(tensorOf(env, feed));
+      w->inputs.emplace_back(name, w->held.back()->value);
       continue;
     }
     if (graphRun) throw Failure("input '" + name + "': a CUDA graph run binds only device tensors");
     const DType& dtype = dtypeByName(string(env, property(env, feed, "type")));
     size_t count;
     std::vector<int64_t> dims = dimsOf(env, property(env, feed, "dims"), &count);
-    void* data = typedData(env, property(env, feed, "data"), dtype, count, "input '" + name + "'");
-    hostFeeds.push_back(std::make_unique<Value>());
-    check(ort->CreateTensorWithDataAsOrtValue(s->hostInfo, data, count * dtype.bytes, dims.data(), dims.size(),
-                                              dtype.onnx, &hostFeeds.back()->p));
-    check(ort->BindInput(binding.p, name.c_str(), hostFeeds.back()->p));
+    napi_value array = property(env, feed, "data");
+    void* data = typedData(env, array, dtype, count, "input '" + name + "'");
+    w->arrays.emplace_back();
+    napi(env, napi_create_reference(env, array, 1, &w->arrays.back()));
+    w->hostFeeds.push_back(std::make_unique<Value>());
+    check(ort->CreateTensorWithDataAsOrtValue(s.hostInfo, data, count * dtype.bytes, dims.data(), dims.size(),
+                                              dtype.onnx, &w->hostFeeds.back()->p));
+    w->inputs.emplace_back(name, w->hostFeeds.back()->p);
   }
   // ORT finds a missing input only at its first kernel, in a message naming the node.
-  auto fed = keys(env, argv[1]);
-  for (const auto& input : s->inputs) {
+  for (const auto& input : s.inputs) {
     bool found = false;
     for (const auto& name : fed) found = found || input == name;
     if (!found) throw Failure("missing input '" + input + "'");
   }
-  std::vector<std::string> hostOutputs;
   for (const auto& name : keys(env, argv[2])) {
     bool known = false;
-    for (const auto& output : s->outputs) known = known || output == name;
+    for (const auto& output : s.outputs) known = known || output == name;
     if (!known) throw Failure("unknown output '" + name + "'");
     napi_value target = property(env, argv[2], name.c_str());
-    napi_valuetype type;
-    napi(env, napi_typeof(env, target, &type));
-    if (type == napi_null) {
-      if (graphRun) throw Failure("output '" + name + "': a CUDA graph run binds only device tensors");
-      check(ort->BindOutputToDevice(binding.p, name.c_str(), s->hostInfo));
-      hostOutputs.push_back(name);
-    } else {
-      held.push_back(tensorOf(env, target));
-      check(ort->BindOutput(binding.p, name.c_str(), held.back()->value));
+    if (isTagged(env, target, &TENSOR_TAG)) {
+      w->held.push_back(tensorOf(env, target));
+      w->outputs.push_back({name, RunWork::Given, w->held.back()->value});
+      continue;
     }
+    std::string where = string(env, target);
+    if (where != "host" && where != "device")
+      throw Failure("output '" + name + "': \"host\", \"device\" or a device tensor, got '" + where + "'");
+    if (graphRun) throw Failure("output '" + name + "': a CUDA graph run binds only device tensors");
+    w->outputs.push_back({name, where == "host" ? RunWork::Host : RunWork::Device, nullptr});
   }
-  return runBound(env, s->session, binding.p, graphId.empty() ? nullptr : graphId.c_str(), hostOutputs);
+  napi_value resource, promise;
+  napi(env, napi_create_string_utf8(env, "ortNativeRun", NAPI_AUTO_LENGTH, &resource));
+  napi(env, napi_create_async_work(env, nullptr, resource, executeRun, completeRun, w.get(), &w->work));
+  napi_status created = napi_create_promise(env, &w->deferred, &promise);
+  if (created == napi_ok) created = napi_queue_async_work(env, w->work);
+  if (created != napi_ok) {
+    napi_delete_async_work(env, w->work);
+    if (w->deferred) rejectRun(env, w->deferred, "could not queue the run");
+    napi(env, created);
+  }
+  w.release();
+  return promise;
 }
 
 // release(handle): frees a session or tensor now (a session's memory goes with its last tensor).

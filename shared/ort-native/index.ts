@@ -3,18 +3,21 @@
  * onnxruntime-node 1.29.0 does not expose (issue 18, item 6):
  * - CUDA EP options beyond `deviceId`: `use_tf32`, `enable_cuda_graph`;
  * - device-resident tensors (`NativeSession.allocate`/`upload`): memory of the session's own
- *   allocator (CUDA memory on `cuda`), filled from host data once and bound to any number of runs;
- * - runs through `OrtIoBinding` (`NativeSession.run`): inputs are host tensors or device tensors,
- *   outputs go into device tensors or come back as host tensors;
+ *   allocator (CUDA memory on `cuda`), filled from host data once and bound to any number of runs,
+ *   reported to V8 as external memory while they live;
+ * - asynchronous runs through `OrtIoBinding` (`NativeSession.run`, on a libuv worker thread):
+ *   inputs are host tensors or device tensors; outputs come back as host tensors, go into given
+ *   device tensors, or stay where ORT put them in the session's device memory (`"device"`: dims
+ *   not known in advance, e.g. the KV cache's `present.*`);
  * - CUDA graph capture and replay (run option `gpu_graph_id`, `RunOptions.graphId`).
  *
  * It is built from the npm registry alone (`build.ts`, `npm run build:ort-native`) against the
  * `libonnxruntime.so.1` that onnxruntime-node ships, which both then share in one process.
  * `loadOrtNative` never throws: where the addon is not built or does not load, callers keep the
- * stock binding. The seam in the engine (not wired yet): `DecoderSession` (`shared/runtime/
- * decoder-session.ts`) would create a `NativeSession` when `loadOrtNative()` is ok and the EP is
- * `cuda`, upload each adapter's LoRA factors once (`upload`), keep the KV cache in device tensors
- * bound as inputs and outputs, and fall back to `ort.InferenceSession` otherwise.
+ * stock binding. The engine's seam: `DecoderSession` (`shared/runtime/decoder-session.ts`) creates
+ * a `NativeSession` when `loadOrtNative()` is ok and the EP is `cuda`, uploads each adapter's LoRA
+ * factors once (`upload`), keeps the KV cache in device tensors (`"device"` outputs bound as the
+ * next step's inputs), and falls back to `ort.InferenceSession` otherwise.
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -76,6 +79,13 @@ export class OrtNativeError extends Error {
   override readonly name = "OrtNativeError";
 }
 
+/** A device output as the addon returns it: a new tensor handle and what ORT produced. */
+interface BoundTensor {
+  tensor: object;
+  type: NativeDType;
+  dims: number[];
+}
+
 /** The addon's own exports (`addon.cc`: `defineExports`); handles are opaque externals. */
 interface Binding {
   ortVersion: string;
@@ -88,23 +98,42 @@ interface Binding {
   run(
     session: object,
     feeds: Record<string, object | HostTensor>,
-    outputs: Record<string, object | null>,
+    outputs: Record<string, object | "host" | "device">,
     graphId: string | null,
-  ): Record<string, HostTensor>;
+  ): Promise<Record<string, HostTensor | BoundTensor>>;
   release(handle: object): void;
 }
+
+const asOrtNativeError = (e: unknown) =>
+  e instanceof OrtNativeError ? e : new OrtNativeError(e instanceof Error ? e.message : String(e));
 
 function call<T>(body: () => T): T {
   try {
     return body();
   } catch (e) {
-    throw new OrtNativeError(e instanceof Error ? e.message : String(e));
+    throw asOrtNativeError(e);
   }
 }
 
+/** Bytes per element of each `NativeDType`. */
+const ELEMENT_BYTES: Record<NativeDType, number> = {
+  float32: 4,
+  float16: 2,
+  int32: 4,
+  int64: 8,
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+};
+
+/** Where a session's device tensors live: its EP's memory (`cpu`: host memory). */
+export type TensorLocation = NativeSessionOptions["ep"];
+
 /**
- * A tensor in the memory of the session that allocated it (CUDA memory on `cuda`, host memory on
- * `cpu`). It keeps that session's allocator alive until released or collected.
+ * A tensor in the memory of the session that allocated it or whose run produced it (CUDA memory
+ * on `cuda`, host memory on `cpu`). It keeps that session's allocator alive until released or
+ * collected; its bytes are reported to V8 as external memory meanwhile, so dropped tensors are
+ * collected in time.
  */
 export class DeviceTensor {
   /** @internal */
@@ -113,32 +142,62 @@ export class DeviceTensor {
     readonly handle: object,
     readonly type: NativeDType,
     readonly dims: readonly number[],
+    /** The memory it lives in: its session's EP. */
+    readonly location: TensorLocation,
   ) {}
 
-  /** Copies `data` (the typed array `HostTensor` names for `type`, `dims`' element count) in. */
+  /** Its size in bytes (element count × element size). */
+  get bytes(): number {
+    return this.dims.reduce((n, d) => n * d, ELEMENT_BYTES[this.type]);
+  }
+
+  /**
+   * Copies `data` (the typed array `HostTensor` names for `type`, `dims`' element count) in,
+   * synchronously (an Identity run on the JS thread). Throws `OrtNativeError`.
+   */
   upload(data: HostTensor["data"]): void {
     call(() => this.binding.copy(this.handle, data));
   }
 
-  /** A host copy of the tensor's contents. */
+  /** A host copy of the tensor's contents, made synchronously. Throws `OrtNativeError`. */
   download(): HostTensor {
     return call(() => this.binding.copy(this.handle, null)) as HostTensor;
   }
 
-  /** Frees the memory now (otherwise at garbage collection); using the tensor later throws. */
+  /**
+   * Frees the memory now (otherwise at garbage collection), or when the last run that binds it
+   * ends; using the tensor later throws `OrtNativeError`.
+   */
   release(): void {
     call(() => this.binding.release(this.handle));
   }
 }
 
+/**
+ * Where `NativeSession.run` puts an output: `"host"` (a `HostTensor`), `"device"` (a new
+ * `DeviceTensor` in the session's memory, of the dims ORT produced), or a given `DeviceTensor` of
+ * the output's exact type and dims (filled in place).
+ */
+export type OutputTarget = "host" | "device" | DeviceTensor;
+
+/** What `run` returns for an output of `target`. */
+export type Fetched<T extends OutputTarget> = T extends "host" ? HostTensor : DeviceTensor;
+
 /** An ORT session created by the addon; its input and output names are the model's. */
 export class NativeSession {
+  /** Runs now in flight (a CUDA-graph session runs one at a time). */
+  private inFlight = 0;
+
   /** @internal */
   constructor(
     private readonly binding: Binding,
     private readonly handle: object,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
+    /** The EP it runs on: where its device tensors live. */
+    readonly ep: TensorLocation,
+    /** The CUDA device (`NativeSessionOptions.deviceId`); 0 on `cpu`. */
+    readonly deviceId: number,
     /** Created with `enableCudaGraph`: the only sessions `RunOptions.graphId` means anything to. */
     private readonly cudaGraphs: boolean,
   ) {}
@@ -146,7 +205,7 @@ export class NativeSession {
   /** An uninitialised tensor of `type` and `dims` in the session's device memory. */
   allocate(type: NativeDType, dims: readonly number[]): DeviceTensor {
     const tensor = call(() => this.binding.allocate(this.handle, type, dims));
-    return new DeviceTensor(this.binding, tensor, type, [...dims]);
+    return new DeviceTensor(this.binding, tensor, type, [...dims], this.ep);
   }
 
   /** `host` copied into a new device tensor of its type and dims. */
@@ -157,35 +216,75 @@ export class NativeSession {
   }
 
   /**
-   * One run through an `OrtIoBinding`. `feeds`: every input the model needs, as host tensors
-   * (copied in by ORT) or device tensors (bound in place, no copy). `outputs`: which outputs to
-   * fetch, each into a device tensor of its exact type and shape or `"host"`; absent: all to the
-   * host. Returns the host outputs by name. Throws `OrtNativeError` (see there).
+   * One run through an `OrtIoBinding`, on a libuv worker thread (ORT's `RunWithBinding`, and on
+   * `cuda` the host inputs' copies to the device): the event loop keeps turning meanwhile, and
+   * several runs of one session may be in flight (ORT's `Run` is thread-safe), except on a session
+   * with `enableCudaGraph`, which runs one at a time.
+   *
+   * `feeds`: every input the model needs, as host tensors (read by ORT during the run: their typed
+   * arrays are kept alive and must stay unmodified until the promise settles) or device tensors
+   * (bound in place, no copy). `outputs`: which outputs to fetch and where (`OutputTarget`);
+   * absent: all to the host. Resolves to the fetched outputs by name; device tensors and the
+   * session bound to a run stay alive until it ends, even if released meanwhile. Rejects with
+   * `OrtNativeError` (see there).
    */
   run(
     feeds: Readonly<Record<string, HostTensor | DeviceTensor>>,
-    outputs?: Readonly<Record<string, DeviceTensor | "host">>,
+    outputs?: undefined,
+    options?: RunOptions,
+  ): Promise<Record<string, HostTensor>>;
+  run<O extends Readonly<Record<string, OutputTarget>>>(
+    feeds: Readonly<Record<string, HostTensor | DeviceTensor>>,
+    outputs: O,
+    options?: RunOptions,
+  ): Promise<{ -readonly [K in keyof O]: Fetched<O[K]> }>;
+  async run(
+    feeds: Readonly<Record<string, HostTensor | DeviceTensor>>,
+    outputs?: Readonly<Record<string, OutputTarget>>,
     options: RunOptions = {},
-  ): Record<string, HostTensor> {
+  ): Promise<Record<string, HostTensor | DeviceTensor>> {
     const bound: Record<string, object | HostTensor> = {};
     for (const [name, feed] of Object.entries(feeds))
       bound[name] = feed instanceof DeviceTensor ? feed.handle : feed;
-    const targets: Record<string, object | null> = {};
+    const targets: Record<string, object | "host" | "device"> = {};
     for (const name of outputs ? Object.keys(outputs) : this.outputNames) {
-      const target = outputs?.[name];
-      targets[name] = target instanceof DeviceTensor ? target.handle : null;
+      const target = outputs?.[name] ?? "host";
+      targets[name] = target instanceof DeviceTensor ? target.handle : target;
     }
     const graphId = options.graphId;
     if (graphId !== undefined && !(Number.isInteger(graphId) && graphId > 0))
       throw new OrtNativeError(`graphId must be a positive integer, got ${graphId}`);
     if (graphId !== undefined && !this.cudaGraphs)
       throw new OrtNativeError("graphId needs a cuda session created with enableCudaGraph");
-    return call(() =>
-      this.binding.run(this.handle, bound, targets, graphId === undefined ? null : String(graphId)),
-    );
+    if (this.cudaGraphs && this.inFlight > 0)
+      throw new OrtNativeError("a session with enableCudaGraph runs one run at a time");
+    this.inFlight++;
+    let got: Record<string, HostTensor | BoundTensor>;
+    try {
+      got = await this.binding.run(
+        this.handle,
+        bound,
+        targets,
+        graphId === undefined ? null : String(graphId),
+      );
+    } catch (e) {
+      throw asOrtNativeError(e);
+    } finally {
+      this.inFlight--;
+    }
+    const result: Record<string, HostTensor | DeviceTensor> = {};
+    for (const [name, target] of Object.entries(outputs ?? {}))
+      if (target instanceof DeviceTensor) result[name] = target;
+    for (const [name, out] of Object.entries(got))
+      result[name] =
+        "tensor" in out ? new DeviceTensor(this.binding, out.tensor, out.type, out.dims, this.ep) : out;
+    return result;
   }
 
-  /** Frees the session (its memory goes once its last tensor is released too). */
+  /**
+   * Frees the session now (its memory goes once its last tensor is released and its last run
+   * ended); using it later throws `OrtNativeError`.
+   */
   release(): void {
     call(() => this.binding.release(this.handle));
   }
@@ -265,8 +364,15 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
           providerFailure(e, [options.ep]) ?? new OrtNativeError(e instanceof Error ? e.message : String(e))
         );
       }
-      const graphs = options.enableCudaGraph === true;
-      return new NativeSession(binding, created.session, created.inputNames, created.outputNames, graphs);
+      return new NativeSession(
+        binding,
+        created.session,
+        created.inputNames,
+        created.outputNames,
+        options.ep,
+        options.deviceId ?? 0,
+        options.enableCudaGraph === true,
+      );
     },
   });
 }

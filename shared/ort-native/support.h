@@ -1,10 +1,12 @@
-// Helpers of addon.cc (one translation unit; this header is included only there): loracast's N-API addon over ONNX Runtime's C API (onnxruntime_c_api.h, ORT 1.29.0): what
-// onnxruntime-node does not expose. Sessions on the CPU or CUDA EP with the CUDA provider options
-// device_id, use_tf32 and enable_cuda_graph; tensors allocated with the session's own allocator
-// (device memory on CUDA) that stay there across runs; runs through OrtIoBinding, with host typed
-// arrays or those tensors as inputs and those tensors or host memory as outputs; the run option
-// gpu_graph_id for CUDA graph capture and replay. index.ts is the typed front door; this file
-// checks only what it must to stay memory-safe and leaves the model's own checks (dtype, rank,
+// Helpers of addon.cc (one translation unit; this header is included only there). The addon is
+// loracast's N-API addon over ONNX Runtime's C API (onnxruntime_c_api.h, ORT 1.29.0 and later):
+// what onnxruntime-node does not expose. Sessions on the CPU or CUDA EP with the CUDA provider
+// options device_id, use_tf32 and enable_cuda_graph; tensors allocated with the session's own
+// allocator (device memory on CUDA) that stay there across runs; asynchronous runs (napi_async_work:
+// RunWithBinding on a libuv worker thread) through OrtIoBinding, with host typed arrays or those
+// tensors as inputs and those tensors, host memory or ORT-allocated device memory as outputs; the
+// run option gpu_graph_id for CUDA graph capture and replay. index.ts is the typed front door; this
+// file checks only what it must to stay memory-safe and leaves the model's own checks (dtype, rank,
 // dims, missing inputs) to ORT, whose message becomes the JS error.
 #pragma once
 #define NAPI_VERSION 8
@@ -163,13 +165,28 @@ struct SessionState {
   }
 };
 
+// A device tensor. Its bytes are reported to V8 as external memory (napi_adjust_external_memory)
+// while it lives, so that dropped tensors are collected in time; it is destroyed only on the JS
+// thread (handle finalizer, `release`, or a run's completion dropping its hold).
 struct TensorState {
   std::shared_ptr<SessionState> owner;
   OrtValue* value = nullptr;
   const DType* dtype = nullptr;
   std::vector<int64_t> dims;
   size_t count = 1;
-  ~TensorState() { if (value) ort->ReleaseValue(value); }
+  napi_env env = nullptr;
+  int64_t external = 0;
+  ~TensorState() {
+    if (value) ort->ReleaseValue(value);
+    int64_t total;
+    if (external) napi_adjust_external_memory(env, -external, &total);
+  }
+  void account(napi_env e) {
+    int64_t total;
+    napi(e, napi_adjust_external_memory(e, static_cast<int64_t>(count * dtype->bytes), &total));
+    env = e;
+    external = static_cast<int64_t>(count * dtype->bytes);
+  }
 };
 
 // What a JS handle (an External) points at; `release` empties it early.
@@ -284,50 +301,65 @@ void* typedData(napi_env env, napi_value array, const DType& dtype, size_t count
   return data;
 }
 
-napi_value toJs(napi_env env, OrtValue* value) {
+// A tensor's element type, dims and element count.
+const DType& shapeOf(OrtValue* value, std::vector<int64_t>* dims, size_t* count) {
   OrtTensorTypeAndShapeInfo* info = nullptr;
   check(ort->GetTensorTypeAndShape(value, &info));
   ONNXTensorElementDataType elem;
-  size_t rank = 0, count = 0;
+  size_t rank = 0;
   OrtStatus* status = ort->GetTensorElementType(info, &elem);
   if (!status) status = ort->GetDimensionsCount(info, &rank);
-  std::vector<int64_t> dims(rank);
-  if (!status) status = ort->GetDimensions(info, dims.data(), rank);
-  if (!status) status = ort->GetTensorShapeElementCount(info, &count);
+  dims->assign(rank, 0);
+  if (!status) status = ort->GetDimensions(info, dims->data(), rank);
+  if (!status) status = ort->GetTensorShapeElementCount(info, count);
   ort->ReleaseTensorTypeAndShapeInfo(info);
   check(status);
-  const DType& dtype = dtypeByOnnx(elem);
+  return dtypeByOnnx(elem);
+}
+
+napi_value dimsToJs(napi_env env, const std::vector<int64_t>& dims) {
+  napi_value out;
+  napi(env, napi_create_array_with_length(env, dims.size(), &out));
+  for (size_t i = 0; i < dims.size(); i++) {
+    napi_value d;
+    napi(env, napi_create_int64(env, dims[i], &d));
+    napi(env, napi_set_element(env, out, i, d));
+  }
+  return out;
+}
+
+// A host tensor's contents copied into {type, dims, data}.
+napi_value toJs(napi_env env, OrtValue* value) {
+  std::vector<int64_t> dims;
+  size_t count = 0;
+  const DType& dtype = shapeOf(value, &dims, &count);
   void* src = nullptr;
   check(ort->GetTensorMutableData(value, &src));
   void* dst = nullptr;
-  napi_value buffer, data, jsDims, out, type;
+  napi_value buffer, data, out, type;
   napi(env, napi_create_arraybuffer(env, count * dtype.bytes, &dst, &buffer));
   if (count) std::memcpy(dst, src, count * dtype.bytes);
   napi(env, napi_create_typedarray(env, dtype.array, count, buffer, 0, &data));
-  napi(env, napi_create_array_with_length(env, rank, &jsDims));
-  for (size_t i = 0; i < rank; i++) {
-    napi_value d;
-    napi(env, napi_create_int64(env, dims[i], &d));
-    napi(env, napi_set_element(env, jsDims, i, d));
-  }
   napi(env, napi_create_object(env, &out));
   napi(env, napi_create_string_utf8(env, dtype.name, NAPI_AUTO_LENGTH, &type));
   napi(env, napi_set_named_property(env, out, "type", type));
-  napi(env, napi_set_named_property(env, out, "dims", jsDims));
+  napi(env, napi_set_named_property(env, out, "dims", dimsToJs(env, dims)));
   napi(env, napi_set_named_property(env, out, "data", data));
   return out;
 }
 
-// Runs `session` with `binding`; outputs bound to host memory come back as {type, dims, data}.
-napi_value runBound(napi_env env, OrtSession* session, OrtIoBinding* binding, const char* graphId,
-                    const std::vector<std::string>& hostOutputs) {
+// Runs `session` with `binding` (no N-API: safe off the JS thread).
+void runBinding(OrtSession* session, OrtIoBinding* binding, const char* graphId) {
   Owned<OrtRunOptions, releaseRunOptions> options;
   check(ort->CreateRunOptions(&options.p));
   if (graphId) check(ort->AddRunConfigEntry(options.p, "gpu_graph_id", graphId));
   check(ort->RunWithBinding(session, options.p, binding));
-  napi_value out;
-  napi(env, napi_create_object(env, &out));
-  if (hostOutputs.empty()) return out;
+}
+
+using Bound = std::vector<std::pair<std::string, std::unique_ptr<Value>>>;
+// The outputs of a run binding by name, each an OrtValue of its own that shares the bound memory
+// (no N-API: safe off the JS thread).
+Bound boundOutputs(OrtIoBinding* binding) {
   OrtAllocator* allocator = nullptr;
   check(ort->GetAllocatorWithDefaultOptions(&allocator));
   char* names = nullptr;
@@ -335,24 +367,19 @@ napi_value runBound(napi_env env, OrtSession* session, OrtIoBinding* binding, co
   size_t n = 0;
   check(ort->GetBoundOutputNames(binding, allocator, &names, &lengths, &n));
   OrtValue** values = nullptr;
-  OrtStatus* status = ort->GetBoundOutputValues(binding, allocator, &values, &n);
-  std::vector<std::unique_ptr<Value>> owned;
-  for (size_t i = 0; values && i < n; i++) {
-    owned.push_back(std::make_unique<Value>());
-    owned.back()->p = values[i];
+  size_t m = 0;
+  OrtStatus* status = ort->GetBoundOutputValues(binding, allocator, &values, &m);
+  Bound out;
+  for (size_t i = 0, at = 0; i < n; at += lengths[i], i++) {
+    out.emplace_back(std::string(names + at, lengths[i]), std::make_unique<Value>());
+    if (values && i < m) out.back().second->p = values[i];
   }
-  std::vector<std::string> bound;
-  for (size_t i = 0, at = 0; i < n; at += lengths[i], i++) bound.emplace_back(names + at, lengths[i]);
   allocator->Free(allocator, names);
   allocator->Free(allocator, lengths);
   if (values) allocator->Free(allocator, values);
   check(status);
-  for (size_t i = 0; i < n; i++)
-    for (const auto& want : hostOutputs)
-      if (bound[i] == want) napi(env, napi_set_named_property(env, out, want.c_str(), toJs(env, owned[i]->p)));
   return out;
 }
-
 
 template <napi_value (*F)(napi_env, napi_callback_info)>
 napi_value guarded(napi_env env, napi_callback_info info) {

@@ -4,7 +4,7 @@
  * `python3-prometheus-client`, run with Debian's `/usr/bin/python3`, whose path it installs into).
  * It raises on a malformed line, which fails the parse here.
  */
-import { spawn } from "node:child_process";
+import { runProcess } from "./run-process.ts";
 
 /** One metric family as parsed: counters are named without `_total`; samples keep full names. */
 export interface MetricFamily {
@@ -30,32 +30,18 @@ json.dump(out, sys.stdout)
 const PYTHON = "/usr/bin/python3";
 
 /** Parses `text`; rejects with the parser's error when a line is not valid exposition format. */
-export function parsePrometheus(text: string): Promise<MetricFamily[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["-c", SCRIPT], {
-      env: { PATH: process.env.PATH ?? "", PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      err += b.toString();
-    });
-    child.on("error", (e) =>
-      reject(new Error(`${PYTHON}: ${e.message} (install the Debian package python3-prometheus-client)`)),
-    );
-    child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`the Prometheus parser refused the text: ${err.trim()}`));
-      const raw = JSON.parse(out) as (Omit<MetricFamily, "samples"> & {
-        samples: { name: string; labels: Record<string, string>; value: number | string }[];
-      })[];
-      resolve(raw.map((f) => ({ ...f, samples: f.samples.map((s) => ({ ...s, value: Number(s.value) })) })));
-    });
-    child.stdin.end(text);
+export async function parsePrometheus(text: string): Promise<MetricFamily[]> {
+  const r = await runProcess(PYTHON, ["-c", SCRIPT], {
+    env: { PATH: process.env.PATH ?? "", PYTHONDONTWRITEBYTECODE: "1" },
+    input: text,
+  }).catch((e: Error) => {
+    throw new Error(`${PYTHON}: ${e.message} (install the Debian package python3-prometheus-client)`);
   });
+  if (r.code !== 0) throw new Error(`the Prometheus parser refused the text: ${r.stderr.trim()}`);
+  const raw = JSON.parse(r.stdout) as (Omit<MetricFamily, "samples"> & {
+    samples: { name: string; labels: Record<string, string>; value: number | string }[];
+  })[];
+  return raw.map((f) => ({ ...f, samples: f.samples.map((s) => ({ ...s, value: Number(s.value) })) }));
 }
 
 /**

@@ -7,42 +7,24 @@
  * byte for byte what the TypeScript codec writes for the same tensors.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fixture, LLAMA_CONFIG, ROOT } from "@loracast/dev-support/fixtures";
 import type { Service } from "@loracast/dev-support/supervisor";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
+import { runProcess } from "../helpers/run-process.ts";
 import { type Stack, startServingStack, TOKEN } from "../helpers/stack.ts";
 
 const PYTHON_ROOT = join(ROOT, "shared", "python");
 /** Every test of shared/python/tests: unit and live. A test added there must be counted here. */
 const EXPECTED_TESTS = 37;
 
-interface PythonResult {
-  code: number | null;
-  output: string;
-}
-
 /** Runs python3 in the repository root; never writes bytecode into the tree. */
-function python(args: string[], env: Record<string, string> = {}): Promise<PythonResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("python3", args, {
-      cwd: ROOT,
-      env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", PYTHONPATH: PYTHON_ROOT, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (b: Buffer) => {
-      output += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      output += b.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, output }));
+const python = (args: string[], env: Record<string, string> = {}) =>
+  runProcess("python3", args, {
+    cwd: ROOT,
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", PYTHONPATH: PYTHON_ROOT, ...env },
   });
-}
 
 describe("the Python client against a real trainer and generators", () => {
   let stack: Stack;

@@ -4,7 +4,6 @@
  * Each runs as a real process, as `npm run …` or `node --import tsx …` runs it.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { supervisorEnvSchema } from "@loracast/dev-support/supervisor";
@@ -13,6 +12,7 @@ import { generatorEnvSchema } from "../../services/generator/src/env.ts";
 import { envSchema as localStackEnv } from "../../services/local-stack/src/env.ts";
 import { envSchema as s3LocalEnv } from "../../services/s3-local/src/env.ts";
 import { envSchema as trainerEnv } from "../../services/trainer/src/env.ts";
+import { runProcess } from "../helpers/run-process.ts";
 
 interface Entry {
   name: string;
@@ -72,30 +72,14 @@ const ENTRIES: Entry[] = [
   },
 ];
 
-function run(
-  command: string[],
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const [bin, ...rest] = command as [string, ...string[]];
-    // No inherited configuration: a service must answer --help before it reads (or misses) any.
-    const child = spawn(bin, [...rest, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+/** Runs an entry point with no inherited configuration: it must answer --help before it reads (or misses) any. */
+const run = (command: string[], args: string[]) => {
+  const [bin, ...rest] = command as [string, ...string[]];
+  return runProcess(bin, [...rest, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" },
   });
-}
+};
 
 describe("--help on every entry point", () => {
   for (const e of ENTRIES) {

@@ -8,10 +8,12 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 mkdir -p .carry .gl
 [ -s .carry/node.xz ] || xz -T2 -c "$(readlink -f "$(command -v node)")" > .carry/node.xz
+cuda=0; [ "${1:-}" = "--cuda" ] && cuda=1
 # Rebuilt when the installed onnxruntime-node is another version than the one packed: a CUDA
-# provider loads only into the core library of its exact version.
+# provider loads only into the core library of its exact version. With --cuda, prepare-cuda.sh owns
+# it (onnxruntime-node 1.29.0 from the registry, for every call), so it is packed once, there.
 ort=$(node -p 'require("./node_modules/onnxruntime-node/package.json").version')
-if [ ! -s .carry/ortnode.tar.xz ] || [ "$(cat .carry/ortnode.version 2>/dev/null)" != "$ort" ]; then
+if [ "$cuda" = 0 ] && { [ ! -s .carry/ortnode.tar.xz ] || [ "$(cat .carry/ortnode.version 2>/dev/null)" != "$ort" ]; }; then
   tar cJf .carry/ortnode.tar.xz node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist \
     node_modules/onnxruntime-node/bin/napi-v6/linux/x64 node_modules/onnxruntime-common
   echo "$ort" > .carry/ortnode.version
@@ -45,4 +47,4 @@ grep -qs '"loracast-model/2"' .carry/tiny/model-gqa/loracast-model.json ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa --quant fp32 --attention gqa >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs
 du -ch .carry/* .gl/* | tail -1
-if [ "${1:-}" = "--cuda" ]; then bash test/bench/gpu/prepare-cuda.sh; fi
+if [ "$cuda" = 1 ]; then bash test/bench/gpu/prepare-cuda.sh; fi
