@@ -7,7 +7,7 @@ import { fixture } from "@loracast/dev-support/fixtures";
 import { IO, type KvCacheDtype, MODEL_MANIFEST, readModelManifest } from "../model-format/index.ts";
 import { GraphBuilder, type GraphValue } from "../onnx/index.ts";
 import { buildDecoderGraph, type KvOutput } from "./decoder-graph.ts";
-import { buildArtifacts, parseArchitecture } from "./index.ts";
+import { buildArtifacts, countDecodeStepNodes, parseArchitecture } from "./index.ts";
 import { WeightPlan } from "./weights.ts";
 
 const LLAMA = join(fixture("llama-tiny"), "base");
@@ -80,6 +80,15 @@ describe("GroupQueryAttention over a float16 KV cache (the CUDA build)", () => {
     const f16 = gqaGraph("float16");
     assert.equal(count(f16) - count(f32), 2 * layers + 2);
     assert.equal(count(f16, "Cast") - count(f32, "Cast"), 2 * layers + 2);
+  });
+
+  it("counts its decode step's nodes (countDecodeStepNodes) as the built graph has them", () => {
+    const int4 = { kind: "nbits", bits: 4, blockSize: 32, emulate: false } as const;
+    const ops = countDecodeStepNodes(arch, int4, "fused");
+    const gqa16 = countDecodeStepNodes(arch, int4, "fused", { attention: "gqa", kvCacheDtype: "float16" });
+    assert.equal(gqa16.total, gqaGraph("float16").nodes.length);
+    assert.equal(gqa16.byOp.GroupQueryAttention, layers);
+    assert.ok(gqa16.total < ops.total, `${gqa16.total} nodes against ${ops.total} with ops attention`);
   });
 
   it("is refused for the ops attention, which has no float16 form", () => {

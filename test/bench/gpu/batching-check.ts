@@ -1,8 +1,9 @@
 /**
  * Batching on the GPU gives each request what it gets alone. Run on the GPU host after prepare.sh:
  * `node .carry/batching-check.mjs .carry/tiny webgpu [model]` (or `cpu` here); `model` is the
- * artifacts folder under the tiny dir, `model` (ops attention) by default or `model-gqa`
- * (GroupQueryAttention, whose caches are right-padded). Requests join a running
+ * artifacts folder under the tiny dir, `model` (ops attention) by default, `model-gqa`
+ * (GroupQueryAttention, whose caches are right-padded) or `model-gqa16` (the same over a float16
+ * cache, CUDA's form). Requests join a running
  * batch and leave it early, so caches are merged and dropped (the GPU-to-host path), with the base
  * alone and with the llama-tiny fixture's PEFT adapter; the greedy tokens of each request must
  * equal `greedyDecode` of it alone. Exits 1 on any difference.
@@ -75,6 +76,7 @@ for (const [name, feeds] of variants) {
   console.log(`${name}: engine stats ${JSON.stringify(engine.stats)}`);
 }
 await session.release();
-console.log(`${model} (${session.manifest.decoder.attention ?? "ops"} attention) on ${ep}`);
+const { attention = "ops", kvCacheDtype = "float32" } = session.manifest.decoder;
+console.log(`${model} (${attention} attention, ${kvCacheDtype} KV cache) on ${ep}`);
 console.log(differ === 0 ? "all requests: same tokens batched as alone" : `${differ} requests differ`);
 process.exitCode = differ === 0 ? 0 : 1;

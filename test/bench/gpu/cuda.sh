@@ -3,10 +3,14 @@
 # onnxruntime-node 1.29.0 from /tmp/keep, the CUDA 13 provider from .carry/cuda-ep/ (cuda-ep.sh), the
 # bundles from .carry/cuda/ (prepare.sh --cuda). Then,
 # each part bounded so that the call ends within 9 minutes, logs in $OUT and a table at the end:
-#  1. conformance (--ep cuda with TF32 off and on, --ep webgpu) on both fixtures, fp32 and int4;
-#  2. the batching check on cuda and webgpu;
+#  1. conformance (--ep cuda with TF32 off, --ep webgpu) on both fixtures, fp32 and int4; on cuda
+#     also the GroupQueryAttention decoder over a float16 KV cache (--attention gqa
+#     --kv-cache-dtype float16, the form ORT's CUDA kernel takes; WebGPU's GQA runs are gqa.sh's);
+#  2. the batching check on cuda (ops, and GQA over a float16 cache) and webgpu (ops and GQA);
 #  3. the engine bench: HF + PEFT first, then ours on cuda and webgpu (base and LoRA, batch 1 and 8,
-#     the decode graph's node count), --rounds=3 --swaps=0 unless flags given here say otherwise;
+#     the decode graph's node count), each with --attention=both: GQA rows beside the ops rows, over
+#     a float16 cache on cuda and a float32 one on webgpu (the bench's --kv-cache-dtype=auto);
+#     --rounds=3 --swaps=0 unless flags given here say otherwise;
 #  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts).
 set -uo pipefail
 start=$SECONDS
@@ -15,9 +19,12 @@ source test/bench/gpu/setup.sh
 source test/bench/gpu/cuda-ep.sh
 ((cuda_ep)) || { echo "no CUDA provider: carry .carry/cuda-ep (prepare.sh --cuda)" >&2; exit 3; }
 c=.carry/cuda
-# The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU.
-node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-  > "$OUT/build.txt" 2>&1 &
+# The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
+# the GQA model over a float16 cache for cuda, then over a float32 one for webgpu.
+for kv in float16 float32; do
+  node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
+    --kv-cache-dtype=$kv || break
+done > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
 table=()
@@ -30,10 +37,11 @@ for run in "cuda off" "webgpu on"; do
       log="$OUT/conformance-$ep-tf32$tf32-$fixture-$quant.txt"
       bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" --tf32 "$tf32"
       rc=$?
-      if [ "$ep" = webgpu ]; then
-        glog="$OUT/conformance-webgpu-gqa-$fixture-$quant.txt"
-        bounded 60 "$glog" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep webgpu --attention gqa
-        table+=("conformance webgpu gqa $fixture $quant: exit $? $(tail -1 "$glog" | cut -c1-400)")
+      if [ "$ep" = cuda ]; then
+        glog="$OUT/conformance-cuda-gqa16-$fixture-$quant.txt"
+        bounded 60 "$glog" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep cuda --tf32 "$tf32" \
+          --attention gqa --kv-cache-dtype float16
+        table+=("conformance cuda tf32 $tf32 gqa float16 $fixture $quant: exit $? $(tail -1 "$glog" | cut -c1-600)")
       fi
       table+=("conformance $ep$([ "$ep" = cuda ] && echo " tf32 $tf32") $fixture $quant: exit $rc $(tail -1 "$log" |
         node -e 'let r;try{r=JSON.parse(require("fs").readFileSync(0,"utf8"))}catch{r={}}
@@ -42,7 +50,7 @@ for run in "cuda off" "webgpu on"; do
   done
 done
 part_end=270
-for run in "cuda model" "webgpu model" "webgpu model-gqa"; do
+for run in "cuda model" "cuda model-gqa16" "webgpu model" "webgpu model-gqa"; do
   read -r ep model <<<"$run"
   bounded 40 "$OUT/batching-$ep-$model.txt" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model"
   table+=("batching $ep $model: exit $? $(tail -1 "$OUT/batching-$ep-$model.txt")")
@@ -54,10 +62,10 @@ wait "$build"; table+=("engine build: exit $? $(tail -1 "$OUT/build.txt")")
 bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwen25-05b-random" bfloat16
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
 for ep in cuda webgpu; do
-  # GroupQueryAttention runs on WebGPU in float32; ORT's CUDA kernel takes only float16/bfloat16.
-  attention=ops; [ "$ep" = webgpu ] && attention=both
+  # GroupQueryAttention over a float16 cache on cuda (ORT's CUDA kernel takes only float16/bfloat16),
+  # a float32 one on webgpu: the bench's --kv-cache-dtype=auto.
   bounded 200 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
-    --attention="$attention" --rounds=3 --swaps=0 --profile=16 "$@"
+    --attention=both --rounds=3 --swaps=0 --profile=16 "$@"
   table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^LoRA decode overhead|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done
