@@ -95,8 +95,8 @@ export function sampleToken(
   if (params.temperature === 0 && logprobs === null) return { token: best, logprob: null, top: [] };
   const t = params.temperature > 0 ? params.temperature : 1;
   const max = logits[best] ?? Number.NEGATIVE_INFINITY;
-  const logprob = logSoftmax(logits, max, t);
-  const token = params.temperature > 0 ? sample(logits, params, rng, max, logprob) : best;
+  const { logprob, sum } = logSoftmax(logits, max, t);
+  const token = params.temperature > 0 ? sample(logits, params, rng, max, sum) : best;
   return { token, logprob: logprob(token), top: topTokens(logits, logprobs ?? 0, logprob) };
 }
 
@@ -106,54 +106,128 @@ export function sampleToken(
  * report for each prompt token given its prefix.
  */
 export function scoreToken(logits: Float32Array, token: number, top: number): SampledToken {
-  const logprob = logSoftmax(logits, logits[argmax(logits)] ?? Number.NEGATIVE_INFINITY, 1);
+  const { logprob } = logSoftmax(logits, logits[argmax(logits)] ?? Number.NEGATIVE_INFINITY, 1);
   return { token, logprob: logprob(token), top: topTokens(logits, top, logprob) };
 }
 
-/** j ↦ log_softmax(logits / t)[j], given the largest logit; the sum is accumulated in float64. */
-function logSoftmax(logits: Float32Array, max: number, t: number): (j: number) => number {
+/**
+ * j ↦ log_softmax(logits / t)[j], given the largest logit; the sum is accumulated in float64. Each
+ * exp((logit - max) / t) is kept in `scratch.exps` for `sample`, which then draws without a second
+ * pass of exponentials (the largest host cost per sampled token over a 152k vocabulary).
+ */
+function logSoftmax(
+  logits: Float32Array,
+  max: number,
+  t: number,
+): { logprob: (j: number) => number; sum: number } {
+  ensureScratch(logits.length);
+  const exps = scratch.exps;
   let sum = 0;
-  for (let j = 0; j < logits.length; j++) sum += Math.exp(((logits[j] ?? 0) - max) / t);
+  const n = logits.length;
+  for (let j = 0; j < n; j++) {
+    const e = Math.exp(((logits[j] as number) - max) / t);
+    exps[j] = e;
+    sum += e;
+  }
   const lse = Math.log(sum);
-  return (j) => ((logits[j] ?? 0) - max) / t - lse;
+  return { logprob: (j) => ((logits[j] ?? 0) - max) / t - lse, sum };
 }
 
 /**
- * Inverse-CDF sampling over the candidates that survive min-p, top-k and top-p. Only top-k and
- * top-p need the candidates in order; without them the walk goes in vocabulary order, which draws
- * from the same distribution without sorting the whole vocabulary.
+ * Scratch space of `logSoftmax` and `sample`, grown to the largest vocabulary seen and reused: a row
+ * is sampled per sequence per token, and allocating vocabulary-sized arrays each time cost more
+ * than the sampling.
  */
-function sample(
-  logits: Float32Array,
-  params: SamplingParams,
-  rng: Rng,
-  max: number,
-  logprob: (j: number) => number,
-): number {
+const scratch = { candidates: new Int32Array(0), exps: new Float64Array(0), keys: new Float64Array(0) };
+const bits = new Uint32Array(1);
+const bitsAsFloat = new Float32Array(bits.buffer);
+
+function ensureScratch(n: number): void {
+  if (scratch.candidates.length >= n) return;
+  scratch.candidates = new Int32Array(n);
+  scratch.exps = new Float64Array(n);
+  scratch.keys = new Float64Array(n);
+}
+
+/**
+ * Sorts `candidates[0..count)` by logit, largest first, ties by index, as the comparator
+ * `(a, b) => logits[b] - logits[a] || a - b` would (candidates are never NaN): each becomes one
+ * float64 key, (order-reversed float32 bits) · 2^indexBits + index, exact below 2^53, so a numeric
+ * typed-array sort does it. Over a 152k vocabulary that is ~15× faster than `Array.sort` with the
+ * comparator.
+ */
+function sortByLogit(logits: Float32Array, candidates: Int32Array, count: number): void {
+  const indexBits = Math.max(1, Math.ceil(Math.log2(logits.length)));
+  if (indexBits > 21) {
+    const sorted = Array.from(candidates.subarray(0, count)).sort(
+      (a, b) => (logits[b] as number) - (logits[a] as number) || a - b,
+    );
+    candidates.set(sorted);
+    return;
+  }
+  const scale = 2 ** indexBits;
+  const keys = scratch.keys;
+  for (let i = 0; i < count; i++) {
+    const j = candidates[i] as number;
+    // +0 so that -0 and 0 tie, as they do for the comparator.
+    bitsAsFloat[0] = (logits[j] as number) + 0;
+    const u = bits[0] as number;
+    // Float32 bits in ascending order of value: negatives flipped, positives above them.
+    const ascending = u >= 0x80000000 ? 0xffffffff - u : u + 0x80000000;
+    keys[i] = (0xffffffff - ascending) * scale + j;
+  }
+  const view = keys.subarray(0, count);
+  view.sort();
+  for (let i = 0; i < count; i++) candidates[i] = (view[i] as number) % scale;
+}
+
+/**
+ * Inverse-CDF sampling over the candidates that survive min-p, top-k and top-p, weighted by
+ * `logSoftmax`'s exps (`sum` is their total, so exp / sum is a probability). Only top-k and top-p
+ * need the candidates in order; without them the walk goes in vocabulary order, which draws from
+ * the same distribution without sorting the whole vocabulary.
+ */
+function sample(logits: Float32Array, params: SamplingParams, rng: Rng, max: number, sum: number): number {
   const floor = Math.log(Math.max(NEGLIGIBLE, params.minP)) * params.temperature + max;
-  const candidates: number[] = [];
-  for (let j = 0; j < logits.length; j++) if ((logits[j] ?? 0) >= floor) candidates.push(j);
-  let keep = candidates.length;
-  if (params.topK > 0 || params.topP < 1) {
-    candidates.sort((a, b) => (logits[b] ?? 0) - (logits[a] ?? 0) || a - b);
-    if (params.topK > 0) keep = Math.min(keep, params.topK);
-    if (params.topP < 1) {
-      let cum = 0;
-      for (let i = 0; i < keep; i++) {
-        cum += Math.exp(logprob(candidates[i] ?? 0));
-        if (cum >= params.topP) {
-          keep = i + 1;
-          break;
-        }
+  const { candidates, exps } = scratch;
+  const n = logits.length;
+  if (params.topK <= 0 && params.topP >= 1) {
+    let mass = 0;
+    let last = 0;
+    for (let j = 0; j < n; j++) {
+      if ((logits[j] as number) >= floor) {
+        mass += exps[j] as number;
+        last = j;
+      }
+    }
+    let u = rng.next() * mass;
+    for (let j = 0; j < n; j++) {
+      if ((logits[j] as number) < floor) continue;
+      u -= exps[j] as number;
+      if (u < 0) return j;
+    }
+    return last;
+  }
+  let count = 0;
+  for (let j = 0; j < n; j++) if ((logits[j] as number) >= floor) candidates[count++] = j;
+  sortByLogit(logits, candidates, count);
+  let keep = params.topK > 0 ? Math.min(count, params.topK) : count;
+  if (params.topP < 1) {
+    let cum = 0;
+    for (let i = 0; i < keep; i++) {
+      cum += (exps[candidates[i] as number] as number) / sum;
+      if (cum >= params.topP) {
+        keep = i + 1;
+        break;
       }
     }
   }
   let mass = 0;
-  for (let i = 0; i < keep; i++) mass += Math.exp(logprob(candidates[i] ?? 0));
+  for (let i = 0; i < keep; i++) mass += exps[candidates[i] as number] as number;
   let u = rng.next() * mass;
   for (let i = 0; i < keep; i++) {
-    u -= Math.exp(logprob(candidates[i] ?? 0));
-    if (u < 0) return candidates[i] ?? 0;
+    u -= exps[candidates[i] as number] as number;
+    if (u < 0) return candidates[i] as number;
   }
   return candidates[keep - 1] ?? 0;
 }
