@@ -201,4 +201,39 @@ describe("adapter verification", () => {
     const pairs = verifyAdapterPairs(config.value, f.value);
     assert.match(pairs.ok ? "" : pairs.error.message, want);
   });
+
+  it("refuses a lora_B whose largest element times the scaling overflows float32, and only then", () => {
+    const s = tinySpec("llama");
+    // scaling = alpha / r = 5e9; 1e29 × 5e9 = 5e38 > 3.4e38, 1e28 × 5e9 fits.
+    const config = parseLoraConfig({ peft_type: "LORA", r: 2, lora_alpha: 1e10, target_modules: ["q_proj"] });
+    assert.ok(config.ok);
+    const file = (largest: number) => {
+      const b = Float32Array.from({ length: 16 }, (_, i) => (i % 3) - 1);
+      b[11] = -largest;
+      const f = decodeSafetensors(
+        encodeSafetensors({
+          "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": {
+            dtype: "F32",
+            shape: [2, 8],
+            data: new Float32Array(16).fill(1e30),
+          },
+          "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": {
+            dtype: "F32",
+            shape: [8, 2],
+            data: b,
+          },
+        }),
+      );
+      assert.ok(f.ok);
+      return f.value;
+    };
+    const want = `lora_B scaled by lora_alpha / r = 10000000000 / 2 overflows float32 (largest |B| element ${Math.fround(1e29)} × scaling 5000000000)`;
+    const withBase = verifyAdapter(s, config.value, file(1e29));
+    assert.ok(!withBase.ok && withBase.error.message.includes(want), JSON.stringify(withBase));
+    const pairs = verifyAdapterPairs(config.value, file(1e29));
+    assert.ok(!pairs.ok && pairs.error.message.includes(want), JSON.stringify(pairs));
+    // A large A is not scaled: only B is checked.
+    assert.ok(verifyAdapter(s, config.value, file(1e28)).ok);
+    assert.ok(verifyAdapterPairs(config.value, file(1e28)).ok);
+  });
 });

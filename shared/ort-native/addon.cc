@@ -51,7 +51,7 @@ napi_value stringArray(napi_env env, const std::vector<std::string>& items) {
 }
 
 // createSession(model: string path | Uint8Array bytes, {ep, deviceId?, useTf32?, enableCudaGraph?,
-// intraOpThreads?}) -> {session, inputNames, outputNames}
+// intraOpThreads?, dedicatedThread?}) -> {session, inputNames, outputNames}
 napi_value createSession(napi_env env, napi_callback_info info) {
   auto argv = args(env, info, 2);
   auto s = std::make_shared<SessionState>();
@@ -62,6 +62,7 @@ napi_value createSession(napi_env env, napi_callback_info info) {
   s->spec.useTf32 = optionalBool(env, argv[1], "useTf32", true);
   s->spec.enableCudaGraph = optionalBool(env, argv[1], "enableCudaGraph", false);
   s->spec.intraOpThreads = static_cast<int>(optionalInt(env, argv[1], "intraOpThreads", 0));
+  s->spec.dedicatedThread = s->spec.enableCudaGraph || optionalBool(env, argv[1], "dedicatedThread", false);
   OrtSessionOptions* options = makeOptions(s->spec, s->spec.enableCudaGraph);
   bool bytes = false;
   napi(env, napi_is_typedarray(env, argv[0], &bytes));
@@ -84,6 +85,7 @@ napi_value createSession(napi_env env, napi_callback_info info) {
     check(ort->CreateMemoryInfo("Cuda", OrtArenaAllocator, s->spec.deviceId, OrtMemTypeDefault, &s->deviceInfo));
     check(ort->CreateAllocator(s->session, s->deviceInfo, &s->deviceAllocator));
   }
+  if (s->spec.dedicatedThread) s->thread = std::make_unique<RunThread>();
   s->inputs = ioNames(s->session, true);
   s->outputs = ioNames(s->session, false);
   napi_value out;
@@ -139,7 +141,8 @@ napi_value copy(napi_env env, napi_callback_info info) {
 }
 
 // One run in flight: what `run` parsed on the JS thread, what `execute` does on a libuv worker
-// thread (bind, RunWithBinding: no N-API there), and what `complete` hands back on the JS thread.
+// thread or the session's own (bind, RunWithBinding: no N-API there), and what `complete` hands back
+// on the JS thread.
 // It holds the session, the bound device tensors and the host inputs' typed arrays until then, so a
 // `release` or a dropped reference during the run frees nothing before it ends; it is deleted on the
 // JS thread, where tensors give back their external memory.
@@ -151,7 +154,8 @@ struct RunWork {
     OrtValue* given;
   };
   napi_env env = nullptr;
-  napi_async_work work = nullptr;
+  napi_async_work work = nullptr;          // on libuv's pool
+  napi_threadsafe_function done = nullptr;  // on the session's own thread: calls completeRun
   napi_deferred deferred = nullptr;
   std::shared_ptr<SessionState> session;
   std::vector<std::shared_ptr<TensorState>> held;
@@ -226,7 +230,7 @@ void rejectRun(napi_env env, napi_deferred deferred, const std::string& message)
 
 void completeRun(napi_env env, napi_status status, void* data) {
   std::unique_ptr<RunWork> w(static_cast<RunWork*>(data));
-  napi_delete_async_work(env, w->work);
+  if (w->work) napi_delete_async_work(env, w->work);
   std::string error = status == napi_cancelled ? "run cancelled" : w->error;
   if (error.empty()) try {
       napi_resolve_deferred(env, w->deferred, settleRun(env, *w));
@@ -240,6 +244,33 @@ void completeRun(napi_env env, napi_status status, void* data) {
       error = e.what();
     }
   rejectRun(env, w->deferred, error);
+}
+
+// On the session's own thread: the run, then completeRun on the JS thread through a thread-safe
+// function (which keeps the event loop alive meanwhile, as queued async work does).
+napi_value queueOnThread(napi_env env, std::unique_ptr<RunWork> w, napi_value resource) {
+  napi(env, napi_create_threadsafe_function(
+                env, nullptr, nullptr, resource, 0, 1, nullptr, nullptr, nullptr,
+                [](napi_env env, napi_value, void*, void* data) {
+                  // No env: Node is tearing the environment down; nothing is left to settle.
+                  if (env) completeRun(env, napi_ok, data);
+                },
+                &w->done));
+  napi_value promise;
+  napi_status created = napi_create_promise(env, &w->deferred, &promise);
+  if (created != napi_ok) {
+    napi_release_threadsafe_function(w->done, napi_tsfn_abort);
+    napi(env, created);
+  }
+  RunWork* work = w.release();
+  napi_threadsafe_function done = work->done;
+  // `work` may be deleted on the JS thread as soon as it is handed over: only `done` is used after.
+  work->session->thread->post([work, done] {
+    executeRun(nullptr, work);
+    napi_call_threadsafe_function(done, work, napi_tsfn_blocking);
+    napi_release_threadsafe_function(done, napi_tsfn_release);
+  });
+  return promise;
 }
 
 // run(session, feeds: {name: tensor | {type, dims, data}}, outputs: {name: tensor | "host" |
@@ -299,11 +330,12 @@ napi_value run(napi_env env, napi_callback_info info) {
     std::string where = string(env, target);
     if (where != "host" && where != "device")
       throw Failure("output '" + name + "': \"host\", \"device\" or a device tensor, got '" + where + "'");
-    if (graphRun) throw Failure("output '" + name + "': a CUDA graph run binds only device tensors");
+    if (graphRun) throw Failure("output '" + name + "': a CUDA graph run binds only given device tensors");
     w->outputs.push_back({name, where == "host" ? RunWork::Host : RunWork::Device, nullptr});
   }
   napi_value resource, promise;
   napi(env, napi_create_string_utf8(env, "ortNativeRun", NAPI_AUTO_LENGTH, &resource));
+  if (s.thread) return queueOnThread(env, std::move(w), resource);
   napi(env, napi_create_async_work(env, nullptr, resource, executeRun, completeRun, w.get(), &w->work));
   napi_status created = napi_create_promise(env, &w->deferred, &promise);
   if (created == napi_ok) created = napi_queue_async_work(env, w->work);
@@ -326,11 +358,45 @@ napi_value release(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value defineExports(napi_env env, napi_value exports, const char* version) {
-  napi_value v;
-  napi(env, napi_create_string_utf8(env, version, NAPI_AUTO_LENGTH, &v));
+// init(path of libonnxruntime.so.1) -> its version. Loads the library onnxruntime-node ships (the
+// same file it loads: one copy per process whichever comes first) and takes its C API by name. The
+// addon does not link against it: ORT versions its symbols per release (OrtGetApiBase@VERS_1.30.0),
+// so an addon linked against one release's library would not load with another's, while one built
+// from ORT 1.29.0's headers runs on any release whose C API includes version ORT_API_VERSION.
+napi_value init(napi_env env, napi_callback_info info) {
+  auto argv = args(env, info, 1);
+  static std::string version;
+  napi_value out;
+  if (!ort) {
+    std::string path = string(env, argv[0]);
+    void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);  // never closed: ORT stays for the process
+    if (!library) throw Failure(std::string("dlopen: ") + dlerror());
+    auto getApiBase = reinterpret_cast<const OrtApiBase* (*)()>(dlsym(library, "OrtGetApiBase"));
+    if (!getApiBase) throw Failure(path + " has no OrtGetApiBase");
+    const OrtApiBase* base = getApiBase();
+    const OrtApi* api = base->GetApi(ORT_API_VERSION);
+    if (!api) {
+      std::string message = std::string("libonnxruntime ") + base->GetVersionString() + " lacks ORT C API version " +
+                            std::to_string(ORT_API_VERSION) + " (the headers this addon was built with)";
+      napi_throw_error(env, "ORT_NATIVE_ABI", message.c_str());
+      return nullptr;
+    }
+    OrtStatus* status = api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "loracast-ort-native", &ortEnv);
+    if (status) {
+      std::string message = api->GetErrorMessage(status);
+      api->ReleaseStatus(status);
+      throw Failure(message);
+    }
+    ort = api;
+    version = base->GetVersionString();
+  }
+  napi(env, napi_create_string_utf8(env, version.c_str(), version.size(), &out));
+  return out;
+}
+
+napi_value defineExports(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
-      {"ortVersion", nullptr, nullptr, nullptr, nullptr, v, napi_enumerable, nullptr},
+      {"init", nullptr, guarded<init, false>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"createSession", nullptr, guarded<createSession>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"allocate", nullptr, guarded<allocate>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"copy", nullptr, guarded<copy>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -342,26 +408,9 @@ napi_value defineExports(napi_env env, napi_value exports, const char* version) 
 }
 }  // namespace ortnative
 
-
 NAPI_MODULE_INIT() {
-  using namespace ortnative;
-  const OrtApiBase* base = OrtGetApiBase();
-  ort = base->GetApi(ORT_API_VERSION);
-  if (!ort) {
-    napi_throw_error(env, "ORT_NATIVE_ABI",
-                     (std::string("libonnxruntime ") + base->GetVersionString() + " lacks ORT C API version " +
-                      std::to_string(ORT_API_VERSION) + " (the headers this addon was built with)")
-                         .c_str());
-    return nullptr;
-  }
-  OrtStatus* status = ort->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "loracast-ort-native", &ortEnv);
-  if (status) {
-    napi_throw_error(env, "ORT_NATIVE", ort->GetErrorMessage(status));
-    ort->ReleaseStatus(status);
-    return nullptr;
-  }
   try {
-    return defineExports(env, exports, base->GetVersionString());
+    return ortnative::defineExports(env, exports);
   } catch (...) {
     return nullptr;
   }

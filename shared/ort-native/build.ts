@@ -3,8 +3,9 @@
  * Node's headers from nodejs.org): N-API headers from the dev dependency `node-api-headers`, ORT
  * 1.29.0's C API headers from the npm package `com.github.asus4.onnxruntime@0.4.9` (150 MB, so not
  * a dependency: fetched with `npm pack`, its integrity checked, only `Headers/*.h` kept in a
- * git-ignored cache), compiled by `g++` against onnxruntime-node's own `libonnxruntime.so.1`, found
- * at run time through the addon's rpath (relative to the addon, then absolute).
+ * git-ignored cache), compiled by `g++`. The addon does not link against `libonnxruntime.so.1`: it
+ * loads the one onnxruntime-node ships at run time (`loadOrtNative`), so one build runs on ORT 1.29
+ * (the CUDA path) and 1.30 (the project's) alike.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -19,7 +20,7 @@ import {
   statSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { err, ok, type Result } from "../result/index.ts";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -31,7 +32,7 @@ const HEADERS_IN_PACKAGE =
   "package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers";
 const HEADERS_CACHE = join(root, "node_modules", ".cache", "ort-native", "headers-0.4.9");
 const ORT_LIB_DIR = join(root, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64");
-const SOURCES = ["addon.cc", "support.h"].map((f) => join(import.meta.dirname, f));
+const SOURCES = ["addon.cc", "support.h", "run-thread.h"].map((f) => join(import.meta.dirname, f));
 
 /** Why `buildOrtNative` built nothing. */
 export interface OrtNativeBuildFailure {
@@ -90,15 +91,16 @@ function ortHeaders(): Result<string, OrtNativeBuildFailure> {
 
 /**
  * Builds the addon into `out` (a `.node` file; its folder is made) unless it is newer than its
- * sources and `libonnxruntime.so.1`. Returns the path, or why it could not build. Takes ~10 s to
- * compile, plus ~15 s to fetch the headers the first time on this machine.
+ * sources. Returns the path, or why it could not build (`no-ort` where onnxruntime-node ships no
+ * Linux x64 `libonnxruntime.so.1`, the library the addon would run on). Takes ~10 s to compile,
+ * plus ~15 s to fetch the headers the first time on this machine.
  */
 export function buildOrtNative(out: string): Result<string, OrtNativeBuildFailure> {
   const lib = join(ORT_LIB_DIR, "libonnxruntime.so.1");
   if (!existsSync(lib))
     return err({ reason: "no-ort", message: `${lib} is missing (onnxruntime-node, linux x64)` });
   if (!run("g++", ["--version"]).ok) return err({ reason: "no-compiler", message: "g++ is not on PATH" });
-  const newest = Math.max(...[...SOURCES, lib].map((f) => statSync(f).mtimeMs));
+  const newest = Math.max(...SOURCES.map((f) => statSync(f).mtimeMs));
   if (existsSync(out) && statSync(out).mtimeMs > newest) return ok(out);
   const headers = ortHeaders();
   if (!headers.ok) return headers;
@@ -118,10 +120,7 @@ export function buildOrtNative(out: string): Result<string, OrtNativeBuildFailur
     SOURCES[0] as string,
     "-o",
     tmp,
-    lib,
-    // The library's folder relative to the addon (the repo's layout on any machine), then absolute.
-    `-Wl,-rpath,$ORIGIN/${relative(dirname(out), ORT_LIB_DIR)}`,
-    `-Wl,-rpath,${ORT_LIB_DIR}`,
+    "-ldl",
   ]);
   if (!compile.ok) {
     rmSync(tmp, { force: true });

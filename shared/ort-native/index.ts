@@ -11,8 +11,9 @@
  *   not known in advance, e.g. the KV cache's `present.*`);
  * - CUDA graph capture and replay (run option `gpu_graph_id`, `RunOptions.graphId`).
  *
- * It is built from the npm registry alone (`build.ts`, `npm run build:ort-native`) against the
- * `libonnxruntime.so.1` that onnxruntime-node ships, which both then share in one process.
+ * It is built from the npm registry alone (`build.ts`, `npm run build:ort-native`) and loads, at
+ * run time, the `libonnxruntime.so.1` that onnxruntime-node ships, which both then share in one
+ * process: one build runs on ORT 1.29 and 1.30.
  * `loadOrtNative` never throws: where the addon is not built or does not load, callers keep the
  * stock binding. The engine's seam: `DecoderSession` (`shared/runtime/decoder-session.ts`) creates
  * a `NativeSession` when `loadOrtNative()` is ok and the EP is `cuda`, uploads each adapter's LoRA
@@ -21,7 +22,7 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { err, ok, type Result } from "../result/index.ts";
 import { providerFailure } from "../runtime/execution-provider.ts";
 import { disableOrtTelemetry } from "../runtime/ort-telemetry.ts";
@@ -57,6 +58,14 @@ export interface NativeSessionOptions {
   enableCudaGraph?: boolean;
   /** ORT's intra-op thread count; ORT's default (one per core) when absent. */
   intraOpThreads?: number;
+  /**
+   * Runs go, in order, to one OS thread of the session's own instead of libuv's thread pool (where
+   * several may run at once, and which `fs`, `dns` and `crypto` share: 4 threads unless
+   * `UV_THREADPOOL_SIZE` says otherwise). Suits a session whose runs are sequential anyway, like a
+   * decoder's steps. Always so with `enableCudaGraph`: the CUDA EP keeps captured graphs per OS
+   * thread (`PerThreadContext` in ORT's `cuda_execution_provider.h`). Default false.
+   */
+  dedicatedThread?: boolean;
 }
 
 /** Per-run options of `NativeSession.run`. */
@@ -88,7 +97,8 @@ interface BoundTensor {
 
 /** The addon's own exports (`addon.cc`: `defineExports`); handles are opaque externals. */
 interface Binding {
-  ortVersion: string;
+  /** Loads the `libonnxruntime.so.1` at the path once (later calls keep it); returns its version. */
+  init(library: string): string;
   createSession(
     model: string | Uint8Array,
     options: NativeSessionOptions,
@@ -185,9 +195,6 @@ export type Fetched<T extends OutputTarget> = T extends "host" ? HostTensor : De
 
 /** An ORT session created by the addon; its input and output names are the model's. */
 export class NativeSession {
-  /** Runs now in flight (a CUDA-graph session runs one at a time). */
-  private inFlight = 0;
-
   /** @internal */
   constructor(
     private readonly binding: Binding,
@@ -216,10 +223,11 @@ export class NativeSession {
   }
 
   /**
-   * One run through an `OrtIoBinding`, on a libuv worker thread (ORT's `RunWithBinding`, and on
-   * `cuda` the host inputs' copies to the device): the event loop keeps turning meanwhile, and
-   * several runs of one session may be in flight (ORT's `Run` is thread-safe), except on a session
-   * with `enableCudaGraph`, which runs one at a time.
+   * One run through an `OrtIoBinding`, off the JS thread (ORT's `RunWithBinding`, and on `cuda`
+   * the host inputs' copies to the device): the event loop keeps turning meanwhile. Several runs of
+   * one session may be in flight: on libuv's thread pool they run at once (ORT's `Run` is
+   * thread-safe); with `dedicatedThread` (or `enableCudaGraph`) they run one after another, in the
+   * order of the calls.
    *
    * `feeds`: every input the model needs, as host tensors (read by ORT during the run: their typed
    * arrays are kept alive and must stay unmodified until the promise settles) or device tensors
@@ -256,9 +264,6 @@ export class NativeSession {
       throw new OrtNativeError(`graphId must be a positive integer, got ${graphId}`);
     if (graphId !== undefined && !this.cudaGraphs)
       throw new OrtNativeError("graphId needs a cuda session created with enableCudaGraph");
-    if (this.cudaGraphs && this.inFlight > 0)
-      throw new OrtNativeError("a session with enableCudaGraph runs one run at a time");
-    this.inFlight++;
     let got: Record<string, HostTensor | BoundTensor>;
     try {
       got = await this.binding.run(
@@ -269,8 +274,6 @@ export class NativeSession {
       );
     } catch (e) {
       throw asOrtNativeError(e);
-    } finally {
-      this.inFlight--;
     }
     const result: Record<string, HostTensor | DeviceTensor> = {};
     for (const [name, target] of Object.entries(outputs ?? {}))
@@ -313,21 +316,30 @@ export interface OrtNativeUnavailable {
 export const DEFAULT_ADDON_PATH = join(import.meta.dirname, "build", "ort-native.node");
 
 /**
- * The addon at `path` (default: `LORACAST_ORT_NATIVE_ADDON`, else `DEFAULT_ADDON_PATH`), or why not:
- * `not-built` (no file), `load-failed` (dlopen failed: no `libonnxruntime.so.1` on its rpath, not a
- * Node addon), `abi-mismatch` (built against an ORT C API the loaded library lacks, or a different
- * ORT version than onnxruntime-node's). Never throws.
+ * The addon at `path` (default: `LORACAST_ORT_NATIVE_ADDON`, else `DEFAULT_ADDON_PATH`), on the
+ * `libonnxruntime.so.1` of the onnxruntime-node that resolves from here, or why not: `not-built` (no
+ * file), `load-failed` (not a Node addon, no onnxruntime-node or no library of its for this
+ * platform), `abi-mismatch` (built against an ORT C API the library lacks). Never throws.
  */
 export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavailable> {
   const file = resolve(path ?? process.env.LORACAST_ORT_NATIVE_ADDON ?? DEFAULT_ADDON_PATH);
   if (!existsSync(file))
     return err({ reason: "not-built", message: `${file} does not exist (npm run build:ort-native)` });
   const require = createRequire(import.meta.url);
-  // The addon creates ORT's environment when it loads, if onnxruntime-node has not yet.
+  let library: string;
+  try {
+    const stock = dirname(require.resolve("onnxruntime-node/package.json"));
+    library = join(stock, "bin", "napi-v6", process.platform, process.arch, "libonnxruntime.so.1");
+  } catch (e) {
+    return err({ reason: "load-failed", message: `onnxruntime-node not found: ${String(e)}` });
+  }
+  // The addon creates ORT's environment in init, if onnxruntime-node has not yet.
   disableOrtTelemetry();
   let binding: Binding;
+  let ortVersion: string;
   try {
     binding = require(file) as Binding;
+    ortVersion = binding.init(library);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     // Node's loader appends a require stack: the first line says it.
@@ -337,19 +349,8 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
       message: `${file}: ${message}`,
     });
   }
-  let stock: string;
-  try {
-    stock = (require("onnxruntime-node/package.json") as { version: string }).version;
-  } catch (e) {
-    return err({ reason: "load-failed", message: `onnxruntime-node not found: ${String(e)}` });
-  }
-  if (binding.ortVersion !== stock)
-    return err({
-      reason: "abi-mismatch",
-      message: `${file} runs on libonnxruntime ${binding.ortVersion}, onnxruntime-node is ${stock}`,
-    });
   return ok({
-    ortVersion: binding.ortVersion,
+    ortVersion,
     createSession(model, options) {
       const cudaOnly = (["deviceId", "useTf32", "enableCudaGraph"] as const).filter(
         (k) => options[k] !== undefined,

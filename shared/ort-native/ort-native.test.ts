@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -102,6 +103,15 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
       w: new ort.Tensor("float32", f.w.data, f.w.dims),
       k: new ort.Tensor("int64", f.k.data, f.k.dims),
     });
+
+  it("does not link libonnxruntime: one build loads ORT 1.29 (the CUDA path) and 1.30", (t) => {
+    // ORT versions its symbols per release (OrtGetApiBase@VERS_1.30.0): a linked addon needs the
+    // release it was linked against. It dlopens onnxruntime-node's library instead.
+    const elf = spawnSync("readelf", ["-d", DEFAULT_ADDON_PATH], { encoding: "utf8" });
+    if (elf.status !== 0) return t.skip("no readelf");
+    assert.match(elf.stdout, /NEEDED/);
+    assert.doesNotMatch(elf.stdout, /libonnxruntime/);
+  });
 
   it("names the model's inputs and outputs, its EP and device", () => {
     assert.deepEqual(native.inputNames, ["x", "w", "k"]);
@@ -249,26 +259,48 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
     );
   });
 
-  it("the event loop keeps turning during a long run", async () => {
-    const chain = addon.createSession(chainModel(), { ep: "cpu", intraOpThreads: 1 });
-    try {
-      // Entries of x·w^k stay near 1: w's columns have norm ~1.
-      const x = { type: "float32" as const, dims: [SIDE, SIDE], data: floats(SIDE * SIDE) };
-      const scale = Math.sqrt(3 / SIDE);
-      const w = { ...x, data: floats(SIDE * SIDE).map((v) => v * scale) };
-      let ticks = 0;
-      const timer = setInterval(() => ticks++, 1);
-      const t0 = performance.now();
-      const got = await chain.run({ x, w });
-      const ms = performance.now() - t0;
-      clearInterval(timer);
-      assert.deepEqual(got.h?.dims, [SIDE, SIDE]);
-      // A run on the JS thread would let the interval fire at most once, after it ended.
-      assert.ok(ms > 20, `the chain took ${ms.toFixed(0)} ms: too short to tell`);
-      assert.ok(ticks >= 3, `${ticks} timer ticks during a ${ms.toFixed(0)} ms run`);
-    } finally {
-      chain.release();
+  for (const dedicatedThread of [false, true])
+    it(`the event loop keeps turning during a long run (${dedicatedThread ? "the session's own thread" : "libuv's pool"})`, async () => {
+      const chain = addon.createSession(chainModel(), { ep: "cpu", intraOpThreads: 1, dedicatedThread });
+      try {
+        // Entries of x·w^k stay near 1: w's columns have norm ~1.
+        const x = { type: "float32" as const, dims: [SIDE, SIDE], data: floats(SIDE * SIDE) };
+        const scale = Math.sqrt(3 / SIDE);
+        const w = { ...x, data: floats(SIDE * SIDE).map((v) => v * scale) };
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 1);
+        const t0 = performance.now();
+        const got = await chain.run({ x, w });
+        const ms = performance.now() - t0;
+        clearInterval(timer);
+        assert.deepEqual(got.h?.dims, [SIDE, SIDE]);
+        // A run on the JS thread would let the interval fire at most once, after it ended.
+        assert.ok(ms > 20, `the chain took ${ms.toFixed(0)} ms: too short to tell`);
+        assert.ok(ticks >= 3, `${ticks} timer ticks during a ${ms.toFixed(0)} ms run`);
+      } finally {
+        chain.release();
+      }
+    });
+
+  it("with dedicatedThread, runs settle in call order, equal the stock binding, and outlive a release", async () => {
+    const own = addon.createSession(bytesOfModel, { ep: "cpu", intraOpThreads: 1, dedicatedThread: true });
+    const feeds = [feedsFor(1), feedsFor(2), feedsFor(3), feedsFor(4)];
+    const order: number[] = [];
+    const pending = feeds.map((f, i) =>
+      own.run(f, { y: "device", s: "host" }).then((r) => {
+        order.push(i);
+        return r;
+      }),
+    );
+    own.release();
+    const got = await Promise.all(pending);
+    assert.deepEqual(order, [0, 1, 2, 3]);
+    for (const [i, f] of feeds.entries()) {
+      const want = await stockRun(f);
+      assert.ok(bytes(got[i]?.y.download() as HostTensor).equals(bytes(want.y as ort.Tensor)), `run ${i}`);
+      got[i]?.y.release();
     }
+    await assert.rejects(own.run(feeds[0] as ReturnType<typeof feedsFor>), /session was released/);
   });
 
   it("dropped device tensors are collected in time: their bytes count as V8 external memory", async () => {

@@ -10,6 +10,7 @@
 // dims, missing inputs) to ORT, whose message becomes the JS error.
 #pragma once
 #define NAPI_VERSION 8
+#include <dlfcn.h>
 #include <node_api.h>
 #include <onnxruntime_c_api.h>
 
@@ -19,6 +20,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "run-thread.h"
 
 namespace ortnative {
 
@@ -107,6 +110,7 @@ struct SessionOptionsSpec {
   bool useTf32 = true;
   bool enableCudaGraph = false;
   int intraOpThreads = 0;
+  bool dedicatedThread = false;
 };
 
 OrtSessionOptions* makeOptions(const SessionOptionsSpec& spec, bool cudaGraph) {
@@ -143,7 +147,9 @@ struct SessionState {
   OrtMemoryInfo* hostInfo = nullptr;
   std::vector<std::string> inputs, outputs;
   std::map<int, OrtSession*> identities;
+  std::unique_ptr<RunThread> thread;  // with dedicatedThread: where its runs go, in order
   ~SessionState() {
+    thread.reset();
     for (auto& entry : identities) ort->ReleaseSession(entry.second);
     if (deviceAllocator) ort->ReleaseAllocator(deviceAllocator);
     if (deviceInfo) ort->ReleaseMemoryInfo(deviceInfo);
@@ -381,9 +387,11 @@ Bound boundOutputs(OrtIoBinding* binding) {
   return out;
 }
 
-template <napi_value (*F)(napi_env, napi_callback_info)>
+// An entry point with C++ failures turned into JS errors; all but `init` need `init` done first.
+template <napi_value (*F)(napi_env, napi_callback_info), bool NeedsOrt = true>
 napi_value guarded(napi_env env, napi_callback_info info) {
   try {
+    if (NeedsOrt && !ort) throw Failure("ort-native: init(libonnxruntime.so.1 path) first");
     return F(env, info);
   } catch (const Pending&) {
   } catch (const Failure& e) {

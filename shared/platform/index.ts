@@ -19,3 +19,4 @@ export {
 export { requestId } from "./request-id.ts";
 export { onShutdown } from "./shutdown.ts";
 export { readSse } from "./sse-client.ts";
+export { SSE_HEARTBEAT, sseHeartbeatSeconds, startSseHeartbeat } from "./sse-heartbeat.ts";

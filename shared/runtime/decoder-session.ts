@@ -11,14 +11,18 @@ import {
   readModelManifest,
 } from "../model-format/index.ts";
 import type { ModelSpec } from "../model-spec/index.ts";
+import { DeviceTensor } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
+import { type Runner, type StepFeeds, StockRunner } from "./decoder-runner.ts";
 import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts";
-import { type ExecutionProvider, ExecutionProviderError, providerFailure } from "./execution-provider.ts";
+import { type ExecutionProvider, ExecutionProviderError } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { toGqaStep } from "./gqa-step.ts";
 import { type KvPadding, type KvShape, kvArray, kvData, type RowSource, relayout } from "./kv-layout.ts";
 import { type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
-import { disableOrtTelemetry } from "./ort-telemetry.ts";
+import { chooseBackend, NativeDecoder, OrtBackendError, type ResolvedBackend } from "./native-decoder.ts";
+import type { ResidentCounts } from "./resident-feeds.ts";
+import { createSession, type DecoderSessionOptions } from "./session-options.ts";
 
 /**
  * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are padded to
@@ -36,15 +40,22 @@ import { disableOrtTelemetry } from "./ort-telemetry.ts";
  *   memory (`location: "gpu-buffer"`): feeding it back as the next past costs no copy. Such a cache
  *   must be given to `DecoderSession.free` once dropped, or copied to the host with `toHost` (which
  *   frees it) before its data is read.
+ * - On the ort-native backend (CUDA, or CPU on request), the same, in the addon's `DeviceTensor`s.
  */
 export interface KvCache {
   batch: number;
   length: number;
   capacity: number;
   padding: KvPadding;
-  keys: ort.Tensor[];
-  values: ort.Tensor[];
+  keys: KvTensor[];
+  values: KvTensor[];
 }
+
+/**
+ * One layer's keys or values: an onnxruntime-node tensor (host memory, or a WebGPU buffer) or an
+ * ort-native device tensor. Host data is readable only from `ort.Tensor`s at location `cpu`.
+ */
+export type KvTensor = ort.Tensor | DeviceTensor;
 
 /** Spare columns a host cache gets when it is made or outgrows its buffers. */
 const SPARE_COLUMNS = 64;
@@ -79,70 +90,6 @@ export interface StepOutput {
   present: KvCache;
 }
 
-/**
- * How the ORT session runs: execution providers in order of preference (ORT's names; `cpu` by
- * default), intra-op threads (ORT's default when absent) and the CUDA device.
- *
- * On `cuda`, onnxruntime-node 1.29's binding passes only `deviceId` to the CUDA EP
- * (`js/node/src/session_options_helper.cc`): ORT's other CUDA options (`use_tf32`, the arena's
- * `gpu_mem_limit` and `arena_extend_strategy`, `enable_cuda_graph`) keep their defaults. TF32 can
- * still be turned off for the process with `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS honours.
- */
-export interface DecoderSessionOptions {
-  /** Tried in order; the first decides where the KV cache lives. Default `["cpu"]`. */
-  executionProviders?: ExecutionProvider[];
-  intraOpThreads?: number;
-  /** The CUDA device (ordinal among those visible, `CUDA_VISIBLE_DEVICES`) for `cuda`; default 0. */
-  cudaDeviceId?: number;
-  /**
-   * Diagnostics: ORT's profiler on, writing a Chrome-trace JSON whose name starts with this path
-   * (ORT appends `_<date>.json`) once `endProfiling` is called. Every node's kernel time, op type
-   * and execution provider are in it. Off by default: it slows every run.
-   */
-  profileFilePrefix?: string;
-}
-
-/**
- * An ORT session over the model at `path` (or its bytes) with the options every loracast graph
- * runs under, less what `overrides` changes.
- * Throws `ExecutionProviderError` when a requested provider's library is missing or does not load,
- * and ORT's own error for anything else (a missing or corrupt graph).
- */
-export async function createSession(
-  path: string | Uint8Array,
-  options: DecoderSessionOptions,
-  overrides: Pick<
-    ort.InferenceSession.SessionOptions,
-    | "graphOptimizationLevel"
-    | "enableMemPattern"
-    | "preferredOutputLocation"
-    | "optimizedModelFilePath"
-    | "extra"
-    | "logSeverityLevel"
-  > = {},
-): Promise<ort.InferenceSession> {
-  disableOrtTelemetry();
-  const executionProviders = options.executionProviders ?? ["cpu"];
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders: executionProviders.map((name) =>
-      name === "cuda" ? { name, deviceId: options.cudaDeviceId ?? 0 } : name,
-    ),
-    ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    ...(options.profileFilePrefix !== undefined
-      ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix }
-      : {}),
-    graphOptimizationLevel: "all",
-    ...overrides,
-  };
-  try {
-    return await (typeof path === "string"
-      ? ort.InferenceSession.create(path, sessionOptions)
-      : ort.InferenceSession.create(path, sessionOptions));
-  } catch (e) {
-    throw providerFailure(e, executionProviders) ?? e;
-  }
-}
-
 let created = 0;
 
 /** How many ORT sessions the decoders of this process have created (with the WebGPU uploader). */
@@ -161,17 +108,17 @@ export class DecoderSession {
   private constructor(
     readonly manifest: ModelManifest,
     readonly spec: ModelSpec,
-    private readonly session: ort.InferenceSession,
-    /** Present on the WebGPU EP: where LoRA factors are moved before a step reads them. */
-    private readonly gpuFeeds: GpuFeeds | null,
-    /** Present on the WebGPU EP: how caches come back to the host when a batch changes. */
-    private readonly downloader: GpuDownloader | null,
+    private readonly run: Runner,
     /** The graph returns only each step's new keys and values; the cache lives in host buffers. */
     private readonly appending: boolean,
     /** The ONNX file the session runs: `model.append.onnx` when appending, else `model.onnx`. */
     readonly graphPath: string,
     /** The execution provider the session prefers (the first asked for). */
     readonly ep: ExecutionProvider,
+    /** The binding the session runs on (`DecoderSessionOptions.backend` once decided). */
+    readonly backend: ResolvedBackend,
+    /** Why that binding: `asked for`, or the reason `auto` chose it (the addon's load failure...). */
+    readonly backendReason: string,
   ) {
     this.padding = manifest.decoder.attention === "gqa" ? "right" : "left";
   }
@@ -182,45 +129,79 @@ export class DecoderSession {
   /** Zero-length past caches, one per batch size seen; they are immutable, so runs share them. */
   private readonly emptyPast: KvCache[] = [];
 
+  /**
+   * A session over the model directory `dir` on the binding `options.backend` decides
+   * (`chooseBackend`). Fails with `ModelArtifactsError` (unreadable artifacts),
+   * `ExecutionProviderError` (the provider cannot load) or `OrtBackendError` (ort-native forced and
+   * unusable, or `cudaTf32: false` that the stock binding cannot honour); throws a RangeError for
+   * `cudaTf32` on another EP than cuda.
+   */
   static async load(
     dir: string,
     options: DecoderSessionOptions = {},
-  ): Promise<Result<DecoderSession, ModelArtifactsError | ExecutionProviderError>> {
+  ): Promise<Result<DecoderSession, ModelArtifactsError | ExecutionProviderError | OrtBackendError>> {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;
     const { manifest, spec } = read.value;
-    // Every decode step's present is the next step's past: where the EP lets outputs stay on the
-    // device (WebGPU), leave it there; without this, each step copied the whole cache to the host
-    // and back (docs/benchmarks.md). On CUDA onnxruntime-node cannot (device-copies.ts): the cache
-    // lives on the host, like the CPU's, and the append graph returns only the new columns.
     const ep = (options.executionProviders ?? ["cpu"])[0] ?? "cpu";
-    const onGpu = kvPlacement(ep) === "device";
-    const appending = !onGpu && manifest.files.append !== undefined;
+    if (options.cudaTf32 !== undefined && ep !== "cuda")
+      throw new RangeError(`cudaTf32 is a CUDA option, given for a session on ${ep}`);
+    const chosen = chooseBackend(options.backend ?? "auto", ep, options.profileFilePrefix !== undefined);
+    if (!chosen.ok) return chosen;
+    const choice = chosen.value;
+    if (choice.backend === "onnxruntime-node" && options.cudaTf32 === false) {
+      if (process.env.NVIDIA_TF32_OVERRIDE !== "0")
+        return err(
+          new OrtBackendError(
+            `cudaTf32: false needs the ort-native backend (${choice.reason}) or NVIDIA_TF32_OVERRIDE=0`,
+          ),
+        );
+    }
     const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
       IO.presentKey(l),
       IO.presentValue(l),
     ]).flat();
-    const graphPath = join(dir, appending ? (manifest.files.append ?? "") : manifest.files.model);
-    let session: ort.InferenceSession;
+    const make = (run: Runner, appending: boolean, graph: string) =>
+      new DecoderSession(manifest, spec, run, appending, join(dir, graph), ep, choice.backend, choice.reason);
     try {
-      session = await createSession(
-        graphPath,
+      if (choice.backend === "ort-native") {
+        // The full graph: its presents stay on the device as the next step's past.
+        const native = choice.addon.createSession(join(dir, manifest.files.model), {
+          ep: ep === "cuda" ? "cuda" : "cpu",
+          ...(ep === "cuda" ? { deviceId: options.cudaDeviceId ?? 0 } : {}),
+          ...(options.cudaTf32 !== undefined ? { useTf32: options.cudaTf32 } : {}),
+          ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
+        });
+        created++;
+        const factors = native.inputNames.filter((n) => n.startsWith("base_model."));
+        const run = new NativeDecoder(native, factors, IO.logits, presents);
+        return ok(make(run, false, manifest.files.model));
+      }
+      // Every decode step's present is the next step's past: where the EP lets outputs stay on the
+      // device (WebGPU), leave it there; without this, each step copied the whole cache to the host
+      // and back (docs/benchmarks.md). On CUDA onnxruntime-node cannot (device-copies.ts): the cache
+      // lives on the host, like the CPU's, and the append graph returns only the new columns.
+      const onGpu = kvPlacement(ep) === "device";
+      const appending = !onGpu && manifest.files.append !== undefined;
+      const graph = appending ? (manifest.files.append ?? "") : manifest.files.model;
+      const session = await createSession(
+        join(dir, graph),
         options,
         onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
       );
+      created++;
+      const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
+      const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;
+      if (gpuFeeds !== null) created++;
+      const downloader = onGpu
+        ? await GpuDownloader.create(presents.length, manifest.decoder.kvCacheDtype ?? "float32")
+        : null;
+      if (downloader !== null) created++;
+      return ok(make(new StockRunner(session, gpuFeeds, downloader), appending, graph));
     } catch (e) {
       if (e instanceof ExecutionProviderError) return err(e);
       throw e;
     }
-    created++;
-    const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
-    const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;
-    if (gpuFeeds !== null) created++;
-    const downloader = onGpu
-      ? await GpuDownloader.create(presents.length, manifest.decoder.kvCacheDtype ?? "float32")
-      : null;
-    if (downloader !== null) created++;
-    return ok(new DecoderSession(manifest, spec, session, gpuFeeds, downloader, appending, graphPath, ep));
   }
 
   private empty(batch: number): KvCache {
@@ -272,6 +253,7 @@ export class DecoderSession {
     const factors = Object.values(this.prepare(lora)).filter((t) => t.location === "cpu");
     return decodeStepCopies({
       ep: this.ep,
+      kv: this.run.kv,
       batch,
       pastColumns,
       layers: numLayers,
@@ -280,7 +262,7 @@ export class DecoderSession {
       vocab: vocabSize,
       factorTensors: factors.length,
       factorBytes: factors.reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0),
-      factorsResident: this.gpuFeeds !== null,
+      factorsResident: this.run.factorsResident,
       appendGraph: this.appending,
       kvCacheDtype: this.kvShape.dtype,
     });
@@ -293,8 +275,7 @@ export class DecoderSession {
     const total = past.length + seq;
     const lora = this.prepare(perModule);
     const gqa = this.padding === "right" ? toGqaStep(input, past.length) : null;
-    const feeds: Record<string, ort.Tensor> = {
-      ...(this.gpuFeeds === null ? lora : await this.gpuFeeds.place(lora)),
+    const feeds: StepFeeds = {
       [IO.inputIds]: new ort.Tensor("int64", gqa?.inputIds ?? input.inputIds, [batch, seq]),
       [IO.logitsPositions]: new ort.Tensor("int64", gqa?.logitsPositions ?? input.logitsPositions, [
         batch,
@@ -312,16 +293,15 @@ export class DecoderSession {
     };
     const layers = this.manifest.dims.numLayers;
     for (let l = 0; l < layers; l++) {
-      feeds[IO.pastKey(l)] = past.keys[l] as ort.Tensor;
-      feeds[IO.pastValue(l)] = past.values[l] as ort.Tensor;
+      feeds[IO.pastKey(l)] = past.keys[l] as KvTensor;
+      feeds[IO.pastValue(l)] = past.values[l] as KvTensor;
     }
-    const out = await this.session.run(feeds);
-    const pick = (name: string): ort.Tensor => {
-      const t = out[name];
+    const { logits, outputs } = await this.run.run(feeds, lora);
+    const pick = (name: string): KvTensor => {
+      const t = outputs[name];
       if (t === undefined) throw new Error(`session output ${name} missing`);
       return t;
     };
-    const logits = pick(IO.logits).data as Float32Array;
     if (!this.appending) {
       return {
         logits,
@@ -340,17 +320,18 @@ export class DecoderSession {
     // Left padding: every row's new keys go after the cache's `length` columns; right padding
     // (GQA): after the row's own keys.
     const column = (b: number) => gqa?.pastRows[b] ?? past.length;
-    const write = (dst: ort.Tensor, src: ort.Tensor) => {
-      const to = kvData(dst, dtype);
-      const from = kvData(src, dtype);
+    // The append graph runs on onnxruntime-node over host caches only.
+    const write = (dst: KvTensor, src: KvTensor) => {
+      const to = kvData(dst as ort.Tensor, dtype);
+      const from = kvData(src as ort.Tensor, dtype);
       for (let row = 0; row < batch * kvHeads; row++) {
         const at = (row * cache.capacity + column(Math.floor(row / kvHeads))) * d;
         to.set(from.subarray(row * seq * d, (row + 1) * seq * d), at);
       }
     };
     for (let l = 0; l < layers; l++) {
-      write(cache.keys[l] as ort.Tensor, pick(IO.appendedKey(l)));
-      write(cache.values[l] as ort.Tensor, pick(IO.appendedValue(l)));
+      write(cache.keys[l] as KvTensor, pick(IO.appendedKey(l)));
+      write(cache.values[l] as KvTensor, pick(IO.appendedValue(l)));
     }
     cache.length = total;
     return { logits, present: cache };
@@ -387,30 +368,40 @@ export class DecoderSession {
     return relayout(sources, this.kvShape, this.appending ? SPARE_COLUMNS : 0, this.padding);
   }
 
-  /** Frees the GPU memory of a cache that is no longer needed; host caches need nothing. */
+  /** Frees the device memory of a cache that is no longer needed; host caches need nothing. */
   free(cache: KvCache | null): void {
     if (cache === null || cache.length === 0) return;
-    for (const t of [...cache.keys, ...cache.values]) if (t.location === "gpu-buffer") t.dispose();
+    for (const t of [...cache.keys, ...cache.values]) {
+      if (t instanceof DeviceTensor) t.release();
+      else if (t.location === "gpu-buffer") t.dispose();
+    }
   }
 
-  /** The cache with its data on the host, readable by `relayout`; a GPU cache is copied and freed. */
+  /** The cache with its data on the host, readable by `relayout`; a device cache is copied and freed. */
   async toHost(cache: KvCache): Promise<KvCache> {
     const all = [...cache.keys, ...cache.values];
-    if (this.downloader === null || all.every((t) => t.location === "cpu")) return cache;
-    const host = await this.downloader.toHost(all);
+    const host = await this.run.toHost(all);
+    if (host.every((t, i) => t === all[i])) return cache;
     this.free(cache);
     const layers = cache.keys.length;
     return { ...cache, keys: host.slice(0, layers), values: host.slice(layers) };
   }
 
-  /** Ends ORT's profiler (`profileFilePrefix`) and writes its file; a no-op without one. */
-  endProfiling(): void {
-    this.session.endProfiling();
+  /**
+   * How many adapters' factors this session uploaded to the device, and freed once their feeds were
+   * collected; null where factors are fed from the host every step (CPU and CUDA on the stock binding).
+   */
+  residentFactors(): ResidentCounts | null {
+    return this.run.residentStats();
   }
 
+  /** Ends ORT's profiler (`profileFilePrefix`) and writes its file; a no-op without one. */
+  endProfiling(): void {
+    this.run.endProfiling();
+  }
+
+  /** Frees the session and its uploaders; call once, when the process is done with it. */
   async release(): Promise<void> {
-    await this.session.release();
-    await this.gpuFeeds?.release();
-    await this.downloader?.release();
+    await this.run.release();
   }
 }

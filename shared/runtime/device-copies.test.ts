@@ -5,6 +5,7 @@ import { bytesPerToken, type DecodeStepShape, decodeStepCopies, kvPlacement } fr
 // Qwen2.5-0.5B's cache dims; a LoRA r=16 on all seven projections is 168 factor pairs, 35 MB.
 const qwen = (ep: DecodeStepShape["ep"], batch: number): DecodeStepShape => ({
   ep,
+  kv: kvPlacement(ep),
   batch,
   pastColumns: 192,
   layers: 24,
@@ -56,6 +57,15 @@ describe("decode step copies per execution provider", () => {
       ["logits", "attention_mask", "input_ids, position_ids, logits_positions"],
     );
     assert.equal(copies.find((c) => c.what === "attention_mask")?.bytes, 8 * 193 * 8);
+  });
+
+  it("on CUDA through ort-native moves the same as WebGPU: cache and factors resident", () => {
+    const native = { ...qwen("cuda", 8), kv: "device" as const, factorsResident: true, appendGraph: false };
+    assert.deepEqual(
+      decodeStepCopies(native).map((c) => [c.what, c.bytes]),
+      decodeStepCopies(qwen("webgpu", 8)).map((c) => [c.what, c.bytes]),
+    );
+    assert.deepEqual(decodeStepCopies({ ...native, ep: "cpu" }), [], "ort-native on the CPU copies nothing");
   });
 
   it("counts the whole present cache coming back when a host cache has no append graph", () => {

@@ -10,6 +10,10 @@
  *   append graph (only each step's new keys and values come back), and the whole cache and every
  *   LoRA factor go to the device on every step.
  * - CPU: everything is host memory; nothing is copied.
+ * - The ort-native addon (`shared/ort-native`, `native-decoder.ts`), on CUDA by default: what the
+ *   stock binding cannot do there. Device outputs stay as the next step's past and factors are
+ *   uploaded once per adapter, so a step copies in only its ids, mask and positions and copies out
+ *   its logits.
  */
 import type { KvCacheDtype } from "../model-format/index.ts";
 import type { ExecutionProvider } from "./execution-provider.ts";
@@ -17,7 +21,10 @@ import type { ExecutionProvider } from "./execution-provider.ts";
 /** Where a decoder session keeps its KV cache. */
 export type KvPlacement = "host" | "device";
 
-/** The KV cache's home on `ep`: on the device only where onnxruntime-node lets outputs stay there. */
+/**
+ * The KV cache's home on `ep` on the stock binding: on the device only where onnxruntime-node lets
+ * outputs stay there (the ort-native backend keeps it on the device on every EP).
+ */
 export function kvPlacement(ep: ExecutionProvider): KvPlacement {
   return ep === "webgpu" ? "device" : "host";
 }
@@ -36,6 +43,8 @@ export interface StepCopy {
 /** The shape of one decode step (one new token per row) whose copies `decodeStepCopies` lists. */
 export interface DecodeStepShape {
   ep: ExecutionProvider;
+  /** Where the session keeps the cache: `kvPlacement(ep)` on the stock binding, `device` on ort-native. */
+  kv: KvPlacement;
   batch: number;
   /** Columns of the past cache the step is fed (a host cache's capacity, spare columns included). */
   pastColumns: number;
@@ -46,7 +55,7 @@ export interface DecodeStepShape {
   /** The adapter's factor feeds (all A and B inputs, rank-0 ones included) and their bytes. */
   factorTensors: number;
   factorBytes: number;
-  /** Whether those factors are already on the device (WebGPU, after the adapter's first step). */
+  /** Whether those factors are already on the device (WebGPU and ort-native, after the adapter's first step). */
   factorsResident: boolean;
   /** A host cache is written by the append graph (only new keys and values come back), not replaced. */
   appendGraph: boolean;
@@ -81,7 +90,7 @@ export function decodeStepCopies(shape: DecodeStepShape): StepCopy[] {
     down("logits", 1, batch * vocab * float32),
   ];
   const kvRow = batch * kvHeads * headDim * (shape.kvCacheDtype === "float16" ? 2 : float32);
-  if (kvPlacement(ep) === "host") {
+  if (shape.kv === "host") {
     copies.push(up("past keys and values", 2 * layers, 2 * layers * pastColumns * kvRow));
     copies.push(
       shape.appendGraph

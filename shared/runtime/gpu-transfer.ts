@@ -8,6 +8,7 @@ import * as ort from "onnxruntime-node";
 import type { KvCacheDtype } from "../model-format/index.ts";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
+import { type ResidentCounts, ResidentFeeds } from "./resident-feeds.ts";
 
 const ON_GPU = (name: string) => `gpu/${name}`;
 
@@ -28,25 +29,23 @@ function identitySession(
 }
 
 /**
- * LoRA factors kept in GPU memory: with an adapter on all seven projections of a 24-layer model,
- * feeding them from the host was 336 uploads per decode step. They are uploaded once, on the first
- * step that uses them, and the decoder reads them from there.
- *
- * Placed factors live as long as the host feeds they were made from: they are found through a
- * WeakMap keyed by that object and freed by a FinalizationRegistry once it is collected. A
- * generator collects right after an eviction, so an evicted version's GPU memory goes with it.
+ * LoRA factors kept in GPU memory on the WebGPU EP, uploaded once per adapter through an Identity
+ * session with gpu-buffer outputs, and freed with the host feeds they came from (`ResidentFeeds`).
  */
 export class GpuFeeds {
-  private readonly placed = new WeakMap<LoraFeeds, LoraFeeds>();
-  private readonly pending = new WeakMap<LoraFeeds, Promise<LoraFeeds>>();
-  private readonly frees = new FinalizationRegistry<ort.Tensor[]>((tensors) => {
-    for (const t of tensors) t.dispose();
-  });
+  private readonly resident: ResidentFeeds<LoraFeeds>;
 
   private constructor(
     private readonly uploader: ort.InferenceSession,
     private readonly names: readonly string[],
-  ) {}
+  ) {
+    this.resident = new ResidentFeeds(
+      (feeds) => this.upload(feeds),
+      (placed) => {
+        for (const n of this.names) placed[n]?.dispose();
+      },
+    );
+  }
 
   /** An uploader for the float32 inputs `names` (the decoder's LoRA factors). */
   static async create(names: readonly string[]): Promise<GpuFeeds> {
@@ -60,13 +59,12 @@ export class GpuFeeds {
 
   /** The same feeds with every factor in GPU memory; uploads once per feeds object. */
   place(feeds: LoraFeeds): Promise<LoraFeeds> {
-    const done = this.placed.get(feeds);
-    if (done !== undefined) return Promise.resolve(done);
-    const running = this.pending.get(feeds);
-    if (running !== undefined) return running;
-    const p = this.upload(feeds).finally(() => this.pending.delete(feeds));
-    this.pending.set(feeds, p);
-    return p;
+    return this.resident.place(feeds);
+  }
+
+  /** Adapters uploaded and freed so far. */
+  stats(): ResidentCounts {
+    return this.resident.stats();
   }
 
   private async upload(feeds: LoraFeeds): Promise<LoraFeeds> {
@@ -83,11 +81,6 @@ export class GpuFeeds {
       if (t === undefined) throw new Error(`uploader output for ${name} missing`);
       placed[name] = t;
     }
-    this.placed.set(feeds, placed);
-    this.frees.register(
-      feeds,
-      this.names.map((n) => placed[n] as ort.Tensor),
-    );
     return placed;
   }
 

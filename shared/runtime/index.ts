@@ -1,11 +1,8 @@
-/** Running built model artifacts with onnxruntime-node: one session, adapters as feeds. */
-export {
-  createSession,
-  DecoderSession,
-  type DecoderSessionOptions,
-  type StepInput,
-  sessionsCreated,
-} from "./decoder-session.ts";
+/**
+ * Running built model artifacts with onnxruntime-node (or, on CUDA, loracast's ort-native addon):
+ * one session, adapters as feeds.
+ */
+export { DecoderSession, type StepInput, sessionsCreated } from "./decoder-session.ts";
 export { bytesPerToken, type StepCopy } from "./device-copies.ts";
 export { Engine } from "./engine.ts";
 export {
@@ -22,6 +19,7 @@ export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
 export { invalidProcessorParams, LogitsProcessors, type StopConditions } from "./logits-processors.ts";
 export { adapterFeeds, baseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
+export { type OrtBackend, OrtBackendError, ortBackendSchema } from "./native-decoder.ts";
 export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {
   GREEDY,
@@ -29,3 +27,4 @@ export {
   type SamplingParams,
   sampleToken,
 } from "./sampling.ts";
+export { createSession, type OrtSessionOptions } from "./session-options.ts";

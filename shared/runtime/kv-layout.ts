@@ -6,7 +6,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { KvCacheDtype } from "../model-format/index.ts";
-import type { KvCache } from "./decoder-session.ts";
+import type { KvCache, KvTensor } from "./decoder-session.ts";
 
 /** One row of an existing cache, to be copied into a regrouped one. */
 export interface RowSource {
@@ -69,7 +69,7 @@ export function relayout(
   const length = Math.max(0, ...valid);
   const capacity = length + spare;
   const batch = sources.length;
-  const copyLayer = (pick: (c: KvCache) => ort.Tensor[], layer: number): ort.Tensor => {
+  const copyLayer = (pick: (c: KvCache) => KvTensor[], layer: number): ort.Tensor => {
     const dst = kvArray(dtype, batch * kvHeads * capacity * d);
     sources.forEach((s, r) => {
       const src = kvData(pick(s.cache)[layer] as ort.Tensor, dtype);

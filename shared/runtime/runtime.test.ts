@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { ortNativeSkip } from "@loracast/dev-support/ort-native";
 import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
 import { createRng } from "../random/index.ts";
 import {
@@ -149,15 +150,23 @@ describe("sampling", () => {
   });
 });
 
-// Both attentions: the GroupQueryAttention graph pads rows on the other side (gqa-step.ts); and
-// GroupQueryAttention over a float16 cache (the CUDA build), whose caches grow and regroup as
-// 2-byte elements (kv-layout.ts).
-for (const [attention, kvCacheDtype] of [
-  ["ops", "float32"],
-  ["gqa", "float32"],
-  ["gqa", "float16"],
+// Both attentions: the GroupQueryAttention graph pads rows on the other side (gqa-step.ts), and
+// over a float16 cache (the CUDA build) its caches grow and regroup as 2-byte elements
+// (kv-layout.ts). Both bindings: the ort-native addon keeps the cache in device tensors and runs the
+// full graph (native-decoder.ts); it skips only where the addon cannot be built.
+const nativeSkip = ortNativeSkip();
+for (const [attention, backend, kvCacheDtype] of [
+  ["ops", "onnxruntime-node", "float32"],
+  ["gqa", "onnxruntime-node", "float32"],
+  ["gqa", "onnxruntime-node", "float16"],
+  ["ops", "ort-native", "float32"],
+  ["gqa", "ort-native", "float32"],
+  ["gqa", "ort-native", "float16"],
 ] as const) {
-  describe(`engine on llama-tiny (${attention} attention, ${kvCacheDtype} KV cache)`, () => {
+  const skip = backend === "ort-native" ? nativeSkip : false;
+  describe(`engine on llama-tiny (${attention} attention, ${backend}, ${kvCacheDtype} KV cache)`, {
+    skip,
+  }, () => {
     let model: TinyModel;
     let session: DecoderSession;
     let lora: LoraFeeds;
@@ -169,8 +178,9 @@ for (const [attention, kvCacheDtype] of [
     ];
 
     before(async () => {
-      model = await loadTinyModel(attention, kvCacheDtype);
+      model = await loadTinyModel(attention, backend, kvCacheDtype);
       ({ session, lora, base } = model);
+      assert.equal(session.backend, backend);
     });
     after(() => model.dispose());
 
@@ -247,6 +257,7 @@ for (const [attention, kvCacheDtype] of [
         );
         grew ||= step.present.capacity > capacity;
       }
+      // A host cache moves to larger buffers past its spare columns; a device cache is new each step.
       assert.ok(grew, "the cache never outgrew its buffers");
       assert.equal(step.present.length, n);
       assert.equal(step.present.keys[0]?.type, kvCacheDtype, "the cache keeps the graph's element type");

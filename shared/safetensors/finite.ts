@@ -1,4 +1,5 @@
 import type { TensorView } from "./decode.ts";
+import { toFloat32 } from "./dtypes.ts";
 
 /** Where a float tensor first holds a value that is not finite, and which value it is. */
 export interface NonFinite {
@@ -29,6 +30,41 @@ export function firstNonFinite(tensor: TensorView): NonFinite | null {
       return null;
   }
 }
+
+/**
+ * One pass over an F32, F16 or BF16 tensor: its first NaN or ±Inf (`nonFinite`, as
+ * `firstNonFinite` reports it), or, when there is none, its largest magnitude |x| (`largestAbs`;
+ * 0 for an empty tensor or another dtype). For F32, which the trainer publishes and most adapters
+ * are, both come from one loop over the raw bits: with the sign bit cleared, the bits of finite
+ * floats order as their magnitudes do (IEEE 754) and every non-finite one sorts above them, so the
+ * largest masked word answers both questions (the PEFT scaling check in model-spec reads
+ * `largestAbs` of every lora_B instead of a second pass over the floats).
+ */
+export function scanFloats(tensor: TensorView): { nonFinite: NonFinite | null; largestAbs: number } {
+  if (tensor.dtype !== "F32") {
+    const nonFinite = firstNonFinite(tensor);
+    if (nonFinite !== null || (tensor.dtype !== "F16" && tensor.dtype !== "BF16"))
+      return { nonFinite, largestAbs: 0 };
+    const data = toFloat32(tensor.dtype, tensor.bytes);
+    let largestAbs = 0;
+    for (let i = 0; i < data.length; i++) largestAbs = Math.max(largestAbs, Math.abs(data[i] as number));
+    return { nonFinite: null, largestAbs };
+  }
+  const bytes = tensor.bytes.byteOffset % 4 === 0 ? tensor.bytes : new Uint8Array(tensor.bytes);
+  const w = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  let largest = 0;
+  for (let i = 0; i < w.length; i++) {
+    const m = (w[i] as number) & 0x7fffffff;
+    if (m > largest) largest = m;
+  }
+  if (largest >= 0x7f800000) return { nonFinite: scan32(bytes), largestAbs: Number.NaN };
+  BITS[0] = largest;
+  return { nonFinite: null, largestAbs: FLOAT[0] as number };
+}
+
+const BITS = new Int32Array(1);
+/** `BITS` read as a float32. */
+const FLOAT = new Float32Array(BITS.buffer);
 
 // Int32 words, not Uint32: high Uint32 values leave V8's small integers and slow the loop severalfold.
 function scan32(bytes: Uint8Array): NonFinite | null {

@@ -116,16 +116,21 @@ export class LoraParams {
    */
   feeds(): LoraFeeds {
     const feeds: Record<string, ort.Tensor> = { ...baseFeeds(this.spec) };
+    for (const m of this.modules) addModuleFeeds(feeds, m);
+    return Object.freeze(feeds);
+  }
+
+  /**
+   * `feeds()`, made one module at a time with `pause()` awaited after each: a caller that waits on
+   * I/O meanwhile (the run loop, on its publish's upload) keeps its event loop turning, so the
+   * ~35 MB of copies overlap the wait instead of following it. The values are those when called:
+   * the caller must not update the factors until it resolves.
+   */
+  async feedsPaced(pause: () => Promise<void>): Promise<LoraFeeds> {
+    const feeds: Record<string, ort.Tensor> = { ...baseFeeds(this.spec) };
     for (const m of this.modules) {
-      // Plain copies and loops: Float32Array.from with a map function took 3.5 s per call for a
-      // 35 MB adapter (V8's iterator path); this takes milliseconds (docs/benchmarks.md).
-      const b = new Float32Array(m.b.length);
-      for (let i = 0; i < b.length; i++) b[i] = (m.b[i] as number) * m.scaling;
-      feeds[peftKey(m.module, "A")] = new ort.Tensor("float32", new Float32Array(m.a), [
-        m.rank,
-        m.inFeatures,
-      ]);
-      feeds[peftKey(m.module, "B")] = new ort.Tensor("float32", b, [m.outFeatures, m.rank]);
+      addModuleFeeds(feeds, m);
+      await pause();
     }
     return Object.freeze(feeds);
   }
@@ -173,4 +178,14 @@ export class LoraParams {
       weights: encodeSafetensors(tensors, { format: "pt", ...metadata }),
     };
   }
+}
+
+/** A module's two feeds, copies: A as it is, B times the scaling. */
+function addModuleFeeds(feeds: Record<string, ort.Tensor>, m: LoraModuleParams): void {
+  // Plain copies and loops: Float32Array.from with a map function took 3.5 s per call for a
+  // 35 MB adapter (V8's iterator path); this takes milliseconds (docs/benchmarks.md).
+  const b = new Float32Array(m.b.length);
+  for (let i = 0; i < b.length; i++) b[i] = (m.b[i] as number) * m.scaling;
+  feeds[peftKey(m.module, "A")] = new ort.Tensor("float32", new Float32Array(m.a), [m.rank, m.inFeatures]);
+  feeds[peftKey(m.module, "B")] = new ort.Tensor("float32", b, [m.outFeatures, m.rank]);
 }

@@ -16,9 +16,9 @@ import type { ModelSpec } from "../model-spec/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import {
   createSession,
-  type DecoderSessionOptions,
   ExecutionProviderError,
   type LoraFeeds,
+  type OrtSessionOptions,
 } from "../runtime/index.ts";
 
 /** Sequences laid out for the training graph, with the positions whose next token is scored. */
@@ -53,7 +53,7 @@ export class TrainingSession {
 
   static async load(
     dir: string,
-    options: DecoderSessionOptions = {},
+    options: OrtSessionOptions = {},
   ): Promise<Result<TrainingSession, ModelArtifactsError | ExecutionProviderError>> {
     const read = await readModelManifest(dir);
     if (!read.ok) return read;

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fixture, ROOT, referenceFixtures } from "@loracast/dev-support/fixtures";
+import { ortNativeSkip } from "@loracast/dev-support/ort-native";
 import { FP32_TOLERANCE, tolerancesFor } from "./tolerances.ts";
 
 function conformance(
@@ -46,6 +47,7 @@ describe("conformance against PyTorch + PEFT references", () => {
         const { status, report } = conformance(dir, "--quant", quant);
         assert.equal(report.pass, true, JSON.stringify(report));
         assert.equal(status, 0);
+        assert.equal(report.backend, "onnxruntime-node", "auto on the CPU");
         if (quant === "fp32") {
           assert.equal(report.greedyMatch, true);
           assert.ok((report.logitsLoraMaxAbs as number) <= 2e-4);
@@ -98,6 +100,20 @@ describe("conformance against PyTorch + PEFT references", () => {
     }
   }
 
+  // The decoder on the ort-native addon (the CUDA path's binding) on the CPU EP: same tolerances.
+  const nativeSkip = ortNativeSkip();
+  for (const dir of dirs.filter((d) => d.endsWith("llama-tiny") || d.endsWith("qwen2-tiny"))) {
+    for (const quant of ["fp32", "int4"]) {
+      it(`${dir.split("/").slice(-2).join("/")} at ${quant} on ort-native`, { skip: nativeSkip }, () => {
+        const { status, report } = conformance(dir, "--quant", quant, "--backend", "ort-native");
+        assert.equal(report.pass, true, JSON.stringify(report));
+        assert.equal(status, 0);
+        assert.equal(report.backend, "ort-native");
+        if (quant === "fp32") assert.equal(report.greedyMatch, true);
+      });
+    }
+  }
+
   it("fails, exit 1, when the adapter's scaling is wrong", () => {
     const dir = mkdtempSync(join(tmpdir(), "loracast-bad-fixture-"));
     try {
@@ -124,10 +140,11 @@ describe("conformance against PyTorch + PEFT references", () => {
     assert.match(String(report.error), /^execution provider cuda cannot be used: /);
   });
 
-  it("refuses, exit 2, an unknown --ep and --tf32 off on another EP than cuda", () => {
+  it("refuses, exit 2, an unknown --ep or --backend and --tf32 off on another EP than cuda", () => {
     for (const args of [
       ["--ep", "tpu"],
       ["--ep", "cpu", "--tf32", "off"],
+      ["--backend", "tensorrt"],
     ]) {
       const r = spawnSync(
         process.execPath,
@@ -135,7 +152,7 @@ describe("conformance against PyTorch + PEFT references", () => {
         { cwd: ROOT, encoding: "utf8" },
       );
       assert.equal(r.status, 2, args.join(" "));
-      assert.match(r.stderr, /^error: --(ep|tf32)/, r.stderr);
+      assert.match(r.stderr, /^error: --(ep|tf32|backend)/, r.stderr);
     }
   });
 });

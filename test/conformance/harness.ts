@@ -16,6 +16,7 @@ import {
   greedyDecode,
   type LoraFeeds,
   logProbAt,
+  type OrtBackend,
   type StepInput,
 } from "@loracast/shared/runtime";
 import { type TrainBatch, TrainingSession } from "@loracast/shared/training";
@@ -49,9 +50,12 @@ export interface ConformanceOptions {
    * On `cuda`: whether MatMul/Gemm may use TF32 (ORT's default). onnxruntime-node 1.29 passes only
    * `deviceId` to the CUDA EP, so ORT's `use_tf32` option is unreachable; off sets
    * `NVIDIA_TF32_OVERRIDE=0` in this process, which cuBLAS and cuDNN honour over what ORT asks.
-   * Decides the tolerances (`tolerances.ts`). Ignored on other EPs.
+   * The decoder gets it as `cudaTf32` too, which the ort-native backend passes to the CUDA EP as
+   * `use_tf32`. Decides the tolerances (`tolerances.ts`). Ignored on other EPs.
    */
   tf32?: boolean;
+  /** The decoder's ORT binding (`DecoderSessionOptions.backend`); the training graph is the stock one's. */
+  backend?: OrtBackend;
 }
 
 interface Outputs {
@@ -68,6 +72,8 @@ interface Outputs {
   grads: Map<string, Float32Array>;
   /** The training graph's log-probabilities at the same positions as `logprobsLora`. */
   trainingLogprobs: Float32Array;
+  /** The decoder's ORT binding, as loaded (`auto` decided). */
+  backend: string;
 }
 
 /** Builds the fixture's base with `quant` and `attention`, runs its decoder, and releases it. */
@@ -83,7 +89,12 @@ async function infer(
   const kvCacheDtype = attention === "gqa" ? (opts.kvCacheDtype ?? "float32") : "float32";
   const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype });
   if (!built.ok) throw built.error;
-  const session = await DecoderSession.load(outDir, { executionProviders: [opts.ep ?? "cpu"] });
+  const ep = opts.ep ?? "cpu";
+  const session = await DecoderSession.load(outDir, {
+    executionProviders: [ep],
+    backend: opts.backend ?? "auto",
+    ...(ep === "cuda" ? { cudaTf32: opts.tf32 !== false } : {}),
+  });
   if (!session.ok) throw session.error;
   try {
     const out = await evaluate(session.value, ref, opts.fixtureDir);
@@ -92,6 +103,7 @@ async function infer(
       opts.attention === "gqa" ? atRealTokens(xs, ref, width, per) : xs;
     const inference = {
       ...out,
+      backend: session.value.backend,
       logitsBase: real(out.logitsBase, vocab, ref.seq),
       logitsLora: real(out.logitsLora, vocab, ref.seq),
       logprobsLora: real(out.logprobsLora, 1, ref.seq - 1),
@@ -217,7 +229,7 @@ async function evaluate(
   session: DecoderSession,
   ref: Reference,
   fixtureDir: string,
-): Promise<Omit<Outputs, "grads" | "trainingLogprobs">> {
+): Promise<Omit<Outputs, "grads" | "trainingLogprobs" | "backend">> {
   const { batch, seq } = ref;
   const vocab = session.manifest.dims.vocabSize;
   const input = referenceStep(ref);
@@ -347,6 +359,7 @@ export async function runConformance(opts: ConformanceOptions) {
       attention: opts.attention ?? "ops",
       positions: opts.attention === "gqa" ? "real tokens" : "all",
       ...where,
+      backend: out.backend,
       tolerance: tol.fp32,
       ...(tol.training === tol.fp32 ? {} : { trainingTolerance: tol.training }),
       gradientTolerance: tol.gradient,
@@ -384,6 +397,7 @@ export async function runConformance(opts: ConformanceOptions) {
     attention: opts.attention ?? "ops",
     positions: opts.attention === "gqa" ? "real tokens" : "all",
     ...where,
+    backend: q.backend,
     tolerance: tol.quant,
     gradientTolerance: tol.quantGradient,
     vsDequantizedFp32: kernel,

@@ -1,6 +1,7 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
  *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
+ *   [--backend auto|ort-native|onnxruntime-node]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -11,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
-import { executionProviderSchema } from "@loracast/shared/runtime";
+import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
 
 const cli = {
@@ -26,7 +27,12 @@ const cli = {
     tf32: {
       type: "string",
       default: "on",
-      help: "cuda only: on (ORT's default) or off (sets NVIDIA_TF32_OVERRIDE=0 for this process)",
+      help: "cuda only: on (ORT's default) or off (the decoder's use_tf32 on ort-native, and NVIDIA_TF32_OVERRIDE=0 for this process)",
+    },
+    backend: {
+      type: "string",
+      default: "auto",
+      help: "the decoder's ORT binding: auto (ort-native on cuda where it loads), ort-native or onnxruntime-node",
     },
     attention: {
       type: "string",
@@ -55,6 +61,9 @@ if (!ep.success) fail(`--ep must be cpu, webgpu or cuda, got ${values.ep}`);
 if (values.tf32 !== "on" && values.tf32 !== "off") fail(`--tf32 must be on or off, got ${values.tf32}`);
 if (values.tf32 === "off" && ep.data !== "cuda") fail("--tf32 off applies to --ep cuda only");
 
+const backend = ortBackendSchema.safeParse(values.backend);
+if (!backend.success) fail(`--backend must be auto, ort-native or onnxruntime-node, got ${values.backend}`);
+
 const attention = values.attention;
 if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
 const kvCacheDtype = kvCacheDtypeSchema.safeParse(values["kv-cache-dtype"]);
@@ -74,6 +83,7 @@ try {
     workDir,
     ep: ep.data,
     tf32: values.tf32 === "on",
+    backend: backend.data,
   });
   console.log(JSON.stringify(report));
   process.exitCode = report.pass ? 0 : 1;

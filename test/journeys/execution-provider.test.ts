@@ -4,6 +4,7 @@
  * install them, infra/images/execution-provider.sh), the generator and the trainer, started on a
  * real model directory, exit 2 at once with one error line that names the variable, the provider and
  * what it needs: no stack trace, no listening server. Skipped where the provider library is present.
+ * Likewise `*_ORT_BACKEND=ort-native` where loracast's ORT addon is not built (on any machine).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -28,8 +29,14 @@ const cudaProvider = join(
 const work = mkdtempSync(join(tmpdir(), "loracast-ep-"));
 const modelDir = join(work, "model");
 
-/** Starts `kind` on the built model with the CUDA provider; resolves with its exit code and output. */
-async function startOnCuda(kind: "trainer" | "generator"): Promise<{ code: number | null; lines: string[] }> {
+/**
+ * Starts `kind` on the built model with the CUDA provider, or with `env` instead of that setting;
+ * resolves with its exit code and output.
+ */
+async function start(
+  kind: "trainer" | "generator",
+  env: Record<string, string> = { [`${kind.toUpperCase()}_EXECUTION_PROVIDER`]: "cuda" },
+): Promise<{ code: number | null; lines: string[] }> {
   const own = {
     trainer: {
       TRAINER_PORT: "0",
@@ -37,12 +44,10 @@ async function startOnCuda(kind: "trainer" | "generator"): Promise<{ code: numbe
       TRAINER_API_TOKEN: TOKEN,
       WEBHOOK_SECRET: SECRET,
       TRAINER_MODEL_DIR: modelDir,
-      TRAINER_EXECUTION_PROVIDER: "cuda",
     },
     generator: {
       GENERATOR_PORT: "0",
       GENERATOR_MODEL_DIR: modelDir,
-      GENERATOR_EXECUTION_PROVIDER: "cuda",
       WEBHOOK_SECRETS: SECRET,
       MANIFEST_PUBLIC_KEYS: Signer.generate().publicKey,
     },
@@ -50,7 +55,7 @@ async function startOnCuda(kind: "trainer" | "generator"): Promise<{ code: numbe
   const proc = spawn(process.execPath, ["--import", "tsx", `services/${kind}/src/main.ts`], {
     cwd: ROOT,
     // A store nobody listens on: the model loads (and fails) before the store is probed.
-    env: { PATH: process.env.PATH ?? "", TMPDIR: work, ...s3Env("http://127.0.0.1:9"), ...own },
+    env: { PATH: process.env.PATH ?? "", TMPDIR: work, ...s3Env("http://127.0.0.1:9"), ...own, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const { lines } = captureLines(proc, kind);
@@ -60,42 +65,62 @@ async function startOnCuda(kind: "trainer" | "generator"): Promise<{ code: numbe
   return { code: code as number | null, lines };
 }
 
+/** The one error line of a start that failed: exit 2, no stack trace, not ready. */
+function theErrorLine(r: { code: number | null; lines: string[] }): { variable?: string; error?: string } {
+  const all = r.lines.join("\n");
+  assert.equal(r.code, 2, all);
+  assert.deepEqual(
+    r.lines.filter((l) => /^\s+at /.test(l)),
+    [],
+    `stack trace in the output:\n${all}`,
+  );
+  const errors = r.lines
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as { level: string; variable?: string; error?: string })
+    .filter((l) => l.level === "error");
+  assert.equal(errors.length, 1, all);
+  assert.ok(!r.lines.some((l) => l.includes('"msg":"ready"')), all);
+  return errors[0] ?? {};
+}
+
+before(async () => {
+  const built = await buildArtifacts({
+    checkpointDir: join(fixture("llama-tiny"), "base"),
+    outDir: modelDir,
+    quant: { kind: "fp32" },
+  });
+  if (!built.ok) throw built.error;
+});
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe("an ORT backend that cannot load", () => {
+  for (const kind of ["generator", "trainer"] as const) {
+    const variable = `${kind.toUpperCase()}_ORT_BACKEND`;
+    it(`${kind} with ${variable}=ort-native and no addon: exit 2, one error line naming it and why`, async () => {
+      const line = theErrorLine(
+        await start(kind, { [variable]: "ort-native", LORACAST_ORT_NATIVE_ADDON: join(work, "none.node") }),
+      );
+      assert.equal(line.variable, variable);
+      assert.match(
+        line.error ?? "",
+        /^ort-native cannot be used: ort-native not-built: .*none\.node does not exist/,
+      );
+    });
+  }
+});
+
 describe("an execution provider that cannot load", {
   skip: existsSync(cudaProvider) && "CUDA provider present",
 }, () => {
-  before(async () => {
-    const built = await buildArtifacts({
-      checkpointDir: join(fixture("llama-tiny"), "base"),
-      outDir: modelDir,
-      quant: { kind: "fp32" },
-    });
-    if (!built.ok) throw built.error;
-  });
-  after(() => rmSync(work, { recursive: true, force: true }));
-
   for (const [kind, variable] of [
     ["generator", "GENERATOR_EXECUTION_PROVIDER"],
     ["trainer", "TRAINER_EXECUTION_PROVIDER"],
   ] as const) {
     it(`${kind} with ${variable}=cuda: exit 2, one error line naming it and what CUDA needs`, async () => {
-      const { code, lines } = await startOnCuda(kind);
-      const all = lines.join("\n");
-      assert.equal(code, 2, all);
-      assert.deepEqual(
-        lines.filter((l) => /^\s+at /.test(l)),
-        [],
-        `stack trace in the output:\n${all}`,
-      );
-      const errors = lines
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as { level: string; variable?: string; error?: string })
-        .filter((l) => l.level === "error");
-      assert.equal(errors.length, 1, all);
-      const [line] = errors;
-      assert.equal(line?.variable, variable, all);
-      assert.match(line?.error ?? "", /^execution provider cuda cannot be used: .*Failed to load/, all);
-      assert.match(line?.error ?? "", /CUDA 13 provider.*linux-x64-gpu@0\.4\.9.*libcublas\.so\.13/, all);
-      assert.ok(!lines.some((l) => l.includes('"msg":"ready"')), all);
+      const line = theErrorLine(await start(kind));
+      assert.equal(line.variable, variable);
+      assert.match(line.error ?? "", /^execution provider cuda cannot be used: .*Failed to load/);
+      assert.match(line.error ?? "", /CUDA 13 provider.*linux-x64-gpu@0\.4\.9.*libcublas\.so\.13/);
     });
   }
 });

@@ -32,6 +32,8 @@ export interface AppDeps extends Omit<WebhookDeps, "rejected"> {
   inference: { service: InferenceService; metrics: EngineMetrics } | null;
   /** Largest completions / chat request body, in bytes (`GENERATOR_MAX_REQUEST_BYTES`). */
   maxRequestBytes: number;
+  /** Milliseconds between the `: ping` comments on a streamed completion (GENERATOR_SSE_HEARTBEAT_S). */
+  sseHeartbeatMs: number;
   /** This instance's metrics; `/metrics` serves its registry, and every request is timed into it. */
   metrics: GeneratorMetrics;
 }
@@ -82,7 +84,7 @@ export function createApp(d: AppDeps): Hono<GeneratorEnv> {
       d.store.refusals,
     ),
   );
-  app.route("/", generateRoutes(d.inference?.service ?? null, d.clock));
+  app.route("/", generateRoutes(d.inference?.service ?? null, d.clock, d.sseHeartbeatMs));
   app.route(
     "/",
     loraAdminRoutes({

@@ -1,5 +1,5 @@
-import { envBool, commaList as list, logLevel } from "@loracast/shared/platform";
-import { executionProviderSchema } from "@loracast/shared/runtime";
+import { envBool, commaList as list, logLevel, sseHeartbeatSeconds } from "@loracast/shared/platform";
+import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -35,6 +35,12 @@ const envSchema = s3EnvSchema.extend({
   GENERATOR_BASE_CONFIG: optionalPath,
   /** Execution provider for the model session. */
   GENERATOR_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
+  /**
+   * The ORT binding of the model session: `auto` (loracast's ort-native addon on cuda where it
+   * loads, onnxruntime-node otherwise), `ort-native` (fail at start where it cannot load) or
+   * `onnxruntime-node` (the stock binding, e.g. to compare).
+   */
+  GENERATOR_ORT_BACKEND: ortBackendSchema.default("auto"),
   /** ORT intra-op threads; 0 lets ORT choose. */
   GENERATOR_THREADS: z.coerce.number().int().min(0).default(0),
   /** Most sequences decoded together per adapter version. */
@@ -104,6 +110,12 @@ const envSchema = s3EnvSchema.extend({
    * them at once. A request past it is refused with 400 naming the parameter.
    */
   GENERATOR_PROMPT_LOGPROBS_MAX_MB: z.coerce.number().positive().default(256),
+  /**
+   * Seconds between the SSE comments (`: ping`) a streamed completion sends while it produces
+   * nothing (queued for a batch slot, a long prefill), so that idle-body timeouts on the way do not
+   * cut it; 0.1 to 120. OpenAI's and vLLM's clients ignore SSE comments.
+   */
+  GENERATOR_SSE_HEARTBEAT_S: sseHeartbeatSeconds,
   /** Highest LoRA rank accepted. */
   MAX_LORA_RANK: z.coerce.number().int().positive().default(256),
   /**

@@ -13,6 +13,7 @@ import {
   DecoderSession,
   Engine,
   ExecutionProviderError,
+  OrtBackendError,
   sequenceLogprobs,
   sessionsCreated,
 } from "@loracast/shared/runtime";
@@ -59,12 +60,17 @@ let alsoAccept: string[] = [];
 if (env.GENERATOR_MODEL_DIR !== undefined) {
   const loaded = await DecoderSession.load(env.GENERATOR_MODEL_DIR, {
     executionProviders: [env.GENERATOR_EXECUTION_PROVIDER],
+    backend: env.GENERATOR_ORT_BACKEND,
     ...(env.GENERATOR_THREADS > 0 ? { intraOpThreads: env.GENERATOR_THREADS } : {}),
   });
   if (!loaded.ok) {
     // A provider that cannot load is a setting to fix, named as the configuration errors are.
     const setting =
-      loaded.error instanceof ExecutionProviderError ? { variable: "GENERATOR_EXECUTION_PROVIDER" } : {};
+      loaded.error instanceof ExecutionProviderError
+        ? { variable: "GENERATOR_EXECUTION_PROVIDER" }
+        : loaded.error instanceof OrtBackendError
+          ? { variable: "GENERATOR_ORT_BACKEND" }
+          : {};
     log.error("cannot load the model", { ...setting, error: loaded.error.message });
     process.exit(2);
   }
@@ -85,6 +91,9 @@ log.info("base loaded", {
   fingerprint: spec.fingerprint,
   modules: spec.modules.size,
   engine: session !== null,
+  ...(session !== null
+    ? { executionProvider: session.ep, backend: session.backend, backendReason: session.backendReason }
+    : {}),
 });
 
 const settings = s3SettingsFromEnv(env);
@@ -164,6 +173,7 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
     service,
     metrics: {
       sessionsCreated,
+      backend: { backend: session.backend, ep: session.ep, reason: session.backendReason },
       stats: engine.stats,
       get load() {
         return engine.load;
@@ -203,6 +213,7 @@ const app = createApp({
   inference,
   maxRequestBytes: env.GENERATOR_MAX_REQUEST_BYTES,
   metrics,
+  sseHeartbeatMs: env.GENERATOR_SSE_HEARTBEAT_S * 1000,
 });
 const server = await listen(app.fetch, env.GENERATOR_HOST, env.GENERATOR_PORT);
 

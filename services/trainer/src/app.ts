@@ -45,6 +45,8 @@ export interface AppDeps {
   metrics: TrainerMetrics;
   /** `GET /readyz`'s checks. */
   readiness: Readiness;
+  /** Milliseconds between the `: ping` comments on a run's event stream (TRAINER_SSE_HEARTBEAT_S). */
+  sseHeartbeatMs: number;
 }
 
 const UPLOAD_PATH = /^\/v1\/runs\/[^/]+\/adapters$/;
@@ -132,7 +134,7 @@ export function createApp(d: AppDeps): Hono<TrainerEnv> {
     outbox: d.outbox,
   });
   app.get("/metrics", metricsHandler(d.metrics.registry));
-  app.route("/", runRoutes(d.runs));
+  app.route("/", runRoutes(d.runs, d.sseHeartbeatMs));
   app.route("/", adapterRoutes(d.publisher, d.uploads));
   app.route("/", subscriptionRoutes(d.subscriptions, d.egress));
   app.route(

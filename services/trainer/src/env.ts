@@ -1,5 +1,5 @@
-import { envBool, commaList as list, logLevel } from "@loracast/shared/platform";
-import { executionProviderSchema } from "@loracast/shared/runtime";
+import { envBool, commaList as list, logLevel, sseHeartbeatSeconds } from "@loracast/shared/platform";
+import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -80,6 +80,11 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_MODEL_DIR: z.string().optional(),
   /** Execution provider for the training graph and in-process rollouts. */
   TRAINER_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
+  /**
+   * The ORT binding of the in-process rollouts' decoder (the training graph runs on onnxruntime-node):
+   * `auto` (loracast's ort-native addon on cuda where it loads), `ort-native` or `onnxruntime-node`.
+   */
+  TRAINER_ORT_BACKEND: ortBackendSchema.default("auto"),
   /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
   /**
@@ -111,6 +116,11 @@ export const envSchema = s3EnvSchema.extend({
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: z.url().optional(),
   /** OpenTelemetry's export interval for metrics, in ms (its default, 60000). */
   OTEL_METRIC_EXPORT_INTERVAL: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /**
+   * Seconds between the SSE comments (`: ping`) a run's event stream sends while the run is quiet,
+   * so that idle-body timeouts on the way (undici's 300 s, a proxy's) do not cut it; 0.1 to 120.
+   */
+  TRAINER_SSE_HEARTBEAT_S: sseHeartbeatSeconds,
   /** Largest accepted upload, in MiB. */
   MAX_UPLOAD_MB: z.coerce.number().positive().default(2048),
 });

@@ -14,7 +14,7 @@ import {
   parseCommandLine,
   systemClock,
 } from "@loracast/shared/platform";
-import { DecoderSession, Engine, ExecutionProviderError } from "@loracast/shared/runtime";
+import { DecoderSession, Engine, ExecutionProviderError, OrtBackendError } from "@loracast/shared/runtime";
 import { loadOrCreateSigner, TrustedKeys } from "@loracast/shared/signing";
 import {
   AdapterStore,
@@ -76,6 +76,8 @@ try {
 }
 
 let spec: ModelSpec | null = null;
+/** The rollout decoder's binding, for the start-up log and /metrics; null without a model. */
+let rolloutBackend: { backend: string; ep: string; reason: string } | null = null;
 let training: {
   session: TrainingSession;
   rollouts: LocalRollouts;
@@ -90,11 +92,15 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
   };
   const [session, decoder] = await Promise.all([
     TrainingSession.load(dir, options),
-    DecoderSession.load(dir, options),
+    DecoderSession.load(dir, { ...options, backend: env.TRAINER_ORT_BACKEND }),
   ]);
   // A provider that cannot load is a setting to fix, named as the configuration errors are.
   const setting = (e: Error) =>
-    e instanceof ExecutionProviderError ? { variable: "TRAINER_EXECUTION_PROVIDER" } : {};
+    e instanceof ExecutionProviderError
+      ? { variable: "TRAINER_EXECUTION_PROVIDER" }
+      : e instanceof OrtBackendError
+        ? { variable: "TRAINER_ORT_BACKEND" }
+        : {};
   if (!session.ok) {
     log.error("cannot load the training graph", {
       ...setting(session.error),
@@ -126,6 +132,16 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
     mb: Math.round(training.memoryBudgetBytes / 2 ** 20),
     executionProvider: env.TRAINER_EXECUTION_PROVIDER,
   });
+  log.info("rollout decoder", {
+    executionProvider: decoder.value.ep,
+    backend: decoder.value.backend,
+    backendReason: decoder.value.backendReason,
+  });
+  rolloutBackend = {
+    backend: decoder.value.backend,
+    ep: decoder.value.ep,
+    reason: decoder.value.backendReason,
+  };
 } else if (env.TRAINER_BASE_CONFIG !== undefined) {
   const r = await loadModelSpec(env.TRAINER_BASE_CONFIG);
   if (!r.ok) {
@@ -184,6 +200,7 @@ const leftovers = await clearUploadSpool(uploadsDir);
 if (leftovers.entries > 0) log.info("upload leftovers cleared", { dir: uploadsDir, ...leftovers });
 
 const metrics = new TrainerMetrics(createMetricsRegistry({ processMetrics: true }));
+if (rolloutBackend !== null) metrics.rolloutBackend(rolloutBackend);
 const subscriptions = new SubscriptionRegistry(
   join(env.TRAINER_DATA_DIR, "subscriptions.json"),
   env.WEBHOOK_SUBSCRIBERS,
@@ -294,6 +311,7 @@ const app = createApp({
     model: training === null ? "not_configured" : "loaded",
     clock: systemClock,
   }),
+  sseHeartbeatMs: env.TRAINER_SSE_HEARTBEAT_S * 1000,
 });
 // Before listening, so that every run on disk answers from the first request on.
 await runs?.resumeAll();

@@ -78,6 +78,20 @@ export class TrainerMetrics {
     this.publishSeconds.observe(total / 1000);
   }
 
+  /**
+   * Registers `loracast_trainer_rollout_backend_info` (1, labelled with the rollout decoder's ORT
+   * binding, execution provider and why that binding: `DecoderSession.backend`); once, at start.
+   */
+  rolloutBackend(b: { backend: string; ep: string; reason: string }): void {
+    observedGauge(this.registry, {
+      name: "loracast_trainer_rollout_backend_info",
+      help: "1, labelled with the rollout decoder's ORT binding, execution provider and why that binding.",
+      labelNames: ["backend", "ep", "reason"],
+      // The reason can carry a loader message: bounded, it is a label value.
+      read: () => [[{ backend: b.backend, ep: b.ep, reason: b.reason.slice(0, 200) }, 1]],
+    });
+  }
+
   /** Observes one webhook delivery, `ms` after it was enqueued. */
   delivered(ms: number): void {
     this.delivery.observe(ms / 1000);

@@ -111,7 +111,7 @@ const ROUTES: ApiRoute[] = [
     path: "/v1/runs/{id}/events",
     summary: "Follow a run's events (Server-Sent Events)",
     description:
-      "Replays the run's whole history, then follows it until the run ends. Each SSE event has `id:` the event's `seq`, `event:` its `type`, and `data:` one RunStreamEvent (components.schemas.RunStreamEvent) as JSON. Reconnect with `Last-Event-ID` to continue after that event.",
+      "Replays the run's whole history, then follows it until the run ends. Each SSE event has `id:` the event's `seq`, `event:` its `type`, and `data:` one RunStreamEvent (components.schemas.RunStreamEvent) as JSON. Reconnect with `Last-Event-ID` to continue after that event. While the run is quiet, an SSE comment (`: ping`) comes every TRAINER_SSE_HEARTBEAT_S seconds (15 by default); clients ignore it.",
     ...PUBLIC,
     request: {
       ...runParam("id"),

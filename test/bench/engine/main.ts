@@ -1,6 +1,7 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
- *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16]
+ *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
+ *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -11,6 +12,8 @@
  * - the node count of one decode step's graph, as built and after ORT's optimizer on the EP, and
  *   what a decode step copies between host and device, with a probe's estimate of its cost;
  * - adapter activation time and RSS over many swaps on one session.
+ * `--backend=both` runs the loracast rows on the ort-native addon and adds the same rows on the
+ * stock binding beside them, suffixed "(onnxruntime-node)", interleaved in each round.
  */
 
 import { existsSync } from "node:fs";
@@ -31,7 +34,14 @@ import {
 import { kvCacheDtypeSchema, readModelManifest } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine } from "@loracast/shared/platform";
-import { adapterFeeds, baseFeeds, DecoderSession, executionProviderSchema } from "@loracast/shared/runtime";
+import {
+  adapterFeeds,
+  baseFeeds,
+  DecoderSession,
+  executionProviderSchema,
+  type OrtBackend,
+  ortBackendSchema,
+} from "@loracast/shared/runtime";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
 import { printDecodeCopies } from "./copies.ts";
@@ -79,6 +89,16 @@ const { values } = parseCommandLine({
       default: "auto",
       help: "the GQA graphs' KV cache: float32, float16, or auto (float16 on cuda, whose GroupQueryAttention takes no float32; float32 elsewhere)",
     },
+    backend: {
+      type: "string",
+      default: "auto",
+      help: "the loracast decoders' ORT binding: auto (ort-native on cuda where it loads), ort-native, onnxruntime-node, or both (stock rows beside the ort-native ones)",
+    },
+    tf32: {
+      type: "string",
+      default: "on",
+      help: "cuda only: TF32 for float32 GEMMs, on (ORT's default) or off; the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0",
+    },
     profile: {
       type: "string",
       default: "0",
@@ -114,6 +134,17 @@ const withAttention = (a: "ops" | "gqa") => ({
   kvCacheDtype: a === "gqa" ? kvCacheDtype : ("float32" as const),
 });
 const compare = values.compare !== "false";
+const backendFlag = values.backend === "both" ? "ort-native" : values.backend;
+const parsedBackend = ortBackendSchema.safeParse(backendFlag);
+if (!parsedBackend.success)
+  throw new RangeError(`--backend must be auto, ort-native, onnxruntime-node or both, got ${values.backend}`);
+const mainBackend = parsedBackend.data;
+// `both`: the stock binding's rows beside the addon's.
+const stockToo = values.backend === "both";
+if (values.tf32 !== "on" && values.tf32 !== "off")
+  throw new RangeError(`--tf32 must be on or off, got ${values.tf32}`);
+if (values.tf32 === "off" && ep !== "cuda") throw new RangeError("--tf32=off applies to --ep=cuda only");
+const tf32 = ep === "cuda" ? { cudaTf32: values.tf32 === "on" } : {};
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -201,8 +232,8 @@ const row = (name: string, batch: number, t: Throughput) => {
   results.set(formatVersionRef(name, batch), t);
   say(`| ${name} | ${batch} | ${t.prefill.toFixed(0)} | ${t.decode.toFixed(1)} |`);
 };
-const load = async (dir: string) => {
-  const s = await DecoderSession.load(dir, { executionProviders: [ep] });
+const load = async (dir: string, backend: OrtBackend = mainBackend) => {
+  const s = await DecoderSession.load(dir, { executionProviders: [ep], backend, ...tf32 });
   if (!s.ok) throw s.error;
   return s.value;
 };
@@ -221,7 +252,11 @@ if (values.throughput !== "false") {
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
   await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
+  const stock = stockToo ? await load(dirs.int4, "onnxruntime-node") : null;
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
+  say(
+    `decoder binding: ${session.backend} (${session.backendReason})${stock === null ? "" : "; rows marked (onnxruntime-node): the stock binding"}`,
+  );
   say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
@@ -234,6 +269,13 @@ if (values.throughput !== "false") {
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
   ]);
+  if (stock !== null) {
+    variants.set("int4 base (onnxruntime-node)", engineGeneration(stock, baseFeeds(stock.spec)));
+    variants.set(
+      "int4 + LoRA r=16 ×7 (onnxruntime-node)",
+      engineGeneration(stock, adapterFeeds(stock.spec, lora)),
+    );
+  }
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
   if (gqa !== null) {
@@ -246,11 +288,19 @@ if (values.throughput !== "false") {
   }
   await merged?.release();
   await gqa?.release();
+  await stock?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
   const overhead = (batch: number) =>
     pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
   say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  if (stock !== null) {
+    const vs = (v: string, batch: number) =>
+      (get(`${v}@${batch}`) / get(`${v} (onnxruntime-node)@${batch}`)).toFixed(2);
+    say(
+      `${session.backend} / onnxruntime-node decode: base ${vs("int4 base", 1)}× (batch 1), ${vs("int4 base", 8)}× (batch 8); LoRA ${vs("int4 + LoRA r=16 ×7", 1)}× (batch 1), ${vs("int4 + LoRA r=16 ×7", 8)}× (batch 8)`,
+    );
+  }
   if (peer !== null) {
     const oursGreedy = await greedyTokens(session, base, 16);
     const peerGreedy = await peer.greedy(16);

@@ -1,9 +1,11 @@
 /**
  * Batching on the GPU gives each request what it gets alone. Run on the GPU host after prepare.sh:
- * `node .carry/batching-check.mjs .carry/tiny webgpu [model]` (or `cpu` here); `model` is the
- * artifacts folder under the tiny dir, `model` (ops attention) by default, `model-gqa`
+ * `node .carry/batching-check.mjs .carry/tiny webgpu [model] [backend]` (or `cpu` here); `model` is
+ * the artifacts folder under the tiny dir, `model` (ops attention) by default, `model-gqa`
  * (GroupQueryAttention, whose caches are right-padded) or `model-gqa16` (the same over a float16
- * cache, CUDA's form). Requests join a running
+ * cache, CUDA's form); `backend` the decoder's ORT binding, `auto`
+ * by default (ort-native on cuda where it loads), `ort-native` or `onnxruntime-node`; every line
+ * names the EP and the binding that ran. Requests join a running
  * batch and leave it early, so caches are merged and dropped (the GPU-to-host path), with the base
  * alone and with the llama-tiny fixture's PEFT adapter; the greedy tokens of each request must
  * equal `greedyDecode` of it alone. Exits 1 on any difference.
@@ -21,15 +23,18 @@ import {
   GREEDY,
   greedyDecode,
   type LoraFeeds,
+  ortBackendSchema,
 } from "@loracast/shared/runtime";
 
-const [tiny = ".carry/tiny", ep = "webgpu", model = "model"] = process.argv.slice(2);
+const [tiny = ".carry/tiny", ep = "webgpu", model = "model", asked = "auto"] = process.argv.slice(2);
 const loaded = await DecoderSession.load(join(tiny, model), {
   // Anything but a known provider runs on WebGPU, the point of this check.
   executionProviders: [executionProviderSchema.catch("webgpu").parse(ep)],
+  backend: ortBackendSchema.parse(asked),
 });
 if (!loaded.ok) throw loaded.error;
 const session = loaded.value;
+const where = `${ep}/${session.backend}`;
 const checked = verifyAdapterFiles(
   session.spec,
   readFileSync(join(tiny, "adapter", "adapter_config.json"), "utf8"),
@@ -70,13 +75,15 @@ for (const [name, feeds] of variants) {
     const want = (alone[i] ?? []).join();
     if (got !== want) differ++;
     console.log(
-      `${ep} ${name} request ${i}: ${got === want ? "same as alone" : `DIFFERS\n  batched ${got}\n  alone   ${want}`}`,
+      `${where} ${name} request ${i}: ${got === want ? "same as alone" : `DIFFERS\n  batched ${got}\n  alone   ${want}`}`,
     );
   });
   console.log(`${name}: engine stats ${JSON.stringify(engine.stats)}`);
 }
 await session.release();
 const { attention = "ops", kvCacheDtype = "float32" } = session.manifest.decoder;
-console.log(`${model} (${attention} attention, ${kvCacheDtype} KV cache) on ${ep}`);
+console.log(
+  `${model} (${attention} attention, ${kvCacheDtype} KV cache) on ${where} (${session.backendReason})`,
+);
 console.log(differ === 0 ? "all requests: same tokens batched as alone" : `${differ} requests differ`);
 process.exitCode = differ === 0 ? 0 : 1;

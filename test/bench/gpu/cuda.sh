@@ -3,15 +3,20 @@
 # onnxruntime-node 1.29.0 from /tmp/keep, the CUDA 13 provider from .carry/cuda-ep/ (cuda-ep.sh), the
 # bundles from .carry/cuda/ (prepare.sh --cuda). Then,
 # each part bounded so that the call ends within 9 minutes, logs in $OUT and a table at the end:
-#  1. conformance (--ep cuda with TF32 off, --ep webgpu) on both fixtures, fp32 and int4; on cuda
-#     also the GroupQueryAttention decoder over a float16 KV cache (--attention gqa
-#     --kv-cache-dtype float16, the form ORT's CUDA kernel takes; WebGPU's GQA runs are gqa.sh's);
-#  2. the batching check on cuda (ops, and GQA over a float16 cache) and webgpu (ops and GQA);
-#  3. the engine bench: HF + PEFT first, then ours on cuda and webgpu (base and LoRA, batch 1 and 8,
-#     the decode graph's node count), each with --attention=both: GQA rows beside the ops rows, over
-#     a float16 cache on cuda and a float32 one on webgpu (the bench's --kv-cache-dtype=auto);
+#  1. conformance (--ep cuda with TF32 off on the ort-native decoder, plus one fixture on the stock
+#     binding; --ep webgpu) on both fixtures, fp32 and int4; on cuda (ort-native) also the
+#     GroupQueryAttention decoder over a float16 KV cache (--attention gqa --kv-cache-dtype float16,
+#     the form ORT's CUDA kernel takes; WebGPU's GQA runs are gqa.sh's);
+#  2. the batching check on cuda (ort-native and the stock binding; ort-native with GQA over a
+#     float16 cache, model-gqa16) and webgpu (ops and GQA);
+#  3. the engine bench: HF + PEFT first, then ours on cuda (--backend=both: ort-native rows, and the
+#     stock binding's marked "(onnxruntime-node)") and webgpu (base and LoRA, batch 1 and 8, the decode
+#     graph's node count), each with --attention=both: GQA rows beside the ops rows, over a float16
+#     cache on cuda and a float32 one on webgpu (the bench's --kv-cache-dtype=auto);
 #     --rounds=3 --swaps=0 unless flags given here say otherwise;
 #  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts).
+# The decoders find the addon (prepare-cuda.sh builds it into .carry/cuda/) through
+# LORACAST_ORT_NATIVE_ADDON; every row names the binding that ran.
 set -uo pipefail
 start=$SECONDS
 du -ch .carry/cuda-ep .carry/cuda .gl | tail -1
@@ -19,6 +24,7 @@ source test/bench/gpu/setup.sh
 source test/bench/gpu/cuda-ep.sh
 ((cuda_ep)) || { echo "no CUDA provider: carry .carry/cuda-ep (prepare.sh --cuda)" >&2; exit 3; }
 c=.carry/cuda
+export LORACAST_ORT_NATIVE_ADDON=$PWD/$c/ort-native.node
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
 # the GQA model over a float16 cache for cuda, then over a float32 one for webgpu.
 for kv in float16 float32; do
@@ -30,30 +36,35 @@ source test/bench/gpu/bounded.sh
 table=()
 part_end=200
 # TF32 on (ORT's default) was measured in the first CUDA call (docs/benchmarks.md); "--tf32 on" reruns it.
-for run in "cuda off" "webgpu on"; do
-  read -r ep tf32 <<<"$run"
+for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; do
+  read -r ep tf32 backend <<<"$run"
   for fixture in llama-tiny qwen2-tiny; do
     for quant in fp32 int4; do
-      log="$OUT/conformance-$ep-tf32$tf32-$fixture-$quant.txt"
-      bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" --tf32 "$tf32"
+      # The stock binding's CUDA conformance was recorded in session 14: one run here to compare.
+      [ "$backend" = onnxruntime-node ] && [ "$fixture-$quant" != llama-tiny-fp32 ] && continue
+      log="$OUT/conformance-$ep-$backend-tf32$tf32-$fixture-$quant.txt"
+      bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" --tf32 "$tf32" \
+        --backend "$backend"
       rc=$?
-      if [ "$ep" = cuda ]; then
+      if [ "$backend" = ort-native ]; then
         glog="$OUT/conformance-cuda-gqa16-$fixture-$quant.txt"
         bounded 60 "$glog" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep cuda --tf32 "$tf32" \
-          --attention gqa --kv-cache-dtype float16
+          --backend ort-native --attention gqa --kv-cache-dtype float16
         table+=("conformance cuda tf32 $tf32 gqa float16 $fixture $quant: exit $? $(tail -1 "$glog" | cut -c1-600)")
       fi
       table+=("conformance $ep$([ "$ep" = cuda ] && echo " tf32 $tf32") $fixture $quant: exit $rc $(tail -1 "$log" |
         node -e 'let r;try{r=JSON.parse(require("fs").readFileSync(0,"utf8"))}catch{r={}}
-          const k=r.vsDequantizedFp32??r;console.log(`pass=${r.pass} logitsLora=${k.logitsLoraMaxAbs} grad=${k.gradients?.maxRelError} tol=${r.tolerance}/${r.gradientTolerance}`)')")
+          const k=r.vsDequantizedFp32??r;console.log(`backend=${r.backend} pass=${r.pass} logitsLora=${k.logitsLoraMaxAbs} grad=${k.gradients?.maxRelError} tol=${r.tolerance}/${r.gradientTolerance}`)')")
     done
   done
 done
-part_end=270
-for run in "cuda model" "cuda model-gqa16" "webgpu model" "webgpu model-gqa"; do
-  read -r ep model <<<"$run"
-  bounded 40 "$OUT/batching-$ep-$model.txt" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model"
-  table+=("batching $ep $model: exit $? $(tail -1 "$OUT/batching-$ep-$model.txt")")
+part_end=300
+for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" "webgpu model auto" \
+  "webgpu model-gqa auto"; do
+  read -r ep model backend <<<"$run"
+  log="$OUT/batching-$ep-$model-$backend.txt"
+  bounded 40 "$log" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model" "$backend"
+  table+=("batching $ep $model $backend: exit $? $(tail -2 "$log" | tr '\n' ' ')")
 done
 part_end=500
 left=$((part_end - (SECONDS - start)))
@@ -63,10 +74,12 @@ bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwe
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
 for ep in cuda webgpu; do
   # GroupQueryAttention over a float16 cache on cuda (ORT's CUDA kernel takes only float16/bfloat16),
-  # a float32 one on webgpu: the bench's --kv-cache-dtype=auto.
+  # a float32 one on webgpu: the bench's --kv-cache-dtype=auto. On cuda: the ort-native rows and the
+  # stock binding's beside them (--backend=both).
+  backend=both; [ "$ep" = webgpu ] && backend=auto
   bounded 200 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
-    --attention=both --rounds=3 --swaps=0 --profile=16 "$@"
-  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^LoRA decode overhead|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
+    --attention=both --backend="$backend" --rounds=3 --swaps=0 --profile=16 "$@"
+  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^LoRA decode overhead|^ort-native /|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done
 # 4. the ort-native probe (what device-resident LoRA factors are worth), after the engine bench built
@@ -74,7 +87,7 @@ done
 part_end=585
 bounded 90 "$OUT/ort-native-probe.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
   --addon="$c/ort-native.node" --ep=cuda --steps=64
-table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded' "$OUT/ort-native-probe.txt" | cut -c1-300)")
+table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded|"device" output' "$OUT/ort-native-probe.txt" | cut -c1-300)")
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.
 (cd "$OUT" && tar czf logs.tgz --exclude=logs.tgz --exclude=summary.txt ./*.txt && find . -name '*.txt' ! -name summary.txt -delete)

@@ -8,16 +8,25 @@
  *      appended keys and values out to the host; ORT's default TF32 (on), like (a);
  *  (c) (b) with the CUDA provider option `use_tf32=0`.
  * Same loop, same feeds, same host-cache writes for all three; each variant first runs a prefill
- * and 4 warm-up steps. Prints ms per decode step (median, p10, p90), the difference to (a) and the
- * largest logit difference to (a). Fail-soft: a variant that cannot run prints why and the others
- * still run; exit 0 when (a) ran.
+ * and 4 warm-up steps. Prints ms per decode step (median, p10, p90), the difference to (a), the
+ * largest logit difference to (a), and the event loop's largest delay during the timed steps
+ * (onnxruntime-node runs on the JS thread; the addon's runs on a libuv worker). After (b), one run
+ * fetches the logits and the first layer's appended keys as `"device"` outputs and checks that
+ * they download equal to the host outputs of the same run. Fail-soft: a variant that cannot run
+ * prints why and the others still run; exit 0 when (a) ran.
  *
  * node ort-native-probe.mjs --model=DIR --addon=FILE [--ep=cuda] [--steps=64] [--prompt=16]
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { IO, readModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
-import { type DeviceTensor, type HostTensor, loadOrtNative } from "@loracast/shared/ort-native";
+import {
+  type DeviceTensor,
+  type HostTensor,
+  loadOrtNative,
+  type NativeSession,
+} from "@loracast/shared/ort-native";
 import { createRng } from "@loracast/shared/random";
 import { createSession, packLoraFeeds } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
@@ -82,6 +91,8 @@ type RunStep = (feeds: Record<string, HostTensor>) => Promise<Record<string, Hos
 interface Timing {
   ms: number[];
   firstLogits: Float32Array;
+  /** The event loop's largest delay during the timed steps, ms (1 ms resolution). */
+  loopDelayMs: number;
 }
 
 /**
@@ -100,6 +111,7 @@ async function decode(run: RunStep): Promise<Timing> {
   let token = 1n;
   const ms: number[] = [];
   let firstLogits = new Float32Array(0);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
   for (let i = 0; i < 1 + WARMUP + steps; i++) {
     const seq = i === 0 ? promptLen : 1;
     const ids =
@@ -121,6 +133,7 @@ async function decode(run: RunStep): Promise<Timing> {
       feeds[IO.pastKey(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l] as Float32Array };
       feeds[IO.pastValue(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l + 1] as Float32Array };
     }
+    if (i === WARMUP + 1) loop.enable();
     const t0 = performance.now();
     const out = await run(feeds);
     for (let l = 0; l < numLayers; l++)
@@ -141,7 +154,8 @@ async function decode(run: RunStep): Promise<Timing> {
     for (let v = 1; v < vocabSize; v++) if ((logits[v] ?? 0) > (logits[best] ?? 0)) best = v;
     token = BigInt(best);
   }
-  return { ms, firstLogits };
+  loop.disable();
+  return { ms, firstLogits, loopDelayMs: loop.max / 1e6 };
 }
 
 const stats = (ms: number[]) => {
@@ -207,16 +221,50 @@ else
           bound[k] = tensor;
         }
         say(`  uploaded ${resident.length} factor tensors in ${(performance.now() - t).toFixed(0)} ms`);
-        return await decode(async (feeds) => session.run({ ...feeds, ...bound }));
+        let first: Record<string, HostTensor> | undefined;
+        const timing = await decode(async (feeds) => {
+          first ??= feeds;
+          return session.run({ ...feeds, ...bound });
+        });
+        if (useTf32 && first !== undefined) await deviceOutputs(session, { ...first, ...bound });
+        return timing;
       } finally {
         for (const r of resident) r.release();
         session.release();
       }
     });
 
+/**
+ * One run fetching the logits and layer 0's appended keys as `"device"` outputs (left where ORT
+ * put them), another fetching them to the host; prints their dims, memory and largest difference.
+ */
+async function deviceOutputs(
+  session: NativeSession,
+  feeds: Record<string, HostTensor | DeviceTensor>,
+): Promise<void> {
+  const names = [IO.logits, IO.appendedKey(0)];
+  const host = await session.run(feeds, Object.fromEntries(names.map((n) => [n, "host" as const])));
+  const device = await session.run(feeds, Object.fromEntries(names.map((n) => [n, "device" as const])));
+  try {
+    for (const name of names) {
+      const [d, h] = [device[name], host[name]];
+      if (d === undefined || h === undefined) throw new Error(`${name} missing`);
+      const got = d.download().data as Float32Array;
+      let diff = 0;
+      for (let v = 0; v < got.length; v++)
+        diff = Math.max(diff, Math.abs((got[v] ?? 0) - (h.data[v] as number)));
+      say(
+        `  "device" output ${name}: [${d.dims.join(", ")}] ${d.type} in ${d.location} memory (${d.bytes} bytes); max |downloaded − host output| ${diff.toExponential(2)}`,
+      );
+    }
+  } finally {
+    for (const t of Object.values(device)) t.release();
+  }
+}
+
 const a = results[0]?.name.startsWith("(a)") ? results[0] : undefined;
-say("\n| variant | ms / step p50 | p10 | p90 | vs (a) | max |logit − (a)| |");
-say("|---|---|---|---|---|---|");
+say("\n| variant | ms / step p50 | p10 | p90 | vs (a) | max |logit − (a)| | event-loop delay max |");
+say("|---|---|---|---|---|---|---|");
 for (const { name, timing } of results) {
   const s = stats(timing.ms);
   const base = a === undefined ? Number.NaN : stats(a.timing.ms).p50;
@@ -225,7 +273,7 @@ for (const { name, timing } of results) {
     for (let v = 0; v < timing.firstLogits.length; v++)
       diff = Math.max(diff, Math.abs((timing.firstLogits[v] ?? 0) - (a.timing.firstLogits[v] ?? 0)));
   say(
-    `| ${name} | ${s.p50.toFixed(2)} | ${s.p10.toFixed(2)} | ${s.p90.toFixed(2)} | ${(s.p50 - base).toFixed(2)} ms | ${diff.toExponential(2)} |`,
+    `| ${name} | ${s.p50.toFixed(2)} | ${s.p10.toFixed(2)} | ${s.p90.toFixed(2)} | ${(s.p50 - base).toFixed(2)} ms | ${diff.toExponential(2)} | ${timing.loopDelayMs.toFixed(1)} ms |`,
   );
 }
 process.exitCode = a === undefined ? 1 : 0;

@@ -10,7 +10,13 @@ import { join } from "node:path";
 import { buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
 import type { KvCacheDtype } from "@loracast/shared/model-format";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "@loracast/shared/runtime";
+import {
+  adapterFeeds,
+  baseFeeds,
+  DecoderSession,
+  type LoraFeeds,
+  type OrtBackend,
+} from "@loracast/shared/runtime";
 import { fixture } from "../fixtures/index.ts";
 
 const FIXTURE = fixture("llama-tiny");
@@ -27,12 +33,14 @@ export interface TinyModel {
 }
 
 /**
- * Builds and loads llama-tiny with the decoder's `attention` (default `ops`) and KV cache element
- * type (default `float32`; `float16` needs `gqa`); the caller must `dispose()` it (the test runner
- * checks the temp dir).
+ * Builds and loads llama-tiny with the decoder's `attention` (default `ops`) on the ORT binding
+ * `backend` (default `auto`: the stock one on the CPU), with the KV cache element type
+ * `kvCacheDtype` (default `float32`; `float16` needs `gqa`); the caller must `dispose()` it (the test
+ * runner checks the temp dir).
  */
 export async function loadTinyModel(
   attention: DecoderAttention = "ops",
+  backend: OrtBackend = "auto",
   kvCacheDtype: KvCacheDtype = "float32",
 ): Promise<TinyModel> {
   const work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
@@ -44,8 +52,8 @@ export async function loadTinyModel(
     kvCacheDtype,
   });
   assert.ok(built.ok);
-  const loaded = await DecoderSession.load(work);
-  assert.ok(loaded.ok);
+  const loaded = await DecoderSession.load(work, { backend });
+  assert.ok(loaded.ok, loaded.ok ? "" : loaded.error.message);
   const session = loaded.value;
   const checked = verifyAdapterFiles(
     session.spec,

@@ -7,7 +7,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { GeneratorErrorBody } from "@loracast/shared/generator-api";
-import type { Clock } from "@loracast/shared/platform";
+import { type Clock, startSseHeartbeat } from "@loracast/shared/platform";
 import { NonFiniteLogitsError } from "@loracast/shared/runtime";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
@@ -54,9 +54,14 @@ async function parse<E extends Endpoint>(c: Context, endpoint: E) {
 
 /**
  * `POST /v1/completions` and `POST /v1/chat/completions` (OpenAI shapes, JSON or SSE with `stream`);
- * 503 `engine_unavailable` when the generator runs without a model (`service` null).
+ * 503 `engine_unavailable` when the generator runs without a model (`service` null). A stream
+ * sends an SSE comment (`: ping`) every `heartbeatMs` milliseconds, which clients ignore.
  */
-export function generateRoutes(service: InferenceService | null, clock: Clock): Hono<GeneratorEnv> {
+export function generateRoutes(
+  service: InferenceService | null,
+  clock: Clock,
+  heartbeatMs: number,
+): Hono<GeneratorEnv> {
   const app = new Hono<GeneratorEnv>();
 
   const handle = async (c: Context<GeneratorEnv>, kind: Kind): Promise<Response> => {
@@ -104,6 +109,7 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
     }
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => controller.abort());
+      const stopHeartbeat = startSseHeartbeat(stream, heartbeatMs);
       let chain = Promise.resolve();
       const send = (data: unknown) => {
         chain = chain.then(() => stream.writeSSE({ data: JSON.stringify(data) }));
@@ -131,6 +137,7 @@ export function generateRoutes(service: InferenceService | null, clock: Clock): 
         await chain;
         await stream.writeSSE({ data: JSON.stringify({ error }) });
       } finally {
+        stopHeartbeat();
         p.model.release();
       }
     });

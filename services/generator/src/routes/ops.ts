@@ -10,6 +10,8 @@ import type { GeneratorEnv } from "./types.ts";
 /** What the inference engine reports in /metrics. */
 export interface EngineMetrics {
   sessionsCreated(): number;
+  /** The decoder's ORT binding, its execution provider and why that binding (`DecoderSession.backend`). */
+  backend: { backend: string; ep: string; reason: string };
   stats: { prefills: number; decodeSteps: number; tokens: number };
   /** Sequences queued or being decoded (`Engine.load`). */
   load: number;
@@ -166,4 +168,12 @@ function registerMetrics(
   counter("loracast_engine_decode_steps_total", "Decode steps run.", () => engine.stats.decodeSteps);
   counter("loracast_engine_generated_tokens_total", "Tokens generated.", () => engine.stats.tokens);
   gauge("loracast_engine_sequences", "Sequences queued or being decoded.", () => engine.load);
+  const { backend } = engine;
+  observedGauge(registry, {
+    name: "loracast_engine_backend_info",
+    help: "1, labelled with the decoder's ORT binding, execution provider and why that binding.",
+    labelNames: ["backend", "ep", "reason"],
+    // The reason can carry a loader message: bounded, it is a label value.
+    read: () => [[{ backend: backend.backend, ep: backend.ep, reason: backend.reason.slice(0, 200) }, 1]],
+  });
 }

@@ -1,4 +1,5 @@
 import { redactSecrets } from "@loracast/shared/egress";
+import { startSseHeartbeat } from "@loracast/shared/platform";
 import type { RunList } from "@loracast/shared/trainer-api";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
@@ -10,9 +11,11 @@ import type { TrainerEnv } from "./types.ts";
 /**
  * Training runs: create, list, inspect, cancel, and follow their events over SSE. Every body that
  * carries a run (its config, its error) or an event is redacted: configs keep credentials in
- * reward and generator URLs, which the API never shows.
+ * reward and generator URLs, which the API never shows. An event stream sends an SSE comment
+ * (`: ping`) every `heartbeatMs` milliseconds (TRAINER_SSE_HEARTBEAT_S), so that a quiet run is not
+ * cut by an idle-body timeout on the way.
  */
-export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
+export function runRoutes(runs: RunManager | null, heartbeatMs: number): Hono<TrainerEnv> {
   const app = new Hono<TrainerEnv>();
   const manager = (): RunManager => {
     if (runs === null) {
@@ -52,8 +55,13 @@ export function runRoutes(runs: RunManager | null): Hono<TrainerEnv> {
     return streamSSE(c, async (stream) => {
       const closed = new AbortController();
       stream.onAbort(() => closed.abort());
-      for await (const e of m.events(id, after, closed.signal)) {
-        await stream.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(redactSecrets(e)) });
+      const stopHeartbeat = startSseHeartbeat(stream, heartbeatMs);
+      try {
+        for await (const e of m.events(id, after, closed.signal)) {
+          await stream.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(redactSecrets(e)) });
+        }
+      } finally {
+        stopHeartbeat();
       }
     });
   });

@@ -18,7 +18,7 @@ import { algorithmFor, type GradientResult, type RunAlgorithm, type StepSample }
 import type { CheckpointStore } from "./checkpoints.ts";
 import type { RunConfig } from "./config.ts";
 import { type Example, examplesForStep } from "./dataset.ts";
-import { copyParams, firstNonFiniteParam, restore, snapshot } from "./parameter-state.ts";
+import { copyParams, copyParamsPaced, firstNonFiniteParam, restore, snapshot } from "./parameter-state.ts";
 import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
 import type { RunPlan } from "./run-plan.ts";
@@ -386,12 +386,21 @@ export class RunLoop {
       return;
     }
     const training = { step: this.step, algorithm: this.config.algorithm.name, metrics: {} };
-    const result = await this.d.publish(
+    const publishing = this.d.publish(
       this.config.run,
       { ...files, sha256: sha, phasesMs },
       probe.then((p) => ({ probe: p, training })),
     );
-    this.settle(result.version);
+    // Awaited below, once the next policy's copies are made.
+    publishing.catch(() => undefined);
+    // The new version's policy copy and rollout feeds (~70 MB of copies for a 35 MB adapter) need
+    // no version number: made while the publish waits on the store, a tensor at a time, so that its
+    // upload keeps streaming between them. The factors do not change until the publish returns.
+    const pause = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const policy = await copyParamsPaced(this.params.named(), pause);
+    const feeds = await this.params.feedsPaced(pause);
+    const result = await publishing;
+    this.settle(result.version, { policy, feeds });
     this.d.emit({
       type: "published",
       step: this.step,
@@ -401,13 +410,19 @@ export class RunLoop {
     });
   }
 
-  /** `version` now holds the current parameters: it becomes the rollout policy. */
-  private settle(version: number): void {
+  /**
+   * `version` now holds the current parameters: it becomes the rollout policy. `made`: the
+   * parameters' copy and feeds where the caller made them already (a publish), else made here.
+   */
+  private settle(
+    version: number,
+    made?: { policy: Map<string, Float32Array>; feeds: ReturnType<LoraParams["feeds"]> },
+  ): void {
     this.version = version;
     this.versionStep = this.step;
     this.changed = false;
-    this.policy = copyParams(this.params.named());
-    this.d.rollouts.offer(version, this.params.feeds());
+    this.policy = made?.policy ?? copyParams(this.params.named());
+    this.d.rollouts.offer(version, made?.feeds ?? this.params.feeds());
   }
 
   private async checkpoint(): Promise<void> {
