@@ -34,7 +34,7 @@ done > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
 table=()
-part_end=200
+part_end=240
 # TF32 on (ORT's default) was measured in the first CUDA call (docs/benchmarks.md); "--tf32 on" reruns it.
 for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; do
   read -r ep tf32 backend <<<"$run"
@@ -58,7 +58,7 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
     done
   done
 done
-part_end=300
+part_end=330
 for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" "webgpu model auto" \
   "webgpu model-gqa auto"; do
   read -r ep model backend <<<"$run"
