@@ -23,13 +23,13 @@
  *   Checked on the CPU kernel against a float64 reference: 5e-8 worst.
  * - S > 1 with a past (a "subsequent prompt") is refused unless B = 1; the runtime never does that
  *   (prefills have no past, decode steps have S = 1).
- * - Dtypes: CPU float32 only at v1.29.0 (the kernel is registered for float); WebGPU float32 and
- *   float16; CUDA float16 and bfloat16 only (plus int8/fp8 caches), so a float32 graph's GQA nodes
- *   would fall back to the CPU EP with host copies around each. `kvCacheDtype: "float16"` builds
- *   the CUDA form: q, k, v (or the packed qkv) and the rotary tables cast to float16 before the
- *   node, its output cast back to float32, the cache float16 (`past_*`, `present_*`, `appended_*`);
- *   weights, LoRA, norms and logits stay float32. It costs 2 Casts per layer (4 with q, k, v apart)
- *   and 2 in all for the tables.
+ * - Dtypes: CPU float32 only at v1.29.0 (the kernel is registered for float), float32 and float16
+ *   at v1.30.0; WebGPU float32 and float16; CUDA float16 and bfloat16 only (plus int8/fp8 caches),
+ *   so a float32 graph's GQA nodes would fall back to the CPU EP with host copies around each.
+ *   `kvCacheDtype: "float16"` builds the CUDA form: q, k, v (or the packed qkv) and the rotary
+ *   tables cast to float16 before the node, its output cast back to float32, the cache float16
+ *   (`past_key_values.*`, `present.*`, `appended.*`); weights, LoRA, norms and logits stay float32.
+ *   It costs 2 Casts per layer (4 with q, k, v apart) and 2 in all for the tables.
  * - CUDA refuses `attention_bias` ("not supported in GroupQueryAttention cuda kernel"), which is
  *   why padding must be expressed through `seqlens_k`, not an additive mask. WebGPU computes the
  *   rotary positions from `seqlens_k` too and ignores `position_ids`.
