@@ -149,14 +149,17 @@ export class DecoderSession {
     const chosen = chooseBackend(options.backend ?? "auto", ep, options.profileFilePrefix !== undefined);
     if (!chosen.ok) return chosen;
     const choice = chosen.value;
-    if (choice.backend === "onnxruntime-node" && options.cudaTf32 === false) {
-      if (process.env.NVIDIA_TF32_OVERRIDE !== "0")
-        return err(
-          new OrtBackendError(
-            `cudaTf32: false needs the ort-native backend (${choice.reason}) or NVIDIA_TF32_OVERRIDE=0`,
-          ),
-        );
-    }
+    // The stock binding cannot pass `use_tf32`; cuBLAS honours the process-wide override instead.
+    if (
+      choice.backend === "onnxruntime-node" &&
+      options.cudaTf32 === false &&
+      process.env.NVIDIA_TF32_OVERRIDE !== "0"
+    )
+      return err(
+        new OrtBackendError(
+          `cudaTf32: false needs the ort-native backend (${choice.reason}) or NVIDIA_TF32_OVERRIDE=0`,
+        ),
+      );
     const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
       IO.presentKey(l),
       IO.presentValue(l),
