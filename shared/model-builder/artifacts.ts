@@ -10,6 +10,7 @@ import { basename, dirname, join } from "node:path";
 import {
   APPEND_FILE,
   DATA_FILE,
+  type KvCacheDtype,
   MODEL_FILE,
   MODEL_MANIFEST,
   type ModelManifest,
@@ -58,6 +59,12 @@ export interface BuildOptions {
    * cannot run returns a `ModelConfigError`. @default "ops"
    */
   attention?: DecoderAttention;
+  /**
+   * The decoder graphs' KV cache element type (`KvCacheDtype`): `float16` builds GroupQueryAttention
+   * for ORT's CUDA kernel (`attention-gqa.ts`) and needs `attention: "gqa"` (a RangeError
+   * otherwise); the manifest records it (`decoder.kvCacheDtype`). @default "float32"
+   */
+  kvCacheDtype?: KvCacheDtype;
 }
 
 /** transformers.js picks the ONNX file by dtype suffix. */
@@ -103,8 +110,11 @@ export async function buildArtifacts(
 ): Promise<Result<ModelManifest, CheckpointError | ModelConfigError>> {
   const format = options.format ?? "loracast";
   const attention = options.attention ?? "ops";
+  const kvCacheDtype = options.kvCacheDtype ?? "float32";
   if (attention === "gqa" && format !== "loracast")
     throw new RangeError("attention gqa is for the loracast format only (transformers.js feeds a mask)");
+  if (kvCacheDtype !== "float32" && attention !== "gqa")
+    throw new RangeError(`a ${kvCacheDtype} KV cache is built with attention gqa only`);
   const opened = await openCheckpoint(options.checkpointDir);
   if (!opened.ok) return opened;
   const ckpt = opened.value;
@@ -132,12 +142,13 @@ export async function buildArtifacts(
       logitsPositions: format === "loracast",
       layout: format === "loracast" ? "fused" : "per-module",
       attention,
+      kvCacheDtype,
     });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
         ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
-            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention }),
+            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype }),
           )
         : null;
     const training = lora
@@ -210,6 +221,7 @@ export async function buildArtifacts(
     const manifest = modelManifest(arch, options.quant, `sha256:${hash.digest("hex")}`, {
       lora,
       attention,
+      kvCacheDtype,
       files: {
         model: modelFile,
         data: dataFile,
@@ -253,7 +265,12 @@ function modelManifest(
   arch: Architecture,
   quant: BaseQuant,
   fingerprint: string,
-  graph: { lora: boolean; attention: DecoderAttention; files: ModelManifest["files"] },
+  graph: {
+    lora: boolean;
+    attention: DecoderAttention;
+    kvCacheDtype: KvCacheDtype;
+    files: ModelManifest["files"];
+  },
 ): ModelManifest {
   const spec = buildModelSpec(arch.dims);
   return {
@@ -280,6 +297,7 @@ function modelManifest(
       layout: "fused",
       packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
       ...(graph.attention === "ops" ? {} : { attention: graph.attention }),
+      ...(graph.kvCacheDtype === "float32" ? {} : { kvCacheDtype: graph.kvCacheDtype }),
     },
     modules: graph.lora
       ? [...spec.modules.values()].map((m) => ({

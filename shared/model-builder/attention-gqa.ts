@@ -23,10 +23,13 @@
  *   Checked on the CPU kernel against a float64 reference: 5e-8 worst.
  * - S > 1 with a past (a "subsequent prompt") is refused unless B = 1; the runtime never does that
  *   (prefills have no past, decode steps have S = 1).
- * - Dtypes: CPU float32 only (the kernel is registered for float). WebGPU float32 and float16. CUDA
- *   float16 and bfloat16 only (plus int8/fp8 caches): a float32 graph's GQA nodes would fall back to
- *   the CPU EP with host copies around each, so a CUDA build needs Casts to float16 around the node
- *   and a float16 cache (not built yet: its tolerance is fp16 attention's, ~1e-3 relative on logits).
+ * - Dtypes: CPU float32 only at v1.29.0 (the kernel is registered for float), float32 and float16
+ *   at v1.30.0; WebGPU float32 and float16; CUDA float16 and bfloat16 only (plus int8/fp8 caches),
+ *   so a float32 graph's GQA nodes would fall back to the CPU EP with host copies around each.
+ *   `kvCacheDtype: "float16"` builds the CUDA form: q, k, v (or the packed qkv) and the rotary
+ *   tables cast to float16 before the node, its output cast back to float32, the cache float16
+ *   (`past_key_values.*`, `present.*`, `appended.*`); weights, LoRA, norms and logits stay float32.
+ *   It costs 2 Casts per layer (4 with q, k, v apart) and 2 in all for the tables.
  * - CUDA refuses `attention_bias` ("not supported in GroupQueryAttention cuda kernel"), which is
  *   why padding must be expressed through `seqlens_k`, not an additive mask. WebGPU computes the
  *   rotary positions from `seqlens_k` too and ignores `position_ids`.
@@ -37,11 +40,15 @@
  * - Head size must be a multiple of 8, and of 16 with rotary (`CheckInputs`).
  */
 
-import { IO } from "../model-format/index.ts";
+import { IO, type KvCacheDtype } from "../model-format/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { type QkvInput, rotaryTables } from "./attention.ts";
 import type { KvOutput } from "./decoder-graph.ts";
+
+/** ONNX TensorProto.DataType of float16 and float32, for `Cast`'s `to`. */
+const FLOAT16 = 10;
+const FLOAT32 = 1;
 
 /** Why an architecture cannot use GQA, or null when it can. */
 export function gqaUnsupported(arch: Architecture): string | null {
@@ -58,9 +65,11 @@ export interface GqaShared {
   seqlensK: string;
   /** int32 scalar: the longest row's keys after this step. */
   total: string;
-  /** float32 [total, headDim/2]: cos and sin of every position up to `total`. */
+  /** [total, headDim/2] in the cache's dtype: cos and sin of every position up to `total`. */
   cos: string;
   sin: string;
+  /** The KV cache's element type, which GroupQueryAttention computes in. */
+  dtype: KvCacheDtype;
   /** int64 [3]: batch, sequence, -1, to make the 2-D projections 3-D. */
   bsAny: string;
   /** Present only with the `append` interface: where each row's new keys sit in `present`. */
@@ -70,9 +79,15 @@ export interface GqaShared {
 /**
  * The graph inputs GQA needs (`IO.seqlensK`, `IO.totalSequenceLength`) and the rotary tables,
  * computed as `attention.ts`'s `ropeCaches` computes them (one float32 product per element), so
- * both attentions rotate by the same values.
+ * both attentions rotate by the same values; rounded to float16 for a float16 cache (`dtype`).
  */
-export function gqaShared(g: GraphBuilder, arch: Architecture, bs: string, kvCache: KvOutput): GqaShared {
+export function gqaShared(
+  g: GraphBuilder,
+  arch: Architecture,
+  bs: string,
+  kvCache: KvOutput,
+  dtype: KvCacheDtype,
+): GqaShared {
   const { numKvHeads: Hkv, headDim: d } = arch.dims;
   const seqlensK = g.input(IO.seqlensK, "int32", ["batch"]);
   const total = g.input(IO.totalSequenceLength, "int32", []);
@@ -80,7 +95,8 @@ export function gqaShared(g: GraphBuilder, arch: Architecture, bs: string, kvCac
   const scalar = (v: number) => g.constant("int64", [], [v]);
   const total64 = g.op1("Cast", [total], { to: attr.int(7) });
   const positions = g.op1("Cast", [g.op1("Range", [scalar(0), total64, scalar(1)])], { to: attr.int(1) });
-  const { cos, sin } = rotaryTables(g, arch, g.op1("Unsqueeze", [positions, i64(1)]));
+  const tables = rotaryTables(g, arch, g.op1("Unsqueeze", [positions, i64(1)]));
+  const cast = (t: string) => (dtype === "float16" ? g.op1("Cast", [t], { to: attr.int(FLOAT16) }) : t);
   let appendIndex: string | null = null;
   if (kvCache === "append") {
     // Row b's new keys are present's columns start_b + s, start_b = max(0, seqlens_k[b] + 1 − S)
@@ -98,8 +114,9 @@ export function gqaShared(g: GraphBuilder, arch: Architecture, bs: string, kvCac
   return {
     seqlensK,
     total,
-    cos,
-    sin,
+    cos: cast(tables.cos),
+    sin: cast(tables.sin),
+    dtype,
     bsAny: g.op1("Concat", [bs, i64(-1)], { axis: attr.int(0) }),
     appendIndex,
   };
@@ -109,7 +126,8 @@ export function gqaShared(g: GraphBuilder, arch: Architecture, bs: string, kvCac
  * One layer's attention: q, k, v `float32 [tokens, heads·headDim]` in (or one packed
  * `[tokens, (H + 2·Hkv)·headDim]`), the output `float32 [tokens, H·headDim]` before `o_proj`. The
  * cache goes in as `past_key_values.*` (right-padded rows, see the file comment) and out as
- * `kvCache` says: `present.*`, or only this step's keys and values as `appended.*`.
+ * `kvCache` says: `present.*`, or only this step's keys and values as `appended.*`; its element
+ * type is `s.dtype`, and with float16 the node computes in float16 between Casts.
  */
 export function gqaAttention(
   g: GraphBuilder,
@@ -120,11 +138,14 @@ export function gqaAttention(
   kvCache: KvOutput,
 ): string {
   const { numHeads: H, numKvHeads: Hkv, headDim: d } = arch.dims;
-  const to3d = (t: string) => g.op1("Reshape", [t, s.bsAny]);
+  const half = s.dtype === "float16";
+  const to3d = (t: string) =>
+    g.op1("Reshape", [half ? g.op1("Cast", [t], { to: attr.int(FLOAT16) }) : t, s.bsAny]);
   // GQA takes the packed projection as it is (`key`/`value` absent), or the three apart.
   const qkv = "qkv" in x ? [to3d(x.qkv), "", ""] : [to3d(x.q), to3d(x.k), to3d(x.v)];
-  const pastK = g.input(IO.pastKey(layer), "float32", ["batch", Hkv, "past_sequence", d]);
-  const pastV = g.input(IO.pastValue(layer), "float32", ["batch", Hkv, "past_sequence", d]);
+  const cacheDims = (seq: string) => ["batch", Hkv, seq, d];
+  const pastK = g.input(IO.pastKey(layer), s.dtype, cacheDims("past_sequence"));
+  const pastV = g.input(IO.pastValue(layer), s.dtype, cacheDims("past_sequence"));
   const present = kvCache === "present";
   const window = arch.slidingWindow[layer] ?? null;
   const [out, presentK, presentV] = g.op(
@@ -144,14 +165,15 @@ export function gqaAttention(
     },
   ) as [string, string, string];
   if (present) {
-    g.output(IO.presentKey(layer), "float32", ["batch", Hkv, "total_sequence", d]);
-    g.output(IO.presentValue(layer), "float32", ["batch", Hkv, "total_sequence", d]);
+    g.output(IO.presentKey(layer), s.dtype, cacheDims("total_sequence"));
+    g.output(IO.presentValue(layer), s.dtype, cacheDims("total_sequence"));
   } else {
     const index = s.appendIndex ?? "";
     g.op("GatherElements", [presentK, index], { axis: attr.int(2) }, { names: [IO.appendedKey(layer)] });
     g.op("GatherElements", [presentV, index], { axis: attr.int(2) }, { names: [IO.appendedValue(layer)] });
-    g.output(IO.appendedKey(layer), "float32", ["batch", Hkv, "sequence", d]);
-    g.output(IO.appendedValue(layer), "float32", ["batch", Hkv, "sequence", d]);
+    g.output(IO.appendedKey(layer), s.dtype, cacheDims("sequence"));
+    g.output(IO.appendedValue(layer), s.dtype, cacheDims("sequence"));
   }
-  return g.op1("Reshape", [out, g.constant("int64", [2], [-1, H * d])]);
+  const flat = g.op1("Reshape", [out, g.constant("int64", [2], [-1, H * d])]);
+  return half ? g.op1("Cast", [flat], { to: attr.int(FLOAT32) }) : flat;
 }

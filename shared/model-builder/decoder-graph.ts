@@ -19,7 +19,7 @@
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
 
-import { IO } from "../model-format/index.ts";
+import { IO, type KvCacheDtype } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
@@ -43,6 +43,8 @@ export interface DecoderGraphOptions {
   layout?: DecoderLayout;
   /** Which attention the layers use (`DecoderAttention`). @default "ops" */
   attention?: DecoderAttention;
+  /** The KV cache's element type; `float16` needs `attention: "gqa"`. @default "float32" */
+  kvCacheDtype?: KvCacheDtype;
 }
 
 /**
@@ -88,6 +90,8 @@ export interface DecoderBodyOptions {
   layout?: DecoderLayout;
   /** @default "ops"; `gqa` needs a KV cache. */
   attention?: DecoderAttention;
+  /** @default "float32"; `float16` (`attention-gqa.ts`) needs `attention: "gqa"`. */
+  kvCacheDtype?: KvCacheDtype;
 }
 
 /**
@@ -107,6 +111,7 @@ export function buildDecoderGraph(
     kvCache: options.kvOutput ?? "present",
     layout: options.layout ?? "fused",
     attention: options.attention ?? "ops",
+    kvCacheDtype: options.kvCacheDtype ?? "float32",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -159,13 +164,15 @@ export function buildDecoderBody(
   /** One layer's attention over its projections, with the cache as `options.kvCache` says. */
   const attend = ((): ((layer: number, x: QkvInput) => string) => {
     const kvCache = options.kvCache;
+    const dtype = options.kvCacheDtype ?? "float32";
     if (options.attention === "gqa") {
       const why = gqaUnsupported(arch);
       if (why !== null) throw new Error(`GroupQueryAttention cannot run this model: ${why}`);
       if (kvCache === null) throw new Error("GroupQueryAttention graphs have a KV cache");
-      const shared = g.scoped("gqa", () => gqaShared(g, arch, bs, kvCache));
+      const shared = g.scoped("gqa", () => gqaShared(g, arch, bs, kvCache, dtype));
       return (layer, x) => gqaAttention(g, arch, layer, x, shared, kvCache);
     }
+    if (dtype !== "float32") throw new Error(`a ${dtype} KV cache needs GroupQueryAttention`);
     const mask = g.input(IO.attentionMask, "int64", ["batch", "total_sequence"]);
     const positionIds = g.input(IO.positionIds, "int64", ["batch", "sequence"]);
     const shapes: AttentionShapes = {

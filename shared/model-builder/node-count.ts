@@ -7,7 +7,7 @@
  */
 import { GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { buildDecoderGraph, type DecoderLayout } from "./decoder-graph.ts";
+import { buildDecoderGraph, type DecoderGraphOptions, type DecoderLayout } from "./decoder-graph.ts";
 import { type BaseQuant, WeightPlan } from "./weights.ts";
 
 /** Nodes of one decode step: in all, those of the LoRA branches, and by op type (most first). */
@@ -20,16 +20,18 @@ export interface StepNodeCounts {
 
 /**
  * Counts the nodes of the generation graph (`model.onnx`, the one that returns the KV cache) that
- * `buildArtifacts` builds for `arch` in `quant`, with LoRA inputs, in `layout`. Builds the graph
- * in memory only: no weight is read.
+ * `buildArtifacts` builds for `arch` in `quant`, with LoRA inputs, in `layout`, with `attention`'s
+ * attention and KV cache element type (`ops` and float32 when absent). Builds the graph in memory
+ * only: no weight is read. Throws as `buildDecoderGraph` does for a combination it refuses.
  */
 export function countDecodeStepNodes(
   arch: Architecture,
   quant: BaseQuant,
   layout: DecoderLayout,
+  attention: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype"> = {},
 ): StepNodeCounts {
   const g = new GraphBuilder("count");
-  buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout });
+  buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout, ...attention });
   const graph = g.build();
   const factors = new Set(graph.inputs.map((i) => i.name).filter((n) => n.startsWith("base_model.")));
   const byOp = new Map<string, number>();

@@ -7,6 +7,8 @@ export { IO, TRAIN_IO } from "./io-names.ts";
 export {
   APPEND_FILE,
   DATA_FILE,
+  type KvCacheDtype,
+  kvCacheDtypeSchema,
   MODEL_FILE,
   MODEL_MANIFEST,
   ModelArtifactsError,

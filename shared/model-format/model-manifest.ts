@@ -23,6 +23,15 @@ export const APPEND_FILE = "model.append.onnx";
 const positive = z.number().int().positive();
 
 /**
+ * The element type of the decoder's KV cache (`past_key_values.*`, `present.*`, `appended.*`): ORT
+ * GenAI's and Olive's "KV cache dtype". `float16` exists for GroupQueryAttention graphs, whose CUDA
+ * kernel takes float16/bfloat16 only (`attention-gqa.ts`); the rest of the graph stays float32.
+ */
+export const kvCacheDtypeSchema = z.enum(["float32", "float16"]);
+/** `float32` or `float16` (`kvCacheDtypeSchema`). */
+export type KvCacheDtype = z.infer<typeof kvCacheDtypeSchema>;
+
+/**
  * The manifest's schema version. `loracast-model/1` was written by builders before the fused
  * decoder graph (a LoRA pair per HF module); its graphs take other inputs, so it is refused with a
  * "rebuild the model" error.
@@ -79,21 +88,35 @@ export const modelManifestSchema = z.object({
    * (`model.layers.3.self_attn.qkv_proj`) and take its members' factors packed (`packLoraFeeds`).
    * The training graph keeps a LoRA pair per HF module.
    */
-  decoder: z.object({
-    layout: z.literal("fused"),
-    packedModules: z
-      .array(z.object({ name: z.string(), modules: z.array(z.string()).min(1) }))
-      .refine((g) => JSON.stringify(g) === JSON.stringify(PACKED_MODULES), {
-        message: "packed modules other than this runtime's; rebuild the model",
-      }),
-    /**
-     * The generation graphs' attention: `ops` (absent in older manifests), plain ONNX ops over an
-     * additive mask and left-padded rows; `gqa`, one ORT GroupQueryAttention node per layer over
-     * right-padded rows, fed `seqlens_k` and `total_sequence_length` (`IO`). The training graph
-     * always uses `ops`.
-     */
-    attention: z.enum(["ops", "gqa"]).optional(),
-  }),
+  decoder: z
+    .object({
+      layout: z.literal("fused"),
+      packedModules: z
+        .array(z.object({ name: z.string(), modules: z.array(z.string()).min(1) }))
+        .refine((g) => JSON.stringify(g) === JSON.stringify(PACKED_MODULES), {
+          message: "packed modules other than this runtime's; rebuild the model",
+        }),
+      /**
+       * The generation graphs' attention: `ops` (absent in older manifests), plain ONNX ops over an
+       * additive mask and left-padded rows; `gqa`, one ORT GroupQueryAttention node per layer over
+       * right-padded rows, fed `seqlens_k` and `total_sequence_length` (`IO`). The training graph
+       * always uses `ops`.
+       */
+      attention: z.enum(["ops", "gqa"]).optional(),
+      /**
+       * The KV cache's element type (`KvCacheDtype`); absent means `float32`, what every manifest
+       * before it had. The graphs' cache inputs and outputs have this type and the runtime feeds
+       * caches of it. Added without a schema bump, as `attention` was: a runtime that predates it
+       * would feed float32 caches, which ORT refuses by name and type ("Unexpected input data type")
+       * on the first step, so no reader can misread a float16 cache silently.
+       */
+      kvCacheDtype: kvCacheDtypeSchema.optional(),
+    })
+    // Only the GroupQueryAttention graphs are built with a float16 cache (`buildArtifacts`).
+    .refine((d) => d.kvCacheDtype !== "float16" || d.attention === "gqa", {
+      message: "a float16 KV cache needs attention gqa",
+      path: ["kvCacheDtype"],
+    }),
 });
 
 /** A parsed `loracast-model.json`. */

@@ -18,7 +18,7 @@ import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts
 import { type ExecutionProvider, ExecutionProviderError } from "./execution-provider.ts";
 import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { toGqaStep } from "./gqa-step.ts";
-import { type KvPadding, type KvShape, type RowSource, relayout } from "./kv-layout.ts";
+import { type KvPadding, type KvShape, kvArray, kvData, type RowSource, relayout } from "./kv-layout.ts";
 import { type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 import { chooseBackend, NativeDecoder, OrtBackendError, type ResolvedBackend } from "./native-decoder.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
@@ -149,14 +149,17 @@ export class DecoderSession {
     const chosen = chooseBackend(options.backend ?? "auto", ep, options.profileFilePrefix !== undefined);
     if (!chosen.ok) return chosen;
     const choice = chosen.value;
-    if (choice.backend === "onnxruntime-node" && options.cudaTf32 === false) {
-      if (process.env.NVIDIA_TF32_OVERRIDE !== "0")
-        return err(
-          new OrtBackendError(
-            `cudaTf32: false needs the ort-native backend (${choice.reason}) or NVIDIA_TF32_OVERRIDE=0`,
-          ),
-        );
-    }
+    // The stock binding cannot pass `use_tf32`; cuBLAS honours the process-wide override instead.
+    if (
+      choice.backend === "onnxruntime-node" &&
+      options.cudaTf32 === false &&
+      process.env.NVIDIA_TF32_OVERRIDE !== "0"
+    )
+      return err(
+        new OrtBackendError(
+          `cudaTf32: false needs the ort-native backend (${choice.reason}) or NVIDIA_TF32_OVERRIDE=0`,
+        ),
+      );
     const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
       IO.presentKey(l),
       IO.presentValue(l),
@@ -169,8 +172,14 @@ export class DecoderSession {
         const native = choice.addon.createSession(join(dir, manifest.files.model), {
           ep: ep === "cuda" ? "cuda" : "cpu",
           ...(ep === "cuda" ? { deviceId: options.cudaDeviceId ?? 0 } : {}),
-          ...(options.cudaTf32 !== undefined ? { useTf32: options.cudaTf32 } : {}),
+          // TF32 off unless asked for: PyTorch's default for float32 matmuls (allow_tf32 = False
+          // since 1.12), the CPU conformance tolerances, and on the H200 the faster setting
+          // (docs/benchmarks.md, the ort-native probe: 15.1 -> 11.4 ms per step).
+          ...(ep === "cuda" ? { useTf32: options.cudaTf32 ?? false } : {}),
           ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
+          // A decoder's steps run one after another: a thread of its own keeps them off libuv's
+          // four-thread pool, which fs, dns and crypto share.
+          dedicatedThread: true,
         });
         created++;
         const factors = native.inputNames.filter((n) => n.startsWith("base_model."));
@@ -193,7 +202,9 @@ export class DecoderSession {
       const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
       const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;
       if (gpuFeeds !== null) created++;
-      const downloader = onGpu ? await GpuDownloader.create(presents.length) : null;
+      const downloader = onGpu
+        ? await GpuDownloader.create(presents.length, manifest.decoder.kvCacheDtype ?? "float32")
+        : null;
       if (downloader !== null) created++;
       return ok(make(new StockRunner(session, gpuFeeds, downloader), appending, graph));
     } catch (e) {
@@ -205,15 +216,15 @@ export class DecoderSession {
   private empty(batch: number): KvCache {
     const found = this.emptyPast.find((c) => c.batch === batch);
     if (found !== undefined) return found;
-    const { numLayers, numKvHeads, headDim } = this.manifest.dims;
-    const make = () => new ort.Tensor("float32", new Float32Array(0), [batch, numKvHeads, 0, headDim]);
+    const { layers, kvHeads, headDim, dtype } = this.kvShape;
+    const make = () => new ort.Tensor(dtype, kvArray(dtype, 0), [batch, kvHeads, 0, headDim]);
     const cache: KvCache = {
       batch,
       length: 0,
       capacity: 0,
       padding: this.padding,
-      keys: Array.from({ length: numLayers }, make),
-      values: Array.from({ length: numLayers }, make),
+      keys: Array.from({ length: layers }, make),
+      values: Array.from({ length: layers }, make),
     };
     this.emptyPast.push(cache);
     return cache;
@@ -221,7 +232,12 @@ export class DecoderSession {
 
   get kvShape(): KvShape {
     const { numLayers, numKvHeads, headDim } = this.manifest.dims;
-    return { layers: numLayers, kvHeads: numKvHeads, headDim };
+    return {
+      layers: numLayers,
+      kvHeads: numKvHeads,
+      headDim,
+      dtype: this.manifest.decoder.kvCacheDtype ?? "float32",
+    };
   }
 
   /**
@@ -257,6 +273,7 @@ export class DecoderSession {
       factorBytes: factors.reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0),
       factorsResident: this.run.factorsResident,
       appendGraph: this.appending,
+      kvCacheDtype: this.kvShape.dtype,
     });
   }
 
@@ -308,14 +325,14 @@ export class DecoderSession {
       };
     }
     const cache = total <= past.capacity ? past : this.grow(past, total + SPARE_COLUMNS);
-    const { kvHeads, headDim: d } = this.kvShape;
+    const { kvHeads, headDim: d, dtype } = this.kvShape;
     // Left padding: every row's new keys go after the cache's `length` columns; right padding
     // (GQA): after the row's own keys.
     const column = (b: number) => gqa?.pastRows[b] ?? past.length;
     // The append graph runs on onnxruntime-node over host caches only.
     const write = (dst: KvTensor, src: KvTensor) => {
-      const to = (dst as ort.Tensor).data as Float32Array;
-      const from = (src as ort.Tensor).data as Float32Array;
+      const to = kvData(dst as ort.Tensor, dtype);
+      const from = kvData(src as ort.Tensor, dtype);
       for (let row = 0; row < batch * kvHeads; row++) {
         const at = (row * cache.capacity + column(Math.floor(row / kvHeads))) * d;
         to.set(from.subarray(row * seq * d, (row + 1) * seq * d), at);

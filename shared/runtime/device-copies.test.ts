@@ -16,6 +16,7 @@ const qwen = (ep: DecodeStepShape["ep"], batch: number): DecodeStepShape => ({
   factorBytes: 35_192_832,
   factorsResident: ep === "webgpu",
   appendGraph: ep !== "webgpu",
+  kvCacheDtype: "float32",
 });
 
 describe("decode step copies per execution provider", () => {
@@ -70,5 +71,12 @@ describe("decode step copies per execution provider", () => {
   it("counts the whole present cache coming back when a host cache has no append graph", () => {
     const copies = decodeStepCopies({ ...qwen("cuda", 1), appendGraph: false });
     assert.equal(copies.find((c) => c.what === "present keys and values")?.bytes, 48 * 193 * 2 * 64 * 4);
+  });
+
+  it("counts 2 bytes per cache element with a float16 cache", () => {
+    const copies = decodeStepCopies({ ...qwen("cuda", 1), kvCacheDtype: "float16" });
+    assert.equal(copies.find((c) => c.what === "past keys and values")?.bytes, 48 * 192 * 2 * 64 * 2);
+    assert.equal(copies.find((c) => c.what === "appended keys and values")?.bytes, 48 * 2 * 64 * 2);
+    assert.equal(copies.find((c) => c.what === "logits")?.bytes, 151936 * 4, "logits stay float32");
   });
 });

@@ -15,6 +15,7 @@
  *   uploaded once per adapter, so a step copies in only its ids, mask and positions and copies out
  *   its logits.
  */
+import type { KvCacheDtype } from "../model-format/index.ts";
 import type { ExecutionProvider } from "./execution-provider.ts";
 
 /** Where a decoder session keeps its KV cache. */
@@ -58,6 +59,8 @@ export interface DecodeStepShape {
   factorsResident: boolean;
   /** A host cache is written by the append graph (only new keys and values come back), not replaced. */
   appendGraph: boolean;
+  /** The cache's element type: 4 bytes per key or value element, or 2 with float16. */
+  kvCacheDtype: KvCacheDtype;
 }
 
 /**
@@ -86,7 +89,7 @@ export function decodeStepCopies(shape: DecodeStepShape): StepCopy[] {
     up("attention_mask", 1, batch * (pastColumns + 1) * int64),
     down("logits", 1, batch * vocab * float32),
   ];
-  const kvRow = batch * kvHeads * headDim * float32;
+  const kvRow = batch * kvHeads * headDim * (shape.kvCacheDtype === "float16" ? 2 : float32);
   if (shape.kv === "host") {
     copies.push(up("past keys and values", 2 * layers, 2 * layers * pastColumns * kvRow));
     copies.push(

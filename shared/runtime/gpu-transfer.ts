@@ -5,6 +5,7 @@
  * outputs with location "gpu-buffer". So both directions are small Identity sessions, created once.
  */
 import * as ort from "onnxruntime-node";
+import type { KvCacheDtype } from "../model-format/index.ts";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import { type ResidentCounts, ResidentFeeds } from "./resident-feeds.ts";
@@ -15,12 +16,13 @@ const ON_GPU = (name: string) => `gpu/${name}`;
 function identitySession(
   pairs: readonly [string, string, readonly string[]][],
   options: ort.InferenceSession.SessionOptions,
+  type: "float32" | "float16",
 ): Promise<ort.InferenceSession> {
   const g = new GraphBuilder("identity");
   for (const [input, output, dims] of pairs) {
-    g.input(input, "float32", dims);
+    g.input(input, type, dims);
     g.op("Identity", [input], {}, { names: [output] });
-    g.output(output, "float32", dims);
+    g.output(output, type, dims);
   }
   const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
   return ort.InferenceSession.create(model, { executionProviders: ["webgpu"], ...options });
@@ -50,6 +52,7 @@ export class GpuFeeds {
     const uploader = await identitySession(
       names.map((n) => [n, ON_GPU(n), [`${n}.rows`, `${n}.cols`]]),
       { preferredOutputLocation: "gpu-buffer" },
+      "float32",
     );
     return new GpuFeeds(uploader, names);
   }
@@ -98,14 +101,14 @@ export class GpuDownloader {
     private readonly count: number,
   ) {}
 
-  /** A downloader for `count` float32 tensors of rank 4 (a KV cache's keys and values). */
-  static async create(count: number): Promise<GpuDownloader> {
+  /** A downloader for `count` tensors of rank 4 and element type `type` (a KV cache's keys and values). */
+  static async create(count: number, type: KvCacheDtype): Promise<GpuDownloader> {
     const pairs = Array.from({ length: count }, (_, i): [string, string, string[]] => [
       `t${i}`,
       `host${i}`,
       [0, 1, 2, 3].map((a) => `t${i}.${a}`),
     ]);
-    return new GpuDownloader(await identitySession(pairs, {}), count);
+    return new GpuDownloader(await identitySession(pairs, {}, type), count);
   }
 
   /** Host copies of `tensors`, in order; the GPU originals are left to the caller. */

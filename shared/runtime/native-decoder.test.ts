@@ -168,6 +168,19 @@ describe("DecoderSession on ort-native (CPU EP) against onnxruntime-node", { ski
   it("refuses cudaTf32 off cuda, and ort-native asked for where the addon is missing", async () => {
     const dir = dirname(native.session.graphPath);
     await assert.rejects(DecoderSession.load(dir, { cudaTf32: false }), RangeError);
+    if (process.env.NVIDIA_TF32_OVERRIDE !== "0") {
+      // Decided before any CUDA session is made, so it holds on a machine without CUDA.
+      const stock = await DecoderSession.load(dir, {
+        executionProviders: ["cuda"],
+        backend: "onnxruntime-node",
+        cudaTf32: false,
+      });
+      assert.ok(!stock.ok && stock.error instanceof OrtBackendError);
+      assert.match(
+        stock.error.message,
+        /cudaTf32: false needs the ort-native backend \(asked for\) or NVIDIA_TF32_OVERRIDE=0/,
+      );
+    }
     const saved = process.env.LORACAST_ORT_NATIVE_ADDON;
     process.env.LORACAST_ORT_NATIVE_ADDON = "/nonexistent/ort-native.node";
     try {

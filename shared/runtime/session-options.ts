@@ -36,9 +36,11 @@ export interface DecoderSessionOptions extends OrtSessionOptions {
   /** Which binding runs the decoder (`OrtBackend`); default `auto`: ort-native on cuda where it loads. */
   backend?: OrtBackend;
   /**
-   * `cuda` only: whether float32 MatMul/Gemm may use TF32 tensor cores (ORT's `use_tf32`, default
-   * on). The ort-native backend passes it to the CUDA EP; the stock binding cannot, so `false` there
-   * needs `NVIDIA_TF32_OVERRIDE=0` in the environment (else `load` fails with `OrtBackendError`).
+   * `cuda` only: whether float32 MatMul/Gemm may use TF32 tensor cores (ORT's `use_tf32`). The
+   * ort-native backend passes it to the CUDA EP, off by default (PyTorch's default for float32
+   * matmuls, and the one the CPU conformance tolerances hold under); the stock binding cannot, so
+   * there it is ORT's default (on), and `false` needs `NVIDIA_TF32_OVERRIDE=0` in the environment
+   * (else `load` fails with `OrtBackendError`).
    * Given on another EP, `load` throws a RangeError.
    */
   cudaTf32?: boolean;

@@ -59,11 +59,21 @@ describe("conformance against PyTorch + PEFT references", () => {
   }
 
   // The GroupQueryAttention decoder (the GPU's graph) at fp32 and int4: against PyTorch at real
-  // tokens, and against the ops decoder of the same weights (`vsOpsAttention`).
+  // tokens, and against the ops decoder of the same weights (`vsOpsAttention`); with a float32
+  // cache, and with the float16 cache of the CUDA build (its tolerances: tolerances.ts).
   for (const dir of dirs) {
-    for (const quant of ["fp32", "int4"]) {
-      it(`${dir.split("/").slice(-2).join("/")} at ${quant}, GroupQueryAttention`, () => {
-        const { status, report } = conformance(dir, "--quant", quant, "--attention", "gqa");
+    for (const [quant, dtype] of [
+      ["fp32", "float32"],
+      ["int4", "float32"],
+      ["fp32", "float16"],
+      ["int4", "float16"],
+    ] as const) {
+      const half = dtype === "float16";
+      it(`${dir.split("/").slice(-2).join("/")} at ${quant}, GroupQueryAttention, ${dtype} KV cache`, () => {
+        const { status, report } = conformance(
+          dir,
+          ...["--quant", quant, "--attention", "gqa", "--kv-cache-dtype", dtype],
+        );
         const config = JSON.parse(readFileSync(join(dir, "base", "config.json"), "utf8"));
         const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
         if (headDim % 16 !== 0) {
@@ -75,6 +85,15 @@ describe("conformance against PyTorch + PEFT references", () => {
         assert.equal(report.pass, true, JSON.stringify(report));
         assert.equal(status, 0);
         const vsOps = report.vsOpsAttention as { logitsLoraMaxAbs: number; greedyMatch: boolean };
+        if (half) {
+          // float16 attention moves logits by more than float32's 1e-5, within 4·2^-11 of the
+          // largest logit, and keeps the training graph's (float32) tolerance.
+          assert.equal(report.kvCacheDtype, "float16");
+          assert.ok(vsOps.logitsLoraMaxAbs > 1e-5, "the cache is float16");
+          assert.ok(vsOps.logitsLoraMaxAbs <= (report.tolerance as number), JSON.stringify(vsOps));
+          if (quant === "fp32") assert.equal(report.trainingTolerance, FP32_TOLERANCE);
+          return;
+        }
         assert.ok(vsOps.greedyMatch && vsOps.logitsLoraMaxAbs <= 1e-5, JSON.stringify(vsOps));
         if (quant === "fp32") assert.equal(report.greedyMatch, true);
       });
@@ -159,5 +178,16 @@ describe("tolerances per execution provider", () => {
     assert.match(tf32.why, /TF32/);
     // Small logits: never tighter than the CPU's.
     assert.equal(tolerancesFor("cuda", true, 0.01).fp32, FP32_TOLERANCE);
+  });
+
+  it("widens the decoder's logits by float16's roundoff for a float16 KV cache, not the training graph's", () => {
+    const half = tolerancesFor("cpu", false, 40, "float16");
+    // 4 · 2^-11 · 40
+    assert.deepEqual([half.fp32, half.quant, half.training], [0.0781, 0.0781, FP32_TOLERANCE]);
+    assert.deepEqual([half.gradient, half.quantGradient], [1e-4, 1e-3]);
+    assert.match(half.why, /float16 attention/);
+    // On CUDA with TF32 both apply: 8 · 2^-11 · 40 for the decoder, 4 · 2^-11 · 40 for training.
+    const both = tolerancesFor("cuda", true, 40, "float16");
+    assert.deepEqual([both.fp32, both.training], [0.156, 0.0781]);
   });
 });

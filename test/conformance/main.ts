@@ -1,6 +1,7 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
- *   [--tf32 on|off] [--attention ops|gqa] [--backend auto|ort-native|onnxruntime-node]
+ *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
+ *   [--backend auto|ort-native|onnxruntime-node]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -9,6 +10,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
@@ -37,6 +39,11 @@ const cli = {
       default: "ops",
       help: "the decoder's attention: ops, or gqa (GroupQueryAttention; also compared with ops)",
     },
+    "kv-cache-dtype": {
+      type: "string",
+      default: "float32",
+      help: "the GQA decoder's KV cache: float32, or float16 (CUDA's GroupQueryAttention; fp16 tolerances)",
+    },
   },
 } as const;
 const fail: (message: string) => never = (message) => usageError(cli, message);
@@ -59,6 +66,11 @@ if (!backend.success) fail(`--backend must be auto, ort-native or onnxruntime-no
 
 const attention = values.attention;
 if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
+const kvCacheDtype = kvCacheDtypeSchema.safeParse(values["kv-cache-dtype"]);
+if (!kvCacheDtype.success)
+  fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
+if (kvCacheDtype.data === "float16" && attention !== "gqa")
+  fail("--kv-cache-dtype float16 needs --attention gqa");
 
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
@@ -67,6 +79,7 @@ try {
     quant,
     blockSize,
     attention,
+    kvCacheDtype: kvCacheDtype.data,
     workDir,
     ep: ep.data,
     tf32: values.tf32 === "on",

@@ -119,6 +119,11 @@ describe("OpenAI-compatible generation API", () => {
     assert.equal(latest.model, `${RUN}@2`);
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
     assert.match(metrics, /^loracast_engine_sessions_created_total 1$/m);
+    // The decoder's binding and why: the stock one, `auto` on the CPU.
+    assert.match(
+      metrics,
+      /^loracast_engine_backend_info\{backend="onnxruntime-node",ep="cpu",reason="auto on cpu"\} 1$/m,
+    );
   });
 
   it("answers bad requests with OpenAI-style errors", async () => {

@@ -33,13 +33,27 @@ const ENTRIES: Entry[] = [
   {
     name: "npm run build-model",
     command: ["npm", "run", "--silent", "build-model", "--"],
-    flags: ["quant", "block-size", "accuracy-level", "merge", "format"],
+    flags: ["quant", "block-size", "accuracy-level", "merge", "format", "attention", "kv-cache-dtype"],
   },
-  { name: "npm run conformance", command: tsx("test/conformance/main.ts"), flags: ["quant", "block-size"] },
+  {
+    name: "npm run conformance",
+    command: tsx("test/conformance/main.ts"),
+    flags: ["quant", "block-size", "attention", "kv-cache-dtype"],
+  },
   {
     name: "npm run bench:engine",
     command: tsx("test/bench/engine/main.ts"),
-    flags: ["accuracy-level", "block-size", "ep", "rounds", "swaps", "throughput", "work"],
+    flags: [
+      "accuracy-level",
+      "block-size",
+      "ep",
+      "rounds",
+      "swaps",
+      "throughput",
+      "attention",
+      "kv-cache-dtype",
+      "work",
+    ],
   },
   {
     name: "npm run bench:fleet",

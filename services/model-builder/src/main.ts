@@ -1,17 +1,20 @@
 /**
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
- *   [--attention ops|gqa]
+ *   [--attention ops|gqa] [--kv-cache-dtype float32|float16]
  *
  * Builds model artifacts (model.onnx, model.onnx.data, loracast-model.json, tokenizer files) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
  * PEFT adapter into the weights (a base that takes no adapters); `--format transformers.js` writes
  * the same decoder for transformers.js instead. `--attention gqa` builds the decoder's attention as
- * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md).
+ * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md);
+ * `--kv-cache-dtype float16` with it computes attention and keeps the KV cache in float16, as ORT's
+ * CUDA GroupQueryAttention kernel requires.
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
+import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
 import { loadModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 
@@ -41,6 +44,11 @@ const cli = {
       type: "string",
       default: "ops",
       help: "the decoder's attention: ops (plain ONNX ops) or gqa (one GroupQueryAttention node per layer)",
+    },
+    "kv-cache-dtype": {
+      type: "string",
+      default: "float32",
+      help: "the KV cache's element type: float32, or float16 with --attention gqa (what ORT's CUDA kernel takes)",
     },
   },
 } as const;
@@ -79,6 +87,11 @@ if (format !== "loracast" && format !== "transformers.js")
 const attention = values.attention;
 if (attention !== "ops" && attention !== "gqa") fail(`--attention must be ops or gqa, got ${attention}`);
 if (attention === "gqa" && format !== "loracast") fail("--attention gqa needs --format loracast");
+const kvCacheDtype = kvCacheDtypeSchema.safeParse(values["kv-cache-dtype"]);
+if (!kvCacheDtype.success)
+  fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
+if (kvCacheDtype.data === "float16" && attention !== "gqa")
+  fail("--kv-cache-dtype float16 needs --attention gqa");
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));
@@ -104,6 +117,7 @@ const built = await buildArtifacts({
   quant,
   format,
   attention,
+  kvCacheDtype: kvCacheDtype.data,
   ...(merge !== undefined ? { merge } : {}),
 });
 if (!built.ok) {

@@ -1,6 +1,7 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
- *   --profile=0 --attention=ops|gqa|both --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off]
+ *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
+ *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -30,7 +31,7 @@ import {
   parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
-import { readModelManifest } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, readModelManifest } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine } from "@loracast/shared/platform";
 import {
@@ -83,6 +84,11 @@ const { values } = parseCommandLine({
       default: "ops",
       help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
     },
+    "kv-cache-dtype": {
+      type: "string",
+      default: "auto",
+      help: "the GQA graphs' KV cache: float32, float16, or auto (float16 on cuda, whose GroupQueryAttention takes no float32; float32 elsewhere)",
+    },
     backend: {
       type: "string",
       default: "auto",
@@ -115,6 +121,18 @@ if (attention !== "ops" && attention !== "gqa" && attention !== "both")
   throw new RangeError(`--attention must be ops, gqa or both, got ${attention}`);
 // The main rows' attention; `both` adds GQA rows beside them.
 const mainAttention = attention === "gqa" ? "gqa" : "ops";
+const kvFlag = values["kv-cache-dtype"];
+const kvParsed = kvCacheDtypeSchema.safeParse(
+  kvFlag === "auto" ? (ep === "cuda" ? "float16" : "float32") : kvFlag,
+);
+if (!kvParsed.success)
+  throw new RangeError(`--kv-cache-dtype must be float32, float16 or auto, got ${kvFlag}`);
+const kvCacheDtype = kvParsed.data;
+/** The build options of a graph with `a`'s attention: GQA's cache in `kvCacheDtype`. */
+const withAttention = (a: "ops" | "gqa") => ({
+  attention: a,
+  kvCacheDtype: a === "gqa" ? kvCacheDtype : ("float32" as const),
+});
 const compare = values.compare !== "false";
 const backendFlag = values.backend === "both" ? "ort-native" : values.backend;
 const parsedBackend = ortBackendSchema.safeParse(backendFlag);
@@ -134,10 +152,10 @@ const checkpoint = join(values.work, "qwen25-05b-random");
 const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, accuracyLevel };
 // Block 32 keeps the directory names earlier runs built.
 const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}`;
-const gqaTag = (a: string) => (a === "gqa" ? "-gqa" : "");
+const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa16" : "-gqa") : "");
 const dirs = {
   int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}`),
-  int4Gqa: join(values.work, `qwen25-05b-${tag}-gqa`),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
 };
@@ -168,21 +186,21 @@ await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.int4,
   quant: int4,
-  attention: mainAttention,
+  ...withAttention(mainAttention),
 });
 if (attention === "both")
   await buildOnce("int4 GQA artifacts", (await readModelManifest(dirs.int4Gqa)).ok, {
     checkpointDir: checkpoint,
     outDir: dirs.int4Gqa,
     quant: int4,
-    attention: "gqa",
+    ...withAttention("gqa"),
   });
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
   quant: { kind: "fp16" },
   merge: lora,
-  attention: mainAttention,
+  ...withAttention(mainAttention),
 });
 await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, "onnx")), {
   checkpointDir: checkpoint,
@@ -195,10 +213,18 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
 say("\nnodes per decode step, int4 + LoRA inputs, as built: layout | total | LoRA | by op type");
-for (const layout of ["per-module", "fused"] as const) {
-  const c = countDecodeStepNodes(arch.value, int4, layout);
+for (const [layout, a] of [
+  ["per-module", "ops"],
+  ["fused", "ops"],
+  ["fused", "gqa"],
+] as const) {
+  if (a === "gqa" && attention === "ops") continue;
+  const c = countDecodeStepNodes(arch.value, int4, layout, withAttention(a));
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
-  say(`${layout}${layout === "fused" ? " (model.onnx)" : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`);
+  const what = a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "";
+  say(
+    `${layout}${layout === "fused" ? ` (model.onnx${what})` : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
+  );
 }
 
 const results = new Map<string, Throughput>();

@@ -1,8 +1,9 @@
 /**
  * Batching on the GPU gives each request what it gets alone. Run on the GPU host after prepare.sh:
  * `node .carry/batching-check.mjs .carry/tiny webgpu [model] [backend]` (or `cpu` here); `model` is
- * the artifacts folder under the tiny dir, `model` (ops attention) by default or `model-gqa`
- * (GroupQueryAttention, whose caches are right-padded); `backend` the decoder's ORT binding, `auto`
+ * the artifacts folder under the tiny dir, `model` (ops attention) by default, `model-gqa`
+ * (GroupQueryAttention, whose caches are right-padded) or `model-gqa16` (the same over a float16
+ * cache, CUDA's form); `backend` the decoder's ORT binding, `auto`
  * by default (ort-native on cuda where it loads), `ort-native` or `onnxruntime-node`; every line
  * names the EP and the binding that ran. Requests join a running
  * batch and leave it early, so caches are merged and dropped (the GPU-to-host path), with the base
@@ -80,8 +81,9 @@ for (const [name, feeds] of variants) {
   console.log(`${name}: engine stats ${JSON.stringify(engine.stats)}`);
 }
 await session.release();
+const { attention = "ops", kvCacheDtype = "float32" } = session.manifest.decoder;
 console.log(
-  `${model} (${session.manifest.decoder.attention ?? "ops"} attention) on ${where} (${session.backendReason})`,
+  `${model} (${attention} attention, ${kvCacheDtype} KV cache) on ${where} (${session.backendReason})`,
 );
 console.log(differ === 0 ? "all requests: same tokens batched as alone" : `${differ} requests differ`);
 process.exitCode = differ === 0 ? 0 : 1;

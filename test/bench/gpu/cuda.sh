@@ -4,11 +4,16 @@
 # bundles from .carry/cuda/ (prepare.sh --cuda). Then,
 # each part bounded so that the call ends within 9 minutes, logs in $OUT and a table at the end:
 #  1. conformance (--ep cuda with TF32 off on the ort-native decoder, plus one fixture on the stock
-#     binding; --ep webgpu) on both fixtures, fp32 and int4;
-#  2. the batching check on cuda (ort-native and the stock binding) and webgpu;
+#     binding; --ep webgpu) on both fixtures, fp32 and int4; on cuda (ort-native) also the
+#     GroupQueryAttention decoder over a float16 KV cache (--attention gqa --kv-cache-dtype float16,
+#     the form ORT's CUDA kernel takes; WebGPU's GQA runs are gqa.sh's);
+#  2. the batching check on cuda (ort-native and the stock binding; ort-native with GQA over a
+#     float16 cache, model-gqa16) and webgpu (ops and GQA);
 #  3. the engine bench: HF + PEFT first, then ours on cuda (--backend=both: ort-native rows, and the
 #     stock binding's marked "(onnxruntime-node)") and webgpu (base and LoRA, batch 1 and 8, the decode
-#     graph's node count), --rounds=3 --swaps=0 unless flags given here say otherwise;
+#     graph's node count), each with --attention=both: GQA rows beside the ops rows, over a float16
+#     cache on cuda and a float32 one on webgpu (the bench's --kv-cache-dtype=auto);
+#     --rounds=3 --swaps=0 unless flags given here say otherwise;
 #  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts).
 # The decoders find the addon (prepare-cuda.sh builds it into .carry/cuda/) through
 # LORACAST_ORT_NATIVE_ADDON; every row names the binding that ran.
@@ -20,13 +25,16 @@ source test/bench/gpu/cuda-ep.sh
 ((cuda_ep)) || { echo "no CUDA provider: carry .carry/cuda-ep (prepare.sh --cuda)" >&2; exit 3; }
 c=.carry/cuda
 export LORACAST_ORT_NATIVE_ADDON=$PWD/$c/ort-native.node
-# The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU.
-node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-  > "$OUT/build.txt" 2>&1 &
+# The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
+# the GQA model over a float16 cache for cuda, then over a float32 one for webgpu.
+for kv in float16 float32; do
+  node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
+    --kv-cache-dtype=$kv || break
+done > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
 table=()
-part_end=200
+part_end=240
 # TF32 on (ORT's default) was measured in the first CUDA call (docs/benchmarks.md); "--tf32 on" reruns it.
 for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; do
   read -r ep tf32 backend <<<"$run"
@@ -38,10 +46,11 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
       bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" --tf32 "$tf32" \
         --backend "$backend"
       rc=$?
-      if [ "$ep" = webgpu ]; then
-        glog="$OUT/conformance-webgpu-gqa-$fixture-$quant.txt"
-        bounded 60 "$glog" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep webgpu --attention gqa
-        table+=("conformance webgpu gqa $fixture $quant: exit $? $(tail -1 "$glog" | cut -c1-400)")
+      if [ "$backend" = ort-native ]; then
+        glog="$OUT/conformance-cuda-gqa16-$fixture-$quant.txt"
+        bounded 60 "$glog" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep cuda --tf32 "$tf32" \
+          --backend ort-native --attention gqa --kv-cache-dtype float16
+        table+=("conformance cuda tf32 $tf32 gqa float16 $fixture $quant: exit $? $(tail -1 "$glog" | cut -c1-600)")
       fi
       table+=("conformance $ep$([ "$ep" = cuda ] && echo " tf32 $tf32") $fixture $quant: exit $rc $(tail -1 "$log" |
         node -e 'let r;try{r=JSON.parse(require("fs").readFileSync(0,"utf8"))}catch{r={}}
@@ -49,8 +58,9 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
     done
   done
 done
-part_end=290
-for run in "cuda model ort-native" "cuda model onnxruntime-node" "webgpu model auto" "webgpu model-gqa auto"; do
+part_end=330
+for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" "webgpu model auto" \
+  "webgpu model-gqa auto"; do
   read -r ep model backend <<<"$run"
   log="$OUT/batching-$ep-$model-$backend.txt"
   bounded 40 "$log" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model" "$backend"
@@ -63,11 +73,12 @@ wait "$build"; table+=("engine build: exit $? $(tail -1 "$OUT/build.txt")")
 bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwen25-05b-random" bfloat16
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
 for ep in cuda webgpu; do
-  # GroupQueryAttention runs on WebGPU in float32; ORT's CUDA kernel takes only float16/bfloat16.
-  # On cuda: the ort-native rows and the stock binding's beside them (--backend=both).
-  attention=ops backend=both; [ "$ep" = webgpu ] && attention=both backend=auto
+  # GroupQueryAttention over a float16 cache on cuda (ORT's CUDA kernel takes only float16/bfloat16),
+  # a float32 one on webgpu: the bench's --kv-cache-dtype=auto. On cuda: the ort-native rows and the
+  # stock binding's beside them (--backend=both).
+  backend=both; [ "$ep" = webgpu ] && backend=auto
   bounded 200 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
-    --attention="$attention" --backend="$backend" --rounds=3 --swaps=0 --profile=16 "$@"
+    --attention=both --backend="$backend" --rounds=3 --swaps=0 --profile=16 "$@"
   table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^LoRA decode overhead|^ort-native /|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
 done

@@ -8,8 +8,9 @@
 #  2. the batching check on webgpu, ops and GQA tiny models (joins, early leaves, GPU-to-host path);
 #  3. the engine bench on webgpu with --attention=both: the GQA rows interleaved with the ops rows,
 #     and each decode graph's node count. Flags given here go to the bench.
-# The CUDA EP is not run: ORT's CUDA GroupQueryAttention takes float16/bfloat16 only, so a float32
-# GQA graph would run those nodes on the CPU (attention-gqa.ts).
+# The CUDA EP is not run here: ORT's CUDA GroupQueryAttention takes float16/bfloat16 only, so a float32
+# GQA graph would run those nodes on the CPU (attention-gqa.ts); cuda.sh runs the float16 one
+# (--kv-cache-dtype float16).
 set -uo pipefail
 start=$SECONDS
 source test/bench/gpu/setup.sh

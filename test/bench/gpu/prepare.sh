@@ -35,7 +35,8 @@ if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
   apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 # The batching check (batching-check.ts) runs on the llama-tiny fixture, fp32, with its adapter,
-# with either attention (model: ops, model-gqa: GroupQueryAttention).
+# with either attention (model: ops, model-gqa: GroupQueryAttention, model-gqa16: GroupQueryAttention
+# over a float16 KV cache, the form ORT's CUDA kernel takes).
 fixture=../shared/fixtures/peft-reference/llama-tiny
 # Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's).
 if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
@@ -45,6 +46,9 @@ if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
 fi
 grep -qs '"loracast-model/2"' .carry/tiny/model-gqa/loracast-model.json ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa --quant fp32 --attention gqa >/dev/null
+grep -qs '"kvCacheDtype": "float16"' .carry/tiny/model-gqa16/loracast-model.json ||
+  npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16 --quant fp32 --attention gqa \
+    --kv-cache-dtype float16 >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs
 du -ch .carry/* .gl/* | tail -1
 if [ "$cuda" = 1 ]; then bash test/bench/gpu/prepare-cuda.sh; fi

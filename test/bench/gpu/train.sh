@@ -7,6 +7,11 @@
 set -uo pipefail
 source test/bench/gpu/setup.sh
 source test/bench/gpu/cuda-ep.sh
+# The trainer's rollout decoder runs on the ort-native addon on cuda when it finds it (carry
+# .carry/cuda/ort-native.node; prepare-cuda.sh builds it), else on the stock binding: the bench's
+# "rollout decoder:" line says which. The supervisor passes the trainer only the environment it
+# is given, so the path goes as bench:train's --addon (LORACAST_ORT_NATIVE_ADDON for the trainer).
+addon=(); [ -s .carry/cuda/ort-native.node ] && addon=(--addon="$PWD/.carry/cuda/ort-native.node")
 shape=("${1:-3}" "${2:-2}" "${3:-4}" "${4:-64}" "${5:-64}")
 flags=(--steps="${shape[0]}" --prompts="${shape[1]}" --generations="${shape[2]}"
   --prompt-tokens="${shape[3]}" --max-tokens="${shape[4]}")
@@ -18,6 +23,6 @@ for dtype in bfloat16 nf4; do
     grep -v Warning | tee "$OUT/hf-peft-$dtype.txt"
 done
 for ep in $( ((cuda_ep)) && echo cuda) webgpu; do
-  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" 2>&1 |
+  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" "${addon[@]}" 2>&1 |
     tee "$OUT/loracast-$ep.txt"
 done

@@ -1,6 +1,6 @@
 /**
  * npm run bench:train [-- --ep=cpu|webgpu|cuda --steps=4 --prompts=2 --generations=4 --prompt-tokens=64
- *   --max-tokens=64 --micro-batch=8 --memory-budget-mb=N --threads=0 --build-only]
+ *   --max-tokens=64 --micro-batch=8 --memory-budget-mb=N --threads=0 --backend=auto --addon=FILE --build-only]
  *
  * The trainer as it runs in production: the embedded S3 server and a trainer service, each its own
  * process, on a model with Qwen2.5-0.5B's dimensions (seeded random weights, int4 block 32). One
@@ -25,7 +25,7 @@ import { readModelManifest } from "@loracast/shared/model-format";
 import { countGraphNodes } from "@loracast/shared/onnx";
 import { parseCommandLine, readSse } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
-import { executionProviderSchema } from "@loracast/shared/runtime";
+import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
 import { s3Env, startS3 } from "../../helpers/s3.ts";
 import { SECRET, TOKEN } from "../../helpers/stack.ts";
@@ -52,6 +52,15 @@ const { values } = parseCommandLine({
       help: "sequences per forward/backward pass (default: the trainer chooses by its memory budget)",
     },
     "memory-budget-mb": { type: "string", help: "TRAINER_MEMORY_BUDGET_MB (default: the trainer's)" },
+    backend: {
+      type: "string",
+      default: "auto",
+      help: "the rollout decoder's ORT binding (TRAINER_ORT_BACKEND): auto, ort-native or onnxruntime-node",
+    },
+    addon: {
+      type: "string",
+      help: "the ort-native addon the trainer loads (LORACAST_ORT_NATIVE_ADDON); default its build path",
+    },
     // Write the checkpoint and build the artifacts, then stop (the GPU script does this untimed).
     "build-only": {
       type: "boolean",
@@ -131,6 +140,8 @@ const trainer = await startService(
     }),
     TRAINER_MODEL_DIR: modelDir,
     TRAINER_EXECUTION_PROVIDER: ep,
+    TRAINER_ORT_BACKEND: ortBackendSchema.parse(values.backend),
+    ...(values.addon === undefined ? {} : { LORACAST_ORT_NATIVE_ADDON: values.addon }),
     TRAINER_THREADS: values.threads,
     ...(values["memory-budget-mb"] === undefined
       ? {}
@@ -139,6 +150,11 @@ const trainer = await startService(
   { readyTimeoutMs: 600_000 },
 );
 const loadMs = performance.now() - loadStart;
+// Which binding the rollouts run on, and why (auto: ort-native on cuda where the addon loads).
+const backendInfo = (await (await fetch(`${trainer.url}/metrics`)).text())
+  .split("\n")
+  .find((l) => l.startsWith("loracast_trainer_rollout_backend_info"));
+say(`rollout decoder: ${backendInfo ?? "not reported"}`);
 
 const run = `bench-${Date.now().toString(36)}`;
 const res = await fetch(`${trainer.url}/v1/runs`, {

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
+import type { KvCacheDtype } from "@loracast/shared/model-format";
 import { verifyAdapterFiles } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -33,12 +34,14 @@ export interface TinyModel {
 
 /**
  * Builds and loads llama-tiny with the decoder's `attention` (default `ops`) on the ORT binding
- * `backend` (default `auto`: the stock one on the CPU); the caller must `dispose()` it (the test
+ * `backend` (default `auto`: the stock one on the CPU), with the KV cache element type
+ * `kvCacheDtype` (default `float32`; `float16` needs `gqa`); the caller must `dispose()` it (the test
  * runner checks the temp dir).
  */
 export async function loadTinyModel(
   attention: DecoderAttention = "ops",
   backend: OrtBackend = "auto",
+  kvCacheDtype: KvCacheDtype = "float32",
 ): Promise<TinyModel> {
   const work = mkdtempSync(join(tmpdir(), "loracast-engine-"));
   const built = await buildArtifacts({
@@ -46,6 +49,7 @@ export async function loadTinyModel(
     outDir: work,
     quant: { kind: "fp32" },
     attention,
+    kvCacheDtype,
   });
   assert.ok(built.ok);
   const loaded = await DecoderSession.load(work, { backend });
