@@ -219,11 +219,6 @@ export class Publisher {
    * signing nothing that is intact. Run at start and every TRAINER_REPAIR_INTERVAL_S, so that a
    * store tampered with while nobody publishes or reads is put back without a request.
    */
-  /**
-   * Re-signs the head of every run in the store or the ledger with a fresh expiry, after repairing
-   * the run from the ledger: never naming fewer versions or rollback records than the trainer
-   * signed (so a refresh cannot sign a state an attacker hid).
-   */
   async repairAll(): Promise<void> {
     for (const run of await this.d.ledger.runs()) {
       if (!runName.safeParse(run).success) continue;
@@ -231,6 +226,11 @@ export class Publisher {
     }
   }
 
+  /**
+   * Re-signs the head of every run in the store or the ledger with a fresh expiry, after repairing
+   * the run from the ledger: never naming fewer versions or rollback records than the trainer
+   * signed (so a refresh cannot sign a state an attacker hid).
+   */
   async refreshHeads(): Promise<void> {
     const runs = new Set([...(await this.d.store.listRuns()), ...(await this.d.ledger.runs())]);
     for (const run of runs) {
