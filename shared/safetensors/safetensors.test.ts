@@ -107,6 +107,35 @@ describe("safetensors round trip", () => {
     assert.equal(r.value.metadata.format, "pt");
   });
 
+  it("encodes into a buffer of the exact size in place, every byte rewritten, and into nothing else", () => {
+    const tensors = {
+      w: { dtype: "F32" as const, shape: [3, 2], data: Float32Array.from([1, -2, 3, -4, 5, -6]) },
+      h: { dtype: "F16" as const, shape: [3], data: toFloat16(Float32Array.from([0.5, 1, 2])) },
+    };
+    const fresh = encodeSafetensors(tensors, { format: "pt" });
+    // A dirty buffer, and a view at an offset into a larger one (a Node Buffer pool's slice).
+    const dirty = new Uint8Array(fresh.byteLength).fill(0xab);
+    const host = new Uint8Array(fresh.byteLength + 16).fill(0xcd);
+    const view = host.subarray(8, 8 + fresh.byteLength);
+    for (const into of [dirty, view]) {
+      const out = encodeSafetensors(tensors, { format: "pt" }, into);
+      assert.equal(out, into, "the buffer given is the one returned");
+      assert.deepEqual(out, fresh);
+    }
+    assert.deepEqual(
+      [...host.subarray(0, 8), ...host.subarray(8 + fresh.byteLength)],
+      new Array(16).fill(0xcd),
+    );
+    const small = new Uint8Array(fresh.byteLength - 1).fill(7);
+    const other = encodeSafetensors(tensors, { format: "pt" }, small);
+    assert.notEqual(other, small);
+    assert.deepEqual(other, fresh);
+    assert.ok(
+      small.every((b) => b === 7),
+      "a buffer of another size is left alone",
+    );
+  });
+
   it("refuses to encode data whose size does not match its shape", () => {
     assert.throws(
       () => encodeSafetensors({ w: { dtype: "F32", shape: [3], data: new Float32Array(2) } }),

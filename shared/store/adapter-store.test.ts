@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WEIGHTS_FILE } from "../manifest/index.ts";
+import { Signer, TrustedKeys } from "../signing/index.ts";
 import {
   AdapterStore,
   type BlobRepair,
   blobKey,
   type ManifestDraft,
   MemoryObjectStore,
+  manifestKey,
   sha256Hex,
 } from "./index.ts";
 
@@ -78,6 +80,25 @@ describe("adapter store", () => {
     await store.publishVersion("r", draft(file));
     const v = await store.publishVersion("r", draft(file), 0);
     assert.equal(v.manifest.version, 2);
+  });
+
+  it("without conditional writes: overwrites what cannot be served at the next key, skips a verified manifest, signs each", async () => {
+    const objects = new MemoryObjectStore();
+    objects.conditionalWrites = false;
+    const signer = Signer.generate();
+    const store = new AdapterStore(objects, { signer, trusted: new TrustedKeys([signer.publicKey]) });
+    const { file } = await store.putBlob(new Uint8Array([9]));
+    await store.publishVersion("r", draft(file));
+    // Junk at version 2's key (unsigned): overwritten by the next publish, which must verify.
+    await objects.put(manifestKey("r", 2), new TextEncoder().encode("{}"));
+    const v2 = await store.publishVersion("r", draft(file), 1);
+    assert.equal(v2.manifest.version, 2);
+    assert.ok((await store.readManifest(v2.key, v2.sha256))?.ok, "version 2 verifies, signature included");
+    // A stale hint names a version whose manifest verifies: it is another publisher's, so 3 is next.
+    const v3 = await store.publishVersion("r", draft(file), 1);
+    assert.deepEqual([v3.manifest.version, v3.manifest.parent], [3, 2]);
+    assert.ok((await store.readManifest(v3.key, v3.sha256))?.ok);
+    assert.deepEqual(await store.listVersions("r"), [1, 2, 3]);
   });
 
   it("verifies blob size and sha256 while downloading", async () => {

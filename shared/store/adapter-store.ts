@@ -95,12 +95,14 @@ export class AdapterStore {
     // The envelope lives under the sha256 of the bytes it signs, so it can go first: a reader that
     // finds the object finds its signature, and a publisher that loses a version race leaves only
     // an envelope nothing refers to.
-    if (sealed.signature !== null) {
-      await this.objects.put(sealed.signature.key, sealed.signature.bytes, {
-        contentType: "application/json",
-      });
-    }
+    await this.putSignature(sealed);
     return this.objects.put(sealed.key, sealed.bytes, { ifNoneMatch, contentType: "application/json" });
+  }
+
+  /** Writes a sealed record's signature envelope alone (nothing when unsigned). */
+  private async putSignature(sealed: SealedRecord): Promise<void> {
+    if (sealed.signature === null) return;
+    await this.objects.put(sealed.signature.key, sealed.signature.bytes, { contentType: "application/json" });
   }
 
   /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
@@ -264,15 +266,21 @@ export class AdapterStore {
       const manifest: VersionManifest = { schema: MANIFEST_SCHEMA, run, version, parent: latest, ...draft };
       const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
       const key = manifestKey(run, version);
-      const taken = this.objects.conditionalWrites
-        ? (await this.putSigned(key, bytes, true)) === "exists"
-        : (await this.objects.head(key)) !== null;
-      if (!taken && this.objects.conditionalWrites) return { manifest, key, sha256: sha256Hex(bytes) };
+      const sealed = this.seal(key, bytes);
+      const { conditionalWrites } = this.objects;
+      // Without conditional writes, the envelope goes up beside the existence check rather than
+      // after it (one round trip less): it lives under the sha256 of these bytes, so where the key
+      // turns out taken it is an envelope nothing refers to, as `putSealed` leaves after a lost race.
+      const taken = conditionalWrites
+        ? (await this.putSealed(sealed, true)) === "exists"
+        : (await Promise.all([this.objects.head(key), this.putSignature(sealed)]))[0] !== null;
+      if (!taken && conditionalWrites) return { manifest, key, sha256: sha256Hex(bytes) };
       if (taken && (await this.readManifest(key))?.ok === true) {
         latest = version;
         continue;
       }
-      await this.putSigned(key, bytes, false);
+      if (conditionalWrites) await this.putSealed(sealed, false);
+      else await this.objects.put(key, bytes, { ifNoneMatch: false, contentType: "application/json" });
       return { manifest, key, sha256: sha256Hex(bytes) };
     }
     throw new Error(`publishing to run ${run}: lost ${MAX_VERSION_RACES} version races in a row`);

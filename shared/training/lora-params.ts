@@ -116,21 +116,16 @@ export class LoraParams {
    */
   feeds(): LoraFeeds {
     const feeds: Record<string, ort.Tensor> = { ...baseFeeds(this.spec) };
-    for (const m of this.modules) addModuleFeeds(feeds, m);
-    return Object.freeze(feeds);
-  }
-
-  /**
-   * `feeds()`, made one module at a time with `pause()` awaited after each: a caller that waits on
-   * I/O meanwhile (the run loop, on its publish's upload) keeps its event loop turning, so the
-   * ~35 MB of copies overlap the wait instead of following it. The values are those when called:
-   * the caller must not update the factors until it resolves.
-   */
-  async feedsPaced(pause: () => Promise<void>): Promise<LoraFeeds> {
-    const feeds: Record<string, ort.Tensor> = { ...baseFeeds(this.spec) };
     for (const m of this.modules) {
-      addModuleFeeds(feeds, m);
-      await pause();
+      // Plain copies and loops: Float32Array.from with a map function took 3.5 s per call for a
+      // 35 MB adapter (V8's iterator path); this takes milliseconds (docs/benchmarks.md).
+      const b = new Float32Array(m.b.length);
+      for (let i = 0; i < b.length; i++) b[i] = (m.b[i] as number) * m.scaling;
+      feeds[peftKey(m.module, "A")] = new ort.Tensor("float32", new Float32Array(m.a), [
+        m.rank,
+        m.inFeatures,
+      ]);
+      feeds[peftKey(m.module, "B")] = new ort.Tensor("float32", b, [m.outFeatures, m.rank]);
     }
     return Object.freeze(feeds);
   }
@@ -166,8 +161,15 @@ export class LoraParams {
     return out;
   }
 
-  /** `adapter_model.safetensors` and `adapter_config.json` bytes, as PEFT writes them. */
-  toPeft(metadata: Record<string, string> = {}): { configBytes: Uint8Array; weights: Uint8Array } {
+  /**
+   * `adapter_model.safetensors` and `adapter_config.json` bytes, as PEFT writes them. `into`: a
+   * buffer the weights are written into when it has their exact size (`encodeSafetensors`), such
+   * as the previous call's weights once nothing reads them any more.
+   */
+  toPeft(
+    metadata: Record<string, string> = {},
+    into?: Uint8Array,
+  ): { configBytes: Uint8Array; weights: Uint8Array } {
     const tensors: Record<string, TensorInput> = {};
     for (const m of this.modules) {
       tensors[peftKey(m.module, "A")] = { dtype: "F32", shape: [m.rank, m.inFeatures], data: m.a };
@@ -175,17 +177,7 @@ export class LoraParams {
     }
     return {
       configBytes: new TextEncoder().encode(`${JSON.stringify(this.config.raw, null, 2)}\n`),
-      weights: encodeSafetensors(tensors, { format: "pt", ...metadata }),
+      weights: encodeSafetensors(tensors, { format: "pt", ...metadata }, into),
     };
   }
-}
-
-/** A module's two feeds, copies: A as it is, B times the scaling. */
-function addModuleFeeds(feeds: Record<string, ort.Tensor>, m: LoraModuleParams): void {
-  // Plain copies and loops: Float32Array.from with a map function took 3.5 s per call for a
-  // 35 MB adapter (V8's iterator path); this takes milliseconds (docs/benchmarks.md).
-  const b = new Float32Array(m.b.length);
-  for (let i = 0; i < b.length; i++) b[i] = (m.b[i] as number) * m.scaling;
-  feeds[peftKey(m.module, "A")] = new ort.Tensor("float32", new Float32Array(m.a), [m.rank, m.inFeatures]);
-  feeds[peftKey(m.module, "B")] = new ort.Tensor("float32", b, [m.outFeatures, m.rank]);
 }

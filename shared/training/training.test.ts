@@ -76,25 +76,6 @@ describe("LoraParams", () => {
     assert.equal(once.get(peftKey(m.module, "B"))?.[0], 2 * m.scaling, "accumulates into the given map");
   });
 
-  it("feedsPaced makes the same feeds as feeds(), copies, pausing after every module", async () => {
-    const p = LoraParams.init(spec, lora, createRng(4));
-    for (const m of p.modules) m.b.fill(0.25);
-    let pauses = 0;
-    const paced = await p.feedsPaced(async () => {
-      pauses++;
-    });
-    assert.equal(pauses, p.modules.length);
-    const plain = p.feeds();
-    assert.deepEqual(Object.keys(paced).sort(), Object.keys(plain).sort());
-    for (const [k, t] of Object.entries(plain)) {
-      assert.deepEqual(paced[k]?.dims, t.dims, k);
-      assert.deepEqual(paced[k]?.data, t.data, k);
-    }
-    const m = p.modules[0] as (typeof p.modules)[number];
-    m.a[0] = 123;
-    assert.notEqual((paced[peftKey(m.module, "A")] as { data: Float32Array }).data[0], 123, "a copy");
-  });
-
   it("serializes as a PEFT adapter that verifies against the base and loads back equal", () => {
     const p = LoraParams.init(spec, lora, createRng(3));
     for (const m of p.modules) m.b.fill(0.25);

@@ -5,12 +5,11 @@
  * process): a Qwen2.5-0.5B-shaped LoRA (r = 16 on all 7 projections, float32, 35 MB) serialized as
  * PEFT safetensors (`LoraParams.toPeft`) and hashed as the run loop does, then `Publisher.publish`
  * with the trainer's store, signer, ledger and webhook outbox (`subscribers` targets on a loopback
- * server that answers 204), and meanwhile, as the run loop does, the new version's policy copy and
- * session feeds (`copyParamsPaced`, `LoraParams.feedsPaced`: what the loop hands the rollout
- * engine), a tensor at a time while the publish waits on the store. Each publish changes every
- * factor, so every blob is new. Prints each phase's median over the publishes after the first, wall
- * and the process's CPU time per publish; the whole step's publish (with the probe forward) is
- * `bench:train`'s.
+ * server that answers 204), then the new version's session feeds (`LoraParams.feeds`, what the
+ * loop hands the rollout engine). Each publish changes every factor, so every blob is new. Prints
+ * each phase's median over the publishes after the first, and `cpu`, this process's CPU time per
+ * publish (user + system, every thread; the S3 server is another process); the whole step's publish
+ * (with the probe forward) is `bench:train`'s.
  */
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -28,7 +27,6 @@ import { LoraParams } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { RunLedger } from "../../../services/trainer/src/ledger/index.ts";
 import { Publisher } from "../../../services/trainer/src/publisher.ts";
-import { copyParamsPaced } from "../../../services/trainer/src/runs/parameter-state.ts";
 import { SubscriptionRegistry } from "../../../services/trainer/src/subscriptions.ts";
 import { s3Settings, startS3 } from "../../helpers/s3.ts";
 import { QWEN25_05B } from "../engine/configs.ts";
@@ -89,29 +87,28 @@ const publisher = new Publisher({
 });
 
 const rng = createRng(2);
+let spare: Uint8Array | undefined;
 for (let i = 0; i < publishes; i++) {
   for (const m of params.modules) m.b.fill(rng.next());
   // As the run loop publishes: encode, hash once, hand the hash on.
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const files = params.toPeft();
+  // Into the last publish's weights once it returned, as the run loop encodes.
+  const files = params.toPeft({}, spare);
   const t1 = performance.now();
   const sha256 = createHash("sha256").update(files.weights).digest("hex");
   const phasesMs = { encode: Math.round(t1 - t0), sha256: Math.round(performance.now() - t1) };
-  const publishing = publisher.publish("probe", files.configBytes, files.weights, {
+  const r = await publisher.publish("probe", files.configBytes, files.weights, {
     weightsSha256: sha256,
     phasesMs,
   });
-  // What the loop does while the publish waits: the new version's policy copy and rollout feeds.
-  const t2 = performance.now();
-  const pause = () => new Promise<void>((resolve) => setImmediate(resolve));
-  await copyParamsPaced(params.named(), pause);
-  await params.feedsPaced(pause);
-  const feedsMs = Math.round(performance.now() - t2);
-  const r = await publishing;
   if (!r.ok) throw r.error;
+  spare = files.weights;
+  const t2 = performance.now();
+  // What the loop does after a publish: the rollout engine's feeds for the new version.
+  params.feeds();
   const last = phases.at(-1) ?? {};
-  last.feeds = feedsMs;
+  last.feeds = Math.round(performance.now() - t2);
   last.total = Math.round(performance.now() - t0);
   const used = process.cpuUsage(cpu0);
   last.cpu = Math.round((used.user + used.system) / 1000);

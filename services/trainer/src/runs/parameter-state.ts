@@ -43,21 +43,5 @@ export function firstNonFiniteParam(params: ReadonlyMap<string, Float32Array>): 
 
 /** Copies of every parameter tensor, by PEFT key. */
 export function copyParams(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
-  return new Map([...params].map(([k, v]) => [k, v.slice()]));
-}
-
-/**
- * `copyParams` one tensor at a time, `pause()` awaited after each (see `LoraParams.feedsPaced`):
- * the values are those when called, so nothing may update them until it resolves.
- */
-export async function copyParamsPaced(
-  params: ReadonlyMap<string, Float32Array>,
-  pause: () => Promise<void>,
-): Promise<Map<string, Float32Array>> {
-  const out = new Map<string, Float32Array>();
-  for (const [k, v] of params) {
-    out.set(k, v.slice());
-    await pause();
-  }
-  return out;
+  return new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
 }

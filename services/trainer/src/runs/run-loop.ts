@@ -18,7 +18,7 @@ import { algorithmFor, type GradientResult, type RunAlgorithm, type StepSample }
 import type { CheckpointStore } from "./checkpoints.ts";
 import type { RunConfig } from "./config.ts";
 import { type Example, examplesForStep } from "./dataset.ts";
-import { copyParams, copyParamsPaced, firstNonFiniteParam, restore, snapshot } from "./parameter-state.ts";
+import { copyParams, firstNonFiniteParam, restore, snapshot } from "./parameter-state.ts";
 import { rewardModel } from "./rewards.ts";
 import type { RolloutSource } from "./rollouts.ts";
 import type { RunPlan } from "./run-plan.ts";
@@ -85,6 +85,12 @@ export class RunLoop {
   private policy: Map<string, Float32Array> | null = null;
   /** After a resume: versions after the checkpoint's, by weights sha256, that this attempt may adopt. */
   private adoptable = new Map<string, number>();
+  /**
+   * The last publish's encoded weights, which nothing reads once that publish returned: the next
+   * publish encodes into it (`LoraParams.toPeft`). Taken while a publish runs, so one that fails
+   * (its upload possibly still reading) leaves nothing to reuse.
+   */
+  private spareWeights: Uint8Array | undefined;
   private readonly reward;
 
   /** `plan`: the run's checked config, its LoRA as PEFT config and its dataset (run-plan.ts). */
@@ -367,7 +373,8 @@ export class RunLoop {
     const probe = this.probe();
     probe.catch(() => undefined);
     const phasesMs: Record<string, number> = {};
-    const files = this.params.toPeft();
+    const files = this.params.toPeft({}, this.spareWeights);
+    this.spareWeights = undefined;
     const encoded = this.d.clock.now();
     phasesMs.encode = Math.round(encoded - start);
     // Hashed once: the adoption check below, the blob's address and the upload's signature.
@@ -377,6 +384,7 @@ export class RunLoop {
     if (adopted !== undefined) {
       await probe.catch(() => undefined);
       this.adoptable.delete(sha);
+      this.spareWeights = files.weights;
       this.d.log.info("version already published by an earlier attempt", {
         run: this.config.run,
         step: this.step,
@@ -386,21 +394,13 @@ export class RunLoop {
       return;
     }
     const training = { step: this.step, algorithm: this.config.algorithm.name, metrics: {} };
-    const publishing = this.d.publish(
+    const result = await this.d.publish(
       this.config.run,
       { ...files, sha256: sha, phasesMs },
       probe.then((p) => ({ probe: p, training })),
     );
-    // Awaited below, once the next policy's copies are made.
-    publishing.catch(() => undefined);
-    // The new version's policy copy and rollout feeds (~70 MB of copies for a 35 MB adapter) need
-    // no version number: made while the publish waits on the store, a tensor at a time, so that its
-    // upload keeps streaming between them. The factors do not change until the publish returns.
-    const pause = () => new Promise<void>((resolve) => setImmediate(resolve));
-    const policy = await copyParamsPaced(this.params.named(), pause);
-    const feeds = await this.params.feedsPaced(pause);
-    const result = await publishing;
-    this.settle(result.version, { policy, feeds });
+    this.spareWeights = files.weights;
+    this.settle(result.version);
     this.d.emit({
       type: "published",
       step: this.step,
@@ -410,19 +410,13 @@ export class RunLoop {
     });
   }
 
-  /**
-   * `version` now holds the current parameters: it becomes the rollout policy. `made`: the
-   * parameters' copy and feeds where the caller made them already (a publish), else made here.
-   */
-  private settle(
-    version: number,
-    made?: { policy: Map<string, Float32Array>; feeds: ReturnType<LoraParams["feeds"]> },
-  ): void {
+  /** `version` now holds the current parameters: it becomes the rollout policy. */
+  private settle(version: number): void {
     this.version = version;
     this.versionStep = this.step;
     this.changed = false;
-    this.policy = made?.policy ?? copyParams(this.params.named());
-    this.d.rollouts.offer(version, made?.feeds ?? this.params.feeds());
+    this.policy = copyParams(this.params.named());
+    this.d.rollouts.offer(version, this.params.feeds());
   }
 
   private async checkpoint(): Promise<void> {
