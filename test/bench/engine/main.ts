@@ -1,7 +1,7 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
  *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
- *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off]
+ *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -96,8 +96,8 @@ const { values } = parseCommandLine({
     },
     tf32: {
       type: "string",
-      default: "on",
-      help: "cuda only: TF32 for float32 GEMMs, on (ORT's default) or off; the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0",
+      default: "default",
+      help: "cuda only: TF32 for float32 GEMMs, on, off, or default (the decoder's own: off on ort-native, ORT's on for the stock binding); the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0 for off",
     },
     profile: {
       type: "string",
@@ -141,10 +141,10 @@ if (!parsedBackend.success)
 const mainBackend = parsedBackend.data;
 // `both`: the stock binding's rows beside the addon's.
 const stockToo = values.backend === "both";
-if (values.tf32 !== "on" && values.tf32 !== "off")
-  throw new RangeError(`--tf32 must be on or off, got ${values.tf32}`);
-if (values.tf32 === "off" && ep !== "cuda") throw new RangeError("--tf32=off applies to --ep=cuda only");
-const tf32 = ep === "cuda" ? { cudaTf32: values.tf32 === "on" } : {};
+if (values.tf32 !== "on" && values.tf32 !== "off" && values.tf32 !== "default")
+  throw new RangeError(`--tf32 must be on, off or default, got ${values.tf32}`);
+if (values.tf32 !== "default" && ep !== "cuda") throw new RangeError("--tf32 applies to --ep=cuda only");
+const tf32 = values.tf32 === "default" ? {} : { cudaTf32: values.tf32 === "on" };
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 

@@ -9,9 +9,9 @@
 #     the form ORT's CUDA kernel takes; WebGPU's GQA runs are gqa.sh's);
 #  2. the batching check on cuda (ort-native and the stock binding; ort-native with GQA over a
 #     float16 cache, model-gqa16) and webgpu (ops and GQA);
-#  3. the engine bench: HF + PEFT first, then ours on cuda (--backend=both: ort-native rows, and the
-#     stock binding's marked "(onnxruntime-node)") and webgpu (base and LoRA, batch 1 and 8, the decode
-#     graph's node count), each with --attention=both: GQA rows beside the ops rows, over a float16
+#  3. the engine bench: HF + PEFT first, then ours on cuda (the ort-native rows, then the stock
+#     binding's in a run of their own) and webgpu (base and LoRA, batch 1 and 8, the decode graph's
+#     node count), each with --attention=both: GQA rows beside the ops rows, over a float16
 #     cache on cuda and a float32 one on webgpu (the bench's --kv-cache-dtype=auto);
 #     --rounds=3 --swaps=0 unless flags given here say otherwise;
 #  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts).
@@ -72,15 +72,21 @@ timeout $((left > 10 ? left : 10)) tail --pid=$build -f /dev/null || kill "$buil
 wait "$build"; table+=("engine build: exit $? $(tail -1 "$OUT/build.txt")")
 bounded 120 "$OUT/hf-peft.txt" python3 test/bench/gpu/hf-peft-peer.py "$work/qwen25-05b-random" bfloat16
 table+=("HF+PEFT bf16 eager: exit $?" "$(grep -v Warning "$OUT/hf-peft.txt" | tail -8)")
-for ep in cuda webgpu; do
-  # GroupQueryAttention over a float16 cache on cuda (ORT's CUDA kernel takes only float16/bfloat16),
-  # a float32 one on webgpu: the bench's --kv-cache-dtype=auto. On cuda: the ort-native rows and the
-  # stock binding's beside them (--backend=both).
-  backend=both; [ "$ep" = webgpu ] && backend=auto
-  bounded 200 "$OUT/loracast-$ep.txt" node --expose-gc "$c/bench-engine.mjs" --work="$work" --ep="$ep" --compare=false \
-    --attention=both --backend="$backend" --rounds=3 --swaps=0 --profile=16 "$@"
-  table+=("loracast $ep: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^LoRA decode overhead|^ort-native /|placed on|^copy probe' "$OUT/loracast-$ep.txt" |
-    cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$OUT/loracast-$ep.txt" | head -30)")
+part_end=545
+# GroupQueryAttention over a float16 cache on cuda (ORT's CUDA kernel takes only float16/bfloat16),
+# a float32 one on webgpu: the bench's --kv-cache-dtype=auto. On cuda the ort-native rows first (TF32
+# off, the decoder's default), then the stock binding's, each a run of its own so that one failing
+# cannot take the other's rows; NVIDIA_TF32_OVERRIDE=0 gives the stock rows TF32 off too. ORT's
+# profiler runs only on the stock binding (its rows were recorded in session 14), so none here on cuda.
+for run in "cuda ort-native both" "cuda onnxruntime-node both" "webgpu auto both"; do
+  read -r ep backend attention <<<"$run"
+  log="$OUT/loracast-$ep-$backend.txt"
+  profile=0; [ "$ep" = webgpu ] && profile=16
+  NVIDIA_TF32_OVERRIDE=$([ "$ep" = cuda ] && echo 0) bounded 150 "$log" node --expose-gc "$c/bench-engine.mjs" \
+    --work="$work" --ep="$ep" --compare=false --attention="$attention" --backend="$backend" --rounds=3 --swaps=0 \
+    --profile=$profile "$@"
+  table+=("loracast $ep $backend: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^LoRA decode overhead|placed on|^copy probe' "$log" |
+    cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$log" | head -30)")
 done
 # 4. the ort-native probe (what device-resident LoRA factors are worth), after the engine bench built
 #    the int4 model; < 90 s, cut short by the call's end.
