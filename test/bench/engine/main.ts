@@ -33,15 +33,15 @@ import {
 } from "@loracast/shared/model-builder";
 import { kvCacheDtypeSchema, readModelManifest } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { parseCommandLine } from "@loracast/shared/platform";
+import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import {
   adapterFeeds,
   baseFeeds,
   DecoderSession,
   executionProviderSchema,
   type OrtBackend,
-  ortBackendSchema,
 } from "@loracast/shared/runtime";
+import { z } from "zod";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
 import { printDecodeCopies } from "./copies.ts";
@@ -59,7 +59,7 @@ import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
 import { loadTransformersJs } from "./transformers-js.ts";
 
-const { values } = parseCommandLine({
+const cli = {
   usage: "npm run bench:engine -- [flags]",
   about:
     "Engine benchmark on a model with Qwen2.5-0.5B's dimensions (seeded random weights): prefill and decode tok/s for the int4 base, base + LoRA and merged fp16, the transformers.js peer, and adapter swap time and RSS. Reads no environment variables.",
@@ -69,7 +69,7 @@ const { values } = parseCommandLine({
     ep: {
       type: "string",
       default: "cpu",
-      help: "execution provider: cpu, webgpu or cuda (anything else runs on the CPU)",
+      help: "execution provider: cpu, webgpu or cuda",
     },
     compare: {
       type: "string",
@@ -110,40 +110,78 @@ const { values } = parseCommandLine({
       help: "where the random checkpoint and artifacts are kept (reused)",
     },
   },
-});
-const accuracyLevel = values["accuracy-level"] === "0" ? 0 : 4;
-const blockSize = values["block-size"] === "128" ? 128 : 32;
-// Anything but a known provider runs on the CPU.
-const ep = executionProviderSchema.catch("cpu").parse(values.ep);
-const swaps = Number(values.swaps);
+} as const;
+const { values: raw } = parseCommandLine(cli);
+const boolFlag = z.enum(["true", "false"]).transform((v) => v === "true");
+const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+// Every flag checked once, here: a bad value is a usage error (exit 2), never a silent default.
+const flagsSchema = z
+  .object({
+    "accuracy-level": z.enum(["0", "4"]).transform(Number),
+    "block-size": z.enum(["32", "128"]).transform(Number),
+    ep: executionProviderSchema,
+    compare: boolFlag,
+    rounds: count(1, 100),
+    swaps: count(0, 100_000),
+    throughput: boolFlag,
+    attention: z.enum(["ops", "gqa", "both"]),
+    "kv-cache-dtype": z.enum(["auto", "float32", "float16"]),
+    backend: z.enum(["auto", "ort-native", "onnxruntime-node", "both"]),
+    tf32: z.enum(["on", "off", "default"]),
+    profile: count(0, 1000),
+    work: z.string().min(1),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    if (v.tf32 !== "default" && v.ep !== "cuda")
+      ctx.issues.push({
+        code: "custom",
+        input: v.tf32,
+        path: ["tf32"],
+        message: "applies to --ep=cuda only",
+      });
+    if (v["kv-cache-dtype"] === "float16" && v.attention === "ops")
+      ctx.issues.push({
+        code: "custom",
+        input: v["kv-cache-dtype"],
+        path: ["kv-cache-dtype"],
+        message: "a float16 KV cache needs --attention=gqa or both (the ops graphs keep float32)",
+      });
+    if ((v.backend === "ort-native" || v.backend === "both") && v.ep === "webgpu")
+      ctx.issues.push({
+        code: "custom",
+        input: v.backend,
+        path: ["backend"],
+        message: "the addon runs on cpu and cuda only",
+      });
+  });
+const parsedFlags = flagsSchema.safeParse(raw);
+if (!parsedFlags.success)
+  usageError(
+    cli,
+    parsedFlags.error.issues.map((i) => `--${String(i.path[0] ?? "")}: ${i.message}`).join("; "),
+  );
+const values = parsedFlags.data;
+const accuracyLevel = values["accuracy-level"] === 0 ? 0 : 4;
+const blockSize = values["block-size"];
+const ep = values.ep;
+const swaps = values.swaps;
 const attention = values.attention;
-if (attention !== "ops" && attention !== "gqa" && attention !== "both")
-  throw new RangeError(`--attention must be ops, gqa or both, got ${attention}`);
 // The main rows' attention; `both` adds GQA rows beside them.
 const mainAttention = attention === "gqa" ? "gqa" : "ops";
 const kvFlag = values["kv-cache-dtype"];
-const kvParsed = kvCacheDtypeSchema.safeParse(
+const kvCacheDtype = kvCacheDtypeSchema.parse(
   kvFlag === "auto" ? (ep === "cuda" ? "float16" : "float32") : kvFlag,
 );
-if (!kvParsed.success)
-  throw new RangeError(`--kv-cache-dtype must be float32, float16 or auto, got ${kvFlag}`);
-const kvCacheDtype = kvParsed.data;
 /** The build options of a graph with `a`'s attention: GQA's cache in `kvCacheDtype`. */
 const withAttention = (a: "ops" | "gqa") => ({
   attention: a,
   kvCacheDtype: a === "gqa" ? kvCacheDtype : ("float32" as const),
 });
-const compare = values.compare !== "false";
-const backendFlag = values.backend === "both" ? "ort-native" : values.backend;
-const parsedBackend = ortBackendSchema.safeParse(backendFlag);
-if (!parsedBackend.success)
-  throw new RangeError(`--backend must be auto, ort-native, onnxruntime-node or both, got ${values.backend}`);
-const mainBackend = parsedBackend.data;
+const compare = values.compare;
+const mainBackend: OrtBackend = values.backend === "both" ? "ort-native" : values.backend;
 // `both`: the stock binding's rows beside the addon's.
 const stockToo = values.backend === "both";
-if (values.tf32 !== "on" && values.tf32 !== "off" && values.tf32 !== "default")
-  throw new RangeError(`--tf32 must be on, off or default, got ${values.tf32}`);
-if (values.tf32 !== "default" && ep !== "cuda") throw new RangeError("--tf32 applies to --ep=cuda only");
 const tf32 = values.tf32 === "default" ? {} : { cudaTf32: values.tf32 === "on" };
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
@@ -240,7 +278,7 @@ const load = async (dir: string, backend: OrtBackend = mainBackend) => {
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const session = await load(dirs.int4);
-if (values.throughput !== "false") {
+if (values.throughput) {
   const sayNodes = async (graphPath: string, what: string) => {
     const nodes = await graphNodes(graphPath, ep);
     say(
@@ -283,7 +321,7 @@ if (values.throughput !== "false") {
     variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
   }
   for (const batch of [1, 8]) {
-    const measured = await throughputs(variants, batch, Number(values.rounds));
+    const measured = await throughputs(variants, batch, values.rounds);
     for (const [name, t] of measured) row(name, batch, t);
   }
   await merged?.release();
@@ -318,7 +356,7 @@ if (values.throughput !== "false") {
   }
 }
 
-const profileSteps = Number(values.profile);
+const profileSteps = values.profile;
 if (profileSteps > 0) {
   const p = await profileDecode(dirs.int4, ep, (s) => adapterFeeds(s.spec, lora), profileSteps, values.work);
   say(`\nORT profile on ${ep}:`);
