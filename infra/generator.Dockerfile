@@ -16,11 +16,15 @@ COPY images/execution-provider.sh images/cuda-provider.env /usr/local/lib/loraca
 RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
  && mkdir -p /models && chown node:node /models
 COPY app/generator.mjs /app/
+# loracast's ORT addon (shared/ort-native), which `GENERATOR_ORT_BACKEND=auto` runs the decoder on
+# under cuda; empty where bundle.sh could not build it (then the stock binding, and the log says so).
+COPY native/ /app/native/
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=131072 \
     GENERATOR_HOST=0.0.0.0 \
     GENERATOR_PORT=8800 \
-    GENERATOR_EXECUTION_PROVIDER=$EXECUTION_PROVIDER
+    GENERATOR_EXECUTION_PROVIDER=$EXECUTION_PROVIDER \
+    LORACAST_ORT_NATIVE_ADDON=/app/native/ort-native.node
 USER node
 EXPOSE 8800
 # No curl in the image: node asks /healthz on the port the generator listens on.

@@ -15,11 +15,15 @@ RUN sh /usr/local/lib/loracast/execution-provider.sh "$EXECUTION_PROVIDER" \
  && mkdir -p /data /models && chown node:node /data /models
 COPY app/trainer.mjs app/build-demo-model.mjs /app/
 COPY app/static/ /app/static/
+# loracast's ORT addon (shared/ort-native), which `TRAINER_ORT_BACKEND=auto` runs the rollout decoder
+# on under cuda; empty where bundle.sh could not build it (then the stock binding, and the log says so).
+COPY native/ /app/native/
 ENV NODE_ENV=production \
     TRAINER_HOST=0.0.0.0 \
     TRAINER_PORT=8700 \
     TRAINER_DATA_DIR=/data \
-    TRAINER_EXECUTION_PROVIDER=$EXECUTION_PROVIDER
+    TRAINER_EXECUTION_PROVIDER=$EXECUTION_PROVIDER \
+    LORACAST_ORT_NATIVE_ADDON=/app/native/ort-native.node
 VOLUME ["/data"]
 USER node
 EXPOSE 8700

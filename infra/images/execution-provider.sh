@@ -29,7 +29,9 @@ case "$1" in
       echo "execution provider cuda: ORT 1.29.0 CUDA 13 provider installed from $pkg"
       # A provider loads only into the core library of its exact version: this image's onnxruntime-node
       # becomes 1.29.0 (the project installs 1.30, whose CPU kernels keep batched = alone for sampled
-      # streams; 1.29's do not, so only the CUDA image runs 1.29).
+      # streams; 1.29's do not, so only the CUDA image runs 1.29). loracast's ORT addon
+      # (/app/native/ort-native.node, bundle.sh), the decoders' binding on cuda, is linked against no
+      # libonnxruntime: it opens this one at run time, so it runs on 1.29.0 here unchanged.
       if (cd "$tmp" && npm pack onnxruntime-node@1.29.0 --cache "$tmp/npm-cache" --silent >/dev/null 2>&1) &&
         rm -rf "$tmp/ort" && mkdir -p "$tmp/ort" && tar xzf "$tmp"/onnxruntime-node-1.29.0.tgz -C "$tmp/ort" --strip-components=1 &&
         cp -r "$tmp/ort/dist" "$tmp/ort/package.json" /app/node_modules/onnxruntime-node/ &&

@@ -10,8 +10,11 @@
  * GRPO run over REST, waits for it to finish, and checks that both generators serve the run's newest
  * version: `/v1/adapters` shows it active with the trainer's sha256, and a completion from the model
  * names it (`model`, `x-loracast-adapter-version`, `x-loracast-adapter-sha256`). Last, it stops a
- * generator with SIGTERM (`podman stop`) and expects exit code 0. Containers and volumes are removed
- * on exit, also after a failure or Ctrl-C. Prints each phase's time; exits 1 on the first failure.
+ * generator with SIGTERM (`podman stop`) and expects exit code 0. The images carry loracast's ORT
+ * addon (shared/ort-native, `LORACAST_ORT_NATIVE_ADDON`): the trainer and generator-0 run on it
+ * (`*_ORT_BACKEND=ort-native`, which exits 2 where it does not load), generator-1 on the stock
+ * binding (`auto` on cpu), and `/metrics` must say so. Containers and volumes are removed on exit,
+ * also after a failure or Ctrl-C. Prints each phase's time; exits 1 on the first failure.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -150,6 +153,16 @@ async function waitReady(name: string, timeoutMs: number): Promise<void> {
   }
 }
 
+/**
+ * The labels of `/metrics`' `<metric>{backend=…,ep=…,reason=…} 1` line at `url` (the decoder's ORT
+ * binding: services/generator/src/routes/ops.ts, services/trainer/src/metrics.ts), or null.
+ */
+async function backendInfo(url: string, metric: string): Promise<string | null> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${metric}{`));
+  return line === undefined ? null : line.slice(metric.length, line.lastIndexOf("}") + 1);
+}
+
 async function volume(name: string): Promise<string> {
   await podman("volume", "create", "--label", id, `${id}-${name}`);
   return `${id}-${name}`;
@@ -203,9 +216,10 @@ async function main(): Promise<void> {
     `${await volume("s3")}:/data`,
   ]);
   await waitReady("s3", 60_000);
+  // generator-0 on the image's ORT addon, generator-1 on onnxruntime-node (auto on cpu).
   const generators = [
-    { name: "generator-0", port: g0Port },
-    { name: "generator-1", port: g1Port },
+    { name: "generator-0", port: g0Port, backend: "ort-native" },
+    { name: "generator-1", port: g1Port, backend: "auto" },
   ];
   await start(
     "trainer",
@@ -218,6 +232,7 @@ async function main(): Promise<void> {
       WEBHOOK_SECRET: SECRET,
       TRAINER_SIGNING_KEY_FILE: "/run/secrets/signing-key.pem",
       TRAINER_MODEL_DIR: "/models/demo",
+      TRAINER_ORT_BACKEND: "ort-native",
       TRAINER_EGRESS_ALLOW_PRIVATE: "true",
       WEBHOOK_SUBSCRIBERS: generators.map((g) => `${url(g.port)}/v1/webhooks/adapters`).join(","),
     },
@@ -238,6 +253,7 @@ async function main(): Promise<void> {
         GENERATOR_NAME: g.name,
         GENERATOR_MODEL_DIR: "/models/demo",
         GENERATOR_MODEL_NAME: "demo-base",
+        GENERATOR_ORT_BACKEND: g.backend,
         WEBHOOK_SECRETS: SECRET,
         MANIFEST_PUBLIC_KEYS: publicKey,
       },
@@ -254,6 +270,30 @@ async function main(): Promise<void> {
     });
   }
   phase("HEALTHCHECK passes in every container");
+
+  // The addon loads in both images: the decoders say which binding they run, and why.
+  const expected = [
+    {
+      name: "trainer",
+      port: trainerPort,
+      metric: "loracast_trainer_rollout_backend_info",
+      labels: '{backend="ort-native",ep="cpu",reason="ort-native on cpu"}',
+    },
+    ...generators.map((g) => ({
+      name: g.name,
+      port: g.port,
+      metric: "loracast_engine_backend_info",
+      labels:
+        g.backend === "ort-native"
+          ? '{backend="ort-native",ep="cpu",reason="ort-native on cpu"}'
+          : '{backend="onnxruntime-node",ep="cpu",reason="auto on cpu"}',
+    })),
+  ];
+  for (const e of expected) {
+    const labels = await backendInfo(url(e.port), e.metric);
+    check(labels === e.labels, `${e.name}: ${e.metric}${labels ?? " missing"}, expected ${e.labels}`);
+  }
+  phase("the ORT addon loads in the trainer and generator images (/metrics)");
 
   const runName = "smoke";
   const created = await postJson(
@@ -299,7 +339,7 @@ async function main(): Promise<void> {
     check(body.model === `${runName}@${newest?.version}`, `${g.name}: model ${body.model}`);
     check(body.usage.completion_tokens > 0, `${g.name}: no tokens generated`);
     console.log(
-      `smoke: ${g.name} serves ${body.model} (sha256 ${newest?.sha256?.slice(0, 12)}…): ${JSON.stringify(body.choices[0]?.text)}`,
+      `smoke: ${g.name} (${g.backend}) serves ${body.model} (sha256 ${newest?.sha256?.slice(0, 12)}…): ${JSON.stringify(body.choices[0]?.text)}`,
     );
   }
   phase("both generators serve the newest version, with completions from the model");
