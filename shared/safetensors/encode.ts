@@ -15,12 +15,14 @@ export interface TensorInput {
  * padded with spaces to a multiple of 8 bytes. `into`, when it has exactly the encoded size, is
  * written in place and returned (every byte of it is overwritten): a caller that encodes the same
  * shapes again and again (the trainer, each publish) saves the page faults of a fresh buffer, which
- * cost as much as the copy itself for a 35 MB adapter (docs/benchmarks.md). Otherwise a new buffer.
+ * cost as much as the copy itself for a 35 MB adapter (docs/benchmarks.md). `into` may instead be
+ * an allocator, called with the encoded size (a buffer in a SharedArrayBuffer that another thread
+ * hashes, say); its buffer must have exactly that size. Otherwise a new buffer.
  */
 export function encodeSafetensors(
   tensors: Readonly<Record<string, TensorInput>>,
   metadata?: Readonly<Record<string, string>>,
-  into?: Uint8Array,
+  into?: Uint8Array | ((size: number) => Uint8Array),
 ): Uint8Array {
   const names = Object.keys(tensors).sort((a, b) => {
     const wa = DTYPE_BYTES[(tensors[a] as TensorInput).dtype];
@@ -47,7 +49,11 @@ export function encodeSafetensors(
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLen = Math.ceil(json.byteLength / 8) * 8;
   const size = 8 + headerLen + offset;
-  const out = into?.byteLength === size ? into : new Uint8Array(size);
+  const out =
+    typeof into === "function" ? into(size) : into?.byteLength === size ? into : new Uint8Array(size);
+  if (out.byteLength !== size) {
+    throw new RangeError(`the allocator gave ${out.byteLength} bytes for a ${size}-byte file`);
+  }
   new DataView(out.buffer, out.byteOffset, 8).setBigUint64(0, BigInt(headerLen), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.byteLength, 8 + headerLen);

@@ -136,6 +136,24 @@ describe("safetensors round trip", () => {
     );
   });
 
+  it("encodes into the buffer an allocator gives for the encoded size, and refuses one of another size", () => {
+    const tensors = { w: { dtype: "F32" as const, shape: [2], data: Float32Array.from([1, -2]) } };
+    const fresh = encodeSafetensors(tensors, { format: "pt" });
+    const sizes: number[] = [];
+    const shared = new Uint8Array(new SharedArrayBuffer(fresh.byteLength)).fill(0xab);
+    const out = encodeSafetensors(tensors, { format: "pt" }, (size) => {
+      sizes.push(size);
+      return shared;
+    });
+    assert.equal(out, shared);
+    assert.deepEqual(sizes, [fresh.byteLength]);
+    assert.deepEqual(new Uint8Array(out), fresh);
+    assert.throws(
+      () => encodeSafetensors(tensors, { format: "pt" }, (size) => new Uint8Array(size + 1)),
+      /allocator gave \d+ bytes for a \d+-byte file/,
+    );
+  });
+
   it("refuses to encode data whose size does not match its shape", () => {
     assert.throws(
       () => encodeSafetensors({ w: { dtype: "F32", shape: [3], data: new Float32Array(2) } }),

@@ -24,4 +24,5 @@ export { detectConditionalWrites, type ObjectStore, StoreError } from "./object-
 export { RefusalLog, type RefusedRecord } from "./refusal-log.ts";
 export { S3ObjectStore, type S3Settings } from "./s3-object-store.ts";
 export { s3EnvSchema, s3SettingsFromEnv } from "./settings.ts";
+export { sha256Concurrent, sharedBytes } from "./sha256-thread.ts";
 export { waitForStoreOrExit } from "./startup.ts";

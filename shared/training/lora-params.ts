@@ -164,11 +164,12 @@ export class LoraParams {
   /**
    * `adapter_model.safetensors` and `adapter_config.json` bytes, as PEFT writes them. `into`: a
    * buffer the weights are written into when it has their exact size (`encodeSafetensors`), such
-   * as the previous call's weights once nothing reads them any more.
+   * as the previous call's weights once nothing reads them any more; or an allocator for them,
+   * called with their size (`sharedBytes` of shared/store, for weights hashed on another thread).
    */
   toPeft(
     metadata: Record<string, string> = {},
-    into?: Uint8Array,
+    into?: Uint8Array | ((size: number) => Uint8Array),
   ): { configBytes: Uint8Array; weights: Uint8Array } {
     const tensors: Record<string, TensorInput> = {};
     for (const m of this.modules) {

@@ -39,7 +39,7 @@ export class TrainerMetrics {
     });
     this.publishPhase = new Histogram({
       name: "loracast_trainer_publish_phase_seconds",
-      help: "Seconds per adapter publish phase (the publisher's phasesMs: receive, validate, lock, repair, number, blobs, manifest, head, notify).",
+      help: "Seconds per adapter publish phase (the publisher's phasesMs: receive, encode, validate, hashWait, lock, number, blobs, extras, manifest, head, notify).",
       labelNames: ["phase"],
       buckets: PHASE_BUCKETS,
       registers,

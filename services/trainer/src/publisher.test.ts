@@ -7,7 +7,15 @@ import { runHeadSchema } from "@loracast/shared/manifest";
 import { createLogger } from "@loracast/shared/platform";
 import { encodeSafetensors } from "@loracast/shared/safetensors";
 import { Signer, TrustedKeys } from "@loracast/shared/signing";
-import { AdapterStore, headKey, MemoryObjectStore, manifestKey, rollbackKey } from "@loracast/shared/store";
+import {
+  AdapterStore,
+  blobKey,
+  headKey,
+  MemoryObjectStore,
+  manifestKey,
+  rollbackKey,
+  sha256Hex,
+} from "@loracast/shared/store";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { RunLedger } from "./ledger/index.ts";
 import { Publisher } from "./publisher.ts";
@@ -36,7 +44,7 @@ const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 /** A publisher on an in-memory store, with its ledger in a fresh temp dir. */
-async function setup() {
+async function setup(onPublished?: (phasesMs: Readonly<Record<string, number>>) => void) {
   const objects = new MemoryObjectStore();
   const signer = Signer.generate();
   const store = new AdapterStore(objects, { signer, trusted: new TrustedKeys([signer.publicKey]) });
@@ -54,6 +62,7 @@ async function setup() {
     instance: "t",
     spec: null,
     ledger: new RunLedger({ store, dir, clock, log, headTtlMs: 4 * HOUR }),
+    ...(onPublished === undefined ? {} : { onPublished }),
   });
   return { objects, store, clock, publisher };
 }
@@ -124,5 +133,44 @@ describe("publisher: signed heads", () => {
       [["rollback", key, "altered"]],
     );
     assert.deepEqual(await objects.get(key), record);
+  });
+});
+
+describe("publisher: the weights' hash from the caller", () => {
+  it("validates before waiting for a hash still computing, and uploads under the hash once it comes", async () => {
+    const phases: Readonly<Record<string, number>>[] = [];
+    const { objects, publisher } = await setup((p) => phases.push(p));
+    const good = adapter(1);
+    // Refused without the hash: validation does not wait for it (this one never settles).
+    const broken = await publisher.publish("r", good.config, good.weights.subarray(1), {
+      weightsSha256: new Promise<string>(() => {}),
+    });
+    assert.equal(broken.ok, false);
+    assert.equal(broken.ok ? null : broken.error.code, "invalid_adapter");
+    assert.deepEqual(await objects.list("blobs/"), []);
+
+    const sha256 = sha256Hex(good.weights);
+    let release: (hex: string) => void = () => {};
+    const later = new Promise<string>((resolve) => {
+      release = resolve;
+    });
+    const publishing = publisher.publish("r", good.config, good.weights, { weightsSha256: later });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(await objects.list("blobs/"), [], "nothing is uploaded before the hash is known");
+    release(sha256);
+    const r = await publishing;
+    assert.ok(r.ok);
+    assert.equal(r.value.sha256, sha256);
+    assert.ok((await objects.list("blobs/")).includes(blobKey(sha256)));
+    assert.equal(typeof phases[0]?.hashWait, "number", "the wait for the hash is logged");
+
+    // A hash given as a string is used as before, and no wait is logged.
+    const next = adapter(2);
+    const s = await publisher.publish("r", next.config, next.weights, {
+      weightsSha256: sha256Hex(next.weights),
+    });
+    assert.ok(s.ok);
+    assert.equal(s.value.version, 2);
+    assert.equal(phases[1]?.hashWait, undefined);
   });
 });

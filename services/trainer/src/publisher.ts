@@ -1,5 +1,6 @@
 import {
   type AdapterEvent,
+  type AdapterFile,
   currentVersion,
   isRevoked,
   type RollbackRecord,
@@ -37,9 +38,12 @@ export interface PublishOptions {
   phasesMs?: Readonly<Record<string, number>>;
   /**
    * The weights' sha256 (lowercase hex) where the caller computed it from these very bytes (the
-   * run loop does, to adopt versions an earlier attempt published): not computed again.
+   * run loop does, to adopt versions an earlier attempt published): not computed again. A promise
+   * (the run loop's hash on a worker thread, shared/store `sha256Concurrent`) is awaited only once
+   * the files are validated, so the two run at once; the time the upload then still waits for it
+   * is logged as phase `hashWait`. The caller must not change the weights until the publish returns.
    */
-  weightsSha256?: string;
+  weightsSha256?: string | Promise<string>;
 }
 
 /** What the publisher writes to and tells: the store, the webhook outbox and its subscribers, the ledger. */
@@ -112,7 +116,7 @@ export class Publisher {
     lap("validate");
     // Blobs are content-addressed and immutable: uploading them needs no lock and no version number.
     const before = this.d.store.objects.traffic.uploaded;
-    const blobs = this.d.store.putAdapterBlobs(configBytes, weights, options.weightsSha256);
+    const blobs = this.putBlobs(configBytes, weights, options.weightsSha256, phasesMs);
     // Awaited below; until then a failure must not surface as an unhandled rejection.
     blobs.catch(() => undefined);
     return this.withRunLock(run, async () => {
@@ -164,6 +168,23 @@ export class Publisher {
       this.d.onPublished?.(phasesMs);
       return ok(result);
     });
+  }
+
+  /** Uploads both files once the weights' hash is known, logging the wait for a hash still running. */
+  private async putBlobs(
+    configBytes: Uint8Array,
+    weights: Uint8Array,
+    sha256: string | Promise<string> | undefined,
+    phasesMs: Record<string, number>,
+  ): Promise<AdapterFile[]> {
+    let known: string | undefined;
+    if (typeof sha256 === "string" || sha256 === undefined) known = sha256;
+    else {
+      const start = performance.now();
+      known = await sha256;
+      phasesMs.hashWait = Math.round(performance.now() - start);
+    }
+    return this.d.store.putAdapterBlobs(configBytes, weights, known);
   }
 
   /**

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
+import type { LoraFeeds } from "@loracast/shared/runtime";
 import { MemoryObjectStore } from "@loracast/shared/store";
 import { ALLOCATOR_OVERHEAD, activationBytes } from "@loracast/shared/training";
 import type { PublishResult } from "../publisher.ts";
@@ -52,10 +53,20 @@ function harness(
     trace.push("gradients");
     return backward(...args);
   };
+  // The feeds the probe scored and those offered to the rollouts, in order.
+  const feeds = { scored: [] as LoraFeeds[], offered: [] as LoraFeeds[] };
+  const score = session.score.bind(session);
+  session.score = (batch, f, ...rest) => {
+    feeds.scored.push(f);
+    return score(batch, f, ...rest);
+  };
   const lora = runLora(config, session.spec);
   assert.ok(lora.ok);
   const rollouts: RolloutSource = {
-    offer: (version) => trace.push(`offer v${version}`),
+    offer: (version, f) => {
+      trace.push(`offer v${version}`);
+      feeds.offered.push(f);
+    },
     generate: async (req) => {
       trace.push(`rollout v${req.version}`);
       return req.prompts.flatMap((_, promptIndex) =>
@@ -84,6 +95,8 @@ function harness(
     publish: async (_run, files) => {
       trace.push("publish");
       const sha256 = createHash("sha256").update(files.weights).digest("hex");
+      // The loop's own hash (a worker's, over the same bytes) names the blob the publisher uploads.
+      assert.equal(await files.sha256, sha256);
       const version = Math.max(0, ...shared.published.values()) + 1;
       shared.published.set(sha256, version);
       return { run: config.run, version, sha256 } as PublishResult;
@@ -109,7 +122,7 @@ function harness(
       trace.push(e.type === "step" ? `step ${e.step} (v${e.metrics.version})` : e.type);
     },
   };
-  return { loop: new RunLoop({ config, lora: lora.value, data }, deps), trace, metrics };
+  return { loop: new RunLoop({ config, lora: lora.value, data }, deps), trace, metrics, feeds };
 }
 
 const DATA: Example[] = [
@@ -145,6 +158,17 @@ describe("RunLoop", () => {
       "checkpoint 4",
       "checkpoint",
     ]);
+  });
+
+  it("probes each version with the very feeds it then offers to the rollouts, made once per publish", async () => {
+    const { loop, trace, feeds } = harness({ algorithm: { name: "rloo", k: 2 }, steps: 4 }, fresh());
+    await loop.run(new AbortController().signal);
+    const publishes = trace.filter((t) => t === "publish").length;
+    assert.equal(publishes, 3);
+    assert.equal(feeds.offered.length, publishes);
+    // Every offered set was the one a probe scored just before (the other scores are the steps').
+    for (const offered of feeds.offered) assert.ok(feeds.scored.includes(offered));
+    assert.equal(new Set(feeds.offered).size, publishes, "a new set per version");
   });
 
   it("without a microBatch, sizes each step's micro-batch by the memory budget", async () => {

@@ -5,11 +5,12 @@
  * exactly what came after it.
  */
 
-import { createHash } from "node:crypto";
 import { AdamW, clipGradNorm, learningRate } from "@loracast/shared/optim";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import type { RunEvent } from "@loracast/shared/run-events";
+import type { LoraFeeds } from "@loracast/shared/runtime";
+import { sha256Concurrent, sharedBytes } from "@loracast/shared/store";
 import type { TextTokenizer } from "@loracast/shared/tokenizer";
 import { LoraParams, microBatchSize, packBatch, type TrainingSession } from "@loracast/shared/training";
 import { TrainerError } from "../errors.ts";
@@ -32,7 +33,8 @@ export interface RunLoopDeps {
   tokenizer: Pick<TextTokenizer, "encode" | "decode" | "stopTokenIds">;
   rollouts: RolloutSource;
   /**
-   * Publishes the adapter's PEFT files as the run's next version. `sha256` is the weights' (hex),
+   * Publishes the adapter's PEFT files as the run's next version. `sha256` is the weights' (hex;
+   * a promise while a worker thread computes it, shared/store `sha256Concurrent`),
    * `phasesMs` the loop's own publish phases so far; `extras` may still be computing (the probe),
    * and is awaited once the blobs are up.
    */
@@ -41,7 +43,7 @@ export interface RunLoopDeps {
     files: {
       configBytes: Uint8Array;
       weights: Uint8Array;
-      sha256: string;
+      sha256: string | Promise<string>;
       phasesMs: Readonly<Record<string, number>>;
     },
     extras: Promise<PublishExtras>,
@@ -347,14 +349,14 @@ export class RunLoop {
     });
   }
 
-  /** A probe: the first example's prompt and this adapter's log-probabilities along it. */
-  private async probe(): Promise<{ tokens: number[][]; logprobs: number[][] }> {
+  /** A probe: the first example's prompt and the log-probabilities along it of the adapter `feeds` holds. */
+  private async probe(feeds: LoraFeeds): Promise<{ tokens: number[][]; logprobs: number[][] }> {
     const first = this.data[0];
     const ids = this.d.tokenizer.encode(first?.prompt ?? "").slice(0, 16);
     if (ids.length < 2) return { tokens: [], logprobs: [] };
     // As a sample: the first token as the prompt scores every later one.
     const { batch } = packBatch([{ prompt: ids.slice(0, 1), completion: ids.slice(1) }]);
-    const lp = await this.d.session.score(batch, this.params.feeds());
+    const lp = await this.d.session.score(batch, feeds);
     return { tokens: [ids], logprobs: [[...lp]] };
   }
 
@@ -369,28 +371,31 @@ export class RunLoop {
 
   private async publish(): Promise<void> {
     const start = this.d.clock.now();
+    // One set of feeds for the version: the probe scores it, then the rollouts sample from it
+    // (`settle`); the parameters do not change in between (the loop awaits the publish).
+    const feeds = this.params.feeds();
     // The probe's forward runs on ORT's threads while this one encodes, hashes and uploads.
-    const probe = this.probe();
+    const probe = this.probe(feeds);
     probe.catch(() => undefined);
     const phasesMs: Record<string, number> = {};
-    const files = this.params.toPeft({}, this.spareWeights);
+    // Into a SharedArrayBuffer the first time, so that the hash below reads it on a worker thread.
+    const files = this.params.toPeft({}, this.spareWeights ?? sharedBytes);
     this.spareWeights = undefined;
-    const encoded = this.d.clock.now();
-    phasesMs.encode = Math.round(encoded - start);
-    // Hashed once: the adoption check below, the blob's address and the upload's signature.
-    const sha = createHash("sha256").update(files.weights).digest("hex");
-    phasesMs.sha256 = Math.round(this.d.clock.now() - encoded);
-    const adopted = this.adoptable.get(sha);
+    phasesMs.encode = Math.round(this.d.clock.now() - start);
+    // Hashed once, on a worker while the publisher validates the files on this thread: the
+    // adoption check below, the blob's address and the upload's signature.
+    const sha = sha256Concurrent(files.weights);
+    const adopted = this.adoptable.size === 0 ? undefined : this.adoptable.get(await sha);
     if (adopted !== undefined) {
       await probe.catch(() => undefined);
-      this.adoptable.delete(sha);
+      this.adoptable.delete(await sha);
       this.spareWeights = files.weights;
       this.d.log.info("version already published by an earlier attempt", {
         run: this.config.run,
         step: this.step,
         version: adopted,
       });
-      this.settle(adopted);
+      this.settle(adopted, feeds);
       return;
     }
     const training = { step: this.step, algorithm: this.config.algorithm.name, metrics: {} };
@@ -400,7 +405,7 @@ export class RunLoop {
       probe.then((p) => ({ probe: p, training })),
     );
     this.spareWeights = files.weights;
-    this.settle(result.version);
+    this.settle(result.version, feeds);
     this.d.emit({
       type: "published",
       step: this.step,
@@ -410,13 +415,13 @@ export class RunLoop {
     });
   }
 
-  /** `version` now holds the current parameters: it becomes the rollout policy. */
-  private settle(version: number): void {
+  /** `version` now holds the current parameters (`feeds`, their feeds): it becomes the rollout policy. */
+  private settle(version: number, feeds: LoraFeeds): void {
     this.version = version;
     this.versionStep = this.step;
     this.changed = false;
     this.policy = copyParams(this.params.named());
-    this.d.rollouts.offer(version, this.params.feeds());
+    this.d.rollouts.offer(version, feeds);
   }
 
   private async checkpoint(): Promise<void> {
