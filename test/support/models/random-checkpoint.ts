@@ -3,7 +3,7 @@
  * downloaded here). Written tensor by tensor so that a 0.5B model never sits in memory twice.
  */
 import { once } from "node:events";
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ARCHITECTURES } from "@loracast/shared/architectures";
 import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
@@ -12,7 +12,8 @@ import { createRng } from "@loracast/shared/random";
 /**
  * Writes `config.json` and `model.safetensors` (float32; every Linear, the embeddings and, unless
  * tied, `lm_head` uniform with the std of `initializer_range`; norms 1; q/k/v biases 0 where the architecture has them, as qwen2)
- * into `dir` unless a `model.safetensors` is already there. `config` is a HF `config.json` object
+ * into `dir` unless both are already there (a killed run leaves only `model.safetensors.partial`, which
+ * the next one rewrites). `config` is a HF `config.json` object
  * of a supported architecture; throws the `ModelSpecError` of one that is not.
  */
 export async function writeRandomCheckpoint(
@@ -20,7 +21,10 @@ export async function writeRandomCheckpoint(
   config: Record<string, unknown>,
   seed: number,
 ): Promise<void> {
-  if (existsSync(join(dir, "model.safetensors"))) return;
+  // config.json is written last: its presence marks a finished checkpoint. The weights go to a
+  // temporary name and are renamed when complete, so a run killed halfway leaves nothing that a
+  // later run would take for a checkpoint.
+  if (existsSync(join(dir, "model.safetensors")) && existsSync(join(dir, "config.json"))) return;
   mkdirSync(dir, { recursive: true });
   const dims = parseDecoderDims(config);
   if (!dims.ok) throw dims.error;
@@ -51,7 +55,8 @@ export async function writeRandomCheckpoint(
   }
   let json = JSON.stringify(header);
   json += " ".repeat((8 - (json.length % 8)) % 8);
-  const out = createWriteStream(join(dir, "model.safetensors"));
+  const partial = join(dir, "model.safetensors.partial");
+  const out = createWriteStream(partial);
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
   out.write(prefix);
@@ -69,5 +74,6 @@ export async function writeRandomCheckpoint(
   }
   out.end();
   await once(out, "finish");
+  renameSync(partial, join(dir, "model.safetensors"));
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
 }
