@@ -26,8 +26,7 @@ const cli = {
     ep: { type: "string", default: "cpu", help: "execution provider: cpu, webgpu or cuda" },
     tf32: {
       type: "string",
-      default: "on",
-      help: "cuda only: on (ORT's default) or off (the decoder's use_tf32 on ort-native, and NVIDIA_TF32_OVERRIDE=0 for this process)",
+      help: "cuda only: off (the default: what the decoder runs on ort-native, its use_tf32, and NVIDIA_TF32_OVERRIDE=0 for this process) or on (ORT's own default, the stock binding's)",
     },
     backend: {
       type: "string",
@@ -58,8 +57,9 @@ if (blockSize !== 32 && blockSize !== 128)
   fail(`--block-size must be 32 or 128, got ${values["block-size"]}`);
 const ep = executionProviderSchema.safeParse(values.ep);
 if (!ep.success) fail(`--ep must be cpu, webgpu or cuda, got ${values.ep}`);
-if (values.tf32 !== "on" && values.tf32 !== "off") fail(`--tf32 must be on or off, got ${values.tf32}`);
-if (values.tf32 === "off" && ep.data !== "cuda") fail("--tf32 off applies to --ep cuda only");
+if (values.tf32 !== undefined && values.tf32 !== "on" && values.tf32 !== "off")
+  fail(`--tf32 must be on or off, got ${values.tf32}`);
+if (values.tf32 !== undefined && ep.data !== "cuda") fail("--tf32 applies to --ep cuda only");
 
 const backend = ortBackendSchema.safeParse(values.backend);
 if (!backend.success) fail(`--backend must be auto, ort-native or onnxruntime-node, got ${values.backend}`);
