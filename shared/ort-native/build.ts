@@ -99,7 +99,8 @@ export function buildOrtNative(out: string): Result<string, OrtNativeBuildFailur
   const lib = join(ORT_LIB_DIR, "libonnxruntime.so.1");
   if (!existsSync(lib))
     return err({ reason: "no-ort", message: `${lib} is missing (onnxruntime-node, linux x64)` });
-  if (!run("g++", ["--version"]).ok) return err({ reason: "no-compiler", message: "g++ is not on PATH" });
+  if (!run("g++", ["--version"]).ok)
+    return err({ reason: "no-compiler", message: "g++ is not on PATH (Debian/Ubuntu: apt-get install g++)" });
   const newest = Math.max(...SOURCES.map((f) => statSync(f).mtimeMs));
   if (existsSync(out) && statSync(out).mtimeMs > newest) return ok(out);
   const headers = ortHeaders();
