@@ -101,13 +101,14 @@ describe("Prometheus metrics and trainer readiness", () => {
     assert.equal(value(m, "loracast_trainer_steps_total"), 2);
     for (const phase of ["rollout", "reward", "train", "optimizer", "publish", "checkpoint"])
       assert.ok(value(m, "loracast_trainer_step_phase_seconds_count", { phase }) >= 1, phase);
-    // Every publish observes every phase once (the run loop's encode and sha256 too; repair and
-    // numbering overlap, under "number"); one webhook per version to the one generator.
+    // Every publish observes every phase once (the run loop's encode too, and hashWait: the wait for
+    // the sha256 hashed on a worker thread beside validation; repair and numbering overlap, under
+    // "number"); one webhook per version to the one generator.
     const n = versions.length;
     const phases = [
       "encode",
-      "sha256",
       "validate",
+      "hashWait",
       "lock",
       "number",
       "blobs",
