@@ -111,6 +111,8 @@ export class NativeDecoder implements Runner {
   readonly kv = "device";
   readonly factorsResident = true;
   private readonly resident: ResidentFeeds<Record<string, DeviceTensor>>;
+  /** Where each fetched output goes, the same every step: the logits to the host, presents to the device. */
+  private readonly fetch: Readonly<Record<string, "host" | "device">>;
 
   /**
    * `factors`: the graph's LoRA inputs, uploaded once per feeds object; `logits` and `presents`:
@@ -122,6 +124,7 @@ export class NativeDecoder implements Runner {
     private readonly logits: string,
     private readonly presents: readonly string[],
   ) {
+    this.fetch = Object.fromEntries([[logits, "host"], ...presents.map((n) => [n, "device"])]);
     this.resident = new ResidentFeeds(
       async (feeds) => this.upload(feeds),
       (placed) => {
@@ -160,9 +163,7 @@ export class NativeDecoder implements Runner {
     const bound: Record<string, HostTensor | DeviceTensor> = { ...factors };
     for (const [name, t] of Object.entries(feeds))
       bound[name] = t instanceof DeviceTensor ? t : hostTensor(t);
-    const fetch: Record<string, "host" | "device"> = { [this.logits]: "host" };
-    for (const name of this.presents) fetch[name] = "device";
-    const out = await this.session.run(bound, fetch);
+    const out = await this.session.run(bound, this.fetch);
     const logits = out[this.logits];
     if (logits === undefined || logits instanceof DeviceTensor)
       throw new Error(`session output ${this.logits} missing from the host`);
