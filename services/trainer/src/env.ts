@@ -4,6 +4,7 @@ import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
 import { z } from "zod";
+import { cudaTf32Setting } from "./cuda-precision.ts";
 
 /** The trainer's environment: the store's `S3_*` settings plus its own, parsed once at start by `main.ts`. */
 export const envSchema = s3EnvSchema.extend({
@@ -85,6 +86,13 @@ export const envSchema = s3EnvSchema.extend({
    * `auto` (loracast's ort-native addon on cuda where it loads), `ort-native` or `onnxruntime-node`.
    */
   TRAINER_ORT_BACKEND: ortBackendSchema.default("auto"),
+  /**
+   * `cuda` only: whether float32 MatMul/Gemm of the training graph and the rollout decoder may use
+   * TF32 tensor cores. `off` (the default) is the precision the gradient conformance checks; it sets
+   * `NVIDIA_TF32_OVERRIDE=0` for the process (`cuda-precision.ts`), so a conflicting
+   * `NVIDIA_TF32_OVERRIDE` refuses the start.
+   */
+  TRAINER_CUDA_TF32: cudaTf32Setting,
   /** ORT intra-op threads for training and in-process rollouts; 0 lets ORT decide. */
   TRAINER_THREADS: z.coerce.number().int().min(0).default(0),
   /**

@@ -27,6 +27,7 @@ import { loadTokenizer, type TextTokenizer } from "@loracast/shared/tokenizer";
 import { TrainingSession } from "@loracast/shared/training";
 import { Outbox } from "@loracast/shared/webhooks";
 import { createApp } from "./app.ts";
+import { cudaPrecision } from "./cuda-precision.ts";
 import { dnsResolver, fanOutTemplate, type ResolveAddresses } from "./dns-fan-out.ts";
 import { envSchema } from "./env.ts";
 import { RunLedger } from "./ledger/index.ts";
@@ -75,6 +76,19 @@ try {
   process.exit(2);
 }
 
+// Before any CUDA session: cuBLAS reads NVIDIA_TF32_OVERRIDE when the CUDA EP's library loads it,
+// which onnxruntime-node does at the first CUDA session, not at import.
+const precision = cudaPrecision(
+  env.TRAINER_CUDA_TF32,
+  env.TRAINER_EXECUTION_PROVIDER,
+  process.env.NVIDIA_TF32_OVERRIDE,
+);
+if (!precision.ok) {
+  log.error("invalid configuration", { variable: "TRAINER_CUDA_TF32", problem: precision.error });
+  process.exit(2);
+}
+if (precision.value.overrideTf32Off) process.env.NVIDIA_TF32_OVERRIDE = "0";
+
 let spec: ModelSpec | null = null;
 /** The rollout decoder's binding, for the start-up log and /metrics; null without a model. */
 let rolloutBackend: { backend: string; ep: string; reason: string } | null = null;
@@ -92,7 +106,7 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
   };
   const [session, decoder] = await Promise.all([
     TrainingSession.load(dir, options),
-    DecoderSession.load(dir, { ...options, backend: env.TRAINER_ORT_BACKEND }),
+    DecoderSession.load(dir, { ...options, ...precision.value.decoder, backend: env.TRAINER_ORT_BACKEND }),
   ]);
   // A provider that cannot load is a setting to fix, named as the configuration errors are.
   const setting = (e: Error) =>
@@ -131,6 +145,11 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
   log.info("training memory budget", {
     mb: Math.round(training.memoryBudgetBytes / 2 ** 20),
     executionProvider: env.TRAINER_EXECUTION_PROVIDER,
+  });
+  log.info("cuda precision", {
+    variable: "TRAINER_CUDA_TF32",
+    tf32: precision.value.tf32,
+    nvidiaTf32Override: process.env.NVIDIA_TF32_OVERRIDE ?? null,
   });
   log.info("rollout decoder", {
     executionProvider: decoder.value.ep,
@@ -200,7 +219,10 @@ const leftovers = await clearUploadSpool(uploadsDir);
 if (leftovers.entries > 0) log.info("upload leftovers cleared", { dir: uploadsDir, ...leftovers });
 
 const metrics = new TrainerMetrics(createMetricsRegistry({ processMetrics: true }));
-if (rolloutBackend !== null) metrics.rolloutBackend(rolloutBackend);
+if (rolloutBackend !== null) {
+  metrics.rolloutBackend(rolloutBackend);
+  metrics.cudaTf32(precision.value.tf32);
+}
 const subscriptions = new SubscriptionRegistry(
   join(env.TRAINER_DATA_DIR, "subscriptions.json"),
   env.WEBHOOK_SUBSCRIBERS,

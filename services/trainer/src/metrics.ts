@@ -92,6 +92,20 @@ export class TrainerMetrics {
     });
   }
 
+  /**
+   * Registers `loracast_trainer_cuda_tf32_info` (1, labelled `tf32`: `off`, `on`, or
+   * `not_applicable` off cuda): whether the training graph and the rollout decoder may use TF32
+   * (`TRAINER_CUDA_TF32`, `cuda-precision.ts`); once, at start.
+   */
+  cudaTf32(tf32: "off" | "on" | "not_applicable"): void {
+    observedGauge(this.registry, {
+      name: "loracast_trainer_cuda_tf32_info",
+      help: "1, labelled with whether the trainer's CUDA sessions (training graph, rollout decoder) may use TF32.",
+      labelNames: ["tf32"],
+      read: () => [[{ tf32 }, 1]],
+    });
+  }
+
   /** Observes one webhook delivery, `ms` after it was enqueued. */
   delivered(ms: number): void {
     this.delivery.observe(ms / 1000);

@@ -151,10 +151,14 @@ const trainer = await startService(
 );
 const loadMs = performance.now() - loadStart;
 // Which binding the rollouts run on, and why (auto: ort-native on cuda where the addon loads).
-const backendInfo = (await (await fetch(`${trainer.url}/metrics`)).text())
+const metricsText = await (await fetch(`${trainer.url}/metrics`)).text();
+const backendInfo = metricsText
   .split("\n")
   .find((l) => l.startsWith("loracast_trainer_rollout_backend_info"));
 say(`rollout decoder: ${backendInfo ?? "not reported"}`);
+// TF32 on the trainer's CUDA sessions (TRAINER_CUDA_TF32, default off: the conformance precision).
+const tf32Info = metricsText.split("\n").find((l) => l.startsWith("loracast_trainer_cuda_tf32_info"));
+say(`cuda tf32: ${tf32Info ?? "not reported"}`);
 
 const run = `bench-${Date.now().toString(36)}`;
 const res = await fetch(`${trainer.url}/v1/runs`, {
