@@ -38,11 +38,17 @@ export class AdamW {
     this.state = state ?? { step: 0, moments: new Map() };
   }
 
-  /** One step at learning rate `lr`; every parameter needs a gradient of its length. */
+  /**
+   * One step at learning rate `lr`; every parameter needs a gradient of its length (else a
+   * RangeError, before anything changes). Each gradient element is multiplied by `gradScale`
+   * (default 1) and rounded to float32 first, as an in-place clip would have stored it; `grads`
+   * themselves are left as they are.
+   */
   step(
     params: ReadonlyMap<string, Float32Array>,
     grads: ReadonlyMap<string, Float32Array>,
     lr: number,
+    gradScale = 1,
   ): void {
     const { beta1, beta2, eps, weightDecay } = this.settings;
     for (const [name, p] of params) {
@@ -58,30 +64,89 @@ export class AdamW {
     const stepSize = lr / bc1;
     const decay = 1 - lr * weightDecay;
     for (const [name, p] of params) {
-      const g = grads.get(name) as Float32Array;
       let mv = this.state.moments.get(name);
       if (mv === undefined) {
         mv = { m: new Float32Array(p.length), v: new Float32Array(p.length) };
         this.state.moments.set(name, mv);
       }
-      const { m, v } = mv;
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i] ?? 0;
-        const mi = beta1 * (m[i] ?? 0) + (1 - beta1) * gi;
-        const vi = beta2 * (v[i] ?? 0) + (1 - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = (p[i] ?? 0) * decay - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
-      }
+      adamwKernel(p, grads.get(name) as Float32Array, mv.m, mv.v, {
+        beta1,
+        beta2,
+        eps,
+        stepSize,
+        decay,
+        bc2Sqrt,
+        gradScale,
+      });
     }
+  }
+
+  /**
+   * torch.nn.utils.clip_grad_norm_(max_norm) then `step`, in one pass over the gradients less than
+   * the two done apart: the clip's scale max/(‖g‖ + 1e-6), when below 1, is applied inside the step.
+   * Returns the global L2 norm of `grads` before clipping; when it is NaN or Infinity nothing is
+   * changed (no step, `state.step` as it was), and the caller decides what a skipped step means.
+   */
+  clippedStep(
+    params: ReadonlyMap<string, Float32Array>,
+    grads: ReadonlyMap<string, Float32Array>,
+    lr: number,
+    maxNorm: number,
+  ): number {
+    const norm = gradNorm(grads);
+    if (!Number.isFinite(norm)) return norm;
+    const coef = maxNorm / (norm + 1e-6);
+    this.step(params, grads, lr, Math.min(coef, 1));
+    return norm;
   }
 }
 
+/** The per-step constants of `adamwKernel`, computed once per step by `AdamW.step`. */
+interface KernelConstants {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** lr / (1 − β1ᵗ) */
+  stepSize: number;
+  /** 1 − lr · weight_decay */
+  decay: number;
+  /** √(1 − β2ᵗ) */
+  bc2Sqrt: number;
+  gradScale: number;
+}
+
 /**
- * torch.nn.utils.clip_grad_norm_: scales every gradient by max/(‖g‖ + 1e-6) when that is below 1.
- * Returns the global L2 norm before clipping (NaN or Infinity when a gradient has one).
+ * AdamW over one tensor, in place. The arithmetic is the session-15 loop's operation for operation
+ * (test/support/optim-reference; bit-identical, `optim.test.ts`): m and v stay unrounded doubles
+ * until stored, and the update divides rather than multiplying by precomputed reciprocals, which
+ * would change the last bit. What makes it faster (docs/benchmarks.md, "Training: the optimizer
+ * step"): no `?? 0` on typed-array reads (every index is in bounds), constants in locals, the
+ * length read once, and the clip's scale folded in instead of a pass of its own.
  */
-export function clipGradNorm(grads: ReadonlyMap<string, Float32Array>, maxNorm: number): number {
+function adamwKernel(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  k: KernelConstants,
+): void {
+  const { beta1, beta2, eps, stepSize, decay, bc2Sqrt, gradScale } = k;
+  const oneMinusBeta1 = 1 - beta1;
+  const oneMinusBeta2 = 1 - beta2;
+  const n = p.length;
+  for (let i = 0; i < n; i++) {
+    // × 1 is exact and fround of a float32 value is itself: no clip, the stored gradient as it is.
+    const gi = Math.fround((g[i] as number) * gradScale);
+    const mi = beta1 * (m[i] as number) + oneMinusBeta1 * gi;
+    const vi = beta2 * (v[i] as number) + oneMinusBeta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = (p[i] as number) * decay - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
+  }
+}
+
+/** The global L2 norm of `grads` (NaN or Infinity when a gradient has one), accumulated in float64. */
+function gradNorm(grads: ReadonlyMap<string, Float32Array>): number {
   let sq = 0;
   // Indexed loops: iterating a typed array with for-of was 3× slower (8.8 M elements: ~70 ms).
   for (const g of grads.values()) {
@@ -91,10 +156,5 @@ export function clipGradNorm(grads: ReadonlyMap<string, Float32Array>, maxNorm: 
       sq += x * x;
     }
   }
-  const norm = Math.sqrt(sq);
-  const coef = maxNorm / (norm + 1e-6);
-  if (Number.isFinite(norm) && coef < 1) {
-    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = (g[i] ?? 0) * coef;
-  }
-  return norm;
+  return Math.sqrt(sq);
 }

@@ -1,3 +1,3 @@
 /** Optimizing LoRA factors: AdamW, global-norm clipping and learning-rate schedules, torch semantics. */
-export { AdamW, type AdamWState, clipGradNorm, TORCH_ADAMW_DEFAULTS } from "./adamw.ts";
+export { AdamW, type AdamWSettings, type AdamWState, TORCH_ADAMW_DEFAULTS } from "./adamw.ts";
 export { learningRate } from "./schedule.ts";

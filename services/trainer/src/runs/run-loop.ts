@@ -5,7 +5,7 @@
  * exactly what came after it.
  */
 
-import { AdamW, clipGradNorm, learningRate } from "@loracast/shared/optim";
+import { AdamW, learningRate } from "@loracast/shared/optim";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import type { RunEvent } from "@loracast/shared/run-events";
@@ -205,9 +205,7 @@ export class RunLoop {
     // Intermediate optimizer steps (GRPO's numIterations > 1) skip silently on a non-finite norm;
     // the step's last one is checked and reported below.
     const optimize = (grads: Map<string, Float32Array>) => {
-      if (Number.isFinite(clipGradNorm(grads, config.optimizer.maxGradNorm))) {
-        this.optimizer.step(this.params.named(), grads, lr);
-      }
+      this.optimizer.clippedStep(this.params.named(), grads, lr, config.optimizer.maxGradNorm);
     };
     const microBatch = config.microBatch ?? this.microBatchFor(samples);
     const g: GradientResult = await this.algorithm.gradients(
@@ -223,12 +221,16 @@ export class RunLoop {
     );
     Object.assign(phases, g.phases);
 
+    if (!Number.isFinite(g.loss)) return `non-finite loss at step ${this.step + 1}`;
     const t2 = now();
-    const gradNorm = clipGradNorm(g.grads, config.optimizer.maxGradNorm);
-    if (!Number.isFinite(g.loss) || !Number.isFinite(gradNorm)) {
-      return `non-finite ${Number.isFinite(g.loss) ? "gradient norm" : "loss"} at step ${this.step + 1}`;
-    }
-    this.optimizer.step(this.params.named(), g.grads, lr);
+    // Clip and step in one pass; a non-finite norm leaves parameters and moments as they were.
+    const gradNorm = this.optimizer.clippedStep(
+      this.params.named(),
+      g.grads,
+      lr,
+      config.optimizer.maxGradNorm,
+    );
+    if (!Number.isFinite(gradNorm)) return `non-finite gradient norm at step ${this.step + 1}`;
     phases.optimizer = now() - t2;
     const broken = firstNonFiniteParam(this.params.named());
     if (broken !== null) {
