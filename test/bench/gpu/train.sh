@@ -12,6 +12,11 @@ source test/bench/gpu/cuda-ep.sh
 # "rollout decoder:" line says which. The supervisor passes the trainer only the environment it
 # is given, so the path goes as bench:train's --addon (LORACAST_ORT_NATIVE_ADDON for the trainer).
 addon=(); [ -s .carry/cuda/ort-native.node ] && addon=(--addon="$PWD/.carry/cuda/ort-native.node")
+# The trainer runs as production does: TRAINER_CUDA_TF32=off (its default) computes the training
+# graph and the rollouts without TF32 (NVIDIA_TF32_OVERRIDE=0 in its process, use_tf32=0 on
+# ort-native); the bench's "cuda tf32:" line says so. TF32=on in this script's environment measures
+# the other setting.
+tf32=(--tf32="${TF32:-off}")
 shape=("${1:-3}" "${2:-2}" "${3:-4}" "${4:-64}" "${5:-64}")
 flags=(--steps="${shape[0]}" --prompts="${shape[1]}" --generations="${shape[2]}"
   --prompt-tokens="${shape[3]}" --max-tokens="${shape[4]}")
@@ -23,6 +28,6 @@ for dtype in bfloat16 nf4; do
     grep -v Warning | tee "$OUT/hf-peft-$dtype.txt"
 done
 for ep in $( ((cuda_ep)) && echo cuda) webgpu; do
-  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" "${addon[@]}" 2>&1 |
+  LORACAST_SERVICE_BUNDLES=$PWD/.carry node .carry/bench-train.mjs --work="$work" --ep="$ep" "${flags[@]}" "${addon[@]}" "${tf32[@]}" 2>&1 |
     tee "$OUT/loracast-$ep.txt"
 done

@@ -52,6 +52,11 @@ const { values } = parseCommandLine({
       help: "sequences per forward/backward pass (default: the trainer chooses by its memory budget)",
     },
     "memory-budget-mb": { type: "string", help: "TRAINER_MEMORY_BUDGET_MB (default: the trainer's)" },
+    tf32: {
+      type: "string",
+      default: "off",
+      help: "cuda only: TRAINER_CUDA_TF32, off (the trainer's default, the conformance precision) or on (TF32 for float32 GEMMs)",
+    },
     backend: {
       type: "string",
       default: "auto",
@@ -141,6 +146,7 @@ const trainer = await startService(
     TRAINER_MODEL_DIR: modelDir,
     TRAINER_EXECUTION_PROVIDER: ep,
     TRAINER_ORT_BACKEND: ortBackendSchema.parse(values.backend),
+    TRAINER_CUDA_TF32: values.tf32,
     ...(values.addon === undefined ? {} : { LORACAST_ORT_NATIVE_ADDON: values.addon }),
     TRAINER_THREADS: values.threads,
     ...(values["memory-budget-mb"] === undefined
