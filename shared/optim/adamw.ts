@@ -117,7 +117,7 @@ interface KernelConstants {
 
 /**
  * AdamW over one tensor, in place. The arithmetic is the session-15 loop's operation for operation
- * (test/support/optim-reference; bit-identical, `optim.test.ts`): m and v stay unrounded doubles
+ * (test/support/optim-reference; the stored float32 values bit-identical, `optim.test.ts`): m and v stay unrounded doubles
  * until stored, and the update divides rather than multiplying by precomputed reciprocals, which
  * would change the last bit. What makes it faster (docs/benchmarks.md, "Training: the optimizer
  * step"): no `?? 0` on typed-array reads (every index is in bounds), constants in locals, the
