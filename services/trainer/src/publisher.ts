@@ -1,6 +1,5 @@
 import {
   type AdapterEvent,
-  type AdapterFile,
   currentVersion,
   isRevoked,
   type RollbackRecord,
@@ -16,7 +15,13 @@ import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { decodeSafetensors } from "@loracast/shared/safetensors";
-import { type AdapterStore, MAX_VERSION, manifestKey, type StoredManifest } from "@loracast/shared/store";
+import {
+  type AdapterStore,
+  MAX_VERSION,
+  manifestKey,
+  type StoredManifest,
+  sha256Hex,
+} from "@loracast/shared/store";
 import type { PublishResult, RollbackResult, RunVersion, RunVersions } from "@loracast/shared/trainer-api";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
@@ -30,7 +35,7 @@ export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
 
 /** Options of `Publisher.publish`. */
 export interface PublishOptions {
-  /** The manifest's probe and training record (none by default); a promise is awaited only once the blobs are up. */
+  /** The manifest's probe and training record (none by default); a promise is awaited only once the version is numbered (the blobs may still be going up). */
   extras?: PublishExtras | Promise<PublishExtras>;
   /** The upload route's time to read the request, in milliseconds (logged as phase `receive`). */
   receiveMs?: number;
@@ -87,10 +92,12 @@ export class Publisher {
 
   /**
    * Publishes `configBytes` + `weights` as the run's next version: validates them, uploads both
-   * blobs (overlapping the repair and numbering reads, which they do not depend on), writes the
-   * signed manifest with `options.extras` (awaited only then, so a caller's probe runs during the
-   * upload), signs the head, queues the webhooks. Logs `published` with each phase's milliseconds
-   * (`phasesMs`). `invalid_adapter` for files that fail validation, `conflict` past the last version.
+   * blobs (overlapping the repair and numbering reads, which they do not depend on, and the
+   * signature envelopes of the manifest and the head), writes the signed manifest with
+   * `options.extras` (awaited once numbered, so a caller's probe runs during the upload) once the
+   * blobs are up, then the head, and queues the webhooks. Logs `published` with each phase's
+   * milliseconds (`phasesMs`). `invalid_adapter` for files that fail validation, `conflict` past
+   * the last version.
    */
   publish(
     run: string,
@@ -116,14 +123,15 @@ export class Publisher {
     lap("validate");
     // Blobs are content-addressed and immutable: uploading them needs no lock and no version number.
     const before = this.d.store.objects.traffic.uploaded;
-    const blobs = this.putBlobs(configBytes, weights, options.weightsSha256, phasesMs);
+    const hashed = this.weightsHash(weights, options.weightsSha256, phasesMs);
+    const blobs = hashed.then((sha256) => this.d.store.putAdapterBlobs(configBytes, weights, sha256));
     // Awaited below; until then a failure must not surface as an unhandled rejection.
     blobs.catch(() => undefined);
     return this.withRunLock(run, async () => {
       lap("lock");
       // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
-      const [, signed, verified] = await Promise.all([
-        this.d.ledger.repair(run),
+      const [{ basis }, signed, verified] = await Promise.all([
+        this.d.ledger.inspect(run),
         this.d.ledger.newestVersion(run),
         this.d.store.newestVerifiedVersion(run),
       ]);
@@ -136,10 +144,14 @@ export class Publisher {
             `run ${run} has reached version ${latest}, the last one its 12-digit manifest keys hold; publish to a new run`,
           ),
         );
-      const files = await blobs;
-      lap("blobs");
       const extras = (await options.extras) ?? { probe: null, training: null };
       lap("extras");
+      // The manifest and the head are sealed while the blobs still go up, and their signature
+      // envelopes sent beside them; the manifest's bytes are written only once every blob is in
+      // the store (`ready`), and the head's only once the manifest is.
+      const next = latest + 1;
+      const head = await this.d.ledger.prepareHead(run, next, basis);
+      const ready = blobs.then(() => lap("blobs"));
       const stored = await this.d.store.publishVersion(
         run,
         {
@@ -147,18 +159,24 @@ export class Publisher {
           base: { fingerprint: this.d.spec?.fingerprint ?? null },
           ...extras,
           publisher: { service: "trainer", instance: this.d.instance },
-          adapter: { files },
+          adapter: { files: this.d.store.adapterFiles(configBytes, weights, await hashed) },
         },
         latest === 0 ? null : latest,
+        { ready },
       );
       lap("manifest");
-      await this.d.ledger.signHead(run, stored.manifest.version);
+      const { version } = stored.manifest;
+      // Another publisher took `next` (a store with conditional writes settled the race): the
+      // head is signed again for the version this one got.
+      await this.d.ledger.commitHead(
+        version === next ? head : await this.d.ledger.prepareHead(run, version, basis),
+      );
       lap("head");
       await this.notify("adapter.published", stored);
       lap("notify");
       const result: PublishResult = {
         run,
-        version: stored.manifest.version,
+        version,
         sha256: weightsFile(stored.manifest).sha256,
         manifestKey: stored.key,
         manifestSha256: stored.sha256,
@@ -170,21 +188,21 @@ export class Publisher {
     });
   }
 
-  /** Uploads both files once the weights' hash is known, logging the wait for a hash still running. */
-  private async putBlobs(
-    configBytes: Uint8Array,
+  /**
+   * The weights' sha256: the caller's, awaited (the time it still takes logged as `hashWait`)
+   * where it is still computing, or computed here.
+   */
+  private async weightsHash(
     weights: Uint8Array,
     sha256: string | Promise<string> | undefined,
     phasesMs: Record<string, number>,
-  ): Promise<AdapterFile[]> {
-    let known: string | undefined;
-    if (typeof sha256 === "string" || sha256 === undefined) known = sha256;
-    else {
-      const start = performance.now();
-      known = await sha256;
-      phasesMs.hashWait = Math.round(performance.now() - start);
-    }
-    return this.d.store.putAdapterBlobs(configBytes, weights, known);
+  ): Promise<string> {
+    if (typeof sha256 === "string") return sha256;
+    if (sha256 === undefined) return sha256Hex(weights);
+    const start = performance.now();
+    const known = await sha256;
+    phasesMs.hashWait = Math.round(performance.now() - start);
+    return known;
   }
 
   /**
