@@ -14,7 +14,7 @@ import { type ModelSpec, verifyAdapter, verifyAdapterPairs } from "@loracast/sha
 import { parseLoraConfig } from "@loracast/shared/peft";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
-import { decodeSafetensors } from "@loracast/shared/safetensors";
+import { decodeSafetensors, scanFloatsConcurrent } from "@loracast/shared/safetensors";
 import {
   type AdapterStore,
   MAX_VERSION,
@@ -118,23 +118,40 @@ export class Publisher {
       phasesMs[phase] = Math.round(now - lapStart);
       lapStart = now;
     };
-    const checked = this.validate(configBytes, weights);
-    if (!checked.ok) return Promise.resolve(checked);
-    lap("validate");
+    // The files are checked off this thread where they live in shared memory (the run loop's), so
+    // the caller's thread is free meanwhile; nothing is uploaded before they pass.
+    const validated = this.validate(configBytes, weights);
     // Blobs are content-addressed and immutable: uploading them needs no lock and no version number.
     const before = this.d.store.objects.traffic.uploaded;
-    const hashed = this.weightsHash(weights, options.weightsSha256, phasesMs);
-    const blobs = hashed.then((sha256) => this.d.store.putAdapterBlobs(configBytes, weights, sha256));
+    const hashed = validated.then((v) =>
+      v.ok ? this.weightsHash(weights, options.weightsSha256, phasesMs) : null,
+    );
+    const blobs = hashed.then((sha256) =>
+      sha256 === null ? [] : this.d.store.putAdapterBlobs(configBytes, weights, sha256),
+    );
     // Awaited below; until then a failure must not surface as an unhandled rejection.
     blobs.catch(() => undefined);
     return this.withRunLock(run, async () => {
       lap("lock");
       // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
-      const [{ basis }, signed, verified] = await Promise.all([
-        this.d.ledger.inspect(run),
-        this.d.ledger.newestVersion(run),
-        this.d.store.newestVerifiedVersion(run),
-      ]);
+      const numbering = () =>
+        Promise.all([
+          this.d.ledger.inspect(run),
+          this.d.ledger.newestVersion(run),
+          this.d.store.newestVerifiedVersion(run),
+        ]);
+      // For a run this trainer has published to, the numbering reads overlap the validation (they
+      // need nothing from the files, and the upload then has the store to itself); a run it has no
+      // ledger for yet gets one only for files that pass.
+      const early = (await this.d.ledger.newestVersion(run)) === null ? null : numbering();
+      early?.catch(() => undefined);
+      const checked = await validated;
+      lap("validate");
+      if (!checked.ok) {
+        await early?.catch(() => undefined);
+        return checked;
+      }
+      const [{ basis }, signed, verified] = await (early ?? numbering());
       lap("number");
       const latest = Math.max(signed ?? 0, verified ?? 0);
       if (latest >= MAX_VERSION)
@@ -159,7 +176,7 @@ export class Publisher {
           base: { fingerprint: this.d.spec?.fingerprint ?? null },
           ...extras,
           publisher: { service: "trainer", instance: this.d.instance },
-          adapter: { files: this.d.store.adapterFiles(configBytes, weights, await hashed) },
+          adapter: { files: this.d.store.adapterFiles(configBytes, weights, (await hashed) ?? undefined) },
         },
         latest === 0 ? null : latest,
         { ready },
@@ -342,16 +359,19 @@ export class Publisher {
   /**
    * Checks a PEFT adapter's two files (the config's PEFT semantics, every tensor against the base's
    * module map, or pairwise without a base) before anything is uploaded; `invalid_adapter` otherwise.
+   * The floats are scanned on a worker thread where the weights live in shared memory
+   * (`scanFloatsConcurrent`).
    */
-  private validate(configBytes: Uint8Array, weights: Uint8Array): Result<null, TrainerError> {
+  private async validate(configBytes: Uint8Array, weights: Uint8Array): Promise<Result<null, TrainerError>> {
     const config = parseLoraConfig(new TextDecoder().decode(configBytes));
     if (!config.ok) return err(new TrainerError("invalid_adapter", config.error.message));
     const file = decodeSafetensors(weights);
     if (!file.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${file.error.message}`));
+    const scans = await scanFloatsConcurrent(file.value);
     const fit =
       this.d.spec === null
-        ? verifyAdapterPairs(config.value, file.value)
-        : verifyAdapter(this.d.spec, config.value, file.value);
+        ? verifyAdapterPairs(config.value, file.value, { scans })
+        : verifyAdapter(this.d.spec, config.value, file.value, { scans });
     if (!fit.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${fit.error.message}`));
     return ok(null);
   }

@@ -6,11 +6,13 @@
  * PEFT safetensors (`LoraParams.toPeft`) and hashed as the run loop does (on a worker thread while
  * the publisher validates, `sha256Concurrent`), then `Publisher.publish` with the trainer's store,
  * signer, ledger and webhook outbox (`subscribers` targets on a loopback server that answers 204),
- * after the new version's session feeds (`LoraParams.feeds`, what the loop hands the rollout engine
- * and its probe, made once per publish, before the encode). Each publish changes every factor, so
- * every blob is new. `--compare=<ref>` alternates, publish by publish, this tree's publish path
+ * with the new version's session feeds (`LoraParams.feeds`, what the loop hands the rollout engine
+ * and its probe, made once per publish) made while the publisher checks and hashes the weights on
+ * worker threads, as the run loop does (before them, the loop before session 16, for `--compare`;
+ * `feeds` is their time, and the last phase they overlap absorbs it). Each publish changes every
+ * factor, so every blob is new. `--compare=<ref>` alternates, publish by publish, this tree's publish path
  * with the one at git commit `<ref>` (its `shared/` and `services/trainer/src/`, checked out under
- * `.bench/compare/<commit>/` and loaded beside this tree's; same loop, same S3 server, a run each)
+ * `.bench/compare/<commit>/` and loaded beside this tree's; same S3 server, a run each)
  * and prints both. Prints each phase's median over the publishes after the first (of each way),
  * `cpu`, this process's CPU time per publish (user + system, every thread; the S3 server is another
  * process), and the S3 requests per publish by operation (the server's own counts); the whole
@@ -157,6 +159,13 @@ const ways = [wayOf("after", here)];
 if (values.compare !== undefined)
   ways.push(wayOf(`before (${values.compare})`, await publishPathAt(values.compare)));
 
+/** Milliseconds `f` takes. */
+function measure(f: () => unknown): number {
+  const start = performance.now();
+  f();
+  return performance.now() - start;
+}
+
 const rng = createRng(2);
 const requests = new Map<string, Record<string, number>[]>(ways.map((w) => [w.name, []]));
 for (let i = 0; i < publishes * ways.length; i++) {
@@ -165,21 +174,26 @@ for (let i = 0; i < publishes * ways.length; i++) {
   const counts0 = await s3RequestCounts(s3.url);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  // The loop's probe feeds, made before the encode (the probe's forward is not run here).
-  params.feeds();
+  // Before session 16 the loop made the probe's feeds first; now it makes them while the
+  // publisher checks and hashes the encoded weights on worker threads (the probe's forward is not
+  // run here).
+  const feedsFirst = way.name !== "after";
+  let feedsMs = feedsFirst ? measure(() => params.feeds()) : 0;
   const tFeeds = performance.now();
   // Into the last publish's weights once it returned, as the run loop encodes (a SharedArrayBuffer
   // the first time, so that the hash reads it on a worker thread).
   const files = params.toPeft({}, way.spare ?? storeModule.sharedBytes);
-  const t1 = performance.now();
-  const phasesMs = { probeFeeds: Math.round(tFeeds - t0), encode: Math.round(t1 - tFeeds) };
-  const r = await way.publisher.publish(`probe-${i % ways.length}`, files.configBytes, files.weights, {
+  const phasesMs = { encode: Math.round(performance.now() - tFeeds) };
+  const publishing = way.publisher.publish(`probe-${i % ways.length}`, files.configBytes, files.weights, {
     weightsSha256: way.path.store.sha256Concurrent(files.weights),
     phasesMs,
   });
+  if (!feedsFirst) feedsMs = measure(() => params.feeds());
+  const r = await publishing;
   if (!r.ok) throw r.error;
   way.spare = files.weights;
   const last = way.phases.at(-1) ?? {};
+  last.feeds = Math.round(feedsMs);
   last.total = Math.round(performance.now() - t0);
   const used = process.cpuUsage(cpu0);
   last.cpu = Math.round((used.user + used.system) / 1000);
