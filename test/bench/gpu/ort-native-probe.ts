@@ -12,10 +12,12 @@
  * largest logit difference to (a), and the event loop's largest delay during the timed steps
  * (onnxruntime-node runs on the JS thread; the addon's runs on a libuv worker). After (b), one run
  * fetches the logits and the first layer's appended keys as `"device"` outputs and checks that
- * they download equal to the host outputs of the same run. Fail-soft: a variant that cannot run
+ * they download equal to the host outputs of the same run. (d): the full graph as the engine's
+ * ort-native decoder runs it (presents left on the device, fed back as the next past; TF32 off).
+ * `--rank=0` feeds empty factors, as a base request does. Fail-soft: a variant that cannot run
  * prints why and the others still run; exit 0 when (a) ran.
  *
- * node ort-native-probe.mjs --model=DIR --addon=FILE [--ep=cuda] [--steps=64] [--prompt=16]
+ * node ort-native-probe.mjs --model=DIR --addon=FILE [--ep=cuda] [--steps=64] [--prompt=16] [--rank=16|0]
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     ep: { type: "string", default: "cuda" },
     steps: { type: "string", default: "64" },
     prompt: { type: "string", default: "16" },
+    rank: { type: "string", default: "16" },
   },
 });
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -45,7 +48,8 @@ const ep = values.ep === "cpu" ? "cpu" : "cuda";
 const steps = Math.min(512, Math.max(1, Number(values.steps) || 64));
 const promptLen = Math.min(256, Math.max(1, Number(values.prompt) || 16));
 const WARMUP = 4;
-const RANK = 16;
+// Rank 0 is what a base request feeds the LoRA graph (`baseFeeds`): the nodes run with empty factors.
+const RANK = values.rank === "0" ? 0 : 16;
 
 const read = await readModelManifest(values.model);
 if (!read.ok) {
@@ -233,6 +237,82 @@ else
         session.release();
       }
     });
+
+if (addon.ok && manifest.files.model !== undefined)
+  await variant(
+    "(d) ort-native, full graph, presents left on the device as the next past, use_tf32=0",
+    async () => {
+      const full = `${values.model}/${manifest.files.model}`;
+      const session = addon.value.createSession(full, ep === "cuda" ? { ep, useTf32: false } : { ep });
+      const bound: Record<string, DeviceTensor> = {};
+      try {
+        for (const [k, f] of Object.entries(factors)) bound[k] = session.upload(f);
+        return await decodeFull(session, bound);
+      } finally {
+        for (const r of Object.values(bound)) r.release();
+        session.release();
+      }
+    },
+  );
+
+/**
+ * `decode` as DecoderSession runs the full graph on ort-native: each step's `present.*` come back
+ * as device tensors and go in as the next `past_key_values.*`, so the cache's shapes grow by one
+ * column per step (the append graph's host cache has a fixed capacity).
+ */
+async function decodeFull(session: NativeSession, bound: Record<string, DeviceTensor>): Promise<Timing> {
+  const empty: HostTensor = { type: "float32", dims: [1, numKvHeads, 0, headDim], data: new Float32Array(0) };
+  const presents = Array.from({ length: numLayers }, (_, l) => [IO.presentKey(l), IO.presentValue(l)]).flat();
+  const targets = Object.fromEntries([
+    [IO.logits, "host" as const],
+    ...presents.map((n) => [n, "device" as const]),
+  ]);
+  let past: DeviceTensor[] | null = null;
+  let length = 0;
+  let token = 1n;
+  const ms: number[] = [];
+  let firstLogits = new Float32Array(0);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  for (let i = 0; i < 1 + WARMUP + steps; i++) {
+    const seq = i === 0 ? promptLen : 1;
+    const ids =
+      i === 0 ? BigInt64Array.from({ length: seq }, (_, j) => BigInt((1 + j * 7919) % vocabSize)) : [token];
+    const feeds: Record<string, HostTensor | DeviceTensor> = {
+      ...bound,
+      [IO.inputIds]: { type: "int64", dims: [1, seq], data: BigInt64Array.from(ids) },
+      [IO.attentionMask]: {
+        type: "int64",
+        dims: [1, length + seq],
+        data: new BigInt64Array(length + seq).fill(1n),
+      },
+      [IO.positionIds]: {
+        type: "int64",
+        dims: [1, seq],
+        data: BigInt64Array.from({ length: seq }, (_, j) => BigInt(length + j)),
+      },
+      [IO.logitsPositions]: { type: "int64", dims: [1, 1], data: BigInt64Array.from([BigInt(seq - 1)]) },
+    };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[IO.pastKey(l)] = past?.[2 * l] ?? empty;
+      feeds[IO.pastValue(l)] = past?.[2 * l + 1] ?? empty;
+    }
+    if (i === WARMUP + 1) loop.enable();
+    const t0 = performance.now();
+    const out = await session.run(feeds, targets);
+    for (const t of past ?? []) t.release();
+    past = presents.map((n) => out[n] as DeviceTensor);
+    const logits = (out[IO.logits] as HostTensor).data as Float32Array;
+    if (i > WARMUP) ms.push(performance.now() - t0);
+    if (i === 1) firstLogits = logits.slice();
+    length += seq;
+    let best = 0;
+    for (let v = 1; v < vocabSize; v++) if ((logits[v] ?? 0) > (logits[best] ?? 0)) best = v;
+    token = BigInt(best);
+  }
+  loop.disable();
+  for (const t of past ?? []) t.release();
+  return { ms, firstLogits, loopDelayMs: loop.max / 1e6 };
+}
 
 /**
  * One run fetching the logits and layer 0's appended keys as `"device"` outputs (left where ORT
