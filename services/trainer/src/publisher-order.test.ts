@@ -26,7 +26,8 @@ import { RunLedger } from "./ledger/index.ts";
 import { Publisher } from "./publisher.ts";
 import { SubscriptionRegistry } from "./subscriptions.ts";
 
-function adapter(seed: number) {
+/** A two-factor adapter; `shared` encodes the weights into a SharedArrayBuffer, as the run loop does. */
+function adapter(seed: number, shared = false) {
   const data = new Float32Array(16).fill(seed);
   const tensors = {
     "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": {
@@ -41,7 +42,11 @@ function adapter(seed: number) {
     },
   };
   const config = { peft_type: "LORA", r: 2, lora_alpha: 4, target_modules: ["q_proj"] };
-  return { config: new TextEncoder().encode(JSON.stringify(config)), weights: encodeSafetensors(tensors) };
+  const into = shared ? (size: number) => new Uint8Array(new SharedArrayBuffer(size)) : undefined;
+  return {
+    config: new TextEncoder().encode(JSON.stringify(config)),
+    weights: encodeSafetensors(tensors, undefined, into),
+  };
 }
 
 /**
@@ -207,5 +212,23 @@ describe("publisher: write order during the upload", () => {
     const head = await store.readHead("r");
     assert.equal(head?.ok === true ? head.value.version : null, 2);
     assert.equal(await ledger.newestVersion("r"), 2);
+  });
+
+  it("refuses weights in shared memory with a NaN (scanned on a worker) and writes nothing, not even a ledger", async () => {
+    const { objects, ledger, publisher } = await setup();
+    const bad = adapter(Number.NaN, true);
+    assert.ok(bad.weights.buffer instanceof SharedArrayBuffer);
+    const r = await publisher.publish("new-run", bad.config, bad.weights);
+    assert.equal(r.ok, false);
+    assert.equal(r.ok ? null : r.error.code, "invalid_adapter");
+    assert.match(r.ok ? "" : r.error.message, /lora_A\.weight`: contains NaN \(element 0\)/);
+    assert.deepEqual(objects.events, [], "nothing is written to the store");
+    assert.deepEqual(await ledger.runs(), [], "no ledger for a run refused files");
+
+    const good = adapter(1, true);
+    const ok = await publisher.publish("new-run", good.config, good.weights);
+    assert.ok(ok.ok);
+    assert.equal(ok.value.version, 1);
+    assert.deepEqual(await ledger.runs(), ["new-run"]);
   });
 });
