@@ -7,25 +7,17 @@ import {
   revokedBy,
   runName,
   type VersionManifest,
-  WEIGHTS_FILE,
   weightsFile,
 } from "@loracast/shared/manifest";
-import { type ModelSpec, verifyAdapter, verifyAdapterPairs } from "@loracast/shared/model-spec";
-import { parseLoraConfig } from "@loracast/shared/peft";
+import type { ModelSpec } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
-import { decodeSafetensors, scanFloatsConcurrent } from "@loracast/shared/safetensors";
-import {
-  type AdapterStore,
-  MAX_VERSION,
-  manifestKey,
-  type StoredManifest,
-  sha256Hex,
-} from "@loracast/shared/store";
+import { type AdapterStore, MAX_VERSION, manifestKey, type StoredManifest } from "@loracast/shared/store";
 import type { PublishResult, RollbackResult, RunVersion, RunVersions } from "@loracast/shared/trainer-api";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
 import type { RunLedger } from "./ledger/index.ts";
+import { validateAdapter, weightsHash } from "./publish-checks.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
 export type { PublishResult };
@@ -120,11 +112,11 @@ export class Publisher {
     };
     // The files are checked off this thread where they live in shared memory (the run loop's), so
     // the caller's thread is free meanwhile; nothing is uploaded before they pass.
-    const validated = this.validate(configBytes, weights);
+    const validated = validateAdapter(this.d.spec, configBytes, weights);
     // Blobs are content-addressed and immutable: uploading them needs no lock and no version number.
     const before = this.d.store.objects.traffic.uploaded;
     const hashed = validated.then((v) =>
-      v.ok ? this.weightsHash(weights, options.weightsSha256, phasesMs) : null,
+      v.ok ? weightsHash(weights, options.weightsSha256, phasesMs) : null,
     );
     const blobs = hashed.then((sha256) =>
       sha256 === null ? [] : this.d.store.putAdapterBlobs(configBytes, weights, sha256),
@@ -145,7 +137,11 @@ export class Publisher {
       // ledger for yet gets one only for files that pass.
       const early = (await this.d.ledger.newestVersion(run)) === null ? null : numbering();
       early?.catch(() => undefined);
-      const checked = await validated;
+      // Whatever the validation gives, the numbering (which may repair the store) ends under the lock.
+      const checked = await validated.catch(async (e: unknown) => {
+        await early?.catch(() => undefined);
+        throw e;
+      });
       lap("validate");
       if (!checked.ok) {
         await early?.catch(() => undefined);
@@ -203,23 +199,6 @@ export class Publisher {
       this.d.onPublished?.(phasesMs);
       return ok(result);
     });
-  }
-
-  /**
-   * The weights' sha256: the caller's, awaited (the time it still takes logged as `hashWait`)
-   * where it is still computing, or computed here.
-   */
-  private async weightsHash(
-    weights: Uint8Array,
-    sha256: string | Promise<string> | undefined,
-    phasesMs: Record<string, number>,
-  ): Promise<string> {
-    if (typeof sha256 === "string") return sha256;
-    if (sha256 === undefined) return sha256Hex(weights);
-    const start = performance.now();
-    const known = await sha256;
-    phasesMs.hashWait = Math.round(performance.now() - start);
-    return known;
   }
 
   /**
@@ -354,26 +333,6 @@ export class Publisher {
       this.d.log.info("rolled back", { run, to, revoked });
       return ok({ run, current: to, revoked });
     });
-  }
-
-  /**
-   * Checks a PEFT adapter's two files (the config's PEFT semantics, every tensor against the base's
-   * module map, or pairwise without a base) before anything is uploaded; `invalid_adapter` otherwise.
-   * The floats are scanned on a worker thread where the weights live in shared memory
-   * (`scanFloatsConcurrent`).
-   */
-  private async validate(configBytes: Uint8Array, weights: Uint8Array): Promise<Result<null, TrainerError>> {
-    const config = parseLoraConfig(new TextDecoder().decode(configBytes));
-    if (!config.ok) return err(new TrainerError("invalid_adapter", config.error.message));
-    const file = decodeSafetensors(weights);
-    if (!file.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${file.error.message}`));
-    const scans = await scanFloatsConcurrent(file.value);
-    const fit =
-      this.d.spec === null
-        ? verifyAdapterPairs(config.value, file.value, { scans })
-        : verifyAdapter(this.d.spec, config.value, file.value, { scans });
-    if (!fit.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${fit.error.message}`));
-    return ok(null);
   }
 
   /**

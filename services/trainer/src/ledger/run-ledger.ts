@@ -87,12 +87,15 @@ export class RunLedger {
   async inspect(run: string): Promise<{ repairs: StoreRepair[]; basis: HeadBasis }> {
     const entry = await this.files.get(run);
     if (entry === null) return { repairs: [], basis: (await this.adopt(run)).basis };
-    const [listed, repaired] = await Promise.all([
-      this.d.store.listRollbacks(run),
-      this.repairEntry(run, entry),
-    ]);
-    // A record rewritten by the repair may be missing from this listing: `prepareHead` counts
-    // the ledger's records too.
+    // The listing runs beside the repair only where the repair rewrites no rollback record: one
+    // read while its record is being put back could cache the altered bytes' refusal after the
+    // repair forgot it (`forgetRollback`).
+    const [listed, repaired] =
+      entry.rollbacks.length === 0
+        ? await Promise.all([this.d.store.listRollbacks(run), this.repairEntry(run, entry)])
+        : await this.repairEntry(run, entry).then(
+            async (r) => [await this.d.store.listRollbacks(run), r] as const,
+          );
     return { repairs: repaired.repairs, basis: { head: repaired.head, rollbacks: listed.length } };
   }
 
