@@ -9,7 +9,8 @@
  * with the new version's session feeds (`LoraParams.feeds`, what the loop hands the rollout engine
  * and its probe, made once per publish) made while the publisher checks and hashes the weights on
  * worker threads, as the run loop does (before them, the loop before session 16, for `--compare`;
- * `feeds` is their time, and the last phase they overlap absorbs it). Each publish changes every
+ * `feeds` is their time, and the last phase they overlap absorbs it; `--feeds=first` makes this
+ * tree's way make them first too, to compare the publish paths alone). Each publish changes every
  * factor, so every blob is new. `--compare=<ref>` alternates, publish by publish, this tree's publish path
  * with the one at git commit `<ref>` (its `shared/` and `services/trainer/src/`, checked out under
  * `.bench/compare/<commit>/` and loaded beside this tree's; same S3 server, a run each)
@@ -27,7 +28,7 @@ import { join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { buildModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import { parseLoraConfig } from "@loracast/shared/peft";
-import { createLogger, parseCommandLine } from "@loracast/shared/platform";
+import { createLogger, parseCommandLine, usageError } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { Signer, TrustedKeys } from "@loracast/shared/signing";
 import * as storeModule from "@loracast/shared/store";
@@ -40,20 +41,28 @@ import { s3RequestCounts, s3Settings, startS3 } from "../../helpers/s3.ts";
 import { QWEN25_05B } from "../engine/configs.ts";
 import { percentile } from "../percentile.ts";
 
-const { values } = parseCommandLine({
+const cli = {
   usage: "npm run bench:publish -- [flags]",
   about:
     "Publish probe: a Qwen2.5-0.5B-shaped r=16 LoRA through the trainer's publish path (PEFT safetensors, S3 upload, signed manifest and head, webhooks) on the embedded S3 server; per-phase medians and S3 requests per publish.",
   flags: {
     publishes: { type: "string", default: "8", help: "publishes of each way (the first is not counted)" },
     subscribers: { type: "string", default: "2", help: "webhook subscribers (a loopback server)" },
+    feeds: {
+      type: "string",
+      default: "during",
+      help: "when this tree's way makes the feeds: during (the run loop's order) or first (before the encode)",
+    },
     compare: {
       type: "string",
       help: "a git ref: alternate this tree's publish path with that commit's, publish by publish",
     },
   },
-});
+} as const;
+const { values } = parseCommandLine(cli);
 const publishes = Number(values.publishes);
+if (values.feeds !== "during" && values.feeds !== "first")
+  usageError(cli, `--feeds is during or first, not ${values.feeds}`);
 
 /** The modules one way's publish path is made of: this tree's, or a commit's. */
 interface PublishPath {
@@ -177,7 +186,7 @@ for (let i = 0; i < publishes * ways.length; i++) {
   // Before session 16 the loop made the probe's feeds first; now it makes them while the
   // publisher checks and hashes the encoded weights on worker threads (the probe's forward is not
   // run here).
-  const feedsFirst = way.name !== "after";
+  const feedsFirst = way.name !== "after" || values.feeds === "first";
   let feedsMs = feedsFirst ? measure(() => params.feeds()) : 0;
   const tFeeds = performance.now();
   // Into the last publish's weights once it returned, as the run loop encodes (a SharedArrayBuffer
