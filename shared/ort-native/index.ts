@@ -184,7 +184,8 @@ export class DeviceTensor {
 }
 
 /**
- * Where `NativeSession.run` puts an output: `"host"` (a `HostTensor`), `"device"` (a new
+ * Where `NativeSession.run` puts an output: `"host"` (a `HostTensor`; on `cuda` ORT copies it out
+ * through page-locked memory, the CUDA EP's pinned allocator, then into the typed array), `"device"` (a new
  * `DeviceTensor` in the session's memory, of the dims ORT produced), or a given `DeviceTensor` of
  * the output's exact type and dims (filled in place).
  */

@@ -43,7 +43,9 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
       # The stock binding's CUDA conformance was recorded in session 14: one run here to compare.
       [ "$backend" = onnxruntime-node ] && [ "$fixture-$quant" != llama-tiny-fp32 ] && continue
       log="$OUT/conformance-$ep-$backend-tf32$tf32-$fixture-$quant.txt"
-      bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" --tf32 "$tf32" \
+      # --tf32 is a cuda flag (conformance refuses it elsewhere).
+      tf32flag=(); [ "$ep" = cuda ] && tf32flag=(--tf32 "$tf32")
+      bounded 60 "$log" node "$c/conformance.mjs" "$c/fixtures/$fixture" --quant "$quant" --ep "$ep" "${tf32flag[@]}" \
         --backend "$backend"
       rc=$?
       if [ "$backend" = ort-native ]; then
