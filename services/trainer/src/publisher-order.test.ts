@@ -231,4 +231,29 @@ describe("publisher: write order during the upload", () => {
     assert.equal(ok.value.version, 1);
     assert.deepEqual(await ledger.runs(), ["new-run"]);
   });
+
+  it("after a rollback, and a rollback record altered in the store, signs the next head counting it and puts the record back", async () => {
+    const { objects, store, publisher } = await setup();
+    for (const seed of [1, 2]) {
+      const files = adapter(seed);
+      assert.ok((await publisher.publish("r", files.config, files.weights)).ok);
+    }
+    assert.ok((await publisher.rollback("r", 1)).ok);
+    const [key] = await objects.list("runs/r/rollbacks/");
+    assert.ok(key !== undefined);
+    const record = await objects.get(key);
+    await objects.put(key, new TextEncoder().encode("{not json"));
+    const files = adapter(3);
+    const r = await publisher.publish("r", files.config, files.weights);
+    assert.ok(r.ok);
+    assert.equal(r.value.version, 3);
+    assert.deepEqual(await objects.get(key), record, "the repair before the numbering put the record back");
+    const head = await store.readHead("r");
+    assert.deepEqual(head?.ok === true ? [head.value.version, head.value.rollbacks] : null, [3, 1]);
+    assert.deepEqual(
+      (await store.listRollbacks("r")).map((x) => [x.atVersion, x.to]),
+      [[2, 1]],
+      "the store's reader reads the record put back, not a refusal cached while it was altered",
+    );
+  });
 });
