@@ -80,9 +80,9 @@ export class RunLedger {
 
   /**
    * `repair`, also returning what the store holds once it is done (`HeadBasis`: the head it read
-   * or rewrote, and how many rollback records it lists, listed beside the repair's reads unless it checks rollback records), for a
-   * `prepareHead` later under the same run lock: the publisher signs the new version's head from
-   * it instead of reading both again.
+   * or rewrote, and how many rollback records it lists, listed beside the repair's reads unless it
+   * checks rollback records), for a `prepareHead` later under the same run lock: the publisher
+   * signs the new version's head from it instead of reading both again.
    */
   async inspect(run: string): Promise<{ repairs: StoreRepair[]; basis: HeadBasis }> {
     const entry = await this.files.get(run);
