@@ -104,6 +104,9 @@ napi_value createSession(napi_env env, napi_callback_info info) {
   napi(env, napi_create_object(env, &out));
   napi(env, napi_set_named_property(env, out, "inputNames", stringArray(env, s->inputs)));
   napi(env, napi_set_named_property(env, out, "outputNames", stringArray(env, s->outputs)));
+  napi_value hostOutputs;
+  napi(env, napi_create_string_utf8(env, s->pinnedInfo ? "pinned" : "pageable", NAPI_AUTO_LENGTH, &hostOutputs));
+  napi(env, napi_set_named_property(env, out, "hostOutputs", hostOutputs));
   napi(env, napi_set_named_property(env, out, "session", wrap(env, s, &SESSION_TAG)));
   return out;
 }
