@@ -1,4 +1,4 @@
-# The embedded S3-compatible server (services/s3-local: s3rver with loracast's listing, large-read and
+# The embedded S3-compatible server (services/s3-local: s3rver with loracast's listing, whole-object and
 # multipart handlers), bundled, as user `node`. For the container smoke test and small setups; it has
 # no real auth (key and secret are both S3RVER). Objects live in S3_LOCAL_DIR (/data, a volume).
 #   podman build --format docker -f infra/s3-local.Dockerfile infra/dist

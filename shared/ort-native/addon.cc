@@ -84,6 +84,18 @@ napi_value createSession(napi_env env, napi_callback_info info) {
   if (s->spec.cuda) {
     check(ort->CreateMemoryInfo("Cuda", OrtArenaAllocator, s->spec.deviceId, OrtMemTypeDefault, &s->deviceInfo));
     check(ort->CreateAllocator(s->session, s->deviceInfo, &s->deviceAllocator));
+    // "host" outputs in pinned memory where the session has the CUDA EP's pinned allocator (asking
+    // for it is how to know: CreateAllocator fails without one).
+    OrtMemoryInfo* pinned = nullptr;
+    check(ort->CreateMemoryInfo("CudaPinned", OrtArenaAllocator, s->spec.deviceId, OrtMemTypeCPUOutput, &pinned));
+    OrtAllocator* probe = nullptr;
+    if (OrtStatus* missing = ort->CreateAllocator(s->session, pinned, &probe)) {
+      ort->ReleaseStatus(missing);
+      ort->ReleaseMemoryInfo(pinned);
+    } else {
+      ort->ReleaseAllocator(probe);
+      s->pinnedInfo = pinned;
+    }
   }
   if (s->spec.dedicatedThread) s->thread = std::make_unique<RunThread>();
   s->inputs = ioNames(s->session, true);
@@ -92,6 +104,9 @@ napi_value createSession(napi_env env, napi_callback_info info) {
   napi(env, napi_create_object(env, &out));
   napi(env, napi_set_named_property(env, out, "inputNames", stringArray(env, s->inputs)));
   napi(env, napi_set_named_property(env, out, "outputNames", stringArray(env, s->outputs)));
+  napi_value hostOutputs;
+  napi(env, napi_create_string_utf8(env, s->pinnedInfo ? "pinned" : "pageable", NAPI_AUTO_LENGTH, &hostOutputs));
+  napi(env, napi_set_named_property(env, out, "hostOutputs", hostOutputs));
   napi(env, napi_set_named_property(env, out, "session", wrap(env, s, &SESSION_TAG)));
   return out;
 }
@@ -178,14 +193,19 @@ void executeRun(napi_env, void* data) {
     check(ort->CreateIoBinding(w->session->session, &binding.p));
     // On CUDA, binding a host input copies it to the device: done here, off the JS thread.
     for (const auto& [name, value] : w->inputs) check(ort->BindInput(binding.p, name.c_str(), value));
+    const SessionState& s = *w->session;
+    const OrtMemoryInfo* device = s.deviceInfo ? s.deviceInfo : s.hostInfo;
+    const OrtMemoryInfo* host = s.pinnedInfo ? s.pinnedInfo : s.hostInfo;
+    bool pinned = false;
     for (const auto& o : w->outputs) {
-      const OrtMemoryInfo* device = w->session->deviceInfo ? w->session->deviceInfo : w->session->hostInfo;
       if (o.target == RunWork::Given) check(ort->BindOutput(binding.p, o.name.c_str(), o.given));
-      else
-        check(ort->BindOutputToDevice(binding.p, o.name.c_str(),
-                                      o.target == RunWork::Device ? device : w->session->hostInfo));
+      else check(ort->BindOutputToDevice(binding.p, o.name.c_str(), o.target == RunWork::Device ? device : host));
+      pinned = pinned || (o.target == RunWork::Host && s.pinnedInfo);
     }
-    runBinding(w->session->session, binding.p, w->graphId.empty() ? nullptr : w->graphId.c_str());
+    runBinding(s.session, binding.p, w->graphId.empty() ? nullptr : w->graphId.c_str());
+    // ORT counts pinned memory as the GPU's (host-accessible) and may leave its copy in flight on
+    // the stream: wait for it before the JS thread reads the bytes.
+    if (pinned) check(ort->SynchronizeBoundOutputs(binding.p));
     w->results = boundOutputs(binding.p);
   } catch (const std::exception& e) {
     w->error = e.what();

@@ -102,7 +102,7 @@ interface Binding {
   createSession(
     model: string | Uint8Array,
     options: NativeSessionOptions,
-  ): { session: object; inputNames: string[]; outputNames: string[] };
+  ): { session: object; inputNames: string[]; outputNames: string[]; hostOutputs: HostOutputMemory };
   allocate(session: object, type: NativeDType, dims: readonly number[]): object;
   copy(tensor: object, data: HostTensor["data"] | null): HostTensor | undefined;
   run(
@@ -135,6 +135,13 @@ const ELEMENT_BYTES: Record<NativeDType, number> = {
   int8: 1,
   bool: 1,
 };
+
+/**
+ * The host memory ORT writes a session's `"host"` outputs to: `pinned` (page-locked, the CUDA EP's
+ * pinned allocator: the copy from the device is a DMA transfer) or `pageable` (ordinary memory: the
+ * CPU EP, or a cuda session without a pinned allocator).
+ */
+export type HostOutputMemory = "pinned" | "pageable";
 
 /** Where a session's device tensors live: its EP's memory (`cpu`: host memory). */
 export type TensorLocation = NativeSessionOptions["ep"];
@@ -184,7 +191,8 @@ export class DeviceTensor {
 }
 
 /**
- * Where `NativeSession.run` puts an output: `"host"` (a `HostTensor`), `"device"` (a new
+ * Where `NativeSession.run` puts an output: `"host"` (a `HostTensor`; on `cuda` ORT copies it out
+ * through page-locked memory, the CUDA EP's pinned allocator, then into the typed array), `"device"` (a new
  * `DeviceTensor` in the session's memory, of the dims ORT produced), or a given `DeviceTensor` of
  * the output's exact type and dims (filled in place).
  */
@@ -207,6 +215,8 @@ export class NativeSession {
     readonly deviceId: number,
     /** Created with `enableCudaGraph`: the only sessions `RunOptions.graphId` means anything to. */
     private readonly cudaGraphs: boolean,
+    /** Where its `"host"` outputs are copied out to (`HostOutputMemory`). */
+    readonly hostOutputs: HostOutputMemory,
   ) {}
 
   /** An uninitialised tensor of `type` and `dims` in the session's device memory. */
@@ -373,6 +383,7 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
         options.ep,
         options.deviceId ?? 0,
         options.enableCudaGraph === true,
+        created.hostOutputs,
       );
     },
   });

@@ -117,6 +117,8 @@ describe("ort-native addon (CPU EP)", { skip }, () => {
     assert.deepEqual(native.outputNames, ["y", "s", "n"]);
     assert.equal(native.ep, "cpu");
     assert.equal(native.deviceId, 0);
+    // Pinned memory is the CUDA EP's; a cpu session's host outputs are ordinary memory.
+    assert.equal(native.hostOutputs, "pageable");
   });
 
   it("an asynchronous run with host I/O equals onnxruntime-node bit for bit", async () => {

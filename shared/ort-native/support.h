@@ -145,6 +145,11 @@ struct SessionState {
   OrtMemoryInfo* deviceInfo = nullptr;
   OrtAllocator* deviceAllocator = nullptr;  // the session's CUDA allocator; null on the CPU EP
   OrtMemoryInfo* hostInfo = nullptr;
+  // CUDA: page-locked host memory (the EP's pinned allocator) for "host" outputs, whose copy from the
+  // device is then a DMA transfer instead of a staged pageable one (about 3 GB/s measured on the
+  // H200: 1.5 ms for batch 8's 4.9 MB of logits per step). Null on the CPU EP, or where the session
+  // has no pinned allocator: "host" outputs then go to `hostInfo`.
+  OrtMemoryInfo* pinnedInfo = nullptr;
   std::vector<std::string> inputs, outputs;
   std::map<int, OrtSession*> identities;
   std::unique_ptr<RunThread> thread;  // with dedicatedThread: where its runs go, in order
@@ -154,6 +159,7 @@ struct SessionState {
     if (deviceAllocator) ort->ReleaseAllocator(deviceAllocator);
     if (deviceInfo) ort->ReleaseMemoryInfo(deviceInfo);
     if (hostInfo) ort->ReleaseMemoryInfo(hostInfo);
+    if (pinnedInfo) ort->ReleaseMemoryInfo(pinnedInfo);
     if (session) ort->ReleaseSession(session);
   }
   OrtSession* identity(ONNXTensorElementDataType elem) {

@@ -1,7 +1,8 @@
 /**
  * The embedded S3-compatible server for local runs and tests: s3rver on loopback, with the bucket
  * created. Access key and secret are both `S3RVER`. Listings are served by ./listing (s3rver's own
- * loses common prefixes and mis-pages), reads by ./large-reads, and ListMultipartUploads and
+ * loses common prefixes and mis-pages), object reads and writes by ./whole-objects (s3rver's could
+ * answer a body being overwritten, or one version's body with another's metadata), and ListMultipartUploads and
  * AbortMultipartUpload (s3rver has neither) by ./multipart. Every request is counted by operation
  * (./request-counts), served as Prometheus text at `/_metrics`.
  */
@@ -10,10 +11,10 @@ import { resolve } from "node:path";
 import { createLogger, onShutdown, parseCommandLine } from "@loracast/shared/platform";
 import S3rver from "s3rver";
 import { envSchema } from "./env.ts";
-import { readInLargeChunks } from "./large-reads.ts";
 import { listLikeS3 } from "./listing/index.ts";
 import { serveMultipartUploads } from "./multipart/index.ts";
 import { countRequests, METRICS_PATH } from "./request-counts/index.ts";
+import { keepObjectsWhole } from "./whole-objects/index.ts";
 
 parseCommandLine({
   usage: "node --import tsx services/s3-local/src/main.ts",
@@ -42,7 +43,7 @@ const server = new S3rver({
   configureBuckets: [{ name: env.S3_BUCKET, configs: [] }],
 });
 countRequests(server);
-readInLargeChunks(server);
+keepObjectsWhole(server);
 listLikeS3();
 serveMultipartUploads();
 const address = await server.run();

@@ -9,17 +9,48 @@ declare module "s3rver" {
     silent?: boolean;
     configureBuckets?: { name: string; configs: (string | Buffer)[] }[];
   }
-  /** What the filesystem store returns for a GET: the body stream, and the byte range when one was asked for. */
-  interface StoredObject {
-    content: import("node:stream").Readable | null;
+  /**
+   * An object's metadata as the store answers it: the stored headers (`content-type`,
+   * `x-amz-meta-*`, ...) plus `etag` (the quoted hex MD5), `last-modified` (an HTTP date) and
+   * `content-length` (bytes).
+   */
+  export type ObjectMetadata = Record<string, string | number>;
+  /**
+   * s3rver's object model (`lib/models/object.js`): for a PUT, the request's body (a stream or
+   * a buffer) and headers; for a GET, the body stream (null when the range is unsatisfiable) and
+   * the byte range when one was asked for.
+   */
+  export interface StoredObject {
+    bucket: string;
+    key: string;
+    content: import("node:stream").Readable | Buffer | null;
+    metadata: ObjectMetadata;
     range?: { start: number; end: number };
   }
-  interface ObjectStore {
+  /** The filesystem store's methods (`lib/stores/filesystem.js`) the embedded server replaces or calls. */
+  export interface ObjectStore {
+    /** The directory that holds one directory per bucket. */
+    readonly rootDirectory: string;
+    /** `<root>/<bucket>`. */
+    getBucketPath(bucket: string): string;
+    /** Where an object's files live: `<root>/<bucket>/<key>._S3rver_<resource>`. */
+    getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+    /** Rejects with an ENOENT error when there is no such object. */
+    getMetadata(bucket: string, key: string): Promise<ObjectMetadata>;
     getObject(
       bucket: string,
       key: string,
       options?: { start?: number; end?: number },
     ): Promise<StoredObject | null>;
+    putObject(object: StoredObject): Promise<{ size: number; md5: string }>;
+    copyObject(
+      srcBucket: string,
+      srcKey: string,
+      destBucket: string,
+      destKey: string,
+      replacementMetadata?: ObjectMetadata,
+    ): Promise<ObjectMetadata>;
+    deleteObject(bucket: string, key: string): Promise<void>;
   }
   /** The part of Koa's request context (s3rver is a Koa app) that our middleware reads and writes. */
   interface KoaContext {

@@ -224,7 +224,9 @@ else
           resident.push(tensor);
           bound[k] = tensor;
         }
-        say(`  uploaded ${resident.length} factor tensors in ${(performance.now() - t).toFixed(0)} ms`);
+        say(
+          `  uploaded ${resident.length} factor tensors in ${(performance.now() - t).toFixed(0)} ms; "host" outputs in ${session.hostOutputs} memory`,
+        );
         let first: Record<string, HostTensor> | undefined;
         const timing = await decode(async (feeds) => {
           first ??= feeds;

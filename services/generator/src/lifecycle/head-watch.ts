@@ -11,6 +11,16 @@ import { type AdapterStore, headKey, type RefusedRecord, sha256Hex } from "@lora
 
 type HeadRead = Result<RunHead, RefusedRecord>;
 
+/**
+ * A run's head as one read found it (`HeadWatch.read`): null when the store holds none. `began`
+ * orders the read against the others of this watch (see `HeadWatch.check`).
+ */
+export interface HeadReading {
+  read: HeadRead | null;
+  /** How many reads this watch had begun when this one began, itself included. */
+  began: number;
+}
+
 /** What a pass found wrong with a run's store state against its newest signed head. */
 export type HeadFinding =
   | "stale_head"
@@ -39,6 +49,10 @@ export class HeadWatch {
   private readonly lastRead = new Map<string, { sha256: string; read: HeadRead }>();
   /** When each run's store was first seen listing versions without a valid head (ms), until one appears. */
   private readonly headlessSince = new Map<string, number>();
+  /** Reads begun so far (`HeadReading.began`). */
+  private begun = 0;
+  /** Per run, `begun` when its newest head was taken: a read that began before cannot contradict it. */
+  private readonly newestTakenAt = new Map<string, number>();
 
   /**
    * @param requireHead whether a run with versions needs a valid signed head (signatures are required):
@@ -77,21 +91,28 @@ export class HeadWatch {
   }
 
   /**
-   * Reads `run`'s head and checks it, and the newest one seen, against the versions listed and the
-   * number of rollback records accepted. A refused head is counted by the store and otherwise ignored.
+   * Checks `reading` (`read`), and the newest head seen, against the versions listed and the
+   * number of rollback records accepted, both listed after the reading. A refused head is counted
+   * by the store and otherwise ignored. A head older than the newest one seen is `stale_head` only
+   * when its read began after that newest one was taken: passes of one run may overlap (a webhook's
+   * and the periodic one), and a read that began earlier may have been answered before the trainer
+   * wrote the newer head.
    */
-  async check(run: string, listed: readonly number[], rollbacks: number): Promise<void> {
-    const read = await this.readHead(run);
+  check(run: string, reading: HeadReading, listed: readonly number[], rollbacks: number): void {
+    const { read } = reading;
     const found = new Map<HeadFinding, string>();
     let head = this.newest.get(run);
     if (read?.ok === true) {
-      if (head !== undefined && read.value.issuedAt < head.issuedAt) {
+      if (head === undefined || read.value.issuedAt >= head.issuedAt) {
+        head = read.value;
+        this.newest.set(run, head);
+        this.newestTakenAt.set(run, this.begun);
+      } else if (reading.began > (this.newestTakenAt.get(run) ?? 0)) {
         found.set(
           "stale_head",
           `the store's head of ${run} (issued ${read.value.issuedAt}) is older than one already seen (issued ${head.issuedAt}): an older signed head was put back`,
         );
-      } else head = read.value;
-      this.newest.set(run, head);
+      }
     }
     const missing = this.missingHead(run, read, listed, head);
     if (missing !== null) found.set("missing_head", missing);
@@ -121,10 +142,21 @@ export class HeadWatch {
   }
 
   /**
-   * The run's head (`AdapterStore.readHead`), judged once per distinct bytes: a pass reads it raw
-   * (one small GET) and, when its sha256 is that of the bytes read last, reuses that verdict, so a
+   * Reads `run`'s head for a pass, before the pass lists the run's versions and rollback records:
+   * the trainer writes a version's manifest, and a rollback record, before the head that counts it,
+   * so listings made after this read hold everything the head names. Listed first, a publish that
+   * landed between the listing and the read showed as `hidden_versions` ("store state is stale")
+   * on a healthy store.
+   *
+   * The head (`AdapterStore.readHead`) is judged once per distinct bytes: a pass reads it raw (one
+   * small GET) and, when its sha256 is that of the bytes read last, reuses that verdict, so a
    * refused head is logged and counted once, not every pass, and a valid one costs no signature read.
    */
+  async read(run: string): Promise<HeadReading> {
+    const began = ++this.begun;
+    return { read: await this.readHead(run), began };
+  }
+
   private async readHead(run: string): Promise<HeadRead | null> {
     const key = headKey(run);
     const bytes = await this.store.objects.get(key);

@@ -210,4 +210,43 @@ describe("reconciler: which version a run serves", () => {
     await m.reconcile();
     assert.deepEqual([m.activeRecord("r")?.state, m.activeRecord("r")?.reason], ["active", null]);
   });
+
+  it("a publish landing while a pass lists the run's versions is no stale store state", async () => {
+    const { objects, trainer, reader } = signedStores();
+    const { m, clock, lines } = managerFor(reader);
+    const head = (version: number) =>
+      trainer.writeHead({
+        schema: "loracast.head/v1",
+        run: "r",
+        version,
+        rollbacks: 0,
+        issuedAt: new Date(clock.t).toISOString(),
+        expiresAt: new Date(clock.t + 86_400_000).toISOString(),
+      });
+    await publish(trainer, "r", 1);
+    await head(1);
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 1);
+    // The trainer publishes v2 (manifest, then head) just after the pass's versions listing.
+    const list = objects.list.bind(objects);
+    let armed = true;
+    objects.list = async (prefix, startAfter) => {
+      const keys = await list(prefix, startAfter);
+      if (armed && prefix === "runs/r/versions/") {
+        armed = false;
+        clock.t += 1000;
+        await publish(trainer, "r", 2);
+        await head(2);
+      }
+      return keys;
+    };
+    await m.reconcile();
+    assert.equal(armed, false, "the publish landed during the pass");
+    assert.deepEqual(
+      lines.filter((l) => l.msg === "store state is stale"),
+      [],
+    );
+    await m.reconcile();
+    assert.equal(m.activeRecord("r")?.version, 2, "the next pass finds v2");
+  });
 });

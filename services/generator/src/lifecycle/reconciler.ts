@@ -77,13 +77,15 @@ export class Reconciler {
   }
 
   /**
-   * One run's pass: lists its versions and rollback records, checks them against its signed head
-   * (`HeadWatch`), rechecks the active version's manifest, then tries the newest versions not
+   * One run's pass: reads its signed head, lists its versions and rollback records and checks them
+   * against the head (`HeadWatch`), rechecks the active version's manifest, then tries the newest versions not
    * revoked, newer than the active one (or any, when the active one is withdrawn), and not failed
    * for now, up to `CANDIDATES_PER_PASS` pulls that cost a download. A held run activates nothing.
    */
   private async reconcileRun(run: string, trigger: Trigger): Promise<void> {
     const { d, set, heads, cache, stats } = this.p;
+    // The head before the listings, so that they hold everything it names (`HeadWatch.read`).
+    const head = await heads.read(run);
     // The whole listing each pass (one LIST per 1000 versions), not only what is newer than last
     // time: a running generator judges the store by what it holds now, as a fresh one and the
     // trainer do, so versions deleted since (hidden behind a signed head) show as `hidden_versions`.
@@ -91,7 +93,7 @@ export class Reconciler {
     set.setListed(run, versions);
     const rollbacks = await d.store.listRollbacks(run);
     set.setRollbacks(run, rollbacks, trigger);
-    await heads.check(run, versions, rollbacks.length);
+    heads.check(run, head, versions, rollbacks.length);
     const current = set.get(run);
     if (current !== undefined && (await recheckActive(d, current, d.clock.now())) === "withdrawn")
       stats.failures++;
