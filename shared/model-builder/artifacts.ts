@@ -9,6 +9,8 @@ import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   APPEND_FILE,
+  BASE_APPEND_FILE,
+  BASE_FILE,
   DATA_FILE,
   type KvCacheDtype,
   MODEL_FILE,
@@ -100,7 +102,8 @@ const TOKENIZER_FILES = [
 
 /**
  * Builds the model artifacts of a HF checkpoint (`npm run build-model`): by default `model.onnx`,
- * `model.append.onnx` and (unless merged) `train.onnx` with their external data and
+ * `model.append.onnx` and (unless merged) `train.onnx` and the two decoders without LoRA inputs
+ * (`model.base.onnx`, `model.base.append.onnx`) with their external data and
  * `loracast-model.json`, plus the tokenizer files (see `BuildOptions.format` for transformers.js);
  * weights stream one tensor at a time. Returns the written manifest; an `err` is the checkpoint's
  * `CheckpointError` or its config's `ModelConfigError`.
@@ -151,6 +154,18 @@ export async function buildArtifacts(
             buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype }),
           )
         : null;
+    // The same two decoders without LoRA inputs, for requests with no adapter: a LoRA graph fed
+    // rank-0 factors still dispatches its LoRA nodes every step (8 per layer in the fused layout).
+    const base = lora
+      ? {
+          model: graphOverSameData("decoder-base", options.quant, dataFile, plan, (gb, pb) =>
+            buildDecoderGraph(gb, arch, pb, { lora: false, attention, kvCacheDtype }),
+          ),
+          append: graphOverSameData("decoder-base-append", options.quant, dataFile, plan, (gb, pb) =>
+            buildDecoderGraph(gb, arch, pb, { lora: false, kvOutput: "append", attention, kvCacheDtype }),
+          ),
+        }
+      : null;
     const training = lora
       ? graphOverSameData("training", options.quant, dataFile, plan, (gt, pt) =>
           buildTrainingGraph(gt, arch, pt),
@@ -176,6 +191,10 @@ export async function buildArtifacts(
     const model = encodeGraph(g);
     const hash = createHash("sha256").update(model);
     if (appending !== null) hash.update(appending);
+    // The base graphs are left out of the digest, which stays what builds before them wrote for
+    // the same checkpoint: adapters signed by trainers that stamped this digest as their base
+    // (generator main.ts, `alsoAccept`) must keep verifying, and the base graphs add no weight
+    // (they run the same data file, without the LoRA inputs).
     const tmpData = `${dataPath}.partial`;
     const out = await open(tmpData, "w");
     try {
@@ -210,6 +229,10 @@ export async function buildArtifacts(
     await writeFile(modelPath, model);
     if (appending !== null) await writeFile(join(options.outDir, APPEND_FILE), appending);
     if (training !== null) await writeFile(join(options.outDir, TRAINING_FILE), training);
+    if (base !== null) {
+      await writeFile(join(options.outDir, BASE_FILE), base.model);
+      await writeFile(join(options.outDir, BASE_APPEND_FILE), base.append);
+    }
 
     for (const file of format === "loracast" ? TOKENIZER_FILES : ["config.json", ...TOKENIZER_FILES]) {
       const text = await readFile(join(options.checkpointDir, file)).catch((e: NodeJS.ErrnoException) => {
@@ -227,6 +250,7 @@ export async function buildArtifacts(
         data: dataFile,
         ...(appending === null ? {} : { append: APPEND_FILE }),
         ...(training === null ? {} : { training: TRAINING_FILE }),
+        ...(base === null ? {} : { base: BASE_FILE, baseAppend: BASE_APPEND_FILE }),
       },
     });
     if (format === "loracast")

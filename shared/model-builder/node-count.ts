@@ -20,28 +20,29 @@ export interface StepNodeCounts {
 
 /**
  * Counts the nodes of the generation graph (`model.onnx`, the one that returns the KV cache) that
- * `buildArtifacts` builds for `arch` in `quant`, with LoRA inputs, in `layout`, with `attention`'s
- * attention and KV cache element type (`ops` and float32 when absent). Builds the graph in memory
- * only: no weight is read. Throws as `buildDecoderGraph` does for a combination it refuses.
+ * `buildArtifacts` builds for `arch` in `quant`, in `layout`, with `graph`'s attention and KV cache
+ * element type (`ops` and float32 when absent), and with LoRA inputs unless `graph.lora` is false
+ * (`model.base.onnx`, whose `lora` count is 0). Builds the graph in memory only: no weight is read.
+ * Throws as `buildDecoderGraph` does for a combination it refuses.
  */
 export function countDecodeStepNodes(
   arch: Architecture,
   quant: BaseQuant,
   layout: DecoderLayout,
-  attention: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype"> = {},
+  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora"> = {},
 ): StepNodeCounts {
   const g = new GraphBuilder("count");
-  buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout, ...attention });
-  const graph = g.build();
-  const factors = new Set(graph.inputs.map((i) => i.name).filter((n) => n.startsWith("base_model.")));
+  buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout, ...graph });
+  const built = g.build();
+  const factors = new Set(built.inputs.map((i) => i.name).filter((n) => n.startsWith("base_model.")));
   const byOp = new Map<string, number>();
   let lora = 0;
-  for (const n of graph.nodes) {
+  for (const n of built.nodes) {
     byOp.set(n.opType, (byOp.get(n.opType) ?? 0) + 1);
     if (n.inputs.some((i) => factors.has(i))) lora++;
   }
   return {
-    total: graph.nodes.length,
+    total: built.nodes.length,
     lora,
     byOp: Object.fromEntries([...byOp].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))),
   };

@@ -6,6 +6,8 @@
 export { IO, TRAIN_IO } from "./io-names.ts";
 export {
   APPEND_FILE,
+  BASE_APPEND_FILE,
+  BASE_FILE,
   DATA_FILE,
   type KvCacheDtype,
   kvCacheDtypeSchema,

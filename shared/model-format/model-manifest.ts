@@ -19,6 +19,10 @@ export const DATA_FILE = "model.onnx.data";
 export const TRAINING_FILE = "train.onnx";
 /** The decoder graph that returns only each step's new keys and values (`appended.*`). */
 export const APPEND_FILE = "model.append.onnx";
+/** `MODEL_FILE` without LoRA inputs: what a base-only request runs (no LoRA node dispatched). */
+export const BASE_FILE = "model.base.onnx";
+/** `APPEND_FILE` without LoRA inputs. */
+export const BASE_APPEND_FILE = "model.base.append.onnx";
 
 const positive = z.number().int().positive();
 
@@ -73,13 +77,18 @@ export const modelManifestSchema = z.object({
   /**
    * `model`: the decoder that returns the whole KV cache each step (`present.*`). `append`: the same
    * decoder returning only each step's new keys and values, for a cache the runtime keeps.
-   * `training`: the graph with log-probabilities and LoRA gradients. All read the same data file.
+   * `training`: the graph with log-probabilities and LoRA gradients. `base` and `baseAppend`:
+   * `model` and `append` without LoRA inputs, for requests with no adapter (absent in manifests
+   * written before them: a session then runs those requests on `model` with rank-0 factors). All
+   * read the same data file.
    */
   files: z.object({
     model: z.string(),
     data: z.string(),
     append: z.string().optional(),
     training: z.string().optional(),
+    base: z.string().optional(),
+    baseAppend: z.string().optional(),
   }),
   modules: z.array(z.object({ name: z.string(), inFeatures: positive, outFeatures: positive })),
   /**

@@ -1,6 +1,6 @@
 import { isTargeted, type LoraConfig, moduleLora } from "../peft/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import { type SafetensorsFile, scanFloats, type TensorView } from "../safetensors/index.ts";
+import { type FloatScan, type SafetensorsFile, scanFloats, type TensorView } from "../safetensors/index.ts";
 import { type ModelSpec, parsePeftKey, peftKey } from "./module-map.ts";
 
 /** A LoRA module that fits the base: both factors, its rank and its scaling. */
@@ -39,6 +39,7 @@ const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
 function checkFactor(
   key: string,
   tensor: TensorView,
+  scans: ScanOptions["scans"],
 ): Result<{ module: string; which: "A" | "B"; largestAbs: number }, AdapterMismatchError> {
   const parsed = parsePeftKey(key);
   if (parsed === null) {
@@ -54,7 +55,7 @@ function checkFactor(
   }
   // One pass: finiteness and the largest magnitude together (a second pass over every B factor
   // cost a third of a 35 MB adapter's verification).
-  const { nonFinite: bad, largestAbs } = scanFloats(tensor);
+  const { nonFinite: bad, largestAbs } = scans?.get(key) ?? scanFloats(tensor);
   if (bad !== null) {
     return err(
       new AdapterMismatchError(`contains ${bad.value} (element ${bad.index}); factors must be finite`, key),
@@ -89,8 +90,18 @@ function checkScaling(config: LoraConfig, module: string, largestB: number): Ada
   return null;
 }
 
+/** How the factors' floats were scanned already, for `verifyAdapter` and `verifyAdapterPairs`. */
+export interface ScanOptions {
+  /**
+   * `scanFloats` of the file's tensors by name, taken by the caller over these very bytes (the
+   * trainer's publisher, on a worker thread: shared/safetensors `scanFloatsConcurrent`); a tensor
+   * without one is scanned here.
+   */
+  scans?: ReadonlyMap<string, FloatScan>;
+}
+
 /** Options of `verifyAdapter`. */
-export interface VerifyOptions {
+export interface VerifyOptions extends ScanOptions {
   /** Refuse ranks above this. @default 256 */
   maxRank?: number;
 }
@@ -109,7 +120,7 @@ export function verifyAdapter(
   const maxRank = options.maxRank ?? 256;
   const found = new Map<string, { a?: TensorView; b?: TensorView; largestB?: number }>();
   for (const [key, tensor] of file.tensors) {
-    const checked = checkFactor(key, tensor);
+    const checked = checkFactor(key, tensor, options.scans);
     if (!checked.ok) return checked;
     const parsed = checked.value;
     const target = spec.modules.get(parsed.module);
@@ -175,10 +186,11 @@ export function verifyAdapter(
 export function verifyAdapterPairs(
   config: LoraConfig,
   file: SafetensorsFile,
+  options: ScanOptions = {},
 ): Result<{ modules: number }, AdapterMismatchError> {
   const slots = new Map<string, { a?: TensorView; b?: TensorView; largestB?: number }>();
   for (const [key, tensor] of file.tensors) {
-    const checked = checkFactor(key, tensor);
+    const checked = checkFactor(key, tensor, options.scans);
     if (!checked.ok) return checked;
     const parsed = checked.value;
     const { rank } = moduleLora(config, parsed.module);

@@ -28,6 +28,8 @@ export interface Runner {
   readonly kv: KvPlacement;
   /** Whether LoRA factors are uploaded once per adapter rather than copied in every step. */
   readonly factorsResident: boolean;
+  /** Steps this runner has run (each `run` that returned): which graph served what, for tests and /metrics. */
+  readonly steps: number;
   /** One step: `feeds`, plus the factors of `lora` (packed feeds). Throws ORT's errors. */
   run(feeds: StepFeeds, lora: LoraFeeds): Promise<RunnerOutput>;
   /** Host copies of `tensors`, in order (host ones as they are); the device originals are left. */
@@ -47,16 +49,23 @@ function stockTensor(name: string, t: KvTensor): ort.Tensor {
 
 /**
  * onnxruntime-node's session, with the WebGPU EP's factor uploader and cache downloader where the
- * cache stays on the device (`gpu-transfer.ts`); both null on the CPU and CUDA EPs.
+ * cache stays on the device (`gpu-transfer.ts`); both null on the CPU and CUDA EPs. The downloader
+ * may be shared with another runner of the same session: `ownsDownloader` says which one releases it.
  */
 export class StockRunner implements Runner {
   readonly kv: KvPlacement;
   readonly factorsResident: boolean;
+  private ran = 0;
+
+  get steps(): number {
+    return this.ran;
+  }
 
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly gpuFeeds: GpuFeeds | null,
     private readonly downloader: GpuDownloader | null,
+    private readonly ownsDownloader = true,
   ) {
     this.kv = downloader === null ? "host" : "device";
     this.factorsResident = gpuFeeds !== null;
@@ -68,6 +77,7 @@ export class StockRunner implements Runner {
     };
     for (const [name, t] of Object.entries(feeds)) inputs[name] = stockTensor(name, t);
     const outputs = await this.session.run(inputs);
+    this.ran++;
     const logits = outputs[IO.logits];
     if (logits === undefined) throw new Error(`session output ${IO.logits} missing`);
     return { logits: logits.data as Float32Array, outputs };
@@ -90,6 +100,6 @@ export class StockRunner implements Runner {
   async release(): Promise<void> {
     await this.session.release();
     await this.gpuFeeds?.release();
-    await this.downloader?.release();
+    if (this.ownsDownloader) await this.downloader?.release();
   }
 }

@@ -1,6 +1,7 @@
 /**
- * One ORT session over built model artifacts. It is created once per process; adapters change only
- * the feeds. `sessionsCreated` counts creations so that tests and /metrics can prove it.
+ * The decoder over built model artifacts: one ORT session (two with the base graph) created once
+ * per process; adapters change only the feeds. `sessionsCreated` (open-runners.ts) counts
+ * creations so that tests and /metrics can prove it.
  */
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -13,16 +14,16 @@ import {
 import type { ModelSpec } from "../model-spec/index.ts";
 import { DeviceTensor } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import { type Runner, type StepFeeds, StockRunner } from "./decoder-runner.ts";
-import { decodeStepCopies, kvPlacement, type StepCopy } from "./device-copies.ts";
+import type { Runner, StepFeeds } from "./decoder-runner.ts";
+import { decodeStepCopies, type StepCopy } from "./device-copies.ts";
 import { type ExecutionProvider, ExecutionProviderError } from "./execution-provider.ts";
-import { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
 import { toGqaStep } from "./gqa-step.ts";
 import { type KvPadding, type KvShape, kvArray, kvData, type RowSource, relayout } from "./kv-layout.ts";
-import { type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
-import { chooseBackend, NativeDecoder, OrtBackendError, type ResolvedBackend } from "./native-decoder.ts";
+import { isBaseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
+import { chooseBackend, OrtBackendError, type ResolvedBackend } from "./native-decoder.ts";
+import { openRunners } from "./open-runners.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
-import { createSession, type DecoderSessionOptions } from "./session-options.ts";
+import type { DecoderSessionOptions } from "./session-options.ts";
 
 /**
  * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are padded to
@@ -90,29 +91,35 @@ export interface StepOutput {
   present: KvCache;
 }
 
-let created = 0;
-
-/** How many ORT sessions the decoders of this process have created (with the WebGPU uploader). */
-export function sessionsCreated(): number {
-  return created;
+/** Where a session runs base-only requests (`DecoderSessionOptions.baseGraph`, `chooseBaseGraph`). */
+export interface BaseGraphState {
+  /** The decoder graph without LoRA inputs it runs them on; null: the LoRA graph, with rank-0 factors. */
+  graphPath: string | null;
+  /** `asked for`, `auto on <ep>`, or why there is none. */
+  reason: string;
 }
 
 /**
- * The model's one ORT inference session (`DecoderSession.load` over a model directory): `step` runs
- * the decoder over a batch with an adapter's factors as feeds; caches are re-batched with `regroup`
- * and, on the GPU, released with `free`. Call `release` once, when the process is done with it.
- * `load` fails with `ModelArtifactsError` (unreadable artifacts) or `ExecutionProviderError` (the
- * requested provider cannot load).
+ * The model's ORT inference session (`DecoderSession.load` over a model directory): `step` runs
+ * the decoder over a batch with an adapter's factors as feeds, and a base-only batch (`baseFeeds`)
+ * on the decoder graph without LoRA inputs where the session has one (`baseGraph`); caches are
+ * re-batched with `regroup` and, on the GPU, released with `free`. Call `release` once, when the
+ * process is done with it. `load` fails with `ModelArtifactsError` (unreadable artifacts, or a base
+ * graph asked for and missing) or `ExecutionProviderError` (the requested provider cannot load).
  */
 export class DecoderSession {
   private constructor(
     readonly manifest: ModelManifest,
     readonly spec: ModelSpec,
     private readonly run: Runner,
+    /** The runner over the base graph, or null (base requests run `run`). */
+    private readonly baseRun: Runner | null,
     /** The graph returns only each step's new keys and values; the cache lives in host buffers. */
     private readonly appending: boolean,
-    /** The ONNX file the session runs: `model.append.onnx` when appending, else `model.onnx`. */
+    /** The ONNX file adapters' steps run: `model.append.onnx` when appending, else `model.onnx`. */
     readonly graphPath: string,
+    /** Where base-only requests run, and why. */
+    readonly baseGraph: BaseGraphState,
     /** The execution provider the session prefers (the first asked for). */
     readonly ep: ExecutionProvider,
     /** The binding the session runs on (`DecoderSessionOptions.backend` once decided). */
@@ -131,10 +138,11 @@ export class DecoderSession {
 
   /**
    * A session over the model directory `dir` on the binding `options.backend` decides
-   * (`chooseBackend`). Fails with `ModelArtifactsError` (unreadable artifacts),
-   * `ExecutionProviderError` (the provider cannot load) or `OrtBackendError` (ort-native forced and
-   * unusable, or `cudaTf32: false` that the stock binding cannot honour); throws a RangeError for
-   * `cudaTf32` on another EP than cuda.
+   * (`chooseBackend`), with a second runner over the base graph as `options.baseGraph` decides
+   * (`chooseBaseGraph`). Fails with `ModelArtifactsError` (unreadable artifacts, or `baseGraph: on`
+   * for a model without base graphs), `ExecutionProviderError` (the provider cannot load) or
+   * `OrtBackendError` (ort-native forced and unusable, or `cudaTf32: false` that the stock binding
+   * cannot honour); throws a RangeError for `cudaTf32` on another EP than cuda.
    */
   static async load(
     dir: string,
@@ -160,53 +168,25 @@ export class DecoderSession {
           `cudaTf32: false needs the ort-native backend (${choice.reason}) or NVIDIA_TF32_OVERRIDE=0`,
         ),
       );
-    const presents = Array.from({ length: manifest.dims.numLayers }, (_, l) => [
-      IO.presentKey(l),
-      IO.presentValue(l),
-    ]).flat();
-    const make = (run: Runner, appending: boolean, graph: string) =>
-      new DecoderSession(manifest, spec, run, appending, join(dir, graph), ep, choice.backend, choice.reason);
     try {
-      if (choice.backend === "ort-native") {
-        // The full graph: its presents stay on the device as the next step's past.
-        const native = choice.addon.createSession(join(dir, manifest.files.model), {
-          ep: ep === "cuda" ? "cuda" : "cpu",
-          ...(ep === "cuda" ? { deviceId: options.cudaDeviceId ?? 0 } : {}),
-          // TF32 off unless asked for: PyTorch's default for float32 matmuls (allow_tf32 = False
-          // since 1.12), the CPU conformance tolerances, and on the H200 the faster setting
-          // (docs/benchmarks.md, the ort-native probe: 15.1 -> 11.4 ms per step).
-          ...(ep === "cuda" ? { useTf32: options.cudaTf32 ?? false } : {}),
-          ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
-          // A decoder's steps run one after another: a thread of its own keeps them off libuv's
-          // four-thread pool, which fs, dns and crypto share.
-          dedicatedThread: true,
-        });
-        created++;
-        const factors = native.inputNames.filter((n) => n.startsWith("base_model."));
-        const run = new NativeDecoder(native, factors, IO.logits, presents);
-        return ok(make(run, false, manifest.files.model));
-      }
-      // Every decode step's present is the next step's past: where the EP lets outputs stay on the
-      // device (WebGPU), leave it there; without this, each step copied the whole cache to the host
-      // and back (docs/benchmarks.md). On CUDA onnxruntime-node cannot (device-copies.ts): the cache
-      // lives on the host, like the CPU's, and the append graph returns only the new columns.
-      const onGpu = kvPlacement(ep) === "device";
-      const appending = !onGpu && manifest.files.append !== undefined;
-      const graph = appending ? (manifest.files.append ?? "") : manifest.files.model;
-      const session = await createSession(
-        join(dir, graph),
-        options,
-        onGpu ? { preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, "gpu-buffer"])) } : {},
+      const opened = await openRunners(dir, manifest, options, ep, choice);
+      if (!opened.ok) return opened;
+      const { run, graph, appending, baseRun, base } = opened.value;
+      const baseGraph = { graphPath: base.file === null ? null : join(dir, base.file), reason: base.reason };
+      return ok(
+        new DecoderSession(
+          manifest,
+          spec,
+          run,
+          baseRun,
+          appending,
+          join(dir, graph),
+          baseGraph,
+          ep,
+          choice.backend,
+          choice.reason,
+        ),
       );
-      created++;
-      const factors = session.inputNames.filter((n) => n.startsWith("base_model."));
-      const gpuFeeds = onGpu && factors.length > 0 ? await GpuFeeds.create(factors) : null;
-      if (gpuFeeds !== null) created++;
-      const downloader = onGpu
-        ? await GpuDownloader.create(presents.length, manifest.decoder.kvCacheDtype ?? "float32")
-        : null;
-      if (downloader !== null) created++;
-      return ok(make(new StockRunner(session, gpuFeeds, downloader), appending, graph));
     } catch (e) {
       if (e instanceof ExecutionProviderError) return err(e);
       throw e;
@@ -253,13 +233,23 @@ export class DecoderSession {
   }
 
   /**
+   * The runner a step with `feeds` runs on, and the factors it takes: base feeds (`isBaseFeeds`)
+   * go to the base graph, with none, where the session has one.
+   */
+  private route(feeds: LoraFeeds): { runner: Runner; factors: LoraFeeds } {
+    if (this.baseRun !== null && isBaseFeeds(feeds)) return { runner: this.baseRun, factors: {} };
+    return { runner: this.run, factors: this.prepare(feeds) };
+  }
+
+  /**
    * The host↔device copies of one decode step of this session (one token for each of `batch` rows
    * over a past of `pastColumns` columns, spare ones included) with `lora`'s factors, largest first.
+   * A base step on the base graph copies no factors.
    */
   decodeCopies(batch: number, pastColumns: number, lora: LoraFeeds): StepCopy[] {
     const { numLayers, numKvHeads, headDim, vocabSize } = this.manifest.dims;
     // Host feeds only: a factor already on the device is not copied.
-    const factors = Object.values(this.prepare(lora)).filter((t) => t.location === "cpu");
+    const factors = Object.values(this.route(lora).factors).filter((t) => t.location === "cpu");
     return decodeStepCopies({
       ep: this.ep,
       kv: this.run.kv,
@@ -277,12 +267,16 @@ export class DecoderSession {
     });
   }
 
-  /** One forward pass over `seq` new tokens per row, with an adapter's feeds (per module or `prepare`d). */
+  /**
+   * One forward pass over `seq` new tokens per row, with an adapter's feeds (per module or
+   * `prepare`d); base feeds (`baseFeeds`) run on the base graph where the session has one. A cache
+   * from either graph can be the other's past: both have the same cache inputs and outputs.
+   */
   async step(input: StepInput, perModule: LoraFeeds): Promise<StepOutput> {
     const { batch, seq } = input;
     const past = input.past ?? this.empty(batch);
     const total = past.length + seq;
-    const lora = this.prepare(perModule);
+    const { runner, factors } = this.route(perModule);
     const gqa = this.padding === "right" ? toGqaStep(input, past.length) : null;
     const feeds: StepFeeds = {
       [IO.inputIds]: new ort.Tensor("int64", gqa?.inputIds ?? input.inputIds, [batch, seq]),
@@ -305,7 +299,7 @@ export class DecoderSession {
       feeds[IO.pastKey(l)] = past.keys[l] as KvTensor;
       feeds[IO.pastValue(l)] = past.values[l] as KvTensor;
     }
-    const { logits, outputs } = await this.run.run(feeds, lora);
+    const { logits, outputs } = await runner.run(feeds, factors);
     const pick = (name: string): KvTensor => {
       const t = outputs[name];
       if (t === undefined) throw new Error(`session output ${name} missing`);
@@ -386,7 +380,11 @@ export class DecoderSession {
     }
   }
 
-  /** The cache with its data on the host, readable by `relayout`; a device cache is copied and freed. */
+  /**
+   * The cache with its data on the host, readable by `relayout`; a device cache is copied and
+   * freed. Either runner's caches: the addon downloads each tensor itself, and the WebGPU
+   * downloader is shared by both runners.
+   */
   async toHost(cache: KvCache): Promise<KvCache> {
     const all = [...cache.keys, ...cache.values];
     const host = await this.run.toHost(all);
@@ -404,13 +402,24 @@ export class DecoderSession {
     return this.run.residentStats();
   }
 
+  /**
+   * Steps run so far on each graph: `lora`, the LoRA graph (adapters, and base requests where the
+   * session has no base graph); `base`, the base graph. For tests and /metrics.
+   */
+  stepCounts(): { lora: number; base: number } {
+    return { lora: this.run.steps, base: this.baseRun?.steps ?? 0 };
+  }
+
   /** Ends ORT's profiler (`profileFilePrefix`) and writes its file; a no-op without one. */
   endProfiling(): void {
     this.run.endProfiling();
+    this.baseRun?.endProfiling();
   }
 
-  /** Frees the session and its uploaders; call once, when the process is done with it. */
+  /** Frees the sessions and their uploaders; call once, when the process is done with it. */
   async release(): Promise<void> {
+    // The LoRA runner owns what the two share (the WebGPU downloader): it goes last.
+    await this.baseRun?.release();
     await this.run.release();
   }
 }

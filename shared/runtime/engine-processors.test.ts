@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
+import { loadTinyModel, prefillStep, type TinyModel } from "@loracast/dev-support/tiny-model";
 import * as ort from "onnxruntime-node";
 import { createRng } from "../random/index.ts";
 import {
@@ -50,20 +50,7 @@ for (const attention of ["ops", "gqa"] as const) {
 
     /** The next-token logits after `ids`, from one pass over the whole sequence. */
     const lastLogits = async (ids: readonly number[]): Promise<Float32Array> => {
-      const n = ids.length;
-      const out = await session.step(
-        {
-          batch: 1,
-          seq: n,
-          inputIds: BigInt64Array.from(ids.map(BigInt)),
-          attentionMask: new BigInt64Array(n).fill(1n),
-          positionIds: BigInt64Array.from(ids.map((_, i) => BigInt(i))),
-          logitsPositions: BigInt64Array.of(BigInt(n - 1)),
-          logitsCount: 1,
-          past: null,
-        },
-        lora,
-      );
+      const out = await session.step(prefillStep(ids), lora);
       return out.logits.slice();
     };
 

@@ -2,7 +2,8 @@
  * Running built model artifacts with onnxruntime-node (or, on CUDA, loracast's ort-native addon):
  * one session, adapters as feeds.
  */
-export { DecoderSession, type StepInput, sessionsCreated } from "./decoder-session.ts";
+export { BaseGraphMissingError, type BaseGraphMode, baseGraphSchema } from "./base-graph.ts";
+export { DecoderSession, type StepInput } from "./decoder-session.ts";
 export { bytesPerToken, type StepCopy } from "./device-copies.ts";
 export { Engine } from "./engine.ts";
 export {
@@ -18,8 +19,9 @@ export {
 export { greedyDecode, sequenceLogprobs } from "./greedy.ts";
 export { allFinite, argmaxRow, logProbAt } from "./logits.ts";
 export { invalidProcessorParams, LogitsProcessors, type StopConditions } from "./logits-processors.ts";
-export { adapterFeeds, baseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
+export { adapterFeeds, baseFeeds, isBaseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 export { type OrtBackend, OrtBackendError, ortBackendSchema } from "./native-decoder.ts";
+export { sessionsCreated } from "./open-runners.ts";
 export { disableOrtTelemetry } from "./ort-telemetry.ts";
 export {
   GREEDY,

@@ -13,10 +13,34 @@ import { toFloat32 } from "../safetensors/index.ts";
 /** Feeds for one adapter version. Immutable once built, so a swap is one reference assignment. */
 export type LoraFeeds = Readonly<Record<string, ort.Tensor>>;
 
-const emptyCache = new WeakMap<ModelSpec, LoraFeeds>();
+/** The mark `baseFeeds` puts on its feeds (and `packLoraFeeds` keeps on their packed form). */
+const BASE: unique symbol = Symbol("loracast.baseFeeds");
 
-/** Rank-0 factors for every module: the base model with no adapter. */
-export function baseFeeds(spec: ModelSpec): LoraFeeds {
+/**
+ * Feeds of the base with no adapter (`baseFeeds`): rank-0 factors for every module, marked so that
+ * a session with a decoder graph without LoRA inputs runs that instead (`DecoderSession.step`). The
+ * mark is a non-enumerable symbol key: spreading base feeds into other feeds (`adapterFeeds`) or
+ * iterating over them does not carry it.
+ */
+export type BaseFeeds = LoraFeeds & { readonly [BASE]: true };
+
+/** Whether `feeds` are `baseFeeds`' (or their packed form): a request without an adapter. */
+export function isBaseFeeds(feeds: LoraFeeds): feeds is BaseFeeds {
+  return (feeds as Partial<BaseFeeds>)[BASE] === true;
+}
+
+function markBase(feeds: Record<string, ort.Tensor>): BaseFeeds {
+  Object.defineProperty(feeds, BASE, { value: true, enumerable: false });
+  return Object.freeze(feeds) as BaseFeeds;
+}
+
+const emptyCache = new WeakMap<ModelSpec, BaseFeeds>();
+
+/**
+ * Rank-0 factors for every module: the base model with no adapter, marked as such (`isBaseFeeds`).
+ * One frozen object per spec.
+ */
+export function baseFeeds(spec: ModelSpec): BaseFeeds {
   const cached = emptyCache.get(spec);
   if (cached !== undefined) return cached;
   const feeds: Record<string, ort.Tensor> = {};
@@ -24,9 +48,9 @@ export function baseFeeds(spec: ModelSpec): LoraFeeds {
     feeds[peftKey(m.name, "A")] = new ort.Tensor("float32", new Float32Array(0), [0, m.inFeatures]);
     feeds[peftKey(m.name, "B")] = new ort.Tensor("float32", new Float32Array(0), [m.outFeatures, 0]);
   }
-  const frozen = Object.freeze(feeds);
-  emptyCache.set(spec, frozen);
-  return frozen;
+  const marked = markBase(feeds);
+  emptyCache.set(spec, marked);
+  return marked;
 }
 
 /** The session feeds for a verified adapter. */
@@ -56,7 +80,8 @@ const packCache = new WeakMap<LoraFeeds, LoraFeeds>();
  * so `(x·Aᵀ)·Bᵀ` is each member's LoRA in its own output rows. An untargeted member is a rank-0
  * block; a group with no targeted member is a rank-0 pair (what a base-only request feeds).
  * Packing is done once per feeds object (cached; feeds are immutable), and packed feeds pass
- * through unchanged. Throws when a member's factors are missing or of the wrong shape.
+ * through unchanged; packed base feeds stay marked (`isBaseFeeds`). Throws when a member's
+ * factors are missing or of the wrong shape.
  */
 export function packLoraFeeds(spec: ModelSpec, groups: readonly PackedModule[], feeds: LoraFeeds): LoraFeeds {
   if (packedFeeds.has(feeds)) return feeds;
@@ -106,7 +131,7 @@ export function packLoraFeeds(spec: ModelSpec, groups: readonly PackedModule[], 
       out[peftKey(packed, "B")] = new ort.Tensor("float32", b, [outF, rank]);
     }
   }
-  const frozen = Object.freeze(out);
+  const frozen = isBaseFeeds(feeds) ? markBase(out) : Object.freeze(out);
   packedFeeds.add(frozen);
   packCache.set(feeds, frozen);
   return frozen;

@@ -4,10 +4,15 @@ import { after, before, describe, it } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { ortNativeSkip } from "@loracast/dev-support/ort-native";
-import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
+import {
+  decodeFixedTokens,
+  loadTinyModel,
+  prefillStep,
+  type TinyModel,
+} from "@loracast/dev-support/tiny-model";
 import { DeviceTensor, type OrtNative, type OrtNativeUnavailable } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import { DecoderSession, type StepInput } from "./decoder-session.ts";
+import { DecoderSession } from "./decoder-session.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import { chooseBackend, OrtBackendError } from "./native-decoder.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
@@ -75,47 +80,15 @@ describe("DecoderSession on ort-native (CPU EP) against onnxruntime-node", { ski
     await stock?.dispose();
   });
 
-  const ids = (xs: readonly number[]) => BigInt64Array.from(xs.map(BigInt));
-  const prefill = (prompt: number[]): StepInput => ({
-    batch: 1,
-    seq: prompt.length,
-    inputIds: ids(prompt),
-    attentionMask: new BigInt64Array(prompt.length).fill(1n),
-    positionIds: ids(prompt.map((_, i) => i)),
-    logitsPositions: ids([prompt.length - 1]),
-    logitsCount: 1,
-    past: null,
-  });
-  const next = (token: number, at: number, past: StepInput["past"]): StepInput => ({
-    batch: 1,
-    seq: 1,
-    inputIds: ids([token]),
-    attentionMask: new BigInt64Array(at + 1).fill(1n),
-    positionIds: ids([at]),
-    logitsPositions: ids([0]),
-    logitsCount: 1,
-    past,
-  });
-  /** Logits of a prefill and `steps` decode steps of fixed tokens, freeing each cache after use. */
-  async function decode(session: DecoderSession, feeds: LoraFeeds, steps: number): Promise<Float32Array[]> {
-    const prompt = [5, 9, 200, 17, 3];
-    let out = await session.step(prefill(prompt), feeds);
-    const logits = [out.logits];
-    for (let s = 0; s < steps; s++) {
-      const was = out.present;
-      out = await session.step(next((s * 37 + 11) % 256, prompt.length + s, was), feeds);
-      session.free(was);
-      logits.push(out.logits);
-    }
-    session.free(out.present);
-    return logits;
-  }
+  /** Logits of a prefill and `steps` decode steps of fixed tokens. */
+  const decode = (session: DecoderSession, feeds: LoraFeeds, steps: number) =>
+    decodeFixedTokens(session, feeds, [5, 9, 200, 17, 3], steps);
 
   it("runs the full graph with the cache in device tensors, and gives the stock binding's logits", async () => {
     assert.equal(native.session.backend, "ort-native");
     assert.equal(native.session.backendReason, "ort-native on cpu");
     assert.match(native.session.graphPath, /model\.onnx$/);
-    const out = await native.session.step(prefill([1, 2, 3]), native.lora);
+    const out = await native.session.step(prefillStep([1, 2, 3]), native.lora);
     assert.ok(out.present.keys.every((k) => k instanceof DeviceTensor));
     const { numKvHeads, headDim } = native.session.manifest.dims;
     assert.deepEqual((out.present.keys[0] as DeviceTensor).dims, [1, numKvHeads, 3, headDim]);

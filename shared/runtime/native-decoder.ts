@@ -110,6 +110,11 @@ function ortTensor(t: HostTensor): ort.Tensor {
 export class NativeDecoder implements Runner {
   readonly kv = "device";
   readonly factorsResident = true;
+  private ran = 0;
+
+  get steps(): number {
+    return this.ran;
+  }
   private readonly resident: ResidentFeeds<Record<string, DeviceTensor>>;
   /** Where each fetched output goes, the same every step: the logits to the host, presents to the device. */
   private readonly fetch: Readonly<Record<string, "host" | "device">>;
@@ -164,6 +169,7 @@ export class NativeDecoder implements Runner {
     for (const [name, t] of Object.entries(feeds))
       bound[name] = t instanceof DeviceTensor ? t : hostTensor(t);
     const out = await this.session.run(bound, this.fetch);
+    this.ran++;
     const logits = out[this.logits];
     if (logits === undefined || logits instanceof DeviceTensor)
       throw new Error(`session output ${this.logits} missing from the host`);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ortNativeSkip } from "@loracast/dev-support/ort-native";
-import { loadTinyModel, type TinyModel } from "@loracast/dev-support/tiny-model";
+import { loadTinyModel, prefillStep, type TinyModel } from "@loracast/dev-support/tiny-model";
 import { createRng } from "../random/index.ts";
 import {
   allFinite,
@@ -208,31 +208,13 @@ for (const [attention, backend, kvCacheDtype] of [
       const n = tokens.length;
       const ids = (xs: readonly number[]) => BigInt64Array.from(xs.map(BigInt));
       const whole = await session.step(
-        {
-          batch: 1,
-          seq: n,
-          inputIds: ids(tokens),
-          attentionMask: new BigInt64Array(n).fill(1n),
-          positionIds: ids(tokens.map((_, i) => i)),
-          logitsPositions: ids(tokens.map((_, i) => i)),
-          logitsCount: n,
-          past: null,
-        },
+        prefillStep(
+          tokens,
+          tokens.map((_, i) => i),
+        ),
         lora,
       );
-      let step = await session.step(
-        {
-          batch: 1,
-          seq: prompt.length,
-          inputIds: ids(prompt),
-          attentionMask: new BigInt64Array(prompt.length).fill(1n),
-          positionIds: ids(prompt.map((_, i) => i)),
-          logitsPositions: ids([prompt.length - 1]),
-          logitsCount: 1,
-          past: null,
-        },
-        lora,
-      );
+      let step = await session.step(prefillStep(prompt), lora);
       let worst = 0;
       let grew = false;
       for (let t = prompt.length; ; t++) {

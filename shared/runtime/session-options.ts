@@ -3,6 +3,7 @@
  * benches' probes), and `createSession`, which creates one on onnxruntime-node.
  */
 import * as ort from "onnxruntime-node";
+import type { BaseGraphMode } from "./base-graph.ts";
 import { type ExecutionProvider, providerFailure } from "./execution-provider.ts";
 import type { OrtBackend } from "./native-decoder.ts";
 import { disableOrtTelemetry } from "./ort-telemetry.ts";
@@ -44,6 +45,12 @@ export interface DecoderSessionOptions extends OrtSessionOptions {
    * Given on another EP, `load` throws a RangeError.
    */
   cudaTf32?: boolean;
+  /**
+   * Whether base-only requests (`baseFeeds`) run on the decoder graph without LoRA inputs
+   * (`BaseGraphMode`: `auto`, `on`, `off`); a second ORT session over the same weights, on the same
+   * binding and EP with these options. Default `auto`: on for cuda and webgpu.
+   */
+  baseGraph?: BaseGraphMode;
 }
 
 /**

@@ -40,7 +40,7 @@ export function firstNonFinite(tensor: TensorView): NonFinite | null {
  * largest masked word answers both questions (the PEFT scaling check in model-spec reads
  * `largestAbs` of every lora_B instead of a second pass over the floats).
  */
-export function scanFloats(tensor: TensorView): { nonFinite: NonFinite | null; largestAbs: number } {
+export function scanFloats(tensor: TensorView): FloatScan {
   if (tensor.dtype !== "F32") {
     const nonFinite = firstNonFinite(tensor);
     if (nonFinite !== null || (tensor.dtype !== "F16" && tensor.dtype !== "BF16"))
@@ -51,12 +51,39 @@ export function scanFloats(tensor: TensorView): { nonFinite: NonFinite | null; l
     return { nonFinite: null, largestAbs };
   }
   const bytes = tensor.bytes.byteOffset % 4 === 0 ? tensor.bytes : new Uint8Array(tensor.bytes);
-  const w = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  return float32Scan(
+    bytes,
+    largestMaskedWord(new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2)),
+  );
+}
+
+/** What `scanFloats` says of a tensor: its first non-finite element, or its largest magnitude. */
+export interface FloatScan {
+  nonFinite: NonFinite | null;
+  /** The largest |x| when every element is finite (NaN otherwise). */
+  largestAbs: number;
+}
+
+/**
+ * The largest of `words` with the sign bit cleared (0 for none): for float32 bits, the largest
+ * magnitude's bits when all are finite, and at least 0x7f800000 when any is not. Self-contained
+ * (no outside names), so that a worker thread can run its source text (`scanFloatsConcurrent`).
+ */
+export function largestMaskedWord(words: Int32Array): number {
+  // Int32 words, not Uint32: high Uint32 values leave V8's small integers and slow the loop severalfold.
   let largest = 0;
-  for (let i = 0; i < w.length; i++) {
-    const m = (w[i] as number) & 0x7fffffff;
+  for (let i = 0; i < words.length; i++) {
+    const m = (words[i] as number) & 0x7fffffff;
     if (m > largest) largest = m;
   }
+  return largest;
+}
+
+/**
+ * The `scanFloats` answer for an F32 tensor's `bytes` (4-byte aligned) from `largestMaskedWord` of
+ * them: the largest magnitude, or, when a word is not finite, where the first such element is.
+ */
+export function float32Scan(bytes: Uint8Array, largest: number): FloatScan {
   if (largest >= 0x7f800000) return { nonFinite: scan32(bytes), largestAbs: Number.NaN };
   BITS[0] = largest;
   return { nonFinite: null, largestAbs: FLOAT[0] as number };

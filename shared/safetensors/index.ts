@@ -16,5 +16,6 @@ export {
 export { encodeSafetensors, type TensorInput } from "./encode.ts";
 export { SafetensorsError } from "./errors.ts";
 export { openSafetensors, type SafetensorsReader } from "./file.ts";
-export { firstNonFinite, scanFloats } from "./finite.ts";
+export { type FloatScan, firstNonFinite, scanFloats } from "./finite.ts";
 export { safetensorsHeaderGuard } from "./header-guard.ts";
+export { scanFloatsConcurrent } from "./scan-thread.ts";

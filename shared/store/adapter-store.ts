@@ -22,7 +22,7 @@ import type {
   SealedRecord,
   StoredManifest,
 } from "./adapter-store-types.ts";
-import { downloadBlob, putBlob, sha256Hex } from "./blobs.ts";
+import { blobFile, downloadBlob, putBlob, sha256Hex } from "./blobs.ts";
 import {
   headKey,
   MAX_VERSION,
@@ -96,18 +96,25 @@ export class AdapterStore {
     // finds the object finds its signature, and a publisher that loses a version race leaves only
     // an envelope nothing refers to.
     await this.putSignature(sealed);
-    return this.objects.put(sealed.key, sealed.bytes, { ifNoneMatch, contentType: "application/json" });
+    return this.putSealedObject(sealed, ifNoneMatch);
   }
 
-  /** Writes a sealed record's signature envelope alone (nothing when unsigned). */
-  private async putSignature(sealed: SealedRecord): Promise<void> {
+  /**
+   * Writes a sealed record's signature envelope alone (nothing when unsigned). It may go up long
+   * before the record (the trainer sends a head's envelope beside its manifest): nothing refers to
+   * an envelope until an object with the bytes it signs exists.
+   */
+  async putSignature(sealed: SealedRecord): Promise<void> {
     if (sealed.signature === null) return;
     await this.objects.put(sealed.signature.key, sealed.signature.bytes, { contentType: "application/json" });
   }
 
-  /** Writes the signature envelope of `bytes` (when this store signs), then `bytes` under `key`. */
-  private putSigned(key: string, bytes: Uint8Array, ifNoneMatch: boolean): Promise<"written" | "exists"> {
-    return this.putSealed(this.seal(key, bytes), ifNoneMatch);
+  /**
+   * Writes a sealed record's bytes alone, for a caller whose `putSignature` of it has completed
+   * (`putSealed` otherwise): with `ifNoneMatch`, only where the key is free, on servers that enforce it.
+   */
+  putSealedObject(sealed: SealedRecord, ifNoneMatch: boolean): Promise<"written" | "exists"> {
+    return this.objects.put(sealed.key, sealed.bytes, { ifNoneMatch, contentType: "application/json" });
   }
 
   /**
@@ -171,6 +178,17 @@ export class AdapterStore {
     return [
       { name: CONFIG_FILE, ...config.file },
       { name: WEIGHTS_FILE, ...weightsFile.file },
+    ];
+  }
+
+  /**
+   * The manifest entries `putAdapterBlobs` returns for these two files (config first), known
+   * before their upload ends: a publisher seals the manifest naming them while they go up.
+   */
+  adapterFiles(configBytes: Uint8Array, weights: Uint8Array, weightsSha256?: string): AdapterFile[] {
+    return [
+      { name: CONFIG_FILE, ...blobFile(configBytes) },
+      { name: WEIGHTS_FILE, ...blobFile(weights, weightsSha256) },
     ];
   }
 
@@ -252,12 +270,20 @@ export class AdapterStore {
    * anything else (unsigned, foreign, malformed, misplaced) can never be served and is overwritten.
    * With conditional writes the server settles races between publishers; without them (s3rver),
    * callers must serialise publishes to a run themselves. Throws past `MAX_VERSION`.
+   *
+   * `options.ready` (the upload of the blobs the draft names) is awaited before the manifest's
+   * bytes are written, and its failure is thrown: its signature envelope and the existence check
+   * go up meanwhile, so a publish whose blobs are still uploading pays one round trip after them.
+   * An envelope written for a manifest that never follows is one nothing refers to, as a lost race
+   * leaves.
    */
   async publishVersion(
     run: string,
     draft: ManifestDraft,
     latestHint?: number | null,
+    options: { ready?: Promise<unknown> } = {},
   ): Promise<StoredManifest> {
+    const ready = options.ready ?? Promise.resolve();
     let latest = latestHint === undefined ? await this.newestVerifiedVersion(run) : latestHint;
     for (let attempt = 0; attempt < MAX_VERSION_RACES; attempt++) {
       const version = (latest ?? 0) + 1;
@@ -271,16 +297,20 @@ export class AdapterStore {
       // Without conditional writes, the envelope goes up beside the existence check rather than
       // after it (one round trip less): it lives under the sha256 of these bytes, so where the key
       // turns out taken it is an envelope nothing refers to, as `putSealed` leaves after a lost race.
-      const taken = conditionalWrites
-        ? (await this.putSealed(sealed, true)) === "exists"
-        : (await Promise.all([this.objects.head(key), this.putSignature(sealed)]))[0] !== null;
-      if (!taken && conditionalWrites) return { manifest, key, sha256: sha256Hex(bytes) };
+      let taken: boolean;
+      if (conditionalWrites) {
+        await Promise.all([this.putSignature(sealed), ready]);
+        taken = (await this.putSealedObject(sealed, true)) === "exists";
+        if (!taken) return { manifest, key, sha256: sha256Hex(bytes) };
+      } else {
+        const [found] = await Promise.all([this.objects.head(key), this.putSignature(sealed), ready]);
+        taken = found !== null;
+      }
       if (taken && (await this.readManifest(key))?.ok === true) {
         latest = version;
         continue;
       }
-      if (conditionalWrites) await this.putSealed(sealed, false);
-      else await this.objects.put(key, bytes, { ifNoneMatch: false, contentType: "application/json" });
+      await this.putSealedObject(sealed, false);
       return { manifest, key, sha256: sha256Hex(bytes) };
     }
     throw new Error(`publishing to run ${run}: lost ${MAX_VERSION_RACES} version races in a row`);
@@ -376,13 +406,14 @@ export class AdapterStore {
     return { key: sealed.key, sha256: sha256Hex(sealed.bytes) };
   }
 
+  /** A head's bytes and signature, sealed for `putSealed` (or `putSignature` then `putSealedObject`). */
+  sealHead(head: RunHead): SealedRecord {
+    return this.seal(headKey(head.run), new TextEncoder().encode(`${JSON.stringify(head, null, 2)}\n`));
+  }
+
   /** Writes (replaces) the run's signed head. */
   async writeHead(head: RunHead): Promise<void> {
-    await this.putSigned(
-      headKey(head.run),
-      new TextEncoder().encode(`${JSON.stringify(head, null, 2)}\n`),
-      false,
-    );
+    await this.putSealed(this.sealHead(head), false);
   }
 
   /**

@@ -14,6 +14,15 @@ import type { ObjectStore } from "./object-store.ts";
 export const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 
 /**
+ * A blob's manifest entry: its address `blobs/sha256/<hex>`, its sha256 (`knownSha256` where the
+ * caller hashed these very bytes, else computed here) and its size in bytes.
+ */
+export function blobFile(bytes: Uint8Array, knownSha256?: string): Omit<AdapterFile, "name"> {
+  const sha256 = knownSha256 ?? sha256Hex(bytes);
+  return { blob: blobKey(sha256), sha256, bytes: bytes.byteLength };
+}
+
+/**
  * Uploads a blob unless an object with its address already holds exactly these bytes. An existing
  * object is read back and hashed (one GET of its size) rather than trusted by its size, so a corrupt
  * blob (a flipped bit keeps the size) is rewritten by the next publish that uses it, which also heals
@@ -30,9 +39,8 @@ export async function putBlob(
   onRepaired: (repair: BlobRepair) => void,
   knownSha256?: string,
 ): Promise<{ file: Omit<AdapterFile, "name">; uploaded: boolean }> {
-  const sha256 = knownSha256 ?? sha256Hex(bytes);
-  const key = blobKey(sha256);
-  const file = { blob: key, sha256, bytes: bytes.byteLength };
+  const file = blobFile(bytes, knownSha256);
+  const { blob: key, sha256 } = file;
   const hash = createHash("sha256");
   const scratch = Buffer.allocUnsafeSlow(bytes.byteLength);
   const size = await objects.readInto(key, scratch, (region) => hash.update(region));

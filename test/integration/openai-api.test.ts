@@ -25,7 +25,8 @@ describe("OpenAI-compatible generation API", () => {
     const ref = await readReference(fixture("llama-tiny"));
     greedyPrompt = ref.greedyPrompt;
     greedyTokens = ref.greedyTokens;
-    ({ stack, generator: g } = await startServingStack());
+    // Base requests on the decoder graph without LoRA inputs (off by default on the CPU).
+    ({ stack, generator: g } = await startServingStack({ GENERATOR_BASE_GRAPH: "on" }));
     client = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: "unused", maxRetries: 0 });
   });
   after(() => stack?.stop());
@@ -118,12 +119,23 @@ describe("OpenAI-compatible generation API", () => {
     const latest = await client.completions.create({ model: RUN, prompt: "x", max_tokens: 2 });
     assert.equal(latest.model, `${RUN}@2`);
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
-    assert.match(metrics, /^loracast_engine_sessions_created_total 1$/m);
+    // The LoRA graph's session and the base graph's, made at start only.
+    assert.match(metrics, /^loracast_engine_sessions_created_total 2$/m);
     // The decoder's binding and why: the stock one, `auto` on the CPU.
     assert.match(
       metrics,
       /^loracast_engine_backend_info\{backend="onnxruntime-node",ep="cpu",reason="auto on cpu"\} 1$/m,
     );
+    assert.match(metrics, /^loracast_engine_base_graph_info\{state="on",reason="asked for"\} 1$/m);
+    // The base request (first test) ran on the base graph, the adapters' on the LoRA graph.
+    const steps = (graph: string) =>
+      Number(
+        metrics.match(
+          new RegExp(`^loracast_engine_graph_steps_total\\{graph="${graph}"\\} (\\d+)$`, "m"),
+        )?.[1],
+      );
+    assert.ok(steps("base") >= 5, `base graph steps: ${steps("base")}`);
+    assert.ok(steps("lora") >= greedyTokens.length, `LoRA graph steps: ${steps("lora")}`);
   });
 
   it("answers bad requests with OpenAI-style errors", async () => {

@@ -4,12 +4,13 @@
  * install them, infra/images/execution-provider.sh), the generator and the trainer, started on a
  * real model directory, exit 2 at once with one error line that names the variable, the provider and
  * what it needs: no stack trace, no listening server. Skipped where the provider library is present.
- * Likewise `*_ORT_BACKEND=ort-native` where loracast's ORT addon is not built (on any machine).
+ * Likewise `*_ORT_BACKEND=ort-native` where loracast's ORT addon is not built (on any machine), and
+ * `GENERATOR_BASE_GRAPH=on` on a model directory built before base graphs.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -107,6 +108,22 @@ describe("an ORT backend that cannot load", () => {
       );
     });
   }
+});
+
+describe("a base graph asked for and missing", () => {
+  it("generator with GENERATOR_BASE_GRAPH=on on a model built before base graphs: exit 2, naming it", async () => {
+    const old = join(work, "model-before-base-graphs");
+    cpSync(modelDir, old, { recursive: true });
+    const manifest = JSON.parse(readFileSync(join(old, "loracast-model.json"), "utf8"));
+    delete manifest.files.base;
+    delete manifest.files.baseAppend;
+    writeFileSync(join(old, "loracast-model.json"), JSON.stringify(manifest));
+    const line = theErrorLine(
+      await start("generator", { GENERATOR_MODEL_DIR: old, GENERATOR_BASE_GRAPH: "on" }),
+    );
+    assert.equal(line.variable, "GENERATOR_BASE_GRAPH");
+    assert.match(line.error ?? "", /^baseGraph on: the model has no files\.baseAppend .*rebuild the model/);
+  });
 });
 
 describe("an execution provider that cannot load", {

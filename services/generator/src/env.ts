@@ -1,5 +1,5 @@
 import { envBool, commaList as list, logLevel, sseHeartbeatSeconds } from "@loracast/shared/platform";
-import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
+import { baseGraphSchema, executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { publicKeyList } from "@loracast/shared/signing";
 import { s3EnvSchema } from "@loracast/shared/store";
 import { isValidSecret } from "@loracast/shared/webhooks";
@@ -41,6 +41,13 @@ const envSchema = s3EnvSchema.extend({
    * `onnxruntime-node` (the stock binding, e.g. to compare).
    */
   GENERATOR_ORT_BACKEND: ortBackendSchema.default("auto"),
+  /**
+   * Whether requests for the base model (no adapter) run on the decoder graph without LoRA inputs:
+   * `auto` (on for cuda and webgpu, off on cpu), `on` (fail at start where the model has none:
+   * rebuild it) or `off` (the LoRA graph with rank-0 factors). On costs a second ORT session over
+   * the same weights.
+   */
+  GENERATOR_BASE_GRAPH: baseGraphSchema.default("auto"),
   /** ORT intra-op threads; 0 lets ORT choose. */
   GENERATOR_THREADS: z.coerce.number().int().min(0).default(0),
   /** Most sequences decoded together per adapter version. */

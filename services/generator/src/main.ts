@@ -10,6 +10,7 @@ import {
 import { createRng } from "@loracast/shared/random";
 import {
   adapterFeeds,
+  BaseGraphMissingError,
   DecoderSession,
   Engine,
   ExecutionProviderError,
@@ -61,6 +62,7 @@ if (env.GENERATOR_MODEL_DIR !== undefined) {
   const loaded = await DecoderSession.load(env.GENERATOR_MODEL_DIR, {
     executionProviders: [env.GENERATOR_EXECUTION_PROVIDER],
     backend: env.GENERATOR_ORT_BACKEND,
+    baseGraph: env.GENERATOR_BASE_GRAPH,
     ...(env.GENERATOR_THREADS > 0 ? { intraOpThreads: env.GENERATOR_THREADS } : {}),
   });
   if (!loaded.ok) {
@@ -70,7 +72,9 @@ if (env.GENERATOR_MODEL_DIR !== undefined) {
         ? { variable: "GENERATOR_EXECUTION_PROVIDER" }
         : loaded.error instanceof OrtBackendError
           ? { variable: "GENERATOR_ORT_BACKEND" }
-          : {};
+          : loaded.error instanceof BaseGraphMissingError
+            ? { variable: "GENERATOR_BASE_GRAPH" }
+            : {};
     log.error("cannot load the model", { ...setting, error: loaded.error.message });
     process.exit(2);
   }
@@ -92,7 +96,13 @@ log.info("base loaded", {
   modules: spec.modules.size,
   engine: session !== null,
   ...(session !== null
-    ? { executionProvider: session.ep, backend: session.backend, backendReason: session.backendReason }
+    ? {
+        executionProvider: session.ep,
+        backend: session.backend,
+        backendReason: session.backendReason,
+        baseGraph: session.baseGraph.graphPath !== null,
+        baseGraphReason: session.baseGraph.reason,
+      }
     : {}),
 });
 
@@ -174,6 +184,8 @@ if (session !== null && env.GENERATOR_MODEL_DIR !== undefined) {
     metrics: {
       sessionsCreated,
       backend: { backend: session.backend, ep: session.ep, reason: session.backendReason },
+      baseGraph: { on: session.baseGraph.graphPath !== null, reason: session.baseGraph.reason },
+      graphSteps: () => session.stepCounts(),
       stats: engine.stats,
       get load() {
         return engine.load;

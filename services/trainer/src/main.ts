@@ -106,7 +106,14 @@ if (env.TRAINER_MODEL_DIR !== undefined) {
   };
   const [session, decoder] = await Promise.all([
     TrainingSession.load(dir, options),
-    DecoderSession.load(dir, { ...options, ...precision.value.decoder, backend: env.TRAINER_ORT_BACKEND }),
+    // Rollouts always run an adapter (the KL reference is the training graph's): a base graph
+    // would be a second session over the weights that no step uses.
+    DecoderSession.load(dir, {
+      ...options,
+      ...precision.value.decoder,
+      backend: env.TRAINER_ORT_BACKEND,
+      baseGraph: "off",
+    }),
   ]);
   // A provider that cannot load is a setting to fix, named as the configuration errors are.
   const setting = (e: Error) =>

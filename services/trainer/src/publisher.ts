@@ -1,6 +1,5 @@
 import {
   type AdapterEvent,
-  type AdapterFile,
   currentVersion,
   isRevoked,
   type RollbackRecord,
@@ -8,19 +7,17 @@ import {
   revokedBy,
   runName,
   type VersionManifest,
-  WEIGHTS_FILE,
   weightsFile,
 } from "@loracast/shared/manifest";
-import { type ModelSpec, verifyAdapter, verifyAdapterPairs } from "@loracast/shared/model-spec";
-import { parseLoraConfig } from "@loracast/shared/peft";
+import type { ModelSpec } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import { err, ok, type Result } from "@loracast/shared/result";
-import { decodeSafetensors } from "@loracast/shared/safetensors";
 import { type AdapterStore, MAX_VERSION, manifestKey, type StoredManifest } from "@loracast/shared/store";
 import type { PublishResult, RollbackResult, RunVersion, RunVersions } from "@loracast/shared/trainer-api";
 import type { Outbox } from "@loracast/shared/webhooks";
 import { TrainerError } from "./errors.ts";
 import type { RunLedger } from "./ledger/index.ts";
+import { validateAdapter, weightsHash } from "./publish-checks.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 
 export type { PublishResult };
@@ -30,7 +27,7 @@ export type PublishExtras = Pick<VersionManifest, "probe" | "training">;
 
 /** Options of `Publisher.publish`. */
 export interface PublishOptions {
-  /** The manifest's probe and training record (none by default); a promise is awaited only once the blobs are up. */
+  /** The manifest's probe and training record (none by default); a promise is awaited only once the version is numbered (the blobs may still be going up). */
   extras?: PublishExtras | Promise<PublishExtras>;
   /** The upload route's time to read the request, in milliseconds (logged as phase `receive`). */
   receiveMs?: number;
@@ -87,10 +84,12 @@ export class Publisher {
 
   /**
    * Publishes `configBytes` + `weights` as the run's next version: validates them, uploads both
-   * blobs (overlapping the repair and numbering reads, which they do not depend on), writes the
-   * signed manifest with `options.extras` (awaited only then, so a caller's probe runs during the
-   * upload), signs the head, queues the webhooks. Logs `published` with each phase's milliseconds
-   * (`phasesMs`). `invalid_adapter` for files that fail validation, `conflict` past the last version.
+   * blobs (overlapping the repair and numbering reads, which they do not depend on, and the
+   * signature envelopes of the manifest and the head), writes the signed manifest with
+   * `options.extras` (awaited once numbered, so a caller's probe runs during the upload) once the
+   * blobs are up, then the head, and queues the webhooks. Logs `published` with each phase's
+   * milliseconds (`phasesMs`). `invalid_adapter` for files that fail validation, `conflict` past
+   * the last version.
    */
   publish(
     run: string,
@@ -111,22 +110,44 @@ export class Publisher {
       phasesMs[phase] = Math.round(now - lapStart);
       lapStart = now;
     };
-    const checked = this.validate(configBytes, weights);
-    if (!checked.ok) return Promise.resolve(checked);
-    lap("validate");
+    // The files are checked off this thread where they live in shared memory (the run loop's), so
+    // the caller's thread is free meanwhile; nothing is uploaded before they pass.
+    const validated = validateAdapter(this.d.spec, configBytes, weights);
     // Blobs are content-addressed and immutable: uploading them needs no lock and no version number.
     const before = this.d.store.objects.traffic.uploaded;
-    const blobs = this.putBlobs(configBytes, weights, options.weightsSha256, phasesMs);
+    const hashed = validated.then((v) =>
+      v.ok ? weightsHash(weights, options.weightsSha256, phasesMs) : null,
+    );
+    const blobs = hashed.then((sha256) =>
+      sha256 === null ? [] : this.d.store.putAdapterBlobs(configBytes, weights, sha256),
+    );
     // Awaited below; until then a failure must not surface as an unhandled rejection.
     blobs.catch(() => undefined);
     return this.withRunLock(run, async () => {
       lap("lock");
       // Numbered after what the trainer signed or the store verifies, never after an unsigned object.
-      const [, signed, verified] = await Promise.all([
-        this.d.ledger.repair(run),
-        this.d.ledger.newestVersion(run),
-        this.d.store.newestVerifiedVersion(run),
-      ]);
+      const numbering = () =>
+        Promise.all([
+          this.d.ledger.inspect(run),
+          this.d.ledger.newestVersion(run),
+          this.d.store.newestVerifiedVersion(run),
+        ]);
+      // For a run this trainer has published to, the numbering reads overlap the validation (they
+      // need nothing from the files, and the upload then has the store to itself); a run it has no
+      // ledger for yet gets one only for files that pass.
+      const early = (await this.d.ledger.newestVersion(run)) === null ? null : numbering();
+      early?.catch(() => undefined);
+      // Whatever the validation gives, the numbering (which may repair the store) ends under the lock.
+      const checked = await validated.catch(async (e: unknown) => {
+        await early?.catch(() => undefined);
+        throw e;
+      });
+      lap("validate");
+      if (!checked.ok) {
+        await early?.catch(() => undefined);
+        return checked;
+      }
+      const [{ basis }, signed, verified] = await (early ?? numbering());
       lap("number");
       const latest = Math.max(signed ?? 0, verified ?? 0);
       if (latest >= MAX_VERSION)
@@ -136,10 +157,14 @@ export class Publisher {
             `run ${run} has reached version ${latest}, the last one its 12-digit manifest keys hold; publish to a new run`,
           ),
         );
-      const files = await blobs;
-      lap("blobs");
       const extras = (await options.extras) ?? { probe: null, training: null };
       lap("extras");
+      // The manifest and the head are sealed while the blobs still go up, and their signature
+      // envelopes sent beside them; the manifest's bytes are written only once every blob is in
+      // the store (`ready`), and the head's only once the manifest is.
+      const next = latest + 1;
+      const head = await this.d.ledger.prepareHead(run, next, basis);
+      const ready = blobs.then(() => lap("blobs"));
       const stored = await this.d.store.publishVersion(
         run,
         {
@@ -147,18 +172,24 @@ export class Publisher {
           base: { fingerprint: this.d.spec?.fingerprint ?? null },
           ...extras,
           publisher: { service: "trainer", instance: this.d.instance },
-          adapter: { files },
+          adapter: { files: this.d.store.adapterFiles(configBytes, weights, (await hashed) ?? undefined) },
         },
         latest === 0 ? null : latest,
+        { ready },
       );
       lap("manifest");
-      await this.d.ledger.signHead(run, stored.manifest.version);
+      const { version } = stored.manifest;
+      // Another publisher took `next` (a store with conditional writes settled the race): the
+      // head is signed again for the version this one got.
+      await this.d.ledger.commitHead(
+        version === next ? head : await this.d.ledger.prepareHead(run, version, basis),
+      );
       lap("head");
       await this.notify("adapter.published", stored);
       lap("notify");
       const result: PublishResult = {
         run,
-        version: stored.manifest.version,
+        version,
         sha256: weightsFile(stored.manifest).sha256,
         manifestKey: stored.key,
         manifestSha256: stored.sha256,
@@ -168,23 +199,6 @@ export class Publisher {
       this.d.onPublished?.(phasesMs);
       return ok(result);
     });
-  }
-
-  /** Uploads both files once the weights' hash is known, logging the wait for a hash still running. */
-  private async putBlobs(
-    configBytes: Uint8Array,
-    weights: Uint8Array,
-    sha256: string | Promise<string> | undefined,
-    phasesMs: Record<string, number>,
-  ): Promise<AdapterFile[]> {
-    let known: string | undefined;
-    if (typeof sha256 === "string" || sha256 === undefined) known = sha256;
-    else {
-      const start = performance.now();
-      known = await sha256;
-      phasesMs.hashWait = Math.round(performance.now() - start);
-    }
-    return this.d.store.putAdapterBlobs(configBytes, weights, known);
   }
 
   /**
@@ -319,23 +333,6 @@ export class Publisher {
       this.d.log.info("rolled back", { run, to, revoked });
       return ok({ run, current: to, revoked });
     });
-  }
-
-  /**
-   * Checks a PEFT adapter's two files (the config's PEFT semantics, every tensor against the base's
-   * module map, or pairwise without a base) before anything is uploaded; `invalid_adapter` otherwise.
-   */
-  private validate(configBytes: Uint8Array, weights: Uint8Array): Result<null, TrainerError> {
-    const config = parseLoraConfig(new TextDecoder().decode(configBytes));
-    if (!config.ok) return err(new TrainerError("invalid_adapter", config.error.message));
-    const file = decodeSafetensors(weights);
-    if (!file.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${file.error.message}`));
-    const fit =
-      this.d.spec === null
-        ? verifyAdapterPairs(config.value, file.value)
-        : verifyAdapter(this.d.spec, config.value, file.value);
-    if (!fit.ok) return err(new TrainerError("invalid_adapter", `${WEIGHTS_FILE}: ${fit.error.message}`));
-    return ok(null);
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
  *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
- *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default]
+ *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -14,6 +14,9 @@
  * - adapter activation time and RSS over many swaps on one session.
  * `--backend=both` runs the loracast rows on the ort-native addon and adds the same rows on the
  * stock binding beside them, suffixed "(onnxruntime-node)", interleaved in each round.
+ * The base rows run what a base-only request runs with `--base-graph` as the decoder's `baseGraph`
+ * (`auto`: the graph without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on
+ * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
  */
 
 import { existsSync } from "node:fs";
@@ -37,8 +40,10 @@ import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import {
   adapterFeeds,
   baseFeeds,
+  baseGraphSchema,
   DecoderSession,
   executionProviderSchema,
+  type LoraFeeds,
   type OrtBackend,
 } from "@loracast/shared/runtime";
 import { z } from "zod";
@@ -99,6 +104,11 @@ const cli = {
       default: "default",
       help: "cuda only: TF32 for float32 GEMMs, on, off, or default (the decoder's own: off on ort-native, ORT's on for the stock binding); the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0 for off",
     },
+    "base-graph": {
+      type: "string",
+      default: "auto",
+      help: "the base rows' decoder graph: auto (without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on cpu), on, off, or both (rank-0 rows beside the base graph's)",
+    },
     profile: {
       type: "string",
       default: "0",
@@ -128,6 +138,7 @@ const flagsSchema = z
     "kv-cache-dtype": z.enum(["auto", "float32", "float16"]),
     backend: z.enum(["auto", "ort-native", "onnxruntime-node", "both"]),
     tf32: z.enum(["on", "off", "default"]),
+    "base-graph": z.union([baseGraphSchema, z.literal("both")]),
     profile: count(0, 1000),
     work: z.string().min(1),
   })
@@ -183,6 +194,9 @@ const mainBackend: OrtBackend = values.backend === "both" ? "ort-native" : value
 // `both`: the stock binding's rows beside the addon's.
 const stockToo = values.backend === "both";
 const tf32 = values.tf32 === "default" ? {} : { cudaTf32: values.tf32 === "on" };
+const baseGraphFlag = values["base-graph"];
+// `both`: the base graph, and rank-0 rows on the LoRA graph beside it.
+const baseGraph = baseGraphFlag === "both" ? "on" : baseGraphFlag;
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -205,6 +219,12 @@ async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   return r;
 }
 
+/** Whether `dir` holds artifacts this builder wrote: a readable manifest that lists the base graphs. */
+const builtWithBase = async (dir: string) => {
+  const read = await readModelManifest(dir);
+  return read.ok && read.value.manifest.files.base !== undefined;
+};
+
 async function buildOnce(what: string, ready: boolean, options: BuildOptions): Promise<void> {
   if (ready) return;
   const built = await timed(what, () => buildArtifacts(options));
@@ -220,14 +240,14 @@ const checked = verifyAdapterFiles(spec.value, new TextDecoder().decode(loraFile
 if (!checked.ok) throw new Error(checked.error);
 const lora = checked.value.verified;
 
-await buildOnce("int4 artifacts", (await readModelManifest(dirs.int4)).ok, {
+await buildOnce("int4 artifacts", await builtWithBase(dirs.int4), {
   checkpointDir: checkpoint,
   outDir: dirs.int4,
   quant: int4,
   ...withAttention(mainAttention),
 });
 if (attention === "both")
-  await buildOnce("int4 GQA artifacts", (await readModelManifest(dirs.int4Gqa)).ok, {
+  await buildOnce("int4 GQA artifacts", await builtWithBase(dirs.int4Gqa), {
     checkpointDir: checkpoint,
     outDir: dirs.int4Gqa,
     quant: int4,
@@ -250,18 +270,21 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
 // The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
-say("\nnodes per decode step, int4 + LoRA inputs, as built: layout | total | LoRA | by op type");
-for (const [layout, a] of [
-  ["per-module", "ops"],
-  ["fused", "ops"],
-  ["fused", "gqa"],
+say("\nnodes per decode step, int4, as built: layout | total | LoRA | by op type");
+for (const [layout, a, lora] of [
+  ["per-module", "ops", true],
+  ["fused", "ops", true],
+  ["fused", "ops", false],
+  ["fused", "gqa", true],
+  ["fused", "gqa", false],
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;
-  const c = countDecodeStepNodes(arch.value, int4, layout, withAttention(a));
+  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora });
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
   const what = a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "";
+  const file = lora ? "model.onnx" : "model.base.onnx, no LoRA inputs";
   say(
-    `${layout}${layout === "fused" ? ` (model.onnx${what})` : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
+    `${layout}${layout === "fused" ? ` (${file}${what})` : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
   );
 }
 
@@ -271,13 +294,18 @@ const row = (name: string, batch: number, t: Throughput) => {
   say(`| ${name} | ${batch} | ${t.prefill.toFixed(0)} | ${t.decode.toFixed(1)} |`);
 };
 const load = async (dir: string, backend: OrtBackend = mainBackend) => {
-  const s = await DecoderSession.load(dir, { executionProviders: [ep], backend, ...tf32 });
+  const s = await DecoderSession.load(dir, { executionProviders: [ep], backend, baseGraph, ...tf32 });
   if (!s.ok) throw s.error;
   return s.value;
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+// What the decoder's sessions hold: the second one over the base graph holds the weights again.
+const rssBefore = process.memoryUsage().rss;
 const session = await load(dirs.int4);
+say(
+  `\ndecoder loaded: RSS +${((process.memoryUsage().rss - rssBefore) / 2 ** 20).toFixed(0)} MB; base graph ${session.baseGraph.graphPath === null ? "off" : "on"} (${session.baseGraph.reason})`,
+);
 if (values.throughput) {
   const sayNodes = async (graphPath: string, what: string) => {
     const nodes = await graphNodes(graphPath, ep);
@@ -287,6 +315,7 @@ if (values.throughput) {
   };
   say("");
   await sayNodes(session.graphPath, "");
+  if (session.baseGraph.graphPath !== null) await sayNodes(session.baseGraph.graphPath, ", base requests");
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
   await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
@@ -307,6 +336,10 @@ if (values.throughput) {
     ["int4 base", engineGeneration(session, base)],
     ["int4 + LoRA r=16 ×7", engineGeneration(session, adapterFeeds(session.spec, lora))],
   ]);
+  // The same rank-0 factors without the base mark (a spread drops it): the LoRA graph runs them.
+  const rankZero: LoraFeeds = { ...base };
+  if (baseGraphFlag === "both")
+    variants.set("int4 base, rank-0 LoRA graph", engineGeneration(session, rankZero));
   if (stock !== null) {
     variants.set("int4 base (onnxruntime-node)", engineGeneration(stock, baseFeeds(stock.spec)));
     variants.set(
@@ -332,6 +365,13 @@ if (values.throughput) {
   const overhead = (batch: number) =>
     pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
   say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  if (baseGraphFlag === "both") {
+    const gain = (batch: number) => {
+      const x = get(`int4 base@${batch}`) / get(`int4 base, rank-0 LoRA graph@${batch}`) - 1;
+      return `${x >= 0 ? "+" : ""}${pct(x)}`;
+    };
+    say(`base decode, base graph vs the rank-0 LoRA graph: batch 1 ${gain(1)}, batch 8 ${gain(8)}`);
+  }
   if (stock !== null) {
     const vs = (v: string, batch: number) =>
       (get(`${v}@${batch}`) / get(`${v} (onnxruntime-node)@${batch}`)).toFixed(2);

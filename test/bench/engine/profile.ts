@@ -85,7 +85,12 @@ export async function profileDecode(
   outDir: string,
 ): Promise<StepProfile> {
   const prefix = join(outDir, `ort-profile-${ep}`);
-  const loaded = await DecoderSession.load(dir, { executionProviders: [ep], profileFilePrefix: prefix });
+  // The adapter's steps are profiled: a base graph would be a second session no step runs.
+  const loaded = await DecoderSession.load(dir, {
+    executionProviders: [ep],
+    profileFilePrefix: prefix,
+    baseGraph: "off",
+  });
   if (!loaded.ok) throw loaded.error;
   const session = loaded.value;
   const generate = engineGeneration(session, lora(session));

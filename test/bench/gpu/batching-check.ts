@@ -1,6 +1,6 @@
 /**
  * Batching on the GPU gives each request what it gets alone. Run on the GPU host after prepare.sh:
- * `node .carry/batching-check.mjs .carry/tiny webgpu [model] [backend]` (or `cpu` here); `model` is
+ * `node .carry/batching-check.mjs .carry/tiny webgpu [model] [backend] [base-graph]` (or `cpu` here); `model` is
  * the artifacts folder under the tiny dir, `model` (ops attention) by default, `model-gqa`
  * (GroupQueryAttention, whose caches are right-padded) or `model-gqa16` (the same over a float16
  * cache, CUDA's form); `backend` the decoder's ORT binding, `auto`
@@ -8,7 +8,9 @@
  * names the EP and the binding that ran. Requests join a running
  * batch and leave it early, so caches are merged and dropped (the GPU-to-host path), with the base
  * alone and with the llama-tiny fixture's PEFT adapter; the greedy tokens of each request must
- * equal `greedyDecode` of it alone. Exits 1 on any difference.
+ * equal `greedyDecode` of it alone. The base requests run the decoder graph without LoRA inputs
+ * where the session has one (`base-graph`, the session's `baseGraph`: `auto` by default, on for cuda
+ * and webgpu; `on` or `off`), which the check verifies by the per-graph step counts. Exits 1 on any difference.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +19,7 @@ import { createRng } from "@loracast/shared/random";
 import {
   adapterFeeds,
   baseFeeds,
+  baseGraphSchema,
   DecoderSession,
   Engine,
   executionProviderSchema,
@@ -26,11 +29,13 @@ import {
   ortBackendSchema,
 } from "@loracast/shared/runtime";
 
-const [tiny = ".carry/tiny", ep = "webgpu", model = "model", asked = "auto"] = process.argv.slice(2);
+const [tiny = ".carry/tiny", ep = "webgpu", model = "model", asked = "auto", baseGraph = "auto"] =
+  process.argv.slice(2);
 const loaded = await DecoderSession.load(join(tiny, model), {
   // Anything but a known provider runs on WebGPU, the point of this check.
   executionProviders: [executionProviderSchema.catch("webgpu").parse(ep)],
   backend: ortBackendSchema.parse(asked),
+  baseGraph: baseGraphSchema.parse(baseGraph),
 });
 if (!loaded.ok) throw loaded.error;
 const session = loaded.value;
@@ -80,6 +85,13 @@ for (const [name, feeds] of variants) {
   });
   console.log(`${name}: engine stats ${JSON.stringify(engine.stats)}`);
 }
+const steps = session.stepCounts();
+// Every base step ran the base graph where there is one, and only the adapter's ran the LoRA graph.
+const routed = session.baseGraph.graphPath === null ? steps.base === 0 : steps.base > 0;
+if (!routed) differ++;
+console.log(
+  `base graph ${session.baseGraph.graphPath === null ? "off" : "on"} (${session.baseGraph.reason}): steps per graph ${JSON.stringify(steps)}${routed ? "" : " WRONG GRAPH"}`,
+);
 await session.release();
 const { attention = "ops", kvCacheDtype = "float32" } = session.manifest.decoder;
 console.log(

@@ -87,7 +87,7 @@ for run in "cuda ort-native both" "cuda onnxruntime-node both" "webgpu auto both
   NVIDIA_TF32_OVERRIDE=$([ "$ep" = cuda ] && echo 0) bounded 150 "$log" node --expose-gc "$c/bench-engine.mjs" \
     --work="$work" --ep="$ep" --compare=false --attention="$attention" --backend="$backend" --rounds=3 --swaps=0 \
     --profile=$profile "$@"
-  table+=("loracast $ep $backend: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^LoRA decode overhead|placed on|^copy probe' "$log" |
+  table+=("loracast $ep $backend: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^LoRA decode overhead|^base decode|^decoder loaded|placed on|^copy probe' "$log" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$log" | head -30)")
 done
 # 4. the ort-native probe (what device-resident LoRA factors are worth), after the engine bench built

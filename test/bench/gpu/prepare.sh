@@ -38,15 +38,18 @@ fi
 # with either attention (model: ops, model-gqa: GroupQueryAttention, model-gqa16: GroupQueryAttention
 # over a float16 KV cache, the form ORT's CUDA kernel takes).
 fixture=../shared/fixtures/peft-reference/llama-tiny
-# Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's).
-if ! grep -qs '"loracast-model/2"' .carry/tiny/model/loracast-model.json; then
+# Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's,
+# or it lists no base graphs: "baseAppend", written with them).
+current() { grep -qs '"loracast-model/2"' "$1" && grep -qs '"baseAppend"' "$1"; }
+if ! current .carry/tiny/model/loracast-model.json; then
   rm -rf .carry/tiny
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model --quant fp32 >/dev/null
   cp -r "$fixture/adapter" .carry/tiny/adapter
 fi
-grep -qs '"loracast-model/2"' .carry/tiny/model-gqa/loracast-model.json ||
+current .carry/tiny/model-gqa/loracast-model.json ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa --quant fp32 --attention gqa >/dev/null
-grep -qs '"kvCacheDtype": "float16"' .carry/tiny/model-gqa16/loracast-model.json ||
+{ current .carry/tiny/model-gqa16/loracast-model.json &&
+  grep -qs '"kvCacheDtype": "float16"' .carry/tiny/model-gqa16/loracast-model.json; } ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16 --quant fp32 --attention gqa \
     --kv-cache-dtype float16 >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs

@@ -12,6 +12,10 @@ export interface EngineMetrics {
   sessionsCreated(): number;
   /** The decoder's ORT binding, its execution provider and why that binding (`DecoderSession.backend`). */
   backend: { backend: string; ep: string; reason: string };
+  /** Whether base-only requests run on the decoder graph without LoRA inputs, and why (`DecoderSession.baseGraph`). */
+  baseGraph: { on: boolean; reason: string };
+  /** Steps run on each decoder graph (`DecoderSession.stepCounts`). */
+  graphSteps(): { lora: number; base: number };
   stats: { prefills: number; decodeSteps: number; tokens: number };
   /** Sequences queued or being decoded (`Engine.load`). */
   load: number;
@@ -175,5 +179,24 @@ function registerMetrics(
     labelNames: ["backend", "ep", "reason"],
     // The reason can carry a loader message: bounded, it is a label value.
     read: () => [[{ backend: backend.backend, ep: backend.ep, reason: backend.reason.slice(0, 200) }, 1]],
+  });
+  const { baseGraph } = engine;
+  observedGauge(registry, {
+    name: "loracast_engine_base_graph_info",
+    help: "1, labelled with whether base-model requests run on the decoder graph without LoRA inputs (GENERATOR_BASE_GRAPH), and why.",
+    labelNames: ["state", "reason"],
+    read: () => [[{ state: baseGraph.on ? "on" : "off", reason: baseGraph.reason.slice(0, 200) }, 1]],
+  });
+  observedCounter(registry, {
+    name: "loracast_engine_graph_steps_total",
+    help: "Decoder steps (prefills and decode steps) run, by graph: lora (adapters, and the base without a base graph) or base.",
+    labelNames: ["graph"],
+    read: () => {
+      const { lora, base } = engine.graphSteps();
+      return [
+        [{ graph: "lora" }, lora],
+        [{ graph: "base" }, base],
+      ];
+    },
   });
 }

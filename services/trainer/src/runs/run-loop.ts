@@ -35,8 +35,8 @@ export interface RunLoopDeps {
   /**
    * Publishes the adapter's PEFT files as the run's next version. `sha256` is the weights' (hex;
    * a promise while a worker thread computes it, shared/store `sha256Concurrent`),
-   * `phasesMs` the loop's own publish phases so far; `extras` may still be computing (the probe),
-   * and is awaited once the blobs are up.
+   * `phasesMs` the loop's own publish phases so far; `extras` may still be computing (the probe,
+   * started once this is called), and is awaited once the version is numbered.
    */
   publish(
     run: string,
@@ -373,23 +373,16 @@ export class RunLoop {
 
   private async publish(): Promise<void> {
     const start = this.d.clock.now();
-    // One set of feeds for the version: the probe scores it, then the rollouts sample from it
-    // (`settle`); the parameters do not change in between (the loop awaits the publish).
-    const feeds = this.params.feeds();
-    // The probe's forward runs on ORT's threads while this one encodes, hashes and uploads.
-    const probe = this.probe(feeds);
-    probe.catch(() => undefined);
     const phasesMs: Record<string, number> = {};
-    // Into a SharedArrayBuffer the first time, so that the hash below reads it on a worker thread.
+    // Into a SharedArrayBuffer the first time, so that the publisher's hash and float scan read it
+    // on worker threads.
     const files = this.params.toPeft({}, this.spareWeights ?? sharedBytes);
     this.spareWeights = undefined;
     phasesMs.encode = Math.round(this.d.clock.now() - start);
-    // Hashed once, on a worker while the publisher validates the files on this thread: the
-    // adoption check below, the blob's address and the upload's signature.
+    // Hashed once, on a worker: the adoption check below, the blob's address and the upload's signature.
     const sha = sha256Concurrent(files.weights);
     const adopted = this.adoptable.size === 0 ? undefined : this.adoptable.get(await sha);
     if (adopted !== undefined) {
-      await probe.catch(() => undefined);
       this.adoptable.delete(await sha);
       this.spareWeights = files.weights;
       this.d.log.info("version already published by an earlier attempt", {
@@ -397,15 +390,25 @@ export class RunLoop {
         step: this.step,
         version: adopted,
       });
-      this.settle(adopted, feeds);
+      this.settle(adopted, this.params.feeds());
       return;
     }
+    // The publisher checks and hashes the weights on worker threads; this thread makes the
+    // version's feeds meanwhile (one set: the probe scores them, then the rollouts sample from
+    // them, `settle`; the parameters do not change in between, the loop awaits the publish) and
+    // starts the probe, whose forward runs on ORT's threads during the upload.
+    let startProbe: (probe: Promise<PublishExtras["probe"]>) => void = () => {};
+    const probing = new Promise<PublishExtras["probe"]>((resolve) => {
+      startProbe = resolve;
+    });
     const training = { step: this.step, algorithm: this.config.algorithm.name, metrics: {} };
-    const result = await this.d.publish(
-      this.config.run,
-      { ...files, sha256: sha, phasesMs },
-      probe.then((p) => ({ probe: p, training })),
-    );
+    const extras = probing.then((probe) => ({ probe, training }));
+    // Awaited by the publisher once numbered; a publish that fails before must not leave it unhandled.
+    extras.catch(() => undefined);
+    const publishing = this.d.publish(this.config.run, { ...files, sha256: sha, phasesMs }, extras);
+    const feeds = this.params.feeds();
+    startProbe(this.probe(feeds));
+    const result = await publishing;
     this.spareWeights = files.weights;
     this.settle(result.version, feeds);
     this.d.emit({
