@@ -99,6 +99,8 @@ describe("Prometheus metrics and trainer readiness", () => {
     assert.ok(!routes.has(`/v1/runs/${RUN}/events`), "never the raw path");
 
     assert.equal(value(m, "loracast_trainer_steps_total"), 2);
+    // TRAINER_CUDA_TF32 says nothing off cuda, and /metrics says so rather than "off".
+    assert.equal(value(m, "loracast_trainer_cuda_tf32_info", { tf32: "not_applicable" }), 1);
     for (const phase of ["rollout", "reward", "train", "optimizer", "publish", "checkpoint"])
       assert.ok(value(m, "loracast_trainer_step_phase_seconds_count", { phase }) >= 1, phase);
     // Every publish observes every phase once (the run loop's encode too, and hashWait: the wait for
