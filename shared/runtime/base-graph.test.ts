@@ -41,34 +41,40 @@ describe("chooseBaseGraph", () => {
   const old = manifest({});
 
   it("auto is on for the GPU EPs, off on the cpu; on and off are as asked", () => {
-    assert.deepEqual(chooseBaseGraph("auto", "cuda", built, false), {
+    assert.deepEqual(chooseBaseGraph("auto", "cuda", built, false, "ort-native"), {
       ok: true,
       value: { file: "model.base.onnx", reason: "auto on cuda" },
     });
+    // The stock binding on cuda: auto stays off (its kernels there did not all keep float32), on as asked.
+    const stockCuda = chooseBaseGraph("auto", "cuda", built, true, "onnxruntime-node");
+    assert.ok(stockCuda.ok && stockCuda.value.file === null);
+    assert.match(stockCuda.value.reason, /stock binding: base requests run the LoRA graph/);
+    const stockCudaOn = chooseBaseGraph("on", "cuda", built, true, "onnxruntime-node");
+    assert.ok(stockCudaOn.ok && stockCudaOn.value.file === "model.base.append.onnx");
     // The append graph's counterpart where the session appends (the stock binding's host cache).
-    const appending = chooseBaseGraph("auto", "webgpu", built, true);
+    const appending = chooseBaseGraph("auto", "webgpu", built, true, "onnxruntime-node");
     assert.ok(appending.ok && appending.value.file === "model.base.append.onnx");
-    assert.deepEqual(chooseBaseGraph("auto", "cpu", built, true), {
+    assert.deepEqual(chooseBaseGraph("auto", "cpu", built, true, "onnxruntime-node"), {
       ok: true,
       value: { file: null, reason: "auto on cpu" },
     });
-    const on = chooseBaseGraph("on", "cpu", built, true);
+    const on = chooseBaseGraph("on", "cpu", built, true, "onnxruntime-node");
     assert.ok(on.ok && on.value.file === "model.base.append.onnx" && on.value.reason === "asked for");
-    const off = chooseBaseGraph("off", "cuda", built, false);
+    const off = chooseBaseGraph("off", "cuda", built, false, "ort-native");
     assert.ok(off.ok && off.value.file === null);
   });
 
   it("a model built before base graphs: auto says base requests run rank-0, on is refused", () => {
-    const auto = chooseBaseGraph("auto", "cuda", old, false);
+    const auto = chooseBaseGraph("auto", "cuda", old, false, "ort-native");
     assert.ok(auto.ok && auto.value.file === null);
     assert.match(auto.value.reason, /no files\.base .*rank-0 factors/);
-    const on = chooseBaseGraph("on", "cpu", old, true);
+    const on = chooseBaseGraph("on", "cpu", old, true, "onnxruntime-node");
     assert.ok(!on.ok && on.error instanceof BaseGraphMissingError && on.error instanceof ModelArtifactsError);
     assert.match(on.error.message, /files\.baseAppend .*rebuild the model/);
   });
 
   it("a merged base has no LoRA inputs: nothing to choose", () => {
-    const merged = chooseBaseGraph("on", "cuda", manifest({}, 0), false);
+    const merged = chooseBaseGraph("on", "cuda", manifest({}, 0), false, "ort-native");
     assert.ok(merged.ok && merged.value.file === null);
   });
 });

@@ -41,21 +41,35 @@ export interface BaseGraphChoice {
 }
 
 /**
+ * Why `auto` leaves the base graph off on cuda with the stock binding: onnxruntime-node cannot pass
+ * the CUDA EP's `use_tf32`, and `NVIDIA_TF32_OVERRIDE=0` did not keep every kernel of the base graph
+ * at float32 there. On the H200 its base logits were 2.6e-3 from PyTorch's where the LoRA graph's
+ * (and the base graph's on the ort-native addon, `use_tf32=0`) were 2e-6 (docs/benchmarks.md, issue 18
+ * session 16): a base request would not compute what the conformance checks.
+ */
+const STOCK_CUDA_OFF =
+  "auto on cuda with the stock binding: base requests run the LoRA graph with rank-0 factors (the base graph's kernels there do not all honour NVIDIA_TF32_OVERRIDE=0)";
+
+/**
  * Decides the base graph of a session on `ep` over `manifest`'s files, `appending` when the session
- * runs the append graphs (the host cache). A model built before the base graphs has none: `auto`
- * then runs base requests on the LoRA graph and says so; `on` returns a `BaseGraphMissingError`
- * naming the missing file (rebuild the model). A merged base has no LoRA inputs: its one graph is
- * already the base graph.
+ * runs the append graphs (the host cache), on `binding`. A model built before the base graphs has
+ * none: `auto` then runs base requests on the LoRA graph and says so; `on` returns a
+ * `BaseGraphMissingError` naming the missing file (rebuild the model). A merged base has no LoRA
+ * inputs: its one graph is already the base graph. `auto` is off on cuda with the stock binding
+ * (`STOCK_CUDA_OFF` says why); `on` there is taken as asked.
  */
 export function chooseBaseGraph(
   asked: BaseGraphMode,
   ep: ExecutionProvider,
   manifest: ModelManifest,
   appending: boolean,
+  binding: "ort-native" | "onnxruntime-node",
 ): Result<BaseGraphChoice, BaseGraphMissingError> {
   if (manifest.modules.length === 0) return ok({ file: null, reason: "a merged base: no LoRA inputs" });
   if (asked === "off") return ok({ file: null, reason: "off: asked for" });
   if (asked === "auto" && !AUTO_ON[ep]) return ok({ file: null, reason: `auto on ${ep}` });
+  if (asked === "auto" && ep === "cuda" && binding === "onnxruntime-node")
+    return ok({ file: null, reason: STOCK_CUDA_OFF });
   const key = appending ? "baseAppend" : "base";
   const file = manifest.files[key];
   if (file !== undefined) return ok({ file, reason: asked === "on" ? "asked for" : `auto on ${ep}` });

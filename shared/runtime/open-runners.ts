@@ -53,7 +53,7 @@ export async function openRunners(
   ]).flat();
   if (choice.backend === "ort-native") {
     // The full graphs: their presents stay on the device as the next step's past.
-    const base = chooseBaseGraph(options.baseGraph ?? "auto", ep, manifest, false);
+    const base = chooseBaseGraph(options.baseGraph ?? "auto", ep, manifest, false, "ort-native");
     if (!base.ok) return base;
     const open = (graph: string): NativeDecoder => {
       const native = choice.addon.createSession(join(dir, graph), {
@@ -82,7 +82,7 @@ export async function openRunners(
   // lives on the host, like the CPU's, and the append graph returns only the new columns.
   const onGpu = kvPlacement(ep) === "device";
   const appending = !onGpu && manifest.files.append !== undefined;
-  const base = chooseBaseGraph(options.baseGraph ?? "auto", ep, manifest, appending);
+  const base = chooseBaseGraph(options.baseGraph ?? "auto", ep, manifest, appending, "onnxruntime-node");
   if (!base.ok) return base;
   const graph = appending ? (manifest.files.append ?? "") : manifest.files.model;
   // One downloader serves both runners: it reads any of the device's buffers.
