@@ -318,7 +318,9 @@ napi_value run(napi_env env, napi_callback_info info) {
       w->inputs.emplace_back(name, w->held.back()->value);
       continue;
     }
-    if (graphRun) throw Failure("input '" + name + "': a CUDA graph run binds only device tensors");
+    // A host tensor in a graph run: only for inputs a kernel reads on the host (GroupQueryAttention's
+    // total_sequence_length, a CPU input of its CUDA kernel), which the capture run reads and
+    // replays bake in; a host input copied to the device would be a copy inside the capture.
     const DType& dtype = dtypeByName(string(env, property(env, feed, "type")));
     size_t count;
     std::vector<int64_t> dims = dimsOf(env, property(env, feed, "dims"), &count);

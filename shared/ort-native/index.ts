@@ -52,7 +52,8 @@ export interface NativeSessionOptions {
   useTf32?: boolean;
   /**
    * CUDA provider option `enable_cuda_graph`. Graph runs (`RunOptions.graphId`) must bind every
-   * input and output to device tensors whose shapes and addresses never change; other runs of such
+   * input and output to device tensors whose shapes and addresses never change (host tensors only
+   * where a kernel reads the input on the host: `RunOptions.graphId`); other runs of such
    * a session pass `gpu_graph_id=-1` (no capture). Default false.
    */
   enableCudaGraph?: boolean;
@@ -72,8 +73,11 @@ export interface NativeSessionOptions {
 export interface RunOptions {
   /**
    * ORT's run option `gpu_graph_id` (a positive integer): the first run with an id captures a CUDA
-   * graph, later ones replay it. Needs a session with `enableCudaGraph` and device tensors only;
-   * `run` throws `OrtNativeError` otherwise.
+   * graph, later ones replay it. Needs a session with `enableCudaGraph` (`run` throws
+   * `OrtNativeError` otherwise), outputs bound to given device tensors, and device tensors for
+   * every input a kernel reads on the device. A host tensor is for an input a kernel reads on the
+   * host (GroupQueryAttention's `total_sequence_length`): the capture reads it, replays bake in
+   * that value.
    */
   graphId?: number;
 }

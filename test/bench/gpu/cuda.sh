@@ -14,7 +14,8 @@
 #     node count), each with --attention=both: GQA rows beside the ops rows, over a float16
 #     cache on cuda and a float32 one on webgpu (the bench's --kv-cache-dtype=auto);
 #     --rounds=3 --swaps=0 unless flags given here say otherwise;
-#  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts), at rank 16 and at rank 0.
+#  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts), at rank 16 and at rank 0;
+#  5. the CUDA-graph probe (test/bench/gpu/cuda-graph-probe.ts) at batch 1 and 8.
 # The decoders find the addon (prepare-cuda.sh builds it into .carry/cuda/) through
 # LORACAST_ORT_NATIVE_ADDON; every row names the binding that ran.
 set -uo pipefail
@@ -97,10 +98,17 @@ bounded 90 "$OUT/ort-native-probe.txt" node "$c/ort-native-probe.mjs" --model="$
   --addon="$c/ort-native.node" --ep=cuda --steps=64
 table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded|"device" output' "$OUT/ort-native-probe.txt" | cut -c1-300)")
 # The same at rank 0 (a base request on the LoRA graph): the append graph against the full one.
-part_end=592
+part_end=560
 bounded 80 "$OUT/ort-native-probe-rank0.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
   --addon="$c/ort-native.node" --ep=cuda --steps=64 --rank=0
 table+=("ort-native probe rank 0: exit $?" "$(grep -E '^\||could not' "$OUT/ort-native-probe-rank0.txt" | cut -c1-300)")
+# 5. CUDA graphs on the GQA float16 decoder, base graph against LoRA graph (cuda-graph-probe.ts).
+part_end=592
+for b in 1 8; do
+  bounded 40 "$OUT/cuda-graph-probe-b$b.txt" node "$c/cuda-graph-probe.mjs" --model="$work/qwen25-05b-int4-acc4-gqa16" \
+    --addon="$c/ort-native.node" --steps=64 --batch=$b
+  table+=("cuda-graph probe batch $b: exit $?" "$(grep -E '^\||overhead|could not' "$OUT/cuda-graph-probe-b$b.txt" | cut -c1-300)")
+done
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.
 (cd "$OUT" && tar czf logs.tgz --exclude=logs.tgz --exclude=summary.txt ./*.txt && find . -name '*.txt' ! -name summary.txt -delete)

@@ -22,16 +22,15 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { IO, readModelManifest } from "@loracast/shared/model-format";
-import { peftKey } from "@loracast/shared/model-spec";
 import {
   type DeviceTensor,
   type HostTensor,
   loadOrtNative,
   type NativeSession,
 } from "@loracast/shared/ort-native";
-import { createRng } from "@loracast/shared/random";
-import { createSession, packLoraFeeds } from "@loracast/shared/runtime";
+import { createSession } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
+import { randomPackedFactors } from "./random-factors.ts";
 
 const { values } = parseArgs({
   options: {
@@ -64,29 +63,9 @@ if (manifest.files.append === undefined) {
 const graph = `${values.model}/${manifest.files.append}`;
 const { numLayers, numKvHeads, headDim, vocabSize } = manifest.dims;
 
-// LoRA r=16 on every module, seeded (the values do not change the time; B is scaled small).
-const rng = createRng(18);
-const random = (n: number, scale: number) =>
-  Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale);
-// Per-module factors, packed as the fused decoder graph takes them (vLLM's packed modules), as the
-// generator does once per adapter version.
-const perModule: Record<string, ort.Tensor> = {};
-for (const m of spec.modules.values()) {
-  perModule[peftKey(m.name, "A")] = new ort.Tensor("float32", random(RANK * m.inFeatures, 0.02), [
-    RANK,
-    m.inFeatures,
-  ]);
-  perModule[peftKey(m.name, "B")] = new ort.Tensor("float32", random(m.outFeatures * RANK, 0.002), [
-    m.outFeatures,
-    RANK,
-  ]);
-}
-const factors: Record<string, HostTensor> = Object.fromEntries(
-  Object.entries(packLoraFeeds(spec, manifest.decoder.packedModules, perModule)).map(([k, t]) => [
-    k,
-    { type: "float32", dims: [...t.dims], data: t.data as Float32Array },
-  ]),
-);
+// LoRA r=16 on every module (rank 0: a base request's empty factors), seeded, packed as the
+// generator packs them once per adapter version.
+const factors = randomPackedFactors(spec, manifest, RANK);
 const factorBytes = Object.values(factors).reduce((n, t) => n + t.data.byteLength, 0);
 
 /** One step's feeds and outputs, by name; host tensors in, host tensors out. */

@@ -48,6 +48,7 @@ bundle test/conformance/main.ts "$out/conformance.mjs"
 bundle test/bench/engine/main.ts "$out/bench-engine.mjs"
 bundle test/bench/gpu/batching-check.ts "$out/batching-check.mjs"
 bundle test/bench/gpu/ort-native-probe.ts "$out/ort-native-probe.mjs"
+bundle test/bench/gpu/cuda-graph-probe.ts "$out/cuda-graph-probe.mjs"
 # The ORT addon (shared/ort-native) for the decoders (LORACAST_ORT_NATIVE_ADDON in cuda.sh) and the
 # probe: not linked against libonnxruntime.so.1, it loads onnxruntime-node's own at run time (1.29.0
 # there; an addon linked against the project's 1.30 would not load). Without g++ it is missing.
