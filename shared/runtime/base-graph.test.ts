@@ -211,3 +211,32 @@ describe("a model directory built before base graphs", () => {
     assert.match(on.error.message, /^baseGraph on: the model has no files\.baseAppend/);
   });
 });
+
+describe("a model directory missing a graph file its manifest names", () => {
+  let model: TinyModel;
+  const work = mkdtempSync(join(tmpdir(), "loracast-partial-model-"));
+  before(async () => {
+    model = await loadTinyModel();
+    cpSync(dirname(model.session.graphPath), work, { recursive: true });
+  });
+  after(async () => {
+    await model?.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("is a load error naming the file (the base graph's with on), not ORT's load failure", async () => {
+    const manifest = JSON.parse(readFileSync(join(work, MODEL_MANIFEST), "utf8")) as ModelManifest;
+    rmSync(join(work, manifest.files.baseAppend ?? ""));
+    const on = await DecoderSession.load(work, { baseGraph: "on" });
+    assert.ok(!on.ok && on.error instanceof BaseGraphMissingError);
+    assert.match(on.error.message, /^base graph model\.base\.append\.onnx, .* rebuild the model/);
+    // off never opens the base graph: it loads.
+    const off = await DecoderSession.load(work, { baseGraph: "off" });
+    assert.ok(off.ok);
+    await off.value.release();
+    rmSync(join(work, manifest.files.append ?? ""));
+    const lora = await DecoderSession.load(work, { baseGraph: "off" });
+    assert.ok(!lora.ok && lora.error instanceof ModelArtifactsError);
+    assert.match(lora.error.message, /^model\.append\.onnx, which loracast-model\.json names, is not in/);
+  });
+});

@@ -44,8 +44,12 @@ export class ExecutionProviderError extends Error {
   }
 }
 
-/** ORT's messages for a provider it cannot append: its library is absent or fails to load. */
-const PROVIDER_LOAD_FAILURE = /AppendExecutionProvider|Failed to load (shared )?library/;
+/**
+ * ORT's messages for a provider it cannot append: its library is absent or fails to load, or
+ * (WebGPU) the machine has no adapter it can use (no GPU, no Vulkan).
+ */
+const PROVIDER_LOAD_FAILURE =
+  /AppendExecutionProvider|Failed to load (shared )?library|Failed to get a WebGPU adapter/;
 
 /**
  * The `ExecutionProviderError` that an error thrown by `InferenceSession.create` under `providers`

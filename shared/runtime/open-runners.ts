@@ -4,10 +4,11 @@
  * EP with the same options. Both graphs have the same KV cache inputs and outputs, so either
  * runner's caches are laid out alike.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { IO, type ModelArtifactsError, type ModelManifest } from "../model-format/index.ts";
-import { ok, type Result } from "../result/index.ts";
-import { type BaseGraphChoice, chooseBaseGraph } from "./base-graph.ts";
+import { IO, ModelArtifactsError, type ModelManifest } from "../model-format/index.ts";
+import { err, ok, type Result } from "../result/index.ts";
+import { type BaseGraphChoice, BaseGraphMissingError, chooseBaseGraph } from "./base-graph.ts";
 import { type Runner, StockRunner } from "./decoder-runner.ts";
 import { kvPlacement } from "./device-copies.ts";
 import type { ExecutionProvider } from "./execution-provider.ts";
@@ -35,8 +36,23 @@ export interface OpenedRunners {
 }
 
 /**
+ * The graphs a session is about to open, checked on disk: a file the manifest names that the
+ * directory lacks (a model copied in part) is a `ModelArtifactsError` naming it, a
+ * `BaseGraphMissingError` for the base graph, rather than ORT's bare load failure.
+ */
+function missingGraph(dir: string, graph: string, base: string | null): ModelArtifactsError | null {
+  const hint =
+    "which loracast-model.json names, is not in the model directory; rebuild the model (npm run build-model)";
+  if (!existsSync(join(dir, graph))) return new ModelArtifactsError(`${graph}, ${hint}`);
+  if (base !== null && !existsSync(join(dir, base)))
+    return new BaseGraphMissingError(`base graph ${base}, ${hint}`);
+  return null;
+}
+
+/**
  * Opens the runners of a session on `ep` over the model in `dir` on the decided binding `choice`.
- * Returns a `ModelArtifactsError` (from `chooseBaseGraph`) before creating any ORT session;
+ * Returns a `ModelArtifactsError` (from `chooseBaseGraph`, or a graph file missing on disk) before
+ * creating any ORT session;
  * throws what creating one throws (`ExecutionProviderError`, ORT's errors), after releasing any
  * runner already made.
  */
@@ -55,6 +71,8 @@ export async function openRunners(
     // The full graphs: their presents stay on the device as the next step's past.
     const base = chooseBaseGraph(options.baseGraph ?? "auto", ep, manifest, false, "ort-native");
     if (!base.ok) return base;
+    const missing = missingGraph(dir, manifest.files.model, base.value.file);
+    if (missing !== null) return err(missing);
     const open = (graph: string): NativeDecoder => {
       const native = choice.addon.createSession(join(dir, graph), {
         ep: ep === "cuda" ? "cuda" : "cpu",
@@ -85,6 +103,8 @@ export async function openRunners(
   const base = chooseBaseGraph(options.baseGraph ?? "auto", ep, manifest, appending, "onnxruntime-node");
   if (!base.ok) return base;
   const graph = appending ? (manifest.files.append ?? "") : manifest.files.model;
+  const missing = missingGraph(dir, graph, base.value.file);
+  if (missing !== null) return err(missing);
   // One downloader serves both runners: it reads any of the device's buffers.
   const downloader = onGpu
     ? await GpuDownloader.create(presents.length, manifest.decoder.kvCacheDtype ?? "float32")
