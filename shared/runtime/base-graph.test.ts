@@ -59,7 +59,7 @@ describe("chooseBaseGraph", () => {
       value: { file: null, reason: "auto on cpu" },
     });
     const on = chooseBaseGraph("on", "cpu", built, true, "onnxruntime-node");
-    assert.ok(on.ok && on.value.file === "model.base.append.onnx" && on.value.reason === "asked for");
+    assert.ok(on.ok && on.value.file === "model.base.append.onnx" && on.value.reason === "on: asked for");
     const off = chooseBaseGraph("off", "cuda", built, false, "ort-native");
     assert.ok(off.ok && off.value.file === null);
   });

@@ -36,7 +36,7 @@ export class BaseGraphMissingError extends ModelArtifactsError {}
 export interface BaseGraphChoice {
   /** The manifest's file the base runner loads, relative to the model directory; null when off. */
   file: string | null;
-  /** `asked for`, `auto on <ep>`, or why it is off. */
+  /** `on: asked for`, `auto on <ep>`, or why it is off (`off: asked for`, ...). */
   reason: string;
 }
 
@@ -72,7 +72,7 @@ export function chooseBaseGraph(
     return ok({ file: null, reason: STOCK_CUDA_OFF });
   const key = appending ? "baseAppend" : "base";
   const file = manifest.files[key];
-  if (file !== undefined) return ok({ file, reason: asked === "on" ? "asked for" : `auto on ${ep}` });
+  if (file !== undefined) return ok({ file, reason: asked === "on" ? "on: asked for" : `auto on ${ep}` });
   const missing = `the model has no files.${key} (built before base graphs)`;
   if (asked === "on")
     return err(

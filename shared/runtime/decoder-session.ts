@@ -95,7 +95,7 @@ export interface StepOutput {
 export interface BaseGraphState {
   /** The decoder graph without LoRA inputs it runs them on; null: the LoRA graph, with rank-0 factors. */
   graphPath: string | null;
-  /** `asked for`, `auto on <ep>`, or why there is none. */
+  /** `on: asked for`, `auto on <ep>`, or why there is none. */
   reason: string;
 }
 

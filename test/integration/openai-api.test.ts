@@ -126,7 +126,7 @@ describe("OpenAI-compatible generation API", () => {
       metrics,
       /^loracast_engine_backend_info\{backend="onnxruntime-node",ep="cpu",reason="auto on cpu"\} 1$/m,
     );
-    assert.match(metrics, /^loracast_engine_base_graph_info\{state="on",reason="asked for"\} 1$/m);
+    assert.match(metrics, /^loracast_engine_base_graph_info\{state="on",reason="on: asked for"\} 1$/m);
     // The base request (first test) ran on the base graph, the adapters' on the LoRA graph.
     const steps = (graph: string) =>
       Number(

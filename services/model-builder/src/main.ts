@@ -3,7 +3,7 @@
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
  *   [--attention ops|gqa] [--kv-cache-dtype float32|float16]
  *
- * Builds model artifacts (model.onnx, model.onnx.data, loracast-model.json, tokenizer files) from a
+ * Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
  * PEFT adapter into the weights (a base that takes no adapters); `--format transformers.js` writes
  * the same decoder for transformers.js instead. `--attention gqa` builds the decoder's attention as
@@ -21,7 +21,7 @@ import { parseCommandLine, usageError } from "@loracast/shared/platform";
 const cli = {
   usage: "npm run build-model -- <checkpoint-dir> <out-dir> [flags]",
   about:
-    "Builds model artifacts (model.onnx, model.onnx.data, loracast-model.json, tokenizer files) from a Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer (TRAINER_MODEL_DIR). Reads no environment variables.",
+    "Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer (TRAINER_MODEL_DIR). Reads no environment variables.",
   positionals: true,
   flags: {
     quant: { type: "string", default: "int4", help: "base weights: fp32, fp16, int8 or int4" },

@@ -138,7 +138,8 @@ const flagsSchema = z
     "kv-cache-dtype": z.enum(["auto", "float32", "float16"]),
     backend: z.enum(["auto", "ort-native", "onnxruntime-node", "both"]),
     tf32: z.enum(["on", "off", "default"]),
-    "base-graph": z.union([baseGraphSchema, z.literal("both")]),
+    // One enum (not a union) so that a bad value is refused naming the four.
+    "base-graph": z.enum([...baseGraphSchema.options, "both"]),
     profile: count(0, 1000),
     work: z.string().min(1),
   })

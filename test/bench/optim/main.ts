@@ -2,7 +2,7 @@
  * The GRPO step's `optimizer` phase on the host, old against new in one process: global-norm
  * clipping then AdamW over LoRA factors the size of Qwen2.5-0.5B's r = 16 all-linear adapter
  * (8.8 M parameters, seeded), as the run loop times it (`services/trainer/src/runs/run-loop.ts`).
- * `old` is the session-15 code kept in test/support/optim-reference (clipGradNorm's two passes,
+ * `old` is the previous code kept in test/support/optim-reference (clipGradNorm's two passes,
  * then the step); `new` is `AdamW.clippedStep`. Rounds alternate old and new so that both see the
  * same machine state; each round starts from the same fresh gradients (copied in untimed). Prints
  * the median and minimum wall and CPU (process.cpuUsage: user + system) milliseconds of each, and checks that
@@ -10,29 +10,35 @@
  */
 import { referenceAdamWStep, referenceClipGradNorm } from "@loracast/dev-support/optim-reference";
 import { AdamW, type AdamWState, TORCH_ADAMW_DEFAULTS } from "@loracast/shared/optim";
-import { parseCommandLine } from "@loracast/shared/platform";
+import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { percentile } from "../percentile.ts";
 
-const { values } = parseCommandLine({
+const cli = {
   usage: "npm run bench:optim -- [flags]",
   about:
-    "The trainer's optimizer phase (gradient clipping + AdamW) over 8.8 M LoRA parameters on the host: the session-15 code against the current one, alternating, median of the rounds.",
+    "The trainer's optimizer phase (gradient clipping + AdamW) over 8.8 M LoRA parameters on the host: the previous code (a clipping pass, then AdamW.step; kept in test/support/optim-reference) against AdamW.clippedStep, alternating, median of the rounds.",
   flags: {
     rounds: {
       type: "string",
       default: "15",
-      help: "timed steps of each (after 2 untimed warm-up steps each)",
+      help: "timed steps of each, 1 to 1000 (after 2 untimed warm-up steps each)",
     },
-    rank: { type: "string", default: "16", help: "LoRA rank (16: 8.8 M parameters on Qwen2.5-0.5B)" },
+    rank: {
+      type: "string",
+      default: "16",
+      help: "LoRA rank, 1 to 256 (16: 8.8 M parameters on Qwen2.5-0.5B)",
+    },
   },
-});
+} as const;
+const { values } = parseCommandLine(cli);
 const rounds = Number(values.rounds);
 const rank = Number(values.rank);
-if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(rank) || rank < 1) {
-  console.error("--rounds and --rank take positive integers");
-  process.exit(2);
-}
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000)
+  usageError(cli, `--rounds takes an integer from 1 to 1000, not ${values.rounds}`);
+// Rank 256 is 141 M parameters, four copies of them: the most a 24 GiB machine holds comfortably.
+if (!Number.isInteger(rank) || rank < 1 || rank > 256)
+  usageError(cli, `--rank takes an integer from 1 to 256, not ${values.rank}`);
 
 // Qwen2.5-0.5B's linear layers (in, out features) × 24 layers: every module gets A [r, in], B [out, r].
 const MODULES: ReadonlyArray<readonly [string, number, number]> = [
@@ -124,9 +130,7 @@ const med = (xs: { wall: number; cpu: number }[], key: "wall" | "cpu") => {
   return `${percentile(v, 50).toFixed(1)} (min ${Math.min(...v).toFixed(1)})`;
 };
 console.log(`parameters: ${(count / 1e6).toFixed(2)} M in ${initial.size} tensors; rounds: ${rounds} each`);
-console.log(
-  `old (clipGradNorm + AdamW.step, session 15): wall ${med(old, "wall")} ms, cpu ${med(old, "cpu")} ms`,
-);
+console.log(`old (a clipping pass + AdamW.step): wall ${med(old, "wall")} ms, cpu ${med(old, "cpu")} ms`);
 console.log(`new (AdamW.clippedStep): wall ${med(fresh, "wall")} ms, cpu ${med(fresh, "cpu")} ms`);
 console.log(`parameters after ${opt.state.step} steps bit-identical: ${same}`);
 if (!same) process.exit(1);

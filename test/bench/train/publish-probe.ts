@@ -19,7 +19,7 @@
  * process), and the S3 requests per publish by operation (the server's own counts); the whole
  * step's publish (with the probe forward) is `bench:train`'s.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -60,9 +60,26 @@ const cli = {
   },
 } as const;
 const { values } = parseCommandLine(cli);
+// Checked before anything starts (the S3 server, the scratch folder): a refused flag leaves nothing.
 const publishes = Number(values.publishes);
+if (!Number.isInteger(publishes) || publishes < 2 || publishes > 1000)
+  usageError(
+    cli,
+    `--publishes takes an integer from 2 to 1000 (the first is not counted), not ${values.publishes}`,
+  );
+const subscribers = Number(values.subscribers);
+if (!Number.isInteger(subscribers) || subscribers < 0 || subscribers > 64)
+  usageError(cli, `--subscribers takes an integer from 0 to 64, not ${values.subscribers}`);
 if (values.feeds !== "during" && values.feeds !== "first")
   usageError(cli, `--feeds is during or first, not ${values.feeds}`);
+const compareCommit = values.compare === undefined ? undefined : commitOf(values.compare);
+
+/** The commit `ref` names in this repository; a usage error (exit 2) when it names none. */
+function commitOf(ref: string): string {
+  const found = spawnSync("git", ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], { cwd: ROOT });
+  if (found.status !== 0) usageError(cli, `--compare: ${ref} is not a commit of this repository`);
+  return found.stdout.toString().trim();
+}
 
 /** The modules one way's publish path is made of: this tree's, or a commit's. */
 interface PublishPath {
@@ -72,15 +89,12 @@ interface PublishPath {
 }
 
 /**
- * The publish path as of git commit `ref`: its `shared/` and `services/trainer/src/`, written under
+ * The publish path as of git commit `commit` (resolved by `commitOf`): its `shared/` and `services/trainer/src/`, written under
  * `.bench/compare/<commit>/` (once per commit) with `node_modules/@loracast/shared` linked to that
  * `shared/`, so its imports resolve to that commit's code and its dependencies to this tree's.
  */
-async function publishPathAt(ref: string): Promise<PublishPath> {
+async function publishPathAt(commit: string): Promise<PublishPath> {
   const root = ROOT;
-  const commit = execFileSync("git", ["rev-parse", "--verify", `${ref}^{commit}`], { cwd: root })
-    .toString()
-    .trim();
   const dir = join(root, ".bench", "compare", commit);
   if (!existsSync(join(dir, "node_modules"))) {
     rmSync(dir, { recursive: true, force: true });
@@ -121,7 +135,7 @@ const clock = { now: () => Date.now() };
 const signer = Signer.generate();
 const subscriptions = new SubscriptionRegistry(
   join(scratch, "subscriptions.json"),
-  Array.from({ length: Number(values.subscribers) }, (_, i) => `${hookUrl}/${i}`),
+  Array.from({ length: subscribers }, (_, i) => `${hookUrl}/${i}`),
 );
 await subscriptions.load();
 const outbox = new Outbox({ dir: join(scratch, "outbox"), secret: `whsec_${"A".repeat(32)}`, clock, log });
@@ -165,8 +179,8 @@ function wayOf(name: string, path: PublishPath): Way {
 
 const here: PublishPath = { store: storeModule, ledger: ledgerModule, publisher: publisherModule };
 const ways = [wayOf("after", here)];
-if (values.compare !== undefined)
-  ways.push(wayOf(`before (${values.compare})`, await publishPathAt(values.compare)));
+if (values.compare !== undefined && compareCommit !== undefined)
+  ways.push(wayOf(`before (${values.compare})`, await publishPathAt(compareCommit)));
 
 /** Milliseconds `f` takes. */
 function measure(f: () => unknown): number {

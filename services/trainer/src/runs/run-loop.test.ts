@@ -179,7 +179,8 @@ describe("RunLoop", () => {
     for (const [budget, expected, passes] of [
       [3.5 * perSequence, 3, 2],
       [0.5 * perSequence, 1, 4],
-      [100 * perSequence, 100, 1],
+      // A budget for 100 sequences: one pass of the step's 4, reported as 4.
+      [100 * perSequence, 4, 1],
     ] as const) {
       const { loop, trace, metrics } = harness({ microBatch: null, steps: 1 }, fresh(), DATA, budget);
       await loop.run(new AbortController().signal);

@@ -207,7 +207,12 @@ export class RunLoop {
     const optimize = (grads: Map<string, Float32Array>) => {
       this.optimizer.clippedStep(this.params.named(), grads, lr, config.optimizer.maxGradNorm);
     };
-    const microBatch = config.microBatch ?? this.microBatchFor(samples);
+    // Never more than the step's sequences: the step event reports the passes' size as used, not
+    // the budget's ceiling (a budget for 18,093 sequences reported that figure for a step of 32).
+    const microBatch = Math.max(
+      1,
+      Math.min(config.microBatch ?? this.microBatchFor(samples), samples.length),
+    );
     const g: GradientResult = await this.algorithm.gradients(
       {
         session: d.session,
