@@ -79,66 +79,92 @@ interface Timing {
 }
 
 /**
- * Prefill `promptLen` tokens, then `WARMUP + steps` decode steps of one row over a host cache of
- * fixed capacity (spare columns masked out, as DecoderSession's append path does); times the last
- * `steps`.
+ * The step loop every variant shares: a prefill of `promptLen` tokens, then `WARMUP + steps` greedy
+ * decode steps of one row; times the last `steps`. `prepare` gets a step's new tokens and the
+ * row's cached length and builds its feeds (untimed); the run it returns is timed, cache upkeep
+ * included, and resolves to the logits.
  */
-async function decode(run: RunStep): Promise<Timing> {
-  const capacity = promptLen + WARMUP + steps + 1;
-  const cacheDims = [1, numKvHeads, capacity, headDim];
-  const cache = Array.from(
-    { length: 2 * numLayers },
-    () => new Float32Array(numKvHeads * capacity * headDim),
-  );
+async function timeSteps(
+  prepare: (ids: BigInt64Array, length: number) => () => Promise<Float32Array>,
+): Promise<Timing> {
   let length = 0;
   let token = 1n;
   const ms: number[] = [];
   let firstLogits = new Float32Array(0);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   for (let i = 0; i < 1 + WARMUP + steps; i++) {
-    const seq = i === 0 ? promptLen : 1;
     const ids =
-      i === 0 ? BigInt64Array.from({ length: seq }, (_, j) => BigInt((1 + j * 7919) % vocabSize)) : [token];
-    const mask = new BigInt64Array(capacity + seq);
-    mask.fill(1n, 0, length);
-    mask.fill(1n, capacity);
-    const feeds: Record<string, HostTensor> = {
-      [IO.inputIds]: { type: "int64", dims: [1, seq], data: BigInt64Array.from(ids) },
-      [IO.attentionMask]: { type: "int64", dims: [1, capacity + seq], data: mask },
-      [IO.positionIds]: {
-        type: "int64",
-        dims: [1, seq],
-        data: BigInt64Array.from({ length: seq }, (_, j) => BigInt(length + j)),
-      },
-      [IO.logitsPositions]: { type: "int64", dims: [1, 1], data: BigInt64Array.from([BigInt(seq - 1)]) },
-    };
-    for (let l = 0; l < numLayers; l++) {
-      feeds[IO.pastKey(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l] as Float32Array };
-      feeds[IO.pastValue(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l + 1] as Float32Array };
-    }
+      i === 0
+        ? BigInt64Array.from({ length: promptLen }, (_, j) => BigInt((1 + j * 7919) % vocabSize))
+        : BigInt64Array.of(token);
+    const run = prepare(ids, length);
     if (i === WARMUP + 1) loop.enable();
     const t0 = performance.now();
-    const out = await run(feeds);
-    for (let l = 0; l < numLayers; l++)
-      for (const [k, name] of [IO.appendedKey(l), IO.appendedValue(l)].entries()) {
-        const src = out[name]?.data as Float32Array;
-        const dst = cache[2 * l + k] as Float32Array;
-        for (let h = 0; h < numKvHeads; h++)
-          dst.set(
-            src.subarray(h * seq * headDim, (h + 1) * seq * headDim),
-            (h * capacity + length) * headDim,
-          );
-      }
-    const logits = out[IO.logits]?.data as Float32Array;
+    const logits = await run();
     if (i > WARMUP) ms.push(performance.now() - t0);
     if (i === 1) firstLogits = logits.slice();
-    length += seq;
+    length += ids.length;
     let best = 0;
     for (let v = 1; v < vocabSize; v++) if ((logits[v] ?? 0) > (logits[best] ?? 0)) best = v;
     token = BigInt(best);
   }
   loop.disable();
   return { ms, firstLogits, loopDelayMs: loop.max / 1e6 };
+}
+
+/** A step's ids, positions (after `length` cached tokens) and last-token logits position. */
+function tokenFeeds(ids: BigInt64Array, length: number): Record<string, HostTensor> {
+  const seq = ids.length;
+  return {
+    [IO.inputIds]: { type: "int64", dims: [1, seq], data: ids },
+    [IO.positionIds]: {
+      type: "int64",
+      dims: [1, seq],
+      data: BigInt64Array.from({ length: seq }, (_, j) => BigInt(length + j)),
+    },
+    [IO.logitsPositions]: { type: "int64", dims: [1, 1], data: BigInt64Array.from([BigInt(seq - 1)]) },
+  };
+}
+
+/**
+ * `timeSteps` over a host cache of fixed capacity (spare columns masked out, as DecoderSession's
+ * append path does): the append graph's new keys and values are written into it after each run.
+ */
+function decode(run: RunStep): Promise<Timing> {
+  const capacity = promptLen + WARMUP + steps + 1;
+  const cacheDims = [1, numKvHeads, capacity, headDim];
+  const cache = Array.from(
+    { length: 2 * numLayers },
+    () => new Float32Array(numKvHeads * capacity * headDim),
+  );
+  return timeSteps((ids, length) => {
+    const seq = ids.length;
+    const mask = new BigInt64Array(capacity + seq);
+    mask.fill(1n, 0, length);
+    mask.fill(1n, capacity);
+    const feeds: Record<string, HostTensor> = {
+      ...tokenFeeds(ids, length),
+      [IO.attentionMask]: { type: "int64", dims: [1, capacity + seq], data: mask },
+    };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[IO.pastKey(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l] as Float32Array };
+      feeds[IO.pastValue(l)] = { type: "float32", dims: cacheDims, data: cache[2 * l + 1] as Float32Array };
+    }
+    return async () => {
+      const out = await run(feeds);
+      for (let l = 0; l < numLayers; l++)
+        for (const [k, name] of [IO.appendedKey(l), IO.appendedValue(l)].entries()) {
+          const src = out[name]?.data as Float32Array;
+          const dst = cache[2 * l + k] as Float32Array;
+          for (let h = 0; h < numKvHeads; h++)
+            dst.set(
+              src.subarray(h * seq * headDim, (h + 1) * seq * headDim),
+              (h * capacity + length) * headDim,
+            );
+        }
+      return out[IO.logits]?.data as Float32Array;
+    };
+  });
 }
 
 const stats = (ms: number[]) => {
@@ -248,51 +274,30 @@ async function decodeFull(session: NativeSession, bound: Record<string, DeviceTe
     [IO.logits, "host" as const],
     ...presents.map((n) => [n, "device" as const]),
   ]);
-  let past: DeviceTensor[] | null = null;
-  let length = 0;
-  let token = 1n;
-  const ms: number[] = [];
-  let firstLogits = new Float32Array(0);
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  for (let i = 0; i < 1 + WARMUP + steps; i++) {
-    const seq = i === 0 ? promptLen : 1;
-    const ids =
-      i === 0 ? BigInt64Array.from({ length: seq }, (_, j) => BigInt((1 + j * 7919) % vocabSize)) : [token];
-    const feeds: Record<string, HostTensor | DeviceTensor> = {
-      ...bound,
-      [IO.inputIds]: { type: "int64", dims: [1, seq], data: BigInt64Array.from(ids) },
-      [IO.attentionMask]: {
-        type: "int64",
-        dims: [1, length + seq],
-        data: new BigInt64Array(length + seq).fill(1n),
-      },
-      [IO.positionIds]: {
-        type: "int64",
-        dims: [1, seq],
-        data: BigInt64Array.from({ length: seq }, (_, j) => BigInt(length + j)),
-      },
-      [IO.logitsPositions]: { type: "int64", dims: [1, 1], data: BigInt64Array.from([BigInt(seq - 1)]) },
-    };
-    for (let l = 0; l < numLayers; l++) {
-      feeds[IO.pastKey(l)] = past?.[2 * l] ?? empty;
-      feeds[IO.pastValue(l)] = past?.[2 * l + 1] ?? empty;
-    }
-    if (i === WARMUP + 1) loop.enable();
-    const t0 = performance.now();
-    const out = await session.run(feeds, targets);
+  // Set by the runs (closures): typed wide so that `finally` does not narrow it to null.
+  let past = null as DeviceTensor[] | null;
+  try {
+    return await timeSteps((ids, length) => {
+      const total = length + ids.length;
+      const feeds: Record<string, HostTensor | DeviceTensor> = {
+        ...bound,
+        ...tokenFeeds(ids, length),
+        [IO.attentionMask]: { type: "int64", dims: [1, total], data: new BigInt64Array(total).fill(1n) },
+      };
+      for (let l = 0; l < numLayers; l++) {
+        feeds[IO.pastKey(l)] = past?.[2 * l] ?? empty;
+        feeds[IO.pastValue(l)] = past?.[2 * l + 1] ?? empty;
+      }
+      return async () => {
+        const out = await session.run(feeds, targets);
+        for (const t of past ?? []) t.release();
+        past = presents.map((n) => out[n] as DeviceTensor);
+        return (out[IO.logits] as HostTensor).data as Float32Array;
+      };
+    });
+  } finally {
     for (const t of past ?? []) t.release();
-    past = presents.map((n) => out[n] as DeviceTensor);
-    const logits = (out[IO.logits] as HostTensor).data as Float32Array;
-    if (i > WARMUP) ms.push(performance.now() - t0);
-    if (i === 1) firstLogits = logits.slice();
-    length += seq;
-    let best = 0;
-    for (let v = 1; v < vocabSize; v++) if ((logits[v] ?? 0) > (logits[best] ?? 0)) best = v;
-    token = BigInt(best);
   }
-  loop.disable();
-  for (const t of past ?? []) t.release();
-  return { ms, firstLogits, loopDelayMs: loop.max / 1e6 };
 }
 
 /**
