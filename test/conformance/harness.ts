@@ -93,9 +93,10 @@ async function infer(
   const session = await DecoderSession.load(outDir, {
     executionProviders: [ep],
     backend: opts.backend ?? "auto",
-    // Base logits from what a base-only request runs: the decoder without LoRA inputs, except on
-    // cuda's stock binding, where `auto` keeps base requests on the LoRA graph (chooseBaseGraph).
-    baseGraph: ep === "cuda" && opts.backend === "onnxruntime-node" ? "auto" : "on",
+    // Base logits from what a base-only request runs: the decoder without LoRA inputs; on cuda
+    // what `auto` decides for the binding the session resolves to (off on the stock binding,
+    // chooseBaseGraph), which also covers `--backend auto` falling back to it.
+    baseGraph: ep === "cuda" ? "auto" : "on",
     ...(ep === "cuda" ? { cudaTf32: opts.tf32 !== false } : {}),
   });
   if (!session.ok) throw session.error;
