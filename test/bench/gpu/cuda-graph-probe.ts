@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { IO, readModelManifest } from "@loracast/shared/model-format";
 import { type DeviceTensor, type HostTensor, loadOrtNative } from "@loracast/shared/ort-native";
+import { percentile } from "../percentile.ts";
 import { randomPackedFactors } from "./random-factors.ts";
 
 const { values } = parseArgs({
@@ -116,11 +117,12 @@ async function time(graph: string, lora: boolean, cudaGraph: boolean): Promise<n
   }
 }
 
-const median = (ms: number[]) => {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-  return { p50: at(0.5), p10: at(0.1), p90: at(0.9) };
-};
+/** Nearest-rank p50, p10 and p90 of a variant's step times, ms. */
+const median = (ms: number[]) => ({
+  p50: percentile(ms, 50),
+  p10: percentile(ms, 10),
+  p90: percentile(ms, 90),
+});
 say(
   `cuda-graph probe: ${values.model}; batch ${batch}, past ${past} (cache ${capacity} columns), ${steps} timed steps after ${WARMUP}; LoRA r=16 on ${spec.modules.size} modules`,
 );

@@ -30,6 +30,7 @@ import {
 } from "@loracast/shared/ort-native";
 import { createSession } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
+import { percentile } from "../percentile.ts";
 import { randomPackedFactors } from "./random-factors.ts";
 
 const { values } = parseArgs({
@@ -167,11 +168,12 @@ function decode(run: RunStep): Promise<Timing> {
   });
 }
 
-const stats = (ms: number[]) => {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-  return { p50: at(0.5), p10: at(0.1), p90: at(0.9) };
-};
+/** Nearest-rank p50, p10 and p90 of a variant's step times, ms. */
+const stats = (ms: number[]) => ({
+  p50: percentile(ms, 50),
+  p10: percentile(ms, 10),
+  p90: percentile(ms, 90),
+});
 const results: { name: string; timing: Timing }[] = [];
 
 async function variant(name: string, body: () => Promise<Timing>): Promise<void> {
