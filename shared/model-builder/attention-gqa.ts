@@ -43,8 +43,9 @@
 import { IO, type KvCacheDtype } from "../model-format/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
-import { type QkvInput, rotaryTables } from "./attention.ts";
+import type { QkvInput } from "./attention.ts";
 import type { KvOutput } from "./decoder-graph.ts";
+import type { WeightPlan } from "./weights.ts";
 
 /** ONNX TensorProto.DataType of float16 and float32, for `Cast`'s `to`. */
 const FLOAT16 = 10;
@@ -77,12 +78,33 @@ export interface GqaShared {
 }
 
 /**
- * The graph inputs GQA needs (`IO.seqlensK`, `IO.totalSequenceLength`) and the rotary tables,
- * computed as `attention.ts`'s `ropeCaches` computes them (one float32 product per element), so
- * both attentions rotate by the same values; rounded to float16 for a float16 cache (`dtype`).
+ * One rotary table, `float32 [rows, headDim/2]`: `f(p · inv_freq[i]) · attention_scaling` for every
+ * position p below `rows` and frequency i, with `f` cos or sin, each product rounded to float32 as
+ * `attention.ts`'s `rotaryTables` computes it in the graph (transformers' `LlamaRotaryEmbedding`),
+ * so both attentions rotate by the same angles.
+ */
+export function rotaryTable(arch: Architecture, rows: number, f: (angle: number) => number): Float32Array {
+  const { invFreq, attentionScaling } = arch.rope;
+  const half = invFreq.length;
+  const scale = Math.fround(attentionScaling);
+  const table = new Float32Array(rows * half);
+  for (let p = 0; p < rows; p++) {
+    for (let i = 0; i < half; i++) {
+      // Float32Array stores round to float32, as the graph's float32 Mul does.
+      table[p * half + i] = Math.fround(f(Math.fround(p * (invFreq[i] ?? 0)))) * scale;
+    }
+  }
+  return table;
+}
+
+/**
+ * The graph inputs GQA needs (`IO.seqlensK`, `IO.totalSequenceLength`) and the rotary tables as
+ * constants of `arch.maxPositions` rows (`rotaryTable`), in the data file; cast to float16
+ * for a float16 cache (`dtype`), a Cast ORT folds at load.
  */
 export function gqaShared(
   g: GraphBuilder,
+  w: WeightPlan,
   arch: Architecture,
   bs: string,
   kvCache: KvOutput,
@@ -93,9 +115,15 @@ export function gqaShared(
   const total = g.input(IO.totalSequenceLength, "int32", []);
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
   const scalar = (v: number) => g.constant("int64", [], [v]);
-  const total64 = g.op1("Cast", [total], { to: attr.int(7) });
-  const positions = g.op1("Cast", [g.op1("Range", [scalar(0), total64, scalar(1)])], { to: attr.int(1) });
-  const tables = rotaryTables(g, arch, g.op1("Unsqueeze", [positions, i64(1)]));
+  // Constant tables of every position the model takes, not a Range over `total_sequence_length`:
+  // that subgraph ran on the CPU with host↔device copies around it, which ORT's CUDA graph capture
+  // refuses ("all compute graph nodes have not been partitioned", docs/benchmarks.md).
+  const rows = arch.maxPositions;
+  const half = arch.dims.headDim / 2;
+  const tables = {
+    cos: w.computed("gqa.cos_cache", [rows, half], () => rotaryTable(arch, rows, Math.cos)),
+    sin: w.computed("gqa.sin_cache", [rows, half], () => rotaryTable(arch, rows, Math.sin)),
+  };
   const cast = (t: string) => (dtype === "float16" ? g.op1("Cast", [t], { to: attr.int(FLOAT16) }) : t);
   let appendIndex: string | null = null;
   if (kvCache === "append") {

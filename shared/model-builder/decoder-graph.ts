@@ -169,7 +169,7 @@ export function buildDecoderBody(
       const why = gqaUnsupported(arch);
       if (why !== null) throw new Error(`GroupQueryAttention cannot run this model: ${why}`);
       if (kvCache === null) throw new Error("GroupQueryAttention graphs have a KV cache");
-      const shared = g.scoped("gqa", () => gqaShared(g, arch, bs, kvCache, dtype));
+      const shared = g.scoped("gqa", () => gqaShared(g, w, arch, bs, kvCache, dtype));
       return (layer, x) => gqaAttention(g, arch, layer, x, shared, kvCache);
     }
     if (dtype !== "float32") throw new Error(`a ${dtype} KV cache needs GroupQueryAttention`);

@@ -175,6 +175,21 @@ export class WeightPlan {
   }
 
   /**
+   * A float32 tensor the builder computes rather than reads (the rotary tables of
+   * `attention-gqa.ts`), stored once in the data file under `name`; `values` runs when the data file
+   * is written, and must give `dims`' product of elements.
+   */
+  computed(name: string, dims: number[], values: () => Float32Array): string {
+    const cached = this.vectors.get(name);
+    if (cached !== undefined) return cached;
+    const length = dims.reduce((a, b) => a * b, 1) * 4;
+    const placed = this.place([{ name, type: "float32", dims, length }]);
+    this.addJob(placed, [], () => [bytes(values())]);
+    this.vectors.set(name, name);
+    return name;
+  }
+
+  /**
    * The 1-D tensors `parts` (biases, `rows` values each) stored as one, named `name`; each part
    * stays readable alone by a plan `over` this one.
    */
