@@ -13,6 +13,8 @@ import {
   BASE_FILE,
   DATA_FILE,
   type KvCacheDtype,
+  LORA_SHRINK_EXPAND,
+  type LoraOp,
   MODEL_FILE,
   MODEL_MANIFEST,
   type ModelManifest,
@@ -67,6 +69,14 @@ export interface BuildOptions {
    * otherwise); the manifest records it (`decoder.kvCacheDtype`). @default "float32"
    */
   kvCacheDtype?: KvCacheDtype;
+  /**
+   * How the generation graphs with LoRA inputs (`model.onnx`, `model.append.onnx`) compute each
+   * LoRA branch (`LoraOp`): `shrink-expand` makes them need the ort-native addon
+   * (`LORA_SHRINK_EXPAND`); the training graph keeps its Gemms, the base graphs have no LoRA. The
+   * manifest records it (`decoder.loraOp`). `shrink-expand` needs LoRA inputs: with `merge` or the
+   * transformers.js format it is a RangeError. @default "gemm"
+   */
+  loraOp?: LoraOp;
 }
 
 /** transformers.js picks the ONNX file by dtype suffix. */
@@ -118,6 +128,11 @@ export async function buildArtifacts(
     throw new RangeError("attention gqa is for the loracast format only (transformers.js feeds a mask)");
   if (kvCacheDtype !== "float32" && attention !== "gqa")
     throw new RangeError(`a ${kvCacheDtype} KV cache is built with attention gqa only`);
+  const loraOp = options.loraOp ?? "gemm";
+  if (loraOp !== "gemm" && (format !== "loracast" || options.merge !== undefined))
+    throw new RangeError(
+      `loraOp ${loraOp} needs LoRA inputs: not with ${options.merge !== undefined ? "merge" : `the ${format} format`}`,
+    );
   const opened = await openCheckpoint(options.checkpointDir);
   if (!opened.ok) return opened;
   const ckpt = opened.value;
@@ -146,12 +161,13 @@ export async function buildArtifacts(
       layout: format === "loracast" ? "fused" : "per-module",
       attention,
       kvCacheDtype,
+      loraOp,
     });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
         ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
-            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype }),
+            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype, loraOp }),
           )
         : null;
     // The same two decoders without LoRA inputs, for requests with no adapter: a LoRA graph fed
@@ -245,6 +261,7 @@ export async function buildArtifacts(
       lora,
       attention,
       kvCacheDtype,
+      loraOp,
       files: {
         model: modelFile,
         data: dataFile,
@@ -282,8 +299,17 @@ function graphOverSameData(
   return encodeGraph(g);
 }
 
-const encodeGraph = (g: GraphBuilder): Uint8Array =>
-  encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
+/** The graph as an ONNX model; it imports `LORA_SHRINK_EXPAND`'s domain only where a node uses it. */
+const encodeGraph = (g: GraphBuilder): Uint8Array => {
+  const graph = g.build();
+  const { domain, version } = LORA_SHRINK_EXPAND;
+  const fused = graph.nodes.some((n) => n.domain === domain);
+  return encodeModel({
+    graph,
+    opsets: { "": 21, "com.microsoft": 1, ...(fused ? { [domain]: version } : {}) },
+    producer: "loracast",
+  });
+};
 
 function modelManifest(
   arch: Architecture,
@@ -293,6 +319,7 @@ function modelManifest(
     lora: boolean;
     attention: DecoderAttention;
     kvCacheDtype: KvCacheDtype;
+    loraOp: LoraOp;
     files: ModelManifest["files"];
   },
 ): ModelManifest {
@@ -322,6 +349,7 @@ function modelManifest(
       packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
       ...(graph.attention === "ops" ? {} : { attention: graph.attention }),
       ...(graph.kvCacheDtype === "float32" ? {} : { kvCacheDtype: graph.kvCacheDtype }),
+      ...(graph.loraOp === "gemm" ? {} : { loraOp: graph.loraOp }),
     },
     modules: graph.lora
       ? [...spec.modules.values()].map((m) => ({

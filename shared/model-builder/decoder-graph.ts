@@ -2,9 +2,10 @@
  * The Llama-family decoder as an ONNX graph (transformers' `modeling_llama.py`; Qwen2 adds biases
  * and sliding windows, `modeling_qwen2.py`). The hidden state is kept 2-D, `[tokens, hidden]`, so
  * every projection is one `Gemm` with `transB` on the HF `[out, in]` weight (or one `MatMulNBits`),
- * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys. The
+ * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys (or,
+ * with `loraOp: "shrink-expand"`, one fused `ai.loracast` `LoraShrinkExpand` node: `LoraOp`). The
  * adapter's scaling is folded into `lora_B` by the runtime; untargeted modules get rank-0 factors,
- * which cost two empty Gemms.
+ * which cost two empty Gemms (one empty fused node).
  *
  * Two layouts. `per-module` (the training graph's): one projection and one LoRA pair per HF module,
  * as above. `fused` (the generation graphs', built for a GPU's fixed cost per node): q/k/v and
@@ -19,7 +20,7 @@
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
 
-import { IO, type KvCacheDtype } from "../model-format/index.ts";
+import { IO, type KvCacheDtype, LORA_SHRINK_EXPAND, type LoraOp } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
@@ -45,6 +46,8 @@ export interface DecoderGraphOptions {
   attention?: DecoderAttention;
   /** The KV cache's element type; `float16` needs `attention: "gqa"`. @default "float32" */
   kvCacheDtype?: KvCacheDtype;
+  /** How each LoRA branch is computed (`LoraOp`: two Gemms, or one fused node). @default "gemm" */
+  loraOp?: LoraOp;
 }
 
 /**
@@ -92,6 +95,8 @@ export interface DecoderBodyOptions {
   attention?: DecoderAttention;
   /** @default "float32"; `float16` (`attention-gqa.ts`) needs `attention: "gqa"`. */
   kvCacheDtype?: KvCacheDtype;
+  /** @default "gemm" (`LoraOp`; the training graph's, whose backward needs the Gemms) */
+  loraOp?: LoraOp;
 }
 
 /**
@@ -112,6 +117,7 @@ export function buildDecoderGraph(
     layout: options.layout ?? "fused",
     attention: options.attention ?? "ops",
     kvCacheDtype: options.kvCacheDtype ?? "float32",
+    loraOp: options.loraOp ?? "gemm",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -156,6 +162,7 @@ export function buildDecoderBody(
   const { dims } = arch;
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: V } = dims;
   const { lora } = options;
+  const loraOp = options.loraOp ?? "gemm";
   const loraInputs: string[] = [];
 
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
@@ -199,7 +206,7 @@ export function buildDecoderBody(
         bias ? w.vector(`${module}.bias`, [outF]) : null,
       );
       if (!lora || !module.startsWith("model.layers.")) return y;
-      return loraBranch(g, x, y, module, inF, outF, loraInputs);
+      return loraBranch(g, x, y, { module, inF, outF, op: loraOp }, loraInputs);
     });
 
   const norm = (x: string, weight: string): string =>
@@ -212,7 +219,7 @@ export function buildDecoderBody(
   let h = g.op1("Reshape", [embedded, i64(-1, D)]);
 
   if (options.layout === "fused") {
-    const hidden = fusedLayers({ g, arch, w, lora, loraInputs, attend }, h);
+    const hidden = fusedLayers({ g, arch, w, lora, loraOp, loraInputs, attend }, h);
     return { hidden, normed: true, bs, loraInputs, linear, norm };
   }
 
@@ -272,23 +279,33 @@ export function project(
   return bias === null ? y : g.op1("Add", [y, bias]);
 }
 
+/** One projection's LoRA branch: its module (plain or packed), `[outF, inF]` shape and op. */
+export interface LoraBranch {
+  module: string;
+  inF: number;
+  outF: number;
+  op: LoraOp;
+}
+
 /**
- * The LoRA branch of one projection (`module`, plain or packed): inputs `lora_A` `[r, inF]` and
- * `lora_B` `[outF, r]` (B scaled by the runtime), `y + (x · Aᵀ) · Bᵀ` as two `Gemm`s with the base
- * output `y` as the second's C. The inputs are appended to `loraInputs`.
+ * The LoRA branch of one projection (`branch.module`, plain or packed): inputs `lora_A` `[r, inF]`
+ * and `lora_B` `[outF, r]` (B scaled by the runtime), `y + (x · Aᵀ) · Bᵀ`; with `op` `gemm` as two
+ * `Gemm`s with the base output `y` as the second's C, with `shrink-expand` as one
+ * `LORA_SHRINK_EXPAND` node over `(x, A, B, y)`. The inputs are appended to `loraInputs`.
  */
 export function loraBranch(
   g: GraphBuilder,
   x: string,
   y: string,
-  module: string,
-  inF: number,
-  outF: number,
+  branch: LoraBranch,
   loraInputs: string[],
 ): string {
+  const { module, inF, outF } = branch;
   const a = g.input(peftKey(module, "A"), "float32", [`r.${module}`, inF]);
   const b = g.input(peftKey(module, "B"), "float32", [outF, `r.${module}`]);
   loraInputs.push(a, b);
+  if (branch.op === "shrink-expand")
+    return g.op1(LORA_SHRINK_EXPAND.opType, [x, a, b, y], {}, { domain: LORA_SHRINK_EXPAND.domain });
   const u = g.op1("Gemm", [x, a], { transB: attr.int(1) });
   return g.op1("Gemm", [u, b, y], { transB: attr.int(1) });
 }

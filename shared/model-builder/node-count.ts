@@ -13,15 +13,18 @@ import { type BaseQuant, WeightPlan } from "./weights.ts";
 /** Nodes of one decode step: in all, those of the LoRA branches, and by op type (most first). */
 export interface StepNodeCounts {
   total: number;
-  /** Nodes that read a LoRA factor input (`lora_A`/`lora_B`): two `Gemm`s per LoRA pair. */
+  /**
+   * Nodes that read a LoRA factor input (`lora_A`/`lora_B`): two `Gemm`s per LoRA pair, or one
+   * `LoraShrinkExpand` (`loraOp: "shrink-expand"`).
+   */
   lora: number;
   byOp: Record<string, number>;
 }
 
 /**
  * Counts the nodes of the generation graph (`model.onnx`, the one that returns the KV cache) that
- * `buildArtifacts` builds for `arch` in `quant`, in `layout`, with `graph`'s attention and KV cache
- * element type (`ops` and float32 when absent), and with LoRA inputs unless `graph.lora` is false
+ * `buildArtifacts` builds for `arch` in `quant`, in `layout`, with `graph`'s attention, KV cache
+ * element type and LoRA op (`ops`, float32 and `gemm` when absent), and with LoRA inputs unless `graph.lora` is false
  * (`model.base.onnx`, whose `lora` count is 0). Builds the graph in memory only: no weight is read.
  * Throws as `buildDecoderGraph` does for a combination it refuses.
  */
@@ -29,7 +32,7 @@ export function countDecodeStepNodes(
   arch: Architecture,
   quant: BaseQuant,
   layout: DecoderLayout,
-  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora"> = {},
+  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora" | "loraOp"> = {},
 ): StepNodeCounts {
   const g = new GraphBuilder("count");
   buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout, ...graph });

@@ -36,6 +36,25 @@ export const kvCacheDtypeSchema = z.enum(["float32", "float16"]);
 export type KvCacheDtype = z.infer<typeof kvCacheDtypeSchema>;
 
 /**
+ * How the generation graphs compute each LoRA branch `y + (x · Aᵀ) · Bᵀ`: `gemm`, two ONNX `Gemm`s
+ * (shrink to rank r, expand with the base output `y` as C), which any ORT runs; `shrink-expand`, one
+ * `LORA_SHRINK_EXPAND` node (vLLM's name for the pair: `lora_shrink`/`lora_expand`), which only
+ * sessions of loracast's ort-native addon run, where that domain is registered. The training graph
+ * always has the Gemms: it needs their gradients and runs on onnxruntime-node.
+ */
+export const loraOpSchema = z.enum(["gemm", "shrink-expand"]);
+/** `gemm` or `shrink-expand` (`loraOpSchema`). */
+export type LoraOp = z.infer<typeof loraOpSchema>;
+
+/**
+ * The fused LoRA op of `loraOp: "shrink-expand"` graphs: domain `ai.loracast`, version 1, inputs
+ * float32 `x [M, K]`, `A [R, K]`, `B [N, R]`, `y [M, N]` and output `z = y + (x · Aᵀ) · Bᵀ`
+ * `[M, N]` (R may be 0: z = y). The ort-native addon (`shared/ort-native`) implements it on cpu and
+ * cuda and registers the domain in every session it creates; onnxruntime-node does not know it.
+ */
+export const LORA_SHRINK_EXPAND = { domain: "ai.loracast", opType: "LoraShrinkExpand", version: 1 } as const;
+
+/**
  * The manifest's schema version. `loracast-model/1` was written by builders before the fused
  * decoder graph (a LoRA pair per HF module); its graphs take other inputs, so it is refused with a
  * "rebuild the model" error.
@@ -120,6 +139,14 @@ export const modelManifestSchema = z.object({
        * on the first step, so no reader can misread a float16 cache silently.
        */
       kvCacheDtype: kvCacheDtypeSchema.optional(),
+      /**
+       * How the generation graphs compute LoRA (`LoraOp`); absent means `gemm`, what every manifest
+       * before it had. Added without a schema bump, as `attention` and `kvCacheDtype` were: a
+       * runtime that predates it would open a `shrink-expand` graph on onnxruntime-node, which
+       * refuses it at load by name (no kernel for op domain `ai.loracast`), so no reader can run
+       * such a graph wrongly.
+       */
+      loraOp: loraOpSchema.optional(),
     })
     // Only the GroupQueryAttention graphs are built with a float16 cache (`buildArtifacts`).
     .refine((d) => d.kvCacheDtype !== "float16" || d.attention === "gqa", {

@@ -154,7 +154,10 @@ export class DecoderSession {
     const ep = (options.executionProviders ?? ["cpu"])[0] ?? "cpu";
     if (options.cudaTf32 !== undefined && ep !== "cuda")
       throw new RangeError(`cudaTf32 is a CUDA option, given for a session on ${ep}`);
-    const chosen = chooseBackend(options.backend ?? "auto", ep, options.profileFilePrefix !== undefined);
+    const chosen = chooseBackend(options.backend ?? "auto", ep, {
+      profiling: options.profileFilePrefix !== undefined,
+      loraOp: manifest.decoder.loraOp ?? "gemm",
+    });
     if (!chosen.ok) return chosen;
     const choice = chosen.value;
     // The stock binding cannot pass `use_tf32`; cuBLAS honours the process-wide override instead.
