@@ -6,7 +6,7 @@
  */
 import { basename, join } from "node:path";
 import { type BaseQuant, buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
-import type { KvCacheDtype, ModelManifest } from "@loracast/shared/model-format";
+import type { KvCacheDtype, LoraOp, ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -42,6 +42,11 @@ export interface ConformanceOptions {
    * `attention: "gqa"`; the `ops` decoder `vsOpsAttention` compares with stays float32. @default "float32"
    */
   kvCacheDtype?: KvCacheDtype;
+  /**
+   * The decoder graphs' LoRA op (`build-model --lora-op`): `shrink-expand` runs on the ort-native
+   * addon only (`backend` `auto` or `ort-native`); the training graph keeps its Gemms. @default "gemm"
+   */
+  loraOp?: LoraOp;
   /** Scratch directory for built artifacts. */
   workDir: string;
   /** Where the decoder and training sessions run (default `cpu`); the reference is PyTorch's CPU. */
@@ -87,7 +92,8 @@ async function infer(
   const outDir = join(opts.workDir, name);
   const checkpointDir = join(opts.fixtureDir, "base");
   const kvCacheDtype = attention === "gqa" ? (opts.kvCacheDtype ?? "float32") : "float32";
-  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype });
+  const loraOp = opts.loraOp ?? "gemm";
+  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype, loraOp });
   if (!built.ok) throw built.error;
   const ep = opts.ep ?? "cpu";
   const session = await DecoderSession.load(outDir, {
@@ -335,6 +341,7 @@ export async function runConformance(opts: ConformanceOptions) {
     ep,
     ...(ep === "cuda" ? { tf32 } : {}),
     ...(kvCacheDtype === "float32" ? {} : { kvCacheDtype }),
+    ...((opts.loraOp ?? "gemm") === "gemm" ? {} : { loraOp: opts.loraOp }),
     toleranceWhy: tol.why,
   };
   const vsReference = (o: Outputs) => ({

@@ -1,7 +1,7 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
  *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
- *   [--backend auto|ort-native|onnxruntime-node]
+ *   [--backend auto|ort-native|onnxruntime-node] [--lora-op gemm|shrink-expand]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraOpSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
@@ -43,6 +43,11 @@ const cli = {
       default: "float32",
       help: "the GQA decoder's KV cache: float32, or float16 (CUDA's GroupQueryAttention; fp16 tolerances)",
     },
+    "lora-op": {
+      type: "string",
+      default: "gemm",
+      help: "the decoder's LoRA branches: gemm (two Gemms) or shrink-expand (one ai.loracast LoraShrinkExpand node each; the ort-native addon only)",
+    },
   },
 } as const;
 const fail: (message: string) => never = (message) => usageError(cli, message);
@@ -71,6 +76,10 @@ if (!kvCacheDtype.success)
   fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
 if (kvCacheDtype.data === "float16" && attention !== "gqa")
   fail("--kv-cache-dtype float16 needs --attention gqa");
+const loraOp = loraOpSchema.safeParse(values["lora-op"]);
+if (!loraOp.success) fail(`--lora-op must be gemm or shrink-expand, got ${values["lora-op"]}`);
+if (loraOp.data === "shrink-expand" && backend.data === "onnxruntime-node")
+  fail("--lora-op shrink-expand runs on the ort-native addon only: --backend auto or ort-native");
 
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
@@ -80,6 +89,7 @@ try {
     blockSize,
     attention,
     kvCacheDtype: kvCacheDtype.data,
+    loraOp: loraOp.data,
     workDir,
     ep: ep.data,
     tf32: values.tf32 === "on",

@@ -1,7 +1,8 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
  *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
- *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both]
+ *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both
+ *   --lora-op=gemm|shrink-expand|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -17,12 +18,14 @@
  * The base rows run what a base-only request runs with `--base-graph` as the decoder's `baseGraph`
  * (`auto`: the graph without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on
  * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
+ * `--lora-op` builds the LoRA graphs with two Gemms per LoRA branch (`gemm`) or one fused
+ * `LoraShrinkExpand` node (`shrink-expand`, in `<dir>-shrink-expand`; it runs on the ort-native addon
+ * only); `both` adds LoRA rows suffixed ", shrink-expand" beside the gemm ones, for each attention built.
  */
 
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
 import { formatVersionRef } from "@loracast/shared/manifest";
@@ -34,22 +37,19 @@ import {
   parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
-import { kvCacheDtypeSchema, readModelManifest } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, type LoraOp, readModelManifest } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import {
   adapterFeeds,
   baseFeeds,
-  baseGraphSchema,
   DecoderSession,
-  executionProviderSchema,
   type LoraFeeds,
   type OrtBackend,
 } from "@loracast/shared/runtime";
-import { z } from "zod";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
 import { printDecodeCopies } from "./copies.ts";
+import { parseFlags } from "./flags.ts";
 import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
@@ -64,116 +64,7 @@ import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
 import { loadTransformersJs } from "./transformers-js.ts";
 
-const cli = {
-  usage: "npm run bench:engine -- [flags]",
-  about:
-    "Engine benchmark on a model with Qwen2.5-0.5B's dimensions (seeded random weights): prefill and decode tok/s for the int4 base, base + LoRA and merged fp16, the transformers.js peer, and adapter swap time and RSS. Reads no environment variables.",
-  flags: {
-    "accuracy-level": { type: "string", default: "4", help: "MatMulNBits accuracy level: 0 or 4" },
-    "block-size": { type: "string", default: "32", help: "int4 block: 32 or 128" },
-    ep: {
-      type: "string",
-      default: "cpu",
-      help: "execution provider: cpu, webgpu or cuda",
-    },
-    compare: {
-      type: "string",
-      default: "true",
-      help: "also build and measure merged fp16 and the transformers.js peer: true or false",
-    },
-    rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
-    swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
-    throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
-    attention: {
-      type: "string",
-      default: "ops",
-      help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
-    },
-    "kv-cache-dtype": {
-      type: "string",
-      default: "auto",
-      help: "the GQA graphs' KV cache: float32, float16, or auto (float16 on cuda, whose GroupQueryAttention takes no float32; float32 elsewhere)",
-    },
-    backend: {
-      type: "string",
-      default: "auto",
-      help: "the loracast decoders' ORT binding: auto (ort-native on cuda where it loads), ort-native, onnxruntime-node, or both (stock rows beside the ort-native ones)",
-    },
-    tf32: {
-      type: "string",
-      default: "default",
-      help: "cuda only: TF32 for float32 GEMMs, on, off, or default (the decoder's own: off on ort-native, ORT's on for the stock binding); the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0 for off",
-    },
-    "base-graph": {
-      type: "string",
-      default: "auto",
-      help: "the base rows' decoder graph: auto (without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on cpu), on, off, or both (rank-0 rows beside the base graph's)",
-    },
-    profile: {
-      type: "string",
-      default: "0",
-      help: "profile this many decode steps (batch 1, LoRA) with ORT's profiler and print where the time goes; 0: off",
-    },
-    work: {
-      type: "string",
-      default: join(ROOT, ".bench", "engine"),
-      help: "where the random checkpoint and artifacts are kept (reused)",
-    },
-  },
-} as const;
-const { values: raw } = parseCommandLine(cli);
-const boolFlag = z.enum(["true", "false"]).transform((v) => v === "true");
-const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-// Every flag checked once, here: a bad value is a usage error (exit 2), never a silent default.
-const flagsSchema = z
-  .object({
-    "accuracy-level": z.enum(["0", "4"]).transform(Number),
-    "block-size": z.enum(["32", "128"]).transform(Number),
-    ep: executionProviderSchema,
-    compare: boolFlag,
-    rounds: count(1, 100),
-    swaps: count(0, 100_000),
-    throughput: boolFlag,
-    attention: z.enum(["ops", "gqa", "both"]),
-    "kv-cache-dtype": z.enum(["auto", "float32", "float16"]),
-    backend: z.enum(["auto", "ort-native", "onnxruntime-node", "both"]),
-    tf32: z.enum(["on", "off", "default"]),
-    // One enum (not a union) so that a bad value is refused naming the four.
-    "base-graph": z.enum([...baseGraphSchema.options, "both"]),
-    profile: count(0, 1000),
-    work: z.string().min(1),
-  })
-  .check((ctx) => {
-    const v = ctx.value;
-    if (v.tf32 !== "default" && v.ep !== "cuda")
-      ctx.issues.push({
-        code: "custom",
-        input: v.tf32,
-        path: ["tf32"],
-        message: "applies to --ep=cuda only",
-      });
-    if (v["kv-cache-dtype"] === "float16" && v.attention === "ops")
-      ctx.issues.push({
-        code: "custom",
-        input: v["kv-cache-dtype"],
-        path: ["kv-cache-dtype"],
-        message: "a float16 KV cache needs --attention=gqa or both (the ops graphs keep float32)",
-      });
-    if ((v.backend === "ort-native" || v.backend === "both") && v.ep === "webgpu")
-      ctx.issues.push({
-        code: "custom",
-        input: v.backend,
-        path: ["backend"],
-        message: "the addon runs on cpu and cuda only",
-      });
-  });
-const parsedFlags = flagsSchema.safeParse(raw);
-if (!parsedFlags.success)
-  usageError(
-    cli,
-    parsedFlags.error.issues.map((i) => `--${String(i.path[0] ?? "")}: ${i.message}`).join("; "),
-  );
-const values = parsedFlags.data;
+const values = parseFlags();
 const accuracyLevel = values["accuracy-level"] === 0 ? 0 : 4;
 const blockSize = values["block-size"];
 const ep = values.ep;
@@ -198,6 +89,9 @@ const tf32 = values.tf32 === "default" ? {} : { cudaTf32: values.tf32 === "on" }
 const baseGraphFlag = values["base-graph"];
 // `both`: the base graph, and rank-0 rows on the LoRA graph beside it.
 const baseGraph = baseGraphFlag === "both" ? "on" : baseGraphFlag;
+const loraOpFlag = values["lora-op"];
+// The main rows' LoRA op; `both` adds shrink-expand LoRA rows beside them.
+const mainLoraOp: LoraOp = loraOpFlag === "shrink-expand" ? "shrink-expand" : "gemm";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -206,9 +100,13 @@ const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, acc
 // Block 32 keeps the directory names earlier runs built.
 const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}`;
 const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa16" : "-gqa") : "");
+const opTag = (op: LoraOp) => (op === "gemm" ? "" : `-${op}`);
 const dirs = {
-  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}`),
-  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}`),
+  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${opTag(mainLoraOp)}`),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${opTag(mainLoraOp)}`),
+  // `--lora-op=both`: the shrink-expand builds beside the gemm ones.
+  int4Fused: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}-shrink-expand`),
+  int4GqaFused: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}-shrink-expand`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
 };
@@ -241,19 +139,28 @@ const checked = verifyAdapterFiles(spec.value, new TextDecoder().decode(loraFile
 if (!checked.ok) throw new Error(checked.error);
 const lora = checked.value.verified;
 
-await buildOnce("int4 artifacts", await builtWithBase(dirs.int4), {
-  checkpointDir: checkpoint,
-  outDir: dirs.int4,
-  quant: int4,
-  ...withAttention(mainAttention),
-});
-if (attention === "both")
-  await buildOnce("int4 GQA artifacts", await builtWithBase(dirs.int4Gqa), {
+/** The int4 LoRA builds: per attention built, per LoRA op asked for (`--attention`, `--lora-op`). */
+const int4Builds: (readonly [string, string, "ops" | "gqa", LoraOp])[] = [
+  ["int4", dirs.int4, mainAttention, mainLoraOp],
+  ...(attention === "both" ? [["int4 GQA", dirs.int4Gqa, "gqa", mainLoraOp] as const] : []),
+  ...(loraOpFlag === "both"
+    ? [
+        ["int4 shrink-expand", dirs.int4Fused, mainAttention, "shrink-expand"] as const,
+        ...(attention === "both"
+          ? [["int4 GQA shrink-expand", dirs.int4GqaFused, "gqa", "shrink-expand"] as const]
+          : []),
+      ]
+    : []),
+];
+for (const [what, outDir, a, loraOp] of int4Builds)
+  await buildOnce(`${what} artifacts`, await builtWithBase(outDir), {
     checkpointDir: checkpoint,
-    outDir: dirs.int4Gqa,
+    outDir,
     quant: int4,
-    ...withAttention("gqa"),
+    ...withAttention(a),
+    loraOp,
   });
+say(`int4 model dirs: ${int4Builds.map(([what, dir]) => `${what} ${basename(dir)}`).join(", ")}`);
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
@@ -272,18 +179,23 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
 say("\nnodes per decode step, int4, as built: layout | total | LoRA | by op type");
-for (const [layout, a, lora] of [
-  ["per-module", "ops", true],
-  ["fused", "ops", true],
-  ["fused", "ops", false],
-  ["fused", "gqa", true],
-  ["fused", "gqa", false],
+for (const [layout, a, lora, loraOp] of [
+  ["per-module", "ops", true, "gemm"],
+  ["fused", "ops", true, "gemm"],
+  ["fused", "ops", true, "shrink-expand"],
+  ["fused", "ops", false, "gemm"],
+  ["fused", "gqa", true, "gemm"],
+  ["fused", "gqa", true, "shrink-expand"],
+  ["fused", "gqa", false, "gemm"],
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;
-  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora });
+  if (loraOp === "shrink-expand" && loraOpFlag === "gemm") continue;
+  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora, loraOp });
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
   const what = a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "";
-  const file = lora ? "model.onnx" : "model.base.onnx, no LoRA inputs";
+  const file = lora
+    ? `model.onnx${loraOp === "gemm" ? "" : ", shrink-expand"}`
+    : "model.base.onnx, no LoRA inputs";
   say(
     `${layout}${layout === "fused" ? ` (${file}${what})` : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
   );
@@ -319,6 +231,14 @@ if (values.throughput) {
   if (session.baseGraph.graphPath !== null) await sayNodes(session.baseGraph.graphPath, ", base requests");
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
+  // `--lora-op=both`: shrink-expand sessions (the addon's, whatever `--backend` gave the others).
+  const fused = loraOpFlag === "both" ? await load(dirs.int4Fused, "auto") : null;
+  const gqaFused =
+    loraOpFlag === "both" && attention === "both" ? await load(dirs.int4GqaFused, "auto") : null;
+  if (fused !== null) {
+    await sayNodes(fused.graphPath, ", shrink-expand");
+    say(`shrink-expand decoder binding: ${fused.backend} (${fused.backendReason})`);
+  }
   await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
   const stock = stockToo ? await load(dirs.int4, "onnxruntime-node") : null;
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
@@ -354,18 +274,41 @@ if (values.throughput) {
     variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
     variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
   }
+  // Base requests on a shrink-expand session run what the gemm one's do wherever a base graph
+  // runs them (the same model.base.onnx): LoRA rows only.
+  for (const [s, suffix] of [
+    [fused, ""],
+    [gqaFused, ", GQA"],
+  ] as const)
+    if (s !== null)
+      variants.set(
+        `int4 + LoRA r=16 ×7${suffix}, shrink-expand`,
+        engineGeneration(s, adapterFeeds(s.spec, lora)),
+      );
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, values.rounds);
     for (const [name, t] of measured) row(name, batch, t);
   }
   await merged?.release();
   await gqa?.release();
+  await fused?.release();
+  await gqaFused?.release();
   await stock?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
   const overhead = (batch: number) =>
     pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
   say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  // Against the same base rows as the gemm LoRA rows they sit beside.
+  for (const suffix of ["", ", GQA"]) {
+    const lora1 = results.get(`int4 + LoRA r=16 ×7${suffix}, shrink-expand@1`);
+    if (lora1 === undefined) continue;
+    const over = (batch: number) =>
+      pct(
+        get(`int4 base${suffix}@${batch}`) / get(`int4 + LoRA r=16 ×7${suffix}, shrink-expand@${batch}`) - 1,
+      );
+    say(`LoRA decode overhead${suffix}, shrink-expand: batch 1 ${over(1)}, batch 8 ${over(8)}`);
+  }
   if (baseGraphFlag === "both") {
     const gain = (batch: number) => {
       const x = get(`int4 base@${batch}`) / get(`int4 base, rank-0 LoRA graph@${batch}`) - 1;
