@@ -10,11 +10,16 @@ import {
   prefillStep,
   type TinyModel,
 } from "@loracast/dev-support/tiny-model";
-import { DeviceTensor, type OrtNative, type OrtNativeUnavailable } from "../ort-native/index.ts";
+import {
+  DeviceTensor,
+  type OrtNative,
+  OrtNativeError,
+  type OrtNativeUnavailable,
+} from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { DecoderSession } from "./decoder-session.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
-import { chooseBackend, OrtBackendError } from "./native-decoder.ts";
+import { addonWithoutFusedLora, chooseBackend, OrtBackendError } from "./native-decoder.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
 
 const addon = { ortVersion: "test" } as OrtNative;
@@ -93,6 +98,23 @@ describe("chooseBackend", () => {
     // A gemm model (or a manifest without the field) is decided as before.
     const plain = chooseBackend("auto", "cpu", { profiling: false, loraOp: "gemm" }, loaded);
     assert.deepEqual(plain, ok({ backend: "onnxruntime-node", reason: "auto on cpu" }));
+  });
+
+  it("names an addon built before the fused LoRA op from ORT's load error, and nothing else", () => {
+    // ORT's words when a session does not know the op (onnxruntime-node's, and an older addon's).
+    const refused = new OrtNativeError(
+      "Load model from /m/model.onnx failed:Fatal error: ai.loracast:LoraShrinkExpand(-1) is not a registered function/op",
+    );
+    const older = addonWithoutFusedLora(refused, "shrink-expand");
+    assert.ok(older instanceof OrtBackendError);
+    assert.match(
+      older.message,
+      /^the ort-native addon does not run ai\.loracast LoraShrinkExpand.*npm run build:ort-native/,
+    );
+    assert.equal(addonWithoutFusedLora(refused, "gemm"), null);
+    assert.equal(addonWithoutFusedLora(refused, undefined), null);
+    assert.equal(addonWithoutFusedLora(new OrtNativeError("out of memory"), "shrink-expand"), null);
+    assert.equal(addonWithoutFusedLora(new Error(refused.message), "shrink-expand"), null);
   });
 
   it("onnxruntime-node asked for never loads the addon", () => {

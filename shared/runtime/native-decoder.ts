@@ -8,7 +8,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
-import type { LoraOp } from "../model-format/index.ts";
+import { LORA_SHRINK_EXPAND, type LoraOp } from "../model-format/index.ts";
 import {
   DeviceTensor,
   type HostTensor,
@@ -16,6 +16,7 @@ import {
   type NativeDType,
   type NativeSession,
   type OrtNative,
+  OrtNativeError,
   type OrtNativeUnavailable,
 } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
@@ -116,6 +117,25 @@ export function chooseBackend(
     return err(new OrtBackendError(`ort-native cannot be used: ${why}, and ${FUSED_LORA}${rebuild}`));
   if (asked === "auto") return ok({ backend: "onnxruntime-node", reason: why });
   return err(new OrtBackendError(`ort-native cannot be used: ${why}`));
+}
+
+/**
+ * What creating an addon session over a `shrink-expand` model (`loraOp`) threw, when that is ORT
+ * refusing the fused op: an addon built before `LORA_SHRINK_EXPAND` ("ai.loracast:LoraShrinkExpand(-1)
+ * is not a registered function/op"). Returns the `OrtBackendError` that says so and how to fix it,
+ * or null for anything else (the caller rethrows it).
+ */
+export function addonWithoutFusedLora(e: unknown, loraOp: LoraOp | undefined): OrtBackendError | null {
+  const { domain, opType } = LORA_SHRINK_EXPAND;
+  if (
+    loraOp !== "shrink-expand" ||
+    !(e instanceof OrtNativeError) ||
+    !e.message.includes(`${domain}:${opType}`)
+  )
+    return null;
+  return new OrtBackendError(
+    `the ort-native addon does not run ${domain} ${opType}, which this model's LoRA nodes are: it was built before the op; rebuild it (npm run build:ort-native) or the model with --lora-op gemm (ORT: ${e.message})`,
+  );
 }
 
 const NATIVE_TYPES: ReadonlySet<string> = new Set<NativeDType>([
