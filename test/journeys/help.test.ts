@@ -33,7 +33,16 @@ const ENTRIES: Entry[] = [
   {
     name: "npm run build-model",
     command: ["npm", "run", "--silent", "build-model", "--"],
-    flags: ["quant", "block-size", "accuracy-level", "merge", "format", "attention", "kv-cache-dtype"],
+    flags: [
+      "quant",
+      "block-size",
+      "accuracy-level",
+      "merge",
+      "format",
+      "attention",
+      "kv-cache-dtype",
+      "lora-form",
+    ],
   },
   {
     name: "npm run conformance",
