@@ -24,6 +24,16 @@ import type { LoraForm } from "../model-format/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 
 /**
+ * The form a build for the execution provider `ep` (ORT's name) gets unless told otherwise:
+ * `mulsum` on `webgpu`, whose `Gemm`/`MatMul` kernels leave each A-side product to one or two
+ * workgroups (the file comment); `gemm` elsewhere: the CPU's and CUDA's GEMMs split a long K
+ * themselves, and on the CPU `mulsum` is the slower one (`webgpu-lora-probe.ts --ep=cpu`).
+ */
+export function defaultLoraForm(ep: string): LoraForm {
+  return ep === "webgpu" ? "mulsum" : "gemm";
+}
+
+/**
  * The split-K form's chunk of `in` per partial product: it must divide every projection's `in`
  * (Qwen2.5-0.5B: 896 = 14·64, 4864 = 76·64); `loraDown` falls back to one chunk otherwise.
  */

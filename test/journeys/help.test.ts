@@ -47,7 +47,7 @@ const ENTRIES: Entry[] = [
   {
     name: "npm run conformance",
     command: tsx("test/conformance/main.ts"),
-    flags: ["quant", "block-size", "attention", "kv-cache-dtype"],
+    flags: ["quant", "block-size", "attention", "kv-cache-dtype", "lora-form"],
   },
   {
     name: "npm run bench:engine",
