@@ -9,10 +9,14 @@
  *    fixed address (past and present share one buffer, GroupQueryAttention's static KV cache) except
  *    `total_sequence_length`, which its CUDA kernel reads on the host; the first run captures, the
  *    others replay (`gpu_graph_id`).
- * Every step feeds the same past length, since a replay repeats its capture's shapes and host
- * values: this times a step, it does not decode. Each step ends with the logits' download, the
- * engine's synchronisation point. Prints ms per step (median, p10, p90) per variant and the LoRA
- * overhead per way; a variant that cannot run prints ORT's reason and the others still run.
+ * The steps decode: step i feeds a new token per row and `seqlens_k` = past + i, written into the
+ * bound device buffers before the run, so a replay must follow the cache's growth through its device
+ * inputs alone (the host's `total_sequence_length` is the capture's). Each step ends with the
+ * logits' download, the engine's synchronisation point, and a replay's logits are checked against
+ * the plain runs' of the same graph and step (largest difference over each row's first
+ * `CHECKED` logits, and each row's greedy token over the whole vocabulary). Prints ms per step
+ * (median, p10, p90) per variant and the LoRA overhead per way; a variant that cannot run prints
+ * ORT's reason and the others still run.
  *
  * node cuda-graph-probe.mjs --model=DIR --addon=FILE [--steps=64] [--past=128] [--batch=1]
  */
@@ -36,6 +40,8 @@ const steps = Math.min(1024, Math.max(1, Number(values.steps) || 64));
 const past = Math.min(4096, Math.max(1, Number(values.past) || 128));
 const batch = Math.min(64, Math.max(1, Number(values.batch) || 1));
 const WARMUP = 4;
+/** Logits per row that the replay check compares (the greedy token covers the rest). */
+const CHECKED = 4096;
 
 const read = await readModelManifest(values.model);
 if (!read.ok) {
@@ -60,11 +66,37 @@ if (!addon.ok) {
 const native = addon.value;
 const { numLayers, numKvHeads, headDim, vocabSize } = manifest.dims;
 const factors = randomPackedFactors(spec, manifest, 16);
-// Room for the step's new keys: the static cache is wider than the past it holds.
-const capacity = past + 8;
+// Room for every step's new key: the static cache is wider than the past it starts from.
+const capacity = past + WARMUP + steps + 1;
 
-/** Per-step ms of `WARMUP + steps` steps of `graph` (factors fed when `lora`), the last `steps`. */
-async function time(graph: string, lora: boolean, cudaGraph: boolean): Promise<number[]> {
+/** What a step's logits are checked by: each row's first `CHECKED` logits and its greedy token. */
+interface StepLogits {
+  head: Float32Array;
+  greedy: number[];
+}
+
+function summarize(logits: Float32Array): StepLogits {
+  const head = new Float32Array(batch * CHECKED);
+  const greedy: number[] = [];
+  for (let b = 0; b < batch; b++) {
+    const row = logits.subarray(b * vocabSize, (b + 1) * vocabSize);
+    head.set(row.subarray(0, CHECKED), b * CHECKED);
+    let best = 0;
+    for (let v = 1; v < vocabSize; v++) if ((row[v] ?? 0) > (row[best] ?? 0)) best = v;
+    greedy.push(best);
+  }
+  return { head, greedy };
+}
+
+/**
+ * Per-step ms of `WARMUP + steps` decode steps of `graph` (factors fed when `lora`), the last
+ * `steps`, and every step's logits summary.
+ */
+async function time(
+  graph: string,
+  lora: boolean,
+  cudaGraph: boolean,
+): Promise<{ ms: number[]; logits: StepLogits[] }> {
   const session = native.createSession(`${values.model}/${graph}`, {
     ep: "cuda",
     useTf32: false,
@@ -86,8 +118,9 @@ async function time(graph: string, lora: boolean, cudaGraph: boolean): Promise<n
       }),
       [IO.logitsPositions]: device({ type: "int64", dims: [batch, 1], data: new BigInt64Array(batch) }),
       [IO.seqlensK]: device({ type: "int32", dims: [batch], data: new Int32Array(batch).fill(past) }),
-      [IO.totalSequenceLength]: { type: "int32", dims: [], data: Int32Array.of(past + 1) },
     };
+    const inputIds = feeds[IO.inputIds] as DeviceTensor;
+    const seqlensK = feeds[IO.seqlensK] as DeviceTensor;
     if (lora) for (const [name, f] of Object.entries(factors)) feeds[name] = device(f);
     const outputs: Record<string, DeviceTensor> = {};
     const zeros = new Uint16Array(batch * numKvHeads * capacity * headDim);
@@ -104,13 +137,20 @@ async function time(graph: string, lora: boolean, cudaGraph: boolean): Promise<n
     owned.push(logits);
     outputs[IO.logits] = logits;
     const ms: number[] = [];
+    const seen: StepLogits[] = [];
     for (let i = 0; i < WARMUP + steps; i++) {
       const t0 = performance.now();
+      inputIds.upload(
+        BigInt64Array.from({ length: batch }, (_, b) => BigInt((1 + 7 * i + 131 * b) % vocabSize)),
+      );
+      seqlensK.upload(new Int32Array(batch).fill(past + i));
+      feeds[IO.totalSequenceLength] = { type: "int32", dims: [], data: Int32Array.of(past + i + 1) };
       await session.run(feeds, outputs, cudaGraph ? { graphId: 1 } : {});
-      logits.download();
+      const host = logits.download();
       if (i >= WARMUP) ms.push(performance.now() - t0);
+      seen.push(summarize(host.data as Float32Array));
     }
-    return ms;
+    return { ms, logits: seen };
   } finally {
     for (const t of owned) t.release();
     session.release();
@@ -127,6 +167,23 @@ say(
   `cuda-graph probe: ${values.model}; batch ${batch}, past ${past} (cache ${capacity} columns), ${steps} timed steps after ${WARMUP}; LoRA r=16 on ${spec.modules.size} modules`,
 );
 const p50: Record<string, number> = {};
+/** The plain runs' logits per graph, what the replays are checked against. */
+const plainLogits: Record<string, StepLogits[]> = {};
+const checks: string[] = [];
+
+/** The largest logit difference and the greedy tokens that differ, replay against plain runs. */
+function check(label: string, plain: StepLogits[], replay: StepLogits[]): string {
+  let worst = 0;
+  let tokens = 0;
+  replay.forEach((r, i) => {
+    const p = plain[i];
+    if (p === undefined) return;
+    for (let j = 0; j < r.head.length; j++)
+      worst = Math.max(worst, Math.abs((r.head[j] ?? 0) - (p.head[j] ?? 0)));
+    tokens += r.greedy.filter((t, b) => t !== p.greedy[b]).length;
+  });
+  return `${label}: replay vs plain runs over ${replay.length} steps: max |logit diff| ${worst.toExponential(2)}, greedy tokens differing ${tokens} of ${replay.length * batch}`;
+}
 say("| variant | ms / step p50 | p10 | p90 | tok/s |\n|---|---|---|---|---|");
 for (const cudaGraph of [false, true])
   for (const [name, graph, lora] of [
@@ -135,7 +192,13 @@ for (const cudaGraph of [false, true])
   ] as const) {
     const label = `${name}, ${cudaGraph ? "CUDA graph replay" : "plain runs"}`;
     try {
-      const s = median(await time(graph, lora, cudaGraph));
+      const run = await time(graph, lora, cudaGraph);
+      const s = median(run.ms);
+      if (!cudaGraph) plainLogits[name] = run.logits;
+      else {
+        const plain = plainLogits[name];
+        if (plain !== undefined) checks.push(check(name, plain, run.logits));
+      }
       p50[label] = s.p50;
       say(
         `| ${label} | ${s.p50.toFixed(2)} | ${s.p10.toFixed(2)} | ${s.p90.toFixed(2)} | ${((1000 * batch) / s.p50).toFixed(1)} |`,
@@ -150,3 +213,4 @@ for (const way of ["plain runs", "CUDA graph replay"]) {
   const [b, l] = [p50[`base graph, ${way}`], p50[`LoRA graph, r=16, ${way}`]];
   if (b !== undefined && l !== undefined) say(`LoRA overhead, ${way}: ${((100 * (l - b)) / b).toFixed(1)}%`);
 }
+for (const line of checks) say(line);

@@ -108,7 +108,7 @@ part_end=592
 for b in 1 8; do
   bounded 40 "$OUT/cuda-graph-probe-b$b.txt" node "$c/cuda-graph-probe.mjs" --model="$work/qwen25-05b-int4-acc4-gqa16" \
     --addon="$c/ort-native.node" --steps=64 --batch=$b
-  table+=("cuda-graph probe batch $b: exit $?" "$(grep -E '^\||overhead|could not' "$OUT/cuda-graph-probe-b$b.txt" | cut -c1-300)")
+  table+=("cuda-graph probe batch $b: exit $?" "$(grep -E '^\||overhead|could not|replay vs' "$OUT/cuda-graph-probe-b$b.txt" | cut -c1-300)")
 done
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.
