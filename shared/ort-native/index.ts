@@ -27,6 +27,16 @@ import { err, ok, type Result } from "../result/index.ts";
 import { providerFailure } from "../runtime/execution-provider.ts";
 import { disableOrtTelemetry } from "../runtime/ort-telemetry.ts";
 
+export {
+  LORA_SHAPES,
+  type LoraOperands,
+  loraChainModel,
+  loraFeeds,
+  loraReference,
+  loraRelativeError,
+  randomLoraOperands,
+} from "./lora-op.ts";
+
 /** Element types the addon moves, named as onnxruntime-common's `Tensor.type`. */
 export type NativeDType = "float32" | "float16" | "int32" | "int64" | "uint8" | "int8" | "bool";
 
