@@ -14,6 +14,7 @@ import {
   DATA_FILE,
   type KvCacheDtype,
   LORA_SHRINK_EXPAND,
+  type LoraForm,
   type LoraOp,
   MODEL_FILE,
   MODEL_MANIFEST,
@@ -70,11 +71,19 @@ export interface BuildOptions {
    */
   kvCacheDtype?: KvCacheDtype;
   /**
+   * How the generation graphs compute each LoRA pair's first product (`LoraForm`, `lora-forms.ts`):
+   * `mulsum` is the WebGPU build's, whose `Gemm`/`MatMul` kernels leave a long-K, few-output product
+   * to one or two workgroups. The manifest records it (`decoder.loraForm`) and the runtime feeds
+   * `lora_A` in its layout; the training graph keeps `gemm`. A form other than `gemm` needs LoRA
+   * inputs (the `loracast` format, no `merge`; a RangeError otherwise). @default "gemm"
+   */
+  loraForm?: LoraForm;
+  /**
    * How the generation graphs with LoRA inputs (`model.onnx`, `model.append.onnx`) compute each
    * LoRA branch (`LoraOp`): `shrink-expand` makes them need the ort-native addon
    * (`LORA_SHRINK_EXPAND`); the training graph keeps its Gemms, the base graphs have no LoRA. The
-   * manifest records it (`decoder.loraOp`). `shrink-expand` needs LoRA inputs: with `merge` or the
-   * transformers.js format it is a RangeError. @default "gemm"
+   * manifest records it (`decoder.loraOp`). `shrink-expand` needs LoRA inputs and `loraForm` `gemm`:
+   * with `merge`, the transformers.js format or another form it is a RangeError. @default "gemm"
    */
   loraOp?: LoraOp;
 }
@@ -124,6 +133,11 @@ export async function buildArtifacts(
   const format = options.format ?? "loracast";
   const attention = options.attention ?? "ops";
   const kvCacheDtype = options.kvCacheDtype ?? "float32";
+  const loraForm = options.loraForm ?? "gemm";
+  if (loraForm !== "gemm" && (format !== "loracast" || options.merge !== undefined))
+    throw new RangeError(
+      `LoRA form ${loraForm} is for graphs with LoRA inputs (the loracast format, not merged)`,
+    );
   if (attention === "gqa" && format !== "loracast")
     throw new RangeError("attention gqa is for the loracast format only (transformers.js feeds a mask)");
   if (kvCacheDtype !== "float32" && attention !== "gqa")
@@ -132,6 +146,10 @@ export async function buildArtifacts(
   if (loraOp !== "gemm" && (format !== "loracast" || options.merge !== undefined))
     throw new RangeError(
       `loraOp ${loraOp} needs LoRA inputs: not with ${options.merge !== undefined ? "merge" : `the ${format} format`}`,
+    );
+  if (loraOp === "shrink-expand" && loraForm !== "gemm")
+    throw new RangeError(
+      `loraOp shrink-expand takes lora_A as PEFT's [r, in]: not with loraForm ${loraForm}`,
     );
   const opened = await openCheckpoint(options.checkpointDir);
   if (!opened.ok) return opened;
@@ -161,13 +179,21 @@ export async function buildArtifacts(
       layout: format === "loracast" ? "fused" : "per-module",
       attention,
       kvCacheDtype,
+      loraForm,
       loraOp,
     });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
         ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
-            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype, loraOp }),
+            buildDecoderGraph(ga, arch, pa, {
+              lora,
+              kvOutput: "append",
+              attention,
+              kvCacheDtype,
+              loraForm,
+              loraOp,
+            }),
           )
         : null;
     // The same two decoders without LoRA inputs, for requests with no adapter: a LoRA graph fed
@@ -261,6 +287,7 @@ export async function buildArtifacts(
       lora,
       attention,
       kvCacheDtype,
+      loraForm,
       loraOp,
       files: {
         model: modelFile,
@@ -319,6 +346,7 @@ function modelManifest(
     lora: boolean;
     attention: DecoderAttention;
     kvCacheDtype: KvCacheDtype;
+    loraForm: LoraForm;
     loraOp: LoraOp;
     files: ModelManifest["files"];
   },
@@ -349,6 +377,7 @@ function modelManifest(
       packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
       ...(graph.attention === "ops" ? {} : { attention: graph.attention }),
       ...(graph.kvCacheDtype === "float32" ? {} : { kvCacheDtype: graph.kvCacheDtype }),
+      ...(graph.loraForm === "gemm" ? {} : { loraForm: graph.loraForm }),
       ...(graph.loraOp === "gemm" ? {} : { loraOp: graph.loraOp }),
     },
     modules: graph.lora

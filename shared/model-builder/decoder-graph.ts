@@ -20,13 +20,21 @@
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
 
-import { IO, type KvCacheDtype, LORA_SHRINK_EXPAND, type LoraOp } from "../model-format/index.ts";
+import {
+  IO,
+  type KvCacheDtype,
+  LORA_SHRINK_EXPAND,
+  type LoraForm,
+  type LoraOp,
+  loraALayout,
+} from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { type AttentionShapes, attention, attentionMasks, type QkvInput, ropeCaches } from "./attention.ts";
 import { gqaAttention, gqaShared, gqaUnsupported } from "./attention-gqa.ts";
 import { fusedLayers } from "./fused-layers.ts";
+import { loraDown, loraUp } from "./lora-forms.ts";
 import type { Matrix, WeightPlan } from "./weights.ts";
 
 /** Options of `buildDecoderGraph`: which interface the generated graph has. */
@@ -46,7 +54,12 @@ export interface DecoderGraphOptions {
   attention?: DecoderAttention;
   /** The KV cache's element type; `float16` needs `attention: "gqa"`. @default "float32" */
   kvCacheDtype?: KvCacheDtype;
-  /** How each LoRA branch is computed (`LoraOp`: two Gemms, or one fused node). @default "gemm" */
+  /** How each LoRA pair's first product is computed (`lora-forms.ts`). @default "gemm" */
+  loraForm?: LoraForm;
+  /**
+   * How each LoRA branch is computed (`LoraOp`): ONNX ops (`gemm`, the first product in `loraForm`),
+   * or one fused node (`shrink-expand`, with `loraForm` `gemm` only). @default "gemm"
+   */
   loraOp?: LoraOp;
 }
 
@@ -95,6 +108,8 @@ export interface DecoderBodyOptions {
   attention?: DecoderAttention;
   /** @default "float32"; `float16` (`attention-gqa.ts`) needs `attention: "gqa"`. */
   kvCacheDtype?: KvCacheDtype;
+  /** @default "gemm" (`lora-forms.ts`; the training graph's, whose feeds are PEFT's layout) */
+  loraForm?: LoraForm;
   /** @default "gemm" (`LoraOp`; the training graph's, whose backward needs the Gemms) */
   loraOp?: LoraOp;
 }
@@ -117,6 +132,7 @@ export function buildDecoderGraph(
     layout: options.layout ?? "fused",
     attention: options.attention ?? "ops",
     kvCacheDtype: options.kvCacheDtype ?? "float32",
+    loraForm: options.loraForm ?? "gemm",
     loraOp: options.loraOp ?? "gemm",
   });
   const { bs, hidden: h } = body;
@@ -162,6 +178,7 @@ export function buildDecoderBody(
   const { dims } = arch;
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: V } = dims;
   const { lora } = options;
+  const loraForm = options.loraForm ?? "gemm";
   const loraOp = options.loraOp ?? "gemm";
   const loraInputs: string[] = [];
 
@@ -206,7 +223,7 @@ export function buildDecoderBody(
         bias ? w.vector(`${module}.bias`, [outF]) : null,
       );
       if (!lora || !module.startsWith("model.layers.")) return y;
-      return loraBranch(g, x, y, { module, inF, outF, op: loraOp }, loraInputs);
+      return loraBranch(g, x, y, { module, inF, outF, form: loraForm, op: loraOp }, loraInputs);
     });
 
   const norm = (x: string, weight: string): string =>
@@ -219,7 +236,7 @@ export function buildDecoderBody(
   let h = g.op1("Reshape", [embedded, i64(-1, D)]);
 
   if (options.layout === "fused") {
-    const hidden = fusedLayers({ g, arch, w, lora, loraOp, loraInputs, attend }, h);
+    const hidden = fusedLayers({ g, arch, w, lora, loraForm, loraOp, loraInputs, attend }, h);
     return { hidden, normed: true, bs, loraInputs, linear, norm };
   }
 
@@ -279,33 +296,42 @@ export function project(
   return bias === null ? y : g.op1("Add", [y, bias]);
 }
 
-/** One projection's LoRA branch: its module (plain or packed), `[outF, inF]` shape and op. */
-export interface LoraBranch {
+/**
+ * One projection's LoRA pair as `loraBranch` builds it: its module (plain or packed), shape, form
+ * and op.
+ */
+export interface LoraPair {
   module: string;
   inF: number;
   outF: number;
+  form: LoraForm;
   op: LoraOp;
 }
 
 /**
- * The LoRA branch of one projection (`branch.module`, plain or packed): inputs `lora_A` `[r, inF]`
- * and `lora_B` `[outF, r]` (B scaled by the runtime), `y + (x · Aᵀ) · Bᵀ`; with `op` `gemm` as two
- * `Gemm`s with the base output `y` as the second's C, with `shrink-expand` as one
- * `LORA_SHRINK_EXPAND` node over `(x, A, B, y)`. The inputs are appended to `loraInputs`.
+ * The LoRA branch of one projection (`pair.module`, plain or packed): inputs `lora_A`, `[r, inF]` or
+ * `[inF, r]` as `loraALayout(pair.form)` says, and `lora_B` `[outF, r]` (B scaled by the runtime);
+ * `y + (x · Aᵀ) · Bᵀ`. With `op` `gemm`: the first product in `pair.form` (`lora-forms.ts`), the
+ * second one `Gemm` with the base output `y` as its C; with `shrink-expand`: one
+ * `LORA_SHRINK_EXPAND` node over `(x, A, B, y)` (form `gemm` only, a RangeError otherwise). The
+ * inputs are appended to `loraInputs`.
  */
 export function loraBranch(
   g: GraphBuilder,
   x: string,
   y: string,
-  branch: LoraBranch,
+  pair: LoraPair,
   loraInputs: string[],
 ): string {
-  const { module, inF, outF } = branch;
-  const a = g.input(peftKey(module, "A"), "float32", [`r.${module}`, inF]);
-  const b = g.input(peftKey(module, "B"), "float32", [outF, `r.${module}`]);
+  const { module, inF, outF, form, op } = pair;
+  if (op === "shrink-expand" && form !== "gemm")
+    throw new RangeError(`loraOp shrink-expand takes lora_A as PEFT's [r, in]: not with loraForm ${form}`);
+  const rank = `r.${module}`;
+  const aDims = loraALayout(form) === "rows" ? [rank, inF] : [inF, rank];
+  const a = g.input(peftKey(module, "A"), "float32", aDims);
+  const b = g.input(peftKey(module, "B"), "float32", [outF, rank]);
   loraInputs.push(a, b);
-  if (branch.op === "shrink-expand")
+  if (op === "shrink-expand")
     return g.op1(LORA_SHRINK_EXPAND.opType, [x, a, b, y], {}, { domain: LORA_SHRINK_EXPAND.domain });
-  const u = g.op1("Gemm", [x, a], { transB: attr.int(1) });
-  return g.op1("Gemm", [u, b, y], { transB: attr.int(1) });
+  return loraUp(g, loraDown(g, form, x, a, inF), b, y);
 }

@@ -7,7 +7,7 @@
  * with the RMSNorm after it as one `SkipSimplifiedLayerNormalization` (com.microsoft), whose
  * output 3 is the residual sum the next add needs. The last one applies the final norm.
  */
-import type { LoraOp } from "../model-format/index.ts";
+import type { LoraForm, LoraOp } from "../model-format/index.ts";
 import { buildModelSpec, PACKED_MODULES, type PackedModule } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
@@ -22,7 +22,9 @@ export interface LayerContext {
   w: WeightPlan;
   /** Add a LoRA pair per packed module; its inputs are appended to `loraInputs`. */
   lora: boolean;
-  /** How each LoRA branch is computed (`loraBranch`). */
+  /** How each pair's first product is computed (`lora-forms.ts`). */
+  loraForm: LoraForm;
+  /** How each LoRA branch is computed (`loraBranch`): ONNX ops, or one fused node. */
   loraOp: LoraOp;
   loraInputs: string[];
   /** One layer's attention over its packed q/k/v projection, before `o_proj` (`buildDecoderBody`). */
@@ -69,7 +71,8 @@ export function fusedLayers(c: LayerContext, embedded: string): string {
         outF,
         bias ? w.fusedVector(`${module}.bias`, rows("bias")) : null,
       );
-      return c.lora ? loraBranch(g, x, y, { module, inF, outF, op: c.loraOp }, c.loraInputs) : y;
+      const pair = { module, inF, outF, form: c.loraForm, op: c.loraOp };
+      return c.lora ? loraBranch(g, x, y, pair, c.loraInputs) : y;
     });
   };
 

@@ -20,23 +20,17 @@
  * The second product, `y + h · Bᵀ` (`[tokens, r]` by `[r, out]`, out ≥ 896), has enough output
  * tiles to fill the GPU and stays one `Gemm` with `y` as C in every form.
  */
+import type { LoraForm } from "../model-format/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 
-/** How a decoder computes a LoRA pair's first product, `x · Aᵀ` (see the file comment). */
-export type LoraForm = "gemm" | "matmul" | "mulsum" | "splitk";
-
-/** Every `LoraForm`, in the order the probe (`test/bench/gpu/webgpu-lora-probe.ts`) prints them. */
-export const LORA_FORMS: readonly LoraForm[] = ["gemm", "matmul", "mulsum", "splitk"];
-
 /**
- * How a form takes `lora_A`: `rows`, PEFT's `[r, in]`; `columns`, transposed, `[in, r]` (the
- * runtime transposes it once per adapter: `runtime/lora-feeds.ts`).
+ * The form a build for the execution provider `ep` (ORT's name) gets unless told otherwise:
+ * `mulsum` on `webgpu`, whose `Gemm`/`MatMul` kernels leave each A-side product to one or two
+ * workgroups (the file comment); `gemm` elsewhere: the CPU's and CUDA's GEMMs split a long K
+ * themselves, and on the CPU `mulsum` is the slower one (`webgpu-lora-probe.ts --ep=cpu`).
  */
-export type LoraALayout = "rows" | "columns";
-
-/** The layout of `lora_A` that `form` takes. */
-export function loraALayout(form: LoraForm): LoraALayout {
-  return form === "matmul" || form === "splitk" ? "columns" : "rows";
+export function defaultLoraForm(ep: string): LoraForm {
+  return ep === "webgpu" ? "mulsum" : "gemm";
 }
 
 /**
@@ -46,8 +40,8 @@ export function loraALayout(form: LoraForm): LoraALayout {
 const SPLIT_K_CHUNK = 64;
 
 /**
- * `h = x · Aᵀ` for `x` float32 `[tokens, inF]` and the factor input `a` in `loraALayout(form)`:
- * float32 `[tokens, r]`. `chunk` is the split-K chunk (`SPLIT_K_CHUNK` by default); a chunk that
+ * `h = x · Aᵀ` for `x` float32 `[tokens, inF]` and the factor input `a` in `loraALayout(form)`
+ * (`model-format`): float32 `[tokens, r]`. `chunk` is the split-K chunk (`SPLIT_K_CHUNK` by default); a chunk that
  * does not divide `inF` makes it one chunk (a plain batched product).
  */
 export function loraDown(
@@ -59,6 +53,9 @@ export function loraDown(
   chunk = SPLIT_K_CHUNK,
 ): string {
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
+  // `[tokens, r]` again after the ReduceSum: ORT's CPU ReduceSum (1.30) returns an input with a
+  // zero dimension unchanged, and a rank-0 pair (an untargeted module) has one. An alias elsewhere.
+  const rows2d = (h: string) => g.op1("Reshape", [h, i64(0, -1)]);
   switch (form) {
     case "gemm":
       return g.op1("Gemm", [x, a], { transB: attr.int(1) });
@@ -66,14 +63,14 @@ export function loraDown(
       return g.op1("MatMul", [x, a]);
     case "mulsum": {
       const rows = g.op1("Reshape", [x, i64(0, 1, inF)]);
-      return g.op1("ReduceSum", [g.op1("Mul", [rows, a]), i64(-1)], { keepdims: attr.int(0) });
+      return rows2d(g.op1("ReduceSum", [g.op1("Mul", [rows, a]), i64(-1)], { keepdims: attr.int(0) }));
     }
     case "splitk": {
       const k = inF % chunk === 0 ? chunk : inF;
       const s = inF / k;
       const parts = g.op1("Reshape", [x, i64(0, s, 1, k)]);
       const a3 = g.op1("Reshape", [a, i64(s, k, -1)]);
-      return g.op1("ReduceSum", [g.op1("MatMul", [parts, a3]), i64(1, 2)], { keepdims: attr.int(0) });
+      return rows2d(g.op1("ReduceSum", [g.op1("MatMul", [parts, a3]), i64(1, 2)], { keepdims: attr.int(0) }));
     }
   }
 }

@@ -36,9 +36,9 @@ export const kvCacheDtypeSchema = z.enum(["float32", "float16"]);
 export type KvCacheDtype = z.infer<typeof kvCacheDtypeSchema>;
 
 /**
- * How the generation graphs compute each LoRA branch `y + (x · Aᵀ) · Bᵀ`: `gemm`, two ONNX `Gemm`s
- * (shrink to rank r, expand with the base output `y` as C), which any ORT runs; `shrink-expand`, one
- * `LORA_SHRINK_EXPAND` node (vLLM's name for the pair: `lora_shrink`/`lora_expand`), which only
+ * How the generation graphs compute each LoRA branch `y + (x · Aᵀ) · Bᵀ`: `gemm`, ONNX ops (two
+ * `Gemm`s, shrink to rank r and expand with the base output `y` as C, or the first product in
+ * another `LoraForm`), which any ORT runs; `shrink-expand`, one `LORA_SHRINK_EXPAND` node (vLLM's name for the pair: `lora_shrink`/`lora_expand`), which only
  * sessions of loracast's ort-native addon run, where that domain is registered. The training graph
  * always has the Gemms: it needs their gradients and runs on onnxruntime-node.
  */
@@ -53,6 +53,28 @@ export type LoraOp = z.infer<typeof loraOpSchema>;
  * cuda and registers the domain in every session it creates; onnxruntime-node does not know it.
  */
 export const LORA_SHRINK_EXPAND = { domain: "ai.loracast", opType: "LoraShrinkExpand", version: 1 } as const;
+
+/**
+ * How the generation graphs compute a LoRA pair's first product, `x · Aᵀ`
+ * (`model-builder/lora-forms.ts` says what each form is and why): `gemm`, one Gemm (the form every
+ * build before it had); `matmul`, one MatMul over A transposed; `mulsum`, Mul and ReduceSum;
+ * `splitk`, a batched MatMul over chunks of the input features and a ReduceSum.
+ */
+export const loraFormSchema = z.enum(["gemm", "matmul", "mulsum", "splitk"]);
+/** One of `loraFormSchema`'s forms. */
+export type LoraForm = z.infer<typeof loraFormSchema>;
+
+/**
+ * How a `LoraForm` takes the packed `lora_A` input: `rows`, PEFT's `[r, in]`; `columns`,
+ * transposed, `[in, r]` (`matmul` and `splitk`; the runtime transposes each adapter once,
+ * `packLoraFeeds`). `lora_B` is PEFT's `[out, r]` in every form.
+ */
+export type LoraALayout = "rows" | "columns";
+
+/** The `LoraALayout` that `form` takes. */
+export function loraALayout(form: LoraForm): LoraALayout {
+  return form === "matmul" || form === "splitk" ? "columns" : "rows";
+}
 
 /**
  * The manifest's schema version. `loracast-model/1` was written by builders before the fused
@@ -147,11 +169,23 @@ export const modelManifestSchema = z.object({
        * such a graph wrongly.
        */
       loraOp: loraOpSchema.optional(),
+      /**
+       * The generation graphs' `LoraForm`; absent means `gemm`, what every manifest before it had.
+       * Added without a schema bump, as `attention` was: the `rows` forms take the factors as
+       * before, and a runtime that predates it would feed a `columns` form's `lora_A` as `[r, in]`,
+       * which ORT refuses on the first step (the input's fixed dimension is `in`), never silently.
+       */
+      loraForm: loraFormSchema.optional(),
     })
     // Only the GroupQueryAttention graphs are built with a float16 cache (`buildArtifacts`).
     .refine((d) => d.kvCacheDtype !== "float16" || d.attention === "gqa", {
       message: "a float16 KV cache needs attention gqa",
       path: ["kvCacheDtype"],
+    })
+    // A fused LoRA node has no first product of its own to form (`buildArtifacts`).
+    .refine((d) => d.loraOp !== "shrink-expand" || (d.loraForm ?? "gemm") === "gemm", {
+      message: "loraOp shrink-expand is built with loraForm gemm only",
+      path: ["loraOp"],
     }),
 });
 

@@ -5,8 +5,13 @@
  * distance from PyTorch is reported as KL divergence and top-1 agreement.
  */
 import { basename, join } from "node:path";
-import { type BaseQuant, buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
-import type { KvCacheDtype, LoraOp, ModelManifest } from "@loracast/shared/model-format";
+import {
+  type BaseQuant,
+  buildArtifacts,
+  type DecoderAttention,
+  defaultLoraForm,
+} from "@loracast/shared/model-builder";
+import type { KvCacheDtype, LoraForm, LoraOp, ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -61,6 +66,11 @@ export interface ConformanceOptions {
   tf32?: boolean;
   /** The decoder's ORT binding (`DecoderSessionOptions.backend`); the training graph is the stock one's. */
   backend?: OrtBackend;
+  /**
+   * How the decoder graphs compute each LoRA pair's first product (`build-model --lora-form`); the
+   * training graph keeps `gemm`. @default `defaultLoraForm(ep)`: the build the EP runs
+   */
+  loraForm?: LoraForm;
 }
 
 interface Outputs {
@@ -81,6 +91,13 @@ interface Outputs {
   backend: string;
 }
 
+/**
+ * The LoRA form the decoder is built with: the one asked for, or the EP's (`defaultLoraForm`); `gemm`
+ * with `loraOp: "shrink-expand"`, whose fused node computes the whole branch.
+ */
+const loraFormOf = (opts: ConformanceOptions): LoraForm =>
+  opts.loraOp === "shrink-expand" ? "gemm" : (opts.loraForm ?? defaultLoraForm(opts.ep ?? "cpu"));
+
 /** Builds the fixture's base with `quant` and `attention`, runs its decoder, and releases it. */
 async function infer(
   opts: ConformanceOptions,
@@ -92,10 +109,19 @@ async function infer(
   const outDir = join(opts.workDir, name);
   const checkpointDir = join(opts.fixtureDir, "base");
   const kvCacheDtype = attention === "gqa" ? (opts.kvCacheDtype ?? "float32") : "float32";
-  const loraOp = opts.loraOp ?? "gemm";
-  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype, loraOp });
-  if (!built.ok) throw built.error;
   const ep = opts.ep ?? "cpu";
+  const loraOp = opts.loraOp ?? "gemm";
+  const loraForm = loraFormOf(opts);
+  const built = await buildArtifacts({
+    checkpointDir,
+    outDir,
+    quant,
+    attention,
+    kvCacheDtype,
+    loraForm,
+    loraOp,
+  });
+  if (!built.ok) throw built.error;
   const session = await DecoderSession.load(outDir, {
     executionProviders: [ep],
     backend: opts.backend ?? "auto",
@@ -370,6 +396,7 @@ export async function runConformance(opts: ConformanceOptions) {
       model: manifest.architecture,
       quant: "fp32",
       attention: opts.attention ?? "ops",
+      loraForm: loraFormOf(opts),
       positions: opts.attention === "gqa" ? "real tokens" : "all",
       ...where,
       backend: out.backend,
@@ -408,6 +435,7 @@ export async function runConformance(opts: ConformanceOptions) {
     quant: opts.quant,
     blockSize: opts.blockSize,
     attention: opts.attention ?? "ops",
+    loraForm: loraFormOf(opts),
     positions: opts.attention === "gqa" ? "real tokens" : "all",
     ...where,
     backend: q.backend,

@@ -1,7 +1,8 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
  *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
- *   [--backend auto|ort-native|onnxruntime-node] [--lora-op gemm|shrink-expand]
+ *   [--backend auto|ort-native|onnxruntime-node] [--lora-form auto|gemm|matmul|mulsum|splitk]
+ *   [--lora-op gemm|shrink-expand]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -10,7 +11,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { kvCacheDtypeSchema, loraOpSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraFormSchema, loraOpSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
@@ -43,10 +44,15 @@ const cli = {
       default: "float32",
       help: "the GQA decoder's KV cache: float32, or float16 (CUDA's GroupQueryAttention; fp16 tolerances)",
     },
+    "lora-form": {
+      type: "string",
+      default: "auto",
+      help: "how the decoder computes each LoRA pair's x·Aᵀ (build-model --lora-form): auto (the EP's build: mulsum on webgpu, gemm elsewhere; gemm with --lora-op shrink-expand), gemm, matmul, mulsum or splitk",
+    },
     "lora-op": {
       type: "string",
       default: "gemm",
-      help: "the decoder's LoRA branches: gemm (two Gemms) or shrink-expand (one ai.loracast LoraShrinkExpand node each; the ort-native addon only)",
+      help: "the decoder's LoRA branches: gemm (ONNX ops, in --lora-form) or shrink-expand (one ai.loracast LoraShrinkExpand node each; the ort-native addon only)",
     },
   },
 } as const;
@@ -81,6 +87,12 @@ if (!loraOp.success) fail(`--lora-op must be gemm or shrink-expand, got ${values
 if (loraOp.data === "shrink-expand" && backend.data === "onnxruntime-node")
   fail("--lora-op shrink-expand runs on the ort-native addon only: --backend auto or ort-native");
 
+const loraForm = values["lora-form"] === "auto" ? null : loraFormSchema.safeParse(values["lora-form"]);
+if (loraForm !== null && !loraForm.success)
+  fail(`--lora-form must be auto or one of ${loraFormSchema.options.join(", ")}, got ${values["lora-form"]}`);
+if (loraOp.data === "shrink-expand" && loraForm !== null && loraForm.data !== "gemm")
+  fail("--lora-op shrink-expand takes --lora-form gemm (or auto) only: its node computes the whole branch");
+
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
   const report = await runConformance({
@@ -94,6 +106,7 @@ try {
     ep: ep.data,
     tf32: values.tf32 === "on",
     backend: backend.data,
+    ...(loraForm === null ? {} : { loraForm: loraForm.data }),
   });
   console.log(JSON.stringify(report));
   process.exitCode = report.pass ? 0 : 1;

@@ -33,12 +33,22 @@ const ENTRIES: Entry[] = [
   {
     name: "npm run build-model",
     command: ["npm", "run", "--silent", "build-model", "--"],
-    flags: ["quant", "block-size", "accuracy-level", "merge", "format", "attention", "kv-cache-dtype"],
+    flags: [
+      "quant",
+      "block-size",
+      "accuracy-level",
+      "merge",
+      "format",
+      "attention",
+      "kv-cache-dtype",
+      "lora-form",
+      "lora-op",
+    ],
   },
   {
     name: "npm run conformance",
     command: tsx("test/conformance/main.ts"),
-    flags: ["quant", "block-size", "attention", "kv-cache-dtype"],
+    flags: ["quant", "block-size", "attention", "kv-cache-dtype", "lora-form", "lora-op"],
   },
   {
     name: "npm run bench:engine",
@@ -52,6 +62,7 @@ const ENTRIES: Entry[] = [
       "throughput",
       "attention",
       "kv-cache-dtype",
+      "lora-op",
       "work",
     ],
   },

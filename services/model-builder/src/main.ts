@@ -1,7 +1,8 @@
 /**
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
- *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-op gemm|shrink-expand]
+ *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk]
+ *   [--lora-op gemm|shrink-expand]
  *
  * Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
@@ -9,14 +10,16 @@
  * the same decoder for transformers.js instead. `--attention gqa` builds the decoder's attention as
  * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md);
  * `--kv-cache-dtype float16` with it computes attention and keeps the KV cache in float16, as ORT's
- * CUDA GroupQueryAttention kernel requires. `--lora-op shrink-expand` builds each LoRA branch of the
- * generation graphs as one fused `ai.loracast` `LoraShrinkExpand` node instead of two Gemms, which
- * only the ort-native addon runs.
+ * CUDA GroupQueryAttention kernel requires. `--lora-form` picks how each LoRA pair's first product is
+ * computed (shared/model-builder/lora-forms.ts): `mulsum` is the WebGPU build's, `gemm` (the
+ * default) the CPU's and CUDA's. `--lora-op shrink-expand` builds each LoRA branch of the generation
+ * graphs as one fused `ai.loracast` `LoraShrinkExpand` node instead, which only the ort-native addon
+ * runs.
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
-import { kvCacheDtypeSchema, loraOpSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraFormSchema, loraOpSchema } from "@loracast/shared/model-format";
 import { loadModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 
@@ -52,10 +55,15 @@ const cli = {
       default: "float32",
       help: "the KV cache's element type: float32, or float16 with --attention gqa (what ORT's CUDA kernel takes)",
     },
+    "lora-form": {
+      type: "string",
+      default: "gemm",
+      help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum (the WebGPU build's) or splitk",
+    },
     "lora-op": {
       type: "string",
       default: "gemm",
-      help: "each LoRA branch of the generation graphs: gemm (two Gemms, any ORT) or shrink-expand (one ai.loracast LoraShrinkExpand node: the generator and trainer then run them on the ort-native addon only)",
+      help: "each LoRA branch of the generation graphs: gemm (ONNX ops, in --lora-form) or shrink-expand (one ai.loracast LoraShrinkExpand node, --lora-form gemm only: the generator and trainer then run them on the ort-native addon only)",
     },
   },
 } as const;
@@ -99,10 +107,17 @@ if (!kvCacheDtype.success)
   fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
 if (kvCacheDtype.data === "float16" && attention !== "gqa")
   fail("--kv-cache-dtype float16 needs --attention gqa");
+const loraForm = loraFormSchema.safeParse(values["lora-form"]);
+if (!loraForm.success)
+  fail(`--lora-form must be one of ${loraFormSchema.options.join(", ")}, got ${values["lora-form"]}`);
+if (loraForm.data !== "gemm" && (format !== "loracast" || values.merge !== undefined))
+  fail("--lora-form other than gemm needs LoRA inputs: --format loracast and no --merge");
 const loraOp = loraOpSchema.safeParse(values["lora-op"]);
 if (!loraOp.success) fail(`--lora-op must be gemm or shrink-expand, got ${values["lora-op"]}`);
 if (loraOp.data !== "gemm" && (format !== "loracast" || values.merge !== undefined))
   fail(`--lora-op ${loraOp.data} needs LoRA inputs: not with --merge or --format transformers.js`);
+if (loraOp.data === "shrink-expand" && loraForm.data !== "gemm")
+  fail("--lora-op shrink-expand takes --lora-form gemm only (its node computes the whole branch)");
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));
@@ -130,6 +145,7 @@ const built = await buildArtifacts({
   attention,
   kvCacheDtype: kvCacheDtype.data,
   loraOp: loraOp.data,
+  loraForm: loraForm.data,
   ...(merge !== undefined ? { merge } : {}),
 });
 if (!built.ok) {

@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
+import { loraFormSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { baseGraphSchema, executionProviderSchema } from "@loracast/shared/runtime";
 import { z } from "zod";
@@ -53,6 +54,11 @@ const cli = {
       default: "auto",
       help: "the base rows' decoder graph: auto (without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on cpu), on, off, or both (rank-0 rows beside the base graph's)",
     },
+    "lora-form": {
+      type: "string",
+      default: "auto",
+      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (mulsum on webgpu, gemm elsewhere), gemm, matmul, mulsum or splitk; a comma list adds LoRA rows of the later forms beside the first's",
+    },
     "lora-op": {
       type: "string",
       default: "gemm",
@@ -89,6 +95,16 @@ const flagsSchema = z
     // One enum (not a union) so that a bad value is refused naming the four.
     "base-graph": z.enum([...baseGraphSchema.options, "both"]),
     "lora-op": z.enum(["gemm", "shrink-expand", "both"]),
+    "lora-form": z
+      .string()
+      .transform((v) => v.split(","))
+      .pipe(
+        z
+          .array(z.enum(["auto", ...loraFormSchema.options]))
+          .min(1)
+          .max(4)
+          .refine((l) => new Set(l).size === l.length, "a form listed twice"),
+      ),
     profile: count(0, 1000),
     work: z.string().min(1),
   })
@@ -115,7 +131,10 @@ const flagsSchema = z
         path: ["backend"],
         message: "the addon runs on cpu and cuda only",
       });
-    if (v["lora-op"] !== "gemm" && (v.backend === "onnxruntime-node" || v.ep === "webgpu"))
+    // `both` also runs the main build on the stock binding.
+    const stockMain =
+      v.backend === "onnxruntime-node" || (v.backend === "both" && v["lora-op"] === "shrink-expand");
+    if (v["lora-op"] !== "gemm" && (stockMain || v.ep === "webgpu"))
       ctx.issues.push({
         code: "custom",
         input: v["lora-op"],
@@ -130,7 +149,21 @@ const flagsSchema = z
         path: ["profile"],
         message: "ORT's profiler runs on the stock binding, which cannot run shrink-expand graphs",
       });
+    // A fused LoRA node computes the whole branch: no first product to form.
+    const form = v["lora-form"][0] ?? "auto";
+    if (v["lora-op"] === "shrink-expand" && form !== "auto" && form !== "gemm")
+      ctx.issues.push({
+        code: "custom",
+        input: v["lora-form"],
+        path: ["lora-form"],
+        message: "--lora-op=shrink-expand builds the main rows with the gemm form (or auto) only",
+      });
   });
+/** Exits 2 with `message` and the bench's usage: a flag value refused after parsing. */
+export function flagsUsageError(message: string): never {
+  return usageError(cli, message);
+}
+
 /** The bench's flags, parsed (`--help` prints them and exits); a bad value is a usage error, exit 2. */
 export function parseFlags(): z.infer<typeof flagsSchema> {
   const { values: raw } = parseCommandLine(cli);

@@ -2,7 +2,7 @@
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
  *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
  *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both
- *   --lora-op=gemm|shrink-expand|both]
+ *   --lora-form=auto|<form>[,<form>…] --lora-op=gemm|shrink-expand|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -18,9 +18,13 @@
  * The base rows run what a base-only request runs with `--base-graph` as the decoder's `baseGraph`
  * (`auto`: the graph without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on
  * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
- * `--lora-op` builds the LoRA graphs with two Gemms per LoRA branch (`gemm`) or one fused
- * `LoraShrinkExpand` node (`shrink-expand`, in `<dir>-shrink-expand`; it runs on the ort-native addon
- * only); `both` adds LoRA rows suffixed ", shrink-expand" beside the gemm ones, for each attention built.
+ * `--lora-form` picks how the loracast graphs compute each LoRA pair's x·Aᵀ (`build-model
+ * --lora-form`; `auto`: the EP's build, `mulsum` on webgpu, `gemm` elsewhere); further forms after a
+ * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (ops attention).
+ * `--lora-op` builds the LoRA graphs with ONNX ops per LoRA branch (`gemm`, in the form above) or one
+ * fused `LoraShrinkExpand` node (`shrink-expand`, in `<dir>-shrink-expand`; it runs on the ort-native
+ * addon only); `both` adds LoRA rows suffixed ", shrink-expand" beside the gemm ones, for each
+ * attention built.
  */
 
 import { existsSync } from "node:fs";
@@ -34,10 +38,16 @@ import {
   type BuildOptions,
   buildArtifacts,
   countDecodeStepNodes,
+  defaultLoraForm,
   parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
-import { kvCacheDtypeSchema, type LoraOp, readModelManifest } from "@loracast/shared/model-format";
+import {
+  kvCacheDtypeSchema,
+  type LoraForm,
+  type LoraOp,
+  readModelManifest,
+} from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -49,7 +59,7 @@ import {
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
 import { printDecodeCopies } from "./copies.ts";
-import { parseFlags } from "./flags.ts";
+import { flagsUsageError, parseFlags } from "./flags.ts";
 import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
@@ -89,8 +99,14 @@ const tf32 = values.tf32 === "default" ? {} : { cudaTf32: values.tf32 === "on" }
 const baseGraphFlag = values["base-graph"];
 // `both`: the base graph, and rank-0 rows on the LoRA graph beside it.
 const baseGraph = baseGraphFlag === "both" ? "on" : baseGraphFlag;
+// The main rows' form first, then the forms whose LoRA rows go beside them.
+const [mainLoraForm = "gemm", ...moreLoraForms] = values["lora-form"].map(
+  (f): LoraForm => (f === "auto" ? defaultLoraForm(ep) : f),
+);
+if (moreLoraForms.includes(mainLoraForm))
+  flagsUsageError(`--lora-form: ${mainLoraForm} is listed twice (auto is ${defaultLoraForm(ep)} on ${ep})`);
 const loraOpFlag = values["lora-op"];
-// The main rows' LoRA op; `both` adds shrink-expand LoRA rows beside them.
+// The main rows' LoRA op; `both` adds shrink-expand LoRA rows (gemm form) beside them.
 const mainLoraOp: LoraOp = loraOpFlag === "shrink-expand" ? "shrink-expand" : "gemm";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
@@ -100,11 +116,17 @@ const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, acc
 // Block 32 keeps the directory names earlier runs built.
 const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}`;
 const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa16" : "-gqa") : "");
+// gemm keeps the directory names earlier runs built.
+const formTag = (f: LoraForm) => (f === "gemm" ? "" : `-${f}`);
+const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${formTag(f)}`);
 const opTag = (op: LoraOp) => (op === "gemm" ? "" : `-${op}`);
 const dirs = {
-  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${opTag(mainLoraOp)}`),
-  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${opTag(mainLoraOp)}`),
-  // `--lora-op=both`: the shrink-expand builds beside the gemm ones.
+  int4: join(
+    values.work,
+    `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(mainLoraForm)}${opTag(mainLoraOp)}`,
+  ),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${formTag(mainLoraForm)}${opTag(mainLoraOp)}`),
+  // `--lora-op=both`: the shrink-expand builds (gemm form) beside the main ones.
   int4Fused: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}-shrink-expand`),
   int4GqaFused: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}-shrink-expand`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
@@ -139,28 +161,37 @@ const checked = verifyAdapterFiles(spec.value, new TextDecoder().decode(loraFile
 if (!checked.ok) throw new Error(checked.error);
 const lora = checked.value.verified;
 
-/** The int4 LoRA builds: per attention built, per LoRA op asked for (`--attention`, `--lora-op`). */
-const int4Builds: (readonly [string, string, "ops" | "gqa", LoraOp])[] = [
-  ["int4", dirs.int4, mainAttention, mainLoraOp],
-  ...(attention === "both" ? [["int4 GQA", dirs.int4Gqa, "gqa", mainLoraOp] as const] : []),
+/** The int4 LoRA builds: per attention built (`--attention`), per LoRA op asked for (`--lora-op`). */
+const int4Builds: (readonly [string, string, "ops" | "gqa", LoraForm, LoraOp])[] = [
+  ["int4", dirs.int4, mainAttention, mainLoraForm, mainLoraOp],
+  ...(attention === "both" ? [["int4 GQA", dirs.int4Gqa, "gqa", mainLoraForm, mainLoraOp] as const] : []),
   ...(loraOpFlag === "both"
     ? [
-        ["int4 shrink-expand", dirs.int4Fused, mainAttention, "shrink-expand"] as const,
+        ["int4 shrink-expand", dirs.int4Fused, mainAttention, "gemm", "shrink-expand"] as const,
         ...(attention === "both"
-          ? [["int4 GQA shrink-expand", dirs.int4GqaFused, "gqa", "shrink-expand"] as const]
+          ? [["int4 GQA shrink-expand", dirs.int4GqaFused, "gqa", "gemm", "shrink-expand"] as const]
           : []),
       ]
     : []),
 ];
-for (const [what, outDir, a, loraOp] of int4Builds)
+for (const [what, outDir, a, loraForm, loraOp] of int4Builds)
   await buildOnce(`${what} artifacts`, await builtWithBase(outDir), {
     checkpointDir: checkpoint,
     outDir,
     quant: int4,
     ...withAttention(a),
+    loraForm,
     loraOp,
   });
 say(`int4 model dirs: ${int4Builds.map(([what, dir]) => `${what} ${basename(dir)}`).join(", ")}`);
+for (const form of moreLoraForms)
+  await buildOnce(`int4 artifacts, LoRA form ${form}`, await builtWithBase(formDir(form)), {
+    checkpointDir: checkpoint,
+    outDir: formDir(form),
+    quant: int4,
+    ...withAttention("ops"),
+    loraForm: form,
+  });
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
   outDir: dirs.merged,
@@ -178,26 +209,40 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
 // The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
-say("\nnodes per decode step, int4, as built: layout | total | LoRA | by op type");
-for (const [layout, a, lora, loraOp] of [
-  ["per-module", "ops", true, "gemm"],
-  ["fused", "ops", true, "gemm"],
-  ["fused", "ops", true, "shrink-expand"],
-  ["fused", "ops", false, "gemm"],
-  ["fused", "gqa", true, "gemm"],
-  ["fused", "gqa", true, "shrink-expand"],
-  ["fused", "gqa", false, "gemm"],
+say(
+  `\nnodes per decode step, int4, as built (LoRA form ${mainLoraForm} unless named): layout | total | LoRA | by op type`,
+);
+const fusedRows =
+  loraOpFlag === "both"
+    ? (["ops", "gqa"] as const).map((a) => ["fused", a, true, "gemm", "shrink-expand"] as const)
+    : [];
+for (const [layout, a, lora, form, loraOp] of [
+  ["per-module", "ops", true, "gemm", "gemm"],
+  ["fused", "ops", true, mainLoraForm, mainLoraOp],
+  ["fused", "ops", false, mainLoraForm, "gemm"],
+  ["fused", "gqa", true, mainLoraForm, mainLoraOp],
+  ["fused", "gqa", false, mainLoraForm, "gemm"],
+  ...moreLoraForms.map((f) => ["fused", "ops", true, f, "gemm"] as const),
+  ...fusedRows,
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;
-  if (loraOp === "shrink-expand" && loraOpFlag === "gemm") continue;
-  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora, loraOp });
+  const c = countDecodeStepNodes(arch.value, int4, layout, {
+    ...withAttention(a),
+    lora,
+    loraForm: form,
+    loraOp,
+  });
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
-  const what = a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "";
-  const file = lora
-    ? `model.onnx${loraOp === "gemm" ? "" : ", shrink-expand"}`
-    : "model.base.onnx, no LoRA inputs";
+  const what =
+    (a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "") +
+    (loraOp === "shrink-expand"
+      ? ", shrink-expand"
+      : lora && form !== mainLoraForm
+        ? `, LoRA form ${form}`
+        : "");
+  const file = lora ? "model.onnx" : "model.base.onnx, no LoRA inputs";
   say(
-    `${layout}${layout === "fused" ? ` (${file}${what})` : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
+    `${layout}${layout === "fused" ? ` (${file}${what})` : " (the training graph's, LoRA form gemm)"} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
   );
 }
 
@@ -231,6 +276,12 @@ if (values.throughput) {
   if (session.baseGraph.graphPath !== null) await sayNodes(session.baseGraph.graphPath, ", base requests");
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
+  const otherForms = new Map<LoraForm, DecoderSession>();
+  for (const form of moreLoraForms) {
+    const s = await load(formDir(form));
+    otherForms.set(form, s);
+    await sayNodes(s.graphPath, `, LoRA form ${form}`);
+  }
   // `--lora-op=both`: shrink-expand sessions (the addon's, whatever `--backend` gave the others).
   const fused = loraOpFlag === "both" ? await load(dirs.int4Fused, "auto") : null;
   const gqaFused =
@@ -245,7 +296,9 @@ if (values.throughput) {
   say(
     `decoder binding: ${session.backend} (${session.backendReason})${stock === null ? "" : "; rows marked (onnxruntime-node): the stock binding"}`,
   );
-  say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
+  say(
+    `int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}; LoRA op ${loraOpFlag}; LoRA form ${mainLoraForm}${moreLoraForms.length > 0 ? ` (rows named by form: ${moreLoraForms.join(", ")})` : ""}`,
+  );
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
@@ -270,6 +323,8 @@ if (values.throughput) {
   }
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
+  for (const [form, s] of otherForms)
+    variants.set(`int4 + LoRA r=16 ×7, ${form} form`, engineGeneration(s, adapterFeeds(s.spec, lora)));
   if (gqa !== null) {
     variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
     variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
@@ -291,6 +346,7 @@ if (values.throughput) {
   }
   await merged?.release();
   await gqa?.release();
+  for (const s of otherForms.values()) await s.release();
   await fused?.release();
   await gqaFused?.release();
   await stock?.release();
@@ -299,14 +355,16 @@ if (values.throughput) {
   const overhead = (batch: number) =>
     pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
   say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  for (const form of moreLoraForms) {
+    const v = `int4 + LoRA r=16 ×7, ${form} form`;
+    const over = (batch: number) => pct(get(`int4 base@${batch}`) / get(`${v}@${batch}`) - 1);
+    say(`LoRA decode overhead, ${form} form: batch 1 ${over(1)}, batch 8 ${over(8)}`);
+  }
   // Against the same base rows as the gemm LoRA rows they sit beside.
   for (const suffix of ["", ", GQA"]) {
-    const lora1 = results.get(`int4 + LoRA r=16 ×7${suffix}, shrink-expand@1`);
-    if (lora1 === undefined) continue;
-    const over = (batch: number) =>
-      pct(
-        get(`int4 base${suffix}@${batch}`) / get(`int4 + LoRA r=16 ×7${suffix}, shrink-expand@${batch}`) - 1,
-      );
+    const v = `int4 + LoRA r=16 ×7${suffix}, shrink-expand`;
+    if (!results.has(`${v}@1`)) continue;
+    const over = (batch: number) => pct(get(`int4 base${suffix}@${batch}`) / get(`${v}@${batch}`) - 1);
     say(`LoRA decode overhead${suffix}, shrink-expand: batch 1 ${over(1)}, batch 8 ${over(8)}`);
   }
   if (baseGraphFlag === "both") {

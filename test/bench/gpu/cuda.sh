@@ -31,12 +31,13 @@ source test/bench/gpu/cuda-ep.sh
 c=.carry/cuda
 export LORACAST_ORT_NATIVE_ADDON=$PWD/$c/ort-native.node
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
-# the GQA model over a float16 cache for cuda (and both with --lora-op shrink-expand), then the GQA model
-# over a float32 one for webgpu.
-for kv in "float16 both" "float32 gemm"; do
-  read -r dtype op <<<"$kv"
+# the GQA model over a float16 cache for cuda (and both with --lora-op shrink-expand), then over a
+# float32 one for webgpu. The float32 pass builds webgpu's graphs, whose LoRA form is mulsum (the bench's
+# --lora-form=auto there).
+for kv in "float16 gemm both" "float32 mulsum gemm"; do
+  read -r dtype form op <<<"$kv"
   node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-    --kv-cache-dtype="$dtype" --lora-op="$op" || break
+    --kv-cache-dtype="$dtype" --lora-form="$form" --lora-op="$op" || break
 done > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh

@@ -19,7 +19,8 @@
  *   [--rank=16] [--chunk=64] [--variants=identity,rank0,gemm,gemm-bmatmul,matmul,mulsum,splitk]
  */
 
-import { LORA_FORMS, type LoraForm, loraALayout, loraDown, loraUp } from "@loracast/shared/model-builder";
+import { loraDown, loraUp } from "@loracast/shared/model-builder";
+import { type LoraForm, loraALayout, loraFormSchema } from "@loracast/shared/model-format";
 import { attr, encodeModel, GraphBuilder } from "@loracast/shared/onnx";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
@@ -34,7 +35,7 @@ const VARIANTS = [
   "rank0",
   "gemm",
   "gemm-bmatmul",
-  ...LORA_FORMS.filter((f) => f !== "gemm"),
+  ...loraFormSchema.options.filter((f) => f !== "gemm"),
 ] as const;
 type Variant = (typeof VARIANTS)[number];
 /** Max |diff| / max |reference| a form may show against `gemm`: float32 rounding of another order. */
