@@ -104,7 +104,7 @@ describe("a shrink-expand build of llama-tiny (int4, GroupQueryAttention)", () =
     assert.equal(written, fused.total);
   });
 
-  it("refuses shrink-expand where the graphs have no LoRA inputs (merged, transformers.js)", async () => {
+  it("refuses shrink-expand without LoRA inputs (merged, transformers.js) or with another LoRA form", async () => {
     const read = await readModelManifest(dirs.gemm);
     assert.ok(read.ok);
     const checked = verifyAdapterFiles(
@@ -121,6 +121,11 @@ describe("a shrink-expand build of llama-tiny (int4, GroupQueryAttention)", () =
     await assert.rejects(
       buildArtifacts({ ...options, loraOp: "shrink-expand", format: "transformers.js" }),
       /not with the transformers\.js format/,
+    );
+    // Its node takes lora_A as PEFT's [r, in] and computes the whole branch: no other first-product form.
+    await assert.rejects(
+      buildArtifacts({ ...options, loraOp: "shrink-expand", loraForm: "mulsum" }),
+      /loraOp shrink-expand takes lora_A as PEFT's \[r, in\]: not with loraForm mulsum/,
     );
   });
 });

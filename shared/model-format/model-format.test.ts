@@ -123,6 +123,14 @@ describe("readModelManifest", () => {
     const bad = await readModelManifest(write({ ...m, decoder: { ...m.decoder, loraOp: "punica" } }));
     assert.ok(!bad.ok);
     assert.match(bad.error.message, /^loracast-model\.json: decoder\.loraOp: /);
+    const formed = await readModelManifest(
+      write({ ...m, decoder: { ...m.decoder, loraOp: "shrink-expand", loraForm: "mulsum" } }),
+    );
+    assert.ok(!formed.ok);
+    assert.match(
+      formed.error.message,
+      /decoder\.loraOp: loraOp shrink-expand is built with loraForm gemm only/,
+    );
   });
 
   it("refuses a folder without a manifest, naming the path", async () => {
