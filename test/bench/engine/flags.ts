@@ -140,7 +140,7 @@ const flagsSchema = z
         input: v["lora-op"],
         path: ["lora-op"],
         message:
-          "shrink-expand graphs run on the ort-native addon only (cpu or cuda, --backend auto, ort-native or both)",
+          "shrink-expand graphs run on the ort-native addon only: --ep cpu or cuda with --backend auto or ort-native, or --backend=both with --lora-op=both (its stock rows are the gemm build's)",
       });
     if (v["lora-op"] === "shrink-expand" && v.profile > 0)
       ctx.issues.push({
