@@ -9,7 +9,8 @@
 #     the form ORT's CUDA kernel takes; WebGPU's GQA runs are gqa.sh's), and the decoder built with
 #     --lora-op shrink-expand (one ai.loracast LoraShrinkExpand node per LoRA branch, the addon's op);
 #  2. the batching check on cuda (ort-native and the stock binding; ort-native with GQA over a
-#     float16 cache, model-gqa16) and webgpu (ops and GQA);
+#     float16 cache, model-gqa16, and the same with fused LoRA nodes, model-gqa16-se) and webgpu
+#     (ops and GQA);
 #  3. the engine bench: HF + PEFT first, then ours on cuda (the ort-native rows, then the stock
 #     binding's in a run of their own) and webgpu (base and LoRA, batch 1 and 8, the decode graph's
 #     node count), each with --attention=both: GQA rows beside the ops rows, over a float16
@@ -72,8 +73,9 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
     done
   done
 done
-part_end=350
-for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" "webgpu model auto" \
+part_end=360
+for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" \
+  "cuda model-gqa16-se ort-native" "webgpu model auto" \
   "webgpu model-gqa auto"; do
   read -r ep model backend <<<"$run"
   log="$OUT/batching-$ep-$model-$backend.txt"
