@@ -5,17 +5,21 @@
 // Editing this file makes lora-op.test.ts fail until the PTX is regenerated.
 //
 // Shapes (row-major float32): x [m, k], a [r, k], b [n, r], y and z [m, n].
-// Grid: x over column tiles of THREADS columns (one column per thread), y over row tiles of ROWS
-// rows (a grid-stride loop past gridDim.y, so any m fits). Each block computes its rows' h = x · Aᵀ
-// for RANKS ranks at a time into shared memory (one warp per (row, rank) pair, a shuffle reduction
-// over k), then each thread adds Σ_j h[row][j] · b[col][j] into its rows' accumulators; r above
-// RANKS loops over chunks. Every block recomputes h for its rows: at decode (m ≤ 64) that is a few
-// hundred thousand multiply-adds per block, cheaper than a second launch and a scratch buffer.
+// Grid (lora-kernels.h): x over column tiles of THREADS columns (one column per thread), y over
+// row tiles of ROWS rows (a grid-stride loop past gridDim.y, so any m fits). Each block computes its rows' h = x · Aᵀ
+// for RANKS ranks at a time into shared memory, then each thread adds Σ_j h[row][j] · b[col][j] to
+// its rows' accumulators; r above RANKS loops over chunks. Every block recomputes h for its rows: at
+// decode (m ≤ 64) that is cheaper than a second launch and a scratch buffer. The shrink gives each
+// warp whole ranks, all the tile's rows at once: one load of a row of A serves every row of x, and a
+// shuffle reduction over k ends each; 16 warps, so that r = 16 (one packed module at rank 16) is
+// one rank per warp. Sums run in a fixed order: replays and plain runs give identical bits.
 
-#define THREADS 256
+#include "lora-kernels.h"
+
+#define THREADS LORA_THREADS
 #define WARPS (THREADS / 32)
-#define ROWS 8
-#define RANKS 64
+#define ROWS LORA_ROWS
+#define RANKS LORA_RANKS
 
 extern "C" __global__ void __launch_bounds__(THREADS)
     lora_shrink_expand(const float* __restrict__ x, const float* __restrict__ a, const float* __restrict__ b,
@@ -25,6 +29,9 @@ extern "C" __global__ void __launch_bounds__(THREADS)
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int col = blockIdx.x * THREADS + threadIdx.x;
+  // vec4: k % 4 == 0, r % 4 == 0 and 16-byte aligned bases, so every row of x, A and B is too.
+  const float4* x4 = (const float4*)x;
+  const float4* a4 = (const float4*)a;
   for (long long row0 = (long long)blockIdx.y * ROWS; row0 < m; row0 += (long long)gridDim.y * ROWS) {
     const int rows = (int)min((long long)ROWS, m - row0);
     float acc[ROWS];
@@ -32,40 +39,62 @@ extern "C" __global__ void __launch_bounds__(THREADS)
     for (int i = 0; i < ROWS; i++) acc[i] = 0.f;
     for (int r0 = 0; r0 < r; r0 += RANKS) {
       const int rc = min(RANKS, r - r0);
-      // Shrink: h[i][j] = x[row0 + i] · a[r0 + j]. The loop bound is uniform per warp, so every
-      // lane reaches the shuffles.
-      for (int p = warp; p < rows * rc; p += WARPS) {
-        const int i = p / rc;
-        const int j = p % rc;
-        const float* xr = x + (row0 + i) * k;
-        const float* ar = a + (long long)(r0 + j) * k;
-        float s = 0.f;
-        if (vec4) {  // k % 4 == 0 and 16-byte aligned bases: every row is float4-aligned
-          const float4* x4 = (const float4*)xr;
-          const float4* a4 = (const float4*)ar;
+      // Shrink: h[i][j] = x[row0 + i] · a[r0 + j] for every row i of the tile, rank j per warp (the
+      // loop bounds are uniform per warp, so every lane reaches the shuffles).
+      for (int j = warp; j < rc; j += WARPS) {
+        float s[ROWS];
+#pragma unroll
+        for (int i = 0; i < ROWS; i++) s[i] = 0.f;
+        if (vec4) {
+          const int k4 = k / 4;
+          const float4* ar = a4 + (long long)(r0 + j) * k4;
+          const float4* xr = x4 + row0 * k4;
 #pragma unroll 4
-          for (int q = lane; q < k / 4; q += 32) {
-            const float4 u = x4[q];
-            const float4 v = __ldg(a4 + q);
-            s += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+          for (int q = lane; q < k4; q += 32) {
+            const float4 v = __ldg(ar + q);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++)
+              if (i < rows) {
+                const float4 u = xr[(long long)i * k4 + q];
+                s[i] += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+              }
           }
         } else {
+          const float* ar = a + (long long)(r0 + j) * k;
+          const float* xr = x + row0 * k;
 #pragma unroll 4
-          for (int q = lane; q < k; q += 32) s += xr[q] * __ldg(ar + q);
+          for (int q = lane; q < k; q += 32) {
+            const float v = __ldg(ar + q);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++)
+              if (i < rows) s[i] += xr[(long long)i * k + q] * v;
+          }
         }
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0) h[i][j] = s;
+        for (int i = 0; i < ROWS; i++) {
+          if (i >= rows) break;
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) s[i] += __shfl_xor_sync(0xffffffffu, s[i], o);
+          if (lane == 0) h[i][j] = s[i];
+        }
       }
       __syncthreads();
-      // Expand: this thread's column of b against the chunk's h, for each of the block's rows (rows
+      // Expand: this thread's row of b against the chunk's h, for each of the block's rows (rows
       // past `rows` accumulate unused values: the unrolled loop keeps acc in registers).
       if (col < n) {
         const float* br = b + (long long)col * r + r0;
-        for (int j = 0; j < rc; j++) {
-          const float bj = __ldg(br + j);
+        if (vec4) {
+          for (int j = 0; j < rc; j += 4) {
+            const float4 v = __ldg((const float4*)(br + j));
 #pragma unroll
-          for (int i = 0; i < ROWS; i++) acc[i] += h[i][j] * bj;
+            for (int i = 0; i < ROWS; i++) acc[i] += h[i][j] * v.x + h[i][j + 1] * v.y + h[i][j + 2] * v.z + h[i][j + 3] * v.w;
+          }
+        } else {
+          for (int j = 0; j < rc; j++) {
+            const float v = __ldg(br + j);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++) acc[i] += h[i][j] * v;
+          }
         }
       }
       __syncthreads();
