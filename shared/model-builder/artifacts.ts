@@ -13,6 +13,7 @@ import {
   BASE_FILE,
   DATA_FILE,
   type KvCacheDtype,
+  type LoraForm,
   MODEL_FILE,
   MODEL_MANIFEST,
   type ModelManifest,
@@ -67,6 +68,14 @@ export interface BuildOptions {
    * otherwise); the manifest records it (`decoder.kvCacheDtype`). @default "float32"
    */
   kvCacheDtype?: KvCacheDtype;
+  /**
+   * How the generation graphs compute each LoRA pair's first product (`LoraForm`, `lora-forms.ts`):
+   * `mulsum` is the WebGPU build's, whose `Gemm`/`MatMul` kernels leave a long-K, few-output product
+   * to one or two workgroups. The manifest records it (`decoder.loraForm`) and the runtime feeds
+   * `lora_A` in its layout; the training graph keeps `gemm`. A form other than `gemm` needs LoRA
+   * inputs (the `loracast` format, no `merge`; a RangeError otherwise). @default "gemm"
+   */
+  loraForm?: LoraForm;
 }
 
 /** transformers.js picks the ONNX file by dtype suffix. */
@@ -114,6 +123,11 @@ export async function buildArtifacts(
   const format = options.format ?? "loracast";
   const attention = options.attention ?? "ops";
   const kvCacheDtype = options.kvCacheDtype ?? "float32";
+  const loraForm = options.loraForm ?? "gemm";
+  if (loraForm !== "gemm" && (format !== "loracast" || options.merge !== undefined))
+    throw new RangeError(
+      `LoRA form ${loraForm} is for graphs with LoRA inputs (the loracast format, not merged)`,
+    );
   if (attention === "gqa" && format !== "loracast")
     throw new RangeError("attention gqa is for the loracast format only (transformers.js feeds a mask)");
   if (kvCacheDtype !== "float32" && attention !== "gqa")
@@ -146,12 +160,13 @@ export async function buildArtifacts(
       layout: format === "loracast" ? "fused" : "per-module",
       attention,
       kvCacheDtype,
+      loraForm,
     });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
         ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
-            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype }),
+            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype, loraForm }),
           )
         : null;
     // The same two decoders without LoRA inputs, for requests with no adapter: a LoRA graph fed
@@ -245,6 +260,7 @@ export async function buildArtifacts(
       lora,
       attention,
       kvCacheDtype,
+      loraForm,
       files: {
         model: modelFile,
         data: dataFile,
@@ -293,6 +309,7 @@ function modelManifest(
     lora: boolean;
     attention: DecoderAttention;
     kvCacheDtype: KvCacheDtype;
+    loraForm: LoraForm;
     files: ModelManifest["files"];
   },
 ): ModelManifest {
@@ -322,6 +339,7 @@ function modelManifest(
       packedModules: PACKED_MODULES.map((p) => ({ ...p, modules: [...p.modules] })),
       ...(graph.attention === "ops" ? {} : { attention: graph.attention }),
       ...(graph.kvCacheDtype === "float32" ? {} : { kvCacheDtype: graph.kvCacheDtype }),
+      ...(graph.loraForm === "gemm" ? {} : { loraForm: graph.loraForm }),
     },
     modules: graph.lora
       ? [...spec.modules.values()].map((m) => ({

@@ -19,13 +19,14 @@
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
 
-import { IO, type KvCacheDtype } from "../model-format/index.ts";
+import { IO, type KvCacheDtype, type LoraForm, loraALayout } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import { type AttentionShapes, attention, attentionMasks, type QkvInput, ropeCaches } from "./attention.ts";
 import { gqaAttention, gqaShared, gqaUnsupported } from "./attention-gqa.ts";
 import { fusedLayers } from "./fused-layers.ts";
+import { loraDown, loraUp } from "./lora-forms.ts";
 import type { Matrix, WeightPlan } from "./weights.ts";
 
 /** Options of `buildDecoderGraph`: which interface the generated graph has. */
@@ -45,6 +46,8 @@ export interface DecoderGraphOptions {
   attention?: DecoderAttention;
   /** The KV cache's element type; `float16` needs `attention: "gqa"`. @default "float32" */
   kvCacheDtype?: KvCacheDtype;
+  /** How each LoRA pair's first product is computed (`lora-forms.ts`). @default "gemm" */
+  loraForm?: LoraForm;
 }
 
 /**
@@ -92,6 +95,8 @@ export interface DecoderBodyOptions {
   attention?: DecoderAttention;
   /** @default "float32"; `float16` (`attention-gqa.ts`) needs `attention: "gqa"`. */
   kvCacheDtype?: KvCacheDtype;
+  /** @default "gemm" (`lora-forms.ts`; the training graph's, whose feeds are PEFT's layout) */
+  loraForm?: LoraForm;
 }
 
 /**
@@ -112,6 +117,7 @@ export function buildDecoderGraph(
     layout: options.layout ?? "fused",
     attention: options.attention ?? "ops",
     kvCacheDtype: options.kvCacheDtype ?? "float32",
+    loraForm: options.loraForm ?? "gemm",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -156,6 +162,7 @@ export function buildDecoderBody(
   const { dims } = arch;
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: V } = dims;
   const { lora } = options;
+  const loraForm = options.loraForm ?? "gemm";
   const loraInputs: string[] = [];
 
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
@@ -199,7 +206,7 @@ export function buildDecoderBody(
         bias ? w.vector(`${module}.bias`, [outF]) : null,
       );
       if (!lora || !module.startsWith("model.layers.")) return y;
-      return loraBranch(g, x, y, module, inF, outF, loraInputs);
+      return loraBranch(g, x, y, { module, inF, outF, form: loraForm }, loraInputs);
     });
 
   const norm = (x: string, weight: string): string =>
@@ -212,7 +219,7 @@ export function buildDecoderBody(
   let h = g.op1("Reshape", [embedded, i64(-1, D)]);
 
   if (options.layout === "fused") {
-    const hidden = fusedLayers({ g, arch, w, lora, loraInputs, attend }, h);
+    const hidden = fusedLayers({ g, arch, w, lora, loraForm, loraInputs, attend }, h);
     return { hidden, normed: true, bs, loraInputs, linear, norm };
   }
 
@@ -272,23 +279,32 @@ export function project(
   return bias === null ? y : g.op1("Add", [y, bias]);
 }
 
+/** One projection's LoRA pair as `loraBranch` builds it: its module (plain or packed), shape and form. */
+export interface LoraPair {
+  module: string;
+  inF: number;
+  outF: number;
+  form: LoraForm;
+}
+
 /**
- * The LoRA branch of one projection (`module`, plain or packed): inputs `lora_A` `[r, inF]` and
- * `lora_B` `[outF, r]` (B scaled by the runtime), `y + (x · Aᵀ) · Bᵀ` as two `Gemm`s with the base
- * output `y` as the second's C. The inputs are appended to `loraInputs`.
+ * The LoRA branch of one projection (`pair.module`, plain or packed): inputs `lora_A`, `[r, inF]` or
+ * `[inF, r]` as `loraALayout(pair.form)` says, and `lora_B` `[outF, r]` (B scaled by the runtime);
+ * `y + (x · Aᵀ) · Bᵀ`, the first product in `pair.form` (`lora-forms.ts`), the second one `Gemm`
+ * with the base output `y` as its C. The inputs are appended to `loraInputs`.
  */
 export function loraBranch(
   g: GraphBuilder,
   x: string,
   y: string,
-  module: string,
-  inF: number,
-  outF: number,
+  pair: LoraPair,
   loraInputs: string[],
 ): string {
-  const a = g.input(peftKey(module, "A"), "float32", [`r.${module}`, inF]);
-  const b = g.input(peftKey(module, "B"), "float32", [outF, `r.${module}`]);
+  const { module, inF, outF, form } = pair;
+  const rank = `r.${module}`;
+  const aDims = loraALayout(form) === "rows" ? [rank, inF] : [inF, rank];
+  const a = g.input(peftKey(module, "A"), "float32", aDims);
+  const b = g.input(peftKey(module, "B"), "float32", [outF, rank]);
   loraInputs.push(a, b);
-  const u = g.op1("Gemm", [x, a], { transB: attr.int(1) });
-  return g.op1("Gemm", [u, b, y], { transB: attr.int(1) });
+  return loraUp(g, loraDown(g, form, x, a, inF), b, y);
 }

@@ -6,6 +6,7 @@
  * with the RMSNorm after it as one `SkipSimplifiedLayerNormalization` (com.microsoft), whose
  * output 3 is the residual sum the next add needs. The last one applies the final norm.
  */
+import type { LoraForm } from "../model-format/index.ts";
 import { buildModelSpec, PACKED_MODULES, type PackedModule } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
@@ -20,6 +21,8 @@ export interface LayerContext {
   w: WeightPlan;
   /** Add a LoRA pair per packed module; its inputs are appended to `loraInputs`. */
   lora: boolean;
+  /** How each pair's first product is computed (`lora-forms.ts`). */
+  loraForm: LoraForm;
   loraInputs: string[];
   /** One layer's attention over its packed q/k/v projection, before `o_proj` (`buildDecoderBody`). */
   attend: (layer: number, x: QkvInput) => string;
@@ -65,7 +68,7 @@ export function fusedLayers(c: LayerContext, embedded: string): string {
         outF,
         bias ? w.fusedVector(`${module}.bias`, rows("bias")) : null,
       );
-      return c.lora ? loraBranch(g, x, y, module, inF, outF, c.loraInputs) : y;
+      return c.lora ? loraBranch(g, x, y, { module, inF, outF, form: c.loraForm }, c.loraInputs) : y;
     });
   };
 

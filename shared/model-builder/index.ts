@@ -5,6 +5,7 @@
 export { parseArchitecture } from "./architecture.ts";
 export { type BuildOptions, buildArtifacts, transformersJsDtype } from "./artifacts.ts";
 export type { DecoderAttention } from "./decoder-graph.ts";
+export { defaultLoraForm, loraDown, loraUp } from "./lora-forms.ts";
 export { countDecodeStepNodes } from "./node-count.ts";
 export { dequantize, quantize, quantLayout } from "./quantize.ts";
 export type { BaseQuant } from "./weights.ts";

@@ -13,7 +13,11 @@ import { type BaseQuant, WeightPlan } from "./weights.ts";
 /** Nodes of one decode step: in all, those of the LoRA branches, and by op type (most first). */
 export interface StepNodeCounts {
   total: number;
-  /** Nodes that read a LoRA factor input (`lora_A`/`lora_B`): two `Gemm`s per LoRA pair. */
+  /**
+   * The nodes the LoRA branches add: the graph's count less that of the same graph without LoRA
+   * inputs (two `Gemm`s per pair in the `gemm` form, five in `mulsum`: `Reshape`, `Mul`,
+   * `ReduceSum`, `Reshape`, `Gemm`). A base graph's count is 0.
+   */
   lora: number;
   byOp: Record<string, number>;
 }
@@ -21,7 +25,8 @@ export interface StepNodeCounts {
 /**
  * Counts the nodes of the generation graph (`model.onnx`, the one that returns the KV cache) that
  * `buildArtifacts` builds for `arch` in `quant`, in `layout`, with `graph`'s attention and KV cache
- * element type (`ops` and float32 when absent), and with LoRA inputs unless `graph.lora` is false
+ * element type (`ops` and float32 when absent), its `loraForm` (`gemm` when absent), and with LoRA
+ * inputs unless `graph.lora` is false
  * (`model.base.onnx`, whose `lora` count is 0). Builds the graph in memory only: no weight is read.
  * Throws as `buildDecoderGraph` does for a combination it refuses.
  */
@@ -29,18 +34,17 @@ export function countDecodeStepNodes(
   arch: Architecture,
   quant: BaseQuant,
   layout: DecoderLayout,
-  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora"> = {},
+  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora" | "loraForm"> = {},
 ): StepNodeCounts {
-  const g = new GraphBuilder("count");
-  buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { lora: true, layout, ...graph });
-  const built = g.build();
-  const factors = new Set(built.inputs.map((i) => i.name).filter((n) => n.startsWith("base_model.")));
+  const build = (lora: boolean) => {
+    const g = new GraphBuilder("count");
+    buildDecoderGraph(g, arch, new WeightPlan(g, quant, "count.data"), { layout, ...graph, lora });
+    return g.build();
+  };
+  const built = build(graph.lora ?? true);
   const byOp = new Map<string, number>();
-  let lora = 0;
-  for (const n of built.nodes) {
-    byOp.set(n.opType, (byOp.get(n.opType) ?? 0) + 1);
-    if (n.inputs.some((i) => factors.has(i))) lora++;
-  }
+  for (const n of built.nodes) byOp.set(n.opType, (byOp.get(n.opType) ?? 0) + 1);
+  const lora = graph.lora === false ? 0 : built.nodes.length - build(false).nodes.length;
   return {
     total: built.nodes.length,
     lora,

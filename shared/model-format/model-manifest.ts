@@ -36,6 +36,28 @@ export const kvCacheDtypeSchema = z.enum(["float32", "float16"]);
 export type KvCacheDtype = z.infer<typeof kvCacheDtypeSchema>;
 
 /**
+ * How the generation graphs compute a LoRA pair's first product, `x · Aᵀ`
+ * (`model-builder/lora-forms.ts` says what each form is and why): `gemm`, one Gemm (the form every
+ * build before it had); `matmul`, one MatMul over A transposed; `mulsum`, Mul and ReduceSum;
+ * `splitk`, a batched MatMul over chunks of the input features and a ReduceSum.
+ */
+export const loraFormSchema = z.enum(["gemm", "matmul", "mulsum", "splitk"]);
+/** One of `loraFormSchema`'s forms. */
+export type LoraForm = z.infer<typeof loraFormSchema>;
+
+/**
+ * How a `LoraForm` takes the packed `lora_A` input: `rows`, PEFT's `[r, in]`; `columns`,
+ * transposed, `[in, r]` (`matmul` and `splitk`; the runtime transposes each adapter once,
+ * `packLoraFeeds`). `lora_B` is PEFT's `[out, r]` in every form.
+ */
+export type LoraALayout = "rows" | "columns";
+
+/** The `LoraALayout` that `form` takes. */
+export function loraALayout(form: LoraForm): LoraALayout {
+  return form === "matmul" || form === "splitk" ? "columns" : "rows";
+}
+
+/**
  * The manifest's schema version. `loracast-model/1` was written by builders before the fused
  * decoder graph (a LoRA pair per HF module); its graphs take other inputs, so it is refused with a
  * "rebuild the model" error.
@@ -120,6 +142,13 @@ export const modelManifestSchema = z.object({
        * on the first step, so no reader can misread a float16 cache silently.
        */
       kvCacheDtype: kvCacheDtypeSchema.optional(),
+      /**
+       * The generation graphs' `LoraForm`; absent means `gemm`, what every manifest before it had.
+       * Added without a schema bump, as `attention` was: the `rows` forms take the factors as
+       * before, and a runtime that predates it would feed a `columns` form's `lora_A` as `[r, in]`,
+       * which ORT refuses on the first step (the input's fixed dimension is `in`), never silently.
+       */
+      loraForm: loraFormSchema.optional(),
     })
     // Only the GroupQueryAttention graphs are built with a float16 cache (`buildArtifacts`).
     .refine((d) => d.kvCacheDtype !== "float16" || d.attention === "gqa", {

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import {
   IO,
+  loraALayout,
   type ModelArtifactsError,
   type ModelManifest,
   readModelManifest,
@@ -222,14 +223,15 @@ export class DecoderSession {
 
   /**
    * An adapter's per-module feeds (`adapterFeeds`, `baseFeeds`) as this session's graph takes them:
-   * packed per packed module (`packLoraFeeds`, the manifest's `decoder.packedModules`), once per
-   * feeds object. Call it when an adapter is activated, so that its first step does not pay for the
+   * packed per packed module (`packLoraFeeds`, the manifest's `decoder.packedModules`), with A in
+   * the layout of the graph's `decoder.loraForm` (`loraALayout`), once per feeds object. Call it when an adapter is activated, so that its first step does not pay for the
    * packing; `step` packs what it is given otherwise. A graph without LoRA inputs (a merged base)
    * takes the feeds as they are. Throws when the feeds lack a module of the base.
    */
   prepare(lora: LoraFeeds): LoraFeeds {
     if (this.spec.modules.size === 0) return lora;
-    return packLoraFeeds(this.spec, this.manifest.decoder.packedModules, lora);
+    const layout = loraALayout(this.manifest.decoder.loraForm ?? "gemm");
+    return packLoraFeeds(this.spec, this.manifest.decoder.packedModules, lora, layout);
   }
 
   /**

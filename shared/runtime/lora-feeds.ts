@@ -6,6 +6,7 @@
  * vLLM packed module (`packLoraFeeds`).
  */
 import * as ort from "onnxruntime-node";
+import type { LoraALayout } from "../model-format/index.ts";
 import type { ModelSpec, PackedModule, VerifiedAdapter } from "../model-spec/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { toFloat32 } from "../safetensors/index.ts";
@@ -68,9 +69,21 @@ export function adapterFeeds(spec: ModelSpec, adapter: VerifiedAdapter): LoraFee
   return Object.freeze(feeds);
 }
 
-/** Feeds that `packLoraFeeds` made, so that packing them again returns them as they are. */
-const packedFeeds = new WeakSet<LoraFeeds>();
-const packCache = new WeakMap<LoraFeeds, LoraFeeds>();
+/** Feeds that `packLoraFeeds` made, and in which layout, so that packing them again returns them. */
+const packedFeeds = new WeakMap<LoraFeeds, LoraALayout>();
+const packCache: Record<LoraALayout, WeakMap<LoraFeeds, LoraFeeds>> = {
+  rows: new WeakMap(),
+  columns: new WeakMap(),
+};
+
+/** `[rows, cols]` row-major data as `[cols, rows]`. */
+function transposed(t: ort.Tensor): ort.Tensor {
+  const [rows = 0, cols = 0] = t.dims;
+  const src = t.data as Float32Array;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = src[i * cols + j] ?? 0;
+  return new ort.Tensor("float32", out, [cols, rows]);
+}
 
 /**
  * Per-module feeds (`adapterFeeds`, `baseFeeds`: PEFT keys, B already scaled) as the fused decoder
@@ -79,15 +92,26 @@ const packCache = new WeakMap<LoraFeeds, LoraFeeds>();
  * B is block-diagonal, `[Σout, Σr]`: member i's B at its own rows and rank columns, zero elsewhere,
  * so `(x·Aᵀ)·Bᵀ` is each member's LoRA in its own output rows. An untargeted member is a rank-0
  * block; a group with no targeted member is a rank-0 pair (what a base-only request feeds).
- * Packing is done once per feeds object (cached; feeds are immutable), and packed feeds pass
- * through unchanged; packed base feeds stay marked (`isBaseFeeds`). Throws when a member's
- * factors are missing or of the wrong shape.
+ * With `aLayout` `columns` (the graph's `LoraForm` says, `loraALayout`), each packed A is stored
+ * transposed, `[in, Σr]`.
+ * Packing is done once per feeds object and layout (cached; feeds are immutable), and packed
+ * feeds pass through unchanged; packed base feeds stay marked (`isBaseFeeds`). Throws when a
+ * member's factors are missing or of the wrong shape, or when packed feeds of the other layout
+ * are given.
  */
-export function packLoraFeeds(spec: ModelSpec, groups: readonly PackedModule[], feeds: LoraFeeds): LoraFeeds {
-  if (packedFeeds.has(feeds)) return feeds;
-  const cached = packCache.get(feeds);
+export function packLoraFeeds(
+  spec: ModelSpec,
+  groups: readonly PackedModule[],
+  feeds: LoraFeeds,
+  aLayout: LoraALayout = "rows",
+): LoraFeeds {
+  const packedAs = packedFeeds.get(feeds);
+  if (packedAs === aLayout) return feeds;
+  if (packedAs !== undefined) throw new Error(`LoRA feeds packed with A ${packedAs}, not ${aLayout}`);
+  const cached = packCache[aLayout].get(feeds);
   if (cached !== undefined) return cached;
   const out: Record<string, ort.Tensor> = {};
+  const inLayout = (a: ort.Tensor) => (aLayout === "columns" ? transposed(a) : a);
   for (let layer = 0; layer < spec.dims.numLayers; layer++) {
     for (const group of groups) {
       const members = group.modules.map((m) => {
@@ -110,7 +134,7 @@ export function packLoraFeeds(spec: ModelSpec, groups: readonly PackedModule[], 
       if (only !== undefined) {
         // A group of one module is its own pair.
         const name = `model.layers.${layer}.${only}`;
-        out[peftKey(packed, "A")] = feeds[peftKey(name, "A")] as ort.Tensor;
+        out[peftKey(packed, "A")] = inLayout(feeds[peftKey(name, "A")] as ort.Tensor);
         out[peftKey(packed, "B")] = feeds[peftKey(name, "B")] as ort.Tensor;
         continue;
       }
@@ -127,12 +151,12 @@ export function packLoraFeeds(spec: ModelSpec, groups: readonly PackedModule[], 
         row += m.outFeatures;
         col += m.rank;
       }
-      out[peftKey(packed, "A")] = new ort.Tensor("float32", a, [rank, inF]);
+      out[peftKey(packed, "A")] = inLayout(new ort.Tensor("float32", a, [rank, inF]));
       out[peftKey(packed, "B")] = new ort.Tensor("float32", b, [outF, rank]);
     }
   }
   const frozen = isBaseFeeds(feeds) ? markBase(out) : Object.freeze(out);
-  packedFeeds.add(frozen);
-  packCache.set(feeds, frozen);
+  packedFeeds.set(frozen, aLayout);
+  packCache[aLayout].set(feeds, frozen);
   return frozen;
 }

@@ -4,7 +4,7 @@ import type * as ort from "onnxruntime-node";
 import { buildModelSpec, PACKED_MODULES, peftKey, verifyAdapterFiles } from "../model-spec/index.ts";
 import { createRng } from "../random/index.ts";
 import { encodeSafetensors, type TensorInput } from "../safetensors/index.ts";
-import { adapterFeeds, baseFeeds, packLoraFeeds } from "./index.ts";
+import { adapterFeeds, baseFeeds, isBaseFeeds, packLoraFeeds } from "./index.ts";
 
 // Two layers, GQA (k/v narrower than q), intermediate ≠ hidden: every group has distinct widths.
 const spec = buildModelSpec({
@@ -162,6 +162,36 @@ describe("packLoraFeeds", () => {
     assert.equal(packLoraFeeds(spec, PACKED_MODULES, perModule), packed);
     assert.equal(packLoraFeeds(spec, PACKED_MODULES, packed), packed);
     assert.ok(Object.isFrozen(packed));
+  });
+
+  it("with A in columns (the matmul and splitk forms), stores each packed A transposed, B as in rows", () => {
+    const columns = packLoraFeeds(spec, PACKED_MODULES, perModule, "columns");
+    for (const key of Object.keys(packed)) {
+      const [rows, cols] = packed[key]?.dims ?? [];
+      const got = columns[key];
+      if (!key.endsWith("lora_A.weight")) {
+        assert.deepEqual(got?.dims, packed[key]?.dims, key);
+        assert.deepEqual(data(got), data(packed[key]), `${key}: B as in rows`);
+        continue;
+      }
+      assert.deepEqual(got?.dims, [cols, rows], key);
+      for (let i = 0; i < (rows ?? 0); i++)
+        for (let j = 0; j < (cols ?? 0); j++)
+          assert.equal(
+            data(got)[j * (rows ?? 0) + i],
+            data(packed[key])[i * (cols ?? 0) + j],
+            `${key}[${i}, ${j}]`,
+          );
+    }
+    // Cached per layout; packed feeds of one layout are refused as the other's.
+    assert.equal(packLoraFeeds(spec, PACKED_MODULES, perModule, "columns"), columns);
+    assert.equal(packLoraFeeds(spec, PACKED_MODULES, columns, "columns"), columns);
+    assert.equal(packLoraFeeds(spec, PACKED_MODULES, perModule), packed);
+    assert.throws(() => packLoraFeeds(spec, PACKED_MODULES, columns), /packed with A columns, not rows/);
+    const base = packLoraFeeds(spec, PACKED_MODULES, baseFeeds(spec), "columns");
+    assert.deepEqual(base[peftKey("model.layers.0.self_attn.qkv_proj", "A")]?.dims, [8, 0]);
+    assert.deepEqual(base[peftKey("model.layers.0.mlp.down_proj", "A")]?.dims, [12, 0]);
+    assert.ok(isBaseFeeds(base));
   });
 
   it("refuses feeds that lack a module, naming it", () => {

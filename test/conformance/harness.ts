@@ -5,8 +5,13 @@
  * distance from PyTorch is reported as KL divergence and top-1 agreement.
  */
 import { basename, join } from "node:path";
-import { type BaseQuant, buildArtifacts, type DecoderAttention } from "@loracast/shared/model-builder";
-import type { KvCacheDtype, ModelManifest } from "@loracast/shared/model-format";
+import {
+  type BaseQuant,
+  buildArtifacts,
+  type DecoderAttention,
+  defaultLoraForm,
+} from "@loracast/shared/model-builder";
+import type { KvCacheDtype, LoraForm, ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -56,6 +61,11 @@ export interface ConformanceOptions {
   tf32?: boolean;
   /** The decoder's ORT binding (`DecoderSessionOptions.backend`); the training graph is the stock one's. */
   backend?: OrtBackend;
+  /**
+   * How the decoder graphs compute each LoRA pair's first product (`build-model --lora-form`); the
+   * training graph keeps `gemm`. @default `defaultLoraForm(ep)`: the build the EP runs
+   */
+  loraForm?: LoraForm;
 }
 
 interface Outputs {
@@ -87,9 +97,10 @@ async function infer(
   const outDir = join(opts.workDir, name);
   const checkpointDir = join(opts.fixtureDir, "base");
   const kvCacheDtype = attention === "gqa" ? (opts.kvCacheDtype ?? "float32") : "float32";
-  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype });
-  if (!built.ok) throw built.error;
   const ep = opts.ep ?? "cpu";
+  const loraForm = opts.loraForm ?? defaultLoraForm(ep);
+  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype, loraForm });
+  if (!built.ok) throw built.error;
   const session = await DecoderSession.load(outDir, {
     executionProviders: [ep],
     backend: opts.backend ?? "auto",
@@ -363,6 +374,7 @@ export async function runConformance(opts: ConformanceOptions) {
       model: manifest.architecture,
       quant: "fp32",
       attention: opts.attention ?? "ops",
+      loraForm: opts.loraForm ?? defaultLoraForm(opts.ep ?? "cpu"),
       positions: opts.attention === "gqa" ? "real tokens" : "all",
       ...where,
       backend: out.backend,
@@ -401,6 +413,7 @@ export async function runConformance(opts: ConformanceOptions) {
     quant: opts.quant,
     blockSize: opts.blockSize,
     attention: opts.attention ?? "ops",
+    loraForm: opts.loraForm ?? defaultLoraForm(opts.ep ?? "cpu"),
     positions: opts.attention === "gqa" ? "real tokens" : "all",
     ...where,
     backend: q.backend,

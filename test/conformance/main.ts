@@ -1,7 +1,7 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
  *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
- *   [--backend auto|ort-native|onnxruntime-node]
+ *   [--backend auto|ort-native|onnxruntime-node] [--lora-form auto|gemm|matmul|mulsum|splitk]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraFormSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
@@ -43,6 +43,11 @@ const cli = {
       default: "float32",
       help: "the GQA decoder's KV cache: float32, or float16 (CUDA's GroupQueryAttention; fp16 tolerances)",
     },
+    "lora-form": {
+      type: "string",
+      default: "auto",
+      help: "how the decoder computes each LoRA pair's x·Aᵀ (build-model --lora-form): auto (the EP's build: mulsum on webgpu, gemm elsewhere), gemm, matmul, mulsum or splitk",
+    },
   },
 } as const;
 const fail: (message: string) => never = (message) => usageError(cli, message);
@@ -72,6 +77,10 @@ if (!kvCacheDtype.success)
 if (kvCacheDtype.data === "float16" && attention !== "gqa")
   fail("--kv-cache-dtype float16 needs --attention gqa");
 
+const loraForm = values["lora-form"] === "auto" ? null : loraFormSchema.safeParse(values["lora-form"]);
+if (loraForm !== null && !loraForm.success)
+  fail(`--lora-form must be auto or one of ${loraFormSchema.options.join(", ")}, got ${values["lora-form"]}`);
+
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
   const report = await runConformance({
@@ -84,6 +93,7 @@ try {
     ep: ep.data,
     tf32: values.tf32 === "on",
     backend: backend.data,
+    ...(loraForm === null ? {} : { loraForm: loraForm.data }),
   });
   console.log(JSON.stringify(report));
   process.exitCode = report.pass ? 0 : 1;

@@ -33,12 +33,21 @@ const ENTRIES: Entry[] = [
   {
     name: "npm run build-model",
     command: ["npm", "run", "--silent", "build-model", "--"],
-    flags: ["quant", "block-size", "accuracy-level", "merge", "format", "attention", "kv-cache-dtype"],
+    flags: [
+      "quant",
+      "block-size",
+      "accuracy-level",
+      "merge",
+      "format",
+      "attention",
+      "kv-cache-dtype",
+      "lora-form",
+    ],
   },
   {
     name: "npm run conformance",
     command: tsx("test/conformance/main.ts"),
-    flags: ["quant", "block-size", "attention", "kv-cache-dtype"],
+    flags: ["quant", "block-size", "attention", "kv-cache-dtype", "lora-form"],
   },
   {
     name: "npm run bench:engine",

@@ -1,7 +1,7 @@
 /**
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
- *   [--attention ops|gqa] [--kv-cache-dtype float32|float16]
+ *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk]
  *
  * Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
@@ -9,12 +9,14 @@
  * the same decoder for transformers.js instead. `--attention gqa` builds the decoder's attention as
  * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md);
  * `--kv-cache-dtype float16` with it computes attention and keeps the KV cache in float16, as ORT's
- * CUDA GroupQueryAttention kernel requires.
+ * CUDA GroupQueryAttention kernel requires. `--lora-form` picks how each LoRA pair's first product is
+ * computed (shared/model-builder/lora-forms.ts): `mulsum` is the WebGPU build's, `gemm` (the
+ * default) the CPU's and CUDA's.
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
-import { kvCacheDtypeSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraFormSchema } from "@loracast/shared/model-format";
 import { loadModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 
@@ -49,6 +51,11 @@ const cli = {
       type: "string",
       default: "float32",
       help: "the KV cache's element type: float32, or float16 with --attention gqa (what ORT's CUDA kernel takes)",
+    },
+    "lora-form": {
+      type: "string",
+      default: "gemm",
+      help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum (the WebGPU build's) or splitk",
     },
   },
 } as const;
@@ -92,6 +99,11 @@ if (!kvCacheDtype.success)
   fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
 if (kvCacheDtype.data === "float16" && attention !== "gqa")
   fail("--kv-cache-dtype float16 needs --attention gqa");
+const loraForm = loraFormSchema.safeParse(values["lora-form"]);
+if (!loraForm.success)
+  fail(`--lora-form must be one of ${loraFormSchema.options.join(", ")}, got ${values["lora-form"]}`);
+if (loraForm.data !== "gemm" && (format !== "loracast" || values.merge !== undefined))
+  fail("--lora-form other than gemm needs LoRA inputs: --format loracast and no --merge");
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));
@@ -118,6 +130,7 @@ const built = await buildArtifacts({
   format,
   attention,
   kvCacheDtype: kvCacheDtype.data,
+  loraForm: loraForm.data,
   ...(merge !== undefined ? { merge } : {}),
 });
 if (!built.ok) {

@@ -1,7 +1,8 @@
 /**
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
  *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
- *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both]
+ *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both
+ *   --lora-form=auto|<form>[,<form>…]]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -17,6 +18,9 @@
  * The base rows run what a base-only request runs with `--base-graph` as the decoder's `baseGraph`
  * (`auto`: the graph without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on
  * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
+ * `--lora-form` picks how the loracast graphs compute each LoRA pair's x·Aᵀ (`build-model
+ * --lora-form`; `auto`: the EP's build, `mulsum` on webgpu, `gemm` elsewhere); further forms after a
+ * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (ops attention).
  */
 
 import { existsSync } from "node:fs";
@@ -31,10 +35,16 @@ import {
   type BuildOptions,
   buildArtifacts,
   countDecodeStepNodes,
+  defaultLoraForm,
   parseArchitecture,
   transformersJsDtype,
 } from "@loracast/shared/model-builder";
-import { kvCacheDtypeSchema, readModelManifest } from "@loracast/shared/model-format";
+import {
+  kvCacheDtypeSchema,
+  type LoraForm,
+  loraFormSchema,
+  readModelManifest,
+} from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import {
@@ -109,6 +119,11 @@ const cli = {
       default: "auto",
       help: "the base rows' decoder graph: auto (without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on cpu), on, off, or both (rank-0 rows beside the base graph's)",
     },
+    "lora-form": {
+      type: "string",
+      default: "auto",
+      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (mulsum on webgpu, gemm elsewhere), gemm, matmul, mulsum or splitk; a comma list adds LoRA rows of the later forms beside the first's",
+    },
     profile: {
       type: "string",
       default: "0",
@@ -142,6 +157,16 @@ const flagsSchema = z
     "base-graph": z.enum([...baseGraphSchema.options, "both"]),
     profile: count(0, 1000),
     work: z.string().min(1),
+    "lora-form": z
+      .string()
+      .transform((v) => v.split(","))
+      .pipe(
+        z
+          .array(z.enum(["auto", ...loraFormSchema.options]))
+          .min(1)
+          .max(4)
+          .refine((l) => new Set(l).size === l.length, "a form listed twice"),
+      ),
   })
   .check((ctx) => {
     const v = ctx.value;
@@ -198,6 +223,12 @@ const tf32 = values.tf32 === "default" ? {} : { cudaTf32: values.tf32 === "on" }
 const baseGraphFlag = values["base-graph"];
 // `both`: the base graph, and rank-0 rows on the LoRA graph beside it.
 const baseGraph = baseGraphFlag === "both" ? "on" : baseGraphFlag;
+// The main rows' form first, then the forms whose LoRA rows go beside them.
+const [mainLoraForm = "gemm", ...moreLoraForms] = values["lora-form"].map(
+  (f): LoraForm => (f === "auto" ? defaultLoraForm(ep) : f),
+);
+if (moreLoraForms.includes(mainLoraForm))
+  usageError(cli, `--lora-form: ${mainLoraForm} is listed twice (auto is ${defaultLoraForm(ep)} on ${ep})`);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -206,9 +237,12 @@ const int4: BaseQuant = { kind: "nbits", bits: 4, blockSize, emulate: false, acc
 // Block 32 keeps the directory names earlier runs built.
 const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}`;
 const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa16" : "-gqa") : "");
+// gemm keeps the directory names earlier runs built.
+const formTag = (f: LoraForm) => (f === "gemm" ? "" : `-${f}`);
+const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${formTag(f)}`);
 const dirs = {
-  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}`),
-  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}`),
+  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(mainLoraForm)}`),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${formTag(mainLoraForm)}`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
 };
@@ -246,6 +280,7 @@ await buildOnce("int4 artifacts", await builtWithBase(dirs.int4), {
   outDir: dirs.int4,
   quant: int4,
   ...withAttention(mainAttention),
+  loraForm: mainLoraForm,
 });
 if (attention === "both")
   await buildOnce("int4 GQA artifacts", await builtWithBase(dirs.int4Gqa), {
@@ -253,6 +288,15 @@ if (attention === "both")
     outDir: dirs.int4Gqa,
     quant: int4,
     ...withAttention("gqa"),
+    loraForm: mainLoraForm,
+  });
+for (const form of moreLoraForms)
+  await buildOnce(`int4 artifacts, LoRA form ${form}`, await builtWithBase(formDir(form)), {
+    checkpointDir: checkpoint,
+    outDir: formDir(form),
+    quant: int4,
+    ...withAttention("ops"),
+    loraForm: form,
   });
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
   checkpointDir: checkpoint,
@@ -271,21 +315,26 @@ await buildOnce("transformers.js export", !compare || existsSync(join(dirs.tjs, 
 // The decode step's nodes in both layouts (docs/architecture.md, "Model artifacts"), by op type.
 const arch = parseArchitecture(JSON.parse(await readFile(configPath, "utf8")));
 if (!arch.ok) throw arch.error;
-say("\nnodes per decode step, int4, as built: layout | total | LoRA | by op type");
-for (const [layout, a, lora] of [
-  ["per-module", "ops", true],
-  ["fused", "ops", true],
-  ["fused", "ops", false],
-  ["fused", "gqa", true],
-  ["fused", "gqa", false],
+say(
+  `\nnodes per decode step, int4, as built (LoRA form ${mainLoraForm} unless named): layout | total | LoRA | by op type`,
+);
+for (const [layout, a, lora, form] of [
+  ["per-module", "ops", true, "gemm"],
+  ["fused", "ops", true, mainLoraForm],
+  ["fused", "ops", false, mainLoraForm],
+  ["fused", "gqa", true, mainLoraForm],
+  ["fused", "gqa", false, mainLoraForm],
+  ...moreLoraForms.map((f) => ["fused", "ops", true, f] as const),
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;
-  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora });
+  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora, loraForm: form });
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
-  const what = a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "";
+  const what =
+    (a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "") +
+    (lora && form !== mainLoraForm ? `, LoRA form ${form}` : "");
   const file = lora ? "model.onnx" : "model.base.onnx, no LoRA inputs";
   say(
-    `${layout}${layout === "fused" ? ` (${file}${what})` : ""} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
+    `${layout}${layout === "fused" ? ` (${file}${what})` : " (the training graph's, LoRA form gemm)"} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
   );
 }
 
@@ -319,13 +368,21 @@ if (values.throughput) {
   if (session.baseGraph.graphPath !== null) await sayNodes(session.baseGraph.graphPath, ", base requests");
   const gqa = attention === "both" ? await load(dirs.int4Gqa) : null;
   if (gqa !== null) await sayNodes(gqa.graphPath, ", GQA");
+  const otherForms = new Map<LoraForm, DecoderSession>();
+  for (const form of moreLoraForms) {
+    const s = await load(formDir(form));
+    otherForms.set(form, s);
+    await sayNodes(s.graphPath, `, LoRA form ${form}`);
+  }
   await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
   const stock = stockToo ? await load(dirs.int4, "onnxruntime-node") : null;
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
   say(
     `decoder binding: ${session.backend} (${session.backendReason})${stock === null ? "" : "; rows marked (onnxruntime-node): the stock binding"}`,
   );
-  say(`int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}`);
+  say(
+    `int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}; LoRA form ${mainLoraForm}${moreLoraForms.length > 0 ? ` (rows named by form: ${moreLoraForms.join(", ")})` : ""}`,
+  );
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
   say("|---|---|---|---|");
@@ -350,6 +407,8 @@ if (values.throughput) {
   }
   if (merged !== null) variants.set("merged fp16 (LoRA folded in)", engineGeneration(merged, {}));
   if (peer !== null) variants.set("transformers.js int4 base", peer.generation);
+  for (const [form, s] of otherForms)
+    variants.set(`int4 + LoRA r=16 ×7, ${form} form`, engineGeneration(s, adapterFeeds(s.spec, lora)));
   if (gqa !== null) {
     variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
     variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
@@ -360,12 +419,18 @@ if (values.throughput) {
   }
   await merged?.release();
   await gqa?.release();
+  for (const s of otherForms.values()) await s.release();
   await stock?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
   const overhead = (batch: number) =>
     pct(get(`int4 base@${batch}`) / get(`int4 + LoRA r=16 ×7@${batch}`) - 1);
   say(`\nLoRA decode overhead: batch 1 ${overhead(1)}, batch 8 ${overhead(8)} (target ≤ 15% on the CPU)`);
+  for (const form of moreLoraForms) {
+    const v = `int4 + LoRA r=16 ×7, ${form} form`;
+    const over = (batch: number) => pct(get(`int4 base@${batch}`) / get(`${v}@${batch}`) - 1);
+    say(`LoRA decode overhead, ${form} form: batch 1 ${over(1)}, batch 8 ${over(8)}`);
+  }
   if (baseGraphFlag === "both") {
     const gain = (batch: number) => {
       const x = get(`int4 base@${batch}`) / get(`int4 base, rank-0 LoRA graph@${batch}`) - 1;

@@ -15,8 +15,9 @@ set -uo pipefail
 start=$SECONDS
 source test/bench/gpu/setup.sh
 c=.carry/cuda
+# webgpu's LoRA form (mulsum, the bench's --lora-form=auto there), and gemm for --lora-form=mulsum,gemm.
 node "$c/bench-engine.mjs" --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-  > "$OUT/build.txt" 2>&1 &
+  --lora-form=mulsum,gemm > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
 table=()

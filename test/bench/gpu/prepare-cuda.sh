@@ -50,6 +50,8 @@ bundle test/bench/engine/main.ts "$out/bench-engine.mjs"
 bundle test/bench/gpu/batching-check.ts "$out/batching-check.mjs"
 bundle test/bench/gpu/ort-native-probe.ts "$out/ort-native-probe.mjs"
 bundle test/bench/gpu/cuda-graph-probe.ts "$out/cuda-graph-probe.mjs"
+# The LoRA-pair probe on WebGPU (webgpu-lora.sh, one call of its own).
+bundle test/bench/gpu/webgpu-lora-probe.ts "$out/webgpu-lora-probe.mjs"
 bundle test/bench/gpu/lora-op-check.ts "$out/lora-op-check.mjs"
 # The ORT addon (shared/ort-native) for the decoders (LORACAST_ORT_NATIVE_ADDON in cuda.sh) and the
 # probe: not linked against libonnxruntime.so.1, it loads onnxruntime-node's own at run time (1.29.0
@@ -61,4 +63,5 @@ cp -r ../shared/fixtures/peft-reference/llama-tiny ../shared/fixtures/peft-refer
 # Each device call carries at most 64 MiB with the tracked files (~5 MB).
 echo "call A (cuda-stage.sh) carries:"; du -ch .carry/node.xz .carry/ortnode.tar.xz | tail -1
 echo "call B (cuda.sh) carries:"; du -ch "$ep" "$out" .gl | tail -1
+echo "webgpu-lora.sh carries:"; du -ch .carry/node.xz .carry/ortnode.tar.xz "$out/webgpu-lora-probe.mjs" .gl | tail -1
 echo "call B (train.sh) carries:"; du -ch "$ep" .carry/{bench-train,trainer,s3-local}.mjs .gl | tail -1

@@ -3,14 +3,17 @@
  * fused decoder graph takes them (vLLM's packed modules, `packLoraFeeds`), as host tensors. The
  * values do not change a step's time; B is scaled small so that logits stay finite.
  */
-import type { ModelManifest } from "@loracast/shared/model-format";
+import { loraALayout, type ModelManifest } from "@loracast/shared/model-format";
 import { type ModelSpec, peftKey } from "@loracast/shared/model-spec";
 import type { HostTensor } from "@loracast/shared/ort-native";
 import { createRng } from "@loracast/shared/random";
 import { packLoraFeeds } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 
-/** float32 factors by input name (`[Σr, in]` A, block-diagonal `[Σout, Σr]` B), seed 18. */
+/**
+ * float32 factors by input name (`[Σr, in]` A, or `[in, Σr]` for a `columns` form of the manifest's
+ * `decoder.loraForm`; block-diagonal `[Σout, Σr]` B), seed 18.
+ */
 export function randomPackedFactors(
   spec: ModelSpec,
   manifest: ModelManifest,
@@ -31,9 +34,13 @@ export function randomPackedFactors(
     ]);
   }
   return Object.fromEntries(
-    Object.entries(packLoraFeeds(spec, manifest.decoder.packedModules, perModule)).map(([k, t]) => [
-      k,
-      { type: "float32", dims: [...t.dims], data: t.data as Float32Array },
-    ]),
+    Object.entries(
+      packLoraFeeds(
+        spec,
+        manifest.decoder.packedModules,
+        perModule,
+        loraALayout(manifest.decoder.loraForm ?? "gemm"),
+      ),
+    ).map(([k, t]) => [k, { type: "float32", dims: [...t.dims], data: t.data as Float32Array }]),
   );
 }
