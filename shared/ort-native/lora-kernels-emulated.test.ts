@@ -13,19 +13,20 @@ import { after, describe, it } from "node:test";
 const gpp = spawnSync("g++", ["--version"]);
 const skip = gpp.status === 0 ? false : "g++ is not on PATH (Debian: apt-get install g++)";
 
-// [M, K, R, N, grid y]: both load paths (float4: K and R multiples of 4; scalar otherwise), R = 0,
-// R above the 64-rank chunk (80, 132), several column tiles, row tiles (M > 8) and, with grid y 1,
-// the loop over row tiles past the grid.
-const CASES: [number, number, number, number, number?][] = [
+// [M, K, R, N, grid x, grid y]: both load paths (float4: K and R multiples of 4; scalar otherwise),
+// R = 0, R above the 64-rank chunk (80, 132), several column and row tiles (M > 8), and grids
+// smaller than the tiles (the kernel's loops over row and column tiles past the grid: what long
+// prefills and M above 8 · 65535 take).
+const CASES: [number, number, number, number, number?, number?][] = [
   [0, 896, 16, 1152],
   [1, 896, 0, 1152],
-  [1, 896, 16, 896],
   [8, 896, 48, 1152],
   [8, 37, 80, 33],
   [1, 1219, 16, 5],
-  [20, 36, 80, 600],
   [9, 64, 132, 700],
-  [17, 40, 12, 30, 1],
+  [17, 40, 12, 30, 1, 1],
+  [19, 36, 0, 1100, 1, 2],
+  [12, 40, 72, 1100, 1, 1],
 ];
 
 describe("lora-kernels.cu on the CPU emulation", { skip }, () => {
@@ -44,7 +45,7 @@ describe("lora-kernels.cu on the CPU emulation", { skip }, () => {
   });
 
   for (const c of CASES)
-    it(`M=${c[0]} K=${c[1]} R=${c[2]} N=${c[3]}${c[4] ? ` grid y ${c[4]}` : ""}: within 1e-5 of float64`, () => {
+    it(`M=${c[0]} K=${c[1]} R=${c[2]} N=${c[3]}${c[4] ? `, grid ${c[4]}×${c[5]}` : ""}: within 1e-5 of float64`, () => {
       const run = spawnSync(binary, c.map(String), { encoding: "utf8", timeout: 120_000 });
       assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
       assert.match(run.stdout, /worst=/);

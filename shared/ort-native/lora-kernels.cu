@@ -5,14 +5,16 @@
 // Editing this file makes lora-op.test.ts fail until the PTX is regenerated.
 //
 // Shapes (row-major float32): x [m, k], a [r, k], b [n, r], y and z [m, n].
-// Grid (lora-kernels.h): x over column tiles of THREADS columns (one column per thread), y over
-// row tiles of ROWS rows (a grid-stride loop past gridDim.y, so any m fits). Each block computes its rows' h = x · Aᵀ
-// for RANKS ranks at a time into shared memory, then each thread adds Σ_j h[row][j] · b[col][j] to
-// its rows' accumulators; r above RANKS loops over chunks. Every block recomputes h for its rows: at
-// decode (m ≤ 64) that is cheaper than a second launch and a scratch buffer. The shrink gives each
-// warp whole ranks, all the tile's rows at once: one load of a row of A serves every row of x, and a
-// shuffle reduction over k ends each; 16 warps, so that r = 16 (one packed module at rank 16) is
-// one rank per warp. Sums run in a fixed order: replays and plain runs give identical bits.
+// Grid (lora-kernels.h): y over row tiles of ROWS rows, x over column tiles of THREADS columns (one
+// column per thread); both loop past the grid, so any m and n fit whatever grid the launch picks.
+// Each block computes its row tile's h = x · Aᵀ, RANKS ranks at a time, into shared memory, then
+// each thread adds Σ_j h[row][j] · b[col][j] for its columns; the first rank chunk adds y, later
+// ones add to z. A block recomputes h for its rows, so the launch trades grid x (parallelism over
+// columns, what decode's few rows need) against that redundancy (prefill's many row tiles fill the
+// GPU with grid x = 1). The shrink gives each warp whole ranks, all the tile's rows at once: one load
+// of a row of A serves every row of x, and a shuffle reduction over k ends each; 16 warps, so that
+// r = 16 (one packed module at rank 16) is one rank per warp. Sums run in a fixed order: CUDA graph
+// replays and plain runs give identical bits.
 
 #include "lora-kernels.h"
 
@@ -28,15 +30,15 @@ extern "C" __global__ void __launch_bounds__(THREADS)
   __shared__ float h[ROWS][RANKS];
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  const int col = blockIdx.x * THREADS + threadIdx.x;
   // vec4: k % 4 == 0, r % 4 == 0 and 16-byte aligned bases, so every row of x, A and B is too.
   const float4* x4 = (const float4*)x;
   const float4* a4 = (const float4*)a;
+  const int colStride = gridDim.x * THREADS;
   for (long long row0 = (long long)blockIdx.y * ROWS; row0 < m; row0 += (long long)gridDim.y * ROWS) {
     const int rows = (int)min((long long)ROWS, m - row0);
-    float acc[ROWS];
-#pragma unroll
-    for (int i = 0; i < ROWS; i++) acc[i] = 0.f;
+    if (r == 0)
+      for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride)
+        for (int i = 0; i < rows; i++) z[(row0 + i) * n + col] = y[(row0 + i) * n + col];
     for (int r0 = 0; r0 < r; r0 += RANKS) {
       const int rc = min(RANKS, r - r0);
       // Shrink: h[i][j] = x[row0 + i] · a[r0 + j] for every row i of the tile, rank j per warp (the
@@ -79,15 +81,20 @@ extern "C" __global__ void __launch_bounds__(THREADS)
         }
       }
       __syncthreads();
-      // Expand: this thread's row of b against the chunk's h, for each of the block's rows (rows
-      // past `rows` accumulate unused values: the unrolled loop keeps acc in registers).
-      if (col < n) {
+      // Expand: each of this thread's columns, its row of b against the chunk's h for every row of
+      // the tile (rows past `rows` accumulate unused values: the unrolled loop keeps acc in
+      // registers); only this thread reads and writes its z entries, so the chunks need no sync.
+      for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride) {
         const float* br = b + (long long)col * r + r0;
+        float acc[ROWS];
+#pragma unroll
+        for (int i = 0; i < ROWS; i++) acc[i] = 0.f;
         if (vec4) {
           for (int j = 0; j < rc; j += 4) {
             const float4 v = __ldg((const float4*)(br + j));
 #pragma unroll
-            for (int i = 0; i < ROWS; i++) acc[i] += h[i][j] * v.x + h[i][j + 1] * v.y + h[i][j + 2] * v.z + h[i][j + 3] * v.w;
+            for (int i = 0; i < ROWS; i++)
+              acc[i] += h[i][j] * v.x + h[i][j + 1] * v.y + h[i][j + 2] * v.z + h[i][j + 3] * v.w;
           }
         } else {
           for (int j = 0; j < rc; j++) {
@@ -96,13 +103,12 @@ extern "C" __global__ void __launch_bounds__(THREADS)
             for (int i = 0; i < ROWS; i++) acc[i] += h[i][j] * v;
           }
         }
+        const float* base = r0 == 0 ? y : z;
+#pragma unroll
+        for (int i = 0; i < ROWS; i++)
+          if (i < rows) z[(row0 + i) * n + col] = base[(row0 + i) * n + col] + acc[i];
       }
       __syncthreads();
-    }
-    if (col < n) {
-#pragma unroll
-      for (int i = 0; i < ROWS; i++)
-        if (i < rows) z[(row0 + i) * n + col] = y[(row0 + i) * n + col] + acc[i];
     }
   }
 }

@@ -30,9 +30,6 @@ namespace {
 const char* const DOMAIN = "ai.loracast";
 const char* const NAME = "LoraShrinkExpand";
 constexpr size_t INPUTS = 4;  // x, A, B, y
-constexpr unsigned THREADS = LORA_THREADS;  // lora-kernels.h: columns per block
-constexpr long long ROWS = LORA_ROWS;       // rows per block
-constexpr long long MAX_GRID_Y = 65535;  // CUDA's limit; the kernel loops over row tiles past it
 
 OrtStatus* failure(const OrtApi* api, OrtErrorCode code, const std::string& message) {
   return api->CreateStatus(code, (std::string(NAME) + ": " + message).c_str());
@@ -277,10 +274,9 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
     const float *x = o.x, *a = o.a, *b = o.b, *y = o.y;
     float* z = o.z;
     void* params[] = {&x, &a, &b, &y, &z, &m, &k, &r, &n, &vec4};
-    const long long rowTiles = (o.m + ROWS - 1) / ROWS;
-    const unsigned gridX = static_cast<unsigned>((o.n + THREADS - 1) / THREADS);
-    const unsigned gridY = static_cast<unsigned>(rowTiles < MAX_GRID_Y ? rowTiles : MAX_GRID_Y);
-    result = d.cuLaunchKernel(function, gridX, gridY, 1, THREADS, 1, 1, 0, stream, params, nullptr);
+    unsigned gridX = 0, gridY = 0;
+    loraGrid(o.m, o.n, &gridX, &gridY);
+    result = d.cuLaunchKernel(function, gridX, gridY, 1, LORA_THREADS, 1, 1, 0, stream, params, nullptr);
     if (result != CUDA_SUCCESS) status = failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuLaunchKernel", result));
   }
   if (current != streamContext) d.cuCtxSetCurrent(current);

@@ -1,7 +1,7 @@
 // lora-kernels.cu's kernel on the CPU (cuda-shim.h), for lora-kernels-emulated.test.ts:
-//   lora-kernel M K R N [GRID_Y]
-// runs it on seeded random operands with the launch lora-op.cc makes (GRID_Y overrides the row
-// tiles' grid, to take the grid-stride loop) and prints the largest |z − reference| over the terms'
+//   lora-kernel M K R N [GRID_X GRID_Y]
+// runs it on seeded random operands with the grid lora-op.cc launches (loraGrid), or the one given
+// (smaller than the tiles: the kernel's loops past the grid), and prints the largest |z − reference| over the terms'
 // magnitude sum (the reference in double). Exits 0 when that is at most 1e-5, 1 otherwise.
 #include "cuda-shim.h"
 #include "../lora-kernels.cu"
@@ -14,7 +14,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: lora-kernel M K R N [GRID_Y]\n");
+    std::fprintf(stderr, "usage: lora-kernel M K R N [GRID_X GRID_Y]\n");
     return 2;
   }
   const long long m = std::atoll(argv[1]);
@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
   std::vector<float> z(m * n, NAN);
   auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const int vec4 = k % 4 == 0 && r % 4 == 0 && aligned(x.data()) && aligned(a.data()) && aligned(b.data());
-  const long long tiles = (m + LORA_ROWS - 1) / LORA_ROWS;
-  const unsigned gridY = argc > 5 ? std::atoi(argv[5]) : unsigned(tiles < 65535 ? tiles : 65535);
-  const Dim3 grid{unsigned((n + LORA_THREADS - 1) / LORA_THREADS), gridY, 1};
+  Dim3 grid{0, 0, 1};
+  if (m > 0 && n > 0) loraGrid(m, n, &grid.x, &grid.y);
+  if (argc > 6) grid = {unsigned(std::atoi(argv[5])), unsigned(std::atoi(argv[6])), 1};
   if (m > 0 && n > 0)
     launch(grid, LORA_THREADS,
            [&] { lora_shrink_expand(x.data(), a.data(), b.data(), y.data(), z.data(), m, k, r, n, vec4); });
