@@ -14,7 +14,6 @@
 
 #include <dlfcn.h>
 
-#include <climits>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -181,6 +180,15 @@ bool bind(void* library, const char* name, F* out, std::string* error) {
   return *out != nullptr;
 }
 
+std::string driverMessage(const Driver& d, const char* call, CUresult result) {
+  const char* text = nullptr;
+  if (d.cuGetErrorString(result, &text) != CUDA_SUCCESS || !text) text = "unknown error";
+  std::string message = std::string(call) + ": " + text + " (CUresult " + std::to_string(result) + ")";
+  if (result == CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
+    message += "; lora-kernels.ptx is PTX of CUDA 13.0: the driver must support CUDA 13.0 or later";
+  return message;
+}
+
 // The driver, loaded once per process (never unloaded: the CUDA EP keeps it loaded anyway).
 const Driver& driver() {
   static Driver d;
@@ -201,19 +209,11 @@ const Driver& driver() {
     bind(library, "cuModuleLoadData", &d.cuModuleLoadData, &error);
     bind(library, "cuModuleGetFunction", &d.cuModuleGetFunction, &error);
     bind(library, "cuLaunchKernel", &d.cuLaunchKernel, &error);
-    if (error.empty() && d.cuInit(0) != CUDA_SUCCESS) error = "cuInit failed";
     d.error = error;
+    CUresult result = error.empty() ? d.cuInit(0) : CUDA_SUCCESS;
+    if (result != CUDA_SUCCESS) d.error = driverMessage(d, "cuInit", result);
   });
   return d;
-}
-
-std::string driverMessage(const Driver& d, const char* call, CUresult result) {
-  const char* text = nullptr;
-  if (d.cuGetErrorString(result, &text) != CUDA_SUCCESS || !text) text = "unknown error";
-  std::string message = std::string(call) + ": " + text + " (CUresult " + std::to_string(result) + ")";
-  if (result == CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
-    message += "; lora-kernels.ptx is PTX of CUDA 13.0: the driver must support CUDA 13.0 or later";
-  return message;
 }
 
 // lora_shrink_expand per CUDA context, loaded on first use in each.
@@ -243,10 +243,12 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
   Operands o;
   if (OrtStatus* s = operands(api, context, &o)) return s;
   if (o.m == 0 || o.n == 0) return nullptr;
-  if (o.k > INT_MAX || o.r > INT_MAX || o.n > INT_MAX)
+  // The kernel indexes within a row in int: a column plus the grid's stride must stay below 2^31.
+  constexpr int64_t LIMIT = int64_t(1) << 30;
+  if (o.k > LIMIT || o.r > LIMIT || o.n > LIMIT)
     return failure(api, ORT_INVALID_ARGUMENT,
-                   "the CUDA kernel takes K, R and N up to " + std::to_string(INT_MAX) + ", got K " +
-                       std::to_string(o.k) + ", R " + std::to_string(o.r) + ", N " + std::to_string(o.n));
+                   "the CUDA kernel takes K, R and N up to 2^30, got K " + std::to_string(o.k) + ", R " +
+                       std::to_string(o.r) + ", N " + std::to_string(o.n));
   const Driver& d = driver();
   if (!d.error.empty()) return failure(api, ORT_RUNTIME_EXCEPTION, d.error);
   void* streamHandle = nullptr;
