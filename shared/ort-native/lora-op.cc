@@ -2,14 +2,16 @@
 // name: CPUExecutionProvider and CUDAExecutionProvider (ORT picks by the node's EP; the schema is
 // shared: onnxruntime/core/session/custom_ops.cc, CreateSchema).
 //
-// The CUDA kernel is lora-kernels.cu compiled to PTX (lora-kernels.ptx, embedded by build.ts as
+// The CUDA kernels are lora-kernels.cu compiled to PTX (lora-kernels.ptx, embedded by build.ts as
 // LORA_PTX in the generated lora-ptx.h): the addon is built with g++ alone, so it reaches the GPU
 // through the CUDA driver (libcuda.so.1, dlopen'ed on the first CUDA compute; it is loaded in every
 // process that runs the CUDA EP) with prototypes declared here rather than cuda.h. The module is
 // loaded, once per CUDA context, on the first compute in that context: ORT makes at least one plain
 // run before it captures a CUDA graph (min_num_runs_before_cuda_graph_capture_ in
-// cuda_execution_provider.h), so capture and replay see only the launch, on ORT's compute stream
-// (KernelContext_GetGPUComputeStream). Compute allocates nothing and never synchronises.
+// cuda_execution_provider.h), so capture and replay see only the launches, on ORT's compute stream
+// (KernelContext_GetGPUComputeStream). h = x · Aᵀ lives in a scratch buffer from ORT's allocator for
+// the op's device (KernelContext_GetScratchBuffer: the arena, on the compute stream), given back
+// right after the launches, as ORT's own CUDA kernels do with theirs; compute never synchronises.
 #include "lora-op.h"
 
 #include <dlfcn.h>
@@ -216,15 +218,19 @@ const Driver& driver() {
   return d;
 }
 
-// lora_shrink_expand per CUDA context, loaded on first use in each.
-std::mutex functionsMutex;
-std::map<CUcontext, CUfunction> functions;
+// The kernels of the module, per CUDA context, loaded on first use in each.
+struct Kernels {
+  CUfunction shrink = nullptr;
+  CUfunction expand = nullptr;
+};
+std::mutex kernelsMutex;
+std::map<CUcontext, Kernels> kernels;
 
-// The kernel's function in `context` (current on this thread), loading the module if needed.
-OrtStatus* kernelIn(const OrtApi* api, const Driver& d, CUcontext context, CUfunction* out) {
-  std::lock_guard<std::mutex> lock(functionsMutex);
-  auto found = functions.find(context);
-  if (found != functions.end()) {
+// The kernels in `context` (current on this thread), loading the module if needed.
+OrtStatus* kernelsIn(const OrtApi* api, const Driver& d, CUcontext context, Kernels* out) {
+  std::lock_guard<std::mutex> lock(kernelsMutex);
+  auto found = kernels.find(context);
+  if (found != kernels.end()) {
     *out = found->second;
     return nullptr;
   }
@@ -232,10 +238,55 @@ OrtStatus* kernelIn(const OrtApi* api, const Driver& d, CUcontext context, CUfun
   CUresult result = d.cuModuleLoadData(&module, LORA_PTX);
   if (result != CUDA_SUCCESS)
     return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuModuleLoadData (lora-kernels.ptx)", result));
-  result = d.cuModuleGetFunction(out, module, "lora_shrink_expand");
+  Kernels loaded;
+  result = d.cuModuleGetFunction(&loaded.shrink, module, "lora_shrink");
+  if (result == CUDA_SUCCESS) result = d.cuModuleGetFunction(&loaded.expand, module, "lora_expand");
   if (result != CUDA_SUCCESS) return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuModuleGetFunction", result));
-  functions[context] = *out;
+  *out = kernels[context] = loaded;
   return nullptr;
+}
+
+bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The two launches on `stream`, h in `scratch` (M · R floats; unused when R = 0).
+OrtStatus* launch(const OrtApi* api, const Driver& d, const Kernels& f, CUstream stream, const Operands& o,
+                  float* scratch) {
+  long long m = o.m;
+  int k = static_cast<int>(o.k), r = static_cast<int>(o.r), n = static_cast<int>(o.n);
+  const float *x = o.x, *a = o.a, *b = o.b, *y = o.y;
+  float *h = scratch, *z = o.z;
+  unsigned gridX = 0, gridY = 0;
+  if (r > 0) {
+    // float4 loads need every row of x and A 16-byte aligned.
+    int vec4 = k % 4 == 0 && aligned(x) && aligned(a);
+    void* params[] = {&x, &a, &h, &m, &k, &r, &vec4};
+    loraShrinkGrid(m, r, &gridX, &gridY);
+    CUresult result = d.cuLaunchKernel(f.shrink, gridX, gridY, 1, LORA_THREADS, 1, 1, 0, stream, params, nullptr);
+    if (result != CUDA_SUCCESS) return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuLaunchKernel (shrink)", result));
+  }
+  int vec4 = r % 4 == 0 && aligned(b);  // every row of B 16-byte aligned
+  void* params[] = {&h, &b, &y, &z, &m, &r, &n, &vec4};
+  loraExpandGrid(m, n, &gridX, &gridY);
+  CUresult result = d.cuLaunchKernel(f.expand, gridX, gridY, 1, LORA_THREADS, 1, 1, 0, stream, params, nullptr);
+  if (result != CUDA_SUCCESS) return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuLaunchKernel (expand)", result));
+  return nullptr;
+}
+
+// h's scratch buffer (M · R floats) on the op's device, launches, and the buffer given back.
+OrtStatus* launchWithScratch(const OrtApi* api, const Driver& d, const Kernels& f, CUstream stream,
+                             OrtKernelContext* context, const OrtValue* x, const Operands& o) {
+  if (o.r == 0) return launch(api, d, f, stream, o, nullptr);
+  const OrtMemoryInfo* device = nullptr;
+  if (OrtStatus* s = api->GetTensorMemoryInfo(x, &device)) return s;
+  OrtAllocator* allocator = nullptr;
+  if (OrtStatus* s = api->KernelContext_GetAllocator(context, device, &allocator)) return s;
+  void* scratch = nullptr;
+  OrtStatus* status = api->KernelContext_GetScratchBuffer(context, device, static_cast<size_t>(o.m * o.r) * sizeof(float), &scratch);
+  if (!status) status = launch(api, d, f, stream, o, static_cast<float*>(scratch));
+  // Given back at once: the arena hands it out again only in this stream's order, after the launches.
+  if (scratch) allocator->Free(allocator, scratch);
+  api->ReleaseAllocator(allocator);
+  return status;
 }
 
 OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
@@ -243,18 +294,18 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
   Operands o;
   if (OrtStatus* s = operands(api, context, &o)) return s;
   if (o.m == 0 || o.n == 0) return nullptr;
-  // The kernel indexes within a row in int: a column plus the grid's stride must stay below 2^31.
+  // The kernels index within a row in int: a column or rank plus the grid's stride stays below 2^31.
   constexpr int64_t LIMIT = int64_t(1) << 30;
   if (o.k > LIMIT || o.r > LIMIT || o.n > LIMIT)
     return failure(api, ORT_INVALID_ARGUMENT,
-                   "the CUDA kernel takes K, R and N up to 2^30, got K " + std::to_string(o.k) + ", R " +
+                   "the CUDA kernels take K, R and N up to 2^30, got K " + std::to_string(o.k) + ", R " +
                        std::to_string(o.r) + ", N " + std::to_string(o.n));
   const Driver& d = driver();
   if (!d.error.empty()) return failure(api, ORT_RUNTIME_EXCEPTION, d.error);
   void* streamHandle = nullptr;
   if (OrtStatus* s = api->KernelContext_GetGPUComputeStream(context, &streamHandle)) return s;
   CUstream stream = static_cast<CUstream>(streamHandle);
-  // The stream's context, made current for the module load and the launch (the CUDA EP's thread
+  // The stream's context, made current for the module load and the launches (the CUDA EP's thread
   // normally has it current already: the primary context of its device).
   CUcontext streamContext = nullptr, current = nullptr;
   CUresult result = d.cuStreamGetCtx(stream, &streamContext);
@@ -265,21 +316,12 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
     result = d.cuCtxSetCurrent(streamContext);
     if (result != CUDA_SUCCESS) return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuCtxSetCurrent", result));
   }
-  CUfunction function = nullptr;
-  OrtStatus* status = kernelIn(api, d, streamContext, &function);
+  Kernels f;
+  OrtStatus* status = kernelsIn(api, d, streamContext, &f);
   if (!status) {
-    long long m = o.m;
-    int k = static_cast<int>(o.k), r = static_cast<int>(o.r), n = static_cast<int>(o.n);
-    // float4 loads need every row of x, A and B 16-byte aligned.
-    auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    int vec4 = o.k % 4 == 0 && o.r % 4 == 0 && aligned(o.x) && aligned(o.a) && aligned(o.b);
-    const float *x = o.x, *a = o.a, *b = o.b, *y = o.y;
-    float* z = o.z;
-    void* params[] = {&x, &a, &b, &y, &z, &m, &k, &r, &n, &vec4};
-    unsigned gridX = 0, gridY = 0;
-    loraGrid(o.m, o.n, &gridX, &gridY);
-    result = d.cuLaunchKernel(function, gridX, gridY, 1, LORA_THREADS, 1, 1, 0, stream, params, nullptr);
-    if (result != CUDA_SUCCESS) status = failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuLaunchKernel", result));
+    const OrtValue* x = nullptr;
+    status = api->KernelContext_GetInput(context, 0, &x);
+    if (!status) status = launchWithScratch(api, d, f, stream, context, x, o);
   }
   if (current != streamContext) d.cuCtxSetCurrent(current);
   return status;

@@ -56,8 +56,8 @@ export interface LoraOperands {
 
 /**
  * Shapes `[M, K, R, N]` that exercise the op's kernels: M = 0, 1, 8 (decode), 64, 300 and 4100
- * (prefill: more than 512 row tiles, where the CUDA launch gives each block all the columns);
- * R = 0 (z = y), 16, 32, 48 and 80 (above the CUDA kernel's 64-rank chunk, `RANKS` in
+ * (prefill: hundreds of row tiles);
+ * R = 0 (z = y), 16, 32, 48 and 80 (above the CUDA expand's 64-rank chunk, `RANKS` in
  * lora-kernels.cu); K = 896 and 4864 (Qwen2.5-0.5B's hidden and intermediate sizes) and odd sizes
  * (no float4 loads); N up to 9728 (its packed gate_up) and odd.
  */

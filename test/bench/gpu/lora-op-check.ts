@@ -1,9 +1,9 @@
 /**
  * The addon's fused LoRA op (`ai.loracast.LoraShrinkExpand`, shared/ort-native/lora-op.cc) on the
  * CUDA EP, for the lead's device call (issue 18):
- *  1. correctness: the CUDA kernel against the float64 reference and against the op's CPU kernel
- *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 300, R = 0 to 80,
- *     above the kernel's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
+ *  1. correctness: the CUDA kernels against the float64 reference and against the op's CPU kernel
+ *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 4100, R = 0 to 80,
+ *     above the expand's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
  *     error over the terms' magnitude (`loraRelativeError`, tolerance 1e-5);
  *  2. speed: µs per LoRA branch at M = 1 and 8 for Qwen2.5-0.5B's four packed modules (r = 16 per
  *     module: qkv R 48, o R 16, gate_up R 32, down R 16), fused against the decoder's two Gemms on
@@ -174,7 +174,7 @@ for (const [name, k, r, n] of MODULES)
         }
       }
     // The chain adds `nodes` identical branches, z = y + nodes·(x·Aᵀ)·Bᵀ: the reference's scale
-    // for that sum bounds the two forms' float32 difference. The fused kernel sums in a fixed
+    // for that sum bounds the two forms' float32 difference. The op's kernels sum in a fixed
     // order, so its replays must give the plain runs' bits.
     const [fused, gemms, replayed] = [chainZ.fused, chainZ.gemms, chainZ["fused graph"]];
     let apart = "n/a";
