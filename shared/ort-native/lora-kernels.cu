@@ -81,8 +81,8 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 }
 
 // z[row][col] = y[row][col] + h[row] · b[col]: block (column tile, row tile), a column per thread;
-// the tile's h goes through shared memory RANKS ranks at a time (the first chunk adds y, later ones
-// add to z: only this thread reads and writes its z entries). r = 0 copies y.
+// the tile's h goes through shared memory RANKS ranks at a time (the first chunk adds to y, later
+// ones to z: only this thread reads and writes its z entries). r = 0 copies y.
 extern "C" __global__ void __launch_bounds__(THREADS)
     lora_expand(const float* __restrict__ h, const float* __restrict__ b, const float* __restrict__ y,
                 float* __restrict__ z, long long m, int r, int n, int vec4) {
@@ -102,9 +102,11 @@ extern "C" __global__ void __launch_bounds__(THREADS)
       __syncthreads();
       for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride) {
         const float* br = b + (long long)col * r + r0;
+        // What the chunk adds to, loaded first so that its latency overlaps b's.
+        const float* base = r0 == 0 ? y : z;
         float acc[ROWS];
 #pragma unroll
-        for (int i = 0; i < ROWS; i++) acc[i] = 0.f;
+        for (int i = 0; i < ROWS; i++) acc[i] = i < rows ? base[(row0 + i) * n + col] : 0.f;
         if (vec4) {  // r % 4 == 0 and a 16-byte aligned base: every row of b is float4-aligned
           for (int j = 0; j < rc; j += 4) {
             const float4 v = __ldg((const float4*)(br + j));
@@ -119,10 +121,9 @@ extern "C" __global__ void __launch_bounds__(THREADS)
             for (int i = 0; i < ROWS; i++) acc[i] += hs[i][j] * v;
           }
         }
-        const float* base = r0 == 0 ? y : z;
 #pragma unroll
         for (int i = 0; i < ROWS; i++)
-          if (i < rows) z[(row0 + i) * n + col] = base[(row0 + i) * n + col] + acc[i];
+          if (i < rows) z[(row0 + i) * n + col] = acc[i];
       }
       __syncthreads();
     }
