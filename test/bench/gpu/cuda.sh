@@ -28,10 +28,10 @@ c=.carry/cuda
 export LORACAST_ORT_NATIVE_ADDON=$PWD/$c/ort-native.node
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
 # the GQA model over a float16 cache for cuda, then over a float32 one for webgpu.
-# The float32 pass builds webgpu's graphs, whose LoRA form is mulsum (the bench's --lora-form=auto there).
+# The float32 pass builds webgpu's graphs, whose LoRA form is splitk-t (the bench's --lora-form=auto there).
 for kv in float16 float32; do
   node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-    --kv-cache-dtype=$kv --lora-form=$([ $kv = float32 ] && echo mulsum || echo gemm) || break
+    --kv-cache-dtype=$kv --lora-form=$([ $kv = float32 ] && echo splitk-t || echo gemm) || break
 done > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
