@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "lora-op.h"
 #include "run-thread.h"
 
 namespace ortnative {
@@ -117,6 +118,8 @@ OrtSessionOptions* makeOptions(const SessionOptionsSpec& spec, bool cudaGraph) {
   OrtSessionOptions* options = nullptr;
   check(ort->CreateSessionOptions(&options));
   try {
+    // Every session knows ai.loracast.LoraShrinkExpand (lora-op.h), whatever its EP.
+    check(addLoraOps(ort, options));
     check(ort->SetSessionGraphOptimizationLevel(options, ORT_ENABLE_ALL));
     if (spec.intraOpThreads > 0) check(ort->SetIntraOpNumThreads(options, spec.intraOpThreads));
     if (spec.cuda) {

@@ -2,9 +2,10 @@
 # Prepares, git-ignored, what the second CUDA device call (cuda.sh or train.sh) carries beside .gl/:
 # .carry/cuda-ep/: the CUDA 13 provider of ORT 1.29.0 (../shared/docs/gpu.md) cut to sm_90 and
 #   xz'ed, and the provider bridge library (cuda-ep.sh installs them on the GPU host);
-# .carry/cuda/: the bundles of the conformance harness, the batching check, the engine bench and the
-#   ort-native probe, the ORT addon (shared/ort-native), the llama-tiny model for the batching check
-#   and the two PEFT reference fixtures.
+# .carry/cuda/: the bundles of the conformance harness, the batching check, the engine bench, the
+#   ort-native probe, the CUDA-graph probe and the fused LoRA op check, the ORT addon
+#   (shared/ort-native), the llama-tiny model for the batching check and the two PEFT reference
+#   fixtures.
 # Run by `prepare.sh --cuda` after the rest of .carry/ is made. Reuses the provider once made.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -51,6 +52,7 @@ bundle test/bench/gpu/ort-native-probe.ts "$out/ort-native-probe.mjs"
 bundle test/bench/gpu/cuda-graph-probe.ts "$out/cuda-graph-probe.mjs"
 # The LoRA-pair probe on WebGPU (webgpu-lora.sh, one call of its own).
 bundle test/bench/gpu/webgpu-lora-probe.ts "$out/webgpu-lora-probe.mjs"
+bundle test/bench/gpu/lora-op-check.ts "$out/lora-op-check.mjs"
 # The ORT addon (shared/ort-native) for the decoders (LORACAST_ORT_NATIVE_ADDON in cuda.sh) and the
 # probe: not linked against libonnxruntime.so.1, it loads onnxruntime-node's own at run time (1.29.0
 # there; an addon linked against the project's 1.30 would not load). Without g++ it is missing.

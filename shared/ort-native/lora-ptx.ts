@@ -1,0 +1,61 @@
+/**
+ * The PTX of `lora-kernels.cu` (the CUDA kernel of the addon's `ai.loracast.LoraShrinkExpand`,
+ * `lora-op.cc`): compiled where nvcc exists (`npm run build:lora-ptx`) and committed as
+ * `lora-kernels.ptx`, whose first line is the sha256 of the `.cu` it came from, so that a test can
+ * tell a stale PTX without nvcc. `build.ts` embeds the PTX in the addon; the CUDA driver compiles it
+ * for the GPU at run time.
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { err, ok, type Result } from "../result/index.ts";
+
+/** The kernel's CUDA source. */
+const LORA_KERNELS_CU = join(import.meta.dirname, "lora-kernels.cu");
+/** Its committed PTX. */
+export const LORA_KERNELS_PTX = join(import.meta.dirname, "lora-kernels.ptx");
+/**
+ * The virtual architecture the PTX targets: compute_75 (Turing), the oldest CUDA 13 compiles for;
+ * the driver JIT-compiles it for the GPU at hand (sm_90 on the H200).
+ */
+const ARCH = "compute_75";
+
+/** The PTX's first line for CUDA source `cu`: its sha256, hex. */
+function loraPtxHeader(cu: string): string {
+  return `// lora-kernels.cu sha256 ${createHash("sha256").update(cu).digest("hex")}`;
+}
+
+/**
+ * Whether `lora-kernels.ptx` was compiled from the current `lora-kernels.cu` (its first line is
+ * `loraPtxHeader` of it); the error says what to run.
+ */
+export function checkLoraPtx(): Result<string, string> {
+  const want = loraPtxHeader(readFileSync(LORA_KERNELS_CU, "utf8"));
+  const ptx = readFileSync(LORA_KERNELS_PTX, "utf8");
+  const got = ptx.slice(0, ptx.indexOf("\n"));
+  if (got !== want)
+    return err(
+      `lora-kernels.ptx is stale: its first line is '${got}', lora-kernels.cu needs '${want}' (npm run build:lora-ptx where nvcc is)`,
+    );
+  return ok(ptx);
+}
+
+/**
+ * Compiles `lora-kernels.cu` with `nvcc` (`nvcc -ptx -arch=compute_75`) and writes
+ * `lora-kernels.ptx` with its header line; returns the PTX's path or nvcc's output.
+ */
+export function buildLoraPtx(nvcc: string): Result<string, string> {
+  const cu = readFileSync(LORA_KERNELS_CU, "utf8");
+  const tmp = mkdtempSync(join(tmpdir(), "lora-ptx-"));
+  try {
+    const out = join(tmp, "lora-kernels.ptx");
+    const r = spawnSync(nvcc, ["-ptx", `-arch=${ARCH}`, LORA_KERNELS_CU, "-o", out], { encoding: "utf8" });
+    if (r.status !== 0) return err(`${nvcc}: ${r.error?.message ?? ""}${r.stdout ?? ""}${r.stderr ?? ""}`);
+    writeFileSync(LORA_KERNELS_PTX, `${loraPtxHeader(cu)}\n${readFileSync(out, "utf8")}`);
+    return ok(LORA_KERNELS_PTX);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The addon's fused LoRA op (`ai.loracast.LoraShrinkExpand`, shared/ort-native/lora-op.cc) on the
+ * CUDA EP, for the lead's device call (issue 18):
+ *  1. correctness: the CUDA kernel against the float64 reference and against the op's CPU kernel
+ *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 300, R = 0 to 80,
+ *     above the kernel's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
+ *     error over the terms' magnitude (`loraRelativeError`, tolerance 1e-5);
+ *  2. speed: µs per LoRA branch at M = 1 and 8 for Qwen2.5-0.5B's four packed modules (r = 16 per
+ *     module: qkv R 48, o R 16, gate_up R 32, down R 16), fused against the decoder's two Gemms on
+ *     the CUDA EP (TF32 off, as the decoder runs), from chains of `--nodes` branches minus a chain
+ *     of one (so a run's fixed cost cancels), with every input a device tensor; plain runs and CUDA
+ *     graph replay (`enableCudaGraph`, the first run captures).
+ * Prints two tables; exits 1 when a correctness check fails, 3 when the addon does not load.
+ *
+ * node lora-op-check.mjs --addon=FILE [--nodes=32] [--runs=40] [--ep=cuda|cpu]
+ */
+import { parseArgs } from "node:util";
+import {
+  type DeviceTensor,
+  type HostTensor,
+  LORA_SHAPES,
+  type LoraOperands,
+  loadOrtNative,
+  loraChainModel,
+  loraFeeds,
+  loraReference,
+  loraRelativeError,
+  type NativeSession,
+  randomLoraOperands,
+} from "@loracast/shared/ort-native";
+import { createRng } from "@loracast/shared/random";
+import { percentile } from "../percentile.ts";
+
+const { values } = parseArgs({
+  options: {
+    addon: { type: "string", default: ".carry/cuda/ort-native.node" },
+    nodes: { type: "string", default: "32" },
+    runs: { type: "string", default: "40" },
+    ep: { type: "string", default: "cuda" },
+  },
+});
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const nodes = Math.min(128, Math.max(2, Number(values.nodes) || 32));
+const runs = Math.min(1000, Math.max(5, Number(values.runs) || 40));
+const WARMUP = 3;
+// `--ep=cpu`: a dry run of this script where there is no GPU (the "cuda" column is then the cpu
+// session again, and the CUDA graph columns are n/a).
+const ep = values.ep === "cpu" ? "cpu" : "cuda";
+const epOptions = ep === "cuda" ? ({ ep, useTf32: false } as const) : ({ ep } as const);
+const TOLERANCE = 1e-5;
+
+const loaded = loadOrtNative(values.addon);
+if (!loaded.ok) {
+  say(`lora-op check: the addon did not load (${loaded.error.reason}): ${loaded.error.message}`);
+  process.exit(3);
+}
+const native = loaded.value;
+const rng = createRng(19);
+const operands = (m: number, k: number, r: number, n: number) => randomLoraOperands(rng, m, k, r, n);
+const host = (data: Float32Array, dims: number[]): HostTensor => ({ type: "float32", dims, data });
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+
+// --- 1. correctness -----------------------------------------------------------------------------
+say(
+  `lora-op check on ORT ${native.ortVersion}, ${ep}: correctness (largest |error| / terms' magnitude, tolerance ${TOLERANCE})`,
+);
+say(
+  "| M | K | R | N | cuda vs float64 | cpu vs float64 | cuda vs cpu | verdict |\n|---|---|---|---|---|---|---|---|",
+);
+let failed = 0;
+const single = loraChainModel("fused");
+const cpu = native.createSession(single, { ep: "cpu" });
+const cuda = native.createSession(single, epOptions);
+for (const [m, k, r, n] of LORA_SHAPES) {
+  const o = operands(m, k, r, n);
+  const feeds = loraFeeds(o);
+  try {
+    const reference = loraReference(o);
+    const onCuda = (await cuda.run(feeds)).z?.data as Float32Array;
+    const onCpu = (await cpu.run(feeds)).z?.data as Float32Array;
+    const [gpuError, cpuError] = [loraRelativeError(onCuda, reference), loraRelativeError(onCpu, reference)];
+    const between = loraRelativeError(onCuda, { z: Float64Array.from(onCpu), scale: reference.scale });
+    const ok = gpuError <= TOLERANCE && cpuError <= TOLERANCE && between <= 2 * TOLERANCE;
+    if (!ok) failed++;
+    say(
+      `| ${m} | ${k} | ${r} | ${n} | ${gpuError.toExponential(2)} | ${cpuError.toExponential(2)} | ${between.toExponential(2)} | ${ok ? "ok" : "FAIL"} |`,
+    );
+  } catch (e) {
+    failed++;
+    say(`| ${m} | ${k} | ${r} | ${n} | could not run: ${message(e)} | | | FAIL |`);
+  }
+}
+cpu.release();
+cuda.release();
+
+// --- 2. speed -----------------------------------------------------------------------------------
+/** Qwen2.5-0.5B's packed modules at r = 16 per module (hidden 896, intermediate 4864, 2 KV heads). */
+const MODULES: [name: string, k: number, r: number, n: number][] = [
+  ["qkv", 896, 48, 1152],
+  ["o", 896, 16, 896],
+  ["gate_up", 896, 32, 9728],
+  ["down", 4864, 16, 896],
+];
+
+/** ms per run (median of `runs`) of a chain of `length` branches, all inputs device tensors. */
+async function msPerRun(
+  form: "fused" | "gemms",
+  length: number,
+  o: LoraOperands,
+  cudaGraph: boolean,
+): Promise<{ ms: number; z: Float32Array }> {
+  const session: NativeSession = native.createSession(loraChainModel(form, length), {
+    ...epOptions,
+    ...(cudaGraph ? { enableCudaGraph: true } : {}),
+    dedicatedThread: true,
+  });
+  const owned: DeviceTensor[] = [];
+  const device = (t: HostTensor) => {
+    const d = session.upload(t);
+    owned.push(d);
+    return d;
+  };
+  try {
+    const feeds: Record<string, DeviceTensor> = {
+      x: device(host(o.x, [o.m, o.k])),
+      y: device(host(o.y, [o.m, o.n])),
+    };
+    // Each branch its own device copy of the same factors: distinct inputs, so ORT's common
+    // subexpression elimination cannot merge the Gemm form's shrinks.
+    for (let i = 0; i < length; i++) {
+      feeds[`A${i}`] = device(host(o.a, [o.r, o.k]));
+      feeds[`B${i}`] = device(host(o.b, [o.n, o.r]));
+    }
+    const z = session.allocate("float32", [o.m, o.n]);
+    owned.push(z);
+    const ms: number[] = [];
+    for (let i = 0; i < WARMUP + runs; i++) {
+      const t0 = performance.now();
+      await session.run(feeds, { z }, cudaGraph ? { graphId: 1 } : {});
+      if (i >= WARMUP) ms.push(performance.now() - t0);
+    }
+    return { ms: percentile(ms, 50), z: z.download().data as Float32Array };
+  } finally {
+    for (const t of owned) t.release();
+    session.release();
+  }
+}
+
+say(
+  `\nspeed: µs per LoRA branch (median run of a ${nodes}-branch chain minus a 1-branch chain, over ${nodes - 1}), TF32 off`,
+);
+say(
+  "| module | M | K | R | N | fused, plain | Gemms, plain | fused, CUDA graph | Gemms, CUDA graph | fused vs Gemms output |\n|---|---|---|---|---|---|---|---|---|---|",
+);
+for (const [name, k, r, n] of MODULES)
+  for (const m of [1, 8]) {
+    const o = operands(m, k, r, n);
+    const cells: string[] = [];
+    const plainZ: Partial<Record<"fused" | "gemms", Float32Array>> = {};
+    for (const cudaGraph of [false, true])
+      for (const form of ["fused", "gemms"] as const) {
+        if (cudaGraph && ep === "cpu") {
+          cells.push("n/a");
+          continue;
+        }
+        try {
+          const long = await msPerRun(form, nodes, o, cudaGraph);
+          const short = await msPerRun(form, 1, o, cudaGraph);
+          cells.push(((1000 * (long.ms - short.ms)) / (nodes - 1)).toFixed(2));
+          if (!cudaGraph) plainZ[form] = long.z;
+        } catch (e) {
+          cells.push(`could not run: ${message(e)}`);
+        }
+      }
+    // The chain adds `nodes` identical branches, z = y + nodes·(x·Aᵀ)·Bᵀ: the reference's scale
+    // for that sum bounds the two forms' float32 difference.
+    let apart = "n/a";
+    if (plainZ.fused && plainZ.gemms) {
+      const { scale } = loraReference({ ...o, b: o.b.map((v) => v * nodes) });
+      const error = loraRelativeError(plainZ.fused, { z: Float64Array.from(plainZ.gemms), scale });
+      apart = `${error.toExponential(2)}${error <= 2 * TOLERANCE ? "" : " FAIL"}`;
+      if (error > 2 * TOLERANCE) failed++;
+    }
+    say(`| ${name} | ${m} | ${k} | ${r} | ${n} | ${cells.join(" | ")} | ${apart} |`);
+  }
+if (failed > 0) {
+  say(`lora-op check: ${failed} correctness case(s) FAILED`);
+  process.exitCode = 1;
+} else say("lora-op check: every correctness case ok");
