@@ -64,7 +64,7 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
 done
 part_end=330
 for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" "webgpu model auto" \
-  "webgpu model-gqa auto"; do
+  "webgpu model-gqa auto" "webgpu model-splitk-t auto"; do
   read -r ep model backend <<<"$run"
   log="$OUT/batching-$ep-$model-$backend.txt"
   bounded 40 "$log" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model" "$backend"

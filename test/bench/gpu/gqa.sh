@@ -33,7 +33,7 @@ for fixture in llama-tiny qwen2-tiny; do
   done
 done
 part_end=330
-for model in model model-gqa; do
+for model in model model-gqa model-splitk-t; do
   bounded 40 "$OUT/batching-webgpu-$model.txt" node "$c/batching-check.mjs" "$c/tiny" webgpu "$model"
   table+=("batching webgpu $model: exit $? $(tail -1 "$OUT/batching-webgpu-$model.txt")")
 done
