@@ -38,7 +38,9 @@ const ORT_LIB_DIR = join(root, "node_modules", "onnxruntime-node", "bin", "napi-
 const UNITS = ["addon.cc", "lora-op.cc"].map((f) => join(import.meta.dirname, f));
 const SOURCES = [
   ...UNITS,
-  ...["support.h", "run-thread.h", "lora-op.h", "lora-kernels.ptx"].map((f) => join(import.meta.dirname, f)),
+  ...["support.h", "run-thread.h", "lora-op.h", "lora-kernels.h", "lora-kernels.ptx"].map((f) =>
+    join(import.meta.dirname, f),
+  ),
 ];
 /** Ends the raw string literal that carries the PTX into the addon (`loraPtxHeader`). */
 const PTX_DELIMITER = "lora_ptx";

@@ -1,79 +1,131 @@
-// The CUDA kernel of ai.loracast.LoraShrinkExpand (lora-op.cc): z = y + (x · Aᵀ) · Bᵀ in one launch,
-// what vLLM's punica kernels call "shrink" (x · Aᵀ) and "expand" (· Bᵀ, added to the base output).
-// Compiled to PTX (`npm run build:lora-ptx`, nvcc -ptx -arch=compute_75) and committed as
-// lora-kernels.ptx; the addon loads it through the driver API at run time (no CUDA toolkit at install).
-// Editing this file makes lora-op.test.ts fail until the PTX is regenerated.
+// The CUDA kernels of ai.loracast.LoraShrinkExpand (lora-op.cc): z = y + (x · Aᵀ) · Bᵀ in two
+// launches on ORT's compute stream, what vLLM's punica kernels call "shrink" (h = x · Aᵀ, into a
+// scratch buffer of the op's) and "expand" (z = y + h · Bᵀ). Compiled to PTX (`npm run
+// build:lora-ptx`, nvcc -ptx -arch=compute_75) and committed as lora-kernels.ptx; the addon loads it
+// through the driver API at run time (no CUDA toolkit at install). Editing this file or
+// lora-kernels.h makes lora-op.test.ts fail until the PTX is regenerated.
 //
-// Shapes (row-major float32): x [m, k], a [r, k], b [n, r], y and z [m, n].
-// Grid: x over column tiles of THREADS columns (one column per thread), y over row tiles of ROWS
-// rows (a grid-stride loop past gridDim.y, so any m fits). Each block computes its rows' h = x · Aᵀ
-// for RANKS ranks at a time into shared memory (one warp per (row, rank) pair, a shuffle reduction
-// over k), then each thread adds Σ_j h[row][j] · b[col][j] into its rows' accumulators; r above
-// RANKS loops over chunks. Every block recomputes h for its rows: at decode (m ≤ 64) that is a few
-// hundred thousand multiply-adds per block, cheaper than a second launch and a scratch buffer.
+// Shapes (row-major float32): x [m, k], a [r, k], h [m, r], b [n, r], y and z [m, n]. Grids as
+// lora-kernels.h sets them; every loop over row, rank and column tiles strides past the grid, so
+// any shape fits any grid. Sums run in a fixed order: CUDA graph replays and plain runs give
+// identical bits.
+//
+// One fused kernel (every block recomputing its rows' h) measured slower than cuBLAS's two Gemms
+// on the H200 (µs per branch under CUDA graph replay, M = 1 / 8: qkv 15 / 42 against 12 / 14, down
+// 14 / 71 against 11 / 15): its shrink ran M · R dot products over K in a handful of blocks. Here
+// the shrink spreads them over the grid instead, a block per rank.
 
-#define THREADS 256
+#include "lora-kernels.h"
+
+#define THREADS LORA_THREADS
 #define WARPS (THREADS / 32)
-#define ROWS 8
-#define RANKS 64
+#define ROWS LORA_ROWS
+#define RANKS LORA_RANKS
 
+// h[row][j] = x[row] · a[j]: block (j, row tile), its threads splitting k (float4 loads of a's row,
+// read once, against every row of the tile), then a shuffle and shared-memory reduction.
 extern "C" __global__ void __launch_bounds__(THREADS)
-    lora_shrink_expand(const float* __restrict__ x, const float* __restrict__ a, const float* __restrict__ b,
-                       const float* __restrict__ y, float* __restrict__ z, long long m, int k, int r, int n,
-                       int vec4) {
-  __shared__ float h[ROWS][RANKS];
+    lora_shrink(const float* __restrict__ x, const float* __restrict__ a, float* __restrict__ h, long long m, int k,
+                int r, int vec4) {
+  __shared__ float partial[WARPS][ROWS];
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  const int col = blockIdx.x * THREADS + threadIdx.x;
   for (long long row0 = (long long)blockIdx.y * ROWS; row0 < m; row0 += (long long)gridDim.y * ROWS) {
     const int rows = (int)min((long long)ROWS, m - row0);
-    float acc[ROWS];
+    for (int j = blockIdx.x; j < r; j += gridDim.x) {
+      float s[ROWS];
 #pragma unroll
-    for (int i = 0; i < ROWS; i++) acc[i] = 0.f;
-    for (int r0 = 0; r0 < r; r0 += RANKS) {
-      const int rc = min(RANKS, r - r0);
-      // Shrink: h[i][j] = x[row0 + i] · a[r0 + j]. The loop bound is uniform per warp, so every
-      // lane reaches the shuffles.
-      for (int p = warp; p < rows * rc; p += WARPS) {
-        const int i = p / rc;
-        const int j = p % rc;
-        const float* xr = x + (row0 + i) * k;
-        const float* ar = a + (long long)(r0 + j) * k;
-        float s = 0.f;
-        if (vec4) {  // k % 4 == 0 and 16-byte aligned bases: every row is float4-aligned
-          const float4* x4 = (const float4*)xr;
-          const float4* a4 = (const float4*)ar;
+      for (int i = 0; i < ROWS; i++) s[i] = 0.f;
+      if (vec4) {  // k % 4 == 0 and 16-byte aligned bases: every row is float4-aligned
+        const int k4 = k / 4;
+        const float4* ar = (const float4*)a + (long long)j * k4;
+        const float4* xr = (const float4*)x + row0 * k4;
 #pragma unroll 4
-          for (int q = lane; q < k / 4; q += 32) {
-            const float4 u = x4[q];
-            const float4 v = __ldg(a4 + q);
-            s += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
-          }
-        } else {
-#pragma unroll 4
-          for (int q = lane; q < k; q += 32) s += xr[q] * __ldg(ar + q);
+        for (int q = threadIdx.x; q < k4; q += THREADS) {
+          const float4 v = __ldg(ar + q);
+#pragma unroll
+          for (int i = 0; i < ROWS; i++)
+            if (i < rows) {
+              const float4 u = __ldg(xr + (long long)i * k4 + q);
+              s[i] += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+            }
         }
+      } else {
+        const float* ar = a + (long long)j * k;
+        const float* xr = x + row0 * k;
+#pragma unroll 4
+        for (int q = threadIdx.x; q < k; q += THREADS) {
+          const float v = __ldg(ar + q);
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0) h[i][j] = s;
+          for (int i = 0; i < ROWS; i++)
+            if (i < rows) s[i] += __ldg(xr + (long long)i * k + q) * v;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < ROWS; i++) {
+        if (i >= rows) break;  // uniform over the block: every lane reaches the shuffles
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s[i] += __shfl_xor_sync(0xffffffffu, s[i], o);
+        if (lane == 0) partial[warp][i] = s[i];
       }
       __syncthreads();
-      // Expand: this thread's column of b against the chunk's h, for each of the block's rows (rows
-      // past `rows` accumulate unused values: the unrolled loop keeps acc in registers).
-      if (col < n) {
-        const float* br = b + (long long)col * r + r0;
-        for (int j = 0; j < rc; j++) {
-          const float bj = __ldg(br + j);
+      if ((int)threadIdx.x < rows) {
+        float sum = 0.f;
 #pragma unroll
-          for (int i = 0; i < ROWS; i++) acc[i] += h[i][j] * bj;
-        }
+        for (int w = 0; w < WARPS; w++) sum += partial[w][threadIdx.x];
+        h[(row0 + threadIdx.x) * r + j] = sum;
       }
       __syncthreads();
     }
-    if (col < n) {
+  }
+}
+
+// z[row][col] = y[row][col] + h[row] · b[col]: block (column tile, row tile), a column per thread;
+// the tile's h goes through shared memory RANKS ranks at a time (the first chunk adds to y, later
+// ones to z: only this thread reads and writes its z entries). r = 0 copies y.
+extern "C" __global__ void __launch_bounds__(THREADS)
+    lora_expand(const float* __restrict__ h, const float* __restrict__ b, const float* __restrict__ y,
+                float* __restrict__ z, long long m, int r, int n, int vec4) {
+  __shared__ float hs[ROWS][RANKS];
+  const int colStride = gridDim.x * THREADS;
+  for (long long row0 = (long long)blockIdx.y * ROWS; row0 < m; row0 += (long long)gridDim.y * ROWS) {
+    const int rows = (int)min((long long)ROWS, m - row0);
+    if (r == 0)
+      for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride)
+        for (int i = 0; i < rows; i++) z[(row0 + i) * n + col] = y[(row0 + i) * n + col];
+    for (int r0 = 0; r0 < r; r0 += RANKS) {
+      const int rc = min(RANKS, r - r0);
+      for (int e = threadIdx.x; e < ROWS * RANKS; e += THREADS) {
+        const int i = e / RANKS, j = e % RANKS;
+        hs[i][j] = i < rows && j < rc ? h[(row0 + i) * r + r0 + j] : 0.f;
+      }
+      __syncthreads();
+      for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride) {
+        const float* br = b + (long long)col * r + r0;
+        // What the chunk adds to, loaded first so that its latency overlaps b's.
+        const float* base = r0 == 0 ? y : z;
+        float acc[ROWS];
 #pragma unroll
-      for (int i = 0; i < ROWS; i++)
-        if (i < rows) z[(row0 + i) * n + col] = y[(row0 + i) * n + col] + acc[i];
+        for (int i = 0; i < ROWS; i++) acc[i] = i < rows ? base[(row0 + i) * n + col] : 0.f;
+        if (vec4) {  // r % 4 == 0 and a 16-byte aligned base: every row of b is float4-aligned
+          for (int j = 0; j < rc; j += 4) {
+            const float4 v = __ldg((const float4*)(br + j));
+#pragma unroll
+            for (int i = 0; i < ROWS; i++)
+              acc[i] += hs[i][j] * v.x + hs[i][j + 1] * v.y + hs[i][j + 2] * v.z + hs[i][j + 3] * v.w;
+          }
+        } else {
+          for (int j = 0; j < rc; j++) {
+            const float v = __ldg(br + j);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++) acc[i] += hs[i][j] * v;
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < ROWS; i++)
+          if (i < rows) z[(row0 + i) * n + col] = acc[i];
+      }
+      __syncthreads();
     }
   }
 }

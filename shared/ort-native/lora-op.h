@@ -4,7 +4,8 @@
 // projection): the two Gemms `u = Gemm(x, A, transB=1)`, `z = Gemm(u, B, C=y, transB=1)` of
 // shared/model-builder/decoder-graph.ts in one node. R = 0 gives z = y, M = 0 an empty z.
 // Kernels: CPUExecutionProvider (plain loops, the reference) and CUDAExecutionProvider
-// (lora-kernels.cu, loaded as PTX through the CUDA driver API on the first compute; see lora-op.cc).
+// (lora-kernels.cu's shrink and expand, loaded as PTX through the CUDA driver API on the first
+// compute; see lora-op.cc).
 #pragma once
 #include <onnxruntime_c_api.h>
 

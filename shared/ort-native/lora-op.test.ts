@@ -32,10 +32,12 @@ const skip =
     : false;
 
 describe("lora-kernels.ptx", () => {
-  it("was compiled from the committed lora-kernels.cu (npm run build:lora-ptx regenerates it)", () => {
+  it("was compiled from the committed lora-kernels.cu and .h (npm run build:lora-ptx regenerates it)", () => {
     const current = checkLoraPtx();
     assert.ok(current.ok, current.ok ? "" : current.error);
-    assert.match(current.value, /\.visible \.entry lora_shrink_expand\(/);
+    // The entry points lora-op.cc looks up.
+    assert.match(current.value, /\.visible \.entry lora_shrink\(/);
+    assert.match(current.value, /\.visible \.entry lora_expand\(/);
   });
 });
 

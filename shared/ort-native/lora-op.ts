@@ -55,8 +55,9 @@ export interface LoraOperands {
 }
 
 /**
- * Shapes `[M, K, R, N]` that exercise the op's kernels: M = 0, 1, 8 (decode), 64 and 300 (prefill);
- * R = 0 (z = y), 16, 32, 48 and 80 (above the CUDA kernel's 64-rank chunk, `RANKS` in
+ * Shapes `[M, K, R, N]` that exercise the op's kernels: M = 0, 1, 8 (decode), 64, 300 and 4100
+ * (prefill: hundreds of row tiles);
+ * R = 0 (z = y), 16, 32, 48 and 80 (above the CUDA expand's 64-rank chunk, `RANKS` in
  * lora-kernels.cu); K = 896 and 4864 (Qwen2.5-0.5B's hidden and intermediate sizes) and odd sizes
  * (no float4 loads); N up to 9728 (its packed gate_up) and odd.
  */
@@ -73,6 +74,7 @@ export const LORA_SHAPES: readonly (readonly [m: number, k: number, r: number, n
   [64, 896, 80, 1152],
   [300, 896, 16, 257],
   [300, 37, 80, 129],
+  [4100, 64, 72, 1030],
   [3, 1, 1, 1],
 ];
 

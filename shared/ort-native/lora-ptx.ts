@@ -1,8 +1,9 @@
 /**
  * The PTX of `lora-kernels.cu` (the CUDA kernel of the addon's `ai.loracast.LoraShrinkExpand`,
  * `lora-op.cc`): compiled where nvcc exists (`npm run build:lora-ptx`) and committed as
- * `lora-kernels.ptx`, whose first line is the sha256 of the `.cu` it came from, so that a test can
- * tell a stale PTX without nvcc. `build.ts` embeds the PTX in the addon; the CUDA driver compiles it
+ * `lora-kernels.ptx`, whose first line is the sha256 of the sources it came from (`lora-kernels.cu`
+ * and the tiling header it includes, `lora-kernels.h`), so that a test can tell a stale PTX without
+ * nvcc. `build.ts` embeds the PTX in the addon; the CUDA driver compiles it
  * for the GPU at run time.
  */
 import { spawnSync } from "node:child_process";
@@ -14,6 +15,8 @@ import { err, ok, type Result } from "../result/index.ts";
 
 /** The kernel's CUDA source. */
 const LORA_KERNELS_CU = join(import.meta.dirname, "lora-kernels.cu");
+/** The tiling header it includes (lora-op.cc includes it too). */
+const LORA_KERNELS_H = join(import.meta.dirname, "lora-kernels.h");
 /** Its committed PTX. */
 export const LORA_KERNELS_PTX = join(import.meta.dirname, "lora-kernels.ptx");
 /**
@@ -22,22 +25,25 @@ export const LORA_KERNELS_PTX = join(import.meta.dirname, "lora-kernels.ptx");
  */
 const ARCH = "compute_75";
 
-/** The PTX's first line for CUDA source `cu`: its sha256, hex. */
-function loraPtxHeader(cu: string): string {
-  return `// lora-kernels.cu sha256 ${createHash("sha256").update(cu).digest("hex")}`;
+/** The PTX's first line for the sources as they are now: the sha256 of the `.cu` then the `.h`, hex. */
+function loraPtxHeader(): string {
+  const hash = createHash("sha256")
+    .update(readFileSync(LORA_KERNELS_CU))
+    .update(readFileSync(LORA_KERNELS_H));
+  return `// lora-kernels.cu + lora-kernels.h sha256 ${hash.digest("hex")}`;
 }
 
 /**
- * Whether `lora-kernels.ptx` was compiled from the current `lora-kernels.cu` (its first line is
- * `loraPtxHeader` of it); the error says what to run.
+ * `lora-kernels.ptx` if it was compiled from the current sources (its first line is
+ * `loraPtxHeader`), else what is stale and what to run.
  */
 export function checkLoraPtx(): Result<string, string> {
-  const want = loraPtxHeader(readFileSync(LORA_KERNELS_CU, "utf8"));
+  const want = loraPtxHeader();
   const ptx = readFileSync(LORA_KERNELS_PTX, "utf8");
   const got = ptx.slice(0, ptx.indexOf("\n"));
   if (got !== want)
     return err(
-      `lora-kernels.ptx is stale: its first line is '${got}', lora-kernels.cu needs '${want}' (npm run build:lora-ptx where nvcc is)`,
+      `lora-kernels.ptx is stale: its first line is '${got}', the sources need '${want}' (npm run build:lora-ptx where nvcc is)`,
     );
   return ok(ptx);
 }
@@ -47,13 +53,12 @@ export function checkLoraPtx(): Result<string, string> {
  * `lora-kernels.ptx` with its header line; returns the PTX's path or nvcc's output.
  */
 export function buildLoraPtx(nvcc: string): Result<string, string> {
-  const cu = readFileSync(LORA_KERNELS_CU, "utf8");
   const tmp = mkdtempSync(join(tmpdir(), "lora-ptx-"));
   try {
     const out = join(tmp, "lora-kernels.ptx");
     const r = spawnSync(nvcc, ["-ptx", `-arch=${ARCH}`, LORA_KERNELS_CU, "-o", out], { encoding: "utf8" });
     if (r.status !== 0) return err(`${nvcc}: ${r.error?.message ?? ""}${r.stdout ?? ""}${r.stderr ?? ""}`);
-    writeFileSync(LORA_KERNELS_PTX, `${loraPtxHeader(cu)}\n${readFileSync(out, "utf8")}`);
+    writeFileSync(LORA_KERNELS_PTX, `${loraPtxHeader()}\n${readFileSync(out, "utf8")}`);
     return ok(LORA_KERNELS_PTX);
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
- *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk]
+ *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk|splitk-t]
  *   [--lora-op gemm|shrink-expand]
  *
  * Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a
@@ -11,7 +11,7 @@
  * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md);
  * `--kv-cache-dtype float16` with it computes attention and keeps the KV cache in float16, as ORT's
  * CUDA GroupQueryAttention kernel requires. `--lora-form` picks how each LoRA pair's first product is
- * computed (shared/model-builder/lora-forms.ts): `mulsum` is the WebGPU build's, `gemm` (the
+ * computed (shared/model-builder/lora-forms.ts): `splitk-t` is the WebGPU build's, `gemm` (the
  * default) the CPU's and CUDA's. `--lora-op shrink-expand` builds each LoRA branch of the generation
  * graphs as one fused `ai.loracast` `LoraShrinkExpand` node instead, which only the ort-native addon
  * runs.
@@ -58,7 +58,7 @@ const cli = {
     "lora-form": {
       type: "string",
       default: "gemm",
-      help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum (the WebGPU build's) or splitk",
+      help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum, splitk or splitk-t (the WebGPU build's)",
     },
     "lora-op": {
       type: "string",

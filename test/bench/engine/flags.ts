@@ -57,7 +57,7 @@ const cli = {
     "lora-form": {
       type: "string",
       default: "auto",
-      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (mulsum on webgpu, gemm elsewhere), gemm, matmul, mulsum or splitk; a comma list adds LoRA rows of the later forms beside the first's",
+      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (splitk-t on webgpu, gemm elsewhere), gemm, matmul, mulsum, splitk or splitk-t; a comma list adds LoRA rows of the later forms beside the first's",
     },
     "lora-op": {
       type: "string",

@@ -33,9 +33,9 @@ c=.carry/cuda
 export LORACAST_ORT_NATIVE_ADDON=$PWD/$c/ort-native.node
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
 # the GQA model over a float16 cache for cuda (and both with --lora-op shrink-expand), then over a
-# float32 one for webgpu. The float32 pass builds webgpu's graphs, whose LoRA form is mulsum (the bench's
-# --lora-form=auto there).
-for kv in "float16 gemm both" "float32 mulsum gemm"; do
+# float32 one for webgpu. The float32 pass builds webgpu's graphs, whose LoRA form is splitk-t (the
+# bench's --lora-form=auto there).
+for kv in "float16 gemm both" "float32 splitk-t gemm"; do
   read -r dtype form op <<<"$kv"
   node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
     --kv-cache-dtype="$dtype" --lora-form="$form" --lora-op="$op" || break
@@ -73,10 +73,9 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
     done
   done
 done
-part_end=360
+part_end=370
 for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" \
-  "cuda model-gqa16-se ort-native" "webgpu model auto" \
-  "webgpu model-gqa auto"; do
+  "cuda model-gqa16-se ort-native" "webgpu model auto" "webgpu model-gqa auto" "webgpu model-splitk-t auto"; do
   read -r ep model backend <<<"$run"
   log="$OUT/batching-$ep-$model-$backend.txt"
   bounded 40 "$log" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model" "$backend"

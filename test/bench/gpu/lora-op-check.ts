@@ -1,15 +1,16 @@
 /**
  * The addon's fused LoRA op (`ai.loracast.LoraShrinkExpand`, shared/ort-native/lora-op.cc) on the
  * CUDA EP, for the lead's device call (issue 18):
- *  1. correctness: the CUDA kernel against the float64 reference and against the op's CPU kernel
- *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 300, R = 0 to 80,
- *     above the kernel's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
+ *  1. correctness: the CUDA kernels against the float64 reference and against the op's CPU kernel
+ *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 4100, R = 0 to 80,
+ *     above the expand's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
  *     error over the terms' magnitude (`loraRelativeError`, tolerance 1e-5);
  *  2. speed: µs per LoRA branch at M = 1 and 8 for Qwen2.5-0.5B's four packed modules (r = 16 per
  *     module: qkv R 48, o R 16, gate_up R 32, down R 16), fused against the decoder's two Gemms on
  *     the CUDA EP (TF32 off, as the decoder runs), from chains of `--nodes` branches minus a chain
  *     of one (so a run's fixed cost cancels), with every input a device tensor; plain runs and CUDA
- *     graph replay (`enableCudaGraph`, the first run captures).
+ *     graph replay (`enableCudaGraph`, the first run captures); the fused chain's output against the
+ *     Gemms' (float32 rounding) and its replays' against its plain runs' (identical bits).
  * Prints two tables; exits 1 when a correctness check fails, 3 when the addon does not load.
  *
  * node lora-op-check.mjs --addon=FILE [--nodes=32] [--runs=40] [--ep=cuda|cpu]
@@ -150,13 +151,13 @@ say(
   `\nspeed: µs per LoRA branch (median run of a ${nodes}-branch chain minus a 1-branch chain, over ${nodes - 1}), TF32 off`,
 );
 say(
-  "| module | M | K | R | N | fused, plain | Gemms, plain | fused, CUDA graph | Gemms, CUDA graph | fused vs Gemms output |\n|---|---|---|---|---|---|---|---|---|---|",
+  "| module | M | K | R | N | fused, plain | Gemms, plain | fused, CUDA graph | Gemms, CUDA graph | fused vs Gemms output | fused replay vs plain |\n|---|---|---|---|---|---|---|---|---|---|---|",
 );
 for (const [name, k, r, n] of MODULES)
   for (const m of [1, 8]) {
     const o = operands(m, k, r, n);
     const cells: string[] = [];
-    const plainZ: Partial<Record<"fused" | "gemms", Float32Array>> = {};
+    const chainZ: Record<string, Float32Array> = {};
     for (const cudaGraph of [false, true])
       for (const form of ["fused", "gemms"] as const) {
         if (cudaGraph && ep === "cpu") {
@@ -167,21 +168,29 @@ for (const [name, k, r, n] of MODULES)
           const long = await msPerRun(form, nodes, o, cudaGraph);
           const short = await msPerRun(form, 1, o, cudaGraph);
           cells.push(((1000 * (long.ms - short.ms)) / (nodes - 1)).toFixed(2));
-          if (!cudaGraph) plainZ[form] = long.z;
+          chainZ[`${form}${cudaGraph ? " graph" : ""}`] = long.z;
         } catch (e) {
           cells.push(`could not run: ${message(e)}`);
         }
       }
     // The chain adds `nodes` identical branches, z = y + nodes·(x·Aᵀ)·Bᵀ: the reference's scale
-    // for that sum bounds the two forms' float32 difference.
+    // for that sum bounds the two forms' float32 difference. The op's kernels sum in a fixed
+    // order, so its replays must give the plain runs' bits.
+    const [fused, gemms, replayed] = [chainZ.fused, chainZ.gemms, chainZ["fused graph"]];
     let apart = "n/a";
-    if (plainZ.fused && plainZ.gemms) {
+    if (fused && gemms) {
       const { scale } = loraReference({ ...o, b: o.b.map((v) => v * nodes) });
-      const error = loraRelativeError(plainZ.fused, { z: Float64Array.from(plainZ.gemms), scale });
+      const error = loraRelativeError(fused, { z: Float64Array.from(gemms), scale });
       apart = `${error.toExponential(2)}${error <= 2 * TOLERANCE ? "" : " FAIL"}`;
       if (error > 2 * TOLERANCE) failed++;
     }
-    say(`| ${name} | ${m} | ${k} | ${r} | ${n} | ${cells.join(" | ")} | ${apart} |`);
+    let replay = "n/a";
+    if (fused && replayed) {
+      const same = fused.every((v, i) => Object.is(v, replayed[i]));
+      replay = same ? "identical" : "DIFFER (FAIL)";
+      if (!same) failed++;
+    }
+    say(`| ${name} | ${m} | ${k} | ${r} | ${n} | ${cells.join(" | ")} | ${apart} | ${replay} |`);
   }
 if (failed > 0) {
   say(`lora-op check: ${failed} correctness case(s) FAILED`);

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+
+// lora-kernels.cu's kernel, unchanged, on a CPU emulation of CUDA's threads, barriers and warp
+// shuffles (emulation/cuda-shim.h): no GPU runs here, so this is what checks the kernel's indexing,
+// tiling, rank chunks and grid-stride row loop before a GPU host does (test/bench/gpu/lora-op-check.ts).
+// Each case prints the largest error over the terms' magnitude against a double reference and
+// fails above 1e-5; a missed row tile leaves NaN, a dropped rank chunk ~3e-2.
+const gpp = spawnSync("g++", ["--version"]);
+const skip = gpp.status === 0 ? false : "g++ is not on PATH (Debian: apt-get install g++)";
+
+// [M, K, R, N, grid x, grid y]: both load paths (float4: K and R multiples of 4; scalar otherwise),
+// R = 0, R above the 64-rank chunk (80, 132), several column and row tiles (M > 8), and grids
+// smaller than the tiles (the kernel's loops over row and column tiles past the grid: what long
+// prefills and M above 8 · 65535 take).
+const CASES: [number, number, number, number, number?, number?][] = [
+  [0, 896, 16, 1152],
+  [1, 896, 0, 1152],
+  [8, 896, 48, 1152],
+  [8, 37, 80, 33],
+  [1, 1219, 16, 5],
+  [9, 64, 132, 700],
+  [17, 40, 12, 30, 1, 1],
+  [19, 36, 0, 1100, 1, 2],
+  [12, 40, 72, 1100, 1, 1],
+];
+
+describe("lora-kernels.cu on the CPU emulation", { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "lora-kernel-"));
+  const binary = join(dir, "lora-kernel");
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("compiles with the shim", () => {
+    const main = join(import.meta.dirname, "emulation", "lora-kernel-main.cc");
+    const built = spawnSync(
+      "g++",
+      ["-std=c++20", "-O1", "-pthread", "-Wall", "-Wextra", "-Wno-unknown-pragmas", main, "-o", binary],
+      { encoding: "utf8" },
+    );
+    assert.equal(built.status, 0, built.stderr);
+  });
+
+  for (const c of CASES)
+    it(`M=${c[0]} K=${c[1]} R=${c[2]} N=${c[3]}${c[4] ? `, grid ${c[4]}×${c[5]}` : ""}: within 1e-5 of float64`, () => {
+      const run = spawnSync(binary, c.map(String), { encoding: "utf8", timeout: 120_000 });
+      assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+      assert.match(run.stdout, /worst=/);
+    });
+});
