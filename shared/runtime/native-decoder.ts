@@ -64,7 +64,7 @@ export interface BackendNeeds {
   loraOp?: LoraOp;
 }
 
-/** Why a shrink-expand model cannot run without the addon, and the two ways out. */
+/** Why a shrink-expand model cannot run without the addon (the errors add the ways out). */
 const FUSED_LORA =
   "this model's LoRA nodes are ai.loracast LoraShrinkExpand (loracast-model.json decoder.loraOp shrink-expand), which only the ort-native addon runs";
 
