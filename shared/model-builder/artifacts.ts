@@ -70,8 +70,8 @@ export interface BuildOptions {
   kvCacheDtype?: KvCacheDtype;
   /**
    * How the generation graphs compute each LoRA pair's first product (`LoraForm`, `lora-forms.ts`):
-   * `mulsum` is the WebGPU build's, whose `Gemm`/`MatMul` kernels leave a long-K, few-output product
-   * to one or two workgroups. The manifest records it (`decoder.loraForm`) and the runtime feeds
+   * `splitk-t` is the WebGPU build's, whose `Gemm`/`MatMul` kernels leave a long-K, few-output
+   * product to one or two workgroups. The manifest records it (`decoder.loraForm`) and the runtime feeds
    * `lora_A` in its layout; the training graph keeps `gemm`. A form other than `gemm` needs LoRA
    * inputs (the `loracast` format, no `merge`; a RangeError otherwise). @default "gemm"
    */

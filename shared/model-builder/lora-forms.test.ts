@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { fixture } from "@loracast/dev-support/fixtures";
 import { decodeFixedTokens } from "@loracast/dev-support/tiny-model";
 import * as ort from "onnxruntime-node";
-import { type LoraForm, loraFormSchema, readModelManifest } from "../model-format/index.ts";
+import { type LoraForm, loraALayout, loraFormSchema, readModelManifest } from "../model-format/index.ts";
 import { peftKey, verifyAdapterFiles } from "../model-spec/index.ts";
 import { countGraphNodes } from "../onnx/index.ts";
 import { adapterFeeds, DecoderSession, type LoraFeeds } from "../runtime/index.ts";
@@ -100,7 +100,7 @@ for (const name of ["llama-tiny", "qwen2-tiny"] as const) {
         const s = session(form);
         const a = s.prepare(lora)[peftKey("model.layers.0.self_attn.qkv_proj", "A")];
         const inF = s.manifest.dims.hiddenSize;
-        const columns = form === "matmul" || form === "splitk";
+        const columns = loraALayout(form) === "columns";
         assert.equal(columns ? a?.dims[0] : a?.dims[1], inF, `${form}: A is [${a?.dims}]`);
       }
     });
@@ -111,7 +111,7 @@ for (const name of ["llama-tiny", "qwen2-tiny"] as const) {
       );
       assert.ok(arch.ok);
       const pairs = 4 * arch.value.dims.numLayers;
-      const perPair: Record<LoraForm, number> = { gemm: 2, matmul: 2, mulsum: 5, splitk: 6 };
+      const perPair: Record<LoraForm, number> = { gemm: 2, matmul: 2, mulsum: 5, splitk: 6, "splitk-t": 8 };
       for (const form of FORMS) {
         const c = countDecodeStepNodes(arch.value, { kind: "fp32" }, "fused", { loraForm: form });
         assert.equal(c.lora, perPair[form] * pairs, `${form}: ${c.lora} LoRA nodes`);

@@ -16,21 +16,34 @@
  *    (`ReduceSharedProgram`, webgpu/reduction/reduction_ops.cc): tokens·r workgroups;
  *  - `splitk`: split-K in ONNX: x as `[tokens, s, 1, k]` (k = `SPLIT_K_CHUNK`, s = in/k) times
  *    A as `[s, k, r]` (A stored transposed, reshaped in the graph) is a batched `MatMul` of
- *    tokens·s small products, each its own workgroup(s), then `ReduceSum` over s.
+ *    tokens·s small products, each its own workgroup(s), then `ReduceSum` over s;
+ *  - `splitk-t`: the same split with x transposed to `[s, tokens, k]`: a batched `MatMul` of s
+ *    products of `[tokens, k]` by `[k, r]` (tokens as rows), its `[s, tokens, r]` transposed to
+ *    `[tokens, r, s]` and summed over s (innermost, so ORT's `ReduceSum` adds no transpose).
  * The second product, `y + h · Bᵀ` (`[tokens, r]` by `[r, out]`, out ≥ 896), has enough output
  * tiles to fill the GPU and stays one `Gemm` with `y` as C in every form.
+ *
+ * On the H200 (docs/benchmarks.md, session 17, `webgpu-lora-probe.ts`), 24 layers of Qwen2.5-0.5B's
+ * pairs at rank 16 took 16.6 ms per step as `gemm`, 7.6 as `matmul`, 5.1 as `splitk` and 4.0 as
+ * `mulsum`, against 3.95 with empty factors. But `mulsum` materializes `[tokens, r, in]`, 1.27 GB
+ * for one `down_proj` pair in a 4096-token prefill, and `splitk`'s batch of tokens·s products
+ * passes WebGPU's 65535 workgroups per dimension from 863 tokens on (s = 76): ORT then folds the
+ * dispatch into the other dimensions (`NormalizeDispatchGroupSize`) while the packed MatMul shader
+ * takes `global_id.z` as the batch (gemm_utils.cc), a case the probe's 1024-token rows check.
+ * `splitk-t` keeps both small: its intermediates are `[s, tokens, r]`, its batch is s.
  */
 import type { LoraForm } from "../model-format/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 
 /**
  * The form a build for the execution provider `ep` (ORT's name) gets unless told otherwise:
- * `mulsum` on `webgpu`, whose `Gemm`/`MatMul` kernels leave each A-side product to one or two
- * workgroups (the file comment); `gemm` elsewhere: the CPU's and CUDA's GEMMs split a long K
- * themselves, and on the CPU `mulsum` is the slower one (`webgpu-lora-probe.ts --ep=cpu`).
+ * `splitk-t` on `webgpu`, whose `Gemm`/`MatMul` kernels leave each A-side product to one or two
+ * workgroups, the split-K form whose memory and dispatch stay bounded at any prefill length (the
+ * file comment); `gemm` elsewhere: the CPU's and CUDA's GEMMs split a long K themselves, and on the
+ * CPU the other forms are slower (`webgpu-lora-probe.ts --ep=cpu`).
  */
 export function defaultLoraForm(ep: string): LoraForm {
-  return ep === "webgpu" ? "mulsum" : "gemm";
+  return ep === "webgpu" ? "splitk-t" : "gemm";
 }
 
 /**
@@ -65,12 +78,20 @@ export function loraDown(
       const rows = g.op1("Reshape", [x, i64(0, 1, inF)]);
       return rows2d(g.op1("ReduceSum", [g.op1("Mul", [rows, a]), i64(-1)], { keepdims: attr.int(0) }));
     }
-    case "splitk": {
+    case "splitk":
+    case "splitk-t": {
       const k = inF % chunk === 0 ? chunk : inF;
       const s = inF / k;
-      const parts = g.op1("Reshape", [x, i64(0, s, 1, k)]);
       const a3 = g.op1("Reshape", [a, i64(s, k, -1)]);
-      return rows2d(g.op1("ReduceSum", [g.op1("MatMul", [parts, a3]), i64(1, 2)], { keepdims: attr.int(0) }));
+      if (form === "splitk") {
+        const parts = g.op1("Reshape", [x, i64(0, s, 1, k)]);
+        return rows2d(
+          g.op1("ReduceSum", [g.op1("MatMul", [parts, a3]), i64(1, 2)], { keepdims: attr.int(0) }),
+        );
+      }
+      const parts = g.op1("Transpose", [g.op1("Reshape", [x, i64(0, s, k)])], { perm: attr.ints([1, 0, 2]) });
+      const partial = g.op1("Transpose", [g.op1("MatMul", [parts, a3])], { perm: attr.ints([1, 2, 0]) });
+      return rows2d(g.op1("ReduceSum", [partial, i64(-1)], { keepdims: attr.int(0) }));
     }
   }
 }

@@ -39,22 +39,23 @@ export type KvCacheDtype = z.infer<typeof kvCacheDtypeSchema>;
  * How the generation graphs compute a LoRA pair's first product, `x · Aᵀ`
  * (`model-builder/lora-forms.ts` says what each form is and why): `gemm`, one Gemm (the form every
  * build before it had); `matmul`, one MatMul over A transposed; `mulsum`, Mul and ReduceSum;
- * `splitk`, a batched MatMul over chunks of the input features and a ReduceSum.
+ * `splitk`, a batched MatMul over chunks of the input features and a ReduceSum, batched per token
+ * and chunk; `splitk-t`, the same batched per chunk, the tokens as rows (x transposed).
  */
-export const loraFormSchema = z.enum(["gemm", "matmul", "mulsum", "splitk"]);
+export const loraFormSchema = z.enum(["gemm", "matmul", "mulsum", "splitk", "splitk-t"]);
 /** One of `loraFormSchema`'s forms. */
 export type LoraForm = z.infer<typeof loraFormSchema>;
 
 /**
  * How a `LoraForm` takes the packed `lora_A` input: `rows`, PEFT's `[r, in]`; `columns`,
- * transposed, `[in, r]` (`matmul` and `splitk`; the runtime transposes each adapter once,
+ * transposed, `[in, r]` (`matmul`, `splitk`, `splitk-t`; the runtime transposes each adapter once,
  * `packLoraFeeds`). `lora_B` is PEFT's `[out, r]` in every form.
  */
 export type LoraALayout = "rows" | "columns";
 
 /** The `LoraALayout` that `form` takes. */
 export function loraALayout(form: LoraForm): LoraALayout {
-  return form === "matmul" || form === "splitk" ? "columns" : "rows";
+  return form === "matmul" || form === "splitk" || form === "splitk-t" ? "columns" : "rows";
 }
 
 /**

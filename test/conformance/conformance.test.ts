@@ -48,6 +48,7 @@ describe("conformance against PyTorch + PEFT references", () => {
         assert.equal(report.pass, true, JSON.stringify(report));
         assert.equal(status, 0);
         assert.equal(report.backend, "onnxruntime-node", "auto on the CPU");
+        assert.equal(report.loraForm, "gemm", "auto on the CPU");
         if (quant === "fp32") {
           assert.equal(report.greedyMatch, true);
           assert.ok((report.logitsLoraMaxAbs as number) <= 2e-4);
@@ -133,6 +134,19 @@ describe("conformance against PyTorch + PEFT references", () => {
     }
   });
 
+  // The WebGPU build's LoRA form (`--lora-form auto` there; shared/model-builder/lora-forms.ts) at
+  // the CPU's tolerances: the form changes the order of float32 sums, nothing else.
+  for (const name of ["llama-tiny", "qwen2-tiny"] as const) {
+    for (const quant of ["fp32", "int4"]) {
+      it(`${name} at ${quant}, LoRA form splitk-t`, () => {
+        const { status, report } = conformance(fixture(name), "--quant", quant, "--lora-form", "splitk-t");
+        assert.equal(report.pass, true, JSON.stringify(report));
+        assert.equal(status, 0);
+        assert.equal(report.loraForm, "splitk-t");
+      });
+    }
+  }
+
   it("names the provider, exit 2, when --ep cuda cannot load (no CUDA provider on this machine)", () => {
     const { status, report } = conformance(fixture("llama-tiny"), "--ep", "cuda");
     assert.equal(status, 2);
@@ -140,11 +154,12 @@ describe("conformance against PyTorch + PEFT references", () => {
     assert.match(String(report.error), /^execution provider cuda cannot be used: /);
   });
 
-  it("refuses, exit 2, an unknown --ep or --backend and --tf32 off on another EP than cuda", () => {
+  it("refuses, exit 2, an unknown --ep, --backend or --lora-form and --tf32 off on another EP than cuda", () => {
     for (const args of [
       ["--ep", "tpu"],
       ["--ep", "cpu", "--tf32", "off"],
       ["--backend", "tensorrt"],
+      ["--lora-form", "einsum"],
     ]) {
       const r = spawnSync(
         process.execPath,
@@ -152,7 +167,7 @@ describe("conformance against PyTorch + PEFT references", () => {
         { cwd: ROOT, encoding: "utf8" },
       );
       assert.equal(r.status, 2, args.join(" "));
-      assert.match(r.stderr, /^error: --(ep|tf32|backend)/, r.stderr);
+      assert.match(r.stderr, /^error: --(ep|tf32|backend|lora-form)/, r.stderr);
     }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
  *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
- *   [--backend auto|ort-native|onnxruntime-node] [--lora-form auto|gemm|matmul|mulsum|splitk]
+ *   [--backend auto|ort-native|onnxruntime-node] [--lora-form auto|gemm|matmul|mulsum|splitk|splitk-t]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -46,7 +46,7 @@ const cli = {
     "lora-form": {
       type: "string",
       default: "auto",
-      help: "how the decoder computes each LoRA pair's x·Aᵀ (build-model --lora-form): auto (the EP's build: mulsum on webgpu, gemm elsewhere), gemm, matmul, mulsum or splitk",
+      help: "how the decoder computes each LoRA pair's x·Aᵀ (build-model --lora-form): auto (the EP's build: splitk-t on webgpu, gemm elsewhere), gemm, matmul, mulsum, splitk or splitk-t",
     },
   },
 } as const;

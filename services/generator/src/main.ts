@@ -102,6 +102,9 @@ log.info("base loaded", {
         backendReason: session.backendReason,
         baseGraph: session.baseGraph.graphPath !== null,
         baseGraphReason: session.baseGraph.reason,
+        // How the graph computes each LoRA pair's x·Aᵀ (build-model --lora-form); on webgpu the
+        // default gemm form costs a fixed ~13 ms per decode step at rank 16 (docs/architecture.md).
+        loraForm: session.manifest.decoder.loraForm ?? "gemm",
       }
     : {}),
 });

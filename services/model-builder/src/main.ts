@@ -1,7 +1,7 @@
 /**
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
- *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk]
+ *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk|splitk-t]
  *
  * Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
@@ -10,7 +10,7 @@
  * one ORT GroupQueryAttention node per layer (the GPU's graph; docs/architecture.md);
  * `--kv-cache-dtype float16` with it computes attention and keeps the KV cache in float16, as ORT's
  * CUDA GroupQueryAttention kernel requires. `--lora-form` picks how each LoRA pair's first product is
- * computed (shared/model-builder/lora-forms.ts): `mulsum` is the WebGPU build's, `gemm` (the
+ * computed (shared/model-builder/lora-forms.ts): `splitk-t` is the WebGPU build's, `gemm` (the
  * default) the CPU's and CUDA's.
  */
 import { readFile } from "node:fs/promises";
@@ -55,7 +55,7 @@ const cli = {
     "lora-form": {
       type: "string",
       default: "gemm",
-      help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum (the WebGPU build's) or splitk",
+      help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum, splitk or splitk-t (the WebGPU build's)",
     },
   },
 } as const;

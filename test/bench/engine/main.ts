@@ -19,7 +19,7 @@
  * (`auto`: the graph without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on
  * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
  * `--lora-form` picks how the loracast graphs compute each LoRA pair's x·Aᵀ (`build-model
- * --lora-form`; `auto`: the EP's build, `mulsum` on webgpu, `gemm` elsewhere); further forms after a
+ * --lora-form`; `auto`: the EP's build, `splitk-t` on webgpu, `gemm` elsewhere); further forms after a
  * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (ops attention).
  */
 
@@ -122,7 +122,7 @@ const cli = {
     "lora-form": {
       type: "string",
       default: "auto",
-      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (mulsum on webgpu, gemm elsewhere), gemm, matmul, mulsum or splitk; a comma list adds LoRA rows of the later forms beside the first's",
+      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (splitk-t on webgpu, gemm elsewhere), gemm, matmul, mulsum, splitk or splitk-t; a comma list adds LoRA rows of the later forms beside the first's",
     },
     profile: {
       type: "string",

@@ -28,10 +28,10 @@ c=.carry/cuda
 export LORACAST_ORT_NATIVE_ADDON=$PWD/$c/ort-native.node
 # The engine bench's checkpoint and int4 artifacts are built on the CPU while parts 1 and 2 use the GPU:
 # the GQA model over a float16 cache for cuda, then over a float32 one for webgpu.
-# The float32 pass builds webgpu's graphs, whose LoRA form is mulsum (the bench's --lora-form=auto there).
+# The float32 pass builds webgpu's graphs, whose LoRA form is splitk-t (the bench's --lora-form=auto there).
 for kv in float16 float32; do
   node .carry/cuda/bench-engine.mjs --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-    --kv-cache-dtype=$kv --lora-form=$([ $kv = float32 ] && echo mulsum || echo gemm) || break
+    --kv-cache-dtype=$kv --lora-form=$([ $kv = float32 ] && echo splitk-t || echo gemm) || break
 done > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
@@ -64,7 +64,7 @@ for run in "cuda off ort-native" "cuda off onnxruntime-node" "webgpu on auto"; d
 done
 part_end=330
 for run in "cuda model ort-native" "cuda model onnxruntime-node" "cuda model-gqa16 ort-native" "webgpu model auto" \
-  "webgpu model-gqa auto"; do
+  "webgpu model-gqa auto" "webgpu model-splitk-t auto"; do
   read -r ep model backend <<<"$run"
   log="$OUT/batching-$ep-$model-$backend.txt"
   bounded 40 "$log" node "$c/batching-check.mjs" "$c/tiny" "$ep" "$model" "$backend"

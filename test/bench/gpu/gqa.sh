@@ -15,9 +15,9 @@ set -uo pipefail
 start=$SECONDS
 source test/bench/gpu/setup.sh
 c=.carry/cuda
-# webgpu's LoRA form (mulsum, the bench's --lora-form=auto there), and gemm for --lora-form=mulsum,gemm.
+# webgpu's LoRA form (splitk-t, the bench's --lora-form=auto there), and gemm for --lora-form=splitk-t,gemm.
 node "$c/bench-engine.mjs" --work="$work" --throughput=false --swaps=0 --compare=false --attention=both \
-  --lora-form=mulsum,gemm > "$OUT/build.txt" 2>&1 &
+  --lora-form=splitk-t,gemm > "$OUT/build.txt" 2>&1 &
 build=$!
 source test/bench/gpu/bounded.sh
 table=()
@@ -33,7 +33,7 @@ for fixture in llama-tiny qwen2-tiny; do
   done
 done
 part_end=330
-for model in model model-gqa; do
+for model in model model-gqa model-splitk-t; do
   bounded 40 "$OUT/batching-webgpu-$model.txt" node "$c/batching-check.mjs" "$c/tiny" webgpu "$model"
   table+=("batching webgpu $model: exit $? $(tail -1 "$OUT/batching-webgpu-$model.txt")")
 done

@@ -36,7 +36,7 @@ if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
 fi
 # The batching check (batching-check.ts) runs on the llama-tiny fixture, fp32, with its adapter,
 # with either attention (model: ops, model-gqa: GroupQueryAttention, model-gqa16: GroupQueryAttention
-# over a float16 KV cache, the form ORT's CUDA kernel takes).
+# over a float16 KV cache, the form ORT's CUDA kernel takes; model-splitk-t: ops, WebGPU's LoRA form).
 fixture=../shared/fixtures/peft-reference/llama-tiny
 # Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's,
 # or it lists no base graphs: "baseAppend", written with them).
@@ -52,6 +52,10 @@ current .carry/tiny/model-gqa/loracast-model.json ||
   grep -qs '"kvCacheDtype": "float16"' .carry/tiny/model-gqa16/loracast-model.json; } ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16 --quant fp32 --attention gqa \
     --kv-cache-dtype float16 >/dev/null
+# model-splitk-t: the WebGPU build's LoRA form (shared/model-builder/lora-forms.ts).
+{ current .carry/tiny/model-splitk-t/loracast-model.json &&
+  grep -qs '"loraForm": "splitk-t"' .carry/tiny/model-splitk-t/loracast-model.json; } ||
+  npm run --silent build-model -- "$fixture/base" .carry/tiny/model-splitk-t --quant fp32 --lora-form splitk-t >/dev/null
 bundle test/bench/gpu/batching-check.ts .carry/batching-check.mjs
 du -ch .carry/* .gl/* | tail -1
 if [ "$cuda" = 1 ]; then bash test/bench/gpu/prepare-cuda.sh; fi

@@ -7,7 +7,9 @@
  * slice into o, gate·up into down, down into the next layer); the factors are graph inputs kept in
  * GPU memory (uploaded once, `runtime/gpu-transfer.ts`, as the engine does), the biases stand in
  * for the base projections' outputs. Each run feeds x `[batch, 896]` from the host and reads the
- * output back, so its time includes the GPU work. Rows besides the forms: `identity` (x through one
+ * output back, so its time includes the GPU work; a batch of 1024 stands for a prefill's tokens
+ * (where `mulsum`'s intermediate grows and `splitk`'s dispatch passes 65535 workgroups in z).
+ * Rows besides the forms: `identity` (x through one
  * Identity node: the run's own floor), `rank0` (the `gemm` form with empty factors: the dispatch
  * floor) and `gemm-bmatmul` (A side as `gemm`, B side as `MatMul` + `Add`, B stored `[r, out]`).
  * Prints per row and batch: ms per run (median, p10, p90 of `--runs` after `--warmup`), ms per
@@ -15,8 +17,8 @@
  * to its max |value|; every form must agree within `TOLERANCE`). Exits 1 when a row fails or
  * disagrees, 2 on a bad flag. `--ep=cpu` checks it all here (its times mean nothing for the GPU).
  *
- * node webgpu-lora-probe.mjs [--ep=webgpu] [--batches=1,8] [--runs=50] [--warmup=5] [--layers=24]
- *   [--rank=16] [--chunk=64] [--variants=identity,rank0,gemm,gemm-bmatmul,matmul,mulsum,splitk]
+ * node webgpu-lora-probe.mjs [--ep=webgpu] [--batches=1,8,1024] [--runs=50] [--warmup=5] [--layers=24]
+ *   [--rank=16] [--chunk=64] [--variants=identity,rank0,gemm,gemm-bmatmul,matmul,mulsum,splitk,splitk-t]
  */
 
 import { loraDown, loraUp } from "@loracast/shared/model-builder";
@@ -47,7 +49,11 @@ const cli = {
     "LoRA pair graph forms on an ORT EP: Qwen2.5-0.5B packed-module shapes, factors resident, ms per run and agreement with the gemm form.",
   flags: {
     ep: { type: "string", default: "webgpu", help: "execution provider: webgpu or cpu" },
-    batches: { type: "string", default: "1,8", help: "token rows per run, comma-separated, each 1 to 64" },
+    batches: {
+      type: "string",
+      default: "1,8,1024",
+      help: "token rows per run (decode batches, a prefill's tokens), comma-separated, each 1 to 4096",
+    },
     runs: { type: "string", default: "50", help: "timed runs per row and batch, 5 to 500" },
     warmup: { type: "string", default: "5", help: "untimed runs first, 1 to 100" },
     layers: { type: "string", default: "24", help: "decoder layers, 1 to 48" },
@@ -69,7 +75,7 @@ const int = (flag: keyof typeof values, raw: string, lo: number, hi: number): nu
 };
 if (values.ep !== "webgpu" && values.ep !== "cpu") usageError(cli, `--ep is webgpu or cpu, not ${values.ep}`);
 const ep: ExecutionProvider = values.ep;
-const batches = values.batches.split(",").map((b) => int("batches", b, 1, 64));
+const batches = values.batches.split(",").map((b) => int("batches", b, 1, 4096));
 if (batches.length > 4) usageError(cli, "--batches takes at most 4 values");
 const runs = int("runs", values.runs, 5, 500);
 const warmup = int("warmup", values.warmup, 1, 100);
