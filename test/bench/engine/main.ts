@@ -20,7 +20,7 @@
  * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
  * `--lora-form` picks how the loracast graphs compute each LoRA pair's x·Aᵀ (`build-model
  * --lora-form`; `auto`: the EP's build, `splitk-t` on webgpu, `gemm` elsewhere); further forms after a
- * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (ops attention).
+ * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (the main rows' attention).
  */
 
 import { existsSync } from "node:fs";
@@ -239,7 +239,8 @@ const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}
 const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa16" : "-gqa") : "");
 // gemm keeps the directory names earlier runs built.
 const formTag = (f: LoraForm) => (f === "gemm" ? "" : `-${f}`);
-const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${formTag(f)}`);
+// The main rows' attention, so that a form's rows differ from the main ones by the form alone.
+const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(f)}`);
 const dirs = {
   int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(mainLoraForm)}`),
   int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${formTag(mainLoraForm)}`),
@@ -295,7 +296,7 @@ for (const form of moreLoraForms)
     checkpointDir: checkpoint,
     outDir: formDir(form),
     quant: int4,
-    ...withAttention("ops"),
+    ...withAttention(mainAttention),
     loraForm: form,
   });
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
@@ -324,7 +325,7 @@ for (const [layout, a, lora, form] of [
   ["fused", "ops", false, mainLoraForm],
   ["fused", "gqa", true, mainLoraForm],
   ["fused", "gqa", false, mainLoraForm],
-  ...moreLoraForms.map((f) => ["fused", "ops", true, f] as const),
+  ...moreLoraForms.map((f) => ["fused", mainAttention, true, f] as const),
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;
   const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora, loraForm: form });
