@@ -13,7 +13,9 @@ import {
   BASE_FILE,
   DATA_FILE,
   type KvCacheDtype,
+  LORA_SHRINK_EXPAND,
   type LoraForm,
+  type LoraOp,
   MODEL_FILE,
   MODEL_MANIFEST,
   type ModelManifest,
@@ -76,6 +78,14 @@ export interface BuildOptions {
    * inputs (the `loracast` format, no `merge`; a RangeError otherwise). @default "gemm"
    */
   loraForm?: LoraForm;
+  /**
+   * How the generation graphs with LoRA inputs (`model.onnx`, `model.append.onnx`) compute each
+   * LoRA branch (`LoraOp`): `shrink-expand` makes them need the ort-native addon
+   * (`LORA_SHRINK_EXPAND`); the training graph keeps its Gemms, the base graphs have no LoRA. The
+   * manifest records it (`decoder.loraOp`). `shrink-expand` needs LoRA inputs and `loraForm` `gemm`:
+   * with `merge`, the transformers.js format or another form it is a RangeError. @default "gemm"
+   */
+  loraOp?: LoraOp;
 }
 
 /** transformers.js picks the ONNX file by dtype suffix. */
@@ -132,6 +142,15 @@ export async function buildArtifacts(
     throw new RangeError("attention gqa is for the loracast format only (transformers.js feeds a mask)");
   if (kvCacheDtype !== "float32" && attention !== "gqa")
     throw new RangeError(`a ${kvCacheDtype} KV cache is built with attention gqa only`);
+  const loraOp = options.loraOp ?? "gemm";
+  if (loraOp !== "gemm" && (format !== "loracast" || options.merge !== undefined))
+    throw new RangeError(
+      `loraOp ${loraOp} needs LoRA inputs: not with ${options.merge !== undefined ? "merge" : `the ${format} format`}`,
+    );
+  if (loraOp === "shrink-expand" && loraForm !== "gemm")
+    throw new RangeError(
+      `loraOp shrink-expand takes lora_A as PEFT's [r, in]: not with loraForm ${loraForm}`,
+    );
   const opened = await openCheckpoint(options.checkpointDir);
   if (!opened.ok) return opened;
   const ckpt = opened.value;
@@ -161,12 +180,20 @@ export async function buildArtifacts(
       attention,
       kvCacheDtype,
       loraForm,
+      loraOp,
     });
     // The same decoder returning only each step's new keys and values (the CPU's; decoder-graph.ts).
     const appending =
       format === "loracast"
         ? graphOverSameData("decoder-append", options.quant, dataFile, plan, (ga, pa) =>
-            buildDecoderGraph(ga, arch, pa, { lora, kvOutput: "append", attention, kvCacheDtype, loraForm }),
+            buildDecoderGraph(ga, arch, pa, {
+              lora,
+              kvOutput: "append",
+              attention,
+              kvCacheDtype,
+              loraForm,
+              loraOp,
+            }),
           )
         : null;
     // The same two decoders without LoRA inputs, for requests with no adapter: a LoRA graph fed
@@ -261,6 +288,7 @@ export async function buildArtifacts(
       attention,
       kvCacheDtype,
       loraForm,
+      loraOp,
       files: {
         model: modelFile,
         data: dataFile,
@@ -298,8 +326,17 @@ function graphOverSameData(
   return encodeGraph(g);
 }
 
-const encodeGraph = (g: GraphBuilder): Uint8Array =>
-  encodeModel({ graph: g.build(), opsets: { "": 21, "com.microsoft": 1 }, producer: "loracast" });
+/** The graph as an ONNX model; it imports `LORA_SHRINK_EXPAND`'s domain only where a node uses it. */
+const encodeGraph = (g: GraphBuilder): Uint8Array => {
+  const graph = g.build();
+  const { domain, version } = LORA_SHRINK_EXPAND;
+  const fused = graph.nodes.some((n) => n.domain === domain);
+  return encodeModel({
+    graph,
+    opsets: { "": 21, "com.microsoft": 1, ...(fused ? { [domain]: version } : {}) },
+    producer: "loracast",
+  });
+};
 
 function modelManifest(
   arch: Architecture,
@@ -310,6 +347,7 @@ function modelManifest(
     attention: DecoderAttention;
     kvCacheDtype: KvCacheDtype;
     loraForm: LoraForm;
+    loraOp: LoraOp;
     files: ModelManifest["files"];
   },
 ): ModelManifest {
@@ -340,6 +378,7 @@ function modelManifest(
       ...(graph.attention === "ops" ? {} : { attention: graph.attention }),
       ...(graph.kvCacheDtype === "float32" ? {} : { kvCacheDtype: graph.kvCacheDtype }),
       ...(graph.loraForm === "gemm" ? {} : { loraForm: graph.loraForm }),
+      ...(graph.loraOp === "gemm" ? {} : { loraOp: graph.loraOp }),
     },
     modules: graph.lora
       ? [...spec.modules.values()].map((m) => ({

@@ -2,9 +2,10 @@
  * The Llama-family decoder as an ONNX graph (transformers' `modeling_llama.py`; Qwen2 adds biases
  * and sliding windows, `modeling_qwen2.py`). The hidden state is kept 2-D, `[tokens, hidden]`, so
  * every projection is one `Gemm` with `transB` on the HF `[out, in]` weight (or one `MatMulNBits`),
- * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys. The
+ * and each LoRA is two more `Gemm`s whose factors are graph inputs named by their PEFT keys (or,
+ * with `loraOp: "shrink-expand"`, one fused `ai.loracast` `LoraShrinkExpand` node: `LoraOp`). The
  * adapter's scaling is folded into `lora_B` by the runtime; untargeted modules get rank-0 factors,
- * which cost two empty Gemms.
+ * which cost two empty Gemms (one empty fused node).
  *
  * Two layouts. `per-module` (the training graph's): one projection and one LoRA pair per HF module,
  * as above. `fused` (the generation graphs', built for a GPU's fixed cost per node): q/k/v and
@@ -19,7 +20,14 @@
  * output into a fresh buffer, and the whole cache as outputs cost a copy and garbage per step.
  */
 
-import { IO, type KvCacheDtype, type LoraForm, loraALayout } from "../model-format/index.ts";
+import {
+  IO,
+  type KvCacheDtype,
+  LORA_SHRINK_EXPAND,
+  type LoraForm,
+  type LoraOp,
+  loraALayout,
+} from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
@@ -48,6 +56,11 @@ export interface DecoderGraphOptions {
   kvCacheDtype?: KvCacheDtype;
   /** How each LoRA pair's first product is computed (`lora-forms.ts`). @default "gemm" */
   loraForm?: LoraForm;
+  /**
+   * How each LoRA branch is computed (`LoraOp`): ONNX ops (`gemm`, the first product in `loraForm`),
+   * or one fused node (`shrink-expand`, with `loraForm` `gemm` only). @default "gemm"
+   */
+  loraOp?: LoraOp;
 }
 
 /**
@@ -97,6 +110,8 @@ export interface DecoderBodyOptions {
   kvCacheDtype?: KvCacheDtype;
   /** @default "gemm" (`lora-forms.ts`; the training graph's, whose feeds are PEFT's layout) */
   loraForm?: LoraForm;
+  /** @default "gemm" (`LoraOp`; the training graph's, whose backward needs the Gemms) */
+  loraOp?: LoraOp;
 }
 
 /**
@@ -118,6 +133,7 @@ export function buildDecoderGraph(
     attention: options.attention ?? "ops",
     kvCacheDtype: options.kvCacheDtype ?? "float32",
     loraForm: options.loraForm ?? "gemm",
+    loraOp: options.loraOp ?? "gemm",
   });
   const { bs, hidden: h } = body;
   const i64 = (...v: number[]) => g.constant("int64", [v.length], v);
@@ -163,6 +179,7 @@ export function buildDecoderBody(
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: V } = dims;
   const { lora } = options;
   const loraForm = options.loraForm ?? "gemm";
+  const loraOp = options.loraOp ?? "gemm";
   const loraInputs: string[] = [];
 
   const inputIds = g.input(IO.inputIds, "int64", ["batch", "sequence"]);
@@ -206,7 +223,7 @@ export function buildDecoderBody(
         bias ? w.vector(`${module}.bias`, [outF]) : null,
       );
       if (!lora || !module.startsWith("model.layers.")) return y;
-      return loraBranch(g, x, y, { module, inF, outF, form: loraForm }, loraInputs);
+      return loraBranch(g, x, y, { module, inF, outF, form: loraForm, op: loraOp }, loraInputs);
     });
 
   const norm = (x: string, weight: string): string =>
@@ -219,7 +236,7 @@ export function buildDecoderBody(
   let h = g.op1("Reshape", [embedded, i64(-1, D)]);
 
   if (options.layout === "fused") {
-    const hidden = fusedLayers({ g, arch, w, lora, loraForm, loraInputs, attend }, h);
+    const hidden = fusedLayers({ g, arch, w, lora, loraForm, loraOp, loraInputs, attend }, h);
     return { hidden, normed: true, bs, loraInputs, linear, norm };
   }
 
@@ -279,19 +296,25 @@ export function project(
   return bias === null ? y : g.op1("Add", [y, bias]);
 }
 
-/** One projection's LoRA pair as `loraBranch` builds it: its module (plain or packed), shape and form. */
+/**
+ * One projection's LoRA pair as `loraBranch` builds it: its module (plain or packed), shape, form
+ * and op.
+ */
 export interface LoraPair {
   module: string;
   inF: number;
   outF: number;
   form: LoraForm;
+  op: LoraOp;
 }
 
 /**
  * The LoRA branch of one projection (`pair.module`, plain or packed): inputs `lora_A`, `[r, inF]` or
  * `[inF, r]` as `loraALayout(pair.form)` says, and `lora_B` `[outF, r]` (B scaled by the runtime);
- * `y + (x · Aᵀ) · Bᵀ`, the first product in `pair.form` (`lora-forms.ts`), the second one `Gemm`
- * with the base output `y` as its C. The inputs are appended to `loraInputs`.
+ * `y + (x · Aᵀ) · Bᵀ`. With `op` `gemm`: the first product in `pair.form` (`lora-forms.ts`), the
+ * second one `Gemm` with the base output `y` as its C; with `shrink-expand`: one
+ * `LORA_SHRINK_EXPAND` node over `(x, A, B, y)` (form `gemm` only, a RangeError otherwise). The
+ * inputs are appended to `loraInputs`.
  */
 export function loraBranch(
   g: GraphBuilder,
@@ -300,11 +323,15 @@ export function loraBranch(
   pair: LoraPair,
   loraInputs: string[],
 ): string {
-  const { module, inF, outF, form } = pair;
+  const { module, inF, outF, form, op } = pair;
+  if (op === "shrink-expand" && form !== "gemm")
+    throw new RangeError(`loraOp shrink-expand takes lora_A as PEFT's [r, in]: not with loraForm ${form}`);
   const rank = `r.${module}`;
   const aDims = loraALayout(form) === "rows" ? [rank, inF] : [inF, rank];
   const a = g.input(peftKey(module, "A"), "float32", aDims);
   const b = g.input(peftKey(module, "B"), "float32", [outF, rank]);
   loraInputs.push(a, b);
+  if (op === "shrink-expand")
+    return g.op1(LORA_SHRINK_EXPAND.opType, [x, a, b, y], {}, { domain: LORA_SHRINK_EXPAND.domain });
   return loraUp(g, loraDown(g, form, x, a, inF), b, y);
 }

@@ -2,11 +2,12 @@
  * The decoder layers in the fused layout (`decoder-graph.ts`), built for a GPU's fixed cost per
  * node (../shared/docs/gpu.md): per layer, one projection per vLLM packed module (`qkv_proj`,
  * `o_proj`, `gate_up_proj`, `down_proj`) over row-concatenated weights, one LoRA pair per packed
- * module (A stacked, B block-diagonal: `runtime/lora-feeds.ts` packs them), and each residual add
+ * module (A stacked, B block-diagonal: `runtime/lora-feeds.ts` packs them; two Gemms or one fused
+ * node, `LoraOp`), and each residual add
  * with the RMSNorm after it as one `SkipSimplifiedLayerNormalization` (com.microsoft), whose
  * output 3 is the residual sum the next add needs. The last one applies the final norm.
  */
-import type { LoraForm } from "../model-format/index.ts";
+import type { LoraForm, LoraOp } from "../model-format/index.ts";
 import { buildModelSpec, PACKED_MODULES, type PackedModule } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
@@ -23,6 +24,8 @@ export interface LayerContext {
   lora: boolean;
   /** How each pair's first product is computed (`lora-forms.ts`). */
   loraForm: LoraForm;
+  /** How each LoRA branch is computed (`loraBranch`): ONNX ops, or one fused node. */
+  loraOp: LoraOp;
   loraInputs: string[];
   /** One layer's attention over its packed q/k/v projection, before `o_proj` (`buildDecoderBody`). */
   attend: (layer: number, x: QkvInput) => string;
@@ -68,7 +71,8 @@ export function fusedLayers(c: LayerContext, embedded: string): string {
         outF,
         bias ? w.fusedVector(`${module}.bias`, rows("bias")) : null,
       );
-      return c.lora ? loraBranch(g, x, y, { module, inF, outF, form: c.loraForm }, c.loraInputs) : y;
+      const pair = { module, inF, outF, form: c.loraForm, op: c.loraOp };
+      return c.lora ? loraBranch(g, x, y, pair, c.loraInputs) : y;
     });
   };
 

@@ -16,7 +16,8 @@ export interface StepNodeCounts {
   /**
    * The nodes the LoRA branches add: the graph's count less that of the same graph without LoRA
    * inputs (two `Gemm`s per pair in the `gemm` form, five in `mulsum`: `Reshape`, `Mul`,
-   * `ReduceSum`, `Reshape`, `Gemm`). A base graph's count is 0.
+   * `ReduceSum`, `Reshape`, `Gemm`; one `LoraShrinkExpand` with `loraOp: "shrink-expand"`). A base
+   * graph's count is 0.
    */
   lora: number;
   byOp: Record<string, number>;
@@ -25,8 +26,8 @@ export interface StepNodeCounts {
 /**
  * Counts the nodes of the generation graph (`model.onnx`, the one that returns the KV cache) that
  * `buildArtifacts` builds for `arch` in `quant`, in `layout`, with `graph`'s attention and KV cache
- * element type (`ops` and float32 when absent), its `loraForm` (`gemm` when absent), and with LoRA
- * inputs unless `graph.lora` is false
+ * element type (`ops` and float32 when absent), its `loraForm` and `loraOp` (`gemm` when absent),
+ * and with LoRA inputs unless `graph.lora` is false
  * (`model.base.onnx`, whose `lora` count is 0). Builds the graph in memory only: no weight is read.
  * Throws as `buildDecoderGraph` does for a combination it refuses.
  */
@@ -34,7 +35,7 @@ export function countDecodeStepNodes(
   arch: Architecture,
   quant: BaseQuant,
   layout: DecoderLayout,
-  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora" | "loraForm"> = {},
+  graph: Pick<DecoderGraphOptions, "attention" | "kvCacheDtype" | "lora" | "loraForm" | "loraOp"> = {},
 ): StepNodeCounts {
   const build = (lora: boolean) => {
     const g = new GraphBuilder("count");

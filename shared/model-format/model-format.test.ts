@@ -110,6 +110,29 @@ describe("readModelManifest", () => {
     assert.match(read.error.message, /decoder\.packedModules: packed modules other than this runtime's/);
   });
 
+  it("reads decoder.loraOp (absent: gemm, as before it) and refuses an unknown one, naming the field", async () => {
+    const m = manifest();
+    const fused = await readModelManifest(
+      write({ ...m, decoder: { ...m.decoder, loraOp: "shrink-expand" } }),
+    );
+    assert.ok(fused.ok);
+    assert.equal(fused.value.manifest.decoder.loraOp, "shrink-expand");
+    const old = await readModelManifest(write(m));
+    assert.ok(old.ok);
+    assert.equal(old.value.manifest.decoder.loraOp, undefined);
+    const bad = await readModelManifest(write({ ...m, decoder: { ...m.decoder, loraOp: "punica" } }));
+    assert.ok(!bad.ok);
+    assert.match(bad.error.message, /^loracast-model\.json: decoder\.loraOp: /);
+    const formed = await readModelManifest(
+      write({ ...m, decoder: { ...m.decoder, loraOp: "shrink-expand", loraForm: "mulsum" } }),
+    );
+    assert.ok(!formed.ok);
+    assert.match(
+      formed.error.message,
+      /decoder\.loraOp: loraOp shrink-expand is built with loraForm gemm only/,
+    );
+  });
+
   it("refuses a folder without a manifest, naming the path", async () => {
     const read = await readModelManifest(join(work, "none"));
     assert.ok(!read.ok);

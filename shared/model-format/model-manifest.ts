@@ -36,6 +36,25 @@ export const kvCacheDtypeSchema = z.enum(["float32", "float16"]);
 export type KvCacheDtype = z.infer<typeof kvCacheDtypeSchema>;
 
 /**
+ * How the generation graphs compute each LoRA branch `y + (x · Aᵀ) · Bᵀ`: `gemm`, ONNX ops (two
+ * `Gemm`s, shrink to rank r and expand with the base output `y` as C, or the first product in
+ * another `LoraForm`), which any ORT runs; `shrink-expand`, one `LORA_SHRINK_EXPAND` node (vLLM's name for the pair: `lora_shrink`/`lora_expand`), which only
+ * sessions of loracast's ort-native addon run, where that domain is registered. The training graph
+ * always has the Gemms: it needs their gradients and runs on onnxruntime-node.
+ */
+export const loraOpSchema = z.enum(["gemm", "shrink-expand"]);
+/** `gemm` or `shrink-expand` (`loraOpSchema`). */
+export type LoraOp = z.infer<typeof loraOpSchema>;
+
+/**
+ * The fused LoRA op of `loraOp: "shrink-expand"` graphs: domain `ai.loracast`, version 1, inputs
+ * float32 `x [M, K]`, `A [R, K]`, `B [N, R]`, `y [M, N]` and output `z = y + (x · Aᵀ) · Bᵀ`
+ * `[M, N]` (R may be 0: z = y). The ort-native addon (`shared/ort-native`) implements it on cpu and
+ * cuda and registers the domain in every session it creates; onnxruntime-node does not know it.
+ */
+export const LORA_SHRINK_EXPAND = { domain: "ai.loracast", opType: "LoraShrinkExpand", version: 1 } as const;
+
+/**
  * How the generation graphs compute a LoRA pair's first product, `x · Aᵀ`
  * (`model-builder/lora-forms.ts` says what each form is and why): `gemm`, one Gemm (the form every
  * build before it had); `matmul`, one MatMul over A transposed; `mulsum`, Mul and ReduceSum;
@@ -144,6 +163,14 @@ export const modelManifestSchema = z.object({
        */
       kvCacheDtype: kvCacheDtypeSchema.optional(),
       /**
+       * How the generation graphs compute LoRA (`LoraOp`); absent means `gemm`, what every manifest
+       * before it had. Added without a schema bump, as `attention` and `kvCacheDtype` were: a
+       * runtime that predates it would open a `shrink-expand` graph on onnxruntime-node, which
+       * refuses it at load by name (no kernel for op domain `ai.loracast`), so no reader can run
+       * such a graph wrongly.
+       */
+      loraOp: loraOpSchema.optional(),
+      /**
        * The generation graphs' `LoraForm`; absent means `gemm`, what every manifest before it had.
        * Added without a schema bump, as `attention` was: the `rows` forms take the factors as
        * before, and a runtime that predates it would feed a `columns` form's `lora_A` as `[r, in]`,
@@ -155,6 +182,11 @@ export const modelManifestSchema = z.object({
     .refine((d) => d.kvCacheDtype !== "float16" || d.attention === "gqa", {
       message: "a float16 KV cache needs attention gqa",
       path: ["kvCacheDtype"],
+    })
+    // A fused LoRA node has no first product of its own to form (`buildArtifacts`).
+    .refine((d) => d.loraOp !== "shrink-expand" || (d.loraForm ?? "gemm") === "gemm", {
+      message: "loraOp shrink-expand is built with loraForm gemm only",
+      path: ["loraOp"],
     }),
 });
 

@@ -50,6 +50,7 @@ struct Operands {
   const float* y = nullptr;
   float* z = nullptr;
   int64_t m = 0, k = 0, r = 0, n = 0;
+  const OrtValue* xValue = nullptr;  // x itself: where its memory is says which allocator to use
 };
 
 OrtStatus* dimsOf(const OrtApi* api, const OrtValue* value, std::vector<int64_t>* dims) {
@@ -75,6 +76,7 @@ OrtStatus* operands(const OrtApi* api, OrtKernelContext* context, Operands* o) {
       return failure(api, ORT_INVALID_ARGUMENT,
                      std::string(names[i]) + " must be a matrix (rank 2), got " + shapeText(dims[i]));
   }
+  o->xValue = values[0];
   o->m = dims[0][0];
   o->k = dims[0][1];
   o->r = dims[1][0];
@@ -274,10 +276,10 @@ OrtStatus* launch(const OrtApi* api, const Driver& d, const Kernels& f, CUstream
 
 // h's scratch buffer (M · R floats) on the op's device, launches, and the buffer given back.
 OrtStatus* launchWithScratch(const OrtApi* api, const Driver& d, const Kernels& f, CUstream stream,
-                             OrtKernelContext* context, const OrtValue* x, const Operands& o) {
+                             OrtKernelContext* context, const Operands& o) {
   if (o.r == 0) return launch(api, d, f, stream, o, nullptr);
   const OrtMemoryInfo* device = nullptr;
-  if (OrtStatus* s = api->GetTensorMemoryInfo(x, &device)) return s;
+  if (OrtStatus* s = api->GetTensorMemoryInfo(o.xValue, &device)) return s;
   OrtAllocator* allocator = nullptr;
   if (OrtStatus* s = api->KernelContext_GetAllocator(context, device, &allocator)) return s;
   void* scratch = nullptr;
@@ -318,11 +320,7 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
   }
   Kernels f;
   OrtStatus* status = kernelsIn(api, d, streamContext, &f);
-  if (!status) {
-    const OrtValue* x = nullptr;
-    status = api->KernelContext_GetInput(context, 0, &x);
-    if (!status) status = launchWithScratch(api, d, f, stream, context, x, o);
-  }
+  if (!status) status = launchWithScratch(api, d, f, stream, context, o);
   if (current != streamContext) d.cuCtxSetCurrent(current);
   return status;
 }

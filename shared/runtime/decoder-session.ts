@@ -21,7 +21,12 @@ import { type ExecutionProvider, ExecutionProviderError } from "./execution-prov
 import { toGqaStep } from "./gqa-step.ts";
 import { type KvPadding, type KvShape, kvArray, kvData, type RowSource, relayout } from "./kv-layout.ts";
 import { isBaseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
-import { chooseBackend, OrtBackendError, type ResolvedBackend } from "./native-decoder.ts";
+import {
+  addonWithoutFusedLora,
+  chooseBackend,
+  OrtBackendError,
+  type ResolvedBackend,
+} from "./native-decoder.ts";
 import { openRunners } from "./open-runners.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
 import type { DecoderSessionOptions } from "./session-options.ts";
@@ -142,8 +147,8 @@ export class DecoderSession {
    * (`chooseBackend`), with a second runner over the base graph as `options.baseGraph` decides
    * (`chooseBaseGraph`). Fails with `ModelArtifactsError` (unreadable artifacts, or `baseGraph: on`
    * for a model without base graphs), `ExecutionProviderError` (the provider cannot load) or
-   * `OrtBackendError` (ort-native forced and unusable, or `cudaTf32: false` that the stock binding
-   * cannot honour); throws a RangeError for `cudaTf32` on another EP than cuda.
+   * `OrtBackendError` (ort-native forced and unusable, a `shrink-expand` model without an addon
+   * that runs it, or `cudaTf32: false` that the stock binding cannot honour); throws a RangeError for `cudaTf32` on another EP than cuda.
    */
   static async load(
     dir: string,
@@ -155,7 +160,10 @@ export class DecoderSession {
     const ep = (options.executionProviders ?? ["cpu"])[0] ?? "cpu";
     if (options.cudaTf32 !== undefined && ep !== "cuda")
       throw new RangeError(`cudaTf32 is a CUDA option, given for a session on ${ep}`);
-    const chosen = chooseBackend(options.backend ?? "auto", ep, options.profileFilePrefix !== undefined);
+    const chosen = chooseBackend(options.backend ?? "auto", ep, {
+      profiling: options.profileFilePrefix !== undefined,
+      loraOp: manifest.decoder.loraOp ?? "gemm",
+    });
     if (!chosen.ok) return chosen;
     const choice = chosen.value;
     // The stock binding cannot pass `use_tf32`; cuBLAS honours the process-wide override instead.
@@ -190,6 +198,8 @@ export class DecoderSession {
       );
     } catch (e) {
       if (e instanceof ExecutionProviderError) return err(e);
+      const older = addonWithoutFusedLora(e, manifest.decoder.loraOp);
+      if (older !== null) return err(older);
       throw e;
     }
   }

@@ -10,11 +10,16 @@ import {
   prefillStep,
   type TinyModel,
 } from "@loracast/dev-support/tiny-model";
-import { DeviceTensor, type OrtNative, type OrtNativeUnavailable } from "../ort-native/index.ts";
+import {
+  DeviceTensor,
+  type OrtNative,
+  OrtNativeError,
+  type OrtNativeUnavailable,
+} from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import { DecoderSession } from "./decoder-session.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
-import { chooseBackend, OrtBackendError } from "./native-decoder.ts";
+import { addonWithoutFusedLora, chooseBackend, OrtBackendError } from "./native-decoder.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
 
 const addon = { ortVersion: "test" } as OrtNative;
@@ -25,7 +30,7 @@ const missing: Load = () => err({ reason: "not-built", message: "/x/ort-native.n
 describe("chooseBackend", () => {
   it("auto takes the addon on cuda only, where it loads, and says why otherwise", () => {
     const on = (ep: "cpu" | "cuda" | "webgpu", load = loaded, profiling = false) => {
-      const r = chooseBackend("auto", ep, profiling, load);
+      const r = chooseBackend("auto", ep, { profiling }, load);
       assert.ok(r.ok);
       return [r.value.backend, r.value.reason];
     };
@@ -44,11 +49,11 @@ describe("chooseBackend", () => {
 
   it("ort-native asked for is the addon on cpu and cuda, and an error that says why elsewhere", () => {
     for (const ep of ["cpu", "cuda"] as const) {
-      const r = chooseBackend("ort-native", ep, false, loaded);
+      const r = chooseBackend("ort-native", ep, { profiling: false }, loaded);
       assert.ok(r.ok && r.value.backend === "ort-native" && r.value.addon === addon);
     }
     const refused = (ep: "cpu" | "cuda" | "webgpu", profiling: boolean, load = loaded) => {
-      const r = chooseBackend("ort-native", ep, profiling, load);
+      const r = chooseBackend("ort-native", ep, { profiling }, load);
       assert.ok(!r.ok);
       assert.ok(r.error instanceof OrtBackendError);
       return r.error.message;
@@ -58,8 +63,62 @@ describe("chooseBackend", () => {
     assert.match(refused("cuda", true), /profiler/);
   });
 
+  it("a shrink-expand model takes the addon on cpu too, and refuses every way without it, naming the fix", () => {
+    const fused = { profiling: false, loraOp: "shrink-expand" } as const;
+    for (const [asked, ep] of [
+      ["auto", "cpu"],
+      ["auto", "cuda"],
+      ["ort-native", "cpu"],
+    ] as const) {
+      const r = chooseBackend(asked, ep, fused, loaded);
+      assert.ok(r.ok && r.value.backend === "ort-native" && r.value.addon === addon, `${asked} on ${ep}`);
+    }
+    const auto = chooseBackend("auto", "cpu", fused, loaded);
+    assert.ok(auto.ok);
+    assert.equal(auto.value.reason, "auto on cpu: the model's LoRA op is shrink-expand");
+    const refused = (
+      asked: "auto" | "onnxruntime-node",
+      ep: "cpu" | "webgpu",
+      profiling: boolean,
+      load: Load,
+    ) => {
+      const r = chooseBackend(asked, ep, { ...fused, profiling }, load);
+      assert.ok(!r.ok && r.error instanceof OrtBackendError);
+      assert.match(r.error.message, /decoder\.loraOp shrink-expand/);
+      assert.match(r.error.message, /rebuild the model with --lora-op gemm/);
+      return r.error.message;
+    };
+    assert.match(
+      refused("onnxruntime-node", "cpu", false, () => assert.fail("loaded")),
+      /^backend onnxruntime-node cannot run this model: .*; use backend auto or ort-native;/,
+    );
+    assert.match(refused("auto", "cpu", false, missing), /ort-native not-built: \/x\/ort-native\.node/);
+    assert.match(refused("auto", "webgpu", false, loaded), /runs on cpu and cuda only, not webgpu/);
+    assert.match(refused("auto", "cpu", true, loaded), /profiler/);
+    // A gemm model (or a manifest without the field) is decided as before.
+    const plain = chooseBackend("auto", "cpu", { profiling: false, loraOp: "gemm" }, loaded);
+    assert.deepEqual(plain, ok({ backend: "onnxruntime-node", reason: "auto on cpu" }));
+  });
+
+  it("names an addon built before the fused LoRA op from ORT's load error, and nothing else", () => {
+    // ORT's words when a session does not know the op (onnxruntime-node's, and an older addon's).
+    const refused = new OrtNativeError(
+      "Load model from /m/model.onnx failed:Fatal error: ai.loracast:LoraShrinkExpand(-1) is not a registered function/op",
+    );
+    const older = addonWithoutFusedLora(refused, "shrink-expand");
+    assert.ok(older instanceof OrtBackendError);
+    assert.match(
+      older.message,
+      /^the ort-native addon does not run ai\.loracast LoraShrinkExpand.*npm run build:ort-native/,
+    );
+    assert.equal(addonWithoutFusedLora(refused, "gemm"), null);
+    assert.equal(addonWithoutFusedLora(refused, undefined), null);
+    assert.equal(addonWithoutFusedLora(new OrtNativeError("out of memory"), "shrink-expand"), null);
+    assert.equal(addonWithoutFusedLora(new Error(refused.message), "shrink-expand"), null);
+  });
+
   it("onnxruntime-node asked for never loads the addon", () => {
-    const r = chooseBackend("onnxruntime-node", "cuda", false, () => assert.fail("loaded"));
+    const r = chooseBackend("onnxruntime-node", "cuda", { profiling: false }, () => assert.fail("loaded"));
     assert.deepEqual(r, ok({ backend: "onnxruntime-node", reason: "asked for" }));
   });
 });

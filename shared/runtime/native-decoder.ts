@@ -8,6 +8,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
+import { LORA_SHRINK_EXPAND, type LoraOp } from "../model-format/index.ts";
 import {
   DeviceTensor,
   type HostTensor,
@@ -15,6 +16,7 @@ import {
   type NativeDType,
   type NativeSession,
   type OrtNative,
+  OrtNativeError,
   type OrtNativeUnavailable,
 } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
@@ -25,8 +27,8 @@ import type { LoraFeeds } from "./lora-feeds.ts";
 import { type ResidentCounts, ResidentFeeds } from "./resident-feeds.ts";
 
 /**
- * Which ORT binding runs a decoder: `auto` (ort-native on `cuda` where the addon loads, the stock
- * binding otherwise), `ort-native` (the addon, on `cpu` or `cuda`; an error where it cannot load) or
+ * Which ORT binding runs a decoder: `auto` (ort-native on `cuda` where the addon loads, and on any
+ * EP for a `shrink-expand` model, `LoraOp`; the stock binding otherwise), `ort-native` (the addon, on `cpu` or `cuda`; an error where it cannot load) or
  * `onnxruntime-node` (the stock binding). The services' `*_ORT_BACKEND` settings and the benches'
  * `--backend` flags accept these.
  */
@@ -51,34 +53,89 @@ export type BackendChoice =
   | { backend: "ort-native"; addon: OrtNative; reason: string }
   | { backend: "onnxruntime-node"; reason: string };
 
+/** What a session needs of its binding, besides its EP. */
+export interface BackendNeeds {
+  /** ORT's profiler is asked for (`profileFilePrefix`): the stock binding only. */
+  profiling: boolean;
+  /**
+   * The model's LoRA op (`decoder.loraOp`, `LoraOp`): a `shrink-expand` graph's fused nodes run on
+   * the ort-native addon only (`LORA_SHRINK_EXPAND`). @default "gemm"
+   */
+  loraOp?: LoraOp;
+}
+
+/** Why a shrink-expand model cannot run without the addon (the errors add the ways out). */
+const FUSED_LORA =
+  "this model's LoRA nodes are ai.loracast LoraShrinkExpand (loracast-model.json decoder.loraOp shrink-expand), which only the ort-native addon runs";
+
 /**
- * Decides the backend for a session on `ep`: see `OrtBackend`. `profiling` (ORT's profiler asked
- * for) needs the stock binding. `load` is `loadOrtNative` (injected by tests). Returns
- * `OrtBackendError` when `ort-native` is forced and cannot be used; `auto` never fails.
+ * Decides the backend for a session on `ep`: see `OrtBackend`. ORT's profiler (`needs.profiling`)
+ * needs the stock binding; a `shrink-expand` model (`needs.loraOp`) needs the addon, on cpu too,
+ * so `auto` takes it wherever it loads and fails where it cannot. `load` is `loadOrtNative`
+ * (injected by tests). Returns `OrtBackendError` when `ort-native` is forced and cannot be used, or
+ * the model needs the addon and the session cannot have it (the message names the fix); `auto`
+ * never fails on a `gemm` model.
  */
 export function chooseBackend(
   asked: OrtBackend,
   ep: ExecutionProvider,
-  profiling: boolean,
+  needs: BackendNeeds,
   load: () => Result<OrtNative, OrtNativeUnavailable> = loadOrtNative,
 ): Result<BackendChoice, OrtBackendError> {
-  if (asked === "onnxruntime-node") return ok({ backend: asked, reason: "asked for" });
+  const fused = needs.loraOp === "shrink-expand";
+  const rebuild = "; rebuild the model with --lora-op gemm to run it elsewhere";
+  if (asked === "onnxruntime-node") {
+    if (fused)
+      return err(
+        new OrtBackendError(
+          `backend onnxruntime-node cannot run this model: ${FUSED_LORA}; use backend auto or ort-native${rebuild}`,
+        ),
+      );
+    return ok({ backend: asked, reason: "asked for" });
+  }
   const lacks =
     ep !== "cpu" && ep !== "cuda"
       ? `the addon runs on cpu and cuda only, not ${ep}`
-      : profiling
+      : needs.profiling
         ? "ORT's profiler (profileFilePrefix) runs on the stock binding only"
         : null;
-  if (asked === "auto" && ep !== "cuda") return ok({ backend: "onnxruntime-node", reason: `auto on ${ep}` });
+  if (asked === "auto" && ep !== "cuda" && !fused)
+    return ok({ backend: "onnxruntime-node", reason: `auto on ${ep}` });
   if (lacks !== null) {
+    if (fused)
+      return err(new OrtBackendError(`ort-native cannot be used: ${lacks}, and ${FUSED_LORA}${rebuild}`));
     if (asked === "auto") return ok({ backend: "onnxruntime-node", reason: lacks });
     return err(new OrtBackendError(`ort-native cannot be used: ${lacks}`));
   }
   const loaded = load();
-  if (loaded.ok) return ok({ backend: "ort-native", addon: loaded.value, reason: `${asked} on ${ep}` });
+  if (loaded.ok) {
+    const why = fused && asked === "auto" && ep !== "cuda" ? ": the model's LoRA op is shrink-expand" : "";
+    return ok({ backend: "ort-native", addon: loaded.value, reason: `${asked} on ${ep}${why}` });
+  }
   const why = `ort-native ${loaded.error.reason}: ${loaded.error.message}`;
+  if (fused)
+    return err(new OrtBackendError(`ort-native cannot be used: ${why}, and ${FUSED_LORA}${rebuild}`));
   if (asked === "auto") return ok({ backend: "onnxruntime-node", reason: why });
   return err(new OrtBackendError(`ort-native cannot be used: ${why}`));
+}
+
+/**
+ * What creating an addon session over a `shrink-expand` model (`loraOp`) threw, when that is ORT
+ * refusing the fused op: an addon built before `LORA_SHRINK_EXPAND` ("ai.loracast:LoraShrinkExpand(-1)
+ * is not a registered function/op"). Returns the `OrtBackendError` that says so and how to fix it,
+ * or null for anything else (the caller rethrows it).
+ */
+export function addonWithoutFusedLora(e: unknown, loraOp: LoraOp | undefined): OrtBackendError | null {
+  const { domain, opType } = LORA_SHRINK_EXPAND;
+  if (
+    loraOp !== "shrink-expand" ||
+    !(e instanceof OrtNativeError) ||
+    !e.message.includes(`${domain}:${opType}`)
+  )
+    return null;
+  return new OrtBackendError(
+    `the ort-native addon does not run ${domain} ${opType}, which this model's LoRA nodes are: it was built before the op; rebuild it (npm run build:ort-native) or the model with --lora-op gemm (ORT: ${e.message})`,
+  );
 }
 
 const NATIVE_TYPES: ReadonlySet<string> = new Set<NativeDType>([

@@ -11,7 +11,7 @@ import {
   type DecoderAttention,
   defaultLoraForm,
 } from "@loracast/shared/model-builder";
-import type { KvCacheDtype, LoraForm, ModelManifest } from "@loracast/shared/model-format";
+import type { KvCacheDtype, LoraForm, LoraOp, ModelManifest } from "@loracast/shared/model-format";
 import { peftKey } from "@loracast/shared/model-spec";
 import {
   adapterFeeds,
@@ -47,6 +47,11 @@ export interface ConformanceOptions {
    * `attention: "gqa"`; the `ops` decoder `vsOpsAttention` compares with stays float32. @default "float32"
    */
   kvCacheDtype?: KvCacheDtype;
+  /**
+   * The decoder graphs' LoRA op (`build-model --lora-op`): `shrink-expand` runs on the ort-native
+   * addon only (`backend` `auto` or `ort-native`); the training graph keeps its Gemms. @default "gemm"
+   */
+  loraOp?: LoraOp;
   /** Scratch directory for built artifacts. */
   workDir: string;
   /** Where the decoder and training sessions run (default `cpu`); the reference is PyTorch's CPU. */
@@ -86,6 +91,13 @@ interface Outputs {
   backend: string;
 }
 
+/**
+ * The LoRA form the decoder is built with: the one asked for, or the EP's (`defaultLoraForm`); `gemm`
+ * with `loraOp: "shrink-expand"`, whose fused node computes the whole branch.
+ */
+const loraFormOf = (opts: ConformanceOptions): LoraForm =>
+  opts.loraOp === "shrink-expand" ? "gemm" : (opts.loraForm ?? defaultLoraForm(opts.ep ?? "cpu"));
+
 /** Builds the fixture's base with `quant` and `attention`, runs its decoder, and releases it. */
 async function infer(
   opts: ConformanceOptions,
@@ -98,8 +110,17 @@ async function infer(
   const checkpointDir = join(opts.fixtureDir, "base");
   const kvCacheDtype = attention === "gqa" ? (opts.kvCacheDtype ?? "float32") : "float32";
   const ep = opts.ep ?? "cpu";
-  const loraForm = opts.loraForm ?? defaultLoraForm(ep);
-  const built = await buildArtifacts({ checkpointDir, outDir, quant, attention, kvCacheDtype, loraForm });
+  const loraOp = opts.loraOp ?? "gemm";
+  const loraForm = loraFormOf(opts);
+  const built = await buildArtifacts({
+    checkpointDir,
+    outDir,
+    quant,
+    attention,
+    kvCacheDtype,
+    loraForm,
+    loraOp,
+  });
   if (!built.ok) throw built.error;
   const session = await DecoderSession.load(outDir, {
     executionProviders: [ep],
@@ -346,6 +367,7 @@ export async function runConformance(opts: ConformanceOptions) {
     ep,
     ...(ep === "cuda" ? { tf32 } : {}),
     ...(kvCacheDtype === "float32" ? {} : { kvCacheDtype }),
+    ...((opts.loraOp ?? "gemm") === "gemm" ? {} : { loraOp: opts.loraOp }),
     toleranceWhy: tol.why,
   };
   const vsReference = (o: Outputs) => ({
@@ -374,7 +396,7 @@ export async function runConformance(opts: ConformanceOptions) {
       model: manifest.architecture,
       quant: "fp32",
       attention: opts.attention ?? "ops",
-      loraForm: opts.loraForm ?? defaultLoraForm(opts.ep ?? "cpu"),
+      loraForm: loraFormOf(opts),
       positions: opts.attention === "gqa" ? "real tokens" : "all",
       ...where,
       backend: out.backend,
@@ -413,7 +435,7 @@ export async function runConformance(opts: ConformanceOptions) {
     quant: opts.quant,
     blockSize: opts.blockSize,
     attention: opts.attention ?? "ops",
-    loraForm: opts.loraForm ?? defaultLoraForm(opts.ep ?? "cpu"),
+    loraForm: loraFormOf(opts),
     positions: opts.attention === "gqa" ? "real tokens" : "all",
     ...where,
     backend: q.backend,

@@ -2,6 +2,7 @@
  * npm run conformance -- <fixture-dir> [--quant fp32|int8|int4] [--block-size 32|128] [--ep cpu|webgpu|cuda]
  *   [--tf32 on|off] [--attention ops|gqa] [--kv-cache-dtype float32|float16]
  *   [--backend auto|ort-native|onnxruntime-node] [--lora-form auto|gemm|matmul|mulsum|splitk|splitk-t]
+ *   [--lora-op gemm|shrink-expand]
  *
  * Builds the fixture's base, applies its PEFT adapter, runs it on the execution provider `--ep`,
  * and prints a JSON report as the last line (with the tolerances it was held to, and why).
@@ -10,7 +11,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { kvCacheDtypeSchema, loraFormSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraFormSchema, loraOpSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
 import { type QuantChoice, runConformance } from "./harness.ts";
@@ -46,7 +47,12 @@ const cli = {
     "lora-form": {
       type: "string",
       default: "auto",
-      help: "how the decoder computes each LoRA pair's x·Aᵀ (build-model --lora-form): auto (the EP's build: splitk-t on webgpu, gemm elsewhere), gemm, matmul, mulsum, splitk or splitk-t",
+      help: "how the decoder computes each LoRA pair's x·Aᵀ (build-model --lora-form): auto (the EP's build: splitk-t on webgpu, gemm elsewhere; gemm with --lora-op shrink-expand), gemm, matmul, mulsum, splitk or splitk-t",
+    },
+    "lora-op": {
+      type: "string",
+      default: "gemm",
+      help: "the decoder's LoRA branches: gemm (ONNX ops, in --lora-form) or shrink-expand (one ai.loracast LoraShrinkExpand node each; the ort-native addon only)",
     },
   },
 } as const;
@@ -76,10 +82,16 @@ if (!kvCacheDtype.success)
   fail(`--kv-cache-dtype must be float32 or float16, got ${values["kv-cache-dtype"]}`);
 if (kvCacheDtype.data === "float16" && attention !== "gqa")
   fail("--kv-cache-dtype float16 needs --attention gqa");
+const loraOp = loraOpSchema.safeParse(values["lora-op"]);
+if (!loraOp.success) fail(`--lora-op must be gemm or shrink-expand, got ${values["lora-op"]}`);
+if (loraOp.data === "shrink-expand" && backend.data === "onnxruntime-node")
+  fail("--lora-op shrink-expand runs on the ort-native addon only: --backend auto or ort-native");
 
 const loraForm = values["lora-form"] === "auto" ? null : loraFormSchema.safeParse(values["lora-form"]);
 if (loraForm !== null && !loraForm.success)
   fail(`--lora-form must be auto or one of ${loraFormSchema.options.join(", ")}, got ${values["lora-form"]}`);
+if (loraOp.data === "shrink-expand" && loraForm !== null && loraForm.data !== "gemm")
+  fail("--lora-op shrink-expand takes --lora-form gemm (or auto) only: its node computes the whole branch");
 
 const workDir = await mkdtemp(join(tmpdir(), "loracast-conformance-"));
 try {
@@ -89,6 +101,7 @@ try {
     blockSize,
     attention,
     kvCacheDtype: kvCacheDtype.data,
+    loraOp: loraOp.data,
     workDir,
     ep: ep.data,
     tf32: values.tf32 === "on",

@@ -1,18 +1,24 @@
 /** What training journeys share: a trainable demo-base model, a prompt file, and run events over SSE. */
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDemoModel } from "@loracast/dev-support/models";
+import type { LoraOp } from "@loracast/shared/model-format";
 import { type RunStreamEvent, runStreamEventSchema } from "@loracast/shared/trainer-api";
-import { TOKEN } from "./stack.ts";
+import { type Stack, startStack, TOKEN } from "./stack.ts";
 
 /**
- * Builds the demo base (random weights, seed 7, int4 with the training graph) into `<work>/model`
- * and writes 50 prompts to `<work>/prompts.jsonl`. Returns both paths.
+ * Builds the demo base (random weights, seed 7, int4 with the training graph, LoRA op `loraOp`)
+ * into `<work>/model` and writes 50 prompts to `<work>/prompts.jsonl`. Returns both paths.
  */
-export async function buildTrainingFixture(work: string): Promise<{ modelDir: string; dataset: string }> {
+export async function buildTrainingFixture(
+  work: string,
+  loraOp: LoraOp = "gemm",
+): Promise<{ modelDir: string; dataset: string }> {
   const modelDir = await buildDemoModel(
     { checkpointDir: join(work, "base"), modelDir: join(work, "model") },
     7,
+    loraOp,
   );
   const dataset = join(work, "prompts.jsonl");
   writeFileSync(
@@ -20,6 +26,45 @@ export async function buildTrainingFixture(work: string): Promise<{ modelDir: st
     Array.from({ length: 50 }, (_, i) => JSON.stringify({ prompt: `q${i * 37}:` })).join("\n"),
   );
   return { modelDir, dataset };
+}
+
+/** A stack on a training fixture (`startTrainingStack`), its prompt file, and how to stop it. */
+export interface TrainingStack {
+  stack: Stack;
+  /** The fixture's prompts, `<work>/prompts.jsonl`. */
+  dataset: string;
+  /** The temp directory of the fixture. */
+  work: string;
+  /** Stops the stack and removes `work`. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds a training fixture (`buildTrainingFixture`, LoRA op `loraOp`) in a new temp directory
+ * named after `prefix`, and starts a stack of `generators` generators and a trainer (one ORT thread)
+ * on its model.
+ */
+export async function startTrainingStack(
+  prefix: string,
+  generators: number,
+  loraOp: LoraOp = "gemm",
+): Promise<TrainingStack> {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const fixture = await buildTrainingFixture(work, loraOp);
+  const stack = await startStack({
+    generators,
+    generatorEnv: { GENERATOR_MODEL_DIR: fixture.modelDir, GENERATOR_BASE_CONFIG: "" },
+    trainerEnv: { TRAINER_MODEL_DIR: fixture.modelDir, TRAINER_THREADS: "1" },
+  });
+  return {
+    stack,
+    dataset: fixture.dataset,
+    work,
+    stop: async () => {
+      await stack.stop();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A small GRPO run config on `dataset`: publishes and checkpoints every 2 steps. */

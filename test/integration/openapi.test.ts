@@ -6,9 +6,6 @@
  * services answer.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   componentChecker,
@@ -19,8 +16,8 @@ import {
 import type { Service } from "@loracast/dev-support/supervisor";
 import { systemClock } from "@loracast/shared/platform";
 import { signWebhook } from "@loracast/shared/webhooks";
-import { SECRET, type Stack, startStack, TOKEN } from "../helpers/stack.ts";
-import { buildTrainingFixture, grpoRun } from "../helpers/training.ts";
+import { SECRET, type Stack, TOKEN } from "../helpers/stack.ts";
+import { grpoRun, startTrainingStack, type TrainingStack } from "../helpers/training.ts";
 
 const RUN = "openapi-1";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -58,22 +55,15 @@ async function documented(service: Service) {
 
 describe("OpenAPI documents against real services", () => {
   let stack: Stack;
-  let work: string;
   let dataset: string;
+  let training: TrainingStack | undefined;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "loracast-openapi-"));
-    const fixture = await buildTrainingFixture(work);
-    dataset = fixture.dataset;
-    stack = await startStack({
-      generators: 1,
-      generatorEnv: { GENERATOR_MODEL_DIR: fixture.modelDir, GENERATOR_BASE_CONFIG: "" },
-      trainerEnv: { TRAINER_MODEL_DIR: fixture.modelDir, TRAINER_THREADS: "1" },
-    });
+    training = await startTrainingStack("loracast-openapi-", 1);
+    ({ stack, dataset } = training);
   });
   after(async () => {
-    await stack?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await training?.stop();
   });
 
   it("trainer: /openapi.json is valid OpenAPI 3.1 and its routes answer as documented", async () => {

@@ -5,7 +5,9 @@
  * real model directory, exit 2 at once with one error line that names the variable, the provider and
  * what it needs: no stack trace, no listening server. Skipped where the provider library is present.
  * Likewise `*_ORT_BACKEND=ort-native` where loracast's ORT addon is not built (on any machine), and
- * `GENERATOR_BASE_GRAPH=on` on a model directory built before base graphs.
+ * `GENERATOR_BASE_GRAPH=on` on a model directory built before base graphs, and a model built with
+ * `--lora-op shrink-expand` (whose LoRA nodes only the addon runs) on the stock binding, or on `auto`
+ * where the addon is not built.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -108,6 +110,44 @@ describe("an ORT backend that cannot load", () => {
       );
     });
   }
+});
+
+describe("a shrink-expand model without the ort-native addon", () => {
+  const fusedDir = join(work, "model-shrink-expand");
+  before(async () => {
+    const built = await buildArtifacts({
+      checkpointDir: join(fixture("llama-tiny"), "base"),
+      outDir: fusedDir,
+      quant: { kind: "fp32" },
+      loraOp: "shrink-expand",
+    });
+    if (!built.ok) throw built.error;
+  });
+  for (const kind of ["generator", "trainer"] as const) {
+    const variable = `${kind.toUpperCase()}_ORT_BACKEND`;
+    const dir = { [`${kind.toUpperCase()}_MODEL_DIR`]: fusedDir };
+    it(`${kind} with ${variable}=onnxruntime-node: exit 2, one error line naming it and the fix`, async () => {
+      const line = theErrorLine(await start(kind, { ...dir, [variable]: "onnxruntime-node" }));
+      assert.equal(line.variable, variable);
+      assert.match(
+        line.error ?? "",
+        /^backend onnxruntime-node cannot run this model: .*decoder\.loraOp shrink-expand.*use backend auto or ort-native; rebuild the model with --lora-op gemm/,
+      );
+    });
+  }
+  it(`generator with GENERATOR_ORT_BACKEND=auto and no addon: exit 2, saying the model needs it`, async () => {
+    const line = theErrorLine(
+      await start("generator", {
+        GENERATOR_MODEL_DIR: fusedDir,
+        LORACAST_ORT_NATIVE_ADDON: join(work, "none.node"),
+      }),
+    );
+    assert.equal(line.variable, "GENERATOR_ORT_BACKEND");
+    assert.match(
+      line.error ?? "",
+      /^ort-native cannot be used: .*none\.node does not exist.*, and this model's LoRA nodes are ai\.loracast/,
+    );
+  });
 });
 
 describe("a base graph asked for and missing", () => {

@@ -42,12 +42,13 @@ const ENTRIES: Entry[] = [
       "attention",
       "kv-cache-dtype",
       "lora-form",
+      "lora-op",
     ],
   },
   {
     name: "npm run conformance",
     command: tsx("test/conformance/main.ts"),
-    flags: ["quant", "block-size", "attention", "kv-cache-dtype", "lora-form"],
+    flags: ["quant", "block-size", "attention", "kv-cache-dtype", "lora-form", "lora-op"],
   },
   {
     name: "npm run bench:engine",
@@ -61,6 +62,7 @@ const ENTRIES: Entry[] = [
       "throughput",
       "attention",
       "kv-cache-dtype",
+      "lora-op",
       "work",
     ],
   },

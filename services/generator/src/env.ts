@@ -37,8 +37,10 @@ const envSchema = s3EnvSchema.extend({
   GENERATOR_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
   /**
    * The ORT binding of the model session: `auto` (loracast's ort-native addon on cuda where it
-   * loads, onnxruntime-node otherwise), `ort-native` (fail at start where it cannot load) or
-   * `onnxruntime-node` (the stock binding, e.g. to compare).
+   * loads, onnxruntime-node otherwise; the addon on any provider for a model built with
+   * `--lora-op shrink-expand`, failing at start without it), `ort-native` (fail at start where it
+   * cannot load) or `onnxruntime-node` (the stock binding, e.g. to compare; refused for a
+   * shrink-expand model).
    */
   GENERATOR_ORT_BACKEND: ortBackendSchema.default("auto"),
   /**

@@ -105,6 +105,8 @@ log.info("base loaded", {
         // How the graph computes each LoRA pair's x·Aᵀ (build-model --lora-form); on webgpu the
         // default gemm form costs a fixed ~13 ms per decode step at rank 16 (docs/architecture.md).
         loraForm: session.manifest.decoder.loraForm ?? "gemm",
+        // ONNX ops per LoRA branch, or one fused node that only the addon runs (build-model --lora-op).
+        loraOp: session.manifest.decoder.loraOp ?? "gemm",
       }
     : {}),
 });

@@ -2,6 +2,7 @@
  * npm run build-model -- <checkpoint-dir> <out-dir> [--quant fp32|fp16|int8|int4] [--block-size 32|128]
  *   [--accuracy-level 0|4] [--merge <peft-adapter-dir>] [--format loracast|transformers.js]
  *   [--attention ops|gqa] [--kv-cache-dtype float32|float16] [--lora-form gemm|matmul|mulsum|splitk|splitk-t]
+ *   [--lora-op gemm|shrink-expand]
  *
  * Builds model artifacts (model.onnx and model.append.onnx, their base-request counterparts model.base.onnx and model.base.append.onnx, train.onnx, model.onnx.data, loracast-model.json, and the checkpoint's tokenizer files where it has them) from a
  * Hugging Face checkpoint, for generators (GENERATOR_MODEL_DIR) and the trainer. `--merge` folds a
@@ -11,12 +12,14 @@
  * `--kv-cache-dtype float16` with it computes attention and keeps the KV cache in float16, as ORT's
  * CUDA GroupQueryAttention kernel requires. `--lora-form` picks how each LoRA pair's first product is
  * computed (shared/model-builder/lora-forms.ts): `splitk-t` is the WebGPU build's, `gemm` (the
- * default) the CPU's and CUDA's.
+ * default) the CPU's and CUDA's. `--lora-op shrink-expand` builds each LoRA branch of the generation
+ * graphs as one fused `ai.loracast` `LoraShrinkExpand` node instead, which only the ort-native addon
+ * runs.
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
-import { kvCacheDtypeSchema, loraFormSchema } from "@loracast/shared/model-format";
+import { kvCacheDtypeSchema, loraFormSchema, loraOpSchema } from "@loracast/shared/model-format";
 import { loadModelSpec, type VerifiedAdapter, verifyAdapterFiles } from "@loracast/shared/model-spec";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 
@@ -56,6 +59,11 @@ const cli = {
       type: "string",
       default: "gemm",
       help: "how each LoRA pair's x·Aᵀ is computed: gemm, matmul, mulsum, splitk or splitk-t (the WebGPU build's)",
+    },
+    "lora-op": {
+      type: "string",
+      default: "gemm",
+      help: "each LoRA branch of the generation graphs: gemm (ONNX ops, in --lora-form) or shrink-expand (one ai.loracast LoraShrinkExpand node, --lora-form gemm only: the generator and trainer then run them on the ort-native addon only)",
     },
   },
 } as const;
@@ -104,6 +112,12 @@ if (!loraForm.success)
   fail(`--lora-form must be one of ${loraFormSchema.options.join(", ")}, got ${values["lora-form"]}`);
 if (loraForm.data !== "gemm" && (format !== "loracast" || values.merge !== undefined))
   fail("--lora-form other than gemm needs LoRA inputs: --format loracast and no --merge");
+const loraOp = loraOpSchema.safeParse(values["lora-op"]);
+if (!loraOp.success) fail(`--lora-op must be gemm or shrink-expand, got ${values["lora-op"]}`);
+if (loraOp.data !== "gemm" && (format !== "loracast" || values.merge !== undefined))
+  fail(`--lora-op ${loraOp.data} needs LoRA inputs: not with --merge or --format transformers.js`);
+if (loraOp.data === "shrink-expand" && loraForm.data !== "gemm")
+  fail("--lora-op shrink-expand takes --lora-form gemm only (its node computes the whole branch)");
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));
@@ -130,6 +144,7 @@ const built = await buildArtifacts({
   format,
   attention,
   kvCacheDtype: kvCacheDtype.data,
+  loraOp: loraOp.data,
   loraForm: loraForm.data,
   ...(merge !== undefined ? { merge } : {}),
 });

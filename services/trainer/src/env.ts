@@ -83,7 +83,8 @@ export const envSchema = s3EnvSchema.extend({
   TRAINER_EXECUTION_PROVIDER: executionProviderSchema.default("cpu"),
   /**
    * The ORT binding of the in-process rollouts' decoder (the training graph runs on onnxruntime-node):
-   * `auto` (loracast's ort-native addon on cuda where it loads), `ort-native` or `onnxruntime-node`.
+   * `auto` (loracast's ort-native addon on cuda where it loads, and on any provider for a model built
+   * with `--lora-op shrink-expand`), `ort-native` or `onnxruntime-node` (refused for such a model).
    */
   TRAINER_ORT_BACKEND: ortBackendSchema.default("auto"),
   /**

@@ -2,7 +2,7 @@
  * npm run bench:engine [-- --accuracy-level=0|4 --block-size=32|128 --ep=cpu|webgpu|cuda --compare=true|false --rounds=5 --swaps=1000 --throughput=true|false
  *   --profile=0 --attention=ops|gqa|both --kv-cache-dtype=auto|float32|float16
  *   --backend=auto|ort-native|onnxruntime-node|both --tf32=on|off|default --base-graph=auto|on|off|both
- *   --lora-form=auto|<form>[,<form>…]]
+ *   --lora-form=auto|<form>[,<form>…] --lora-op=gemm|shrink-expand|both]
  *
  * On a model with Qwen2.5-0.5B's dimensions and seeded random weights (no real weights can be
  * downloaded here), in one process:
@@ -21,12 +21,15 @@
  * `--lora-form` picks how the loracast graphs compute each LoRA pair's x·Aᵀ (`build-model
  * --lora-form`; `auto`: the EP's build, `splitk-t` on webgpu, `gemm` elsewhere); further forms after a
  * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (the main rows' attention).
+ * `--lora-op` builds the LoRA graphs with ONNX ops per LoRA branch (`gemm`, in the form above) or one
+ * fused `LoraShrinkExpand` node (`shrink-expand`, in `<dir>-shrink-expand`; it runs on the ort-native
+ * addon only); `both` adds LoRA rows suffixed ", shrink-expand" beside the gemm ones, for each
+ * attention built.
  */
 
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { PROJECTIONS } from "@loracast/shared/architectures";
 import { formatVersionRef } from "@loracast/shared/manifest";
@@ -42,24 +45,21 @@ import {
 import {
   kvCacheDtypeSchema,
   type LoraForm,
-  loraFormSchema,
+  type LoraOp,
   readModelManifest,
 } from "@loracast/shared/model-format";
 import { loadModelSpec, verifyAdapterFiles } from "@loracast/shared/model-spec";
-import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import {
   adapterFeeds,
   baseFeeds,
-  baseGraphSchema,
   DecoderSession,
-  executionProviderSchema,
   type LoraFeeds,
   type OrtBackend,
 } from "@loracast/shared/runtime";
-import { z } from "zod";
 import { randomAdapter } from "../../helpers/adapters.ts";
 import { QWEN25_05B } from "./configs.ts";
 import { printDecodeCopies } from "./copies.ts";
+import { flagsUsageError, parseFlags } from "./flags.ts";
 import { graphNodes } from "./graph-nodes.ts";
 import {
   engineGeneration,
@@ -74,131 +74,7 @@ import { formatProfile, profileDecode } from "./profile.ts";
 import { measureSwaps } from "./swaps.ts";
 import { loadTransformersJs } from "./transformers-js.ts";
 
-const cli = {
-  usage: "npm run bench:engine -- [flags]",
-  about:
-    "Engine benchmark on a model with Qwen2.5-0.5B's dimensions (seeded random weights): prefill and decode tok/s for the int4 base, base + LoRA and merged fp16, the transformers.js peer, and adapter swap time and RSS. Reads no environment variables.",
-  flags: {
-    "accuracy-level": { type: "string", default: "4", help: "MatMulNBits accuracy level: 0 or 4" },
-    "block-size": { type: "string", default: "32", help: "int4 block: 32 or 128" },
-    ep: {
-      type: "string",
-      default: "cpu",
-      help: "execution provider: cpu, webgpu or cuda",
-    },
-    compare: {
-      type: "string",
-      default: "true",
-      help: "also build and measure merged fp16 and the transformers.js peer: true or false",
-    },
-    rounds: { type: "string", default: "5", help: "timed rounds per measurement" },
-    swaps: { type: "string", default: "1000", help: "adapter swaps in the swap measurement" },
-    throughput: { type: "string", default: "true", help: "run the throughput measurements: true or false" },
-    attention: {
-      type: "string",
-      default: "ops",
-      help: "the loracast graphs' attention: ops, gqa (GroupQueryAttention), or both (GQA rows beside the ops rows, interleaved)",
-    },
-    "kv-cache-dtype": {
-      type: "string",
-      default: "auto",
-      help: "the GQA graphs' KV cache: float32, float16, or auto (float16 on cuda, whose GroupQueryAttention takes no float32; float32 elsewhere)",
-    },
-    backend: {
-      type: "string",
-      default: "auto",
-      help: "the loracast decoders' ORT binding: auto (ort-native on cuda where it loads), ort-native, onnxruntime-node, or both (stock rows beside the ort-native ones)",
-    },
-    tf32: {
-      type: "string",
-      default: "default",
-      help: "cuda only: TF32 for float32 GEMMs, on, off, or default (the decoder's own: off on ort-native, ORT's on for the stock binding); the ort-native decoders pass it as use_tf32, the stock binding needs NVIDIA_TF32_OVERRIDE=0 for off",
-    },
-    "base-graph": {
-      type: "string",
-      default: "auto",
-      help: "the base rows' decoder graph: auto (without LoRA inputs on cuda and webgpu, the LoRA graph with rank-0 factors on cpu), on, off, or both (rank-0 rows beside the base graph's)",
-    },
-    "lora-form": {
-      type: "string",
-      default: "auto",
-      help: "how the loracast graphs compute each LoRA pair's x·Aᵀ: auto (splitk-t on webgpu, gemm elsewhere), gemm, matmul, mulsum, splitk or splitk-t; a comma list adds LoRA rows of the later forms beside the first's",
-    },
-    profile: {
-      type: "string",
-      default: "0",
-      help: "profile this many decode steps (batch 1, LoRA) with ORT's profiler and print where the time goes; 0: off",
-    },
-    work: {
-      type: "string",
-      default: join(ROOT, ".bench", "engine"),
-      help: "where the random checkpoint and artifacts are kept (reused)",
-    },
-  },
-} as const;
-const { values: raw } = parseCommandLine(cli);
-const boolFlag = z.enum(["true", "false"]).transform((v) => v === "true");
-const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-// Every flag checked once, here: a bad value is a usage error (exit 2), never a silent default.
-const flagsSchema = z
-  .object({
-    "accuracy-level": z.enum(["0", "4"]).transform(Number),
-    "block-size": z.enum(["32", "128"]).transform(Number),
-    ep: executionProviderSchema,
-    compare: boolFlag,
-    rounds: count(1, 100),
-    swaps: count(0, 100_000),
-    throughput: boolFlag,
-    attention: z.enum(["ops", "gqa", "both"]),
-    "kv-cache-dtype": z.enum(["auto", "float32", "float16"]),
-    backend: z.enum(["auto", "ort-native", "onnxruntime-node", "both"]),
-    tf32: z.enum(["on", "off", "default"]),
-    // One enum (not a union) so that a bad value is refused naming the four.
-    "base-graph": z.enum([...baseGraphSchema.options, "both"]),
-    profile: count(0, 1000),
-    work: z.string().min(1),
-    "lora-form": z
-      .string()
-      .transform((v) => v.split(","))
-      .pipe(
-        z
-          .array(z.enum(["auto", ...loraFormSchema.options]))
-          .min(1)
-          .max(4)
-          .refine((l) => new Set(l).size === l.length, "a form listed twice"),
-      ),
-  })
-  .check((ctx) => {
-    const v = ctx.value;
-    if (v.tf32 !== "default" && v.ep !== "cuda")
-      ctx.issues.push({
-        code: "custom",
-        input: v.tf32,
-        path: ["tf32"],
-        message: "applies to --ep=cuda only",
-      });
-    if (v["kv-cache-dtype"] === "float16" && v.attention === "ops")
-      ctx.issues.push({
-        code: "custom",
-        input: v["kv-cache-dtype"],
-        path: ["kv-cache-dtype"],
-        message: "a float16 KV cache needs --attention=gqa or both (the ops graphs keep float32)",
-      });
-    if ((v.backend === "ort-native" || v.backend === "both") && v.ep === "webgpu")
-      ctx.issues.push({
-        code: "custom",
-        input: v.backend,
-        path: ["backend"],
-        message: "the addon runs on cpu and cuda only",
-      });
-  });
-const parsedFlags = flagsSchema.safeParse(raw);
-if (!parsedFlags.success)
-  usageError(
-    cli,
-    parsedFlags.error.issues.map((i) => `--${String(i.path[0] ?? "")}: ${i.message}`).join("; "),
-  );
-const values = parsedFlags.data;
+const values = parseFlags();
 const accuracyLevel = values["accuracy-level"] === 0 ? 0 : 4;
 const blockSize = values["block-size"];
 const ep = values.ep;
@@ -228,7 +104,10 @@ const [mainLoraForm = "gemm", ...moreLoraForms] = values["lora-form"].map(
   (f): LoraForm => (f === "auto" ? defaultLoraForm(ep) : f),
 );
 if (moreLoraForms.includes(mainLoraForm))
-  usageError(cli, `--lora-form: ${mainLoraForm} is listed twice (auto is ${defaultLoraForm(ep)} on ${ep})`);
+  flagsUsageError(`--lora-form: ${mainLoraForm} is listed twice (auto is ${defaultLoraForm(ep)} on ${ep})`);
+const loraOpFlag = values["lora-op"];
+// The main rows' LoRA op; `both` adds shrink-expand LoRA rows (gemm form) beside them.
+const mainLoraOp: LoraOp = loraOpFlag === "shrink-expand" ? "shrink-expand" : "gemm";
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const ALL_SEVEN = PROJECTIONS.map((p) => p.name);
 
@@ -241,9 +120,16 @@ const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa
 const formTag = (f: LoraForm) => (f === "gemm" ? "" : `-${f}`);
 // The main rows' attention, so that a form's rows differ from the main ones by the form alone.
 const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(f)}`);
+const opTag = (op: LoraOp) => (op === "gemm" ? "" : `-${op}`);
 const dirs = {
-  int4: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(mainLoraForm)}`),
-  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${formTag(mainLoraForm)}`),
+  int4: join(
+    values.work,
+    `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(mainLoraForm)}${opTag(mainLoraOp)}`,
+  ),
+  int4Gqa: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}${formTag(mainLoraForm)}${opTag(mainLoraOp)}`),
+  // `--lora-op=both`: the shrink-expand builds (gemm form) beside the main ones.
+  int4Fused: join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}-shrink-expand`),
+  int4GqaFused: join(values.work, `qwen25-05b-${tag}${gqaTag("gqa")}-shrink-expand`),
   merged: join(values.work, `qwen25-05b-merged-fp16${gqaTag(mainAttention)}`),
   tjs: join(values.work, `qwen25-05b-tjs-${tag}`),
 };
@@ -276,21 +162,29 @@ const checked = verifyAdapterFiles(spec.value, new TextDecoder().decode(loraFile
 if (!checked.ok) throw new Error(checked.error);
 const lora = checked.value.verified;
 
-await buildOnce("int4 artifacts", await builtWithBase(dirs.int4), {
-  checkpointDir: checkpoint,
-  outDir: dirs.int4,
-  quant: int4,
-  ...withAttention(mainAttention),
-  loraForm: mainLoraForm,
-});
-if (attention === "both")
-  await buildOnce("int4 GQA artifacts", await builtWithBase(dirs.int4Gqa), {
+/** The int4 LoRA builds: per attention built (`--attention`), per LoRA op asked for (`--lora-op`). */
+const int4Builds: (readonly [string, string, "ops" | "gqa", LoraForm, LoraOp])[] = [
+  ["int4", dirs.int4, mainAttention, mainLoraForm, mainLoraOp],
+  ...(attention === "both" ? [["int4 GQA", dirs.int4Gqa, "gqa", mainLoraForm, mainLoraOp] as const] : []),
+  ...(loraOpFlag === "both"
+    ? [
+        ["int4 shrink-expand", dirs.int4Fused, mainAttention, "gemm", "shrink-expand"] as const,
+        ...(attention === "both"
+          ? [["int4 GQA shrink-expand", dirs.int4GqaFused, "gqa", "gemm", "shrink-expand"] as const]
+          : []),
+      ]
+    : []),
+];
+for (const [what, outDir, a, loraForm, loraOp] of int4Builds)
+  await buildOnce(`${what} artifacts`, await builtWithBase(outDir), {
     checkpointDir: checkpoint,
-    outDir: dirs.int4Gqa,
+    outDir,
     quant: int4,
-    ...withAttention("gqa"),
-    loraForm: mainLoraForm,
+    ...withAttention(a),
+    loraForm,
+    loraOp,
   });
+say(`int4 model dirs: ${int4Builds.map(([what, dir]) => `${what} ${basename(dir)}`).join(", ")}`);
 for (const form of moreLoraForms)
   await buildOnce(`int4 artifacts, LoRA form ${form}`, await builtWithBase(formDir(form)), {
     checkpointDir: checkpoint,
@@ -319,20 +213,34 @@ if (!arch.ok) throw arch.error;
 say(
   `\nnodes per decode step, int4, as built (LoRA form ${mainLoraForm} unless named): layout | total | LoRA | by op type`,
 );
-for (const [layout, a, lora, form] of [
-  ["per-module", "ops", true, "gemm"],
-  ["fused", "ops", true, mainLoraForm],
-  ["fused", "ops", false, mainLoraForm],
-  ["fused", "gqa", true, mainLoraForm],
-  ["fused", "gqa", false, mainLoraForm],
-  ...moreLoraForms.map((f) => ["fused", mainAttention, true, f] as const),
+const fusedRows =
+  loraOpFlag === "both"
+    ? (["ops", "gqa"] as const).map((a) => ["fused", a, true, "gemm", "shrink-expand"] as const)
+    : [];
+for (const [layout, a, lora, form, loraOp] of [
+  ["per-module", "ops", true, "gemm", "gemm"],
+  ["fused", "ops", true, mainLoraForm, mainLoraOp],
+  ["fused", "ops", false, mainLoraForm, "gemm"],
+  ["fused", "gqa", true, mainLoraForm, mainLoraOp],
+  ["fused", "gqa", false, mainLoraForm, "gemm"],
+  ...moreLoraForms.map((f) => ["fused", mainAttention, true, f, "gemm"] as const),
+  ...fusedRows,
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;
-  const c = countDecodeStepNodes(arch.value, int4, layout, { ...withAttention(a), lora, loraForm: form });
+  const c = countDecodeStepNodes(arch.value, int4, layout, {
+    ...withAttention(a),
+    lora,
+    loraForm: form,
+    loraOp,
+  });
   const ops = Object.entries(c.byOp).map(([op, n]) => `${op} ${n}`);
   const what =
     (a === "gqa" ? `, GroupQueryAttention, ${kvCacheDtype} KV cache` : "") +
-    (lora && form !== mainLoraForm ? `, LoRA form ${form}` : "");
+    (loraOp === "shrink-expand"
+      ? ", shrink-expand"
+      : lora && form !== mainLoraForm
+        ? `, LoRA form ${form}`
+        : "");
   const file = lora ? "model.onnx" : "model.base.onnx, no LoRA inputs";
   say(
     `${layout}${layout === "fused" ? ` (${file}${what})` : " (the training graph's, LoRA form gemm)"} | ${c.total} | ${c.lora} | ${ops.join(", ")}`,
@@ -375,6 +283,14 @@ if (values.throughput) {
     otherForms.set(form, s);
     await sayNodes(s.graphPath, `, LoRA form ${form}`);
   }
+  // `--lora-op=both`: shrink-expand sessions (the addon's, whatever `--backend` gave the others).
+  const fused = loraOpFlag === "both" ? await load(dirs.int4Fused, "auto") : null;
+  const gqaFused =
+    loraOpFlag === "both" && attention === "both" ? await load(dirs.int4GqaFused, "auto") : null;
+  if (fused !== null) {
+    await sayNodes(fused.graphPath, ", shrink-expand");
+    say(`shrink-expand decoder binding: ${fused.backend} (${fused.backendReason})`);
+  }
   await printDecodeCopies(session, adapterFeeds(session.spec, lora), PROMPT_LEN + NEW_TOKENS, say);
   const stock = stockToo ? await load(dirs.int4, "onnxruntime-node") : null;
   say(`Qwen2.5-0.5B dims, random weights; ${ep} EP; prompt ${PROMPT_LEN}, ${NEW_TOKENS} new tokens, greedy`);
@@ -382,7 +298,7 @@ if (values.throughput) {
     `decoder binding: ${session.backend} (${session.backendReason})${stock === null ? "" : "; rows marked (onnxruntime-node): the stock binding"}`,
   );
   say(
-    `int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}; LoRA form ${mainLoraForm}${moreLoraForms.length > 0 ? ` (rows named by form: ${moreLoraForms.join(", ")})` : ""}`,
+    `int4 = MatMulNBits block ${blockSize}, accuracy_level ${accuracyLevel}; attention ${attention}; LoRA op ${loraOpFlag}; LoRA form ${mainLoraForm}${moreLoraForms.length > 0 ? ` (rows named by form: ${moreLoraForms.join(", ")})` : ""}`,
   );
   say(`median of ${values.rounds} rounds; in each round every variant generates once, in turn`);
   say("| variant | batch | prefill tok/s | decode tok/s |");
@@ -414,6 +330,17 @@ if (values.throughput) {
     variants.set("int4 base, GQA", engineGeneration(gqa, baseFeeds(gqa.spec)));
     variants.set("int4 + LoRA r=16 ×7, GQA", engineGeneration(gqa, adapterFeeds(gqa.spec, lora)));
   }
+  // Base requests on a shrink-expand session run what the gemm one's do wherever a base graph
+  // runs them (the same model.base.onnx): LoRA rows only.
+  for (const [s, suffix] of [
+    [fused, ""],
+    [gqaFused, ", GQA"],
+  ] as const)
+    if (s !== null)
+      variants.set(
+        `int4 + LoRA r=16 ×7${suffix}, shrink-expand`,
+        engineGeneration(s, adapterFeeds(s.spec, lora)),
+      );
   for (const batch of [1, 8]) {
     const measured = await throughputs(variants, batch, values.rounds);
     for (const [name, t] of measured) row(name, batch, t);
@@ -421,6 +348,8 @@ if (values.throughput) {
   await merged?.release();
   await gqa?.release();
   for (const s of otherForms.values()) await s.release();
+  await fused?.release();
+  await gqaFused?.release();
   await stock?.release();
 
   const get = (k: string) => results.get(k)?.decode ?? Number.NaN;
@@ -431,6 +360,13 @@ if (values.throughput) {
     const v = `int4 + LoRA r=16 ×7, ${form} form`;
     const over = (batch: number) => pct(get(`int4 base@${batch}`) / get(`${v}@${batch}`) - 1);
     say(`LoRA decode overhead, ${form} form: batch 1 ${over(1)}, batch 8 ${over(8)}`);
+  }
+  // Against the same base rows as the gemm LoRA rows they sit beside.
+  for (const suffix of ["", ", GQA"]) {
+    const v = `int4 + LoRA r=16 ×7${suffix}, shrink-expand`;
+    if (!results.has(`${v}@1`)) continue;
+    const over = (batch: number) => pct(get(`int4 base${suffix}@${batch}`) / get(`${v}@${batch}`) - 1);
+    say(`LoRA decode overhead${suffix}, shrink-expand: batch 1 ${over(1)}, batch 8 ${over(8)}`);
   }
   if (baseGraphFlag === "both") {
     const gain = (batch: number) => {

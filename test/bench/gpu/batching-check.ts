@@ -3,7 +3,9 @@
  * `node .carry/batching-check.mjs .carry/tiny webgpu [model] [backend] [base-graph]` (or `cpu` here); `model` is
  * the artifacts folder under the tiny dir, `model` (ops attention) by default, `model-gqa`
  * (GroupQueryAttention, whose caches are right-padded), `model-gqa16` (the same over a float16
- * cache, CUDA's form) or `model-splitk-t` (ops, WebGPU's LoRA form); `backend` the decoder's ORT binding, `auto`
+ * cache, CUDA's form), `model-gqa16-se` (that with one fused `LoraShrinkExpand` node per LoRA pair,
+ * which only the ort-native addon runs) or `model-splitk-t` (ops, WebGPU's LoRA form); `backend` the
+ * decoder's ORT binding, `auto`
  * by default (ort-native on cuda where it loads), `ort-native` or `onnxruntime-node`; every line
  * names the EP and the binding that ran. Requests join a running
  * batch and leave it early, so caches are merged and dropped (the GPU-to-host path), with the base

@@ -36,7 +36,9 @@ if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then
 fi
 # The batching check (batching-check.ts) runs on the llama-tiny fixture, fp32, with its adapter,
 # with either attention (model: ops, model-gqa: GroupQueryAttention, model-gqa16: GroupQueryAttention
-# over a float16 KV cache, the form ORT's CUDA kernel takes; model-splitk-t: ops, WebGPU's LoRA form).
+# over a float16 KV cache, the form ORT's CUDA kernel takes; model-gqa16-se: the same with one fused
+# LoraShrinkExpand node per LoRA pair, --lora-op shrink-expand, which runs on the ort-native addon;
+# model-splitk-t: ops, WebGPU's LoRA form).
 fixture=../shared/fixtures/peft-reference/llama-tiny
 # Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's,
 # or it lists no base graphs: "baseAppend", written with them).
@@ -52,6 +54,10 @@ current .carry/tiny/model-gqa/loracast-model.json ||
   grep -qs '"kvCacheDtype": "float16"' .carry/tiny/model-gqa16/loracast-model.json; } ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16 --quant fp32 --attention gqa \
     --kv-cache-dtype float16 >/dev/null
+{ current .carry/tiny/model-gqa16-se/loracast-model.json &&
+  grep -qs '"loraOp": "shrink-expand"' .carry/tiny/model-gqa16-se/loracast-model.json; } ||
+  npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16-se --quant fp32 --attention gqa \
+    --kv-cache-dtype float16 --lora-op shrink-expand >/dev/null
 # model-splitk-t: the WebGPU build's LoRA form (shared/model-builder/lora-forms.ts).
 { current .carry/tiny/model-splitk-t/loracast-model.json &&
   grep -qs '"loraForm": "splitk-t"' .carry/tiny/model-splitk-t/loracast-model.json; } ||

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { buildArtifacts } from "@loracast/shared/model-builder";
-import { MODEL_MANIFEST } from "@loracast/shared/model-format";
+import { type LoraOp, MODEL_MANIFEST } from "@loracast/shared/model-format";
 // Imported, not read from DEMO_BASE_CONFIG's path: bundled (infra/images/bundle.sh), the config comes along.
 import demoBaseConfig from "../../../infra/demo-base/config.json" with { type: "json" };
 import { writeRandomCheckpoint } from "./random-checkpoint.ts";
@@ -24,16 +24,22 @@ export interface DemoModelPaths {
 }
 
 /**
- * Writes the demo base checkpoint with weights from `seed` and builds its artifacts; returns
- * `paths.modelDir`. Throws the builder's error if the build fails.
+ * Writes the demo base checkpoint with weights from `seed` and builds its artifacts, with the LoRA
+ * op `loraOp` (`BuildOptions.loraOp`, default `gemm`); returns `paths.modelDir`. Throws the
+ * builder's error if the build fails.
  */
-export async function buildDemoModel(paths: DemoModelPaths, seed: number): Promise<string> {
+export async function buildDemoModel(
+  paths: DemoModelPaths,
+  seed: number,
+  loraOp: LoraOp = "gemm",
+): Promise<string> {
   if (existsSync(join(paths.modelDir, MODEL_MANIFEST))) return paths.modelDir;
   await writeRandomCheckpoint(paths.checkpointDir, demoBaseConfig, seed);
   const built = await buildArtifacts({
     checkpointDir: paths.checkpointDir,
     outDir: paths.modelDir,
     quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false },
+    loraOp,
   });
   if (!built.ok) throw built.error;
   return paths.modelDir;
