@@ -15,7 +15,7 @@ import * as ort from "onnxruntime-node";
 import { type LoraForm, loraALayout, loraFormSchema, readModelManifest } from "../model-format/index.ts";
 import { peftKey, verifyAdapterFiles } from "../model-spec/index.ts";
 import { countGraphNodes } from "../onnx/index.ts";
-import { adapterFeeds, DecoderSession, type LoraFeeds } from "../runtime/index.ts";
+import { adapterFeeds, baseFeeds, DecoderSession, type LoraFeeds } from "../runtime/index.ts";
 import { buildArtifacts, countDecodeStepNodes, parseArchitecture } from "./index.ts";
 
 const FORMS = loraFormSchema.options;
@@ -54,11 +54,12 @@ for (const name of ["llama-tiny", "qwen2-tiny"] as const) {
     });
     const session = (f: LoraForm) => sessions.get(f) as DecoderSession;
 
-    it("every form gives the gemm form's logits (prefill and decode steps) within float32 rounding", async () => {
-      const reference = await decodeFixedTokens(session("gemm"), lora, PROMPT, 3);
+    /** Every form's logits against the gemm form's for `feeds`, prefill and 3 decode steps. */
+    const agree = async (feeds: () => LoraFeeds) => {
+      const reference = await decodeFixedTokens(session("gemm"), feeds(), PROMPT, 3);
       const scale = Math.max(...reference.flatMap((l) => [...l].map(Math.abs)));
       for (const form of FORMS.filter((f) => f !== "gemm")) {
-        const logits = await decodeFixedTokens(session(form), lora, PROMPT, 3);
+        const logits = await decodeFixedTokens(session(form), feeds(), PROMPT, 3);
         assert.equal(logits.length, reference.length);
         let worst = 0;
         logits.forEach((step, s) => {
@@ -73,6 +74,14 @@ for (const name of ["llama-tiny", "qwen2-tiny"] as const) {
           `${form}: logits differ from gemm's by ${worst} (max |logit| ${scale})`,
         );
       }
+    };
+
+    it("every form gives the gemm form's logits (prefill and decode steps) within float32 rounding", async () => {
+      await agree(() => lora);
+    });
+
+    it("and with the base's rank-0 factors (every pair empty)", async () => {
+      await agree(() => baseFeeds(session("gemm").spec));
     });
 
     it("the adapter moves the logits in every form (the LoRA branch is live)", async () => {

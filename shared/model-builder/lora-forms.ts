@@ -9,8 +9,8 @@
  * for some Intel GPUs only (`SplitKConfig`). So an A-side product runs in 1 or 2 workgroups on a
  * GPU of 132 SMs, a constant time per node whatever the batch. The forms:
  *  - `gemm`: one `Gemm(x, A, transB=1)`, the graph as it was (CPU: one sgemm);
- *  - `matmul`: one `MatMul(x, Aᵀ)`, A stored transposed `[in, r]` (the same packed kernel; ORT
- *    versions with a GEMV path for M = 1 take it at batch 1);
+ *  - `matmul`: one `MatMul(x, Aᵀ)`, A stored transposed `[in, r]`: the same output-only tiling,
+ *    with 8-row tiles for M ≤ 8;
  *  - `mulsum`: `Mul(x[tokens, 1, in], A[r, in])` then `ReduceSum` over `in`: an elementwise
  *    dispatch over tokens·r·in elements, then one workgroup per output reducing its row
  *    (`ReduceSharedProgram`, webgpu/reduction/reduction_ops.cc): tokens·r workgroups;

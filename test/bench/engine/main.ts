@@ -20,7 +20,7 @@
  * the cpu); `both` runs the base graph and adds rows "int4 base, rank-0 LoRA graph" beside them.
  * `--lora-form` picks how the loracast graphs compute each LoRA pair's x·Aᵀ (`build-model
  * --lora-form`; `auto`: the EP's build, `splitk-t` on webgpu, `gemm` elsewhere); further forms after a
- * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (ops attention).
+ * comma add LoRA rows "int4 + LoRA r=16 ×7, <form> form" beside the main ones (the main rows' attention).
  * `--lora-op` builds the LoRA graphs with ONNX ops per LoRA branch (`gemm`, in the form above) or one
  * fused `LoraShrinkExpand` node (`shrink-expand`, in `<dir>-shrink-expand`; it runs on the ort-native
  * addon only); `both` adds LoRA rows suffixed ", shrink-expand" beside the gemm ones, for each
@@ -118,7 +118,8 @@ const tag = `int4${blockSize === 32 ? "" : `-b${blockSize}`}-acc${accuracyLevel}
 const gqaTag = (a: string) => (a === "gqa" ? (kvCacheDtype === "float16" ? "-gqa16" : "-gqa") : "");
 // gemm keeps the directory names earlier runs built.
 const formTag = (f: LoraForm) => (f === "gemm" ? "" : `-${f}`);
-const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${formTag(f)}`);
+// The main rows' attention, so that a form's rows differ from the main ones by the form alone.
+const formDir = (f: LoraForm) => join(values.work, `qwen25-05b-${tag}${gqaTag(mainAttention)}${formTag(f)}`);
 const opTag = (op: LoraOp) => (op === "gemm" ? "" : `-${op}`);
 const dirs = {
   int4: join(
@@ -189,7 +190,7 @@ for (const form of moreLoraForms)
     checkpointDir: checkpoint,
     outDir: formDir(form),
     quant: int4,
-    ...withAttention("ops"),
+    ...withAttention(mainAttention),
     loraForm: form,
   });
 await buildOnce("merged fp16 artifacts", !compare || (await readModelManifest(dirs.merged)).ok, {
@@ -222,7 +223,7 @@ for (const [layout, a, lora, form, loraOp] of [
   ["fused", "ops", false, mainLoraForm, "gemm"],
   ["fused", "gqa", true, mainLoraForm, mainLoraOp],
   ["fused", "gqa", false, mainLoraForm, "gemm"],
-  ...moreLoraForms.map((f) => ["fused", "ops", true, f, "gemm"] as const),
+  ...moreLoraForms.map((f) => ["fused", mainAttention, true, f, "gemm"] as const),
   ...fusedRows,
 ] as const) {
   if (a === "gqa" && attention === "ops") continue;

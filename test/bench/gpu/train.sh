@@ -22,7 +22,9 @@ flags=(--steps="${shape[0]}" --prompts="${shape[1]}" --generations="${shape[2]}"
   --prompt-tokens="${shape[3]}" --max-tokens="${shape[4]}")
 # The checkpoint and artifacts first (no timing), then the peer, then ours: the peer's figures
 # must not depend on how long ours take.
+# --ep=webgpu builds webgpu's (its rollouts' LoRA form, splitk-t; building needs no GPU).
 node .carry/bench-train.mjs --work="$work" --build-only | tee "$OUT/build.txt"
+node .carry/bench-train.mjs --work="$work" --build-only --ep=webgpu | tee -a "$OUT/build.txt"
 for dtype in bfloat16 nf4; do
   python3 test/bench/gpu/hf-peft-train-peer.py "$work/qwen25-05b-random" "$dtype" "${shape[@]}" 2>&1 |
     grep -v Warning | tee "$OUT/hf-peft-$dtype.txt"

@@ -10,7 +10,9 @@
  * are what the trainer itself measured, the publish's own phases its `published` log lines'
  * `phasesMs`; the peak RSS is the trainer process's VmHWM. Also printed: the training graph's node
  * count (read back from train.onnx: what every pass runs, and the backward branch that training
- * passes add), and the micro-batch the trainer chose.
+ * passes add), and the micro-batch the trainer chose. The model's generation graphs are in the EP's
+ * LoRA form (`defaultLoraForm`: `splitk-t` on webgpu, in a directory of their own), the training
+ * graph in `gemm` whatever the EP.
  */
 
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -20,7 +22,7 @@ import { ROOT } from "@loracast/dev-support/fixtures";
 import { writeRandomCheckpoint } from "@loracast/dev-support/models";
 import { trainerEnv } from "@loracast/dev-support/stack";
 import { startService, supervisorEnvSchema } from "@loracast/dev-support/supervisor";
-import { buildArtifacts } from "@loracast/shared/model-builder";
+import { buildArtifacts, defaultLoraForm } from "@loracast/shared/model-builder";
 import { readModelManifest } from "@loracast/shared/model-format";
 import { countGraphNodes } from "@loracast/shared/onnx";
 import { parseCommandLine, readSse } from "@loracast/shared/platform";
@@ -93,7 +95,9 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 const checkpoint = join(values.work, "qwen25-05b-random");
-const modelDir = join(values.work, "qwen25-05b-int4-train");
+// The rollouts' decoder in the EP's LoRA form; gemm keeps the directory name earlier runs built.
+const loraForm = defaultLoraForm(ep);
+const modelDir = join(values.work, `qwen25-05b-int4-train${loraForm === "gemm" ? "" : `-${loraForm}`}`);
 await writeRandomCheckpoint(checkpoint, QWEN25_05B, 1);
 const existing = await readModelManifest(modelDir);
 if (!existing.ok || existing.value.manifest.files.training === undefined) {
@@ -102,9 +106,12 @@ if (!existing.ok || existing.value.manifest.files.training === undefined) {
     checkpointDir: checkpoint,
     outDir: modelDir,
     quant: { kind: "nbits", bits: 4, blockSize: 32, emulate: false, accuracyLevel: 4 },
+    loraForm,
   });
   if (!built.ok) throw built.error;
-  say(`int4 artifacts with the training graph: ${seconds(performance.now() - t)}`);
+  say(
+    `int4 artifacts with the training graph (rollouts' LoRA form ${loraForm}): ${seconds(performance.now() - t)}`,
+  );
 }
 const manifest = await readModelManifest(modelDir);
 if (!manifest.ok) throw manifest.error;
