@@ -21,6 +21,7 @@
 #define WARPS (THREADS / 32)
 #define ROWS LORA_ROWS
 #define RANKS LORA_RANKS
+#define GROUP LORA_GROUP
 
 // h[row][j] = x[row] · a[j]: block (j, row tile), its threads splitting k (float4 loads of a's row,
 // read once, against every row of the tile), then a shuffle and shared-memory reduction.
@@ -119,6 +120,133 @@ extern "C" __global__ void __launch_bounds__(THREADS)
             const float v = __ldg(br + j);
 #pragma unroll
             for (int i = 0; i < ROWS; i++) acc[i] += hs[i][j] * v;
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < ROWS; i++)
+          if (i < rows) z[(row0 + i) * n + col] = acc[i];
+      }
+      __syncthreads();
+    }
+  }
+}
+
+// z = y + (x · Aᵀ) · Bᵀ in one launch, for decode-sized M (lora-op.cc picks it; the two kernels
+// above take prefill): block (column tile, row tile). Each block computes its row tile's h itself,
+// RANKS ranks at a time into shared memory, then expands its THREADS columns with that chunk;
+// blocks repeat each other's shrink (at most a few hundred thousand MACs over an L2-resident A)
+// to save the second launch and h's round trip through global memory. Shrink layout: a warp takes
+// GROUP ranks at once (each x load feeds GROUP FMAs), its lanes splitting k; when a chunk has
+// fewer rank groups than the block has warps, `split` warps share a group, each a strided share
+// of k, and their sums meet in shared memory in warp order. Every sum has a fixed order.
+extern "C" __global__ void __launch_bounds__(THREADS)
+    lora_fused(const float* __restrict__ x, const float* __restrict__ a, const float* __restrict__ b,
+               const float* __restrict__ y, float* __restrict__ z, long long m, int k, int r, int n, int vec4x,
+               int vec4b) {
+  __shared__ float hs[ROWS][RANKS];
+  __shared__ float part[WARPS][GROUP][ROWS];
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int colStride = gridDim.x * THREADS;
+  for (long long row0 = (long long)blockIdx.y * ROWS; row0 < m; row0 += (long long)gridDim.y * ROWS) {
+    const int rows = (int)min((long long)ROWS, m - row0);
+    if (r == 0)
+      for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride)
+        for (int i = 0; i < rows; i++) z[(row0 + i) * n + col] = y[(row0 + i) * n + col];
+    for (int r0 = 0; r0 < r; r0 += RANKS) {
+      const int rc = min(RANKS, r - r0);
+      const int groups = (rc + GROUP - 1) / GROUP;
+      int split = 1;  // warps per rank group: a power of two, split · groups ≤ WARPS
+      while (split * 2 * groups <= WARPS) split *= 2;
+      const int slice = warp % split;
+      for (int g = warp / split; g < groups && warp < split * groups; g += WARPS / split) {
+        const int j0 = g * GROUP;  // the group's first rank in the chunk
+        const int gr = min(GROUP, rc - j0);
+        float s[GROUP][ROWS];
+#pragma unroll
+        for (int jj = 0; jj < GROUP; jj++)
+#pragma unroll
+          for (int i = 0; i < ROWS; i++) s[jj][i] = 0.f;
+        if (vec4x) {  // k % 4 == 0 and 16-byte aligned bases: every row of x and A is float4-aligned
+          const int k4 = k / 4;
+          const float4* ar = (const float4*)a + (long long)(r0 + j0) * k4;
+          const float4* xr = (const float4*)x + row0 * k4;
+#pragma unroll 2
+          for (int q = slice * 32 + lane; q < k4; q += split * 32) {
+            float4 u[ROWS];
+#pragma unroll
+            for (int i = 0; i < ROWS; i++) u[i] = i < rows ? __ldg(xr + (long long)i * k4 + q) : float4{0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int jj = 0; jj < GROUP; jj++)
+              if (jj < gr) {
+                const float4 v = __ldg(ar + (long long)jj * k4 + q);
+#pragma unroll
+                for (int i = 0; i < ROWS; i++) s[jj][i] += u[i].x * v.x + u[i].y * v.y + u[i].z * v.z + u[i].w * v.w;
+              }
+          }
+        } else {
+          const float* ar = a + (long long)(r0 + j0) * k;
+          const float* xr = x + row0 * k;
+#pragma unroll 2
+          for (int q = slice * 32 + lane; q < k; q += split * 32) {
+            float u[ROWS];
+#pragma unroll
+            for (int i = 0; i < ROWS; i++) u[i] = i < rows ? __ldg(xr + (long long)i * k + q) : 0.f;
+#pragma unroll
+            for (int jj = 0; jj < GROUP; jj++)
+              if (jj < gr) {
+                const float v = __ldg(ar + (long long)jj * k + q);
+#pragma unroll
+                for (int i = 0; i < ROWS; i++) s[jj][i] += u[i] * v;
+              }
+          }
+        }
+#pragma unroll
+        for (int jj = 0; jj < GROUP; jj++) {
+          if (jj >= gr) break;  // uniform over the warp: every lane reaches the shuffles
+#pragma unroll
+          for (int i = 0; i < ROWS; i++) {
+            if (i >= rows) break;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s[jj][i] += __shfl_xor_sync(0xffffffffu, s[jj][i], o);
+            if (lane == 0) {
+              if (split == 1)
+                hs[i][j0 + jj] = s[jj][i];
+              else
+                part[warp][jj][i] = s[jj][i];
+            }
+          }
+        }
+      }
+      __syncthreads();
+      if (split > 1) {  // one group per warp here: group g's sums are in warps g · split … g · split + split − 1
+        for (int e = threadIdx.x; e < rows * rc; e += THREADS) {
+          const int i = e / rc, j = e % rc, g = j / GROUP;
+          float sum = 0.f;
+          for (int p = 0; p < split; p++) sum += part[g * split + p][j % GROUP][i];
+          hs[i][j] = sum;
+        }
+        __syncthreads();
+      }
+      for (int col = blockIdx.x * THREADS + threadIdx.x; col < n; col += colStride) {
+        const float* br = b + (long long)col * r + r0;
+        const float* base = r0 == 0 ? y : z;  // only this thread reads and writes its z entries
+        float acc[ROWS];
+#pragma unroll
+        for (int i = 0; i < ROWS; i++) acc[i] = i < rows ? base[(row0 + i) * n + col] : 0.f;
+        if (vec4b) {  // r % 4 == 0 and a 16-byte aligned base: every row of b is float4-aligned
+          for (int j = 0; j < rc; j += 4) {
+            const float4 v = __ldg((const float4*)(br + j));
+#pragma unroll
+            for (int i = 0; i < ROWS; i++)
+              if (i < rows) acc[i] += hs[i][j] * v.x + hs[i][j + 1] * v.y + hs[i][j + 2] * v.z + hs[i][j + 3] * v.w;
+          }
+        } else {
+          for (int j = 0; j < rc; j++) {
+            const float v = __ldg(br + j);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++)
+              if (i < rows) acc[i] += hs[i][j] * v;
           }
         }
 #pragma unroll

@@ -8,6 +8,8 @@
 #define LORA_ROWS 8
 // Ranks of h the expand holds in shared memory at a time: R above it loops over chunks.
 #define LORA_RANKS 64
+// Ranks a warp of lora_fused's shrink accumulates at once (each load of x feeds this many FMAs).
+#define LORA_GROUP 4
 // CUDA's limit on grid y (the kernels loop over row tiles past it).
 #define LORA_MAX_GRID_Y 65535
 
@@ -26,4 +28,9 @@ static inline void loraShrinkGrid(long long m, long long r, unsigned* gridX, uns
 static inline void loraExpandGrid(long long m, long long n, unsigned* gridX, unsigned* gridY) {
   *gridX = (unsigned)((n + LORA_THREADS - 1) / LORA_THREADS);
   *gridY = loraRowGrid(m);
+}
+
+// lora_fused's grid for z [m, n] (m, n > 0): lora_expand's (each block computes its row tile's h).
+static inline void loraFusedGrid(long long m, long long n, unsigned* gridX, unsigned* gridY) {
+  loraExpandGrid(m, n, gridX, gridY);
 }

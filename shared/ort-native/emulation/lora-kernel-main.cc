@@ -1,8 +1,9 @@
 // lora-kernels.cu's kernels on the CPU (cuda-shim.h), for lora-kernels-emulated.test.ts:
-//   lora-kernel M K R N [GRID_X GRID_Y]
-// runs lora_shrink then lora_expand on seeded random operands with the grids lora-op.cc launches
-// (lora-kernels.h), or those capped at GRID_X × GRID_Y (the kernels' loops past the grid), and prints the largest |z − reference| over the terms'
-// magnitude sum (the reference in double). Exits 0 when that is at most 1e-5, 1 otherwise.
+//   lora-kernel split|fused M K R N [GRID_X GRID_Y]
+// runs lora_shrink then lora_expand (split) or lora_fused (fused) on seeded random operands with
+// the grids lora-op.cc launches (lora-kernels.h), or those capped at GRID_X × GRID_Y (the kernels'
+// loops past the grid), and prints the largest |z − reference| over the terms' magnitude sum (the
+// reference in double). Exits 0 when that is at most 1e-5, 1 otherwise.
 #include "cuda-shim.h"
 #include "../lora-kernels.cu"
 
@@ -11,12 +12,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 
 int main(int argc, char** argv) {
-  if (argc < 5) {
-    std::fprintf(stderr, "usage: lora-kernel M K R N [GRID_X GRID_Y]\n");
+  const bool fused = argc > 1 && std::string(argv[1]) == "fused";
+  if (argc < 6 || (!fused && std::string(argv[1]) != "split")) {
+    std::fprintf(stderr, "usage: lora-kernel split|fused M K R N [GRID_X GRID_Y]\n");
     return 2;
   }
+  argv++;
+  argc--;
   const long long m = std::atoll(argv[1]);
   const int k = std::atoi(argv[2]), r = std::atoi(argv[3]), n = std::atoi(argv[4]);
   std::mt19937 engine(19);
@@ -40,9 +45,17 @@ int main(int argc, char** argv) {
     shrinkGrid = {std::min(shrinkGrid.x, unsigned(std::atoi(argv[5]))), std::min(shrinkGrid.y, unsigned(std::atoi(argv[6]))), 1};
     expandGrid = {std::min(expandGrid.x, unsigned(std::atoi(argv[5]))), std::min(expandGrid.y, unsigned(std::atoi(argv[6]))), 1};
   }
-  if (m > 0 && r > 0)
+  Dim3 fusedGrid{0, 0, 1};
+  if (m > 0 && n > 0) loraFusedGrid(m, n, &fusedGrid.x, &fusedGrid.y);
+  if (argc > 6) fusedGrid = {std::min(fusedGrid.x, unsigned(std::atoi(argv[5]))), std::min(fusedGrid.y, unsigned(std::atoi(argv[6]))), 1};
+  if (fused) {
+    if (m > 0 && n > 0)
+      launch(fusedGrid, LORA_THREADS, [&] {
+        lora_fused(x.data(), a.data(), b.data(), y.data(), z.data(), m, k, r, n, shrinkVec4, expandVec4);
+      });
+  } else if (m > 0 && r > 0)
     launch(shrinkGrid, LORA_THREADS, [&] { lora_shrink(x.data(), a.data(), h.data(), m, k, r, shrinkVec4); });
-  if (m > 0 && n > 0)
+  if (!fused && m > 0 && n > 0)
     launch(expandGrid, LORA_THREADS,
            [&] { lora_expand(r > 0 ? h.data() : nullptr, b.data(), y.data(), z.data(), m, r, n, expandVec4); });
   double worst = 0;
@@ -62,7 +75,11 @@ int main(int argc, char** argv) {
       const double error = std::fabs(z[i * n + c] - sum) / (magnitude > 0 ? magnitude : 1e-30);
       if (std::isnan(error) || error > worst) worst = std::isnan(worst) ? worst : error;  // NaN (z unwritten) sticks
     }
-  std::printf("M=%lld K=%d R=%d N=%d vec4=%d/%d shrink grid %ux%u, expand grid %ux%u: worst=%.3g\n", m, k, r, n,
-              shrinkVec4, expandVec4, shrinkGrid.x, shrinkGrid.y, expandGrid.x, expandGrid.y, worst);
+  if (fused)
+    std::printf("fused M=%lld K=%d R=%d N=%d vec4=%d/%d grid %ux%u: worst=%.3g\n", m, k, r, n, shrinkVec4, expandVec4,
+                fusedGrid.x, fusedGrid.y, worst);
+  else
+    std::printf("split M=%lld K=%d R=%d N=%d vec4=%d/%d shrink grid %ux%u, expand grid %ux%u: worst=%.3g\n", m, k, r,
+                n, shrinkVec4, expandVec4, shrinkGrid.x, shrinkGrid.y, expandGrid.x, expandGrid.y, worst);
   return worst <= 1e-5 ? 0 : 1;
 }
