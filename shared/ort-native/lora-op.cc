@@ -12,6 +12,8 @@
 // (KernelContext_GetGPUComputeStream). h = x · Aᵀ lives in a scratch buffer from ORT's allocator for
 // the op's device (KernelContext_GetScratchBuffer: the arena, on the compute stream), given back
 // right after the launches, as ORT's own CUDA kernels do with theirs; compute never synchronises.
+// For decode-sized M the one-launch lora_fused runs instead (no scratch): the node's optional
+// `kernel` attribute picks (lora-op.h).
 #include "lora-op.h"
 
 #include <dlfcn.h>
@@ -31,6 +33,17 @@ namespace {
 const char* const DOMAIN = "ai.loracast";
 const char* const NAME = "LoraShrinkExpand";
 constexpr size_t INPUTS = 4;  // x, A, B, y
+// "auto" runs lora_fused up to this many rows of x, the shrink and expand launches above.
+constexpr int64_t FUSED_MAX_ROWS = 16;
+
+// The node's `kernel` attribute: which CUDA kernels run.
+enum class KernelChoice { Auto, Split, Fused };
+
+// What a kernel instance keeps: the API and the node's choice.
+struct OpKernel {
+  const OrtApi* api;
+  KernelChoice choice;
+};
 
 OrtStatus* failure(const OrtApi* api, OrtErrorCode code, const std::string& message) {
   return api->CreateStatus(code, (std::string(NAME) + ": " + message).c_str());
@@ -122,7 +135,7 @@ struct CpuWork {
 };
 
 OrtStatus* cpuCompute(void* kernel, OrtKernelContext* context) {
-  const OrtApi* api = static_cast<const OrtApi*>(kernel);
+  const OrtApi* api = static_cast<const OpKernel*>(kernel)->api;
   Operands o;
   if (OrtStatus* s = operands(api, context, &o)) return s;
   if (o.m == 0 || o.n == 0) return nullptr;
@@ -224,6 +237,7 @@ const Driver& driver() {
 struct Kernels {
   CUfunction shrink = nullptr;
   CUfunction expand = nullptr;
+  CUfunction fused = nullptr;
 };
 std::mutex kernelsMutex;
 std::map<CUcontext, Kernels> kernels;
@@ -243,6 +257,7 @@ OrtStatus* kernelsIn(const OrtApi* api, const Driver& d, CUcontext context, Kern
   Kernels loaded;
   result = d.cuModuleGetFunction(&loaded.shrink, module, "lora_shrink");
   if (result == CUDA_SUCCESS) result = d.cuModuleGetFunction(&loaded.expand, module, "lora_expand");
+  if (result == CUDA_SUCCESS) result = d.cuModuleGetFunction(&loaded.fused, module, "lora_fused");
   if (result != CUDA_SUCCESS) return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuModuleGetFunction", result));
   *out = kernels[context] = loaded;
   return nullptr;
@@ -274,6 +289,22 @@ OrtStatus* launch(const OrtApi* api, const Driver& d, const Kernels& f, CUstream
   return nullptr;
 }
 
+// The one launch of lora_fused on `stream` (each block computes its rows' h: no scratch).
+OrtStatus* launchFused(const OrtApi* api, const Driver& d, const Kernels& f, CUstream stream, const Operands& o) {
+  long long m = o.m;
+  int k = static_cast<int>(o.k), r = static_cast<int>(o.r), n = static_cast<int>(o.n);
+  const float *x = o.x, *a = o.a, *b = o.b, *y = o.y;
+  float* z = o.z;
+  int vec4x = k % 4 == 0 && aligned(x) && aligned(a);  // every row of x and A 16-byte aligned
+  int vec4b = r % 4 == 0 && aligned(b);  // every row of B 16-byte aligned
+  void* params[] = {&x, &a, &b, &y, &z, &m, &k, &r, &n, &vec4x, &vec4b};
+  unsigned gridX = 0, gridY = 0;
+  loraFusedGrid(m, n, &gridX, &gridY);
+  CUresult result = d.cuLaunchKernel(f.fused, gridX, gridY, 1, LORA_THREADS, 1, 1, 0, stream, params, nullptr);
+  if (result != CUDA_SUCCESS) return failure(api, ORT_RUNTIME_EXCEPTION, driverMessage(d, "cuLaunchKernel (fused)", result));
+  return nullptr;
+}
+
 // h's scratch buffer (M · R floats) on the op's device, launches, and the buffer given back.
 OrtStatus* launchWithScratch(const OrtApi* api, const Driver& d, const Kernels& f, CUstream stream,
                              OrtKernelContext* context, const Operands& o) {
@@ -292,7 +323,8 @@ OrtStatus* launchWithScratch(const OrtApi* api, const Driver& d, const Kernels& 
 }
 
 OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
-  const OrtApi* api = static_cast<const OrtApi*>(kernel);
+  const OpKernel* op = static_cast<const OpKernel*>(kernel);
+  const OrtApi* api = op->api;
   Operands o;
   if (OrtStatus* s = operands(api, context, &o)) return s;
   if (o.m == 0 || o.n == 0) return nullptr;
@@ -320,18 +352,40 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
   }
   Kernels f;
   OrtStatus* status = kernelsIn(api, d, streamContext, &f);
-  if (!status) status = launchWithScratch(api, d, f, stream, context, o);
+  const bool fused =
+      op->choice == KernelChoice::Fused || (op->choice == KernelChoice::Auto && o.m <= FUSED_MAX_ROWS);
+  if (!status) status = fused ? launchFused(api, d, f, stream, o) : launchWithScratch(api, d, f, stream, context, o);
   if (current != streamContext) d.cuCtxSetCurrent(current);
   return status;
 }
 
 // --- the two OrtCustomOp structs ------------------------------------------------------------
 
-OrtStatus* ORT_API_CALL createKernel(const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo*, void** kernel) {
-  *kernel = const_cast<OrtApi*>(api);  // the kernel needs nothing but the API
+// The node's `kernel` attribute: absent or "auto", "split" or "fused"; anything else fails the
+// session's creation (ORT creates kernels while it initialises the session) with the values named.
+// Both EPs check it; the CPU kernel has one implementation whatever it says.
+OrtStatus* ORT_API_CALL createKernel(const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo* info, void** kernel) {
+  KernelChoice choice = KernelChoice::Auto;
+  // A null buffer asks for the value's size; the call fails only when the node has no such attribute.
+  size_t size = 0;
+  if (OrtStatus* absent = api->KernelInfoGetAttribute_string(info, "kernel", nullptr, &size)) {
+    api->ReleaseStatus(absent);
+  } else {
+    std::string value(size, '\0');
+    if (OrtStatus* s = api->KernelInfoGetAttribute_string(info, "kernel", value.data(), &size)) return s;
+    value.resize(size > 0 ? size - 1 : 0);  // size counts the terminating NUL
+    if (value == "split")
+      choice = KernelChoice::Split;
+    else if (value == "fused")
+      choice = KernelChoice::Fused;
+    else if (value != "auto")
+      return failure(api, ORT_INVALID_ARGUMENT,
+                     "attribute kernel must be \"auto\", \"split\" or \"fused\", got \"" + value.substr(0, 64) + "\"");
+  }
+  *kernel = new OpKernel{api, choice};
   return nullptr;
 }
-void ORT_API_CALL destroyKernel(void*) {}
+void ORT_API_CALL destroyKernel(void* kernel) { delete static_cast<OpKernel*>(kernel); }
 ONNXTensorElementDataType ORT_API_CALL floatType(const OrtCustomOp*, size_t) {
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
 }

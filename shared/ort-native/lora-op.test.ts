@@ -38,6 +38,7 @@ describe("lora-kernels.ptx", () => {
     // The entry points lora-op.cc looks up.
     assert.match(current.value, /\.visible \.entry lora_shrink\(/);
     assert.match(current.value, /\.visible \.entry lora_expand\(/);
+    assert.match(current.value, /\.visible \.entry lora_fused\(/);
   });
 });
 
@@ -113,6 +114,38 @@ describe("ai.loracast.LoraShrinkExpand on the addon's cpu session", { skip }, ()
       chain.release();
     }
   });
+
+  // The attribute picks the CUDA kernels (lora-op.h); the CPU kernel checks it all the same, so
+  // a model with a bad value fails on every EP, at session creation.
+  for (const kernel of ["auto", "split", "fused"])
+    it(`takes kernel="${kernel}": same output as without the attribute`, async () => {
+      const addon = loadOrtNative();
+      assert.ok(addon.ok);
+      const chosen = addon.value.createSession(loraChainModel("fused", 1, kernel), {
+        ep: "cpu",
+        intraOpThreads: 1,
+      });
+      try {
+        const o = operands(3, 40, 8, 24);
+        const [{ z: got }, { z: plain }] = [await chosen.run(loraFeeds(o)), await fused.run(loraFeeds(o))];
+        assert.deepEqual(got?.data, plain?.data);
+      } finally {
+        chosen.release();
+      }
+    });
+
+  for (const kernel of ["Fused", "", "x".repeat(300)])
+    it(`refuses kernel="${kernel.slice(0, 8)}${kernel.length > 8 ? "…" : ""}" at session creation, naming the values`, () => {
+      const addon = loadOrtNative();
+      assert.ok(addon.ok);
+      assert.throws(
+        () => addon.value.createSession(loraChainModel("fused", 1, kernel), { ep: "cpu", intraOpThreads: 1 }),
+        (e: unknown) =>
+          e instanceof Error &&
+          /LoraShrinkExpand: attribute kernel must be "auto", "split" or "fused", got "/.test(e.message) &&
+          e.message.length < 1000,
+      );
+    });
 
   it("rejects operands whose shapes do not fit, naming them", async () => {
     const o = operands(2, 8, 4, 6);

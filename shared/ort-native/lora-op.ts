@@ -16,9 +16,12 @@ const LORA_OP = { domain: "ai.loracast", type: "LoraShrinkExpand", version: 1 } 
  * and per node `A{i} [r, k]`, `B{i} [n, r]`; node i computes `z{i} = z{i-1} + (x · A{i}ᵀ) · B{i}ᵀ`
  * (`z{-1}` = `y`), the last one the output `z [m, n]`. `form` `fused`: one `LoraShrinkExpand` per
  * node; `gemms`: the decoder's two Gemms (`u = Gemm(x, A, transB=1)`, `Gemm(u, B, C, transB=1)`,
- * shared/model-builder/decoder-graph.ts). Returns the encoded ONNX model (opset 21).
+ * shared/model-builder/decoder-graph.ts). `kernel`, fused only: the nodes' `kernel` attribute (which
+ * CUDA kernels run: `auto`, `split` or `fused`, lora-op.h; any other string makes the addon refuse
+ * the model at session creation); absent: no attribute (auto). Returns the encoded ONNX model
+ * (opset 21).
  */
-export function loraChainModel(form: "fused" | "gemms", nodes = 1): Uint8Array {
+export function loraChainModel(form: "fused" | "gemms", nodes = 1, kernel?: string): Uint8Array {
   if (!(Number.isInteger(nodes) && nodes >= 1))
     throw new RangeError(`nodes must be a positive integer, got ${nodes}`);
   const g = new GraphBuilder(`lora-${form}`);
@@ -29,8 +32,10 @@ export function loraChainModel(form: "fused" | "gemms", nodes = 1): Uint8Array {
     const a = g.input(`A${i}`, "float32", ["r", "k"]);
     const b = g.input(`B${i}`, "float32", ["n", "r"]);
     const names = i === nodes - 1 ? ["z"] : [`z${i}`];
-    if (form === "fused") g.op(LORA_OP.type, ["x", a, b, z], {}, { domain: LORA_OP.domain, names });
-    else {
+    if (form === "fused") {
+      const attrs = kernel === undefined ? {} : { kernel: attr.string(kernel) };
+      g.op(LORA_OP.type, ["x", a, b, z], attrs, { domain: LORA_OP.domain, names });
+    } else {
       const u = g.op1("Gemm", ["x", a], { transB: attr.int(1) });
       g.op("Gemm", [u, b, z], { transB: attr.int(1) }, { names });
     }
