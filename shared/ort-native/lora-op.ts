@@ -33,8 +33,10 @@ export function loraChainModel(form: "fused" | "gemms", nodes = 1, kernel?: stri
     const b = g.input(`B${i}`, "float32", ["n", "r"]);
     const names = i === nodes - 1 ? ["z"] : [`z${i}`];
     if (form === "fused") {
-      const attrs = kernel === undefined ? {} : { kernel: attr.string(kernel) };
-      g.op(LORA_OP.type, ["x", a, b, z], attrs, { domain: LORA_OP.domain, names });
+      g.op(LORA_OP.type, ["x", a, b, z], kernel === undefined ? {} : { kernel: attr.string(kernel) }, {
+        domain: LORA_OP.domain,
+        names,
+      });
     } else {
       const u = g.op1("Gemm", ["x", a], { transB: attr.int(1) });
       g.op("Gemm", [u, b, z], { transB: attr.int(1) }, { names });
