@@ -1,19 +1,22 @@
 /**
  * The addon's fused LoRA op (`ai.loracast.LoraShrinkExpand`, shared/ort-native/lora-op.cc) on the
  * CUDA EP, for the lead's device call (issue 18):
- *  1. correctness: the CUDA kernels against the float64 reference and against the op's CPU kernel
+ *  1. correctness: both CUDA kernels (the node's `kernel` attribute: "split", shrink then expand,
+ *     and "fused", lora_fused's one launch) against the float64 reference and against the op's CPU kernel
  *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 4100, R = 0 to 80,
  *     above the expand's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
  *     error over the terms' magnitude (`loraRelativeError`, tolerance 1e-5);
- *  2. speed: µs per LoRA branch at M = 1 and 8 for Qwen2.5-0.5B's four packed modules (r = 16 per
- *     module: qkv R 48, o R 16, gate_up R 32, down R 16), fused against the decoder's two Gemms on
+ *  2. speed: µs per LoRA branch at M = `--ms` (default 1 and 8) for Qwen2.5-0.5B's four packed
+ *     modules (r = 16 per module: qkv R 48, o R 16, gate_up R 32, down R 16), the op's two CUDA
+ *     kernels ("fused single": one launch; "fused split": two) against the decoder's two Gemms on
  *     the CUDA EP (TF32 off, as the decoder runs), from chains of `--nodes` branches minus a chain
  *     of one (so a run's fixed cost cancels), with every input a device tensor; plain runs and CUDA
- *     graph replay (`enableCudaGraph`, the first run captures); the fused chain's output against the
- *     Gemms' (float32 rounding) and its replays' against its plain runs' (identical bits).
+ *     graph replay (`enableCudaGraph`, the first run captures); each fused chain's output against the
+ *     Gemms' (float32 rounding) and its replays' against its plain runs' (identical bits). The
+ *     single/split columns are what auto's row threshold (FUSED_MAX_ROWS in lora-op.cc) is set from.
  * Prints two tables; exits 1 when a correctness check fails, 3 when the addon does not load.
  *
- * node lora-op-check.mjs --addon=FILE [--nodes=32] [--runs=40] [--ep=cuda|cpu]
+ * node lora-op-check.mjs --addon=FILE [--nodes=32] [--runs=40] [--ms=1,8] [--ep=cuda|cpu]
  */
 import { parseArgs } from "node:util";
 import {
@@ -38,11 +41,22 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "32" },
     runs: { type: "string", default: "40" },
     ep: { type: "string", default: "cuda" },
+    ms: { type: "string", default: "1,8" },
   },
 });
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const nodes = Math.min(128, Math.max(2, Number(values.nodes) || 32));
 const runs = Math.min(1000, Math.max(5, Number(values.runs) || 40));
+// Rows of x to time, at most 8 values in 1 … 4096.
+const ms = [
+  ...new Set(
+    values.ms
+      .split(",")
+      .map(Number)
+      .filter((m) => Number.isInteger(m) && m >= 1 && m <= 4096),
+  ),
+].slice(0, 8);
+if (ms.length === 0) ms.push(1, 8);
 const WARMUP = 3;
 // `--ep=cpu`: a dry run of this script where there is no GPU (the "cuda" column is then the cpu
 // session again, and the CUDA graph columns are n/a).
@@ -66,33 +80,42 @@ say(
   `lora-op check on ORT ${native.ortVersion}, ${ep}: correctness (largest |error| / terms' magnitude, tolerance ${TOLERANCE})`,
 );
 say(
-  "| M | K | R | N | cuda vs float64 | cpu vs float64 | cuda vs cpu | verdict |\n|---|---|---|---|---|---|---|---|",
+  "| M | K | R | N | cuda split vs float64 | cuda single vs float64 | cpu vs float64 | cuda split vs cpu | cuda single vs cpu | verdict |\n|---|---|---|---|---|---|---|---|---|---|",
 );
 let failed = 0;
-const single = loraChainModel("fused");
-const cpu = native.createSession(single, { ep: "cpu" });
-const cuda = native.createSession(single, epOptions);
+const cpu = native.createSession(loraChainModel("fused"), { ep: "cpu" });
+const cudaSplit = native.createSession(loraChainModel("fused", 1, "split"), epOptions);
+const cudaSingle = native.createSession(loraChainModel("fused", 1, "fused"), epOptions);
 for (const [m, k, r, n] of LORA_SHAPES) {
   const o = operands(m, k, r, n);
   const feeds = loraFeeds(o);
   try {
     const reference = loraReference(o);
-    const onCuda = (await cuda.run(feeds)).z?.data as Float32Array;
     const onCpu = (await cpu.run(feeds)).z?.data as Float32Array;
-    const [gpuError, cpuError] = [loraRelativeError(onCuda, reference), loraRelativeError(onCpu, reference)];
-    const between = loraRelativeError(onCuda, { z: Float64Array.from(onCpu), scale: reference.scale });
-    const ok = gpuError <= TOLERANCE && cpuError <= TOLERANCE && between <= 2 * TOLERANCE;
+    const cpuError = loraRelativeError(onCpu, reference);
+    const cells: string[] = [];
+    const between: string[] = [];
+    let ok = cpuError <= TOLERANCE;
+    for (const session of [cudaSplit, cudaSingle]) {
+      const onCuda = (await session.run(feeds)).z?.data as Float32Array;
+      const gpuError = loraRelativeError(onCuda, reference);
+      const apart = loraRelativeError(onCuda, { z: Float64Array.from(onCpu), scale: reference.scale });
+      ok &&= gpuError <= TOLERANCE && apart <= 2 * TOLERANCE;
+      cells.push(gpuError.toExponential(2));
+      between.push(apart.toExponential(2));
+    }
     if (!ok) failed++;
     say(
-      `| ${m} | ${k} | ${r} | ${n} | ${gpuError.toExponential(2)} | ${cpuError.toExponential(2)} | ${between.toExponential(2)} | ${ok ? "ok" : "FAIL"} |`,
+      `| ${m} | ${k} | ${r} | ${n} | ${cells.join(" | ")} | ${cpuError.toExponential(2)} | ${between.join(" | ")} | ${ok ? "ok" : "FAIL"} |`,
     );
   } catch (e) {
     failed++;
-    say(`| ${m} | ${k} | ${r} | ${n} | could not run: ${message(e)} | | | FAIL |`);
+    say(`| ${m} | ${k} | ${r} | ${n} | could not run: ${message(e)} | | | | | FAIL |`);
   }
 }
 cpu.release();
-cuda.release();
+cudaSplit.release();
+cudaSingle.release();
 
 // --- 2. speed -----------------------------------------------------------------------------------
 /** Qwen2.5-0.5B's packed modules at r = 16 per module (hidden 896, intermediate 4864, 2 KV heads). */
@@ -103,14 +126,22 @@ const MODULES: [name: string, k: number, r: number, n: number][] = [
   ["down", 4864, 16, 896],
 ];
 
+/** The timed forms: the op with either CUDA kernel forced, and the decoder's two Gemms. */
+const FORMS = ["fused single", "fused split", "gemms"] as const;
+type Form = (typeof FORMS)[number];
+const chain = (form: Form, length: number) =>
+  form === "gemms"
+    ? loraChainModel("gemms", length)
+    : loraChainModel("fused", length, form === "fused single" ? "fused" : "split");
+
 /** ms per run (median of `runs`) of a chain of `length` branches, all inputs device tensors. */
 async function msPerRun(
-  form: "fused" | "gemms",
+  form: Form,
   length: number,
   o: LoraOperands,
   cudaGraph: boolean,
 ): Promise<{ ms: number; z: Float32Array }> {
-  const session: NativeSession = native.createSession(loraChainModel(form, length), {
+  const session: NativeSession = native.createSession(chain(form, length), {
     ...epOptions,
     ...(cudaGraph ? { enableCudaGraph: true } : {}),
     dedicatedThread: true,
@@ -134,13 +165,13 @@ async function msPerRun(
     }
     const z = session.allocate("float32", [o.m, o.n]);
     owned.push(z);
-    const ms: number[] = [];
+    const times: number[] = [];
     for (let i = 0; i < WARMUP + runs; i++) {
       const t0 = performance.now();
       await session.run(feeds, { z }, cudaGraph ? { graphId: 1 } : {});
-      if (i >= WARMUP) ms.push(performance.now() - t0);
+      if (i >= WARMUP) times.push(performance.now() - t0);
     }
-    return { ms: percentile(ms, 50), z: z.download().data as Float32Array };
+    return { ms: percentile(times, 50), z: z.download().data as Float32Array };
   } finally {
     for (const t of owned) t.release();
     session.release();
@@ -151,15 +182,15 @@ say(
   `\nspeed: µs per LoRA branch (median run of a ${nodes}-branch chain minus a 1-branch chain, over ${nodes - 1}), TF32 off`,
 );
 say(
-  "| module | M | K | R | N | fused, plain | Gemms, plain | fused, CUDA graph | Gemms, CUDA graph | fused vs Gemms output | fused replay vs plain |\n|---|---|---|---|---|---|---|---|---|---|---|",
+  "| module | M | K | R | N | fused single, plain | fused split, plain | Gemms, plain | fused single, CUDA graph | fused split, CUDA graph | Gemms, CUDA graph | single / split vs Gemms output | single / split replay vs plain |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 );
 for (const [name, k, r, n] of MODULES)
-  for (const m of [1, 8]) {
+  for (const m of ms) {
     const o = operands(m, k, r, n);
     const cells: string[] = [];
     const chainZ: Record<string, Float32Array> = {};
     for (const cudaGraph of [false, true])
-      for (const form of ["fused", "gemms"] as const) {
+      for (const form of FORMS) {
         if (cudaGraph && ep === "cpu") {
           cells.push("n/a");
           continue;
@@ -176,21 +207,26 @@ for (const [name, k, r, n] of MODULES)
     // The chain adds `nodes` identical branches, z = y + nodes·(x·Aᵀ)·Bᵀ: the reference's scale
     // for that sum bounds the two forms' float32 difference. The op's kernels sum in a fixed
     // order, so its replays must give the plain runs' bits.
-    const [fused, gemms, replayed] = [chainZ.fused, chainZ.gemms, chainZ["fused graph"]];
-    let apart = "n/a";
-    if (fused && gemms) {
-      const { scale } = loraReference({ ...o, b: o.b.map((v) => v * nodes) });
-      const error = loraRelativeError(fused, { z: Float64Array.from(gemms), scale });
-      apart = `${error.toExponential(2)}${error <= 2 * TOLERANCE ? "" : " FAIL"}`;
-      if (error > 2 * TOLERANCE) failed++;
+    const gemms = chainZ.gemms;
+    const { scale } = loraReference({ ...o, b: o.b.map((v) => v * nodes) });
+    const apart: string[] = [];
+    const replay: string[] = [];
+    for (const form of ["fused single", "fused split"] as const) {
+      const [fused, replayed] = [chainZ[form], chainZ[`${form} graph`]];
+      if (fused && gemms) {
+        const error = loraRelativeError(fused, { z: Float64Array.from(gemms), scale });
+        apart.push(`${error.toExponential(2)}${error <= 2 * TOLERANCE ? "" : " FAIL"}`);
+        if (error > 2 * TOLERANCE) failed++;
+      } else apart.push("n/a");
+      if (fused && replayed) {
+        const same = fused.every((v, i) => Object.is(v, replayed[i]));
+        replay.push(same ? "identical" : "DIFFER (FAIL)");
+        if (!same) failed++;
+      } else replay.push("n/a");
     }
-    let replay = "n/a";
-    if (fused && replayed) {
-      const same = fused.every((v, i) => Object.is(v, replayed[i]));
-      replay = same ? "identical" : "DIFFER (FAIL)";
-      if (!same) failed++;
-    }
-    say(`| ${name} | ${m} | ${k} | ${r} | ${n} | ${cells.join(" | ")} | ${apart} | ${replay} |`);
+    say(
+      `| ${name} | ${m} | ${k} | ${r} | ${n} | ${cells.join(" | ")} | ${apart.join(" / ")} | ${replay.join(" / ")} |`,
+    );
   }
 if (failed > 0) {
   say(`lora-op check: ${failed} correctness case(s) FAILED`);
