@@ -31,10 +31,11 @@ const SPLIT_CASES: Case[] = [
 ];
 // lora_fused (one launch, decode-sized M; lora-op.cc's auto picks it up to FUSED_MAX_ROWS = 16):
 // M = 1 and 8 at the Qwen2.5-0.5B modules' K, R, N (qkv, down), M around the threshold (15, 16,
-// 17: a second, partial row tile), every warp split of the shrink (R = 48: a group per warp;
-// 16 and 12: two warps per group; 3: eight warps on one), R = 0, R above the 64-rank chunk (80:
-// a split chunk after a full one; 132), odd K and N (the scalar loads), and grids smaller than
-// the tiles.
+// 17: a second, partial row tile), every row count the shrink is instantiated for (1, 2, 4, 8:
+// M = 2, 3 and 12's second tile of 4), every warp split of the shrink (R = 48: a group per warp;
+// 20: five warps busy; 16 and 12: two warps per group; 3: eight warps on one), R = 0, R above the
+// 64-rank chunk (80: a partial chunk after a full one; 132), odd K and N (the scalar loads), and
+// grids smaller than the tiles.
 const FUSED_CASES: Case[] = [
   [1, 896, 48, 1152],
   [8, 896, 48, 1152],
@@ -44,7 +45,8 @@ const FUSED_CASES: Case[] = [
   [16, 36, 12, 300],
   [17, 40, 12, 30],
   [3, 36, 0, 600],
-  [8, 37, 80, 33],
+  [2, 64, 20, 300],
+  [3, 37, 80, 33],
   [9, 64, 132, 700],
   [15, 41, 3, 257, 1, 1],
   [12, 40, 72, 1100, 1, 1],

@@ -131,6 +131,50 @@ extern "C" __global__ void __launch_bounds__(THREADS)
   }
 }
 
+// One thread's share of lora_fused's shrink: s[jj][i] += x[row0 + i] · a[first + jj] over the k
+// indices start, start + stride, … (float4 units when vec4x), for the gr ≤ GROUP ranks and the
+// rows < TR (rows ≤ TR: instantiated for 1, 2, 4 and ROWS rows, so that M = 1 spends no FMAs on
+// absent rows).
+template <int TR>
+__device__ __forceinline__ void fusedShrinkSlice(const float* __restrict__ x, const float* __restrict__ a,
+                                                 long long row0, int rows, int k, int first, int gr, int start,
+                                                 int stride, int vec4x, float (&s)[GROUP][ROWS]) {
+  if (vec4x) {  // k % 4 == 0 and 16-byte aligned bases: every row of x and A is float4-aligned
+    const int k4 = k / 4;
+    const float4* ar = (const float4*)a + (long long)first * k4;
+    const float4* xr = (const float4*)x + row0 * k4;
+#pragma unroll 2
+    for (int q = start; q < k4; q += stride) {
+      float4 u[TR];
+#pragma unroll
+      for (int i = 0; i < TR; i++) u[i] = i < rows ? __ldg(xr + (long long)i * k4 + q) : float4{0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int jj = 0; jj < GROUP; jj++)
+        if (jj < gr) {
+          const float4 v = __ldg(ar + (long long)jj * k4 + q);
+#pragma unroll
+          for (int i = 0; i < TR; i++) s[jj][i] += u[i].x * v.x + u[i].y * v.y + u[i].z * v.z + u[i].w * v.w;
+        }
+    }
+  } else {
+    const float* ar = a + (long long)first * k;
+    const float* xr = x + row0 * k;
+#pragma unroll 2
+    for (int q = start; q < k; q += stride) {
+      float u[TR];
+#pragma unroll
+      for (int i = 0; i < TR; i++) u[i] = i < rows ? __ldg(xr + (long long)i * k + q) : 0.f;
+#pragma unroll
+      for (int jj = 0; jj < GROUP; jj++)
+        if (jj < gr) {
+          const float v = __ldg(ar + (long long)jj * k + q);
+#pragma unroll
+          for (int i = 0; i < TR; i++) s[jj][i] += u[i] * v;
+        }
+    }
+  }
+}
+
 // z = y + (x · Aᵀ) · Bᵀ in one launch, for decode-sized M (lora-op.cc picks it; the two kernels
 // above take prefill): block (column tile, row tile). Each block computes its row tile's h itself,
 // RANKS ranks at a time into shared memory, then expands its THREADS columns with that chunk;
@@ -167,40 +211,14 @@ extern "C" __global__ void __launch_bounds__(THREADS)
         for (int jj = 0; jj < GROUP; jj++)
 #pragma unroll
           for (int i = 0; i < ROWS; i++) s[jj][i] = 0.f;
-        if (vec4x) {  // k % 4 == 0 and 16-byte aligned bases: every row of x and A is float4-aligned
-          const int k4 = k / 4;
-          const float4* ar = (const float4*)a + (long long)(r0 + j0) * k4;
-          const float4* xr = (const float4*)x + row0 * k4;
-#pragma unroll 2
-          for (int q = slice * 32 + lane; q < k4; q += split * 32) {
-            float4 u[ROWS];
-#pragma unroll
-            for (int i = 0; i < ROWS; i++) u[i] = i < rows ? __ldg(xr + (long long)i * k4 + q) : float4{0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-            for (int jj = 0; jj < GROUP; jj++)
-              if (jj < gr) {
-                const float4 v = __ldg(ar + (long long)jj * k4 + q);
-#pragma unroll
-                for (int i = 0; i < ROWS; i++) s[jj][i] += u[i].x * v.x + u[i].y * v.y + u[i].z * v.z + u[i].w * v.w;
-              }
-          }
-        } else {
-          const float* ar = a + (long long)(r0 + j0) * k;
-          const float* xr = x + row0 * k;
-#pragma unroll 2
-          for (int q = slice * 32 + lane; q < k; q += split * 32) {
-            float u[ROWS];
-#pragma unroll
-            for (int i = 0; i < ROWS; i++) u[i] = i < rows ? __ldg(xr + (long long)i * k + q) : 0.f;
-#pragma unroll
-            for (int jj = 0; jj < GROUP; jj++)
-              if (jj < gr) {
-                const float v = __ldg(ar + (long long)jj * k + q);
-#pragma unroll
-                for (int i = 0; i < ROWS; i++) s[jj][i] += u[i] * v;
-              }
-          }
-        }
+        if (rows == 1)
+          fusedShrinkSlice<1>(x, a, row0, rows, k, r0 + j0, gr, slice * 32 + lane, split * 32, vec4x, s);
+        else if (rows <= 2)
+          fusedShrinkSlice<2>(x, a, row0, rows, k, r0 + j0, gr, slice * 32 + lane, split * 32, vec4x, s);
+        else if (rows <= 4)
+          fusedShrinkSlice<4>(x, a, row0, rows, k, r0 + j0, gr, slice * 32 + lane, split * 32, vec4x, s);
+        else
+          fusedShrinkSlice<ROWS>(x, a, row0, rows, k, r0 + j0, gr, slice * 32 + lane, split * 32, vec4x, s);
 #pragma unroll
         for (int jj = 0; jj < GROUP; jj++) {
           if (jj >= gr) break;  // uniform over the warp: every lane reaches the shuffles
@@ -235,6 +253,7 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 #pragma unroll
         for (int i = 0; i < ROWS; i++) acc[i] = i < rows ? base[(row0 + i) * n + col] : 0.f;
         if (vec4b) {  // r % 4 == 0 and a 16-byte aligned base: every row of b is float4-aligned
+#pragma unroll 4
           for (int j = 0; j < rc; j += 4) {
             const float4 v = __ldg((const float4*)(br + j));
 #pragma unroll

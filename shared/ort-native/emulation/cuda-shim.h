@@ -26,6 +26,8 @@ std::barrier<>* blockBarrier = nullptr;
 WarpExchange* warpExchanges = nullptr;
 
 #define __global__
+#define __device__
+#define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(threads)
 
