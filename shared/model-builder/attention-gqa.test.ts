@@ -138,3 +138,43 @@ describe("GroupQueryAttention over a float16 KV cache (the CUDA build)", () => {
     }
   });
 });
+
+describe("the GQA decoder's constant rotary tables", () => {
+  it("equal the ops decoder's rotaryTables, computed by ORT's CPU kernels, for every position", async () => {
+    const ort = await import("onnxruntime-node");
+    const { encodeModel } = await import("../onnx/index.ts");
+    const { rotaryTables } = await import("./attention.ts");
+    const { rotaryTable } = await import("./attention-gqa.ts");
+    const rows = 512;
+    const g = new GraphBuilder("rope");
+    const positions = g.input("positions", "float32", [rows, 1]);
+    const { cos, sin } = rotaryTables(g, arch, positions);
+    g.op("Identity", [cos], {}, { names: ["cos"] });
+    g.op("Identity", [sin], {}, { names: ["sin"] });
+    g.output("cos", "float32", [rows, arch.dims.headDim / 2]);
+    g.output("sin", "float32", [rows, arch.dims.headDim / 2]);
+    const session = await ort.InferenceSession.create(
+      encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "test" }),
+    );
+    const feed = new ort.Tensor(
+      "float32",
+      Float32Array.from({ length: rows }, (_, p) => p),
+      [rows, 1],
+    );
+    const out = await session.run({ positions: feed });
+    for (const [name, f] of [
+      ["cos", Math.cos],
+      ["sin", Math.sin],
+    ] as const) {
+      const graph = out[name]?.data as Float32Array;
+      const table = rotaryTable(arch, rows, f);
+      assert.equal(table.length, graph.length);
+      let worst = 0;
+      for (let i = 0; i < table.length; i++)
+        worst = Math.max(worst, Math.abs((table[i] ?? 0) - (graph[i] ?? 0)));
+      // ORT's float cos/sin against a correctly rounded one: a few float32 ulps at most.
+      assert.ok(worst <= 1e-6, `${name}: worst |difference| ${worst}`);
+    }
+    await session.release();
+  });
+});

@@ -18,7 +18,11 @@
  * (median, p10, p90) per variant and the LoRA overhead per way; a variant that cannot run prints
  * ORT's reason and the others still run.
  *
- * node cuda-graph-probe.mjs --model=DIR --addon=FILE [--steps=64] [--past=128] [--batch=1]
+ * `--also=DIR` times a second build of the same checkpoint too (another `decoder.loraOp`, e.g. the
+ * fused `shrink-expand`): its LoRA graph runs beside the first, with the same factors, and its plain
+ * runs' logits are compared with the first LoRA graph's.
+ *
+ * node cuda-graph-probe.mjs --model=DIR --addon=FILE [--also=DIR] [--steps=64] [--past=128] [--batch=1]
  */
 import { parseArgs } from "node:util";
 import { IO, readModelManifest } from "@loracast/shared/model-format";
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     steps: { type: "string", default: "64" },
     past: { type: "string", default: "128" },
     batch: { type: "string", default: "1" },
+    also: { type: "string", default: "" },
   },
 });
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -49,6 +54,16 @@ if (!read.ok) {
   process.exit(3);
 }
 const { manifest, spec } = read.value;
+const also = values.also === "" ? null : await readModelManifest(values.also);
+if (
+  also !== null &&
+  (!also.ok || JSON.stringify(also.value.manifest.dims) !== JSON.stringify(manifest.dims))
+) {
+  say(
+    `cuda-graph probe: --also=${values.also} is not a build of the same model: ${also.ok ? "other dims" : also.error.message}`,
+  );
+  process.exit(3);
+}
 const base = manifest.files.base;
 if (
   manifest.decoder.attention !== "gqa" ||
@@ -93,11 +108,11 @@ function summarize(logits: Float32Array): StepLogits {
  * `steps`, and every step's logits summary.
  */
 async function time(
-  graph: string,
+  path: string,
   lora: boolean,
   cudaGraph: boolean,
 ): Promise<{ ms: number[]; logits: StepLogits[] }> {
-  const session = native.createSession(`${values.model}/${graph}`, {
+  const session = native.createSession(path, {
     ep: "cuda",
     useTf32: false,
     enableCudaGraph: cudaGraph,
@@ -182,14 +197,20 @@ function check(label: string, plain: StepLogits[], replay: StepLogits[]): string
       worst = Math.max(worst, Math.abs((r.head[j] ?? 0) - (p.head[j] ?? 0)));
     tokens += r.greedy.filter((t, b) => t !== p.greedy[b]).length;
   });
-  return `${label}: replay vs plain runs over ${replay.length} steps: max |logit diff| ${worst.toExponential(2)}, greedy tokens differing ${tokens} of ${replay.length * batch}`;
+  return `${label}: over ${replay.length} steps: max |logit diff| ${worst.toExponential(2)}, greedy tokens differing ${tokens} of ${replay.length * batch}`;
 }
 say("| variant | ms / step p50 | p10 | p90 | tok/s |\n|---|---|---|---|---|");
+const loraOp = (m: typeof manifest) => m.decoder.loraOp ?? "gemm";
+const graphs: [string, string, boolean][] = [
+  ["base graph", `${values.model}/${base}`, false],
+  [`LoRA graph, r=16, ${loraOp(manifest)}`, `${values.model}/${manifest.files.model}`, true],
+];
+if (also?.ok) {
+  const m = also.value.manifest;
+  graphs.push([`LoRA graph, r=16, ${loraOp(m)}`, `${values.also}/${m.files.model}`, true]);
+}
 for (const cudaGraph of [false, true])
-  for (const [name, graph, lora] of [
-    ["base graph", base, false],
-    ["LoRA graph, r=16", manifest.files.model, true],
-  ] as const) {
+  for (const [name, graph, lora] of graphs) {
     const label = `${name}, ${cudaGraph ? "CUDA graph replay" : "plain runs"}`;
     try {
       const run = await time(graph, lora, cudaGraph);
@@ -197,7 +218,7 @@ for (const cudaGraph of [false, true])
       if (!cudaGraph) plainLogits[name] = run.logits;
       else {
         const plain = plainLogits[name];
-        if (plain !== undefined) checks.push(check(name, plain, run.logits));
+        if (plain !== undefined) checks.push(check(`${name}: replay vs plain runs`, plain, run.logits));
       }
       p50[label] = s.p50;
       say(
@@ -209,8 +230,13 @@ for (const cudaGraph of [false, true])
       );
     }
   }
-for (const way of ["plain runs", "CUDA graph replay"]) {
-  const [b, l] = [p50[`base graph, ${way}`], p50[`LoRA graph, r=16, ${way}`]];
-  if (b !== undefined && l !== undefined) say(`LoRA overhead, ${way}: ${((100 * (l - b)) / b).toFixed(1)}%`);
-}
+for (const way of ["plain runs", "CUDA graph replay"])
+  for (const [name, , lora] of graphs) {
+    const [b, l] = [p50[`base graph, ${way}`], p50[`${name}, ${way}`]];
+    if (lora && b !== undefined && l !== undefined)
+      say(`LoRA overhead, ${name}, ${way}: ${((100 * (l - b)) / b).toFixed(1)}%`);
+  }
+const [, first, second] = graphs.map(([name]) => plainLogits[name]);
+if (first !== undefined && second !== undefined)
+  checks.push(check(`${graphs[2]?.[0]} against ${graphs[1]?.[0]}, plain runs`, first, second));
 for (const line of checks) say(line);

@@ -19,8 +19,8 @@
 #     qwen25-05b-int4-acc4-shrink-expand and qwen25-05b-int4-acc4-gqa16-shrink-expand in $work, the
 #     second the shrink-expand model for the CUDA-graph probe);
 #     --rounds=3 --swaps=0 unless flags given here say otherwise;
-#  4. the ort-native probe (test/bench/gpu/ort-native-probe.ts), at rank 16 and at rank 0;
-#  5. the CUDA-graph probe (test/bench/gpu/cuda-graph-probe.ts) at batch 1 and 8.
+#  4. the fused LoRA op's check (test/bench/gpu/lora-op-check.ts);
+#  5. the CUDA-graph probe (test/bench/gpu/cuda-graph-probe.ts) at batch 1 and 8, gemm and shrink-expand.
 # The decoders find the addon (prepare-cuda.sh builds it into .carry/cuda/) through
 # LORACAST_ORT_NATIVE_ADDON; every row names the binding that ran.
 set -uo pipefail
@@ -103,23 +103,18 @@ for run in "cuda ort-native both both" "cuda onnxruntime-node both gemm" "webgpu
   table+=("loracast $ep $backend: exit $?" "$(grep -E '^\| int4|^decode step|^decoder binding|^shrink-expand decoder binding|^LoRA decode overhead|^base decode|^decoder loaded|placed on|^copy probe' "$log" |
     cut -c1-300)" "$(sed -n '/^ORT profile on/,/^$/p' "$log" | head -30)")
 done
-# 4. the ort-native probe (what device-resident LoRA factors are worth), after the engine bench built
-#    the int4 model; < 90 s, cut short by the call's end.
-part_end=585
-bounded 90 "$OUT/ort-native-probe.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
-  --addon="$c/ort-native.node" --ep=cuda --steps=64
-table+=("ort-native probe: exit $?" "$(grep -E '^\||could not|not loaded|uploaded|"device" output' "$OUT/ort-native-probe.txt" | cut -c1-300)")
-# The same at rank 0 (a base request on the LoRA graph): the append graph against the full one.
+# 4. the fused LoRA op against the two Gemms it replaces, µs per branch (lora-op-check.ts; no model).
+#    (Session 16's ort-native probe, ort-native-probe.ts, runs alone now: see the GPU README.)
 part_end=560
-bounded 80 "$OUT/ort-native-probe-rank0.txt" node "$c/ort-native-probe.mjs" --model="$work/qwen25-05b-int4-acc4" \
-  --addon="$c/ort-native.node" --ep=cuda --steps=64 --rank=0
-table+=("ort-native probe rank 0: exit $?" "$(grep -E '^\||could not' "$OUT/ort-native-probe-rank0.txt" | cut -c1-300)")
-# 5. CUDA graphs on the GQA float16 decoder, base graph against LoRA graph (cuda-graph-probe.ts).
-part_end=592
+bounded 40 "$OUT/lora-op-check.txt" node "$c/lora-op-check.mjs" --addon="$c/ort-native.node"
+table+=("lora-op check: exit $?" "$(grep -E '^\||could not|lora-op check' "$OUT/lora-op-check.txt" | cut -c1-300)")
+# 5. CUDA graphs on the GQA float16 decoder: the base graph, the gemm LoRA graph and the shrink-expand
+#    one (cuda-graph-probe.ts --also), plain runs against replay.
+part_end=595
 for b in 1 8; do
-  bounded 40 "$OUT/cuda-graph-probe-b$b.txt" node "$c/cuda-graph-probe.mjs" --model="$work/qwen25-05b-int4-acc4-gqa16" \
-    --addon="$c/ort-native.node" --steps=64 --batch=$b
-  table+=("cuda-graph probe batch $b: exit $?" "$(grep -E '^\||overhead|could not|replay vs' "$OUT/cuda-graph-probe-b$b.txt" | cut -c1-300)")
+  bounded 45 "$OUT/cuda-graph-probe-b$b.txt" node "$c/cuda-graph-probe.mjs" --model="$work/qwen25-05b-int4-acc4-gqa16" \
+    --also="$work/qwen25-05b-int4-acc4-gqa16-shrink-expand" --addon="$c/ort-native.node" --steps=64 --batch=$b
+  table+=("cuda-graph probe batch $b: exit $?" "$(grep -E '^\||overhead|could not|replay vs|against' "$OUT/cuda-graph-probe-b$b.txt" | cut -c1-300)")
 done
 printf '%s\n' "${table[@]}" | tee "$OUT/summary.txt"
 # Only 8 files come back from a device call: the logs travel as one archive beside the summary.
