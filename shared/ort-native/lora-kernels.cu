@@ -1,19 +1,22 @@
-// The CUDA kernels of ai.loracast.LoraShrinkExpand (lora-op.cc): z = y + (x · Aᵀ) · Bᵀ in two
-// launches on ORT's compute stream, what vLLM's punica kernels call "shrink" (h = x · Aᵀ, into a
-// scratch buffer of the op's) and "expand" (z = y + h · Bᵀ). Compiled to PTX (`npm run
-// build:lora-ptx`, nvcc -ptx -arch=compute_75) and committed as lora-kernels.ptx; the addon loads it
-// through the driver API at run time (no CUDA toolkit at install). Editing this file or
-// lora-kernels.h makes lora-op.test.ts fail until the PTX is regenerated.
+// The CUDA kernels of ai.loracast.LoraShrinkExpand (lora-op.cc): z = y + (x · Aᵀ) · Bᵀ on ORT's
+// compute stream, either in two launches, what vLLM's punica kernels call "shrink" (h = x · Aᵀ,
+// into a scratch buffer of the op's) and "expand" (z = y + h · Bᵀ), or, for decode-sized M, in one
+// (lora_fused, each block computing the h it needs). Compiled to PTX (`npm run build:lora-ptx`,
+// nvcc -ptx -arch=compute_75) and committed as lora-kernels.ptx; the addon loads it through the
+// driver API at run time (no CUDA toolkit at install). Editing this file or lora-kernels.h makes
+// lora-op.test.ts fail until the PTX is regenerated.
 //
 // Shapes (row-major float32): x [m, k], a [r, k], h [m, r], b [n, r], y and z [m, n]. Grids as
 // lora-kernels.h sets them; every loop over row, rank and column tiles strides past the grid, so
 // any shape fits any grid. Sums run in a fixed order: CUDA graph replays and plain runs give
 // identical bits.
 //
-// One fused kernel (every block recomputing its rows' h) measured slower than cuBLAS's two Gemms
-// on the H200 (µs per branch under CUDA graph replay, M = 1 / 8: qkv 15 / 42 against 12 / 14, down
-// 14 / 71 against 11 / 15): its shrink ran M · R dot products over K in a handful of blocks. Here
-// the shrink spreads them over the grid instead, a block per rank.
+// A first one-launch kernel (every block recomputing its rows' h, a warp per (row, rank) dot
+// product) measured slower than cuBLAS's two Gemms on the H200 (µs per branch under CUDA graph
+// replay, M = 1 / 8: qkv 15 / 42 against 12 / 14, down 14 / 71 against 11 / 15): its shrink ran
+// M · R dot products over K serially in a handful of blocks. The split kernels spread them over the
+// grid, a block per rank; lora_fused instead puts all of a block's threads on them at once, each
+// load of x feeding several ranks.
 
 #include "lora-kernels.h"
 

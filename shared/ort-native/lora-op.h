@@ -4,7 +4,7 @@
 // projection): the two Gemms `u = Gemm(x, A, transB=1)`, `z = Gemm(u, B, C=y, transB=1)` of
 // shared/model-builder/decoder-graph.ts in one node. R = 0 gives z = y, M = 0 an empty z.
 // Kernels: CPUExecutionProvider (plain loops, the reference) and CUDAExecutionProvider
-// (lora-kernels.cu's shrink and expand, loaded as PTX through the CUDA driver API on the first
+// (lora-kernels.cu's shrink and expand, or lora_fused; loaded as PTX through the CUDA driver API on the first
 // compute; see lora-op.cc). Optional string attribute `kernel` (CUDA): "auto" (absent: lora_fused,
 // one launch, up to 16 rows of x, else shrink then expand), "split" (always the two launches) or
 // "fused" (always lora_fused); another value fails the session's creation.
