@@ -29,7 +29,7 @@ const SPLIT_CASES: Case[] = [
   [19, 36, 0, 1100, 1, 2],
   [12, 40, 72, 1100, 1, 1],
 ];
-// lora_fused (one launch, decode-sized M; lora-op.cc's auto picks it up to FUSED_MAX_ROWS = 16):
+// lora_fused (one launch, decode-sized M; lora-op.cc's auto runs it for no rows since the H200 measured it slower, FUSED_MAX_ROWS):
 // M = 1 and 8 at the Qwen2.5-0.5B modules' K, R, N (qkv, down), M around the threshold (15, 16,
 // 17: a second, partial row tile), every row count the shrink is instantiated for (1, 2, 4, 8:
 // M = 2, 3 and 12's second tile of 4), every warp split of the shrink (R = 48: a group per warp;

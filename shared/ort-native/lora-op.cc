@@ -33,8 +33,11 @@ namespace {
 const char* const DOMAIN = "ai.loracast";
 const char* const NAME = "LoraShrinkExpand";
 constexpr size_t INPUTS = 4;  // x, A, B, y
-// "auto" runs lora_fused up to this many rows of x, the shrink and expand launches above.
-constexpr int64_t FUSED_MAX_ROWS = 16;
+// "auto" runs lora_fused up to this many rows of x, the shrink and expand launches above. None: on
+// the H200 the single launch was slower than the two from 8 rows on (qkv 30 against 13 µs per node)
+// and within ±2 µs at 1 row, where the two launches win under CUDA graph replay
+// (docs/benchmarks.md, session 17). `kernel = "fused"` keeps it reachable for measurements.
+constexpr int64_t FUSED_MAX_ROWS = 0;
 
 // The node's `kernel` attribute: which CUDA kernels run.
 enum class KernelChoice { Auto, Split, Fused };

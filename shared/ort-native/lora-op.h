@@ -5,9 +5,10 @@
 // shared/model-builder/decoder-graph.ts in one node. R = 0 gives z = y, M = 0 an empty z.
 // Kernels: CPUExecutionProvider (plain loops, the reference) and CUDAExecutionProvider
 // (lora-kernels.cu's shrink and expand, or lora_fused; loaded as PTX through the CUDA driver API on the first
-// compute; see lora-op.cc). Optional string attribute `kernel` (CUDA): "auto" (absent: lora_fused,
-// one launch, up to 16 rows of x, else shrink then expand), "split" (always the two launches) or
-// "fused" (always lora_fused); another value fails the session's creation.
+// compute; see lora-op.cc). Optional string attribute `kernel` (CUDA): "auto" (absent: shrink then
+// expand; lora-op.cc's FUSED_MAX_ROWS says why lora_fused runs for no rows), "split" (the two
+// launches) or "fused" (always lora_fused, for measurements); another value fails the session's
+// creation.
 #pragma once
 #include <onnxruntime_c_api.h>
 

@@ -106,7 +106,7 @@ done
 # 4. the fused LoRA op against the two Gemms it replaces, µs per branch (lora-op-check.ts; no model).
 #    (Session 16's ort-native probe, ort-native-probe.ts, runs alone now: see the GPU README.)
 part_end=560
-bounded 40 "$OUT/lora-op-check.txt" node "$c/lora-op-check.mjs" --addon="$c/ort-native.node"
+bounded 70 "$OUT/lora-op-check.txt" node "$c/lora-op-check.mjs" --addon="$c/ort-native.node"
 table+=("lora-op check: exit $?" "$(grep -E '^\||could not|lora-op check' "$OUT/lora-op-check.txt" | cut -c1-300)")
 # 5. CUDA graphs on the GQA float16 decoder: the base graph, the gemm LoRA graph and the shrink-expand
 #    one (cuda-graph-probe.ts --also), plain runs against replay.
