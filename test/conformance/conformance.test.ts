@@ -154,12 +154,14 @@ describe("conformance against PyTorch + PEFT references", () => {
     assert.match(String(report.error), /^execution provider cuda cannot be used: /);
   });
 
-  it("refuses, exit 2, an unknown --ep, --backend or --lora-form and --tf32 off on another EP than cuda", () => {
+  it("refuses, exit 2, an unknown --ep, --backend or --lora-form, --tf32 off on another EP than cuda and shrink-expand on webgpu", () => {
     for (const args of [
       ["--ep", "tpu"],
       ["--ep", "cpu", "--tf32", "off"],
       ["--backend", "tensorrt"],
       ["--lora-form", "einsum"],
+      // Before any build: the addon runs on cpu and cuda only.
+      ["--lora-op", "shrink-expand", "--ep", "webgpu"],
     ]) {
       const r = spawnSync(
         process.execPath,
@@ -167,7 +169,7 @@ describe("conformance against PyTorch + PEFT references", () => {
         { cwd: ROOT, encoding: "utf8" },
       );
       assert.equal(r.status, 2, args.join(" "));
-      assert.match(r.stderr, /^error: --(ep|tf32|backend|lora-form)/, r.stderr);
+      assert.match(r.stderr, /^error: --(ep|tf32|backend|lora-form|lora-op)/, r.stderr);
     }
   });
 });

@@ -86,6 +86,8 @@ const loraOp = loraOpSchema.safeParse(values["lora-op"]);
 if (!loraOp.success) fail(`--lora-op must be gemm or shrink-expand, got ${values["lora-op"]}`);
 if (loraOp.data === "shrink-expand" && backend.data === "onnxruntime-node")
   fail("--lora-op shrink-expand runs on the ort-native addon only: --backend auto or ort-native");
+if (loraOp.data === "shrink-expand" && ep.data === "webgpu")
+  fail("--lora-op shrink-expand runs on the ort-native addon, on --ep cpu or cuda only");
 
 const loraForm = values["lora-form"] === "auto" ? null : loraFormSchema.safeParse(values["lora-form"]);
 if (loraForm !== null && !loraForm.success)
