@@ -368,11 +368,15 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
   let binding: Binding;
   let ortVersion: string;
   try {
-    binding = require(file) as Binding;
+    // dlopen, not require: require runs a file of any other extension as JavaScript, so
+    // LORACAST_ORT_NATIVE_ADDON would execute whatever it names; dlopen loads a native addon or fails.
+    const module: { exports: unknown } = { exports: {} };
+    process.dlopen(module, file);
+    binding = module.exports as Binding;
     ortVersion = binding.init(library);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    // Node's loader appends a require stack: the first line says it.
+    // Keep the first line: the loader's (dlerror's) or init's message.
     const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     return err({
       reason: code === "ORT_NATIVE_ABI" ? "abi-mismatch" : "load-failed",

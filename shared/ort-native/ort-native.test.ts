@@ -345,4 +345,14 @@ describe("loadOrtNative", () => {
     assert.equal(r.ok ? "loaded" : r.error.reason, "load-failed");
     assert.match(r.ok ? "" : r.error.message, /broken\.node/);
   });
+
+  it("never runs a non-addon file as JavaScript: load-failed with the loader's message", () => {
+    // require() would run a .txt file as CommonJS; only a native addon may load.
+    const file = join(dir, "addon.txt");
+    writeFileSync(file, "globalThis.loracastAddonRan = true; module.exports = { init: () => '1.0.0' };");
+    const r = loadOrtNative(file);
+    assert.equal((globalThis as { loracastAddonRan?: boolean }).loracastAddonRan, undefined);
+    assert.equal(r.ok ? "loaded" : r.error.reason, "load-failed");
+    assert.match(r.ok ? "" : r.error.message, /addon\.txt: .*(invalid ELF header|file too short)/);
+  });
 });
