@@ -342,6 +342,16 @@ export interface OrtNativeUnavailable {
   message: string;
 }
 
+/** The addons `loadOrtNative` has opened, by resolved path. */
+const opened = new Map<string, Binding>();
+
+/** The exports of the native addon at `file`; throws the loader's error for anything else. */
+function dlopenAddon(file: string): Binding {
+  const module: { exports: unknown } = { exports: {} };
+  process.dlopen(module, file);
+  return module.exports as Binding;
+}
+
 /** Where `npm run build:ort-native` puts the addon (git-ignored). */
 export const DEFAULT_ADDON_PATH = join(import.meta.dirname, "build", "ort-native.node");
 
@@ -370,9 +380,9 @@ export function loadOrtNative(path?: string): Result<OrtNative, OrtNativeUnavail
   try {
     // dlopen, not require: require runs a file of any other extension as JavaScript, so
     // LORACAST_ORT_NATIVE_ADDON would execute whatever it names; dlopen loads a native addon or fails.
-    const module: { exports: unknown } = { exports: {} };
-    process.dlopen(module, file);
-    binding = module.exports as Binding;
+    // Once per file, as require's cache did: a second dlopen would register the addon again.
+    binding = opened.get(file) ?? dlopenAddon(file);
+    opened.set(file, binding);
     ortVersion = binding.init(library);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
