@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { ROOT } from "@loracast/dev-support/fixtures";
 import { loraFormSchema } from "@loracast/shared/model-format";
+import { loadOrtNative } from "@loracast/shared/ort-native";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { baseGraphSchema, executionProviderSchema } from "@loracast/shared/runtime";
 import { z } from "zod";
@@ -12,7 +13,7 @@ import { z } from "zod";
 const cli = {
   usage: "npm run bench:engine -- [flags]",
   about:
-    "Engine benchmark on a model with Qwen2.5-0.5B's dimensions (seeded random weights): prefill and decode tok/s for the int4 base, base + LoRA and merged fp16, the transformers.js peer, and adapter swap time and RSS. Reads no environment variables.",
+    "Engine benchmark on a model with Qwen2.5-0.5B's dimensions (seeded random weights): prefill and decode tok/s for the int4 base, base + LoRA and merged fp16, the transformers.js peer, and adapter swap time and RSS. Reads no environment variables but the ort-native addon loader's LORACAST_ORT_NATIVE_ADDON (the addon's path; default shared/ort-native/build/ort-native.node).",
   flags: {
     "accuracy-level": { type: "string", default: "4", help: "MatMulNBits accuracy level: 0 or 4" },
     "block-size": { type: "string", default: "32", help: "int4 block: 32 or 128" },
@@ -164,11 +165,53 @@ export function flagsUsageError(message: string): never {
   return usageError(cli, message);
 }
 
-/** The bench's flags, parsed (`--help` prints them and exits); a bad value is a usage error, exit 2. */
-export function parseFlags(): z.infer<typeof flagsSchema> {
+/** The bench's parsed flags. */
+type Flags = z.infer<typeof flagsSchema>;
+
+/**
+ * Why the ort-native addon these flags need does not load (`loadOrtNative`'s reason and message, and
+ * the fix), or null where it loads or the flags do not need it: `--backend ort-native` or `both`, or a
+ * shrink-expand build (`--lora-op shrink-expand` or `both`). Checked before any build: without it
+ * the bench built every artifact, then died loading.
+ */
+function addonUnavailable(v: Pick<Flags, "backend" | "lora-op">): string | null {
+  const needs =
+    v["lora-op"] !== "gemm"
+      ? `--lora-op ${v["lora-op"]}`
+      : v.backend === "ort-native" || v.backend === "both"
+        ? `--backend ${v.backend}`
+        : null;
+  if (needs === null) return null;
+  const loaded = loadOrtNative();
+  if (loaded.ok) return null;
+  return `${needs} needs the ort-native addon, which does not load (${loaded.error.reason}: ${loaded.error.message}): build it with npm run build:ort-native (LORACAST_ORT_NATIVE_ADDON, where set, must name the built file), or run --lora-op gemm --backend auto`;
+}
+
+/**
+ * The bench's flags, parsed (`--help` prints them and exits); a bad value is a usage error, exit 2,
+ * naming the flag and, in a comma list, the bad item. Where the flags need the ort-native addon and
+ * it does not load (`addonUnavailable`), exits 2 with that one line, before anything is built.
+ */
+export function parseFlags(): Flags {
   const { values: raw } = parseCommandLine(cli);
   const parsed = flagsSchema.safeParse(raw);
   if (!parsed.success)
-    usageError(cli, parsed.error.issues.map((i) => `--${String(i.path[0] ?? "")}: ${i.message}`).join("; "));
+    usageError(
+      cli,
+      parsed.error.issues
+        .map((i) => {
+          const [flag = "", index] = i.path;
+          // An item of a comma list (--lora-form): name it, not just the flag.
+          const item =
+            typeof index === "number" ? `${String(raw[flag as keyof typeof raw]).split(",")[index]}: ` : "";
+          return `--${String(flag)}: ${item}${i.message}`;
+        })
+        .join("; "),
+    );
+  const addon = addonUnavailable(parsed.data);
+  if (addon !== null) {
+    process.stderr.write(`error: ${addon}\n`);
+    process.exit(2);
+  }
   return parsed.data;
 }
