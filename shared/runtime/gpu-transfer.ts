@@ -7,13 +7,14 @@
 import * as ort from "onnxruntime-node";
 import type { KvCacheDtype } from "../model-format/index.ts";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
+import { providerFailure } from "./execution-provider.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import { type ResidentCounts, ResidentFeeds } from "./resident-feeds.ts";
 
 const ON_GPU = (name: string) => `gpu/${name}`;
 
 /** A session that copies each input to an output: `pairs` are [input, output, symbolic dims]. */
-function identitySession(
+async function identitySession(
   pairs: readonly [string, string, readonly string[]][],
   options: ort.InferenceSession.SessionOptions,
   type: "float32" | "float16",
@@ -25,7 +26,12 @@ function identitySession(
     g.output(output, type, dims);
   }
   const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
-  return ort.InferenceSession.create(model, { executionProviders: ["webgpu"], ...options });
+  try {
+    return await ort.InferenceSession.create(model, { executionProviders: ["webgpu"], ...options });
+  } catch (e) {
+    // The first WebGPU session of a decoder is this one: a host without an adapter fails here.
+    throw providerFailure(e, ["webgpu"]) ?? e;
+  }
 }
 
 /**

@@ -102,6 +102,27 @@ describe("OpenAI-compatible generation API", () => {
     );
   });
 
+  it("choices of one request differ at a trainer's seed size (~1e11), and the seed replays them", async () => {
+    // The trainer seeds generator rollouts with (seed·1000003 + step)·65537 + prompt; a seed that
+    // large once gave every choice the same tokens (the choice index was lost to rounding).
+    const request = {
+      model: RUN,
+      prompt: "q5:",
+      n: 4,
+      max_tokens: 16,
+      temperature: 1,
+      seed: 131_074_458_759,
+    };
+    const once = await client.completions.create(request);
+    const texts = once.choices.map((c) => c.text);
+    assert.ok(new Set(texts).size > 1, `4 choices, all "${texts[0]}"`);
+    const again = await client.completions.create(request);
+    assert.deepEqual(
+      again.choices.map((c) => c.text),
+      texts,
+    );
+  });
+
   it("a pinned version keeps serving after a newer one activates, and swaps create no session", async () => {
     assert.equal(
       (await stack.publish(RUN, randomAdapter(LLAMA_CONFIG, 5, 4, ["q_proj", "v_proj"]))).status,

@@ -181,3 +181,22 @@ describe("an execution provider that cannot load", {
     });
   }
 });
+
+describe("WebGPU on a host without a GPU", {
+  // WebGPU finds an adapter through a GPU's device node (Vulkan); without one it cannot load.
+  skip: (existsSync("/dev/dri") || existsSync("/dev/nvidia0")) && "a GPU device node is present",
+}, () => {
+  for (const [kind, variable] of [
+    ["generator", "GENERATOR_EXECUTION_PROVIDER"],
+    ["trainer", "TRAINER_EXECUTION_PROVIDER"],
+  ] as const) {
+    it(`${kind} with ${variable}=webgpu: exit 2, one error line naming it, no stack trace`, async () => {
+      const r = await start(kind, { [variable]: "webgpu" });
+      // Dawn logs its Vulkan failure natively ("at operator() (…/BackendVk.cpp:…)"): not ours, and no
+      // JavaScript frame; theErrorLine checks everything else.
+      const line = theErrorLine({ ...r, lines: r.lines.filter((l) => !/^\s+at .*\.cpp:\d+\)$/.test(l)) });
+      assert.equal(line.variable, variable);
+      assert.match(line.error ?? "", /^execution provider webgpu cannot be used: .*WebGPU adapter/);
+    });
+  }
+});

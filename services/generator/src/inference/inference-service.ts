@@ -4,7 +4,7 @@
  * strings and logprobs assembled as the tokens arrive.
  */
 import type { Logger } from "@loracast/shared/platform";
-import { createRng, type Rng } from "@loracast/shared/random";
+import { createRng, deriveSeed, type Rng } from "@loracast/shared/random";
 import { err, ok, type Result } from "@loracast/shared/result";
 import {
   baseFeeds,
@@ -326,7 +326,7 @@ export class InferenceService {
       logprobs: plan.logprobs ?? (plan.bestOf > plan.n ? 0 : null),
       promptLogprobs: plan.promptLogprobs,
       // Choices of one request must differ, and a seed must replay them all.
-      rng: createRng((plan.seed * 1_000_003 + index) >>> 0),
+      rng: createRng(deriveSeed(plan.seed, index)),
       signal,
       shouldStop: () => text.isStopped,
       onToken: (t) => {
