@@ -19,7 +19,7 @@ import { type QuantChoice, runConformance } from "./harness.ts";
 const cli = {
   usage: "npm run conformance -- <fixture-dir> [flags]",
   about:
-    "Builds the fixture's base, applies its PEFT adapter, runs it on --ep, and prints a JSON report as the last line: exit 0 when it passes, 1 when it does not, 2 on bad usage or a broken fixture. Reads no environment variables.",
+    "Builds the fixture's base, applies its PEFT adapter, runs it on --ep, and prints a JSON report as the last line: exit 0 when it passes, 1 when it does not, 2 on bad usage or a broken fixture. Reads no environment variables but the ort-native addon loader's LORACAST_ORT_NATIVE_ADDON (the addon's path, for --backend ort-native and --lora-op shrink-expand; default shared/ort-native/build/ort-native.node).",
   positionals: true,
   flags: {
     quant: { type: "string", default: "fp32", help: "base weights: fp32, int8 or int4" },
