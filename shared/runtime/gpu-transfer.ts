@@ -4,19 +4,19 @@
  * 1 ms each on an H100 whatever the size), and the only GPU-resident tensors it gives JS are session
  * outputs with location "gpu-buffer". So both directions are small Identity sessions, created once.
  */
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import type { KvCacheDtype } from "../model-format/index.ts";
 import { encodeModel, GraphBuilder } from "../onnx/index.ts";
-import { providerFailure } from "./execution-provider.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import { type ResidentCounts, ResidentFeeds } from "./resident-feeds.ts";
+import { createSession } from "./session-options.ts";
 
 const ON_GPU = (name: string) => `gpu/${name}`;
 
 /** A session that copies each input to an output: `pairs` are [input, output, symbolic dims]. */
-async function identitySession(
+function identitySession(
   pairs: readonly [string, string, readonly string[]][],
-  options: ort.InferenceSession.SessionOptions,
+  overrides: Pick<ort.InferenceSession.SessionOptions, "preferredOutputLocation">,
   type: "float32" | "float16",
 ): Promise<ort.InferenceSession> {
   const g = new GraphBuilder("identity");
@@ -26,12 +26,9 @@ async function identitySession(
     g.output(output, type, dims);
   }
   const model = encodeModel({ graph: g.build(), opsets: { "": 21 }, producer: "loracast" });
-  try {
-    return await ort.InferenceSession.create(model, { executionProviders: ["webgpu"], ...options });
-  } catch (e) {
-    // The first WebGPU session of a decoder is this one: a host without an adapter fails here.
-    throw providerFailure(e, ["webgpu"]) ?? e;
-  }
+  // The first WebGPU session of a decoder is this one: a host without an adapter fails here, and
+  // createSession maps that to ExecutionProviderError as for every other session.
+  return createSession(model, { executionProviders: ["webgpu"] }, overrides);
 }
 
 /**
