@@ -35,11 +35,11 @@ const HEADERS_IN_PACKAGE =
 const HEADERS_CACHE = join(root, "node_modules", ".cache", "ort-native", "headers-0.4.9");
 const ORT_LIB_DIR = join(root, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64");
 /** The translation units, then what they include (all of them decide whether to rebuild). */
-const UNITS = ["addon.cc", "lora-op.cc"].map((f) => join(import.meta.dirname, f));
+const UNITS = ["addon.cc", "lora-op.cc", "lora-cuda.cc"].map((f) => join(import.meta.dirname, f));
 const SOURCES = [
   ...UNITS,
-  ...["support.h", "run-thread.h", "lora-op.h", "lora-kernels.h", "lora-kernels.ptx"].map((f) =>
-    join(import.meta.dirname, f),
+  ...["support.h", "run-thread.h", "lora-op.h", "lora-cuda.h", "lora-kernels.h", "lora-kernels.ptx"].map(
+    (f) => join(import.meta.dirname, f),
   ),
 ];
 /** Ends the raw string literal that carries the PTX into the addon (`loraPtxHeader`). */
@@ -118,7 +118,7 @@ export function buildOrtNative(out: string): Result<string, OrtNativeBuildFailur
   if (!headers.ok) return headers;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  // lora-op.cc includes the PTX as a raw string literal from a header generated here.
+  // lora-cuda.cc includes the PTX as a raw string literal from a header generated here.
   const ptx = readFileSync(LORA_KERNELS_PTX, "utf8");
   if (ptx.includes(`)${PTX_DELIMITER}"`))
     return err({ reason: "compile", message: `lora-kernels.ptx contains the delimiter )${PTX_DELIMITER}"` });

@@ -2,16 +2,23 @@
 // emulation/lora-kernel-main.cc, too). Part of the PTX's source hash (lora-ptx.ts).
 #pragma once
 
-// Threads per block of either kernel.
+// How the kernels are declared: CUDA entry points with C names (lora-op.cc looks them up by name in
+// the PTX). The CPU emulation defines it first, as plain functions it can include more than once.
+#ifndef LORA_KERNEL
+#define LORA_KERNEL extern "C" __global__
+#endif
+
+// Threads per block of every kernel.
 #define LORA_THREADS 256
-// Rows of x (and h, z) per row tile.
+// Rows of x (and h, z) per row tile; lora_fused takes at most this many rows.
 #define LORA_ROWS 8
 // Ranks of h the expand holds in shared memory at a time: R above it loops over chunks.
 #define LORA_RANKS 64
-// Ranks a warp of lora_fused's shrink accumulates at once (each load of x feeds this many FMAs).
-#define LORA_GROUP 4
 // CUDA's limit on grid y (the kernels loop over row tiles past it).
 #define LORA_MAX_GRID_Y 65535
+// Bytes at the start of lora_fused's workspace that hold its grid barrier (two unsigned words:
+// arrivals, generation; zero before the first launch, and left zero by every launch). h follows.
+#define LORA_BARRIER_BYTES 128
 
 static inline unsigned loraRowGrid(long long m) {
   const long long rowTiles = (m + LORA_ROWS - 1) / LORA_ROWS;
@@ -30,7 +37,12 @@ static inline void loraExpandGrid(long long m, long long n, unsigned* gridX, uns
   *gridY = loraRowGrid(m);
 }
 
-// lora_fused's grid for z [m, n] (m, n > 0): lora_expand's (each block computes its row tile's h).
-static inline void loraFusedGrid(long long m, long long n, unsigned* gridX, unsigned* gridY) {
-  loraExpandGrid(m, n, gridX, gridY);
+// lora_fused's grid (1-D) for r ranks and n columns (r, n > 0): a block per rank for the shrink or a
+// block per LORA_THREADS columns for the expand, whichever is more, capped at `resident`, the blocks
+// the device runs at once (its grid barrier needs every block resident; the kernel's loops cover
+// ranks and columns past the grid).
+static inline unsigned loraFusedGrid(long long r, long long n, unsigned resident) {
+  const long long columnTiles = (n + LORA_THREADS - 1) / LORA_THREADS;
+  const long long wanted = r > columnTiles ? r : columnTiles;
+  return (unsigned)(wanted < (long long)resident ? wanted : (long long)resident);
 }

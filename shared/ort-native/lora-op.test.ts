@@ -35,7 +35,7 @@ describe("lora-kernels.ptx", () => {
   it("was compiled from the committed lora-kernels.cu and .h (npm run build:lora-ptx regenerates it)", () => {
     const current = checkLoraPtx();
     assert.ok(current.ok, current.ok ? "" : current.error);
-    // The entry points lora-op.cc looks up.
+    // The entry points lora-cuda.cc looks up.
     assert.match(current.value, /\.visible \.entry lora_shrink\(/);
     assert.match(current.value, /\.visible \.entry lora_expand\(/);
     assert.match(current.value, /\.visible \.entry lora_fused\(/);
