@@ -99,6 +99,7 @@ napi_value createSession(napi_env env, napi_callback_info info) {
   }
   if (s->spec.dedicatedThread) s->thread = std::make_unique<RunThread>();
   s->inputs = ioNames(s->session, true);
+  for (size_t i = 0; i < s->inputs.size(); i++) s->inputIndex.emplace(s->inputs[i], i);
   s->outputs = ioNames(s->session, false);
   napi_value out;
   napi(env, napi_create_object(env, &out));
@@ -308,10 +309,11 @@ napi_value run(napi_env env, napi_callback_info info) {
   bool graphRun = graphType != napi_null;
   w->graphId = graphRun ? string(env, argv[3]) : (s.spec.enableCudaGraph ? "-1" : "");
   auto fed = keys(env, argv[1]);
+  std::vector<bool> given(s.inputs.size(), false);
   for (const auto& name : fed) {
-    bool known = false;
-    for (const auto& input : s.inputs) known = known || input == name;
-    if (!known) throw Failure("unknown input '" + name + "'");
+    auto index = s.inputIndex.find(name);
+    if (index == s.inputIndex.end()) throw Failure("unknown input '" + name + "'");
+    given[index->second] = true;
     napi_value feed = property(env, argv[1], name.c_str());
     if (isTagged(env, feed, &TENSOR_TAG)) {
       w->held.push_back(tensorOf(env, feed));
@@ -334,11 +336,8 @@ napi_value run(napi_env env, napi_callback_info info) {
     w->inputs.emplace_back(name, w->hostFeeds.back()->p);
   }
   // ORT finds a missing input only at its first kernel, in a message naming the node.
-  for (const auto& input : s.inputs) {
-    bool found = false;
-    for (const auto& name : fed) found = found || input == name;
-    if (!found) throw Failure("missing input '" + input + "'");
-  }
+  for (size_t i = 0; i < s.inputs.size(); i++)
+    if (!given[i]) throw Failure("missing input '" + s.inputs[i] + "'");
   for (const auto& name : keys(env, argv[2])) {
     bool known = false;
     for (const auto& output : s.outputs) known = known || output == name;

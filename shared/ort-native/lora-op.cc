@@ -27,41 +27,49 @@ OrtStatus* failure(const OrtApi* api, OrtErrorCode code, const std::string& mess
   return api->CreateStatus(code, (std::string(NAME) + ": " + message).c_str());
 }
 
-std::string shapeText(const std::vector<int64_t>& dims) {
+// Rank and dims of one operand, as ORT reports them; dims beyond the second are not kept (every
+// operand must be a matrix).
+struct Dims {
+  size_t rank = 0;
+  int64_t d[2] = {0, 0};
+};
+
+std::string shapeText(const Dims& dims) {
+  if (dims.rank > 2) return "rank " + std::to_string(dims.rank);
   std::string s = "[";
-  for (size_t i = 0; i < dims.size(); i++) s += (i ? ", " : "") + std::to_string(dims[i]);
+  for (size_t i = 0; i < dims.rank; i++) s += (i ? ", " : "") + std::to_string(dims.d[i]);
   return s + "]";
 }
 
-OrtStatus* dimsOf(const OrtApi* api, const OrtValue* value, std::vector<int64_t>* dims) {
+// Fixed-size, on the stack: a decode step computes this node ~100 times, and every heap allocation
+// here was host time of each.
+OrtStatus* dimsOf(const OrtApi* api, const OrtValue* value, Dims* dims) {
   OrtTensorTypeAndShapeInfo* info = nullptr;
   if (OrtStatus* s = api->GetTensorTypeAndShape(value, &info)) return s;
-  size_t rank = 0;
-  OrtStatus* s = api->GetDimensionsCount(info, &rank);
-  dims->assign(rank, 0);
-  if (!s) s = api->GetDimensions(info, dims->data(), rank);
+  OrtStatus* s = api->GetDimensionsCount(info, &dims->rank);
+  if (!s && dims->rank <= 2) s = api->GetDimensions(info, dims->d, dims->rank);
   api->ReleaseTensorTypeAndShapeInfo(info);
   return s;
 }
 
 OrtStatus* operands(const OrtApi* api, OrtKernelContext* context, LoraOperands* o) {
   const OrtValue* values[INPUTS] = {};
-  std::vector<int64_t> dims[INPUTS];
+  Dims dims[INPUTS];
   const char* names[INPUTS] = {"x", "A", "B", "y"};
   for (size_t i = 0; i < INPUTS; i++) {
     if (OrtStatus* s = api->KernelContext_GetInput(context, i, &values[i])) return s;
     if (!values[i]) return failure(api, ORT_INVALID_ARGUMENT, std::string("input ") + names[i] + " is missing");
     if (OrtStatus* s = dimsOf(api, values[i], &dims[i])) return s;
-    if (dims[i].size() != 2)
+    if (dims[i].rank != 2)
       return failure(api, ORT_INVALID_ARGUMENT,
                      std::string(names[i]) + " must be a matrix (rank 2), got " + shapeText(dims[i]));
   }
   o->xValue = values[0];
-  o->m = dims[0][0];
-  o->k = dims[0][1];
-  o->r = dims[1][0];
-  o->n = dims[2][0];
-  if (dims[1][1] != o->k || dims[2][1] != o->r || dims[3][0] != o->m || dims[3][1] != o->n)
+  o->m = dims[0].d[0];
+  o->k = dims[0].d[1];
+  o->r = dims[1].d[0];
+  o->n = dims[2].d[0];
+  if (dims[1].d[1] != o->k || dims[2].d[1] != o->r || dims[3].d[0] != o->m || dims[3].d[1] != o->n)
     return failure(api, ORT_INVALID_ARGUMENT,
                    "shapes do not fit x [M, K], A [R, K], B [N, R], y [M, N]: x " + shapeText(dims[0]) + ", A " +
                        shapeText(dims[1]) + ", B " + shapeText(dims[2]) + ", y " + shapeText(dims[3]));
@@ -73,7 +81,7 @@ OrtStatus* operands(const OrtApi* api, OrtKernelContext* context, LoraOperands* 
   o->b = static_cast<const float*>(data[2]);
   o->y = static_cast<const float*>(data[3]);
   OrtValue* out = nullptr;
-  if (OrtStatus* s = api->KernelContext_GetOutput(context, 0, dims[3].data(), 2, &out)) return s;
+  if (OrtStatus* s = api->KernelContext_GetOutput(context, 0, dims[3].d, 2, &out)) return s;
   void* z = nullptr;
   if (OrtStatus* s = api->GetTensorMutableData(out, &z)) return s;
   o->z = static_cast<float*>(z);

@@ -19,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lora-op.h"
@@ -154,6 +155,9 @@ struct SessionState {
   // has no pinned allocator: "host" outputs then go to `hostInfo`.
   OrtMemoryInfo* pinnedInfo = nullptr;
   std::vector<std::string> inputs, outputs;
+  // Each input's position in `inputs`: a run checks its feeds by name in O(1) each (a LoRA decoder
+  // has ~250 inputs, whose pairwise comparison cost more than ORT's own run set-up).
+  std::unordered_map<std::string, size_t> inputIndex;
   std::map<int, OrtSession*> identities;
   std::unique_ptr<RunThread> thread;  // with dedicatedThread: where its runs go, in order
   ~SessionState() {
