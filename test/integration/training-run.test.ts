@@ -1,8 +1,9 @@
 /**
  * Training runs end to end on real processes: the embedded S3 server, a trainer with the demo base,
  * two generators on the same artifacts. A GRPO run over REST publishes versions the generators
- * activate; a second run survives a SIGKILL of the trainer and completes with contiguous versions,
- * every one of them in its history.
+ * activate; a GRPO run whose rollouts the two generators sample learns as the in-process one does
+ * (the choices of each prompt differ, so its advantages and gradients are not 0); a run survives a
+ * SIGKILL of the trainer and completes with contiguous versions, every one of them in its history.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -40,6 +41,11 @@ const finalStatus = (events: readonly RunStreamEvent[]): string | undefined => {
   const last = events.at(-1);
   return last?.type === "status" ? last.status : undefined;
 };
+
+/** The mean of `reward_mean` over `steps[from..to)` (step events). */
+const meanReward = (steps: readonly RunStreamEvent[], from: number, to: number): number =>
+  steps.slice(from, to).reduce((a, e) => a + (e.type === "step" ? (e.metrics.reward_mean ?? 0) : 0), 0) /
+  (to - from);
 
 describe("training runs over REST", () => {
   let stack: Stack;
@@ -99,8 +105,7 @@ describe("training runs over REST", () => {
       assert.equal(e.metrics?.version, Math.floor(((e.step ?? 0) - 1) / 2) + 1);
       assert.ok((e.metrics?.staleness ?? 9) <= 1);
     }
-    const reward = (from: number, to: number) =>
-      steps.slice(from, to).reduce((a, e) => a + (e.metrics?.reward_mean ?? 0), 0) / (to - from);
+    const reward = (from: number, to: number) => meanReward(steps, from, to);
     assert.ok(reward(9, 12) >= 2 * reward(0, 3), `reward ${reward(0, 3)} → ${reward(9, 12)}`);
 
     for (const g of stack.generators) await stack.waitActive(g, "digits", 7, 30_000);
@@ -211,6 +216,31 @@ describe("training runs over REST", () => {
         `generator knows fleet@${versions}`,
       );
     }
+  });
+
+  it("a GRPO run sampling from the generators learns: its groups' choices differ, the reward doubles", async () => {
+    // One prompt per generator per step, all 16 choices in one request: each generator prefills and
+    // decodes the same batch on every run, so its samples, and the run, replay exactly (two
+    // requests racing for one generator's batch change its float sums, then its samples).
+    const config = {
+      ...runConfig("fleet-learns", 16),
+      algorithm: { name: "grpo", numGenerations: 16, lossType: "dapo" },
+      promptsPerStep: 2,
+      generators: { urls: stack.generators.map((g) => g.url), timeoutMs: 30_000, retries: 1 },
+    };
+    const res = await postJson(`${stack.trainer.url}/v1/runs`, config);
+    assert.equal(res.status, 201, await res.clone().text());
+    const events = await follow(`${stack.trainer.url}/v1/runs/fleet-learns/events`);
+    assert.equal(finalStatus(events), "completed", JSON.stringify(events.at(-1)));
+    const steps = events.filter((e) => e.type === "step");
+    assert.equal(steps.length, 16);
+    // With β = 0, GRPO's gradient is exactly 0 when each group's rewards are all equal, as they
+    // are when a generator samples every choice of a request alike (session 17's seed bug).
+    for (const e of steps) {
+      assert.ok((e.metrics?.grad_norm ?? 0) > 0, `step ${e.step}: ${JSON.stringify(e.metrics)}`);
+    }
+    const reward = (from: number, to: number) => meanReward(steps, from, to);
+    assert.ok(reward(13, 16) >= 2 * reward(0, 3), `reward ${reward(0, 3)} → ${reward(13, 16)}`);
   });
 
   it("resumes after SIGKILL: contiguous versions, all in the history, the lost steps redone after a resumed event", async () => {

@@ -78,7 +78,10 @@ export const runConfigSchema = z.strictObject({
   /** The training algorithm and its settings, one of the registry's (algorithms/registry.ts). */
   algorithm: algorithmConfigSchema,
   dataset: z.strictObject({
-    /** JSONL file on the trainer's disk: one `{"prompt": ..., "answer"?: ..., "completion"?: ...}` per line. */
+    /**
+     * JSONL file on the trainer's disk, a relative path from the trainer's working directory: one
+     * `{"prompt": ..., "answer"?: ..., "completion"?: ...}` per line.
+     */
     path: z.string().min(1),
   }),
   rewards: z.array(reward).default([]),

@@ -3,6 +3,7 @@
  * prompts of step s follow from (seed, s) alone and a resumed run sees the same ones.
  */
 import { readFile } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
 import { createRng } from "@loracast/shared/random";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { z } from "zod";
@@ -53,8 +54,9 @@ function missing(row: Example, needs: DatasetNeeds): string | null {
 }
 
 /**
- * Reads a JSONL dataset and checks every line against `needs`. Fails with `invalid_config` naming
- * `dataset.path` and the line (1-based) at fault.
+ * Reads a JSONL dataset and checks every line against `needs`. A relative `path` is read from the
+ * trainer's working directory. Fails with `invalid_config` naming `dataset.path` and the line
+ * (1-based) at fault; a file it cannot read is named as given and, when relative, as resolved.
  */
 export async function loadDataset(
   path: string,
@@ -65,7 +67,12 @@ export async function loadDataset(
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    return invalid(`cannot read ${path}: ${(e as Error).message}`);
+    // The trainer's working directory need not be the config writer's (`npm -w` runs it in
+    // services/trainer), so a relative path says where it was looked for.
+    const where = isAbsolute(path)
+      ? path
+      : `${path} (relative to the trainer's working directory: ${resolve(path)})`;
+    return invalid(`cannot read ${where}: ${(e as Error).message}`);
   }
   const rows: Example[] = [];
   for (const [i, line] of text.split("\n").entries()) {
