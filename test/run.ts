@@ -1,7 +1,8 @@
 /**
  * Runs the test suites with node's test runner. Node 20 cannot expand globs itself, so this finds the
- * files: `unit` is every *.test.ts beside the code, the dev support (test/support), the checks (test/lint)
- * and the deployment manifests' checks (test/deploy, which render infra/k8s with kubectl);
+ * files: `unit` is every *.test.ts beside the code, the dev support (test/support), the checks (test/lint),
+ * the benches' helpers (test/bench) and the deployment manifests' checks (test/deploy, which render
+ * infra/k8s with kubectl);
  * `integration` is test/conformance, test/integration, test/e2e and test/journeys, which start real
  * processes and so run one file at a time.
  *
@@ -47,10 +48,15 @@ const unitSuites: { name: string; files: string[] }[] = [
   ...OWN_SUITES.map((name) => ({ name, files: find(join(root, "services", name)) })),
   { name: "shared", files: find(join(root, "shared")) },
   { name: "services", files: otherServices.flatMap((name) => find(join(root, "services", name))) },
-  // The dev support and the repository checks (test/lint: the doc-comment check) are dev tooling.
+  // The dev support, the repository checks (test/lint: the doc-comment check) and the benches'
+  // own helpers (test/bench: the GPU probes' flag checks) are dev tooling.
   {
     name: "dev-support",
-    files: [...find(join(root, "test", "support")), ...find(join(root, "test", "lint"))],
+    files: [
+      ...find(join(root, "test", "support")),
+      ...find(join(root, "test", "lint")),
+      ...find(join(root, "test", "bench")),
+    ],
   },
   // The deployment manifests (infra/k8s), rendered with kubectl's kustomize and checked offline.
   { name: "deploy", files: find(join(root, "test", "deploy")) },

@@ -50,7 +50,9 @@ export type LoraOp = z.infer<typeof loraOpSchema>;
  * The fused LoRA op of `loraOp: "shrink-expand"` graphs: domain `ai.loracast`, version 1, inputs
  * float32 `x [M, K]`, `A [R, K]`, `B [N, R]`, `y [M, N]` and output `z = y + (x · Aᵀ) · Bᵀ`
  * `[M, N]` (R may be 0: z = y). The ort-native addon (`shared/ort-native`) implements it on cpu and
- * cuda and registers the domain in every session it creates; onnxruntime-node does not know it.
+ * cuda and registers the domain in every session it creates (`lora-op.cc`'s `DOMAIN` and `NAME` are
+ * these, for the C++ side); onnxruntime-node does not know it. The one TypeScript definition: the
+ * builder, the native decoder and the addon's test graphs all take it from here.
  */
 export const LORA_SHRINK_EXPAND = { domain: "ai.loracast", opType: "LoraShrinkExpand", version: 1 } as const;
 

@@ -1,15 +1,13 @@
 /**
- * The addon's fused LoRA op, `ai.loracast.LoraShrinkExpand` (`lora-op.h`, `lora-op.cc`): its ONNX
- * name, small test graphs of it and of the two Gemms it replaces, and a float64 reference. Only
- * sessions the addon creates know the op (every one of them, on `cpu` and `cuda`);
- * onnxruntime-node's do not.
+ * The addon's fused LoRA op, `ai.loracast.LoraShrinkExpand` (`lora-op.h`, `lora-op.cc`; its ONNX
+ * domain, type and version are model-format's `LORA_SHRINK_EXPAND`): small test graphs of it and of
+ * the two Gemms it replaces, and a float64 reference. Only sessions the addon creates know the op
+ * (every one of them, on `cpu` and `cuda`); onnxruntime-node's do not.
  */
+import { LORA_SHRINK_EXPAND } from "../model-format/index.ts";
 import { attr, encodeModel, GraphBuilder } from "../onnx/index.ts";
 import type { Rng } from "../random/index.ts";
 import type { HostTensor } from "./index.ts";
-
-/** The op's ONNX domain, type and version: a node `LoraShrinkExpand(x, A, B, y) -> z` of `ai.loracast` 1. */
-const LORA_OP = { domain: "ai.loracast", type: "LoraShrinkExpand", version: 1 } as const;
 
 /**
  * A graph of `nodes` LoRA branches in a chain, with every dim dynamic: inputs `x [m, k]`, `y [m, n]`
@@ -33,10 +31,15 @@ export function loraChainModel(form: "fused" | "gemms", nodes = 1, kernel?: stri
     const b = g.input(`B${i}`, "float32", ["n", "r"]);
     const names = i === nodes - 1 ? ["z"] : [`z${i}`];
     if (form === "fused") {
-      g.op(LORA_OP.type, ["x", a, b, z], kernel === undefined ? {} : { kernel: attr.string(kernel) }, {
-        domain: LORA_OP.domain,
-        names,
-      });
+      g.op(
+        LORA_SHRINK_EXPAND.opType,
+        ["x", a, b, z],
+        kernel === undefined ? {} : { kernel: attr.string(kernel) },
+        {
+          domain: LORA_SHRINK_EXPAND.domain,
+          names,
+        },
+      );
     } else {
       const u = g.op1("Gemm", ["x", a], { transB: attr.int(1) });
       g.op("Gemm", [u, b, z], { transB: attr.int(1) }, { names });
@@ -45,7 +48,7 @@ export function loraChainModel(form: "fused" | "gemms", nodes = 1, kernel?: stri
   }
   g.output("z", "float32", ["m", "n"]);
   const opsets: Record<string, number> = { "": 21 };
-  if (form === "fused") opsets[LORA_OP.domain] = LORA_OP.version;
+  if (form === "fused") opsets[LORA_SHRINK_EXPAND.domain] = LORA_SHRINK_EXPAND.version;
   return encodeModel({ graph: g.build(), opsets, producer: "loracast-lora-op" });
 }
 

@@ -6,9 +6,9 @@
 import type * as ort from "onnxruntime-node";
 import { IO } from "../model-format/index.ts";
 import { DeviceTensor } from "../ort-native/index.ts";
-import type { KvTensor } from "./decoder-session.ts";
 import type { KvPlacement } from "./device-copies.ts";
 import type { GpuDownloader, GpuFeeds } from "./gpu-transfer.ts";
+import type { KvTensor } from "./kv-cache.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
 

@@ -1,7 +1,8 @@
 /**
  * The decoder over built model artifacts: one ORT session (two with the base graph) created once
  * per process; adapters change only the feeds. `sessionsCreated` (open-runners.ts) counts
- * creations so that tests and /metrics can prove it.
+ * creations so that tests and /metrics can prove it. A step's contract and feeds are in
+ * step-feeds.ts, the cache it takes and returns (and a host cache's appends) in kv-cache.ts.
  */
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -15,11 +16,11 @@ import {
 import type { ModelSpec } from "../model-spec/index.ts";
 import { DeviceTensor } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
-import type { Runner, StepFeeds } from "./decoder-runner.ts";
+import type { Runner } from "./decoder-runner.ts";
 import { decodeStepCopies, type StepCopy } from "./device-copies.ts";
 import { type ExecutionProvider, ExecutionProviderError } from "./execution-provider.ts";
-import { toGqaStep } from "./gqa-step.ts";
-import { type KvPadding, type KvShape, kvArray, kvData, type RowSource, relayout } from "./kv-layout.ts";
+import { appendToHostCache, type KvCache, type KvTensor, SPARE_COLUMNS } from "./kv-cache.ts";
+import { type KvPadding, type KvShape, kvArray, type RowSource, relayout } from "./kv-layout.ts";
 import { isBaseFeeds, type LoraFeeds, packLoraFeeds } from "./lora-feeds.ts";
 import {
   addonWithoutFusedLora,
@@ -30,72 +31,7 @@ import {
 import { openRunners } from "./open-runners.ts";
 import type { ResidentCounts } from "./resident-feeds.ts";
 import type { DecoderSessionOptions } from "./session-options.ts";
-
-/**
- * Keys and values of every layer, `[batch, kvHeads, capacity, headDim]` each. Rows are padded to
- * `length` columns on the `padding` side: left (every row's keys end at column `length`; the `ops`
- * graphs, which mask the padding) or right (every row's keys start at column 0; GroupQueryAttention
- * graphs, told each row's length by `seqlens_k`). Either way a row's padding is `length` minus its
- * keys, the `pads` that `regroup` returns and callers' masks are built from.
- *
- * Two kinds, by the graph the session runs (docs/architecture.md, "The KV cache"):
- * - On the CPU, the session owns the cache in host buffers with spare columns (`capacity` >
- *   `length`), which the graph sees masked out. A step writes its new keys and values into the
- *   spare columns of the cache it was given and returns that same cache, longer; when the spare
- *   columns run out it moves to larger buffers.
- * - On the WebGPU EP, each step returns a new cache of exactly `length` columns that stays in GPU
- *   memory (`location: "gpu-buffer"`): feeding it back as the next past costs no copy. Such a cache
- *   must be given to `DecoderSession.free` once dropped, or copied to the host with `toHost` (which
- *   frees it) before its data is read.
- * - On the ort-native backend (CUDA, or CPU on request), the same, in the addon's `DeviceTensor`s.
- */
-export interface KvCache {
-  batch: number;
-  length: number;
-  capacity: number;
-  padding: KvPadding;
-  keys: KvTensor[];
-  values: KvTensor[];
-}
-
-/**
- * One layer's keys or values: an onnxruntime-node tensor (host memory, or a WebGPU buffer) or an
- * ort-native device tensor. Host data is readable only from `ort.Tensor`s at location `cpu`.
- */
-export type KvTensor = ort.Tensor | DeviceTensor;
-
-/** Spare columns a host cache gets when it is made or outgrows its buffers. */
-const SPARE_COLUMNS = 64;
-
-/**
- * One decoder step for `batch` rows of `seq` new tokens each (a prefill, or one token per row when
- * decoding), on top of the rows' `past` cache (null: nothing yet).
- */
-export interface StepInput {
-  batch: number;
-  /** New tokens per row this step. */
-  seq: number;
-  /** int64 [batch, seq] */
-  inputIds: BigInt64Array;
-  /** int64 [batch, past + seq]: 1 for real tokens, 0 for padding */
-  attentionMask: BigInt64Array;
-  /** int64 [batch, seq] */
-  positionIds: BigInt64Array;
-  /** int64 [batch, k]: positions within this step's tokens whose logits to return */
-  logitsPositions: BigInt64Array;
-  logitsCount: number;
-  past: KvCache | null;
-}
-
-/**
- * What a step returns: float32 logits `[batch, logitsCount, vocab]` at the requested positions, and
- * the cache with this step's keys and values added.
- */
-export interface StepOutput {
-  /** [batch, logitsCount, vocab] */
-  logits: Float32Array;
-  present: KvCache;
-}
+import { type StepInput, type StepOutput, stepFeeds } from "./step-feeds.ts";
 
 /** Where a session runs base-only requests (`DecoderSessionOptions.baseGraph`, `chooseBaseGraph`). */
 export interface BaseGraphState {
@@ -289,28 +225,8 @@ export class DecoderSession {
     const past = input.past ?? this.empty(batch);
     const total = past.length + seq;
     const { runner, factors } = this.route(perModule);
-    const gqa = this.padding === "right" ? toGqaStep(input, past.length) : null;
-    const feeds: StepFeeds = {
-      [IO.inputIds]: new ort.Tensor("int64", gqa?.inputIds ?? input.inputIds, [batch, seq]),
-      [IO.logitsPositions]: new ort.Tensor("int64", gqa?.logitsPositions ?? input.logitsPositions, [
-        batch,
-        input.logitsCount,
-      ]),
-      ...(gqa === null
-        ? {
-            [IO.attentionMask]: this.maskTensor(input.attentionMask, past, seq),
-            [IO.positionIds]: new ort.Tensor("int64", input.positionIds, [batch, seq]),
-          }
-        : {
-            [IO.seqlensK]: new ort.Tensor("int32", gqa.seqlensK, [batch]),
-            [IO.totalSequenceLength]: new ort.Tensor("int32", Int32Array.of(gqa.total), []),
-          }),
-    };
     const layers = this.manifest.dims.numLayers;
-    for (let l = 0; l < layers; l++) {
-      feeds[IO.pastKey(l)] = past.keys[l] as KvTensor;
-      feeds[IO.pastValue(l)] = past.values[l] as KvTensor;
-    }
+    const { feeds, gqa } = stepFeeds(input, past, this.padding, layers);
     const { logits, outputs } = await runner.run(feeds, factors);
     const pick = (name: string): KvTensor => {
       const t = outputs[name];
@@ -330,49 +246,15 @@ export class DecoderSession {
         },
       };
     }
-    const cache = total <= past.capacity ? past : this.grow(past, total + SPARE_COLUMNS);
-    const { kvHeads, headDim: d, dtype } = this.kvShape;
-    // Left padding: every row's new keys go after the cache's `length` columns; right padding
-    // (GQA): after the row's own keys.
-    const column = (b: number) => gqa?.pastRows[b] ?? past.length;
-    // The append graph runs on onnxruntime-node over host caches only.
-    const write = (dst: KvTensor, src: KvTensor) => {
-      const to = kvData(dst as ort.Tensor, dtype);
-      const from = kvData(src as ort.Tensor, dtype);
-      for (let row = 0; row < batch * kvHeads; row++) {
-        const at = (row * cache.capacity + column(Math.floor(row / kvHeads))) * d;
-        to.set(from.subarray(row * seq * d, (row + 1) * seq * d), at);
-      }
-    };
-    for (let l = 0; l < layers; l++) {
-      write(cache.keys[l] as KvTensor, pick(IO.appendedKey(l)));
-      write(cache.values[l] as KvTensor, pick(IO.appendedValue(l)));
-    }
-    cache.length = total;
-    return { logits, present: cache };
-  }
-
-  /**
-   * The caller's mask covers `past.length + seq` columns; a host cache has spare columns between
-   * its keys and the new ones, which the graph must see masked out.
-   */
-  private maskTensor(mask: BigInt64Array, past: KvCache, seq: number): ort.Tensor {
-    const batch = past.batch;
-    const given = past.length + seq;
-    const wide = past.capacity + seq;
-    if (wide === given) return new ort.Tensor("int64", mask, [batch, given]);
-    const out = new BigInt64Array(batch * wide);
-    for (let r = 0; r < batch; r++) {
-      out.set(mask.subarray(r * given, r * given + past.length), r * wide);
-      out.set(mask.subarray(r * given + past.length, (r + 1) * given), r * wide + past.capacity);
-    }
-    return new ort.Tensor("int64", out, [batch, wide]);
-  }
-
-  /** A host cache with the rows of `cache` and room for `capacity` columns. */
-  private grow(cache: KvCache, capacity: number): KvCache {
-    const rows = Array.from({ length: cache.batch }, (_, row) => ({ cache, row, pad: 0 }));
-    return relayout(rows, this.kvShape, capacity - cache.length, this.padding).cache;
+    const present = appendToHostCache({
+      past,
+      seq,
+      output: pick,
+      shape: this.kvShape,
+      padding: this.padding,
+      pastRows: gqa?.pastRows ?? null,
+    });
+    return { logits, present };
   }
 
   /**

@@ -5,13 +5,14 @@
  * prefilled together, then merged into their group's running batch between decode steps, so a
  * long generation never blocks a new one for more than a step.
  */
-import type { DecoderSession, KvCache } from "./decoder-session.ts";
+import type { DecoderSession } from "./decoder-session.ts";
 import {
   type FinishReason,
   type GenerationRequest,
   type GenerationResult,
   NonFiniteLogitsError,
 } from "./generation.ts";
+import type { KvCache } from "./kv-cache.ts";
 import { allFinite } from "./logits.ts";
 import { invalidProcessorParams, LogitsProcessors } from "./logits-processors.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";

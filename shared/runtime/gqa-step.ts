@@ -6,7 +6,7 @@
  * with positions 0…n−1, then one token per step) the two say the same thing, which is checked:
  * anything else is a RangeError, never a silently different attention.
  */
-import type { StepInput } from "./decoder-session.ts";
+import type { StepInput } from "./step-feeds.ts";
 
 /** `StepInput`'s rows right-padded, and what GroupQueryAttention is told about them. */
 export interface GqaStep {

@@ -3,7 +3,7 @@
  * one session, adapters as feeds.
  */
 export { BaseGraphMissingError, type BaseGraphMode, baseGraphSchema } from "./base-graph.ts";
-export { DecoderSession, type StepInput } from "./decoder-session.ts";
+export { DecoderSession } from "./decoder-session.ts";
 export { bytesPerToken, type StepCopy } from "./device-copies.ts";
 export { Engine } from "./engine.ts";
 export {
@@ -30,3 +30,4 @@ export {
   sampleToken,
 } from "./sampling.ts";
 export { createSession, type OrtSessionOptions } from "./session-options.ts";
+export type { StepInput } from "./step-feeds.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as ort from "onnxruntime-node";
 import type { KvCacheDtype } from "../model-format/index.ts";
-import type { KvCache } from "./decoder-session.ts";
+import type { KvCache } from "./kv-cache.ts";
 import { type KvPadding, type KvShape, kvArray, relayout } from "./kv-layout.ts";
 
 const shape = (dtype: KvCacheDtype): KvShape => ({ layers: 2, kvHeads: 2, headDim: 4, dtype });

@@ -6,7 +6,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { KvCacheDtype } from "../model-format/index.ts";
-import type { KvCache, KvTensor } from "./decoder-session.ts";
+import type { KvCache, KvTensor } from "./kv-cache.ts";
 
 /** One row of an existing cache, to be copied into a regrouped one. */
 export interface RowSource {

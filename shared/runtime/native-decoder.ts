@@ -21,8 +21,8 @@ import {
 } from "../ort-native/index.ts";
 import { err, ok, type Result } from "../result/index.ts";
 import type { Runner, RunnerOutput, StepFeeds } from "./decoder-runner.ts";
-import type { KvTensor } from "./decoder-session.ts";
 import type { ExecutionProvider } from "./execution-provider.ts";
+import type { KvTensor } from "./kv-cache.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import { type ResidentCounts, ResidentFeeds } from "./resident-feeds.ts";
 

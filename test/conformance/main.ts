@@ -14,7 +14,8 @@ import { join, resolve } from "node:path";
 import { kvCacheDtypeSchema, loraFormSchema, loraOpSchema } from "@loracast/shared/model-format";
 import { parseCommandLine, usageError } from "@loracast/shared/platform";
 import { executionProviderSchema, ortBackendSchema } from "@loracast/shared/runtime";
-import { type QuantChoice, runConformance } from "./harness.ts";
+import { runConformance } from "./harness.ts";
+import type { QuantChoice } from "./options.ts";
 
 const cli = {
   usage: "npm run conformance -- <fixture-dir> [flags]",

@@ -15,7 +15,7 @@ import { loadModelSpec, type ModelSpec } from "@loracast/shared/model-spec";
 import { DecoderSession, disableOrtTelemetry } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 import { type Reference, readAdapter, readReference } from "./fixture.ts";
-import { referenceStep } from "./harness.ts";
+import { referenceStep } from "./measure.ts";
 import { maxAbsDiff } from "./metrics.ts";
 import { FP32_TOLERANCE } from "./tolerances.ts";
 

@@ -22,7 +22,7 @@
  * logit. The training graph has no KV cache and stays float32: its log-probabilities and gradients
  * keep the tolerances above. A greedy sequence may then leave the reference's at a near tie: it
  * passes when, at the first token where they part, the two tokens' logits are within the logits
- * tolerance (`harness.ts`, `greedyAgreement`).
+ * tolerance (`agreement.ts`, `greedyAgreement`).
  */
 import type { KvCacheDtype } from "@loracast/shared/model-format";
 import type { ExecutionProvider } from "@loracast/shared/runtime";

@@ -95,6 +95,22 @@ const ENTRIES: Entry[] = [
     ],
     env: supervisorEnvSchema,
   },
+  // The GPU probes run on the GPU host (bundled); their command lines are checked here.
+  {
+    name: "cuda-graph-probe",
+    command: tsx("test/bench/gpu/cuda-graph-probe.ts"),
+    flags: ["model", "addon", "steps", "past", "batch", "also"],
+  },
+  {
+    name: "lora-op-check",
+    command: tsx("test/bench/gpu/lora-op-check.ts"),
+    flags: ["addon", "nodes", "runs", "ep", "ms"],
+  },
+  {
+    name: "ort-native-probe",
+    command: tsx("test/bench/gpu/ort-native-probe.ts"),
+    flags: ["model", "addon", "ep", "steps", "prompt", "rank"],
+  },
 ];
 
 /** Runs an entry point with no inherited configuration: it must answer --help before it reads (or misses) any. */

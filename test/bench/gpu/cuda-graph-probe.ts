@@ -24,26 +24,35 @@
  *
  * node cuda-graph-probe.mjs --model=DIR --addon=FILE [--also=DIR] [--steps=64] [--past=128] [--batch=1]
  */
-import { parseArgs } from "node:util";
 import { IO, readModelManifest } from "@loracast/shared/model-format";
 import { type DeviceTensor, type HostTensor, loadOrtNative } from "@loracast/shared/ort-native";
+import { parseCommandLine } from "@loracast/shared/platform";
 import { percentile } from "../percentile.ts";
+import { probeFlags, say } from "./flags.ts";
 import { randomPackedFactors } from "./random-factors.ts";
 
-const { values } = parseArgs({
-  options: {
-    model: { type: "string", default: "/tmp/bench-work/qwen25-05b-int4-acc4-gqa16" },
-    addon: { type: "string", default: ".carry/cuda/ort-native.node" },
-    steps: { type: "string", default: "64" },
-    past: { type: "string", default: "128" },
-    batch: { type: "string", default: "1" },
-    also: { type: "string", default: "" },
+const cli = {
+  usage: "node cuda-graph-probe.mjs --model=DIR --addon=FILE [flags]",
+  about:
+    "CUDA graphs on the GroupQueryAttention float16 decoder: ms per decode step of its base and LoRA graphs, plain runs against CUDA graph replay, on the ort-native addon.",
+  flags: {
+    model: {
+      type: "string",
+      default: "/tmp/bench-work/qwen25-05b-int4-acc4-gqa16",
+      help: "the GQA float16 build (bench:engine --attention=both --kv-cache-dtype=float16)",
+    },
+    addon: { type: "string", default: ".carry/cuda/ort-native.node", help: "the ort-native addon's file" },
+    steps: { type: "string", default: "64", help: "timed decode steps, 1 to 1024" },
+    past: { type: "string", default: "128", help: "the KV cache's length before the first step, 1 to 4096" },
+    batch: { type: "string", default: "1", help: "rows per step, 1 to 64" },
+    also: { type: "string", help: "a second build of the same checkpoint (DIR), timed beside the first" },
   },
-});
-const say = (s: string) => process.stdout.write(`${s}\n`);
-const steps = Math.min(1024, Math.max(1, Number(values.steps) || 64));
-const past = Math.min(4096, Math.max(1, Number(values.past) || 128));
-const batch = Math.min(64, Math.max(1, Number(values.batch) || 1));
+} as const;
+const { values } = parseCommandLine(cli);
+const flags = probeFlags(cli, values);
+const steps = flags.int("steps", 1, 1024);
+const past = flags.int("past", 1, 4096);
+const batch = flags.int("batch", 1, 64);
 const WARMUP = 4;
 /** Logits per row that the replay check compares (the greedy token covers the rest). */
 const CHECKED = 4096;
@@ -54,7 +63,7 @@ if (!read.ok) {
   process.exit(3);
 }
 const { manifest, spec } = read.value;
-const also = values.also === "" ? null : await readModelManifest(values.also);
+const also = values.also === undefined ? null : await readModelManifest(values.also);
 if (
   also !== null &&
   (!also.ok || JSON.stringify(also.value.manifest.dims) !== JSON.stringify(manifest.dims))

@@ -18,7 +18,6 @@
  *
  * node lora-op-check.mjs --addon=FILE [--nodes=32] [--runs=40] [--ms=1,8] [--ep=cuda|cpu]
  */
-import { parseArgs } from "node:util";
 import {
   type DeviceTensor,
   type HostTensor,
@@ -32,35 +31,36 @@ import {
   type NativeSession,
   randomLoraOperands,
 } from "@loracast/shared/ort-native";
+import { parseCommandLine } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { percentile } from "../percentile.ts";
+import { probeFlags, say } from "./flags.ts";
 
-const { values } = parseArgs({
-  options: {
-    addon: { type: "string", default: ".carry/cuda/ort-native.node" },
-    nodes: { type: "string", default: "32" },
-    runs: { type: "string", default: "40" },
-    ep: { type: "string", default: "cuda" },
-    ms: { type: "string", default: "1,8" },
+const cli = {
+  usage: "node lora-op-check.mjs --addon=FILE [flags]",
+  about:
+    "The addon's fused LoRA op (ai.loracast.LoraShrinkExpand): its CUDA kernels against float64 and its CPU kernel, then µs per LoRA branch against the decoder's two Gemms, plain runs and CUDA graph replay.",
+  flags: {
+    addon: { type: "string", default: ".carry/cuda/ort-native.node", help: "the ort-native addon's file" },
+    nodes: { type: "string", default: "32", help: "LoRA branches in a timed chain, 2 to 128" },
+    runs: { type: "string", default: "40", help: "timed runs per chain, 5 to 1000" },
+    ep: { type: "string", default: "cuda", help: "execution provider: cuda, or cpu (a dry run off the GPU)" },
+    ms: {
+      type: "string",
+      default: "1,8",
+      help: "rows of x to time, comma-separated, at most 8, each 1 to 4096",
+    },
   },
-});
-const say = (s: string) => process.stdout.write(`${s}\n`);
-const nodes = Math.min(128, Math.max(2, Number(values.nodes) || 32));
-const runs = Math.min(1000, Math.max(5, Number(values.runs) || 40));
-// Rows of x to time, at most 8 values in 1 … 4096.
-const ms = [
-  ...new Set(
-    values.ms
-      .split(",")
-      .map(Number)
-      .filter((m) => Number.isInteger(m) && m >= 1 && m <= 4096),
-  ),
-].slice(0, 8);
-if (ms.length === 0) ms.push(1, 8);
+} as const;
+const { values } = parseCommandLine(cli);
+const flags = probeFlags(cli, values);
+const nodes = flags.int("nodes", 2, 128);
+const runs = flags.int("runs", 5, 1000);
+const ms = flags.ints("ms", 1, 4096, 8);
 const WARMUP = 3;
 // `--ep=cpu`: a dry run of this script where there is no GPU (the "cuda" column is then the cpu
 // session again, and the CUDA graph columns are n/a).
-const ep = values.ep === "cpu" ? "cpu" : "cuda";
+const ep = flags.oneOf("ep", ["cuda", "cpu"]);
 const epOptions = ep === "cuda" ? ({ ep, useTf32: false } as const) : ({ ep } as const);
 const TOLERANCE = 1e-5;
 

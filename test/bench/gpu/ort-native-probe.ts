@@ -20,7 +20,6 @@
  * node ort-native-probe.mjs --model=DIR --addon=FILE [--ep=cuda] [--steps=64] [--prompt=16] [--rank=16|0]
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import { IO, readModelManifest } from "@loracast/shared/model-format";
 import {
   type DeviceTensor,
@@ -28,28 +27,42 @@ import {
   loadOrtNative,
   type NativeSession,
 } from "@loracast/shared/ort-native";
+import { parseCommandLine } from "@loracast/shared/platform";
 import { createSession } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 import { percentile } from "../percentile.ts";
+import { probeFlags, say } from "./flags.ts";
 import { randomPackedFactors } from "./random-factors.ts";
 
-const { values } = parseArgs({
-  options: {
-    model: { type: "string", default: "/tmp/bench-work/qwen25-05b-int4-acc4" },
-    addon: { type: "string", default: ".carry/cuda/ort-native.node" },
-    ep: { type: "string", default: "cuda" },
-    steps: { type: "string", default: "64" },
-    prompt: { type: "string", default: "16" },
-    rank: { type: "string", default: "16" },
+const cli = {
+  usage: "node ort-native-probe.mjs --model=DIR --addon=FILE [flags]",
+  about:
+    "Device-resident LoRA factors: ms per batch-1 decode step of the int4 append graph on onnxruntime-node (factors as host inputs) and on the ort-native addon (factors uploaded once), TF32 on and off, and the full graph with its presents left on the device.",
+  flags: {
+    model: {
+      type: "string",
+      default: "/tmp/bench-work/qwen25-05b-int4-acc4",
+      help: "the int4 build with an append graph (bench:engine's)",
+    },
+    addon: { type: "string", default: ".carry/cuda/ort-native.node", help: "the ort-native addon's file" },
+    ep: { type: "string", default: "cuda", help: "execution provider: cuda, or cpu (a dry run off the GPU)" },
+    steps: { type: "string", default: "64", help: "timed decode steps, 1 to 512" },
+    prompt: { type: "string", default: "16", help: "the prefill's tokens, 1 to 256" },
+    rank: {
+      type: "string",
+      default: "16",
+      help: "LoRA rank per module: 16, or 0 (a base request's empty factors)",
+    },
   },
-});
-const say = (s: string) => process.stdout.write(`${s}\n`);
-const ep = values.ep === "cpu" ? "cpu" : "cuda";
-const steps = Math.min(512, Math.max(1, Number(values.steps) || 64));
-const promptLen = Math.min(256, Math.max(1, Number(values.prompt) || 16));
+} as const;
+const { values } = parseCommandLine(cli);
+const flags = probeFlags(cli, values);
+const ep = flags.oneOf("ep", ["cuda", "cpu"]);
+const steps = flags.int("steps", 1, 512);
+const promptLen = flags.int("prompt", 1, 256);
 const WARMUP = 4;
 // Rank 0 is what a base request feeds the LoRA graph (`baseFeeds`): the nodes run with empty factors.
-const RANK = values.rank === "0" ? 0 : 16;
+const RANK = Number(flags.oneOf("rank", ["16", "0"]));
 
 const read = await readModelManifest(values.model);
 if (!read.ok) {

@@ -31,6 +31,7 @@ import * as ort from "onnxruntime-node";
 import { GpuFeeds } from "../../../shared/runtime/gpu-transfer.ts";
 import { QWEN25_05B } from "../engine/configs.ts";
 import { percentile } from "../percentile.ts";
+import { probeFlags, say } from "./flags.ts";
 
 const VARIANTS = [
   "identity",
@@ -67,21 +68,14 @@ const cli = {
   },
 } as const;
 const { values } = parseCommandLine(cli);
-const int = (flag: keyof typeof values, raw: string, lo: number, hi: number): number => {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < lo || n > hi)
-    usageError(cli, `--${flag} takes an integer from ${lo} to ${hi}, not ${raw}`);
-  return n;
-};
-if (values.ep !== "webgpu" && values.ep !== "cpu") usageError(cli, `--ep is webgpu or cpu, not ${values.ep}`);
-const ep: ExecutionProvider = values.ep;
-const batches = values.batches.split(",").map((b) => int("batches", b, 1, 4096));
-if (batches.length > 4) usageError(cli, "--batches takes at most 4 values");
-const runs = int("runs", values.runs, 5, 500);
-const warmup = int("warmup", values.warmup, 1, 100);
-const layers = int("layers", values.layers, 1, 48);
-const rank = int("rank", values.rank, 1, 64);
-const chunk = int("chunk", values.chunk, 16, 128);
+const flags = probeFlags(cli, values);
+const ep: ExecutionProvider = flags.oneOf("ep", ["webgpu", "cpu"]);
+const batches = flags.ints("batches", 1, 4096, 4);
+const runs = flags.int("runs", 5, 500);
+const warmup = flags.int("warmup", 1, 100);
+const layers = flags.int("layers", 1, 48);
+const rank = flags.int("rank", 1, 64);
+const chunk = flags.int("chunk", 16, 128);
 if (![16, 32, 64, 128].includes(chunk))
   usageError(cli, `--chunk is 16, 32, 64 or 128 (it divides 896 and 4864), not ${chunk}`);
 const variants = values.variants.split(",").map((v) => {
@@ -90,7 +84,6 @@ const variants = values.variants.split(",").map((v) => {
   return v as Variant;
 });
 
-const say = (s: string) => process.stdout.write(`${s}\n`);
 const D = QWEN25_05B.hidden_size;
 const I = QWEN25_05B.intermediate_size;
 const kv = (QWEN25_05B.num_key_value_heads * D) / QWEN25_05B.num_attention_heads;
