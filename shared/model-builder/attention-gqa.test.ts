@@ -142,6 +142,9 @@ describe("GroupQueryAttention over a float16 KV cache (the CUDA build)", () => {
 describe("the GQA decoder's constant rotary tables", () => {
   it("equal the ops decoder's rotaryTables, computed by ORT's CPU kernels, for every position", async () => {
     const ort = await import("onnxruntime-node");
+    // ORT's telemetry files would otherwise be left in the test's TMPDIR (test/run.ts fails on them).
+    const { disableOrtTelemetry } = await import("../runtime/index.ts");
+    disableOrtTelemetry();
     const { encodeModel } = await import("../onnx/index.ts");
     const { rotaryTables } = await import("./attention.ts");
     const { rotaryTable } = await import("./attention-gqa.ts");
