@@ -153,25 +153,51 @@ LORA_KERNEL void __launch_bounds__(THREADS)
   }
 }
 
+#ifdef __CUDACC__
+// The barrier's memory operations at GPU scope, as PTX's memory model names them (PTX ISA,
+// "Memory Consistency Model": release and acquire patterns): each carries its own ordering, so the
+// barrier needs no separate fence (membar.gl). The CPU emulation defines them with std::atomic_ref.
+__device__ __forceinline__ unsigned atomicAddAcqRel(unsigned* p, unsigned v) {
+  unsigned old;
+  asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ unsigned loadRelaxed(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.relaxed.gpu.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void storeRelaxed(unsigned* p, unsigned v) {
+  asm volatile("st.relaxed.gpu.u32 [%0], %1;" : : "l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ void storeRelease(unsigned* p, unsigned v) {
+  asm volatile("st.release.gpu.u32 [%0], %1;" : : "l"(p), "r"(v) : "memory");
+}
+#endif
+
 // Every block of the grid waits here until all have arrived; stores before it are visible to loads
-// after it that bypass L1 (__ldcg). `words` [0] counts arrivals, [1] is the generation: each block's
-// thread 0 reads the generation, then arrives (after a fence for the block's stores); the last to
-// arrive zeroes the count for the next launch and bumps the generation, which the others poll.
-// Needs every block resident at once (lora-op.cc caps the grid at what the device holds).
+// after it that bypass L1 (__ldcg). `words` [0] counts arrivals, [1] is the generation. Each block's
+// thread 0 reads the generation, then arrives with an acquire-release add (releasing the block's
+// stores, which __syncthreads ordered before it); the last to arrive has thereby acquired every
+// block's, zeroes the count for the next launch and publishes the next generation with a release
+// store, which the others poll with acquire loads. The generation can only change once every block
+// has arrived, this one included, so the value read first is the one to wait past. Needs every
+// block resident at once (lora-cuda.cc caps the grid at what the device holds).
 __device__ __forceinline__ void gridBarrier(unsigned* words) {
   __syncthreads();
   if (threadIdx.x == 0) {
-    volatile unsigned* generation = words + 1;
-    const unsigned seen = *generation;
-    __threadfence();
-    if (atomicAdd(words, 1u) == gridDim.x - 1) {
-      atomicExch(words, 0u);
-      __threadfence();
-      atomicAdd(words + 1, 1u);
+    const unsigned seen = loadRelaxed(words + 1);
+    if (atomicAddAcqRel(words, 1u) == gridDim.x - 1) {
+      storeRelaxed(words, 0u);
+      storeRelease(words + 1, seen + 1);
     } else {
-      while (*generation == seen) __nanosleep(20);
+      while (loadAcquire(words + 1) == seen) __nanosleep(20);
     }
-    __threadfence();
   }
   __syncthreads();
 }

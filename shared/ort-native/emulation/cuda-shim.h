@@ -1,7 +1,8 @@
 // Just enough of CUDA's execution model on the CPU to run lora-kernels.cu's kernels unchanged, for
 // lora-kernels-emulated.test.ts (there is no GPU where CI runs): one std::thread per CUDA thread,
 // __syncthreads as a barrier of the block's threads, __shfl_xor_sync as an exchange between a
-// warp's 32 threads behind two barriers, __shared__ as function statics, atomics as std::atomic_ref.
+// warp's 32 threads behind two barriers, __shared__ as function statics, the grid barrier's PTX
+// memory operations as std::atomic_ref with the same orderings.
 // `launch` runs the blocks one after another; `launchResident` runs them all at once, for a kernel
 // with a grid-wide barrier, each block on its own copy of the kernel (its own statics: the includer
 // compiles the kernels once per namespace, see lora-kernel-main.cc). It checks indexing, tiling and
@@ -45,10 +46,19 @@ template <class T>
 T __ldcg(const T* p) {
   return std::atomic_ref<T>(*const_cast<T*>(p)).load();
 }
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline void __nanosleep(unsigned) { std::this_thread::yield(); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
-inline unsigned atomicExch(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).exchange(v); }
+// lora-kernels.cu's PTX memory operations (atom.add.acq_rel.gpu, ld.acquire.gpu, ...).
+inline unsigned atomicAddAcqRel(unsigned* p, unsigned v) {
+  return std::atomic_ref<unsigned>(*p).fetch_add(v, std::memory_order_acq_rel);
+}
+inline unsigned loadAcquire(const unsigned* p) {
+  return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire);
+}
+inline unsigned loadRelaxed(const unsigned* p) {
+  return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_relaxed);
+}
+inline void storeRelaxed(unsigned* p, unsigned v) { std::atomic_ref<unsigned>(*p).store(v, std::memory_order_relaxed); }
+inline void storeRelease(unsigned* p, unsigned v) { std::atomic_ref<unsigned>(*p).store(v, std::memory_order_release); }
 inline float __shfl_xor_sync(unsigned, float value, int mask) {
   const unsigned lane = threadIdx.x % 32;
   WarpExchange& w = warpExchanges[threadIdx.x / 32];
