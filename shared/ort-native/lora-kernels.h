@@ -1,8 +1,8 @@
-// The tiling of lora-kernels.cu and the grids its launches use (lora-op.cc; the CPU emulation,
+// The tiling of lora-kernels.cu and the grids its launches use (lora-cuda.cc; the CPU emulation,
 // emulation/lora-kernel-main.cc, too). Part of the PTX's source hash (lora-ptx.ts).
 #pragma once
 
-// How the kernels are declared: CUDA entry points with C names (lora-op.cc looks them up by name in
+// How the kernels are declared: CUDA entry points with C names (lora-cuda.cc looks them up by name in
 // the PTX). The CPU emulation defines it first, as plain functions it can include more than once.
 #ifndef LORA_KERNEL
 #define LORA_KERNEL extern "C" __global__

@@ -3,12 +3,13 @@
 // stacked), B [N, R] (lora_B, scaled; block-diagonal for packed modules) and y [M, N] (the base
 // projection): the two Gemms `u = Gemm(x, A, transB=1)`, `z = Gemm(u, B, C=y, transB=1)` of
 // shared/model-builder/decoder-graph.ts in one node. R = 0 gives z = y, M = 0 an empty z.
-// Kernels: CPUExecutionProvider (plain loops, the reference) and CUDAExecutionProvider
-// (lora-kernels.cu's shrink and expand, or lora_fused; loaded as PTX through the CUDA driver API on the first
-// compute; see lora-op.cc). Optional string attribute `kernel` (CUDA): "auto" (absent: shrink then
-// expand; lora-op.cc's FUSED_MAX_ROWS says why lora_fused runs for no rows), "split" (the two
-// launches) or "fused" (always lora_fused, for measurements); another value fails the session's
-// creation.
+// Kernels: CPUExecutionProvider (plain loops, the reference; lora-op.cc) and CUDAExecutionProvider
+// (lora-kernels.cu, loaded as PTX through the CUDA driver API on the first compute; lora-cuda.cc):
+// lora_shrink then lora_expand, or lora_fused, one launch with a grid barrier, which takes
+// 1 ≤ M ≤ 8 and R > 0. Both give every z element the same bits. Optional string attribute `kernel`
+// (CUDA): "auto" (absent: lora_fused up to lora-cuda.cc's FUSED_MAX_ROWS rows, 8, the two launches
+// above), "split" (always the two launches) or "fused" (lora_fused wherever it applies, whatever
+// FUSED_MAX_ROWS says; for measurements); another value fails the session's creation.
 #pragma once
 #include <onnxruntime_c_api.h>
 

@@ -1,5 +1,5 @@
 /**
- * The addon's fused LoRA op, `ai.loracast.LoraShrinkExpand` (`lora-op.h`, `lora-op.cc`; its ONNX
+ * The addon's fused LoRA op, `ai.loracast.LoraShrinkExpand` (`lora-op.h`, `lora-op.cc`, `lora-cuda.cc`; its ONNX
  * domain, type and version are model-format's `LORA_SHRINK_EXPAND`): small test graphs of it and of
  * the two Gemms it replaces, and a float64 reference. Only sessions the addon creates know the op
  * (every one of them, on `cpu` and `cuda`); onnxruntime-node's do not.

@@ -1,6 +1,6 @@
 /**
- * The PTX of `lora-kernels.cu` (the CUDA kernel of the addon's `ai.loracast.LoraShrinkExpand`,
- * `lora-op.cc`): compiled where nvcc exists (`npm run build:lora-ptx`) and committed as
+ * The PTX of `lora-kernels.cu` (the CUDA kernels of the addon's `ai.loracast.LoraShrinkExpand`,
+ * `lora-cuda.cc`): compiled where nvcc exists (`npm run build:lora-ptx`) and committed as
  * `lora-kernels.ptx`, whose first line is the sha256 of the sources it came from (`lora-kernels.cu`
  * and the tiling header it includes, `lora-kernels.h`), so that a test can tell a stale PTX without
  * nvcc. `build.ts` embeds the PTX in the addon; the CUDA driver compiles it
@@ -15,7 +15,7 @@ import { err, ok, type Result } from "../result/index.ts";
 
 /** The kernel's CUDA source. */
 const LORA_KERNELS_CU = join(import.meta.dirname, "lora-kernels.cu");
-/** The tiling header it includes (lora-op.cc includes it too). */
+/** The tiling header it includes (lora-cuda.cc includes it too). */
 const LORA_KERNELS_H = join(import.meta.dirname, "lora-kernels.h");
 /** Its committed PTX. */
 export const LORA_KERNELS_PTX = join(import.meta.dirname, "lora-kernels.ptx");

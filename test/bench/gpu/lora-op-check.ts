@@ -1,11 +1,12 @@
 /**
- * The addon's fused LoRA op (`ai.loracast.LoraShrinkExpand`, shared/ort-native/lora-op.cc) on the
+ * The addon's fused LoRA op (`ai.loracast.LoraShrinkExpand`, shared/ort-native/lora-cuda.cc) on the
  * CUDA EP, for the lead's device call (issue 18):
  *  1. correctness: both CUDA kernels (the node's `kernel` attribute: "split", shrink then expand,
  *     and "fused", lora_fused's one launch) against the float64 reference and against the op's CPU kernel
  *     (the addon's cpu session) over `LORA_SHAPES` (lora-op.test.ts's: M = 0 to 4100, R = 0 to 80,
  *     above the expand's 64-rank chunk, K = 896, 4864 and odd, N up to 9728), each as the largest
- *     error over the terms' magnitude (`loraRelativeError`, tolerance 1e-5);
+ *     error over the terms' magnitude (`loraRelativeError`, tolerance 1e-5), and the two kernels'
+ *     outputs against each other bit for bit (lora-kernels.cu's promise);
  *  2. speed: µs per LoRA branch at M = `--ms` (default 1 and 8) for Qwen2.5-0.5B's four packed
  *     modules (r = 16 per module: qkv R 48, o R 16, gate_up R 32, down R 16), the op's two CUDA
  *     kernels ("fused single": one launch; "fused split": two) against the decoder's two Gemms on
@@ -13,7 +14,7 @@
  *     of one (so a run's fixed cost cancels), with every input a device tensor; plain runs and CUDA
  *     graph replay (`enableCudaGraph`, the first run captures); each fused chain's output against the
  *     Gemms' (float32 rounding) and its replays' against its plain runs' (identical bits). The
- *     single/split columns are what auto's row threshold (FUSED_MAX_ROWS in lora-op.cc) is set from.
+ *     single/split columns are what auto's row threshold (FUSED_MAX_ROWS in lora-cuda.cc) is set from.
  * Prints two tables; exits 1 when a correctness check fails, 3 when the addon does not load.
  *
  * node lora-op-check.mjs --addon=FILE [--nodes=32] [--runs=40] [--ms=1,8] [--ep=cuda|cpu]
