@@ -11,7 +11,7 @@
 // Two forms. Split: lora_shrink writes h = x · Aᵀ into a scratch buffer from ORT's allocator for the
 // op's device (KernelContext_GetScratchBuffer: the arena, on the compute stream), given back right
 // after the launches, as ORT's own CUDA kernels do with theirs; then lora_expand. Fused (decode
-// sizes, M ≤ LORA_ROWS): one launch of lora_fused, whose blocks meet at a grid barrier. Its
+// sizes, M ≤ LORA_ROWS): one cooperative launch of lora_fused, whose blocks meet at a grid barrier. Its
 // workspace (the barrier's words and h) belongs to the stream, not to a run: the barrier's words
 // must start at zero, which an arena buffer does not, and a captured CUDA graph keeps the pointer.
 // So each stream gets one workspace, zeroed when made (outside any capture), grown when a compute
@@ -50,7 +50,9 @@ using CUfunction = struct CUfunc_st*;
 using CUstream = struct CUstream_st*;
 constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222;
+constexpr CUresult CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE = 720;
 constexpr int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
+constexpr int CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH = 95;
 constexpr int CU_STREAM_CAPTURE_STATUS_NONE = 0;
 
 struct Driver {
@@ -69,6 +71,8 @@ struct Driver {
   CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream) = nullptr;
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                              CUstream, void**, void**) = nullptr;
+  CUresult (*cuLaunchCooperativeKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                        unsigned, CUstream, void**) = nullptr;
   std::string error;  // why the driver is unusable; empty once loaded
 };
 
@@ -114,6 +118,7 @@ const Driver& driver() {
     bind(library, "cuMemAlloc_v2", &d.cuMemAlloc, &error);
     bind(library, "cuMemsetD32Async", &d.cuMemsetD32Async, &error);
     bind(library, "cuLaunchKernel", &d.cuLaunchKernel, &error);
+    bind(library, "cuLaunchCooperativeKernel", &d.cuLaunchCooperativeKernel, &error);
     d.error = error;
     CUresult result = error.empty() ? d.cuInit(0) : CUDA_SUCCESS;
     if (result != CUDA_SUCCESS) d.error = driverMessage(d, "cuInit", result);
@@ -157,17 +162,20 @@ OrtStatus* contextState(const OrtApi* api, const Driver& d, CUcontext context, C
   if (result == CUDA_SUCCESS) result = d.cuModuleGetFunction(&state.fused, module, "lora_fused");
   if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuModuleGetFunction", result));
   CUdevice device = 0;
-  int multiprocessors = 0, perMultiprocessor = 0;
+  int multiprocessors = 0, perMultiprocessor = 0, cooperative = 0;
   result = d.cuCtxGetDevice(&device);
   if (result == CUDA_SUCCESS)
     result = d.cuDeviceGetAttribute(&multiprocessors, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
   if (result == CUDA_SUCCESS)
+    result = d.cuDeviceGetAttribute(&cooperative, CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH, device);
+  if (result == CUDA_SUCCESS)
     result = d.cuOccupancyMaxActiveBlocksPerMultiprocessor(&perMultiprocessor, state.fused, LORA_THREADS, 0);
   if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "lora_fused's occupancy", result));
-  // One block per multiprocessor is plenty (the largest grid, gate_up's, is 38 blocks) and leaves
-  // room for the kernels of other streams, which could otherwise hold a multiprocessor the barrier
-  // waits for (they end on their own, so the wait does too).
-  state.resident = perMultiprocessor > 0 ? static_cast<unsigned>(multiprocessors) : 0;
+  // One block per multiprocessor is plenty (the largest grid of Qwen2.5-0.5B, qkv's, is 48
+  // blocks). lora_fused is launched as a cooperative kernel, so the driver itself refuses a grid
+  // whose blocks cannot all be resident at once (under MPS, say), rather than the barrier waiting
+  // forever; the compute then runs the split form.
+  state.resident = cooperative && perMultiprocessor > 0 ? static_cast<unsigned>(multiprocessors) : 0;
   *out = &(contexts[context] = state);
   return nullptr;
 }
@@ -243,9 +251,13 @@ OrtStatus* launchSplitWithScratch(const OrtApi* api, const Driver& d, const Cont
   return status;
 }
 
-// The one launch of lora_fused on `stream` (1 ≤ M ≤ LORA_ROWS, R > 0), with the stream's workspace.
+// The one launch of lora_fused on `stream` (1 ≤ M ≤ LORA_ROWS, R > 0), with the stream's workspace,
+// as a cooperative kernel (every block resident at once: its grid barrier's premise; stream capture
+// takes cooperative launches since CUDA 11). Sets *launched to false, with no error, when the
+// driver finds the grid too large to be resident at once.
 OrtStatus* launchFused(const OrtApi* api, const Driver& d, const ContextState& f, CUstream stream,
-                       const LoraOperands& o, CUdeviceptr work) {
+                       const LoraOperands& o, CUdeviceptr work, bool* launched) {
+  *launched = false;
   int m = static_cast<int>(o.m), k = static_cast<int>(o.k), r = static_cast<int>(o.r), n = static_cast<int>(o.n);
   const float *x = o.x, *a = o.a, *b = o.b, *y = o.y;
   float* z = o.z;
@@ -254,8 +266,10 @@ OrtStatus* launchFused(const OrtApi* api, const Driver& d, const ContextState& f
   int vec4b = r % 4 == 0 && aligned(b);  // every row of B 16-byte aligned
   void* params[] = {&x, &a, &b, &y, &z, &workspace, &m, &k, &r, &n, &vec4x, &vec4b};
   const unsigned grid = loraFusedGrid(r, n, f.resident);
-  CUresult result = d.cuLaunchKernel(f.fused, grid, 1, 1, LORA_THREADS, 1, 1, 0, stream, params, nullptr);
-  if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuLaunchKernel (fused)", result));
+  CUresult result = d.cuLaunchCooperativeKernel(f.fused, grid, 1, 1, LORA_THREADS, 1, 1, 0, stream, params);
+  if (result == CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE) return nullptr;
+  if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuLaunchCooperativeKernel (fused)", result));
+  *launched = true;
   return nullptr;
 }
 
@@ -290,9 +304,9 @@ OrtStatus* loraCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKernel
     if (!status && fusable && state->resident > 0)
       status = workspace(api, d, state, stream, static_cast<size_t>(o.m * o.r), &work);
   }
-  if (!status)
-    status = work ? launchFused(api, d, *state, stream, o, work)
-                  : launchSplitWithScratch(api, d, *state, stream, context, o);
+  bool launched = false;
+  if (!status && work) status = launchFused(api, d, *state, stream, o, work, &launched);
+  if (!status && !launched) status = launchSplitWithScratch(api, d, *state, stream, context, o);
   if (current != streamContext) d.cuCtxSetCurrent(current);
   return status;
 }

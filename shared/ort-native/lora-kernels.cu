@@ -187,7 +187,8 @@ __device__ __forceinline__ void storeRelease(unsigned* p, unsigned v) {
 // block's, zeroes the count for the next launch and publishes the next generation with a release
 // store, which the others poll with acquire loads. The generation can only change once every block
 // has arrived, this one included, so the value read first is the one to wait past. Needs every
-// block resident at once (lora-cuda.cc caps the grid at what the device holds).
+// block resident at once: lora-cuda.cc launches lora_fused as a cooperative kernel, which the
+// driver refuses when they cannot be.
 __device__ __forceinline__ void gridBarrier(unsigned* words) {
   __syncthreads();
   if (threadIdx.x == 0) {
