@@ -59,6 +59,32 @@ export interface GrpoResult extends LossResult {
   klMean: number;
 }
 
+/** Mean and Bessel-corrected std (as torch.std) of `rewards[from..to)`, NaN rewards skipped; NaN when too few. */
+function rewardStats(rewards: ArrayLike<number>, from: number, to: number): { mean: number; std: number } {
+  let n = 0;
+  let sum = 0;
+  for (let i = from; i < to; i++) {
+    const r = rewards[i] ?? Number.NaN;
+    if (!Number.isNaN(r)) {
+      n++;
+      sum += r;
+    }
+  }
+  const mean = n > 0 ? sum / n : Number.NaN;
+  let ss = 0;
+  for (let i = from; i < to; i++) {
+    const r = rewards[i] ?? Number.NaN;
+    if (!Number.isNaN(r)) ss += (r - mean) ** 2;
+  }
+  return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : Number.NaN };
+}
+
+function checkGroups(rewards: ArrayLike<number>, groupSize: number): void {
+  if (!(groupSize >= 1) || rewards.length % groupSize !== 0) {
+    throw new RangeError(`${rewards.length} rewards do not form groups of ${groupSize}`);
+  }
+}
+
 /**
  * One advantage per completion from rewards in consecutive groups of `groupSize`. NaN rewards are
  * skipped in the means and standard deviations (Bessel-corrected, as torch.std); a NaN advantage
@@ -69,31 +95,11 @@ export function groupAdvantages(
   groupSize: number,
   scale: ScaleRewards,
 ): Float64Array {
-  if (!(groupSize >= 1) || rewards.length % groupSize !== 0) {
-    throw new RangeError(`${rewards.length} rewards do not form groups of ${groupSize}`);
-  }
-  const stats = (from: number, to: number) => {
-    let n = 0;
-    let sum = 0;
-    for (let i = from; i < to; i++) {
-      const r = rewards[i] ?? Number.NaN;
-      if (!Number.isNaN(r)) {
-        n++;
-        sum += r;
-      }
-    }
-    const mean = n > 0 ? sum / n : Number.NaN;
-    let ss = 0;
-    for (let i = from; i < to; i++) {
-      const r = rewards[i] ?? Number.NaN;
-      if (!Number.isNaN(r)) ss += (r - mean) ** 2;
-    }
-    return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : Number.NaN };
-  };
-  const batch = stats(0, rewards.length);
+  checkGroups(rewards, groupSize);
+  const batch = rewardStats(rewards, 0, rewards.length);
   const out = new Float64Array(rewards.length);
   for (let g = 0; g < rewards.length; g += groupSize) {
-    const group = stats(g, g + groupSize);
+    const group = rewardStats(rewards, g, g + groupSize);
     for (let i = g; i < g + groupSize; i++) {
       let a = (rewards[i] ?? Number.NaN) - group.mean;
       if (scale !== "none") a /= (scale === "group" ? group.std : batch.std) + 1e-4;
@@ -101,6 +107,29 @@ export function groupAdvantages(
     }
   }
   return out;
+}
+
+/** torch.isclose's default `atol`; against 0 its `rtol` term vanishes. */
+const ZERO_STD_ATOL = 1e-8;
+
+/**
+ * TRL's `frac_reward_zero_std`: the share of groups (prompts) whose rewards have a standard
+ * deviation of zero, in [0, 1]; their advantages are all 0, so they give the step no learning
+ * signal. Zero as TRL tests it: `torch.isclose(std, 0)`, |std| ≤ 1e-8. Rewards come in consecutive
+ * groups of `groupSize`; NaN rewards (skipped) are left out, as in `groupAdvantages`, and a group
+ * with fewer than two rewards left counts as zero std (its advantages are 0 too; TRL sets the std of
+ * a one-completion group to 0). Always the groups' own std, also where TRL's `scale_rewards="batch"`
+ * tests the batch's. 0 for no rewards. Throws RangeError when the rewards are not whole groups.
+ */
+export function fracRewardZeroStd(rewards: ArrayLike<number>, groupSize: number): number {
+  checkGroups(rewards, groupSize);
+  const groups = rewards.length / groupSize;
+  let zero = 0;
+  for (let g = 0; g < rewards.length; g += groupSize) {
+    const { std } = rewardStats(rewards, g, g + groupSize);
+    if (Number.isNaN(std) || Math.abs(std) <= ZERO_STD_ATOL) zero++;
+  }
+  return groups === 0 ? 0 : zero / groups;
 }
 
 /** torch.clamp's gradient: 1 inside [lo, hi], bounds included, else 0. */

@@ -1,6 +1,7 @@
 /** Policy losses as dLoss/dLogprob per token: GRPO (TRL's four aggregations), online DPO, SFT. */
 export { dpoLoss } from "./dpo.ts";
 export {
+  fracRewardZeroStd,
   type GrpoInput,
   type GrpoSettings,
   groupAdvantages,

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { createRng } from "../random/index.ts";
 import {
   dpoLoss,
+  fracRewardZeroStd,
   type GrpoInput,
   type GrpoSettings,
   groupAdvantages,
@@ -176,6 +177,30 @@ describe("group advantages", () => {
   });
   it("refuses rewards that do not form whole groups", () => {
     assert.throws(() => groupAdvantages([1, 2, 3], 2, "group"), RangeError);
+  });
+});
+
+describe("frac_reward_zero_std", () => {
+  it("is 1 when every group's rewards are equal, 0 when every group's differ", () => {
+    assert.equal(fracRewardZeroStd([1, 1, 0, 0, 0.3, 0.3], 2), 1);
+    // Equal rewards whose float mean is not exactly the value (0.1 · 3 / 3) still have zero std.
+    assert.equal(fracRewardZeroStd([0.1, 0.1, 0.1], 3), 1);
+    assert.equal(fracRewardZeroStd([1, 0, 2, 3, -1, 5], 2), 0);
+    assert.equal(fracRewardZeroStd([0, 0, 1e-3], 3), 0, "a spread far above torch.isclose's 1e-8 is no zero");
+  });
+  it("is the share of groups, whatever their size, for a mix", () => {
+    assert.equal(fracRewardZeroStd([1, 1, 1, 0, 1, 0, 2, 2, 2, 3, 3, 4], 3), 0.5);
+    assert.equal(fracRewardZeroStd([5, 5, 5, 5, 1, 2, 3, 4], 4), 0.5);
+    assert.equal(fracRewardZeroStd([0, 1, 1, 1, 2, 2, 2, 2], 2), 0.75);
+  });
+  it("leaves skipped (NaN) rewards out; a group with under two rewards left has no spread", () => {
+    // [1, NaN, 1]: equal; [1, NaN, 0]: differ; [NaN, 1, NaN] and [NaN, NaN, NaN]: no spread left.
+    const nan = Number.NaN;
+    assert.equal(fracRewardZeroStd([1, nan, 1, 1, nan, 0, nan, 1, nan, nan, nan, nan], 3), 0.75);
+  });
+  it("is 0 for no rewards and refuses rewards that do not form whole groups", () => {
+    assert.equal(fracRewardZeroStd([], 4), 0);
+    assert.throws(() => fracRewardZeroStd([1, 2, 3], 2), RangeError);
   });
 });
 

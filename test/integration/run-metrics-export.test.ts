@@ -213,6 +213,7 @@ describe("run metrics in TensorBoard files and over OTLP", () => {
     for (const [tag, metric] of [
       ["train/reward", "reward_mean"],
       ["train/reward_std", "reward_std"],
+      ["train/frac_reward_zero_std", "frac_reward_zero_std"],
       ["train/loss", "loss"],
       ["train/grad_norm", "grad_norm"],
       ["train/learning_rate", "lr"],

@@ -116,6 +116,9 @@ describe("training runs over REST", () => {
     );
     assert.equal(info.status, "completed");
     assert.equal(info.version, 7);
+    // The run's last metrics carry TRL's GRPO names, frac_reward_zero_std (a share of prompts) among them.
+    const zeroStd = info.metrics?.frac_reward_zero_std;
+    assert.ok(typeof zeroStd === "number" && zeroStd >= 0 && zeroStd <= 1, JSON.stringify(info.metrics));
   });
 
   it("online DPO and SFT runs complete over REST, publish, and move their objectives", async () => {
@@ -236,8 +239,10 @@ describe("training runs over REST", () => {
     assert.equal(steps.length, 16);
     // With β = 0, GRPO's gradient is exactly 0 when each group's rewards are all equal, as they
     // are when a generator samples every choice of a request alike (session 17's seed bug).
+    // frac_reward_zero_std says so: 1 is a step whose every group was alike.
     for (const e of steps) {
       assert.ok((e.metrics?.grad_norm ?? 0) > 0, `step ${e.step}: ${JSON.stringify(e.metrics)}`);
+      assert.ok((e.metrics?.frac_reward_zero_std ?? 1) < 1, `step ${e.step}: ${JSON.stringify(e.metrics)}`);
     }
     const reward = (from: number, to: number) => meanReward(steps, from, to);
     assert.ok(reward(13, 16) >= 2 * reward(0, 3), `reward ${reward(0, 3)} → ${reward(13, 16)}`);

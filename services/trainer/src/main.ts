@@ -318,6 +318,7 @@ const runs =
         clock: systemClock,
         log,
         egress,
+        cwd: process.cwd(),
         fetch: outboundFetch,
         onEvent: (e) => metrics.runEvent(e),
       });

@@ -36,6 +36,12 @@ const STEP_METRICS: readonly ScalarName[] = [
     trl: "GRPO, RLOO",
     meaning: "standard deviation of those rewards (Bessel-corrected)",
   },
+  {
+    source: "metrics.frac_reward_zero_std",
+    tag: "train/frac_reward_zero_std",
+    trl: "GRPO, RLOO",
+    meaning: "share of the step's prompts whose rewards all equal (std 0: no learning signal); GRPO only",
+  },
   { source: "metrics.loss", tag: "train/loss", trl: "all", meaning: "the step's loss" },
   {
     source: "metrics.grad_norm",

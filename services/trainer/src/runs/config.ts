@@ -2,6 +2,7 @@
  * The run config document `POST /v1/runs` takes, parsed once here. Defaults follow TRL's configs
  * (`GRPOConfig`, `OnlineDPOConfig`, `RLOOConfig`) where the field has a TRL counterpart.
  */
+import { isAbsolute, resolve } from "node:path";
 import { runName } from "@loracast/shared/manifest";
 import { z } from "zod";
 import { algorithmConfigSchema } from "./algorithms/index.ts";
@@ -80,7 +81,8 @@ export const runConfigSchema = z.strictObject({
   dataset: z.strictObject({
     /**
      * JSONL file on the trainer's disk, a relative path from the trainer's working directory: one
-     * `{"prompt": ..., "answer"?: ..., "completion"?: ...}` per line.
+     * `{"prompt": ..., "answer"?: ..., "completion"?: ...}` per line. Made absolute when the run is
+     * created (`withAbsoluteDatasetPath`); the run keeps and reports that path.
      */
     path: z.string().min(1),
   }),
@@ -157,6 +159,17 @@ export const runConfigSchema = z.strictObject({
 
 /** A parsed run config, defaults filled in. */
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/**
+ * `config` with its `dataset.path` absolute: a relative one resolved against `cwd` (the trainer's
+ * working directory when the run was accepted), an absolute one as given. The run's record and
+ * `GET /v1/runs/:id` keep the result, so a trainer restarted from another directory resumes the run
+ * on the same file.
+ */
+export function withAbsoluteDatasetPath(config: RunConfig, cwd: string): RunConfig {
+  const { path } = config.dataset;
+  return isAbsolute(path) ? config : { ...config, dataset: { ...config.dataset, path: resolve(cwd, path) } };
+}
 
 /**
  * The first problem with a config, naming the deepest field: `algorithm.epsilon: expected number`,

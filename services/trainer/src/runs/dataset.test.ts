@@ -1,50 +1,84 @@
 /**
  * `dataset.path` as the trainer reads it: a relative path is the trainer's working directory's
- * (services/trainer under `npm -w`), and a file it cannot read is named as resolved there, so a
- * config written for another folder says where the trainer looked.
+ * (services/trainer under `npm -w`), made absolute once when the run is posted, so the run keeps
+ * reading that file when the trainer restarts elsewhere; a file it cannot read is named as given and
+ * as resolved, so a config written for another folder says where the trainer looked. The working
+ * directory is injected (`planRun`'s `cwd`), never `process.chdir`.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { withAbsoluteDatasetPath } from "./config.ts";
 import { loadDataset } from "./dataset.ts";
+import { replanRun } from "./run-plan.ts";
+import { planGrpoRun, tinySpec } from "./testing/fakes.ts";
 
 const needs = { completion: false, answer: null } as const;
 
-describe("loadDataset's path", () => {
-  let dir: string;
+describe("dataset.path", () => {
+  /** The trainer's working directory when the run is posted: not this process's. */
+  let cwd: string;
+  /** Where a restarted trainer runs from: no data/ folder there. */
+  let elsewhere: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "dataset-path-"));
-    await writeFile(join(dir, "data.jsonl"), `${JSON.stringify({ prompt: "q1:" })}\n`);
+    cwd = await mkdtemp(join(tmpdir(), "dataset-path-"));
+    elsewhere = await mkdtemp(join(tmpdir(), "dataset-path-elsewhere-"));
+    await mkdir(join(cwd, "data"));
+    await writeFile(join(cwd, "data", "prompts.jsonl"), `${JSON.stringify({ prompt: "q1:" })}\n`);
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(async () => {
+    await rm(cwd, { recursive: true, force: true });
+    await rm(elsewhere, { recursive: true, force: true });
+  });
 
-  it("reads a relative path from the working directory", async () => {
-    const data = await loadDataset(relative(process.cwd(), join(dir, "data.jsonl")), needs);
-    assert.ok(data.ok, data.ok ? "" : data.error.message);
-    assert.deepEqual(data.value, [{ prompt: "q1:", answer: null, completion: null }]);
+  const post = (path: string, at: string) => planGrpoRun(path, at);
+
+  it("stores a posted relative path absolute, resolved against the trainer's working directory", async () => {
+    assert.notEqual(process.cwd(), cwd);
+    const plan = await post("data/prompts.jsonl", cwd);
+    assert.ok(plan.ok, plan.ok ? "" : plan.error.message);
+    assert.equal(plan.value.config.dataset.path, join(cwd, "data", "prompts.jsonl"));
+    assert.deepEqual(plan.value.data, [{ prompt: "q1:", answer: null, completion: null }]);
+  });
+
+  it("resumes from the stored absolute path when the trainer restarts in another directory", async () => {
+    const plan = await post("data/prompts.jsonl", cwd);
+    assert.ok(plan.ok, plan.ok ? "" : plan.error.message);
+    // As the run's record holds it (JSON on disk), loaded by a trainer started elsewhere.
+    const stored = withAbsoluteDatasetPath(JSON.parse(JSON.stringify(plan.value.config)), elsewhere);
+    assert.equal(stored.dataset.path, join(cwd, "data", "prompts.jsonl"));
+    const resumed = await replanRun(stored, tinySpec());
+    assert.ok(resumed.ok, resumed.ok ? "" : resumed.error.message);
+    assert.deepEqual(resumed.value.data, plan.value.data);
+    // The relative path alone would now name another file, which does not exist.
+    const moved = await post("data/prompts.jsonl", elsewhere);
+    assert.ok(!moved.ok);
   });
 
   it("names a relative path it cannot read as given and as resolved against the working directory", async () => {
-    const given = relative(process.cwd(), join(dir, "missing.jsonl"));
-    const data = await loadDataset(given, needs);
-    assert.ok(!data.ok);
-    assert.equal(data.error.code, "invalid_config");
+    const plan = await post("data/missing.jsonl", cwd);
+    assert.ok(!plan.ok);
+    assert.equal(plan.error.code, "invalid_config");
     assert.ok(
-      data.error.message.startsWith(
-        `dataset.path: cannot read ${given} (relative to the trainer's working directory: ${resolve(given)}): ENOENT`,
+      plan.error.message.startsWith(
+        `dataset.path: cannot read data/missing.jsonl (relative to the trainer's working directory: ${join(cwd, "data", "missing.jsonl")}): ENOENT`,
       ),
-      data.error.message,
+      plan.error.message,
     );
   });
 
-  it("names an absolute path it cannot read as given, once", async () => {
-    const given = join(dir, "missing.jsonl");
-    const data = await loadDataset(given, needs);
+  it("keeps an absolute path as given and names it, once, when it cannot read it", async () => {
+    const given = join(cwd, "data", "prompts.jsonl");
+    const plan = await post(given, elsewhere);
+    assert.ok(plan.ok, plan.ok ? "" : plan.error.message);
+    assert.equal(plan.value.config.dataset.path, given);
+    const missing = join(cwd, "missing.jsonl");
+    const data = await loadDataset(missing, needs, missing);
     assert.ok(!data.ok);
     assert.ok(
-      data.error.message.startsWith(`dataset.path: cannot read ${given}: ENOENT`),
+      data.error.message.startsWith(`dataset.path: cannot read ${missing}: ENOENT`),
       data.error.message,
     );
   });

@@ -3,7 +3,7 @@
  * prompts of step s follow from (seed, s) alone and a resumed run sees the same ones.
  */
 import { readFile } from "node:fs/promises";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute } from "node:path";
 import { createRng } from "@loracast/shared/random";
 import { err, ok, type Result } from "@loracast/shared/result";
 import { z } from "zod";
@@ -54,13 +54,16 @@ function missing(row: Example, needs: DatasetNeeds): string | null {
 }
 
 /**
- * Reads a JSONL dataset and checks every line against `needs`. A relative `path` is read from the
- * trainer's working directory. Fails with `invalid_config` naming `dataset.path` and the line
- * (1-based) at fault; a file it cannot read is named as given and, when relative, as resolved.
+ * Reads the JSONL dataset at `path` (absolute: the run's `dataset.path` as accepted,
+ * `withAbsoluteDatasetPath`) and checks every line against `needs`. `given` is the path as the
+ * config gave it, for messages. Fails with `invalid_config` naming `dataset.path`
+ * and the line (1-based) at fault; a file it cannot read is named as given and, when that was
+ * relative, as resolved.
  */
 export async function loadDataset(
   path: string,
   needs: DatasetNeeds,
+  given: string,
 ): Promise<Result<Example[], TrainerError>> {
   const invalid = (message: string) => err(new TrainerError("invalid_config", `dataset.path: ${message}`));
   let text: string;
@@ -69,9 +72,9 @@ export async function loadDataset(
   } catch (e) {
     // The trainer's working directory need not be the config writer's (`npm -w` runs it in
     // services/trainer), so a relative path says where it was looked for.
-    const where = isAbsolute(path)
-      ? path
-      : `${path} (relative to the trainer's working directory: ${resolve(path)})`;
+    const where = isAbsolute(given)
+      ? given
+      : `${given} (relative to the trainer's working directory: ${path})`;
     return invalid(`cannot read ${where}: ${(e as Error).message}`);
   }
   const rows: Example[] = [];

@@ -7,8 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { planRun } from "./run-plan.ts";
-import { tinySpec } from "./testing/fakes.ts";
+import { planGrpoRun } from "./testing/fakes.ts";
 
 describe("reportTo and loggingDir", () => {
   let dir: string;
@@ -20,19 +19,7 @@ describe("reportTo and loggingDir", () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const plan = (extra: Record<string, unknown>) =>
-    planRun(
-      {
-        run: "r",
-        steps: 2,
-        dataset: { path },
-        algorithm: { name: "grpo" },
-        rewards: [{ type: "json_valid" }],
-        ...extra,
-      },
-      tinySpec(),
-      { allowPrivate: false },
-    );
+  const plan = (extra: Record<string, unknown>) => planGrpoRun(path, dir, extra);
   const refusal = async (extra: Record<string, unknown>) => {
     const p = await plan(extra);
     assert.ok(!p.ok, JSON.stringify(extra));

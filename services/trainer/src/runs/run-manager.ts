@@ -11,7 +11,7 @@ import type { RunInfo as RunInfoBody } from "@loracast/shared/trainer-api";
 import { z } from "zod";
 import { TrainerError } from "../errors.ts";
 import { type OtlpReporter, TensorBoardReporter } from "../reporting/index.ts";
-import { type RunConfig, runConfigSchema } from "./config.ts";
+import { type RunConfig, runConfigSchema, withAbsoluteDatasetPath } from "./config.ts";
 import { FleetRollouts } from "./rollouts.ts";
 import { foldProgress, type HistorySummary, RunHistory } from "./run-history.ts";
 import { RunLoop, type RunLoopDeps } from "./run-loop.ts";
@@ -34,6 +34,11 @@ export type RunManagerDeps = Omit<RunLoopDeps, "emit"> & {
   /** Where every run's scalars also go when OTLP export is on (OTEL_EXPORTER_OTLP_ENDPOINT); else null. */
   otlp: OtlpReporter | null;
   egress: EgressPolicy;
+  /**
+   * The trainer's working directory: a new run's relative `dataset.path` is resolved against it once,
+   * when the run is accepted, and the run keeps the absolute path (config.ts `withAbsoluteDatasetPath`).
+   */
+  cwd: string;
   /**
    * Consecutive unclean trainer stops (crashes, kills: no `stopped` event) a run may go through
    * without a new checkpoint before it is failed instead of resumed (TRAINER_MAX_RESUMES): a run
@@ -103,7 +108,10 @@ export class RunManager {
       }
       const record = parsed.data;
       const { history, summary } = await RunHistory.open(this.historyPath(record.config.run), this.d.log);
-      const a = this.track(record.config, record.createdAt, history);
+      // Records written before paths were made absolute at creation hold a relative one: it can
+      // only mean this working directory, as it did when they were read before.
+      const config = withAbsoluteDatasetPath(record.config, this.d.cwd);
+      const a = this.track(config, record.createdAt, history);
       applySummary(a.info, summary);
       if (summary.status !== null) {
         // The history's final event is written first; a record still "running" missed its update.
@@ -155,7 +163,7 @@ export class RunManager {
 
   /** Checks the whole config (run-plan.ts) before answering, then starts the run in the background. */
   async create(body: unknown): Promise<RunInfo> {
-    const plan = await planRun(body, this.d.session.spec, this.d.egress);
+    const plan = await planRun(body, this.d.session.spec, this.d.egress, this.d.cwd);
     if (!plan.ok) throw plan.error;
     const { config } = plan.value;
     // After the checks' awaits, so two creates cannot both pass these and both start.

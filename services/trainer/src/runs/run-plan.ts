@@ -10,7 +10,7 @@ import { isTargeted, type LoraConfig, parseLoraConfig } from "@loracast/shared/p
 import { err, ok, type Result } from "@loracast/shared/result";
 import { TrainerError } from "../errors.ts";
 import { algorithmFor } from "./algorithms/index.ts";
-import { describeConfigError, type RunConfig, runConfigSchema } from "./config.ts";
+import { describeConfigError, type RunConfig, runConfigSchema, withAbsoluteDatasetPath } from "./config.ts";
 import { datasetNeeds, type Example, loadDataset } from "./dataset.ts";
 
 /** A run config that passed every input check, with what the checks produced. */
@@ -106,31 +106,46 @@ function checkUrls(config: RunConfig, egress: EgressPolicy): Result<null, Traine
   return ok(null);
 }
 
-/**
- * The plan of a config accepted earlier (a run resumed after a restart): its LoRA and its dataset
- * again, as the base or the file may have changed since. A failure is `invalid_config`.
- */
-export async function replanRun(config: RunConfig, spec: ModelSpec): Promise<Result<RunPlan, TrainerError>> {
+/** The plan of a checked config: its LoRA and its dataset; `givenPath` is `dataset.path` as posted. */
+async function plan(
+  config: RunConfig,
+  spec: ModelSpec,
+  givenPath: string,
+): Promise<Result<RunPlan, TrainerError>> {
   const lora = runLora(config, spec);
   if (!lora.ok) return lora;
-  const data = await loadDataset(config.dataset.path, datasetNeeds(config));
+  const data = await loadDataset(config.dataset.path, datasetNeeds(config), givenPath);
   return data.ok ? ok({ config, lora: lora.value, data: data.value }) : data;
 }
 
-/** Checks a `POST /v1/runs` body completely; a failure is `invalid_config` naming the field path. */
+/**
+ * The plan of a config accepted earlier (a run resumed after a restart; its `dataset.path` is the
+ * absolute one `planRun` stored): its LoRA and its dataset again, as the base or the file may have
+ * changed since. A failure is `invalid_config`.
+ */
+export async function replanRun(config: RunConfig, spec: ModelSpec): Promise<Result<RunPlan, TrainerError>> {
+  return plan(config, spec, config.dataset.path);
+}
+
+/**
+ * Checks a `POST /v1/runs` body completely; a failure is `invalid_config` naming the field path.
+ * The plan's config has `dataset.path` absolute, a relative one resolved against `cwd` (the
+ * trainer's working directory): what the run stores, reports and resumes with.
+ */
 export async function planRun(
   body: unknown,
   spec: ModelSpec,
   egress: EgressPolicy,
+  cwd: string,
 ): Promise<Result<RunPlan, TrainerError>> {
   const parsed = runConfigSchema.safeParse(body);
   if (!parsed.success) return invalid(describeConfigError(parsed.error));
-  const config = parsed.data;
+  const config = withAbsoluteDatasetPath(parsed.data, cwd);
   const rewards = checkRewards(config);
   if (!rewards.ok) return rewards;
   const urls = checkUrls(config, egress);
   if (!urls.ok) return urls;
   const reporting = checkReporting(config);
   if (!reporting.ok) return reporting;
-  return replanRun(config, spec);
+  return plan(config, spec, parsed.data.dataset.path);
 }

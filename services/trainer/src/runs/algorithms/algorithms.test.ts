@@ -105,7 +105,29 @@ describe("GRPO", () => {
     const seeds = session.calls[0]?.seeds ?? [];
     assert.ok(seeds.slice(0, 2).every((s) => s < 0) && seeds.slice(2).every((s) => s > 0), `${seeds}`);
     assert.equal(optimized(), 0);
-    assert.deepEqual(Object.keys(g.metrics).sort(), ["clip_fraction", "kl"]);
+    assert.deepEqual(Object.keys(g.metrics).sort(), ["clip_fraction", "frac_reward_zero_std", "kl"]);
+    assert.equal(g.metrics.frac_reward_zero_std, 0, "the one group's rewards differ");
+  });
+
+  it("reports frac_reward_zero_std: the share of prompts whose completions all got the same reward", async () => {
+    const alg = algorithmFor(config({ name: "grpo", numGenerations: 2, importanceSamplingCap: null }));
+    // Four prompts: rewards [1, 0] and [0.5, 1] differ, [1, 1] and [0, 0] give no learning signal.
+    const mixed = [
+      [1, 0],
+      [1, 1],
+      [0.5, 1],
+      [0, 0],
+    ].flatMap((group) => group.map((r) => sample(2, r)));
+    assert.equal((await alg.gradients(context().ctx, mixed)).metrics.frac_reward_zero_std, 0.5);
+    // Every prompt's completions alike (the generator seed bug): all advantages 0, nothing learned.
+    const { ctx, session } = context();
+    const alike = [1, 1, 0, 0, 1, 1].map((r) => sample(2, r));
+    const g = await alg.gradients(ctx, alike);
+    assert.equal(g.metrics.frac_reward_zero_std, 1);
+    assert.ok(
+      session.calls.length > 0 && session.calls.every((c) => c.seeds?.every((x) => x === 0)),
+      "every seed 0",
+    );
   });
 
   it("β > 0 scores the base as the reference; numIterations μ takes μ − 1 optimizer steps inside", async () => {

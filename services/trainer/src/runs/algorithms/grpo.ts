@@ -5,7 +5,7 @@
  * truncated importance sampling against the sampler's log-probabilities. The loss itself is
  * shared/losses/grpo.ts. Defaults follow TRL's `GRPOConfig`.
  */
-import { groupAdvantages, grpoLoss } from "@loracast/shared/losses";
+import { fracRewardZeroStd, groupAdvantages, grpoLoss } from "@loracast/shared/losses";
 import { baseFeeds } from "@loracast/shared/runtime";
 import { packBatch } from "@loracast/shared/training";
 import { z } from "zod";
@@ -40,11 +40,8 @@ type GrpoConfig = z.output<typeof schema>;
 async function gradients(ctx: StepContext, alg: GrpoConfig, samples: StepSample[]): Promise<GradientResult> {
   const { session, params, now } = ctx;
   const invT = 1 / ctx.sampling.temperature;
-  const advantages = groupAdvantages(
-    samples.map((s) => s.reward),
-    alg.numGenerations,
-    alg.scaleRewards,
-  );
+  const rewards = samples.map((s) => s.reward);
+  const advantages = groupAdvantages(rewards, alg.numGenerations, alg.scaleRewards);
   const micro = chunks(
     samples.map((s, i) => ({ s, a: advantages[i] ?? 0 })),
     ctx.microBatch,
@@ -124,7 +121,13 @@ async function gradients(ctx: StepContext, alg: GrpoConfig, samples: StepSample[
     loss,
     grads,
     trainedTokens: items * alg.numIterations,
-    metrics: { clip_fraction: clip, kl },
+    // TRL's frac_reward_zero_std: 1 is a step that learned nothing from its rewards (every group
+    // alike), which the loss and reward curves alone do not show.
+    metrics: {
+      clip_fraction: clip,
+      kl,
+      frac_reward_zero_std: fracRewardZeroStd(rewards, alg.numGenerations),
+    },
     phases,
   };
 }

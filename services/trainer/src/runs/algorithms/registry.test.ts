@@ -102,7 +102,7 @@ describe("algorithm registry", () => {
       await writeFile(path, `${JSON.stringify({ prompt: "q1:" })}\n`);
       const egress = { allowPrivate: false };
       const plan = (algorithm: unknown, rewards: unknown[] = []) =>
-        planRun({ ...base, dataset: { path }, algorithm, rewards }, tinySpec(), egress);
+        planRun({ ...base, dataset: { path }, algorithm, rewards }, tinySpec(), egress, dir);
       const rloo = await plan({ name: "rloo" });
       assert.ok(!rloo.ok);
       assert.equal(rloo.error.code, "invalid_config");

@@ -1,13 +1,15 @@
 /**
  * Fakes for the trainer's unit tests: a training session that records what it is asked and
- * answers with fixed log-probabilities, a model spec small enough to build in-process, a clock
- * that advances by 1 ms per read, and a silent logger. No ONNX session is run.
+ * answers with fixed log-probabilities, a model spec small enough to build in-process, a GRPO run
+ * config checked against it, a clock that advances by 1 ms per read, and a silent logger. No ONNX
+ * session is run.
  */
 
 import { buildModelSpec, type ModelSpec, parseDecoderDims } from "@loracast/shared/model-spec";
 import type { Clock, Logger } from "@loracast/shared/platform";
 import type { LoraFeeds } from "@loracast/shared/runtime";
 import type { TrainBatch, TrainingSession } from "@loracast/shared/training";
+import { planRun } from "../run-plan.ts";
 
 /** A 1-layer Llama of hidden size 16 (its module map only; no weights). */
 export function tinySpec(): ModelSpec {
@@ -27,6 +29,23 @@ export function tinySpec(): ModelSpec {
   });
   if (!dims.ok) throw dims.error;
   return buildModelSpec(dims.value);
+}
+
+/**
+ * `POST /v1/runs`'s checks (`planRun`) on a GRPO config over the dataset at `path`, with one
+ * `json_valid` reward, `extra` fields merged in, for `tinySpec()` and a trainer whose working
+ * directory is `cwd`.
+ */
+export function planGrpoRun(path: string, cwd: string, extra: Record<string, unknown> = {}) {
+  const body = {
+    run: "r",
+    steps: 2,
+    dataset: { path },
+    algorithm: { name: "grpo" },
+    rewards: [{ type: "json_valid" }],
+    ...extra,
+  };
+  return planRun(body, tinySpec(), { allowPrivate: false }, cwd);
 }
 
 /** One call the fake session got. */
