@@ -40,7 +40,7 @@ const STEP_METRICS: readonly ScalarName[] = [
     source: "metrics.frac_reward_zero_std",
     tag: "train/frac_reward_zero_std",
     trl: "GRPO, RLOO",
-    meaning: "share of the step's prompts whose rewards all equal (std 0: no learning signal); GRPO only",
+    meaning: "share of the step's prompts whose rewards all equal (std 0: no learning signal)",
   },
   { source: "metrics.loss", tag: "train/loss", trl: "all", meaning: "the step's loss" },
   {

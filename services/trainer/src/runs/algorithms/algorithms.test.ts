@@ -78,6 +78,8 @@ describe("RLOO", () => {
       "the second micro-batch gets its own advantages (0: equal rewards)",
     );
     assert.equal(passes[0]?.invTemperature, 2);
+    // TRL's RLOOTrainer metric: the second prompt's two rewards are equal, the first's differ.
+    assert.deepEqual(g.metrics, { frac_reward_zero_std: 0.5 });
     // loss = Σ seed · logprob, every logprob −1 in the fake
     assert.ok(Math.abs(g.loss - -0.25) < 1e-6);
     assert.equal(g.trainedTokens, 10);

@@ -10,6 +10,7 @@
  * On-policy, one optimizer step per batch, no clipping and no reference model, so no parameter
  * but `k` is needed.
  */
+import { fracRewardZeroStd } from "@loracast/shared/losses";
 import { packBatch } from "@loracast/shared/training";
 import { z } from "zod";
 import {
@@ -61,10 +62,8 @@ export function leaveOneOutAdvantages(rewards: readonly number[], k: number): Fl
 async function gradients(ctx: StepContext, alg: RlooConfig, samples: StepSample[]): Promise<GradientResult> {
   const { session, params, now } = ctx;
   const invT = 1 / ctx.sampling.temperature;
-  const advantages = leaveOneOutAdvantages(
-    samples.map((s) => s.reward),
-    alg.k,
-  );
+  const rewards = samples.map((s) => s.reward);
+  const advantages = leaveOneOutAdvantages(rewards, alg.k);
   const phases: Record<string, number> = {};
   const grads = new Map<string, Float32Array>();
   const feeds = params.feeds();
@@ -87,7 +86,15 @@ async function gradients(ctx: StepContext, alg: RlooConfig, samples: StepSample[
     trained += countedTokens(tokens.mask);
     offset += part.length;
   }
-  return { loss, grads, trainedTokens: trained, metrics: {}, phases };
+  // TRL's RLOOTrainer logs frac_reward_zero_std too: a group of k equal rewards has all-zero
+  // leave-one-out advantages, and a step of only such groups learns nothing.
+  return {
+    loss,
+    grads,
+    trainedTokens: trained,
+    metrics: { frac_reward_zero_std: fracRewardZeroStd(rewards, alg.k) },
+    phases,
+  };
 }
 
 /** REINFORCE Leave-One-Out: `{"name": "rloo", "k": 4}`. */
