@@ -6,12 +6,13 @@
  * directory is injected (`planRun`'s `cwd`), never `process.chdir`.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { withAbsoluteDatasetPath } from "./config.ts";
-import { loadDataset } from "./dataset.ts";
+import { loadDataset, MAX_DATASET_BYTES } from "./dataset.ts";
 import { replanRun } from "./run-plan.ts";
 import { planGrpoRun, tinySpec } from "./testing/fakes.ts";
 
@@ -80,6 +81,27 @@ describe("dataset.path", () => {
     assert.ok(
       data.error.message.startsWith(`dataset.path: cannot read ${missing}: ENOENT`),
       data.error.message,
+    );
+  });
+  it("refuses what is not a regular file at once, a FIFO included, instead of waiting for a writer", async () => {
+    const fifo = join(cwd, "prompts.fifo");
+    execFileSync("mkfifo", [fifo]);
+    for (const path of [fifo, join(cwd, "data")]) {
+      const data = await loadDataset(path, needs, path);
+      assert.ok(!data.ok);
+      assert.equal(data.error.message, `dataset.path: ${path} is not a regular file`);
+    }
+  });
+
+  it("refuses a file over MAX_DATASET_BYTES without reading it", async () => {
+    const big = join(cwd, "big.jsonl");
+    await writeFile(big, "");
+    await truncate(big, MAX_DATASET_BYTES + 1); // sparse: no bytes written
+    const data = await loadDataset(big, needs, big);
+    assert.ok(!data.ok);
+    assert.equal(
+      data.error.message,
+      `dataset.path: ${big} is ${MAX_DATASET_BYTES + 1} bytes, above the ${MAX_DATASET_BYTES}-byte bound on a dataset`,
     );
   });
 });

@@ -2,7 +2,8 @@
  * A JSONL prompt set and the order a run visits it: a fresh seeded permutation per epoch, so the
  * prompts of step s follow from (seed, s) alone and a resumed run sees the same ones.
  */
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { createRng } from "@loracast/shared/random";
 import { err, ok, type Result } from "@loracast/shared/result";
@@ -10,6 +11,13 @@ import { z } from "zod";
 import { TrainerError } from "../errors.ts";
 import { algorithmFor } from "./algorithms/index.ts";
 import type { RunConfig } from "./config.ts";
+
+/**
+ * The largest dataset file a run reads, in bytes (256 MiB): the whole file is held as one string
+ * while its lines are checked, and a request must not be able to make the trainer read without end
+ * (`/dev/zero`).
+ */
+export const MAX_DATASET_BYTES = 256 * 1024 * 1024;
 
 const rowSchema = z.object({
   prompt: z.string().min(1),
@@ -57,7 +65,8 @@ function missing(row: Example, needs: DatasetNeeds): string | null {
  * Reads the JSONL dataset at `path` (absolute: the run's `dataset.path` as accepted,
  * `withAbsoluteDatasetPath`) and checks every line against `needs`. `given` is the path as the
  * config gave it, for messages. Fails with `invalid_config` naming `dataset.path`
- * and the line (1-based) at fault; a file it cannot read is named as given and, when that was
+ * and the line (1-based) at fault; a file it cannot read, or that is not a regular file (a FIFO,
+ * a device, a directory) or is over `MAX_DATASET_BYTES`, is named as given and, when that was
  * relative, as resolved.
  */
 export async function loadDataset(
@@ -66,15 +75,26 @@ export async function loadDataset(
   given: string,
 ): Promise<Result<Example[], TrainerError>> {
   const invalid = (message: string) => err(new TrainerError("invalid_config", `dataset.path: ${message}`));
+  // The trainer's working directory need not be the config writer's (`npm -w` runs it in
+  // services/trainer), so a relative path says where it was looked for.
+  const where = isAbsolute(given) ? given : `${given} (relative to the trainer's working directory: ${path})`;
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // Non-blocking open: a FIFO opens at once instead of holding the request (and a thread of
+    // libuv's pool) until a writer comes; the checks below then refuse it.
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const info = await file.stat();
+      if (!info.isFile()) return invalid(`${where} is not a regular file`);
+      if (info.size > MAX_DATASET_BYTES)
+        return invalid(
+          `${where} is ${info.size} bytes, above the ${MAX_DATASET_BYTES}-byte bound on a dataset`,
+        );
+      text = await file.readFile("utf8");
+    } finally {
+      await file.close();
+    }
   } catch (e) {
-    // The trainer's working directory need not be the config writer's (`npm -w` runs it in
-    // services/trainer), so a relative path says where it was looked for.
-    const where = isAbsolute(given)
-      ? given
-      : `${given} (relative to the trainer's working directory: ${path})`;
     return invalid(`cannot read ${where}: ${(e as Error).message}`);
   }
   const rows: Example[] = [];
