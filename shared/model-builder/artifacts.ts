@@ -301,7 +301,8 @@ export async function buildArtifacts(
       await writeFile(join(options.outDir, MODEL_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     return ok(manifest);
   } catch (e) {
-    await rm(`${dataPath}.partial`, { force: true });
+    // Best effort: a cleanup that fails too (the output is not a directory) must not hide `e`.
+    await rm(`${dataPath}.partial`, { force: true }).catch(() => undefined);
     if (e instanceof CheckpointError) return err(e);
     throw e;
   } finally {

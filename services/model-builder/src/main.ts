@@ -16,7 +16,7 @@
  * graphs as one fused `ai.loracast` `LoraShrinkExpand` node instead, which only the ort-native addon
  * runs.
  */
-import { readFile } from "node:fs/promises";
+import { access, constants, mkdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type BaseQuant, buildArtifacts } from "@loracast/shared/model-builder";
 import { kvCacheDtypeSchema, loraFormSchema, loraOpSchema } from "@loracast/shared/model-format";
@@ -118,6 +118,14 @@ if (loraOp.data !== "gemm" && (format !== "loracast" || values.merge !== undefin
   fail(`--lora-op ${loraOp.data} needs LoRA inputs: not with --merge or --format transformers.js`);
 if (loraOp.data === "shrink-expand" && loraForm.data !== "gemm")
   fail("--lora-op shrink-expand takes --lora-form gemm only (its node computes the whole branch)");
+// The output directory, made (or found writable) before minutes of building, so that a path that
+// cannot be one is a line, not a stack trace at the first write.
+try {
+  await mkdir(resolve(outDir), { recursive: true });
+  await access(resolve(outDir), constants.W_OK);
+} catch (e) {
+  fail(`cannot write the output directory ${outDir}: ${e instanceof Error ? e.message : String(e)}`);
+}
 let merge: VerifiedAdapter | undefined;
 if (values.merge !== undefined) {
   const spec = await loadModelSpec(join(checkpointDir, "config.json"));
@@ -125,10 +133,17 @@ if (values.merge !== undefined) {
     console.error(`build failed: ${spec.error.message}`);
     process.exit(1);
   }
+  const read = async <T>(what: () => Promise<T>): Promise<T> => {
+    try {
+      return await what();
+    } catch (e) {
+      return fail(`--merge: cannot read the adapter in ${values.merge}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
   const checked = verifyAdapterFiles(
     spec.value,
-    await readFile(join(values.merge, "adapter_config.json"), "utf8"),
-    await readFile(join(values.merge, "adapter_model.safetensors")),
+    await read(() => readFile(join(values.merge as string, "adapter_config.json"), "utf8")),
+    await read(() => readFile(join(values.merge as string, "adapter_model.safetensors"))),
   );
   if (!checked.ok) {
     console.error(`--merge: ${checked.error}`);
@@ -147,6 +162,14 @@ const built = await buildArtifacts({
   loraOp: loraOp.data,
   loraForm: loraForm.data,
   ...(merge !== undefined ? { merge } : {}),
+}).catch((e: unknown) => {
+  // A write that fails midway (a full disk, a directory made read-only) is the system's error, said
+  // in a line; anything else is a builder bug and keeps its stack.
+  if (e instanceof Error && "code" in e && "syscall" in e) {
+    console.error(`build failed: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
 });
 if (!built.ok) {
   console.error(`build failed: ${built.error.message}`);
