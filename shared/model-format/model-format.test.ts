@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
 import { LLAMA_CONFIG } from "@loracast/dev-support/fixtures";
 import { buildModelSpec, type DecoderDims, loadModelSpec, PACKED_MODULES } from "../model-spec/index.ts";
@@ -137,5 +137,14 @@ describe("readModelManifest", () => {
     const read = await readModelManifest(join(work, "none"));
     assert.ok(!read.ok);
     assert.match(read.error.message, /cannot read .*loracast-model\.json/);
+    // A relative folder is named as given and as resolved (a service under npm -w runs in its own).
+    const relative = await readModelManifest(join("no-such-model-dir", "x"));
+    assert.ok(!relative.ok);
+    assert.ok(
+      relative.error.message.startsWith(
+        `cannot read ${join("no-such-model-dir", "x", "loracast-model.json")} (relative to the working directory: ${resolve("no-such-model-dir", "x", "loracast-model.json")}): ENOENT`,
+      ),
+      relative.error.message,
+    );
   });
 });

@@ -3,7 +3,7 @@
  * names of the files beside it. The model builder writes it; the runtime and training read it.
  */
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { modelTypeSchema } from "../architectures/index.ts";
 import { buildModelSpec, type ModelSpec, PACKED_MODULES } from "../model-spec/index.ts";
@@ -205,7 +205,8 @@ export class ModelArtifactsError extends Error {
  * for a graph without LoRA inputs (a merged base), which then accepts no adapter. The spec's
  * fingerprint is the module map's (`spec-sha256:`, from the dims), the one adapter manifests carry;
  * the artifacts' digest stays `manifest.fingerprint`. Returns a `ModelArtifactsError` for a manifest
- * that cannot be read, fails the schema, or lists a module map other than its dims'.
+ * that cannot be read (a relative `dir` named as resolved too: `npm -w` runs a service in its own
+ * folder), fails the schema, or lists a module map other than its dims'.
  */
 export async function readModelManifest(
   dir: string,
@@ -214,7 +215,9 @@ export async function readModelManifest(
   try {
     json = JSON.parse(await readFile(join(dir, MODEL_MANIFEST), "utf8"));
   } catch (e) {
-    return err(new ModelArtifactsError(`cannot read ${join(dir, MODEL_MANIFEST)}: ${(e as Error).message}`));
+    const path = join(dir, MODEL_MANIFEST);
+    const where = isAbsolute(path) ? path : `${path} (relative to the working directory: ${resolve(path)})`;
+    return err(new ModelArtifactsError(`cannot read ${where}: ${(e as Error).message}`));
   }
   const schema = (json as { schema?: unknown } | null)?.schema;
   if (schema !== SCHEMA) {

@@ -54,6 +54,7 @@ constexpr CUresult CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE = 720;
 constexpr int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
 constexpr int CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH = 95;
 constexpr int CU_STREAM_CAPTURE_STATUS_NONE = 0;
+constexpr int CU_STREAM_CAPTURE_MODE_RELAXED = 2;
 
 struct Driver {
   CUresult (*cuInit)(unsigned int) = nullptr;
@@ -67,7 +68,9 @@ struct Driver {
   CUresult (*cuModuleGetFunction)(CUfunction*, CUmodule, const char*) = nullptr;
   CUresult (*cuOccupancyMaxActiveBlocksPerMultiprocessor)(int*, CUfunction, int, size_t) = nullptr;
   CUresult (*cuStreamIsCapturing)(CUstream, int*) = nullptr;
+  CUresult (*cuThreadExchangeStreamCaptureMode)(int*) = nullptr;
   CUresult (*cuMemAlloc)(CUdeviceptr*, size_t) = nullptr;
+  CUresult (*cuMemFree)(CUdeviceptr) = nullptr;
   CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream) = nullptr;
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                              CUstream, void**, void**) = nullptr;
@@ -115,7 +118,9 @@ const Driver& driver() {
     bind(library, "cuOccupancyMaxActiveBlocksPerMultiprocessor", &d.cuOccupancyMaxActiveBlocksPerMultiprocessor,
          &error);
     bind(library, "cuStreamIsCapturing", &d.cuStreamIsCapturing, &error);
+    bind(library, "cuThreadExchangeStreamCaptureMode", &d.cuThreadExchangeStreamCaptureMode, &error);
     bind(library, "cuMemAlloc_v2", &d.cuMemAlloc, &error);
+    bind(library, "cuMemFree_v2", &d.cuMemFree, &error);
     bind(library, "cuMemsetD32Async", &d.cuMemsetD32Async, &error);
     bind(library, "cuLaunchKernel", &d.cuLaunchKernel, &error);
     bind(library, "cuLaunchCooperativeKernel", &d.cuLaunchCooperativeKernel, &error);
@@ -196,11 +201,21 @@ OrtStatus* workspace(const OrtApi* api, const Driver& d, ContextState* state, CU
   if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuStreamIsCapturing", result));
   if (capture != CU_STREAM_CAPTURE_STATUS_NONE) return nullptr;  // no allocation inside a capture
   size_t floats = hFloats > 4096 ? hFloats : 4096;  // 16 KiB of h: R up to 512 at M = 8
+  // Relaxed capture mode for this thread while it allocates: another thread's capture in ORT's
+  // global mode would otherwise refuse cuMemAlloc here and be invalidated by it.
+  int mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+  result = d.cuThreadExchangeStreamCaptureMode(&mode);
+  if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuThreadExchangeStreamCaptureMode", result));
   CUdeviceptr made = 0;
+  const char* call = "cuMemAlloc (lora_fused's workspace)";
   result = d.cuMemAlloc(&made, LORA_BARRIER_BYTES + floats * sizeof(float));
-  if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuMemAlloc (lora_fused's workspace)", result));
-  result = d.cuMemsetD32Async(made, 0, LORA_BARRIER_BYTES / 4, stream);
-  if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, "cuMemsetD32Async", result));
+  if (result == CUDA_SUCCESS) {
+    call = "cuMemsetD32Async (lora_fused's workspace)";
+    result = d.cuMemsetD32Async(made, 0, LORA_BARRIER_BYTES / 4, stream);
+    if (result != CUDA_SUCCESS) d.cuMemFree(made);
+  }
+  d.cuThreadExchangeStreamCaptureMode(&mode);  // back to what the thread had
+  if (result != CUDA_SUCCESS) return failure(api, driverMessage(d, call, result));
   if (w.memory) state->outgrown.push_back(w.memory);
   w = {made, floats};
   *memory = made;

@@ -137,7 +137,9 @@ if (values.merge !== undefined) {
     try {
       return await what();
     } catch (e) {
-      return fail(`--merge: cannot read the adapter in ${values.merge}: ${e instanceof Error ? e.message : String(e)}`);
+      return fail(
+        `--merge: cannot read the adapter in ${values.merge}: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
   };
   const checked = verifyAdapterFiles(

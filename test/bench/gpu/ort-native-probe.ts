@@ -74,6 +74,14 @@ if (manifest.files.append === undefined) {
   say(`ort-native probe: ${values.model} has no append graph`);
   process.exit(3);
 }
+// Variant (a) is onnxruntime-node, which does not know the addon's LoraShrinkExpand: such a model
+// would leave the comparison column empty, so it is refused here.
+if (manifest.decoder.loraOp === "shrink-expand") {
+  process.stderr.write(
+    `error: ${values.model} was built with --lora-op shrink-expand, which the stock binding (variant (a)) cannot run; build it with --lora-op gemm for this probe\n`,
+  );
+  process.exit(2);
+}
 const graph = `${values.model}/${manifest.files.append}`;
 const { numLayers, numKvHeads, headDim, vocabSize } = manifest.dims;
 
