@@ -6,6 +6,7 @@
  * upload used to peak at 10.4 GB). A raw token without `Bearer ` is refused with 401 (item 9).
  */
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runVersionsSchema, trainerErrorBodySchema } from "@loracast/shared/trainer-api";
@@ -15,6 +16,40 @@ import { type Stack, startStack, TOKEN } from "../helpers/stack.ts";
 
 const MiB = 1024 * 1024;
 const MAX_UPLOAD_MB = 160;
+
+/**
+ * POSTs `body` with node:http and resolves with the response as soon as it arrives, while the body
+ * may still be going out. A server that refuses on Content-Length answers before reading the body,
+ * drains it for a while, then closes the socket (@hono/node-server: 500 ms): fetch, which reports
+ * only after sending the whole body, then sees "fetch failed" on a loaded host instead of the 413
+ * that did come back. A write error after the response is that close, and is ignored.
+ */
+function postEarly(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = request(
+      url,
+      { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", (e) => {
+      if (!answered) reject(e);
+    });
+    req.end(body);
+  });
+}
 
 /**
  * A multipart body of a small config and `size` bytes of weights, streamed without a Content-Length.
@@ -77,12 +112,12 @@ describe("request bodies are bounded while they stream", () => {
   it("refuses a JSON body past 1 MiB with 413 payload_too_large on every JSON route", async () => {
     const big = JSON.stringify({ run: "x", pad: "a".repeat(2 * MiB) });
     for (const path of ["/v1/runs", "/v1/subscriptions", "/v1/runs/x/rollback"]) {
-      const res = await fetch(`${stack.trainer.url}${path}`, {
-        method: "POST",
-        headers: { ...auth, "content-type": "application/json" },
-        body: big,
-      });
-      const text = await res.text();
+      const res = await postEarly(
+        `${stack.trainer.url}${path}`,
+        { ...auth, "content-type": "application/json" },
+        big,
+      );
+      const text = res.text;
       assert.equal(res.status, 413, `${path}: ${text}`);
       assert.equal(trainerErrorBodySchema.parse(JSON.parse(text)).error.code, "payload_too_large", path);
     }
