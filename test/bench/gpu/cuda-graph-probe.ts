@@ -28,7 +28,7 @@ import { IO, readModelManifest } from "@loracast/shared/model-format";
 import { type DeviceTensor, type HostTensor, loadOrtNative } from "@loracast/shared/ort-native";
 import { parseCommandLine } from "@loracast/shared/platform";
 import { percentile } from "../percentile.ts";
-import { probeFlags, say } from "./flags.ts";
+import { ADDON_FLAG, probeFlags, say } from "./flags.ts";
 import { randomPackedFactors } from "./random-factors.ts";
 
 const cli = {
@@ -41,7 +41,7 @@ const cli = {
       default: "/tmp/bench-work/qwen25-05b-int4-acc4-gqa16",
       help: "the GQA float16 build (bench:engine --attention=both --kv-cache-dtype=float16)",
     },
-    addon: { type: "string", default: ".carry/cuda/ort-native.node", help: "the ort-native addon's file" },
+    addon: ADDON_FLAG,
     steps: { type: "string", default: "64", help: "timed decode steps, 1 to 1024" },
     past: { type: "string", default: "128", help: "the KV cache's length before the first step, 1 to 4096" },
     batch: { type: "string", default: "1", help: "rows per step, 1 to 64" },

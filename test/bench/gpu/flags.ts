@@ -13,6 +13,16 @@ export function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/**
+ * The `--addon=FILE` flag of the probes that load the ort-native addon: where prepare.sh --cuda
+ * builds it in the carry.
+ */
+export const ADDON_FLAG = {
+  type: "string",
+  default: ".carry/cuda/ort-native.node",
+  help: "the ort-native addon's file",
+} as const;
+
 // Decimal digits only: `Number` alone would take "", " 8", "0x10" and "1e2".
 const INTEGER = /^[+-]?\d+$/;
 

@@ -35,14 +35,14 @@ import {
 import { parseCommandLine } from "@loracast/shared/platform";
 import { createRng } from "@loracast/shared/random";
 import { percentile } from "../percentile.ts";
-import { probeFlags, say } from "./flags.ts";
+import { ADDON_FLAG, probeFlags, say } from "./flags.ts";
 
 const cli = {
   usage: "node lora-op-check.mjs --addon=FILE [flags]",
   about:
     "The addon's fused LoRA op (ai.loracast.LoraShrinkExpand): its CUDA kernels against float64 and its CPU kernel, then µs per LoRA branch against the decoder's two Gemms, plain runs and CUDA graph replay.",
   flags: {
-    addon: { type: "string", default: ".carry/cuda/ort-native.node", help: "the ort-native addon's file" },
+    addon: ADDON_FLAG,
     nodes: { type: "string", default: "32", help: "LoRA branches in a timed chain, 2 to 128" },
     runs: { type: "string", default: "40", help: "timed runs per chain, 5 to 1000" },
     ep: { type: "string", default: "cuda", help: "execution provider: cuda, or cpu (a dry run off the GPU)" },

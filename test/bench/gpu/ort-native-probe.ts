@@ -31,7 +31,7 @@ import { parseCommandLine } from "@loracast/shared/platform";
 import { createSession } from "@loracast/shared/runtime";
 import * as ort from "onnxruntime-node";
 import { percentile } from "../percentile.ts";
-import { probeFlags, say } from "./flags.ts";
+import { ADDON_FLAG, probeFlags, say } from "./flags.ts";
 import { randomPackedFactors } from "./random-factors.ts";
 
 const cli = {
@@ -44,7 +44,7 @@ const cli = {
       default: "/tmp/bench-work/qwen25-05b-int4-acc4",
       help: "the int4 build with an append graph (bench:engine's)",
     },
-    addon: { type: "string", default: ".carry/cuda/ort-native.node", help: "the ort-native addon's file" },
+    addon: ADDON_FLAG,
     ep: { type: "string", default: "cuda", help: "execution provider: cuda, or cpu (a dry run off the GPU)" },
     steps: { type: "string", default: "64", help: "timed decode steps, 1 to 512" },
     prompt: { type: "string", default: "16", help: "the prefill's tokens, 1 to 256" },
