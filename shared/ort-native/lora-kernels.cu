@@ -1,5 +1,5 @@
-// The CUDA kernels of ai.loracast.LoraShrinkExpand (lora-op.cc): z = y + (x · Aᵀ) · Bᵀ on ORT's
-// compute stream, either in two launches, what vLLM's punica kernels call "shrink" (h = x · Aᵀ,
+// The CUDA kernels of ai.loracast.LoraShrinkExpand, launched by lora-cuda.cc: z = y + (x · Aᵀ) · Bᵀ
+// on ORT's compute stream, either in two launches, what vLLM's punica kernels call "shrink" (h = x · Aᵀ,
 // into a scratch buffer of the op's) and "expand" (z = y + h · Bᵀ), or, for decode-sized M, in one
 // (lora_fused: the shrink, a grid-wide barrier, then the expand). Compiled to PTX
 // (`npm run build:lora-ptx`, nvcc -ptx -arch=compute_75) and committed as lora-kernels.ptx; the
@@ -204,7 +204,7 @@ __device__ __forceinline__ void gridBarrier(unsigned* words) {
 }
 
 // z = y + (x · Aᵀ) · Bᵀ in one launch for 1 ≤ m ≤ ROWS and r > 0, 1-D grid (loraFusedGrid), every
-// block resident. `work` is lora-op.cc's workspace for the stream: the barrier's words, then h at
+// block resident. `work` is lora-cuda.cc's workspace for the stream: the barrier's words, then h at
 // LORA_BARRIER_BYTES. Blocks take ranks as lora_shrink does, meet at the barrier, then take columns
 // as lora_expand does; before the shrink each thread loads y and b's first chunk of ranks for its
 // first column (registers; the chunk of at most RANKS ranks unrolled).

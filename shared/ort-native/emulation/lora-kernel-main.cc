@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const int shrinkVec4 = k % 4 == 0 && aligned(x.data()) && aligned(a.data());
   const int expandVec4 = r % 4 == 0 && aligned(b.data());
-  // The grids lora-op.cc launches, or the ones given (smaller than the tiles: the kernels' loops
+  // The grids lora-cuda.cc launches, or the ones given (smaller than the tiles: the kernels' loops
   // past the grid).
   Dim3 shrinkGrid{0, 0, 1}, expandGrid{0, 0, 1};
   if (m > 0 && r > 0) loraShrinkGrid(m, r, &shrinkGrid.x, &shrinkGrid.y);
