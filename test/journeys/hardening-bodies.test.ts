@@ -18,36 +18,40 @@ const MiB = 1024 * 1024;
 const MAX_UPLOAD_MB = 160;
 
 /**
- * POSTs `body` with node:http and resolves with the response as soon as it arrives, while the body
- * may still be going out. A server that refuses on Content-Length answers before reading the body,
- * drains it for a while, then closes the socket (@hono/node-server: 500 ms): fetch, which reports
- * only after sending the whole body, then sees "fetch failed" on a loaded host instead of the 413
- * that did come back. A write error after the response is that close, and is ignored.
+ * POSTs `body` with node:http, sending the headers first and the body only if no answer came within
+ * `BODY_AFTER_MS`. A server that refuses on Content-Length (hono's bodyLimit) answers before it
+ * reads a byte; sending the body at once races that answer: the server closes the socket after its
+ * 413 (`connection: close`), and a write still going out then fails with EPIPE before the client
+ * has parsed the 413 (seen in CI on a loaded 2-core host; fetch showed it as "fetch failed"). A
+ * server that reads the body before refusing still gets it, after the wait.
  */
 function postEarly(
   url: string,
   headers: Record<string, string>,
   body: string,
 ): Promise<{ status: number; text: string }> {
+  const BODY_AFTER_MS = 2000;
   return new Promise((resolve, reject) => {
-    let answered = false;
-    const req = request(
-      url,
-      { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) } },
-      (res) => {
-        answered = true;
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("error", (e) => {
-      if (!answered) reject(e);
+    const req = request(url, {
+      method: "POST",
+      headers: { ...headers, "content-length": Buffer.byteLength(body) },
     });
-    req.end(body);
+    const sendBody = setTimeout(() => req.end(body), BODY_AFTER_MS);
+    req.on("response", (res) => {
+      clearTimeout(sendBody);
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
+        req.destroy();
+      });
+      res.on("error", reject);
+    });
+    req.on("error", (e) => {
+      clearTimeout(sendBody);
+      reject(e);
+    });
+    req.flushHeaders();
   });
 }
 
