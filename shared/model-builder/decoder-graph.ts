@@ -27,6 +27,7 @@ import {
   type LoraForm,
   type LoraOp,
   loraALayout,
+  MATMUL_NBITS_LORA,
 } from "../model-format/index.ts";
 import { peftKey } from "../model-spec/index.ts";
 import { attr, type GraphBuilder } from "../onnx/index.ts";
@@ -214,16 +215,10 @@ export function buildDecoderBody(
 
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean): string =>
     g.scoped(module.split(".").slice(-1)[0] ?? module, () => {
-      const y = project(
-        g,
-        x,
-        w.matrix(`${module}.weight`, outF, inF),
-        inF,
-        outF,
-        bias ? w.vector(`${module}.bias`, [outF]) : null,
-      );
-      if (!lora || !module.startsWith("model.layers.")) return y;
-      return loraBranch(g, x, y, { module, inF, outF, form: loraForm, op: loraOp }, loraInputs);
+      const m = w.matrix(`${module}.weight`, outF, inF);
+      const b = bias ? w.vector(`${module}.bias`, [outF]) : null;
+      if (!lora || !module.startsWith("model.layers.")) return project(g, x, m, inF, outF, b);
+      return projectWithLora(g, x, m, b, { module, inF, outF, form: loraForm, op: loraOp }, loraInputs);
     });
 
   const norm = (x: string, weight: string): string =>
@@ -323,6 +318,14 @@ export function loraBranch(
   pair: LoraPair,
   loraInputs: string[],
 ): string {
+  const { a, b } = loraPairInputs(g, pair, loraInputs);
+  if (pair.op === "shrink-expand")
+    return g.op1(LORA_SHRINK_EXPAND.opType, [x, a, b, y], {}, { domain: LORA_SHRINK_EXPAND.domain });
+  return loraUp(g, loraDown(g, pair.form, x, a, pair.inF), b, y);
+}
+
+/** `pair`'s graph inputs `lora_A` and `lora_B` (`loraBranch` says their shapes), appended to `loraInputs`. */
+function loraPairInputs(g: GraphBuilder, pair: LoraPair, loraInputs: string[]): { a: string; b: string } {
   const { module, inF, outF, form, op } = pair;
   if (op === "shrink-expand" && form !== "gemm")
     throw new RangeError(`loraOp shrink-expand takes lora_A as PEFT's [r, in]: not with loraForm ${form}`);
@@ -331,7 +334,38 @@ export function loraBranch(
   const a = g.input(peftKey(module, "A"), "float32", aDims);
   const b = g.input(peftKey(module, "B"), "float32", [outF, rank]);
   loraInputs.push(a, b);
-  if (op === "shrink-expand")
-    return g.op1(LORA_SHRINK_EXPAND.opType, [x, a, b, y], {}, { domain: LORA_SHRINK_EXPAND.domain });
-  return loraUp(g, loraDown(g, form, x, a, inF), b, y);
+  return { a, b };
+}
+
+/**
+ * A LoRA-targeted projection, `x · Wᵀ (+ bias) + (x · Aᵀ) · Bᵀ` for a `[pair.outF, pair.inF]`
+ * weight `m`. With `loraOp` `shrink-expand` and a 4-bit `MatMulNBits` weight: one
+ * `MATMUL_NBITS_LORA` node, the base projection and the branch in one kernel (the branch as its
+ * own node costs more than an average kernel of the decoder on the GPU: docs/benchmarks.md), then
+ * the bias's `Add`. Otherwise `project` then `loraBranch`. The LoRA inputs are appended to
+ * `loraInputs`; throws `loraBranch`'s RangeError.
+ */
+export function projectWithLora(
+  g: GraphBuilder,
+  x: string,
+  m: Matrix,
+  bias: string | null,
+  pair: LoraPair,
+  loraInputs: string[],
+): string {
+  if (pair.op !== "shrink-expand" || m.kind !== "nbits" || m.layout.bits !== 4)
+    return loraBranch(g, x, project(g, x, m, pair.inF, pair.outF, bias), pair, loraInputs);
+  const { a, b } = loraPairInputs(g, pair, loraInputs);
+  const y = g.op1(
+    MATMUL_NBITS_LORA.opType,
+    [x, m.packed, m.scales, m.zeroPoints, a, b],
+    {
+      K: attr.int(pair.inF),
+      N: attr.int(pair.outF),
+      bits: attr.int(m.layout.bits),
+      block_size: attr.int(m.layout.blockSize),
+    },
+    { domain: MATMUL_NBITS_LORA.domain },
+  );
+  return bias === null ? y : g.op1("Add", [y, bias]);
 }

@@ -12,7 +12,7 @@ import { buildModelSpec, PACKED_MODULES, type PackedModule } from "../model-spec
 import { attr, type GraphBuilder } from "../onnx/index.ts";
 import type { Architecture } from "./architecture.ts";
 import type { QkvInput } from "./attention.ts";
-import { loraBranch, project } from "./decoder-graph.ts";
+import { project, projectWithLora } from "./decoder-graph.ts";
 import type { WeightPlan } from "./weights.ts";
 
 /** What the layers read from the body being built (`buildDecoderBody`). */
@@ -63,16 +63,10 @@ export function fusedLayers(c: LayerContext, embedded: string): string {
     return g.scoped(group.name.split(".").at(-1) ?? group.name, () => {
       const rows = (suffix: string) =>
         members.map((t) => ({ source: `${t.name}.${suffix}`, rows: t.outFeatures }));
-      const y = project(
-        g,
-        x,
-        w.fusedMatrix(`${module}.weight`, rows("weight"), inF),
-        inF,
-        outF,
-        bias ? w.fusedVector(`${module}.bias`, rows("bias")) : null,
-      );
-      const pair = { module, inF, outF, form: c.loraForm, op: c.loraOp };
-      return c.lora ? loraBranch(g, x, y, pair, c.loraInputs) : y;
+      const m = w.fusedMatrix(`${module}.weight`, rows("weight"), inF);
+      const b = bias ? w.fusedVector(`${module}.bias`, rows("bias")) : null;
+      if (!c.lora) return project(g, x, m, inF, outF, b);
+      return projectWithLora(g, x, m, b, { module, inF, outF, form: c.loraForm, op: c.loraOp }, c.loraInputs);
     });
   };
 

@@ -1,7 +1,8 @@
 /**
- * `loraOp: "shrink-expand"` (`LoraOp`): the generation graphs with LoRA inputs get one fused
- * `ai.loracast` `LoraShrinkExpand` node per LoRA branch instead of two Gemms; every other file is
- * what a `gemm` build writes. Running the fused graphs is the ort-native addon's
+ * `loraOp: "shrink-expand"` (`LoraOp`): on a 4-bit base, the generation graphs with LoRA inputs get
+ * one `ai.loracast` `MatMulNBitsLora` node per targeted projection in place of its `MatMulNBits`
+ * and the branch's two Gemms (a float base gets one `LoraShrinkExpand` per branch instead of the
+ * Gemms: `shared/runtime/lora-op.test.ts`); every other file is what a `gemm` build writes. Running the fused graphs is the ort-native addon's
  * (`shared/runtime/lora-op.test.ts`).
  */
 import assert from "node:assert/strict";
@@ -11,7 +12,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fixture } from "@loracast/dev-support/fixtures";
 import * as ort from "onnxruntime-node";
-import { LORA_SHRINK_EXPAND, type ModelManifest, readModelManifest } from "../model-format/index.ts";
+import {
+  LORA_SHRINK_EXPAND,
+  MATMUL_NBITS_LORA,
+  type ModelManifest,
+  readModelManifest,
+} from "../model-format/index.ts";
 import { verifyAdapterFiles } from "../model-spec/index.ts";
 import { countGraphNodes } from "../onnx/index.ts";
 import { disableOrtTelemetry } from "../runtime/index.ts";
@@ -54,18 +60,22 @@ describe("a shrink-expand build of llama-tiny (int4, GroupQueryAttention)", () =
     assert.ok(manifests.gemm !== undefined && !("loraOp" in manifests.gemm.decoder));
   });
 
-  it("has one LoraShrinkExpand per packed module and layer where the gemm graphs have two Gemms", () => {
+  it("has one MatMulNBitsLora per packed module and layer where the gemm graphs have a MatMulNBits and two Gemms", () => {
     const layers = manifests.fused?.dims.numLayers ?? 0;
+    const fusedOp = MATMUL_NBITS_LORA.opType;
     for (const graph of ["model.onnx", "model.append.onnx"]) {
       const fused = ops(dirs.fused, graph);
       const gemm = ops(dirs.gemm, graph);
-      assert.equal(fused.get(LORA_SHRINK_EXPAND.opType), 4 * layers, graph);
-      assert.equal(gemm.get(LORA_SHRINK_EXPAND.opType), undefined, graph);
+      assert.equal(fused.get(fusedOp), 4 * layers, graph);
+      assert.equal(fused.get(LORA_SHRINK_EXPAND.opType), undefined, graph);
+      assert.equal(gemm.get(fusedOp), undefined, graph);
       // int4: every base projection is a MatMulNBits, so every Gemm is a LoRA one.
       assert.equal(gemm.get("Gemm"), 8 * layers, graph);
       assert.equal(fused.get("Gemm") ?? 0, 0, graph);
+      // The LM head's MatMulNBits stays (it has no LoRA pair).
+      assert.equal(fused.get("MatMulNBits"), (gemm.get("MatMulNBits") ?? 0) - 4 * layers, graph);
       const rest = (m: Map<string, number>) =>
-        [...m].filter(([op]) => op !== "Gemm" && op !== LORA_SHRINK_EXPAND.opType).sort();
+        [...m].filter(([op]) => op !== "Gemm" && op !== fusedOp && op !== "MatMulNBits").sort();
       assert.deepEqual(rest(fused), rest(gemm), `${graph}: the other nodes are the same`);
     }
   });
@@ -84,21 +94,22 @@ describe("a shrink-expand build of llama-tiny (int4, GroupQueryAttention)", () =
   it("is refused by onnxruntime-node at load, naming the op: why the manifest needs no schema bump", async () => {
     await assert.rejects(
       ort.InferenceSession.create(join(dirs.fused, "model.onnx")),
-      /LoraShrinkExpand|ai\.loracast/,
+      /MatMulNBitsLora|ai\.loracast/,
     );
   });
 
-  it("halves the LoRA nodes of a decode step (countDecodeStepNodes)", () => {
+  it("adds no node for LoRA to a decode step (countDecodeStepNodes)", () => {
     const arch = parseArchitecture(JSON.parse(file(join(LLAMA, "base"), "config.json").toString("utf8")));
     assert.ok(arch.ok);
     const layers = arch.value.dims.numLayers;
     const graph = { attention: "gqa" } as const;
     const gemm = countDecodeStepNodes(arch.value, int4, "fused", graph);
     const fused = countDecodeStepNodes(arch.value, int4, "fused", { ...graph, loraOp: "shrink-expand" });
+    const base = countDecodeStepNodes(arch.value, int4, "fused", { ...graph, lora: false });
     assert.equal(gemm.lora, 8 * layers);
-    assert.equal(fused.lora, 4 * layers);
-    assert.equal(fused.total, gemm.total - 4 * layers);
-    assert.equal(fused.byOp[LORA_SHRINK_EXPAND.opType], 4 * layers);
+    assert.equal(fused.lora, 0);
+    assert.equal(fused.total, base.total);
+    assert.equal(fused.byOp[MATMUL_NBITS_LORA.opType], 4 * layers);
     // As written to the file.
     const written = [...ops(dirs.fused, "model.onnx").values()].reduce((a, b) => a + b, 0);
     assert.equal(written, fused.total);

@@ -16,7 +16,8 @@ export interface StepNodeCounts {
   /**
    * The nodes the LoRA branches add: the graph's count less that of the same graph without LoRA
    * inputs (two `Gemm`s per pair in the `gemm` form, five in `mulsum`: `Reshape`, `Mul`,
-   * `ReduceSum`, `Reshape`, `Gemm`; one `LoraShrinkExpand` with `loraOp: "shrink-expand"`). A base
+   * `ReduceSum`, `Reshape`, `Gemm`; one `LoraShrinkExpand` with `loraOp: "shrink-expand"` on a float
+   * base, none on a 4-bit one, whose `MatMulNBitsLora` takes the place of its `MatMulNBits`). A base
    * graph's count is 0.
    */
   lora: number;

@@ -18,6 +18,7 @@ export {
   loraALayout,
   loraFormSchema,
   loraOpSchema,
+  MATMUL_NBITS_LORA,
   MODEL_FILE,
   MODEL_MANIFEST,
   ModelArtifactsError,

@@ -57,6 +57,16 @@ export type LoraOp = z.infer<typeof loraOpSchema>;
 export const LORA_SHRINK_EXPAND = { domain: "ai.loracast", opType: "LoraShrinkExpand", version: 1 } as const;
 
 /**
+ * The fused op of a 4-bit LoRA-targeted projection in `loraOp: "shrink-expand"` graphs: domain
+ * `ai.loracast`, version 1, inputs as `com.microsoft.MatMulNBits` takes them (float32 `A [M, K]`,
+ * uint8 `B [N, k_blocks, block_size / 2]`, float32 `scales`, uint8 `zero_points`) then float32
+ * `lora_A [R, K]` and `lora_B [N, R]`, attributes `K`, `N`, `bits` (4), `block_size`; output
+ * `Y = A · dequantize(B)ᵀ + (A · lora_Aᵀ) · lora_Bᵀ` `[M, N]` (R may be 0). The ort-native addon
+ * implements it on cpu and cuda (`nbits-op.h`), in the same domain as `LORA_SHRINK_EXPAND`.
+ */
+export const MATMUL_NBITS_LORA = { domain: "ai.loracast", opType: "MatMulNBitsLora", version: 1 } as const;
+
+/**
  * How the generation graphs compute a LoRA pair's first product, `x · Aᵀ`
  * (`model-builder/lora-forms.ts` says what each form is and why): `gemm`, one Gemm (the form every
  * build before it had); `matmul`, one MatMul over A transposed; `mulsum`, Mul and ReduceSum;

@@ -35,12 +35,22 @@ const HEADERS_IN_PACKAGE =
 const HEADERS_CACHE = join(root, "node_modules", ".cache", "ort-native", "headers-0.4.9");
 const ORT_LIB_DIR = join(root, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64");
 /** The translation units, then what they include (all of them decide whether to rebuild). */
-const UNITS = ["addon.cc", "lora-op.cc", "lora-cuda.cc"].map((f) => join(import.meta.dirname, f));
+const UNITS = ["addon.cc", "lora-op.cc", "nbits-op.cc", "lora-cuda.cc", "cuda-driver.cc"].map((f) =>
+  join(import.meta.dirname, f),
+);
 const SOURCES = [
   ...UNITS,
-  ...["support.h", "run-thread.h", "lora-op.h", "lora-cuda.h", "lora-kernels.h", "lora-kernels.ptx"].map(
-    (f) => join(import.meta.dirname, f),
-  ),
+  ...[
+    "support.h",
+    "run-thread.h",
+    "lora-op.h",
+    "nbits-op.h",
+    "op-support.h",
+    "lora-cuda.h",
+    "cuda-driver.h",
+    "lora-kernels.h",
+    "lora-kernels.ptx",
+  ].map((f) => join(import.meta.dirname, f)),
 ];
 /** Ends the raw string literal that carries the PTX into the addon (`loraPtxHeader`). */
 const PTX_DELIMITER = "lora_ptx";

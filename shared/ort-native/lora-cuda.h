@@ -1,5 +1,6 @@
-// The CUDA side of ai.loracast.LoraShrinkExpand (lora-op.h says what it computes): lora-kernels.cu's
-// PTX, reached through the CUDA driver API, launched on ORT's compute stream (lora-cuda.cc).
+// The CUDA side of ai.loracast.LoraShrinkExpand (lora-op.h) and ai.loracast.MatMulNBitsLora
+// (nbits-op.h): lora-kernels.cu's PTX, reached through the CUDA driver API (cuda-driver.h), launched
+// on ORT's compute stream (lora-cuda.cc).
 #pragma once
 #include <onnxruntime_c_api.h>
 
@@ -28,5 +29,30 @@ enum class LoraKernelChoice { Auto, Split, Fused };
 // driver's message when the driver, the PTX module or a launch fails.
 OrtStatus* loraCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKernelContext* context,
                            const LoraOperands& o);
+
+// One MatMulNBitsLora compute's operands, checked by nbits-op.cc, in the op's device memory: float32
+// x [m, k]; MatMulNBits' 4-bit weight q [n, kBlocks, 2^blockShift / 2] uint8, scales [n, kBlocks]
+// float32 and zero points [n, ⌈kBlocks / 2⌉] uint8 (null: 8); lora_A [r, k] and lora_B [n, r]
+// float32; the output z [m, n].
+struct NbitsOperands {
+  const float* x = nullptr;
+  const uint8_t* q = nullptr;
+  const float* scales = nullptr;
+  const uint8_t* zeroPoints = nullptr;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* z = nullptr;
+  int64_t m = 0, k = 0, n = 0, r = 0, kBlocks = 0;
+  int blockShift = 0;  // log2 of the block size (4 … 8)
+  const OrtValue* xValue = nullptr;  // x itself: where its memory is says which allocator to use
+};
+
+// Launches z = x · dequantize(q)ᵀ + (x · Aᵀ) · Bᵀ on the context's compute stream (m, n > 0; k, r,
+// n ≤ 2^30): lora_nbits in one cooperative launch (its own shrink and a grid barrier) where
+// `choice` and the shape allow it (1 ≤ m ≤ 8, r > 0), else lora_shrink (r > 0) then lora_nbits.
+// Never synchronises. Returns ORT's status: null when launched, ORT_RUNTIME_EXCEPTION with the
+// driver's message when the driver, the PTX module or a launch fails.
+OrtStatus* nbitsCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKernelContext* context,
+                            const NbitsOperands& o);
 
 }  // namespace ortnative

@@ -46,6 +46,25 @@ const FUSED_CASES: Case[] = [
   [5, 36, 12, 1100, 2, 1],
   [1, 40, 72, 1100],
 ];
+// lora_nbits (ai.loracast.MatMulNBitsLora: the 4-bit base projection and the LoRA branch in one
+// kernel), [M, K, R, N, block size, grid x, grid y]: each case runs the split form (h given) and,
+// for 1 ≤ M ≤ 8 and R > 0, the fused form (its own shrink and a grid barrier), whose bits must
+// equal the split form's; at M = 1 through lora_nbits_row too (one-row tiles), whose bits must
+// equal lora_nbits'. Qwen2.5-0.5B's qkv and down shapes at M = 1 and 8, R = 0 (the base
+// alone), odd K (the last quant block padded; x's scalar loads), block sizes 16 and 64, R above the
+// 64-rank chunk, M past one row tile, and grids capped below the column groups and row tiles.
+type NbitsCase = [number, number, number, number, number, number?, number?];
+const NBITS_CASES: NbitsCase[] = [
+  [1, 896, 48, 1152, 32],
+  [8, 896, 48, 1152, 32],
+  [8, 4864, 16, 300, 32],
+  [1, 896, 0, 100, 32],
+  [3, 37, 80, 33, 16],
+  [2, 41, 3, 257, 16, 1, 1],
+  [1, 41, 3, 257, 16, 1, 1],
+  [12, 40, 72, 100, 32, 1, 1],
+  [17, 70, 12, 30, 64, 2, 2],
+];
 const CASES: ["split" | "fused", Case][] = [
   ...SPLIT_CASES.map((c) => ["split", c] as ["split", Case]),
   ...FUSED_CASES.map((c) => ["fused", c] as ["fused", Case]),
@@ -54,6 +73,7 @@ const CASES: ["split" | "fused", Case][] = [
 describe("lora-kernels.cu on the CPU emulation", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "lora-kernel-"));
   const binary = join(dir, "lora-kernel");
+  const nbitsBinary = join(dir, "nbits-kernel");
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it("compiles with the shim", () => {
@@ -65,6 +85,23 @@ describe("lora-kernels.cu on the CPU emulation", { skip }, () => {
     );
     assert.equal(built.status, 0, built.stderr);
   });
+
+  it("compiles lora_nbits' emulation with the shim", () => {
+    const main = join(import.meta.dirname, "emulation", "nbits-kernel-main.cc");
+    const built = spawnSync(
+      "g++",
+      ["-std=c++20", "-O1", "-pthread", "-Wall", "-Wextra", "-Wno-unknown-pragmas", main, "-o", nbitsBinary],
+      { encoding: "utf8" },
+    );
+    assert.equal(built.status, 0, built.stderr);
+  });
+
+  for (const c of NBITS_CASES)
+    it(`nbits: M=${c[0]} K=${c[1]} R=${c[2]} N=${c[3]} block ${c[4]}${c[5] ? `, grid ${c[5]}×${c[6]}` : ""}: within 1e-5 of float64${c[0] >= 1 && c[0] <= 8 && c[2] > 0 ? ", fused bits = split bits" : ""}${c[0] === 1 ? ", one-row tile's bits = the 8-row tile's" : ""}`, () => {
+      const run = spawnSync(nbitsBinary, c.map(String), { encoding: "utf8", timeout: 120_000 });
+      assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+      assert.match(run.stdout, /worst=/);
+    });
 
   for (const [kernel, c] of CASES)
     it(`${kernel}: M=${c[0]} K=${c[1]} R=${c[2]} N=${c[3]}${c[4] ? `, grid ${c[4]}×${c[5]}` : ""}: within 1e-5 of float64${kernel === "fused" ? ", the split form's bits" : ""}`, () => {

@@ -180,28 +180,34 @@ __device__ __forceinline__ void storeRelease(unsigned* p, unsigned v) {
 }
 #endif
 
-// Every block of the grid waits here until all have arrived; stores before it are visible to loads
-// after it that bypass L1 (__ldcg). `words` [0] counts arrivals, [1] is the generation. Each block's
-// thread 0 reads the generation, then arrives with an acquire-release add (releasing the block's
-// stores, which __syncthreads ordered before it); the last to arrive has thereby acquired every
-// block's, zeroes the count for the next launch and publishes the next generation with a release
-// store, which the others poll with acquire loads. The generation can only change once every block
-// has arrived, this one included, so the value read first is the one to wait past. Needs every
-// block resident at once: lora-cuda.cc launches lora_fused as a cooperative kernel, which the
-// driver refuses when they cannot be.
-__device__ __forceinline__ void gridBarrier(unsigned* words) {
+// A grid barrier in two halves, so that a block can work between arriving and waiting (lora_nbits
+// does its GEMV there). Stores before gridArrive are visible after gridWait to loads that bypass L1
+// (__ldcg). `words` [0] counts arrivals, [1] is the generation. Each block's thread 0 reads the
+// generation, then arrives with an acquire-release add (releasing the block's stores, which
+// __syncthreads ordered before it); the last to arrive has thereby acquired every block's, zeroes
+// the count for the next launch and publishes the next generation with a release store, which the
+// others poll with acquire loads. The generation can only change once every block has arrived, this
+// one included, so the value read first (gridArrive's result, meaningful in thread 0) is the one to
+// wait past. Needs every block resident at once: lora-cuda.cc launches the kernels that use it as
+// cooperative kernels, which the driver refuses when they cannot be.
+__device__ __forceinline__ unsigned gridArrive(unsigned* words) {
   __syncthreads();
+  unsigned seen = 0;
   if (threadIdx.x == 0) {
-    const unsigned seen = loadRelaxed(words + 1);
+    seen = loadRelaxed(words + 1);
     if (atomicAddAcqRel(words, 1u) == gridDim.x - 1) {
       storeRelaxed(words, 0u);
       storeRelease(words + 1, seen + 1);
-    } else {
-      while (loadAcquire(words + 1) == seen) __nanosleep(20);
     }
   }
+  return seen;
+}
+__device__ __forceinline__ void gridWait(const unsigned* words, unsigned seen) {
+  if (threadIdx.x == 0)
+    while (loadAcquire(words + 1) == seen) __nanosleep(20);
   __syncthreads();
 }
+__device__ __forceinline__ void gridBarrier(unsigned* words) { gridWait(words, gridArrive(words)); }
 
 // z = y + (x · Aᵀ) · Bᵀ in one launch for 1 ≤ m ≤ ROWS and r > 0, 1-D grid (loraFusedGrid), every
 // block resident. `work` is lora-cuda.cc's workspace for the stream: the barrier's words, then h at
@@ -285,3 +291,5 @@ LORA_KERNEL void __launch_bounds__(THREADS)
     __syncthreads();
   }
 }
+
+#include "lora-nbits.cuh"

@@ -46,3 +46,20 @@ static inline unsigned loraFusedGrid(long long r, long long n, unsigned resident
   const long long wanted = r > columnTiles ? r : columnTiles;
   return (unsigned)(wanted < (long long)resident ? wanted : (long long)resident);
 }
+
+// lora_nbits' grid for z [m, n] (m, n > 0) in the split form: x = column groups of LORA_THREADS / 32
+// columns (a warp per column), y = row tiles.
+static inline void loraNbitsGrid(long long m, long long n, unsigned* gridX, unsigned* gridY) {
+  const long long groups = (n + LORA_THREADS / 32 - 1) / (LORA_THREADS / 32);
+  *gridX = (unsigned)(groups < 0x7fffffffLL ? groups : 0x7fffffffLL);
+  *gridY = loraRowGrid(m);
+}
+
+// lora_nbits' grid (1-D) in the fused form for r ranks and n columns (r, n > 0): a block per column
+// group or per rank, whichever is more, capped at `resident` (every block resident for the grid
+// barrier; the kernel's loops cover columns and ranks past the grid).
+static inline unsigned loraNbitsFusedGrid(long long r, long long n, unsigned resident) {
+  const long long groups = (n + LORA_THREADS / 32 - 1) / (LORA_THREADS / 32);
+  const long long wanted = r > groups ? r : groups;
+  return (unsigned)(wanted < (long long)resident ? wanted : (long long)resident);
+}

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "lora-cuda.h"
+#include "nbits-op.h"
+#include "op-support.h"
 
 namespace ortnative {
 namespace {
@@ -25,31 +27,6 @@ struct OpKernel {
 
 OrtStatus* failure(const OrtApi* api, OrtErrorCode code, const std::string& message) {
   return api->CreateStatus(code, (std::string(NAME) + ": " + message).c_str());
-}
-
-// Rank and dims of one operand, as ORT reports them; dims beyond the second are not kept (every
-// operand must be a matrix).
-struct Dims {
-  size_t rank = 0;
-  int64_t d[2] = {0, 0};
-};
-
-std::string shapeText(const Dims& dims) {
-  if (dims.rank > 2) return "rank " + std::to_string(dims.rank);
-  std::string s = "[";
-  for (size_t i = 0; i < dims.rank; i++) s += (i ? ", " : "") + std::to_string(dims.d[i]);
-  return s + "]";
-}
-
-// Fixed-size, on the stack: a decode step computes this node ~100 times, and every heap allocation
-// here was host time of each.
-OrtStatus* dimsOf(const OrtApi* api, const OrtValue* value, Dims* dims) {
-  OrtTensorTypeAndShapeInfo* info = nullptr;
-  if (OrtStatus* s = api->GetTensorTypeAndShape(value, &info)) return s;
-  OrtStatus* s = api->GetDimensionsCount(info, &dims->rank);
-  if (!s && dims->rank <= 2) s = api->GetDimensions(info, dims->d, dims->rank);
-  api->ReleaseTensorTypeAndShapeInfo(info);
-  return s;
 }
 
 OrtStatus* operands(const OrtApi* api, OrtKernelContext* context, LoraOperands* o) {
@@ -160,27 +137,11 @@ OrtStatus* cudaCompute(void* kernel, OrtKernelContext* context) {
 
 // --- the two OrtCustomOp structs ------------------------------------------------------------
 
-// The node's `kernel` attribute: absent or "auto", "split" or "fused"; anything else fails the
-// session's creation (ORT creates kernels while it initialises the session) with the values named.
-// Both EPs check it; the CPU kernel has one implementation whatever it says.
+// The node's `kernel` attribute (kernelChoice); both EPs check it, the CPU kernel has one
+// implementation whatever it says.
 OrtStatus* ORT_API_CALL createKernel(const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo* info, void** kernel) {
   LoraKernelChoice choice = LoraKernelChoice::Auto;
-  // A null buffer asks for the value's size; the call fails only when the node has no such attribute.
-  size_t size = 0;
-  if (OrtStatus* absent = api->KernelInfoGetAttribute_string(info, "kernel", nullptr, &size)) {
-    api->ReleaseStatus(absent);
-  } else {
-    std::string value(size, '\0');
-    if (OrtStatus* s = api->KernelInfoGetAttribute_string(info, "kernel", value.data(), &size)) return s;
-    value.resize(size > 0 ? size - 1 : 0);  // size counts the terminating NUL
-    if (value == "split")
-      choice = LoraKernelChoice::Split;
-    else if (value == "fused")
-      choice = LoraKernelChoice::Fused;
-    else if (value != "auto")
-      return failure(api, ORT_INVALID_ARGUMENT,
-                     "attribute kernel must be \"auto\", \"split\" or \"fused\", got \"" + value.substr(0, 64) + "\"");
-  }
+  if (OrtStatus* s = kernelChoice(api, info, NAME, &choice)) return s;
   *kernel = new OpKernel{api, choice};
   return nullptr;
 }
@@ -244,6 +205,8 @@ OrtStatus* addLoraOps(const OrtApi* api, OrtSessionOptions* options) {
     if (OrtStatus* s = api->CreateCustomOpDomain(DOMAIN, &made)) return s;
     OrtStatus* s = api->CustomOpDomain_Add(made, &cpuOp);
     if (!s) s = api->CustomOpDomain_Add(made, &cudaOp);
+    if (!s) s = api->CustomOpDomain_Add(made, nbitsOp(false));
+    if (!s) s = api->CustomOpDomain_Add(made, nbitsOp(true));
     if (s) {
       api->ReleaseCustomOpDomain(made);
       return s;

@@ -39,6 +39,8 @@ describe("lora-kernels.ptx", () => {
     assert.match(current.value, /\.visible \.entry lora_shrink\(/);
     assert.match(current.value, /\.visible \.entry lora_expand\(/);
     assert.match(current.value, /\.visible \.entry lora_fused\(/);
+    assert.match(current.value, /\.visible \.entry lora_nbits\(/);
+    assert.match(current.value, /\.visible \.entry lora_nbits_row\(/);
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * The PTX of `lora-kernels.cu` (the CUDA kernels of the addon's `ai.loracast.LoraShrinkExpand`,
  * `lora-cuda.cc`): compiled where nvcc exists (`npm run build:lora-ptx`) and committed as
- * `lora-kernels.ptx`, whose first line is the sha256 of the sources it came from (`lora-kernels.cu`
- * and the tiling header it includes, `lora-kernels.h`), so that a test can tell a stale PTX without
+ * `lora-kernels.ptx`, whose first line is the sha256 of the sources it came from (`lora-kernels.cu`,
+ * the tiling header it includes, `lora-kernels.h`, and `lora-nbits.cuh`), so that a test can tell a stale PTX without
  * nvcc. `build.ts` embeds the PTX in the addon; the CUDA driver compiles it
  * for the GPU at run time.
  */
@@ -17,6 +17,8 @@ import { err, ok, type Result } from "../result/index.ts";
 const LORA_KERNELS_CU = join(import.meta.dirname, "lora-kernels.cu");
 /** The tiling header it includes (lora-cuda.cc includes it too). */
 const LORA_KERNELS_H = join(import.meta.dirname, "lora-kernels.h");
+/** The MatMulNBitsLora kernel it includes. */
+const LORA_NBITS_CUH = join(import.meta.dirname, "lora-nbits.cuh");
 /** Its committed PTX. */
 export const LORA_KERNELS_PTX = join(import.meta.dirname, "lora-kernels.ptx");
 /**
@@ -25,12 +27,13 @@ export const LORA_KERNELS_PTX = join(import.meta.dirname, "lora-kernels.ptx");
  */
 const ARCH = "compute_75";
 
-/** The PTX's first line for the sources as they are now: the sha256 of the `.cu` then the `.h`, hex. */
+/** The PTX's first line for the sources as they are now: the sha256 of the `.cu`, the `.h`, then the `.cuh`, hex. */
 function loraPtxHeader(): string {
   const hash = createHash("sha256")
     .update(readFileSync(LORA_KERNELS_CU))
-    .update(readFileSync(LORA_KERNELS_H));
-  return `// lora-kernels.cu + lora-kernels.h sha256 ${hash.digest("hex")}`;
+    .update(readFileSync(LORA_KERNELS_H))
+    .update(readFileSync(LORA_NBITS_CUH));
+  return `// lora-kernels.cu + lora-kernels.h + lora-nbits.cuh sha256 ${hash.digest("hex")}`;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Decoders built with `loraOp: "shrink-expand"` (one `ai.loracast` `LoraShrinkExpand` node per LoRA
- * branch) on the ort-native addon's CPU session, against the same fixture built with the two Gemms
+ * branch at fp32; at int4 one `MatMulNBitsLora` per targeted projection, its base and branch
+ * together) on the ort-native addon's CPU session, against the same fixture built with the two Gemms
  * (`gemm`) on the same binding: both shared fixtures, fp32 and int4, with the fixture's PEFT adapter
  * and with base feeds (rank-0 factors, which the CPU runs on the LoRA graph: `chooseBaseGraph`).
  */

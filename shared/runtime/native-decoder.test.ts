@@ -111,6 +111,12 @@ describe("chooseBackend", () => {
       older.message,
       /^the ort-native addon does not run ai\.loracast LoraShrinkExpand.*npm run build:ort-native/,
     );
+    // An addon built before MatMulNBitsLora refuses a 4-bit shrink-expand model on that op.
+    const olderNbits = addonWithoutFusedLora(
+      new OrtNativeError(refused.message.replace("LoraShrinkExpand", "MatMulNBitsLora")),
+      "shrink-expand",
+    );
+    assert.match(olderNbits?.message ?? "", /^the ort-native addon does not run ai\.loracast MatMulNBitsLora/);
     assert.equal(addonWithoutFusedLora(refused, "gemm"), null);
     assert.equal(addonWithoutFusedLora(refused, undefined), null);
     assert.equal(addonWithoutFusedLora(new OrtNativeError("out of memory"), "shrink-expand"), null);

@@ -8,7 +8,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
-import { LORA_SHRINK_EXPAND, type LoraOp } from "../model-format/index.ts";
+import { LORA_SHRINK_EXPAND, type LoraOp, MATMUL_NBITS_LORA } from "../model-format/index.ts";
 import {
   DeviceTensor,
   type HostTensor,
@@ -59,14 +59,14 @@ export interface BackendNeeds {
   profiling: boolean;
   /**
    * The model's LoRA op (`decoder.loraOp`, `LoraOp`): a `shrink-expand` graph's fused nodes run on
-   * the ort-native addon only (`LORA_SHRINK_EXPAND`). @default "gemm"
+   * the ort-native addon only (`LORA_SHRINK_EXPAND`, `MATMUL_NBITS_LORA`). @default "gemm"
    */
   loraOp?: LoraOp;
 }
 
 /** Why a shrink-expand model cannot run without the addon (the errors add the ways out). */
 const FUSED_LORA =
-  "this model's LoRA nodes are ai.loracast LoraShrinkExpand (loracast-model.json decoder.loraOp shrink-expand), which only the ort-native addon runs";
+  "this model's LoRA nodes are ai.loracast LoraShrinkExpand or MatMulNBitsLora (loracast-model.json decoder.loraOp shrink-expand), which only the ort-native addon runs";
 
 /**
  * Decides the backend for a session on `ep`: see `OrtBackend`. ORT's profiler (`needs.profiling`)
@@ -121,18 +121,16 @@ export function chooseBackend(
 
 /**
  * What creating an addon session over a `shrink-expand` model (`loraOp`) threw, when that is ORT
- * refusing the fused op: an addon built before `LORA_SHRINK_EXPAND` ("ai.loracast:LoraShrinkExpand(-1)
- * is not a registered function/op"). Returns the `OrtBackendError` that says so and how to fix it,
- * or null for anything else (the caller rethrows it).
+ * refusing a fused op: an addon built before `LORA_SHRINK_EXPAND` or `MATMUL_NBITS_LORA`
+ * ("ai.loracast:LoraShrinkExpand(-1) is not a registered function/op"). Returns the
+ * `OrtBackendError` that says so and how to fix it, or null for anything else (the caller rethrows it).
  */
 export function addonWithoutFusedLora(e: unknown, loraOp: LoraOp | undefined): OrtBackendError | null {
-  const { domain, opType } = LORA_SHRINK_EXPAND;
-  if (
-    loraOp !== "shrink-expand" ||
-    !(e instanceof OrtNativeError) ||
-    !e.message.includes(`${domain}:${opType}`)
-  )
-    return null;
+  if (loraOp !== "shrink-expand" || !(e instanceof OrtNativeError)) return null;
+  const message = e.message;
+  const op = [LORA_SHRINK_EXPAND, MATMUL_NBITS_LORA].find((o) => message.includes(`${o.domain}:${o.opType}`));
+  if (op === undefined) return null;
+  const { domain, opType } = op;
   return new OrtBackendError(
     `the ort-native addon does not run ${domain} ${opType}, which this model's LoRA nodes are: it was built before the op; rebuild it (npm run build:ort-native) or the model with --lora-op gemm (ORT: ${e.message})`,
   );

@@ -35,7 +35,7 @@ thread_local WarpExchange* warpExchanges = nullptr;
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
-#define __launch_bounds__(threads)
+#define __launch_bounds__(...)
 
 inline void __syncthreads() { blockBarrier->arrive_and_wait(); }
 template <class T>
