@@ -116,7 +116,10 @@ describe("chooseBackend", () => {
       new OrtNativeError(refused.message.replace("LoraShrinkExpand", "MatMulNBitsLora")),
       "shrink-expand",
     );
-    assert.match(olderNbits?.message ?? "", /^the ort-native addon does not run ai\.loracast MatMulNBitsLora/);
+    assert.match(
+      olderNbits?.message ?? "",
+      /^the ort-native addon does not run ai\.loracast MatMulNBitsLora/,
+    );
     assert.equal(addonWithoutFusedLora(refused, "gemm"), null);
     assert.equal(addonWithoutFusedLora(refused, undefined), null);
     assert.equal(addonWithoutFusedLora(new OrtNativeError("out of memory"), "shrink-expand"), null);
