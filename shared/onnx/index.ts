@@ -4,6 +4,7 @@
  */
 export { attr, GraphBuilder } from "./graph-builder.ts";
 export {
+  type AttrValue,
   type ElemType,
   encodeModel,
   type GraphValue,

@@ -28,8 +28,8 @@
  *
  * This file is the front door; the TypeScript side lives in `load-addon.ts` (`loadOrtNative`),
  * `native-session.ts` (`NativeSession`, its options and runs), `device-tensor.ts` (`HostTensor`,
- * `DeviceTensor`), `binding.ts` (the addon's raw exports, `OrtNativeError`) and `lora-op.ts` (the
- * fused op's test graphs and reference).
+ * `DeviceTensor`), `binding.ts` (the addon's raw exports, `OrtNativeError`), `lora-op.ts` and
+ * `nbits-op.ts` (the fused ops' test graphs and references).
  */
 
 export { OrtNativeError } from "./binding.ts";
@@ -52,3 +52,14 @@ export {
 // Its options' and runs' types (`NativeSessionOptions`, `RunOptions`, `OutputTarget`, …) stay in
 // native-session.ts until a caller outside this folder names one.
 export { NativeSession } from "./native-session.ts";
+export {
+  dequantizeNbits,
+  type NbitsForm,
+  type NbitsOperands,
+  type NbitsWeight,
+  nbitsChainModel,
+  nbitsFeeds,
+  nbitsReference,
+  randomNbitsOperands,
+  randomNbitsWeight,
+} from "./nbits-op.ts";
