@@ -3,7 +3,7 @@
 # .carry/cuda-ep/: the CUDA 13 provider of ORT 1.29.0 (../shared/docs/gpu.md) cut to sm_90 and
 #   xz'ed, and the provider bridge library (cuda-ep.sh installs them on the GPU host);
 # .carry/cuda/: the bundles of the conformance harness, the batching check, the engine bench, the
-#   ort-native probe, the CUDA-graph probe and the fused LoRA op check, the ORT addon
+#   ort-native probe, the CUDA-graph probe and the fused LoRA ops' checks, the ORT addon
 #   (shared/ort-native), the llama-tiny model for the batching check and the two PEFT reference
 #   fixtures.
 # Run by `prepare.sh --cuda` after the rest of .carry/ is made. Reuses the provider once made.
@@ -53,6 +53,7 @@ bundle test/bench/gpu/cuda-graph-probe.ts "$out/cuda-graph-probe.mjs"
 # The LoRA-pair probe on WebGPU (webgpu-lora.sh, one call of its own).
 bundle test/bench/gpu/webgpu-lora-probe.ts "$out/webgpu-lora-probe.mjs"
 bundle test/bench/gpu/lora-op-check.ts "$out/lora-op-check.mjs"
+bundle test/bench/gpu/nbits-op-check.ts "$out/nbits-op-check.mjs"
 # The ORT addon (shared/ort-native) for the decoders (LORACAST_ORT_NATIVE_ADDON in cuda.sh) and the
 # probe: not linked against libonnxruntime.so.1, it loads onnxruntime-node's own at run time (1.29.0
 # there; an addon linked against the project's 1.30 would not load). Without g++ it is missing.

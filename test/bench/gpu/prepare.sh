@@ -38,6 +38,7 @@ fi
 # with either attention (model: ops, model-gqa: GroupQueryAttention, model-gqa16: GroupQueryAttention
 # over a float16 KV cache, the form ORT's CUDA kernel takes; model-gqa16-se: the same with one fused
 # LoraShrinkExpand node per LoRA pair, --lora-op shrink-expand, which runs on the ort-native addon;
+# model-gqa16-se-int4: the same on an int4 base, whose LoRA projections are one MatMulNBitsLora each;
 # model-splitk-t: ops, WebGPU's LoRA form).
 fixture=../shared/fixtures/peft-reference/llama-tiny
 # Rebuilt when missing or built by an older builder (its manifest's schema is not this runtime's,
@@ -57,6 +58,10 @@ current .carry/tiny/model-gqa/loracast-model.json ||
 { current .carry/tiny/model-gqa16-se/loracast-model.json &&
   grep -qs '"loraOp": "shrink-expand"' .carry/tiny/model-gqa16-se/loracast-model.json; } ||
   npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16-se --quant fp32 --attention gqa \
+    --kv-cache-dtype float16 --lora-op shrink-expand >/dev/null
+{ current .carry/tiny/model-gqa16-se-int4/loracast-model.json &&
+  grep -qs '"loraOp": "shrink-expand"' .carry/tiny/model-gqa16-se-int4/loracast-model.json; } ||
+  npm run --silent build-model -- "$fixture/base" .carry/tiny/model-gqa16-se-int4 --quant int4 --attention gqa \
     --kv-cache-dtype float16 --lora-op shrink-expand >/dev/null
 # model-splitk-t: the WebGPU build's LoRA form (shared/model-builder/lora-forms.ts).
 { current .carry/tiny/model-splitk-t/loracast-model.json &&
