@@ -48,6 +48,7 @@ const SOURCES = [
     "op-support.h",
     "lora-cuda.h",
     "cuda-driver.h",
+    "cuda-scope.h",
     "lora-kernels.h",
     "lora-kernels.ptx",
   ].map((f) => join(import.meta.dirname, f)),

@@ -62,4 +62,14 @@ const Driver& driver() {
 }
 
 
+CublasSgemm cublasSgemm() {
+  static CublasSgemm sgemm = [] {
+    for (const char* name : {"libcublas.so.13", "libcublas.so.12"})
+      if (void* library = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD))
+        if (void* symbol = dlsym(library, "cublasSgemm_v2")) return reinterpret_cast<CublasSgemm>(symbol);
+    return static_cast<CublasSgemm>(nullptr);
+  }();
+  return sgemm;
+}
+
 }  // namespace ortnative

@@ -56,4 +56,14 @@ const Driver& driver();
 // "call: the driver's text (CUresult N)", with what to do about an unsupported PTX version.
 std::string driverMessage(const Driver& d, const char* call, CUresult result);
 
+// cuBLAS's single-precision GEMM (cublasSgemm_v2, column-major), from the libcublas the CUDA EP has
+// loaded already (so never a second copy), or null when none is loaded; looked up once per process.
+// The handle is the one ORT keeps for the compute stream (KernelContext_GetResource): ORT has bound
+// it to that stream and set its math mode (TF32 as the session asks).
+using CublasSgemm = int (*)(void* handle, int transa, int transb, int m, int n, int k, const float* alpha,
+                            const float* a, int lda, const float* b, int ldb, const float* beta, float* c, int ldc);
+CublasSgemm cublasSgemm();
+constexpr int CUBLAS_OP_N = 0;
+constexpr int CUBLAS_OP_T = 1;
+
 }  // namespace ortnative

@@ -63,3 +63,10 @@ static inline unsigned loraNbitsFusedGrid(long long r, long long n, unsigned res
   const long long wanted = r > groups ? r : groups;
   return (unsigned)(wanted < (long long)resident ? wanted : (long long)resident);
 }
+
+// lora_dequant's grid for a weight of `bytes` bytes (> 0): a thread per byte, capped (the kernel
+// strides past the grid).
+static inline unsigned loraDequantGrid(long long bytes) {
+  const long long blocks = (bytes + LORA_THREADS - 1) / LORA_THREADS;
+  return (unsigned)(blocks < 65535 * 16 ? blocks : 65535 * 16);
+}

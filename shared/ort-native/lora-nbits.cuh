@@ -164,3 +164,24 @@ LORA_KERNEL void __launch_bounds__(THREADS, 4) lora_nbits_row(NBITS_PARAMS) {
   nbitsRun<1>(x, q, scales, zp, a, b, h, work, z, m, k, n, r, kBlocks, blockShift, fused, vec4x, vec4b);
 }
 #undef NBITS_PARAMS
+
+// w [n, k] = dequantize(q) in float32, for prefill-sized M (lora-cuda.cc then multiplies with
+// cuBLAS, as ORT's MatMulNBits does from 2 rows on): a thread per byte of q (two weights), the grid
+// striding past its size; padding past k is dropped.
+LORA_KERNEL void __launch_bounds__(THREADS)
+    lora_dequant(const unsigned char* __restrict__ q, const float* __restrict__ scales,
+                 const unsigned char* __restrict__ zp, float* __restrict__ w, int n, int k, int kBlocks,
+                 int blockShift) {
+  const int half = (1 << blockShift) / 2;
+  const long long rowBytes = (long long)kBlocks * half, total = rowBytes * n;
+  for (long long e = (long long)blockIdx.x * THREADS + threadIdx.x; e < total; e += (long long)gridDim.x * THREADS) {
+    const long long col = e / rowBytes;
+    const int within = (int)(e % rowBytes), block = within / half;
+    const int kk = (block << blockShift) + (within % half) * 2;
+    const float scale = __ldg(scales + col * kBlocks + block);
+    const int zero = zp ? (__ldg(zp + col * ((kBlocks + 1) / 2) + block / 2) >> ((block & 1) * 4)) & 15 : 8;
+    const unsigned byte = __ldg(q + e);
+    if (kk < k) w[col * k + kk] = (float)((int)(byte & 15u) - zero) * scale;
+    if (kk + 1 < k) w[col * k + kk + 1] = (float)((int)(byte >> 4) - zero) * scale;
+  }
+}

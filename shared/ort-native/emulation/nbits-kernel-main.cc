@@ -6,10 +6,11 @@
 // GRID_X × GRID_Y, and, for 1 ≤ M ≤ 8 and R > 0, the fused form (one launch, at most COPIES blocks
 // resident at once, twice: the second reuses the barrier's words as the first left them), each
 // through lora_nbits_row when M = 1 (as lora-cuda.cc launches it), whose split bits must also equal
-// lora_nbits'. Prints
-// the largest |z − reference| over the terms' magnitude sum (the reference in double from the same
-// codes) and whether every form's bits are the same. Exits 0 when the error is at most
-// 1e-5, the bits match and the barrier's words are (0, 2); 1 otherwise; 2 on bad arguments.
+// lora_nbits'. Prints the largest |z − reference| over the terms' magnitude sum (the reference in
+// double from the same codes) and whether every form's bits are the same; then runs lora_dequant
+// (the prefill form's first launch) and checks every weight against the reference's, bit for bit.
+// Exits 0 when the error is at most 1e-5, the bits match, the barrier's words are (0, 2) and the
+// weights are exact; 1 otherwise; 2 on bad arguments.
 #define LORA_KERNEL inline
 #include "cuda-shim.h"
 #include "../lora-kernels.h"
@@ -123,6 +124,21 @@ int main(int argc, char** argv) {
     identical = identical && std::memcmp(split.data(), z.data(), z.size() * sizeof(float)) == 0 && work[0] == 0 &&
                 work[1] == 2;
   }
+  // lora_dequant (the prefill form's first launch): every weight as the reference dequantizes it, bit
+  // for bit, with a grid capped below the bytes when one is given (its loop past the grid).
+  bool dequantized = true;
+  {
+    std::vector<float> w(size_t(n) * k, NAN);
+    const long long bytes = (long long)n * kBlocks * block / 2;
+    // At most 8 blocks here (each emulated block is 256 threads), so the kernel's loop past the grid
+    // runs in most cases; lora-cuda.cc launches loraDequantGrid's, a thread per byte.
+    Dim3 dequantGrid{std::min(loraDequantGrid(bytes), 8u), 1, 1};
+    if (argc > 7) dequantGrid.x = std::min(dequantGrid.x, unsigned(std::atoi(argv[6])));
+    launch(dequantGrid, LORA_THREADS,
+           [&] { copy0::lora_dequant(q.data(), scales.data(), zp.data(), w.data(), n, k, kBlocks, shift); });
+    for (int c = 0; c < n; c++)
+      for (int kk = 0; kk < k; kk++) dequantized = dequantized && double(w[size_t(c) * k + kk]) == weight(c, kk);
+  }
   double worst = 0;
   for (long long i = 0; i < m; i++)
     for (int c = 0; c < n; c++) {
@@ -145,8 +161,9 @@ int main(int argc, char** argv) {
       const double error = std::fabs(z[i * n + c] - sum) / (magnitude > 0 ? magnitude : 1e-30);
       if (std::isnan(error) || error > worst) worst = std::isnan(worst) ? worst : error;  // NaN (z unwritten) sticks
     }
-  std::printf("nbits M=%lld K=%d R=%d N=%d block %d vec4=%d/%d grid %ux%u, fused grid %u: worst=%.3g%s\n", m, k, r, n,
-              block, vec4x, vec4b, grid.x, grid.y, fusedGrid, worst,
-              fused || row ? (identical ? ", bits of every form identical" : ", bits DIFFERENT") : "");
-  return worst <= 1e-5 && identical ? 0 : 1;
+  std::printf("nbits M=%lld K=%d R=%d N=%d block %d vec4=%d/%d grid %ux%u, fused grid %u: worst=%.3g%s, dequant %s\n",
+              m, k, r, n, block, vec4x, vec4b, grid.x, grid.y, fusedGrid, worst,
+              fused || row ? (identical ? ", bits of every form identical" : ", bits DIFFERENT") : "",
+              dequantized ? "exact" : "WRONG");
+  return worst <= 1e-5 && identical && dequantized ? 0 : 1;
 }

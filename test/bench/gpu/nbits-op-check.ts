@@ -45,7 +45,11 @@ const cli = {
     nodes: { type: "string", default: "12", help: "projections in a timed chain, 2 to 64" },
     runs: { type: "string", default: "30", help: "timed runs per chain, 5 to 1000" },
     ep: { type: "string", default: "cuda", help: "execution provider: cuda, or cpu (a dry run off the GPU)" },
-    ms: { type: "string", default: "1,8", help: "rows of x to time, comma-separated, at most 8, each 1 to 4096" },
+    ms: {
+      type: "string",
+      default: "1,8",
+      help: "rows of x to time, comma-separated, at most 8, each 1 to 4096",
+    },
   },
 } as const;
 const { values } = parseCommandLine(cli);
@@ -66,7 +70,8 @@ if (!loaded.ok) {
 const native = loaded.value;
 const rng = createRng(31);
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
-const same = (p: Float32Array, q: Float32Array) => p.length === q.length && p.every((v, i) => Object.is(v, q[i]));
+const same = (p: Float32Array, q: Float32Array) =>
+  p.length === q.length && p.every((v, i) => Object.is(v, q[i]));
 
 // --- 1. correctness -----------------------------------------------------------------------------
 say(
