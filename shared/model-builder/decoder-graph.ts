@@ -311,7 +311,7 @@ export interface LoraPair {
  * `LORA_SHRINK_EXPAND` node over `(x, A, B, y)` (form `gemm` only, a RangeError otherwise). The
  * inputs are appended to `loraInputs`.
  */
-export function loraBranch(
+function loraBranch(
   g: GraphBuilder,
   x: string,
   y: string,

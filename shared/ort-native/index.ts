@@ -53,10 +53,8 @@ export {
 // native-session.ts until a caller outside this folder names one.
 export { NativeSession } from "./native-session.ts";
 export {
-  dequantizeNbits,
   type NbitsForm,
   type NbitsOperands,
-  type NbitsWeight,
   nbitsChainModel,
   nbitsFeeds,
   nbitsReference,

@@ -61,7 +61,7 @@ export function randomNbitsOperands(rng: Rng, m: number, r: number, weight: Nbit
 }
 
 /** The weight's `[n, k]` float32 values, `(q − zero point) · scale` rounded to float32 as the op does. */
-export function dequantizeNbits(w: NbitsWeight): Float32Array {
+function dequantizeNbits(w: NbitsWeight): Float32Array {
   const kBlocks = kBlocksOf(w);
   const zpCols = Math.ceil(kBlocks / 2);
   const out = new Float32Array(w.n * w.k);
