@@ -311,13 +311,7 @@ export interface LoraPair {
  * `LORA_SHRINK_EXPAND` node over `(x, A, B, y)` (form `gemm` only, a RangeError otherwise). The
  * inputs are appended to `loraInputs`.
  */
-function loraBranch(
-  g: GraphBuilder,
-  x: string,
-  y: string,
-  pair: LoraPair,
-  loraInputs: string[],
-): string {
+function loraBranch(g: GraphBuilder, x: string, y: string, pair: LoraPair, loraInputs: string[]): string {
   const { a, b } = loraPairInputs(g, pair, loraInputs);
   if (pair.op === "shrink-expand")
     return g.op1(LORA_SHRINK_EXPAND.opType, [x, a, b, y], {}, { domain: LORA_SHRINK_EXPAND.domain });

@@ -122,9 +122,8 @@ describe("ai.loracast.MatMulNBitsLora on the addon's cpu session", { skip }, () 
     const g = new GraphBuilder("nbits-attributes");
     const names = ["x", "q", "scales", "zp", "A", "B"];
     const types = ["float32", "uint8", "float32", "uint8", "float32", "float32"] as const;
-    names.forEach((name, i) =>
-      g.input(name, types[i] ?? "float32", name === "q" ? ["n", "b", "c"] : [`${name}0`, `${name}1`]),
-    );
+    for (const [i, name] of names.entries())
+      g.input(name, types[i] ?? "float32", name === "q" ? ["n", "b", "c"] : [`${name}0`, `${name}1`]);
     const attrs = Object.fromEntries(
       Object.entries(attributes).map(([key, v]) => [
         key,
