@@ -334,9 +334,9 @@ function loraPairInputs(g: GraphBuilder, pair: LoraPair, loraInputs: string[]): 
 /**
  * A LoRA-targeted projection, `x · Wᵀ (+ bias) + (x · Aᵀ) · Bᵀ` for a `[pair.outF, pair.inF]`
  * weight `m`. With `loraOp` `shrink-expand` and a 4-bit `MatMulNBits` weight: one
- * `MATMUL_NBITS_LORA` node, the base projection and the branch in one kernel (the branch as its
- * own node costs more than an average kernel of the decoder on the GPU: docs/benchmarks.md), then
- * the bias's `Add`. Otherwise `project` then `loraBranch`. The LoRA inputs are appended to
+ * `MATMUL_NBITS_LORA` node with the weight's block size and accuracy level, the base projection and
+ * the branch in one kernel (the branch as its own node costs more than an average kernel of the
+ * decoder on the GPU: docs/benchmarks.md), then the bias's `Add`. Otherwise `project` then `loraBranch`. The LoRA inputs are appended to
  * `loraInputs`; throws `loraBranch`'s RangeError.
  */
 export function projectWithLora(
@@ -358,6 +358,7 @@ export function projectWithLora(
       N: attr.int(pair.outF),
       bits: attr.int(m.layout.bits),
       block_size: attr.int(m.layout.blockSize),
+      accuracy_level: attr.int(m.accuracyLevel),
     },
     { domain: MATMUL_NBITS_LORA.domain },
   );

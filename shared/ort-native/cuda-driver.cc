@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <mutex>
 
 namespace ortnative {
@@ -63,13 +64,16 @@ const Driver& driver() {
 
 
 CublasSgemm cublasSgemm() {
-  static CublasSgemm sgemm = [] {
-    for (const char* name : {"libcublas.so.13", "libcublas.so.12"})
-      if (void* library = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD))
-        if (void* symbol = dlsym(library, "cublasSgemm_v2")) return reinterpret_cast<CublasSgemm>(symbol);
-    return static_cast<CublasSgemm>(nullptr);
-  }();
-  return sgemm;
+  // Looked up until found (cheap: dlopen with RTLD_NOLOAD loads nothing), then kept.
+  static std::atomic<CublasSgemm> found{nullptr};
+  if (CublasSgemm sgemm = found.load()) return sgemm;
+  for (const char* name : {"libcublas.so.13", "libcublas.so.12"})
+    if (void* library = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD))
+      if (void* symbol = dlsym(library, "cublasSgemm_v2")) {
+        found.store(reinterpret_cast<CublasSgemm>(symbol));
+        return found.load();
+      }
+  return nullptr;
 }
 
 }  // namespace ortnative

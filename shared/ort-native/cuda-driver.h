@@ -57,7 +57,8 @@ const Driver& driver();
 std::string driverMessage(const Driver& d, const char* call, CUresult result);
 
 // cuBLAS's single-precision GEMM (cublasSgemm_v2, column-major), from the libcublas the CUDA EP has
-// loaded already (so never a second copy), or null when none is loaded; looked up once per process.
+// loaded already (so never a second copy), or null while none is loaded (then the caller runs its
+// kernels without cuBLAS); kept once found.
 // The handle is the one ORT keeps for the compute stream (KernelContext_GetResource): ORT has bound
 // it to that stream and set its math mode (TF32 as the session asks).
 using CublasSgemm = int (*)(void* handle, int transa, int transb, int m, int n, int k, const float* alpha,

@@ -1,8 +1,8 @@
-// ai.loracast.LoraShrinkExpand on CUDAExecutionProvider (lora-cuda.h). The kernels are
-// lora-kernels.cu compiled to PTX (lora-kernels.ptx, embedded by build.ts as LORA_PTX in the
-// generated lora-ptx.h): the addon is built with g++ alone, so it reaches the GPU through the CUDA
-// driver (libcuda.so.1, dlopen'ed on the first CUDA compute; it is loaded in every process that
-// runs the CUDA EP) with prototypes declared here rather than cuda.h. The module is loaded, once
+// ai.loracast.LoraShrinkExpand and ai.loracast.MatMulNBitsLora on CUDAExecutionProvider
+// (lora-cuda.h). The kernels are lora-kernels.cu (with lora-nbits.cuh) compiled to PTX
+// (lora-kernels.ptx, embedded by build.ts as LORA_PTX in the generated lora-ptx.h): the addon is
+// built with g++ alone, so it reaches the GPU through the CUDA driver (cuda-driver.h: libcuda.so.1,
+// dlopen'ed on the first CUDA compute; it is loaded in every process that runs the CUDA EP). The module is loaded, once
 // per CUDA context, on the first compute in that context: ORT makes at least one plain run before
 // it captures a CUDA graph (min_num_runs_before_cuda_graph_capture_ in cuda_execution_provider.h),
 // so capture and replay see only launches on ORT's compute stream
@@ -18,6 +18,12 @@
 // needs more and the stream is not capturing, and kept for the process (a graph captured earlier
 // may still point at a smaller one). Kernels on one stream run one after another, so the nodes of
 // a session share it; two streams never do.
+//
+// MatMulNBitsLora has three forms: fused (1 ≤ M ≤ 8, R > 0: one cooperative launch of lora_nbits,
+// or lora_nbits_row at M = 1, with the same workspace), split (lora_shrink into scratch, then
+// lora_nbits with h given; the same bits as fused) and, from NBITS_GEMM_MIN_ROWS rows, gemm
+// (lora_dequant into scratch, cuBLAS SGEMM on ORT's handle, then lora_shrink and lora_expand; other
+// bits, as ORT's MatMulNBits has between its GEMV and its GEMM).
 #include "lora-cuda.h"
 
 #include <map>
@@ -355,7 +361,8 @@ OrtStatus* nbitsCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKerne
   }
   bool launched = false;
   if (!status && work) status = launchNbitsFused(api, d, *state, scope.stream, o, work, &launched);
-  if (!status && !launched && o.m >= NBITS_GEMM_MIN_ROWS)
+  // The gemm form needs M as cuBLAS's int.
+  if (!status && !launched && choice != LoraKernelChoice::Split && o.m >= NBITS_GEMM_MIN_ROWS && o.m <= INT32_MAX)
     if (void* handle = cublasHandle(api, context))
       if (CublasSgemm sgemm = cublasSgemm()) {
         status = launchNbitsGemm(api, d, *state, scope.stream, context, o, handle, sgemm);

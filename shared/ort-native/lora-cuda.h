@@ -48,10 +48,13 @@ struct NbitsOperands {
 };
 
 // Launches z = x · dequantize(q)ᵀ + (x · Aᵀ) · Bᵀ on the context's compute stream (m, n > 0; k, r,
-// n ≤ 2^30): lora_nbits in one cooperative launch (its own shrink and a grid barrier) where
-// `choice` and the shape allow it (1 ≤ m ≤ 8, r > 0), else lora_shrink (r > 0) then lora_nbits.
-// Never synchronises. Returns ORT's status: null when launched, ORT_RUNTIME_EXCEPTION with the
-// driver's message when the driver, the PTX module or a launch fails.
+// n ≤ 2^30). `choice` Auto: lora_nbits in one cooperative launch with its own shrink and a grid
+// barrier (fused) for 1 ≤ m ≤ 8 and r > 0; lora_shrink (r > 0) then lora_nbits (split) up to 31
+// rows; from 32 rows the weight dequantized into scratch and multiplied with cuBLAS's SGEMM on ORT's
+// handle, then lora_shrink and lora_expand (gemm; split when the EP offers no handle or no libcublas
+// is loaded). Fused: fused wherever it applies, else as Auto. Split: split for every m. Fused and
+// split give the same bits; gemm others. Never synchronises. Returns ORT's status: null when
+// launched, ORT_RUNTIME_EXCEPTION with the driver's or cuBLAS's message when a launch fails.
 OrtStatus* nbitsCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKernelContext* context,
                             const NbitsOperands& o);
 

@@ -149,8 +149,9 @@ __device__ __forceinline__ void nbitsRun(const float* __restrict__ x, const unsi
 
 // The entry points: row tiles of LORA_ROWS, and of one row (decode at batch 1). Their minimum
 // blocks per multiprocessor cap the registers (128 and 64 a thread) so that 2 and 4 blocks of 256
-// threads fit on each: the one-row tile needs far fewer to hold its sums, and a GEMV this small is
-// bound by the latency of its loads, which more resident warps hide. Both take nbitsRun's
+// threads fit on each: a GEMV this small is bound by the latency of its loads, which more resident
+// warps hide. ptxas (sm_90) spills 36 and 52 bytes a thread under those caps (the inlined shrink's
+// unrolled loads), to L1; the H200's op check measured what these caps give (docs/benchmarks.md). Both take nbitsRun's
 // parameters; lora-cuda.cc launches lora_nbits_row when m = 1.
 #define NBITS_PARAMS                                                                                        \
   const float *__restrict__ x, const unsigned char *__restrict__ q, const float *__restrict__ scales,     \

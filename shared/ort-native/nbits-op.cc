@@ -171,7 +171,8 @@ OrtStatus* intAttribute(const OrtApi* api, const OrtKernelInfo* info, const char
 }
 
 // K, N, bits and block_size, checked (bits 4; block_size a power of two from 16 to 256; K and N
-// from 1 to 2^30), and `kernel`; a bad value fails the session's creation.
+// from 1 to 2^30), accuracy_level (0 … 4, absent 0) and `kernel`; a bad value fails the session's
+// creation.
 OrtStatus* ORT_API_CALL createKernel(const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo* info, void** kernel) {
   int64_t k = 0, n = 0, bits = 0, block = 0;
   for (auto [name, value] : {std::pair{"K", &k}, std::pair{"N", &n}, std::pair{"bits", &bits},
@@ -187,6 +188,14 @@ OrtStatus* ORT_API_CALL createKernel(const OrtCustomOp*, const OrtApi* api, cons
   if (k < 1 || n < 1 || k > LIMIT || n > LIMIT)
     return failure(api, ORT_INVALID_ARGUMENT,
                    "K and N must be from 1 to 2^30, got K " + std::to_string(k) + ", N " + std::to_string(n));
+  // Optional, as MatMulNBits': checked, then computed above (float32 meets every level).
+  int64_t accuracy = 0;
+  if (OrtStatus* absent = api->KernelInfoGetAttribute_int64(info, "accuracy_level", &accuracy)) {
+    api->ReleaseStatus(absent);
+    accuracy = 0;
+  }
+  if (accuracy < 0 || accuracy > 4)
+    return failure(api, ORT_INVALID_ARGUMENT, "accuracy_level must be 0 to 4, got " + std::to_string(accuracy));
   LoraKernelChoice choice = LoraKernelChoice::Auto;
   if (OrtStatus* s = kernelChoice(api, info, NAME, &choice)) return s;
   *kernel = new OpKernel{api, choice, k, n, (k + block - 1) / block, shift};

@@ -8,9 +8,12 @@
 // MatMulNBits names them: K, N, bits (4) and block_size (a power of two, 16 … 256); `kernel` as
 // LoraShrinkExpand's (lora-op.h). A weight is (q − zero point) · scale, element t of a block in
 // nibble t % 2 (low first) of byte t / 2 (shared/model-builder/quantize.ts).
-// Kernels: CPUExecutionProvider (plain loops, the reference; nbits-op.cc) and CUDAExecutionProvider
-// (lora-nbits.cuh through lora-cuda.cc: for 1 ≤ M ≤ 8 one launch that also computes the shrink,
-// above that lora_shrink then lora_nbits; both give the same bits).
+// `accuracy_level` (optional, 0 … 4) is MatMulNBits' lowest accuracy allowed for A; both kernels
+// compute in float32, the highest, whatever it says (so a 4-bit shrink-expand build's LoRA
+// projections do not quantize A to int8 on the CPU, where MatMulNBits at level 4 does).
+// Kernels: CPUExecutionProvider (plain loops, the reference; nbits-op.cc: far slower than MLAS's
+// MatMulNBits) and CUDAExecutionProvider (lora-nbits.cuh through lora-cuda.cc; lora-cuda.h says
+// which launches run for which M and `kernel`).
 #pragma once
 #include <onnxruntime_c_api.h>
 

@@ -154,6 +154,11 @@ describe("ai.loracast.MatMulNBitsLora on the addon's cpu session", { skip }, () 
     ["no N", { K: 64, bits: 4, block_size: 32 }, /MatMulNBitsLora: attribute N \(int\) is required/],
     ["K 0", { ...good, K: 0 }, /K and N must be from 1 to 2\^30, got K 0, N 4/],
     [
+      "accuracy_level 5",
+      { ...good, accuracy_level: 5 },
+      /MatMulNBitsLora: accuracy_level must be 0 to 4, got 5/,
+    ],
+    [
       "kernel Fused",
       { ...good, kernel: "Fused" },
       /attribute kernel must be "auto", "split" or "fused", got "Fused"/,

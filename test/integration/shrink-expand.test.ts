@@ -1,10 +1,12 @@
 /**
- * A model built with `--lora-op shrink-expand` (one `ai.loracast` `LoraShrinkExpand` node per LoRA
- * branch), trained and served end to end on real processes on the CPU: the trainer's rollout decoder
+ * A model built with `--lora-op shrink-expand` (on this int4 base one `ai.loracast` `MatMulNBitsLora`
+ * node per LoRA-targeted projection, its base and branch together), trained and served end to end on
+ * real processes on the CPU: the trainer's rollout decoder
  * and a generator run its fused LoRA graph on the ort-native addon (`*_ORT_BACKEND=auto` takes it for
  * such a model), the training graph keeps its Gemms on onnxruntime-node. A GRPO run must learn (its
  * rollouts sample through the fused nodes, so a node that dropped the adapter's branch would not),
- * publish, and the generator must serve what it published.
+ * publish, and the generator must serve what it published, and warn that on the cpu a gemm build is
+ * the fast one.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -42,6 +44,14 @@ describe("a shrink-expand model, trained and served on the ort-native addon (CPU
     );
     assert.ok((await infoLine(stack.trainer.url, "loracast_trainer_rollout_backend_info"))?.includes(reason));
     assert.match((await infoLine(g.url, "loracast_engine_backend_info")) ?? "", /backend="ort-native"/);
+    // On the cpu the fused ops are reference loops: the generator says so, and how to avoid it.
+    const warned = g.logs.find(
+      (l) =>
+        l.msg ===
+        "shrink-expand model on the cpu: its fused LoRA ops run reference loops here, far slower than a gemm build",
+    );
+    assert.equal(warned?.level, "warn", JSON.stringify(warned));
+    assert.match(String(warned?.fix), /--lora-op gemm/);
 
     const res = await postJson(`${stack.trainer.url}/v1/runs`, grpoRun("fused", dataset, 12));
     assert.equal(res.status, 201, await res.clone().text());

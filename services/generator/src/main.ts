@@ -110,6 +110,15 @@ log.info("base loaded", {
       }
     : {}),
 });
+if (session !== null && session.ep === "cpu" && session.manifest.decoder.loraOp === "shrink-expand")
+  // The fused LoRA ops are for CUDA: their CPU kernels are reference loops, and a 4-bit model's
+  // MatMulNBitsLora is many times slower than MLAS's MatMulNBits (README, "Run on a GPU").
+  log.warn(
+    "shrink-expand model on the cpu: its fused LoRA ops run reference loops here, far slower than a gemm build",
+    {
+      fix: "build the CPU's model with --lora-op gemm (the default)",
+    },
+  );
 
 const settings = s3SettingsFromEnv(env);
 const objects = new S3ObjectStore(settings);

@@ -2,9 +2,10 @@
  * The addon's `ai.loracast.MatMulNBitsLora` (a 4-bit base projection and its LoRA branch in one
  * node, shared/ort-native/lora-nbits.cuh) on the CUDA EP, for the lead's device call (issue 18):
  *  1. correctness: its CUDA kernels (the node's `kernel` attribute: "split", lora_shrink then
- *     lora_nbits; "fused", one launch with its own shrink) against the float64 reference and the op's
- *     CPU kernel, the two kernels' outputs bit for bit, over decode and prefill row counts, R = 0, odd
- *     K and block sizes 16 and 64;
+ *     lora_nbits at every M; "fused", one launch with its own shrink where it applies, auto's form
+ *     elsewhere: from 32 rows dequantize + cuBLAS) against the float64 reference and the op's CPU
+ *     kernel, and the two outputs bit for bit where the fused form applies, over decode and prefill
+ *     row counts, R = 0, odd K and block sizes 16 and 64;
  *  2. speed: µs per projection at M = `--ms` for Qwen2.5-0.5B's four packed modules (r = 16 per
  *     module), each projection with its own weight and factors: `MatMulNBits` alone (the base),
  *     `MatMulNBits` then `LoraShrinkExpand` (the shrink-expand decoder before this op), and
@@ -109,11 +110,15 @@ for (const [m, k, r, n, block] of SHAPES) {
     ) as [Float32Array, Float32Array, Float32Array];
     const errors = [split, fused, cpu].map((z) => loraRelativeError(z, reference));
     const apart = loraRelativeError(split, { z: Float64Array.from(cpu), scale: reference.scale });
+    // `kernel="fused"` is the fused form where it applies (1 ≤ M ≤ 8, R > 0), whose bits must be
+    // the split form's; elsewhere it is auto's choice (from 32 rows the cuBLAS form, other bits),
+    // held to the tolerance like every other column.
+    const fusedApplies = m >= 1 && m <= 8 && r > 0;
     const identical = same(split, fused);
-    const ok = errors.every((e) => e <= TOLERANCE) && apart <= 2 * TOLERANCE && identical;
+    const ok = errors.every((e) => e <= TOLERANCE) && apart <= 2 * TOLERANCE && (identical || !fusedApplies);
     if (!ok) failed++;
     say(
-      `| ${m} | ${k} | ${r} | ${n} | ${block} | ${errors.map((e) => e.toExponential(2)).join(" | ")} | ${apart.toExponential(2)} | ${identical ? "identical" : "DIFFER"} | ${ok ? "ok" : "FAIL"} |`,
+      `| ${m} | ${k} | ${r} | ${n} | ${block} | ${errors.map((e) => e.toExponential(2)).join(" | ")} | ${apart.toExponential(2)} | ${identical ? "identical" : fusedApplies ? "DIFFER" : "differ (auto's form)"} | ${ok ? "ok" : "FAIL"} |`,
     );
   } catch (e) {
     failed++;
