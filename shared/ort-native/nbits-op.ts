@@ -8,6 +8,7 @@ import { LORA_SHRINK_EXPAND, MATMUL_NBITS_LORA } from "../model-format/index.ts"
 import { type AttrValue, attr, encodeModel, GraphBuilder } from "../onnx/index.ts";
 import type { Rng } from "../random/index.ts";
 import type { HostTensor } from "./index.ts";
+import { loraReference } from "./lora-op.ts";
 
 /**
  * A 4-bit weight `[n, k]` in MatMulNBits' layout (shared/model-builder/quantize.ts): `q` uint8
@@ -84,25 +85,12 @@ function dequantizeNbits(w: NbitsWeight): Float32Array {
  * differs from `z` by a few 1e-7 × `scale`. Compare with `loraRelativeError`.
  */
 export function nbitsReference(o: NbitsOperands): { z: Float64Array; scale: Float64Array } {
-  const { m, r, x, a, b } = o;
+  const { m, x } = o;
   const { n, k } = o.weight;
   const w = dequantizeNbits(o.weight);
-  const z = new Float64Array(m * n);
-  const scale = new Float64Array(m * n);
-  const h = new Float64Array(r);
-  const habs = new Float64Array(r);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < r; j++) {
-      let s = 0;
-      let sa = 0;
-      for (let q = 0; q < k; q++) {
-        const t = (x[i * k + q] as number) * (a[j * k + q] as number);
-        s += t;
-        sa += Math.abs(t);
-      }
-      h[j] = s;
-      habs[j] = sa;
-    }
+  // The branch's terms as loraReference sums them, over a zero base; the projection's added here.
+  const { z, scale } = loraReference({ m, k, r: o.r, n, x, a: o.a, b: o.b, y: new Float32Array(m * n) });
+  for (let i = 0; i < m; i++)
     for (let c = 0; c < n; c++) {
       let s = 0;
       let sa = 0;
@@ -111,15 +99,9 @@ export function nbitsReference(o: NbitsOperands): { z: Float64Array; scale: Floa
         s += t;
         sa += Math.abs(t);
       }
-      for (let j = 0; j < r; j++) {
-        const bv = b[c * r + j] as number;
-        s += (h[j] as number) * bv;
-        sa += (habs[j] as number) * Math.abs(bv);
-      }
-      z[i * n + c] = s;
-      scale[i * n + c] = sa;
+      z[i * n + c] = (z[i * n + c] as number) + s;
+      scale[i * n + c] = (scale[i * n + c] as number) + sa;
     }
-  }
   return { z, scale };
 }
 
