@@ -315,6 +315,22 @@ OrtStatus* launchNbitsGemm(const OrtApi* api, const Driver& d, const ContextStat
   });
 }
 
+// The state of the stream's CUDA context (*state) and, when `choice` takes the one-launch form for
+// m rows of rank r (1 ≤ m ≤ LORA_ROWS, r > 0; auto up to FUSED_MAX_ROWS) and the device holds that
+// kernel's grid (its `resident` count in the state > 0), the stream's workspace for m · r floats of h
+// (*work; 0 when the split form is to run).
+OrtStatus* stateAndWorkspace(const OrtApi* api, const Driver& d, const StreamScope& scope, LoraKernelChoice choice,
+                             int64_t m, int64_t r, unsigned ContextState::*resident, ContextState** state,
+                             CUdeviceptr* work) {
+  const bool fusable = m <= LORA_ROWS && r > 0 &&
+                       (choice == LoraKernelChoice::Fused || (choice == LoraKernelChoice::Auto && m <= FUSED_MAX_ROWS));
+  std::lock_guard<std::mutex> lock(contextsMutex);
+  OrtStatus* status = contextState(api, d, scope.streamContext, state);
+  if (!status && fusable && (*state)->*resident > 0)
+    status = workspace(api, d, *state, scope.stream, static_cast<size_t>(m * r), work);
+  return status;
+}
+
 }  // namespace
 
 OrtStatus* loraCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKernelContext* context,
@@ -323,17 +339,9 @@ OrtStatus* loraCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKernel
   if (!d.error.empty()) return failure(api, d.error);
   StreamScope scope(api, d, context);
   if (scope.status) return scope.status;
-  const bool fusable = o.m <= LORA_ROWS && o.r > 0 &&
-                       (choice == LoraKernelChoice::Fused || (choice == LoraKernelChoice::Auto && o.m <= FUSED_MAX_ROWS));
   ContextState* state = nullptr;
   CUdeviceptr work = 0;
-  OrtStatus* status = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(contextsMutex);
-    status = contextState(api, d, scope.streamContext, &state);
-    if (!status && fusable && state->resident > 0)
-      status = workspace(api, d, state, scope.stream, static_cast<size_t>(o.m * o.r), &work);
-  }
+  OrtStatus* status = stateAndWorkspace(api, d, scope, choice, o.m, o.r, &ContextState::resident, &state, &work);
   bool launched = false;
   if (!status && work) status = launchFused(api, d, *state, scope.stream, o, work, &launched);
   if (!status && !launched)
@@ -348,17 +356,11 @@ OrtStatus* nbitsCudaCompute(const OrtApi* api, LoraKernelChoice choice, OrtKerne
   if (!d.error.empty()) return failure(api, d.error);
   StreamScope scope(api, d, context);
   if (scope.status) return scope.status;
-  const bool fusable = o.m <= LORA_ROWS && o.r > 0 &&
-                       (choice == LoraKernelChoice::Fused || (choice == LoraKernelChoice::Auto && o.m <= FUSED_MAX_ROWS));
   ContextState* state = nullptr;
   CUdeviceptr work = 0;
-  OrtStatus* status = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(contextsMutex);
-    status = contextState(api, d, scope.streamContext, &state);
-    if (!status && fusable && (o.m == 1 ? state->nbitsRowResident : state->nbitsResident) > 0)
-      status = workspace(api, d, state, scope.stream, static_cast<size_t>(o.m * o.r), &work);
-  }
+  OrtStatus* status =
+      stateAndWorkspace(api, d, scope, choice, o.m, o.r,
+                        o.m == 1 ? &ContextState::nbitsRowResident : &ContextState::nbitsResident, &state, &work);
   bool launched = false;
   if (!status && work) status = launchNbitsFused(api, d, *state, scope.stream, o, work, &launched);
   // The gemm form needs M as cuBLAS's int.
