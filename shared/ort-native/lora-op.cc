@@ -67,17 +67,6 @@ OrtStatus* operands(const OrtApi* api, OrtKernelContext* context, LoraOperands* 
 
 // --- the CPU kernel -------------------------------------------------------------------------
 
-// A float32 dot product in eight partial sums (independent chains the compiler can vectorise).
-float dot(const float* p, const float* q, int64_t len) {
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= len; i += 8)
-    for (int j = 0; j < 8; j++) s[j] += p[i + j] * q[i + j];
-  float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < len; i++) total += p[i] * q[i];
-  return total;
-}
-
 constexpr int64_t CPU_COLUMNS = 256;  // columns of z per unit of the expand's parallel loop
 
 struct CpuWork {
@@ -151,11 +140,6 @@ ONNXTensorElementDataType ORT_API_CALL floatType(const OrtCustomOp*, size_t) {
 }
 size_t ORT_API_CALL inputCount(const OrtCustomOp*) { return INPUTS; }
 size_t ORT_API_CALL outputCount(const OrtCustomOp*) { return 1; }
-OrtCustomOpInputOutputCharacteristic ORT_API_CALL required(const OrtCustomOp*, size_t) {
-  return INPUT_OUTPUT_REQUIRED;
-}
-OrtMemType ORT_API_CALL defaultMemory(const OrtCustomOp*, size_t) { return OrtMemTypeDefault; }
-int ORT_API_CALL sinceVersion(const OrtCustomOp*) { return 1; }
 const char* ORT_API_CALL opName(const OrtCustomOp*) { return NAME; }
 
 const OrtApi* inferApi = nullptr;  // set by addLoraOps before any session can infer
@@ -169,9 +153,7 @@ OrtStatus* ORT_API_CALL inferShape(const OrtCustomOp*, OrtShapeInferContext* con
 
 template <const char* (*Provider)(const OrtCustomOp*), OrtStatus* (*Compute)(void*, OrtKernelContext*)>
 OrtCustomOp makeOp() {
-  OrtCustomOp op;
-  std::memset(&op, 0, sizeof op);  // every later, optional entry null
-  op.version = ORT_API_VERSION;
+  OrtCustomOp op = customOpBase();
   op.GetName = opName;
   op.GetExecutionProviderType = Provider;
   op.GetInputType = floatType;
@@ -179,13 +161,9 @@ OrtCustomOp makeOp() {
   op.GetOutputType = floatType;
   op.GetOutputTypeCount = outputCount;
   op.KernelDestroy = destroyKernel;
-  op.GetInputCharacteristic = required;
-  op.GetOutputCharacteristic = required;
-  op.GetInputMemoryType = defaultMemory;
   op.CreateKernelV2 = createKernel;
   op.KernelComputeV2 = [](void* kernel, OrtKernelContext* context) -> OrtStatusPtr { return Compute(kernel, context); };
   op.InferOutputShapeFn = inferShape;
-  op.GetStartVersion = sinceVersion;
   return op;
 }
 const char* ORT_API_CALL cpuProvider(const OrtCustomOp*) { return "CPUExecutionProvider"; }

@@ -4,7 +4,6 @@
 #include "nbits-op.h"
 
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -94,17 +93,6 @@ struct CpuWork {
   const float* h;  // [M, R]
   int64_t tiles;
 };
-
-// A float32 dot product in eight partial sums (independent chains the compiler can vectorise).
-float dot(const float* p, const float* q, int64_t len) {
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= len; i += 8)
-    for (int j = 0; j < 8; j++) s[j] += p[i + j] * q[i + j];
-  float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < len; i++) total += p[i] * q[i];
-  return total;
-}
 
 // One tile of columns. Per column and block, the block's codes become floats once ((code − zero
 // point) · scale, as MatMulNBits dequantizes), then every row takes its dot with them; the LoRA term
@@ -210,19 +198,12 @@ ONNXTensorElementDataType ORT_API_CALL outputType(const OrtCustomOp*, size_t) {
 }
 size_t ORT_API_CALL inputCount(const OrtCustomOp*) { return INPUTS; }
 size_t ORT_API_CALL outputCount(const OrtCustomOp*) { return 1; }
-OrtCustomOpInputOutputCharacteristic ORT_API_CALL required(const OrtCustomOp*, size_t) {
-  return INPUT_OUTPUT_REQUIRED;
-}
-OrtMemType ORT_API_CALL defaultMemory(const OrtCustomOp*, size_t) { return OrtMemTypeDefault; }
-int ORT_API_CALL sinceVersion(const OrtCustomOp*) { return 1; }
 const char* ORT_API_CALL opName(const OrtCustomOp*) { return NAME; }
 const char* ORT_API_CALL cpuProvider(const OrtCustomOp*) { return "CPUExecutionProvider"; }
 const char* ORT_API_CALL cudaProvider(const OrtCustomOp*) { return "CUDAExecutionProvider"; }
 
 OrtCustomOp makeOp(bool cuda) {
-  OrtCustomOp op;
-  std::memset(&op, 0, sizeof op);  // every later, optional entry null (no shape inference: Y [M, N])
-  op.version = ORT_API_VERSION;
+  OrtCustomOp op = customOpBase();  // no shape inference: Y [M, N]
   op.GetName = opName;
   op.GetExecutionProviderType = cuda ? cudaProvider : cpuProvider;
   op.GetInputType = inputType;
@@ -230,12 +211,8 @@ OrtCustomOp makeOp(bool cuda) {
   op.GetOutputType = outputType;
   op.GetOutputTypeCount = outputCount;
   op.KernelDestroy = destroyKernel;
-  op.GetInputCharacteristic = required;
-  op.GetOutputCharacteristic = required;
-  op.GetInputMemoryType = defaultMemory;
   op.CreateKernelV2 = createKernel;
   op.KernelComputeV2 = cuda ? cudaCompute : cpuCompute;
-  op.GetStartVersion = sinceVersion;
   return op;
 }
 

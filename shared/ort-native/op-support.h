@@ -1,9 +1,11 @@
 // What the ai.loracast custom ops (lora-op.cc, nbits-op.cc) share: reading an operand's dims
-// without heap allocations, naming a shape in an error, and the `kernel` attribute.
+// without heap allocations, naming a shape in an error, the `kernel` attribute, the CPU kernels' dot
+// product and the OrtCustomOp fields every op sets alike.
 #pragma once
 #include <onnxruntime_c_api.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "lora-cuda.h"
@@ -61,6 +63,32 @@ inline OrtStatus* kernelChoice(const OrtApi* api, const OrtKernelInfo* info, con
                               value.substr(0, 64) + "\"")
                                  .c_str());
   return nullptr;
+}
+
+// A float32 dot product in eight partial sums (independent chains the compiler can vectorise): the
+// CPU kernels' one sum.
+inline float dot(const float* p, const float* q, int64_t len) {
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int j = 0; j < 8; j++) s[j] += p[i + j] * q[i + j];
+  float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < len; i++) total += p[i] * q[i];
+  return total;
+}
+
+// What every ai.loracast op's OrtCustomOp shares: this API version, every input and output
+// required and in the EP's default memory, since version 1, every other entry null (each op sets
+// its name, provider, types, counts and kernel functions).
+inline OrtCustomOp customOpBase() {
+  OrtCustomOp op;
+  std::memset(&op, 0, sizeof op);
+  op.version = ORT_API_VERSION;
+  op.GetInputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
+  op.GetOutputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
+  op.GetInputMemoryType = [](const OrtCustomOp*, size_t) { return OrtMemTypeDefault; };
+  op.GetStartVersion = [](const OrtCustomOp*) { return 1; };
+  return op;
 }
 
 }  // namespace ortnative
